@@ -1,0 +1,103 @@
+"""Manifest schema (pandera) and validation with row- and column-level messages.
+
+A manifest has one row per image:
+
+* ``image`` - path relative to the dataset root (must resolve inside it)
+* ``subject`` - person identifier
+* optional attribute columns: ``sex``, ``skin_tone``, ``race``, ``age`` (years, 0-120),
+  ``control`` or any other categorical column
+* optional landmarks ``lm0_x, lm0_y, ..., lm4_x, lm4_y`` in source-image pixels, in the
+  ArcFace order: left eye, right eye, nose tip, left mouth corner, right mouth corner
+  (left/right as seen in the image).
+* optional extra points ``pt_<name>_x, pt_<name>_y`` (jaw contour, nose bridge) used to
+  place masks; they follow the face through alignment and are never attributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from audit.errors import DatasetError
+
+LANDMARK_COLUMNS = [f"lm{i}_{ax}" for i in range(5) for ax in ("x", "y")]
+KNOWN_CATEGORICAL = ("sex", "skin_tone", "race", "control")
+REGRESSION_ATTRIBUTES = ("age",)
+RESERVED = {"image", "subject", *LANDMARK_COLUMNS}
+MAX_ERRORS_SHOWN = 5
+
+MANIFEST_SCHEMA = pa.DataFrameSchema(
+    {
+        "image": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False, coerce=True),
+        "subject": pa.Column(str, pa.Check.str_length(min_value=1), nullable=False, coerce=True),
+        "age": pa.Column(float, pa.Check.in_range(0, 120), nullable=True, required=False, coerce=True),
+        "sex": pa.Column(str, nullable=True, required=False, coerce=True),
+        "skin_tone": pa.Column(str, nullable=True, required=False, coerce=True),
+        "race": pa.Column(str, nullable=True, required=False, coerce=True),
+        **{c: pa.Column(float, pa.Check.ge(0), nullable=False, required=False, coerce=True) for c in LANDMARK_COLUMNS},
+    },
+    strict=False,
+    name="manifest",
+)
+
+
+def _describe(failures: pd.DataFrame, source: str) -> str:
+    lines = []
+    for _, f in failures.head(MAX_ERRORS_SHOWN).iterrows():
+        idx = f.get("index")
+        where = f"row {int(idx) + 1}" if pd.notna(idx) else "all rows"
+        col = f.get("column") or "(table)"
+        check = str(f.get("check"))
+        lines.append(f"{source}: {where}, column '{col}': value {f.get('failure_case')!r} fails {check}")
+    more = len(failures) - MAX_ERRORS_SHOWN
+    if more > 0:
+        lines.append(f"... and {more} more problems")
+    return "\n".join(lines)
+
+
+def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate and coerce a manifest; raise :class:`DatasetError` naming rows and columns.
+
+    Rows are numbered from 1 (the first data row), as a spreadsheet user counts them.
+    """
+    for col in ("image", "subject"):
+        if col not in df.columns:
+            raise DatasetError(f"{source}: missing required column '{col}' (columns are {list(df.columns)})")
+    present = [c for c in LANDMARK_COLUMNS if c in df.columns]
+    if present and len(present) != len(LANDMARK_COLUMNS):
+        missing = [c for c in LANDMARK_COLUMNS if c not in df.columns]
+        raise DatasetError(f"{source}: landmark columns are incomplete; missing {missing}")
+    if len(df) == 0:
+        raise DatasetError(f"{source}: the manifest has no rows (empty dataset)")
+    try:
+        out = MANIFEST_SCHEMA.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise DatasetError(_describe(exc.failure_cases, source)) from None
+    dup = out.duplicated(subset=["image"], keep="first")
+    if dup.any():
+        rows = [int(i) + 1 for i in out.index[dup][:MAX_ERRORS_SHOWN]]
+        first = out.loc[dup, "image"].iloc[0]
+        raise DatasetError(f"{source}: duplicate rows for image {first!r} (rows {rows}); each image must appear once")
+    return out.reset_index(drop=True)
+
+
+def attribute_columns(df: pd.DataFrame) -> list[str]:
+    """Attribute columns present in a manifest, in a stable order."""
+    cols = [c for c in df.columns if c not in RESERVED and not c.startswith(("_", "pt_"))]
+    return sorted(cols, key=lambda c: (c not in KNOWN_CATEGORICAL + REGRESSION_ATTRIBUTES, c))
+
+
+def is_regression(attribute: str) -> bool:
+    return attribute in REGRESSION_ATTRIBUTES
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet manifest as strings/numbers (no validation)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={"image": str, "subject": str}, keep_default_na=True)
+    except Exception as exc:
+        raise DatasetError(f"{path}: cannot read manifest ({type(exc).__name__}: {str(exc)[:200]})") from None

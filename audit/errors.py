@@ -1,0 +1,36 @@
+"""Error types shown to users as one-line messages.
+
+Every error raised for bad input derives from :class:`FaceAuditError`; the CLI prints
+``str(err)`` without a traceback (unless ``--debug``). Messages name the thing at fault:
+the file, the row and column, the rule and field.
+"""
+
+from __future__ import annotations
+
+
+class FaceAuditError(Exception):
+    """Base class for errors caused by the user's input or environment."""
+
+
+class ModelError(FaceAuditError):
+    """An ONNX file that cannot be used (corrupt, unsafe, wrong outputs, NaN)."""
+
+
+class ProfileError(FaceAuditError):
+    """A model profile that is invalid or contradicts the graph."""
+
+
+class DatasetError(FaceAuditError):
+    """A dataset or manifest that cannot be used."""
+
+
+class StoreError(FaceAuditError):
+    """The DuckDB store cannot be opened or written."""
+
+
+class ConfigError(FaceAuditError):
+    """Bad run configuration (unknown probe, condition, attribute...)."""
+
+
+class RuleError(FaceAuditError):
+    """A rule pack that fails validation."""

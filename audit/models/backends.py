@@ -1,0 +1,269 @@
+"""Inference backends behind one interface.
+
+``ort`` runs the graph with onnxruntime. ``torch`` runs the same graph converted by
+onnx2torch and is differentiable (gradient probes). Both take batches of aligned faces as
+``uint8`` or float arrays of shape (N, H, W, 3), RGB, 0-255, and apply the profile's
+resize, colour order, normalisation and layout themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from audit.errors import ModelError
+from audit.models.onnx_file import ModelInfo
+from audit.models.profile import Profile
+
+NAN_OUTPUT = "{model}: output '{output}' contains NaN or infinite values (images {start}..{stop})"
+TORCH_CONVERT_FAILED = (
+    "{model}: onnx2torch could not convert the graph ({why}); the ort backend still works, "
+    "and gradient-based probes fall back to surrogate / black-box modes"
+)
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto|cpu|cuda`` to an available device name."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:
+        has_cuda = False
+    if device == "cuda" and not has_cuda:
+        raise ModelError("--device cuda was asked for but no CUDA device is available")
+    return "cuda" if has_cuda else "cpu"
+
+
+def preprocess(images: np.ndarray, profile: Profile) -> np.ndarray:
+    """Aligned RGB 0-255 images (N, H, W, 3) -> float32 model input in the profile's layout."""
+    spec = profile.input
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ModelError(f"{profile.name}: expected images of shape (N, H, W, 3), got {x.shape}")
+    h, w = spec.size
+    if x.shape[1:3] != (h, w):
+        x = np.stack([cv2.resize(np.ascontiguousarray(im), (w, h), interpolation=cv2.INTER_AREA) for im in x])
+    x = x.astype(np.float32, copy=False)
+    if spec.color == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    if spec.layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+class Backend:
+    """Common batching, NaN checks and output interpretation."""
+
+    name = "base"
+
+    def __init__(self, info: ModelInfo, profile: Profile, batch_size: int = 64):
+        self.info = info
+        self.profile = profile
+        self.batch_size = batch_size
+        self.output_names = [o.name for o in info.outputs]
+        inp = info.input(profile.input.name)
+        self.dynamic_batch = bool(inp and not isinstance(inp.shape[0], int))
+        """True when the graph's batch dimension is symbolic; else batches are looped one by one."""
+
+    # -- to be provided by subclasses
+    def _run_arrays(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def run_preprocessed(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run already-preprocessed inputs, batching (or looping for a fixed batch of 1)."""
+        parts: list[list[np.ndarray]] = []
+        step = self.batch_size if self.dynamic_batch else 1
+        for start, stop in _batches(len(x), step):
+            outs = self._run_arrays(x[start:stop])
+            for name, arr in zip(self.output_names, outs):
+                if not np.all(np.isfinite(arr)):
+                    raise ModelError(NAN_OUTPUT.format(model=self.info.path.name, output=name, start=start, stop=stop - 1))
+            parts.append(outs)
+        if not parts:
+            return {n: np.zeros((0,), np.float32) for n in self.output_names}
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self.output_names)}
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for aligned RGB 0-255 images, in chunks so memory stays bounded."""
+        chunk = max(self.batch_size, 1) * 4
+        results: list[dict[str, np.ndarray]] = []
+        for start, stop in _batches(len(images), chunk):
+            results.append(self.run_preprocessed(preprocess(images[start:stop], self.profile)))
+        if not results:
+            return self.run_preprocessed(np.zeros((0, 1), np.float32))
+        return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings (N, D) as float32; for attribute models, the concatenated head outputs."""
+        outs = self.run(images)
+        if self.profile.kind == "embedding":
+            emb = outs[self.profile.embedding_output]
+        else:
+            emb = np.concatenate([outs[h.output].reshape(len(images), -1) for h in self.profile.heads], axis=1)
+        return emb.reshape(len(images), -1).astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Per attribute head: class probabilities (categorical) or values (regression)."""
+        outs = self.run(images)
+        return interpret_heads(self.profile, outs)
+
+
+def interpret_heads(profile: Profile, outs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    result = {}
+    for h in profile.heads:
+        raw = outs[h.output].reshape(len(outs[h.output]), -1)
+        if h.type == "categorical":
+            # Accept logits or probabilities: softmax is idempotent in argmax and we only
+            # need a proper distribution.
+            if not (np.all(raw >= 0) and np.allclose(raw.sum(1), 1.0, atol=1e-3)):
+                z = raw - raw.max(1, keepdims=True)
+                raw = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+            result[h.attribute] = raw
+        else:
+            result[h.attribute] = raw[:, 0] * h.scale + h.offset
+    return result
+
+
+class OrtBackend(Backend):
+    """onnxruntime: CPU provider by default, CUDA provider when installed and asked for."""
+
+    name = "ort"
+
+    def __init__(self, info: ModelInfo, profile: Profile, device: str = "auto", batch_size: int = 64, threads: int = 0):
+        super().__init__(info, profile, batch_size)
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        elif device == "cuda":
+            raise ModelError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"{info.path.name}: onnxruntime cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
+
+    def _run_arrays(self, x: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self.session.run(self.output_names, {self.profile.input.name: x})
+        except Exception as exc:
+            raise ModelError(f"{self.info.path.name}: inference failed: {str(exc).splitlines()[0][:300]}") from None
+
+
+class TorchBackend(Backend):
+    """The graph converted with onnx2torch; differentiable, CPU or CUDA."""
+
+    name = "torch"
+
+    def __init__(self, info: ModelInfo, profile: Profile, device: str = "auto", batch_size: int = 64):
+        super().__init__(info, profile, batch_size)
+        import torch
+        from onnx2torch import convert
+
+        if info.proto is None:
+            raise ModelError(f"{info.path.name}: the ONNX graph was not kept in memory")
+        try:
+            module = convert(info.proto)
+        except Exception as exc:
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ModelError(TORCH_CONVERT_FAILED.format(model=info.path.name, why=why)) from None
+        self.device = resolve_device(device)
+        self.module = module.to(self.device).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.torch = torch
+        spec = profile.input
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.dynamic_batch = True  # the converted module accepts any batch size
+
+    def _call(self, x):
+        out = self.module(x)
+        if not isinstance(out, (tuple, list)):
+            out = (out,)
+        return list(out)
+
+    def _run_arrays(self, x: np.ndarray) -> list[np.ndarray]:
+        with self.torch.no_grad():
+            outs = self._call(self.torch.from_numpy(x).to(self.device))
+        return [o.detach().float().cpu().numpy() for o in outs]
+
+    def forward_tensor(self, x):
+        """Differentiable forward: ``x`` is an (N, 3, H, W) RGB float tensor on 0-255.
+
+        Returns the list of graph outputs as tensors. Resizing is bilinear when the
+        image size differs from the profile's.
+        """
+        torch = self.torch
+        spec = self.profile.input
+        if tuple(x.shape[-2:]) != tuple(spec.size):
+            x = torch.nn.functional.interpolate(x, size=tuple(spec.size), mode="bilinear", align_corners=False)
+        if spec.color == "BGR":
+            x = x.flip(1)
+        x = (x - self._mean) / self._std
+        if spec.layout == "NHWC":
+            x = x.permute(0, 2, 3, 1)
+        return self._call(x.contiguous())
+
+    def embed_tensor(self, x):
+        """Differentiable embeddings for an (N, 3, H, W) RGB 0-255 tensor."""
+        outs = self.forward_tensor(x)
+        idx = self.output_names.index(self.profile.embedding_output) if self.profile.kind == "embedding" else 0
+        return outs[idx].reshape(x.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """Agreement of the torch backend with onnxruntime on one batch."""
+
+    n: int
+    """Images compared."""
+    max_abs_diff: float
+    """Largest absolute difference over every output element."""
+    min_cosine: float
+    """Smallest per-image cosine similarity between the two backends' outputs."""
+    passed: bool
+    """max_abs_diff <= atol_rel * output scale and min_cosine >= min_cos."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parity_check(ort_b: Backend, torch_b: Backend, images: np.ndarray,
+                 atol_rel: float = 1e-3, min_cos: float = 0.9999) -> ParityResult:
+    """Compare two backends on the same batch of images."""
+    a, b = ort_b.run(images), torch_b.run(images)
+    max_abs, min_c, scale = 0.0, 1.0, 0.0
+    for name in a:
+        x = a[name].reshape(len(images), -1).astype(np.float64)
+        y = b[name].reshape(len(images), -1).astype(np.float64)
+        max_abs = max(max_abs, float(np.abs(x - y).max(initial=0.0)))
+        scale = max(scale, float(np.abs(x).max(initial=0.0)))
+        nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+        cos = (x * y).sum(1) / np.maximum(nx * ny, 1e-12)
+        cos[(nx < 1e-12) & (ny < 1e-12)] = 1.0
+        if len(cos):
+            min_c = min(min_c, float(cos.min()))
+    passed = max_abs <= atol_rel * max(scale, 1.0) and min_c >= min_cos
+    return ParityResult(n=len(images), max_abs_diff=max_abs, min_cosine=min_c, passed=passed)

@@ -1,0 +1,61 @@
+"""``models.load()``: a model file, its profile and lazily built backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit.errors import ModelError
+from audit.models.backends import OrtBackend, TorchBackend
+from audit.models.onnx_file import ModelInfo, load_model_file
+from audit.models.profile import Profile, resolve_profile
+
+
+@dataclass
+class LoadedModel:
+    """A validated model with its profile; backends are created on first use."""
+
+    info: ModelInfo
+    profile: Profile
+    profile_from_file: bool
+    device: str = "auto"
+    batch_size: int = 64
+    _ort: OrtBackend | None = field(default=None, repr=False)
+    _torch: TorchBackend | None = field(default=None, repr=False)
+    torch_error: str | None = None
+    """Why the torch backend is unavailable, once its conversion was tried and failed."""
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def ort(self) -> OrtBackend:
+        if self._ort is None:
+            self._ort = OrtBackend(self.info, self.profile, self.device, self.batch_size)
+        return self._ort
+
+    def torch(self) -> TorchBackend | None:
+        """The torch backend, or None (with :attr:`torch_error` set) if conversion failed."""
+        if self._torch is None and self.torch_error is None:
+            try:
+                self._torch = TorchBackend(self.info, self.profile, self.device, self.batch_size)
+            except ModelError as exc:
+                self.torch_error = str(exc)
+        return self._torch
+
+    def backend(self, name: str = "ort"):
+        if name == "ort":
+            return self.ort
+        b = self.torch()
+        if b is None:
+            raise ModelError(self.torch_error or "torch backend unavailable")
+        return b
+
+
+def load(path: str | Path, profile: str | Path | None = None, device: str = "auto",
+         batch_size: int = 64) -> LoadedModel:
+    """Validate an ONNX file and resolve its profile (sidecar YAML or inferred)."""
+    info = load_model_file(path)
+    prof, from_file = resolve_profile(info, Path(profile) if profile else None)
+    return LoadedModel(info=info, profile=prof, profile_from_file=from_file, device=device, batch_size=batch_size)

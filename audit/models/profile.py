@@ -1,0 +1,225 @@
+"""Model profiles: how to feed a model and what its outputs mean.
+
+A profile lives next to the model as ``NAME.profile.yaml``. When there is none, one is
+inferred from the graph and every inferred field is listed in ``guessed`` so the user
+knows what to confirm (``faceaudit inspect --write-profile``).
+
+Normalisation convention: ``mean`` and ``std`` are on the 0-255 scale, applied after the
+colour order is set: ``x' = (x - mean) / std``. ArcFace-style models use 127.5/127.5
+(or 128); ImageNet models use mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from audit.errors import ProfileError
+from audit.models.onnx_file import ModelInfo
+
+PROFILE_SUFFIX = ".profile.yaml"
+CONTRADICTS = "{where}: field '{field}' = {value!r} contradicts the graph: {why}"
+
+
+class InputSpec(BaseModel):
+    """How images enter the model."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    """Graph input name."""
+    size: tuple[int, int] = (112, 112)
+    """Height, width in pixels."""
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR"] = "RGB"
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    """Per-channel mean on the 0-255 scale, in the model's colour order."""
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    """Per-channel divisor on the 0-255 scale."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> "InputSpec":
+        if min(self.size) < 8:
+            raise ValueError("size must be at least 8x8 pixels")
+        if min(self.std) <= 0:
+            raise ValueError("std must be positive")
+        return self
+
+
+class Head(BaseModel):
+    """One attribute output of an ``attributes`` model."""
+
+    model_config = ConfigDict(extra="forbid")
+    attribute: str
+    """Dataset attribute this head predicts (``sex``, ``skin_tone``, ``age``...)."""
+    output: str
+    """Graph output name."""
+    type: Literal["categorical", "regression"]
+    labels: list[str] | None = None
+    """Class labels in output order (categorical heads)."""
+    scale: float = 1.0
+    """Regression value = raw * scale + offset."""
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _labels(self) -> "Head":
+        if self.type == "categorical" and not self.labels:
+            raise ValueError(f"head '{self.attribute}': categorical heads need labels")
+        return self
+
+
+class Profile(BaseModel):
+    """Everything faceaudit needs to know to run a model."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["embedding", "attributes"]
+    input: InputSpec
+    embedding_output: str | None = None
+    """Graph output holding the embedding (``embedding`` models)."""
+    heads: list[Head] = Field(default_factory=list)
+    """Attribute heads (``attributes`` models)."""
+    guessed: list[str] = Field(default_factory=list)
+    """Fields inferred from the graph rather than stated by a person."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "Profile":
+        if self.kind == "embedding" and not self.embedding_output:
+            raise ValueError("embedding profiles need 'embedding_output'")
+        if self.kind == "attributes" and not self.heads:
+            raise ValueError("attributes profiles need at least one entry in 'heads'")
+        return self
+
+    def head(self, attribute: str) -> Head | None:
+        return next((h for h in self.heads if h.attribute == attribute), None)
+
+
+def profile_path(model_path: Path) -> Path:
+    return model_path.with_name(model_path.name.removesuffix(".onnx") + PROFILE_SUFFIX)
+
+
+def load_profile(path: Path) -> Profile:
+    """Read a profile YAML; errors name the file and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile must be a mapping of fields")
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(profile)"
+        raise ProfileError(f"{path}: field '{field}': {err['msg']}") from None
+
+
+def save_profile(profile: Profile, path: Path) -> None:
+    data = profile.model_dump(mode="json", exclude_none=True)
+    header = "# faceaudit model profile. Fields listed under 'guessed' were inferred: confirm them,\n"
+    header += "# then remove them from 'guessed'. mean/std are on the 0-255 scale.\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+
+
+def infer_profile(info: ModelInfo) -> Profile:
+    """Guess a profile from the graph; every guess is named in ``guessed``."""
+    if not info.inputs:
+        raise ProfileError(f"{info.path}: the graph has no inputs")
+    guessed = ["input.color", "input.mean", "input.std"]
+    inp = info.inputs[0]
+    shape = inp.shape
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    size = (112, 112)
+    if len(shape) == 4:
+        if shape[1] == 3:
+            layout, hw = "NCHW", shape[2:4]
+        elif shape[3] == 3:
+            layout, hw = "NHWC", shape[1:3]
+        else:
+            guessed.append("input.layout")
+            hw = shape[2:4]
+        if all(isinstance(d, int) for d in hw):
+            size = (int(hw[0]), int(hw[1]))
+        else:
+            guessed.append("input.size")
+    else:
+        raise ProfileError(f"{info.path}: input '{inp.name}' has shape {list(shape)}; expected 4 dimensions (image batch)")
+    # Producer-declared normalisation (our own sample models write these keys).
+    md = info.metadata
+    mean = tuple(float(v) for v in md["faceaudit.mean"].split(",")) if "faceaudit.mean" in md else (127.5,) * 3
+    std = tuple(float(v) for v in md["faceaudit.std"].split(",")) if "faceaudit.std" in md else (127.5,) * 3
+    if "faceaudit.mean" in md:
+        guessed = [g for g in guessed if g not in ("input.mean", "input.std")]
+    spec = InputSpec(name=inp.name, size=size, layout=layout, mean=mean, std=std)
+
+    def last_dim(t) -> int | None:
+        d = t.shape[-1] if t.shape else None
+        return d if isinstance(d, int) else None
+
+    if len(info.outputs) == 1 and (last_dim(info.outputs[0]) or 0) >= 32:
+        guessed.append("kind")
+        return Profile(name=info.name, kind="embedding", input=spec,
+                       embedding_output=info.outputs[0].name, guessed=guessed)
+    heads = []
+    for out in info.outputs:
+        k = last_dim(out) or 1
+        if k > 1:
+            heads.append(Head(attribute=out.name, output=out.name, type="categorical",
+                              labels=[str(i) for i in range(k)]))
+        else:
+            heads.append(Head(attribute=out.name, output=out.name, type="regression"))
+    guessed += ["kind", "heads"]
+    return Profile(name=info.name, kind="attributes", input=spec, heads=heads, guessed=guessed)
+
+
+def check_profile(profile: Profile, info: ModelInfo, where: str) -> None:
+    """Raise :class:`ProfileError` naming the first field that contradicts the graph."""
+    inp = info.input(profile.input.name)
+    if inp is None:
+        names = [i.name for i in info.inputs]
+        raise ProfileError(CONTRADICTS.format(where=where, field="input.name", value=profile.input.name,
+                                              why=f"graph inputs are {names}"))
+    if len(inp.shape) != 4:
+        raise ProfileError(CONTRADICTS.format(where=where, field="input.name", value=inp.name,
+                                              why=f"input has shape {list(inp.shape)}, not 4-D"))
+    c_axis, hw_axes = (1, (2, 3)) if profile.input.layout == "NCHW" else (3, (1, 2))
+    if isinstance(inp.shape[c_axis], int) and inp.shape[c_axis] != 3:
+        raise ProfileError(CONTRADICTS.format(where=where, field="input.layout", value=profile.input.layout,
+                                              why=f"dimension {c_axis} of {list(inp.shape)} is not 3 channels"))
+    for axis, want in zip(hw_axes, profile.input.size):
+        got = inp.shape[axis]
+        if isinstance(got, int) and got != want:
+            raise ProfileError(CONTRADICTS.format(where=where, field="input.size", value=list(profile.input.size),
+                                                  why=f"graph input is {list(inp.shape)}"))
+    outputs = [o.name for o in info.outputs]
+    wanted = [profile.embedding_output] if profile.kind == "embedding" else [h.output for h in profile.heads]
+    for name in wanted:
+        if name not in outputs:
+            field = "embedding_output" if profile.kind == "embedding" else "heads.output"
+            raise ProfileError(CONTRADICTS.format(where=where, field=field, value=name,
+                                                  why=f"graph outputs are {outputs}"))
+    for h in profile.heads:
+        out = info.output(h.output)
+        k = out.shape[-1] if out and out.shape else None
+        if h.type == "categorical" and isinstance(k, int) and k != len(h.labels or []):
+            raise ProfileError(CONTRADICTS.format(where=where, field=f"heads[{h.attribute}].labels",
+                                                  value=h.labels, why=f"output '{h.output}' has {k} classes"))
+
+
+def resolve_profile(info: ModelInfo, explicit: Path | None = None) -> tuple[Profile, bool]:
+    """The profile for a model: the explicit file, the sidecar YAML, or an inferred one.
+
+    Returns the profile and whether it came from a file (False = inferred).
+    """
+    path = explicit or profile_path(info.path)
+    if path.is_file():
+        prof = load_profile(path)
+        check_profile(prof, info, str(path))
+        return prof, True
+    if explicit is not None:
+        raise ProfileError(f"{explicit}: profile file not found")
+    prof = infer_profile(info)
+    check_profile(prof, info, f"{info.path} (inferred profile)")
+    return prof, False

@@ -1,0 +1,258 @@
+"""The DuckDB store: typed read and write functions over the tables in ``schema.sql``.
+
+Writes are bulk (DataFrame registered as a view, ``INSERT ... BY NAME``), validated with
+the table's pandera schema first. Each probe writes its rows inside one transaction so an
+interrupted run keeps the probes it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from audit.errors import StoreError
+from audit.store.migrations import migrate
+from audit.store.schemas import TABLES
+
+DEFAULT_DB = "faceaudit.duckdb"
+LOCKED = ("{path}: the database is in use by another process{holder}. Close the other faceaudit command or TUI "
+          "using it, or choose another file with --db.")
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """A connection to one faceaudit DuckDB file (``:memory:`` works for tests)."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, read_only: bool = False):
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.exists():
+                raise StoreError(f"{self.path}: folder {parent} does not exist")
+            if read_only and not Path(self.path).exists():
+                raise StoreError(f"{self.path}: no such database (run an audit first, e.g. 'faceaudit demo')")
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            msg = str(exc)
+            if "lock" in msg.lower():
+                holder = ""
+                if "PID" in msg:
+                    holder = " (" + msg[msg.index("PID"):].split(")")[0].strip() + ")"
+                raise StoreError(LOCKED.format(path=self.path, holder=holder)) from None
+            raise StoreError(f"{self.path}: cannot open database: {msg.splitlines()[0]}") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: not a faceaudit DuckDB database ({str(exc).splitlines()[0][:200]})") from None
+        self.read_only = read_only
+        if not read_only:
+            migrate(self.con)
+            self.reconcile_runs()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    def write(self, table: str, df: pd.DataFrame) -> None:
+        """Validate ``df`` with the table's pandera schema and insert it in bulk."""
+        if df.empty:
+            return
+        try:
+            df = TABLES[table].validate(df, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            fc = exc.failure_cases.iloc[0]
+            raise StoreError(f"refusing to write table '{table}': column '{fc['column']}' value "
+                             f"{fc['failure_case']!r} fails {fc['check']}") from None
+        self.con.register("_faceaudit_write", df)
+        try:
+            cols = ", ".join(f'"{c}"' for c in df.columns)
+            self.con.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _faceaudit_write')
+        finally:
+            self.con.unregister("_faceaudit_write")
+
+    def upsert_model(self, info, profile) -> None:
+        if self.con.execute("SELECT 1 FROM models WHERE model_id = ?", [info.sha256]).fetchone():
+            return
+        self.write("models", pd.DataFrame([{
+            "model_id": info.sha256, "name": profile.name, "path": str(info.path), "size_bytes": info.size_bytes,
+            "opset": info.opset, "producer": info.producer, "info": json.dumps(info.to_dict()),
+            "profile": profile.model_dump_json(), "added_at": _now()}]))
+
+    def upsert_dataset(self, dataset, issues) -> None:
+        did = dataset.dataset_id
+        if self.con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]).fetchone():
+            return
+        summary = {}
+        for a in dataset.attributes:
+            col = dataset.manifest[a]
+            if a == "age":
+                summary[a] = {"min": float(col.min()), "median": float(col.median()), "max": float(col.max())}
+            else:
+                summary[a] = {str(k): int(v) for k, v in col.value_counts().sort_index().items()}
+        with self.transaction():
+            self.write("datasets", pd.DataFrame([{
+                "dataset_id": did, "name": dataset.name, "source": dataset.source,
+                "n_images": len(dataset.manifest), "n_subjects": dataset.n_subjects,
+                "attributes": json.dumps(summary), "added_at": _now()}]))
+            self.write("data_quality", pd.DataFrame(
+                [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem, "detail": i.detail}
+                 for i in issues], columns=["dataset_id", "image", "row_number", "problem", "detail"]))
+
+    def create_run(self, model_id: str, dataset_id: str, config: dict, seed: int, environment: dict) -> str:
+        run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.write("runs", pd.DataFrame([{
+            "run_id": run_id, "model_id": model_id, "dataset_id": dataset_id, "status": "running",
+            "config": json.dumps(config, sort_keys=True), "seed": seed, "started_at": _now(), "finished_at": None,
+            "pid": os.getpid(), "host": socket.gethostname(), "error": None,
+            "environment": json.dumps(environment, sort_keys=True), "parity": None}]))
+        return run_id
+
+    def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        finished = None if status == "running" else _now()
+        self.con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?, pid = ? WHERE run_id = ?",
+                         [status, finished, error, os.getpid(), run_id])
+
+    def set_parity(self, run_id: str, parity: dict) -> None:
+        self.con.execute("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])
+
+    def reconcile_runs(self) -> int:
+        """Mark runs left ``running`` by a process that no longer exists on this host as ``interrupted``."""
+        host = socket.gethostname()
+        rows = self.con.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
+        dead = [r[0] for r in rows if r[2] == host and not _pid_alive(r[1])]
+        for run_id in dead:
+            self.con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+        return len(dead)
+
+    def record_probe(self, run_id: str, probe: str, status: str, started: datetime, seconds: float,
+                     message: str = "") -> None:
+        self.con.execute("DELETE FROM run_probes WHERE run_id = ? AND probe = ?", [run_id, probe])
+        self.write("run_probes", pd.DataFrame([{
+            "run_id": run_id, "probe": probe, "status": status, "started_at": started, "finished_at": _now(),
+            "seconds": float(seconds), "message": message}]))
+
+    def write_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int,
+                         rows: np.ndarray, vectors: np.ndarray) -> None:
+        df = pd.DataFrame({"model_id": model_id, "dataset_id": dataset_id, "condition": condition, "seed": int(seed),
+                           "row_index": rows.astype(np.int64), "vector": list(vectors.astype(np.float32))})
+        with self.transaction():
+            self.con.execute("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
+                             [model_id, dataset_id, condition, int(seed)])
+            self.write("embeddings", df)
+
+    # ------------------------------------------------------------------ reading
+    def df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def cached_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int):
+        """``(rows, vectors)`` from the cache, or None."""
+        rel = self.con.execute(
+            "SELECT row_index, vector FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=? "
+            "ORDER BY row_index", [model_id, dataset_id, condition, int(seed)])
+        tbl = rel.arrow()
+        if hasattr(tbl, "read_all"):
+            tbl = tbl.read_all()
+        if tbl.num_rows == 0:
+            return None
+        rows = tbl.column("row_index").to_numpy()
+        flat = tbl.column("vector").combine_chunks()
+        vectors = flat.values.to_numpy(zero_copy_only=False).reshape(tbl.num_rows, -1).astype(np.float32)
+        return rows, vectors
+
+    def runs(self) -> pd.DataFrame:
+        return self.df("""
+            SELECT r.run_id, m.name AS model, d.name AS dataset, r.status, r.started_at, r.finished_at,
+                   r.model_id, r.dataset_id,
+                   count(f.rule_id) FILTER (WHERE f.status = 'pass') AS n_pass,
+                   count(f.rule_id) FILTER (WHERE f.status = 'warn') AS n_warn,
+                   count(f.rule_id) FILTER (WHERE f.status = 'fail') AS n_fail
+            FROM runs r LEFT JOIN models m USING (model_id) LEFT JOIN datasets d USING (dataset_id)
+            LEFT JOIN findings f USING (run_id)
+            GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC""")
+
+    def resolve_run(self, ref: str) -> str:
+        """A full run id from an id or unique prefix; ``latest`` is the newest run."""
+        if ref == "latest":
+            row = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
+            if not row:
+                raise StoreError(f"{self.path}: no runs in this database")
+            return row[0]
+        rows = self.con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [ref]).fetchall()
+        if not rows:
+            raise StoreError(f"{self.path}: no run '{ref}' (see 'faceaudit runs list')")
+        if len(rows) > 1:
+            raise StoreError(f"run id prefix '{ref}' is ambiguous: {[r[0] for r in rows][:5]}")
+        return rows[0][0]
+
+    def run(self, run_id: str) -> dict:
+        df = self.df("""SELECT r.*, m.name AS model_name, m.path AS model_path, m.info AS model_info,
+                        m.profile AS model_profile, m.size_bytes, m.opset, m.producer,
+                        d.name AS dataset_name, d.source AS dataset_source, d.n_images, d.n_subjects,
+                        d.attributes AS dataset_attributes
+                        FROM runs r LEFT JOIN models m USING (model_id) LEFT JOIN datasets d USING (dataset_id)
+                        WHERE run_id = ?""", [run_id])
+        if df.empty:
+            raise StoreError(f"no run '{run_id}'")
+        rec = df.iloc[0].to_dict()
+        for key in ("config", "environment", "parity", "model_info", "model_profile", "dataset_attributes"):
+            if isinstance(rec.get(key), str):
+                rec[key] = json.loads(rec[key])
+        return rec
+
+    def metrics(self, run_id: str) -> pd.DataFrame:
+        return self.df('SELECT * FROM metrics WHERE run_id = ? ORDER BY probe, condition, metric, attribute, "group", '
+                       'setting', [run_id])
+
+    def findings(self, run_id: str) -> pd.DataFrame:
+        return self.df("SELECT * FROM findings WHERE run_id = ? ORDER BY pack, rule_id", [run_id])
+
+    def probes(self, run_id: str) -> pd.DataFrame:
+        return self.df("SELECT * FROM run_probes WHERE run_id = ? ORDER BY started_at", [run_id])
+
+    def artifacts(self, run_id: str, probe: str | None = None) -> pd.DataFrame:
+        if probe:
+            return self.df("SELECT * FROM artifacts WHERE run_id = ? AND probe = ? ORDER BY name", [run_id, probe])
+        return self.df("SELECT * FROM artifacts WHERE run_id = ? ORDER BY probe, name", [run_id])
+
+    def data_quality(self, dataset_id: str) -> pd.DataFrame:
+        return self.df("SELECT * FROM data_quality WHERE dataset_id = ? ORDER BY row_number", [dataset_id])

@@ -1,0 +1,121 @@
+"""Materialising synthetic datasets: in memory (training, tests) or as a folder + manifest.
+
+The default evaluation set (``--data sample``) is ``DEFAULT_RECIPE``: 300 people x 8
+images from the ``eval`` split. Training scripts draw from the ``train`` split, so no
+evaluation person is ever seen in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from audit.synth.people import make_person
+from audit.synth.render import POINT_NAMES, draw, make_nuisance
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines a synthetic dataset's bytes."""
+
+    people: int = 300
+    images: int = 8
+    seed: int = 0
+    split: str = "eval"
+
+    def key(self) -> str:
+        return f"{self.split}-s{self.seed}-p{self.people}-i{self.images}"
+
+
+DEFAULT_RECIPE = Recipe()
+MANIFEST_COLUMNS = ["image", "subject", "sex", "skin_tone", "age", "control"] + [
+    f"{n}_{ax}" for n in POINT_NAMES for ax in ("x", "y")]
+
+
+def _render_people(args: tuple[Recipe, list[int]]) -> tuple[list[np.ndarray], list[dict]]:
+    recipe, indices = args
+    images, rows = [], []
+    for i in indices:
+        person = make_person(recipe.seed, recipe.split, i)
+        for k in range(recipe.images):
+            img, pts = draw(person, make_nuisance(recipe.seed, person.pid, k))
+            row = {"image": f"images/{person.pid}/{k:02d}.jpg", "subject": person.pid, "sex": person.sex,
+                   "skin_tone": person.skin_tone, "age": float(person.age), "control": person.control}
+            for name, (x, y) in zip(POINT_NAMES, pts):
+                row[f"{name}_x"], row[f"{name}_y"] = round(float(x), 3), round(float(y), 3)
+            images.append(img)
+            rows.append(row)
+    return images, rows
+
+
+def generate_arrays(recipe: Recipe, workers: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Render a recipe in memory: (N, 112, 112, 3) uint8 RGB and its manifest rows."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    people = list(range(recipe.people))
+    chunks = [people[i::workers] for i in range(workers)] if workers > 1 else [people]
+    if workers > 1 and recipe.people * recipe.images >= 200:
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_render_people, [(recipe, c) for c in chunks]))
+    else:
+        parts = [_render_people((recipe, people))]
+    images = [im for p in parts for im in p[0]]
+    rows = [r for p in parts for r in p[1]]
+    order = sorted(range(len(rows)), key=lambda j: rows[j]["image"])
+    return np.stack([images[j] for j in order]), pd.DataFrame([rows[j] for j in order], columns=MANIFEST_COLUMNS)
+
+
+def checksum(folder: Path) -> str:
+    """SHA-256 over the manifest and every image's bytes, in manifest order."""
+    h = hashlib.sha256()
+    manifest = folder / "manifest.csv"
+    h.update(manifest.read_bytes())
+    for rel in pd.read_csv(manifest, usecols=["image"])["image"]:
+        h.update((folder / rel).read_bytes())
+    return h.hexdigest()
+
+
+def materialise(out: Path, recipe: Recipe = DEFAULT_RECIPE, workers: int | None = None) -> tuple[Path, str, bool]:
+    """Write ``recipe`` to ``out`` (images/ + manifest.csv + recipe.json).
+
+    Reuses an existing folder whose recipe and checksum match. Returns (folder, checksum,
+    reused). Files are written to a temporary folder and renamed, so an interrupted run
+    never leaves a half-written set behind.
+    """
+    out = Path(out)
+    meta = out / "recipe.json"
+    if meta.is_file():
+        stored = json.loads(meta.read_text())
+        if stored.get("recipe") == asdict(recipe) and (out / "manifest.csv").is_file():
+            try:
+                if checksum(out) == stored.get("sha256"):
+                    return out, stored["sha256"], True
+            except OSError:
+                pass
+    images, df = generate_arrays(recipe, workers)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    for rel, img in zip(df["image"], images):
+        path = tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        path.write_bytes(enc.tobytes())
+    df.to_csv(tmp / "manifest.csv", index=False)
+    digest = checksum(tmp)
+    (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "sha256": digest}, indent=2))
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out, digest, False
