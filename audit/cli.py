@@ -1,0 +1,192 @@
+"""``faceaudit`` command line: parses options, calls :mod:`audit.api`, prints the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from audit import api
+from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
+from audit.errors import FaceAuditError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
+runs_app = typer.Typer(help="List and show stored runs.", no_args_is_help=True)
+rules_app = typer.Typer(help="List rule packs and check a pack file.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(rules_app, name="rules")
+console = Console()
+err_console = Console(stderr=True)
+STATE = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-profile",
+                                                            help="Write MODEL.profile.yaml to confirm and edit."),
+            profile: Optional[Path] = typer.Option(None, help="Profile YAML to check against the graph.")) -> None:
+    """Validate an ONNX model and show its facts and (inferred) profile."""
+    res = api.inspect_model(model, write_profile, profile)
+    info, prof = res.info, res.profile
+    t = Table(title=f"{info.path.name}", show_header=False)
+    for k, v in [("sha256", info.sha256), ("size", f"{info.size_bytes} bytes"), ("opset", info.opset),
+                 ("ir_version", info.ir_version), ("producer", info.producer or "(none)")]:
+        t.add_row(k, str(v))
+    for i in info.inputs:
+        t.add_row("input", f"{i.name} {list(i.shape)} {i.dtype}")
+    for o in info.outputs:
+        t.add_row("output", f"{o.name} {list(o.shape)} {o.dtype}")
+    console.print(t)
+    source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
+    p = Table(title=f"profile ({source})", show_header=False)
+    guessed = set(prof.guessed)
+    mark = lambda f: " [yellow](guess)[/]" if f in guessed else ""  # noqa: E731
+    p.add_row("kind", prof.kind + mark("kind"))
+    p.add_row("input size", f"{prof.input.size[0]}x{prof.input.size[1]}" + mark("input.size"))
+    p.add_row("layout", prof.input.layout + mark("input.layout"))
+    p.add_row("colour order", prof.input.color + mark("input.color"))
+    p.add_row("normalisation", f"(x - {list(prof.input.mean)}) / {list(prof.input.std)}" + mark("input.mean"))
+    if prof.kind == "embedding":
+        p.add_row("embedding output", str(prof.embedding_output))
+    for h in prof.heads:
+        p.add_row(f"head {h.attribute}", f"{h.output}: {h.type} {h.labels or ''}" + mark("heads"))
+    console.print(p)
+    if res.written:
+        console.print(f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
+
+
+@app.command("sample-data")
+def sample_data(out: Path = typer.Option(Path("sample-data"), "--out", help="Folder to write."),
+                people: Optional[int] = typer.Option(None, help="Number of people (default 300)."),
+                images: Optional[int] = typer.Option(None, help="Images per person (default 8).")) -> None:
+    """Materialise the embedded synthetic dataset (deterministic, checked by checksum)."""
+    folder, digest, reused = api.sample_data(out, people, images)
+    console.print(f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest[:16]}...)")
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("{task.fields[probe]:<10}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
+
+
+def _run_with_progress(config, db: Path, resume: str | None = None) -> str:
+    with _progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(probe: str, fraction: float, message: str) -> None:
+            if probe not in tasks:
+                tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
+            bar.update(tasks[probe], completed=fraction, description=message[:50])
+
+        return api.run_audit(config, db, progress, resume=resume)
+
+
+@app.command()
+def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
+        data: Data = "sample",
+        probes: str = typer.Option("leakage,identity", help="Comma-separated probes."),
+        conditions: str = typer.Option("clean,mask:surgical,mask:cloth,mask:n95,sunglasses",
+                                       help="Comma-separated conditions."),
+        attributes: Optional[str] = typer.Option(None, help="Attributes to attack (default: all in the manifest)."),
+        profile: Optional[Path] = typer.Option(None, help="Profile YAML (default: MODEL.profile.yaml or inferred)."),
+        preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
+        pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
+        resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
+    """Run probes on a model and a dataset; store metrics and findings."""
+    from pydantic import ValidationError
+
+    try:
+        config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
+                                 attributes=csv_list(attributes), profile=profile, preset=preset, seed=seed,
+                                 device=device, parity=not no_parity)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise api.ConfigError(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    run_id = _run_with_progress(config, db, resume)
+    findings = api.evaluate_rules(run_id, db, csv_list(pack))
+    console.print(f"run {run_id} completed: {_counts(findings)} (store: {db})")
+
+
+def _counts(findings) -> str:
+    if findings is None or len(findings) == 0:
+        return "no findings"
+    vc = findings["status"].value_counts()
+    return ", ".join(f"{vc.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
+
+
+@runs_app.command("list")
+def runs_list(db: Db = DEFAULT_DB) -> None:
+    """List runs, newest first."""
+    df = api.list_runs(db)
+    if df.empty:
+        console.print(f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
+        return
+    t = Table()
+    for c in ("run", "model", "dataset", "status", "started", "pass", "warn", "fail"):
+        t.add_column(c)
+    for r in df.itertuples():
+        t.add_row(r.run_id, str(r.model), str(r.dataset), r.status, str(r.started_at), str(r.n_pass), str(r.n_warn),
+                  str(r.n_fail))
+    console.print(t)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, db: Db = DEFAULT_DB,
+              probe: Optional[str] = typer.Option(None, help="Only metrics of this probe."),
+              all_metrics: bool = typer.Option(False, "--all", help="Show every metric row.")) -> None:
+    """Show one run: status, probes, findings and headline metrics."""
+    detail = api.show_run(run_id, db)
+    r = detail["run"]
+    console.print(f"[bold]run {r['run_id']}[/] {r['status']}  model {r['model_name']}  dataset {r['dataset_name']}")
+    console.print(f"started {r['started_at']}  finished {r['finished_at']}  seed {r['seed']}")
+    if r.get("error"):
+        console.print(f"error: {r['error']}")
+    if r.get("parity"):
+        console.print(f"parity (torch vs ort): {r['parity']}")
+    for p in detail["probes"].itertuples():
+        console.print(f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
+    f = detail["findings"]
+    if len(f):
+        t = Table(title="findings")
+        for c in ("pack", "rule", "status", "observed", "title"):
+            t.add_column(c)
+        for x in f.itertuples():
+            t.add_row(x.pack, x.rule_id, x.status, "" if x.observed != x.observed else f"{x.observed:.3f}", x.title)
+        console.print(t)
+    m = detail["metrics"]
+    if probe:
+        m = m[m["probe"] == probe]
+    if not all_metrics:
+        m = m[m["group"] == "all"].head(40)
+    t = Table(title=f"metrics ({'all' if all_metrics else 'first 40 overall rows; --all for every row'})")
+    for c in ("probe", "condition", "metric", "attribute", "group", "setting", "value", "95% CI", "n"):
+        t.add_column(c)
+    for x in m.itertuples():
+        ci = "" if x.ci_low != x.ci_low else f"[{x.ci_low:.3f}, {x.ci_high:.3f}]"
+        t.add_row(x.probe, x.condition, x.metric, x.attribute, x.group, x.setting,
+                  "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n))
+    console.print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except FaceAuditError as exc:
+        if STATE["debug"]:
+            raise
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

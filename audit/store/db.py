@@ -81,17 +81,21 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _rows(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Execute and fetch everything (DuckDB wants each result consumed before the next call)."""
+        return self.con.execute(sql, params or []).fetchall()
+
     # ------------------------------------------------------------------ writing
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
+        self._rows("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            self._rows("ROLLBACK")
             raise
         else:
-            self.con.execute("COMMIT")
+            self._rows("COMMIT")
 
     def write(self, table: str, df: pd.DataFrame) -> None:
         """Validate ``df`` with the table's pandera schema and insert it in bulk."""
@@ -106,12 +110,12 @@ class Store:
         self.con.register("_faceaudit_write", df)
         try:
             cols = ", ".join(f'"{c}"' for c in df.columns)
-            self.con.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _faceaudit_write')
+            self._rows(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _faceaudit_write')
         finally:
             self.con.unregister("_faceaudit_write")
 
     def upsert_model(self, info, profile) -> None:
-        if self.con.execute("SELECT 1 FROM models WHERE model_id = ?", [info.sha256]).fetchone():
+        if self._rows("SELECT 1 FROM models WHERE model_id = ?", [info.sha256]):
             return
         self.write("models", pd.DataFrame([{
             "model_id": info.sha256, "name": profile.name, "path": str(info.path), "size_bytes": info.size_bytes,
@@ -120,7 +124,7 @@ class Store:
 
     def upsert_dataset(self, dataset, issues) -> None:
         did = dataset.dataset_id
-        if self.con.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]).fetchone():
+        if self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]):
             return
         summary = {}
         for a in dataset.attributes:
@@ -149,24 +153,24 @@ class Store:
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
         finished = None if status == "running" else _now()
-        self.con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?, pid = ? WHERE run_id = ?",
+        self._rows("UPDATE runs SET status = ?, finished_at = ?, error = ?, pid = ? WHERE run_id = ?",
                          [status, finished, error, os.getpid(), run_id])
 
     def set_parity(self, run_id: str, parity: dict) -> None:
-        self.con.execute("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])
+        self._rows("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])
 
     def reconcile_runs(self) -> int:
         """Mark runs left ``running`` by a process that no longer exists on this host as ``interrupted``."""
         host = socket.gethostname()
-        rows = self.con.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
+        rows = self._rows("SELECT run_id, pid, host FROM runs WHERE status = 'running'")
         dead = [r[0] for r in rows if r[2] == host and not _pid_alive(r[1])]
         for run_id in dead:
-            self.con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+            self._rows("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
         return len(dead)
 
     def record_probe(self, run_id: str, probe: str, status: str, started: datetime, seconds: float,
                      message: str = "") -> None:
-        self.con.execute("DELETE FROM run_probes WHERE run_id = ? AND probe = ?", [run_id, probe])
+        self._rows("DELETE FROM run_probes WHERE run_id = ? AND probe = ?", [run_id, probe])
         self.write("run_probes", pd.DataFrame([{
             "run_id": run_id, "probe": probe, "status": status, "started_at": started, "finished_at": _now(),
             "seconds": float(seconds), "message": message}]))
@@ -176,7 +180,7 @@ class Store:
         df = pd.DataFrame({"model_id": model_id, "dataset_id": dataset_id, "condition": condition, "seed": int(seed),
                            "row_index": rows.astype(np.int64), "vector": list(vectors.astype(np.float32))})
         with self.transaction():
-            self.con.execute("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
+            self._rows("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
                              [model_id, dataset_id, condition, int(seed)])
             self.write("embeddings", df)
 
@@ -186,18 +190,12 @@ class Store:
 
     def cached_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int):
         """``(rows, vectors)`` from the cache, or None."""
-        rel = self.con.execute(
+        df = self.con.execute(
             "SELECT row_index, vector FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=? "
-            "ORDER BY row_index", [model_id, dataset_id, condition, int(seed)])
-        tbl = rel.arrow()
-        if hasattr(tbl, "read_all"):
-            tbl = tbl.read_all()
-        if tbl.num_rows == 0:
+            "ORDER BY row_index", [model_id, dataset_id, condition, int(seed)]).df()
+        if df.empty:
             return None
-        rows = tbl.column("row_index").to_numpy()
-        flat = tbl.column("vector").combine_chunks()
-        vectors = flat.values.to_numpy(zero_copy_only=False).reshape(tbl.num_rows, -1).astype(np.float32)
-        return rows, vectors
+        return df["row_index"].to_numpy(), np.stack(df["vector"].to_numpy()).astype(np.float32)
 
     def runs(self) -> pd.DataFrame:
         return self.df("""
@@ -213,11 +211,11 @@ class Store:
     def resolve_run(self, ref: str) -> str:
         """A full run id from an id or unique prefix; ``latest`` is the newest run."""
         if ref == "latest":
-            row = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
+            row = next(iter(self._rows("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")), None)
             if not row:
                 raise StoreError(f"{self.path}: no runs in this database")
             return row[0]
-        rows = self.con.execute("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [ref]).fetchall()
+        rows = self._rows("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [ref])
         if not rows:
             raise StoreError(f"{self.path}: no run '{ref}' (see 'faceaudit runs list')")
         if len(rows) > 1:

@@ -12,15 +12,19 @@ CURRENT_VERSION = max(MIGRATIONS)
 
 def migrate(con) -> int:
     """Apply every migration newer than the database's version; returns the resulting version."""
-    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
-    have = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+                ).fetchall()
+    have = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     if have > CURRENT_VERSION:
         from audit.errors import StoreError
 
         raise StoreError(f"database schema version {have} is newer than this faceaudit ({CURRENT_VERSION}); upgrade faceaudit")
     for version in range(have + 1, CURRENT_VERSION + 1):
-        con.execute("BEGIN TRANSACTION")
-        con.execute(MIGRATIONS[version])
-        con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
-        con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION").fetchall()
+        for statement in MIGRATIONS[version].split(";"):
+            if statement.strip() and not all(l.strip().startswith("--") or not l.strip()
+                                             for l in statement.splitlines()):
+                con.execute(statement).fetchall()
+        con.execute("INSERT INTO schema_version VALUES (?, now())", [version]).fetchall()
+        con.execute("COMMIT").fetchall()
     return CURRENT_VERSION

@@ -40,7 +40,7 @@ TABLES: dict[str, pa.DataFrameSchema] = {
         "started_at": _ts(), "finished_at": _ts(), "seconds": _float(checks=pa.Check.ge(0)), "message": _str()},
         strict=True, name="run_probes"),
     "metrics": pa.DataFrameSchema({
-        "run_id": _str(), "probe": _str(), "condition": _str(), "metric": _str(checks=pa.Check.str_length(1)),
+        "run_id": _str(), "probe": _str(), "condition": _str(), "metric": _str(checks=pa.Check.str_length(min_value=1)),
         "attribute": _str(), "group": _str(), "setting": _str(),
         "value": _float(nullable=True), "ci_low": _float(nullable=True), "ci_high": _float(nullable=True),
         "n": _int(checks=pa.Check.ge(0)), "direction": _str(checks=pa.Check.isin(DIRECTIONS))},

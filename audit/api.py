@@ -1,0 +1,278 @@
+"""The one entry point: everything the CLI and the TUI do goes through these functions.
+
+* :func:`run_audit` - run probes on a model and a dataset into the store
+* :func:`inspect_model` - validate an ONNX file and describe it
+* :func:`sample_data` - materialise the embedded synthetic dataset
+* :func:`build_report` / :func:`compare` - render HTML/PDF from the store alone
+* :func:`evaluate_rules` - (re-)apply rule packs to a stored run
+* :func:`demo` - the whole battery on the sample models
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+import audit
+from audit import conditions as cond_mod
+from audit import probes as probe_mod
+from audit.config import AuditConfig  # noqa: F401  (re-exported)
+from audit.data import Dataset, Faces
+from audit.data import load as load_dataset
+from audit.errors import ConfigError, FaceAuditError
+from audit.models import LoadedModel, ModelInfo, Profile, load_model_file, parity_check
+from audit.models import load as load_model
+from audit.models.profile import infer_profile, profile_path, resolve_profile, save_profile
+from audit.seeding import rng_for
+from audit.store import Store
+
+ROOT = Path(audit.__file__).resolve().parents[1]
+SAMPLE_MODELS = ROOT / "sample_data" / "models"
+ProgressFn = Callable[[str, float, str], None]
+"""progress(probe, fraction 0..1, message)."""
+
+
+class Cancelled(FaceAuditError):
+    """The run was cancelled by the user."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FACEAUDIT_CACHE", Path.home() / ".cache" / "faceaudit"))
+
+
+# ---------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class Inspection:
+    info: ModelInfo
+    profile: Profile
+    profile_from_file: bool
+    written: Path | None = None
+
+
+def inspect_model(path: str | Path, write_profile: bool = False, profile: str | Path | None = None) -> Inspection:
+    """Validate a model and describe it; optionally write the inferred profile next to it."""
+    info = load_model_file(path)
+    prof, from_file = resolve_profile(info, Path(profile) if profile else None)
+    written = None
+    if write_profile:
+        written = profile_path(info.path)
+        if written.exists():
+            raise ConfigError(f"{written} already exists; edit it, or delete it to write a fresh inferred profile")
+        save_profile(infer_profile(info) if not from_file else prof, written)
+    return Inspection(info, prof, from_file, written)
+
+
+def sample_models() -> list[Path]:
+    return sorted(SAMPLE_MODELS.glob("*.onnx"))
+
+
+# ---------------------------------------------------------------------------- data
+def sample_data(out: str | Path | None = None, people: int | None = None, images: int | None = None):
+    """Materialise the synthetic evaluation set; returns (folder, checksum, reused)."""
+    from audit.synth import DEFAULT_RECIPE, materialise
+
+    recipe = DEFAULT_RECIPE
+    if people or images:
+        recipe = replace(recipe, people=people or recipe.people, images=images or recipe.images)
+    out = Path(out) if out else cache_dir() / f"sample-{recipe.key()}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return materialise(out, recipe)
+
+
+def resolve_dataset(data: str) -> Dataset:
+    if data == "sample":
+        folder, _, _ = sample_data()
+        return load_dataset(folder)
+    return load_dataset(data)
+
+
+def _subset(faces: Faces, dataset: Dataset, max_subjects: int, seed: int) -> Faces:
+    subjects = dataset.manifest["subject"].to_numpy()[faces.rows]
+    uniq = np.unique(subjects)
+    if len(uniq) <= max_subjects:
+        return faces
+    chosen = set(rng_for(seed, "subjects").choice(uniq, size=max_subjects, replace=False).tolist())
+    keep = np.array([s in chosen for s in subjects])
+    return Faces(faces.images[keep], faces.landmarks[keep], faces.rows[keep], faces.issues, faces.point_names)
+
+
+# ---------------------------------------------------------------------------- runs
+def environment(device: str) -> dict:
+    pkgs = {}
+    for name in ("numpy", "scipy", "scikit-learn", "onnx", "onnxruntime", "onnx2torch", "torch", "duckdb", "pandera",
+                 "weasyprint", "matplotlib"):
+        try:
+            pkgs[name] = version(name)
+        except PackageNotFoundError:
+            pkgs[name] = None
+    return {"faceaudit": audit.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "device": device, "packages": pkgs}
+
+
+def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -> list:
+    """Every check that can fail before anything is written; returns the probe objects."""
+    probe_mod.load_plugins()
+    if not config.probes:
+        raise ConfigError("no probes selected")
+    probes = [probe_mod.get(p) for p in config.probes]
+    for c in config.conditions:
+        cond_mod.parse(c)
+    for p in probes:
+        p.check(config, dataset, model)
+    return probes
+
+
+def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
+              cancel: threading.Event | None = None, resume: str | None = None) -> str:
+    """Run the configured probes and store every number; returns the run id.
+
+    Each probe's metrics and artifacts are committed in one transaction. Ctrl-C or
+    ``cancel`` ends the run ``cancelled`` with finished probes kept; an error ends it
+    ``failed``. ``resume`` finishes an earlier (interrupted/failed/cancelled) run, skipping
+    the probes it completed.
+    """
+    progress = progress or (lambda probe, fraction, message: None)
+    model = load_model(config.model, config.profile, config.device, config.batch_size)
+    dataset = resolve_dataset(config.data)
+    probes = validate_config(config, model, dataset)
+    faces_all = dataset.faces(tuple(model.profile.input.size))
+    faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
+    with Store(db) as store:
+        store.upsert_model(model.info, model.profile)
+        store.upsert_dataset(dataset, faces_all.issues)
+        if resume:
+            run_id = store.resolve_run(resume)
+            done = set(store.probes(run_id).query("status == 'completed'")["probe"])
+            store.set_run_status(run_id, "running")
+        else:
+            run_id = store.create_run(model.info.sha256, dataset.dataset_id, config.to_record(), config.seed,
+                                      environment(model.ort.device))
+            done = set()
+        try:
+            if config.parity and not resume:
+                progress("parity", 0.0, "checking torch backend against onnxruntime")
+                store.set_parity(run_id, _parity(model, faces))
+                progress("parity", 1.0, "done")
+            embed = _embedding_provider(store, model, dataset, faces, config)
+            for probe in probes:
+                if probe.name in done:
+                    progress(probe.name, 1.0, "already completed (resumed)")
+                    continue
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+
+                def report(fraction, message, _name=probe.name):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
+                    progress(_name, fraction, message)
+
+                ctx = probe_mod.ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
+                                             embeddings=embed.embeddings, condition_images=embed.images,
+                                             progress=report)
+                started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
+                report(0.0, "starting")
+                result = probe.run(ctx)
+                with store.transaction():
+                    _write_result(store, run_id, result)
+                    store.record_probe(run_id, probe.name, "completed", started, time.perf_counter() - t0,
+                                       " ".join(result.notes))
+            store.set_run_status(run_id, "completed")
+        except (KeyboardInterrupt, Cancelled):
+            store.set_run_status(run_id, "cancelled", "cancelled by the user")
+            raise Cancelled(f"run {run_id} cancelled; finished probes are kept (resume with --resume {run_id})") \
+                from None
+        except Exception as exc:
+            store.set_run_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+    return run_id
+
+
+def _parity(model: LoadedModel, faces: Faces) -> dict:
+    backend = model.torch()
+    if backend is None:
+        return {"available": False, "reason": model.torch_error}
+    batch = faces.images[: min(16, len(faces.images))]
+    res = parity_check(model.ort, backend, batch)
+    return {"available": True, **res.to_dict()}
+
+
+@dataclass
+class _Embeddings:
+    """Condition images (in memory) and embeddings (cached in the store) for one run."""
+
+    store: Store
+    model: LoadedModel
+    dataset: Dataset
+    faces: Faces
+    config: AuditConfig
+    _images: dict = field(default_factory=dict)
+
+    def images(self, condition: str) -> np.ndarray:
+        if condition not in self._images:
+            f = self.faces
+            self._images[condition] = f.images if condition == "clean" else cond_mod.apply(
+                condition, f.images, f.landmarks, f.point_names, f.rows, self.config.seed)
+        return self._images[condition]
+
+    def embeddings(self, condition: str) -> np.ndarray:
+        key = (self.model.info.sha256, self.dataset.dataset_id, condition, self.config.seed)
+        cached = self.store.cached_embeddings(*key)
+        if cached is not None:
+            rows, vectors = cached
+            pos = {int(r): i for i, r in enumerate(rows)}
+            if all(int(r) in pos for r in self.faces.rows):
+                return vectors[[pos[int(r)] for r in self.faces.rows]]
+        vectors = self.model.ort.embed(self.images(condition))
+        self.store.write_embeddings(*key, self.faces.rows, vectors)
+        return vectors
+
+
+def _embedding_provider(store, model, dataset, faces, config) -> _Embeddings:
+    return _Embeddings(store, model, dataset, faces, config)
+
+
+def _write_result(store: Store, run_id: str, result) -> None:
+    from dataclasses import asdict
+
+    if result.metrics:
+        df = pd.DataFrame([asdict(m) for m in result.metrics])
+        df.insert(0, "run_id", run_id)
+        df["n"] = df["n"].astype("int64")
+        for c in ("value", "ci_low", "ci_high"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").replace([np.inf, -np.inf], np.nan)
+        store.write("metrics", df)
+    if result.artifacts:
+        store.write("artifacts", pd.DataFrame([{
+            "run_id": run_id, "probe": a.probe, "name": a.name, "mime": a.mime, "data": a.data,
+            "meta": json.dumps(a.meta)} for a in result.artifacts]))
+
+
+# ---------------------------------------------------------------------------- reading
+def list_runs(db: str | Path) -> pd.DataFrame:
+    if not Path(db).exists():
+        return pd.DataFrame(columns=["run_id", "model", "dataset", "status", "started_at", "n_pass", "n_warn", "n_fail"])
+    with Store(db) as store:
+        return store.runs()
+
+
+def show_run(run_ref: str, db: str | Path) -> dict:
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        return {"run": store.run(run_id), "probes": store.probes(run_id), "findings": store.findings(run_id),
+                "metrics": store.metrics(run_id)}
+
+
+def evaluate_rules(run_id: str, db: str | Path, packs: list[str] | None = None):
+    """Placeholder until the rule engine lands: returns no findings."""
+    return None

@@ -1,0 +1,64 @@
+"""Run configuration (pydantic) and presets.
+
+Every random choice in a run derives from ``seed``; the config is stored with the run, so
+the report's reproducibility appendix can show exactly what ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PRESETS: dict[str, dict] = {
+    # folds: subject-grouped k for the leakage attackers; bootstrap: resamples per CI;
+    # mlp_epochs: full-batch epochs for the MLP attacker; max_subjects: cap on persons used.
+    "quick": {"folds": 3, "bootstrap": 200, "mlp_epochs": 150, "max_subjects": 300},
+    "standard": {"folds": 5, "bootstrap": 1000, "mlp_epochs": 300, "max_subjects": 2000},
+    "thorough": {"folds": 5, "bootstrap": 2000, "mlp_epochs": 500, "max_subjects": 100000},
+}
+DEFAULT_CONDITIONS = ["clean", "mask:surgical", "mask:cloth", "mask:n95", "sunglasses"]
+DEFAULT_PROBES = ["leakage", "identity"]
+
+
+class AuditConfig(BaseModel):
+    """One audit: which model, which data, which probes under which conditions."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: Path
+    """ONNX file to audit."""
+    profile: Path | None = None
+    """Profile YAML; default: the sidecar ``NAME.profile.yaml`` or an inferred profile."""
+    data: str = "sample"
+    """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
+    probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))
+    conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
+    attributes: list[str] | None = None
+    """Attributes to attack; default: every attribute column in the manifest."""
+    preset: Literal["quick", "standard", "thorough"] = "quick"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(64, ge=1)
+    parity: bool = True
+    """Compare the torch backend with onnxruntime on a batch and store the result."""
+    folds: int | None = Field(None, ge=2)
+    bootstrap: int | None = Field(None, ge=20)
+    mlp_epochs: int | None = Field(None, ge=1)
+    max_subjects: int | None = Field(None, ge=2)
+
+    @field_validator("conditions")
+    @classmethod
+    def _clean_first(cls, v: list[str]) -> list[str]:
+        v = [c.strip() for c in v if c.strip()]
+        return ["clean"] + [c for c in v if c != "clean"]
+
+    def setting(self, name: str) -> int:
+        """A preset value unless overridden explicitly."""
+        explicit = getattr(self, name)
+        return explicit if explicit is not None else PRESETS[self.preset][name]
+
+    def to_record(self) -> dict:
+        rec = self.model_dump(mode="json")
+        rec["resolved"] = {k: self.setting(k) for k in ("folds", "bootstrap", "mlp_epochs", "max_subjects")}
+        return rec

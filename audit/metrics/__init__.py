@@ -1,0 +1,1 @@
+"""Metrics: subject-level bootstrap, verification/identification, demographic differentials."""

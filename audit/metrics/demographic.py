@@ -1,0 +1,28 @@
+"""Demographic differentials at one global threshold (NIST FRVT part 3/8, ISO/IEC 19795-10)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ratio_max_min(rates: dict[str, float]) -> float:
+    v = np.array([r for r in rates.values() if np.isfinite(r)])
+    if len(v) < 2:
+        return float("nan")
+    return float(v.max() / v.min()) if v.min() > 0 else float("inf")
+
+
+def ratio_max_geomean(rates: dict[str, float]) -> float:
+    v = np.array([r for r in rates.values() if np.isfinite(r)])
+    if len(v) < 2 or np.any(v <= 0):
+        return float("nan") if len(v) < 2 else float("inf")
+    return float(v.max() / np.exp(np.mean(np.log(v))))
+
+
+def fairness_discrepancy_rate(fmr: dict[str, float], fnmr: dict[str, float], alpha: float = 0.5) -> float:
+    """FDR = 1 - (alpha * max|FMR_i - FMR_j| + (1 - alpha) * max|FNMR_i - FNMR_j|); 1 = parity."""
+    a = np.array([v for v in fmr.values() if np.isfinite(v)])
+    b = np.array([v for v in fnmr.values() if np.isfinite(v)])
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    return float(1 - (alpha * (a.max() - a.min()) + (1 - alpha) * (b.max() - b.min())))

@@ -1,0 +1,132 @@
+"""The probe protocol, result records and the registry.
+
+A probe is a pure function of (model, dataset, config, seed) to metric records and
+artifacts. It never writes SQL or HTML: ``audit.api`` stores its result and the report
+renders it. Built-in probes register with ``@register``; third-party probes arrive through
+the ``audit.probes`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Callable, ClassVar, Protocol
+
+import numpy as np
+
+from audit.config import AuditConfig
+from audit.data import Dataset, Faces
+from audit.metrics.stats import Estimate
+from audit.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One row of the ``metrics`` table."""
+
+    probe: str
+    condition: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    direction: str
+    """``higher_is_riskier``, ``lower_is_riskier`` or ``neutral``."""
+    attribute: str = ""
+    """The attacked attribute (leakage) or the grouping attribute (demographics); '' if none."""
+    group: str = "all"
+    setting: str = ""
+    """Probe-specific context: attacker setting (``train=clean``), FMR target (``fmr=0.001``)."""
+
+    @classmethod
+    def of(cls, probe: str, condition: str, metric: str, est: Estimate, direction: str, **kw) -> "MetricRecord":
+        return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A plot, image grid or curve kept with the run."""
+
+    probe: str
+    name: str
+    mime: str
+    data: bytes
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, probe: str, name: str, obj, **meta) -> "Artifact":
+        return cls(probe, name, "application/json", json.dumps(obj).encode(), meta)
+
+
+@dataclass
+class ProbeResult:
+    metrics: list[MetricRecord] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Plain-language remarks (skipped thresholds, fallbacks) shown in the report."""
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may use. Embeddings come through ``embeddings`` (cached in the store)."""
+
+    model: LoadedModel
+    dataset: Dataset
+    faces: Faces
+    config: AuditConfig
+    embeddings: Callable[[str], np.ndarray]
+    """condition name -> (N, D) embeddings aligned with ``faces`` rows."""
+    condition_images: Callable[[str], np.ndarray]
+    """condition name -> (N, H, W, 3) images aligned with ``faces`` rows."""
+    progress: ProgressFn = lambda fraction, message: None
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def subjects(self) -> np.ndarray:
+        return self.dataset.manifest["subject"].to_numpy()[self.faces.rows]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.dataset.manifest[name].to_numpy()[self.faces.rows]
+
+
+class Probe(Protocol):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    """Short human title for reports and the TUI."""
+
+    def check(self, ctx_config: AuditConfig, dataset: Dataset, model: LoadedModel) -> None:
+        """Raise ConfigError for settings this probe cannot run with, before anything runs."""
+
+    def run(self, ctx: ProbeContext) -> ProbeResult: ...
+
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(cls):
+    """Class decorator adding a built-in probe to :data:`REGISTRY`."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def load_plugins() -> None:
+    """Register probes from the ``audit.probes`` entry-point group (third-party packages)."""
+    for ep in entry_points(group="audit.probes"):
+        cls = ep.load()
+        REGISTRY.setdefault(cls.name, cls)
+
+
+def get(name: str):
+    from audit.errors import ConfigError
+
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown probe {name!r}; available probes: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]()

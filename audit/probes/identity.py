@@ -1,0 +1,191 @@
+"""Identity probe: recognition under occlusion and demographic differentials.
+
+Protocol: for every person the first usable image is the clean gallery entry; all their
+other images are probes. The system threshold tau is calibrated on *clean* impostor scores
+at FMR 1e-2 / 1e-3 / 1e-4 (only targets the impostor count supports). For every condition
+the probes carry the condition and the gallery stays clean; FNMR and FMR at the global tau,
+TAR at an FMR recalibrated within the condition, EER, ROC AUC and rank-1 are reported.
+Demographic differentials use one global tau (the tightest supported of 1e-3, 1e-2):
+per group FMR (same-group impostor pairs) and FNMR, max/min, max/geomean and the fairness
+discrepancy rate (alpha = 0.5). Intervals resample persons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit.data import is_regression
+from audit.errors import ConfigError
+from audit.metrics import demographic as demo
+from audit.metrics import verification as ver
+from audit.metrics.stats import Estimate, SubjectBootstrap
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.leakage import age_bucket
+
+RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
+AGE_GROUPS = np.array(["0-3", "4-12", "13-19", "20-30", "31-45", "46-60", "61+"])
+ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
+             "subjects with two or more images")
+EER_IMPOSTOR_SAMPLE = 20000
+
+
+def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gallery index per subject, probe indices, probe -> gallery column) for subjects with >= 2 images."""
+    uniq, first, counts = np.unique(subjects, return_index=True, return_counts=True)
+    keep = counts >= 2
+    uniq, first = uniq[keep], first[keep]
+    col = {s: j for j, s in enumerate(uniq)}
+    gallery = set(first.tolist())
+    probes = np.array([i for i, s in enumerate(subjects) if s in col and i not in gallery], dtype=int)
+    return first, probes, np.array([col[subjects[i]] for i in probes], dtype=int)
+
+
+@register
+class IdentityProbe:
+    name = "identity"
+    title = "Identity under occlusion and demographic differentials"
+
+    def check(self, config, dataset, model) -> None:
+        counts = dataset.manifest["subject"].value_counts()
+        n = int((counts >= 2).sum())
+        if n < 2:
+            raise ConfigError(ONE_IMAGE.format(source=dataset.source, n=n))
+        if model.profile.kind != "embedding":
+            raise ConfigError(f"identity: {model.name} is an attributes model (no embedding to compare); "
+                              "run the identity probe on face-recognition models")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        cfg = ctx.config
+        subjects = ctx.subjects
+        gal, probes, own = split_gallery(subjects)
+        result = ProbeResult()
+        boot = SubjectBootstrap(subjects[probes], cfg.setting("bootstrap"), ctx.seed, "identity")
+        clean = ctx.embeddings("clean")
+        g_emb = clean[gal]
+        s_clean = ver.cosine_matrix(clean[probes], g_emb)
+        imp_mask = np.ones_like(s_clean, dtype=bool)
+        imp_mask[np.arange(len(probes)), own] = False
+        n_imp = int(imp_mask.sum())
+        targets, why = ver.supported_fmrs(n_imp)
+        result.notes += why
+        if not targets:
+            raise ConfigError(f"identity: too few impostor comparisons ({n_imp}) for any FMR target; add people")
+        taus = {t: ver.threshold_at_fmr(s_clean[imp_mask], t) for t in targets}
+        demo_fmr = next((t for t in (1e-3, 1e-2) if t in taus), targets[0])
+        result.artifacts.append(Artifact.json(self.name, "thresholds.json",
+                                              {f"{t:g}": taus[t] for t in targets} | {"n_impostors": n_imp,
+                                                                                      "demographic_fmr": demo_fmr}))
+        for t in targets:
+            result.metrics.append(MetricRecord(self.name, "clean", "threshold", taus[t], taus[t], taus[t], n_imp,
+                                               NEUTRAL, setting=f"fmr={t:g}"))
+        groups = self._groups(ctx, probes, gal)
+        curves = {}
+        rng = np.random.default_rng(ctx.seed)
+        for ci, cond in enumerate(cfg.conditions):
+            emb = clean if cond == "clean" else ctx.embeddings(cond)
+            s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
+            gen = s[np.arange(len(probes)), own]
+            curves[cond] = ver.roc_points(s[imp_mask], gen)
+            result.metrics += self._verification(cond, s, gen, imp_mask, own, taus, boot, rng)
+            result.metrics += self._demographics(cond, s, gen, imp_mask, groups, taus[demo_fmr], demo_fmr, boot)
+            ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
+        result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
+        return result
+
+    def _groups(self, ctx: ProbeContext, probes: np.ndarray, gal: np.ndarray) -> dict[str, tuple]:
+        out = {}
+        for attr in ctx.dataset.attributes:
+            raw = ctx.column(attr)
+            if is_regression(attr):
+                labels = AGE_GROUPS[age_bucket(raw.astype(float))]
+            else:
+                labels = raw.astype(str)
+            out[attr] = (labels[probes], labels[gal])
+        return out
+
+    def _verification(self, cond, s, gen, imp_mask, own, taus, boot, rng) -> list[MetricRecord]:
+        name = self.name
+        n_probe = len(gen)
+        out = []
+        for t, tau in taus.items():
+            accepted = ((s >= tau) & imp_mask).sum(1)
+            n_imp_row = imp_mask.sum(1)
+            fnmr = boot.estimate(lambda i: float(np.mean(gen[i] < tau)))
+            fmr = boot.estimate(lambda i: float(accepted[i].sum() / max(n_imp_row[i].sum(), 1)))
+            out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
+                                       setting=f"fmr={t:g}"))
+            out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=f"fmr={t:g}"))
+            own_tau = ver.threshold_at_fmr(s[imp_mask], t)
+            tar = boot.estimate(lambda i: float(np.mean(gen[i] >= own_tau)))
+            out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=f"fmr={t:g}"))
+        # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap).
+        rows, cols = np.nonzero(imp_mask)
+        pick = rng.choice(len(rows), size=min(EER_IMPOSTOR_SAMPLE, len(rows)), replace=False)
+        imp_rows, imp_scores = rows[pick], s[rows[pick], cols[pick]]
+        order = np.argsort(imp_rows, kind="stable")
+        imp_rows, imp_scores = imp_rows[order], imp_scores[order]
+        starts = np.searchsorted(imp_rows, np.arange(n_probe))
+        ends = np.searchsorted(imp_rows, np.arange(n_probe), side="right")
+
+        def impostors(i):
+            return np.concatenate([imp_scores[starts[j]:ends[j]] for j in i]) if len(i) else np.zeros(0)
+
+        full = ver.eer(s[imp_mask], gen)
+        eer_b = boot.estimate(lambda i: ver.eer(impostors(i), gen[i]).mid)
+        out.append(MetricRecord(name, cond, "eer", full.mid, min(eer_b.ci_low, full.mid), max(eer_b.ci_high, full.mid),
+                                int(imp_mask.sum() + n_probe), SAFE))
+        auc_full = ver.auc(s[imp_mask], gen)
+        auc_b = boot.estimate(lambda i: ver.auc(impostors(i), gen[i]))
+        out.append(MetricRecord(name, cond, "roc_auc", auc_full, min(auc_b.ci_low, auc_full),
+                                max(auc_b.ci_high, auc_full), int(imp_mask.sum() + n_probe), RISK))
+        hits = (np.argmax(s, axis=1) == own).astype(float)
+        out.append(MetricRecord.of(name, cond, "rank1", boot.estimate(lambda i: float(hits[i].mean())), RISK))
+        return out
+
+    def _demographics(self, cond, s, gen, imp_mask, groups, tau, fmr_target, boot) -> list[MetricRecord]:
+        out = []
+        setting = f"fmr={fmr_target:g}"
+        accepted = (s >= tau) & imp_mask
+        for attr, (probe_lab, gal_lab) in groups.items():
+            values = sorted(set(probe_lab) & set(gal_lab))
+            if len(values) < 2:
+                continue
+            acc_g, n_g, is_g = {}, {}, {}
+            for v in values:
+                same = (gal_lab == v)[None, :] & imp_mask
+                is_g[v] = probe_lab == v
+                acc_g[v] = (accepted & same).sum(1) * is_g[v]
+                n_g[v] = same.sum(1) * is_g[v]
+
+            def rates(i):
+                fmr = {v: acc_g[v][i].sum() / n_g[v][i].sum() if n_g[v][i].sum() else np.nan for v in values}
+                fnmr = {v: np.mean(gen[i][is_g[v][i]] < tau) if is_g[v][i].any() else np.nan for v in values}
+                return fmr, fnmr
+
+            for v in values:
+                n = int(is_g[v].sum())
+                fmr_v = boot.estimate(lambda i, v=v: rates(i)[0][v])
+                fnmr_v = boot.estimate(lambda i, v=v: rates(i)[1][v])
+                out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
+                                        int(n_g[v].sum()), NEUTRAL, attribute=attr, group=v, setting=setting))
+                out.append(MetricRecord(self.name, cond, "group_fnmr", fnmr_v.value, fnmr_v.ci_low, fnmr_v.ci_high,
+                                        n, NEUTRAL, attribute=attr, group=v, setting=setting))
+            summaries = {
+                "fmr_max_min": lambda i: demo.ratio_max_min(rates(i)[0]),
+                "fmr_max_geomean": lambda i: demo.ratio_max_geomean(rates(i)[0]),
+                "fnmr_max_min": lambda i: demo.ratio_max_min(rates(i)[1]),
+                "fnmr_max_geomean": lambda i: demo.ratio_max_geomean(rates(i)[1]),
+                "fdr": lambda i: demo.fairness_discrepancy_rate(*rates(i)),
+            }
+            for metric, fn in summaries.items():
+                est = boot.estimate(fn)
+                direction = SAFE if metric == "fdr" else RISK
+                out.append(MetricRecord.of(self.name, cond, metric, _finite(est), direction, attribute=attr,
+                                           setting=setting))
+        return out
+
+
+def _finite(est: Estimate) -> Estimate:
+    """Ratios can be infinite (a group with zero errors); keep them out of the store as NaN."""
+    f = lambda x: x if np.isfinite(x) else float("nan")  # noqa: E731
+    return Estimate(f(est.value), f(est.ci_low), f(est.ci_high), est.n)

@@ -1,0 +1,242 @@
+"""Leakage probe: can protected attributes be read from the model's output, with and without masks?
+
+For each attribute, attackers (logistic/ridge regression and a small MLP) are trained on
+subject-grouped folds of the embeddings; out-of-fold predictions give the metrics and the
+strongest attacker is reported. Masked conditions are judged in two settings:
+``train=clean`` (attacker trained on clean faces, tested on masked ones: does a mask fool an
+existing attacker?) and ``train=same`` (trained and tested on masked faces: can an attacker
+that has seen masks still read the attribute?). The mask effect (masked - clean) has its
+own paired bootstrap interval. Attribute models are also evaluated directly
+(``setting=direct``) through their declared heads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit.data import is_regression
+from audit.errors import ConfigError
+from audit.metrics.stats import SubjectBootstrap
+from audit.data.split import subject_folds
+from audit.probes.attackers import make_attackers
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+
+AGE_BUCKETS = np.array([4, 13, 20, 31, 46, 61])
+"""Upper-exclusive edges of the 7 age buckets 0-3, 4-12, 13-19, 20-30, 31-45, 46-60, 61+."""
+RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
+
+
+def age_bucket(age: np.ndarray) -> np.ndarray:
+    return np.searchsorted(AGE_BUCKETS, np.asarray(age, float), side="right")
+
+
+def _confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
+    return np.bincount(y * k + p, minlength=k * k).reshape(k, k)
+
+
+def categorical_stats(y: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
+    """Accuracy, balanced accuracy, macro-F1 and normalised gain for integer labels 0..k-1."""
+    cm = _confusion(y, p, k).astype(float)
+    support = cm.sum(1)
+    present = support > 0
+    recall = np.diag(cm)[present] / support[present]
+    bacc = float(recall.mean()) if present.any() else float("nan")
+    predicted = cm.sum(0)
+    prec = np.divide(np.diag(cm), predicted, out=np.zeros(k), where=predicted > 0)
+    rec = np.divide(np.diag(cm), support, out=np.zeros(k), where=support > 0)
+    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros(k), where=(prec + rec) > 0)
+    chance = 1.0 / max(int(present.sum()), 1)
+    gain = (bacc - chance) / (1 - chance) if chance < 1 else float("nan")
+    return {"accuracy": float(np.trace(cm) / max(cm.sum(), 1)), "balanced_accuracy": bacc,
+            "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+            "chance": chance, "normalised_gain": gain}
+
+
+def age_stats(y: np.ndarray, p: np.ndarray, train_median: float) -> dict[str, float]:
+    mae = float(np.mean(np.abs(y - p)))
+    base = float(np.mean(np.abs(y - train_median)))
+    return {"mae": mae, "rmse": float(np.sqrt(np.mean((y - p) ** 2))), "baseline_mae": base,
+            "mae_gain": 1 - mae / base if base > 0 else float("nan"),
+            "bucket_accuracy": float(np.mean(age_bucket(y) == age_bucket(p)))}
+
+
+CATEGORICAL_DIRECTIONS = {"accuracy": RISK, "balanced_accuracy": RISK, "macro_f1": RISK, "chance": NEUTRAL,
+                          "normalised_gain": RISK}
+AGE_DIRECTIONS = {"mae": SAFE, "rmse": SAFE, "baseline_mae": NEUTRAL, "mae_gain": RISK, "bucket_accuracy": RISK}
+HEADLINE = {"categorical": "normalised_gain", "age": "mae_gain"}
+
+
+@register
+class LeakageProbe:
+    name = "leakage"
+    title = "Attribute leakage"
+
+    def check(self, config, dataset, model) -> None:
+        attrs = config.attributes if config.attributes is not None else dataset.attributes
+        missing = [a for a in attrs if a not in dataset.manifest.columns]
+        if missing:
+            raise ConfigError(f"leakage: attribute(s) {missing} not in the manifest {dataset.source} "
+                              f"(it has {dataset.attributes})")
+        if not attrs:
+            raise ConfigError(f"leakage: the dataset {dataset.source} has no attribute columns to attack")
+        k = config.setting("folds")
+        if dataset.n_subjects < 2 * k:
+            raise ConfigError(f"leakage: {k}-fold subject split needs at least {2 * k} subjects; "
+                              f"{dataset.source} has {dataset.n_subjects}")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        cfg = ctx.config
+        attrs = cfg.attributes if cfg.attributes is not None else ctx.dataset.attributes
+        subjects = ctx.subjects
+        folds = subject_folds(subjects, cfg.setting("folds"), ctx.seed)
+        boot = SubjectBootstrap(subjects, cfg.setting("bootstrap"), ctx.seed, "leakage")
+        conditions = cfg.conditions
+        result = ProbeResult()
+        winners: dict[str, str] = {}
+        clean_emb = ctx.embeddings("clean")
+        steps = len(attrs) * len(conditions)
+        done = 0
+        for attr in attrs:
+            raw = ctx.column(attr)
+            keep = ~_isnull(raw)
+            regression = is_regression(attr)
+            if regression:
+                y = raw.astype(float)
+                labels = None
+            else:
+                labels, y = np.unique(raw[keep].astype(str), return_inverse=True)
+                y_full = np.full(len(raw), -1)
+                y_full[keep] = y
+                y = y_full
+            task = "regression" if regression else "classification"
+            clean_fits = self._fit_folds(clean_emb, y, keep, folds, task, cfg, ctx.seed, f"{attr}:clean")
+            clean_oof = None
+            for cond in conditions:
+                emb = clean_emb if cond == "clean" else ctx.embeddings(cond)
+                settings = {"train=same": None}
+                if cond != "clean":
+                    settings["train=clean"] = clean_fits
+                for setting, fits in settings.items():
+                    if fits is None:
+                        fits = clean_fits if cond == "clean" else self._fit_folds(
+                            emb, y, keep, folds, task, cfg, ctx.seed, f"{attr}:{cond}")
+                    oof = self._predict(fits, emb, folds, len(y))
+                    stat, best = self._best(oof, y, keep, folds, regression, labels)
+                    winners[f"{cond}|{setting}|{attr}"] = best
+                    preds = oof[best]
+                    result.metrics += self._records(cond, setting, attr, stat, preds, y, keep, boot, regression,
+                                                    labels)
+                    if cond == "clean":
+                        clean_oof = preds
+                    else:
+                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_oof, y, keep, boot,
+                                                           regression, labels))
+                done += 1
+                ctx.progress(done / (steps + 1), f"{attr} under {cond}")
+        if ctx.model.profile.kind == "attributes":
+            result.metrics += self._direct(ctx, attrs, boot)
+        result.artifacts.append(Artifact.json(self.name, "attackers.json", winners))
+        result.notes.append("Intervals resample persons, not images; attackers are trained once per fold and not "
+                            "retrained per bootstrap resample, so intervals are slightly narrow.")
+        ctx.progress(1.0, "done")
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _fit_folds(emb, y, keep, folds, task, cfg, seed, key):
+        fits = []
+        for f, (tr, _) in enumerate(folds):
+            tr = tr[keep[tr]]
+            atk = make_attackers(task, cfg.setting("mlp_epochs"), seed, f"{key}:{f}")
+            for a in atk.values():
+                a.fit(emb[tr], y[tr])
+            fits.append((atk, float(np.median(y[tr])) if task == "regression" else None))
+        return fits
+
+    @staticmethod
+    def _predict(fits, emb, folds, n):
+        oof: dict[str, np.ndarray] = {}
+        for (atk, _), (_, te) in zip(fits, folds):
+            for name, a in atk.items():
+                if name not in oof:
+                    oof[name] = np.zeros(n, dtype=float)
+                oof[name][te] = a.predict(emb[te])
+        oof["_median"] = np.zeros(n)
+        for (_, med), (_, te) in zip(fits, folds):
+            oof["_median"][te] = med if med is not None else 0
+        return oof
+
+    @staticmethod
+    def _best(oof, y, keep, folds, regression, labels):
+        best, best_score = None, -np.inf
+        for name, p in oof.items():
+            if name.startswith("_"):
+                continue
+            if regression:
+                score = -np.mean(np.abs(y[keep] - p[keep]))
+            else:
+                score = categorical_stats(y[keep], p[keep].astype(int), len(labels))["balanced_accuracy"]
+            if score > best_score:
+                best, best_score = name, score
+        return oof, best
+
+    @staticmethod
+    def _stat_fn(y, p, keep, regression, labels, median, metric):
+        def fn(idx):
+            idx = idx[keep[idx]]
+            if len(idx) == 0:
+                return float("nan")
+            if regression:
+                return age_stats(y[idx], p[idx], float(np.median(median[idx])))[metric]
+            return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
+        return fn
+
+    def _records(self, cond, setting, attr, oof, preds, y, keep, boot, regression, labels):
+        dirs = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
+        out = []
+        for metric, direction in dirs.items():
+            est = boot.estimate(self._stat_fn(y, preds, keep, regression, labels, oof["_median"], metric))
+            out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
+        return out
+
+    def _effect(self, cond, setting, attr, preds, clean_preds, y, keep, boot, regression, labels):
+        metric = HEADLINE["age" if regression else "categorical"]
+        med = np.full(len(y), np.median(y[keep]) if regression else 0.0)
+        a = self._stat_fn(y, preds, keep, regression, labels, med, metric)
+        b = self._stat_fn(y, clean_preds, keep, regression, labels, med, metric)
+        est = boot.paired(a, b)
+        return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
+
+    def _direct(self, ctx, attrs, boot):
+        """Evaluate an attribute model's own heads on each condition."""
+        out = []
+        for cond in ctx.config.conditions:
+            preds = ctx.model.ort.predict(ctx.condition_images(cond))
+            for head in ctx.model.profile.heads:
+                if head.attribute not in attrs:
+                    continue
+                raw = ctx.column(head.attribute)
+                keep = ~_isnull(raw)
+                if head.type == "regression":
+                    y = raw.astype(float)
+                    p = preds[head.attribute]
+                    med = np.full(len(y), np.median(y[keep]))
+                    stats, labels, regression = AGE_DIRECTIONS, None, True
+                else:
+                    labels = np.array(head.labels)
+                    y = np.array([np.where(labels == v)[0][0] if v in labels else -1 for v in raw.astype(str)])
+                    keep &= y >= 0
+                    p = preds[head.attribute].argmax(1)
+                    med = np.zeros(len(y))
+                    stats, regression = CATEGORICAL_DIRECTIONS, False
+                for metric, direction in stats.items():
+                    est = boot.estimate(self._stat_fn(y, p, keep, regression, labels, med, metric))
+                    out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
+                                               setting="direct"))
+        return out
+
+
+def _isnull(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.isna(values)
