@@ -165,6 +165,9 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 store.set_parity(run_id, _parity(model, faces))
                 progress("parity", 1.0, "done")
             embed = _embedding_provider(store, model, dataset, faces, config)
+            if not resume:
+                with store.transaction():
+                    _write_result(store, run_id, probe_mod.ProbeResult(artifacts=[_examples(embed, config)]))
             for probe in probes:
                 if probe.name in done:
                     progress(probe.name, 1.0, "already completed (resumed)")
@@ -238,6 +241,18 @@ class _Embeddings:
         return vectors
 
 
+def _examples(embed: "_Embeddings", config: AuditConfig, n: int = 6):
+    """A PNG grid: the same few faces (columns) under every condition (rows)."""
+    import cv2
+
+    idx = np.linspace(0, len(embed.faces.rows) - 1, min(n, len(embed.faces.rows))).astype(int)
+    rows = [np.concatenate(list(embed.images(c)[idx]), axis=1) for c in config.conditions]
+    grid = np.concatenate(rows, axis=0)
+    ok, png = cv2.imencode(".png", grid[..., ::-1])
+    return probe_mod.Artifact("conditions", "examples.png", "image/png", png.tobytes(),
+                              {"conditions": config.conditions, "rows": embed.faces.rows[idx].tolist()})
+
+
 def _embedding_provider(store, model, dataset, faces, config) -> _Embeddings:
     return _Embeddings(store, model, dataset, faces, config)
 
@@ -273,6 +288,103 @@ def show_run(run_ref: str, db: str | Path) -> dict:
                 "metrics": store.metrics(run_id)}
 
 
-def evaluate_rules(run_id: str, db: str | Path, packs: list[str] | None = None):
-    """Placeholder until the rule engine lands: returns no findings."""
-    return None
+def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None) -> pd.DataFrame:
+    """Apply rule packs (ids or paths; default every pack under rules/) to a stored run.
+
+    Findings replace earlier ones of the same pack for that run. Returns the findings.
+    """
+    from audit.rules import available_packs, evaluate, load_pack
+
+    loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        metrics = store.metrics(run_id)
+        probes_run = set(store.probes(run_id).query("status == 'completed'")["probe"])
+        frames = [evaluate(pack, run_id, metrics, probes_run) for pack in loaded]
+        with store.transaction():
+            for pack, df in zip(loaded, frames):
+                store.delete_findings(run_id, pack.pack)
+                store.write("findings", df)
+        return store.findings(run_id)
+
+
+# ---------------------------------------------------------------------------- reports
+def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+                 no_faces: bool = False, packs: list[str] | None = None) -> list[Path]:
+    """Render a stored run to HTML and/or PDF (from the store alone); returns the written files."""
+    from audit.report.pdf import write_pdf
+    from audit.report.render import render_run, write_text_atomic
+
+    formats = formats or ["html", "pdf"]
+    bad = [f for f in formats if f not in ("html", "pdf")]
+    if bad:
+        raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        html = render_run(store, run_id, no_faces, packs)
+    stem = out_dir / f"report-{_safe(run['model_name'])}-{run_id}"
+    return _write(html, stem, formats, write_text_atomic, write_pdf)
+
+
+def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
+    """Side-by-side report of two or more stored runs."""
+    from audit.report.pdf import write_pdf
+    from audit.report.render import render_compare, write_text_atomic
+
+    if len(run_refs) < 2:
+        raise ConfigError("compare needs at least two runs")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Store(db, read_only=True) as store:
+        ids = [store.resolve_run(r) for r in run_refs]
+        html = render_compare(store, ids)
+    return _write(html, out_dir / "comparison", formats or ["html", "pdf"], write_text_atomic, write_pdf)
+
+
+def _write(html: str, stem: Path, formats: list[str], write_html, write_pdf) -> list[Path]:
+    written = []
+    if "html" in formats:
+        written.append(write_html(stem.with_suffix(".html"), html))
+    if "pdf" in formats:
+        written.append(write_pdf(html, stem.with_suffix(".pdf")))
+    return written
+
+
+def _safe(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "model"
+
+
+# ---------------------------------------------------------------------------- demo
+@dataclass
+class DemoResult:
+    folder: Path
+    db: Path
+    runs: list[str]
+    reports: list[Path]
+
+
+def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 0,
+         progress: ProgressFn | None = None, models: list[Path] | None = None) -> DemoResult:
+    """Audit every sample model with every available probe, apply every pack, write reports."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data, _, _ = sample_data(out / "sample-data")
+    db = out / "faceaudit.duckdb"
+    run_ids, reports = [], []
+    for model in models or sample_models():
+        loaded = load_model(model)
+        probes = [p for p in probe_mod.REGISTRY if p != "identity" or loaded.profile.kind == "embedding"]
+        config = AuditConfig(model=model, data=str(data), probes=probes, preset=preset, seed=seed)
+        wrapped = (lambda probe, f, m, _n=loaded.name: progress(f"{_n}:{probe}", f, m)) if progress else None
+        run_id = run_audit(config, db, wrapped)
+        evaluate_rules(run_id, db)
+        run_ids.append(run_id)
+        reports += build_report(run_id, db, out)
+    if len(run_ids) >= 2:
+        reports += compare(run_ids, db, out)
+    return DemoResult(out, db, run_ids, reports)

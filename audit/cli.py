@@ -178,6 +178,72 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
     console.print(t)
 
 
+@app.command()
+def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 'latest'."), db: Db = DEFAULT_DB,
+           out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files."),
+           format: Formats = "html,pdf", pack: Packs = None, no_faces: NoFaces = False) -> None:
+    """Render a stored run to HTML/PDF (re-applying packs given with --pack); nothing is recomputed."""
+    if pack:
+        api.evaluate_rules(run_id, db, csv_list(pack))
+    for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack)):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or prefixes)."), db: Db = DEFAULT_DB,
+            out: Path = typer.Option(Path("reports"), "--out"), format: Formats = "html,pdf") -> None:
+    """Side-by-side comparison report of several runs."""
+    for path in api.compare(run_ids, db, out, csv_list(format)):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder for store, data and reports."),
+         preset: Preset = "quick", seed: Seed = 0) -> None:
+    """Materialise the sample data, audit every sample model, apply every pack, write reports."""
+    with _progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(probe: str, fraction: float, message: str) -> None:
+            if probe not in tasks:
+                tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
+            bar.update(tasks[probe], completed=fraction, description=message[:40])
+
+        res = api.demo(out, preset, seed, progress)
+    console.print(f"store:   {res.db}")
+    for r in res.reports:
+        console.print(f"report:  {r}")
+    console.print(f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List the rule packs shipped under rules/."""
+    from audit.rules import available_packs, load_pack
+
+    for path in available_packs():
+        pack = load_pack(path)
+        console.print(f"[bold]{pack.pack}[/] v{pack.version}: {pack.title} ({len(pack.rules)} rules) - {path}")
+
+
+@rules_app.command("check")
+def rules_check(file: Path) -> None:
+    """Validate a rule-pack file; errors name the file, rule and field."""
+    from audit.rules import load_pack
+
+    pack = load_pack(file)
+    console.print(f"{file}: pack '{pack.pack}' v{pack.version} is valid ({len(pack.rules)} rules)")
+
+
+@rules_app.command("metrics")
+def rules_metrics() -> None:
+    """List the metric names rules can use, with their meaning."""
+    from audit.metrics.catalogue import METRICS
+
+    for name, m in METRICS.items():
+        console.print(f"[bold]{name}[/] ({m['probe']}): {m['meaning']}")
+
+
 def main() -> None:
     try:
         app()

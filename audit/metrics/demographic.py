@@ -6,16 +6,24 @@ import numpy as np
 
 
 def ratio_max_min(rates: dict[str, float]) -> float:
+    """max/min of group rates; 1 when all groups are equal (zero included), inf when only some are zero."""
     v = np.array([r for r in rates.values() if np.isfinite(r)])
     if len(v) < 2:
         return float("nan")
+    if v.max() == v.min():
+        return 1.0
     return float(v.max() / v.min()) if v.min() > 0 else float("inf")
 
 
 def ratio_max_geomean(rates: dict[str, float]) -> float:
+    """max / geometric mean of group rates; 1 when all equal, inf when some (not all) are zero."""
     v = np.array([r for r in rates.values() if np.isfinite(r)])
-    if len(v) < 2 or np.any(v <= 0):
-        return float("nan") if len(v) < 2 else float("inf")
+    if len(v) < 2:
+        return float("nan")
+    if v.max() == v.min():
+        return 1.0
+    if np.any(v <= 0):
+        return float("inf")
     return float(v.max() / np.exp(np.mean(np.log(v))))
 
 

@@ -175,6 +175,9 @@ class Store:
             "run_id": run_id, "probe": probe, "status": status, "started_at": started, "finished_at": _now(),
             "seconds": float(seconds), "message": message}]))
 
+    def delete_findings(self, run_id: str, pack: str) -> None:
+        self._rows("DELETE FROM findings WHERE run_id = ? AND pack = ?", [run_id, pack])
+
     def write_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int,
                          rows: np.ndarray, vectors: np.ndarray) -> None:
         df = pd.DataFrame({"model_id": model_id, "dataset_id": dataset_id, "condition": condition, "seed": int(seed),

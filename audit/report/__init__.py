@@ -1,0 +1,1 @@
+"""Reports: HTML from Jinja2 templates, PDF from the same HTML (WeasyPrint, offline)."""

@@ -1,0 +1,64 @@
+"""Plain-language sentences built from stored metrics (no numbers are invented here)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def fmt(v: float | None, digits: int = 2) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
+
+
+def ci(row) -> str:
+    return f"{fmt(row['value'])} (95% CI {fmt(row['ci_low'])} to {fmt(row['ci_high'])})"
+
+
+def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
+    """One sentence per attribute: is it readable on clean faces, and does the worst occlusion hide it?"""
+    m = metrics[metrics["probe"] == "leakage"]
+    out = []
+    for attr in dict.fromkeys(m["attribute"]):
+        a = m[m["attribute"] == attr]
+        metric = "mae_gain" if (a["metric"] == "mae_gain").any() else "normalised_gain"
+        clean = a[(a["metric"] == metric) & (a["condition"] == "clean") & (a["setting"] == "train=same")]
+        if clean.empty:
+            continue
+        c = clean.iloc[0]
+        readable = c["ci_low"] > 0
+        sentence = (f"{attr}: {'readable' if readable else 'not shown to be readable'} from clean-face outputs, "
+                    f"leakage {ci(c)}.")
+        masked = a[(a["metric"] == metric) & (a["condition"] != "clean") & (a["setting"] == "train=same")]
+        if not masked.empty:
+            worst = masked.loc[masked["value"].idxmin()]
+            if worst["ci_low"] > 0:
+                sentence += (f" Occlusion does not protect it: even under {worst['condition']} an attacker trained on "
+                             f"such faces reaches {ci(worst)}.")
+            else:
+                sentence += (f" Under {worst['condition']} leakage is not distinguishable from chance "
+                             f"({ci(worst)}).")
+        effect = a[(a["metric"] == "mask_effect") & (a["setting"] == "train=clean")]
+        if not effect.empty:
+            e = effect.loc[effect["value"].idxmin()]
+            if e["ci_high"] < 0:
+                sentence += (f" An attacker trained only on clean faces loses {fmt(-e['value'])} under "
+                             f"{e['condition']}, but retraining on occluded faces recovers it.") \
+                    if not masked.empty and masked["ci_low"].min() > 0 else ""
+        out.append(sentence)
+    return out
+
+
+def identity_verdicts(metrics: pd.DataFrame) -> list[str]:
+    m = metrics[metrics["probe"] == "identity"]
+    out = []
+    fnmr = m[(m["metric"] == "fnmr") & (m["setting"] == "fmr=0.001")]
+    clean = fnmr[fnmr["condition"] == "clean"]
+    if not clean.empty:
+        out.append(f"On clean faces the system rejects {fmt(100 * clean.iloc[0]['value'], 1)}% of genuine users at "
+                   "the threshold set for one false match in a thousand impostor comparisons.")
+        for _, r in fnmr[fnmr["condition"] != "clean"].iterrows():
+            out.append(f"With {r['condition']}, it rejects {fmt(100 * r['value'], 1)}% "
+                       f"(95% CI {fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%).")
+    fdr = m[(m["metric"] == "fdr") & (m["condition"] == "clean")]
+    for _, r in fdr.iterrows():
+        out.append(f"Fairness discrepancy rate across {r['attribute']} groups: {ci(r)} (1 means equal error rates).")
+    return out

@@ -1,0 +1,112 @@
+"""Matplotlib figures rendered to inline SVG strings (text kept as text, so PDFs stay searchable)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+plt.rcParams.update({"svg.fonttype": "none", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
+                     "font.family": "DejaVu Sans", "svg.hashsalt": "faceaudit"})
+COLOURS = ["#3b6ea5", "#d9822b", "#5a9e6f", "#b5485d", "#7d6bb0", "#8c8c8c", "#c2a83e"]
+
+
+def to_svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def _err(df: pd.DataFrame) -> np.ndarray:
+    lo = (df["value"] - df["ci_low"]).clip(lower=0).fillna(0)
+    hi = (df["ci_high"] - df["value"]).clip(lower=0).fillna(0)
+    return np.vstack([lo.to_numpy(), hi.to_numpy()])
+
+
+def leakage_bars(metrics: pd.DataFrame) -> str | None:
+    """Per attribute: headline leakage per condition, attacker trained on clean vs on the same condition."""
+    m = metrics[(metrics["probe"] == "leakage") & metrics["metric"].isin(["normalised_gain", "mae_gain"])
+                & metrics["setting"].isin(["train=clean", "train=same"])]
+    if m.empty:
+        return None
+    attrs = list(dict.fromkeys(m["attribute"]))
+    conds = list(dict.fromkeys(m["condition"]))
+    fig, axes = plt.subplots(1, len(attrs), figsize=(2.0 * len(attrs) + 1.2, 2.8), sharey=True, squeeze=False)
+    width = 0.38
+    for ax, attr in zip(axes[0], attrs):
+        a = m[m["attribute"] == attr]
+        x = np.arange(len(conds))
+        for j, (setting, label) in enumerate([("train=same", "attacker trained on same condition"),
+                                              ("train=clean", "attacker trained on clean faces")]):
+            rows = a[a["setting"] == setting].set_index("condition").reindex(conds)
+            ax.bar(x + (j - 0.5) * width, rows["value"].fillna(0), width, yerr=_err(rows.fillna(0)), capsize=2,
+                   color=COLOURS[j], label=label)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"{attr} ({a['metric'].iloc[0].replace('_', ' ')})")
+        ax.set_xticks(x, conds, rotation=40, ha="right")
+    axes[0][0].set_ylabel("leakage (0 = chance, 1 = fully readable)")
+    axes[0][0].set_ylim(min(-0.15, float(m["ci_low"].min()) - 0.05), 1.05)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.12))
+    return to_svg(fig)
+
+
+def det_curves(curves: dict[str, dict]) -> str | None:
+    """DET plot: FNMR against FMR on log axes, one line per condition."""
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for i, (cond, pts) in enumerate(curves.items()):
+        fmr, fnmr = np.asarray(pts["fmr"]), np.asarray(pts["fnmr"])
+        keep = (fmr > 0) & (fnmr > 0)
+        ax.plot(fmr[keep], fnmr[keep], color=COLOURS[i % len(COLOURS)], lw=1.3, label=cond)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false match rate (FMR)")
+    ax.set_ylabel("false non-match rate (FNMR)")
+    ax.set_xlim(1e-5, 1)
+    ax.set_ylim(1e-4, 1)
+    ax.grid(True, which="major", lw=0.3)
+    ax.legend(fontsize=6, frameon=False)
+    return to_svg(fig)
+
+
+def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:
+    """Per attribute: group FMR and FNMR at the global threshold, with intervals."""
+    m = metrics[(metrics["probe"] == "identity") & (metrics["condition"] == condition)
+                & metrics["metric"].isin(["group_fmr", "group_fnmr"])]
+    if m.empty:
+        return None
+    attrs = list(dict.fromkeys(m["attribute"]))
+    fig, axes = plt.subplots(2, len(attrs), figsize=(1.8 * len(attrs) + 1.2, 3.6), squeeze=False)
+    for col, attr in enumerate(attrs):
+        for row, metric in enumerate(["group_fmr", "group_fnmr"]):
+            ax = axes[row][col]
+            d = m[(m["attribute"] == attr) & (m["metric"] == metric)]
+            ax.bar(range(len(d)), d["value"], yerr=_err(d), capsize=2, color=COLOURS[row])
+            ax.set_xticks(range(len(d)), d["group"], rotation=40, ha="right", fontsize=6)
+            if row == 0:
+                ax.set_title(attr)
+            if col == 0:
+                ax.set_ylabel(metric.replace("group_", "").upper())
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def compare_bars(rows: pd.DataFrame, title: str) -> str | None:
+    """One bar per run (label column) with intervals."""
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(rows) + 1.5), 2.4))
+    ax.bar(range(len(rows)), rows["value"].fillna(0), yerr=_err(rows.fillna(0)), capsize=3,
+           color=[COLOURS[i % len(COLOURS)] for i in range(len(rows))])
+    ax.set_xticks(range(len(rows)), rows["label"], rotation=20, ha="right")
+    ax.set_title(title)
+    return to_svg(fig)

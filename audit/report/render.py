@@ -1,0 +1,155 @@
+"""Build report contexts from the store and render them with Jinja2 (templates/ at the top level).
+
+The report never runs a probe: everything comes from the store, so a report can be rebuilt,
+re-ruled or compared at any time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from audit.metrics.catalogue import METRICS
+from audit.report import narrative, plots
+from audit.store import Store
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
+HEADLINE = [  # (label, probe, metric, where)
+    ("TAR @ FMR 1e-3, clean", "identity", "tar_at_fmr", {"condition": "clean", "setting": "fmr=0.001"}),
+    ("FNMR @ system τ, surgical mask", "identity", "fnmr", {"condition": "mask:surgical", "setting": "fmr=0.001"}),
+    ("Sex leakage, clean", "leakage", "normalised_gain", {"condition": "clean", "attribute": "sex"}),
+    ("Skin-tone leakage, surgical mask", "leakage", "normalised_gain",
+     {"condition": "mask:surgical", "attribute": "skin_tone", "setting": "train=same"}),
+    ("Age leakage (MAE gain), surgical mask", "leakage", "mae_gain",
+     {"condition": "mask:surgical", "attribute": "age", "setting": "train=same"}),
+    ("FDR across skin tone, clean", "identity", "fdr", {"condition": "clean", "attribute": "skin_tone"}),
+]
+
+
+def environment(user_templates: Path | None = None) -> Environment:
+    loaders = [FileSystemLoader(str(user_templates))] if user_templates else []
+    loaders.append(FileSystemLoader(str(TEMPLATES)))
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2", "xml"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v, d=3: narrative.fmt(v, d)
+    env.filters["pct"] = lambda v: "n/a" if v is None or pd.isna(v) else f"{100 * v:.1f}%"
+    env.globals["METRICS"] = METRICS
+    env.globals["zip"] = zip
+    env.globals["css"] = (TEMPLATES / "report.css").read_text()
+    return env
+
+
+def _artifact(store: Store, run_id: str, probe: str, name: str):
+    df = store.artifacts(run_id, probe)
+    df = df[df["name"] == name]
+    if df.empty:
+        return None
+    data = bytes(df.iloc[0]["data"])
+    return json.loads(data) if df.iloc[0]["mime"] == "application/json" else data
+
+
+def _pick(metrics: pd.DataFrame, probe: str, metric: str, where: dict) -> pd.Series | None:
+    rows = metrics[(metrics["probe"] == probe) & (metrics["metric"] == metric)]
+    for k, v in where.items():
+        rows = rows[rows[k] == v]
+    if "setting" not in where and probe == "leakage":
+        rows = rows[rows["setting"] == "train=same"]
+    return None if rows.empty else rows.iloc[0]
+
+
+def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
+    run = store.run(run_id)
+    metrics = store.metrics(run_id)
+    findings = store.findings(run_id)
+    if packs:
+        findings = findings[findings["pack"].isin(packs)]
+    findings = findings.assign(_o=findings["status"].map(STATUS_ORDER)).sort_values(["_o", "pack", "rule_id"])
+    findings["refs"] = findings["refs"].map(json.loads)
+    probes = store.probes(run_id)
+    quality = store.data_quality(run["dataset_id"])
+    leak = metrics[metrics["probe"] == "leakage"]
+    ident = metrics[metrics["probe"] == "identity"]
+    grid = None if no_faces else _artifact(store, run_id, "conditions", "examples.png")
+    thresholds = _artifact(store, run_id, "identity", "thresholds.json")
+    curves = _artifact(store, run_id, "identity", "roc.json")
+    leak_table = leak[leak["metric"].isin(["normalised_gain", "mae_gain", "balanced_accuracy", "mae", "mask_effect"])
+                      & (leak["group"] == "all")].sort_values(["attribute", "metric", "condition", "setting"])
+    ident_table = ident[ident["metric"].isin(["fnmr", "fmr", "tar_at_fmr", "eer", "roc_auc", "rank1"])
+                        & ((ident["setting"] == "") | (ident["setting"] == "fmr=0.001"))]
+    demo_table = ident[ident["metric"].isin(["fmr_max_min", "fmr_max_geomean", "fnmr_max_min", "fnmr_max_geomean",
+                                             "fdr"]) & (ident["condition"] == "clean")]
+    counts = findings["status"].value_counts().to_dict()
+    notes = [m for m in probes["message"] if m]
+    return {
+        "run": run, "findings": findings.to_dict("records"), "counts": counts,
+        "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
+        "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
+                     is not None],
+        "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
+                    "verdicts": narrative.leakage_verdicts(metrics)},
+        "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}),
+                     "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
+                     "demo": demo_table.to_dict("records"), "thresholds": thresholds,
+                     "verdicts": narrative.identity_verdicts(metrics)},
+        "grid": base64.b64encode(grid).decode() if grid else None,
+        "no_faces": no_faces, "notes": notes,
+        "packs": sorted(findings["pack"].unique()),
+        "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "metrics_used": sorted(set(metrics["metric"])),
+    }
+
+
+def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
+               templates: Path | None = None) -> str:
+    return environment(templates).get_template("report.html.j2").render(
+        **run_context(store, run_id, no_faces, packs))
+
+
+def compare_context(store: Store, run_ids: list[str]) -> dict:
+    runs = [store.run(r) for r in run_ids]
+    labels = [f"{r['model_name']} ({r['run_id'][-6:]})" for r in runs]
+    metrics = {r: store.metrics(r) for r in run_ids}
+    rows = []
+    for label, probe, metric, where in HEADLINE:
+        cells = [_pick(metrics[r], probe, metric, where) for r in run_ids]
+        if all(c is None for c in cells):
+            continue
+        rows.append({"label": label, "metric": metric, "cells": cells})
+    plots_ = []
+    for row in rows:
+        df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
+                            "ci_low": c["ci_low"] if c is not None else None,
+                            "ci_high": c["ci_high"] if c is not None else None}
+                           for lab, c in zip(labels, row["cells"])])
+        plots_.append(plots.compare_bars(df.astype({"value": float, "ci_low": float, "ci_high": float}),
+                                         row["label"]))
+    findings = {r: store.findings(r) for r in run_ids}
+    rule_ids = sorted({(f.pack, f.rule_id, f.title) for df in findings.values() for f in df.itertuples()})
+    table = []
+    for pack, rule_id, title in rule_ids:
+        statuses = []
+        for r in run_ids:
+            f = findings[r]
+            hit = f[(f["pack"] == pack) & (f["rule_id"] == rule_id)]
+            statuses.append(hit.iloc[0]["status"] if not hit.empty else "")
+        table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
+    return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
+            "generated": datetime.now().strftime("%Y-%m-%d %H:%M")}
+
+
+def render_compare(store: Store, run_ids: list[str], templates: Path | None = None) -> str:
+    return environment(templates).get_template("compare.html.j2").render(**compare_context(store, run_ids))
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

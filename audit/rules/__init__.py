@@ -1,0 +1,5 @@
+"""Rule packs that turn metric records into findings."""
+
+from audit.rules.engine import Pack, Rule, available_packs, evaluate, evaluate_rule, load_pack
+
+__all__ = ["Pack", "Rule", "available_packs", "evaluate", "evaluate_rule", "load_pack"]

@@ -1,0 +1,194 @@
+"""Rule packs: load and validate YAML, evaluate them on stored metric records.
+
+A rule names a stable location (probe, metric, ``where`` filters on condition, attribute,
+group and setting, with ``*`` globs and lists), how to combine the matching rows
+(``aggregate``), which end of the interval to judge (``use``), and comparators. A rule whose
+probe did not run, or that matches no metric row, is ``not_applicable`` - never ``pass``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audit.errors import RuleError
+from audit.metrics.catalogue import known
+
+COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
+WHERE_KEYS = ("condition", "attribute", "group", "setting")
+PACK_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9_.-]*$")
+    title: str
+    probe: str
+    metric: str
+    where: dict[str, str | list[str]] = Field(default_factory=dict)
+    aggregate: Literal["max", "min", "mean"] = "max"
+    warn_if: str | None = None
+    fail_if: str | None = None
+    use: Literal["value", "ci_low", "ci_high"] = "value"
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    references: list[str] = Field(default_factory=list)
+    rationale: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if not known(v):
+            raise ValueError(f"unknown metric {v!r} (see 'faceaudit rules metrics' for the list)")
+        return v
+
+    @field_validator("warn_if", "fail_if")
+    @classmethod
+    def _comparator(cls, v: str | None) -> str | None:
+        if v is not None and not COMPARATOR.match(str(v)):
+            raise ValueError(f"bad comparator {v!r}; write e.g. '> 0.05' (one of < <= > >= == != and a number)")
+        return v
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, v: dict) -> dict:
+        bad = [k for k in v if k not in WHERE_KEYS]
+        if bad:
+            raise ValueError(f"unknown key(s) {bad}; allowed: {list(WHERE_KEYS)}")
+        return v
+
+
+class Pack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pack: str
+    version: str = "1"
+    title: str = ""
+    description: str = ""
+    rules: list[Rule]
+    source: str = ""
+
+
+def _holds(expr: str | None, x: float) -> bool:
+    if expr is None:
+        return False
+    op, num = COMPARATOR.match(expr).groups()
+    y = float(num)
+    return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y, "==": x == y, "!=": x != y}[op]
+
+
+def load_pack(ref: str | Path) -> Pack:
+    """Load a pack by file path or by id (a YAML under rules/); errors name file, rule and field."""
+    path = Path(ref)
+    if not path.suffix:
+        path = PACK_DIR / f"{ref}.yaml"
+    if not path.is_file():
+        raise RuleError(f"{path}: rule pack not found (packs: {', '.join(p.stem for p in available_packs())})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: a rule pack is a mapping with 'pack' and 'rules'")
+    rules = data.get("rules")
+    if not isinstance(rules, list) or not rules:
+        raise RuleError(f"{path}: field 'rules' must be a non-empty list")
+    for i, r in enumerate(rules):
+        rid = r.get("id", f"#{i + 1}") if isinstance(r, dict) else f"#{i + 1}"
+        try:
+            rule = Rule.model_validate(r)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            field = ".".join(str(x) for x in e["loc"]) or "(rule)"
+            msg = e["msg"].removeprefix("Value error, ")
+            raise RuleError(f"{path}: rule {rid}: field '{field}': {msg}") from None
+        if rule.warn_if is None and rule.fail_if is None:
+            raise RuleError(f"{path}: rule {rid}: field 'warn_if'/'fail_if': give at least one comparator")
+    ids = [r["id"] for r in rules]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise RuleError(f"{path}: rule {sorted(dup)[0]}: field 'id': duplicated in the pack")
+    try:
+        return Pack.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise RuleError(f"{path}: field '{'.'.join(str(x) for x in e['loc'])}': {e['msg']}") from None
+
+
+def available_packs() -> list[Path]:
+    return sorted(PACK_DIR.glob("*.yaml"))
+
+
+def _match(series: pd.Series, pattern: str | list[str]) -> pd.Series:
+    pats = pattern if isinstance(pattern, list) else [pattern]
+    return series.astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in pats))
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    status: str
+    observed: float | None
+    location: dict
+    message: str
+
+
+def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:
+    if rule.probe not in probes_run:
+        return Finding(rule, "not_applicable", None, {}, f"The {rule.probe} probe did not run, so this rule cannot "
+                       "be judged.")
+    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
+    for key, pattern in rule.where.items():
+        rows = rows[_match(rows[key], pattern)]
+    rows = rows[rows[rule.use].notna()]
+    if rows.empty:
+        return Finding(rule, "not_applicable", None, {"where": rule.where},
+                       f"No {rule.metric} result matched {rule.where or 'the rule'} (e.g. the attribute is not in the "
+                       "dataset or the condition was not run).")
+    values = rows[rule.use].to_numpy(float)
+    if rule.aggregate == "mean":
+        observed, pick = float(values.mean()), None
+    else:
+        i = int(np.argmax(values) if rule.aggregate == "max" else np.argmin(values))
+        observed, pick = float(values[i]), rows.iloc[i]
+    status = "fail" if _holds(rule.fail_if, observed) else "warn" if _holds(rule.warn_if, observed) else "pass"
+    loc = {"rows": int(len(rows))}
+    where = ""
+    if pick is not None:
+        loc.update({k: str(pick[k]) for k in WHERE_KEYS})
+        loc.update({"value": float(pick["value"]), "ci_low": _f(pick["ci_low"]), "ci_high": _f(pick["ci_high"])})
+        parts = [f"{k} {pick[k]}" for k in ("attribute", "condition", "group", "setting") if pick[k] not in ("", "all")]
+        where = f" ({', '.join(parts)})" if parts else ""
+    judged = "value" if rule.use == "value" else ("lower" if rule.use == "ci_low" else "upper") + " end of the 95% CI"
+    limits = "; ".join(x for x in (f"warn if {rule.warn_if}" if rule.warn_if else "",
+                                   f"fail if {rule.fail_if}" if rule.fail_if else "") if x)
+    msg = f"{rule.aggregate} {rule.metric} {judged} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
+    return Finding(rule, status, observed, loc, msg)
+
+
+def _f(x) -> float | None:
+    return None if pd.isna(x) else float(x)
+
+
+def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str]) -> pd.DataFrame:
+    """Findings for one pack on one run, as rows of the ``findings`` table."""
+    now = datetime.now().replace(microsecond=0)
+    rows = []
+    for rule in pack.rules:
+        f = evaluate_rule(rule, metrics, probes_run)
+        rows.append({"run_id": run_id, "pack": pack.pack, "pack_version": str(pack.version), "rule_id": rule.id,
+                     "title": rule.title, "status": f.status, "severity": rule.severity, "observed": f.observed,
+                     "warn_if": rule.warn_if or "", "fail_if": rule.fail_if or "", "judged": rule.use,
+                     "location": json.dumps(f.location), "refs": json.dumps(rule.references), "message": f.message,
+                     "evaluated_at": now})
+    df = pd.DataFrame(rows)
+    df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
+    return df
