@@ -158,7 +158,7 @@ def infer_profile(info: ModelInfo) -> Profile:
         d = t.shape[-1] if t.shape else None
         return d if isinstance(d, int) else None
 
-    if len(info.outputs) == 1 and (last_dim(info.outputs[0]) or 0) >= 32:
+    if len(info.outputs) == 1 and (last_dim(info.outputs[0]) or 0) >= 16:
         guessed.append("kind")
         return Profile(name=info.name, kind="embedding", input=spec,
                        embedding_output=info.outputs[0].name, guessed=guessed)

@@ -10,13 +10,22 @@ BLOCKED: list[str] = []
 """URLs refused during the last rendering (for the report log and tests)."""
 
 
-def offline_fetcher(url: str, timeout: int = 10, ssl_context=None):
-    from weasyprint.urls import default_url_fetcher
+def _offline_fetcher():
+    from weasyprint.urls import URLFetcher
 
-    if url.startswith("data:"):
-        return default_url_fetcher(url, timeout=timeout, ssl_context=ssl_context)
-    BLOCKED.append(url)
-    raise ValueError(f"faceaudit renders offline; refused to fetch {url}")
+    class OfflineFetcher(URLFetcher):
+        """Serves data: URLs only; every other URL is recorded in BLOCKED and refused."""
+
+        def __init__(self):
+            super().__init__(allowed_protocols={"data"}, allow_redirects=False)
+
+        def fetch(self, url, headers=None):
+            if not url.startswith("data:"):
+                BLOCKED.append(url)
+                raise ValueError(f"faceaudit renders offline; refused to fetch {url}")
+            return super().fetch(url, headers)
+
+    return OfflineFetcher()
 
 
 def write_pdf(html: str, out: Path) -> Path:
@@ -26,6 +35,6 @@ def write_pdf(html: str, out: Path) -> Path:
     BLOCKED.clear()
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     tmp = out.with_name(out.name + ".partial")
-    weasyprint.HTML(string=html, url_fetcher=offline_fetcher, base_url=None).write_pdf(tmp)
+    weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(tmp)
     os.replace(tmp, out)
     return out

@@ -129,7 +129,7 @@ def available_packs() -> list[Path]:
 
 def _match(series: pd.Series, pattern: str | list[str]) -> pd.Series:
     pats = pattern if isinstance(pattern, list) else [pattern]
-    return series.astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in pats))
+    return series.astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in pats)).astype(bool)
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,11 @@ class Person:
 def make_person(seed: int, split: str, index: int) -> Person:
     """Person ``index`` of ``split`` (``eval``/``train``...); different splits share nobody."""
     r = rng_for(seed, "person", split, index)
-    sex = "female" if r.random() < 0.5 else "male"
-    tone = SKIN_TONES[int(r.integers(3))]
+    # Balanced by construction: each block of 6 people holds every (sex, skin tone) pair once,
+    # and each block of 2 both control values, in a seeded order.
+    cell = rng_for(seed, "cells", split, index // 6).permutation(6)[index % 6]
+    sex, tone = ("female", "male")[cell // 3], SKIN_TONES[cell % 3]
+    control = ("a", "b")[rng_for(seed, "control", split, index // 2).permutation(2)[index % 2]]
     age = int(r.integers(18, 81))
     male = sex == "male"
     base = np.array(SKIN_RGB[tone], float)
@@ -75,7 +78,7 @@ def make_person(seed: int, split: str, index: int) -> Person:
     hair = np.array(HAIR_RGB[int(r.integers(len(HAIR_RGB)))], float) * r.uniform(0.85, 1.15)
     return Person(
         pid=f"{split}{index:05d}", sex=sex, skin_tone=tone, age=age,
-        control="a" if r.random() < 0.5 else "b",
+        control=control,
         skin_rgb=tuple(float(v) for v in skin),
         face_w=float(r.uniform(34, 42) + (2.0 if male else 0.0)),
         face_up=float(r.uniform(44, 54)),

@@ -1,0 +1,54 @@
+"""Tiny ONNX models built in code (a 2-layer network), so tests need no committed binaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def make_onnx(path: Path, *, batch: int | str = "N", out_dim: int = 16, size: int = 112, layout: str = "NCHW",
+              nan: bool = False, last_op: str | None = None, seed: int = 0, external: bool = False,
+              outputs: int = 1) -> Path:
+    """AveragePool(8) -> Flatten -> MatMul -> Relu -> MatMul [-> last_op] as an embedding model."""
+    rng = np.random.default_rng(seed)
+    pooled = 3 * (size // 8) ** 2
+    w1 = numpy_helper.from_array(rng.normal(0, 0.05, (pooled, 32)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.2, (32, out_dim)).astype(np.float32), "w2")
+    shape = [batch, 3, size, size] if layout == "NCHW" else [batch, size, size, 3]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
+    nodes = []
+    src = "input"
+    if layout == "NHWC":
+        nodes.append(helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]))
+        src = "nchw"
+    nodes += [helper.make_node("AveragePool", [src], ["p"], kernel_shape=[8, 8], strides=[8, 8]),
+              helper.make_node("Flatten", ["p"], ["f"], axis=1),
+              helper.make_node("MatMul", ["f", "w1"], ["h"]),
+              helper.make_node("Relu", ["h"], ["r"]),
+              helper.make_node("MatMul", ["r", "w2"], ["e0"])]
+    inits = [w1, w2]
+    last = "e0"
+    if nan:
+        inits.append(numpy_helper.from_array(np.array([np.nan], np.float32), "nanc"))
+        nodes.append(helper.make_node("Mul", ["e0", "nanc"], ["e1"]))
+        last = "e1"
+    if last_op:
+        nodes.append(helper.make_node(last_op, [last], ["e2"]))
+        last = "e2"
+    nodes.append(helper.make_node("Identity", [last], ["embedding"]))
+    outs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, out_dim])]
+    for k in range(1, outputs):
+        nodes.append(helper.make_node("Identity", [last], [f"out{k}"]))
+        outs.append(helper.make_tensor_value_info(f"out{k}", TensorProto.FLOAT, [batch, out_dim]))
+    graph = helper.make_graph(nodes, "tiny", [x], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="faceaudit-tests")
+    model.ir_version = 8
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=path.name + ".data", size_threshold=0)
+    else:
+        onnx.save_model(model, str(path))
+    return path

@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.data import ARCFACE_TEMPLATE, load, subject_folds, subject_split
+from audit.errors import DatasetError
+
+
+def write_manifest(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder
+
+
+def jpeg(path: Path, value: int = 128) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((64, 64, 3), value, np.uint8))
+
+
+def test_sample_manifest_passes_schema(small_data):
+    ds = load(small_data)
+    assert ds.n_subjects == 40 and len(ds.manifest) == 160
+    assert ds.attributes == ["sex", "skin_tone", "control", "age"] or set(ds.attributes) == {
+        "sex", "skin_tone", "control", "age"}
+    assert ds.has_landmarks
+
+
+def test_missing_column_is_named(tmp_path):
+    folder = write_manifest(tmp_path / "d", [{"image": "a.jpg", "person": "p1"}])
+    with pytest.raises(DatasetError, match="missing required column 'subject'"):
+        load(folder)
+
+
+def test_negative_age_names_row_and_column(tmp_path):
+    folder = write_manifest(tmp_path / "d", [{"image": "a.jpg", "subject": "p1", "age": 30},
+                                             {"image": "b.jpg", "subject": "p1", "age": -4}])
+    with pytest.raises(DatasetError, match=r"row 2, column 'age': value -4.0"):
+        load(folder)
+
+
+def test_duplicate_rows_are_refused(tmp_path):
+    folder = write_manifest(tmp_path / "d", [{"image": "a.jpg", "subject": "p1"}, {"image": "a.jpg", "subject": "p1"}])
+    with pytest.raises(DatasetError, match=r"duplicate rows for image 'a.jpg' \(rows \[2\]\)"):
+        load(folder)
+
+
+def test_path_outside_root_is_refused(tmp_path):
+    folder = write_manifest(tmp_path / "d", [{"image": "a.jpg", "subject": "p1"},
+                                             {"image": "../../etc/passwd", "subject": "p2"}])
+    with pytest.raises(DatasetError, match=r"row 2, column 'image': path '../../etc/passwd' resolves outside"):
+        load(folder)
+
+
+def test_zero_byte_and_unreadable_images_become_quality_records(tmp_path):
+    folder = tmp_path / "d"
+    jpeg(folder / "ok1.jpg")
+    jpeg(folder / "ok2.jpg")
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "junk.jpg").write_bytes(b"not an image at all")
+    write_manifest(folder, [{"image": n, "subject": s} for n, s in
+                            [("ok1.jpg", "a"), ("zero.jpg", "a"), ("ok2.jpg", "b"), ("junk.jpg", "b"), ("gone.jpg", "c")]])
+    faces = load(folder).faces()
+    assert faces.images.shape == (2, 112, 112, 3)
+    assert faces.rows.tolist() == [0, 2]
+    assert {(i.row, i.problem) for i in faces.issues} == {(2, "empty"), (4, "unreadable"), (5, "missing")}
+
+
+def test_empty_dataset_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty dataset"):
+        load(tmp_path / "empty")
+    folder = write_manifest(tmp_path / "d", [])
+    (folder / "manifest.csv").write_text("image,subject\n")
+    with pytest.raises(DatasetError, match="no rows"):
+        load(folder)
+
+
+def test_all_images_unreadable_is_an_error(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"")
+    write_manifest(folder, [{"image": "a.jpg", "subject": "p"}])
+    with pytest.raises(DatasetError, match="none of the 1 images could be read"):
+        load(folder).faces()
+
+
+def test_person_folders(tmp_path):
+    for person in ("Ada", "Bob"):
+        for k in range(2):
+            jpeg(tmp_path / "lfw" / person / f"{k}.jpg")
+    ds = load(tmp_path / "lfw")
+    assert sorted(ds.manifest["subject"].unique()) == ["Ada", "Bob"] and len(ds.manifest) == 4
+
+
+def test_utkface_names(tmp_path):
+    jpeg(tmp_path / "utk" / "25_1_2_20170116174525125.jpg.chip.jpg")
+    jpeg(tmp_path / "utk" / "61_0_0_20170117191001812.jpg.chip.jpg")
+    ds = load(tmp_path / "utk")
+    m = ds.manifest.set_index("age")
+    assert m.loc[25.0, "sex"] == "female" and m.loc[25.0, "race"] == "asian"
+    assert m.loc[61.0, "sex"] == "male" and m.loc[61.0, "race"] == "white"
+
+
+def test_alignment_maps_landmarks_to_template(small_data):
+    faces = load(small_data).faces()
+    err = np.abs(faces.landmarks[:, :5] - ARCFACE_TEMPLATE).max(axis=(1, 2))
+    # A similarity transform cannot fit five points exactly (faces differ); within a few pixels.
+    assert np.median(err) < 4 and err.max() < 10
+
+
+def test_splits_are_subject_disjoint():
+    subjects = np.repeat(np.arange(30), 3)
+    for tr, te in subject_folds(subjects, 5, seed=1):
+        assert not set(subjects[tr]) & set(subjects[te])
+    tr, te = subject_split(subjects, 0.3, seed=2)
+    assert not set(subjects[tr]) & set(subjects[te]) and len(set(subjects[te])) == 9
+    assert [t.tolist() for t, _ in subject_folds(subjects, 3, 7)] == [t.tolist() for t, _ in subject_folds(subjects, 3, 7)]

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from audit.metrics import demographic as demo
+from audit.metrics import verification as ver
+from audit.metrics.stats import SubjectBootstrap
+
+
+def test_threshold_never_exceeds_target_fmr():
+    rng = np.random.default_rng(0)
+    neg = rng.normal(0, 1, 10000)
+    for fmr in (1e-1, 1e-2, 1e-3):
+        tau = ver.threshold_at_fmr(neg, fmr)
+        assert np.mean(neg >= tau) <= fmr
+        assert np.mean(neg >= np.nextafter(tau, -np.inf) - 1e-9) >= fmr - 1 / len(neg)
+
+
+def test_ties_at_threshold_count_as_rejections():
+    neg = np.array([0.1, 0.5, 0.5, 0.5, 0.9])
+    tau = ver.threshold_at_fmr(neg, 0.2)
+    # Only the 0.9 impostor is accepted; the three tied at 0.5 are all rejected, never split.
+    assert 0.5 < tau <= 0.9 and ver.fmr_fnmr(neg, np.array([0.5]), tau) == (0.2, 1.0)
+
+
+def test_supported_fmrs_explain_missing_targets():
+    ok, why = ver.supported_fmrs(20000)
+    assert ok == [1e-2, 1e-3] and "FMR 0.0001 needs at least 100000" in why[0] and "gives 20000" in why[0]
+
+
+def test_eer_known_values():
+    neg = np.linspace(0, 0.6, 101)
+    pos = np.linspace(0.4, 1.0, 101)
+    e = ver.eer(neg, pos)
+    assert e.crossed and e.low <= e.mid <= e.high and abs(e.mid - 1 / 6) < 0.02
+    perfect = ver.eer(np.array([0.1, 0.2]), np.array([0.8, 0.9]))
+    assert perfect.mid == 0.0
+
+
+def test_rank1_and_rank():
+    scores = np.array([[0.9, 0.1, 0.2], [0.3, 0.2, 0.8]])
+    probe, gallery = np.array(["a", "b"]), np.array(["a", "b", "c"])
+    assert ver.rank1(scores, probe, gallery).tolist() == [1.0, 0.0]
+    assert ver.rank_of_true(scores, probe, gallery).tolist() == [1, 3]
+
+
+def test_demographic_summaries():
+    fmr = {"a": 0.001, "b": 0.004}
+    fnmr = {"a": 0.02, "b": 0.06}
+    assert demo.ratio_max_min(fmr) == pytest.approx(4)
+    assert demo.ratio_max_geomean(fmr) == pytest.approx(0.004 / np.sqrt(0.001 * 0.004))
+    assert demo.fairness_discrepancy_rate(fmr, fnmr) == pytest.approx(1 - (0.5 * 0.003 + 0.5 * 0.04))
+    assert demo.ratio_max_min({"a": 0.0, "b": 0.0}) == 1.0
+    assert demo.ratio_max_min({"a": 0.0, "b": 0.1}) == float("inf")
+
+
+def test_subject_bootstrap_is_seeded_and_covers_truth():
+    rng = np.random.default_rng(1)
+    subjects = np.repeat(np.arange(200), 5)
+    person_effect = rng.normal(0, 1, 200)[subjects]
+    x = 0.3 + person_effect + rng.normal(0, 0.2, len(subjects))
+    a = SubjectBootstrap(subjects, 300, seed=4).estimate(lambda i: x[i].mean())
+    b = SubjectBootstrap(subjects, 300, seed=4).estimate(lambda i: x[i].mean())
+    assert a == b
+    assert a.ci_low < 0.3 < a.ci_high
+    # Image-level resampling would be ~sqrt(5) times narrower; the subject bootstrap is not.
+    assert a.ci_high - a.ci_low > 2 * 1.96 * x.std() / np.sqrt(len(x))

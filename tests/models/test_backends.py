@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from audit.errors import ModelError
+from audit.models import load, parity_check
+from tests.builders import make_onnx
+
+
+def faces(n=5, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 112, 112, 3), dtype=np.uint8)
+
+
+def test_dynamic_and_fixed_batch_give_the_same_embeddings(tmp_path):
+    dyn = load(make_onnx(tmp_path / "dyn.onnx", seed=3), batch_size=4)
+    fixed = load(make_onnx(tmp_path / "fixed.onnx", batch=1, seed=3), batch_size=4)
+    assert dyn.ort.dynamic_batch and not fixed.ort.dynamic_batch
+    x = faces(7)
+    np.testing.assert_allclose(dyn.ort.embed(x), fixed.ort.embed(x), rtol=1e-5, atol=1e-6)
+    assert dyn.ort.embed(x).shape == (7, 16)
+
+
+def test_torch_backend_matches_ort(tiny_model):
+    m = load(tiny_model)
+    res = parity_check(m.ort, m.torch(), faces(6))
+    assert res.passed and res.max_abs_diff < 1e-4 and res.min_cosine > 0.9999
+
+
+def test_parity_detects_a_different_model(tmp_path):
+    a = load(make_onnx(tmp_path / "a.onnx", seed=1))
+    b = load(make_onnx(tmp_path / "b.onnx", seed=2))
+    assert not parity_check(a.ort, b.torch(), faces(4)).passed
+
+
+def test_nan_output_is_reported_with_output_name(tmp_path):
+    m = load(make_onnx(tmp_path / "nan.onnx", nan=True))
+    with pytest.raises(ModelError, match="nan.onnx: output 'embedding' contains NaN"):
+        m.ort.embed(faces(3))
+
+
+def test_unconvertible_model_keeps_ort_and_explains(tmp_path):
+    # LpNormalization (an L2-normalised embedding, common in vendor models) has no onnx2torch converter.
+    m = load(make_onnx(tmp_path / "l2.onnx", last_op="LpNormalization"))
+    assert m.torch() is None
+    assert "onnx2torch could not convert" in m.torch_error and "ort backend still works" in m.torch_error
+    emb = m.ort.embed(faces(2))
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+
+
+def test_preprocessing_follows_profile_resize_and_bgr(tmp_path):
+    from audit.models import preprocess
+    from audit.models.profile import InputSpec, Profile
+
+    prof = Profile(name="p", kind="embedding", embedding_output="e",
+                   input=InputSpec(name="input", size=(56, 56), color="BGR", mean=(0, 0, 0), std=(1, 1, 1)))
+    img = np.zeros((1, 112, 112, 3), np.uint8)
+    img[..., 0] = 200  # red
+    x = preprocess(img, prof)
+    assert x.shape == (1, 3, 56, 56)
+    assert x[0, 2].mean() == pytest.approx(200) and x[0, 0].mean() == pytest.approx(0)

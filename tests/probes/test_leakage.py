@@ -1,0 +1,75 @@
+"""Known-answer tests: the generator plants sex, skin tone and age, and never draws 'control'."""
+
+import numpy as np
+import pytest
+
+from audit.probes.leakage import age_bucket, age_stats, categorical_stats
+from tests.probes.conftest import pick
+
+pytestmark = pytest.mark.slow
+
+
+def test_planted_attributes_found_above_chance(audit_runs):
+    m = audit_runs("fr-baseline")
+    for attr in ("sex", "skin_tone"):
+        row = pick(m, probe="leakage", condition="clean", metric="normalised_gain", attribute=attr, setting="train=same")
+        assert row["ci_low"] > 0.2, attr
+    age = pick(m, probe="leakage", condition="clean", metric="mae_gain", attribute="age", setting="train=same")
+    assert age["ci_low"] > 0.2
+    mae = pick(m, probe="leakage", condition="clean", metric="mae", attribute="age", setting="train=same")
+    base = pick(m, probe="leakage", condition="clean", metric="baseline_mae", attribute="age", setting="train=same")
+    assert mae["value"] < base["value"]
+
+
+def test_never_rendered_control_is_at_chance(audit_runs):
+    m = audit_runs("fr-baseline")
+    rows = m[(m["probe"] == "leakage") & (m["attribute"] == "control") & (m["metric"] == "normalised_gain")]
+    assert len(rows) == 3  # clean; mask with both attacker settings
+    assert (rows["ci_low"] <= 0).all() and (rows["ci_high"] >= 0).all()
+    chance = m[(m["attribute"] == "control") & (m["metric"] == "chance")]
+    assert np.allclose(chance["value"], 0.5)
+
+
+def test_masks_do_not_hide_skin_tone(audit_runs):
+    m = audit_runs("fr-baseline")
+    row = pick(m, probe="leakage", condition="mask:surgical", metric="normalised_gain", attribute="skin_tone",
+               setting="train=same")
+    assert row["ci_low"] > 0.5
+    effect = pick(m, probe="leakage", condition="mask:surgical", metric="mask_effect", attribute="skin_tone",
+                  setting="train=clean")
+    assert effect["ci_low"] <= effect["value"] <= effect["ci_high"]
+
+
+def test_private_model_leaks_less_sex_than_baseline(audit_runs):
+    base = pick(audit_runs("fr-baseline"), probe="leakage", condition="clean", metric="normalised_gain",
+                attribute="sex", setting="train=same")
+    private = pick(audit_runs("fr-private"), probe="leakage", condition="clean", metric="normalised_gain",
+                   attribute="sex", setting="train=same")
+    assert private["ci_high"] < base["ci_low"], (private.to_dict(), base.to_dict())
+
+
+def test_attribute_model_heads_evaluated_directly(audit_runs):
+    m = audit_runs("attr-classifier", probes=("leakage",))
+    sex = pick(m, probe="leakage", condition="clean", metric="balanced_accuracy", attribute="sex", setting="direct")
+    tone = pick(m, probe="leakage", condition="clean", metric="accuracy", attribute="skin_tone", setting="direct")
+    age = pick(m, probe="leakage", condition="clean", metric="mae", attribute="age", setting="direct")
+    assert sex["value"] > 0.8 and tone["value"] > 0.9 and age["value"] < 12
+    assert m[(m["setting"] == "direct") & (m["attribute"] == "control")].empty  # no head for it
+
+
+def test_categorical_stats_by_hand():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    p = np.array([0, 0, 0, 1, 1, 0])
+    s = categorical_stats(y, p, 2)
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2) / 2)
+    assert s["normalised_gain"] == pytest.approx((s["balanced_accuracy"] - 0.5) / 0.5)
+    assert s["chance"] == 0.5
+
+
+def test_age_stats_and_buckets():
+    assert age_bucket(np.array([0, 3, 4, 12, 13, 19, 20, 30, 31, 45, 46, 60, 61, 90])).tolist() == \
+        [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+    s = age_stats(np.array([20.0, 40.0]), np.array([22.0, 36.0]), 30.0)
+    assert s["mae"] == 3 and s["baseline_mae"] == 10 and s["mae_gain"] == pytest.approx(0.7)
+    assert s["bucket_accuracy"] == 1.0

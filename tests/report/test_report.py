@@ -1,0 +1,109 @@
+"""Reports render from a real store; PDFs are real files read back with pypdf."""
+
+import http.server
+import threading
+
+import pytest
+from pypdf import PdfReader
+
+from audit import api
+from audit.config import AuditConfig
+from audit.report.pdf import write_pdf
+from tests.builders import make_onnx
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory, small_data):
+    """A tiny model whose name is a script tag, audited on the small synthetic set."""
+    root = tmp_path_factory.mktemp("rep")
+    model = make_onnx(root / "tiny.onnx")
+    (root / "tiny.profile.yaml").write_text(
+        "name: <script>alert(1)</script>\nkind: embedding\nembedding_output: embedding\n"
+        "input: {name: input, size: [112, 112], layout: NCHW, color: RGB, mean: [127.5, 127.5, 127.5], "
+        "std: [127.5, 127.5, 127.5]}\n")
+    db = root / "store.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean", "mask:surgical"], bootstrap=50,
+                      mlp_epochs=20, folds=3)
+    run_id = api.run_audit(cfg, db)
+    api.evaluate_rules(run_id, db)
+    return root, db, run_id
+
+
+def test_vendor_strings_are_escaped(audited):
+    root, db, run_id = audited
+    html = api.build_report(run_id, db, root / "out", ["html"])[0].read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_html_has_every_section(audited):
+    root, db, run_id = audited
+    html = api.build_report(run_id, db, root / "out", ["html"])[0].read_text()
+    for section in ("Executive summary", "System under test", "Data quality", "Attribute leakage",
+                    "Identity under occlusion", "Limitations", "Reproducibility appendix", "<svg"):
+        assert section in html, section
+    assert "not applicable" in html  # inversion rules cannot be judged without that probe
+
+
+def test_pdf_pages_and_findings_text(audited):
+    root, db, run_id = audited
+    pdf = api.build_report(run_id, db, root / "out", ["pdf"])[0]
+    reader = PdfReader(pdf)
+    assert len(reader.pages) >= 5
+    text = " ".join(p.extract_text() for p in reader.pages)
+    assert "SANITY-CONTROL-AT-CHANCE" in text and "LEAK-SEX-CLEAN" in text
+    assert f"page 1 of {len(reader.pages)}" in text and run_id in text
+    fonts = {str(f.get("/BaseFont")) for p in reader.pages for f in (p["/Resources"].get("/Font") or {}).values()
+             for f in [f.get_object()]}
+    assert any("DejaVu" in f for f in fonts)
+    embedded = [f for p in reader.pages for f in (p["/Resources"].get("/Font") or {}).values()
+                if "/FontFile2" in str(f.get_object().get("/DescendantFonts", [{}])[0].get_object()
+                                       .get("/FontDescriptor", {}).get_object().keys())
+                or "/FontFile2" in str(f.get_object().get("/FontDescriptor", {}))]
+    assert embedded, "fonts must be embedded"
+
+
+def test_no_faces_leaves_images_out(audited):
+    root, db, run_id = audited
+    with_faces = api.build_report(run_id, db, root / "a", ["html"])[0].read_text()
+    without = api.build_report(run_id, db, root / "b", ["html"], no_faces=True)[0].read_text()
+    assert "data:image/png;base64" in with_faces and "data:image/png;base64" not in without
+
+
+def test_comparison_report(audited, tmp_path):
+    root, db, run_id = audited
+    cfg = AuditConfig(model=root / "tiny.onnx", data=str(root.parent / "missing"), probes=["leakage"])
+    # A second run of the same model with another seed gives the second column.
+    cfg = cfg.model_copy(update={"data": api.show_run(run_id, db)["run"]["dataset_source"].removesuffix(
+        "/manifest.csv"), "seed": 1, "conditions": ["clean"], "bootstrap": 50, "mlp_epochs": 20})
+    other = api.run_audit(cfg, db)
+    api.evaluate_rules(other, db)
+    html_path, pdf_path = api.compare([run_id, other], db, tmp_path)
+    html = html_path.read_text()
+    assert run_id in html and other in html and "Findings side by side" in html
+    assert len(PdfReader(pdf_path).pages) >= 1
+
+
+def test_pdf_rendering_makes_no_network_request(tmp_path):
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    html = (f'<html><head><link rel="stylesheet" href="{url}/style.css"></head><body><h1>x</h1>'
+            f'<img src="{url}/logo.png"><p style="background: url({url}/bg.png)">y</p></body></html>')
+    try:
+        write_pdf(html, tmp_path / "x.pdf")
+    finally:
+        server.shutdown()
+    assert hits == []
+    assert (tmp_path / "x.pdf").stat().st_size > 0

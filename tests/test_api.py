@@ -1,0 +1,60 @@
+"""The run lifecycle through audit.api: cancel keeps finished probes, resume completes the run."""
+
+import threading
+
+import pytest
+
+from audit import api
+from audit.config import AuditConfig
+from audit.store import Store
+
+
+@pytest.mark.slow
+def test_cancel_then_resume(tiny_model, small_data, tmp_path):
+    db = tmp_path / "s.duckdb"
+    cancel = threading.Event()
+
+    def progress(probe, fraction, message):
+        if probe == "identity":
+            cancel.set()
+
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), conditions=["clean", "mask:n95"], bootstrap=30,
+                      mlp_epochs=10)
+    with pytest.raises(api.Cancelled, match="finished probes are kept"):
+        api.run_audit(cfg, db, progress, cancel)
+    with Store(db) as s:
+        run_id = s.resolve_run("latest")
+        assert s.run(run_id)["status"] == "cancelled"
+        assert set(s.probes(run_id)["probe"]) == {"leakage"}
+        n_leak = int((s.metrics(run_id)["probe"] == "leakage").sum())
+    assert api.run_audit(cfg, db, resume=run_id) == run_id
+    with Store(db) as s:
+        assert s.run(run_id)["status"] == "completed"
+        m = s.metrics(run_id)
+        assert int((m["probe"] == "leakage").sum()) == n_leak and (m["probe"] == "identity").any()
+
+
+@pytest.mark.slow
+def test_same_inputs_same_numbers(tiny_model, small_data, tmp_path):
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), conditions=["clean", "patch:0.3"], bootstrap=30,
+                      mlp_epochs=10)
+    runs = [api.run_audit(cfg, tmp_path / f"{i}.duckdb") for i in range(2)]
+    frames = []
+    for i, run_id in enumerate(runs):
+        with Store(tmp_path / f"{i}.duckdb") as s:
+            frames.append(s.metrics(run_id).drop(columns=["run_id"]))
+    assert frames[0].equals(frames[1])
+
+
+def test_failed_probe_marks_run_failed(tmp_path, small_data):
+    from tests.builders import make_onnx
+
+    model = make_onnx(tmp_path / "nan.onnx", nan=True)
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean"], parity=False)
+    with pytest.raises(Exception, match="contains NaN"):
+        api.run_audit(cfg, db)
+    with Store(db) as s:
+        run = s.run(s.resolve_run("latest"))
+        assert run["status"] == "failed" and "NaN" in run["error"]
+        assert s.metrics(run["run_id"]).empty

@@ -1,0 +1,106 @@
+"""The CLI through its public surface: exit codes and one-line messages."""
+
+import pytest
+from typer.testing import CliRunner
+
+from audit.cli import app
+from tests.builders import make_onnx
+
+runner = CliRunner()
+
+
+def run_cli(*args):
+    # main() turns FaceAuditError into a one-line message; CliRunner calls the app, so mirror that.
+    from audit.errors import FaceAuditError
+
+    result = runner.invoke(app, list(map(str, args)), env={"COLUMNS": "250"})
+    if isinstance(result.exception, FaceAuditError):
+        return 2, str(result.exception)
+    return result.exit_code, result.output
+
+
+def test_inspect_prints_facts_and_marks_guesses(tiny_model):
+    code, out = run_cli("inspect", tiny_model)
+    assert code == 0
+    assert "sha256" in out and "opset" in out and "INFERRED" in out and "(guess)" in out
+
+
+def test_inspect_write_profile(tiny_model):
+    code, out = run_cli("inspect", tiny_model, "--write-profile")
+    assert code == 0 and tiny_model.with_name("tiny.profile.yaml").is_file()
+    code, out = run_cli("inspect", tiny_model)
+    assert "from file" in out
+    code, out = run_cli("inspect", tiny_model, "--write-profile")
+    assert code == 2 and "already exists" in out
+
+
+def test_main_prints_one_line_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x01garbage" * 10)
+    proc = subprocess.run([sys.executable, "-m", "audit.cli", "inspect", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "bad.onnx: not a valid ONNX file" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "audit.cli", "--debug", "inspect", str(bad)], capture_output=True,
+                          text=True)
+    assert "Traceback" in proc.stderr
+
+
+def test_run_bad_arguments_write_nothing(tiny_model, small_data, tmp_path):
+    db = tmp_path / "s.duckdb"
+    for args, msg in [(["--probes", "leakage,telepathy"], "unknown probe 'telepathy'"),
+                      (["--conditions", "clean,mask:bandana"], "unknown condition"),
+                      (["--attributes", "sex,eye_colour"], "['eye_colour'] not in the manifest"),
+                      (["--preset", "fast"], "--preset")]:
+        code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, *args)
+        assert code == 2 and msg in out, out
+    assert not db.exists()
+
+
+def test_identity_needs_two_images_per_person(tiny_model, tmp_path):
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.full((112, 112, 3), 20 * i, np.uint8))
+    pd.DataFrame({"image": [f"{i}.jpg" for i in range(6)], "subject": [f"p{i}" for i in range(6)],
+                  "sex": ["f", "m"] * 3}).to_csv(folder / "manifest.csv", index=False)
+    code, out = run_cli("run", "--model", tiny_model, "--data", folder, "--probes", "identity", "--db",
+                        tmp_path / "s.duckdb")
+    assert code == 2 and "needs at least two images of a person" in out
+
+
+def test_runs_list_on_empty_store(tmp_path):
+    code, out = run_cli("runs", "list", "--db", tmp_path / "none.duckdb")
+    assert code == 0 and "faceaudit demo" in out
+
+
+@pytest.mark.slow
+def test_run_then_list_show_and_report(tiny_model, small_data, tmp_path):
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, "--conditions",
+                        "clean,mask:n95", "--pack", "baseline")
+    assert code == 0, out
+    assert "completed" in out
+    code, out = run_cli("runs", "list", "--db", db)
+    assert "tiny" in out and "completed" in out
+    code, out = run_cli("runs", "show", "latest", "--db", db, "--all")
+    assert "normalised_gain" in out and "SANITY-CONTROL-AT-CHANCE" in out
+    code, out = run_cli("report", "latest", "--db", db, "--out", tmp_path / "r", "--format", "html",
+                        "--pack", "iso-biometrics")
+    assert code == 0 and (tmp_path / "r").glob("*.html")
+
+
+def test_rules_check_and_list(tmp_path):
+    code, out = run_cli("rules", "list")
+    assert code == 0 and "baseline" in out and "eu-ai-act" in out and "iso-biometrics" in out
+    bad = tmp_path / "p.yaml"
+    bad.write_text("pack: p\nrules:\n  - id: X1\n    title: t\n    probe: leakage\n    metric: nope\n    "
+                   "fail_if: '> 1'\n")
+    code, out = run_cli("rules", "check", bad)
+    assert code == 2 and "rule X1: field 'metric'" in out
