@@ -133,6 +133,16 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
     return probes
 
 
+def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
+    """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
+    from audit.rules import load_pack
+
+    model = load_model(config.model, config.profile, config.device, config.batch_size)
+    validate_config(config, model, resolve_dataset(config.data))
+    for p in packs or []:
+        load_pack(p)
+
+
 def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
               cancel: threading.Event | None = None, resume: str | None = None) -> str:
     """Run the configured probes and store every number; returns the run id.
@@ -281,11 +291,33 @@ def list_runs(db: str | Path) -> pd.DataFrame:
         return store.runs()
 
 
+def _require(db: str | Path) -> None:
+    """Reading commands must not create an empty store by accident."""
+    from audit.errors import StoreError
+
+    if str(db) != ":memory:" and not Path(db).exists():
+        raise StoreError(f"{db}: no such database (run an audit first, e.g. 'faceaudit demo')")
+
+
 def show_run(run_ref: str, db: str | Path) -> dict:
+    _require(db)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
         return {"run": store.run(run_id), "probes": store.probes(run_id), "findings": store.findings(run_id),
                 "metrics": store.metrics(run_id)}
+
+
+def headline_table(run_refs: list[str], db: str | Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Headline measures of several runs as text cells: (column labels, [(measure, cells)])."""
+    from audit.report.narrative import fmt
+    from audit.report.render import headline_rows
+
+    _require(db)
+    with Store(db) as store:
+        _, labels, rows = headline_rows(store, [store.resolve_run(r) for r in run_refs])
+    text = [(r["label"], ["-" if c is None else f"{fmt(c['value'], 3)} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"
+                          for c in r["cells"]]) for r in rows]
+    return labels, text
 
 
 def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None) -> pd.DataFrame:
@@ -296,6 +328,7 @@ def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None)
     from audit.rules import available_packs, evaluate, load_pack
 
     loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
+    _require(db)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
         metrics = store.metrics(run_id)
@@ -320,8 +353,9 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     if bad:
         raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
     out_dir = Path(out_dir)
+    _require(db)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         html = render_run(store, run_id, no_faces, packs)
@@ -337,8 +371,9 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
     if len(run_refs) < 2:
         raise ConfigError("compare needs at least two runs")
     out_dir = Path(out_dir)
+    _require(db)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(db, read_only=True) as store:
+    with Store(db) as store:
         ids = [store.resolve_run(r) for r in run_refs]
         html = render_compare(store, ids)
     return _write(html, out_dir / "comparison", formats or ["html", "pdf"], write_text_atomic, write_pdf)

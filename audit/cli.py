@@ -216,6 +216,15 @@ def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder 
     console.print(f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
 
 
+@app.command()
+def tui(db: Db = DEFAULT_DB, out: Path = typer.Option(Path("reports"), "--out", help="Folder for exported reports."),
+        models: Path = typer.Option(Path("."), "--models", help="Folder the model picker starts in.")) -> None:
+    """Terminal interface: browse runs, start audits with live progress, read findings, compare, export."""
+    from audit.tui.app import FaceAuditApp
+
+    FaceAuditApp(db, out, models).run()
+
+
 @rules_app.command("list")
 def rules_list() -> None:
     """List the rule packs shipped under rules/."""

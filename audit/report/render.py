@@ -112,7 +112,8 @@ def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[st
         **run_context(store, run_id, no_faces, packs))
 
 
-def compare_context(store: Store, run_ids: list[str]) -> dict:
+def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[str], list[dict]]:
+    """(runs, column labels, rows of {label, metric, cells}) for the headline measures of several runs."""
     runs = [store.run(r) for r in run_ids]
     labels = [f"{r['model_name']} ({r['run_id'][-6:]})" for r in runs]
     metrics = {r: store.metrics(r) for r in run_ids}
@@ -122,6 +123,11 @@ def compare_context(store: Store, run_ids: list[str]) -> dict:
         if all(c is None for c in cells):
             continue
         rows.append({"label": label, "metric": metric, "cells": cells})
+    return runs, labels, rows
+
+
+def compare_context(store: Store, run_ids: list[str]) -> dict:
+    runs, labels, rows = headline_rows(store, run_ids)
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,

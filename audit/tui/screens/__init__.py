@@ -1,0 +1,1 @@
+"""One Screen subclass per module."""

@@ -1,0 +1,49 @@
+"""Compare: headline metrics of several runs side by side; export the comparison report."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from audit import api
+
+
+class CompareScreen(Screen):
+    BINDINGS = [Binding("e", "export", "Export HTML+PDF"), Binding("escape", "back", "Back")]
+
+    def __init__(self, run_ids: list[str]):
+        super().__init__()
+        self.run_ids = run_ids
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"Comparing {len(self.run_ids)} runs", classes="title")
+        yield DataTable(id="compare", zebra_stripes=True)
+        yield Static("", id="export", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        labels, rows = api.headline_table(self.run_ids, self.app.db)
+        t = self.query_one(DataTable)
+        t.add_columns("measure", *labels)
+        for label, cells in rows:
+            t.add_row(label, *cells)
+
+    def action_export(self) -> None:
+        self.query_one("#export", Static).update("writing comparison...")
+        self._export()
+
+    @work(thread=True, exclusive=True)
+    def _export(self) -> None:
+        try:
+            paths = api.compare(self.run_ids, self.app.db, self.app.reports)
+            msg = "wrote " + ", ".join(str(p) for p in paths)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            msg = f"export failed: {exc}"
+        self.app.call_from_thread(self.query_one("#export", Static).update, msg)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,135 @@
+"""The TUI driven through Textual's Pilot against a real store, at 80x24."""
+
+import pytest
+
+from audit import api
+from audit.config import AuditConfig
+from audit.tui.app import FaceAuditApp
+from audit.tui.screens.compare import CompareScreen
+from audit.tui.screens.detail import RunDetailScreen
+from audit.tui.screens.help import HelpScreen
+from audit.tui.screens.new_audit import NewAuditScreen
+from audit.tui.screens.running import RunningScreen
+from tests.builders import make_onnx
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, small_data):
+    root = tmp_path_factory.mktemp("tui")
+    model = make_onnx(root / "tiny.onnx")
+    db = root / "store.duckdb"
+    runs = []
+    for seed in (0, 1):
+        cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean", "mask:surgical"], seed=seed,
+                          bootstrap=30, mlp_epochs=10, parity=False)
+        runs.append(api.run_audit(cfg, db))
+        api.evaluate_rules(runs[-1], db)
+    return root, db, model, runs
+
+
+async def wait_for(pilot, condition, seconds=60.0):
+    for _ in range(int(seconds / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def test_empty_store_explains_how_to_start(tmp_path):
+    app = FaceAuditApp(tmp_path / "empty.duckdb", tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        empty = app.screen.query_one("#empty")
+        assert empty.display and "faceaudit demo" in str(empty.render())
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_runs_detail_filter_and_export(store, tmp_path):
+    root, db, model, runs = store
+    app = FaceAuditApp(db, tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one("#runs")
+        assert table.row_count == 2
+        await pilot.press("enter")
+        assert isinstance(app.screen, RunDetailScreen)
+        findings = app.screen.query_one("#findings")
+        assert findings.row_count >= 20
+        metrics = app.screen.query_one("#metrics")
+        before = metrics.row_count
+        app.screen.query_one("#f-probe").value = "identity"
+        await pilot.pause()
+        assert 0 < metrics.row_count < before
+        assert all(metrics.get_row_at(i)[0] == "identity" for i in range(metrics.row_count))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: "wrote" in str(app.screen.query_one("#export").render()))
+        assert sorted(p.suffix for p in (tmp_path / "reports").iterdir()) == [".html", ".pdf"]
+        await pilot.press("escape")
+        assert app.screen.query_one("#runs").row_count == 2
+
+
+async def test_compare_marked_runs(store, tmp_path):
+    root, db, model, runs = store
+    app = FaceAuditApp(db, tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        assert "at least two" in str(app.screen.query_one("#status").render())
+        await pilot.press("space", "down", "space", "c")
+        assert isinstance(app.screen, CompareScreen)
+        t = app.screen.query_one("#compare")
+        assert t.row_count >= 2 and len(t.columns) == 3
+
+
+async def test_new_audit_explains_invalid_choices_inline(store, tmp_path):
+    root, db, model, runs = store
+    app = FaceAuditApp(db, tmp_path / "reports", start_dir=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        assert isinstance(app.screen, NewAuditScreen)
+        await pilot.press("ctrl+s")
+        assert "choose a model" in str(app.screen.query_one("#errors").render())
+        app.screen.query_one("#model").value = str(root / "missing.onnx")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "not found" in str(app.screen.query_one("#errors").render()))
+        assert isinstance(app.screen, NewAuditScreen)
+    assert len(api.list_runs(db)) == 2
+
+
+async def test_new_audit_runs_with_live_progress(store, small_data, tmp_path):
+    root, db, model, runs = store
+    db2 = tmp_path / "own.duckdb"
+    app = FaceAuditApp(db2, tmp_path / "reports", start_dir=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        screen = app.screen
+        screen.query_one("#model").value = str(model)
+        screen.query_one("#data").value = str(small_data)
+        conds = screen.query_one("#conditions")
+        conds.deselect_all()
+        conds.select("clean")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
+        running = app.screen
+        await wait_for(pilot, lambda: running.done, seconds=240)
+        assert running.run_id and "completed" in str(running.query_one("#state").render())
+        assert set(running.bars) >= {"leakage", "identity"}
+        await pilot.press("escape")
+    runs_df = api.list_runs(db2)
+    assert list(runs_df["status"]) == ["completed"]
+
+
+async def test_cancel_keeps_finished_probes(store, small_data, tmp_path):
+    root, db, model, runs = store
+    db2 = tmp_path / "cancel.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean"], parity=False)
+    app = FaceAuditApp(db2, tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = RunningScreen(cfg)
+        await app.push_screen(screen)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.done, seconds=120)
+        assert "cancelled" in str(screen.query_one("#state").render())
+    assert list(api.list_runs(db2)["status"]) == ["cancelled"]
