@@ -33,8 +33,8 @@ def small_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def probe_data(tmp_path_factory) -> Path:
-    """160 people x 4 images: enough persons for known-answer leakage/identity tests."""
-    folder, _, _ = materialise(tmp_path_factory.mktemp("data") / "probe", Recipe(people=160, images=4), workers=2)
+    """The default evaluation people (300, seed 0) with 4 images each: known-answer leakage/identity tests."""
+    folder, _, _ = materialise(tmp_path_factory.mktemp("data") / "probe", Recipe(people=300, images=4), workers=2)
     return folder
 
 

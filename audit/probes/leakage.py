@@ -121,9 +121,9 @@ class LeakageProbe:
                         fits = clean_fits if cond == "clean" else self._fit_folds(
                             emb, y, keep, folds, task, cfg, ctx.seed, f"{attr}:{cond}")
                     oof = self._predict(fits, emb, folds, len(y))
-                    stat, best = self._best(oof, y, keep, folds, regression, labels)
-                    winners[f"{cond}|{setting}|{attr}"] = best
-                    preds = oof[best]
+                    stat, chosen = self._best(oof, y, keep, folds, regression, labels)
+                    winners[f"{cond}|{setting}|{attr}"] = chosen
+                    preds = stat["_selected"]
                     result.metrics += self._records(cond, setting, attr, stat, preds, y, keep, boot, regression,
                                                     labels)
                     if cond == "clean":
@@ -136,8 +136,9 @@ class LeakageProbe:
         if ctx.model.profile.kind == "attributes":
             result.metrics += self._direct(ctx, attrs, boot)
         result.artifacts.append(Artifact.json(self.name, "attackers.json", winners))
-        result.notes.append("Intervals resample persons, not images; attackers are trained once per fold and not "
-                            "retrained per bootstrap resample, so intervals are slightly narrow.")
+        result.notes.append("Leakage intervals resample persons, not images; attackers are trained once per fold and not "
+                            "retrained per bootstrap resample, so intervals are slightly narrow. For each fold the "
+                            "attacker (linear or MLP) is the one that did best on the other folds.")
         ctx.progress(1.0, "done")
         return result
 
@@ -168,17 +169,32 @@ class LeakageProbe:
 
     @staticmethod
     def _best(oof, y, keep, folds, regression, labels):
-        best, best_score = None, -np.inf
-        for name, p in oof.items():
-            if name.startswith("_"):
-                continue
+        """Combine attackers without peeking: fold f uses the attacker that scored best on the *other* folds.
+
+        Choosing the stronger attacker on the same predictions that are then reported would bias
+        leakage upwards (visible on the never-rendered control attribute); leave-one-fold-out
+        selection keeps every reported prediction independent of the choice made for it.
+        """
+        names = [n for n in oof if not n.startswith("_")]
+
+        def score(name, idx):
+            idx = idx[keep[idx]]
+            if len(idx) == 0:
+                return -np.inf
             if regression:
-                score = -np.mean(np.abs(y[keep] - p[keep]))
-            else:
-                score = categorical_stats(y[keep], p[keep].astype(int), len(labels))["balanced_accuracy"]
-            if score > best_score:
-                best, best_score = name, score
-        return oof, best
+                return -float(np.mean(np.abs(y[idx] - oof[name][idx])))
+            return categorical_stats(y[idx], oof[name][idx].astype(int), len(labels))["balanced_accuracy"]
+
+        combined = np.zeros(len(y), dtype=float)
+        chosen = []
+        for _, te in folds:
+            others = np.setdiff1d(np.concatenate([t for _, t in folds]), te)
+            best = max(names, key=lambda n: score(n, others))
+            combined[te] = oof[best][te]
+            chosen.append(best)
+        merged = dict(oof)
+        merged["_selected"] = combined
+        return merged, chosen
 
     @staticmethod
     def _stat_fn(y, p, keep, regression, labels, median, metric):
