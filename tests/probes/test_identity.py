@@ -11,8 +11,10 @@ pytestmark = pytest.mark.slow
 
 def test_threshold_and_fmr_on_clean(audit_runs):
     m = audit_runs("fr-baseline")
-    # 160 people x 3 probes x 159 impostor galleries = 76,320 comparisons: 1e-2 and 1e-3 supported, 1e-4 not.
-    assert set(m[m["metric"] == "threshold"]["setting"]) == {"fmr=0.01", "fmr=0.001"}
+    # 300 people x 3 probes x 299 impostor galleries = 269,100 comparisons: all three targets are supported.
+    thresholds = m[m["metric"] == "threshold"]
+    assert set(thresholds["setting"]) == {"fmr=0.01", "fmr=0.001", "fmr=0.0001"}
+    assert (thresholds["n"] == 300 * 3 * 299).all()
     fmr = pick(m, probe="identity", condition="clean", metric="fmr", setting="fmr=0.001")
     assert fmr["value"] <= 1e-3
     tar = pick(m, probe="identity", condition="clean", metric="tar_at_fmr", setting="fmr=0.001")
