@@ -154,6 +154,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     """
     progress = progress or (lambda probe, fraction, message: None)
     model = load_model(config.model, config.profile, config.device, config.batch_size)
+    evaluator = load_model(config.evaluator, None, config.device, config.batch_size) if config.evaluator else None
     dataset = resolve_dataset(config.data)
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
@@ -192,7 +193,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
 
                 ctx = probe_mod.ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
                                              embeddings=embed.embeddings, condition_images=embed.images,
-                                             progress=report)
+                                             progress=report, evaluator=evaluator)
                 started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
                 report(0.0, "starting")
                 result = probe.run(ctx)
@@ -413,8 +414,11 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     run_ids, reports = [], []
     for model in models or sample_models():
         loaded = load_model(model)
-        probes = [p for p in probe_mod.REGISTRY if p != "identity" or loaded.profile.kind == "embedding"]
-        config = AuditConfig(model=model, data=str(data), probes=probes, preset=preset, seed=seed)
+        fr = loaded.profile.kind == "embedding"
+        probes = [p for p in probe_mod.REGISTRY if fr or p not in ("identity", "inversion")]
+        # In the sample world another sample FR model is the independent judge of reconstructions.
+        evaluator = next((m for m in sample_models() if m != model and m.stem.startswith("fr-")), None) if fr else None
+        config = AuditConfig(model=model, data=str(data), probes=probes, preset=preset, seed=seed, evaluator=evaluator)
         wrapped = (lambda probe, f, m, _n=loaded.name: progress(f"{_n}:{probe}", f, m)) if progress else None
         run_id = run_audit(config, db, wrapped)
         evaluate_rules(run_id, db)

@@ -99,6 +99,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                                        help="Comma-separated conditions."),
         attributes: Optional[str] = typer.Option(None, help="Attributes to attack (default: all in the manifest)."),
         profile: Optional[Path] = typer.Option(None, help="Profile YAML (default: MODEL.profile.yaml or inferred)."),
+        evaluator: Optional[Path] = typer.Option(None, help="Independent FR model judging inversion reconstructions."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
@@ -107,7 +108,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
 
     try:
         config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
-                                 attributes=csv_list(attributes), profile=profile, preset=preset, seed=seed,
+                                 attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
+                                 preset=preset, seed=seed,
                                  device=device, parity=not no_parity)
     except ValidationError as exc:
         e = exc.errors()[0]

@@ -30,6 +30,8 @@ class AuditConfig(BaseModel):
     """ONNX file to audit."""
     profile: Path | None = None
     """Profile YAML; default: the sidecar ``NAME.profile.yaml`` or an inferred profile."""
+    evaluator: Path | None = None
+    """Independent FR model that judges inversion reconstructions (in addition to the target)."""
     data: str = "sample"
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
     probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))

@@ -38,7 +38,7 @@ def probe_data(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sample_model():
     def get(name: str) -> Path:
         return SAMPLE_MODELS / f"{name}.onnx"

@@ -50,11 +50,17 @@ METRICS: dict[str, dict[str, str]] = {
                          "parity)."},
     "fdr": {"probe": "identity", "meaning": "Fairness discrepancy rate: 1 - (0.5 x largest FMR gap + 0.5 x largest "
             "FNMR gap) between groups. 1 = parity."},
-    # inversion (planned probe; rules may already reference these)
-    "sar_type1": {"probe": "inversion", "meaning": "Share of reconstructions accepted as their own source image at "
-                  "the system threshold."},
-    "sar_type2": {"probe": "inversion", "meaning": "Share of reconstructions accepted against another image of the "
-                  "same person."},
+    # inversion
+    "sar_type1": {"probe": "inversion", "meaning": "Success attack rate type I: share of reconstructions accepted as "
+                  "their own source image at the system threshold."},
+    "sar_type2": {"probe": "inversion", "meaning": "Success attack rate type II: share of (reconstruction, other image "
+                  "of the same person) comparisons accepted at the system threshold."},
+    "inversion_rank1": {"probe": "inversion", "meaning": "Share of reconstructions whose best match among all original "
+                        "images is the right person."},
+    "ssim": {"probe": "inversion", "meaning": "Structural similarity of a reconstruction to its source image "
+             "(1 = identical)."},
+    "psnr": {"probe": "inversion", "meaning": "Peak signal-to-noise ratio of a reconstruction against its source, in "
+             "dB (higher = closer)."},
     # cloak (planned probe)
     "psr_at_1": {"probe": "cloak", "meaning": "Protection success rate: share of cloaked queries whose true match is "
                  "not the top-ranked result."},

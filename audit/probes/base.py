@@ -84,6 +84,8 @@ class ProbeContext:
     condition_images: Callable[[str], np.ndarray]
     """condition name -> (N, H, W, 3) images aligned with ``faces`` rows."""
     progress: ProgressFn = lambda fraction, message: None
+    evaluator: LoadedModel | None = None
+    """Independent model judging reconstructions (inversion), when the config names one."""
 
     @property
     def seed(self) -> int:

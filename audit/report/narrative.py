@@ -62,3 +62,16 @@ def identity_verdicts(metrics: pd.DataFrame) -> list[str]:
     for _, r in fdr.iterrows():
         out.append(f"Fairness discrepancy rate across {r['attribute']} groups: {ci(r)} (1 means equal error rates).")
     return out
+
+
+def inversion_verdicts(metrics: pd.DataFrame) -> list[str]:
+    m = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "sar_type1")]
+    out = []
+    for _, r in m[m["setting"].str.endswith("fmr=0.001")].iterrows():
+        attack, judge, _ = r["setting"].split(";")
+        who = "the audited model" if judge == "target" else "an independent face-recognition model"
+        source = "clean faces" if r["condition"] == "clean" else f"faces with {r['condition']}"
+        out.append(f"{attack.capitalize()} reconstructions from templates of {source} are accepted by {who} as the "
+                   f"person in {fmt(100 * r['value'], 1)}% of cases (95% CI {fmt(100 * r['ci_low'], 1)} to "
+                   f"{fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.")
+    return out

@@ -77,6 +77,11 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     leak = metrics[metrics["probe"] == "leakage"]
     ident = metrics[metrics["probe"] == "identity"]
     grid = None if no_faces else _artifact(store, run_id, "conditions", "examples.png")
+    inv = metrics[metrics["probe"] == "inversion"]
+    inv_grid = None if no_faces else _artifact(store, run_id, "inversion", "reconstructions.png")
+    inv_meta = store.artifacts(run_id, "inversion")
+    inv_rows = json.loads(inv_meta[inv_meta["name"] == "reconstructions.png"]["meta"].iloc[0])["rows"][1:] \
+        if not inv_meta.empty and (inv_meta["name"] == "reconstructions.png").any() else []
     thresholds = _artifact(store, run_id, "identity", "thresholds.json")
     curves = _artifact(store, run_id, "identity", "roc.json")
     leak_table = leak[leak["metric"].isin(["normalised_gain", "mae_gain", "balanced_accuracy", "mae", "mask_effect"])
@@ -98,6 +103,9 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                      "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
                      "demo": demo_table.to_dict("records"), "thresholds": thresholds,
                      "verdicts": narrative.identity_verdicts(metrics)},
+        "inversion": {"ran": not inv.empty, "table": inv.sort_values(["condition", "setting", "metric"])
+                      .to_dict("records"), "verdicts": narrative.inversion_verdicts(metrics),
+                      "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows},
         "grid": base64.b64encode(grid).decode() if grid else None,
         "no_faces": no_faces, "notes": notes,
         "packs": sorted(findings["pack"].unique()),

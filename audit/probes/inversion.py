@@ -1,0 +1,244 @@
+"""Inversion probe: can a face that passes as the person be rebuilt from their template?
+
+Threat models (ISO/IEC 24745 irreversibility):
+
+* **black-box** - the attacker can query the target model. They embed an auxiliary set of
+  *other* people (a subject-disjoint half of the dataset) and train a decoder from embedding to
+  112x112 image (pixel loss, plus an identity loss through an attacker-side model when one is
+  given). Victims are then rebuilt from their embeddings alone.
+* **white-box** - the attacker has the weights: starting from the decoder output, the image is
+  optimised through the torch backend to maximise cosine similarity with the victim's template,
+  with a total-variation prior. Skipped, with the reason, when the graph did not convert.
+
+Success attack rate (SAR) type I: the reconstruction is accepted against its own source image at
+the system threshold; type II: against the person's other images. Thresholds come from clean
+impostor scores of the victims at FMR 1e-3 and 1e-2; with an independent evaluator model its own
+thresholds are used. Rank-1: the reconstruction's best match among every original image is the
+right person. SSIM and PSNR compare reconstructions with their sources. The same is done on
+embeddings of masked faces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from audit.data.split import subject_split
+from audit.errors import ConfigError
+from audit.metrics import verification as ver
+from audit.metrics.stats import SubjectBootstrap
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.seeding import derive_seed
+
+RISK, NEUTRAL = "higher_is_riskier", "neutral"
+SETTINGS = {  # aux: most auxiliary images for the decoder; wb_victims: most victims attacked white-box
+    "quick": {"epochs": 20, "wb_steps": 20, "aux": 600, "wb_victims": 48},
+    "standard": {"epochs": 60, "wb_steps": 100, "aux": 5000, "wb_victims": 500},
+    "thorough": {"epochs": 150, "wb_steps": 300, "aux": 100000, "wb_victims": 100000}}
+FMRS = (1e-3, 1e-2)
+
+
+class Decoder(nn.Module):
+    """Embedding -> 112x112 RGB in [0, 255]: a linear stem, three upsampling conv blocks to 56 px,
+    and a bilinear upsample (small enough to train in about a minute on two CPU cores)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.stem = nn.Linear(dim, 64 * 7 * 7)
+        blocks = []
+        for cin, cout in ((64, 48), (48, 32), (32, 16)):
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1),
+                       nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*blocks, nn.Conv2d(16, 3, 3, padding=1), nn.Upsample(scale_factor=2, mode="bilinear"))
+
+    def forward(self, z):
+        x = self.stem(z).view(len(z), 64, 7, 7)
+        return (torch.tanh(self.body(x)) + 1) * 127.5
+
+
+def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, device: str = "cpu",
+                  identity_model=None, batch: int = 64) -> tuple[Decoder, dict]:
+    """Fit a decoder on (embedding, image) pairs; returns it and training statistics."""
+    import time
+
+    torch.manual_seed(seed % (2**63))
+    z = torch.from_numpy(ver.l2_normalise(emb).astype(np.float32)).to(device)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(device)
+    dec = Decoder(z.shape[1]).to(device)
+    opt = torch.optim.Adam(dec.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed % (2**63))
+    t0, seen = time.perf_counter(), 0
+    dec.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(z), generator=g)
+        for s in range(0, len(z), batch):
+            idx = order[s:s + batch].to(device)
+            out = dec(z[idx])
+            loss = F.l1_loss(out, x[idx]) / 127.5
+            if identity_model is not None:
+                feat = F.normalize(identity_model.embed_tensor(out), dim=1)
+                ref = F.normalize(identity_model.embed_tensor(x[idx]), dim=1).detach()
+                loss = loss + 0.5 * (1 - (feat * ref).sum(1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            seen += len(idx)
+    dec.eval()
+    return dec, {"images_per_s": seen / (time.perf_counter() - t0), "pairs": int(len(z)), "epochs": epochs}
+
+
+def decode(dec: Decoder, emb: np.ndarray, device: str = "cpu") -> np.ndarray:
+    with torch.no_grad():
+        z = torch.from_numpy(ver.l2_normalise(emb).astype(np.float32)).to(device)
+        out = torch.cat([dec(z[s:s + 256]) for s in range(0, len(z), 256)])
+    return out.permute(0, 2, 3, 1).clamp(0, 255).round().byte().cpu().numpy()
+
+
+def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: float = 0.02) -> np.ndarray:
+    """Optimise images (N, H, W, 3) so the target model's embedding matches ``target`` (cosine)."""
+    device = backend.device
+    x = torch.from_numpy(start).permute(0, 3, 1, 2).float().to(device).requires_grad_(True)
+    t = F.normalize(torch.from_numpy(target.astype(np.float32)).to(device), dim=1)
+    opt = torch.optim.Adam([x], lr=2.0)
+    for _ in range(steps):
+        e = F.normalize(backend.embed_tensor(x), dim=1)
+        loss = (1 - (e * t).sum(1)).mean()
+        loss = loss + tv * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 255)
+    return x.detach().permute(0, 2, 3, 1).round().byte().cpu().numpy()
+
+
+def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    ssim = np.array([structural_similarity(a, b, channel_axis=2, data_range=255) for a, b in zip(recon, source)])
+    psnr = np.array([peak_signal_noise_ratio(b, a, data_range=255) for a, b in zip(recon, source)])
+    return ssim, psnr
+
+
+@register
+class InversionProbe:
+    name = "inversion"
+    title = "Template inversion"
+
+    def check(self, config, dataset, model) -> None:
+        if model.profile.kind != "embedding":
+            raise ConfigError(f"inversion: {model.name} is an attributes model; templates come from FR models")
+        counts = dataset.manifest["subject"].value_counts()
+        if (counts >= 2).sum() < 10:
+            raise ConfigError("inversion: needs at least 10 people with two or more images (victims and auxiliary "
+                              f"people); {dataset.source} has {(counts >= 2).sum()}")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        cfg = ctx.config
+        steps = SETTINGS[cfg.preset]
+        subjects = ctx.subjects
+        aux, victims = subject_split(subjects, 0.5, derive_seed(ctx.seed, "inversion-split"))
+        rng = np.random.default_rng(derive_seed(ctx.seed, "inversion-subsample"))
+        if len(aux) > steps["aux"]:
+            aux = np.sort(rng.choice(aux, steps["aux"], replace=False))
+        result = ProbeResult()
+        device = ctx.model.ort.device if ctx.model.ort.device == "cuda" else "cpu"
+        emb = ctx.embeddings("clean")
+        images = ctx.faces.images
+        evaluator = ctx.evaluator
+        dec, stats = train_decoder(emb[aux], images[aux], steps["epochs"], derive_seed(ctx.seed, "decoder"), device)
+        result.artifacts.append(Artifact.json(self.name, "decoder.json", stats))
+        ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
+        # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
+        vsub = subjects[victims]
+        boot = SubjectBootstrap(vsub, cfg.setting("bootstrap"), ctx.seed, "inversion")
+        judges = {"target": (ctx.model, emb[victims], self._thresholds(emb[victims], vsub))}
+        if evaluator is not None:
+            ev_emb = evaluator.ort.embed(images[victims])
+            judges["evaluator"] = (evaluator, ev_emb, self._thresholds(ev_emb, vsub))
+        ctx.progress(0.45, "calibrated victim thresholds")
+        recon_sets = {"black-box": {"clean": decode(dec, emb[victims], device)}}
+        conditions = [c for c in cfg.conditions if c.startswith("mask:")][:1]
+        for cond in conditions:
+            recon_sets["black-box"][cond] = decode(dec, ctx.embeddings(cond)[victims], device)
+        ctx.progress(0.5, "black-box reconstructions done")
+        torch_b = ctx.model.torch()
+        if torch_b is None:
+            result.notes.append(f"White-box inversion skipped: {ctx.model.torch_error}")
+        else:
+            # White-box on a seeded subset of victims (it is the slow part on CPU); metrics for it use that subset.
+            wb = np.sort(rng.choice(len(victims), min(len(victims), steps["wb_victims"]), replace=False))
+            recon_sets["white-box"] = {"clean": (wb, white_box(torch_b, recon_sets["black-box"]["clean"][wb],
+                                                                emb[victims][wb], steps["wb_steps"]))}
+        ctx.progress(0.7, "reconstructions done")
+        for attack, by_cond in recon_sets.items():
+            for cond, recon in by_cond.items():
+                sel = np.arange(len(victims))
+                if isinstance(recon, tuple):
+                    sel, recon = recon
+                sub_boot = boot if len(sel) == len(victims) else SubjectBootstrap(
+                    vsub[sel], cfg.setting("bootstrap"), ctx.seed, f"inversion-{attack}")
+                for judge, (model, v_emb, taus) in judges.items():
+                    result.metrics += self._metrics(f"{attack};{judge}", cond, model.ort.embed(recon), v_emb, vsub,
+                                                    taus, sub_boot, sel)
+                ssim, psnr = image_quality(recon, images[victims][sel])
+                for name, arr in (("ssim", ssim), ("psnr", psnr)):
+                    est = sub_boot.estimate(lambda i, a=arr: float(a[i].mean()))
+                    result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
+        result.artifacts.append(self._grid(images[victims], recon_sets))
+        ctx.progress(1.0, "done")
+        return result
+
+    @staticmethod
+    def _thresholds(emb: np.ndarray, subjects: np.ndarray) -> dict[float, float]:
+        s = ver.cosine_matrix(emb, emb)
+        diff = subjects[:, None] != subjects[None, :]
+        imp = s[np.triu(diff, 1)]
+        ok, _ = ver.supported_fmrs(len(imp), FMRS)
+        return {t: ver.threshold_at_fmr(imp, t) for t in ok}
+
+    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, boot, sel) -> list[MetricRecord]:
+        """Reconstructions of victims ``sel`` against every victim original (``v_emb``)."""
+        s = ver.cosine_matrix(r_emb, v_emb)  # reconstruction k (of victim image sel[k]) vs every original j
+        rows = np.arange(len(sel))
+        own = s[rows, sel]
+        same = vsub[sel][:, None] == vsub[None, :]
+        other = same.copy()
+        other[rows, sel] = False
+        vsub_r = vsub[sel]
+        out = []
+        for t, tau in taus.items():
+            setting = f"{attack};fmr={t:g}"
+            t1 = boot.estimate(lambda i: float(np.mean(own[i] >= tau)))
+            acc2 = ((s >= tau) & other).sum(1)
+            n2 = other.sum(1)
+            t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)))
+            out.append(MetricRecord.of(self.name, cond, "sar_type1", t1, RISK, setting=setting))
+            out.append(MetricRecord.of(self.name, cond, "sar_type2", t2, RISK, setting=setting))
+        hits = (vsub[np.argmax(s, axis=1)] == vsub_r).astype(float)
+        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.estimate(lambda i: float(hits[i].mean())),
+                                   RISK, setting=attack))
+        return out
+
+    @staticmethod
+    def _grid(source: np.ndarray, recon_sets: dict, n: int = 6) -> Artifact:
+        import cv2
+
+        idx = np.linspace(0, len(source) - 1, min(n, len(source))).astype(int)
+        rows = [np.concatenate(list(source[idx]), 1)]
+        names = ["original"]
+        for attack, by_cond in recon_sets.items():
+            for cond, recon in by_cond.items():
+                if isinstance(recon, tuple):  # white-box subset: show the first few it attacked
+                    sel, recon = recon
+                    pos = np.arange(min(len(idx), len(sel)))
+                    rows.append(np.concatenate(list(source[sel[pos]]), 1))
+                    names.append("originals of the white-box victims")
+                    rows.append(np.concatenate(list(recon[pos]), 1))
+                else:
+                    rows.append(np.concatenate(list(recon[idx]), 1))
+                names.append(f"{attack} from {cond}")
+        ok, png = cv2.imencode(".png", np.concatenate(rows, 0)[..., ::-1])
+        return Artifact("inversion", "reconstructions.png", "image/png", png.tobytes(), {"rows": names})

@@ -1,0 +1,61 @@
+"""Inversion known answers: real decoders beat the FMR by far; a decoder trained on shuffled pairs cannot."""
+
+import numpy as np
+import pytest
+
+from audit.data import load
+from audit.data.split import subject_split
+from audit.metrics import verification as ver
+from audit.models import load as load_model
+from audit.probes.inversion import InversionProbe, decode, image_quality, train_decoder
+from tests.probes.conftest import pick
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(probe_data, sample_model):
+    ds = load(probe_data)
+    faces = ds.faces()
+    subjects = ds.manifest["subject"].to_numpy()[faces.rows]
+    model = load_model(sample_model("fr-baseline"))
+    emb = model.ort.embed(faces.images)
+    aux, victims = subject_split(subjects, 0.5, seed=0)
+    aux = aux[:600]
+    taus = InversionProbe._thresholds(emb[victims], subjects[victims])
+    return faces, subjects, model, emb, aux, victims, taus
+
+
+def sar_type1(model, recon, v_emb, tau):
+    own = (ver.l2_normalise(model.ort.embed(recon)) * ver.l2_normalise(v_emb)).sum(1)
+    return float(np.mean(own >= tau))
+
+
+def test_black_box_sar_far_above_fmr_and_shuffled_pairs_stay_near_it(setup):
+    faces, subjects, model, emb, aux, victims, taus = setup
+    tau = taus[1e-3]
+    dec, stats = train_decoder(emb[aux], faces.images[aux], epochs=20, seed=0)
+    real = sar_type1(model, decode(dec, emb[victims]), emb[victims], tau)
+    shuffled_pairs = np.random.default_rng(1).permutation(len(aux))
+    dec_s, _ = train_decoder(emb[aux][shuffled_pairs], faces.images[aux], epochs=20, seed=0)
+    fake = sar_type1(model, decode(dec_s, emb[victims]), emb[victims], tau)
+    assert real > 0.1, real          # 100 x the FMR
+    assert fake < 0.01, fake         # the metric cannot be fooled by a decoder that learned no mapping
+    assert stats["images_per_s"] > 0
+
+
+def test_probe_records_and_masked_templates(audit_runs):
+    m = audit_runs("fr-baseline", probes=("inversion",))
+    wb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="white-box;target;fmr=0.001")
+    bb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="black-box;target;fmr=0.001")
+    masked = pick(m, probe="inversion", condition="mask:surgical", metric="sar_type1",
+                  setting="black-box;target;fmr=0.001")
+    assert wb["value"] >= bb["value"] > 0.05
+    assert masked["value"] < bb["value"]
+    assert set(m[m["metric"] == "ssim"]["setting"]) == {"black-box", "white-box"}
+
+
+def test_image_quality_identity():
+    img = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    ssim, psnr = image_quality(img, img)
+    assert np.allclose(ssim, 1.0) and np.all(np.isinf(psnr) | (psnr > 90))
