@@ -79,16 +79,20 @@ def _progress_bar() -> Progress:
                     TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
 
 
+def _bar_callback(bar: Progress):
+    """An api.ProgressFn that keeps one bar per probe."""
+    tasks: dict[str, int] = {}
+
+    def progress(probe: str, fraction: float, message: str) -> None:
+        if probe not in tasks:
+            tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
+        bar.update(tasks[probe], completed=fraction, description=message[:50])
+    return progress
+
+
 def _run_with_progress(config, db: Path, resume: str | None = None) -> str:
     with _progress_bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(probe: str, fraction: float, message: str) -> None:
-            if probe not in tasks:
-                tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
-            bar.update(tasks[probe], completed=fraction, description=message[:50])
-
-        return api.run_audit(config, db, progress, resume=resume)
+        return api.run_audit(config, db, _bar_callback(bar), resume=resume)
 
 
 @app.command()
@@ -204,14 +208,7 @@ def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder 
          preset: Preset = "quick", seed: Seed = 0) -> None:
     """Materialise the sample data, audit every sample model, apply every pack, write reports."""
     with _progress_bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(probe: str, fraction: float, message: str) -> None:
-            if probe not in tasks:
-                tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
-            bar.update(tasks[probe], completed=fraction, description=message[:40])
-
-        res = api.demo(out, preset, seed, progress)
+        res = api.demo(out, preset, seed, _bar_callback(bar))
     console.print(f"store:   {res.db}")
     for r in res.reports:
         console.print(f"report:  {r}")

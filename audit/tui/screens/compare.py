@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from audit import api
+from audit.tui.screens.export import export_in_worker
 
 
 class CompareScreen(Screen):
@@ -33,17 +33,7 @@ class CompareScreen(Screen):
             t.add_row(label, *cells)
 
     def action_export(self) -> None:
-        self.query_one("#export", Static).update("writing comparison...")
-        self._export()
-
-    @work(thread=True, exclusive=True)
-    def _export(self) -> None:
-        try:
-            paths = api.compare(self.run_ids, self.app.db, self.app.reports)
-            msg = "wrote " + ", ".join(str(p) for p in paths)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            msg = f"export failed: {exc}"
-        self.app.call_from_thread(self.query_one("#export", Static).update, msg)
+        export_in_worker(self, lambda: api.compare(self.run_ids, self.app.db, self.app.reports))
 
     def action_back(self) -> None:
         self.app.pop_screen()

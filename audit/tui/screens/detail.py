@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -11,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from audit import api
+from audit.tui.screens.export import export_in_worker
 
 STYLE = {"fail": "bold white on red", "warn": "bold black on yellow", "pass": "bold white on green",
          "not_applicable": "white on grey37"}
@@ -74,17 +74,7 @@ class RunDetailScreen(Screen):
         self._fill_metrics()
 
     def action_export(self) -> None:
-        self.query_one("#export", Static).update("writing HTML and PDF...")
-        self._export()
-
-    @work(thread=True, exclusive=True)
-    def _export(self) -> None:
-        try:
-            paths = api.build_report(self.run_id, self.app.db, self.app.reports)
-            msg = "wrote " + ", ".join(str(p) for p in paths)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            msg = f"export failed: {exc}"
-        self.app.call_from_thread(self.query_one("#export", Static).update, msg)
+        export_in_worker(self, lambda: api.build_report(self.run_id, self.app.db, self.app.reports))
 
     def action_back(self) -> None:
         self.app.pop_screen()
