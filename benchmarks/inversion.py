@@ -52,12 +52,14 @@ def main() -> None:
     for epoch in range(1, args.max_epochs + 1):
         t = time.perf_counter()
         dec.train()
+        order = torch.randperm(len(z), generator=torch.Generator().manual_seed(epoch)).to(args.device)
         for s in range(0, len(z), 64):
-            loss = torch.nn.functional.l1_loss(dec(z[s:s + 64]), x[s:s + 64]) / 127.5
+            idx = order[s:s + 64]
+            loss = torch.nn.functional.l1_loss(dec(z[idx]), x[idx]) / 127.5
             opt.zero_grad()
             loss.backward()
             opt.step()
-            seen += len(z[s:s + 64])
+            seen += len(idx)
         if args.device == "cuda":
             torch.cuda.synchronize()
         train_s += time.perf_counter() - t
