@@ -104,6 +104,9 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         attributes: Optional[str] = typer.Option(None, help="Attributes to attack (default: all in the manifest)."),
         profile: Optional[Path] = typer.Option(None, help="Profile YAML (default: MODEL.profile.yaml or inferred)."),
         evaluator: Optional[Path] = typer.Option(None, help="Independent FR model judging inversion reconstructions."),
+        attacker_model: Optional[Path] = typer.Option(None, help="Attacker-side FR model: identity loss for the "
+                                                                  "inversion decoder."),
+        attribute_model: Optional[Path] = typer.Option(None, help="Attribute model reading reconstructions."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
@@ -113,6 +116,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
     try:
         config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
                                  attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
+                                 attacker_model=attacker_model, attribute_model=attribute_model,
                                  preset=preset, seed=seed,
                                  device=device, parity=not no_parity)
     except ValidationError as exc:

@@ -32,6 +32,10 @@ class AuditConfig(BaseModel):
     """Profile YAML; default: the sidecar ``NAME.profile.yaml`` or an inferred profile."""
     evaluator: Path | None = None
     """Independent FR model that judges inversion reconstructions (in addition to the target)."""
+    attacker_model: Path | None = None
+    """FR model on the attacker's side: adds an identity loss to the inversion decoder's training."""
+    attribute_model: Path | None = None
+    """Attribute model that reads sex / skin tone / age from inversion reconstructions."""
     data: str = "sample"
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
     probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))

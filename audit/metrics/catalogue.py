@@ -57,6 +57,11 @@ METRICS: dict[str, dict[str, str]] = {
                   "of the same person) comparisons accepted at the system threshold."},
     "inversion_rank1": {"probe": "inversion", "meaning": "Share of reconstructions whose best match among all original "
                         "images is the right person."},
+    "recon_attr_accuracy": {"probe": "inversion", "meaning": "Share of reconstructions (setting 'reconstruction'; "
+                            "'original' = the real photos, for reference) whose attribute an attribute model reads "
+                            "correctly."},
+    "recon_attr_mae": {"probe": "inversion", "meaning": "Age error of an attribute model on reconstructions (or the "
+                       "originals), in years."},
     "ssim": {"probe": "inversion", "meaning": "Structural similarity of a reconstruction to its source image "
              "(1 = identical)."},
     "psnr": {"probe": "inversion", "meaning": "Peak signal-to-noise ratio of a reconstruction against its source, in "

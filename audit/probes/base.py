@@ -86,6 +86,10 @@ class ProbeContext:
     progress: ProgressFn = lambda fraction, message: None
     evaluator: LoadedModel | None = None
     """Independent model judging reconstructions (inversion), when the config names one."""
+    attacker_model: LoadedModel | None = None
+    """Attacker-side FR model for the inversion decoder's identity loss."""
+    attribute_model: LoadedModel | None = None
+    """Attribute model reading attributes from reconstructions."""
 
     @property
     def seed(self) -> int:

@@ -148,7 +148,12 @@ class InversionProbe:
         emb = ctx.embeddings("clean")
         images = ctx.faces.images
         evaluator = ctx.evaluator
-        dec, stats = train_decoder(emb[aux], images[aux], steps["epochs"], derive_seed(ctx.seed, "decoder"), device)
+        attacker = ctx.attacker_model.torch() if ctx.attacker_model is not None else None
+        if ctx.attacker_model is not None and attacker is None:
+            result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
+        dec, stats = train_decoder(emb[aux], images[aux], steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
+                                   identity_model=attacker)
+        stats["identity_loss_model"] = ctx.attacker_model.name if attacker is not None else None
         result.artifacts.append(Artifact.json(self.name, "decoder.json", stats))
         ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
         # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
@@ -187,9 +192,36 @@ class InversionProbe:
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.estimate(lambda i, a=arr: float(a[i].mean()))
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
+        if ctx.attribute_model is not None:
+            result.metrics += self._attributes(ctx, recon_sets["black-box"], images[victims], victims, boot)
         result.artifacts.append(self._grid(images[victims], recon_sets))
         ctx.progress(1.0, "done")
         return result
+
+    def _attributes(self, ctx, by_cond, originals, victims, boot) -> list[MetricRecord]:
+        """Accuracy (categorical) or MAE (regression) of the attribute model on reconstructions and originals."""
+        out = []
+        model = ctx.attribute_model
+        sets = {"original": originals} | {f"reconstruction:{c}": r for c, r in by_cond.items()}
+        for label, imgs in sets.items():
+            preds = model.ort.predict(imgs)
+            for head in model.profile.heads:
+                if head.attribute not in ctx.dataset.manifest.columns:
+                    continue
+                truth = ctx.column(head.attribute)[victims]
+                if head.type == "categorical":
+                    guess = np.array(head.labels)[preds[head.attribute].argmax(1)]
+                    hit = (guess == truth.astype(str)).astype(float)
+                    est = boot.estimate(lambda i, h=hit: float(h[i].mean()))
+                    metric, direction = "recon_attr_accuracy", RISK
+                else:
+                    err = np.abs(preds[head.attribute] - truth.astype(float))
+                    est = boot.estimate(lambda i, e=err: float(e[i].mean()))
+                    metric, direction = "recon_attr_mae", "lower_is_riskier"
+                cond = "clean" if label == "original" else label.split(":", 1)[1]
+                out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
+                                           setting=label.split(":")[0]))
+        return out
 
     @staticmethod
     def _thresholds(emb: np.ndarray, subjects: np.ndarray) -> dict[float, float]:

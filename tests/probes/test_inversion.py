@@ -59,3 +59,33 @@ def test_image_quality_identity():
     img = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     ssim, psnr = image_quality(img, img)
     assert np.allclose(ssim, 1.0) and np.all(np.isinf(psnr) | (psnr > 90))
+
+
+def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, tmp_path):
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+
+    cfg = AuditConfig(model=sample_model("fr-baseline"), data=str(small_data), probes=["inversion"],
+                      conditions=["clean"], attacker_model=sample_model("fr-maskaware"),
+                      attribute_model=sample_model("attr-classifier"), parity=False, bootstrap=50)
+    run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb") as s:
+        m = s.metrics(run_id)
+        decoder = s.artifacts(run_id, "inversion")
+    acc = m[(m["metric"] == "recon_attr_accuracy") & (m["attribute"] == "skin_tone")].set_index("setting")["value"]
+    assert acc["original"] > 0.9 and 0 <= acc["reconstruction"] <= 1
+    assert (m["metric"] == "recon_attr_mae").any()
+    assert b"fr-maskaware" in bytes(decoder[decoder["name"] == "decoder.json"].iloc[0]["data"])
+
+
+def test_attribute_model_must_be_an_attributes_model(small_data, sample_model, tmp_path):
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.errors import ConfigError
+
+    cfg = AuditConfig(model=sample_model("fr-baseline"), data=str(small_data), probes=["inversion"],
+                      attribute_model=sample_model("fr-private"))
+    with pytest.raises(ConfigError, match="not an attributes model"):
+        api.run_audit(cfg, tmp_path / "s.duckdb")
+    assert not (tmp_path / "s.duckdb").exists()
