@@ -156,6 +156,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     model = load_model(config.model, config.profile, config.device, config.batch_size)
     extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size) if getattr(config, k) else None
              for k in ("evaluator", "attacker_model", "attribute_model")}
+    surrogates = [load_model(p, None, config.device, config.batch_size) for p in config.surrogates]
     if extra["attribute_model"] is not None and extra["attribute_model"].profile.kind != "attributes":
         raise ConfigError(f"--attribute-model {config.attribute_model}: its profile is not an attributes model")
     dataset = resolve_dataset(config.data)
@@ -196,7 +197,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
 
                 ctx = probe_mod.ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
                                              embeddings=embed.embeddings, condition_images=embed.images,
-                                             progress=report, **extra)
+                                             progress=report, surrogates=surrogates, **extra)
                 started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
                 report(0.0, "starting")
                 result = probe.run(ctx)
@@ -418,14 +419,15 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     for model in models or sample_models():
         loaded = load_model(model)
         fr = loaded.profile.kind == "embedding"
-        probes = [p for p in probe_mod.REGISTRY if fr or p not in ("identity", "inversion")]
+        probes = [p for p in probe_mod.REGISTRY if fr or p not in ("identity", "inversion", "cloak")]
         # In the sample world other sample models play the attacker's FR model, the independent judge of
         # reconstructions and the attribute reader.
         others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
         attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
         config = AuditConfig(model=model, data=str(data), probes=probes, preset=preset, seed=seed,
                              evaluator=others[0] if others else None,
-                             attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr)
+                             attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
+                             surrogates=others[:1])
         wrapped = (lambda probe, f, m, _n=loaded.name: progress(f"{_n}:{probe}", f, m)) if progress else None
         run_id = run_audit(config, db, wrapped)
         evaluate_rules(run_id, db)

@@ -107,6 +107,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         attacker_model: Optional[Path] = typer.Option(None, help="Attacker-side FR model: identity loss for the "
                                                                   "inversion decoder."),
         attribute_model: Optional[Path] = typer.Option(None, help="Attribute model reading reconstructions."),
+        surrogate: Optional[list[Path]] = typer.Option(None, "--surrogate", help="Cloak surrogate model (repeat)."),
+        cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
@@ -117,6 +119,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
                                  attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                                  attacker_model=attacker_model, attribute_model=attribute_model,
+                                 surrogates=surrogate or [], cloak_eps=[float(e) for e in csv_list(cloak_eps)],
                                  preset=preset, seed=seed,
                                  device=device, parity=not no_parity)
     except ValidationError as exc:

@@ -36,6 +36,10 @@ class AuditConfig(BaseModel):
     """FR model on the attacker's side: adds an identity loss to the inversion decoder's training."""
     attribute_model: Path | None = None
     """Attribute model that reads sex / skin tone / age from inversion reconstructions."""
+    surrogates: list[Path] = Field(default_factory=list)
+    """Other ONNX models used as cloak surrogates (transfer setting)."""
+    cloak_eps: list[float] = Field(default_factory=lambda: [8.0])
+    """L-infinity budgets (0-255 scale) of the cloak probe."""
     data: str = "sample"
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
     probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))

@@ -66,9 +66,14 @@ METRICS: dict[str, dict[str, str]] = {
              "(1 = identical)."},
     "psnr": {"probe": "inversion", "meaning": "Peak signal-to-noise ratio of a reconstruction against its source, in "
              "dB (higher = closer)."},
-    # cloak (planned probe)
+    # cloak
     "psr_at_1": {"probe": "cloak", "meaning": "Protection success rate: share of cloaked queries whose true match is "
                  "not the top-ranked result."},
+    "psr_at_5": {"probe": "cloak", "meaning": "Share of cloaked queries whose true match is not in the top 5."},
+    "psr_at_10": {"probe": "cloak", "meaning": "Share of cloaked queries whose true match is not in the top 10."},
+    "psr_at_tau": {"probe": "cloak", "meaning": "Share of cloaked queries rejected against the person's own gallery "
+                   "image at the system threshold (verification)."},
+    "linf": {"probe": "cloak", "meaning": "Largest change of any pixel value made by the cloak (0-255 scale)."},
 }
 
 

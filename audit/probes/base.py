@@ -90,6 +90,8 @@ class ProbeContext:
     """Attacker-side FR model for the inversion decoder's identity loss."""
     attribute_model: LoadedModel | None = None
     """Attribute model reading attributes from reconstructions."""
+    surrogates: list = field(default_factory=list)
+    """Surrogate models (LoadedModel) for the cloak probe's transfer setting."""
 
     @property
     def seed(self) -> int:

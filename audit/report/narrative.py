@@ -75,3 +75,23 @@ def inversion_verdicts(metrics: pd.DataFrame) -> list[str]:
                    f"person in {fmt(100 * r['value'], 1)}% of cases (95% CI {fmt(100 * r['ci_low'], 1)} to "
                    f"{fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.")
     return out
+
+
+def cloak_verdicts(m: pd.DataFrame) -> list[str]:
+    """m: psr_at_1 rows with 'cloak' and 'purifier' columns."""
+    out = []
+    for (cloak, setting), g in m.groupby(["cloak", "setting"], sort=True):
+        if cloak == "clean" or cloak.endswith("@0"):
+            continue
+        base = g[g["purifier"] == "none"]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        purified = g[g["purifier"] != "none"]
+        worst = purified.loc[purified["value"].idxmin()] if not purified.empty else None
+        who = "made on the audited model itself" if setting == "white-box" else f"made on {setting.split(':', 1)[-1]}"
+        text = f"{cloak} ({who}) hides the person in {fmt(100 * b['value'], 0)}% of cloaked photos"
+        if worst is not None:
+            text += f"; after {worst['purifier']} only {fmt(100 * worst['value'], 0)}%"
+        out.append(text + ".")
+    return out

@@ -64,6 +64,21 @@ def _pick(metrics: pd.DataFrame, probe: str, metric: str, where: dict) -> pd.Ser
     return None if rows.empty else rows.iloc[0]
 
 
+def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: bool) -> dict:
+    m = metrics[(metrics["probe"] == "cloak") & (metrics["metric"] == "psr_at_1")]
+    if m.empty:
+        return {"ran": False}
+    parts = m["condition"].str.split("+purify:", n=1, expand=True, regex=False).reindex(columns=[0, 1])
+    m = m.assign(cloak=parts[0], purifier=parts[1].fillna("none"))
+    columns = ["none"] + sorted(set(m["purifier"]) - {"none"})
+    table = m.pivot_table(index=["cloak", "setting"], columns="purifier", values="value", aggfunc="first")
+    rows = [{"cloak": c, "setting": st, "cells": [table.loc[(c, st)].get(col) for col in columns]}
+            for c, st in table.index]
+    grid = None if no_faces else _artifact(store, run_id, "cloak", "examples.png")
+    return {"ran": True, "columns": columns, "psr": rows, "verdicts": narrative.cloak_verdicts(m),
+            "grid": base64.b64encode(grid).decode() if grid else None}
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -106,6 +121,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "inversion": {"ran": not inv.empty, "table": inv.sort_values(["condition", "setting", "metric"])
                       .to_dict("records"), "verdicts": narrative.inversion_verdicts(metrics),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows},
+        "cloak": _cloak_context(store, run_id, metrics, no_faces),
         "grid": base64.b64encode(grid).decode() if grid else None,
         "no_faces": no_faces, "notes": notes,
         "packs": sorted(findings["pack"].unique()),

@@ -1,0 +1,156 @@
+"""Cloak-robustness probe: do privacy cloaks stop this model from recognising people, and do they
+survive simple processing?
+
+For each protected person a cloak is computed on a surrogate from M of their images (half of
+them, at most 10) and added to their *other* images, which become queries. The gallery holds one
+clean image of each protected person plus every image of the unprotected people (distractors).
+PSR@k = 1 - share of cloaked queries whose true gallery image ranks in the top k; PSR@tau = 1 -
+share accepted against their own gallery image at the system threshold (FMR 1e-3 on clean
+impostors). Surrogates: the target itself through the torch backend (white-box upper bound) and
+any ``--surrogate`` models (transfer). Each cloak is re-tested after the purifiers. Intervals
+resample protected persons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit.conditions.cloaks import METHODS, apply_cloak, make_cloaks
+from audit.conditions.purify import PURIFIERS, purify
+from audit.errors import ConfigError
+from audit.metrics import verification as ver
+from audit.metrics.stats import SubjectBootstrap
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.inversion import image_quality
+from audit.seeding import derive_seed
+
+RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
+SETTINGS = {"quick": {"protect": 12, "steps": 16, "momentum": False,
+                      "transfer_methods": ("opom-centre", "opom-affine", "opom-convex")},
+            "standard": {"protect": 50, "steps": 100, "momentum": True, "transfer_methods": METHODS[1:]},
+            "thorough": {"protect": 100000, "steps": 100, "momentum": True, "transfer_methods": METHODS}}
+TOP_K = (1, 5, 10)
+
+
+def protocol(subjects: np.ndarray, n_protect: int, seed: int):
+    """(protected persons, source idx (P, M), query idx (P, T), gallery idx (P,), distractor idx)."""
+    uniq, counts = np.unique(subjects, return_counts=True)
+    eligible = uniq[counts >= 3]
+    rng = np.random.default_rng(derive_seed(seed, "cloak-protect"))
+    chosen = np.sort(rng.choice(eligible, size=min(n_protect, len(eligible)), replace=False))
+    per = [np.flatnonzero(subjects == s) for s in chosen]
+    n = min(len(i) for i in per)
+    m = min(10, n // 2)
+    sources = np.stack([i[:m] for i in per])
+    queries = np.stack([i[m:n] for i in per])
+    distractors = np.flatnonzero(~np.isin(subjects, chosen))
+    return chosen, sources, queries, sources[:, 0], distractors
+
+
+@register
+class CloakProbe:
+    name = "cloak"
+    title = "Cloak robustness"
+
+    def check(self, config, dataset, model) -> None:
+        if model.profile.kind != "embedding":
+            raise ConfigError(f"cloak: {model.name} is an attributes model; cloaks are tested against FR models")
+        counts = dataset.manifest["subject"].value_counts()
+        if (counts >= 3).sum() < 2 or (counts < 3).sum() + (counts >= 3).sum() < 3:
+            raise ConfigError(f"cloak: needs people with at least three images (cloak sources, gallery, queries); "
+                              f"{dataset.source} has {(counts >= 3).sum()}")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        cfg = ctx.config
+        st = SETTINGS[cfg.preset]
+        subjects = ctx.subjects
+        images = ctx.faces.images
+        chosen, sources, queries, gallery, distractors = protocol(subjects, st["protect"], ctx.seed)
+        p, m = sources.shape
+        t = queries.shape[1]
+        result = ProbeResult()
+        result.notes.append(f"Cloaks protect {p} people, each made from {m} of their images and tested on {t} others "
+                            f"against a gallery with {len(distractors)} distractor images.")
+        emb = ctx.embeddings("clean")
+        g_idx = np.concatenate([gallery, distractors])
+        g_emb = emb[g_idx]
+        # System threshold: clean impostor scores of the queries against other people's gallery images.
+        q_flat = queries.reshape(-1)
+        s_clean = ver.cosine_matrix(emb[q_flat], g_emb)
+        own_col = np.repeat(np.arange(p), t)
+        mask = np.ones_like(s_clean, dtype=bool)
+        mask[np.arange(len(q_flat)), own_col] = False
+        tau = ver.threshold_at_fmr(s_clean[mask], 1e-3)
+        boot = SubjectBootstrap(subjects[q_flat], cfg.setting("bootstrap"), ctx.seed, "cloak")
+        surrogates = {}
+        target = ctx.model.torch()
+        if target is None:
+            result.notes.append(f"White-box bound missing: {ctx.model.torch_error}")
+        else:
+            surrogates["white-box"] = (target, METHODS)
+        for sm in ctx.surrogates:
+            b = sm.torch()
+            if b is None:
+                result.notes.append(f"Surrogate {sm.name} skipped: {sm.torch_error}")
+            else:
+                surrogates[f"transfer:{sm.name}"] = (b, st["transfer_methods"])
+        result.metrics += self._evaluate(ctx, "clean", "none", images[q_flat], g_emb, own_col, tau, boot, None)
+        examples = {}
+        total = sum(len(ms) for _, ms in surrogates.values()) * len(cfg.cloak_eps)
+        done = 0
+        for label, (backend, methods) in surrogates.items():
+            for method in methods:
+                for eps in cfg.cloak_eps:
+                    seed = derive_seed(ctx.seed, "cloak", label, method, eps)
+                    if method == "pgd":
+                        eta = make_cloaks(backend.embed_tensor, images[queries], method, eps, st["steps"],
+                                          momentum=st["momentum"], seed=seed)
+                        cloaked = apply_cloak(images[queries], eta).reshape(-1, *images.shape[1:])
+                    else:
+                        eta = make_cloaks(backend.embed_tensor, images[sources], method, eps, st["steps"],
+                                          momentum=st["momentum"], seed=seed)
+                        cloaked = apply_cloak(images[queries], eta[:, None]).reshape(-1, *images.shape[1:])
+                    cond = f"cloak:{method}@{eps:g}"
+                    result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot,
+                                                     images[q_flat])
+                    if label == "white-box" and method == "opom-affine":
+                        examples = {"clean": images[q_flat[:4]], "cloaked": cloaked[:4]}
+                    done += 1
+                    ctx.progress(done / max(total, 1), f"{label} {method} eps {eps:g}")
+        if examples:
+            result.artifacts.append(self._examples(examples))
+        return result
+
+    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, boot, clean) -> list[MetricRecord]:
+        out = []
+        versions = {cond: queries} | {f"{cond}+purify:{pname}": purify(queries, pname) for pname in PURIFIERS}
+        for name, q in versions.items():
+            s = ver.cosine_matrix(ctx.model.ort.embed(q), g_emb)
+            own = s[np.arange(len(q)), own_col]
+            rank = 1 + (s > own[:, None]).sum(1)
+            for k in TOP_K:
+                hit = (rank <= k).astype(float)
+                est = boot.estimate(lambda i, h=hit: 1 - float(h[i].mean()))
+                out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
+            acc = (own >= tau).astype(float)
+            est = boot.estimate(lambda i, a=acc: 1 - float(a[i].mean()))
+            out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};fmr=0.001"))
+        if clean is not None:
+            ssim, psnr = image_quality(queries, clean)
+            linf = np.abs(queries.astype(int) - clean.astype(int)).reshape(len(queries), -1).max(1).astype(float)
+            for metric, arr in (("ssim", ssim), ("psnr", psnr), ("linf", linf)):
+                est = boot.estimate(lambda i, a=arr: float(a[i].mean()))
+                out.append(MetricRecord.of(self.name, cond, metric, est, NEUTRAL, setting=setting))
+        return out
+
+    @staticmethod
+    def _examples(ex: dict) -> Artifact:
+        import cv2
+
+        clean, cloaked = ex["clean"], ex["cloaked"]
+        diff = cloaked.astype(int) - clean.astype(int)
+        amp = np.clip(127 + diff * 10, 0, 255).astype(np.uint8)
+        grid = np.concatenate([np.concatenate(list(r), 1) for r in (clean, cloaked, amp)], 0)
+        ok, png = cv2.imencode(".png", grid[..., ::-1])
+        return Artifact("cloak", "examples.png", "image/png", png.tobytes(),
+                        {"rows": ["clean", "cloaked (white-box OPOM affine)", "perturbation x10"]})

@@ -1,0 +1,96 @@
+"""Cloak known answers: no budget, no protection; white-box OPOM at eps 8 protects; purifiers and projections."""
+
+import numpy as np
+import pytest
+import torch
+
+from audit.conditions.cloaks import affine_projection, apply_cloak, convex_projection, make_cloaks
+from audit.conditions.purify import PURIFIERS, purify
+from audit.probes.cloak import protocol
+from tests.probes.conftest import pick
+
+
+@pytest.fixture(scope="module")
+def cloak_metrics(tmp_path_factory, probe_data):
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+    from tests.conftest import SAMPLE_MODELS
+
+    db = tmp_path_factory.mktemp("cloak") / "s.duckdb"
+    cfg = AuditConfig(model=SAMPLE_MODELS / "fr-baseline.onnx", data=str(probe_data), probes=["cloak"],
+                      conditions=["clean"], cloak_eps=[0, 8], surrogates=[SAMPLE_MODELS / "fr-maskaware.onnx"],
+                      parity=False)
+    run_id = api.run_audit(cfg, db)
+    with Store(db) as s:
+        return s.metrics(run_id)
+
+
+@pytest.mark.slow
+def test_zero_budget_gives_no_protection(cloak_metrics):
+    for method in ("pgd", "fi-uap", "opom-centre", "opom-affine", "opom-convex"):
+        row = pick(cloak_metrics, condition=f"cloak:{method}@0", metric="psr_at_1", setting="white-box")
+        assert row["value"] <= 0.05, method
+    assert pick(cloak_metrics, condition="clean", metric="psr_at_1", setting="none")["value"] <= 0.05
+
+
+@pytest.mark.slow
+def test_white_box_opom_protects_and_budget_is_respected(cloak_metrics):
+    for hull in ("opom-centre", "opom-affine", "opom-convex"):
+        assert pick(cloak_metrics, condition=f"cloak:{hull}@8", metric="psr_at_1", setting="white-box")["value"] >= 0.8
+        linf = pick(cloak_metrics, condition=f"cloak:{hull}@8", metric="linf", setting="white-box")
+        assert linf["ci_high"] <= 8
+        psnr = pick(cloak_metrics, condition=f"cloak:{hull}@8", metric="psnr", setting="white-box")
+        assert psnr["value"] > 25
+
+
+@pytest.mark.slow
+def test_transfer_and_purifiers_are_measured(cloak_metrics):
+    rows = cloak_metrics[(cloak_metrics["metric"] == "psr_at_1")
+                         & (cloak_metrics["setting"] == "transfer:fr-maskaware")
+                         & ~cloak_metrics["condition"].str.contains("purify")
+                         & cloak_metrics["condition"].str.endswith("@8")]
+    assert set(rows["condition"]) == {"cloak:opom-centre@8", "cloak:opom-affine@8", "cloak:opom-convex@8"}
+    white = pick(cloak_metrics, condition="cloak:opom-affine@8", metric="psr_at_1", setting="white-box")["value"]
+    transfer = rows.set_index("condition").loc["cloak:opom-affine@8", "value"]
+    assert transfer <= white
+    purified = pick(cloak_metrics, condition="cloak:opom-affine@8+purify:jpeg50", metric="psr_at_1",
+                    setting="white-box")
+    assert purified["value"] < white  # JPEG washes much of the cloak out
+    for p in PURIFIERS:
+        assert not cloak_metrics[cloak_metrics["condition"] == f"cloak:opom-affine@8+purify:{p}"].empty
+
+
+def test_protocol_is_subject_disjoint_between_protected_and_distractors():
+    subjects = np.repeat(np.array([f"p{i}" for i in range(10)]), 6)
+    chosen, sources, queries, gallery, distractors = protocol(subjects, 4, seed=0)
+    assert len(chosen) == 4 and sources.shape == (4, 3) and queries.shape == (4, 3)
+    assert not set(subjects[distractors]) & set(chosen)
+    assert all(len(set(subjects[np.r_[s, q]])) == 1 for s, q in zip(sources, queries))
+    assert not set(sources.ravel()) & set(queries.ravel())
+
+
+def test_projections():
+    rng = np.random.default_rng(0)
+    clean = torch.from_numpy(rng.normal(size=(2, 4, 6))).float()
+    inside = clean[:, :2].mean(1, keepdim=True)            # a convex combination: projects onto itself
+    torch.testing.assert_close(convex_projection(inside, clean), inside, atol=1e-3, rtol=0)
+    torch.testing.assert_close(affine_projection(inside, clean), inside, atol=1e-4, rtol=0)
+    far = torch.from_numpy(rng.normal(size=(2, 3, 6)) * 5).float()
+    a, c = affine_projection(far, clean), convex_projection(far, clean)
+    # The convex hull lies inside the affine hull, so its projection is never closer.
+    assert ((far - a).norm(dim=-1) <= (far - c).norm(dim=-1) + 1e-4).all()
+
+
+def test_budget_and_batching_on_a_tiny_model(tiny_model):
+    from audit.models import load
+
+    backend = load(tiny_model).torch()
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 2, 112, 112, 3), dtype=np.uint8)
+    batched = make_cloaks(backend.embed_tensor, imgs, "opom-centre", 4, steps=3, seed=1)
+    assert batched.shape == (3, 3, 112, 112) and np.abs(batched).max() <= 4
+    one = make_cloaks(backend.embed_tensor, imgs[:1], "opom-centre", 4, steps=3, seed=1)
+    np.testing.assert_allclose(batched[0], one[0], atol=1e-5)  # a person's cloak does not depend on the batch
+    out = apply_cloak(imgs[0], batched[0][None])
+    assert np.abs(out.astype(int) - imgs[0].astype(int)).max() <= 4
+    assert purify(out, "bits5").max() % 8 == 0
