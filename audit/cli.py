@@ -116,10 +116,14 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
     from pydantic import ValidationError
 
     try:
+        eps = [float(e) for e in csv_list(cloak_eps)]
+    except ValueError:
+        raise api.ConfigError(f"--cloak-eps: expected numbers such as 8 or 4,8, got {cloak_eps!r}") from None
+    try:
         config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
                                  attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                                  attacker_model=attacker_model, attribute_model=attribute_model,
-                                 surrogates=surrogate or [], cloak_eps=[float(e) for e in csv_list(cloak_eps)],
+                                 surrogates=surrogate or [], cloak_eps=eps,
                                  preset=preset, seed=seed,
                                  device=device, parity=not no_parity)
     except ValidationError as exc:
