@@ -179,7 +179,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 progress("parity", 0.0, "checking torch backend against onnxruntime")
                 store.set_parity(run_id, _parity(model, faces))
                 progress("parity", 1.0, "done")
-            embed = _embedding_provider(store, model, dataset, faces, config)
+            embed = _Embeddings(store, model, dataset, faces, config)
             if not resume:
                 with store.transaction():
                     _write_result(store, run_id, probe_mod.ProbeResult(artifacts=[_examples(embed, config)]))
@@ -266,10 +266,6 @@ def _examples(embed: "_Embeddings", config: AuditConfig, n: int = 6):
     ok, png = cv2.imencode(".png", grid[..., ::-1])
     return probe_mod.Artifact("conditions", "examples.png", "image/png", png.tobytes(),
                               {"conditions": config.conditions, "rows": embed.faces.rows[idx].tolist()})
-
-
-def _embedding_provider(store, model, dataset, faces, config) -> _Embeddings:
-    return _Embeddings(store, model, dataset, faces, config)
 
 
 def _write_result(store: Store, run_id: str, result) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from audit import api
 from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
-from audit.errors import FaceAuditError
+from audit.errors import FaceAuditError, first_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
@@ -127,8 +127,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                                  preset=preset, seed=seed,
                                  device=device, parity=not no_parity)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise api.ConfigError(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        field, msg = first_error(exc)
+        raise api.ConfigError(f"--{field}: {msg}") from None
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
     console.print(f"run {run_id} completed: {_counts(findings)} (store: {db})")

@@ -34,3 +34,9 @@ class ConfigError(FaceAuditError):
 
 class RuleError(FaceAuditError):
     """A rule pack that fails validation."""
+
+
+def first_error(exc) -> tuple[str, str]:
+    """(dotted field path, message) of the first error in a pydantic ``ValidationError``."""
+    e = exc.errors()[0]
+    return ".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")

@@ -4,7 +4,6 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
-from tests.builders import make_onnx
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from audit.errors import ProfileError
+from audit.errors import ProfileError, first_error
 from audit.models.onnx_file import ModelInfo
 
 PROFILE_SUFFIX = ".profile.yaml"
@@ -111,9 +111,8 @@ def load_profile(path: Path) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(profile)"
-        raise ProfileError(f"{path}: field '{field}': {err['msg']}") from None
+        field, msg = first_error(exc)
+        raise ProfileError(f"{path}: field '{field or '(profile)'}': {msg}") from None
 
 
 def save_profile(profile: Profile, path: Path) -> None:

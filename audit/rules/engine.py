@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit.errors import RuleError
+from audit.errors import RuleError, first_error
 from audit.metrics.catalogue import known
 
 COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
@@ -106,10 +106,8 @@ def load_pack(ref: str | Path) -> Pack:
         try:
             rule = Rule.model_validate(r)
         except ValidationError as exc:
-            e = exc.errors()[0]
-            field = ".".join(str(x) for x in e["loc"]) or "(rule)"
-            msg = e["msg"].removeprefix("Value error, ")
-            raise RuleError(f"{path}: rule {rid}: field '{field}': {msg}") from None
+            field, msg = first_error(exc)
+            raise RuleError(f"{path}: rule {rid}: field '{field or '(rule)'}': {msg}") from None
         if rule.warn_if is None and rule.fail_if is None:
             raise RuleError(f"{path}: rule {rid}: field 'warn_if'/'fail_if': give at least one comparator")
     ids = [r["id"] for r in rules]
@@ -119,8 +117,8 @@ def load_pack(ref: str | Path) -> Pack:
     try:
         return Pack.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise RuleError(f"{path}: field '{'.'.join(str(x) for x in e['loc'])}': {e['msg']}") from None
+        field, msg = first_error(exc)
+        raise RuleError(f"{path}: field '{field}': {msg}") from None
 
 
 def available_packs() -> list[Path]:

@@ -14,7 +14,7 @@ from textual.widgets import Button, DirectoryTree, Footer, Header, Input, Label,
 
 from audit import api
 from audit.config import DEFAULT_CONDITIONS, PRESETS, AuditConfig
-from audit.errors import FaceAuditError
+from audit.errors import FaceAuditError, first_error
 from audit.probes import REGISTRY
 
 EXTRA_CONDITIONS = ["patch:0.3", "freqmix:3"]
@@ -91,8 +91,8 @@ class NewAuditScreen(Screen):
                               preset=self.query_one("#preset", Select).value,
                               device=self.query_one("#device", Select).value)
         except ValidationError as exc:
-            e = exc.errors()[0]
-            raise FaceAuditError(f"{'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+            field, msg = first_error(exc)
+            raise FaceAuditError(f"{field}: {msg}") from None
         return cfg, packs
 
     def action_start(self) -> None:
