@@ -9,6 +9,7 @@ probe did not run, or that matches no metric row, is ``not_applicable`` - never 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class Pack(BaseModel):
     description: str = ""
     rules: list[Rule]
     source: str = ""
+    sha256: str = ""
+    """SHA-256 of the pack file's bytes: findings record it, so a finding names the exact pack text that judged it."""
 
 
 def _holds(expr: str | None, x: float) -> bool:
@@ -93,9 +96,14 @@ def load_pack(ref: str | Path) -> Pack:
     if not path.is_file():
         raise RuleError(f"{path}: rule pack not found (packs: {', '.join(p.stem for p in available_packs())})")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+        data = yaml.safe_load(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"{path}: not UTF-8 text (byte {exc.start}); save the pack as UTF-8") from None
+    except OSError as exc:
+        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise RuleError(f"{path}: a rule pack is a mapping with 'pack' and 'rules'")
     rules = data.get("rules")
@@ -115,7 +123,7 @@ def load_pack(ref: str | Path) -> Pack:
     if dup:
         raise RuleError(f"{path}: rule {sorted(dup)[0]}: field 'id': duplicated in the pack")
     try:
-        return Pack.model_validate({**data, "source": str(path)})
+        return Pack.model_validate({**data, "source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise RuleError(f"{path}: field '{field}': {msg}") from None
@@ -186,7 +194,7 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
                      "title": rule.title, "status": f.status, "severity": rule.severity, "observed": f.observed,
                      "warn_if": rule.warn_if or "", "fail_if": rule.fail_if or "", "judged": rule.use,
                      "location": json.dumps(f.location), "refs": json.dumps(rule.references), "message": f.message,
-                     "evaluated_at": now})
+                     "evaluated_at": now, "pack_hash": pack.sha256, "probe": rule.probe, "metric": rule.metric})
     df = pd.DataFrame(rows)
     df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
     return df

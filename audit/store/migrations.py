@@ -6,6 +6,14 @@ from importlib import resources
 
 MIGRATIONS: dict[int, str] = {
     1: resources.files("audit.store").joinpath("schema.sql").read_text(),
+    # 2: findings say which pack file judged them (its SHA-256, so two packs that share an id can be told
+    # apart) and which probe and metric the rule read, so evidence exports and the traceability table
+    # need no pack file to explain a finding.
+    2: """
+ALTER TABLE findings ADD COLUMN pack_hash VARCHAR DEFAULT '';
+ALTER TABLE findings ADD COLUMN probe VARCHAR DEFAULT '';
+ALTER TABLE findings ADD COLUMN metric VARCHAR DEFAULT '';
+""",
 }
 CURRENT_VERSION = max(MIGRATIONS)
 

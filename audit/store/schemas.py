@@ -1,6 +1,6 @@
 """Pandera schemas for every store table, checked before each write.
 
-Column sets must match ``schema.sql`` (tests keep them in step).
+Column sets must match the tables that ``schema.sql`` plus the migrations create (tests keep them in step).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ TABLES: dict[str, pa.DataFrameSchema] = {
         "run_id": _str(), "pack": _str(), "pack_version": _str(), "rule_id": _str(), "title": _str(),
         "status": _str(checks=pa.Check.isin(FINDING_STATUSES)), "severity": _str(),
         "observed": _float(nullable=True), "warn_if": _str(), "fail_if": _str(), "judged": _str(),
-        "location": _str(), "refs": _str(), "message": _str(), "evaluated_at": _ts()},
+        "location": _str(), "refs": _str(), "message": _str(), "evaluated_at": _ts(),
+        "pack_hash": _str(checks=pa.Check.str_matches(r"^([0-9a-f]{64})?$")), "probe": _str(), "metric": _str()},
         strict=True, name="findings"),
     "artifacts": pa.DataFrameSchema({
         "run_id": _str(), "probe": _str(), "name": _str(), "mime": _str(), "data": pa.Column(object),
