@@ -5,6 +5,7 @@
 * :func:`sample_data` - materialise the embedded synthetic dataset
 * :func:`build_report` / :func:`compare` - render HTML/PDF from the store alone
 * :func:`evaluate_rules` - (re-)apply rule packs to a stored run
+* :func:`export_run` / :func:`attest_run` / :func:`verify_bundle` / :func:`keygen` / :func:`gate` - evidence
 * :func:`demo` - the whole battery on the sample models
 """
 
@@ -344,8 +345,15 @@ def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None)
 
 # ---------------------------------------------------------------------------- reports
 def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
-                 no_faces: bool = False, packs: list[str] | None = None) -> list[Path]:
-    """Render a stored run to HTML and/or PDF (from the store alone); returns the written files."""
+                 no_faces: bool = False, packs: list[str] | None = None, sign_key: str | Path | None = None,
+                 signer: str | None = None) -> list[Path]:
+    """Render a stored run to HTML and/or PDF (from the store alone); returns the written files.
+
+    The PDF is PDF/A-3b with the JSON results attached. With ``sign_key`` the report ends with an
+    attestation page, and the results JSON plus a signed in-toto bundle (``.intoto.json``) covering
+    the model, the dataset and every written file are written beside it.
+    """
+    from audit.evidence import attest, export
     from audit.report.pdf import write_pdf
     from audit.report.render import render_run, write_text_atomic
 
@@ -353,15 +361,37 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     bad = [f for f in formats if f not in ("html", "pdf")]
     if bad:
         raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
+    sig = attest.Signer.load(sign_key, signer) if sign_key else None  # a bad key fails before anything is written
     out_dir = Path(out_dir)
     _require(db)
     out_dir.mkdir(parents=True, exist_ok=True)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        html = render_run(store, run_id, no_faces, packs)
-    stem = out_dir / f"report-{_safe(run['model_name'])}-{run_id}"
-    return _write(html, stem, formats, write_text_atomic, write_pdf)
+        stem = out_dir / f"report-{_safe(run['model_name'])}-{run_id}"
+        findings = store.findings(run_id)
+        if packs:
+            findings = findings[findings["pack"].isin(packs)]
+        results = export.dumps(export.results_document(store, run_id))
+        signing = _attestation_page(run, sig, stem) if sig else None
+        html = render_run(store, run_id, no_faces, packs, attestation=signing)
+    written = _write(html, stem, formats, write_text_atomic,
+                     lambda h, path: write_pdf(h, path, {RESULTS_ATTACHMENT: results}))
+    if sig:
+        written.append(export.write_atomic(stem.with_name(stem.name + ".results.json"), results))
+        bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
+        written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
+    return written
+
+
+RESULTS_ATTACHMENT = "faceaudit-results.json"
+"""Name of the JSON results embedded in every PDF report (equal to ``faceaudit export RUN``)."""
+
+
+def _attestation_page(run: dict, sig, stem: Path) -> dict:
+    return {"signer": sig.name, "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
+            "model_sha256": run["model_id"], "dataset_id": run["dataset_id"], "tool": audit.__version__,
+            "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf", "attachment": RESULTS_ATTACHMENT}
 
 
 def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
@@ -393,6 +423,95 @@ def _safe(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "model"
+
+
+# ---------------------------------------------------------------------------- evidence
+def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
+    """Write the run's results as JSON (every metric, finding, config, seed, hash; see
+    ``audit/evidence/results.schema.json``) and/or the metrics table as Parquet."""
+    from audit.evidence import export
+
+    formats = export.check_formats(formats or ["json"])
+    _require(db)
+    out_dir = _out_folder(out_dir)
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        written = []
+        if "json" in formats:
+            data = export.dumps(export.results_document(store, run_id))
+            written.append(export.write_atomic(out_dir / f"results-{run_id}.json", data))
+        if "parquet" in formats:
+            written.append(export.write_parquet(store.metrics(run_id), out_dir / f"metrics-{run_id}.parquet"))
+    return written
+
+
+def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Path, signer: str | None = None,
+               reports: list[Path] | None = None) -> list[Path]:
+    """Sign an in-toto statement about a stored run: subjects are the model, the dataset, the results
+    JSON (written beside the bundle) and each given report file. Returns [results JSON, bundle]."""
+    from audit.evidence import attest, export
+
+    sig = attest.Signer.load(key, signer)
+    reports = [Path(r) for r in reports or []]
+    for r in reports:
+        if not r.is_file():
+            raise ConfigError(f"--report {r}: no such file")
+    _require(db)
+    out_dir = _out_folder(out_dir)
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        findings = store.findings(run_id)
+        data = export.dumps(export.results_document(store, run_id))
+    results = export.write_atomic(out_dir / f"results-{run_id}.json", data)
+    bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
+    return [results, attest.write_bundle(bundle, out_dir / f"attestation-{run_id}.intoto.json")]
+
+
+def verify_bundle(bundle: str | Path, reports: list[Path] | None = None, pubkey: str | Path | None = None):
+    """Check an attestation bundle's signature and the SHA-256 of each report file against it."""
+    from audit.evidence import verify
+
+    return verify(bundle, [Path(r) for r in reports] if reports else None, pubkey)
+
+
+def keygen(out: str | Path) -> tuple[Path, Path]:
+    """Write an Ed25519 key pair: ``OUT`` (private, mode 0600) and ``OUT.pub``."""
+    from audit.evidence import keygen as _keygen
+
+    return _keygen(out)
+
+
+def gate(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",
+         junit: str | Path | None = None):
+    """Judge a stored run with rule packs (default: every shipped pack) without writing to the store;
+    ``.exit_code`` is 1 when a finding at or above ``fail_on`` exists. Optionally writes JUnit XML."""
+    from audit.evidence import gate as gate_mod
+    from audit.rules import available_packs, evaluate, load_pack
+
+    loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
+    _require(db)
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        metrics = store.metrics(run_id)
+        probes_run = set(store.probes(run_id).query("status == 'completed'")["probe"])
+    findings = pd.concat([evaluate(p, run_id, metrics, probes_run) for p in loaded], ignore_index=True)
+    result = gate_mod.judge(findings, fail_on)
+    if junit:
+        gate_mod.write_junit(result, run, Path(junit))
+    return result
+
+
+def _out_folder(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot create folder: {exc.strerror}") from None
+    return out_dir
 
 
 # ---------------------------------------------------------------------------- demo

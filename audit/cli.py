@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -198,12 +199,16 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
 @app.command()
 def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 'latest'."), db: Db = DEFAULT_DB,
            out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files."),
-           format: Formats = "html,pdf", pack: Packs = None, no_faces: NoFaces = False) -> None:
+           format: Formats = "html,pdf", pack: Packs = None, no_faces: NoFaces = False,
+           sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="Ed25519 private key (faceaudit keygen): "
+                                                   "add an attestation page and write a signed bundle."),
+           signer: Optional[str] = typer.Option(None, "--signer", help="Name of the responsible person signing.",
+                                                envvar="FACEAUDIT_SIGNER")) -> None:
     """Render a stored run to HTML/PDF (re-applying packs given with --pack); nothing is recomputed."""
     if pack:
         api.evaluate_rules(run_id, db, csv_list(pack))
-    for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack)):
-        console.print(f"wrote {path}")
+    for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack), sign_key, signer):
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -263,14 +268,85 @@ def rules_metrics() -> None:
         console.print(f"[bold]{name}[/] ({m['probe']}): {m['meaning']}")
 
 
+# ---------------------------------------------------------------------------- evidence
+@app.command()
+def export(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 'latest'."), db: Db = DEFAULT_DB,
+           out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files."),
+           format: str = typer.Option("json", "--format", help="Comma-separated: json (everything, see the JSON "
+                                                               "schema) and/or parquet (the metrics table).")) -> None:
+    """Write a run's results as machine-readable JSON and/or Parquet."""
+    for path in api.export_run(run_id, db, out, csv_list(format)):
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def keygen(out: Path = typer.Argument(..., help="Private key file to write; the public key goes to OUT.pub.")) -> None:
+    """Make an Ed25519 key pair for signing reports (private key written with mode 0600)."""
+    from audit.evidence import fingerprint
+    from audit.evidence.keys import load_public
+
+    priv, pub = api.keygen(out)
+    console.print(f"private key: {priv} (mode 0600; keep it secret)\npublic key:  {pub} (give it to verifiers)\n"
+                  f"fingerprint: {fingerprint(load_public(pub))}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def attest(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 'latest'."),
+           key: Path = typer.Option(..., "--key", help="Ed25519 private key (faceaudit keygen)."),
+           signer: Optional[str] = typer.Option(None, "--signer", help="Name of the responsible person signing.",
+                                                envvar="FACEAUDIT_SIGNER"),
+           report_files: Optional[list[Path]] = typer.Option(None, "--report", help="Report file to cover (repeat)."),
+           db: Db = DEFAULT_DB, out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files.")) -> None:
+    """Sign an in-toto statement (test-result predicate, DSSE, Ed25519) about a stored run."""
+    for path in api.attest_run(run_id, db, key, out, signer, report_files):
+        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def verify(bundle: Path = typer.Argument(..., help="Attestation bundle (.intoto.json)."),
+           report_files: Optional[list[Path]] = typer.Option(None, "--report", help="File to check against the "
+                                                             "signed statement (repeat); default: those beside it."),
+           pubkey: Optional[Path] = typer.Option(None, "--pubkey", help="Signer's public key (.pub).")) -> None:
+    """Check an attestation's signature and that each report file is the one that was signed."""
+    res = api.verify_bundle(bundle, report_files, pubkey)
+    stmt = res.statement
+    key = ("by the given public key" if res.trusted_key else
+           "by the key inside the bundle only - pass --pubkey to check WHO signed")
+    console.print(f"OK: signature valid {key} ({res.keyid}); result {stmt['predicate'].get('result')}",
+                  markup=False, highlight=False, soft_wrap=True)
+    for path, name in res.checked:
+        console.print(f"OK: {path} matches the signed subject {name}", markup=False, highlight=False, soft_wrap=True)
+    if not res.checked:
+        console.print("no report file was checked (give --report FILE)", markup=False, highlight=False)
+
+
+@app.command()
+def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 'latest'."), db: Db = DEFAULT_DB,
+         pack: Packs = None,
+         fail_on: str = typer.Option("fail", "--fail-on", help="fail | warn: the finding level that closes the gate."),
+         junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one test case per rule).")
+         ) -> None:
+    """CI gate: exit 1 when a finding at or above --fail-on exists, 0 otherwise."""
+    res = api.gate(run_id, db, csv_list(pack), fail_on, junit)
+    counts = res.findings["status"].value_counts()
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
+    for r in res.blocking.itertuples():
+        console.print(f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}", markup=False, highlight=False,
+                      soft_wrap=True)
+    verdict = "CLOSED" if res.exit_code else "OPEN"
+    console.print(f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""),
+                  markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(res.exit_code)
+
+
 def main() -> None:
     try:
         app()
     except FaceAuditError as exc:
         if STATE["debug"]:
             raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""HTML to PDF with WeasyPrint, offline: the URL fetcher refuses everything but data: URLs."""
+"""HTML to PDF with WeasyPrint, offline: the URL fetcher refuses everything but data: URLs.
+
+PDFs are written as PDF/A-3b (archival; WeasyPrint embeds every font and an sRGB output intent),
+which also allows the machine-readable results to travel inside the file as an attachment.
+"""
 
 from __future__ import annotations
 
@@ -28,13 +32,28 @@ def _offline_fetcher():
     return OfflineFetcher()
 
 
-def write_pdf(html: str, out: Path) -> Path:
-    """Render ``html`` to ``out`` atomically (temporary file, then rename)."""
+PDF_VARIANT = "pdf/a-3b"
+
+
+def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None) -> Path:
+    """Render ``html`` to ``out`` atomically (temporary file, then rename).
+
+    ``attachments`` maps file names to bytes embedded as PDF/A-3 associated files (relationship
+    ``Data``): the JSON results travel inside the report they describe.
+    """
     import weasyprint
 
     BLOCKED.clear()
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    files = [weasyprint.Attachment(string=data, name=name, relationship="Data",
+                                   description="faceaudit results (JSON) for this report")
+             for name, data in (attachments or {}).items()]
     tmp = out.with_name(out.name + ".partial")
-    weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(tmp)
-    os.replace(tmp, out)
+    try:
+        weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(
+            tmp, attachments=files, pdf_variant=PDF_VARIANT)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out

@@ -127,13 +127,29 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "packs": sorted(findings["pack"].unique()),
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "metrics_used": sorted(set(metrics["metric"])),
+        "traceability": traceability(findings),
     }
 
 
+def traceability(findings: pd.DataFrame) -> list[dict]:
+    """One row per (clause, rule): each law or standard clause a pack cites, with the metric, threshold,
+    observed value and interval, and status that serve as its evidence. Clauses sorted, fails first."""
+    rows = []
+    for f in findings.to_dict("records"):
+        loc = json.loads(f["location"]) if isinstance(f["location"], str) else f["location"]
+        for clause in f["refs"] or ["(no reference given)"]:
+            rows.append({"clause": clause, "pack": f["pack"], "rule_id": f["rule_id"], "title": f["title"],
+                         "metric": f.get("metric") or "", "probe": f.get("probe") or "", "warn_if": f["warn_if"],
+                         "fail_if": f["fail_if"], "judged": f["judged"], "observed": f["observed"],
+                         "ci_low": loc.get("ci_low"), "ci_high": loc.get("ci_high"), "status": f["status"]})
+    return sorted(rows, key=lambda r: (r["clause"], STATUS_ORDER.get(r["status"], 9), r["pack"], r["rule_id"]))
+
+
 def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
-               templates: Path | None = None) -> str:
-    return environment(templates).get_template("report.html.j2").render(
-        **run_context(store, run_id, no_faces, packs))
+               templates: Path | None = None, attestation: dict | None = None) -> str:
+    """The run report; ``attestation`` (signer, key fingerprint, ...) adds the final attestation page."""
+    ctx = run_context(store, run_id, no_faces, packs)
+    return environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation)
 
 
 def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[str], list[dict]]:

@@ -1,0 +1,78 @@
+"""A gate for CI pipelines: judge a stored run with rule packs, exit non-zero at a chosen level,
+and write JUnit XML with one test case per rule so CI systems show each rule.
+
+The gate evaluates the packs afresh on the stored metrics and writes nothing to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from audit.errors import ConfigError
+from audit.evidence.export import write_atomic
+
+LEVELS = {"fail": ("fail",), "warn": ("fail", "warn")}
+"""--fail-on LEVEL: the finding statuses that make the gate fail."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    findings: pd.DataFrame
+    fail_on: str
+    blocking: pd.DataFrame
+    """Findings at or above the level: the reason the gate is closed (empty when it is open)."""
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if len(self.blocking) else 0
+
+
+def judge(findings: pd.DataFrame, fail_on: str) -> GateResult:
+    if fail_on not in LEVELS:
+        raise ConfigError(f"--fail-on: expected one of {sorted(LEVELS)}, got {fail_on!r}")
+    blocking = findings[findings["status"].isin(LEVELS[fail_on])]
+    return GateResult(findings, fail_on, blocking)
+
+
+def junit_xml(result: GateResult, run: dict) -> bytes:
+    """JUnit XML: a suite per pack, a case per rule; blocking findings are failures, rules that could
+    not be judged are skipped (not passed), warnings below the level pass with their message in system-out."""
+    f = result.findings
+    root = ET.Element("testsuites", name="faceaudit", tests=str(len(f)), failures=str(len(result.blocking)),
+                      skipped=str(int((f["status"] == "not_applicable").sum())), errors="0")
+    for pack, rows in f.groupby("pack", sort=True):
+        blocking = rows["status"].isin(LEVELS[result.fail_on])
+        suite = ET.SubElement(root, "testsuite", name=f"{pack}@{rows['pack_version'].iloc[0]}",
+                              tests=str(len(rows)), failures=str(int(blocking.sum())), errors="0",
+                              skipped=str(int((rows["status"] == "not_applicable").sum())))
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("run_id", run["run_id"]), ("model", run["model_name"]),
+                            ("model_sha256", run["model_id"]), ("dataset_fingerprint", run["dataset_id"]),
+                            ("pack_sha256", rows["pack_hash"].iloc[0]), ("fail_on", result.fail_on)):
+            ET.SubElement(props, "property", name=name, value=str(value))
+        for r, block in zip(rows.itertuples(), blocking):
+            case = ET.SubElement(suite, "testcase", classname=f"faceaudit.{pack}", name=f"{r.rule_id}: {r.title}",
+                                 time="0")
+            refs = "; ".join(json.loads(r.refs)) if isinstance(r.refs, str) else ""
+            detail = f"{r.status.upper()} ({r.severity}): {r.message}" + (f" References: {refs}." if refs else "")
+            if block:
+                ET.SubElement(case, "failure", message=f"{r.status}: {r.message}", type=r.status).text = detail
+            elif r.status == "not_applicable":
+                ET.SubElement(case, "skipped", message=r.message)
+            else:
+                ET.SubElement(case, "system-out").text = detail
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_junit(result: GateResult, run: dict, path: Path) -> Path:
+    if path.is_dir():
+        raise ConfigError(f"--junit {path}: is a folder; give a file name such as faceaudit-junit.xml")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--junit {path}: folder {path.parent} does not exist")
+    return write_atomic(path, junit_xml(result, run))

@@ -1,0 +1,168 @@
+"""Keys, signed in-toto statements and verification: every tampered part is caught, in one line."""
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from audit import api
+from audit.errors import FaceAuditError
+from audit.evidence import VerificationError
+from audit.evidence.attest import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
+from audit.evidence.keys import KeyFileError, load_public
+from audit.store import Store
+
+
+def statement_of(bundle_path):
+    env = json.loads(bundle_path.read_text())["dsseEnvelope"]
+    return json.loads(base64.b64decode(env["payload"]))
+
+
+def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path):
+    priv, pub = api.keygen(tmp_path / "k")
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" in priv.read_bytes() and b"PUBLIC KEY" in pub.read_bytes()
+    with pytest.raises(KeyFileError, match="already exists"):
+        api.keygen(tmp_path / "k")
+
+
+def test_statement_is_in_toto_v1_test_result_about_model_dataset_and_files(run, signed):
+    stmt = statement_of(signed["bundle"])
+    assert stmt["_type"] == STATEMENT_TYPE and stmt["predicateType"] == PREDICATE_TYPE
+    with Store(run["db"]) as store:
+        r, findings = store.run(run["run_id"]), store.findings(run["run_id"])
+    digests = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+    assert digests["vendor.onnx"] == r["model_id"] == hashlib.sha256(run["model"].read_bytes()).hexdigest()
+    assert r["dataset_id"] in digests.values()
+    for key in ("html", "pdf", "json"):
+        assert digests[signed[key].name] == hashlib.sha256(signed[key].read_bytes()).hexdigest()
+    pred = stmt["predicate"]
+    expected = {s: sorted(f"{f.pack}/{f.rule_id}" for f in findings.itertuples() if f.status == s)
+                for s in ("pass", "warn", "fail")}
+    assert (pred["passedTests"], pred["warnedTests"], pred["failedTests"]) == \
+        (expected["pass"], expected["warn"], expected["fail"])
+    assert pred["result"] == ("FAILED" if expected["fail"] else "WARNED" if expected["warn"] else "PASSED")
+    cfg = pred["configuration"][0]
+    assert json.loads(base64.b64decode(cfg["content"]))["seed"] == 0
+    assert cfg["annotations"]["signer"] == "Ada Auditor" and cfg["annotations"]["run_id"] == run["run_id"]
+    assert any(c["name"].startswith("rule-pack:baseline@") for c in pred["configuration"])
+
+
+def test_signature_is_ed25519_over_the_dsse_pae(signed):
+    env = json.loads(signed["bundle"].read_text())["dsseEnvelope"]
+    payload, sig = base64.b64decode(env["payload"]), base64.b64decode(env["signatures"][0]["sig"])
+    load_public(signed["pub"]).verify(sig, pae(PAYLOAD_TYPE, payload))  # raises if not
+
+
+def test_verify_accepts_the_untouched_files(signed):
+    res = api.verify_bundle(signed["bundle"], [signed["pdf"], signed["html"], signed["json"]], signed["pub"])
+    assert res.trusted_key and len(res.checked) == 3
+    # without --report, every evidence file found beside the bundle is checked
+    assert len(api.verify_bundle(signed["bundle"], None, signed["pub"]).checked) == 3
+
+
+def test_verify_refuses_a_resaved_pdf(signed, tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    resaved = tmp_path / signed["pdf"].name
+    writer = PdfWriter(clone_from=PdfReader(signed["pdf"]))
+    with open(resaved, "wb") as fh:
+        writer.write(fh)
+    with pytest.raises(VerificationError, match="differs from the signed statement"):
+        api.verify_bundle(signed["bundle"], [resaved], signed["pub"])
+
+
+def test_verify_refuses_altered_json_and_uncovered_files(signed, tmp_path):
+    altered = tmp_path / signed["json"].name
+    altered.write_bytes(signed["json"].read_bytes().replace(b'"status": "fail"', b'"status": "pass"'))
+    assert altered.read_bytes() != signed["json"].read_bytes()
+    with pytest.raises(VerificationError, match="changed after signing"):
+        api.verify_bundle(signed["bundle"], [altered], signed["pub"])
+    other = tmp_path / "other.pdf"
+    other.write_bytes(b"%PDF-1.7 another report")
+    with pytest.raises(VerificationError, match="not covered"):
+        api.verify_bundle(signed["bundle"], [other], signed["pub"])
+
+
+def test_verify_refuses_an_edited_statement(signed, tmp_path):
+    bundle = json.loads(signed["bundle"].read_text())
+    stmt = statement_of(signed["bundle"])
+    stmt["predicate"]["result"] = "PASSED"
+    stmt["predicate"]["failedTests"] = []
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    edited = tmp_path / "edited.intoto.json"
+    edited.write_text(json.dumps(bundle))
+    with pytest.raises(VerificationError, match="altered after signing"):
+        api.verify_bundle(edited, [signed["pdf"]], signed["pub"])
+
+
+def test_verify_refuses_another_key_even_one_swapped_into_the_bundle(signed, tmp_path):
+    _, other_pub = api.keygen(tmp_path / "mallory.key")
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        api.verify_bundle(signed["bundle"], [signed["pdf"]], other_pub)
+    # an attacker re-signs an edited statement with their own key and embeds that key: only --pubkey catches it
+    from audit.evidence.attest import Signer, sign, write_bundle
+    from audit.evidence.keys import load_private
+
+    mallory = Signer(load_private(tmp_path / "mallory.key"), "Mallory")
+    forged = write_bundle(sign(statement_of(signed["bundle"]), mallory), tmp_path / "forged.intoto.json")
+    assert not api.verify_bundle(forged, [signed["pdf"]]).trusted_key
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        api.verify_bundle(forged, [signed["pdf"]], signed["pub"])
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"dsseEnvelope": {"signatures": []}}', b"\xff\xfe"])
+def test_verify_refuses_a_broken_bundle(signed, tmp_path, content):
+    bad = tmp_path / "bad.intoto.json"
+    bad.write_bytes(content)
+    with pytest.raises(VerificationError, match="not a faceaudit attestation bundle"):
+        api.verify_bundle(bad, [signed["pdf"]], signed["pub"])
+
+
+def test_bad_keys_are_one_line_errors(run, tmp_path):
+    priv, pub = api.keygen(tmp_path / "k")
+    os.chmod(priv, 0o644)
+    with pytest.raises(KeyFileError, match="readable by other users.*chmod 600"):
+        api.attest_run(run["run_id"], run["db"], priv, tmp_path / "out")
+    corrupt = tmp_path / "corrupt.key"
+    corrupt.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    os.chmod(corrupt, 0o600)
+    with pytest.raises(KeyFileError, match="not a usable PEM private key"):
+        api.attest_run(run["run_id"], run["db"], corrupt, tmp_path / "out")
+    rsa_key = tmp_path / "rsa.key"
+    rsa_key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    os.chmod(rsa_key, 0o600)
+    with pytest.raises(KeyFileError, match="not Ed25519"):
+        api.attest_run(run["run_id"], run["db"], rsa_key, tmp_path / "out")
+    with pytest.raises(KeyFileError, match="not a PEM public key"):
+        api.verify_bundle(tmp_path / "x", None, priv)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_attest_covers_given_reports_and_cli_exit_codes(run, tmp_path):
+    priv, pub = api.keygen(tmp_path / "k")
+    report = api.build_report(run["run_id"], run["db"], tmp_path / "r", ["html"])[0]
+    results, bundle = api.attest_run(run["run_id"], run["db"], priv, tmp_path / "att", "Ada", [report])
+    assert {n for _, n in api.verify_bundle(bundle, [report, results], pub).checked} == {report.name, results.name}
+    cli = [sys.executable, "-m", "audit.cli"]
+    ok = subprocess.run(cli + ["verify", str(bundle), "--report", str(report), "--pubkey", str(pub)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK: signature valid by the given public key" in ok.stdout
+    report.write_text(report.read_text() + " ")
+    bad = subprocess.run(cli + ["verify", str(bundle), "--report", str(report), "--pubkey", str(pub)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "changed after signing" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_missing_bundle_is_an_input_error(tmp_path):
+    with pytest.raises(FaceAuditError, match="no such attestation bundle"):
+        api.verify_bundle(tmp_path / "none.intoto.json")

@@ -1,0 +1,92 @@
+"""The CI gate: exit codes at each level and JUnit XML with one test case per rule."""
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from audit import api
+from audit.errors import ConfigError
+from audit.rules import load_pack
+from audit.store import Store
+
+PACK = """pack: ci-demo
+version: "2"
+rules:
+  - id: CI-ALWAYS-WARN
+    title: AUC is above zero (warns on any working model)
+    probe: identity
+    metric: roc_auc
+    where: {condition: clean}
+    warn_if: "> 0"
+    references: ["ISO/IEC 19795-1"]
+  - id: CI-NEVER
+    title: AUC is negative (never)
+    probe: identity
+    metric: roc_auc
+    fail_if: "< 0"
+  - id: CI-NOT-RUN
+    title: Needs the inversion probe, which did not run
+    probe: inversion
+    metric: sar_type1
+    fail_if: "> 0.5"
+"""
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    p = tmp_path_factory.mktemp("pack") / "ci-demo.yaml"
+    p.write_text(PACK)
+    return p
+
+
+def test_gate_levels(run, pack):
+    res = api.gate(run["run_id"], run["db"], [str(pack)], "fail")
+    assert res.exit_code == 0 and set(res.findings["status"]) == {"warn", "pass", "not_applicable"}
+    res = api.gate(run["run_id"], run["db"], [str(pack)], "warn")
+    assert res.exit_code == 1 and list(res.blocking["rule_id"]) == ["CI-ALWAYS-WARN"]
+    with pytest.raises(ConfigError, match="--fail-on"):
+        api.gate(run["run_id"], run["db"], [str(pack)], "pass")
+
+
+def test_gate_on_shipped_packs_agrees_with_stored_findings_and_writes_nothing(run):
+    with Store(run["db"]) as store:
+        stored = store.findings(run["run_id"])
+    res = api.gate(run["run_id"], run["db"], None, "fail")
+    assert res.exit_code == int((stored["status"] == "fail").any())
+    assert sorted(res.findings["status"]) == sorted(stored["status"])
+    with Store(run["db"]) as store:
+        assert len(store.findings(run["run_id"])) == len(stored)
+
+
+def test_junit_has_one_case_per_rule(run, pack, tmp_path):
+    junit = tmp_path / "junit.xml"
+    api.gate(run["run_id"], run["db"], [str(pack), "baseline"], "warn", junit)
+    root = ET.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    baseline = load_pack("baseline")
+    assert set(suites) == {"ci-demo@2", f"baseline@{baseline.version}"}
+    demo = suites["ci-demo@2"]
+    cases = {c.get("name").split(":")[0]: c for c in demo.iter("testcase")}
+    assert set(cases) == {"CI-ALWAYS-WARN", "CI-NEVER", "CI-NOT-RUN"}
+    assert cases["CI-ALWAYS-WARN"].find("failure") is not None
+    assert cases["CI-NOT-RUN"].find("skipped") is not None
+    assert cases["CI-NEVER"].find("failure") is None and cases["CI-NEVER"].find("skipped") is None
+    assert demo.get("tests") == "3" and demo.get("failures") == "1" and demo.get("skipped") == "1"
+    props = {p.get("name"): p.get("value") for p in demo.iter("property")}
+    assert props["run_id"] == run["run_id"] and len(props["model_sha256"]) == 64
+    n_rules = sum(int(s.get("tests")) for s in suites.values())
+    assert root.get("tests") == str(n_rules) == str(len(list(root.iter("testcase"))))
+
+
+def test_cli_gate_exit_codes(run, pack, tmp_path):
+    cli = [sys.executable, "-m", "audit.cli", "gate", run["run_id"], "--db", str(run["db"]), "--pack", str(pack)]
+    ok = subprocess.run(cli, capture_output=True, text=True)
+    assert ok.returncode == 0 and "gate OPEN" in ok.stdout
+    closed = subprocess.run(cli + ["--fail-on", "warn", "--junit", str(tmp_path / "j.xml")], capture_output=True,
+                            text=True)
+    assert closed.returncode == 1 and "gate CLOSED" in closed.stdout and "CI-ALWAYS-WARN" in closed.stdout
+    assert (tmp_path / "j.xml").is_file()
+    bad = subprocess.run(cli + ["--junit", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "is a folder" in bad.stderr and "Traceback" not in bad.stderr
