@@ -376,7 +376,7 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         signing = _attestation_page(run, sig, stem) if sig else None
         html = render_run(store, run_id, no_faces, packs, attestation=signing)
     written = _write(html, stem, formats, write_text_atomic,
-                     lambda h, path: write_pdf(h, path, {RESULTS_ATTACHMENT: results}))
+                     lambda h, path: write_pdf(h, path, {attest.RESULTS_ATTACHMENT: results}))
     if sig:
         written.append(export.write_atomic(stem.with_name(stem.name + ".results.json"), results))
         bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
@@ -384,14 +384,13 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     return written
 
 
-RESULTS_ATTACHMENT = "faceaudit-results.json"
-"""Name of the JSON results embedded in every PDF report (equal to ``faceaudit export RUN``)."""
-
-
 def _attestation_page(run: dict, sig, stem: Path) -> dict:
+    from audit.evidence import attest as attest_mod
+
     return {"signer": sig.name, "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
             "model_sha256": run["model_id"], "dataset_id": run["dataset_id"], "tool": audit.__version__,
-            "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf", "attachment": RESULTS_ATTACHMENT}
+            "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf",
+            "attachment": attest_mod.RESULTS_ATTACHMENT}
 
 
 def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:

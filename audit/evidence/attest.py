@@ -33,6 +33,8 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.faceaudit.attestation+json;version=1"
+RESULTS_ATTACHMENT = "faceaudit-results.json"
+"""Name of the JSON results embedded in every PDF report (equal to ``faceaudit export RUN``)."""
 
 
 class VerificationError(FaceAuditError):
@@ -143,6 +145,22 @@ def _b64(text, where: str) -> bytes:
         raise VerificationError(f"{where}: not valid base64; the bundle was altered") from None
 
 
+def _pdf_diagnosis(path: Path) -> str | None:
+    """Why a PDF differs, when it is plain to see: unreadable, or its embedded results are gone."""
+    if path.suffix.lower() != ".pdf":
+        return None
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        attachments = PdfReader(path).attachments
+    except (PyPdfError, OSError, ValueError, KeyError):
+        return "not a readable PDF any more"
+    if RESULTS_ATTACHMENT not in attachments:
+        return f"the embedded results ({RESULTS_ATTACHMENT}) are missing"
+    return None
+
+
 def load_bundle(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -204,6 +222,9 @@ def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str
         digest = sha256_file(f)
         named = [s for s in subjects if s.get("name") == f.name]
         if named and all(s.get("digest", {}).get("sha256") != digest for s in named):
+            why = _pdf_diagnosis(f)
+            if why:
+                raise VerificationError(f"{f}: {why}; it is not the PDF that was signed")
             raise VerificationError(f"{f}: SHA-256 {digest[:16]}... differs from the signed statement "
                                     f"({named[0]['digest'].get('sha256', '')[:16]}...): the file changed after signing")
         match = next((s for s in subjects if s.get("digest", {}).get("sha256") == digest), None)

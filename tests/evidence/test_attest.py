@@ -166,3 +166,16 @@ def test_attest_covers_given_reports_and_cli_exit_codes(run, tmp_path):
 def test_missing_bundle_is_an_input_error(tmp_path):
     with pytest.raises(FaceAuditError, match="no such attestation bundle"):
         api.verify_bundle(tmp_path / "none.intoto.json")
+
+
+def test_verify_names_a_pdf_whose_results_attachment_was_removed(signed, tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(signed["pdf"]).pages:
+        writer.add_page(page)  # pages only: the embedded results are left behind
+    stripped = tmp_path / signed["pdf"].name
+    with open(stripped, "wb") as fh:
+        writer.write(fh)
+    with pytest.raises(VerificationError, match="embedded results .* are missing"):
+        api.verify_bundle(signed["bundle"], [stripped], signed["pub"])
