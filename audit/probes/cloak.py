@@ -130,10 +130,10 @@ class CloakProbe:
             rank = 1 + (s > own[:, None]).sum(1)
             for k in TOP_K:
                 hit = (rank <= k).astype(float)
-                est = boot.estimate(lambda i, h=hit: 1 - float(h[i].mean()))
+                est = boot.estimate(lambda i, h=hit: 1 - float(h[i].mean()), rate=True)
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
             acc = (own >= tau).astype(float)
-            est = boot.estimate(lambda i, a=acc: 1 - float(a[i].mean()))
+            est = boot.estimate(lambda i, a=acc: 1 - float(a[i].mean()), rate=True)
             out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};fmr=0.001"))
         if clean is not None:
             ssim, psnr = image_quality(queries, clean)

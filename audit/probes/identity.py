@@ -7,7 +7,9 @@ the probes carry the condition and the gallery stays clean; FNMR and FMR at the 
 TAR at an FMR recalibrated within the condition, EER, ROC AUC and rank-1 are reported.
 Demographic differentials use one global tau (the tightest supported of 1e-3, 1e-2):
 per group FMR (same-group impostor pairs) and FNMR, max/min, max/geomean and the fairness
-discrepancy rate (alpha = 0.5). Intervals resample persons.
+discrepancy rate (alpha = 0.5). Intervals resample persons; false match rates resample probe
+persons and gallery persons independently (audit/metrics/stats.py), and rates get an
+exact-binomial floor.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class IdentityProbe:
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
             result.metrics += self._verification(cond, s, gen, imp_mask, own, taus, boot, rng)
-            result.metrics += self._demographics(cond, s, gen, imp_mask, groups, taus[demo_fmr], demo_fmr, boot)
+            result.metrics += self._demographics(cond, s, gen, imp_mask, own, groups, taus[demo_fmr], demo_fmr, boot)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
         return result
@@ -105,18 +107,18 @@ class IdentityProbe:
 
     def _verification(self, cond, s, gen, imp_mask, own, taus, boot, rng) -> list[MetricRecord]:
         name = self.name
+
         n_probe = len(gen)
         out = []
         for t, tau in taus.items():
-            accepted = ((s >= tau) & imp_mask).sum(1)
-            n_imp_row = imp_mask.sum(1)
-            fnmr = boot.estimate(lambda i: float(np.mean(gen[i] < tau)))
-            fmr = boot.estimate(lambda i: float(accepted[i].sum() / max(n_imp_row[i].sum(), 1)))
+            fnmr = boot.estimate(lambda i: float(np.mean(gen[i] < tau)), rate=True)
+            # FMR compares two persons: resample probe persons and gallery persons independently.
+            fmr = boot.two_way(*_person_counts(boot, own, (s >= tau) & imp_mask, imp_mask))
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
                                        setting=f"fmr={t:g}"))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=f"fmr={t:g}"))
             own_tau = ver.threshold_at_fmr(s[imp_mask], t)
-            tar = boot.estimate(lambda i: float(np.mean(gen[i] >= own_tau)))
+            tar = boot.estimate(lambda i: float(np.mean(gen[i] >= own_tau)), rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=f"fmr={t:g}"))
         # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap).
         rows, cols = np.nonzero(imp_mask)
@@ -139,10 +141,11 @@ class IdentityProbe:
         out.append(MetricRecord(name, cond, "roc_auc", auc_full, min(auc_b.ci_low, auc_full),
                                 max(auc_b.ci_high, auc_full), int(imp_mask.sum() + n_probe), RISK))
         hits = (np.argmax(s, axis=1) == own).astype(float)
-        out.append(MetricRecord.of(name, cond, "rank1", boot.estimate(lambda i: float(hits[i].mean())), RISK))
+        out.append(MetricRecord.of(name, cond, "rank1", boot.estimate(lambda i: float(hits[i].mean()), rate=True),
+                                   RISK))
         return out
 
-    def _demographics(self, cond, s, gen, imp_mask, groups, tau, fmr_target, boot) -> list[MetricRecord]:
+    def _demographics(self, cond, s, gen, imp_mask, own, groups, tau, fmr_target, boot) -> list[MetricRecord]:
         out = []
         setting = f"fmr={fmr_target:g}"
         accepted = (s >= tau) & imp_mask
@@ -164,8 +167,9 @@ class IdentityProbe:
 
             for v in values:
                 n = int(is_g[v].sum())
-                fmr_v = boot.estimate(lambda i, v=v: rates(i)[0][v])
-                fnmr_v = boot.estimate(lambda i, v=v: rates(i)[1][v])
+                same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
+                fmr_v = boot.two_way(*_person_counts(boot, own, accepted & same_v, same_v))
+                fnmr_v = boot.estimate(lambda i, v=v: rates(i)[1][v], rate=True)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
                                         int(n_g[v].sum()), NEUTRAL, attribute=attr, group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_fnmr", fnmr_v.value, fnmr_v.ci_low, fnmr_v.ci_high,
@@ -183,6 +187,17 @@ class IdentityProbe:
                 out.append(MetricRecord.of(self.name, cond, metric, _finite(est), direction, attribute=attr,
                                            setting=setting))
         return out
+
+
+def _person_counts(boot: SubjectBootstrap, own: np.ndarray, values: np.ndarray, compared: np.ndarray):
+    """(accepted, compared) summed per (probe person, gallery person) for :meth:`SubjectBootstrap.two_way`.
+
+    Gallery column j is the gallery image of the person whose probes have ``own == j``, so that
+    person's position in the bootstrap is the one of any of those probe rows."""
+    gallery_as_probe_row = np.array([np.flatnonzero(own == j)[0] for j in range(values.shape[1])])
+    rows = np.arange(values.shape[0])
+    return (boot.person_matrix(values, rows, gallery_as_probe_row),
+            boot.person_matrix(compared, rows, gallery_as_probe_row))
 
 
 def _finite(est: Estimate) -> Estimate:

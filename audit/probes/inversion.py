@@ -212,7 +212,7 @@ class InversionProbe:
                 if head.type == "categorical":
                     guess = np.array(head.labels)[preds[head.attribute].argmax(1)]
                     hit = (guess == truth.astype(str)).astype(float)
-                    est = boot.estimate(lambda i, h=hit: float(h[i].mean()))
+                    est = boot.estimate(lambda i, h=hit: float(h[i].mean()), rate=True)
                     metric, direction = "recon_attr_accuracy", RISK
                 else:
                     err = np.abs(preds[head.attribute] - truth.astype(float))
@@ -243,14 +243,15 @@ class InversionProbe:
         out = []
         for t, tau in taus.items():
             setting = f"{attack};fmr={t:g}"
-            t1 = boot.estimate(lambda i: float(np.mean(own[i] >= tau)))
+            t1 = boot.estimate(lambda i: float(np.mean(own[i] >= tau)), rate=True)
             acc2 = ((s >= tau) & other).sum(1)
             n2 = other.sum(1)
-            t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)))
+            t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)), rate=True)
             out.append(MetricRecord.of(self.name, cond, "sar_type1", t1, RISK, setting=setting))
             out.append(MetricRecord.of(self.name, cond, "sar_type2", t2, RISK, setting=setting))
         hits = (vsub[np.argmax(s, axis=1)] == vsub_r).astype(float)
-        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.estimate(lambda i: float(hits[i].mean())),
+        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.estimate(lambda i: float(hits[i].mean()),
+                                                                                   rate=True),
                                    RISK, setting=attack))
         return out
 

@@ -1,0 +1,52 @@
+"""Intervals that cover: nominal 95% intervals hold the known truth at least 92% of the time."""
+
+import numpy as np
+import pytest
+
+from audit.metrics.coverage import coverage
+from audit.metrics.stats import SubjectBootstrap, clopper_pearson, expanded_alpha
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metric,reps", [("fnmr", 300), ("fmr", 300), ("psr", 300), ("leakage_accuracy", 200)])
+@pytest.mark.parametrize("persons", [60, 200])
+def test_nominal_95_intervals_cover_the_truth(metric, reps, persons):
+    res = coverage(metric, persons, reps)
+    assert res["coverage"] >= 0.92, res
+    # and not by being uselessly wide: a rate interval should stay well inside [0, 1]
+    assert res["mean_width"] < 0.25, res
+
+
+def test_rates_at_zero_and_one_never_get_zero_width():
+    subjects = np.repeat(np.arange(12), 3)
+    boot = SubjectBootstrap(subjects, 200, 0)
+    zero = boot.estimate(lambda i: 0.0 * len(i), rate=True)
+    one = boot.estimate(lambda i: 1.0, rate=True)
+    assert zero.ci_low == 0 and zero.ci_high == pytest.approx(clopper_pearson(0.0, 12)[1]) and zero.ci_high > 0.2
+    assert one.ci_high == 1 and one.ci_low == pytest.approx(clopper_pearson(1.0, 12)[0]) and one.ci_low < 0.8
+
+
+def test_expanded_percentile_widens_small_samples_only():
+    assert expanded_alpha(0.05, 10) < expanded_alpha(0.05, 60) < expanded_alpha(0.05, 1000) < 0.05
+    assert expanded_alpha(0.05, 100000) == pytest.approx(0.05, abs=1e-3)
+
+
+def test_two_way_resamples_both_sides():
+    """FMR with gallery-person effects: two-way intervals are wider than probe-only ones."""
+    rng = np.random.default_rng(3)
+    subjects = np.repeat(np.arange(80), 3)
+    g = rng.normal(0, 0.5, 80)
+    scores = rng.normal(0, 0.7, (len(subjects), 80)) + g[None, :]
+    impostor = subjects[:, None] != np.arange(80)[None, :]
+    accepted = (scores > 1.6) & impostor
+    boot = SubjectBootstrap(subjects, 300, 1)
+    gallery = np.arange(0, len(subjects), 3)
+    acc = boot.person_matrix(accepted, np.arange(len(subjects)), gallery)
+    cmp_ = boot.person_matrix(impostor, np.arange(len(subjects)), gallery)
+    assert acc.sum() == accepted.sum() and cmp_.sum() == impostor.sum()
+    both = boot.two_way(acc, cmp_)
+    rows = accepted.sum(1) / impostor.sum(1)
+    probe_only = boot.estimate(lambda i: float(accepted[i].sum() / impostor[i].sum()))
+    assert both.value == pytest.approx(accepted.sum() / impostor.sum()) == pytest.approx(probe_only.value)
+    assert (both.ci_high - both.ci_low) > 1.3 * (probe_only.ci_high - probe_only.ci_low)
+    assert rows.mean() > 0
