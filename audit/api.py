@@ -35,11 +35,11 @@ from audit.errors import ConfigError, FaceAuditError
 from audit.models import LoadedModel, ModelInfo, Profile, load_model_file, parity_check
 from audit.models import load as load_model
 from audit.models.profile import infer_profile, profile_path, resolve_profile, save_profile
+from audit.resources import sample_models_dir
 from audit.seeding import rng_for
 from audit.store import Store
 
-ROOT = Path(audit.__file__).resolve().parents[1]
-SAMPLE_MODELS = ROOT / "sample_data" / "models"
+SAMPLE_MODELS = sample_models_dir()
 ProgressFn = Callable[[str, float, str], None]
 """progress(probe, fraction 0..1, message)."""
 

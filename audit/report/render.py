@@ -17,9 +17,10 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 
 from audit.metrics.catalogue import METRICS
 from audit.report import narrative, plots
+from audit.resources import templates_dir
 from audit.store import Store
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = templates_dir()
 STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
 HEADLINE = [  # (label, probe, metric, where)
     ("TAR @ FMR 1e-3, clean", "identity", "tar_at_fmr", {"condition": "clean", "setting": "fmr=0.001"}),

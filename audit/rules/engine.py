@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audit.errors import RuleError, first_error
 from audit.metrics.catalogue import known
+from audit.resources import rules_dir
 
 COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
 WHERE_KEYS = ("condition", "attribute", "group", "setting")
-PACK_DIR = Path(__file__).resolve().parents[2] / "rules"
+PACK_DIR = rules_dir()
 
 
 class Rule(BaseModel):
