@@ -12,11 +12,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PRESETS: dict[str, dict] = {
-    # folds: subject-grouped k for the leakage attackers; bootstrap: resamples per CI;
+    # folds: subject-grouped k for the leakage attackers (at least 5 everywhere: fewer folds train the
+    # attacker on less data and understate leakage); cv_repeats: cross-validations with different split
+    # seeds, pooled, so the intervals hold the split-to-split variance; bootstrap: resamples per CI;
     # mlp_epochs: full-batch epochs for the MLP attacker; max_subjects: cap on persons used.
-    "quick": {"folds": 3, "bootstrap": 200, "mlp_epochs": 150, "max_subjects": 300},
-    "standard": {"folds": 5, "bootstrap": 1000, "mlp_epochs": 300, "max_subjects": 2000},
-    "thorough": {"folds": 5, "bootstrap": 2000, "mlp_epochs": 500, "max_subjects": 100000},
+    "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 100, "max_subjects": 300},
+    "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 300, "max_subjects": 2000},
+    "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 500, "max_subjects": 100000},
 }
 DEFAULT_CONDITIONS = ["clean", "mask:surgical", "mask:cloth", "mask:n95", "sunglasses"]
 DEFAULT_PROBES = ["leakage", "identity"]
@@ -53,6 +55,7 @@ class AuditConfig(BaseModel):
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""
     folds: int | None = Field(None, ge=2)
+    cv_repeats: int | None = Field(None, ge=1)
     bootstrap: int | None = Field(None, ge=20)
     mlp_epochs: int | None = Field(None, ge=1)
     max_subjects: int | None = Field(None, ge=2)
@@ -70,5 +73,6 @@ class AuditConfig(BaseModel):
 
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
-        rec["resolved"] = {k: self.setting(k) for k in ("folds", "bootstrap", "mlp_epochs", "max_subjects")}
+        rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
+                                                         "max_subjects")}
         return rec

@@ -1,8 +1,10 @@
 """Leakage probe: can protected attributes be read from the model's output, with and without masks?
 
-For each attribute, attackers (logistic/ridge regression and a small MLP) are trained on
-subject-grouped folds of the embeddings; out-of-fold predictions give the metrics and the
-strongest attacker is reported. Masked conditions are judged in two settings:
+For each attribute, attackers (logistic/ridge regression, k-nearest neighbours and a small
+MLP, each with its hyperparameter chosen by inner grouped cross-validation) are trained on
+person-grouped folds of the embeddings, and the cross-validation is repeated with different
+split seeds; out-of-fold predictions give the metrics, pooled over repeats, and in each fold
+the attacker that did best on the other folds is used. Masked conditions are judged in two settings:
 ``train=clean`` (attacker trained on clean faces, tested on masked ones: does a mask fool an
 existing attacker?) and ``train=same`` (trained and tested on masked faces: can an attacker
 that has seen masks still read the attribute?). The mask effect (masked - clean) has its
@@ -18,7 +20,8 @@ from audit.data import is_regression
 from audit.errors import ConfigError
 from audit.metrics.stats import SubjectBootstrap
 from audit.data.split import subject_folds
-from audit.probes.attackers import make_attackers
+from audit.probes.attackers import FAMILIES, make_attacker, tune
+from audit.seeding import derive_seed
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 
 AGE_BUCKETS = np.array([4, 13, 20, 31, 46, 61])
@@ -64,6 +67,8 @@ CATEGORICAL_DIRECTIONS = {"accuracy": RISK, "balanced_accuracy": RISK, "macro_f1
                           "normalised_gain": RISK}
 AGE_DIRECTIONS = {"mae": SAFE, "rmse": SAFE, "baseline_mae": NEUTRAL, "mae_gain": RISK, "bucket_accuracy": RISK}
 HEADLINE = {"categorical": "normalised_gain", "age": "mae_gain"}
+RATE_METRICS = {"accuracy", "bucket_accuracy"}
+"""Shares of images: their intervals get the exact-binomial floor."""
 
 
 @register
@@ -88,11 +93,14 @@ class LeakageProbe:
         cfg = ctx.config
         attrs = cfg.attributes if cfg.attributes is not None else ctx.dataset.attributes
         subjects = ctx.subjects
-        folds = subject_folds(subjects, cfg.setting("folds"), ctx.seed)
+        k, repeats = cfg.setting("folds"), cfg.setting("cv_repeats")
+        splits = [subject_folds(subjects, k, derive_seed(ctx.seed, "leakage-split", r)) for r in range(repeats)]
         boot = SubjectBootstrap(subjects, cfg.setting("bootstrap"), ctx.seed, "leakage")
         conditions = cfg.conditions
         result = ProbeResult()
-        winners: dict[str, str] = {}
+        doc: dict = {"folds": k, "repeats": repeats, "grids": {t: {f: list(g) for f, g in fam.items()}
+                                                                  for t, fam in FAMILIES.items()},
+                     "tuning": {}, "results": {}}
         clean_emb = ctx.embeddings("clean")
         steps = len(attrs) * len(conditions)
         done = 0
@@ -109,8 +117,13 @@ class LeakageProbe:
                 y_full[keep] = y
                 y = y_full
             task = "regression" if regression else "classification"
-            clean_fits = self._fit_folds(clean_emb, y, keep, folds, task, cfg, ctx.seed, f"{attr}:clean")
-            clean_oof = None
+            # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run).
+            tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
+                         derive_seed(ctx.seed, "tune", attr))
+            doc["tuning"][attr] = tuned
+            params = {f: t["param"] for f, t in tuned.items()}
+            clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
+            clean_preds = None
             for cond in conditions:
                 emb = clean_emb if cond == "clean" else ctx.embeddings(cond)
                 settings = {"train=same": None}
@@ -119,40 +132,52 @@ class LeakageProbe:
                 for setting, fits in settings.items():
                     if fits is None:
                         fits = clean_fits if cond == "clean" else self._fit_folds(
-                            emb, y, keep, folds, task, cfg, ctx.seed, f"{attr}:{cond}")
-                    oof = self._predict(fits, emb, folds, len(y))
-                    stat, chosen = self._best(oof, y, keep, folds, regression, labels)
-                    winners[f"{cond}|{setting}|{attr}"] = chosen
-                    preds = stat["_selected"]
-                    result.metrics += self._records(cond, setting, attr, stat, preds, y, keep, boot, regression,
+                            emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:{cond}")
+                    oofs = [self._predict(f, emb, folds, len(y)) for f, folds in zip(fits, splits)]
+                    chosen = [self._best(o, y, keep, folds, regression, labels) for o, folds in zip(oofs, splits)]
+                    preds = [o["_selected"] for o in oofs]
+                    medians = [o["_median"] for o in oofs]
+                    result.metrics += self._records(cond, setting, attr, medians, preds, y, keep, boot, regression,
                                                     labels)
+                    doc["results"][f"{cond}|{setting}|{attr}"] = {
+                        "metric": HEADLINE["age" if regression else "categorical"],
+                        "scores": self._family_scores(oofs, y, keep, regression, labels),
+                        "selected_per_fold": chosen, "hyperparameters": params}
                     if cond == "clean":
-                        clean_oof = preds
+                        clean_preds = preds
                     else:
-                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_oof, y, keep, boot,
+                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, y, keep, boot,
                                                            regression, labels))
                 done += 1
                 ctx.progress(done / (steps + 1), f"{attr} under {cond}")
         if ctx.model.profile.kind == "attributes":
             result.metrics += self._direct(ctx, attrs, boot)
-        result.artifacts.append(Artifact.json(self.name, "attackers.json", winners))
-        result.notes.append("Leakage intervals resample persons, not images; attackers are trained once per fold and not "
-                            "retrained per bootstrap resample, so intervals are slightly narrow. For each fold the "
-                            "attacker (linear or MLP) is the one that did best on the other folds.")
+        result.artifacts.append(Artifact.json(self.name, "attackers.json", doc))
+        result.notes.append(
+            f"Leakage: {k}-fold person-grouped cross-validation repeated {repeats} times with different splits; "
+            "values are the mean over repeats and intervals pool the person resamples of every repeat, so they "
+            "include split-to-split variance. Attackers: logistic (ridge) regression, k-nearest neighbours and an "
+            "MLP, each with its hyperparameter chosen by inner grouped cross-validation; in each fold the attacker "
+            "that did best on the other folds is used.")
         ctx.progress(1.0, "done")
         return result
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _fit_folds(emb, y, keep, folds, task, cfg, seed, key):
-        fits = []
-        for f, (tr, _) in enumerate(folds):
-            tr = tr[keep[tr]]
-            atk = make_attackers(task, cfg.setting("mlp_epochs"), seed, f"{key}:{f}")
-            for a in atk.values():
-                a.fit(emb[tr], y[tr])
-            fits.append((atk, float(np.median(y[tr])) if task == "regression" else None))
-        return fits
+    def _fit_folds(emb, y, keep, splits, task, params, cfg, seed, key):
+        """Per repeat, per fold: (fitted attackers by family, training median of y)."""
+        out = []
+        for r, folds in enumerate(splits):
+            fits = []
+            for f, (tr, _) in enumerate(folds):
+                tr = tr[keep[tr]]
+                atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"),
+                                          derive_seed(seed, "attacker", fam, key, r, f)) for fam, p in params.items()}
+                for a in atk.values():
+                    a.fit(emb[tr], y[tr])
+                fits.append((atk, float(np.median(y[tr])) if task == "regression" else None))
+            out.append(fits)
+        return out
 
     @staticmethod
     def _predict(fits, emb, folds, n):
@@ -166,6 +191,14 @@ class LeakageProbe:
         for (_, med), (_, te) in zip(fits, folds):
             oof["_median"][te] = med if med is not None else 0
         return oof
+
+    def _family_scores(self, oofs, y, keep, regression, labels) -> dict[str, float]:
+        """Headline metric of every attacker family on its own (mean over repeats): the report lists them all."""
+        metric = HEADLINE["age" if regression else "categorical"]
+        idx = np.arange(len(y))
+        fams = [f for f in oofs[0] if not f.startswith("_")]
+        return {f: float(np.mean([self._stat_fn(y, o[f], keep, regression, labels, o["_median"], metric)(idx)
+                                  for o in oofs])) for f in fams}
 
     @staticmethod
     def _best(oof, y, keep, folds, regression, labels):
@@ -192,9 +225,8 @@ class LeakageProbe:
             best = max(names, key=lambda n: score(n, others))
             combined[te] = oof[best][te]
             chosen.append(best)
-        merged = dict(oof)
-        merged["_selected"] = combined
-        return merged, chosen
+        oof["_selected"] = combined
+        return chosen
 
     @staticmethod
     def _stat_fn(y, p, keep, regression, labels, median, metric):
@@ -207,20 +239,26 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, oof, preds, y, keep, boot, regression, labels):
+    def _records(self, cond, setting, attr, medians, preds, y, keep, boot, regression, labels):
+        """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples)."""
         dirs = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
         out = []
         for metric, direction in dirs.items():
-            est = boot.estimate(self._stat_fn(y, preds, keep, regression, labels, oof["_median"], metric))
+            fns = [self._stat_fn(y, p, keep, regression, labels, m, metric) for p, m in zip(preds, medians)]
+            est = boot.pooled(fns, rate=metric in RATE_METRICS)
             out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
         return out
 
     def _effect(self, cond, setting, attr, preds, clean_preds, y, keep, boot, regression, labels):
+        """Condition minus clean on the same persons, folds and resamples, pooled over repeats."""
         metric = HEADLINE["age" if regression else "categorical"]
         med = np.full(len(y), np.median(y[keep]) if regression else 0.0)
-        a = self._stat_fn(y, preds, keep, regression, labels, med, metric)
-        b = self._stat_fn(y, clean_preds, keep, regression, labels, med, metric)
-        est = boot.paired(a, b)
+        fns = []
+        for p, c in zip(preds, clean_preds):
+            a = self._stat_fn(y, p, keep, regression, labels, med, metric)
+            b = self._stat_fn(y, c, keep, regression, labels, med, metric)
+            fns.append(lambda i, a=a, b=b: a(i) - b(i))
+        est = boot.pooled(fns)
         return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
 
     def _direct(self, ctx, attrs, boot):
@@ -246,7 +284,8 @@ class LeakageProbe:
                     med = np.zeros(len(y))
                     stats, regression = CATEGORICAL_DIRECTIONS, False
                 for metric, direction in stats.items():
-                    est = boot.estimate(self._stat_fn(y, p, keep, regression, labels, med, metric))
+                    est = boot.estimate(self._stat_fn(y, p, keep, regression, labels, med, metric),
+                                        rate=metric in RATE_METRICS)
                     out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
                                                setting="direct"))
         return out

@@ -80,6 +80,23 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
             "grid": base64.b64encode(grid).decode() if grid else None}
 
 
+def attacker_rows(doc: dict | None) -> dict:
+    """Every leakage attacker tried, with its score, so a reader sees the reported one was not cherry-picked."""
+    if not doc or "results" not in doc:
+        return {"rows": [], "families": [], "folds": None, "repeats": None, "tuning": {}}
+    families = sorted({f for r in doc["results"].values() for f in r["scores"]})
+    rows = []
+    for key, r in sorted(doc["results"].items(), key=lambda kv: (kv[0].split("|")[2], kv[0])):
+        cond, setting, attr = key.split("|")
+        picked = [f for fold in r["selected_per_fold"] for f in fold]
+        rows.append({"attribute": attr, "condition": cond, "setting": setting, "metric": r["metric"],
+                     "scores": [r["scores"].get(f) for f in families],
+                     "picked": ", ".join(f"{f} {picked.count(f)}/{len(picked)}" for f in families if f in picked)})
+    tuning = {a: ", ".join(f"{f} {t['param']}" for f, t in fams.items()) for a, fams in doc.get("tuning", {}).items()}
+    return {"rows": rows, "families": families, "folds": doc.get("folds"), "repeats": doc.get("repeats"),
+            "tuning": tuning}
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -114,7 +131,8 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
                      is not None],
         "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
-                    "verdicts": narrative.leakage_verdicts(metrics)},
+                    "verdicts": narrative.leakage_verdicts(metrics),
+                    "attackers": attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))},
         "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}),
                      "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
                      "demo": demo_table.to_dict("records"), "thresholds": thresholds,

@@ -60,8 +60,10 @@ def test_private_model_leaks_less_sex_than_baseline(probe_data, sample_model):
     gains = {}
     for name in ("fr-baseline", "fr-private"):
         emb = load_model(sample_model(name)).ort.embed(faces.images)
-        fits = probe._fit_folds(emb, y, keep, folds, "classification", cfg, 0, f"sex:{name}")
-        oof, _ = probe._best(probe._predict(fits, emb, folds, len(y)), y, keep, folds, False, labels)
+        params = {"logreg": 0.3, "knn": 15, "mlp": 64}
+        fits = probe._fit_folds(emb, y, keep, [folds], "classification", params, cfg, 0, f"sex:{name}")[0]
+        oof = probe._predict(fits, emb, folds, len(y))
+        probe._best(oof, y, keep, folds, False, labels)
         gains[name] = probe._stat_fn(y, oof["_selected"], keep, False, labels, None, "normalised_gain")
     diff = SubjectBootstrap(subjects, 300, 0, "paired").paired(gains["fr-private"], gains["fr-baseline"])
     assert diff.ci_high < 0, diff
@@ -93,3 +95,34 @@ def test_age_stats_and_buckets():
     s = age_stats(np.array([20.0, 40.0]), np.array([22.0, 36.0]), 30.0)
     assert s["mae"] == 3 and s["baseline_mae"] == 10 and s["mae_gain"] == pytest.approx(0.7)
     assert s["bucket_accuracy"] == 1.0
+
+
+def test_reported_attacker_at_least_as_strong_as_plain_grouped_logistic_regression(audit_runs, probe_data,
+                                                                                   sample_model):
+    """The audit must never report less leakage than the simplest textbook attack on the same embeddings."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from audit import conditions as cond_mod
+    from audit.data import load
+    from audit.models import load as load_model
+
+    m = audit_runs("fr-baseline")
+    ds = load(probe_data)
+    faces = ds.faces()
+    subjects = ds.manifest["subject"].to_numpy()[faces.rows]
+    model = load_model(sample_model("fr-baseline"))
+    for cond in ("clean", "mask:surgical"):
+        images = faces.images if cond == "clean" else cond_mod.apply(cond, faces.images, faces.landmarks,
+                                                                     faces.point_names, faces.rows, 0)
+        emb = model.ort.embed(images)
+        for attr in ("sex", "skin_tone"):
+            labels, y = np.unique(ds.manifest[attr].to_numpy()[faces.rows].astype(str), return_inverse=True)
+            pred = cross_val_predict(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), emb, y,
+                                     groups=subjects, cv=GroupKFold(5))
+            baseline = categorical_stats(y, pred, len(labels))["normalised_gain"]
+            row = pick(m, probe="leakage", condition=cond, metric="normalised_gain", attribute=attr,
+                       setting="train=same")
+            assert row["ci_high"] >= baseline and row["value"] >= baseline - 0.03, (cond, attr, row["value"], baseline)
