@@ -2,9 +2,16 @@
 
 Conventions (as in bob.measure): functions take ``(negatives, positives)`` in that order;
 a comparison is accepted when ``score >= threshold``. Thresholds for a target FMR are set
-so that the measured FMR never exceeds the target: with impostor scores sorted high to low,
-tau is the next float above the ``floor(fmr * n)``-th highest one, so ties at tau count as
-rejections.
+so that the measured FMR never exceeds the target: with the n impostor scores sorted high to
+low (s_0 >= s_1 >= ...), k = floor(fmr * n) and tau = nextafter(s_k, +inf), the smallest float
+above the (k+1)-th highest impostor score. At most the k highest impostors are then accepted;
+impostor scores tied with s_k all sit below tau and are all rejected (never split), so ties
+can only lower the measured FMR. Genuine scores equal to tau are accepted.
+
+Operating points follow the rule of 30 (Doddington; ISO/IEC 19795-1): a target FMR is
+supported only when the data hold at least 30 expected false matches at it, counted both in
+impostor comparisons (image pairs) and in distinct impostor person pairs; otherwise the
+report says how many more are needed.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-FMR_TARGETS = (1e-2, 1e-3, 1e-4)
+FMR_TARGETS = (1e-2, 1e-3, 1e-4, 1e-5)
 MIN_IMPOSTORS_PER_TARGET = 10
-"""A target FMR is supported when at least this many impostor scores lie above its threshold."""
+"""Probes without person-pair counts (inversion): a target FMR is usable when at least this many
+impostor scores lie above its threshold."""
+RULE_OF_30 = 30
+"""Expected false matches an operating point needs, in comparisons and in person pairs."""
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -27,7 +37,7 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return l2_normalise(a.astype(np.float64)) @ l2_normalise(b.astype(np.float64)).T
 
 
-def supported_fmrs(n_impostors: int, targets=FMR_TARGETS) -> tuple[list[float], list[str]]:
+def supported_fmrs(n_impostors: int, targets=FMR_TARGETS[:3]) -> tuple[list[float], list[str]]:
     """FMR targets the impostor count supports, and a sentence for each one it does not."""
     ok, why = [], []
     for t in targets:
@@ -37,6 +47,50 @@ def supported_fmrs(n_impostors: int, targets=FMR_TARGETS) -> tuple[list[float], 
             why.append(f"FMR {t:g} needs at least {int(np.ceil(MIN_IMPOSTORS_PER_TARGET / t))} impostor comparisons; "
                        f"this dataset gives {n_impostors}")
     return ok, why
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One FMR target and whether the impostor counts support it (rule of 30)."""
+
+    fmr: float
+    comparisons: int
+    """Impostor comparisons (image pairs) available."""
+    person_pairs: int
+    """Distinct (probe person, gallery person) impostor pairs available."""
+
+    @property
+    def needs_comparisons(self) -> int:
+        return max(0, int(np.ceil(RULE_OF_30 / self.fmr)) - self.comparisons)
+
+    @property
+    def needs_person_pairs(self) -> int:
+        return max(0, int(np.ceil(RULE_OF_30 / self.fmr)) - self.person_pairs)
+
+    @property
+    def supported(self) -> bool:
+        return self.needs_comparisons == 0 and self.needs_person_pairs == 0
+
+    def explain(self) -> str:
+        if self.supported:
+            return f"FMR {self.fmr:g}: supported ({self.fmr * self.person_pairs:.0f} expected false matches in person pairs)"
+        parts = []
+        if self.needs_comparisons:
+            parts.append(f"{self.needs_comparisons} more impostor comparisons")
+        if self.needs_person_pairs:
+            parts.append(f"{self.needs_person_pairs} more impostor person pairs")
+        return (f"FMR {self.fmr:g} not supported: needs {' and '.join(parts)} (rule of 30: at least "
+                f"{RULE_OF_30} expected false matches; this dataset gives {self.comparisons} comparisons between "
+                f"{self.person_pairs} person pairs)")
+
+    def to_dict(self) -> dict:
+        return {"fmr": self.fmr, "supported": self.supported, "comparisons": self.comparisons,
+                "person_pairs": self.person_pairs, "needs_comparisons": self.needs_comparisons,
+                "needs_person_pairs": self.needs_person_pairs}
+
+
+def operating_points(comparisons: int, person_pairs: int, targets=FMR_TARGETS) -> list[OperatingPoint]:
+    return [OperatingPoint(t, int(comparisons), int(person_pairs)) for t in targets]
 
 
 def threshold_at_fmr(negatives: np.ndarray, fmr: float) -> float:

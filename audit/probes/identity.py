@@ -2,7 +2,8 @@
 
 Protocol: for every person the first usable image is the clean gallery entry; all their
 other images are probes. The system threshold tau is calibrated on *clean* impostor scores
-at FMR 1e-2 / 1e-3 / 1e-4 (only targets the impostor count supports). For every condition
+at FMR 1e-2 / 1e-3 / 1e-4 / 1e-5, for each target the impostor counts support by the rule of
+30 (comparisons and person pairs; the others are listed with how many more are needed). For every condition
 the probes carry the condition and the gallery stays clean; FNMR and FMR at the global tau,
 TAR at an FMR recalibrated within the condition, EER, ROC AUC and rank-1 are reported.
 Demographic differentials use one global tau (the tightest supported of 1e-3, 1e-2):
@@ -68,18 +69,27 @@ class IdentityProbe:
         imp_mask = np.ones_like(s_clean, dtype=bool)
         imp_mask[np.arange(len(probes)), own] = False
         n_imp = int(imp_mask.sum())
-        targets, why = ver.supported_fmrs(n_imp)
-        result.notes += why
+        # Person pairs: gallery persons each probe person is compared with (never themselves).
+        n_pp = len(gal) * (len(gal) - 1)
+        points = ver.operating_points(n_imp, n_pp)
+        result.notes += [p.explain() for p in points if not p.supported]
+        targets = [p.fmr for p in points if p.supported]
         if not targets:
-            raise ConfigError(f"identity: too few impostor comparisons ({n_imp}) for any FMR target; add people")
+            # Too few people for any target: still measured at FMR 1e-2 for information, but labelled so no rule
+            # judges it (a rule asks for 'fmr=0.01', these rows say 'fmr=0.01;unsupported').
+            targets = [points[0].fmr]
+        unsupported = {p.fmr for p in points if not p.supported}
+        label = {t: f"fmr={t:g}" + (";unsupported" if t in unsupported else "") for t in targets}
         taus = {t: ver.threshold_at_fmr(s_clean[imp_mask], t) for t in targets}
-        demo_fmr = next((t for t in (1e-3, 1e-2) if t in taus), targets[0])
+        demo_fmr = next((t for t in (1e-3, 1e-2) if t in taus and t not in unsupported), targets[0])
         result.artifacts.append(Artifact.json(self.name, "thresholds.json",
-                                              {f"{t:g}": taus[t] for t in targets} | {"n_impostors": n_imp,
-                                                                                      "demographic_fmr": demo_fmr}))
+                                              {f"{t:g}": taus[t] for t in targets} | {
+                                                  "n_impostors": n_imp, "n_person_pairs": n_pp,
+                                                  "demographic_fmr": demo_fmr,
+                                                  "operating_points": [p.to_dict() for p in points]}))
         for t in targets:
             result.metrics.append(MetricRecord(self.name, "clean", "threshold", taus[t], taus[t], taus[t], n_imp,
-                                               NEUTRAL, setting=f"fmr={t:g}"))
+                                               NEUTRAL, setting=label[t]))
         groups = self._groups(ctx, probes, gal)
         curves = {}
         rng = np.random.default_rng(ctx.seed)
@@ -88,8 +98,9 @@ class IdentityProbe:
             s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
-            result.metrics += self._verification(cond, s, gen, imp_mask, own, taus, boot, rng)
-            result.metrics += self._demographics(cond, s, gen, imp_mask, own, groups, taus[demo_fmr], demo_fmr, boot)
+            result.metrics += self._verification(cond, s, gen, imp_mask, own, taus, label, boot, rng)
+            result.metrics += self._demographics(cond, s, gen, imp_mask, own, groups, taus[demo_fmr],
+                                                 label[demo_fmr], boot)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
         return result
@@ -105,7 +116,7 @@ class IdentityProbe:
             out[attr] = (labels[probes], labels[gal])
         return out
 
-    def _verification(self, cond, s, gen, imp_mask, own, taus, boot, rng) -> list[MetricRecord]:
+    def _verification(self, cond, s, gen, imp_mask, own, taus, label, boot, rng) -> list[MetricRecord]:
         name = self.name
 
         n_probe = len(gen)
@@ -115,11 +126,11 @@ class IdentityProbe:
             # FMR compares two persons: resample probe persons and gallery persons independently.
             fmr = boot.two_way(*_person_counts(boot, own, (s >= tau) & imp_mask, imp_mask))
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
-                                       setting=f"fmr={t:g}"))
-            out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=f"fmr={t:g}"))
+                                       setting=label[t]))
+            out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
             own_tau = ver.threshold_at_fmr(s[imp_mask], t)
             tar = boot.estimate(lambda i: float(np.mean(gen[i] >= own_tau)), rate=True)
-            out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=f"fmr={t:g}"))
+            out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
         # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap).
         rows, cols = np.nonzero(imp_mask)
         pick = rng.choice(len(rows), size=min(EER_IMPOSTOR_SAMPLE, len(rows)), replace=False)
@@ -145,9 +156,8 @@ class IdentityProbe:
                                    RISK))
         return out
 
-    def _demographics(self, cond, s, gen, imp_mask, own, groups, tau, fmr_target, boot) -> list[MetricRecord]:
+    def _demographics(self, cond, s, gen, imp_mask, own, groups, tau, setting, boot) -> list[MetricRecord]:
         out = []
-        setting = f"fmr={fmr_target:g}"
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
             values = sorted(set(probe_lab) & set(gal_lab))

@@ -16,6 +16,11 @@ plt.rcParams.update({"svg.fonttype": "none", "font.size": 8, "axes.spines.top": 
 COLOURS = ["#3b6ea5", "#d9822b", "#5a9e6f", "#b5485d", "#7d6bb0", "#8c8c8c", "#c2a83e"]
 
 
+def plain(text) -> str:
+    """Text shown by matplotlib as written: '$' would start mathtext, so it is escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def to_svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -58,15 +63,24 @@ def leakage_bars(metrics: pd.DataFrame) -> str | None:
     return to_svg(fig)
 
 
-def det_curves(curves: dict[str, dict]) -> str | None:
-    """DET plot: FNMR against FMR on log axes, one line per condition."""
+def det_curves(curves: dict[str, dict], points: pd.DataFrame | None = None) -> str | None:
+    """DET plot: FNMR against FMR on log axes, one line per condition; ``points`` (condition, setting,
+    fmr, fnmr) marks each operating point at the system threshold on its condition's curve."""
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    fig, ax = plt.subplots(figsize=(4.6, 3.3))
+    markers = "os^Dv"
     for i, (cond, pts) in enumerate(curves.items()):
         fmr, fnmr = np.asarray(pts["fmr"]), np.asarray(pts["fnmr"])
         keep = (fmr > 0) & (fnmr > 0)
-        ax.plot(fmr[keep], fnmr[keep], color=COLOURS[i % len(COLOURS)], lw=1.3, label=cond)
+        colour = COLOURS[i % len(COLOURS)]
+        ax.plot(fmr[keep], fnmr[keep], color=colour, lw=1.3, label=cond)
+        if points is not None and not points.empty:
+            mine = points[points["condition"] == cond].sort_values("setting")
+            for j, r in enumerate(mine.itertuples()):
+                # Rates of 0 cannot sit on log axes: draw them at the axis floor.
+                ax.plot(max(r.fmr, 1e-5), max(r.fnmr, 1e-4), markers[j % len(markers)], color=colour, ms=4,
+                        mfc="white", mew=1.0, label=plain(r.setting.replace("fmr=", "τ @ FMR ")) if i == 0 else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("false match rate (FMR)")

@@ -97,6 +97,24 @@ def attacker_rows(doc: dict | None) -> dict:
             "tuning": tuning}
 
 
+def _system_setting(thresholds: dict | None) -> str:
+    """The ``setting`` label of the system threshold the report's identity tables use."""
+    if not thresholds:
+        return "fmr=0.001"
+    t = thresholds.get("demographic_fmr", 1e-3)
+    points = {p["fmr"]: p for p in thresholds.get("operating_points", [])}
+    return f"fmr={t:g}" + ("" if points.get(t, {"supported": True})["supported"] else ";unsupported")
+
+
+def _operating_marks(ident: pd.DataFrame) -> pd.DataFrame:
+    """(condition, setting, fmr, fnmr) at each system threshold, for the DET plot's markers."""
+    rates = ident[ident["metric"].isin(["fmr", "fnmr"]) & ident["setting"].str.startswith("fmr=")]
+    if rates.empty:
+        return pd.DataFrame(columns=["condition", "setting", "fmr", "fnmr"])
+    wide = rates.pivot_table(index=["condition", "setting"], columns="metric", values="value", aggfunc="first")
+    return wide.reset_index().dropna(subset=["fmr", "fnmr"])
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -117,10 +135,11 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         if not inv_meta.empty and (inv_meta["name"] == "reconstructions.png").any() else []
     thresholds = _artifact(store, run_id, "identity", "thresholds.json")
     curves = _artifact(store, run_id, "identity", "roc.json")
+    system_setting = _system_setting(thresholds)
     leak_table = leak[leak["metric"].isin(["normalised_gain", "mae_gain", "balanced_accuracy", "mae", "mask_effect"])
                       & (leak["group"] == "all")].sort_values(["attribute", "metric", "condition", "setting"])
     ident_table = ident[ident["metric"].isin(["fnmr", "fmr", "tar_at_fmr", "eer", "roc_auc", "rank1"])
-                        & ((ident["setting"] == "") | (ident["setting"] == "fmr=0.001"))]
+                        & ((ident["setting"] == "") | (ident["setting"] == system_setting))]
     demo_table = ident[ident["metric"].isin(["fmr_max_min", "fmr_max_geomean", "fnmr_max_min", "fnmr_max_geomean",
                                              "fdr"]) & (ident["condition"] == "clean")]
     counts = findings["status"].value_counts().to_dict()
@@ -133,7 +152,8 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
                     "verdicts": narrative.leakage_verdicts(metrics),
                     "attackers": attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))},
-        "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}),
+        "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}, _operating_marks(ident)),
+                     "points": (thresholds or {}).get("operating_points", []), "system_setting": system_setting,
                      "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
                      "demo": demo_table.to_dict("records"), "thresholds": thresholds,
                      "verdicts": narrative.identity_verdicts(metrics)},

@@ -22,6 +22,16 @@ def test_ties_at_threshold_count_as_rejections():
     assert 0.5 < tau <= 0.9 and ver.fmr_fnmr(neg, np.array([0.5]), tau) == (0.2, 1.0)
 
 
+def test_rule_of_30_operating_points():
+    # 300 people: 89,700 person pairs; 1e-3 -> 89.7 expected false matches (supported), 1e-4 -> 9 (not)
+    points = {p.fmr: p for p in ver.operating_points(600_000, 300 * 299)}
+    assert points[1e-2].supported and points[1e-3].supported
+    assert not points[1e-4].supported and points[1e-4].needs_comparisons == 0
+    assert points[1e-4].needs_person_pairs == 300_000 - 89_700
+    assert points[1e-5].needs_comparisons == 3_000_000 - 600_000
+    assert "needs 210300 more impostor person pairs" in points[1e-4].explain()
+
+
 def test_supported_fmrs_explain_missing_targets():
     ok, why = ver.supported_fmrs(20000)
     assert ok == [1e-2, 1e-3] and "FMR 0.0001 needs at least 100000" in why[0] and "gives 20000" in why[0]
