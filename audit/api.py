@@ -164,15 +164,18 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
     faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
+    record = {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
     with Store(db) as store:
+        if resume:  # checked before anything is written: a refused resume leaves the store as it was
+            run_id = store.resolve_run(resume)
+            _check_resume(store.run(run_id), record)
         store.upsert_model(model.info, model.profile)
         store.upsert_dataset(dataset, faces_all.issues)
         if resume:
-            run_id = store.resolve_run(resume)
             done = set(store.probes(run_id).query("status == 'completed'")["probe"])
             store.set_run_status(run_id, "running")
         else:
-            run_id = store.create_run(model.info.sha256, dataset.dataset_id, config.to_record(), config.seed,
+            run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
                                       environment(model.ort.device))
             done = set()
         try:
@@ -215,6 +218,34 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             store.set_run_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
     return run_id
+
+
+def _inputs(model: LoadedModel, dataset: Dataset, extra: dict, surrogates: list) -> dict:
+    """Content hashes of everything a run reads from files, so ``--resume`` compares contents, not paths."""
+    import hashlib
+
+    # The profile's name and its list of unconfirmed guesses do not change a single number.
+    prof = model.profile.model_dump_json(exclude={"name", "guessed"})
+    return {"model": model.info.sha256, "dataset": dataset.dataset_id,
+            "profile": hashlib.sha256(prof.encode()).hexdigest(),
+            **{k: m.info.sha256 if m is not None else None for k, m in extra.items()},
+            "surrogates": [m.info.sha256 for m in surrogates]}
+
+
+def _check_resume(run: dict, record: dict) -> None:
+    """Refuse to resume a run with settings that would store other results under its id."""
+    from audit.config import resume_conflicts
+
+    if run["status"] == "running":
+        raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
+                          f"{run['host']}; wait for it or stop it first")
+    stored = dict(run["config"])
+    # Runs stored before input hashes were recorded still name their model and dataset by hash.
+    stored.setdefault("inputs", {"model": run["model_id"], "dataset": run["dataset_id"]})
+    diffs = resume_conflicts(stored, record)
+    if diffs:
+        raise ConfigError(f"--resume {run['run_id']}: refusing, the stored run used other settings: "
+                          f"{'; '.join(diffs)}. Give the run's own settings, or start a new run without --resume")
 
 
 def _parity(model: LoadedModel, faces: Faces) -> dict:
@@ -289,7 +320,7 @@ def _write_result(store: Store, run_id: str, result) -> None:
 def list_runs(db: str | Path) -> pd.DataFrame:
     if not Path(db).exists():
         return pd.DataFrame(columns=["run_id", "model", "dataset", "status", "started_at", "n_pass", "n_warn", "n_fail"])
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         return store.runs()
 
 
@@ -303,7 +334,7 @@ def _require(db: str | Path) -> None:
 
 def show_run(run_ref: str, db: str | Path) -> dict:
     _require(db)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         return {"run": store.run(run_id), "probes": store.probes(run_id), "findings": store.findings(run_id),
                 "metrics": store.metrics(run_id)}
@@ -315,7 +346,7 @@ def headline_table(run_refs: list[str], db: str | Path) -> tuple[list[str], list
     from audit.report.render import headline_rows
 
     _require(db)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         _, labels, rows = headline_rows(store, [store.resolve_run(r) for r in run_refs])
     text = [(r["label"], ["-" if c is None else f"{fmt(c['value'], 3)} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"
                           for c in r["cells"]]) for r in rows]
@@ -362,13 +393,13 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     if bad:
         raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
     sig = attest.Signer.load(sign_key, signer) if sign_key else None  # a bad key fails before anything is written
-    out_dir = Path(out_dir)
     _require(db)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(db) as store:
+    out_dir = _out_folder(out_dir)
+    with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        stem = out_dir / f"report-{_safe(run['model_name'])}-{run_id}"
+        suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else [])
+        stem = _free_stem(out_dir / f"report-{_safe(run['model_name'])}-{run_id}", suffixes)
         findings = store.findings(run_id)
         if packs:
             findings = findings[findings["pack"].isin(packs)]
@@ -400,21 +431,55 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
 
     if len(run_refs) < 2:
         raise ConfigError("compare needs at least two runs")
-    out_dir = Path(out_dir)
+    formats = formats or ["html", "pdf"]
+    bad = [f for f in formats if f not in ("html", "pdf")]
+    if bad:
+        raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
     _require(db)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with Store(db) as store:
+    out_dir = _out_folder(out_dir)
+    with Store(db, read_only=True) as store:
         ids = [store.resolve_run(r) for r in run_refs]
         html = render_compare(store, ids)
-    return _write(html, out_dir / "comparison", formats or ["html", "pdf"], write_text_atomic, write_pdf)
+    stem = _free_stem(out_dir / _comparison_name(ids), [f".{f}" for f in formats])
+    return _write(html, stem, formats, write_text_atomic, write_pdf)
+
+
+def _comparison_name(run_ids: list[str]) -> str:
+    """``comparison-RUN1-RUN2...``; past ~200 characters (file-name limits) the first two ids, a count and
+    a hash of all ids, so the name stays unique to the set of runs."""
+    import hashlib
+
+    name = "comparison-" + "-".join(run_ids)
+    if len(name) <= 200:
+        return name
+    digest = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:12]
+    return f"comparison-{run_ids[0]}-{run_ids[1]}-and-{len(run_ids) - 2}-more-{digest}"
+
+
+def _free_stem(stem: Path, suffixes: list[str]) -> Path:
+    """``stem``, else ``stem-2``, ``stem-3``...: the first for which no output file exists yet.
+
+    Reports are evidence an auditor may already have signed or sent: rendering again never replaces
+    an earlier file; the new one gets the next number (and ``wrote ...`` names it)."""
+    cand, n = stem, 1
+    while any(cand.with_name(cand.name + s).exists() for s in suffixes):
+        n += 1
+        cand = stem.with_name(f"{stem.name}-{n}")
+    return cand
 
 
 def _write(html: str, stem: Path, formats: list[str], write_html, write_pdf) -> list[Path]:
+    # with_name, not with_suffix: a model called 'vendor-fr-v3.2' must not lose the run id after its dot.
     written = []
-    if "html" in formats:
-        written.append(write_html(stem.with_suffix(".html"), html))
-    if "pdf" in formats:
-        written.append(write_pdf(html, stem.with_suffix(".pdf")))
+    for fmt in ("html", "pdf"):
+        if fmt not in formats:
+            continue
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        try:
+            written.append(write_html(path, html) if fmt == "html" else write_pdf(html, path))
+        except OSError as exc:
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+            raise ConfigError(f"--out {path.parent}: cannot write {path.name}: {exc.strerror or exc}") from None
     return written
 
 
@@ -433,7 +498,7 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
     formats = export.check_formats(formats or ["json"])
     _require(db)
     out_dir = _out_folder(out_dir)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         written = []
         if "json" in formats:
@@ -457,7 +522,7 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
             raise ConfigError(f"--report {r}: no such file")
     _require(db)
     out_dir = _out_folder(out_dir)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         findings = store.findings(run_id)
@@ -490,7 +555,7 @@ def gate(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: 
 
     loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
     _require(db)
-    with Store(db) as store:
+    with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         metrics = store.metrics(run_id)

@@ -76,3 +76,35 @@ class AuditConfig(BaseModel):
         rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
                                                          "max_subjects")}
         return rec
+
+
+# What ``--resume`` may differ in: how fast a run goes, not what it stores.
+NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity"})
+# Files given by path are compared by content: the hashes a run records under ``inputs``.
+BY_CONTENT = frozenset({"model", "data", "profile", "evaluator", "attacker_model", "attribute_model", "surrogates",
+                        "inputs"})
+
+
+def resume_conflicts(stored: dict, given: dict) -> list[str]:
+    """Result-affecting settings in which a resumed run's config differs from the stored run's.
+
+    Parameters
+    ----------
+    stored, given
+        Run records (:meth:`AuditConfig.to_record` plus ``inputs``: model, dataset, profile and helper-model
+        hashes). A stored record from before ``inputs`` existed is compared on the inputs it has.
+
+    Returns
+    -------
+    list of str
+        One short phrase per differing setting, e.g. ``"seed (stored 7, given 3)"``; empty when the run may resume.
+    """
+    out = []
+    for key in sorted((set(stored) | set(given)) - NOT_RESULT_AFFECTING - BY_CONTENT):
+        if stored.get(key) != given.get(key):
+            out.append(f"{key} (stored {stored.get(key)!r}, given {given.get(key)!r})")
+    s_in, g_in = stored.get("inputs") or {}, given.get("inputs") or {}
+    for key in sorted(s_in):
+        if s_in[key] != g_in.get(key):
+            out.append(f"{key} (a different {'dataset' if key == 'dataset' else 'file'} from the stored run's)")
+    return out

@@ -22,12 +22,17 @@ import pandas as pd
 import pandera.pandas as pa
 
 from audit.errors import StoreError
-from audit.store.migrations import migrate
+from audit.store.migrations import CURRENT_VERSION, migrate
 from audit.store.schemas import TABLES
 
 DEFAULT_DB = "faceaudit.duckdb"
 LOCKED = ("{path}: the database is in use by another process{holder}. Close the other faceaudit command or TUI "
           "using it, or choose another file with --db.")
+NOT_A_STORE = ("{path}: not a faceaudit store ({why}); it was left untouched. Give --db a faceaudit database, or a "
+               "new file name for a fresh store.")
+# DuckDB otherwise installs and loads extensions on demand - handed an SQLite file it downloads the
+# sqlite scanner. faceaudit never touches the network, so both are off on every connection.
+OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def _now() -> datetime:
@@ -55,22 +60,42 @@ class Store:
                 raise StoreError(f"{self.path}: folder {parent} does not exist")
             if read_only and not Path(self.path).exists():
                 raise StoreError(f"{self.path}: no such database (run an audit first, e.g. 'faceaudit demo')")
-        try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:
-            msg = str(exc)
-            if "lock" in msg.lower():
-                holder = ""
-                if "PID" in msg:
-                    holder = " (" + msg[msg.index("PID"):].split(")")[0].strip() + ")"
-                raise StoreError(LOCKED.format(path=self.path, holder=holder)) from None
-            raise StoreError(f"{self.path}: cannot open database: {msg.splitlines()[0]}") from None
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: not a faceaudit DuckDB database ({str(exc).splitlines()[0][:200]})") from None
+        self.con = _connect(self.path, read_only)
         self.read_only = read_only
-        if not read_only:
+        self._interrupted: set[str] = set()
+        try:
+            version = _store_version(self.con)
+        except BaseException:
+            self.con.close()
+            raise
+        if version is None:
+            # Someone else's DuckDB file: never create faceaudit tables inside it.
+            self.con.close()
+            raise StoreError(NOT_A_STORE.format(path=self.path, why="it holds other tables and no faceaudit schema"))
+        if read_only:
+            if version == 0:
+                self.con.close()
+                raise StoreError(NOT_A_STORE.format(path=self.path, why="it has no faceaudit tables"))
+            if version < CURRENT_VERSION:
+                self._upgrade()
+            # Readers must not write (read-only media, evidence stores): a dead writer's run is shown as
+            # interrupted without changing the file.
+            self._interrupted = set(self._dead_runs())
+        else:
             migrate(self.con)
             self.reconcile_runs()
+
+    def _upgrade(self) -> None:
+        """Bring an older faceaudit store to the current schema before reading it, when it is writable.
+
+        On read-only media the store is read as it is (older columns are simply missing)."""
+        self.con.close()
+        try:
+            with duckdb.connect(self.path, config=dict(OFFLINE)) as con:
+                migrate(con)
+        except duckdb.Error:
+            pass
+        self.con = _connect(self.path, True)
 
     def close(self) -> None:
         self.con.close()
@@ -159,11 +184,15 @@ class Store:
     def set_parity(self, run_id: str, parity: dict) -> None:
         self._rows("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])
 
-    def reconcile_runs(self) -> int:
-        """Mark runs left ``running`` by a process that no longer exists on this host as ``interrupted``."""
+    def _dead_runs(self) -> list[str]:
+        """Runs left ``running`` by a process that no longer exists on this host."""
         host = socket.gethostname()
         rows = self._rows("SELECT run_id, pid, host FROM runs WHERE status = 'running'")
-        dead = [r[0] for r in rows if r[2] == host and not _pid_alive(r[1])]
+        return [r[0] for r in rows if r[2] == host and not _pid_alive(r[1])]
+
+    def reconcile_runs(self) -> int:
+        """Mark runs left ``running`` by a process that no longer exists on this host as ``interrupted``."""
+        dead = self._dead_runs()
         for run_id in dead:
             self._rows("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
         return len(dead)
@@ -201,7 +230,7 @@ class Store:
         return df["row_index"].to_numpy(), np.stack(df["vector"].to_numpy()).astype(np.float32)
 
     def runs(self) -> pd.DataFrame:
-        return self.df("""
+        df = self.df("""
             SELECT r.run_id, m.name AS model, d.name AS dataset, r.status, r.started_at, r.finished_at,
                    r.model_id, r.dataset_id,
                    count(f.rule_id) FILTER (WHERE f.status = 'pass') AS n_pass,
@@ -210,6 +239,13 @@ class Store:
             FROM runs r LEFT JOIN models m USING (model_id) LEFT JOIN datasets d USING (dataset_id)
             LEFT JOIN findings f USING (run_id)
             GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC""")
+        return self._reconciled(df)
+
+    def _reconciled(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Runs as a writer would see them after :meth:`reconcile_runs` (read-only stores)."""
+        if self._interrupted and len(df):
+            df.loc[df["run_id"].isin(self._interrupted), "status"] = "interrupted"
+        return df
 
     def resolve_run(self, ref: str) -> str:
         """A full run id from an id or unique prefix; ``latest`` is the newest run."""
@@ -234,7 +270,7 @@ class Store:
                         WHERE run_id = ?""", [run_id])
         if df.empty:
             raise StoreError(f"no run '{run_id}'")
-        rec = df.iloc[0].to_dict()
+        rec = self._reconciled(df).iloc[0].to_dict()
         for key in ("config", "environment", "parity", "model_info", "model_profile", "dataset_attributes"):
             if isinstance(rec.get(key), str):
                 rec[key] = json.loads(rec[key])
@@ -257,3 +293,39 @@ class Store:
 
     def data_quality(self, dataset_id: str) -> pd.DataFrame:
         return self.df("SELECT * FROM data_quality WHERE dataset_id = ? ORDER BY row_number", [dataset_id])
+
+
+def _connect(path: str, read_only: bool):
+    """A DuckDB connection with extensions off; every failure is one line naming the file."""
+    try:
+        return duckdb.connect(path, read_only=read_only, config=dict(OFFLINE))
+    except duckdb.ConnectionException as exc:
+        if read_only and "different configuration" in str(exc):
+            # This process already holds the file for writing (the TUI while an audit runs): DuckDB allows
+            # one configuration per file and process, so read through that one; a read-only Store writes nothing.
+            return _connect(path, False)
+        raise StoreError(f"{path}: cannot open database: {str(exc).splitlines()[0]}") from None
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            holder = ""
+            if "PID" in msg:
+                holder = " (" + msg[msg.index("PID"):].split(")")[0].strip() + ")"
+            raise StoreError(LOCKED.format(path=path, holder=holder)) from None
+        if "not a valid DuckDB" in msg or "xtension" in msg:
+            # Not DuckDB at all (SQLite, text, an empty file): DuckDB would want an extension for some.
+            raise StoreError(NOT_A_STORE.format(path=path, why="not a DuckDB database file")) from None
+        raise StoreError(f"{path}: cannot open database: {msg.splitlines()[0]}") from None
+    except duckdb.Error as exc:
+        raise StoreError(NOT_A_STORE.format(path=path, why=str(exc).splitlines()[0][:200])) from None
+
+
+def _store_version(con) -> int | None:
+    """The faceaudit schema version; 0 for an empty database; None for someone else's database."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                        "WHERE table_catalog = current_database()").fetchall()}
+    if not tables:
+        return 0
+    if not {"schema_version", "runs"} <= tables:
+        return None
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]

@@ -1,0 +1,81 @@
+"""Issue 11, class 1: stored results are never mixed (resume) and reports never overwrite each other."""
+
+import threading
+
+import pytest
+
+from audit import api
+from audit.config import AuditConfig, resume_conflicts
+from audit.errors import ConfigError
+from audit.models import load as load_model
+from audit.store import Store
+from tests.builders import make_onnx
+
+
+@pytest.fixture
+def stored_run(tiny_model, small_data, tmp_path):
+    """An interrupted run stored the way run_audit stores it, without running a probe."""
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage"], conditions=["clean"], seed=7)
+    model = load_model(tiny_model)
+    dataset = api.resolve_dataset(str(small_data))
+    record = {**cfg.to_record(), "inputs": api._inputs(model, dataset, {"evaluator": None, "attacker_model": None,
+                                                                        "attribute_model": None}, [])}
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        run_id = s.create_run(model.info.sha256, dataset.dataset_id, record, cfg.seed, {})
+        s.set_run_status(run_id, "interrupted")
+    return cfg, db, run_id
+
+
+def test_resume_refuses_other_seed_and_model(stored_run, tmp_path):
+    cfg, db, run_id = stored_run
+    other = make_onnx(tmp_path / "other.onnx", seed=3)
+    for change, named in [({"seed": 3}, "seed (stored 7, given 3)"), ({"model": other}, "model (a different file"),
+                          ({"probes": ["leakage", "identity"]}, "probes"), ({"preset": "standard"}, "preset"),
+                          ({"conditions": ["clean", "mask:n95"]}, "conditions"), ({"bootstrap": 50}, "bootstrap")]:
+        with pytest.raises(ConfigError, match="refusing") as err:
+            api.run_audit(cfg.model_copy(update=change), db, resume=run_id)
+        assert named in str(err.value) and "\n" not in str(err.value)
+    with Store(db, read_only=True) as s:
+        assert s.run(run_id)["status"] == "interrupted" and s.metrics(run_id).empty
+        assert s.df("SELECT count(*) AS n FROM models")["n"][0] == 0  # refused before anything was written
+
+
+def test_resume_with_same_settings_goes_on(stored_run):
+    cfg, db, run_id = stored_run
+    cancel = threading.Event()
+    cancel.set()  # passes the check, then stops before the first probe
+    with pytest.raises(api.Cancelled):
+        api.run_audit(cfg.model_copy(update={"device": "cpu", "batch_size": 8}), db, cancel=cancel, resume=run_id)
+
+
+def test_resume_conflicts_ignores_speed_settings():
+    a = {"seed": 1, "device": "cpu", "batch_size": 64, "inputs": {"model": "x"}}
+    assert resume_conflicts(a, {**a, "device": "cuda", "batch_size": 8}) == []
+    assert resume_conflicts(a, {**a, "inputs": {"model": "y"}}) == ["model (a different file from the stored run's)"]
+
+
+def test_report_names_keep_the_run_id_and_never_overwrite(tmp_path):
+    stem = tmp_path / "report-vendor-fr-v3.2-20261124-101010-abcdef"
+    html = api._write("<p>x</p>", stem, ["html"], lambda p, t: (p.write_text(t), p)[1], None)[0]
+    assert html.name == "report-vendor-fr-v3.2-20261124-101010-abcdef.html"
+    again = api._free_stem(stem, [".html", ".pdf"])
+    assert again.name.endswith("abcdef-2")
+    assert api._free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
+
+
+def test_comparison_name_holds_every_run_id():
+    ids = [f"20261124-1010{i:02d}-abcdef" for i in range(3)]
+    assert api._comparison_name(ids) == "comparison-" + "-".join(ids)
+    many = [f"20261124-1010{i:02d}-abcdef" for i in range(12)]
+    name = api._comparison_name(many)
+    assert len(name) < 200 and many[0] in name and "and-10-more" in name
+
+
+def test_out_pointing_at_a_file_is_one_line(stored_run, tmp_path):
+    _, db, run_id = stored_run
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for call in (lambda: api.build_report(run_id, db, f, ["html"]), lambda: api.compare([run_id, run_id], db, f)):
+        with pytest.raises(ConfigError, match="is a file"):
+            call()
