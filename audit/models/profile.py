@@ -102,10 +102,16 @@ def profile_path(model_path: Path) -> Path:
 
 def load_profile(path: Path) -> Profile:
     """Read a profile YAML; errors name the file and field."""
+    from audit.yamlio import first_line, load_yaml
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_bytes().decode("utf-8"))
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        raise ProfileError(f"{path}: not valid YAML: {first_line(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text (byte {exc.start}); save the profile as UTF-8") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of fields")
     try:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -20,11 +21,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from audit.errors import RuleError, first_error
 from audit.metrics.catalogue import known
 from audit.resources import rules_dir
+from audit.rules import reach
+from audit.yamlio import first_line, load_yaml
 
 COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
 WHERE_KEYS = ("condition", "attribute", "group", "setting")
@@ -46,18 +49,28 @@ class Rule(BaseModel):
     references: list[str] = Field(default_factory=list)
     rationale: str = ""
 
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, v: str) -> str:
+        reach.check_probe(v)
+        return v
+
     @field_validator("metric")
     @classmethod
-    def _metric(cls, v: str) -> str:
+    def _metric(cls, v: str, info: ValidationInfo) -> str:
         if not known(v):
             raise ValueError(f"unknown metric {v!r} (see 'faceaudit rules metrics' for the list)")
+        if "probe" in info.data:  # fields validate in order; a bad probe was already reported
+            reach.check_probe_metric(info.data["probe"], v)
         return v
 
     @field_validator("warn_if", "fail_if")
     @classmethod
-    def _comparator(cls, v: str | None) -> str | None:
+    def _comparator(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not COMPARATOR.match(str(v)):
             raise ValueError(f"bad comparator {v!r}; write e.g. '> 0.05' (one of < <= > >= == != and a number)")
+        if info.field_name == "fail_if" and info.data.get("warn_if"):
+            reach.check_order(info.data["warn_if"], v)
         return v
 
     @field_validator("where")
@@ -66,6 +79,13 @@ class Rule(BaseModel):
         bad = [k for k in v if k not in WHERE_KEYS]
         if bad:
             raise ValueError(f"unknown key(s) {bad}; allowed: {list(WHERE_KEYS)}")
+        checks = {"condition": reach.check_condition, "attribute": reach.check_attribute}
+        for key, pattern in v.items():
+            values = pattern if isinstance(pattern, list) else [pattern]
+            if not values:
+                raise ValueError(f"{key}: an empty list matches nothing")
+            for value in values:
+                checks.get(key, lambda _: None)(value)
         return v
 
 
@@ -98,9 +118,9 @@ def load_pack(ref: str | Path) -> Pack:
         raise RuleError(f"{path}: rule pack not found (packs: {', '.join(p.stem for p in available_packs())})")
     try:
         raw = path.read_bytes()
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = load_yaml(raw.decode("utf-8"))
     except yaml.YAMLError as exc:
-        raise RuleError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise RuleError(f"{path}: not valid YAML: {first_line(exc)}") from None
     except UnicodeDecodeError as exc:
         raise RuleError(f"{path}: not UTF-8 text (byte {exc.start}); save the pack as UTF-8") from None
     except OSError as exc:
@@ -124,10 +144,29 @@ def load_pack(ref: str | Path) -> Pack:
     if dup:
         raise RuleError(f"{path}: rule {sorted(dup)[0]}: field 'id': duplicated in the pack")
     try:
-        return Pack.model_validate({**data, "source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
+        pack = Pack.model_validate({**data, "source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise RuleError(f"{path}: field '{field}': {msg}") from None
+    shipped = _shipped_hashes().get(pack.pack)
+    if shipped is not None and shipped != pack.sha256:
+        # Findings are stored per (run, pack id): a user file under a shipped id would replace the shipped
+        # pack's findings with its own judgement while reports still show the shipped pack's name.
+        raise RuleError(f"{path}: field 'pack': {pack.pack!r} is the id of a shipped pack but the file differs from "
+                        f"it; give your pack its own id (e.g. 'pack: my-{pack.pack}')")
+    return pack
+
+
+@lru_cache(maxsize=1)
+def _shipped_hashes() -> dict[str, str]:
+    """Pack id -> SHA-256 of the shipped pack file with that id."""
+    out = {}
+    for path in available_packs():
+        raw = path.read_bytes()
+        data = load_yaml(raw.decode("utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("pack"), str):
+            out[data["pack"]] = hashlib.sha256(raw).hexdigest()
+    return out
 
 
 def available_packs() -> list[Path]:

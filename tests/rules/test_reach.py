@@ -1,0 +1,87 @@
+"""Issue 11, class 8 (and class 1's shipped-pack ids): packs that could never fire are refused at load."""
+
+import textwrap
+
+import pytest
+
+from audit.errors import RuleError
+from audit.rules import available_packs, load_pack
+
+RULE = dict(id="R1", title="t", probe="leakage", metric="normalised_gain", warn_if="> 0.05", fail_if="> 0.15")
+
+
+def pack(tmp_path, text: str):
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def rule_pack(tmp_path, **kw):
+    import yaml
+
+    return pack(tmp_path, yaml.safe_dump({"pack": "mine", "rules": [{**RULE, **kw}]}))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"probe": "telepathy"}, "field 'probe': unknown probe 'telepathy'"),
+    ({"probe": "identity"}, "field 'metric': the identity probe never stores 'normalised_gain'"),
+    ({"where": {"condition": "mask:bandana"}}, "field 'where': unknown condition 'mask:bandana'"),
+    ({"where": {"condition": "mask:band*"}}, "matches no mask"),
+    ({"where": {"condition": "masked"}}, "matches no condition kind"),
+    ({"where": {"condition": "cloak:magic@8"}}, "cloak:<method>@<eps>"),
+    ({"where": {"condition": "cloak:pgd@8+purify:sepia"}}, "unknown purifier"),
+    ({"where": {"condition": []}}, "empty list matches nothing"),
+    ({"where": {"attribute": "subject"}}, "never an attribute"),
+    ({"where": {"attribute": " sex"}}, "padded with spaces"),
+    ({"warn_if": "> 0.2", "fail_if": "> 0.1"}, "can never warn"),
+    ({"warn_if": "> 0.1", "fail_if": "> 0.1"}, "can never warn"),
+    ({"warn_if": "< 0.9", "fail_if": "< 0.95"}, "can never warn"),
+    ({"warn_if": "> 0.1", "fail_if": "< 0.5"}, "opposite directions"),
+])
+def test_rules_that_can_never_fire_are_errors(tmp_path, change, message):
+    with pytest.raises(RuleError, match="rule R1") as err:
+        load_pack(rule_pack(tmp_path, **change))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("where", [{"condition": "mask:*"}, {"condition": ["clean", "sunglasses", "patch:0.3"]},
+                                   {"condition": "cloak:opom-affine@8+purify:jpeg75"}, {"condition": "cloak:*"},
+                                   {"condition": "*"}, {"attribute": ["sex", "eye_colour"]}])
+def test_reachable_where_values_load(tmp_path, where):
+    assert load_pack(rule_pack(tmp_path, where=where)).rules[0].where == where
+
+
+def test_warn_then_fail_in_order_loads(tmp_path):
+    for w, f in [("> 0.05", "> 0.15"), (">= 0.1", "> 0.1"), ("< 0.9", "< 0.5"), ("<= 0.5", "< 0.5")]:
+        load_pack(rule_pack(tmp_path, warn_if=w, fail_if=f))
+
+
+def test_duplicate_yaml_keys_are_errors(tmp_path):
+    p = pack(tmp_path, """\
+        pack: mine
+        rules:
+          - id: R1
+            title: t
+            probe: leakage
+            metric: normalised_gain
+            fail_if: "> 0.5"
+            fail_if: "> 0.1"
+        """)
+    with pytest.raises(RuleError, match=r"duplicate key 'fail_if' \(first at line 7\)"):
+        load_pack(p)
+
+
+def test_a_user_pack_cannot_take_a_shipped_id(tmp_path):
+    shipped = available_packs()[0]
+    text = shipped.read_text()
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(text)
+    assert load_pack(copy).pack == load_pack(shipped).pack  # an identical copy is the shipped pack
+    copy.write_text(text + "\n# edited\n")
+    with pytest.raises(RuleError, match="is the id of a shipped pack"):
+        load_pack(copy)
+
+
+def test_every_shipped_pack_can_fire():
+    for path in available_packs():
+        assert load_pack(path).rules
