@@ -117,8 +117,10 @@ def environment(device: str) -> dict:
             pkgs[name] = version(name)
         except PackageNotFoundError:
             pkgs[name] = None
+    from audit.threads import plan
+
     return {"faceaudit": audit.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": device, "packages": pkgs}
+            "device": device, "packages": pkgs, "threads": plan()}
 
 
 def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -> list:

@@ -15,8 +15,8 @@ from audit.seeding import derive_seed
 class TorchMLP:
     """One hidden layer, full-batch Adam with weight decay; classification or regression."""
 
-    def __init__(self, task: str, epochs: int, seed: int, hidden: int = 64):
-        self.task, self.epochs, self.seed, self.hidden = task, epochs, seed, hidden
+    def __init__(self, task: str, epochs: int, seed: int, hidden: int = 64, dropout: float = 0.2):
+        self.task, self.epochs, self.seed, self.hidden, self.dropout = task, epochs, seed, hidden, dropout
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> "TorchMLP":
         g = torch.Generator().manual_seed(self.seed % (2**63))
@@ -35,12 +35,14 @@ class TorchMLP:
         for layer in (l1, l2):
             torch.nn.init.normal_(layer.weight, 0, (1 / layer.in_features) ** 0.5, generator=g)
             torch.nn.init.zeros_(layer.bias)
-        self.net = torch.nn.Sequential(l1, torch.nn.ReLU(), torch.nn.Dropout(0.2), l2)
+        self.net = torch.nn.Sequential(l1, torch.nn.ReLU(), l2)
         opt = torch.optim.Adam(self.net.parameters(), lr=1e-2, weight_decay=1e-3)
-        torch.manual_seed(self.seed % (2**63))
-        self.net.train()
+        keep = 1 - self.dropout
         for _ in range(self.epochs):
-            pred = self.net(xt)
+            # Dropout drawn from this model's own generator (not torch's global one), so fits running side by
+            # side in threads stay reproducible.
+            mask = (torch.rand((len(xt), self.hidden), generator=g) < keep).float() / keep
+            pred = l2(torch.relu(l1(xt)) * mask)
             if self.task == "classification":
                 loss = torch.nn.functional.cross_entropy(pred, yt)
             else:
@@ -84,7 +86,9 @@ def make_attacker(family: str, task: str, param, mlp_epochs: int, seed: int):
     if family == "ridge":
         return make_pipeline(StandardScaler(), Ridge(alpha=param))
     if family == "knn":
-        knn = (KNeighborsClassifier if cls else KNeighborsRegressor)(n_neighbors=int(param), weights="distance")
+        # brute force: on 100+ dimensions trees are slower than one matrix product
+        knn = (KNeighborsClassifier if cls else KNeighborsRegressor)(n_neighbors=int(param), weights="distance",
+                                                                     algorithm="brute")
         return make_pipeline(StandardScaler(), knn)
     if family == "mlp":
         return TorchMLP(task, mlp_epochs, seed, hidden=int(param))

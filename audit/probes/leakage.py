@@ -14,6 +14,8 @@ own paired bootstrap interval. Attribute models are also evaluated directly
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from audit.data import is_regression
@@ -22,6 +24,7 @@ from audit.metrics.stats import SubjectBootstrap
 from audit.data.split import subject_folds
 from audit.probes.attackers import FAMILIES, make_attacker, tune
 from audit.seeding import derive_seed
+from audit.threads import cores, small_fits
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 
 AGE_BUCKETS = np.array([4, 13, 20, 31, 46, 61])
@@ -118,8 +121,9 @@ class LeakageProbe:
                 y = y_full
             task = "regression" if regression else "classification"
             # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run).
-            tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
-                         derive_seed(ctx.seed, "tune", attr))
+            with small_fits():
+                tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
+                             derive_seed(ctx.seed, "tune", attr))
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
@@ -166,17 +170,29 @@ class LeakageProbe:
     @staticmethod
     def _fit_folds(emb, y, keep, splits, task, params, cfg, seed, key):
         """Per repeat, per fold: (fitted attackers by family, training median of y)."""
-        out = []
-        for r, folds in enumerate(splits):
-            fits = []
-            for f, (tr, _) in enumerate(folds):
-                tr = tr[keep[tr]]
-                atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"),
-                                          derive_seed(seed, "attacker", fam, key, r, f)) for fam, p in params.items()}
-                for a in atk.values():
-                    a.fit(emb[tr], y[tr])
-                fits.append((atk, float(np.median(y[tr])) if task == "regression" else None))
-            out.append(fits)
+        with small_fits():
+            return LeakageProbe._fit_all(emb, y, keep, splits, task, params, cfg, seed, key)
+
+    @staticmethod
+    def _fit_all(emb, y, keep, splits, task, params, cfg, seed, key):
+        def fit(job):
+            r, f, tr = job
+            tr = tr[keep[tr]]
+            atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"), derive_seed(seed, "attacker", fam, key, r, f))
+                   for fam, p in params.items()}
+            for a in atk.values():
+                a.fit(emb[tr], y[tr])
+            return atk, float(np.median(y[tr])) if task == "regression" else None
+
+        jobs = [(r, f, tr) for r, folds in enumerate(splits) for f, (tr, _) in enumerate(folds)]
+        # Single-threaded fits side by side, one per core: torch and BLAS release the GIL, and every fit has its
+        # own seeded generators, so the result does not depend on which thread ran it.
+        with ThreadPoolExecutor(max_workers=cores()) as pool:
+            fitted = list(pool.map(fit, jobs))
+        out, i = [], 0
+        for folds in splits:
+            out.append(fitted[i:i + len(folds)])
+            i += len(folds)
         return out
 
     @staticmethod
