@@ -40,6 +40,8 @@ from audit.seeding import rng_for
 from audit.store import Store
 
 SAMPLE_MODELS = sample_models_dir()
+MAX_PEOPLE, MAX_IMAGES = 100_000, 1_000
+"""Bounds of the synthetic set: beyond them a typo would fill the disk before anything useful happens."""
 ProgressFn = Callable[[str, float, str], None]
 """progress(probe, fraction 0..1, message)."""
 
@@ -84,6 +86,10 @@ def sample_data(out: str | Path | None = None, people: int | None = None, images
     from audit.synth import DEFAULT_RECIPE, materialise
 
     recipe = DEFAULT_RECIPE
+    for option, value, top in (("--people", people, MAX_PEOPLE), ("--images", images, MAX_IMAGES)):
+        # 0 used to mean "the default" silently; a negative number crashed the generator.
+        if value is not None and not 1 <= value <= top:
+            raise ConfigError(f"{option}: must be between 1 and {top}, got {value}")
     if people or images:
         recipe = replace(recipe, people=people or recipe.people, images=images or recipe.images)
     out = Path(out) if out else cache_dir() / f"sample-{recipe.key()}"
@@ -592,6 +598,9 @@ class DemoResult:
 def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 0,
          progress: ProgressFn | None = None, models: list[Path] | None = None) -> DemoResult:
     """Audit every sample model with every available probe, apply every pack, write reports."""
+    from audit.config import make_config
+
+    make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data, _, _ = sample_data(out / "sample-data")
@@ -605,7 +614,7 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
         # reconstructions and the attribute reader.
         others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
         attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
-        config = AuditConfig(model=model, data=str(data), probes=probes, preset=preset, seed=seed,
+        config = make_config(model=model, data=str(data), probes=probes, preset=preset, seed=seed,
                              evaluator=others[0] if others else None,
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from audit import api
 from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
-from audit.errors import FaceAuditError, first_error
+from audit.errors import FaceAuditError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
@@ -114,22 +114,17 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
     """Run probes on a model and a dataset; store metrics and findings."""
-    from pydantic import ValidationError
+    from audit.config import make_config
 
     try:
         eps = [float(e) for e in csv_list(cloak_eps)]
     except ValueError:
         raise api.ConfigError(f"--cloak-eps: expected numbers such as 8 or 4,8, got {cloak_eps!r}") from None
-    try:
-        config = api.AuditConfig(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
-                                 attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
-                                 attacker_model=attacker_model, attribute_model=attribute_model,
-                                 surrogates=surrogate or [], cloak_eps=eps,
-                                 preset=preset, seed=seed,
-                                 device=device, parity=not no_parity)
-    except ValidationError as exc:
-        field, msg = first_error(exc)
-        raise api.ConfigError(f"--{field}: {msg}") from None
+    config = make_config(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
+                         attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
+                         attacker_model=attacker_model, attribute_model=attribute_model,
+                         surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
+                         device=device, parity=not no_parity)
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
     console.print(f"run {run_id} completed: {_counts(findings)} (store: {db})")

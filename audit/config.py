@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audit.errors import ConfigError, first_error
 
 PRESETS: dict[str, dict] = {
     # folds: subject-grouped k for the leakage attackers (at least 5 everywhere: fewer folds train the
@@ -20,6 +24,8 @@ PRESETS: dict[str, dict] = {
     "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 300, "max_subjects": 2000},
     "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 500, "max_subjects": 100000},
 }
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
 DEFAULT_CONDITIONS = ["clean", "mask:surgical", "mask:cloth", "mask:n95", "sunglasses"]
 DEFAULT_PROBES = ["leakage", "identity"]
 
@@ -40,7 +46,7 @@ class AuditConfig(BaseModel):
     """Attribute model that reads sex / skin tone / age from inversion reconstructions."""
     surrogates: list[Path] = Field(default_factory=list)
     """Other ONNX models used as cloak surrogates (transfer setting)."""
-    cloak_eps: list[float] = Field(default_factory=lambda: [8.0])
+    cloak_eps: list[Annotated[float, Field(allow_inf_nan=False, ge=0, le=255)]] = Field(default_factory=lambda: [8.0])
     """L-infinity budgets (0-255 scale) of the cloak probe."""
     data: str = "sample"
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
@@ -49,7 +55,7 @@ class AuditConfig(BaseModel):
     attributes: list[str] | None = None
     """Attributes to attack; default: every attribute column in the manifest."""
     preset: Literal["quick", "standard", "thorough"] = "quick"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(64, ge=1)
     parity: bool = True
@@ -108,3 +114,20 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
         if s_in[key] != g_in.get(key):
             out.append(f"{key} (a different {'dataset' if key == 'dataset' else 'file'} from the stored run's)")
     return out
+
+
+def option_name(field: str) -> str:
+    """The CLI option behind a config field: ``cloak_eps.0`` -> ``--cloak-eps``, ``surrogates`` -> ``--surrogate``."""
+    name = field.split(".")[0]
+    return "--" + {"surrogates": "surrogate", "parity": "no-parity"}.get(name, name).replace("_", "-")
+
+
+def make_config(**fields) -> AuditConfig:
+    """An :class:`AuditConfig`, or a one-line :class:`ConfigError` naming the option at fault."""
+    try:
+        return AuditConfig(**fields)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        got = exc.errors()[0].get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r:.80})"
+        raise ConfigError(f"{option_name(field)}: {msg}{shown}") from None

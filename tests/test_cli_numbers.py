@@ -1,0 +1,33 @@
+"""Issue 11, class 9: numbers on the command line are validated, and the message names the option."""
+
+import pytest
+
+from tests.test_cli import run_cli
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--seed", "-1"], "--seed"), (["--seed", str(2**64)], "--seed"),
+    (["--cloak-eps", "nan"], "--cloak-eps"), (["--cloak-eps", "8,-1"], "--cloak-eps"),
+    (["--cloak-eps", "inf"], "--cloak-eps"), (["--cloak-eps", "300"], "--cloak-eps"),
+    (["--cloak-eps", "eight"], "--cloak-eps"),
+])
+def test_run_numbers(tiny_model, tmp_path, args, option):
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--db", db, *args)
+    assert code == 2 and out.startswith(option + ":") and "\n" not in out.strip(), out
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("args, option", [(["--people", "0"], "--people"), (["--people", "-3"], "--people"),
+                                          (["--images", "0"], "--images"), (["--people", "10000000"], "--people")])
+def test_sample_data_numbers(tmp_path, args, option):
+    out_dir = tmp_path / "sd"
+    code, out = run_cli("sample-data", "--out", out_dir, *args)
+    assert code == 2 and out.startswith(option + ":"), out
+    assert not out_dir.exists()
+
+
+def test_demo_seed_refused_before_writing(tmp_path):
+    code, out = run_cli("demo", "--out", tmp_path / "d", "--seed", "-5")
+    assert code == 2 and out.startswith("--seed:") and "got -5" in out
+    assert not (tmp_path / "d").exists()
