@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from audit import api
+from audit import cli_output as out
 from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
 from audit.errors import FaceAuditError
 
@@ -35,35 +35,37 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 @app.command()
 def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-profile",
                                                             help="Write MODEL.profile.yaml to confirm and edit."),
-            profile: Optional[Path] = typer.Option(None, help="Profile YAML to check against the graph.")) -> None:
+            profile: Optional[Path] = typer.Option(None, help="Profile YAML to check against the graph."),
+            as_json: bool = typer.Option(False, "--json", help="Print the facts and the profile as JSON.")) -> None:
     """Validate an ONNX model and show its facts and (inferred) profile."""
     res = api.inspect_model(model, write_profile, profile)
     info, prof = res.info, res.profile
-    t = Table(title=f"{info.path.name}", show_header=False)
-    for k, v in [("sha256", info.sha256), ("size", f"{info.size_bytes} bytes"), ("opset", info.opset),
-                 ("ir_version", info.ir_version), ("producer", info.producer or "(none)")]:
-        t.add_row(k, str(v))
-    for i in info.inputs:
-        t.add_row("input", f"{i.name} {list(i.shape)} {i.dtype}")
-    for o in info.outputs:
-        t.add_row("output", f"{o.name} {list(o.shape)} {o.dtype}")
-    console.print(t)
-    source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
-    p = Table(title=f"profile ({source})", show_header=False)
+    if as_json:
+        out.print_json({"model": info.to_dict(), "profile": prof.model_dump(mode="json"),
+                        "profile_from_file": res.profile_from_file,
+                        "written": str(res.written) if res.written else None})
+        return
+    rows = [("path", str(info.path)), ("sha256", info.sha256), ("size", f"{info.size_bytes} bytes"),
+            ("opset", info.opset), ("ir_version", info.ir_version), ("producer", info.producer or "(none)")]
+    rows += [("input", f"{i.name} {list(i.shape)} {i.dtype}") for i in info.inputs]
+    rows += [("output", f"{o.name} {list(o.shape)} {o.dtype}") for o in info.outputs]
+    out.kv(console, info.path.name, rows)
     guessed = set(prof.guessed)
-    mark = lambda f: " [yellow](guess)[/]" if f in guessed else ""  # noqa: E731
-    p.add_row("kind", prof.kind + mark("kind"))
-    p.add_row("input size", f"{prof.input.size[0]}x{prof.input.size[1]}" + mark("input.size"))
-    p.add_row("layout", prof.input.layout + mark("input.layout"))
-    p.add_row("colour order", prof.input.color + mark("input.color"))
-    p.add_row("normalisation", f"(x - {list(prof.input.mean)}) / {list(prof.input.std)}" + mark("input.mean"))
+
+    def mark(value, field: str):
+        return out.text(value) + (out.text(" (guess)", "yellow") if field in guessed else out.text(""))
+
+    rows = [("kind", mark(prof.kind, "kind")),
+            ("input size", mark(f"{prof.input.size[0]}x{prof.input.size[1]}", "input.size")),
+            ("layout", mark(prof.input.layout, "input.layout")), ("colour order", mark(prof.input.color, "input.color")),
+            ("normalisation", mark(f"(x - {list(prof.input.mean)}) / {list(prof.input.std)}", "input.mean"))]
     if prof.kind == "embedding":
-        p.add_row("embedding output", str(prof.embedding_output))
-    for h in prof.heads:
-        p.add_row(f"head {h.attribute}", f"{h.output}: {h.type} {h.labels or ''}" + mark("heads"))
-    console.print(p)
+        rows.append(("embedding output", str(prof.embedding_output)))
+    rows += [(f"head {h.attribute}", mark(f"{h.output}: {h.type} {h.labels or ''}", "heads")) for h in prof.heads]
+    source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
+    out.kv(console, f"profile ({source})", rows)
     if res.written:
-        console.print(f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
+        out.line(console, f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
 
 
 @app.command("sample-data")
@@ -72,12 +74,14 @@ def sample_data(out: Path = typer.Option(Path("sample-data"), "--out", help="Fol
                 images: Optional[int] = typer.Option(None, help="Images per person (default 8).")) -> None:
     """Materialise the embedded synthetic dataset (deterministic, checked by checksum)."""
     folder, digest, reused = api.sample_data(out, people, images)
-    console.print(f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest[:16]}...)")
+    out.line(console, f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest})")
 
 
 def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.fields[probe]:<10}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), TextColumn("{task.description}"), console=console)
+    # markup=False: probe labels carry model names and messages carry file names, which are data.
+    return Progress(TextColumn("{task.fields[probe]:<10}", markup=False), BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                    TextColumn("{task.description}", markup=False), console=console)
 
 
 def _bar_callback(bar: Progress):
@@ -127,7 +131,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                          device=device, parity=not no_parity)
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
-    console.print(f"run {run_id} completed: {_counts(findings)} (store: {db})")
+    out.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
 
 
 def _counts(findings) -> str:
@@ -138,56 +142,70 @@ def _counts(findings) -> str:
 
 
 @runs_app.command("list")
-def runs_list(db: Db = DEFAULT_DB) -> None:
+def runs_list(db: Db = DEFAULT_DB,
+              as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list.")) -> None:
     """List runs, newest first."""
     df = api.list_runs(db)
-    if df.empty:
-        console.print(f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
+    if as_json:
+        out.print_json(out.records(df))
         return
-    t = Table()
-    for c in ("run", "model", "dataset", "status", "started", "pass", "warn", "fail"):
-        t.add_column(c)
-    for r in df.itertuples():
-        t.add_row(r.run_id, str(r.model), str(r.dataset), r.status, str(r.started_at), str(r.n_pass), str(r.n_warn),
-                  str(r.n_fail))
+    if df.empty:
+        out.line(console, f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
+        return
+    cols, ids = ["run", "model", "dataset", "status", "started", "pass", "warn", "fail"], ("run",)
+    t = out.table(cols, ids=ids, numbers=("pass", "warn", "fail"))
+    rows = [[r.run_id, str(r.model), str(r.dataset), r.status, str(r.started_at), str(r.n_pass), str(r.n_warn),
+             str(r.n_fail)] for r in df.itertuples()]
+    out.fit_ids(t, rows, ids)
+    for r in rows:
+        t.add_row(*map(out.text, r))
     console.print(t)
 
 
 @runs_app.command("show")
 def runs_show(run_id: str, db: Db = DEFAULT_DB,
               probe: Optional[str] = typer.Option(None, help="Only metrics of this probe."),
-              all_metrics: bool = typer.Option(False, "--all", help="Show every metric row.")) -> None:
+              all_metrics: bool = typer.Option(False, "--all", help="Show every metric row."),
+              as_json: bool = typer.Option(False, "--json", help="Print run, probes, findings and every metric as "
+                                                                  "JSON.")) -> None:
     """Show one run: status, probes, findings and headline metrics."""
     detail = api.show_run(run_id, db)
     r = detail["run"]
-    console.print(f"[bold]run {r['run_id']}[/] {r['status']}  model {r['model_name']}  dataset {r['dataset_name']}")
-    console.print(f"started {r['started_at']}  finished {r['finished_at']}  seed {r['seed']}")
-    if r.get("error"):
-        console.print(f"error: {r['error']}")
-    if r.get("parity"):
-        console.print(f"parity (torch vs ort): {r['parity']}")
-    for p in detail["probes"].itertuples():
-        console.print(f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
-    f = detail["findings"]
-    if len(f):
-        t = Table(title="findings")
-        for c in ("pack", "rule", "status", "observed", "title"):
-            t.add_column(c)
-        for x in f.itertuples():
-            t.add_row(x.pack, x.rule_id, x.status, "" if x.observed != x.observed else f"{x.observed:.3f}", x.title)
-        console.print(t)
     m = detail["metrics"]
     if probe:
         m = m[m["probe"] == probe]
+    if as_json:
+        out.print_json({"run": out.record(r), "probes": out.records(detail["probes"]),
+                        "findings": out.records(detail["findings"]), "metrics": out.records(m)})
+        return
+    out.kv(console, f"run {r['run_id']}", [("status", r["status"]), ("model", r["model_name"]),
+                                           ("model sha256", r["model_id"]), ("dataset", r["dataset_name"]),
+                                           ("dataset id", r["dataset_id"]), ("started", r["started_at"]),
+                                           ("finished", r["finished_at"]), ("seed", r["seed"])]
+           + ([("error", r["error"])] if r.get("error") else [])
+           + ([("parity", r["parity"])] if r.get("parity") else []))
+    for p in detail["probes"].itertuples():
+        out.line(console, f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
+    f = detail["findings"]
+    if len(f):
+        t = out.table(["pack", "rule", "status", "observed", "title"], ids=("rule",), numbers=("observed",),
+                      title="findings")
+        rows = [[x.pack, x.rule_id, x.status, "" if x.observed != x.observed else f"{x.observed:.3f}", x.title]
+                for x in f.itertuples()]
+        out.fit_ids(t, rows, ("rule",))
+        for row in rows:
+            t.add_row(*map(out.text, row))
+        console.print(t)
     if not all_metrics:
         m = m[m["group"] == "all"].head(40)
-    t = Table(title=f"metrics ({'all' if all_metrics else 'first 40 overall rows; --all for every row'})")
-    for c in ("probe", "condition", "metric", "attribute", "group", "setting", "value", "95% CI", "n"):
-        t.add_column(c)
+    # Numbers right after the metric's name: at 80 columns the text columns fold, the numbers stay whole.
+    cols = ["probe", "condition", "metric", "value", "95% CI", "n", "attribute", "group", "setting"]
+    t = out.table(cols, numbers=("value", "95% CI", "n"),
+                  title=f"metrics ({'all' if all_metrics else 'first 40 overall rows; --all for every row'})")
     for x in m.itertuples():
         ci = "" if x.ci_low != x.ci_low else f"[{x.ci_low:.3f}, {x.ci_high:.3f}]"
-        t.add_row(x.probe, x.condition, x.metric, x.attribute, x.group, x.setting,
-                  "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n))
+        t.add_row(*map(out.text, [x.probe, x.condition, x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci,
+                                  x.n, x.attribute, x.group, x.setting]))
     console.print(t)
 
 
@@ -211,7 +229,7 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
             out: Path = typer.Option(Path("reports"), "--out"), format: Formats = "html,pdf") -> None:
     """Side-by-side comparison report of several runs."""
     for path in api.compare(run_ids, db, out, csv_list(format)):
-        console.print(f"wrote {path}")
+        out.line(console, f"wrote {path}")
 
 
 @app.command()
@@ -220,10 +238,10 @@ def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder 
     """Materialise the sample data, audit every sample model, apply every pack, write reports."""
     with _progress_bar() as bar:
         res = api.demo(out, preset, seed, _bar_callback(bar))
-    console.print(f"store:   {res.db}")
+    out.line(console, f"store:   {res.db}")
     for r in res.reports:
-        console.print(f"report:  {r}")
-    console.print(f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
+        out.line(console, f"report:  {r}")
+    out.line(console, f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
 
 
 @app.command()
@@ -242,7 +260,7 @@ def rules_list() -> None:
 
     for path in available_packs():
         pack = load_pack(path)
-        console.print(f"[bold]{pack.pack}[/] v{pack.version}: {pack.title} ({len(pack.rules)} rules) - {path}")
+        out.line(console, out.text(pack.pack, "bold"), f" v{pack.version}: {pack.title} ({len(pack.rules)} rules) - {path}")
 
 
 @rules_app.command("check")
@@ -251,7 +269,7 @@ def rules_check(file: Path) -> None:
     from audit.rules import load_pack
 
     pack = load_pack(file)
-    console.print(f"{file}: pack '{pack.pack}' v{pack.version} is valid ({len(pack.rules)} rules)")
+    out.line(console, f"{file}: pack '{pack.pack}' v{pack.version} is valid ({len(pack.rules)} rules)")
 
 
 @rules_app.command("metrics")
@@ -260,7 +278,7 @@ def rules_metrics() -> None:
     from audit.metrics.catalogue import METRICS
 
     for name, m in METRICS.items():
-        console.print(f"[bold]{name}[/] ({m['probe']}): {m['meaning']}")
+        out.line(console, out.text(name, "bold"), f" ({m['probe']}): {m['meaning']}")
 
 
 # ---------------------------------------------------------------------------- evidence
