@@ -194,7 +194,8 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             embed = _Embeddings(store, model, dataset, faces, config)
             if not resume:
                 with store.transaction():
-                    _write_result(store, run_id, probe_mod.ProbeResult(artifacts=[_examples(embed, config)]))
+                    _write_result(store, run_id, probe_mod.ProbeResult(
+                        artifacts=[_examples(embed, config), _used(dataset, faces_all, faces, config)]))
             for probe in probes:
                 if probe.name in done:
                     progress(probe.name, 1.0, "already completed (resumed)")
@@ -294,6 +295,18 @@ class _Embeddings:
         vectors = self.model.ort.embed(self.images(condition))
         self.store.write_embeddings(*key, self.faces.rows, vectors)
         return vectors
+
+
+def _used(dataset: Dataset, faces_all: Faces, faces: Faces, config: AuditConfig):
+    """What the run actually used, for the report: images and persons after unreadable images and the
+    preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world."""
+    subjects = dataset.manifest["subject"].to_numpy()
+    return probe_mod.Artifact.json("dataset", "used.json", {
+        "manifest_images": int(len(dataset.manifest)), "manifest_persons": int(dataset.n_subjects),
+        "readable_images": int(len(faces_all.rows)), "images": int(len(faces.rows)),
+        "persons": int(len(np.unique(subjects[faces.rows]))), "max_subjects": int(config.setting("max_subjects")),
+        "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
+        "attributes": list(dataset.attributes)})
 
 
 def _examples(embed: "_Embeddings", config: AuditConfig, n: int = 6):

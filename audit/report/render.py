@@ -7,6 +7,7 @@ re-ruled or compared at any time.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from datetime import datetime
@@ -97,6 +98,32 @@ def attacker_rows(doc: dict | None) -> dict:
             "tuning": tuning}
 
 
+def rerun_command(run: dict) -> tuple[str, list[str]]:
+    """The ``faceaudit run`` command that reproduces a stored run, and the stored settings it cannot pass
+    (explicit overrides of preset values, which only the Python API takes)."""
+    import shlex
+
+    c = run["config"]
+    parts = ["faceaudit", "run", "--model", c["model"], "--data", c["data"]]
+    for key, flag in (("profile", "--profile"), ("evaluator", "--evaluator"), ("attacker_model", "--attacker-model"),
+                      ("attribute_model", "--attribute-model")):
+        if c.get(key):
+            parts += [flag, c[key]]
+    for sur in c.get("surrogates") or []:
+        parts += ["--surrogate", sur]
+    parts += ["--probes", ",".join(c["probes"]), "--conditions", ",".join(c["conditions"])]
+    if c.get("attributes") is not None:
+        parts += ["--attributes", ",".join(c["attributes"])]
+    if "cloak" in c["probes"]:
+        parts += ["--cloak-eps", ",".join(f"{e:g}" for e in c.get("cloak_eps", [8.0]))]
+    parts += ["--preset", c["preset"], "--seed", str(c["seed"]), "--device", c.get("device", "auto")]
+    if not c.get("parity", True):
+        parts.append("--no-parity")
+    extra = [f"{k}={c[k]}" for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_subjects", "batch_size")
+             if c.get(k) is not None and k != "batch_size"]
+    return " ".join(shlex.quote(str(x)) for x in parts), extra
+
+
 def _system_setting(thresholds: dict | None) -> str:
     """The ``setting`` label of the system threshold the report's identity tables use."""
     if not thresholds:
@@ -167,6 +194,9 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "metrics_used": sorted(set(metrics["metric"])),
         "traceability": traceability(findings),
+        "used": _artifact(store, run_id, "dataset", "used.json"),
+        "rerun": rerun_command(run),
+        "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
     }
 
 
