@@ -250,7 +250,10 @@ def tui(db: Db = DEFAULT_DB, out: Path = typer.Option(Path("reports"), "--out", 
     """Terminal interface: browse runs, start audits with live progress, read findings, compare, export."""
     from audit.tui.app import FaceAuditApp
 
-    FaceAuditApp(db, out, models).run()
+    tui_app = FaceAuditApp(db, out, models)
+    tui_app.run()
+    if tui_app.return_code:  # the TUI ended on an error it could not show: the shell must see a failure
+        raise typer.Exit(tui_app.return_code)
 
 
 @rules_app.command("list")

@@ -11,14 +11,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# text.parse_math off: labels carry dataset values (group names, conditions, attributes); a '$' in
+# them must not start mathtext (which can fail to parse and abort the report). usetex off: no TeX run.
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
-                     "font.family": "DejaVu Sans", "svg.hashsalt": "faceaudit"})
+                     "font.family": "DejaVu Sans", "svg.hashsalt": "faceaudit", "text.parse_math": False,
+                     "text.usetex": False})
 COLOURS = ["#3b6ea5", "#d9822b", "#5a9e6f", "#b5485d", "#7d6bb0", "#8c8c8c", "#c2a83e"]
 
 
 def plain(text) -> str:
-    """Text shown by matplotlib as written: '$' would start mathtext, so it is escaped."""
-    return str(text).replace("$", r"\$")
+    """Text shown by matplotlib as written (mathtext is off for every text, see rcParams above)."""
+    return str(text)
 
 
 def to_svg(fig) -> str:

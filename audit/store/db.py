@@ -254,7 +254,10 @@ class Store:
             if not row:
                 raise StoreError(f"{self.path}: no runs in this database")
             return row[0]
-        rows = self._rows("SELECT run_id FROM runs WHERE run_id LIKE ? || '%'", [ref])
+        if not ref.strip():
+            raise StoreError("empty run reference; give a run id, a unique prefix or 'latest'")
+        # starts_with, not LIKE: '%' and '_' in a reference are characters, not patterns.
+        rows = self._rows("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [ref])
         if not rows:
             raise StoreError(f"{self.path}: no run '{ref}' (see 'faceaudit runs list')")
         if len(rows) > 1:

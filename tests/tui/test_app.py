@@ -63,7 +63,7 @@ async def test_runs_detail_filter_and_export(store, tmp_path):
         app.screen.query_one("#f-probe").value = "identity"
         await pilot.pause()
         assert 0 < metrics.row_count < before
-        assert all(metrics.get_row_at(i)[0] == "identity" for i in range(metrics.row_count))
+        assert all(str(metrics.get_row_at(i)[-1]) == "identity" for i in range(metrics.row_count))
         await pilot.press("e")
         await wait_for(pilot, lambda: "wrote" in str(app.screen.query_one("#export").render()))
         assert sorted(p.suffix for p in (tmp_path / "reports").iterdir()) == [".html", ".pdf"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from audit import api
+from audit.errors import FaceAuditError
 from audit.tui.screens.export import export_in_worker
 
 
@@ -26,11 +28,15 @@ class CompareScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        labels, rows = api.headline_table(self.run_ids, self.app.db)
+        try:
+            labels, rows = api.headline_table(self.run_ids, self.app.db)
+        except FaceAuditError as exc:
+            self.query_one("#export", Static).update(Text(f"{exc} - escape to go back", style="bold red"))
+            return
         t = self.query_one(DataTable)
-        t.add_columns("measure", *labels)
+        t.add_columns(*map(Text, ["measure", *labels]))
         for label, cells in rows:
-            t.add_row(label, *cells)
+            t.add_row(*map(Text, [label, *cells]))
 
     def action_export(self) -> None:
         export_in_worker(self, lambda: api.compare(self.run_ids, self.app.db, self.app.reports))

@@ -10,8 +10,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from audit import api
+from audit.errors import FaceAuditError
 from audit.tui.screens.export import export_in_worker
 
+METRIC_COLUMNS = ("metric", "value", "95% CI", "n", "condition", "attribute", "group", "setting", "probe")
 STYLE = {"fail": "bold white on red", "warn": "bold black on yellow", "pass": "bold white on green",
          "not_applicable": "white on grey37"}
 
@@ -37,22 +39,30 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.detail = api.show_run(self.run_id, self.app.db)
+        try:
+            self.detail = api.show_run(self.run_id, self.app.db)
+        except FaceAuditError as exc:  # e.g. the store is locked by a running audit: say so, escape goes back
+            self.query_one("#summary", Static).update(Text(f"{exc} - escape to go back", style="bold red"))
+            return
         r = self.detail["run"]
         self.query_one("#summary", Static).update(
-            f"{r['model_name']} on {r['dataset_name']} - run {r['run_id']} - {r['status']}")
+            Text(f"{r['model_name']} on {r['dataset_name']} - run {r['run_id']} - {r['status']}"))
         f = self.query_one("#findings", DataTable)
         f.add_columns("status", "rule", "observed", "title", "references")
         order = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
         for x in sorted(self.detail["findings"].itertuples(), key=lambda x: (order[x.status], x.rule_id)):
             obs = "" if x.observed != x.observed else f"{x.observed:.3f}"
-            f.add_row(Text(x.status.replace("_", " "), style=STYLE[x.status]), f"{x.pack}:{x.rule_id}", obs, x.title,
-                      ", ".join(__import__("json").loads(x.refs)))
+            f.add_row(Text(x.status.replace("_", " "), style=STYLE[x.status]), Text(f"{x.pack}:{x.rule_id}"),
+                      Text(obs), Text(x.title), Text(", ".join(__import__("json").loads(x.refs))))
         m = self.query_one("#metrics", DataTable)
-        m.add_columns("probe", "condition", "metric", "attribute", "group", "setting", "value", "95% CI", "n")
+        # The numbers follow the metric's name, so they are on screen at 80 columns; the labels that only
+        # narrow a row down (condition, attribute, group, setting, probe) come after them.
+        m.add_columns(*METRIC_COLUMNS)
         self._fill_metrics()
 
     def _fill_metrics(self) -> None:
+        if self.detail is None:
+            return
         m = self.query_one("#metrics", DataTable)
         m.clear()
         df = self.detail["metrics"]
@@ -67,8 +77,8 @@ class RunDetailScreen(Screen):
             df = df[df["group"].str.contains(group, regex=False) | df["attribute"].str.contains(group, regex=False)]
         for x in df.head(500).itertuples():
             ci = "" if x.ci_low != x.ci_low else f"{x.ci_low:.3f}-{x.ci_high:.3f}"
-            m.add_row(x.probe, x.condition, x.metric, x.attribute, x.group, x.setting,
-                      "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n))
+            m.add_row(*map(Text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n),
+                                  x.condition, x.attribute, x.group, x.setting, x.probe]))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill_metrics()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -66,14 +67,15 @@ class NewAuditScreen(Screen):
         info = self.query_one("#model-info", Static)
         try:
             res = api.inspect_model(path)
-        except FaceAuditError as exc:
-            info.update(f"[red]{exc}[/]")
+        except Exception as exc:  # noqa: BLE001 - typing a path must never end the TUI; shown inline
+            info.update(Text(str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}",
+                             style="red"))
             return
         p = res.profile
         guessed = f" - guessed: {', '.join(p.guessed)}" if p.guessed else ""
-        info.update(f"{res.info.sha256[:16]}... opset {res.info.opset} - {p.kind}, "
-                    f"{p.input.size[0]}x{p.input.size[1]} {p.input.layout} {p.input.color}"
-                    f" ({'profile file' if res.profile_from_file else 'inferred profile'}){guessed}")
+        info.update(Text(f"{res.info.sha256} opset {res.info.opset} - {p.kind}, "
+                         f"{p.input.size[0]}x{p.input.size[1]} {p.input.layout} {p.input.color}"
+                         f" ({'profile file' if res.profile_from_file else 'inferred profile'}){guessed}"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
@@ -100,7 +102,7 @@ class NewAuditScreen(Screen):
         try:
             cfg, packs = self._config()
         except FaceAuditError as exc:
-            errors.update(str(exc))
+            errors.update(Text(str(exc)))
             return
         errors.update("checking model, dataset and choices...")
         self._validate(cfg, packs)
@@ -109,8 +111,9 @@ class NewAuditScreen(Screen):
     def _validate(self, cfg: AuditConfig, packs: list[str] | None) -> None:
         try:
             api.check_config(cfg, packs)
-        except FaceAuditError as exc:
-            self.app.call_from_thread(self.query_one("#errors", Static).update, str(exc))
+        except Exception as exc:  # noqa: BLE001 - an unexpected error is shown, never a dead TUI
+            msg = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
+            self.app.call_from_thread(self.query_one("#errors", Static).update, Text(msg))
             return
         self.app.call_from_thread(self._launch, cfg, packs)
 

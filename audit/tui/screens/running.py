@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,7 +31,7 @@ class RunningScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"Auditing {self.config.model.name} on {self.config.data} ({self.config.preset})",
+        yield Static(Text(f"Auditing {self.config.model.name} on {self.config.data} ({self.config.preset})"),
                      classes="title")
         yield Vertical(id="bars")
         yield RichLog(id="log", wrap=True, markup=True)
@@ -44,11 +45,11 @@ class RunningScreen(Screen):
         if probe not in self.bars:
             bar = ProgressBar(total=1.0, show_eta=False)
             self.bars[probe] = bar
-            self.query_one("#bars").mount(Horizontal(Label(probe), bar, classes="probe-row"))
-            self.query_one(RichLog).write(f"[b]{probe}[/b] started")
+            self.query_one("#bars").mount(Horizontal(Label(Text(probe)), bar, classes="probe-row"))
+            self.query_one(RichLog).write(Text(probe, style="bold") + Text(" started"))
         self.bars[probe].update(progress=fraction)
         if fraction >= 1.0 or message in ("starting",):
-            self.query_one(RichLog).write(f"{probe}: {message}")
+            self.query_one(RichLog).write(Text(f"{probe}: {message}"))
 
     @work(thread=True, exclusive=True)
     def _run(self) -> None:
@@ -69,8 +70,8 @@ class RunningScreen(Screen):
         self.done, self.run_id = True, run_id
         state = self.query_one("#state", Static)
         state.set_classes(kind)
-        state.update(f"{message} - escape to go back" + (f" (run {run_id})" if run_id else ""))
-        self.query_one(RichLog).write(message)
+        state.update(Text(f"{message} - escape to go back" + (f" (run {run_id})" if run_id else "")))
+        self.query_one(RichLog).write(Text(message))
 
     def action_cancel(self) -> None:
         if not self.done:

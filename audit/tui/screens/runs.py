@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from audit import api
+from audit.errors import FaceAuditError
 
 EMPTY = ("No runs in this store yet.\n\nPress [b]n[/b] to start an audit of a model, or run "
          "[b]faceaudit demo[/b] in a shell to audit the sample models, then press [b]r[/b].")
@@ -41,10 +43,20 @@ class RunsScreen(Screen):
     def action_refresh(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        df = api.list_runs(self.app.db)
+        try:
+            df = api.list_runs(self.app.db)
+        except FaceAuditError as exc:  # a locked or foreign store: say so here, r retries
+            table.display = False
+            empty = self.query_one("#empty", Static)
+            empty.update(Text(f"{exc}\n\nPress r to try again, q to quit."))
+            empty.display = True
+            return
+        self.query_one("#empty", Static).update(EMPTY)
         for r in df.itertuples():
-            table.add_row("*" if r.run_id in self.marked else " ", r.run_id, str(r.model), str(r.dataset),
-                          str(r.started_at)[:16], r.status, str(r.n_pass), str(r.n_warn), str(r.n_fail), key=r.run_id)
+            # Text, not str: DataTable reads str cells as markup, and model and dataset names are data.
+            table.add_row(*map(Text, ["*" if r.run_id in self.marked else " ", r.run_id, str(r.model),
+                                      str(r.dataset), str(r.started_at)[:16], r.status, str(r.n_pass),
+                                      str(r.n_warn), str(r.n_fail)]), key=r.run_id)
         self.query_one("#empty").display = df.empty
         table.display = not df.empty
         if not df.empty:
