@@ -92,7 +92,7 @@ def sample_data(out: str | Path | None = None, people: int | None = None, images
             raise ConfigError(f"{option}: must be between 1 and {top}, got {value}")
     if people or images:
         recipe = replace(recipe, people=people or recipe.people, images=images or recipe.images)
-    out = Path(out) if out else cache_dir() / f"sample-{recipe.key()}"
+    out = _out_folder(out) if out else cache_dir() / f"sample-{recipe.key()}"
     out.parent.mkdir(parents=True, exist_ok=True)
     return materialise(out, recipe)
 
@@ -614,8 +614,7 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     from audit.config import make_config
 
     make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out)
     data, _, _ = sample_data(out / "sample-data")
     db = out / "faceaudit.duckdb"
     run_ids, reports = [], []

@@ -355,13 +355,27 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
     raise typer.Exit(res.exit_code)
 
 
+def _io_message(exc: BaseException) -> str | None:
+    """One line for an I/O failure no entry point named (disk full, permission denied, a store write)."""
+    import duckdb
+
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc} - check the path, its permissions and free disk space"
+    if isinstance(exc, duckdb.Error):
+        return f"the store could not be read or written: {str(exc).splitlines()[0]}"
+    return None
+
+
 def main() -> None:
     try:
         app()
-    except FaceAuditError as exc:
-        if STATE["debug"]:
+    except Exception as exc:
+        msg = str(exc) if isinstance(exc, FaceAuditError) else _io_message(exc)
+        if STATE["debug"] or msg is None:
             raise
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        # One line, whatever the message holds: newlines folded, brackets shown as written.
+        err_console.print(f"[red]error:[/] {escape(' '.join(msg.split()))}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 2))
 
 

@@ -54,7 +54,7 @@ def _describe(failures: pd.DataFrame, source: str) -> str:
     more = len(failures) - MAX_ERRORS_SHOWN
     if more > 0:
         lines.append(f"... and {more} more problems")
-    return "\n".join(lines)
+    return "; ".join(lines)  # one line: the CLI and the TUI show errors as one line
 
 
 def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:

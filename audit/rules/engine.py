@@ -112,8 +112,10 @@ def _holds(expr: str | None, x: float) -> bool:
 def load_pack(ref: str | Path) -> Pack:
     """Load a pack by file path or by id (a YAML under rules/); errors name file, rule and field."""
     path = Path(ref)
-    if not path.suffix:
+    if not path.suffix and not path.exists():  # an id; a file the user names is read whatever its suffix
         path = PACK_DIR / f"{ref}.yaml"
+    if path.is_dir():
+        raise RuleError(f"{path}: is a folder; give a rule pack YAML file or a pack id")
     if not path.is_file():
         raise RuleError(f"{path}: rule pack not found (packs: {', '.join(p.stem for p in available_packs())})")
     try:

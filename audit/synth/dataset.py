@@ -91,6 +91,12 @@ def materialise(out: Path, recipe: Recipe = DEFAULT_RECIPE, workers: int | None 
     """
     out = Path(out)
     meta = out / "recipe.json"
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not meta.is_file())):
+        # The folder is replaced as a whole below: never do that to a folder this function did not write.
+        from audit.errors import ConfigError
+
+        raise ConfigError(f"--out {out}: exists and is not a faceaudit sample-data folder; refusing to replace it "
+                          "(choose a new or empty folder)")
     if meta.is_file():
         stored = json.loads(meta.read_text())
         if stored.get("recipe") == asdict(recipe) and (out / "manifest.csv").is_file():
