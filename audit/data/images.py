@@ -32,7 +32,7 @@ class QualityIssue:
     row: int
     """1-based manifest row."""
     problem: str
-    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``."""
+    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``."""
     detail: str
 
 
@@ -51,6 +51,11 @@ def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, Qua
         return None, QualityIssue(image, row, "empty", "zero-byte file")
     if size > MAX_FILE_BYTES:
         return None, QualityIssue(image, row, "too_large", f"{size} bytes > {MAX_FILE_BYTES}")
+    declared = header_pixels(path)
+    if declared is not None and declared[0] > MAX_PIXELS:
+        # Refused from the header: a small PNG can declare 30000x30000 pixels and cost gigabytes to decode.
+        return None, QualityIssue(image, row, "too_large", f"{declared[1]} (from the file header) > {MAX_PIXELS} "
+                                                           "pixels; not decoded")
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
@@ -58,6 +63,46 @@ def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, Qua
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         return None, QualityIssue(image, row, "too_large", f"{img.shape[1]}x{img.shape[0]} pixels")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), None
+
+
+def header_pixels(path: Path) -> tuple[int, str] | None:
+    """(pixel count, "WxH pixels") declared by the image header, read without decoding; None when Pillow
+    cannot tell (OpenCV may still decode the file, and the decoded size is checked again)."""
+    import re
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:  # lazy: reads the header only
+            return im.size[0] * im.size[1], f"{im.size[0]}x{im.size[1]} pixels"
+    except Image.DecompressionBombError as exc:  # Pillow refused it from the header for the same reason
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        n = int(m.group(1)) if m else MAX_PIXELS + 1
+        return n, f"{n} pixels"
+    except Exception:  # noqa: BLE001 - not for Pillow to judge; OpenCV decides below
+        return None
+
+
+def landmark_problem(points: np.ndarray, shape: tuple[int, int]) -> str | None:
+    """Why these points cannot place a face in an (H, W) image, or None when they can.
+
+    Degenerate points would make the similarity transform singular or absurd (all zero, 1e308,
+    everything on a line) and the face silently mis-aligned; such rows become ``bad_landmarks``
+    data-quality records instead.
+    """
+    if not np.all(np.isfinite(points)):
+        return "non-finite landmark coordinate(s)"
+    h, w = shape
+    five = points[:5]
+    # Points may sit a little outside a tight crop, not far away.
+    if np.any(five < -0.5 * max(h, w)) or np.any(five[:, 0] > 1.5 * w) or np.any(five[:, 1] > 1.5 * h):
+        return f"landmarks outside the {w}x{h} image"
+    spread = np.linalg.svd(five - five.mean(0), compute_uv=False)
+    if np.linalg.norm(five[1] - five[0]) < 1.0 or spread[0] < 1.0:
+        return "landmarks coincide (e.g. all zero)"
+    if spread[1] < 0.05 * spread[0]:
+        return "landmarks lie on a line"
+    return None
 
 
 def align(img: np.ndarray, landmarks: np.ndarray | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +145,9 @@ def load_aligned(paths: list[Path], images: list[str], landmarks: np.ndarray | N
         if issue:
             return None, None, issue
         lm = None if landmarks is None else landmarks[i]
+        problem = None if lm is None else landmark_problem(lm, img.shape[:2])
+        if problem:
+            return None, None, QualityIssue(images[i], i + 1, "bad_landmarks", problem)
         face, pts = align(img, lm, size)
         return face, pts, None
 

@@ -1,0 +1,64 @@
+"""Issue 11, classes 4 and 5: images refused from their header; absurd landmarks are data-quality rows."""
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from audit.data import images as images_mod
+from audit.data import load as load_dataset
+from audit.store import Store
+
+GOOD = [38.3, 51.7, 73.5, 51.5, 56.0, 71.7, 41.5, 92.4, 70.7, 92.2]
+
+
+def huge_png(path, w=30000, h=30000):
+    """A few hundred bytes that declare w x h pixels (header only; the pixel data is a stub)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_huge_image_refused_from_header_without_decoding(tmp_path, monkeypatch):
+    path = huge_png(tmp_path / "bomb.png")
+    assert path.stat().st_size < 1000
+    monkeypatch.setattr(images_mod.cv2, "imdecode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    img, issue = images_mod.read_image(path, 1, "bomb.png")
+    assert img is None and issue.problem == "too_large" and "900000000 pixels" in issue.detail
+
+
+def test_bad_landmarks_become_data_quality_rows(tmp_path):
+    for i in range(8):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), np.full((112, 112, 3), 30 * i, np.uint8))
+    rows = [GOOD] * 8
+    rows[1] = [0.0] * 10                                   # all zero
+    rows[2] = [1e308] * 10                                 # absurd
+    rows[3] = [10, 10, 20, 20, 30, 30, 40, 40, 50, 50]     # collinear
+    rows[4] = [float("inf")] + GOOD[1:]                    # non-finite
+    cols = [f"lm{k}_{ax}" for k in range(5) for ax in ("x", "y")]
+    df = pd.DataFrame(rows, columns=cols)
+    df.insert(0, "subject", [f"p{i // 2}" for i in range(8)])
+    df.insert(0, "image", [f"{i}.jpg" for i in range(8)])
+    df.to_csv(tmp_path / "manifest.csv", index=False)
+    ds = load_dataset(tmp_path)
+    faces = ds.faces((112, 112))
+    bad = {q.row: q for q in faces.issues}
+    assert set(bad) == {2, 3, 4, 5} and all(q.problem == "bad_landmarks" for q in bad.values())
+    assert list(faces.rows) == [0, 5, 6, 7]
+    with Store(tmp_path / "s.duckdb") as s:  # the store accepts them as data-quality records
+        s.upsert_dataset(ds, faces.issues)
+        assert set(s.data_quality(ds.dataset_id)["problem"]) == {"bad_landmarks"}
+
+
+def test_landmark_problem_accepts_the_template():
+    assert images_mod.landmark_problem(images_mod.ARCFACE_TEMPLATE.astype(np.float32), (112, 112)) is None
+
+
+def test_header_limit_below_pillows_own(tmp_path):
+    img, issue = images_mod.read_image(huge_png(tmp_path / "big.png", 8000, 6000), 1, "big.png")
+    assert img is None and issue.problem == "too_large" and "8000x6000 pixels" in issue.detail
