@@ -11,6 +11,8 @@ colour order is set: ``x' = (x - mean) / std``. ArcFace-style models use 127.5/1
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,18 @@ from audit.models.onnx_file import ModelInfo
 
 PROFILE_SUFFIX = ".profile.yaml"
 CONTRADICTS = "{where}: field '{field}' = {value!r} contradicts the graph: {why}"
+DEFAULT_MAX_INPUT_PIXELS = 1024 * 1024
+"""Largest model input (height x width) accepted unless FACEAUDIT_MAX_INPUT_PIXELS says otherwise: every
+probe holds whole batches of inputs in memory, so a 30000x30000 input would exhaust it mid-run."""
+
+
+def max_input_pixels() -> int:
+    """The input-size limit (``FACEAUDIT_MAX_INPUT_PIXELS``, default 1024 x 1024)."""
+    raw = os.environ.get("FACEAUDIT_MAX_INPUT_PIXELS", "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_MAX_INPUT_PIXELS
+    except ValueError:
+        raise ProfileError(f"FACEAUDIT_MAX_INPUT_PIXELS: expected a whole number of pixels, got {raw!r}") from None
 
 
 class InputSpec(BaseModel):
@@ -43,6 +57,8 @@ class InputSpec(BaseModel):
     def _positive(self) -> "InputSpec":
         if min(self.size) < 8:
             raise ValueError("size must be at least 8x8 pixels")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise ValueError("mean and std must be finite numbers")
         if min(self.std) <= 0:
             raise ValueError("std must be positive")
         return self
@@ -198,6 +214,10 @@ def check_profile(profile: Profile, info: ModelInfo, where: str) -> None:
         if isinstance(got, int) and got != want:
             raise ProfileError(CONTRADICTS.format(where=where, field="input.size", value=list(profile.input.size),
                                                   why=f"graph input is {list(inp.shape)}"))
+    h, w = profile.input.size
+    if h * w > max_input_pixels():
+        raise ProfileError(f"{where}: model input {h}x{w} ({h * w} pixels) is larger than the limit of "
+                           f"{max_input_pixels()} pixels; set FACEAUDIT_MAX_INPUT_PIXELS to allow it")
     outputs = [o.name for o in info.outputs]
     wanted = [profile.embedding_output] if profile.kind == "embedding" else [h.output for h in profile.heads]
     for name in wanted:
@@ -205,12 +225,36 @@ def check_profile(profile: Profile, info: ModelInfo, where: str) -> None:
             field = "embedding_output" if profile.kind == "embedding" else "heads.output"
             raise ProfileError(CONTRADICTS.format(where=where, field=field, value=name,
                                                   why=f"graph outputs are {outputs}"))
+    _check_output_shapes(profile, info, where)
     for h in profile.heads:
         out = info.output(h.output)
         k = out.shape[-1] if out and out.shape else None
         if h.type == "categorical" and isinstance(k, int) and k != len(h.labels or []):
             raise ProfileError(CONTRADICTS.format(where=where, field=f"heads[{h.attribute}].labels",
                                                   value=h.labels, why=f"output '{h.output}' has {k} classes"))
+
+
+def _check_output_shapes(profile: Profile, info: ModelInfo, where: str) -> None:
+    """Refuse at inspect what would otherwise fail at reshape time deep inside a probe: an embedding must be
+    (batch, D); a categorical head (batch, K); a regression head (batch,) or (batch, 1). Undeclared shapes
+    (no dimensions in the graph) are left to the run's own checks."""
+    if profile.kind == "embedding":
+        out = info.output(profile.embedding_output)
+        if out.shape and len(out.shape) != 2:
+            raise ProfileError(CONTRADICTS.format(where=where, field="embedding_output", value=out.name,
+                                                  why=f"output shape {list(out.shape)} is not (batch, D)"))
+        return
+    for head in profile.heads:
+        out = info.output(head.output)
+        dims = out.shape
+        if head.type == "categorical":
+            ok = len(dims) == 2
+        else:
+            ok = len(dims) == 1 or (len(dims) == 2 and (dims[1] == 1 or not isinstance(dims[1], int)))
+        if dims and not ok:
+            want = "(batch, K)" if head.type == "categorical" else "(batch,) or (batch, 1)"
+            raise ProfileError(CONTRADICTS.format(where=where, field=f"heads[{head.attribute}].output", value=out.name,
+                                                  why=f"output shape {list(out.shape)} is not {want}"))
 
 
 def resolve_profile(info: ModelInfo, explicit: Path | None = None) -> tuple[Profile, bool]:
@@ -225,6 +269,11 @@ def resolve_profile(info: ModelInfo, explicit: Path | None = None) -> tuple[Prof
         return prof, True
     if explicit is not None:
         raise ProfileError(f"{explicit}: profile file not found")
-    prof = infer_profile(info)
+    try:
+        prof = infer_profile(info)
+    except (ValidationError, ValueError) as exc:  # graph or vendor metadata no profile can describe
+        why = "; ".join(first_error(exc)) if isinstance(exc, ValidationError) else str(exc)
+        raise ProfileError(f"{info.path}: cannot infer a profile from the graph ({why}); write "
+                           f"{profile_path(info.path).name} by hand") from None
     check_profile(prof, info, f"{info.path} (inferred profile)")
     return prof, False
