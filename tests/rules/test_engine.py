@@ -122,3 +122,44 @@ def write(tmp_path, text):
 def test_broken_packs_name_file_rule_and_field(tmp_path, body, match):
     with pytest.raises(RuleError, match=match):
         load_pack(write(tmp_path, body))
+
+
+def _pack_rule(pack: str, rule_id: str) -> Rule:
+    return next(r for r in load_pack(pack).rules if r.id == rule_id)
+
+
+def cloak_rows(clean_psr: float, purified_psr: float, transfer_psr: float):
+    rows = []
+    for cond, setting, psr in (("cloak:opom-affine@8", "white-box", clean_psr),
+                               ("cloak:opom-affine@8+purify:jpeg75", "white-box", purified_psr),
+                               ("cloak:opom-affine@8+purify:blur1", "white-box", min(1.0, purified_psr + 0.2)),
+                               ("cloak:fi-uap@8", "transfer:fr-other", transfer_psr)):
+        rows.append({"probe": "cloak", "condition": cond, "metric": "psr_at_1", "setting": setting, "value": psr,
+                     "ci_low": max(0.0, psr - 0.05), "ci_high": min(1.0, psr + 0.05), "direction": "lower_is_riskier"})
+    return metrics(rows)
+
+
+@pytest.mark.parametrize("psr,purified,transfer,expect", [
+    (1.0, 0.9, 0.8, ("pass", "pass", "pass")),
+    (0.3, 0.1, 0.1, ("fail", "fail", "fail")),
+    (0.7, 0.3, 0.3, ("warn", "warn", "warn")),
+])
+def test_cloak_rules_treat_low_protection_as_risk(psr, purified, transfer, expect):
+    m = cloak_rows(psr, purified, transfer)
+    got = tuple(evaluate_rule(_pack_rule(pack, rid), m, {"cloak"}).status for pack, rid in (
+        ("baseline", "CLOAK-WHITEBOX-PROTECTS"), ("baseline", "CLOAK-SURVIVES-PURIFICATION"),
+        ("eu-ai-act", "AIA-5-1-E-CLOAK-TRANSFER")))
+    assert got == expect
+    purif = evaluate_rule(_pack_rule("baseline", "CLOAK-SURVIVES-PURIFICATION"), m, {"cloak"})
+    assert purif.location["condition"] == "cloak:opom-affine@8+purify:jpeg75"  # the weakest purifier is judged
+
+
+def test_masked_inversion_rules_judge_masked_templates_only():
+    rows = [{"probe": "inversion", "condition": cond, "metric": "sar_type1", "setting": "black-box;target;fmr=0.001",
+             "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "direction": "higher_is_riskier"}
+            for cond, v in (("clean", 0.9), ("mask:surgical", 0.12))]
+    for pack, rid, expect in (("baseline", "INV-MASKED-TEMPLATES", "warn"),
+                              ("eu-ai-act", "AIA-15-INVERSION-MASKED", "warn"),
+                              ("iso-biometrics", "ISO24745-IRREVERSIBILITY-MASKED", "warn")):
+        f = evaluate_rule(_pack_rule(pack, rid), metrics(rows), {"inversion"})
+        assert f.status == expect and f.location["condition"] == "mask:surgical", rid
