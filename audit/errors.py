@@ -11,6 +11,12 @@ from __future__ import annotations
 class FaceAuditError(Exception):
     """Base class for errors caused by the user's input or environment."""
 
+    def __init__(self, *args):
+        # One line, whatever the message quotes: a newline inside user data (a file name, a run reference,
+        # a manifest value) is shown as the two characters \n instead of breaking the line.
+        super().__init__(*(a.replace("\r", "\\r").replace("\n", "\\n") if isinstance(a, str) else a
+                           for a in args))
+
 
 class ModelError(FaceAuditError):
     """An ONNX file that cannot be used (corrupt, unsafe, wrong outputs, NaN)."""

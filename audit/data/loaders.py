@@ -112,6 +112,8 @@ def _check_inside(df: pd.DataFrame, root: Path, source: str) -> pd.DataFrame:
     root = root.resolve()
     paths = []
     for i, image in enumerate(df["image"]):
+        if "\x00" in image:  # the OS cannot name such a file; Path.resolve would raise ValueError
+            raise DatasetError(f"{source}: row {i + 1}, column 'image': {image!r} contains a NUL character")
         p = Path(image)
         target = (root / p).resolve()
         if p.is_absolute() or not target.is_relative_to(root):
