@@ -98,8 +98,11 @@ def materialise(out: Path, recipe: Recipe = DEFAULT_RECIPE, workers: int | None 
         raise ConfigError(f"--out {out}: exists and is not a faceaudit sample-data folder; refusing to replace it "
                           "(choose a new or empty folder)")
     if meta.is_file():
-        stored = json.loads(meta.read_text())
-        if stored.get("recipe") == asdict(recipe) and (out / "manifest.csv").is_file():
+        try:
+            stored = json.loads(meta.read_text())
+        except (ValueError, OSError):  # damaged: written again below
+            stored = {}
+        if isinstance(stored, dict) and stored.get("recipe") == asdict(recipe) and (out / "manifest.csv").is_file():
             try:
                 if checksum(out) == stored.get("sha256"):
                     return out, stored["sha256"], True
@@ -111,14 +114,20 @@ def materialise(out: Path, recipe: Recipe = DEFAULT_RECIPE, workers: int | None 
         import shutil
 
         shutil.rmtree(tmp)
-    for rel, img in zip(df["image"], images):
-        path = tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        path.write_bytes(enc.tobytes())
-    df.to_csv(tmp / "manifest.csv", index=False)
-    digest = checksum(tmp)
-    (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "sha256": digest}, indent=2))
+    try:
+        for rel, img in zip(df["image"], images):
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            path.write_bytes(enc.tobytes())
+        df.to_csv(tmp / "manifest.csv", index=False)
+        digest = checksum(tmp)
+        (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe), "sha256": digest}, indent=2))
+    except BaseException:  # disk full, Ctrl-C: leave no half-written .partial folder behind
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         import shutil
 
