@@ -61,19 +61,42 @@ class Inspection:
     profile: Profile
     profile_from_file: bool
     written: Path | None = None
+    check: object | None = None
+    """The preprocessing check (``audit.models.calibrate.Check``) when ``calibrate`` was asked for."""
 
 
-def inspect_model(path: str | Path, write_profile: bool = False, profile: str | Path | None = None) -> Inspection:
-    """Validate a model and describe it; optionally write the inferred profile next to it."""
+def inspect_model(path: str | Path, write_profile: bool = False, profile: str | Path | None = None,
+                  data: str | None = None, calibrate: bool = False, seed: int = 0) -> Inspection:
+    """Validate a model and describe it; optionally write the inferred profile next to it.
+
+    With ``calibrate`` (needs ``data``), the preprocessing check ranks the usual colour orders and
+    normalisations by how well the model does its own job on the data; ``write_profile`` then
+    writes the best setting (the colour and normalisation fields count as measured, not guessed).
+    """
+    from audit.models.calibrate import run_check
+
     info = load_model_file(path)
     prof, from_file = resolve_profile(info, Path(profile) if profile else None)
-    written = None
-    if write_profile:
-        written = profile_path(info.path)
-        if written.exists():
-            raise ConfigError(f"{written} already exists; edit it, or delete it to write a fresh inferred profile")
-        save_profile(infer_profile(info) if not from_file else prof, written)
-    return Inspection(info, prof, from_file, written)
+    if calibrate and not data:
+        raise ConfigError("--calibrate needs --data (a dataset to measure the model on)")
+    written = profile_path(info.path) if write_profile else None
+    if written is not None and written.exists():
+        raise ConfigError(f"{written} already exists; edit it, or delete it to write a fresh inferred profile")
+    check = None
+    if calibrate:
+        dataset = resolve_dataset(data)
+        model = LoadedModel(info=info, profile=prof, profile_from_file=from_file)
+        check = run_check(model, dataset, dataset.faces(tuple(prof.input.size)), seed)
+    if written is not None:
+        out = infer_profile(info) if not from_file else prof
+        if check is not None and check.scores and not check.note:
+            best = check.scores[0]
+            spec = out.input.model_copy(update={"color": best["color"], "mean": tuple(best["mean"]),
+                                                "std": tuple(best["std"])})
+            out = out.model_copy(update={"input": spec, "guessed": [g for g in out.guessed if g not in (
+                "input.color", "input.mean", "input.std")]})
+        save_profile(out, written)
+    return Inspection(info, prof, from_file, written, check)
 
 
 def sample_models() -> list[Path]:
@@ -162,6 +185,9 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     the probes it completed.
     """
     progress = progress or (lambda probe, fraction, message: None)
+    from audit.store.db import preflight
+
+    preflight(db)
     model = load_model(config.model, config.profile, config.device, config.batch_size)
     extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size) if getattr(config, k) else None
              for k in ("evaluator", "attacker_model", "attribute_model")}
@@ -173,6 +199,15 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     faces_all = dataset.faces(tuple(model.profile.input.size))
     faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
     record = {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
+    check = None
+    if not resume:
+        from audit.models.calibrate import run_check
+
+        progress("preprocessing", 0.0, "checking the profile against the data")
+        check = run_check(model, dataset, faces, config.seed)
+        if check.better and not config.accept_profile:
+            raise ConfigError(check.message(model.name))  # before anything is written
+        progress("preprocessing", 1.0, "done")
     with Store(db) as store:
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
@@ -195,7 +230,9 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             if not resume:
                 with store.transaction():
                     _write_result(store, run_id, probe_mod.ProbeResult(
-                        artifacts=[_examples(embed, config), _used(dataset, faces_all, faces, config)]))
+                        artifacts=[_examples(embed, config), _used(dataset, faces_all, faces, config),
+                                   probe_mod.Artifact.json("models", "preprocessing.json",
+                                                           check.to_dict() | {"accepted": config.accept_profile})]))
             for probe in probes:
                 if probe.name in done:
                     progress(probe.name, 1.0, "already completed (resumed)")

@@ -58,6 +58,9 @@ class Store:
             parent = Path(self.path).parent
             if not parent.exists():
                 raise StoreError(f"{self.path}: folder {parent} does not exist")
+            if Path(self.path).is_dir():
+                raise StoreError(f"{self.path}: is a folder; give --db a database file, e.g. "
+                                 f"{Path(self.path) / 'faceaudit.duckdb'}")
             if read_only and not Path(self.path).exists():
                 raise StoreError(f"{self.path}: no such database (run an audit first, e.g. 'faceaudit demo')")
         self.con = _connect(self.path, read_only)
@@ -296,6 +299,20 @@ class Store:
 
     def data_quality(self, dataset_id: str) -> pd.DataFrame:
         return self.df("SELECT * FROM data_quality WHERE dataset_id = ? ORDER BY row_number", [dataset_id])
+
+
+def preflight(path: str | Path) -> None:
+    """Refuse a ``--db`` that cannot become a run's store before minutes of work are spent; creates nothing.
+
+    An existing file gets the same checks as any open (not a store, locked, a folder); a new one needs
+    an existing folder."""
+    p = Path(path)
+    if str(path) == ":memory:":
+        return
+    if p.exists():
+        Store(p).close()
+    elif not p.parent.is_dir():
+        raise StoreError(f"{p}: folder {p.parent} does not exist")
 
 
 def _connect(path: str, read_only: bool):

@@ -151,3 +151,15 @@ def test_readers_upgrade_an_older_store_when_they_can(tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == CURRENT_VERSION
     con.close()
+
+
+def test_a_folder_as_db_is_refused_before_any_work(tmp_path, tiny_model):
+    from audit.config import AuditConfig
+    from audit.store.db import preflight
+
+    with pytest.raises(StoreError, match="is a folder"):
+        api.run_audit(AuditConfig(model=tiny_model, data=str(tmp_path / "nowhere")), tmp_path)
+    with pytest.raises(StoreError, match="does not exist"):
+        preflight(tmp_path / "no" / "s.duckdb")
+    preflight(tmp_path / "new.duckdb")
+    assert not (tmp_path / "new.duckdb").exists()
