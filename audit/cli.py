@@ -36,13 +36,17 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-profile",
                                                             help="Write MODEL.profile.yaml to confirm and edit."),
             profile: Optional[Path] = typer.Option(None, help="Profile YAML to check against the graph."),
-            as_json: bool = typer.Option(False, "--json", help="Print the facts and the profile as JSON.")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="Print the facts and the profile as JSON."),
+            data: Optional[str] = typer.Option(None, "--data", help="Dataset for --calibrate ('sample' = embedded)."),
+            calibrate: bool = typer.Option(False, "--calibrate", help="Rank colour orders and normalisations by how "
+                                           "well the model does its job on --data.")) -> None:
     """Validate an ONNX model and show its facts and (inferred) profile."""
-    res = api.inspect_model(model, write_profile, profile)
+    res = api.inspect_model(model, write_profile, profile, data, calibrate)
     info, prof = res.info, res.profile
     if as_json:
         out.print_json({"model": info.to_dict(), "profile": prof.model_dump(mode="json"),
                         "profile_from_file": res.profile_from_file,
+                        "preprocessing_check": res.check.to_dict() if res.check else None,
                         "written": str(res.written) if res.written else None})
         return
     rows = [("path", str(info.path)), ("sha256", info.sha256), ("size", f"{info.size_bytes} bytes"),
@@ -64,6 +68,17 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
     rows += [(f"head {h.attribute}", mark(f"{h.output}: {h.type} {h.labels or ''}", "heads")) for h in prof.heads]
     source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
     out.kv(console, f"profile ({source})", rows)
+    if res.check is not None:
+        c = res.check
+        rows = [(f"{'* ' if s['in_use'] else ''}{s['label']}", f"{c.measure} {s['score']:.4f}"
+                 + (f", AUC {s['auc']:.4f}" if "auc" in s else "")) for s in c.scores]
+        out.kv(console, f"preprocessing check on {c.persons} people ({c.images} images), best first; * = in use",
+               rows or [("result", c.note)])
+        if c.better:
+            out.line(console, f"the profile in use looks wrong: {c.better['setting']} is better by "
+                              f"{c.better['diff']:.3f} (95% CI {c.better['ci_low']:.3f} to {c.better['ci_high']:.3f})")
+        elif c.note:
+            out.line(console, c.note)
     if res.written:
         out.line(console, f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
 
@@ -116,6 +131,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
+        accept_profile: bool = typer.Option(False, "--accept-profile", help="Audit even if the preprocessing "
+                                            "check finds a clearly better colour order / normalisation."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
     """Run probes on a model and a dataset; store metrics and findings."""
     from audit.config import make_config
@@ -128,7 +145,11 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                          attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                          attacker_model=attacker_model, attribute_model=attribute_model,
                          surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
-                         device=device, parity=not no_parity)
+                         device=device, parity=not no_parity, accept_profile=accept_profile)
+    from audit.rules import load_pack
+
+    for ref in csv_list(pack) or []:  # a bad pack is refused now, not after the whole run
+        load_pack(ref)
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
     out.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")

@@ -31,3 +31,9 @@ def test_demo_seed_refused_before_writing(tmp_path):
     code, out = run_cli("demo", "--out", tmp_path / "d", "--seed", "-5")
     assert code == 2 and out.startswith("--seed:") and "got -5" in out
     assert not (tmp_path / "d").exists()
+
+
+def test_run_refuses_a_bad_pack_before_running(tiny_model, tmp_path):
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--db", db, "--pack", "no-such-pack")
+    assert code == 2 and "rule pack not found" in out and not db.exists()
