@@ -60,6 +60,8 @@ class AuditConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""
+    accept_profile: bool = False
+    """Audit even when the preprocessing check finds a clearly better colour order / normalisation."""
     folds: int | None = Field(None, ge=2)
     cv_repeats: int | None = Field(None, ge=1)
     bootstrap: int | None = Field(None, ge=20)
@@ -85,7 +87,7 @@ class AuditConfig(BaseModel):
 
 
 # What ``--resume`` may differ in: how fast a run goes, not what it stores.
-NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity"})
+NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile"})
 # Files given by path are compared by content: the hashes a run records under ``inputs``.
 BY_CONTENT = frozenset({"model", "data", "profile", "evaluator", "attacker_model", "attribute_model", "surrogates",
                         "inputs"})

@@ -195,6 +195,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "metrics_used": sorted(set(metrics["metric"])),
         "traceability": traceability(findings),
         "used": _artifact(store, run_id, "dataset", "used.json"),
+        "preprocessing": _artifact(store, run_id, "models", "preprocessing.json"),
         "rerun": rerun_command(run),
         "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
     }
