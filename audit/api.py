@@ -120,11 +120,18 @@ def sample_data(out: str | Path | None = None, people: int | None = None, images
     return materialise(out, recipe)
 
 
-def resolve_dataset(data: str) -> Dataset:
+def resolve_dataset(data: str, labels: str | Path | None = None) -> Dataset:
+    """The dataset named by ``data`` (``sample`` = the embedded set), with a labels file joined if given."""
     if data == "sample":
         folder, _, _ = sample_data()
-        return load_dataset(folder)
-    return load_dataset(data)
+        dataset = load_dataset(folder)
+    else:
+        dataset = load_dataset(data)
+    if labels is not None:
+        from audit.data.labels import join_labels
+
+        dataset, _ = join_labels(dataset, labels)
+    return dataset
 
 
 def _subset(faces: Faces, dataset: Dataset, max_subjects: int, seed: int) -> Faces:
@@ -170,7 +177,7 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
     from audit.rules import load_pack
 
     model = load_model(config.model, config.profile, config.device, config.batch_size)
-    validate_config(config, model, resolve_dataset(config.data))
+    validate_config(config, model, resolve_dataset(config.data, config.labels))
     for p in packs or []:
         load_pack(p)
 
@@ -194,7 +201,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     surrogates = [load_model(p, None, config.device, config.batch_size) for p in config.surrogates]
     if extra["attribute_model"] is not None and extra["attribute_model"].profile.kind != "attributes":
         raise ConfigError(f"--attribute-model {config.attribute_model}: its profile is not an attributes model")
-    dataset = resolve_dataset(config.data)
+    dataset = resolve_dataset(config.data, config.labels)
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
     faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
@@ -213,7 +220,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             run_id = store.resolve_run(resume)
             _check_resume(store.run(run_id), record)
         store.upsert_model(model.info, model.profile)
-        store.upsert_dataset(dataset, faces_all.issues)
+        store.upsert_dataset(dataset, faces_all.issues + dataset.label_issues)
         if resume:
             done = set(store.probes(run_id).query("status == 'completed'")["probe"])
             store.set_run_status(run_id, "running")

@@ -122,6 +122,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         conditions: str = typer.Option("clean,mask:surgical,mask:cloth,mask:n95,sunglasses",
                                        help="Comma-separated conditions."),
         attributes: Optional[str] = typer.Option(None, help="Attributes to attack (default: all in the manifest)."),
+        labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file (CSV/Parquet) joined to the "
+                                              "dataset on 'image' or 'subject'."),
         profile: Optional[Path] = typer.Option(None, help="Profile YAML (default: MODEL.profile.yaml or inferred)."),
         evaluator: Optional[Path] = typer.Option(None, help="Independent FR model judging inversion reconstructions."),
         attacker_model: Optional[Path] = typer.Option(None, help="Attacker-side FR model: identity loss for the "
@@ -141,7 +143,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         eps = [float(e) for e in csv_list(cloak_eps)]
     except ValueError:
         raise api.ConfigError(f"--cloak-eps: expected numbers such as 8 or 4,8, got {cloak_eps!r}") from None
-    config = make_config(model=model, data=data, probes=csv_list(probes), conditions=csv_list(conditions),
+    config = make_config(model=model, data=data, labels=labels, probes=csv_list(probes),
+                         conditions=csv_list(conditions),
                          attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                          attacker_model=attacker_model, attribute_model=attribute_model,
                          surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
@@ -388,16 +391,35 @@ def _io_message(exc: BaseException) -> str | None:
     return None
 
 
+def _usage_message(exc: BaseException) -> str | None:
+    """typer/click's own usage errors (``--seed abc``, an unknown option) as one line naming the option.
+
+    Recognised by their interface (``format_message`` and ``exit_code``) because typer vendors click
+    privately; typer's default is a boxed, multi-line panel."""
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and not isinstance(exc, FaceAuditError):
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        return f"{exc.format_message()}{hint}"
+    return None
+
+
 def main() -> None:
     try:
-        app()
+        # standalone_mode=False: usage errors reach this handler instead of typer's multi-line panel.
+        rv = app(standalone_mode=False)
     except Exception as exc:
-        msg = str(exc) if isinstance(exc, FaceAuditError) else _io_message(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'faceaudit' / 'faceaudit runs': help was shown
+            sys.exit(2)
+        msg = str(exc) if isinstance(exc, FaceAuditError) else _io_message(exc) or _usage_message(exc)
         if STATE["debug"] or msg is None:
             raise
         # One line, whatever the message holds: newlines folded, brackets shown as written.
         err_console.print(f"[red]error:[/] {escape(' '.join(msg.split()))}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        err_console.print("aborted", highlight=False)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

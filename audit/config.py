@@ -50,6 +50,8 @@ class AuditConfig(BaseModel):
     """L-infinity budgets (0-255 scale) of the cloak probe."""
     data: str = "sample"
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
+    labels: Path | None = None
+    """Separate labels file (CSV/Parquet) joined to the dataset on ``image`` or ``subject``."""
     probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))
     conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     attributes: list[str] | None = None
@@ -89,7 +91,8 @@ class AuditConfig(BaseModel):
 # What ``--resume`` may differ in: how fast a run goes, not what it stores.
 NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile"})
 # Files given by path are compared by content: the hashes a run records under ``inputs``.
-BY_CONTENT = frozenset({"model", "data", "profile", "evaluator", "attacker_model", "attribute_model", "surrogates",
+BY_CONTENT = frozenset({"model", "data", "labels", "profile", "evaluator", "attacker_model", "attribute_model",
+                        "surrogates",
                         "inputs"})
 
 

@@ -52,6 +52,8 @@ class Dataset:
     name: str
     _dataset_id: str | None = field(default=None, repr=False)
     _faces: dict = field(default_factory=dict, repr=False)
+    label_issues: list = field(default_factory=list, repr=False)
+    """Data-quality records from a joined labels file (label rows that match nothing)."""
 
     @property
     def attributes(self) -> list[str]:

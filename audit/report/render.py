@@ -105,6 +105,8 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
 
     c = run["config"]
     parts = ["faceaudit", "run", "--model", c["model"], "--data", c["data"]]
+    if c.get("labels"):
+        parts += ["--labels", c["labels"]]
     for key, flag in (("profile", "--profile"), ("evaluator", "--evaluator"), ("attacker_model", "--attacker-model"),
                       ("attribute_model", "--attribute-model")):
         if c.get(key):

@@ -1,0 +1,86 @@
+"""Demographic labels from a separate file, joined to a dataset on ``image`` or ``subject``.
+
+Auditors often hold labels apart from the images. A labels file (CSV or Parquet) has a key
+column - ``image`` (one row per image) or ``subject`` (one row per person) - and attribute
+columns, validated like the manifest's (``age`` in years 0-120; other columns categorical).
+Nothing is silently dropped or overridden: a column present in both files, a duplicated key,
+or a landmark column in the labels file is an error naming the file, row and column; label
+rows whose key matches nothing in the dataset become ``label_unmatched`` data-quality records;
+images without a label keep an empty value (the probes leave them out of that attribute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+
+from audit.data.images import QualityIssue
+from audit.data.loaders import Dataset
+from audit.data.manifest import LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe
+from audit.errors import DatasetError
+
+KEYS = ("image", "subject")
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DatasetError(f"--labels {path}: no such file")
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={"image": str, "subject": str}, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save the labels file as UTF-8") from None
+    except Exception as exc:
+        raise DatasetError(f"{path}: cannot read labels ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") \
+            from None
+    if len(df) == 0:
+        raise DatasetError(f"{path}: the labels file has no rows")
+    return df
+
+
+def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[QualityIssue]]:
+    """The dataset with the labels file's attribute columns, and the label rows that matched nothing."""
+    path = Path(path)
+    labels = read_labels(path)
+    source = str(path)
+    key = next((k for k in KEYS if k in labels.columns), None)
+    if key is None:
+        raise DatasetError(f"{source}: needs an 'image' or a 'subject' column to join on (columns are "
+                           f"{list(labels.columns)})")
+    other_key = [k for k in KEYS if k != key and k in labels.columns]
+    attrs = [c for c in labels.columns if c not in KEYS]
+    bad = [c for c in attrs if c in LANDMARK_COLUMNS or c.startswith(("pt_", "_"))]
+    if bad:
+        raise DatasetError(f"{source}: column '{bad[0]}' is not an attribute; a labels file holds only "
+                           f"'{key}' and attribute columns")
+    if not attrs:
+        raise DatasetError(f"{source}: no attribute columns besides '{key}'")
+    both = [c for c in attrs if c in dataset.manifest.columns]
+    if both:
+        raise DatasetError(f"{source}: column '{both[0]}' is in both the manifest and the labels file; keep it in "
+                           "one of them (faceaudit never chooses between two sources of a label)")
+    schema = pa.DataFrameSchema({key: pa.Column(str, pa.Check.str_length(min_value=1), nullable=False, coerce=True),
+                                 **{c: s for c, s in MANIFEST_SCHEMA.columns.items() if c in attrs}},
+                                strict=False, name="labels")
+    try:
+        labels = schema.validate(labels.drop(columns=other_key), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise DatasetError(_describe(exc.failure_cases, source)) from None
+    dup = labels.duplicated(subset=[key], keep="first")
+    if dup.any():
+        rows = [int(i) + 1 for i in labels.index[dup][:5]]
+        raise DatasetError(f"{source}: rows {rows}, column '{key}': {labels.loc[dup, key].iloc[0]!r} appears more "
+                           f"than once; give one label row per {key}")
+    known = set(dataset.manifest[key].astype(str))
+    issues = [QualityIssue(image=f"{path.name}:{k}", row=int(i) + 1, problem="label_unmatched",
+                           detail=f"labels row {int(i) + 1}: {key} {k!r} matches no {key} in the dataset")
+              for i, k in labels[key].items() if k not in known]
+    manifest = dataset.manifest.merge(labels, on=key, how="left", validate="many_to_one")
+    joined = replace(dataset, manifest=manifest, source=f"{dataset.source} + labels {path}", _dataset_id=None,
+                     _faces={}, label_issues=issues)
+    return joined, issues

@@ -1,0 +1,88 @@
+"""Labels held apart from the images, joined on image or subject; nothing silently dropped or overridden."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from audit import api
+from audit.config import AuditConfig
+from audit.data import load
+from audit.data.labels import join_labels
+from audit.errors import DatasetError
+from audit.store import Store
+from tests.builders import make_onnx
+
+
+@pytest.fixture
+def unlabelled(tmp_path, small_data):
+    """The small synthetic set with sex, skin tone and age moved out of the manifest."""
+    root = tmp_path / "data"
+    shutil.copytree(small_data, root)
+    m = pd.read_csv(root / "manifest.csv")
+    m.drop(columns=["sex", "skin_tone", "age"]).to_csv(root / "manifest.csv", index=False)
+    return root, m
+
+
+def test_join_on_image(unlabelled, tmp_path):
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    full[["image", "sex", "age"]].to_csv(labels, index=False)
+    ds, issues = join_labels(load(root), labels)
+    assert not issues and {"sex", "age"} <= set(ds.attributes)
+    assert ds.manifest["sex"].tolist() == full["sex"].astype(str).tolist()
+    assert ds.dataset_id != load(root).dataset_id  # the labels are part of what was audited
+
+
+def test_join_on_subject_and_unmatched_rows_are_listed(unlabelled, tmp_path):
+    root, full = unlabelled
+    per_person = full.groupby("subject", as_index=False)["skin_tone"].first()
+    per_person = pd.concat([per_person, pd.DataFrame([{"subject": "nobody", "skin_tone": "dark"}])])
+    labels = tmp_path / "people.csv"
+    per_person.to_csv(labels, index=False)
+    ds, issues = join_labels(load(root), labels)
+    assert ds.manifest["skin_tone"].tolist() == full["skin_tone"].tolist()
+    assert [(i.problem, i.row) for i in issues] == [("label_unmatched", len(per_person))]
+    assert "'nobody' matches no subject" in issues[0].detail
+
+
+@pytest.mark.parametrize("content,message", [
+    ("image,sex\nimg_0.png,f\nimg_0.png,m\n", r"rows \[2\], column 'image': 'img_0.png' appears more than once"),
+    ("person,sex\nx,f\n", "needs an 'image' or a 'subject' column"),
+    ("subject,control\nx,1\n", "column 'control' is in both the manifest and the labels file"),
+    ("subject,age\np0000,200\n", "row 1, column 'age'"),
+    ("subject,lm0_x\np0000,3\n", "column 'lm0_x' is not an attribute"),
+    ("subject\np0000\n", "no attribute columns"),
+])
+def test_bad_labels_are_one_line_errors(unlabelled, tmp_path, content, message):
+    labels = tmp_path / "bad.csv"
+    labels.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        join_labels(load(unlabelled[0]), labels)
+
+
+def test_non_utf8_and_missing_labels_files(unlabelled, tmp_path):
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes("subject,sex\np0000,f\u00e9minin\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        join_labels(load(unlabelled[0]), bad)
+    with pytest.raises(DatasetError, match="no such file"):
+        join_labels(load(unlabelled[0]), tmp_path / "none.csv")
+
+
+def test_run_with_labels_stores_and_reports_them(unlabelled, tmp_path):
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    rows = full[["image", "sex"]]
+    pd.concat([rows, pd.DataFrame([{"image": "gone.png", "sex": "f"}])]).to_csv(labels, index=False)
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(root), labels=labels, probes=["leakage"],
+                      conditions=["clean"], bootstrap=30, mlp_epochs=10, folds=3, cv_repeats=1, parity=False)
+    run_id = api.run_audit(cfg, db)
+    with Store(db) as s:
+        m = s.metrics(run_id)
+        q = s.data_quality(s.run(run_id)["dataset_id"])
+    assert set(m["attribute"]) >= {"sex"}
+    assert list(q["problem"]) == ["label_unmatched"]
+    html = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
+    assert "matched no image or person" in html and "--labels" in html
