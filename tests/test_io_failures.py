@@ -74,3 +74,16 @@ def test_disk_full_leaves_no_partial(tmp_path):
     with pytest.raises(ConfigError, match="No space left on device"):
         api._write("<p>x</p>", tmp_path / "report-x-1", ["html"], full, None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, expected", [(["run", "--model", "m.onnx", "--seed", "abc"], "Invalid value for '--seed'"),
+                                            (["inspect", "m.onnx", "--bogus"], "No such option: --bogus"),
+                                            (["nosuch"], "No such command 'nosuch'")])
+def test_usage_errors_are_one_line(monkeypatch, capsys, args, expected):
+    code, err = main(monkeypatch, capsys, *args)
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_exit_codes_of_commands_survive(monkeypatch, capsys):
+    code, _ = main(monkeypatch, capsys, "rules", "list")
+    assert code == 0
