@@ -423,9 +423,9 @@ def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None)
 
     Findings replace earlier ones of the same pack for that run. Returns the findings.
     """
-    from audit.rules import available_packs, evaluate, load_pack
+    from audit.rules.engine import evaluate, load_packs
 
-    loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
+    loaded = load_packs(packs)
     _require(db)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
@@ -616,9 +616,9 @@ def gate(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: 
     """Judge a stored run with rule packs (default: every shipped pack) without writing to the store;
     ``.exit_code`` is 1 when a finding at or above ``fail_on`` exists. Optionally writes JUnit XML."""
     from audit.evidence import gate as gate_mod
-    from audit.rules import available_packs, evaluate, load_pack
+    from audit.rules.engine import evaluate, load_packs
 
-    loaded = [load_pack(p) for p in (packs or [p.stem for p in available_packs()])]
+    loaded = load_packs(packs)
     _require(db)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)

@@ -171,6 +171,19 @@ def _shipped_hashes() -> dict[str, str]:
     return out
 
 
+def load_packs(refs: list[str | Path] | None = None) -> list[Pack]:
+    """Load packs (default: every shipped pack); two packs with one id are refused, since findings are
+    stored per (run, pack id) and the second would silently replace the first's."""
+    packs = [load_pack(r) for r in (refs or [p.stem for p in available_packs()])]
+    seen: dict[str, Pack] = {}
+    for pack in packs:
+        if pack.pack in seen and seen[pack.pack].sha256 != pack.sha256:
+            raise RuleError(f"{pack.source}: field 'pack': id {pack.pack!r} is also the id of {seen[pack.pack].source}; "
+                            "give each pack its own id")
+        seen[pack.pack] = pack
+    return list({p.pack: p for p in packs}.values())
+
+
 def available_packs() -> list[Path]:
     return sorted(PACK_DIR.glob("*.yaml"))
 

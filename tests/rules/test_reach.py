@@ -85,3 +85,16 @@ def test_a_user_pack_cannot_take_a_shipped_id(tmp_path):
 def test_every_shipped_pack_can_fire():
     for path in available_packs():
         assert load_pack(path).rules
+
+
+def test_two_packs_with_one_id_are_refused(tmp_path):
+    from audit.rules.engine import load_packs
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(yaml_pack := "pack: mine\nrules:\n  - {id: R1, title: t, probe: leakage, metric: normalised_gain, "
+                               "fail_if: '> 0.5'}\n")
+    b.write_text(yaml_pack.replace("0.5", "0.4"))
+    with pytest.raises(RuleError, match="is also the id of"):
+        load_packs([str(a), str(b)])
+    assert len(load_packs([str(a), str(a)])) == 1
+    assert len(load_packs(["baseline", "baseline"])) == 1
