@@ -149,10 +149,9 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                          attacker_model=attacker_model, attribute_model=attribute_model,
                          surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
                          device=device, parity=not no_parity, accept_profile=accept_profile)
-    from audit.rules import load_pack
+    from audit.rules.engine import load_packs
 
-    for ref in csv_list(pack) or []:  # a bad pack is refused now, not after the whole run
-        load_pack(ref)
+    load_packs(csv_list(pack))  # a bad pack (or two with one id) is refused now, not after the whole run
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
     out.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
