@@ -87,3 +87,14 @@ def test_usage_errors_are_one_line(monkeypatch, capsys, args, expected):
 def test_exit_codes_of_commands_survive(monkeypatch, capsys):
     code, _ = main(monkeypatch, capsys, "rules", "list")
     assert code == 0
+
+
+def test_store_errors_no_entry_point_named_are_one_line(monkeypatch, capsys):
+    import duckdb
+
+    def full(*a, **k):
+        raise duckdb.IOException("IO Error: Could not write file \"s.duckdb\": No space left on device\nmore")
+
+    monkeypatch.setattr(api, "list_runs", full)
+    code, err = main(monkeypatch, capsys, "runs", "list")
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
