@@ -101,3 +101,23 @@ async def test_unreadable_profile_and_bad_paths_show_inline(tmp_path, store):
         assert str(screen.query_one("#model-info").render())
         assert isinstance(app.screen, NewAuditScreen)
     assert app.return_code in (0, None)
+
+
+def test_tui_that_dies_exits_non_zero(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import audit.tui.app as tui_app
+    from audit.cli import app
+
+    class Dying:
+        return_code = 1
+
+        def __init__(self, *a):
+            pass
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr(tui_app, "FaceAuditApp", Dying)
+    result = CliRunner().invoke(app, ["tui", "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 1
