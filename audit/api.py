@@ -201,6 +201,13 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     surrogates = [load_model(p, None, config.device, config.batch_size) for p in config.surrogates]
     if extra["attribute_model"] is not None and extra["attribute_model"].profile.kind != "attributes":
         raise ConfigError(f"--attribute-model {config.attribute_model}: its profile is not an attributes model")
+    # Helpers that compare faces must be face-recognition models: an attribute model's outputs would be
+    # used as if they were identity embeddings and the numbers would mean nothing.
+    for option, helper in [("--evaluator", extra["evaluator"]), ("--attacker-model", extra["attacker_model"]),
+                           *[("--surrogate", s) for s in surrogates]]:
+        if helper is not None and helper.profile.kind != "embedding":
+            raise ConfigError(f"{option} {helper.info.path}: its profile is not a face-recognition (embedding) "
+                              "model")
     dataset = resolve_dataset(config.data, config.labels)
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
