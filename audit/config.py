@@ -74,7 +74,13 @@ class AuditConfig(BaseModel):
     @classmethod
     def _clean_first(cls, v: list[str]) -> list[str]:
         v = [c.strip() for c in v if c.strip()]
-        return ["clean"] + [c for c in v if c != "clean"]
+        return list(dict.fromkeys(["clean"] + [c for c in v if c != "clean"]))
+
+    @field_validator("probes", "attributes", "cloak_eps", "surrogates")
+    @classmethod
+    def _once(cls, v: list | None) -> list | None:
+        # 'leakage,leakage' would run the probe twice and store every row twice under one run.
+        return None if v is None else list(dict.fromkeys(v))
 
     def setting(self, name: str) -> int:
         """A preset value unless overridden explicitly."""

@@ -37,3 +37,11 @@ def test_run_refuses_a_bad_pack_before_running(tiny_model, tmp_path):
     db = tmp_path / "s.duckdb"
     code, out = run_cli("run", "--model", tiny_model, "--db", db, "--pack", "no-such-pack")
     assert code == 2 and "rule pack not found" in out and not db.exists()
+
+
+def test_repeated_choices_run_once():
+    from audit.config import AuditConfig
+
+    c = AuditConfig(model="m.onnx", probes=["leakage", "leakage"], conditions=["mask:n95", "clean", "mask:n95"],
+                    attributes=["sex", "sex"], cloak_eps=[8, 8.0])
+    assert (c.probes, c.conditions, c.attributes, c.cloak_eps) == (["leakage"], ["clean", "mask:n95"], ["sex"], [8.0])
