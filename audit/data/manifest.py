@@ -36,7 +36,9 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
         "sex": pa.Column(str, nullable=True, required=False, coerce=True),
         "skin_tone": pa.Column(str, nullable=True, required=False, coerce=True),
         "race": pa.Column(str, nullable=True, required=False, coerce=True),
-        **{c: pa.Column(float, pa.Check.ge(0), nullable=False, required=False, coerce=True) for c in LANDMARK_COLUMNS},
+        # Numbers, nothing more: a missing, negative or absurd point spoils one row, not the dataset; such rows
+        # become ``bad_landmarks`` data-quality records when the faces are aligned (images.landmark_problem).
+        **{c: pa.Column(float, nullable=True, required=False, coerce=True) for c in LANDMARK_COLUMNS},
     },
     strict=False,
     name="manifest",

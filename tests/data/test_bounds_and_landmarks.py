@@ -39,7 +39,8 @@ def test_bad_landmarks_become_data_quality_rows(tmp_path):
     rows[1] = [0.0] * 10                                   # all zero
     rows[2] = [1e308] * 10                                 # absurd
     rows[3] = [10, 10, 20, 20, 30, 30, 40, 40, 50, 50]     # collinear
-    rows[4] = [float("inf")] + GOOD[1:]                    # non-finite
+    rows[4] = [float("nan")] + GOOD[1:]                    # missing
+    rows[5] = [-500.0] + GOOD[1:]                          # far outside the image
     cols = [f"lm{k}_{ax}" for k in range(5) for ax in ("x", "y")]
     df = pd.DataFrame(rows, columns=cols)
     df.insert(0, "subject", [f"p{i // 2}" for i in range(8)])
@@ -48,8 +49,8 @@ def test_bad_landmarks_become_data_quality_rows(tmp_path):
     ds = load_dataset(tmp_path)
     faces = ds.faces((112, 112))
     bad = {q.row: q for q in faces.issues}
-    assert set(bad) == {2, 3, 4, 5} and all(q.problem == "bad_landmarks" for q in bad.values())
-    assert list(faces.rows) == [0, 5, 6, 7]
+    assert set(bad) == {2, 3, 4, 5, 6} and all(q.problem == "bad_landmarks" for q in bad.values())
+    assert list(faces.rows) == [0, 6, 7]
     with Store(tmp_path / "s.duckdb") as s:  # the store accepts them as data-quality records
         s.upsert_dataset(ds, faces.issues)
         assert set(s.data_quality(ds.dataset_id)["problem"]) == {"bad_landmarks"}
