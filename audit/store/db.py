@@ -79,6 +79,10 @@ class Store:
             if version == 0:
                 self.con.close()
                 raise StoreError(NOT_A_STORE.format(path=self.path, why="it has no faceaudit tables"))
+            if version > CURRENT_VERSION:
+                self.con.close()
+                raise StoreError(f"{self.path}: database schema version {version} is newer than this faceaudit "
+                                 f"({CURRENT_VERSION}); upgrade faceaudit")
             if version < CURRENT_VERSION:
                 self._upgrade()
             # Readers must not write (read-only media, evidence stores): a dead writer's run is shown as

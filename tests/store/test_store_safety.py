@@ -163,3 +163,12 @@ def test_a_folder_as_db_is_refused_before_any_work(tmp_path, tiny_model):
         preflight(tmp_path / "no" / "s.duckdb")
     preflight(tmp_path / "new.duckdb")
     assert not (tmp_path / "new.duckdb").exists()
+
+
+def test_a_newer_store_is_refused_by_readers_too(tmp_path):
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        s._rows("INSERT INTO schema_version VALUES (99, now())")
+    for ro in (True, False):
+        with pytest.raises(StoreError, match="newer than this faceaudit"):
+            Store(db, read_only=ro)
