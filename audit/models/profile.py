@@ -141,7 +141,14 @@ def save_profile(profile: Profile, path: Path) -> None:
     data = profile.model_dump(mode="json", exclude_none=True)
     header = "# faceaudit model profile. Fields listed under 'guessed' were inferred: confirm them,\n"
     header += "# then remove them from 'guessed'. mean/std are on the 0-255 scale.\n"
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    # Through a temporary file: a full disk must not leave a truncated profile that later loads as valid.
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ProfileError(f"{path}: cannot write the profile: {exc.strerror or exc}") from None
 
 
 def infer_profile(info: ModelInfo) -> Profile:
