@@ -164,6 +164,9 @@ def _counts(findings) -> str:
     return ", ".join(f"{vc.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
 
 
+STATUS_STYLE = {"fail": "bold red", "warn": "bold yellow", "pass": "green", "not_applicable": "dim"}
+
+
 @runs_app.command("list")
 def runs_list(db: Db = DEFAULT_DB,
               as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list.")) -> None:
@@ -175,10 +178,11 @@ def runs_list(db: Db = DEFAULT_DB,
     if df.empty:
         out.line(console, f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
         return
-    cols, ids = ["run", "model", "dataset", "status", "started", "pass", "warn", "fail"], ("run",)
+    # The run id (it starts with the date and time) and the status are never cut; names fold; --json has all.
+    cols, ids = ["run", "status", "fail", "warn", "pass", "model", "dataset"], ("run", "status")
     t = out.table(cols, ids=ids, numbers=("pass", "warn", "fail"))
-    rows = [[r.run_id, str(r.model), str(r.dataset), r.status, str(r.started_at), str(r.n_pass), str(r.n_warn),
-             str(r.n_fail)] for r in df.itertuples()]
+    rows = [[r.run_id, r.status, str(r.n_fail), str(r.n_warn), str(r.n_pass), str(r.model), str(r.dataset)]
+            for r in df.itertuples()]
     out.fit_ids(t, rows, ids)
     for r in rows:
         t.add_row(*map(out.text, r))
@@ -211,24 +215,24 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
         out.line(console, f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
     f = detail["findings"]
     if len(f):
-        t = out.table(["pack", "rule", "status", "observed", "title"], ids=("rule",), numbers=("observed",),
-                      title="findings")
-        rows = [[x.pack, x.rule_id, x.status, "" if x.observed != x.observed else f"{x.observed:.3f}", x.title]
-                for x in f.itertuples()]
-        out.fit_ids(t, rows, ("rule",))
-        for row in rows:
-            t.add_row(*map(out.text, row))
-        console.print(t)
+        # One finding per line (status, pack/rule, observed, title): readable at any width, ids never cut.
+        out.line(console, out.text("findings", "bold"))
+        for x in f.itertuples():
+            obs = "-" if x.observed != x.observed else f"{x.observed:.3f}"
+            out.line(console, out.text(f"  {x.status:<15}", STATUS_STYLE.get(x.status, "")),
+                     f"{x.pack}/{x.rule_id}  {obs}  {x.title}")
     if not all_metrics:
         m = m[m["group"] == "all"].head(40)
-    # Numbers right after the metric's name: at 80 columns the text columns fold, the numbers stay whole.
-    cols = ["probe", "condition", "metric", "value", "95% CI", "n", "attribute", "group", "setting"]
+    # The numbers right after the metric's name and never cut; where the row applies (probe, condition,
+    # attribute, group, setting) in one last column that folds, so at 80 columns the numbers are on screen.
+    cols = ["metric", "value", "95% CI", "n", "where"]
     t = out.table(cols, numbers=("value", "95% CI", "n"),
                   title=f"metrics ({'all' if all_metrics else 'first 40 overall rows; --all for every row'})")
     for x in m.itertuples():
         ci = "" if x.ci_low != x.ci_low else f"[{x.ci_low:.3f}, {x.ci_high:.3f}]"
-        t.add_row(*map(out.text, [x.probe, x.condition, x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci,
-                                  x.n, x.attribute, x.group, x.setting]))
+        where = " ".join(v for v in (x.probe, x.condition, x.attribute, "" if x.group == "all" else x.group,
+                                     x.setting) if v)
+        t.add_row(*map(out.text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, x.n, where]))
     console.print(t)
 
 

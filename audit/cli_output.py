@@ -13,6 +13,7 @@ import json
 import sys
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -40,7 +41,8 @@ def kv(console: Console, title: str, rows: list[tuple[str, object]], width: int 
 
 def table(columns: list[str], ids: tuple[str, ...] = (), numbers: tuple[str, ...] = (), title: str = "") -> Table:
     """A table whose identifier and number columns are never cut; long text columns fold instead."""
-    t = Table(title=Text(title) if title else None)
+    # No vertical rules: at 80 columns every character goes to the values.
+    t = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, pad_edge=False)
     for c in columns:
         if c in ids or c in numbers:
             t.add_column(c, no_wrap=True, overflow="ignore", justify="right" if c in numbers else "left")
