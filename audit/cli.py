@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audit import api
-from audit import cli_output as out
+from audit import cli_output as show  # not 'out': several commands take an --out parameter
 from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
 from audit.errors import FaceAuditError
 
@@ -44,7 +44,7 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
     res = api.inspect_model(model, write_profile, profile, data, calibrate)
     info, prof = res.info, res.profile
     if as_json:
-        out.print_json({"model": info.to_dict(), "profile": prof.model_dump(mode="json"),
+        show.print_json({"model": info.to_dict(), "profile": prof.model_dump(mode="json"),
                         "profile_from_file": res.profile_from_file,
                         "preprocessing_check": res.check.to_dict() if res.check else None,
                         "written": str(res.written) if res.written else None})
@@ -53,11 +53,11 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
             ("opset", info.opset), ("ir_version", info.ir_version), ("producer", info.producer or "(none)")]
     rows += [("input", f"{i.name} {list(i.shape)} {i.dtype}") for i in info.inputs]
     rows += [("output", f"{o.name} {list(o.shape)} {o.dtype}") for o in info.outputs]
-    out.kv(console, info.path.name, rows)
+    show.kv(console, info.path.name, rows)
     guessed = set(prof.guessed)
 
     def mark(value, field: str):
-        return out.text(value) + (out.text(" (guess)", "yellow") if field in guessed else out.text(""))
+        return show.text(value) + (show.text(" (guess)", "yellow") if field in guessed else show.text(""))
 
     rows = [("kind", mark(prof.kind, "kind")),
             ("input size", mark(f"{prof.input.size[0]}x{prof.input.size[1]}", "input.size")),
@@ -67,20 +67,20 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
         rows.append(("embedding output", str(prof.embedding_output)))
     rows += [(f"head {h.attribute}", mark(f"{h.output}: {h.type} {h.labels or ''}", "heads")) for h in prof.heads]
     source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
-    out.kv(console, f"profile ({source})", rows)
+    show.kv(console, f"profile ({source})", rows)
     if res.check is not None:
         c = res.check
         rows = [(f"{'* ' if s['in_use'] else ''}{s['label']}", f"{c.measure} {s['score']:.4f}"
                  + (f", AUC {s['auc']:.4f}" if "auc" in s else "")) for s in c.scores]
-        out.kv(console, f"preprocessing check on {c.persons} people ({c.images} images), best first; * = in use",
+        show.kv(console, f"preprocessing check on {c.persons} people ({c.images} images), best first; * = in use",
                rows or [("result", c.note)])
         if c.better:
-            out.line(console, f"the profile in use looks wrong: {c.better['setting']} is better by "
+            show.line(console, f"the profile in use looks wrong: {c.better['setting']} is better by "
                               f"{c.better['diff']:.3f} (95% CI {c.better['ci_low']:.3f} to {c.better['ci_high']:.3f})")
         elif c.note:
-            out.line(console, c.note)
+            show.line(console, c.note)
     if res.written:
-        out.line(console, f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
+        show.line(console, f"wrote {res.written} - review the guessed fields, then remove them from 'guessed'")
 
 
 @app.command("sample-data")
@@ -89,7 +89,7 @@ def sample_data(out: Path = typer.Option(Path("sample-data"), "--out", help="Fol
                 images: Optional[int] = typer.Option(None, help="Images per person (default 8).")) -> None:
     """Materialise the embedded synthetic dataset (deterministic, checked by checksum)."""
     folder, digest, reused = api.sample_data(out, people, images)
-    out.line(console, f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest})")
+    show.line(console, f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest})")
 
 
 def _progress_bar() -> Progress:
@@ -154,7 +154,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
     load_packs(csv_list(pack))  # a bad pack (or two with one id) is refused now, not after the whole run
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, csv_list(pack))
-    out.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
+    show.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
 
 
 def _counts(findings) -> str:
@@ -173,19 +173,19 @@ def runs_list(db: Db = DEFAULT_DB,
     """List runs, newest first."""
     df = api.list_runs(db)
     if as_json:
-        out.print_json(out.records(df))
+        show.print_json(show.records(df))
         return
     if df.empty:
-        out.line(console, f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
+        show.line(console, f"no runs in {db}; start with 'faceaudit demo' or 'faceaudit run --model M.onnx'")
         return
     # The run id (it starts with the date and time) and the status are never cut; names fold; --json has all.
     cols, ids = ["run", "status", "fail", "warn", "pass", "model", "dataset"], ("run", "status")
-    t = out.table(cols, ids=ids, numbers=("pass", "warn", "fail"))
+    t = show.table(cols, ids=ids, numbers=("pass", "warn", "fail"))
     rows = [[r.run_id, r.status, str(r.n_fail), str(r.n_warn), str(r.n_pass), str(r.model), str(r.dataset)]
             for r in df.itertuples()]
-    out.fit_ids(t, rows, ids)
+    show.fit_ids(t, rows, ids)
     for r in rows:
-        t.add_row(*map(out.text, r))
+        t.add_row(*map(show.text, r))
     console.print(t)
 
 
@@ -202,37 +202,37 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
     if probe:
         m = m[m["probe"] == probe]
     if as_json:
-        out.print_json({"run": out.record(r), "probes": out.records(detail["probes"]),
-                        "findings": out.records(detail["findings"]), "metrics": out.records(m)})
+        show.print_json({"run": show.record(r), "probes": show.records(detail["probes"]),
+                        "findings": show.records(detail["findings"]), "metrics": show.records(m)})
         return
-    out.kv(console, f"run {r['run_id']}", [("status", r["status"]), ("model", r["model_name"]),
+    show.kv(console, f"run {r['run_id']}", [("status", r["status"]), ("model", r["model_name"]),
                                            ("model sha256", r["model_id"]), ("dataset", r["dataset_name"]),
                                            ("dataset id", r["dataset_id"]), ("started", r["started_at"]),
                                            ("finished", r["finished_at"]), ("seed", r["seed"])]
            + ([("error", r["error"])] if r.get("error") else [])
            + ([("parity", r["parity"])] if r.get("parity") else []))
     for p in detail["probes"].itertuples():
-        out.line(console, f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
+        show.line(console, f"  probe {p.probe}: {p.status} in {p.seconds:.1f}s")
     f = detail["findings"]
     if len(f):
         # One finding per line (status, pack/rule, observed, title): readable at any width, ids never cut.
-        out.line(console, out.text("findings", "bold"))
+        show.line(console, show.text("findings", "bold"))
         for x in f.itertuples():
             obs = "-" if x.observed != x.observed else f"{x.observed:.3f}"
-            out.line(console, out.text(f"  {x.status:<15}", STATUS_STYLE.get(x.status, "")),
+            show.line(console, show.text(f"  {x.status:<15}", STATUS_STYLE.get(x.status, "")),
                      f"{x.pack}/{x.rule_id}  {obs}  {x.title}")
     if not all_metrics:
         m = m[m["group"] == "all"].head(40)
     # The numbers right after the metric's name and never cut; where the row applies (probe, condition,
     # attribute, group, setting) in one last column that folds, so at 80 columns the numbers are on screen.
     cols = ["metric", "value", "95% CI", "n", "where"]
-    t = out.table(cols, numbers=("value", "95% CI", "n"),
+    t = show.table(cols, numbers=("value", "95% CI", "n"),
                   title=f"metrics ({'all' if all_metrics else 'first 40 overall rows; --all for every row'})")
     for x in m.itertuples():
         ci = "" if x.ci_low != x.ci_low else f"[{x.ci_low:.3f}, {x.ci_high:.3f}]"
         where = " ".join(v for v in (x.probe, x.condition, x.attribute, "" if x.group == "all" else x.group,
                                      x.setting) if v)
-        t.add_row(*map(out.text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, x.n, where]))
+        t.add_row(*map(show.text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, x.n, where]))
     console.print(t)
 
 
@@ -256,7 +256,7 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
             out: Path = typer.Option(Path("reports"), "--out"), format: Formats = "html,pdf") -> None:
     """Side-by-side comparison report of several runs."""
     for path in api.compare(run_ids, db, out, csv_list(format)):
-        out.line(console, f"wrote {path}")
+        show.line(console, f"wrote {path}")
 
 
 @app.command()
@@ -265,10 +265,32 @@ def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder 
     """Materialise the sample data, audit every sample model, apply every pack, write reports."""
     with _progress_bar() as bar:
         res = api.demo(out, preset, seed, _bar_callback(bar))
-    out.line(console, f"store:   {res.db}")
+    show.line(console, f"store:   {res.db}")
     for r in res.reports:
-        out.line(console, f"report:  {r}")
-    out.line(console, f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
+        show.line(console, f"report:  {r}")
+    show.line(console, f"runs:    {', '.join(res.runs)}  (faceaudit runs list --db {res.db})")
+
+
+@app.command()
+def campaign(file: Path = typer.Argument(..., help="Campaign YAML (models x datasets, one preset and seed)."),
+             db: Optional[Path] = typer.Option(None, "--db", help="Store (default: FILE with .duckdb).",
+                                               envvar="FACEAUDIT_DB"),
+             executor: str = typer.Option("local", "--executor", help="local | ray"),
+             address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (HOST:PORT)."),
+             out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the comparison report."),
+             format: Formats = "html,pdf") -> None:
+    """Run a campaign: every cell (model x dataset) is an ordinary run in one store; cells already
+    completed with the same settings are skipped. Exit 1 if a cell failed."""
+    with _progress_bar() as bar:
+        res = api.run_campaign(file, db, executor, address, out_dir, csv_list(format), _bar_callback(bar))
+    for c in res.cells:
+        show.line(console, f"{c['status']:<9} {c['cell']}" + (f"  run {c['run_id']}" if c["run_id"] else "")
+                 + (f"  ({c['error']})" if c["error"] else ""))
+    for path in res.reports:
+        show.line(console, f"wrote {path}")
+    show.line(console, f"store: {res.db}")
+    if any(c["status"] == "failed" for c in res.cells):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -290,7 +312,7 @@ def rules_list() -> None:
 
     for path in available_packs():
         pack = load_pack(path)
-        out.line(console, out.text(pack.pack, "bold"), f" v{pack.version}: {pack.title} ({len(pack.rules)} rules) - {path}")
+        show.line(console, show.text(pack.pack, "bold"), f" v{pack.version}: {pack.title} ({len(pack.rules)} rules) - {path}")
 
 
 @rules_app.command("check")
@@ -299,7 +321,7 @@ def rules_check(file: Path) -> None:
     from audit.rules import load_pack
 
     pack = load_pack(file)
-    out.line(console, f"{file}: pack '{pack.pack}' v{pack.version} is valid ({len(pack.rules)} rules)")
+    show.line(console, f"{file}: pack '{pack.pack}' v{pack.version} is valid ({len(pack.rules)} rules)")
 
 
 @rules_app.command("metrics")
@@ -308,7 +330,7 @@ def rules_metrics() -> None:
     from audit.metrics.catalogue import METRICS
 
     for name, m in METRICS.items():
-        out.line(console, out.text(name, "bold"), f" ({m['probe']}): {m['meaning']}")
+        show.line(console, show.text(name, "bold"), f" ({m['probe']}): {m['meaning']}")
 
 
 # ---------------------------------------------------------------------------- evidence

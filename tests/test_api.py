@@ -46,15 +46,31 @@ def test_same_inputs_same_numbers(tiny_model, small_data, tmp_path):
     assert frames[0].equals(frames[1])
 
 
-def test_failed_probe_marks_run_failed(tmp_path, small_data):
+def test_nan_model_stops_before_anything_is_written(tmp_path, small_data):
     from tests.builders import make_onnx
 
     model = make_onnx(tmp_path / "nan.onnx", nan=True)
     db = tmp_path / "s.duckdb"
     cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean"], parity=False)
-    with pytest.raises(Exception, match="contains NaN"):
+    with pytest.raises(Exception, match="contains NaN"):  # the preprocessing check runs the model first
+        api.run_audit(cfg, db)
+    assert not db.exists()
+
+
+def test_failed_probe_marks_run_failed(tmp_path, small_data, monkeypatch):
+    from audit.probes.identity import IdentityProbe
+    from tests.builders import make_onnx
+
+    def broken(self, ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(IdentityProbe, "run", broken)
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(small_data), probes=["identity"],
+                      conditions=["clean"], parity=False)
+    with pytest.raises(RuntimeError, match="disk on fire"):
         api.run_audit(cfg, db)
     with Store(db) as s:
         run = s.run(s.resolve_run("latest"))
-        assert run["status"] == "failed" and "NaN" in run["error"]
+        assert run["status"] == "failed" and "disk on fire" in run["error"]
         assert s.metrics(run["run_id"]).empty

@@ -1,0 +1,69 @@
+"""One small interface for running campaign cells, so another engine (Dask, a batch queue) can be
+added without touching probes.
+
+A *cell* is an ordinary run: one :class:`~audit.config.AuditConfig`. An executor turns cells into
+:class:`CellResult` s as they finish. The local executor runs each cell straight into the store;
+distributed executors run a cell into a private scratch store on the worker and hand back the
+run's rows as Arrow tables, and only the head process writes the shared DuckDB store (one
+writer, no lock contention).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+from audit.config import NOT_RESULT_AFFECTING, AuditConfig
+
+CellProgress = Callable[[str, float, str], None]
+"""progress(cell label, fraction 0..1, message)."""
+
+
+@dataclass
+class Cell:
+    label: str
+    """``model x dataset`` as shown to the user."""
+    config: AuditConfig
+    hash: str = ""
+    """:func:`config_hash` of the run this cell would store (filled in by the campaign)."""
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    run_id: str | None = None
+    error: str | None = None
+    """One line: why the cell failed (the other cells go on)."""
+    tables: dict = field(default_factory=dict)
+    """Distributed executors: the run's rows per store table (pyarrow Tables) for the head to write."""
+
+
+def config_hash(record: dict) -> str:
+    """SHA-256 of everything in a run record that changes its numbers (paths replaced by content hashes)."""
+    from audit.config import BY_CONTENT
+
+    keep = {k: v for k, v in record.items() if k not in NOT_RESULT_AFFECTING and (k not in BY_CONTENT or k == "inputs")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+        """Run every cell; yield each result as it arrives."""
+
+
+def get_executor(name: str, address: str | None = None) -> Executor:
+    from audit.errors import ConfigError
+
+    if name == "local":
+        from audit.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    if name == "ray":
+        from audit.executors.ray_executor import RayExecutor
+
+        return RayExecutor(address)
+    raise ConfigError(f"--executor: unknown executor {name!r}; use local or ray")

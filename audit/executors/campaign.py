@@ -1,0 +1,125 @@
+"""Campaign files: a matrix of models x datasets run with one preset and seed into one store.
+
+```yaml
+campaign: vendor-eval-2026     # an id: letters, digits, - _ .
+preset: quick
+seed: 0
+models: [models/vendor-a.onnx, models/]    # files, or folders (every .onnx inside)
+datasets: [sample, data/eval-set]          # folders, manifests, or 'sample'
+probes: [leakage, identity]                # optional; default: every probe the model's kind supports
+conditions: [clean, mask:surgical]         # optional
+attributes: [sex, skin_tone]               # optional
+packs: [baseline, eu-ai-act]               # optional; default: every shipped pack
+evaluator: models/judge.onnx               # optional helper models, as for 'faceaudit run'
+surrogates: [models/public-fr.onnx]
+device: auto
+```
+
+Relative paths are relative to the campaign file. Validated like profiles and packs: every
+problem is one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from audit.errors import ConfigError, first_error
+
+FR_ONLY = ("identity", "inversion", "cloak")
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    preset: Literal["quick", "standard", "thorough"] = "quick"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    models: list[str] = Field(min_length=1)
+    datasets: list[str] = Field(min_length=1)
+    probes: list[str] | None = None
+    conditions: list[str] | None = None
+    attributes: list[str] | None = None
+    packs: list[str] | None = None
+    evaluator: str | None = None
+    attacker_model: str | None = None
+    attribute_model: str | None = None
+    surrogates: list[str] = Field(default_factory=list)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    source: str = ""
+
+    @field_validator("models", "datasets", "surrogates")
+    @classmethod
+    def _no_empty(cls, v: list[str]) -> list[str]:
+        if any(not str(x).strip() for x in v):
+            raise ValueError("an empty entry")
+        return v
+
+
+def _resolve(base: Path, ref: str) -> Path:
+    p = Path(ref).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; paths come back absolute, model folders expanded."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such campaign file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a campaign file is a mapping with 'campaign', 'models' and 'datasets'")
+    try:
+        camp = Campaign.model_validate(data)
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    base = path.parent
+    models: list[str] = []
+    for i, ref in enumerate(camp.models):
+        p = _resolve(base, ref)
+        if p.is_dir():
+            found = sorted(p.glob("*.onnx"))
+            if not found:
+                raise ConfigError(f"{path}: field 'models.{i}': folder {p} holds no .onnx file")
+            models += [str(f) for f in found]
+        elif p.is_file():
+            models.append(str(p))
+        else:
+            raise ConfigError(f"{path}: field 'models.{i}': {p}: no such model file")
+    datasets = []
+    for i, ref in enumerate(camp.datasets):
+        if ref == "sample":
+            datasets.append(ref)
+            continue
+        p = _resolve(base, ref)
+        if not p.exists():
+            raise ConfigError(f"{path}: field 'datasets.{i}': {p}: no such dataset")
+        datasets.append(str(p))
+    helpers = {}
+    for key in ("evaluator", "attacker_model", "attribute_model"):
+        ref = getattr(camp, key)
+        if ref is not None:
+            p = _resolve(base, ref)
+            if not p.is_file():
+                raise ConfigError(f"{path}: field '{key}': {p}: no such model file")
+            helpers[key] = str(p)
+    surrogates = []
+    for i, ref in enumerate(camp.surrogates):
+        p = _resolve(base, ref)
+        if not p.is_file():
+            raise ConfigError(f"{path}: field 'surrogates.{i}': {p}: no such model file")
+        surrogates.append(str(p))
+    if len(set(models)) != len(models) or len(set(datasets)) != len(datasets):
+        raise ConfigError(f"{path}: field 'models'/'datasets': the same file is listed twice")
+    return camp.model_copy(update={"models": models, "datasets": datasets, "surrogates": surrogates,
+                                   "source": str(path), **helpers})

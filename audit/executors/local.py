@@ -1,0 +1,23 @@
+"""Cells one after another in this process, each written straight into the store."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from audit.errors import FaceAuditError
+from audit.executors.base import Cell, CellProgress, CellResult
+
+
+class LocalExecutor:
+    name = "local"
+
+    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+        from audit import api
+
+        for cell in cells:
+            try:
+                run_id = api.run_audit(cell.config, db,
+                                       lambda probe, f, m, _c=cell.label: progress(_c, f, f"{probe}: {m}"))
+                yield CellResult(cell, run_id=run_id)
+            except FaceAuditError as exc:
+                yield CellResult(cell, error=str(exc))

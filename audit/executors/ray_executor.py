@@ -1,0 +1,93 @@
+"""Cells as Ray tasks: each worker runs its cell into a private scratch store and returns the run's
+rows as Arrow tables; the head writes them into the one shared store as results arrive.
+
+Ray is started with usage statistics and the dashboard off: faceaudit makes no network request
+of its own. ``address`` joins an existing cluster (``ray start --head`` on the head node, then
+``--address HOST:6379``); without it a local Ray instance is started.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from audit.errors import ConfigError
+from audit.executors.base import Cell, CellProgress, CellResult
+
+
+def _run_cell(config_json: str, label: str) -> dict:
+    """Runs on a Ray worker: the cell into a scratch store; returns {run_id, error, tables}."""
+    import tempfile
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.errors import FaceAuditError
+    from audit.store.transfer import export_run
+
+    config = AuditConfig.model_validate_json(config_json)
+    with tempfile.TemporaryDirectory(prefix="faceaudit-cell-") as tmp:
+        db = os.path.join(tmp, "cell.duckdb")
+        try:
+            run_id = api.run_audit(config, db)
+        except FaceAuditError as exc:
+            return {"label": label, "run_id": None, "error": str(exc), "tables": {}}
+        except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's
+            return {"label": label, "run_id": None, "error": f"{type(exc).__name__}: {exc}", "tables": {}}
+        return {"label": label, "run_id": run_id, "error": None, "tables": export_run(db, run_id)}
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        self.address = address
+
+    def _init(self):
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray: Ray is not installed (pip install 'faceaudit[ray]')") from None
+        if ray.is_initialized():
+            return ray
+        try:
+            if self.address:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except Exception as exc:
+            raise ConfigError(f"--address {self.address}: cannot reach a Ray cluster ("
+                              f"{str(exc).splitlines()[0][:200]})" if self.address else
+                              f"--executor ray: cannot start Ray ({str(exc).splitlines()[0][:200]})") from None
+        return ray
+
+    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+        ray = self._init()
+        by_label = {c.label: c for c in cells}
+        remote = ray.remote(_run_cell)
+        pending = {}
+        for c in cells:
+            gpus = 1 if c.config.device == "cuda" else 0
+            ref = remote.options(num_gpus=gpus, max_retries=0).remote(c.config.model_dump_json(), c.label)
+            pending[ref] = c
+            progress(c.label, 0.0, "queued on Ray")
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            cell = pending.pop(ref)
+            try:
+                out = ray.get(ref)
+            except Exception as exc:  # the worker died mid-cell
+                yield CellResult(cell, error=f"Ray worker failed: {_last_line(exc)}")
+                continue
+            yield CellResult(by_label[out["label"]], run_id=out["run_id"], error=out["error"], tables=out["tables"])
+
+
+def _last_line(exc: BaseException) -> str:
+    """The line of a Ray task error that says what went wrong (its last non-empty line), without colours."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln]
+    return (lines[-1] if lines else type(exc).__name__)[:300]

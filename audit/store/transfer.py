@@ -1,0 +1,75 @@
+"""Moving one run between stores as Arrow tables (workers -> the head's single writer).
+
+:func:`export_run` reads everything a run owns, and what it refers to (its model, dataset,
+data-quality records and cached embeddings), from a store; :func:`import_run` writes it into
+another store in one transaction, skipping model and dataset rows the store already has.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from audit.store.db import Store
+
+RUN_TABLES = ("runs", "run_probes", "metrics", "artifacts", "findings")
+
+
+def export_run(db: str, run_id: str) -> dict[str, pa.Table]:
+    with Store(db, read_only=True) as store:
+        con = store.con
+        model_id, dataset_id, seed = con.execute("SELECT model_id, dataset_id, seed FROM runs WHERE run_id = ?",
+                                                 [run_id]).fetchone()
+        out = {t: _arrow(con.execute(f"SELECT * FROM {t} WHERE run_id = ?", [run_id])) for t in RUN_TABLES}
+        out["models"] = _arrow(con.execute("SELECT * FROM models WHERE model_id = ?", [model_id]))
+        out["datasets"] = _arrow(con.execute("SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id]))
+        out["data_quality"] = _arrow(con.execute("SELECT * FROM data_quality WHERE dataset_id = ?", [dataset_id]))
+        out["embeddings"] = _arrow(con.execute(
+            "SELECT * FROM embeddings WHERE model_id = ? AND dataset_id = ? AND seed = ?", [model_id, dataset_id, seed]))
+    return out
+
+
+def _arrow(result) -> pa.Table:
+    """A DuckDB result as an Arrow table (the method's name changed between DuckDB releases)."""
+    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+        if hasattr(result, name):
+            return _table(getattr(result, name)())
+    raise AttributeError("this DuckDB cannot return Arrow tables")
+
+
+def _frame(table: pa.Table):
+    """Arrow -> pandas with integer columns widened to int64, as the store's pandera schemas expect."""
+    df = table.to_pandas()
+    for col in df.columns:
+        if str(df[col].dtype) in ("int8", "int16", "int32", "uint8", "uint16", "uint32"):
+            df[col] = df[col].astype("int64")
+    return df
+
+
+def _table(t) -> pa.Table:
+    # Ray may hand back a RecordBatchReader or a Table depending on the DuckDB version.
+    return t.read_all() if hasattr(t, "read_all") else t
+
+
+def import_run(store: Store, tables: dict) -> str:
+    """Write an exported run into ``store`` (one transaction); returns its run id."""
+    tables = {k: _table(v) for k, v in tables.items()}
+    run_id = tables["runs"].column("run_id")[0].as_py()
+    model_id = tables["runs"].column("model_id")[0].as_py()
+    dataset_id = tables["runs"].column("dataset_id")[0].as_py()
+    with store.transaction():
+        if not store._rows("SELECT 1 FROM models WHERE model_id = ?", [model_id]):
+            store.write("models", _frame(tables["models"]))
+        if not store._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]):
+            store.write("datasets", _frame(tables["datasets"]))
+            store.write("data_quality", _frame(tables["data_quality"]))
+        for t in RUN_TABLES:
+            if tables[t].num_rows:
+                store.write(t, _frame(tables[t]))
+        emb = tables["embeddings"]
+        if emb.num_rows:
+            df = _frame(emb)
+            for (cond, seed), _ in df.groupby(["condition", "seed"]):
+                store._rows("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
+                            [model_id, dataset_id, cond, int(seed)])
+            store.write("embeddings", df)
+    return run_id

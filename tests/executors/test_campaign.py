@@ -1,0 +1,106 @@
+"""Campaigns: a matrix into one store, re-runs skip what is done, Ray gives the same numbers as local."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from audit import api
+from audit.errors import ConfigError
+from audit.executors import load_campaign
+from audit.store import Store
+from tests.builders import make_onnx
+
+
+def write_campaign(root, **over):
+    spec = {"campaign": "t", "preset": "quick", "seed": 1, "models": ["m/"], "datasets": [str(over.pop("data"))],
+            "probes": ["leakage", "identity"], "conditions": ["clean"], "attributes": ["sex"], **over}
+    path = root / "campaign.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.fixture
+def models(tmp_path):
+    (tmp_path / "m").mkdir()
+    for seed in (0, 1):
+        make_onnx(tmp_path / "m" / f"vendor{seed}.onnx", seed=seed)
+    return tmp_path
+
+
+def metrics_of(db):
+    with Store(db, read_only=True) as s:
+        frames = []
+        for r in s.runs().itertuples():
+            m = s.metrics(r.run_id).drop(columns=["run_id"])
+            m.insert(0, "model", r.model)
+            frames.append(m)
+    return pd.concat(frames).sort_values(list(frames[0].columns)).reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_local_campaign_skips_completed_cells(models, small_data):
+    path = write_campaign(models, data=small_data)
+    db = models / "c.duckdb"
+    res = api.run_campaign(path, db)
+    assert [c["status"] for c in res.cells] == ["completed", "completed"]
+    again = api.run_campaign(path, db)
+    assert [c["status"] for c in again.cells] == ["skipped", "skipped"]
+    assert [c["run_id"] for c in again.cells] == [c["run_id"] for c in res.cells]
+    make_onnx(models / "m" / "vendor2.onnx", seed=2)  # a model added later: only its cell runs
+    third = api.run_campaign(path, db, out=models / "out", formats=["html"])
+    assert [c["status"] for c in third.cells] == ["skipped", "skipped", "completed"]
+    assert third.reports and third.reports[0].name.startswith("comparison")
+
+
+@pytest.mark.slow
+def test_ray_executor_stores_exactly_what_local_stores(models, small_data):
+    ray = pytest.importorskip("ray")
+    path = write_campaign(models, data=small_data)
+    local, remote = models / "local.duckdb", models / "ray.duckdb"
+    api.run_campaign(path, local)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = api.run_campaign(path, remote, executor="ray")
+    finally:
+        ray.shutdown()
+    assert [c["status"] for c in res.cells] == ["completed", "completed"]
+    pd.testing.assert_frame_equal(metrics_of(local), metrics_of(remote))
+    with Store(remote, read_only=True) as s:
+        assert len(s.runs()) == 2 and not s.findings(res.cells[0]["run_id"]).empty
+
+
+def test_failed_cell_is_reported_and_the_others_go_on(models, small_data, sample_model):
+    import shutil
+
+    shutil.copy(sample_model("attr-classifier"), models / "m" / "attr.onnx")
+    shutil.copy(sample_model("attr-classifier").with_name("attr-classifier.profile.yaml"),
+                models / "m" / "attr.profile.yaml")
+    for f in list((models / "m").glob("vendor1*")):
+        f.unlink()
+    path = write_campaign(models, data=small_data)  # identity asked of an attribute model
+    res = api.run_campaign(path, models / "c.duckdb")
+    status = {c["cell"].split(" x ")[0]: c for c in res.cells}
+    assert status["attr"]["status"] == "failed" and "attributes model" in status["attr"]["error"]
+    assert status["vendor0"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"models": []}, "field 'models'"),
+    ({"models": ["nope.onnx"]}, r"field 'models.0': .*nope.onnx: no such model file"),
+    ({"datasets": ["nowhere"]}, r"field 'datasets.0': .*nowhere: no such dataset"),
+    ({"preset": "fast"}, "field 'preset'"),
+    ({"campaign": "bad id!"}, "field 'campaign'"),
+    ({"colour": "red"}, "field 'colour'"),
+])
+def test_bad_campaign_files_are_one_line_errors(models, small_data, spec, message):
+    path = write_campaign(models, data=small_data, **spec)
+    with pytest.raises(ConfigError, match=message):
+        load_campaign(path)
+
+
+def test_unreachable_ray_address_is_one_line(models, small_data):
+    pytest.importorskip("ray")
+    path = write_campaign(models, data=small_data)
+    with pytest.raises(ConfigError, match="--address 127.0.0.1:1: cannot reach a Ray cluster"):
+        api.run_campaign(path, models / "c.duckdb", executor="ray", address="127.0.0.1:1")
+    assert not (models / "c.duckdb").exists()  # nothing written
