@@ -576,9 +576,11 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
         written = []
         if "json" in formats:
             data = export.dumps(export.results_document(store, run_id))
-            written.append(export.write_atomic(out_dir / f"results-{run_id}.json", data))
+            stem = _free_stem(out_dir / f"results-{run_id}", [".json"])  # never replace a file already sent
+            written.append(export.write_atomic(stem.with_name(stem.name + ".json"), data))
         if "parquet" in formats:
-            written.append(export.write_parquet(store.metrics(run_id), out_dir / f"metrics-{run_id}.parquet"))
+            stem = _free_stem(out_dir / f"metrics-{run_id}", [".parquet"])
+            written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
     return written
 
 
@@ -600,9 +602,11 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
         run = store.run(run_id)
         findings = store.findings(run_id)
         data = export.dumps(export.results_document(store, run_id))
-    results = export.write_atomic(out_dir / f"results-{run_id}.json", data)
+    # A new attestation never replaces an earlier one: the pair gets the next free number.
+    stem = _free_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"])
+    results = export.write_atomic(stem.with_name(stem.name + ".results.json"), data)
     bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
-    return [results, attest.write_bundle(bundle, out_dir / f"attestation-{run_id}.intoto.json")]
+    return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
 
 
 def verify_bundle(bundle: str | Path, reports: list[Path] | None = None, pubkey: str | Path | None = None):

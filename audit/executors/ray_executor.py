@@ -50,6 +50,8 @@ class RayExecutor:
             raise ConfigError("--executor ray: Ray is not installed (pip install 'faceaudit[ray]')") from None
         if ray.is_initialized():
             return ray
+        if self.address and self.address != "auto":
+            _check_reachable(self.address)
         try:
             if self.address:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
@@ -91,3 +93,19 @@ def _last_line(exc: BaseException) -> str:
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(exc).splitlines()]
     lines = [ln for ln in lines if ln]
     return (lines[-1] if lines else type(exc).__name__)[:300]
+
+
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    """Ray waits a long time for a head that does not answer; ask the port first and fail in one line."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: cannot reach a Ray cluster ({exc.strerror or exc}); start one "
+                          "with 'ray start --head' or leave out --address for a local Ray") from None

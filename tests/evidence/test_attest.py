@@ -179,3 +179,13 @@ def test_verify_names_a_pdf_whose_results_attachment_was_removed(signed, tmp_pat
         writer.write(fh)
     with pytest.raises(VerificationError, match="embedded results .* are missing"):
         api.verify_bundle(signed["bundle"], [stripped], signed["pub"])
+
+
+def test_a_second_attestation_never_replaces_the_first(run, tmp_path):
+    priv, pub = api.keygen(tmp_path / "k")
+    first = api.attest_run(run["run_id"], run["db"], priv, tmp_path / "att", "Ada")
+    second = api.attest_run(run["run_id"], run["db"], priv, tmp_path / "att", "Ada")
+    assert {p.name for p in first}.isdisjoint({p.name for p in second})
+    assert second[1].name == f"attestation-{run['run_id']}-2.intoto.json"
+    for results, bundle in (first, second):
+        assert api.verify_bundle(bundle, [results], pub).checked

@@ -54,8 +54,10 @@ def test_json_export_carries_every_metric_finding_and_fingerprint(run, exported)
 
 
 def test_json_export_is_deterministic_and_has_no_nan(run, tmp_path):
-    a = api.export_run(run["run_id"], run["db"], tmp_path / "a")[0].read_bytes()
-    b = api.export_run(run["run_id"], run["db"], tmp_path / "b")[0].read_bytes()
+    first = api.export_run(run["run_id"], run["db"], tmp_path)[0]
+    second = api.export_run(run["run_id"], run["db"], tmp_path)[0]
+    assert second != first and second.name == f"results-{run['run_id']}-2.json"  # never replaced
+    a, b = first.read_bytes(), second.read_bytes()
     assert a == b
     assert b"NaN" not in a and b"Infinity" not in a
 
