@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.errors import ConfigError, first_error
+from audit.yamlio import first_line, load_yaml
 
 FR_ONLY = ("identity", "inversion", "cloak")
 
@@ -67,7 +68,7 @@ def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; paths come back absolute, model folders expanded."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))  # duplicate keys refused, as in packs and profiles
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such campaign file") from None
     except UnicodeDecodeError as exc:
@@ -75,7 +76,7 @@ def load_campaign(path: str | Path) -> Campaign:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: not valid YAML: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a campaign file is a mapping with 'campaign', 'models' and 'datasets'")
     try:

@@ -98,6 +98,13 @@ def test_bad_campaign_files_are_one_line_errors(models, small_data, spec, messag
         load_campaign(path)
 
 
+def test_duplicate_keys_in_a_campaign_file_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("campaign: a\nmodels: [x.onnx]\ndatasets: [sample]\nseed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'seed'"):
+        load_campaign(path)
+
+
 def test_unreachable_ray_address_is_one_line(models, small_data):
     pytest.importorskip("ray")
     path = write_campaign(models, data=small_data)

@@ -8,7 +8,6 @@ stay within the test-time budget; locally, ``FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1`` 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
