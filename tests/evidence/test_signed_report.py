@@ -57,4 +57,4 @@ def test_traceability_table_maps_each_clause_to_its_evidence(run, tmp_path):
     assert section.count("<tr>") - 1 == pairs
     row = findings[findings["rule_id"] == "AIA-5-1-G-ETHNICITY"].iloc[0]
     cell = section[section.index("AIA-5-1-G-ETHNICITY"):][:900]
-    assert "leakage.normalised_gain" in cell and f'status {row["status"]}' in cell
+    assert "leakage.normalised_gain" in cell and f'status {row["status"]}' in cell  # metric named in the row
