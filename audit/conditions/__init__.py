@@ -2,8 +2,13 @@
 
 Names: ``clean``, ``mask:surgical|cloth|n95``, ``sunglasses``, ``patch:<ratio>``,
 ``freqmix:<k>``; parts compose with ``+`` (``mask:surgical+patch:0.2``) and apply left to
-right. Each image's randomness comes from (run seed, condition part, manifest row), so the
-same image gets the same mask in every run and every probe.
+right. ``mask:<type>@template`` draws the same mask on everyone: its outline comes from the
+mean (ArcFace template) landmarks instead of each person's own, so the mask's *shape* cannot
+carry anything about the person. Beside the ordinary mask it separates two explanations when a
+mask raises leakage: the face it leaves visible, or the shape of the mask itself.
+
+Each image's randomness comes from (run seed, condition part, manifest row), so the same image
+gets the same mask in every run and every probe.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import numpy as np
 
 from audit.conditions.masks import MASK_TYPES, apply_mask, apply_sunglasses
 from audit.conditions.obfuscation import freq_mix, patch_mask
+from audit.data.images import template_for
 from audit.errors import ConfigError
 from audit.seeding import rng_for
 
-KNOWN = ("clean", *(f"mask:{m}" for m in MASK_TYPES), "sunglasses", "patch:<ratio 0-1>", "freqmix:<k 2-6>")
+KNOWN = ("clean", *(f"mask:{m}" for m in MASK_TYPES), "mask:<type>@template", "sunglasses", "patch:<ratio 0-1>",
+         "freqmix:<k 2-6>")
+TEMPLATE = "@template"
 UNKNOWN = "unknown condition {part!r} in {name!r}; known conditions: {known}"
 
 
@@ -34,7 +42,7 @@ def parse(name: str) -> list[Part]:
         kind, _, arg = raw.strip().partition(":")
         if kind == "clean" and not arg:
             continue
-        if kind == "mask" and arg in MASK_TYPES:
+        if kind == "mask" and arg.removesuffix(TEMPLATE) in MASK_TYPES:
             pass
         elif kind == "sunglasses" and not arg:
             pass
@@ -69,7 +77,10 @@ def apply(name: str, images: np.ndarray, points: np.ndarray, point_names: tuple[
         res = np.empty_like(out)
         for i, row in enumerate(rows):
             rng = rng_for(seed, "condition", key, int(row))
-            if part.kind == "mask":
+            if part.kind == "mask" and part.arg.endswith(TEMPLATE):
+                res[i] = apply_mask(out[i], template_for(out.shape[1:3]), point_names[:5],
+                                    part.arg.removesuffix(TEMPLATE), rng)
+            elif part.kind == "mask":
                 res[i] = apply_mask(out[i], points[i], point_names, part.arg, rng)
             elif part.kind == "sunglasses":
                 res[i] = apply_sunglasses(out[i], points[i], rng)

@@ -43,8 +43,36 @@ def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
                 sentence += (f" An attacker trained only on clean faces loses {fmt(-e['value'])} under "
                              f"{e['condition']}, but retraining on occluded faces recovers it.") \
                     if not masked.empty and masked["ci_low"].min() > 0 else ""
+        sentence += _raised(a, attr)
         out.append(sentence)
     return out
+
+
+def _raised(a: pd.DataFrame, attr: str) -> str:
+    """Say so plainly when an occlusion *raises* leakage, and what separates the two explanations."""
+    eff = a[(a["metric"] == "mask_effect") & (a["setting"] == "train=same")]
+    up = eff[(eff["ci_low"] > 0) & ~eff["condition"].str.contains("@template", regex=False)]
+    if up.empty:
+        return ""
+    e = up.loc[up["value"].idxmax()]
+    cond = str(e["condition"])
+    text = (f" Under {cond} {attr} is MORE readable than on clean faces (+{fmt(e['value'])}, 95% CI "
+            f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}): the mask does not hide it, it makes it plainer. Either "
+            "the part of the face left visible carries it, or the mask's outline does, since it is drawn from "
+            "each person's own landmarks and so follows the shape of their face.")
+    if cond.startswith("mask:") and "+" not in cond:
+        tmpl = eff[eff["condition"] == f"{cond}@template"]
+        if tmpl.empty:
+            text += (f" Run the condition {cond}@template (the same mask drawn from the mean landmarks, identical "
+                     "for everyone) beside it to tell the two apart.")
+        else:
+            t = tmpl.iloc[0]
+            verdict = ("the same mask drawn identically for everyone raises it too, so the visible face carries it"
+                       if t["ci_low"] > 0 else "the same mask drawn identically for everyone does not, so the mask's "
+                       "shape carries it")
+            text += (f" With {cond}@template the change is {fmt(t['value'])} ({fmt(t['ci_low'])} to "
+                     f"{fmt(t['ci_high'])}): {verdict}.")
+    return text
 
 
 def identity_verdicts(metrics: pd.DataFrame) -> list[str]:

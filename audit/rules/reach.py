@@ -20,7 +20,7 @@ from audit.metrics.catalogue import METRICS
 GLOB = re.compile(r"[*?\[]")
 # Condition kinds a stored metric row can carry: the run's conditions plus the cloak probe's own.
 KINDS = ("clean", "mask", "sunglasses", "patch", "freqmix", "cloak", "purify")
-ARGS = {"mask": MASK_TYPES, "purify": PURIFIERS}
+ARGS = {"mask": (*MASK_TYPES, *(f"{m}@template" for m in MASK_TYPES)), "purify": PURIFIERS}
 COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(\S+)\s*$")
 
 

@@ -58,3 +58,34 @@ def test_freqmix_more_images_moves_further(faces):
 def test_bad_condition_names(bad, match):
     with pytest.raises(ConfigError, match=match):
         conditions.parse(bad)
+
+
+def test_template_mask_has_the_same_outline_for_everyone(faces):
+    """mask:<type>@template is drawn from the mean landmarks: its coverage does not follow each person's face."""
+    own, tmpl = apply("mask:surgical", faces), apply("mask:surgical@template", faces)
+    covered_own = [(np.abs(o.astype(int) - f.astype(int)).sum(2) > 30) for o, f in zip(own, faces.images[:8])]
+    covered_tmpl = [(np.abs(t.astype(int) - f.astype(int)).sum(2) > 30) for t, f in zip(tmpl, faces.images[:8])]
+    spread = lambda masks: np.mean([np.mean(m ^ masks[0]) for m in masks[1:]])  # noqa: E731
+    assert spread(covered_tmpl) < 0.5 * spread(covered_own)
+    np.testing.assert_array_equal(tmpl, apply("mask:surgical@template", faces))  # still deterministic
+    with pytest.raises(ConfigError):
+        conditions.parse("mask:bandana@template")
+
+
+def test_report_explains_a_mask_that_raises_leakage():
+    import pandas as pd
+
+    from audit.report.narrative import leakage_verdicts
+
+    def row(cond, metric, setting, v, lo, hi):
+        return {"probe": "leakage", "condition": cond, "metric": metric, "attribute": "sex", "group": "all",
+                "setting": setting, "value": v, "ci_low": lo, "ci_high": hi, "n": 100, "direction": "neutral"}
+
+    rows = [row("clean", "normalised_gain", "train=same", 0.64, 0.6, 0.7),
+            row("mask:surgical", "normalised_gain", "train=same", 0.82, 0.78, 0.86),
+            row("mask:surgical", "mask_effect", "train=same", 0.18, 0.12, 0.24)]
+    text = leakage_verdicts(pd.DataFrame(rows))[0]
+    assert "MORE readable than on clean faces" in text and "mask:surgical@template" in text
+    rows += [row("mask:surgical@template", "mask_effect", "train=same", 0.01, -0.04, 0.06)]
+    text = leakage_verdicts(pd.DataFrame(rows))[0]
+    assert "the mask's shape carries it" in text
