@@ -67,6 +67,13 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
         rows.append(("embedding output", str(prof.embedding_output)))
     rows += [(f"head {h.attribute}", mark(f"{h.output}: {h.type} {h.labels or ''}", "heads")) for h in prof.heads]
     source = "from file" if res.profile_from_file else "INFERRED - confirm before trusting"
+    if "heads" in prof.guessed:
+        from audit.rules.engine import attributes_judged
+
+        rows.append(("heads", show.text(
+            "named after the output tensors with labels 0..k-1: no rule can judge them until each output is mapped "
+            "to an attribute and its labels in the profile (--write-profile, then edit 'heads'); names the packs "
+            f"read: {', '.join(attributes_judged())} (see 'faceaudit rules metrics')", "yellow")))
     show.kv(console, f"profile ({source})", rows)
     if res.check is not None:
         c = res.check
@@ -331,6 +338,13 @@ def rules_metrics() -> None:
 
     for name, m in METRICS.items():
         show.line(console, show.text(name, "bold"), f" ({m['probe']}): {m['meaning']}")
+    from audit.rules.engine import attributes_judged
+
+    show.line(console, show.text("attribute names the shipped packs judge", "bold"), ": "
+              + ", ".join(attributes_judged()) + ". Dataset columns and an attributes model's heads must carry these "
+              "names (profile: heads: - {attribute: sex, output: <tensor>, type: categorical, labels: [female, male]}; "
+              "age is a regression head in years) for the rules to judge them; any other name is measured but no "
+              "shipped rule reads it.")
 
 
 # ---------------------------------------------------------------------------- evidence

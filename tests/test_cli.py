@@ -103,3 +103,14 @@ def test_rules_check_and_list(tmp_path):
                    "fail_if: '> 1'\n")
     code, out = run_cli("rules", "check", bad)
     assert code == 2 and "rule X1: field 'metric'" in out
+
+
+def test_inferred_heads_come_with_a_mapping_hint(tmp_path):
+    """Heads named after output tensors cannot be judged: inspect says how to name them, rules metrics lists names."""
+    from tests.builders import make_onnx
+
+    model = make_onnx(tmp_path / "attr.onnx", out_dim=2, outputs=2)  # two small outputs -> an attributes model
+    code, out = run_cli("inspect", model)
+    assert code == 0 and "no rule can judge them" in out and "sex" in out and "skin_tone" in out
+    code, out = run_cli("rules", "metrics")
+    assert code == 0 and "attribute names the shipped packs judge: age, control, race, sex, skin_tone" in out

@@ -253,3 +253,15 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
     df = pd.DataFrame(rows)
     df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
     return df
+
+
+def attributes_judged() -> list[str]:
+    """Attribute names the shipped packs' rules name in ``where: attribute`` (what heads and columns must be called)."""
+    names: set[str] = set()
+    for path in available_packs():
+        for rule in load_pack(path).rules:
+            value = rule.where.get("attribute")
+            for v in ([value] if isinstance(value, str) else value or []):
+                if v and not any(ch in v for ch in "*?["):
+                    names.add(v)
+    return sorted(names)
