@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import audit
+from audit.atomic import write_atomic
 from audit import conditions as cond_mod
 from audit import probes as probe_mod
 from audit.config import AuditConfig  # noqa: F401  (re-exported)
@@ -482,7 +483,7 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     written = _write(html, stem, formats, write_text_atomic,
                      lambda h, path: write_pdf(h, path, {attest.RESULTS_ATTACHMENT: results}))
     if sig:
-        written.append(export.write_atomic(stem.with_name(stem.name + ".results.json"), results))
+        written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
         bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
         written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
     return written
@@ -577,7 +578,7 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
         if "json" in formats:
             data = export.dumps(export.results_document(store, run_id))
             stem = _free_stem(out_dir / f"results-{run_id}", [".json"])  # never replace a file already sent
-            written.append(export.write_atomic(stem.with_name(stem.name + ".json"), data))
+            written.append(write_atomic(stem.with_name(stem.name + ".json"), data))
         if "parquet" in formats:
             stem = _free_stem(out_dir / f"metrics-{run_id}", [".parquet"])
             written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
@@ -604,7 +605,7 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
         data = export.dumps(export.results_document(store, run_id))
     # A new attestation never replaces an earlier one: the pair gets the next free number.
     stem = _free_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"])
-    results = export.write_atomic(stem.with_name(stem.name + ".results.json"), data)
+    results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
     bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
     return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
 

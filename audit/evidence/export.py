@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 import audit
+from audit.atomic import atomic_path
 from audit.errors import ConfigError
 from audit.store import Store
 
@@ -103,27 +104,10 @@ def dumps(doc: dict) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write bytes through a temporary file and a rename, so a failure leaves nothing half-written."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_parquet(metrics: pd.DataFrame, path: Path) -> Path:
     """The metrics table as Parquet (one row per metric record, the store's columns)."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    with atomic_path(path) as tmp:
         metrics.to_parquet(tmp, index=False, engine="pyarrow")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

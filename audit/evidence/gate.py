@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.errors import ConfigError
-from audit.evidence.export import write_atomic
+from audit.atomic import write_atomic
 
 LEVELS = {"fail": ("fail",), "warn": ("fail", "warn")}
 """--fail-on LEVEL: the finding statuses that make the gate fail."""

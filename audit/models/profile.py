@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from audit.atomic import write_atomic
 from audit.errors import ProfileError, first_error
 from audit.models.onnx_file import ModelInfo
 
@@ -142,12 +143,10 @@ def save_profile(profile: Profile, path: Path) -> None:
     header = "# faceaudit model profile. Fields listed under 'guessed' were inferred: confirm them,\n"
     header += "# then remove them from 'guessed'. mean/std are on the 0-255 scale.\n"
     # Through a temporary file: a full disk must not leave a truncated profile that later loads as valid.
-    tmp = path.with_name(path.name + ".partial")
+    text = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     try:
-        tmp.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ProfileError(f"{path}: cannot write the profile: {exc.strerror or exc}") from None
 
 

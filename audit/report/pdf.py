@@ -7,8 +7,9 @@ which also allows the machine-readable results to travel inside the file as an a
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
+
+from audit.atomic import atomic_path
 
 BLOCKED: list[str] = []
 """URLs refused during the last rendering (for the report log and tests)."""
@@ -48,12 +49,7 @@ def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None)
     files = [weasyprint.Attachment(string=data, name=name, relationship="Data",
                                    description="faceaudit results (JSON) for this report")
              for name, data in (attachments or {}).items()]
-    tmp = out.with_name(out.name + ".partial")
-    try:
+    with atomic_path(out) as tmp:
         weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(
             tmp, attachments=files, pdf_variant=PDF_VARIANT)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out

@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from audit.atomic import write_atomic
 from audit.metrics.catalogue import METRICS
 from audit.report import narrative, plots
 from audit.resources import templates_dir
@@ -267,7 +267,4 @@ def render_compare(store: Store, run_ids: list[str], templates: Path | None = No
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, text.encode("utf-8"))
