@@ -184,19 +184,8 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
         load_pack(p)
 
 
-def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
-              cancel: threading.Event | None = None, resume: str | None = None) -> str:
-    """Run the configured probes and store every number; returns the run id.
-
-    Each probe's metrics and artifacts are committed in one transaction. Ctrl-C or
-    ``cancel`` ends the run ``cancelled`` with finished probes kept; an error ends it
-    ``failed``. ``resume`` finishes an earlier (interrupted/failed/cancelled) run, skipping
-    the probes it completed.
-    """
-    progress = progress or (lambda probe, fraction, message: None)
-    from audit.store.db import preflight
-
-    preflight(db)
+def _load_inputs(config: AuditConfig):
+    """(model, helper models by option, surrogates, dataset) of a run, with the helpers' kinds checked."""
     model = load_model(config.model, config.profile, config.device, config.batch_size)
     extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size) if getattr(config, k) else None
              for k in ("evaluator", "attacker_model", "attribute_model")}
@@ -210,7 +199,23 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         if helper is not None and helper.profile.kind != "embedding":
             raise ConfigError(f"{option} {helper.info.path}: its profile is not a face-recognition (embedding) "
                               "model")
-    dataset = resolve_dataset(config.data, config.labels)
+    return model, extra, surrogates, resolve_dataset(config.data, config.labels)
+
+
+def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
+              cancel: threading.Event | None = None, resume: str | None = None) -> str:
+    """Run the configured probes and store every number; returns the run id.
+
+    Each probe's metrics and artifacts are committed in one transaction. Ctrl-C or
+    ``cancel`` ends the run ``cancelled`` with finished probes kept; an error ends it
+    ``failed``. ``resume`` finishes an earlier (interrupted/failed/cancelled) run, skipping
+    the probes it completed.
+    """
+    progress = progress or (lambda probe, fraction, message: None)
+    from audit.store.db import preflight
+
+    preflight(db)
+    model, extra, surrogates, dataset = _load_inputs(config)
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
     faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
@@ -717,11 +722,7 @@ class CampaignResult:
 
 def run_record(config: AuditConfig) -> dict:
     """The record a run of ``config`` stores (settings plus content hashes of its inputs)."""
-    model = load_model(config.model, config.profile, config.device, config.batch_size)
-    extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size) if getattr(config, k) else None
-             for k in ("evaluator", "attacker_model", "attribute_model")}
-    surrogates = [load_model(p, None, config.device, config.batch_size) for p in config.surrogates]
-    dataset = resolve_dataset(config.data, config.labels)
+    model, extra, surrogates, dataset = _load_inputs(config)
     return {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
 
 
