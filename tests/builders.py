@@ -52,3 +52,22 @@ def make_onnx(path: Path, *, batch: int | str = "N", out_dim: int = 16, size: in
     else:
         onnx.save_model(model, str(path))
     return path
+
+
+def store_with_run(db: Path, model_name: str, producer: str, metric: dict) -> str:
+    """A store holding one completed run of a model named ``model_name`` with one metric row (strings as given)."""
+    from datetime import datetime
+
+    import pandas as pd
+
+    from audit.store import Store
+
+    with Store(db) as s:
+        s.write("models", pd.DataFrame([{"model_id": "9" * 64, "name": model_name, "path": "/x/[/b].onnx",
+                                         "size_bytes": 1, "opset": 17, "producer": producer, "info": "{}",
+                                         "profile": "{}", "added_at": datetime(2026, 11, 24, 10, 0, 0)}]))
+        run_id = s.create_run("9" * 64, "d" * 64, {"seed": 0}, 0, {})
+        s.set_run_status(run_id, "completed")
+        s.write("metrics", pd.DataFrame([{"run_id": run_id, "n": 1200, "value": 0.1234, "ci_low": 0.05,
+                                          "ci_high": 0.2, **metric}]))
+    return run_id

@@ -1,15 +1,12 @@
 """Issue 11, classes 2 and 10: user strings are text, never markup; identifiers are printed whole; --json."""
 
 import json
-from datetime import datetime
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.store import Store
-from tests.builders import make_onnx
+from tests.builders import make_onnx, store_with_run
 
 HOSTILE = "[bold]vendor[/b] [/] m[/x] $x$ <script>"
 runner = CliRunner()
@@ -24,17 +21,9 @@ def cli(*args, columns=80):
 @pytest.fixture
 def store(tmp_path):
     db = tmp_path / "s.duckdb"
-    now = datetime(2026, 11, 24, 10, 0, 0)
-    with Store(db) as s:
-        s.write("models", pd.DataFrame([{"model_id": "9" * 64, "name": HOSTILE, "path": "/x/[/b].onnx",
-                                         "size_bytes": 1, "opset": 17, "producer": HOSTILE, "info": "{}",
-                                         "profile": "{}", "added_at": now}]))
-        run_id = s.create_run("9" * 64, "d" * 64, {"seed": 0}, 0, {})
-        s.set_run_status(run_id, "completed", None)
-        s.write("metrics", pd.DataFrame([{"run_id": run_id, "probe": "leakage", "condition": "mask:surgical",
-                                          "metric": "normalised_gain", "attribute": "skin_tone", "group": "all",
-                                          "setting": "train=same", "value": 0.1234, "ci_low": 0.05, "ci_high": 0.2,
-                                          "n": 1200, "direction": "higher_is_riskier"}]))
+    run_id = store_with_run(db, HOSTILE, HOSTILE, {
+        "probe": "leakage", "condition": "mask:surgical", "metric": "normalised_gain", "attribute": "skin_tone",
+        "group": "all", "setting": "train=same", "direction": "higher_is_riskier"})
     return db, run_id
 
 

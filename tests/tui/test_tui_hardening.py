@@ -3,17 +3,14 @@ table shows the numbers at 80x24."""
 
 import subprocess
 import sys
-from datetime import datetime
 
 import duckdb
-import pandas as pd
 import pytest
 
-from audit.store import Store
 from audit.tui.app import FaceAuditApp
 from audit.tui.screens.detail import RunDetailScreen
 from audit.tui.screens.new_audit import NewAuditScreen
-from tests.builders import make_onnx
+from tests.builders import make_onnx, store_with_run
 
 SIZE = (80, 24)
 HOSTILE = "m[/b] [bold]x[/] $y$"
@@ -26,18 +23,9 @@ def visible(widget) -> str:
 @pytest.fixture
 def store(tmp_path):
     db = tmp_path / "s.duckdb"
-    now = datetime(2026, 11, 24, 10, 0, 0)
-    with Store(db) as s:
-        s.write("models", pd.DataFrame([{"model_id": "9" * 64, "name": HOSTILE, "path": "/x/[/b].onnx",
-                                         "size_bytes": 1, "opset": 17, "producer": "", "info": "{}",
-                                         "profile": "{}", "added_at": now}]))
-        run_id = s.create_run("9" * 64, "d" * 64, {"seed": 0}, 0, {})
-        s.set_run_status(run_id, "completed")
-        s.write("metrics", pd.DataFrame([{"run_id": run_id, "probe": "identity", "condition": "mask:surgical+patch:0.3",
-                                          "metric": "fmr_max_geomean", "attribute": "skin_tone_long_name",
-                                          "group": "[/red]", "setting": "t=1e-3;fmr=0.001", "value": 0.1234,
-                                          "ci_low": 0.05, "ci_high": 0.2, "n": 1200,
-                                          "direction": "neutral"}]))
+    run_id = store_with_run(db, HOSTILE, "", {
+        "probe": "identity", "condition": "mask:surgical+patch:0.3", "metric": "fmr_max_geomean",
+        "attribute": "skin_tone_long_name", "group": "[/red]", "setting": "t=1e-3;fmr=0.001", "direction": "neutral"})
     return db, run_id
 
 
