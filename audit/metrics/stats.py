@@ -114,12 +114,7 @@ class SubjectBootstrap:
     def person_matrix(self, values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Sum a (len(rows) x len(cols)) matrix into persons x persons; ``rows`` / ``cols`` are each row's and
         column's position in this bootstrap's sample, which tells whose image it is."""
-        k = self.n_subjects
-        p = np.zeros((len(rows), k))
-        p[np.arange(len(rows)), self.inverse[rows]] = 1
-        g = np.zeros((len(cols), k))
-        g[np.arange(len(cols)), self.inverse[cols]] = 1
-        return p.T @ np.asarray(values, float) @ g
+        return PersonPairs(self, rows, cols).sum(values)
 
     def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05) -> Estimate:
         """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
@@ -135,6 +130,23 @@ class SubjectBootstrap:
         pairs = int((compared > 0).sum())
         est = _interval(value, boots, int(compared.sum()), expanded_alpha(alpha, k))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
+
+
+class PersonPairs:
+    """Sums (probe image x gallery image) matrices into (probe person x gallery person) ones.
+
+    Built once per comparison layout and reused for every matrix summed over it (each threshold,
+    condition and group), so the person maps are not rebuilt each time."""
+
+    def __init__(self, boot: SubjectBootstrap, rows: np.ndarray, cols: np.ndarray):
+        k = boot.n_subjects
+        self.p = np.zeros((len(rows), k))
+        self.p[np.arange(len(rows)), boot.inverse[rows]] = 1
+        self.g = np.zeros((len(cols), k))
+        self.g[np.arange(len(cols)), boot.inverse[cols]] = 1
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        return self.p.T @ np.asarray(values, float) @ self.g
 
 
 def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.ndarray | None = None,

@@ -21,7 +21,7 @@ from audit.data import is_regression
 from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
-from audit.metrics.stats import Estimate, SubjectBootstrap
+from audit.metrics.stats import Estimate, PersonPairs, SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 from audit.probes.leakage import age_bucket
 
@@ -91,6 +91,8 @@ class IdentityProbe:
             result.metrics.append(MetricRecord(self.name, "clean", "threshold", taus[t], taus[t], taus[t], n_imp,
                                                NEUTRAL, setting=label[t]))
         groups = self._groups(ctx, probes, gal)
+        pairs = _person_pairs(boot, own, len(gal))
+        imp_pairs = pairs.sum(imp_mask)  # impostor comparisons per person pair: the same for every condition
         curves = {}
         rng = np.random.default_rng(ctx.seed)
         for ci, cond in enumerate(cfg.conditions):
@@ -98,8 +100,9 @@ class IdentityProbe:
             s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
-            result.metrics += self._verification(cond, s, gen, imp_mask, own, taus, label, boot, rng)
-            result.metrics += self._demographics(cond, s, gen, imp_mask, own, groups, taus[demo_fmr],
+            result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
+                                                 rng)
+            result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
                                                  label[demo_fmr], boot)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
@@ -116,15 +119,15 @@ class IdentityProbe:
             out[attr] = (labels[probes], labels[gal])
         return out
 
-    def _verification(self, cond, s, gen, imp_mask, own, taus, label, boot, rng) -> list[MetricRecord]:
+    def _verification(self, cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
+                      rng) -> list[MetricRecord]:
         name = self.name
-
         n_probe = len(gen)
         out = []
         for t, tau in taus.items():
             fnmr = boot.estimate(lambda i: float(np.mean(gen[i] < tau)), rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
-            fmr = boot.two_way(*_person_counts(boot, own, (s >= tau) & imp_mask, imp_mask))
+            fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
                                        setting=label[t]))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
@@ -156,7 +159,7 @@ class IdentityProbe:
                                    RISK))
         return out
 
-    def _demographics(self, cond, s, gen, imp_mask, own, groups, tau, setting, boot) -> list[MetricRecord]:
+    def _demographics(self, cond, s, gen, imp_mask, pairs, groups, tau, setting, boot) -> list[MetricRecord]:
         out = []
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
@@ -178,7 +181,7 @@ class IdentityProbe:
             for v in values:
                 n = int(is_g[v].sum())
                 same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
-                fmr_v = boot.two_way(*_person_counts(boot, own, accepted & same_v, same_v))
+                fmr_v = boot.two_way(pairs.sum(accepted & same_v), pairs.sum(same_v))
                 fnmr_v = boot.estimate(lambda i, v=v: rates(i)[1][v], rate=True)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
                                         int(n_g[v].sum()), NEUTRAL, attribute=attr, group=v, setting=setting))
@@ -199,15 +202,13 @@ class IdentityProbe:
         return out
 
 
-def _person_counts(boot: SubjectBootstrap, own: np.ndarray, values: np.ndarray, compared: np.ndarray):
-    """(accepted, compared) summed per (probe person, gallery person) for :meth:`SubjectBootstrap.two_way`.
+def _person_pairs(boot: SubjectBootstrap, own: np.ndarray, n_gallery: int) -> PersonPairs:
+    """Person maps of the probe x gallery score matrix, for :meth:`SubjectBootstrap.two_way`.
 
     Gallery column j is the gallery image of the person whose probes have ``own == j``, so that
     person's position in the bootstrap is the one of any of those probe rows."""
-    gallery_as_probe_row = np.array([np.flatnonzero(own == j)[0] for j in range(values.shape[1])])
-    rows = np.arange(values.shape[0])
-    return (boot.person_matrix(values, rows, gallery_as_probe_row),
-            boot.person_matrix(compared, rows, gallery_as_probe_row))
+    gallery_as_probe_row = np.array([np.flatnonzero(own == j)[0] for j in range(n_gallery)])
+    return PersonPairs(boot, np.arange(len(own)), gallery_as_probe_row)
 
 
 def _finite(est: Estimate) -> Estimate:
