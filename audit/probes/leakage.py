@@ -170,16 +170,11 @@ class LeakageProbe:
     @staticmethod
     def _fit_folds(emb, y, keep, splits, task, params, cfg, seed, key):
         """Per repeat, per fold: (fitted attackers by family, training median of y)."""
-        with small_fits():
-            return LeakageProbe._fit_all(emb, y, keep, splits, task, params, cfg, seed, key)
-
-    @staticmethod
-    def _fit_all(emb, y, keep, splits, task, params, cfg, seed, key):
         def fit(job):
             r, f, tr = job
             tr = tr[keep[tr]]
-            atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"), derive_seed(seed, "attacker", fam, key, r, f))
-                   for fam, p in params.items()}
+            atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"),
+                                      derive_seed(seed, "attacker", fam, key, r, f)) for fam, p in params.items()}
             for a in atk.values():
                 a.fit(emb[tr], y[tr])
             return atk, float(np.median(y[tr])) if task == "regression" else None
@@ -187,13 +182,10 @@ class LeakageProbe:
         jobs = [(r, f, tr) for r, folds in enumerate(splits) for f, (tr, _) in enumerate(folds)]
         # Single-threaded fits side by side, one per core: torch and BLAS release the GIL, and every fit has its
         # own seeded generators, so the result does not depend on which thread ran it.
-        with ThreadPoolExecutor(max_workers=cores()) as pool:
+        with small_fits(), ThreadPoolExecutor(max_workers=cores()) as pool:
             fitted = list(pool.map(fit, jobs))
-        out, i = [], 0
-        for folds in splits:
-            out.append(fitted[i:i + len(folds)])
-            i += len(folds)
-        return out
+        starts = np.cumsum([0] + [len(folds) for folds in splits])
+        return [fitted[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     @staticmethod
     def _predict(fits, emb, folds, n):
