@@ -178,8 +178,8 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
     """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
     from audit.rules import load_pack
 
-    model = load_model(config.model, config.profile, config.device, config.batch_size)
-    validate_config(config, model, resolve_dataset(config.data, config.labels))
+    model, _, _, dataset = _load_inputs(config)  # the same loading and helper checks as run_audit
+    validate_config(config, model, dataset)
     for p in packs or []:
         load_pack(p)
 
