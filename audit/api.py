@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import threading
 import time
@@ -37,7 +36,7 @@ from audit.errors import ConfigError, FaceAuditError
 from audit.models import LoadedModel, ModelInfo, Profile, load_model_file, parity_check
 from audit.models import load as load_model
 from audit.models.profile import infer_profile, profile_path, resolve_profile, save_profile
-from audit.resources import sample_models_dir
+from audit.resources import cache_dir, sample_models_dir
 from audit.seeding import rng_for
 from audit.store import Store
 
@@ -52,10 +51,6 @@ class Cancelled(FaceAuditError):
     """The run was cancelled by the user."""
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("FACEAUDIT_CACHE", Path.home() / ".cache" / "faceaudit"))
-
-
 # ---------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class Inspection:
@@ -68,7 +63,8 @@ class Inspection:
 
 
 def inspect_model(path: str | Path, write_profile: bool = False, profile: str | Path | None = None,
-                  data: str | None = None, calibrate: bool = False, seed: int = 0) -> Inspection:
+                  data: str | None = None, calibrate: bool = False, seed: int = 0, detector: str = "auto",
+                  min_face_confidence: float = 0.9) -> Inspection:
     """Validate a model and describe it; optionally write the inferred profile next to it.
 
     With ``calibrate`` (needs ``data``), the preprocessing check ranks the usual colour orders and
@@ -86,7 +82,7 @@ def inspect_model(path: str | Path, write_profile: bool = False, profile: str | 
         raise ConfigError(f"{written} already exists; edit it, or delete it to write a fresh inferred profile")
     check = None
     if calibrate:
-        dataset = resolve_dataset(data)
+        dataset = resolve_dataset(data, detector=detector, min_face_confidence=min_face_confidence)
         model = LoadedModel(info=info, profile=prof, profile_from_file=from_file)
         check = run_check(model, dataset, dataset.faces(tuple(prof.input.size)), seed)
     if written is not None:
@@ -122,18 +118,30 @@ def sample_data(out: str | Path | None = None, people: int | None = None, images
     return materialise(out, recipe)
 
 
-def resolve_dataset(data: str, labels: str | Path | None = None) -> Dataset:
-    """The dataset named by ``data`` (``sample`` = the embedded set), with a labels file joined if given."""
+def resolve_dataset(data: str, labels: str | Path | None = None, detector: str = "auto",
+                    min_face_confidence: float = 0.9) -> Dataset:
+    """The dataset named by ``data`` (``sample`` = the embedded set), with a labels file joined if given;
+    ``detector`` says where its landmarks come from (a bad detector is refused here, before any work)."""
     if data == "sample":
         folder, _, _ = sample_data()
-        dataset = load_dataset(folder)
-    else:
-        dataset = load_dataset(data)
+        data = folder
+    dataset = load_dataset(data, detector, min_face_confidence)
+    dataset.detector_obj()
     if labels is not None:
         from audit.data.labels import join_labels
 
         dataset, _ = join_labels(dataset, labels)
     return dataset
+
+
+def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confidence: float = 0.9, size: int = 112):
+    """Write an aligned copy of a dataset (faces, ``manifest.csv`` with landmarks, ``quality.csv`` of the
+    images that could not be used); ``out`` must be new or empty. Returns :class:`audit.intake.prepare.Prepared`."""
+    from audit.config import make_config
+    from audit.intake.prepare import prepare as _prepare
+
+    make_config(model=Path("-"), data=data, detector=detector, min_face_confidence=min_face_confidence)
+    return _prepare(resolve_dataset(data, detector=detector, min_face_confidence=min_face_confidence), Path(out), size)
 
 
 def _subset(faces: Faces, dataset: Dataset, max_subjects: int, seed: int) -> Faces:
@@ -199,7 +207,8 @@ def _load_inputs(config: AuditConfig):
         if helper is not None and helper.profile.kind != "embedding":
             raise ConfigError(f"{option} {helper.info.path}: its profile is not a face-recognition (embedding) "
                               "model")
-    return model, extra, surrogates, resolve_dataset(config.data, config.labels)
+    return model, extra, surrogates, resolve_dataset(config.data, config.labels, config.detector,
+                                                     config.min_face_confidence)
 
 
 def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
@@ -254,6 +263,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                         artifacts=[_examples(embed, config), _used(dataset, faces_all, faces, config),
                                    probe_mod.Artifact.json("models", "preprocessing.json",
                                                            check.to_dict() | {"accepted": config.accept_profile})]))
+                    _write_acquisition(store, run_id, dataset, config)
             for probe in probes:
                 if probe.name in done:
                     progress(probe.name, 1.0, "already completed (resumed)")
@@ -296,7 +306,10 @@ def _inputs(model: LoadedModel, dataset: Dataset, extra: dict, surrogates: list)
     return {"model": model.info.sha256, "dataset": dataset.dataset_id,
             "profile": hashlib.sha256(prof.encode()).hexdigest(),
             **{k: m.info.sha256 if m is not None else None for k, m in extra.items()},
-            "surrogates": [m.info.sha256 for m in surrogates]}
+            "surrogates": [m.info.sha256 for m in surrogates],
+            # The face detector's SHA-256 and settings, only when one found the faces (so the records, and the
+            # campaign hashes, of runs on datasets with landmarks are what they were before detection existed).
+            **({"detector": dataset.acquisition_key} if dataset.acquisition_key else {})}
 
 
 def _check_resume(run: dict, record: dict) -> None:
@@ -365,6 +378,25 @@ def _used(dataset: Dataset, faces_all: Faces, faces: Faces, config: AuditConfig)
         "persons": int(len(np.unique(subjects[faces.rows]))), "max_subjects": int(config.setting("max_subjects")),
         "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
         "attributes": list(dataset.attributes)})
+
+
+def _write_acquisition(store: Store, run_id: str, dataset: Dataset, config: AuditConfig) -> None:
+    """Failure to acquire, when a detector found the faces: ``fta_rate`` overall and per group (probe
+    ``acquisition``), the detector and per-image outcome, and a thumbnail grid of the photos that failed."""
+    from audit.intake.acquire import failure_grid, fta_metrics
+
+    acq = dataset.acquisition()
+    if acq is None:
+        return
+    started = datetime.now().replace(microsecond=0)
+    metrics = fta_metrics(acq, dataset.manifest, dataset.attributes, config.setting("bootstrap"), config.seed)
+    arts = [probe_mod.Artifact.json("acquisition", "acquisition.json", acq.summary())]
+    grid = failure_grid([Path(p) for p in dataset.manifest["_path"]], acq.issues)
+    if grid is not None:
+        arts.append(probe_mod.Artifact("acquisition", "failures.png", "image/png", grid[0], {"tiles": grid[1]}))
+    _write_result(store, run_id, probe_mod.ProbeResult(metrics=metrics, artifacts=arts))
+    store.record_probe(run_id, "acquisition", "completed", started, acq.seconds,
+                       f"{acq.detected} image(s) detected, {acq.cache_hits} from the landmark cache")
 
 
 def _examples(embed: "_Embeddings", config: AuditConfig, n: int = 6):
@@ -787,6 +819,7 @@ def campaign_cells(camp) -> list:
         for data in camp.datasets:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
             config = make_config(model=model, data=data, probes=probes, attributes=camp.attributes,
+                                 detector=camp.detector, min_face_confidence=camp.min_face_confidence,
                                  preset=camp.preset, seed=camp.seed, device=camp.device, evaluator=camp.evaluator,
                                  attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
                                  surrogates=camp.surrogates, **optional)

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
-from audit.cli_options import (DEFAULT_DB, Data, Db, Device, Formats, NoFaces, Packs, Preset, Seed, csv_list)
+from audit.cli_options import (DEFAULT_DB, Data, Db, Detector, Device, Formats, MinFaceConfidence, NoFaces, Packs,
+                               Preset, Seed, csv_list)
 from audit.errors import FaceAuditError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -39,9 +40,11 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
             as_json: bool = typer.Option(False, "--json", help="Print the facts and the profile as JSON."),
             data: Optional[str] = typer.Option(None, "--data", help="Dataset for --calibrate ('sample' = embedded)."),
             calibrate: bool = typer.Option(False, "--calibrate", help="Rank colour orders and normalisations by how "
-                                           "well the model does its job on --data.")) -> None:
+                                           "well the model does its job on --data."),
+            detector: Detector = "auto", min_face_confidence: MinFaceConfidence = 0.9) -> None:
     """Validate an ONNX model and show its facts and (inferred) profile."""
-    res = api.inspect_model(model, write_profile, profile, data, calibrate)
+    res = api.inspect_model(model, write_profile, profile, data, calibrate, detector=detector,
+                            min_face_confidence=min_face_confidence)
     info, prof = res.info, res.profile
     if as_json:
         show.print_json({"model": info.to_dict(), "profile": prof.model_dump(mode="json"),
@@ -99,6 +102,17 @@ def sample_data(out: Path = typer.Option(Path("sample-data"), "--out", help="Fol
     show.line(console, f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest})")
 
 
+@app.command()
+def prepare(data: str = typer.Argument(..., help="Dataset folder or manifest of raw photos."),
+            out: Path = typer.Option(..., "--out", help="Empty (or new) folder for the aligned copy."),
+            detector: Detector = "auto", min_face_confidence: MinFaceConfidence = 0.9,
+            size: int = typer.Option(112, "--size", help="Side of the aligned faces in pixels.")) -> None:
+    """Detect and align faces: aligned copies, manifest.csv (with landmarks) and quality.csv of failures."""
+    res = api.prepare(data, out, detector, min_face_confidence, size)
+    show.line(console, f"wrote {res.images} aligned faces of {res.persons} people to {res.out} "
+                       f"({res.failed} failed to acquire, {res.other} other problems; see quality.csv)")
+
+
 def _progress_bar() -> Progress:
     # markup=False: probe labels carry model names and messages carry file names, which are data.
     return Progress(TextColumn("{task.fields[probe]:<10}", markup=False), BarColumn(),
@@ -131,6 +145,7 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         attributes: Optional[str] = typer.Option(None, help="Attributes to attack (default: all in the manifest)."),
         labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file (CSV/Parquet) joined to the "
                                               "dataset on 'image' or 'subject'."),
+        detector: Detector = "auto", min_face_confidence: MinFaceConfidence = 0.9,
         profile: Optional[Path] = typer.Option(None, help="Profile YAML (default: MODEL.profile.yaml or inferred)."),
         evaluator: Optional[Path] = typer.Option(None, help="Independent FR model judging inversion reconstructions."),
         attacker_model: Optional[Path] = typer.Option(None, help="Attacker-side FR model: identity loss for the "
@@ -150,7 +165,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         eps = [float(e) for e in csv_list(cloak_eps)]
     except ValueError:
         raise api.ConfigError(f"--cloak-eps: expected numbers such as 8 or 4,8, got {cloak_eps!r}") from None
-    config = make_config(model=model, data=data, labels=labels, probes=csv_list(probes),
+    config = make_config(model=model, data=data, labels=labels, detector=detector,
+                         min_face_confidence=min_face_confidence, probes=csv_list(probes),
                          conditions=csv_list(conditions),
                          attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                          attacker_model=attacker_model, attribute_model=attribute_model,

@@ -21,3 +21,9 @@ NoFaces = Annotated[bool, typer.Option("--no-faces", help="Leave face images out
 
 def csv_list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+Detector = Annotated[str, typer.Option("--detector", help="Where landmarks come from: auto (manifest landmarks, else "
+                                                         "the built-in MTCNN detector) | none (manifest landmarks, "
+                                                         "else pre-aligned faces) | mtcnn | PATH.onnx (a detector "
+                                                         "with PATH.profile.yaml).")]
+MinFaceConfidence = Annotated[float, typer.Option("--min-face-confidence", help="Detections below this confidence "
+                                                                               "are failures to acquire.")]

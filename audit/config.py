@@ -52,6 +52,11 @@ class AuditConfig(BaseModel):
     """Dataset folder or manifest, or ``sample`` for the embedded synthetic set."""
     labels: Path | None = None
     """Separate labels file (CSV/Parquet) joined to the dataset on ``image`` or ``subject``."""
+    detector: str = "auto"
+    """Where the five landmarks come from: ``auto`` (manifest landmarks when present, else the built-in
+    detector), ``none`` (manifest landmarks, else pre-aligned faces), ``mtcnn``, or a detector ONNX path."""
+    min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
+    """Detections below this confidence are failures to acquire (``low_confidence``)."""
     probes: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES))
     conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     attributes: list[str] | None = None
@@ -76,6 +81,14 @@ class AuditConfig(BaseModel):
         v = [c.strip() for c in v if c.strip()]
         return list(dict.fromkeys(["clean"] + [c for c in v if c != "clean"]))
 
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, v: str) -> str:
+        v = v.strip()
+        if v not in ("auto", "none", "mtcnn") and not v.lower().endswith(".onnx"):
+            raise ValueError(f"expected auto, none, mtcnn or a detector .onnx file, got {v!r}")
+        return v
+
     @field_validator("probes", "attributes", "cloak_eps", "surrogates")
     @classmethod
     def _once(cls, v: list | None) -> list | None:
@@ -97,8 +110,10 @@ class AuditConfig(BaseModel):
 # What ``--resume`` may differ in: how fast a run goes, not what it stores.
 NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile"})
 # Files given by path are compared by content: the hashes a run records under ``inputs``.
+# The detector and its threshold are compared through ``inputs['detector']`` (the detector's SHA-256 and
+# settings, '' when none is used), so 'auto' and 'mtcnn' on a dataset without landmarks are the same.
 BY_CONTENT = frozenset({"model", "data", "labels", "profile", "evaluator", "attacker_model", "attribute_model",
-                        "surrogates",
+                        "surrogates", "detector", "min_face_confidence",
                         "inputs"})
 
 
@@ -123,7 +138,8 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
     s_in, g_in = stored.get("inputs") or {}, given.get("inputs") or {}
     for key in sorted(s_in):
         if s_in[key] != g_in.get(key):
-            out.append(f"{key} (a different {'dataset' if key == 'dataset' else 'file'} from the stored run's)")
+            what = {"dataset": "dataset", "detector": "face detector or confidence threshold"}.get(key, "file")
+            out.append(f"{key} (a different {what} from the stored run's)")
     return out
 
 

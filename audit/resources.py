@@ -36,3 +36,15 @@ def rules_dir() -> Path:
 def sample_models_dir() -> Path:
     """The sample ONNX models with their ``*.profile.yaml``."""
     return _folder("sample_data") / "models"
+
+
+def cache_dir() -> Path:
+    """The user's faceaudit cache: ``$FACEAUDIT_CACHE``, else ``$XDG_CACHE_HOME/faceaudit``, else
+    ``~/.cache/faceaudit``. Holds the materialised sample data and the landmark cache; deleting it only
+    costs recomputation."""
+    import os
+
+    if os.environ.get("FACEAUDIT_CACHE"):
+        return Path(os.environ["FACEAUDIT_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "faceaudit"

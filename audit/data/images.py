@@ -32,8 +32,19 @@ class QualityIssue:
     row: int
     """1-based manifest row."""
     problem: str
-    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``."""
+    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
+    ``no_face`` and ``low_confidence`` (failures to acquire) and ``multiple_faces`` (the image is still used);
+    from a labels file ``label_unmatched``."""
     detail: str
+
+    @property
+    def excludes(self) -> bool:
+        """Whether the image is left out of every analysis (all problems but :data:`USED_ANYWAY`)."""
+        return self.problem not in USED_ANYWAY
+
+
+USED_ANYWAY = frozenset({"multiple_faces"})
+"""Problems recorded for the reader while the image is still used."""
 
 
 def template_for(size: tuple[int, int]) -> np.ndarray:
@@ -132,24 +143,34 @@ def align(img: np.ndarray, landmarks: np.ndarray | None, size: tuple[int, int]) 
     return out, pts.astype(np.float32)
 
 
+def align_one(path: Path, row: int, image: str, landmarks: np.ndarray | None, size: tuple[int, int]
+              ) -> tuple[np.ndarray | None, np.ndarray | None, QualityIssue | None]:
+    """Read and align one image: ``(face, points, None)`` or ``(None, None, the reason it cannot be used)``."""
+    img, issue = read_image(path, row, image)
+    if issue:
+        return None, None, issue
+    problem = None if landmarks is None else landmark_problem(landmarks, img.shape[:2])
+    if problem:
+        return None, None, QualityIssue(image, row, "bad_landmarks", problem)
+    face, pts = align(img, landmarks, size)
+    return face, pts, None
+
+
 def load_aligned(paths: list[Path], images: list[str], landmarks: np.ndarray | None, size: tuple[int, int],
-                 workers: int = 4) -> tuple[np.ndarray, np.ndarray, list[QualityIssue]]:
+                 workers: int = 4, known: dict[int, QualityIssue] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, list[QualityIssue]]:
     """Decode and align many images in threads (OpenCV releases the GIL).
 
-    Returns ``(faces, points, issues)``: faces and their points for usable images, in
-    order, and ``issues`` naming the rest.
+    ``known`` maps 0-based positions to problems found earlier (e.g. by face detection): those
+    images are not read, and the problem is reported for them. Returns ``(faces, points, issues)``:
+    faces and their points for usable images, in order, and ``issues`` naming the rest.
     """
+    known = known or {}
 
     def one(i: int):
-        img, issue = read_image(paths[i], i + 1, images[i])
-        if issue:
-            return None, None, issue
-        lm = None if landmarks is None else landmarks[i]
-        problem = None if lm is None else landmark_problem(lm, img.shape[:2])
-        if problem:
-            return None, None, QualityIssue(images[i], i + 1, "bad_landmarks", problem)
-        face, pts = align(img, lm, size)
-        return face, pts, None
+        if i in known:
+            return None, None, known[i]
+        return align_one(paths[i], i + 1, images[i], None if landmarks is None else landmarks[i], size)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(one, range(len(paths))))

@@ -2,6 +2,11 @@
 
 ``load(path)`` returns a :class:`Dataset` with a validated manifest; ``Dataset.faces(size)``
 decodes and aligns the images (cached), listing unusable images as quality issues.
+
+Where the five landmarks come from is the dataset's ``detector`` setting: ``auto`` (the manifest's
+landmark columns when present, else the built-in detector), ``none`` (the manifest's landmarks, else the
+images are taken as pre-aligned faces and resized), ``mtcnn`` or a detector ONNX path (always detect;
+see :mod:`audit.intake`).
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ class Dataset:
     _faces: dict = field(default_factory=dict, repr=False)
     label_issues: list = field(default_factory=list, repr=False)
     """Data-quality records from a joined labels file (label rows that match nothing)."""
+    detector: str = "auto"
+    """``auto``, ``none``, ``mtcnn`` or a detector ONNX path (see the module docstring)."""
+    min_confidence: float = 0.9
+    """Detections below this confidence are failures to acquire (``low_confidence``)."""
+    _hashes: list | None = field(default=None, repr=False)
+    _detector_obj: object = field(default=None, repr=False)
+    _acquisition: object = field(default=None, repr=False)
 
     @property
     def attributes(self) -> list[str]:
@@ -75,38 +87,103 @@ class Dataset:
         return int(self.manifest["subject"].nunique())
 
     @property
-    def dataset_id(self) -> str:
-        """SHA-256 over the manifest content and every image file's bytes."""
-        if self._dataset_id is None:
-            h = hashlib.sha256()
-            h.update(self.manifest.drop(columns=["_path"]).to_csv(index=False).encode())
+    def file_hashes(self) -> list[str | None]:
+        """SHA-256 of each image file (None: missing or unreadable), in manifest order."""
+        if self._hashes is None:
+            out = []
             for p in self.manifest["_path"]:
                 try:
-                    h.update(hashlib.sha256(Path(p).read_bytes()).digest())
+                    out.append(hashlib.sha256(Path(p).read_bytes()).hexdigest())
                 except OSError:
-                    h.update(b"<missing>")
-            self._dataset_id = h.hexdigest()
+                    out.append(None)
+            self._hashes = out
+        return self._hashes
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the manifest content and every image file's bytes."""
+        h = hashlib.sha256()
+        h.update(self.manifest.drop(columns=["_path"]).to_csv(index=False).encode())
+        for digest in self.file_hashes:
+            h.update(bytes.fromhex(digest) if digest else b"<missing>")
+        return h.hexdigest()
+
+    @property
+    def uses_detector(self) -> bool:
+        """Whether faces are found by a detector (else manifest landmarks, or pre-aligned)."""
+        return self.detector != "none" and not (self.detector == "auto" and self.has_landmarks)
+
+    def detector_obj(self):
+        """The detector this dataset's faces are found with (None when no detector is used)."""
+        if self._detector_obj is None and self.uses_detector:
+            from audit.intake.detectors import resolve_detector
+
+            self._detector_obj = resolve_detector(self.detector)
+        return self._detector_obj
+
+    @property
+    def acquisition_key(self) -> str:
+        """What the aligned faces depend on besides the files: the detector's key and threshold ('' when no
+        detector is used)."""
+        det = self.detector_obj()
+        return f"{det.key};min_confidence={self.min_confidence:g}" if det is not None else ""
+
+    @property
+    def dataset_id(self) -> str:
+        """The :attr:`fingerprint`; when faces are found by a detector, SHA-256 of the fingerprint and the
+        :attr:`acquisition_key`, since the faces every probe sees (and the failures to acquire) depend on it."""
+        if self._dataset_id is None:
+            key = self.acquisition_key
+            self._dataset_id = self.fingerprint if not key else \
+                hashlib.sha256(f"{self.fingerprint}\n{key}".encode()).hexdigest()
         return self._dataset_id
+
+    def acquisition(self):
+        """Detections for every image (:class:`audit.intake.acquire.Acquisition`), or None without a detector."""
+        det = self.detector_obj()
+        if det is None:
+            return None
+        if self._acquisition is None:
+            from audit.intake.acquire import acquire
+
+            self._acquisition = acquire([Path(p) for p in self.manifest["_path"]], self.manifest["image"].tolist(),
+                                        self.file_hashes, det, self.min_confidence,
+                                        workers=min(4, os.cpu_count() or 2))
+        return self._acquisition
+
+    def landmark_plan(self) -> tuple[np.ndarray | None, tuple[str, ...], dict[int, QualityIssue], list[QualityIssue]]:
+        """``(landmarks, point names, known, noted)``: the (N, K, 2) source-image points to align with (None:
+        pre-aligned), their names, problems that exclude rows before reading (failures to acquire, by 0-based
+        row) and problems recorded while the image is used (``multiple_faces``)."""
+        names = self.point_names
+        acq = self.acquisition()
+        if acq is not None:  # detected points; extra manifest points do not follow a detected face
+            return (acq.landmarks, names[:5], {i.row - 1: i for i in acq.issues if i.excludes},
+                    [i for i in acq.issues if not i.excludes])
+        if self.has_landmarks:
+            cols = LANDMARK_COLUMNS + [f"pt_{n}_{ax}" for n in names[5:] for ax in ("x", "y")]
+            return self.manifest[cols].to_numpy(np.float64).reshape(len(self.manifest), -1, 2), names, {}, []
+        return None, names[:5], {}, []
 
     def faces(self, size: tuple[int, int] = (112, 112)) -> Faces:
         """Decode and align every usable image to ``size`` (memoised per size)."""
         key = tuple(size)
         if key not in self._faces:
-            lms = None
-            names = self.point_names
-            if self.has_landmarks:
-                cols = LANDMARK_COLUMNS + [f"pt_{n}_{ax}" for n in names[5:] for ax in ("x", "y")]
-                lms = self.manifest[cols].to_numpy(np.float64).reshape(len(self.manifest), -1, 2)
+            lms, names, known, noted = self.landmark_plan()
+            acq = self._acquisition
             paths = [Path(p) for p in self.manifest["_path"]]
             imgs, pts, issues = load_aligned(paths, self.manifest["image"].tolist(), lms, key,
-                                             workers=min(8, (os.cpu_count() or 2) * 2))
-            bad = {i.row - 1 for i in issues}
+                                             workers=min(8, (os.cpu_count() or 2) * 2), known=known)
+            bad = {i.row - 1 for i in issues if i.excludes}
+            issues = sorted(issues + noted, key=lambda i: i.row)
             rows = np.array([r for r in range(len(self.manifest)) if r not in bad], dtype=np.int64)
             if len(rows) == 0:
-                raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read "
-                                   f"(first problem: {issues[0].image}: {issues[0].detail})")
-            self._faces[key] = Faces(images=imgs, landmarks=pts, rows=rows, issues=issues,
-                                     point_names=names if lms is not None else names[:5])
+                first = next(i for i in issues if i.excludes)
+                hint = ("; if the images are already aligned face crops, use --detector none"
+                        if acq is not None and first.problem in ("no_face", "low_confidence") else "")
+                raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read or used "
+                                   f"(first problem: {first.image}: {first.detail}){hint}")
+            self._faces[key] = Faces(images=imgs, landmarks=pts, rows=rows, issues=issues, point_names=names)
         return self._faces[key]
 
 
@@ -164,9 +241,15 @@ def from_utkface(root: Path) -> Dataset:
     return Dataset(root=root, manifest=_check_inside(df, root, source), source=source, name=root.name)
 
 
-def load(path: str | Path) -> Dataset:
-    """Load a dataset from a manifest file or a folder (manifest, person folders or UTKFace)."""
-    path = Path(path)
+def load(path: str | Path, detector: str = "auto", min_confidence: float = 0.9) -> Dataset:
+    """Load a dataset from a manifest file or a folder (manifest, person folders or UTKFace); ``detector``
+    and ``min_confidence`` say where the landmarks come from (see the module docstring)."""
+    ds = _load(Path(path))
+    ds.detector, ds.min_confidence = str(detector), float(min_confidence)
+    return ds
+
+
+def _load(path: Path) -> Dataset:
     if not path.exists():
         raise DatasetError(f"{path}: dataset not found")
     if path.is_file():

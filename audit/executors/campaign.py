@@ -13,6 +13,8 @@ packs: [baseline, eu-ai-act]               # optional; default: every shipped pa
 evaluator: models/judge.onnx               # optional helper models, as for 'faceaudit run'
 surrogates: [models/public-fr.onnx]
 device: auto
+detector: auto                             # optional: auto | none | mtcnn | a detector .onnx (as --detector)
+min_face_confidence: 0.9
 ```
 
 Relative paths are relative to the campaign file. Validated like profiles and packs: every
@@ -49,6 +51,8 @@ class Campaign(BaseModel):
     attribute_model: str | None = None
     surrogates: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    detector: str = "auto"
+    min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     source: str = ""
 
     @field_validator("models", "datasets", "surrogates")
@@ -120,6 +124,13 @@ def load_campaign(path: str | Path) -> Campaign:
         if not p.is_file():
             raise ConfigError(f"{path}: field 'surrogates.{i}': {p}: no such model file")
         surrogates.append(str(p))
+    detector = camp.detector
+    if detector not in ("auto", "none", "mtcnn"):
+        p = _resolve(base, detector)
+        if p.suffix.lower() != ".onnx" or not p.is_file():
+            raise ConfigError(f"{path}: field 'detector': {detector!r} is not auto, none, mtcnn or an existing "
+                              "detector .onnx file")
+        helpers["detector"] = str(p)
     if len(set(models)) != len(models) or len(set(datasets)) != len(datasets):
         raise ConfigError(f"{path}: field 'models'/'datasets': the same file is listed twice")
     return camp.model_copy(update={"models": models, "datasets": datasets, "surrogates": surrogates,

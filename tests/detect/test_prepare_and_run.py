@@ -1,0 +1,93 @@
+"""`faceaudit prepare` round trip, and a whole run on raw photos: FTA in the store and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit import api
+from audit.data import ARCFACE_TEMPLATE, load
+from audit.store import Store
+from tests.detect.photos import photo_dataset
+from tests.test_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return photo_dataset(tmp_path_factory.mktemp("photos") / "data")
+
+
+def test_prepare_round_trip(photos, tmp_path):
+    out = tmp_path / "aligned"
+    code, text = run_cli("prepare", photos, "--out", out)
+    assert code == 0, text
+    assert "24 aligned faces of 8 people" in text and "2 failed to acquire" in text
+    m = pd.read_csv(out / "manifest.csv")
+    src = pd.read_csv(photos / "manifest.csv")
+    assert list(m.columns[:3]) == ["image", "subject", "group"] and "lm0_x" in m.columns
+    assert set(m["image"]) == {i.rsplit(".", 1)[0] + ".png" for i in src["image"] if "blank" not in i}
+    assert np.allclose(m[["lm0_x", "lm0_y"]].to_numpy(), ARCFACE_TEMPLATE[0], atol=1e-3)
+    q = pd.read_csv(out / "quality.csv")
+    assert sorted(q["problem"]) == ["no_face", "no_face"] and set(q["image"]) == {"p0/blank.png", "p1/blank.png"}
+    assert json.loads((out / "prepare.json").read_text())["detector"]["name"] == "mtcnn"
+    # The copy loads back as a dataset (landmarks from its manifest, no detection) with the same faces.
+    again = load(out)
+    assert not again.uses_detector
+    faces = again.faces()
+    assert len(faces.rows) == 24 and not faces.issues
+    original = load(photos).faces()
+    assert np.abs(faces.images.astype(float) - original.images.astype(float)).mean() < 1.0
+    # Never over a non-empty folder.
+    code, text = run_cli("prepare", photos, "--out", out)
+    assert code == 2 and "not empty" in text and "\n" not in text.strip()
+
+
+@pytest.mark.slow
+def test_run_on_raw_photos_measures_failure_to_acquire(photos, tmp_path, tiny_model):
+    db = tmp_path / "s.duckdb"
+    code, text = run_cli("run", "--model", tiny_model, "--data", photos, "--probes", "identity", "--conditions",
+                         "clean", "--db", db, "--pack", "baseline", "--min-face-confidence", "0.95")
+    assert code == 0, text
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run("latest")
+        run = store.run(run_id)
+        fta = store.metrics(run_id).query("probe == 'acquisition' and metric == 'fta_rate'")
+        quality = store.data_quality(run["dataset_id"])
+    overall = fta[fta["attribute"] == ""].iloc[0]
+    assert overall["value"] == pytest.approx(2 / 26) and overall["n"] == 26
+    assert overall["ci_low"] <= overall["value"] <= overall["ci_high"] < 1
+    groups = fta[fta["attribute"] == "group"].set_index("group")
+    assert set(groups.index) == {"a", "b"} and groups.loc["a", "n"] == 13
+    assert sorted(quality["problem"]) == ["no_face", "no_face"]
+    assert run["config"]["detector"] == "auto" and run["config"]["min_face_confidence"] == 0.95
+    assert run["config"]["inputs"]["detector"].startswith("mtcnn:")
+    files = api.build_report(run_id, db, tmp_path / "r", ["html", "pdf"])
+    html = files[0].read_text()
+    assert "Failure-to-acquire rate: 7.7%" in html and "failed to acquire" in html
+    assert "--min-face-confidence 0.95" in html
+    assert files[1].stat().st_size > 0
+    no_faces = api.build_report(run_id, db, tmp_path / "r2", ["html"], no_faces=True)[0].read_text()
+    assert "Failure-to-acquire rate" in no_faces and "photos in which no usable face" not in no_faces
+    # A second run finds every landmark in the cache; '--detector none' is another dataset (no FTA).
+    code, text = run_cli("run", "--model", tiny_model, "--data", photos, "--probes", "identity", "--conditions",
+                         "clean", "--db", db, "--detector", "none")
+    assert code == 0, text
+    with Store(db, read_only=True) as store:
+        runs = store.runs()
+        newest = store.run(runs["run_id"].iloc[0])
+        assert newest["dataset_id"] != run["dataset_id"] and "detector" not in newest["config"]["inputs"]
+        assert store.metrics(newest["run_id"]).query("probe == 'acquisition'").empty
+
+
+def test_bad_detector_option_is_one_line(photos, tmp_path, tiny_model):
+    for value, msg in (("haar", "--detector: expected auto, none, mtcnn"), (str(tmp_path / "no.onnx"), "no such file")):
+        code, text = run_cli("run", "--model", tiny_model, "--data", photos, "--db", tmp_path / "s.duckdb",
+                             "--detector", value)
+        assert code == 2 and msg in text and "\n" not in text.strip(), text
+    code, text = run_cli("run", "--model", tiny_model, "--data", photos, "--db", tmp_path / "s.duckdb",
+                         "--min-face-confidence", "1.5")
+    assert code == 2 and "--min-face-confidence" in text
+    assert not (tmp_path / "s.duckdb").exists()
