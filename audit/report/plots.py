@@ -95,6 +95,24 @@ def det_curves(curves: dict[str, dict], points: pd.DataFrame | None = None) -> s
     return to_svg(fig)
 
 
+def convergence(curves: dict[str, dict]) -> str | None:
+    """One panel per attack: its own objective against steps (epochs), so a reader can see it had levelled off;
+    ``curves`` maps a title to a :meth:`audit.probes.convergence.Plateau.record`."""
+    curves = {k: v for k, v in curves.items() if v and v.get("curve")}
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves) + 0.6, 2.2), squeeze=False)
+    for ax, (title, rec) in zip(axes[0], curves.items()):
+        y = np.asarray(rec["curve"], float)
+        ax.plot(np.arange(1, len(y) + 1), y, color=COLOURS[0], lw=1.3)
+        ax.set_title(plain(f"{title}: stopped by {rec.get('stopped_by', 'cap')}"), fontsize=7)
+        ax.set_xlabel("epoch" if "epoch" in title else "step", fontsize=7)
+        ax.set_ylabel(plain(rec.get("measure", "loss")), fontsize=6)
+        ax.tick_params(labelsize=6)
+        ax.grid(True, lw=0.3)
+    return to_svg(fig)
+
+
 def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:
     """Per attribute: group FMR and FNMR at the global threshold, with intervals."""
     m = metrics[(metrics["probe"] == "identity") & (metrics["condition"] == condition)

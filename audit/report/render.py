@@ -148,6 +148,24 @@ def _operating_marks(ident: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().dropna(subset=["fmr", "fnmr"])
 
 
+def _inversion_convergence(decoder: dict | None) -> dict:
+    """How the inversion attacks stopped (plateau of their own objective, or the preset's cap), as sentences and
+    one plot; empty for runs stored before the attacks recorded it."""
+    decoder = decoder or {}
+    attacks = [("black-box decoder", "epochs", decoder.get("convergence")),
+               ("white-box", "steps", decoder.get("white_box_convergence"))]
+    lines = []
+    for name, unit, rec in attacks:
+        if not rec:
+            continue
+        why = (f"its objective stopped improving (no 0.5% gain in {rec['patience']} {unit})"
+               if rec["stopped_by"] == "plateau" else
+               "the preset's cap came first, so a larger preset may strengthen it further")
+        lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
+    plot = plots.convergence({f"{name} ({unit})": rec for name, unit, rec in attacks if rec})
+    return {"convergence": lines, "convergence_plot": plot}
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -192,7 +210,8 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                      "verdicts": narrative.identity_verdicts(metrics)},
         "inversion": {"ran": not inv.empty, "table": inv.sort_values(["condition", "setting", "metric"])
                       .to_dict("records"), "verdicts": narrative.inversion_verdicts(metrics),
-                      "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows},
+                      "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows,
+                      **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"))},
         "cloak": _cloak_context(store, run_id, metrics, no_faces),
         "acquisition": _acquisition_context(store, run_id, metrics, no_faces),
         "grid": base64.b64encode(grid).decode() if grid else None,

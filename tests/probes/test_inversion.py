@@ -1,5 +1,7 @@
 """Inversion known answers: real decoders beat the FMR by far; a decoder trained on shuffled pairs cannot."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,18 @@ def setup(probe_data, sample_model):
 def sar_type1(model, recon, v_emb, tau):
     own = (ver.l2_normalise(model.ort.embed(recon)) * ver.l2_normalise(v_emb)).sum(1)
     return float(np.mean(own >= tau))
+
+
+def test_plateau_stops_on_a_flat_objective_and_at_the_cap():
+    from audit.probes.convergence import Plateau
+
+    flat = Plateau(cap=50, patience=3)
+    losses = [1.0, 0.5, 0.3, 0.3, 0.3, 0.3, 0.3]
+    stopped = [flat.step(v) for v in losses]
+    assert stopped.index(True) == 5 and flat.record()["stopped_by"] == "plateau"  # 3 steps without a 0.5% gain
+    falling = Plateau(cap=4, patience=3)
+    assert [falling.step(v) for v in (1.0, 0.9, 0.8, 0.7)] == [False, False, False, True]
+    assert falling.record()["stopped_by"] == "cap" and falling.record()["steps"] == 4
 
 
 def test_black_box_sar_far_above_fmr_and_shuffled_pairs_stay_near_it(setup):
@@ -76,7 +90,15 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
     acc = m[(m["metric"] == "recon_attr_accuracy") & (m["attribute"] == "skin_tone")].set_index("setting")["value"]
     assert acc["original"] > 0.9 and 0 <= acc["reconstruction"] <= 1
     assert (m["metric"] == "recon_attr_mae").any()
-    assert b"fr-maskaware" in bytes(decoder[decoder["name"] == "decoder.json"].iloc[0]["data"])
+    record = json.loads(bytes(decoder[decoder["name"] == "decoder.json"].iloc[0]["data"]))
+    assert record["identity_loss_model"] == "fr-maskaware"
+    for key in ("convergence", "white_box_convergence"):  # both attacks record how they stopped
+        conv = record[key]
+        assert conv["stopped_by"] in ("plateau", "cap") and 1 <= conv["steps"] <= conv["cap"]
+        assert len(conv["curve"]) == conv["steps"]
+    html = api.build_report(run_id, tmp_path / "s.duckdb", tmp_path / "r", formats=["html"])[0].read_text()
+    assert "Did the attacks run to convergence?" in html
+    assert f"ran {record['convergence']['steps']} of at most {record['convergence']['cap']} epochs" in html
 
 
 def test_attribute_model_must_be_an_attributes_model(small_data, sample_model, tmp_path):
