@@ -19,10 +19,10 @@ PRESETS: dict[str, dict] = {
     # folds: subject-grouped k for the leakage attackers (at least 5 everywhere: fewer folds train the
     # attacker on less data and understate leakage); cv_repeats: cross-validations with different split
     # seeds, pooled, so the intervals hold the split-to-split variance; bootstrap: resamples per CI;
-    # mlp_epochs: full-batch epochs for the MLP attacker; max_subjects: cap on persons used.
-    "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 100, "max_subjects": 300},
-    "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 300, "max_subjects": 2000},
-    "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 500, "max_subjects": 100000},
+    # mlp_epochs: mini-batch epochs (batch 128) for the MLP attacker; max_subjects: cap on persons used.
+    "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 10, "max_subjects": 300},
+    "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 20, "max_subjects": 2000},
+    "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 40, "max_subjects": 100000},
 }
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""

@@ -81,6 +81,26 @@ class SubjectBootstrap:
     def indices(self) -> list[np.ndarray]:
         return [np.concatenate([self.members[s] for s in d]) for d in self.draws]
 
+    def resample_sums(self, per_image: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """Sums of per-image values (n, ...) over every resample: ``(n_boot, ...)``, equal to
+        ``per_image[idx].sum(0)`` for each ``idx`` in :meth:`indices` (a person drawn twice counts twice).
+
+        Counts (confusion matrices, hits) summed this way give any statistic of them on all resamples
+        at once, through persons-by-resamples matrix products in chunks (bounded memory), instead of
+        one Python call per resample."""
+        per_image = np.asarray(per_image, float)
+        tail = per_image.shape[1:]
+        per_person = np.zeros((self.n_subjects, int(np.prod(tail, dtype=int))))
+        np.add.at(per_person, self.inverse, per_image.reshape(len(per_image), -1))
+        out = [np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]]) @ per_person
+               for a in range(0, len(self.draws), chunk)]
+        return np.concatenate(out).reshape((len(self.draws),) + tail)
+
+    def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False) -> Estimate:
+        """An interval from a statistic already computed on every resample (pooled repeats may be stacked:
+        ``boots`` of any length); ``rate`` as in :meth:`estimate`."""
+        return self._finish(float(value), np.asarray(boots, float).ravel(), alpha, self.n_subjects if rate else None)
+
     def _finish(self, value: float, boots: np.ndarray, alpha: float, rate_units: int | None) -> Estimate:
         est = _interval(value, boots, self.n, expanded_alpha(alpha, self.n_subjects))
         return floor_rate(est, rate_units, alpha, boots, self.n) if rate_units else est

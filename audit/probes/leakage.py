@@ -42,20 +42,28 @@ def _confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
 
 def categorical_stats(y: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
     """Accuracy, balanced accuracy, macro-F1 and normalised gain for integer labels 0..k-1."""
-    cm = _confusion(y, p, k).astype(float)
-    support = cm.sum(1)
+    return {m: float(v[0]) for m, v in confusion_stats(_confusion(y, p, k)[None]).items()}
+
+
+def confusion_stats(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`categorical_stats` of a stack of (k, k) confusion matrices (truth x prediction), one value per
+    matrix: the bootstrap computes every resample's matrix at once (SubjectBootstrap.resample_sums)."""
+    cm = np.asarray(cm, float)
+    support, predicted = cm.sum(2), cm.sum(1)
+    diag = np.diagonal(cm, axis1=1, axis2=2)
     present = support > 0
-    recall = np.diag(cm)[present] / support[present]
-    bacc = float(recall.mean()) if present.any() else float("nan")
-    predicted = cm.sum(0)
-    prec = np.divide(np.diag(cm), predicted, out=np.zeros(k), where=predicted > 0)
-    rec = np.divide(np.diag(cm), support, out=np.zeros(k), where=support > 0)
-    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros(k), where=(prec + rec) > 0)
-    chance = 1.0 / max(int(present.sum()), 1)
-    gain = (bacc - chance) / (1 - chance) if chance < 1 else float("nan")
-    return {"accuracy": float(np.trace(cm) / max(cm.sum(), 1)), "balanced_accuracy": bacc,
-            "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
-            "chance": chance, "normalised_gain": gain}
+    n_present = present.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rec = np.divide(diag, support, out=np.zeros_like(diag), where=present)
+        prec = np.divide(diag, predicted, out=np.zeros_like(diag), where=predicted > 0)
+        f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(diag), where=(prec + rec) > 0)
+        bacc = np.where(n_present > 0, (rec * present).sum(1) / n_present, np.nan)
+        macro_f1 = np.where(n_present > 0, (f1 * present).sum(1) / n_present, np.nan)
+        chance = 1.0 / np.maximum(n_present, 1)
+        gain = np.where(chance < 1, (bacc - chance) / (1 - chance), np.nan)
+        accuracy = diag.sum(1) / np.maximum(cm.sum((1, 2)), 1)
+    return {"accuracy": accuracy, "balanced_accuracy": bacc, "macro_f1": macro_f1, "chance": chance,
+            "normalised_gain": gain}
 
 
 def age_stats(y: np.ndarray, p: np.ndarray, train_median: float) -> dict[str, float]:
@@ -121,9 +129,8 @@ class LeakageProbe:
                 y = y_full
             task = "regression" if regression else "classification"
             # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run).
-            with small_fits():
-                tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
-                             derive_seed(ctx.seed, "tune", attr))
+            tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
+                         derive_seed(ctx.seed, "tune", attr))
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
@@ -250,17 +257,43 @@ class LeakageProbe:
     def _records(self, cond, setting, attr, medians, preds, y, keep, boot, regression, labels):
         """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples)."""
         dirs = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
+        if not regression:
+            full, boots = self._categorical_boots(preds, y, keep, boot, len(labels))
         out = []
         for metric, direction in dirs.items():
-            fns = [self._stat_fn(y, p, keep, regression, labels, m, metric) for p, m in zip(preds, medians)]
-            est = boot.pooled(fns, rate=metric in RATE_METRICS)
+            rate = metric in RATE_METRICS
+            if regression:
+                fns = [self._stat_fn(y, p, keep, regression, labels, m, metric) for p, m in zip(preds, medians)]
+                est = boot.pooled(fns, rate=rate)
+            else:
+                est = boot.from_resamples(np.mean(full[metric]), boots[metric], rate=rate)
             out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
         return out
+
+    @staticmethod
+    def _categorical_boots(preds, y, keep, boot, k):
+        """Categorical statistics of each repeat's predictions on all images (``full``: one value per repeat) and
+        on every person resample (``boots``: repeats x resamples), from confusion matrices summed per resample."""
+        full, boots = {}, {}
+        for p in preds:
+            cells = np.zeros((len(y), k * k))
+            kept = np.flatnonzero(keep)
+            cells[kept, y[kept] * k + p[kept].astype(int)] = 1
+            for m, v in confusion_stats(cells.sum(0).reshape(1, k, k)).items():
+                full.setdefault(m, []).append(v[0])
+            for m, v in confusion_stats(boot.resample_sums(cells).reshape(-1, k, k)).items():
+                boots.setdefault(m, []).append(v)
+        return {m: np.array(v) for m, v in full.items()}, {m: np.stack(v) for m, v in boots.items()}
 
     def _effect(self, cond, setting, attr, preds, clean_preds, y, keep, boot, regression, labels):
         """Condition minus clean on the same persons, folds and resamples, pooled over repeats."""
         metric = HEADLINE["age" if regression else "categorical"]
-        med = np.full(len(y), np.median(y[keep]) if regression else 0.0)
+        if not regression:
+            full_c, boots_c = self._categorical_boots(preds, y, keep, boot, len(labels))
+            full_0, boots_0 = self._categorical_boots(clean_preds, y, keep, boot, len(labels))
+            est = boot.from_resamples(np.mean(full_c[metric] - full_0[metric]), boots_c[metric] - boots_0[metric])
+            return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
+        med = np.full(len(y), np.median(y[keep]))
         fns = []
         for p, c in zip(preds, clean_preds):
             a = self._stat_fn(y, p, keep, regression, labels, med, metric)
