@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from scipy.stats import rankdata
+from sklearn.metrics import roc_curve
 
 FMR_TARGETS = (1e-2, 1e-3, 1e-4, 1e-5)
 MIN_IMPOSTORS_PER_TARGET = 10
@@ -139,8 +140,14 @@ def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
 
 
 def auc(negatives: np.ndarray, positives: np.ndarray) -> float:
-    y = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
-    return float(roc_auc_score(y, np.r_[negatives, positives]))
+    """Area under the ROC curve as the Mann-Whitney statistic (ties count one half): the same number as
+    scikit-learn's ``roc_auc_score`` (tests/metrics check it), without its input validation, which cost
+    more than the sort itself in the identity probe's bootstrap (thousands of calls per run)."""
+    n0, n1 = len(negatives), len(positives)
+    if n0 == 0 or n1 == 0:
+        raise ValueError("AUC needs both genuine and impostor scores")
+    ranks = rankdata(np.r_[negatives, positives])
+    return float((ranks[n0:].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
 
 
 def roc_points(negatives: np.ndarray, positives: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:

@@ -74,3 +74,16 @@ def test_subject_bootstrap_is_seeded_and_covers_truth():
     assert a.ci_low < 0.3 < a.ci_high
     # Image-level resampling would be ~sqrt(5) times narrower; the subject bootstrap is not.
     assert a.ci_high - a.ci_low > 2 * 1.96 * x.std() / np.sqrt(len(x))
+
+
+def test_auc_is_the_mann_whitney_statistic_sklearn_computes():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for n0, n1, decimals in ((4000, 300, 2), (50, 50, 1), (7, 3, 0)):  # rounding makes ties
+        neg, pos = rng.normal(0, 1, n0).round(decimals), rng.normal(1, 1, n1).round(decimals)
+        want = roc_auc_score(np.r_[np.zeros(n0), np.ones(n1)], np.r_[neg, pos])
+        assert abs(ver.auc(neg, pos) - want) < 1e-12
+    assert ver.auc(np.zeros(3), np.ones(2)) == 1.0 and ver.auc(np.ones(3), np.ones(2)) == 0.5
+    with pytest.raises(ValueError):
+        ver.auc(np.zeros(0), np.ones(2))
