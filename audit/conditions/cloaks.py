@@ -24,6 +24,20 @@ import torch
 import torch.nn.functional as F
 
 METHODS = ("pgd", "fi-uap", "opom-centre", "opom-affine", "opom-convex")
+OBJECTIVE = "squared feature distance per image (maximised)"
+
+
+class Ensemble:
+    """Several surrogate models as one: the features are each model's L2-normalised features side by side,
+    so the cloak objective (squared distance of normalised features) is the sum of every model's own
+    objective, and one perturbation is optimised against all of them (ensemble transfer attack)."""
+
+    def __init__(self, backends: list):
+        self.backends = backends
+        self.device = backends[0].device
+
+    def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.normalize(b.embed_tensor(x), dim=1) for b in self.backends], dim=1)
 
 
 def _simplex_projection(v: torch.Tensor) -> torch.Tensor:
@@ -60,11 +74,18 @@ def affine_projection(f: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, alpha: float = 1.0,
-                momentum: bool = False, seed: int = 0) -> np.ndarray:
+                momentum: bool = False, seed: int = 0, patience: int | None = None,
+                record: dict | None = None) -> np.ndarray:
     """Perturbations for images (P, M, H, W, 3) uint8: (P, 3, H, W) universal, or (P, M, 3, H, W) for pgd.
 
     ``embed`` maps an (N, 3, H, W) float tensor on 0-255 to (N, D) features (differentiable).
+    At most ``steps`` steps; with ``patience``, fewer once the objective (mean squared feature
+    distance per image, maximised) has not grown by 0.5% for that many steps. ``record``, when
+    given, receives the convergence record (:meth:`audit.probes.convergence.Plateau.record`).
     """
+    from audit.probes.convergence import Plateau
+
+    plateau = Plateau(cap=max(steps, 1), patience=patience or max(steps, 1))
     if method not in METHODS:
         raise ValueError(f"unknown cloak method {method!r}; known: {', '.join(METHODS)}")
     p, m = images.shape[:2]
@@ -77,7 +98,9 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     shape = (p, m, *x.shape[2:]) if method == "pgd" else (p, 1, *x.shape[2:])
     eta = ((torch.rand(shape, generator=g) * 2 - 1) * eps).to(device)
     velocity = torch.zeros_like(eta)
-    if eps == 0:
+    if eps == 0 or steps == 0:
+        if record is not None:
+            record.update({**plateau.record(), "steps": 0, "stopped_by": "no budget", "measure": OBJECTIVE})
         return eta[:, 0].cpu().numpy() if method != "pgd" else eta.cpu().numpy()
     for step in range(steps):
         adv = (x + eta).clamp(0, 255).detach().requires_grad_(True)
@@ -92,12 +115,17 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
             target = convex_projection(f.detach(), clean)
         loss = ((f - target.detach()) ** 2).sum()
         grad, = torch.autograd.grad(loss, adv)
+        stop = plateau.step(-loss.item() / (p * m))  # the plateau rule minimises: track the negated objective
         if method != "pgd":
             grad = grad.mean(1, keepdim=True)                     # one perturbation per person
         if momentum:
             velocity = velocity + grad / grad.abs().mean(dim=tuple(range(2, grad.ndim)), keepdim=True).clamp(min=1e-12)
             grad = velocity
         eta = (eta + alpha * grad.sign()).clamp(-eps, eps)
+        if stop:
+            break
+    if record is not None:
+        record.update({**plateau.record(), "curve": [-v for v in plateau.curve], "measure": OBJECTIVE})
     eta = eta.detach()
     return eta[:, 0].cpu().numpy() if method != "pgd" else eta.cpu().numpy()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit.conditions.cloaks import METHODS, apply_cloak, make_cloaks
+from audit.conditions.cloaks import METHODS, Ensemble, apply_cloak, make_cloaks
 from audit.conditions.purify import PURIFIERS, purify
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
@@ -25,10 +25,11 @@ from audit.probes.inversion import image_quality
 from audit.seeding import derive_seed
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
-SETTINGS = {"quick": {"protect": 12, "steps": 16, "momentum": False,
-                      "transfer_methods": ("opom-centre", "opom-affine", "opom-convex")},
-            "standard": {"protect": 50, "steps": 100, "momentum": True, "transfer_methods": METHODS[1:]},
-            "thorough": {"protect": 100000, "steps": 100, "momentum": True, "transfer_methods": METHODS}}
+SETTINGS = {  # steps: cap per attack (it stops earlier once its objective plateaus for `patience` steps)
+    "quick": {"protect": 12, "steps": 16, "patience": 4, "momentum": False,
+              "transfer_methods": ("opom-centre", "opom-affine", "opom-convex")},
+    "standard": {"protect": 50, "steps": 100, "patience": 8, "momentum": True, "transfer_methods": METHODS[1:]},
+    "thorough": {"protect": 100000, "steps": 200, "patience": 10, "momentum": True, "transfer_methods": METHODS}}
 TOP_K = (1, 5, 10)
 
 
@@ -94,22 +95,25 @@ class CloakProbe:
                 result.notes.append(f"Surrogate {sm.name} skipped: {sm.torch_error}")
             else:
                 surrogates[f"transfer:{sm.name}"] = (b, st["transfer_methods"])
+        members = [(sm.name, sm.torch()) for sm in ctx.surrogates if sm.torch() is not None]
+        if len(members) >= 2:  # one cloak optimised against every surrogate at once
+            surrogates[f"transfer:ensemble({'+'.join(n for n, _ in members)})"] = (
+                Ensemble([b for _, b in members]), st["transfer_methods"])
         result.metrics += self._evaluate(ctx, "clean", "none", images[q_flat], g_emb, own_col, tau, boot, None)
-        examples = {}
+        examples, convergence = {}, []
         total = sum(len(ms) for _, ms in surrogates.values()) * len(cfg.cloak_eps)
         done = 0
         for label, (backend, methods) in surrogates.items():
             for method in methods:
                 for eps in cfg.cloak_eps:
                     seed = derive_seed(ctx.seed, "cloak", label, method, eps)
-                    if method == "pgd":
-                        eta = make_cloaks(backend.embed_tensor, images[queries], method, eps, st["steps"],
-                                          momentum=st["momentum"], seed=seed)
-                        cloaked = apply_cloak(images[queries], eta).reshape(-1, *images.shape[1:])
-                    else:
-                        eta = make_cloaks(backend.embed_tensor, images[sources], method, eps, st["steps"],
-                                          momentum=st["momentum"], seed=seed)
-                        cloaked = apply_cloak(images[queries], eta[:, None]).reshape(-1, *images.shape[1:])
+                    rec: dict = {}
+                    src = images[queries] if method == "pgd" else images[sources]
+                    eta = make_cloaks(backend.embed_tensor, src, method, eps, st["steps"], momentum=st["momentum"],
+                                      seed=seed, patience=st["patience"], record=rec)
+                    cloaked = apply_cloak(images[queries], eta if method == "pgd" else eta[:, None]
+                                          ).reshape(-1, *images.shape[1:])
+                    convergence.append({"setting": label, "method": method, "eps": eps, **rec})
                     cond = f"cloak:{method}@{eps:g}"
                     result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot,
                                                      images[q_flat])
@@ -119,6 +123,7 @@ class CloakProbe:
                     ctx.progress(done / max(total, 1), f"{label} {method} eps {eps:g}")
         if examples:
             result.artifacts.append(self._examples(examples))
+        result.artifacts.append(Artifact.json(self.name, "convergence.json", convergence))
         return result
 
     def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, boot, clean) -> list[MetricRecord]:

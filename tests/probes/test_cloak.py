@@ -1,5 +1,7 @@
 """Cloak known answers: no budget, no protection; white-box OPOM at eps 8 protects; purifiers and projections."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -19,11 +21,16 @@ def cloak_metrics(tmp_path_factory, probe_data):
 
     db = tmp_path_factory.mktemp("cloak") / "s.duckdb"
     cfg = AuditConfig(model=SAMPLE_MODELS / "fr-baseline.onnx", data=str(probe_data), probes=["cloak"],
-                      conditions=["clean"], cloak_eps=[0, 8], surrogates=[SAMPLE_MODELS / "fr-maskaware.onnx"],
-                      parity=False)
+                      conditions=["clean"], cloak_eps=[0, 8], parity=False,
+                      surrogates=[SAMPLE_MODELS / "fr-maskaware.onnx", SAMPLE_MODELS / "fr-private.onnx"])
     run_id = api.run_audit(cfg, db)
+    html = api.build_report(run_id, db, db.parent / "r", formats=["html"])[0].read_text()
     with Store(db) as s:
-        return s.metrics(run_id)
+        m = s.metrics(run_id)
+        m.attrs["convergence"] = json.loads(bytes(s.artifacts(run_id, "cloak").set_index("name")
+                                                 .loc["convergence.json", "data"]))
+        m.attrs["html"] = html
+        return m
 
 
 @pytest.mark.slow
@@ -59,6 +66,21 @@ def test_transfer_and_purifiers_are_measured(cloak_metrics):
     assert purified["value"] < white  # JPEG washes much of the cloak out
     for p in PURIFIERS:
         assert not cloak_metrics[cloak_metrics["condition"] == f"cloak:opom-affine@8+purify:{p}"].empty
+    # Two surrogates: a third transfer row optimises one cloak against both.
+    ens = "transfer:ensemble(fr-maskaware+fr-private)"
+    assert pick(cloak_metrics, condition="cloak:opom-affine@8", metric="psr_at_1", setting=ens)["value"] >= 0
+
+
+@pytest.mark.slow
+def test_every_cloak_attack_records_how_it_stopped_and_the_report_says_so(cloak_metrics):
+    conv = cloak_metrics.attrs["convergence"]
+    assert {(c["setting"], c["method"]) for c in conv} >= {("white-box", "pgd"), ("transfer:fr-private", "opom-convex")}
+    for c in conv:
+        if c["eps"] == 0:
+            assert c["stopped_by"] == "no budget" and c["steps"] == 0
+        else:
+            assert c["stopped_by"] in ("plateau", "cap") and 1 <= c["steps"] <= c["cap"] == 16
+    assert "Did the cloak attacks converge?" in cloak_metrics.attrs["html"]
 
 
 def test_protocol_is_subject_disjoint_between_protected_and_distractors():
@@ -94,3 +116,50 @@ def test_budget_and_batching_on_a_tiny_model(tiny_model):
     out = apply_cloak(imgs[0], batched[0][None])
     assert np.abs(out.astype(int) - imgs[0].astype(int)).max() <= 4
     assert purify(out, "bits5").max() % 8 == 0
+
+
+def test_cloak_stops_when_its_objective_levels_off_and_records_why(tiny_model):
+    from audit.models import load
+
+    backend = load(tiny_model).torch()
+    imgs = np.random.default_rng(2).integers(0, 256, (2, 2, 112, 112, 3), dtype=np.uint8)
+    # eps 1 with step 1: after one step every pixel sits at the budget, so the objective cannot grow much more.
+    rec: dict = {}
+    make_cloaks(backend.embed_tensor, imgs, "opom-centre", 1, steps=60, seed=0, patience=3, record=rec)
+    assert rec["stopped_by"] == "plateau" and rec["steps"] < 60 and len(rec["curve"]) == rec["steps"]
+    long: dict = {}
+    make_cloaks(backend.embed_tensor, imgs, "opom-centre", 8, steps=4, seed=0, patience=3, record=long)
+    assert long["stopped_by"] == "cap" and long["steps"] == 4
+    assert long["curve"][-1] > long["curve"][0]  # the (maximised) objective grew while it ran
+    none: dict = {}
+    eta = make_cloaks(backend.embed_tensor, imgs, "opom-centre", 0, steps=16, seed=0, patience=3, record=none)
+    assert none["stopped_by"] == "no budget" and not np.any(eta)
+
+
+@pytest.mark.slow
+def test_an_ensemble_cloak_moves_every_surrogate_further_than_a_cloak_made_on_one_of_them(probe_data):
+    """One perturbation against two surrogates: on the model it was not made for, a single-surrogate cloak moves the
+    features less than the ensemble cloak does (the point of ensemble transfer attacks)."""
+    import torch.nn.functional as F
+
+    from audit.conditions.cloaks import Ensemble
+    from audit.data import load as load_data
+    from audit.models import load
+    from tests.conftest import SAMPLE_MODELS
+
+    faces = load_data(probe_data).faces()
+    a, b = (load(SAMPLE_MODELS / f"{n}.onnx").torch() for n in ("fr-maskaware", "fr-private"))
+    imgs = faces.images[:24].reshape(6, 4, *faces.images.shape[1:])
+
+    def moved(backend, eta):
+        clean = torch.from_numpy(imgs.reshape(-1, *imgs.shape[2:])).permute(0, 3, 1, 2).float()
+        adv = torch.from_numpy(apply_cloak(imgs, eta[:, None]).reshape(-1, *imgs.shape[2:])).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            fc, fa = (F.normalize(backend.embed_tensor(t.float()), dim=1) for t in (clean, adv))
+        return float(((fc - fa) ** 2).sum(1).mean())
+
+    only_a = make_cloaks(a.embed_tensor, imgs, "opom-centre", 8, steps=10, seed=0)
+    both = make_cloaks(Ensemble([a, b]).embed_tensor, imgs, "opom-centre", 8, steps=10, seed=0)
+    assert Ensemble([a, b]).embed_tensor(torch.zeros(1, 3, 112, 112)).shape[1] == 2 * a.embed_tensor(
+        torch.zeros(1, 3, 112, 112)).shape[1]
+    assert moved(b, both) > moved(b, only_a)
