@@ -309,7 +309,10 @@ def _inputs(model: LoadedModel, dataset: Dataset, extra: dict, surrogates: list)
             "surrogates": [m.info.sha256 for m in surrogates],
             # The face detector's SHA-256 and settings, only when one found the faces (so the records, and the
             # campaign hashes, of runs on datasets with landmarks are what they were before detection existed).
-            **({"detector": dataset.acquisition_key} if dataset.acquisition_key else {})}
+            # With a detector the dataset id is not the file fingerprint (it hashes in the detector key), so the
+            # plain fingerprint is recorded beside it for evidence that names the files.
+            **({"detector": dataset.acquisition_key, "files": dataset.fingerprint} if dataset.acquisition_key
+               else {})}
 
 
 def _check_resume(run: dict, record: dict) -> None:
@@ -391,7 +394,8 @@ def _write_acquisition(store: Store, run_id: str, dataset: Dataset, config: Audi
     started = datetime.now().replace(microsecond=0)
     metrics = fta_metrics(acq, dataset.manifest, dataset.attributes, config.setting("bootstrap"), config.seed)
     arts = [probe_mod.Artifact.json("acquisition", "acquisition.json", acq.summary())]
-    grid = failure_grid([Path(p) for p in dataset.manifest["_path"]], acq.issues)
+    grid = failure_grid([Path(p) for p in dataset.manifest["_path"]], acq.issues, acq.confidence,
+                        dataset.manifest["subject"].astype(str).to_numpy())
     if grid is not None:
         arts.append(probe_mod.Artifact("acquisition", "failures.png", "image/png", grid[0], {"tiles": grid[1]}))
     _write_result(store, run_id, probe_mod.ProbeResult(metrics=metrics, artifacts=arts))
@@ -528,8 +532,10 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
 
 def _attestation_page(run: dict, sig, stem: Path) -> dict:
     from audit.evidence import attest as attest_mod
+    from audit.evidence.dataset import dataset_identity
 
-    return {"signer": sig.name, "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
+    ident = dataset_identity(run)
+    return {"dataset_fingerprint": ident["fingerprint"], "detector": ident["detector"],"signer": sig.name, "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
             "model_sha256": run["model_id"], "dataset_id": run["dataset_id"], "tool": audit.__version__,
             "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf",
             "attachment": attest_mod.RESULTS_ATTACHMENT}

@@ -126,12 +126,18 @@ class Dataset:
         """What the aligned faces depend on besides the files: the detector's key and threshold ('' when no
         detector is used)."""
         det = self.detector_obj()
-        return f"{det.key};min_confidence={self.min_confidence:g}" if det is not None else ""
+        if det is None:
+            return ""
+        from audit.intake.acquire import acquisition_key
+
+        return acquisition_key(det, self.min_confidence)
 
     @property
     def dataset_id(self) -> str:
         """The :attr:`fingerprint`; when faces are found by a detector, SHA-256 of the fingerprint and the
-        :attr:`acquisition_key`, since the faces every probe sees (and the failures to acquire) depend on it."""
+        :attr:`acquisition_key`, since the faces every probe sees (and the failures to acquire) depend on it.
+        It is then *not* the file fingerprint: a run records that too (``inputs['files']``) and evidence names
+        both (:func:`audit.evidence.dataset_identity`)."""
         if self._dataset_id is None:
             key = self.acquisition_key
             self._dataset_id = self.fingerprint if not key else \

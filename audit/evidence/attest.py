@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 import audit
 from audit.errors import FaceAuditError
 from audit.evidence import keys
+from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.atomic import write_atomic
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -81,13 +82,25 @@ class Signer:
         return cls(keys.load_private(key_path), (name or "").strip() or "unnamed signer")
 
 
+def _dataset_subject(run: dict) -> dict:
+    """The dataset subject: digest = the file fingerprint; with a face detector its key and the dataset id (which
+    hashes the key in) are annotations of their own."""
+    ident = dataset_identity(run)
+    notes = {"kind": "dataset", "fingerprint": FINGERPRINT}
+    if ident["detector"]:
+        notes.update({"face_detector": ident["detector"], "dataset_id": ident["id"], "dataset_id_is": DETECTED_ID})
+    if ident["fingerprint"] is None:  # a run stored before the fingerprint was recorded: only its id is known
+        notes["fingerprint"] = f"not recorded by this run; the digest is the dataset id ({DETECTED_ID})"
+    return {"name": f"dataset:{run['dataset_name']}", "digest": {"sha256": ident["fingerprint"] or ident["id"]},
+            "annotations": notes}
+
+
 def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Signer) -> dict:
     """The in-toto Statement for a stored run (``run`` as returned by ``Store.run``)."""
     subjects = [
         {"name": Path(run["model_path"]).name, "digest": {"sha256": run["model_id"]},
          "annotations": {"kind": "model", "model_name": run["model_name"]}},
-        {"name": f"dataset:{run['dataset_name']}", "digest": {"sha256": run["dataset_id"]},
-         "annotations": {"kind": "dataset", "fingerprint": "SHA-256 over the manifest and every image file"}},
+        _dataset_subject(run),
     ]
     subjects += [{"name": p.name, "digest": {"sha256": sha256_file(p)}, "annotations": {"kind": "evidence"}}
                  for p in files]

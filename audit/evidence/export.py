@@ -18,6 +18,7 @@ import pandas as pd
 import audit
 from audit.atomic import atomic_path
 from audit.errors import ConfigError
+from audit.evidence.dataset import dataset_identity
 from audit.store import Store
 
 FORMAT = "faceaudit-results"
@@ -86,7 +87,7 @@ def results_document(store: Store, run_id: str) -> dict:
         "model": {"sha256": run["model_id"], "name": run["model_name"], "path": run["model_path"],
                   "size_bytes": run["size_bytes"], "opset": run["opset"], "producer": run["producer"],
                   "info": run["model_info"], "profile": run["model_profile"]},
-        "dataset": {"id": run["dataset_id"], "name": run["dataset_name"], "source": run["dataset_source"],
+        "dataset": {**dataset_identity(run), "name": run["dataset_name"], "source": run["dataset_source"],
                     "n_images": run["n_images"], "n_subjects": run["n_subjects"],
                     "attributes": run["dataset_attributes"]},
         "config": run["config"],

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.errors import ConfigError
+from audit.evidence.dataset import dataset_identity
 from audit.atomic import write_atomic
 
 LEVELS = {"fail": ("fail",), "warn": ("fail", "warn")}
@@ -39,6 +40,15 @@ def judge(findings: pd.DataFrame, fail_on: str) -> GateResult:
     return GateResult(findings, fail_on, blocking)
 
 
+def _dataset_properties(run: dict) -> list[tuple[str, str]]:
+    """``dataset_fingerprint`` (the files); with a face detector also ``dataset_id`` and ``face_detector``."""
+    ident = dataset_identity(run)
+    out = [("dataset_fingerprint", ident["fingerprint"])] if ident["fingerprint"] else []
+    if ident["detector"]:
+        out += [("dataset_id", ident["id"]), ("face_detector", ident["detector"])]
+    return out
+
+
 def junit_xml(result: GateResult, run: dict) -> bytes:
     """JUnit XML: a suite per pack, a case per rule; blocking findings are failures, rules that could
     not be judged are skipped (not passed), warnings below the level pass with their message in system-out."""
@@ -52,7 +62,7 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
                               skipped=str(int((rows["status"] == "not_applicable").sum())))
         props = ET.SubElement(suite, "properties")
         for name, value in (("run_id", run["run_id"]), ("model", run["model_name"]),
-                            ("model_sha256", run["model_id"]), ("dataset_fingerprint", run["dataset_id"]),
+                            ("model_sha256", run["model_id"]), *_dataset_properties(run),
                             ("pack_sha256", rows["pack_hash"].iloc[0]), ("fail_on", result.fail_on)):
             ET.SubElement(props, "property", name=name, value=str(value))
         for r, block in zip(rows.itertuples(), blocking):

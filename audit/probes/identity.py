@@ -18,15 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from audit.data import is_regression
+from audit.data.groups import AGE_GROUPS, age_bucket
 from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.stats import Estimate, PersonPairs, SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
-from audit.probes.leakage import age_bucket
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
-AGE_GROUPS = np.array(["0-3", "4-12", "13-19", "20-30", "31-45", "46-60", "61+"])
 ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
              "subjects with two or more images")
 EER_IMPOSTOR_SAMPLE = 20000

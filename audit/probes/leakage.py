@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from audit.data import is_regression
+from audit.data.groups import age_bucket
 from audit.errors import ConfigError
 from audit.metrics.stats import SubjectBootstrap
 from audit.data.split import subject_folds
@@ -27,13 +28,7 @@ from audit.seeding import derive_seed
 from audit.threads import cores, small_fits
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 
-AGE_BUCKETS = np.array([4, 13, 20, 31, 46, 61])
-"""Upper-exclusive edges of the 7 age buckets 0-3, 4-12, 13-19, 20-30, 31-45, 46-60, 61+."""
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
-
-
-def age_bucket(age: np.ndarray) -> np.ndarray:
-    return np.searchsorted(AGE_BUCKETS, np.asarray(age, float), side="right")
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:

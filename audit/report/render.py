@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from audit.atomic import write_atomic
+from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
 from audit.report import narrative, plots
 from audit.resources import templates_dir
@@ -110,7 +111,7 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     if c.get("detector", "auto") != "auto":
         parts += ["--detector", c["detector"]]
     if c.get("min_face_confidence", 0.9) != 0.9:
-        parts += ["--min-face-confidence", f"{c['min_face_confidence']:g}"]
+        parts += ["--min-face-confidence", repr(float(c["min_face_confidence"]))]  # lossless
     for key, flag in (("profile", "--profile"), ("evaluator", "--evaluator"), ("attacker_model", "--attacker-model"),
                       ("attribute_model", "--attribute-model")):
         if c.get(key):
@@ -223,6 +224,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "used": _artifact(store, run_id, "dataset", "used.json"),
         "preprocessing": _artifact(store, run_id, "models", "preprocessing.json"),
         "rerun": rerun_command(run),
+        "dataset_ident": dataset_identity(run),
         "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
     }
 

