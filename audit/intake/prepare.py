@@ -10,13 +10,19 @@ Writes, into a new or empty folder:
   manifest row, problem and detail;
 * ``prepare.json``: the source, the detector and its threshold.
 
-Images are processed one at a time (no whole dataset in memory); every file is written atomically, and
-``manifest.csv`` last, so an interrupted prepare never leaves a folder that loads as a complete dataset.
+Images are processed one at a time (no whole dataset in memory). The copy is built in a hidden sibling
+folder ``.NAME.partial-<random>`` beside ``--out`` and renamed into place only when complete (an empty
+``--out`` is removed first), so ``--out`` either holds the whole copy or does not exist: an interrupted or
+failed prepare leaves nothing there, and the partial folder is removed on any error. When no photo is usable
+the result is a one-line error and nothing is written. ``--out`` inside the source dataset folder is refused
+(the copy would become part of the dataset it copies).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,7 +33,7 @@ import pandas as pd
 from audit.atomic import write_atomic
 from audit.data.images import align_one, template_for
 from audit.data.manifest import LANDMARK_COLUMNS
-from audit.errors import ConfigError
+from audit.errors import ConfigError, DatasetError
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,31 @@ def prepare(dataset, out: Path, size: int = 112) -> Prepared:
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out}: the folder is not empty; give a new or empty folder (prepare never "
                           "overwrites)")
+    if out.resolve().is_relative_to(Path(dataset.root).resolve()):
+        raise ConfigError(f"--out {out}: is inside the source dataset folder {dataset.root}; give a folder outside "
+                          "it (the copy would become part of the dataset)")
     if not 16 <= size <= 1024:
         raise ConfigError(f"--size: must be between 16 and 1024 pixels, got {size}")
+    out = out.absolute()
+    work = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir()
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create folder: {exc.strerror}") from None
+    try:
+        res = _write(dataset, work, size)
+        if out.exists():
+            out.rmdir()  # empty (checked above); fails, and so keeps it, if something appeared in it meanwhile
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return Prepared(out, *res)
+
+
+def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
+    """Write the copy into ``out`` (the partial folder); (images, persons, failed, other)."""
     lms, names, known, noted = dataset.landmark_plan()
     m = dataset.manifest
     template = template_for((size, size))
@@ -90,6 +115,10 @@ def prepare(dataset, out: Path, size: int = 112) -> Prepared:
             row[f"pt_{name}_x"], row[f"pt_{name}_y"] = round(float(pts[k, 0]), 4), round(float(pts[k, 1]), 4)
         rows.append(row)
     quality = sorted(quality + noted, key=lambda q: q.row)
+    if not rows:
+        first = next((q for q in quality if q.excludes), None)
+        what = f" (first problem: {first.image}: {first.detail})" if first else ""
+        raise DatasetError(f"{dataset.source}: none of the {len(m)} images could be used{what}; nothing was written")
     qdf = pd.DataFrame([{"row": q.row, "image": q.image, "problem": q.problem, "detail": q.detail} for q in quality],
                        columns=["row", "image", "problem", "detail"])
     write_atomic(out / "quality.csv", qdf.to_csv(index=False).encode())
@@ -99,8 +128,7 @@ def prepare(dataset, out: Path, size: int = 112) -> Prepared:
             "detector": acq.detector if acq is not None else None,
             "min_confidence": dataset.min_confidence if acq is not None else None}
     write_atomic(out / "prepare.json", json.dumps(meta, indent=2, sort_keys=True).encode())
-    if rows:
-        write_atomic(out / "manifest.csv", pd.DataFrame(rows).to_csv(index=False).encode())
+    write_atomic(out / "manifest.csv", pd.DataFrame(rows).to_csv(index=False).encode())
     failed = sum(1 for q in quality if q.problem in ("no_face", "low_confidence"))
     persons = len({r["subject"] for r in rows})
-    return Prepared(out, len(rows), persons, failed, sum(1 for q in quality if q.excludes) - failed)
+    return len(rows), persons, failed, sum(1 for q in quality if q.excludes) - failed

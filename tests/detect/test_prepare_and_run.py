@@ -64,10 +64,15 @@ def test_run_on_raw_photos_measures_failure_to_acquire(photos, tmp_path, tiny_mo
     assert sorted(quality["problem"]) == ["no_face", "no_face"]
     assert run["config"]["detector"] == "auto" and run["config"]["min_face_confidence"] == 0.95
     assert run["config"]["inputs"]["detector"].startswith("mtcnn:")
+    # The plain file fingerprint is recorded beside the dataset id (which hashes the detector key in).
+    fingerprint = load(photos).fingerprint
+    assert run["config"]["inputs"]["files"] == fingerprint != run["dataset_id"]
     files = api.build_report(run_id, db, tmp_path / "r", ["html", "pdf"])
     html = files[0].read_text()
     assert "Failure-to-acquire rate: 7.7%" in html and "failed to acquire" in html
     assert "--min-face-confidence 0.95" in html
+    assert fingerprint in html and "SHA-256 of the file fingerprint and the face detector key" in html
+    assert "worst first" in html and "at most two per person" in html
     assert files[1].stat().st_size > 0
     no_faces = api.build_report(run_id, db, tmp_path / "r2", ["html"], no_faces=True)[0].read_text()
     assert "Failure-to-acquire rate" in no_faces and "photos in which no usable face" not in no_faces
@@ -91,3 +96,58 @@ def test_bad_detector_option_is_one_line(photos, tmp_path, tiny_model):
                          "--min-face-confidence", "1.5")
     assert code == 2 and "--min-face-confidence" in text
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def leftovers(parent, name):
+    return [p.name for p in parent.iterdir() if p.name == name or p.name.startswith(f".{name}.partial-")]
+
+
+def test_failing_prepare_leaves_no_out_folder(photos, tmp_path, monkeypatch):
+    import audit.intake.prepare as prep
+
+    calls = []
+
+    def fail_on_third(path, data, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if interrupted half-way
+        return real(path, data, **kw)
+
+    real = prep.write_atomic
+    monkeypatch.setattr(prep, "write_atomic", fail_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        api.prepare(str(photos), tmp_path / "aligned")
+    assert leftovers(tmp_path, "aligned") == []
+    # An existing empty --out stays as it was.
+    (tmp_path / "empty").mkdir()
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        api.prepare(str(photos), tmp_path / "empty")
+    assert leftovers(tmp_path, "empty") == ["empty"] and not any((tmp_path / "empty").iterdir())
+    # Without the fault, the empty folder is replaced by the complete copy.
+    monkeypatch.setattr(prep, "write_atomic", real)
+    res = api.prepare(str(photos), tmp_path / "empty")
+    assert res.images == 24 and (tmp_path / "empty" / "manifest.csv").is_file()
+    assert leftovers(tmp_path, "empty") == ["empty"]
+
+
+def test_prepare_with_no_usable_photo_is_one_line_and_writes_nothing(tmp_path):
+    from tests.detect.photos import noise, write_rgb
+
+    data = tmp_path / "data"
+    for i in range(2):
+        write_rgb(data / f"{i}.png", noise(64, 64, i))
+    pd.DataFrame({"image": ["0.png", "1.png"], "subject": ["a", "b"]}).to_csv(data / "manifest.csv", index=False)
+    code, text = run_cli("prepare", data, "--out", tmp_path / "aligned")
+    assert code == 2 and "none of the 2 images could be used" in text and "no face" in text, text
+    assert "\n" not in text.strip() and leftovers(tmp_path, "aligned") == []
+
+
+def test_prepare_refuses_an_out_folder_inside_the_source(photos):
+    for out in (photos / "aligned", photos):
+        code, text = run_cli("prepare", photos, "--out", out)
+        assert code == 2 and ("inside the source dataset folder" in text or "not empty" in text), text
+        assert "\n" not in text.strip()
+    assert not (photos / "aligned").exists()
+    code, text = run_cli("prepare", photos / "manifest.csv", "--out", photos / "p0" / "x")
+    assert code == 2 and "inside the source dataset folder" in text
