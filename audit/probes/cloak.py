@@ -13,6 +13,8 @@ resample protected persons.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from audit.conditions.cloaks import METHODS, Ensemble, apply_cloak, make_cloaks
@@ -109,8 +111,10 @@ class CloakProbe:
                     seed = derive_seed(ctx.seed, "cloak", label, method, eps)
                     rec: dict = {}
                     src = images[queries] if method == "pgd" else images[sources]
+                    started = time.perf_counter()
                     eta = make_cloaks(backend.embed_tensor, src, method, eps, st["steps"], momentum=st["momentum"],
                                       seed=seed, patience=st["patience"], record=rec)
+                    rec["seconds"] = round(time.perf_counter() - started, 3)  # cost, for strength-vs-cost
                     cloaked = apply_cloak(images[queries], eta if method == "pgd" else eta[:, None]
                                           ).reshape(-1, *images.shape[1:])
                     convergence.append({"setting": label, "method": method, "eps": eps, **rec})

@@ -78,8 +78,13 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     rows = [{"cloak": c, "setting": st, "cells": [table.loc[(c, st)].get(col) for col in columns]}
             for c, st in table.index]
     grid = None if no_faces else _artifact(store, run_id, "cloak", "examples.png")
+    convergence = [{"setting": c["setting"], "method": c["method"], "eps": c["eps"], "steps": c["steps"],
+                    "cap": c["cap"], "stopped_by": c["stopped_by"],
+                    "last": c["curve"][-1] if c.get("curve") else None}
+                   for c in _artifact(store, run_id, "cloak", "convergence.json") or []]
     return {"ran": True, "columns": columns, "psr": rows, "verdicts": narrative.cloak_verdicts(m),
-            "grid": base64.b64encode(grid).decode() if grid else None}
+            "grid": base64.b64encode(grid).decode() if grid else None, "convergence": convergence,
+            "capped": sum(c["stopped_by"] == "cap" for c in convergence)}
 
 
 def attacker_rows(doc: dict | None) -> dict:
