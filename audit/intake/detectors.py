@@ -6,7 +6,10 @@ Two kinds:
   small ONNX networks ship inside the package and run through ``cv2.dnn``: no download at run time.
 * **a user-supplied ONNX detector** with a profile ``NAME.profile.yaml`` beside it (``kind: detector``).
   Supported ``format``: ``retinaface`` (the common RetinaFace export: prior-box regression ``loc``,
-  softmax ``conf`` and ``landmarks`` outputs, decoded here in numpy), run by onnxruntime.
+  softmax ``conf`` and ``landmarks`` outputs, decoded here in numpy) and ``scrfd`` (InsightFace's SCRFD
+  exports with keypoints, decoded in :mod:`audit.intake.scrfd`), run by onnxruntime. Both share the
+  letterbox (:func:`letterbox`) and the threshold, non-maximum suppression and scale-back
+  (:func:`select_faces`).
 
 Every detector returns :class:`Detection` objects in source-image pixels with the five points in the
 ArcFace order: image-left eye, image-right eye, nose tip, image-left and image-right mouth corner.
@@ -22,7 +25,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import cv2
 import numpy as np
@@ -201,10 +204,23 @@ class DetectorOutputs(BaseModel):
     """(1, P, 10) landmark regression against the priors."""
 
 
-class DetectorProfile(BaseModel):
-    """How to run a user-supplied face detector ONNX (``NAME.profile.yaml`` beside it, ``kind: detector``)."""
+class FormatProfile(BaseModel):
+    """What the profiles of every detector format share: no unknown fields, and each ``input`` field left out
+    takes the format's default (:attr:`input_defaults`), never a recognition model's."""
 
     model_config = ConfigDict(extra="forbid")
+    input_defaults: ClassVar[dict] = {}
+
+    @field_validator("input", mode="before", check_fields=False)
+    @classmethod
+    def _input_defaults(cls, value):
+        return {**cls.input_defaults, **value} if isinstance(value, dict) else value
+
+
+class DetectorProfile(FormatProfile):
+    """How to run a user-supplied face detector ONNX (``NAME.profile.yaml`` beside it, ``kind: detector``)."""
+
+    input_defaults: ClassVar[dict] = RETINAFACE_INPUT
     name: str
     kind: Literal["detector"]
     format: Literal["retinaface"]
@@ -216,11 +232,6 @@ class DetectorProfile(BaseModel):
     nms_threshold: float = Field(0.4, gt=0, le=1)
     min_score: float = Field(0.5, ge=0, le=1)
     """Candidates scoring below this are dropped before non-maximum suppression."""
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _retinaface_defaults(cls, value):
-        return {**RETINAFACE_INPUT, **value} if isinstance(value, dict) else value
 
 
 def priors(anchors: RetinaAnchors, size: tuple[int, int]) -> np.ndarray:
@@ -254,10 +265,52 @@ def decode_retinaface(loc: np.ndarray, conf: np.ndarray, landms: np.ndarray, pri
     return boxes, scores, pts * np.array([w, h])
 
 
+def letterbox(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float, float]:
+    """(canvas, fx, fy): the photo scaled to fit the (H, W) ``size`` with its aspect ratio kept, at the top left
+    of a black canvas (padded right and bottom); source x = input x / fx and y = input y / fy (each side is
+    rounded to whole pixels: one factor per axis)."""
+    ih, iw = size
+    h, w = rgb.shape[:2]
+    f = min(ih / h, iw / w)
+    sw, sh = max(1, min(iw, round(w * f))), max(1, min(ih, round(h * f)))
+    canvas = np.zeros((ih, iw, 3), np.uint8)
+    canvas[:sh, :sw] = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    return canvas, sw / w, sh / h
+
+
+def select_faces(boxes: np.ndarray, scores: np.ndarray, pts: np.ndarray, min_score: float, nms_threshold: float,
+                 fx: float, fy: float) -> list[Detection]:
+    """Detections from decoded candidates (boxes x1 y1 x2 y2, scores, points (P, 5, 2), input pixels): those
+    scoring at least ``min_score``, after non-maximum suppression, scaled back to source pixels (x / fx, y / fy)."""
+    keep = np.flatnonzero(scores >= min_score)
+    if len(keep) == 0:
+        return []
+    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes[keep]]
+    chosen = cv2.dnn.NMSBoxes(xywh, scores[keep].astype(float).tolist(), min_score, nms_threshold)
+    out = []
+    for j in np.asarray(chosen).ravel():
+        i = keep[int(j)]
+        bx, by, bw, bh = xywh[int(j)]
+        out.append(Detection((bx / fx, by / fy, bw / fx, bh / fy), float(scores[i]),
+                             tuple((float(x / fx), float(y / fy)) for x, y in pts[i])))
+    return out
+
+
+class DetectorFormat(BaseModel):
+    """The fields of a detector profile that choose how the rest is read."""
+
+    model_config = ConfigDict(extra="ignore")
+    kind: Literal["detector"]
+    format: Literal["retinaface", "scrfd"]
+
+
 class OnnxDetector:
-    """A user-supplied detector ONNX run by onnxruntime, decoded as its profile says."""
+    """A user-supplied detector ONNX run by onnxruntime, decoded as its profile says (this class: the
+    ``retinaface`` format; another format subclasses it with its own ``profile_class``, ``_prepare``,
+    ``_output_names`` and ``_decode``)."""
 
     name = "onnx"
+    profile_class: type[BaseModel] = DetectorProfile
 
     def __init__(self, path: Path, max_side: int = MAX_SIDE):
         from audit.models.onnx_file import load_model_file
@@ -266,22 +319,17 @@ class OnnxDetector:
         prof_file = profile_path(info.path)
         if not prof_file.is_file():
             raise ProfileError(f"{path}: a detector needs its profile {prof_file.name} beside it "
-                               "(kind: detector, format: retinaface; see the README)")
-        self.profile: DetectorProfile = load_profile(prof_file, DetectorProfile)
+                               "(kind: detector, format: retinaface or scrfd; see the README)")
+        self.profile = load_profile(prof_file, self.profile_class)
         where = str(prof_file)
         if info.input(self.profile.input.name) is None:
             raise ProfileError(f"{where}: field 'input.name' = {self.profile.input.name!r} contradicts the graph: "
                                f"graph inputs are {[i.name for i in info.inputs]}")
-        outs = {o.name for o in info.outputs}
-        for field, name in self.profile.outputs.model_dump().items():
-            if name not in outs:
-                raise ProfileError(f"{where}: field 'outputs.{field}' = {name!r} contradicts the graph: graph outputs "
-                                   f"are {sorted(outs)}")
         self.info = info
         self.sha256 = hashlib.sha256(info.sha256.encode() + self.profile.model_dump_json().encode()).hexdigest()
         self.path = info.path
         self.max_side = max_side
-        self._priors = priors(self.profile.anchors, tuple(self.profile.input.size))
+        self._prepare(info, where)
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -292,6 +340,31 @@ class OnnxDetector:
             raise ModelError(f"{path}: onnxruntime cannot load the detector: {str(exc).splitlines()[0][:300]}") \
                 from None
         self._lock = threading.Lock()
+
+    def _prepare(self, info, where: str) -> None:
+        """Check the profile's outputs against the graph (errors name ``where`` and the field); precompute."""
+        outs = {o.name for o in info.outputs}
+        for field, name in self.profile.outputs.model_dump().items():
+            if name not in outs:
+                raise ProfileError(f"{where}: field 'outputs.{field}' = {name!r} contradicts the graph: graph outputs "
+                                   f"are {sorted(outs)}")
+        self._priors = priors(self.profile.anchors, tuple(self.profile.input.size))
+
+    def _output_names(self) -> list[str]:
+        return [self.profile.outputs.boxes, self.profile.outputs.scores, self.profile.outputs.landmarks]
+
+    def _decode(self, outputs: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(boxes x1 y1 x2 y2, scores, points (P, 5, 2)) in input pixels; ModelError for outputs of the wrong shape."""
+        ih, iw = self.profile.input.size
+        p = len(self._priors)
+        try:
+            loc, conf, lms = (np.asarray(a, np.float64).reshape(p, -1) for a in outputs)
+        except ValueError:
+            raise ModelError(f"{self.path}: detector outputs do not have one row per prior box ({p} priors for "
+                             f"input {ih}x{iw}); check 'anchors' in the profile") from None
+        if loc.shape[1] != 4 or lms.shape[1] != 10:
+            raise ModelError(f"{self.path}: detector outputs must be (1, {p}, 4) boxes and (1, {p}, 10) landmarks")
+        return decode_retinaface(loc, conf, lms, self._priors, self.profile.anchors.variances, (ih, iw))
 
     @property
     def key(self) -> str:
@@ -304,45 +377,29 @@ class OnnxDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         from audit.models.backends import preprocess
 
-        ih, iw = self.profile.input.size
-        h, w = rgb.shape[:2]
-        f = min(ih / h, iw / w)
-        sw, sh = max(1, min(iw, round(w * f))), max(1, min(ih, round(h * f)))
-        fx, fy = sw / w, sh / h  # each side is rounded to whole pixels: one factor per axis
-        canvas = np.zeros((ih, iw, 3), np.uint8)
-        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-        canvas[:small.shape[0], :small.shape[1]] = small
+        canvas, fx, fy = letterbox(rgb, tuple(self.profile.input.size))
         x = preprocess(canvas[None], self.profile)
-        names = [self.profile.outputs.boxes, self.profile.outputs.scores, self.profile.outputs.landmarks]
         try:
             with self._lock:
-                loc, conf, lms = self.session.run(names, {self.profile.input.name: x})
+                outputs = self.session.run(self._output_names(), {self.profile.input.name: x})
         except Exception as exc:
             raise ModelError(f"{self.path}: detector inference failed: {str(exc).splitlines()[0][:300]}") from None
-        p = len(self._priors)
-        try:
-            loc, conf, lms = (np.asarray(a, np.float64).reshape(p, -1) for a in (loc, conf, lms))
-        except ValueError:
-            raise ModelError(f"{self.path}: detector outputs do not have one row per prior box ({p} priors for "
-                             f"input {ih}x{iw}); check 'anchors' in the profile") from None
-        if loc.shape[1] != 4 or lms.shape[1] != 10:
-            raise ModelError(f"{self.path}: detector outputs must be (1, {p}, 4) boxes and (1, {p}, 10) landmarks")
-        boxes, scores, pts = decode_retinaface(loc, conf, lms, self._priors, self.profile.anchors.variances, (ih, iw))
+        boxes, scores, pts = self._decode(outputs)
         if not np.all(np.isfinite(scores)):
-            raise ModelError(f"{self.path}: detector output '{self.profile.outputs.scores}' contains NaN")
-        keep = np.flatnonzero(scores >= self.profile.min_score)
-        if len(keep) == 0:
-            return []
-        xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes[keep]]
-        chosen = cv2.dnn.NMSBoxes(xywh, scores[keep].astype(float).tolist(), self.profile.min_score,
-                                  self.profile.nms_threshold)
-        out = []
-        for j in np.asarray(chosen).ravel():
-            i = keep[int(j)]
-            bx, by, bw, bh = xywh[int(j)]
-            out.append(Detection((bx / fx, by / fy, bw / fx, bh / fy), float(scores[i]),
-                                 tuple((float(x / fx), float(y / fy)) for x, y in pts[i])))
-        return out
+            raise ModelError(f"{self.path}: detector scores contain NaN")
+        return select_faces(boxes, scores, pts, self.profile.min_score, self.profile.nms_threshold, fx, fy)
+
+
+def open_onnx_detector(path: Path) -> OnnxDetector:
+    """The detector for ``path`` in the format its profile names (a missing profile is reported by the
+    detector itself, after the ONNX file is checked)."""
+    prof_file = profile_path(path)
+    fmt = load_profile(prof_file, DetectorFormat).format if prof_file.is_file() else "retinaface"
+    if fmt == "scrfd":
+        from audit.intake.scrfd import ScrfdDetector
+
+        return ScrfdDetector(path)
+    return OnnxDetector(path)
 
 
 def resolve_detector(spec: str):
@@ -357,4 +414,4 @@ def resolve_detector(spec: str):
         raise ConfigError(f"--detector: expected auto, none, mtcnn or a detector .onnx file, got {spec!r}")
     if not path.is_file():
         raise ConfigError(f"--detector {spec}: no such file")
-    return OnnxDetector(path)
+    return open_onnx_detector(path)
