@@ -44,7 +44,7 @@ def main() -> None:
     aux = aux[:600]
     tau = InversionProbe._thresholds(emb[victims], subjects[victims])[1e-3]
     torch.manual_seed(0)
-    dec = Decoder(emb.shape[1]).to(args.device)
+    dec = Decoder(emb.shape[1]).to(args.device, memory_format=torch.channels_last)  # as the probe trains it
     opt = torch.optim.Adam(dec.parameters(), lr=2e-3)
     z = torch.from_numpy(ver.l2_normalise(emb[aux]).astype(np.float32)).to(args.device)
     x = torch.from_numpy(faces.images[aux]).permute(0, 3, 1, 2).float().to(args.device)
