@@ -96,6 +96,8 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
         conv = record[key]
         assert conv["stopped_by"] in ("plateau", "cap") and 1 <= conv["steps"] <= conv["cap"]
         assert len(conv["curve"]) == conv["steps"]
+    # The decoder is judged by what the attack is for: the target's acceptance of held-out reconstructions.
+    assert record["convergence"]["measure"] == "held-out cosine distance to the template"
     html = api.build_report(run_id, tmp_path / "s.duckdb", tmp_path / "r", formats=["html"])[0].read_text()
     assert "Did the attacks run to convergence?" in html
     assert f"ran {record['convergence']['steps']} of at most {record['convergence']['cap']} epochs" in html
