@@ -165,36 +165,42 @@ class IdentityProbe:
             values = sorted(set(probe_lab) & set(gal_lab))
             if len(values) < 2:
                 continue
-            acc_g, n_g, is_g = {}, {}, {}
+            # Per probe row and group: accepted impostor comparisons, impostor comparisons, genuine rejections
+            # and genuine comparisons; summed over every person resample at once (resample_sums), each group's
+            # rates on a resample are ratios of these sums.
+            cols, is_g = [], {}
             for v in values:
                 same = (gal_lab == v)[None, :] & imp_mask
                 is_g[v] = probe_lab == v
-                acc_g[v] = (accepted & same).sum(1) * is_g[v]
-                n_g[v] = same.sum(1) * is_g[v]
+                cols += [(accepted & same).sum(1) * is_g[v], same.sum(1) * is_g[v], (gen < tau) & is_g[v], is_g[v]]
+            counts = np.stack(cols, axis=1).astype(float)
+            full_sums, boot_sums = counts.sum(0), boot.resample_sums(counts)
 
-            def rates(i):
-                fmr = {v: acc_g[v][i].sum() / n_g[v][i].sum() if n_g[v][i].sum() else np.nan for v in values}
-                fnmr = {v: np.mean(gen[i][is_g[v][i]] < tau) if is_g[v][i].any() else np.nan for v in values}
-                return fmr, fnmr
+            def rates(sums):
+                ratio = lambda a, b: sums[a] / sums[b] if sums[b] else np.nan  # noqa: E731
+                return ({v: ratio(4 * j, 4 * j + 1) for j, v in enumerate(values)},
+                        {v: ratio(4 * j + 2, 4 * j + 3) for j, v in enumerate(values)})
 
+            full_rates, boot_rates = rates(full_sums), [rates(b) for b in boot_sums]
             for v in values:
                 n = int(is_g[v].sum())
                 same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
                 fmr_v = boot.two_way(pairs.sum(accepted & same_v), pairs.sum(same_v))
-                fnmr_v = boot.estimate(lambda i, v=v: rates(i)[1][v], rate=True)
+                fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
-                                        int(n_g[v].sum()), NEUTRAL, attribute=attr, group=v, setting=setting))
+                                        int(counts[:, 4 * values.index(v) + 1].sum()), NEUTRAL, attribute=attr,
+                                        group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_fnmr", fnmr_v.value, fnmr_v.ci_low, fnmr_v.ci_high,
                                         n, NEUTRAL, attribute=attr, group=v, setting=setting))
             summaries = {
-                "fmr_max_min": lambda i: demo.ratio_max_min(rates(i)[0]),
-                "fmr_max_geomean": lambda i: demo.ratio_max_geomean(rates(i)[0]),
-                "fnmr_max_min": lambda i: demo.ratio_max_min(rates(i)[1]),
-                "fnmr_max_geomean": lambda i: demo.ratio_max_geomean(rates(i)[1]),
-                "fdr": lambda i: demo.fairness_discrepancy_rate(*rates(i)),
+                "fmr_max_min": lambda r: demo.ratio_max_min(r[0]),
+                "fmr_max_geomean": lambda r: demo.ratio_max_geomean(r[0]),
+                "fnmr_max_min": lambda r: demo.ratio_max_min(r[1]),
+                "fnmr_max_geomean": lambda r: demo.ratio_max_geomean(r[1]),
+                "fdr": lambda r: demo.fairness_discrepancy_rate(*r),
             }
             for metric, fn in summaries.items():
-                est = boot.estimate(fn)
+                est = boot.from_resamples(fn(full_rates), [fn(r) for r in boot_rates])
                 direction = SAFE if metric == "fdr" else RISK
                 out.append(MetricRecord.of(self.name, cond, metric, _finite(est), direction, attribute=attr,
                                            setting=setting))
