@@ -1,5 +1,6 @@
 """The run lifecycle through audit.api: cancel keeps finished probes, resume completes the run."""
 
+import json
 import threading
 
 import pytest
@@ -44,6 +45,26 @@ def test_same_inputs_same_numbers(tiny_model, small_data, tmp_path):
         with Store(tmp_path / f"{i}.duckdb") as s:
             frames.append(s.metrics(run_id).drop(columns=["run_id"]))
     assert frames[0].equals(frames[1])
+
+
+@pytest.mark.slow
+def test_gradient_attacks_that_stop_on_a_plateau_are_reproducible(sample_model, small_data, tmp_path):
+    """Inversion and cloaks stop when their own objective levels off: the stopping point, and so every number,
+    must still be the same for the same inputs and seed."""
+    cfg = AuditConfig(model=sample_model("fr-baseline"), data=str(small_data), probes=["inversion", "cloak"],
+                      conditions=["clean"], surrogates=[sample_model("fr-private")], parity=False, bootstrap=30)
+    frames, records = [], []
+    for i in range(2):
+        run_id = api.run_audit(cfg, tmp_path / f"{i}.duckdb")
+        with Store(tmp_path / f"{i}.duckdb") as s:
+            frames.append(s.metrics(run_id).drop(columns=["run_id"]))
+            arts = s.artifacts(run_id)
+        conv = json.loads(bytes(arts.set_index("name").loc["convergence.json", "data"]))
+        dec = json.loads(bytes(arts.set_index("name").loc["decoder.json", "data"]))
+        records.append(([{k: v for k, v in c.items() if k != "seconds"} for c in conv],
+                        dec["convergence"], dec["white_box_convergence"]))
+    assert frames[0].equals(frames[1])
+    assert records[0] == records[1]
 
 
 def test_nan_model_stops_before_anything_is_written(tmp_path, small_data):

@@ -163,13 +163,13 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
         e = F.normalize(backend.embed_tensor(x), dim=1)
         loss = (1 - (e * t).sum(1)).mean()
         loss = loss + tv * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean())
-        if plateau.step(loss.item()):
-            break
         opt.zero_grad()
         loss.backward()
         opt.step()
         with torch.no_grad():
             x.clamp_(0, 255)
+        if plateau.step(loss.item()):  # after the update, so a cap of N steps makes N updates
+            break
     return (x.detach().permute(0, 2, 3, 1).round().byte().cpu().numpy(),
             {**plateau.record(), "measure": "cosine distance to the victim's template + TV prior"})
 
