@@ -144,13 +144,20 @@ def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confide
     return _prepare(resolve_dataset(data, detector=detector, min_face_confidence=min_face_confidence), Path(out), size)
 
 
-def _subset(faces: Faces, dataset: Dataset, max_subjects: int, seed: int) -> Faces:
+def _subset(faces: Faces, dataset: Dataset, max_images: int, max_subjects: int | None, seed: int) -> Faces:
+    """The faces a run uses: whole persons in a seeded order, up to ``max_subjects`` persons (when set) and
+    while their images fit the ``max_images`` budget (at least one person). Budgets count images, not
+    persons, so a dataset with one image per person is not cut to a few hundred images."""
     subjects = dataset.manifest["subject"].to_numpy()[faces.rows]
-    uniq = np.unique(subjects)
-    if len(uniq) <= max_subjects:
+    uniq, counts = np.unique(subjects, return_counts=True)
+    if len(faces.rows) <= max_images and (max_subjects is None or len(uniq) <= max_subjects):
         return faces
-    chosen = set(rng_for(seed, "subjects").choice(uniq, size=max_subjects, replace=False).tolist())
-    keep = np.array([s in chosen for s in subjects])
+    order = rng_for(seed, "subjects").permutation(len(uniq))
+    if max_subjects is not None:
+        order = order[:max_subjects]
+    total = np.cumsum(counts[order])
+    take = order[: max(1, int(np.searchsorted(total, max_images, side="right")))]
+    keep = np.isin(subjects, uniq[take])
     return Faces(faces.images[keep], faces.landmarks[keep], faces.rows[keep], faces.issues, faces.point_names)
 
 
@@ -227,7 +234,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     model, extra, surrogates, dataset = _load_inputs(config)
     probes = validate_config(config, model, dataset)
     faces_all = dataset.faces(tuple(model.profile.input.size))
-    faces = _subset(faces_all, dataset, config.setting("max_subjects"), config.seed)
+    faces = _subset(faces_all, dataset, config.setting("max_images"), config.setting("max_subjects"), config.seed)
     record = {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
     check = None
     if not resume:
@@ -378,7 +385,8 @@ def _used(dataset: Dataset, faces_all: Faces, faces: Faces, config: AuditConfig)
     return probe_mod.Artifact.json("dataset", "used.json", {
         "manifest_images": int(len(dataset.manifest)), "manifest_persons": int(dataset.n_subjects),
         "readable_images": int(len(faces_all.rows)), "images": int(len(faces.rows)),
-        "persons": int(len(np.unique(subjects[faces.rows]))), "max_subjects": int(config.setting("max_subjects")),
+        "persons": int(len(np.unique(subjects[faces.rows]))), "max_images": int(config.setting("max_images")),
+        "max_subjects": config.setting("max_subjects"),
         "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
         "attributes": list(dataset.attributes)})
 

@@ -19,10 +19,14 @@ PRESETS: dict[str, dict] = {
     # folds: subject-grouped k for the leakage attackers (at least 5 everywhere: fewer folds train the
     # attacker on less data and understate leakage); cv_repeats: cross-validations with different split
     # seeds, pooled, so the intervals hold the split-to-split variance; bootstrap: resamples per CI;
-    # mlp_epochs: mini-batch epochs (batch 128) for the MLP attacker; max_subjects: cap on persons used.
-    "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 10, "max_subjects": 300},
-    "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 20, "max_subjects": 2000},
-    "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 40, "max_subjects": 100000},
+    # mlp_epochs: mini-batch epochs (batch 128) for the MLP attacker; max_images: budget of images used (whole
+    # persons, drawn with the run's seed, so a set with one image per person is not cut to a few hundred images);
+    # max_subjects: an optional cap on persons (none in the presets).
+    "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 10, "max_images": 2400, "max_subjects": None},
+    "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 20, "max_images": 20000,
+                 "max_subjects": None},
+    "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 40, "max_images": 1_000_000,
+                 "max_subjects": None},
 }
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
@@ -74,6 +78,7 @@ class AuditConfig(BaseModel):
     bootstrap: int | None = Field(None, ge=20)
     mlp_epochs: int | None = Field(None, ge=1)
     max_subjects: int | None = Field(None, ge=2)
+    max_images: int | None = Field(None, ge=2)
 
     @field_validator("conditions")
     @classmethod
@@ -95,7 +100,7 @@ class AuditConfig(BaseModel):
         # 'leakage,leakage' would run the probe twice and store every row twice under one run.
         return None if v is None else list(dict.fromkeys(v))
 
-    def setting(self, name: str) -> int:
+    def setting(self, name: str) -> int | None:
         """A preset value unless overridden explicitly."""
         explicit = getattr(self, name)
         return explicit if explicit is not None else PRESETS[self.preset][name]
@@ -103,7 +108,7 @@ class AuditConfig(BaseModel):
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
         rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
-                                                         "max_subjects")}
+                                                         "max_images", "max_subjects")}
         return rec
 
 

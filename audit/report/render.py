@@ -131,7 +131,8 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     parts += ["--preset", c["preset"], "--seed", str(c["seed"]), "--device", c.get("device", "auto")]
     if not c.get("parity", True):
         parts.append("--no-parity")
-    extra = [f"{k}={c[k]}" for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_subjects", "batch_size")
+    extra = [f"{k}={c[k]}" for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects",
+                                      "batch_size")
              if c.get(k) is not None and k != "batch_size"]
     return " ".join(shlex.quote(str(x)) for x in parts), extra
 

@@ -145,3 +145,15 @@ def test_rerun_command_in_the_appendix_reproduces_the_run(tmp_path, small_data):
         assert second != first
         a, b = (s.metrics(r).drop(columns=["run_id"]) for r in (first, second))
     assert a.equals(b)
+
+
+def test_report_states_the_image_budget_when_it_cut_the_dataset(tmp_path, small_data):
+    model = make_onnx(tmp_path / "m.onnx")
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), probes=["leakage"], conditions=["clean"],
+                      attributes=["sex"], parity=False, bootstrap=30, max_images=100)
+    run_id = api.run_audit(cfg, db)
+    page = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
+    # 40 people x 4 images, budget 100 images: 25 whole people.
+    assert "this run used 100 images of 25 people" in page
+    assert "budget is 100 images, whole persons drawn with the run" in page
