@@ -125,7 +125,8 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
         if stop:
             break
     if record is not None:
-        record.update({**plateau.record(), "curve": [-v for v in plateau.curve], "measure": OBJECTIVE})
+        rec = plateau.record()
+        record.update({**rec, "curve": [-v for v in rec["curve"]], "measure": OBJECTIVE})
     eta = eta.detach()
     return eta[:, 0].cpu().numpy() if method != "pgd" else eta.cpu().numpy()
 

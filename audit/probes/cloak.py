@@ -91,13 +91,14 @@ class CloakProbe:
             result.notes.append(f"White-box bound missing: {ctx.model.torch_error}")
         else:
             surrogates["white-box"] = (target, METHODS)
+        members = []
         for sm in ctx.surrogates:
             b = sm.torch()
             if b is None:
                 result.notes.append(f"Surrogate {sm.name} skipped: {sm.torch_error}")
             else:
                 surrogates[f"transfer:{sm.name}"] = (b, st["transfer_methods"])
-        members = [(sm.name, sm.torch()) for sm in ctx.surrogates if sm.torch() is not None]
+                members.append((sm.name, b))
         if len(members) >= 2:  # one cloak optimised against every surrogate at once
             surrogates[f"transfer:ensemble({'+'.join(n for n, _ in members)})"] = (
                 Ensemble([b for _, b in members]), st["transfer_methods"])

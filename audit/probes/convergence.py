@@ -21,7 +21,6 @@ class Plateau:
     patience: int = 3
     min_delta: float = 0.005
     """Relative improvement over the best loss so far that counts as progress."""
-    min_steps: int = 1
     curve: list[float] = field(default_factory=list)
     best: float = float("inf")
     since_best: int = 0
@@ -30,13 +29,13 @@ class Plateau:
     def step(self, loss: float) -> bool:
         """Record one step's loss; True when the attack should stop."""
         self.curve.append(float(loss))
-        if loss < self.best - self.min_delta * abs(self.best if self.best != float("inf") else loss):
+        if len(self.curve) == 1 or loss < self.best - self.min_delta * abs(self.best):
             self.best, self.since_best = float(loss), 0
         else:
             self.since_best += 1
         if len(self.curve) >= self.cap:
             self.reason = "cap"
-        elif len(self.curve) >= self.min_steps and self.since_best >= self.patience:
+        elif self.since_best >= self.patience:
             self.reason = "plateau"
         return self.reason is not None
 

@@ -97,6 +97,7 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
         with torch.no_grad():
             refs = torch.cat([F.normalize(identity_model.embed_tensor(x_all[s:s + 256]), dim=1)
                               for s in range(0, len(x_all), 256)])
+    held_templates = ver.l2_normalise(emb[held])  # what held-out reconstructions are judged against (judge given)
     train_idx = torch.from_numpy(np.flatnonzero(~held)).to(device)
     val_idx = torch.from_numpy(np.flatnonzero(held)).to(device)
 
@@ -129,7 +130,7 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
                 val = 0.0
             elif judge is not None:
                 recon = decode(dec, emb[held], device)
-                val = float(1 - np.mean(np.sum(ver.l2_normalise(judge(recon)) * ver.l2_normalise(emb[held]), 1)))
+                val = float(1 - np.mean(np.sum(ver.l2_normalise(judge(recon)) * held_templates, 1)))
             else:
                 val = float(sum(objective(val_idx[s:s + 256], dec(z_all[val_idx[s:s + 256]])) * len(val_idx[s:s + 256])
                                 for s in range(0, len(val_idx), 256)) / max(len(val_idx), 1))

@@ -129,7 +129,7 @@ class LeakageProbe:
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
-            clean_preds = None
+            clean_preds = clean_cat = None
             for cond in conditions:
                 emb = clean_emb if cond == "clean" else ctx.embeddings(cond)
                 settings = {"train=same": None}
@@ -143,17 +143,20 @@ class LeakageProbe:
                     chosen = [self._best(o, y, keep, folds, regression, labels) for o, folds in zip(oofs, splits)]
                     preds = [o["_selected"] for o in oofs]
                     medians = [o["_median"] for o in oofs]
-                    result.metrics += self._records(cond, setting, attr, medians, preds, y, keep, boot, regression,
-                                                    labels)
+                    # Categorical statistics on every resample, computed once per setting and shared by the
+                    # metric records and the mask effect (clean's kept for every condition's effect).
+                    cat = None if regression else self._categorical_boots(preds, y, keep, boot, len(labels))
+                    result.metrics += self._records(cond, setting, attr, medians, preds, cat, y, keep, boot,
+                                                    regression, labels)
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
                         "selected_per_fold": chosen, "hyperparameters": params}
                     if cond == "clean":
-                        clean_preds = preds
+                        clean_preds, clean_cat = preds, cat
                     else:
-                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, y, keep, boot,
-                                                           regression, labels))
+                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, cat, clean_cat, y,
+                                                           keep, boot, regression, labels))
                 done += 1
                 ctx.progress(done / (steps + 1), f"{attr} under {cond}")
         if ctx.model.profile.kind == "attributes":
@@ -249,11 +252,10 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, medians, preds, y, keep, boot, regression, labels):
-        """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples)."""
+    def _records(self, cond, setting, attr, medians, preds, cat, y, keep, boot, regression, labels):
+        """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples);
+        ``cat``: :meth:`_categorical_boots` of ``preds`` (None for regression)."""
         dirs = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
-        if not regression:
-            full, boots = self._categorical_boots(preds, y, keep, boot, len(labels))
         out = []
         for metric, direction in dirs.items():
             rate = metric in RATE_METRICS
@@ -261,6 +263,7 @@ class LeakageProbe:
                 fns = [self._stat_fn(y, p, keep, regression, labels, m, metric) for p, m in zip(preds, medians)]
                 est = boot.pooled(fns, rate=rate)
             else:
+                full, boots = cat
                 est = boot.from_resamples(np.mean(full[metric]), boots[metric], rate=rate)
             out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
         return out
@@ -270,9 +273,9 @@ class LeakageProbe:
         """Categorical statistics of each repeat's predictions on all images (``full``: one value per repeat) and
         on every person resample (``boots``: repeats x resamples), from confusion matrices summed per resample."""
         full, boots = {}, {}
+        kept = np.flatnonzero(keep)
         for p in preds:
             cells = np.zeros((len(y), k * k))
-            kept = np.flatnonzero(keep)
             cells[kept, y[kept] * k + p[kept].astype(int)] = 1
             for m, v in confusion_stats(cells.sum(0).reshape(1, k, k)).items():
                 full.setdefault(m, []).append(v[0])
@@ -280,12 +283,12 @@ class LeakageProbe:
                 boots.setdefault(m, []).append(v)
         return {m: np.array(v) for m, v in full.items()}, {m: np.stack(v) for m, v in boots.items()}
 
-    def _effect(self, cond, setting, attr, preds, clean_preds, y, keep, boot, regression, labels):
-        """Condition minus clean on the same persons, folds and resamples, pooled over repeats."""
+    def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels):
+        """Condition minus clean on the same persons, folds and resamples, pooled over repeats (``cat`` /
+        ``clean_cat``: :meth:`_categorical_boots` of each, None for regression)."""
         metric = HEADLINE["age" if regression else "categorical"]
         if not regression:
-            full_c, boots_c = self._categorical_boots(preds, y, keep, boot, len(labels))
-            full_0, boots_0 = self._categorical_boots(clean_preds, y, keep, boot, len(labels))
+            (full_c, boots_c), (full_0, boots_0) = cat, clean_cat
             est = boot.from_resamples(np.mean(full_c[metric] - full_0[metric]), boots_c[metric] - boots_0[metric])
             return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
         med = np.full(len(y), np.median(y[keep]))

@@ -165,7 +165,7 @@ def _inversion_convergence(decoder: dict | None) -> dict:
     for name, unit, rec in attacks:
         if not rec:
             continue
-        why = (f"its objective stopped improving (no 0.5% gain in {rec['patience']} {unit})"
+        why = (f"its objective stopped improving (no {rec['min_delta']:.1%} gain in {rec['patience']} {unit})"
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")

@@ -32,7 +32,9 @@ def test_vectorised_leakage_intervals_match_the_per_resample_path():
         fns = [probe._stat_fn(y, p, keep, False, labels, None, metric) for p in preds]
         rate = metric in RATE_METRICS
         assert boot.from_resamples(np.mean(full[metric]), boots[metric], rate=rate) == boot.pooled(fns, rate=rate)
-    effect = probe._effect("mask:x", "train=same", "a", preds, clean, y, keep, boot, False, labels)
+    clean_cat = probe._categorical_boots(clean, y, keep, boot, k)
+    effect = probe._effect("mask:x", "train=same", "a", preds, clean, (full, boots), clean_cat, y, keep, boot, False,
+                           labels)
     stat = lambda p: probe._stat_fn(y, p, keep, False, labels, None, "normalised_gain")  # noqa: E731
     want = boot.pooled([lambda i, a=stat(p), b=stat(c): a(i) - b(i) for p, c in zip(preds, clean)])
     assert np.allclose([effect.value, effect.ci_low, effect.ci_high], [want.value, want.ci_low, want.ci_high],
