@@ -30,6 +30,8 @@ PRESETS: dict[str, dict] = {
 }
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
+DETECTOR_SPECS = ("auto", "none", "mtcnn")
+"""The named ``detector`` settings; anything else must be a detector ONNX file."""
 DEFAULT_CONDITIONS = ["clean", "mask:surgical", "mask:cloth", "mask:n95", "sunglasses"]
 DEFAULT_PROBES = ["leakage", "identity"]
 
@@ -90,7 +92,7 @@ class AuditConfig(BaseModel):
     @classmethod
     def _detector(cls, v: str) -> str:
         v = v.strip()
-        if v not in ("auto", "none", "mtcnn") and not v.lower().endswith(".onnx"):
+        if v not in DETECTOR_SPECS and not v.lower().endswith(".onnx"):
             raise ValueError(f"expected auto, none, mtcnn or a detector .onnx file, got {v!r}")
         return v
 

@@ -82,5 +82,5 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
               for i, k in labels[key].items() if k not in known]
     manifest = dataset.manifest.merge(labels, on=key, how="left", validate="many_to_one")
     joined = replace(dataset, manifest=manifest, source=f"{dataset.source} + labels {path}", _dataset_id=None,
-                     _faces={}, label_issues=issues)
+                     _fingerprint=None, _faces={}, label_issues=issues)
     return joined, issues

@@ -64,6 +64,7 @@ class Dataset:
     min_confidence: float = 0.9
     """Detections below this confidence are failures to acquire (``low_confidence``)."""
     _hashes: list | None = field(default=None, repr=False)
+    _fingerprint: str | None = field(default=None, repr=False)
     _detector_obj: object = field(default=None, repr=False)
     _acquisition: object = field(default=None, repr=False)
 
@@ -101,12 +102,15 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 over the manifest content and every image file's bytes."""
-        h = hashlib.sha256()
-        h.update(self.manifest.drop(columns=["_path"]).to_csv(index=False).encode())
-        for digest in self.file_hashes:
-            h.update(bytes.fromhex(digest) if digest else b"<missing>")
-        return h.hexdigest()
+        """SHA-256 over the manifest content and every image file's bytes (memoised: read for the dataset id and
+        again for the run's inputs)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(self.manifest.drop(columns=["_path"]).to_csv(index=False).encode())
+            for digest in self.file_hashes:
+                h.update(bytes.fromhex(digest) if digest else b"<missing>")
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     @property
     def uses_detector(self) -> bool:
@@ -185,8 +189,10 @@ class Dataset:
             rows = np.array([r for r in range(len(self.manifest)) if r not in bad], dtype=np.int64)
             if len(rows) == 0:
                 first = next(i for i in issues if i.excludes)
+                from audit.intake.acquire import FAILURES
+
                 hint = ("; if the images are already aligned face crops, use --detector none"
-                        if acq is not None and first.problem in ("no_face", "low_confidence") else "")
+                        if acq is not None and first.problem in FAILURES else "")
                 raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read or used "
                                    f"(first problem: {first.image}: {first.detail}){hint}")
             self._faces[key] = Faces(images=imgs, landmarks=pts, rows=rows, issues=issues, point_names=names)

@@ -29,6 +29,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from audit.config import DETECTOR_SPECS
 from audit.errors import ConfigError, first_error
 from audit.yamlio import first_line, load_yaml
 
@@ -125,7 +126,7 @@ def load_campaign(path: str | Path) -> Campaign:
             raise ConfigError(f"{path}: field 'surrogates.{i}': {p}: no such model file")
         surrogates.append(str(p))
     detector = camp.detector
-    if detector not in ("auto", "none", "mtcnn"):
+    if detector not in DETECTOR_SPECS:
         p = _resolve(base, detector)
         if p.suffix.lower() != ".onnx" or not p.is_file():
             raise ConfigError(f"{path}: field 'detector': {detector!r} is not auto, none, mtcnn or an existing "

@@ -38,7 +38,6 @@ MAX_SIDE = 800
 """Photos are downscaled so their longer side is at most this many pixels before detection (points are
 scaled back): detection time is bounded whatever the photo size, and faces in face datasets stay far
 above MTCNN's 20-pixel minimum."""
-SPECS = ("auto", "none", "mtcnn")
 DETECTION_VERSION = 2
 """Version of faceaudit's own detection code around a detector (downscaling, letterboxing, colour order, the
 half-pixel correction of MTCNN's whole-pixel points): part of every detector key, so a change here never

@@ -129,6 +129,8 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
             "min_confidence": dataset.min_confidence if acq is not None else None}
     write_atomic(out / "prepare.json", json.dumps(meta, indent=2, sort_keys=True).encode())
     write_atomic(out / "manifest.csv", pd.DataFrame(rows).to_csv(index=False).encode())
-    failed = sum(1 for q in quality if q.problem in ("no_face", "low_confidence"))
+    from audit.intake.acquire import FAILURES
+
+    failed = sum(1 for q in quality if q.problem in FAILURES)
     persons = len({r["subject"] for r in rows})
     return len(rows), persons, failed, sum(1 for q in quality if q.excludes) - failed
