@@ -15,6 +15,11 @@ L2-normalised features:
 
 Projections are treated as constants (no gradient through them). ``pgd`` is per image: each
 image gets its own perturbation pushing its feature away from its clean feature.
+
+Transfer attacks (a surrogate other than the audited model) follow the OPOM recipe: momentum and
+*input diversity* (Xie et al., 2019): at each step, with probability ``diversity``, the cloaked
+images are shrunk to a random size between 90% and 100% and padded back at a random offset
+before the surrogate sees them, so the cloak does not overfit the surrogate's exact pixels.
 """
 
 from __future__ import annotations
@@ -73,15 +78,38 @@ def affine_projection(f: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return mu + ((f - mu) @ basis.transpose(1, 2)) @ basis
 
 
+def diverse(x: torch.Tensor, gen: torch.Generator, prob: float) -> torch.Tensor:
+    """Input diversity: with probability ``prob``, shrink the batch (N, 3, H, W) to a random size in
+    [0.9 H, H] and zero-pad it back to H x W at a random offset (differentiable; one draw per step)."""
+    if prob <= 0 or float(torch.rand(1, generator=gen)) >= prob:
+        return x
+    h, w = x.shape[-2:]
+    size = int(torch.randint(int(0.9 * h), h + 1, (1,), generator=gen))
+    if size == h:
+        return x
+    small = F.interpolate(x, size=(size, round(size * w / h)), mode="bilinear", align_corners=False)
+    top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, w - small.shape[-1] + 1, (1,), generator=gen))
+    return F.pad(small, (left, w - small.shape[-1] - left, top, h - size - top))
+
+
 def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, alpha: float = 1.0,
                 momentum: bool = False, seed: int = 0, patience: int | None = None,
-                record: dict | None = None) -> np.ndarray:
+                record: dict | None = None, diversity: float = 0.0) -> np.ndarray:
     """Perturbations for images (P, M, H, W, 3) uint8: (P, 3, H, W) universal, or (P, M, 3, H, W) for pgd.
 
     ``embed`` maps an (N, 3, H, W) float tensor on 0-255 to (N, D) features (differentiable).
     At most ``steps`` steps; with ``patience``, fewer once the objective (mean squared feature
     distance per image, maximised) has not grown by 0.5% for that many steps. ``record``, when
     given, receives the convergence record (:meth:`audit.probes.convergence.Plateau.record`).
+    ``diversity`` is the probability of input diversity per step (0: off; transfer attacks use 0.5).
+
+    Each person (each image, for ``pgd``) keeps the perturbation with the highest objective seen, not
+    the last one: sign steps of a fixed size oscillate near the optimum, and the last iterate can be
+    worse than one a few steps before it. With input diversity the gradient comes from a randomly
+    resized copy, but the objective that ranks iterates and decides the plateau is measured on the
+    cloaked images themselves (one more forward pass per step): a random resize makes it too noisy
+    to tell a plateau.
     """
     from audit.probes.convergence import Plateau
 
@@ -98,13 +126,15 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     shape = (p, m, *x.shape[2:]) if method == "pgd" else (p, 1, *x.shape[2:])
     eta = ((torch.rand(shape, generator=g) * 2 - 1) * eps).to(device)
     velocity = torch.zeros_like(eta)
+    best_eta, best = eta.clone(), None
     if eps == 0 or steps == 0:
         if record is not None:
-            record.update({**plateau.record(), "steps": 0, "stopped_by": "no budget", "measure": OBJECTIVE})
+            record.update({**plateau.record(), "steps": 0, "stopped_by": "no budget", "measure": OBJECTIVE,
+                           "momentum": momentum, "diversity": diversity})
         return eta[:, 0].cpu().numpy() if method != "pgd" else eta.cpu().numpy()
-    for step in range(steps):
-        adv = (x + eta).clamp(0, 255).detach().requires_grad_(True)
-        f = F.normalize(embed(adv.reshape(p * m, *x.shape[2:])), dim=1).view(p, m, -1)
+
+    def per_image(f: torch.Tensor, step: int) -> torch.Tensor:
+        """The method's objective for each image (P, M): squared distance to its target feature."""
         if method in ("pgd", "fi-uap"):
             target = clean
         elif method == "opom-centre" or (method == "opom-convex" and step < 5):
@@ -113,9 +143,24 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
             target = affine_projection(f.detach(), clean)
         else:
             target = convex_projection(f.detach(), clean)
-        loss = ((f - target.detach()) ** 2).sum()
-        grad, = torch.autograd.grad(loss, adv)
-        stop = plateau.step(-loss.item() / (p * m))  # the plateau rule minimises: track the negated objective
+        return ((f - target.detach()) ** 2).sum(-1)
+
+    for step in range(steps):
+        adv = (x + eta).clamp(0, 255).detach().requires_grad_(True)
+        batch = adv.reshape(p * m, *x.shape[2:])
+        seen = diverse(batch, g, diversity)
+        objective = per_image(F.normalize(embed(seen), dim=1).view(p, m, -1), step)
+        grad, = torch.autograd.grad(objective.sum(), adv)
+        if seen is not batch:  # the objective of the perturbation itself, not of one random resize of it
+            with torch.no_grad():
+                objective = per_image(F.normalize(embed(batch), dim=1).view(p, m, -1), step)
+        objective = objective.detach()
+        stop = plateau.step(-objective.mean().item())  # the plateau rule minimises: track the negated objective
+        # This step's objective belongs to the current eta: each person (image, for pgd) keeps their best so far.
+        score = objective if method == "pgd" else objective.mean(1, keepdim=True)
+        better = torch.ones_like(score, dtype=torch.bool) if best is None else score > best
+        best = score if best is None else torch.where(better, score, best)
+        best_eta = torch.where(better.view(*better.shape, 1, 1, 1), eta, best_eta)
         if method != "pgd":
             grad = grad.mean(1, keepdim=True)                     # one perturbation per person
         if momentum:
@@ -126,9 +171,9 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
             break
     if record is not None:
         rec = plateau.record()
-        record.update({**rec, "curve": [-v for v in rec["curve"]], "measure": OBJECTIVE})
-    eta = eta.detach()
-    return eta[:, 0].cpu().numpy() if method != "pgd" else eta.cpu().numpy()
+        record.update({**rec, "curve": [-v for v in rec["curve"]], "measure": OBJECTIVE, "momentum": momentum,
+                       "diversity": diversity})
+    return best_eta[:, 0].cpu().numpy() if method != "pgd" else best_eta.cpu().numpy()
 
 
 def apply_cloak(images: np.ndarray, eta: np.ndarray) -> np.ndarray:

@@ -80,7 +80,10 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     grid = None if no_faces else _artifact(store, run_id, "cloak", "examples.png")
     convergence = [{"setting": c["setting"], "method": c["method"], "eps": c["eps"], "steps": c["steps"],
                     "cap": c["cap"], "stopped_by": c["stopped_by"],
-                    "last": c["curve"][-1] if c.get("curve") else None}
+                    "best": max(c["curve"]) if c.get("curve") else None,
+                    "recipe": ", ".join(w for w, on in (("momentum", c.get("momentum")),
+                                                         (f"input diversity {c.get('diversity') or 0:g}",
+                                                          c.get("diversity"))) if on) or "plain sign steps"}
                    for c in _artifact(store, run_id, "cloak", "convergence.json") or []]
     return {"ran": True, "columns": columns, "psr": rows, "verdicts": narrative.cloak_verdicts(m),
             "grid": base64.b64encode(grid).decode() if grid else None, "convergence": convergence,

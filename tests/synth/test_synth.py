@@ -77,7 +77,7 @@ def test_sample_models_load_and_match_profiles(sample_model, small_data):
     from audit.models import load as load_model
 
     faces = load(small_data).faces().images[:4]
-    for name in ("fr-baseline", "fr-maskaware", "fr-private", "attr-classifier"):
+    for name in ("fr-baseline", "fr-maskaware", "fr-private", "fr-robust", "attr-classifier"):
         m = load_model(sample_model(name))
         assert m.profile_from_file and not m.profile.guessed
         if m.profile.kind == "embedding":
@@ -88,5 +88,8 @@ def test_sample_models_load_and_match_profiles(sample_model, small_data):
 
 
 def test_sample_models_total_size(sample_model):
-    total = sum(sample_model(n).stat().st_size for n in ("fr-baseline", "fr-maskaware", "fr-private", "attr-classifier"))
+    from audit import api
+
+    total = sum(p.stat().st_size for p in api.sample_models())
+    assert len(api.sample_models()) == 5
     assert total < 30e6
