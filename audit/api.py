@@ -344,7 +344,7 @@ def _parity(model: LoadedModel, faces: Faces) -> dict:
         return {"available": False, "reason": model.torch_error}
     batch = faces.images[: min(16, len(faces.images))]
     res = parity_check(model.ort, backend, batch)
-    return {"available": True, **res.to_dict()}
+    return {"available": True, **res.to_dict(), "conversion": backend.conversion}
 
 
 @dataclass

@@ -176,6 +176,16 @@ class OrtBackend(Backend):
             raise ModelError(f"{self.info.path.name}: inference failed: {str(exc).splitlines()[0][:300]}") from None
 
 
+def _fold_constants(proto):
+    """A copy of the graph with constants folded and Identity aliases of initializers removed."""
+    import onnx
+    import onnxscript.optimizer
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    return onnxscript.optimizer.optimize(copy)
+
+
 class TorchBackend(Backend):
     """The graph converted with onnx2torch; differentiable, CPU or CUDA."""
 
@@ -190,9 +200,17 @@ class TorchBackend(Backend):
             raise ModelError(f"{info.path.name}: the ONNX graph was not kept in memory")
         try:
             module = convert(info.proto)
+            self.conversion = "onnx2torch"
         except Exception as exc:
             why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise ModelError(TORCH_CONVERT_FAILED.format(model=info.path.name, why=why)) from None
+            try:
+                # Exporters alias equal constants through Identity nodes (e.g. two zero conv biases), which
+                # onnx2torch cannot read as initializers; onnxscript's optimizer folds them away. The parity
+                # check against onnxruntime still judges the result.
+                module = convert(_fold_constants(info.proto))
+                self.conversion = "onnx2torch after constant folding (onnxscript optimizer)"
+            except Exception:
+                raise ModelError(TORCH_CONVERT_FAILED.format(model=info.path.name, why=why)) from None
         self.device = resolve_device(device)
         self.module = module.to(self.device).eval()
         for p in self.module.parameters():

@@ -57,3 +57,29 @@ def test_preprocessing_follows_profile_resize_and_bgr(tmp_path):
     x = preprocess(img, prof)
     assert x.shape == (1, 3, 56, 56)
     assert x[0, 2].mean() == pytest.approx(200) and x[0, 0].mean() == pytest.approx(0)
+
+
+def test_conv_bias_aliased_through_identity_converts_after_constant_folding(tmp_path):
+    """PyTorch's exporter aliases equal constants through Identity nodes (two zero conv biases of an untrained or
+    BN-folded network); onnx2torch alone cannot read such a bias, so the backend folds constants and retries."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.1, (8, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.zeros(8, np.float32), "b")]
+    nodes = [helper.make_node("Identity", ["b"], ["b_alias"]),
+             helper.make_node("Conv", ["input", "w", "b_alias"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["embedding"], axis=1)]
+    graph = helper.make_graph(nodes, "aliased", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                ["N", 3, 112, 112])],
+                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(tmp_path / "aliased.onnx"))
+    m = load(tmp_path / "aliased.onnx")
+    backend = m.torch()
+    assert backend is not None, m.torch_error
+    assert "constant folding" in backend.conversion
+    assert parity_check(m.ort, backend, faces(4)).passed
