@@ -31,6 +31,7 @@ from audit import conditions as cond_mod
 from audit import probes as probe_mod
 from audit.config import AuditConfig  # noqa: F401  (re-exported)
 from audit.data import Dataset, Faces
+from audit.data.loaders import CHUNK
 from audit.data import load as load_dataset
 from audit.errors import ConfigError, FaceAuditError
 from audit.models import LoadedModel, ModelInfo, Profile, load_model_file, parity_check
@@ -157,8 +158,7 @@ def _subset(faces: Faces, dataset: Dataset, max_images: int, max_subjects: int |
         order = order[:max_subjects]
     total = np.cumsum(counts[order])
     take = order[: max(1, int(np.searchsorted(total, max_images, side="right")))]
-    keep = np.isin(subjects, uniq[take])
-    return Faces(faces.images[keep], faces.landmarks[keep], faces.rows[keep], faces.issues, faces.point_names)
+    return faces.take(np.isin(subjects, uniq[take]))
 
 
 # ---------------------------------------------------------------------------- runs
@@ -233,8 +233,11 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     preflight(db)
     model, extra, surrogates, dataset = _load_inputs(config)
     probes = validate_config(config, model, dataset)
-    faces_all = dataset.faces(tuple(model.profile.input.size))
-    faces = _subset(faces_all, dataset, config.setting("max_images"), config.setting("max_subjects"), config.seed)
+    # Streaming: the budget is taken on the manifest (files only screened, nothing decoded); the chosen faces are
+    # then decoded once to find files that do not decode, keeping no pixels (each step decodes what it uses).
+    faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
+    chosen = _subset(faces_all, dataset, config.setting("max_images"), config.setting("max_subjects"), config.seed)
+    faces = dataset.usable(chosen.verified())
     record = {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
     check = None
     if not resume:
@@ -250,7 +253,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             run_id = store.resolve_run(resume)
             _check_resume(store.run(run_id), record)
         store.upsert_model(model.info, model.profile)
-        store.upsert_dataset(dataset, faces_all.issues + dataset.label_issues)
+        store.upsert_dataset(dataset, faces.issues + dataset.label_issues)
         if resume:
             done = set(store.probes(run_id).query("status == 'completed'")["probe"])
             store.set_run_status(run_id, "running")
@@ -264,10 +267,25 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 store.set_parity(run_id, _parity(model, faces))
                 progress("parity", 1.0, "done")
             embed = _Embeddings(store, model, dataset, faces, config)
+            def embedding(fraction: float) -> None:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+                progress("embeddings", fraction, f"decoding, transforming and embedding the faces in chunks of {CHUNK}")
+
+            t0 = time.perf_counter()
+            # One pass for every condition a pending probe reads (a probe that reads only some names them).
+            todo = [p for p in probes if p.name not in done]
+            embed.prepare([c for c in config.conditions if any(c in probe_mod.conditions_read(p, config) for p in todo)],
+                          embedding)
+            seconds = time.perf_counter() - t0
+            progress("embeddings", 1.0, "done")
             if not resume:
                 with store.transaction():
                     _write_result(store, run_id, probe_mod.ProbeResult(
-                        artifacts=[_examples(embed, config), _used(dataset, faces_all, faces, config),
+                        artifacts=[_examples(embed, config), _used(dataset, faces_all, chosen, faces, config),
+                                   probe_mod.Artifact.json("conditions", "embeddings.json", {
+                                       "seconds": round(seconds, 3), "chunk": CHUNK, "images": len(faces),
+                                       "conditions": config.conditions}),
                                    probe_mod.Artifact.json("models", "preprocessing.json",
                                                            check.to_dict() | {"accepted": config.accept_profile})]))
                     _write_acquisition(store, run_id, dataset, config)
@@ -284,7 +302,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                     progress(_name, fraction, message)
 
                 ctx = probe_mod.ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
-                                             embeddings=embed.embeddings, condition_images=embed.images,
+                                             embeddings=embed.embeddings, condition_images=embed.condition_images,
                                              progress=report, surrogates=surrogates, **extra)
                 started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
                 report(0.0, "starting")
@@ -342,49 +360,89 @@ def _parity(model: LoadedModel, faces: Faces) -> dict:
     backend = model.torch()
     if backend is None:
         return {"available": False, "reason": model.torch_error}
-    batch = faces.images[: min(16, len(faces.images))]
+    batch = faces.load(np.arange(min(16, len(faces))))
     res = parity_check(model.ort, backend, batch)
     return {"available": True, **res.to_dict(), "conversion": backend.conversion}
 
 
 @dataclass
 class _Embeddings:
-    """Condition images (in memory) and embeddings (cached in the store) for one run."""
+    """Embeddings of a run's faces under each condition, computed in one streaming pass (:meth:`prepare`) and
+    cached in the store; condition images on demand, exactly as they were embedded."""
 
     store: Store
     model: LoadedModel
     dataset: Dataset
     faces: Faces
     config: AuditConfig
-    _images: dict = field(default_factory=dict)
 
-    def images(self, condition: str) -> np.ndarray:
-        if condition not in self._images:
-            f = self.faces
-            self._images[condition] = f.images if condition == "clean" else cond_mod.apply(
-                condition, f.images, f.landmarks, f.point_names, f.rows, self.config.seed)
-        return self._images[condition]
+    def _key(self, condition: str) -> tuple:
+        return (self.model.info.sha256, self.dataset.dataset_id, condition, self.config.seed)
+
+    def _cached(self, condition: str) -> np.ndarray | None:
+        cached = self.store.cached_embeddings(*self._key(condition))
+        if cached is None:
+            return None
+        rows, vectors = cached
+        pos = {int(r): i for i, r in enumerate(rows)}
+        if not all(int(r) in pos for r in self.faces.rows):
+            return None
+        return vectors[[pos[int(r)] for r in self.faces.rows]]
+
+    def _apply(self, condition: str, idx: np.ndarray, images: np.ndarray) -> np.ndarray:
+        f = self.faces
+        if condition == "clean":
+            return images
+        return cond_mod.apply(condition, images, f.landmarks[idx], f.point_names, f.rows[idx], self.config.seed)
+
+    def prepare(self, conditions: list[str], progress: Callable[[float], None] = lambda fraction: None) -> None:
+        """Embed every condition not yet in the store: each chunk of faces is decoded once, transformed by each
+        condition and embedded, and only the embeddings are kept (written to the store per condition).
+        ``progress`` gets the share of faces done after each chunk (it may raise to cancel)."""
+        todo = [c for c in conditions if self._cached(c) is None]
+        if not todo:
+            return
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in todo}
+        for idx, images in self.faces.chunks(CHUNK):
+            for c in todo:
+                parts[c].append(self.model.ort.embed(self._apply(c, idx, images)))
+            progress(float(idx[-1] + 1) / len(self.faces))
+        for c in todo:
+            self.store.write_embeddings(*self._key(c), self.faces.rows, np.concatenate(parts[c]))
 
     def embeddings(self, condition: str) -> np.ndarray:
-        key = (self.model.info.sha256, self.dataset.dataset_id, condition, self.config.seed)
-        cached = self.store.cached_embeddings(*key)
-        if cached is not None:
-            rows, vectors = cached
-            pos = {int(r): i for i, r in enumerate(rows)}
-            if all(int(r) in pos for r in self.faces.rows):
-                return vectors[[pos[int(r)] for r in self.faces.rows]]
-        vectors = self.model.ort.embed(self.images(condition))
-        self.store.write_embeddings(*key, self.faces.rows, vectors)
-        return vectors
+        """(N, D) embeddings under ``condition``, aligned with the faces."""
+        cached = self._cached(condition)
+        if cached is None:
+            self.prepare([condition])
+            cached = self._cached(condition)
+        return cached
+
+    def condition_images(self, condition: str, idx: np.ndarray) -> np.ndarray:
+        """The faces at positions ``idx`` under ``condition``, as :meth:`prepare` embedded them (a condition that
+        mixes faces, ``freqmix``, draws the partners from the face's own chunk, so whole chunks are decoded)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if not cond_mod.mixes(condition):
+            return self._apply(condition, idx, self.faces.load(idx))
+        out = None
+        for c in np.unique(idx // CHUNK):
+            block = np.arange(c * CHUNK, min((c + 1) * CHUNK, len(self.faces)))
+            images = self._apply(condition, block, self.faces.load(block))
+            out = np.empty((len(idx), *images.shape[1:]), images.dtype) if out is None else out
+            sel = idx // CHUNK == c
+            out[sel] = images[idx[sel] - c * CHUNK]
+        return out
 
 
-def _used(dataset: Dataset, faces_all: Faces, faces: Faces, config: AuditConfig):
-    """What the run actually used, for the report: images and persons after unreadable images and the
-    preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world."""
+def _used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig):
+    """What the run actually used, for the report: images and persons after unusable images and the
+    preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world.
+    (Files outside the budget are screened without being decoded, so one that does not decode is only
+    found when a run uses it.)"""
     subjects = dataset.manifest["subject"].to_numpy()
     return probe_mod.Artifact.json("dataset", "used.json", {
         "manifest_images": int(len(dataset.manifest)), "manifest_persons": int(dataset.n_subjects),
-        "readable_images": int(len(faces_all.rows)), "images": int(len(faces.rows)),
+        "readable_images": int(len(faces_all) - (len(chosen) - len(faces))), "images": int(len(faces)),
         "persons": int(len(np.unique(subjects[faces.rows]))), "max_images": int(config.setting("max_images")),
         "max_subjects": config.setting("max_subjects"),
         "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
@@ -412,11 +470,13 @@ def _write_acquisition(store: Store, run_id: str, dataset: Dataset, config: Audi
 
 
 def _examples(embed: "_Embeddings", config: AuditConfig, n: int = 6):
-    """A PNG grid: the same few faces (columns) under every condition (rows)."""
+    """A PNG grid: the same few faces (columns) under every condition (rows). The faces come from the first
+    chunk, so a condition that mixes faces shows exactly what was embedded at the cost of one chunk."""
     import cv2
 
-    idx = np.linspace(0, len(embed.faces.rows) - 1, min(n, len(embed.faces.rows))).astype(int)
-    rows = [np.concatenate(list(embed.images(c)[idx]), axis=1) for c in config.conditions]
+    first = min(len(embed.faces), CHUNK)
+    idx = np.linspace(0, first - 1, min(n, first)).astype(int)
+    rows = [np.concatenate(list(embed.condition_images(c, idx)), axis=1) for c in config.conditions]
     grid = np.concatenate(rows, axis=0)
     ok, png = cv2.imencode(".png", grid[..., ::-1])
     return probe_mod.Artifact("conditions", "examples.png", "image/png", png.tobytes(),

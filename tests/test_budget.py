@@ -11,7 +11,7 @@ from audit.data.loaders import Dataset, Faces
 def _faces(per_person: list[int]) -> tuple[Faces, Dataset]:
     subjects = [f"p{i}" for i, k in enumerate(per_person) for _ in range(k)]
     n = len(subjects)
-    faces = Faces(np.zeros((n, 2, 2, 3), np.uint8), np.zeros((n, 5, 2), np.float32), np.arange(n), [], ())
+    faces = Faces(np.zeros((n, 5, 2), np.float32), np.arange(n), [], (), pixels=np.zeros((n, 2, 2, 3), np.uint8))
     return faces, Dataset(root=None, manifest=pd.DataFrame({"subject": subjects}), source="t", name="t")
 
 

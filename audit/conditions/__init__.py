@@ -67,6 +67,12 @@ def is_occlusion(name: str) -> bool:
     return any(p.kind in ("mask", "sunglasses", "patch") for p in parse(name))
 
 
+def mixes(name: str) -> bool:
+    """True for conditions that mix several faces into one (``freqmix``): what they make of a face depends on
+    which faces are processed with it (the chunk, :data:`audit.data.loaders.CHUNK`)."""
+    return any(p.kind == "freqmix" for p in parse(name))
+
+
 def apply(name: str, images: np.ndarray, points: np.ndarray, point_names: tuple[str, ...], rows: np.ndarray,
           seed: int) -> np.ndarray:
     """Apply condition ``name`` to aligned faces (N, H, W, 3) uint8; returns new images."""

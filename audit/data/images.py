@@ -53,20 +53,29 @@ def template_for(size: tuple[int, int]) -> np.ndarray:
     return ARCFACE_TEMPLATE * np.array([w / 112.0, h / 112.0])
 
 
-def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, QualityIssue | None]:
-    """Decode to RGB uint8, or return the reason it cannot be used."""
+def file_problem(path: Path, row: int, image: str) -> tuple[QualityIssue | None, tuple[int, int] | None]:
+    """What can be told of an image file without decoding it: ``(problem or None, (H, W) from its header or
+    None)``. Missing, empty and oversized files, and headers that declare too many pixels, are refused here."""
     if not path.is_file():
-        return None, QualityIssue(image, row, "missing", f"{path} does not exist")
+        return QualityIssue(image, row, "missing", f"{path} does not exist"), None
     size = path.stat().st_size
     if size == 0:
-        return None, QualityIssue(image, row, "empty", "zero-byte file")
+        return QualityIssue(image, row, "empty", "zero-byte file"), None
     if size > MAX_FILE_BYTES:
-        return None, QualityIssue(image, row, "too_large", f"{size} bytes > {MAX_FILE_BYTES}")
+        return QualityIssue(image, row, "too_large", f"{size} bytes > {MAX_FILE_BYTES}"), None
     declared = header_pixels(path)
     if declared is not None and declared[0] > MAX_PIXELS:
         # Refused from the header: a small PNG can declare 30000x30000 pixels and cost gigabytes to decode.
-        return None, QualityIssue(image, row, "too_large", f"{declared[1]} (from the file header) > {MAX_PIXELS} "
-                                                           "pixels; not decoded")
+        return QualityIssue(image, row, "too_large", f"{declared[1]} (from the file header) > {MAX_PIXELS} "
+                                                     "pixels; not decoded"), None
+    return None, declared[2] if declared is not None else None
+
+
+def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, QualityIssue | None]:
+    """Decode to RGB uint8, or return the reason it cannot be used."""
+    issue, _ = file_problem(path, row, image)
+    if issue:
+        return None, issue
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
@@ -76,25 +85,25 @@ def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, Qua
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), None
 
 
-def header_pixels(path: Path) -> tuple[int, str] | None:
-    """(pixel count, "WxH pixels") declared by the image header, read without decoding; None when Pillow
-    cannot tell (OpenCV may still decode the file, and the decoded size is checked again)."""
+def header_pixels(path: Path) -> tuple[int, str, tuple[int, int] | None] | None:
+    """(pixel count, "WxH pixels", (H, W) or None) declared by the image header, read without decoding; None
+    when Pillow cannot tell (OpenCV may still decode the file, and the decoded size is checked again)."""
     import re
 
     from PIL import Image
 
     try:
         with Image.open(path) as im:  # lazy: reads the header only
-            return im.size[0] * im.size[1], f"{im.size[0]}x{im.size[1]} pixels"
+            return im.size[0] * im.size[1], f"{im.size[0]}x{im.size[1]} pixels", (im.size[1], im.size[0])
     except Image.DecompressionBombError as exc:  # Pillow refused it from the header for the same reason
         m = re.search(r"\((\d+) pixels\)", str(exc))
         n = int(m.group(1)) if m else MAX_PIXELS + 1
-        return n, f"{n} pixels"
+        return n, f"{n} pixels", None
     except Exception:  # noqa: BLE001 - not for Pillow to judge; OpenCV decides below
         return None
 
 
-def landmark_problem(points: np.ndarray, shape: tuple[int, int]) -> str | None:
+def landmark_problem(points: np.ndarray, shape: tuple[int, int] | None) -> str | None:
     """Why these points cannot place a face in an (H, W) image, or None when they can.
 
     Degenerate points would make the similarity transform singular or absurd (all zero, 1e308,
@@ -103,17 +112,47 @@ def landmark_problem(points: np.ndarray, shape: tuple[int, int]) -> str | None:
     """
     if not np.all(np.isfinite(points)):
         return "non-finite landmark coordinate(s)"
-    h, w = shape
     five = points[:5]
-    # Points may sit a little outside a tight crop, not far away.
-    if np.any(five < -0.5 * max(h, w)) or np.any(five[:, 0] > 1.5 * w) or np.any(five[:, 1] > 1.5 * h):
-        return f"landmarks outside the {w}x{h} image"
+    if shape is not None:  # unknown until decoded when the header cannot be read
+        h, w = shape
+        # Points may sit a little outside a tight crop, not far away.
+        if np.any(five < -0.5 * max(h, w)) or np.any(five[:, 0] > 1.5 * w) or np.any(five[:, 1] > 1.5 * h):
+            return f"landmarks outside the {w}x{h} image"
     spread = np.linalg.svd(five - five.mean(0), compute_uv=False)
     if np.linalg.norm(five[1] - five[0]) < 1.0 or spread[0] < 1.0:
         return "landmarks coincide (e.g. all zero)"
     if spread[1] < 0.05 * spread[0]:
         return "landmarks lie on a line"
     return None
+
+
+def _transform(landmarks: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """The 2x3 similarity transform from an image's first five points to the template, or None (no points, or a
+    degenerate estimate: the image is then resized and the template stands in for the points)."""
+    if landmarks is None or not np.all(np.isfinite(landmarks[:5])):
+        return None
+    dst = template_for(size)
+    tform = SimilarityTransform.from_estimate(landmarks[:5].astype(np.float64), dst) \
+        if hasattr(SimilarityTransform, "from_estimate") else None
+    if tform is None:
+        tform = SimilarityTransform()
+        if not tform.estimate(landmarks[:5].astype(np.float64), dst):
+            tform = None
+    if tform is None or not np.all(np.isfinite(tform.params)):
+        return None
+    return tform.params[:2]
+
+
+def aligned_points(landmarks: np.ndarray | None, size: tuple[int, int], m: np.ndarray | None = None) -> np.ndarray:
+    """Where :func:`align` puts the points (K, 2), known without the pixels (``m``: the transform, when known).
+    Without landmarks, or when they cannot be fitted, the template stands in (extra points at its centre, so
+    the count stays K)."""
+    m = _transform(landmarks, size) if m is None else m
+    if m is None:
+        dst = template_for(size)
+        extra = 0 if landmarks is None else len(landmarks) - 5
+        return np.concatenate([dst, np.repeat(dst.mean(0, keepdims=True), extra, 0)]).astype(np.float32)
+    return (landmarks @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
 def align(img: np.ndarray, landmarks: np.ndarray | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -124,23 +163,12 @@ def align(img: np.ndarray, landmarks: np.ndarray | None, size: tuple[int, int]) 
     Without landmarks the image is resized and the template stands in for the points.
     """
     h, w = size
-    dst = template_for(size)
-    if landmarks is None:
-        out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR)
-        return out, dst.astype(np.float32)
-    tform = SimilarityTransform.from_estimate(landmarks[:5].astype(np.float64), dst) \
-        if hasattr(SimilarityTransform, "from_estimate") else None
-    if tform is None:
-        tform = SimilarityTransform()
-        if not tform.estimate(landmarks[:5].astype(np.float64), dst):
-            tform = None
-    if tform is None or not np.all(np.isfinite(tform.params)):
-        out = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        return out, dst.astype(np.float32)
-    m = tform.params[:2]
+    m = _transform(landmarks, size)
+    if m is None:
+        interp = cv2.INTER_AREA if landmarks is not None or img.shape[0] > h else cv2.INTER_LINEAR
+        return cv2.resize(img, (w, h), interpolation=interp), aligned_points(landmarks, size)
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    pts = landmarks @ m[:, :2].T + m[:, 2]
-    return out, pts.astype(np.float32)
+    return out, aligned_points(landmarks, size, m)
 
 
 def align_one(path: Path, row: int, image: str, landmarks: np.ndarray | None, size: tuple[int, int]
@@ -154,6 +182,28 @@ def align_one(path: Path, row: int, image: str, landmarks: np.ndarray | None, si
         return None, None, QualityIssue(image, row, "bad_landmarks", problem)
     face, pts = align(img, landmarks, size)
     return face, pts, None
+
+
+def screen(paths: list[Path], images: list[str], landmarks: np.ndarray | None, workers: int = 4,
+           known: dict[int, QualityIssue] | None = None) -> list[QualityIssue]:
+    """The problems of many images that show without decoding them (:func:`file_problem`, and landmarks that
+    cannot place a face in an image of the size its header declares), in threads; ``known`` as for
+    :func:`load_aligned`. A file whose header cannot be read is left for the decoder to judge, landmarks and
+    all (a file that does not decode is ``unreadable``, whatever its points)."""
+    known = known or {}
+
+    def one(i: int):
+        if i in known:
+            return known[i]
+        issue, shape = file_problem(paths[i], i + 1, images[i])
+        if issue is None and landmarks is not None and shape is not None:
+            problem = landmark_problem(landmarks[i], shape)
+            if problem:
+                issue = QualityIssue(images[i], i + 1, "bad_landmarks", problem)
+        return issue
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [r for r in pool.map(one, range(len(paths))) if r is not None]
 
 
 def load_aligned(paths: list[Path], images: list[str], landmarks: np.ndarray | None, size: tuple[int, int],

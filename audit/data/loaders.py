@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from audit.data.images import QualityIssue, load_aligned
+from audit.data.images import QualityIssue, aligned_points, load_aligned, screen
 from audit.data.manifest import LANDMARK_COLUMNS, attribute_columns, read_manifest, validate_manifest
 from audit.errors import DatasetError
 
@@ -31,12 +32,17 @@ UTK_RACES = ["white", "black", "asian", "indian", "other"]
 OUTSIDE_ROOT = "{source}: row {row}, column 'image': path {image!r} resolves outside the dataset root {root}"
 
 
+CHUNK = 512
+"""Faces decoded (and transformed by a condition, and embedded) at a time. A constant, not the inference batch
+size: ``freqmix`` draws the faces it mixes from the same chunk, so the chunking is part of the result."""
+
+
 @dataclass(frozen=True)
 class Faces:
-    """Aligned faces of the usable images of a dataset."""
+    """The usable faces of a dataset, by manifest row. Pixels are decoded on demand and never all at once:
+    a run keeps every face's row and aligned points, and the pixels of the faces one step is working on
+    (:meth:`load`, :meth:`chunks`)."""
 
-    images: np.ndarray
-    """(N, H, W, 3) uint8 RGB."""
     landmarks: np.ndarray
     """(N, K, 2) point positions in aligned-face pixels: the 5 ArcFace landmarks, then any
     extra points named in :attr:`point_names`."""
@@ -44,6 +50,53 @@ class Faces:
     """Manifest row index (0-based) of each face."""
     issues: list[QualityIssue]
     point_names: tuple[str, ...]
+    reader: Callable[[np.ndarray], tuple[np.ndarray, list[QualityIssue]]] | None = field(default=None, repr=False)
+    """Manifest rows -> (aligned faces (n, H, W, 3) uint8 RGB of the usable ones, problems of the others)."""
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    """Faces held in memory instead of a reader (small sets built in code)."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load(self, idx) -> np.ndarray:
+        """Aligned faces (n, H, W, 3) uint8 RGB at positions ``idx`` (not manifest rows), decoded now."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.pixels is not None:
+            return self.pixels[idx]
+        imgs, issues = self.reader(self.rows[idx])
+        if issues:  # only faces that decoded when the set was verified (:meth:`verified`) reach here
+            raise DatasetError(f"{issues[0].image}: {issues[0].detail} (the file changed during the run)")
+        return imgs
+
+    @property
+    def images(self) -> np.ndarray:
+        """Every face, decoded into one array: for small sets only (runs use :meth:`load` and :meth:`chunks`)."""
+        return self.load(np.arange(len(self.rows)))
+
+    def chunks(self, size: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions, faces) of consecutive blocks of ``size`` faces."""
+        for start in range(0, len(self.rows), size):
+            idx = np.arange(start, min(start + size, len(self.rows)))
+            yield idx, self.load(idx)
+
+    def take(self, keep: np.ndarray) -> "Faces":
+        """The faces at positions (or a boolean mask) ``keep``."""
+        return replace(self, landmarks=self.landmarks[keep], rows=self.rows[keep],
+                       pixels=None if self.pixels is None else self.pixels[keep])
+
+    def verified(self) -> "Faces":
+        """Decode every face once, in chunks, keeping none of the pixels: faces whose file does not decode (or
+        decodes to a shape their landmarks do not fit) are dropped and listed in :attr:`issues`."""
+        if self.pixels is not None:
+            return self
+        bad: list[QualityIssue] = []
+        for start in range(0, len(self.rows), CHUNK):
+            bad += self.reader(self.rows[start:start + CHUNK])[1]
+        if not bad:
+            return self
+        drop = {i.row - 1 for i in bad}
+        out = self.take(np.array([r not in drop for r in self.rows], dtype=bool))
+        return replace(out, issues=sorted(self.issues + bad, key=lambda i: i.row))
 
 
 @dataclass
@@ -175,28 +228,51 @@ class Dataset:
             return self.manifest[cols].to_numpy(np.float64).reshape(len(self.manifest), -1, 2), names, {}, []
         return None, names[:5], {}, []
 
-    def faces(self, size: tuple[int, int] = (112, 112)) -> Faces:
-        """Decode and align every usable image to ``size`` (memoised per size)."""
+    def faces(self, size: tuple[int, int] = (112, 112), verify: bool = True) -> Faces:
+        """The usable images as :class:`Faces` of ``size``. Files that are missing, empty or too large, or whose
+        landmarks do not fit the size their header declares, are left out and listed without decoding anything;
+        with ``verify`` every remaining image is then decoded once (in chunks, keeping no pixels) to find those
+        that do not decode (:meth:`Faces.verified`). A run screens the whole dataset, takes its budget, and
+        verifies only the faces it uses. Memoised per size."""
         key = tuple(size)
         if key not in self._faces:
             lms, names, known, noted = self.landmark_plan()
-            acq = self._acquisition
             paths = [Path(p) for p in self.manifest["_path"]]
-            imgs, pts, issues = load_aligned(paths, self.manifest["image"].tolist(), lms, key,
-                                             workers=min(8, (os.cpu_count() or 2) * 2), known=known)
+            image_names = self.manifest["image"].tolist()
+            workers = min(8, (os.cpu_count() or 2) * 2)
+            issues = screen(paths, image_names, lms, workers=workers, known=known)
             bad = {i.row - 1 for i in issues if i.excludes}
             issues = sorted(issues + noted, key=lambda i: i.row)
             rows = np.array([r for r in range(len(self.manifest)) if r not in bad], dtype=np.int64)
-            if len(rows) == 0:
-                first = next(i for i in issues if i.excludes)
-                from audit.intake.acquire import FAILURES
 
-                hint = ("; if the images are already aligned face crops, use --detector none"
-                        if acq is not None and first.problem in FAILURES else "")
-                raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read or used "
-                                   f"(first problem: {first.image}: {first.detail}){hint}")
-            self._faces[key] = Faces(images=imgs, landmarks=pts, rows=rows, issues=issues, point_names=names)
-        return self._faces[key]
+            def reader(which: np.ndarray) -> tuple[np.ndarray, list[QualityIssue]]:
+                sel = [int(r) for r in which]
+                imgs, _, problems = load_aligned([paths[r] for r in sel], [image_names[r] for r in sel],
+                                                 None if lms is None else lms[sel], key, workers=workers)
+                # load_aligned numbers rows within the batch; name the manifest row
+                return imgs, [replace(i, row=sel[i.row - 1] + 1) for i in problems]
+
+            points = np.stack([aligned_points(None if lms is None else lms[r], key) for r in rows]) if len(rows) \
+                else np.zeros((0, len(names), 2), np.float32)
+            self._faces[key] = self.usable(Faces(landmarks=points, rows=rows, issues=issues, point_names=names,
+                                                 reader=reader))
+        if not verify:
+            return self._faces[key]
+        if (key, "verified") not in self._faces:
+            self._faces[key, "verified"] = self.usable(self._faces[key].verified())
+        return self._faces[key, "verified"]
+
+    def usable(self, faces: Faces) -> Faces:
+        """``faces``, or a one-line :class:`DatasetError` when none of the images could be used."""
+        if len(faces.rows):
+            return faces
+        first = next(i for i in faces.issues if i.excludes)
+        from audit.intake.acquire import FAILURES
+
+        hint = ("; if the images are already aligned face crops, use --detector none"
+                if self._acquisition is not None and first.problem in FAILURES else "")
+        raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read or used "
+                           f"(first problem: {first.image}: {first.detail}){hint}")
 
 
 def _check_inside(df: pd.DataFrame, root: Path, source: str) -> pd.DataFrame:

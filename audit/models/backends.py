@@ -126,6 +126,16 @@ class Backend:
         outs = self.run(images)
         return interpret_heads(self.profile, outs)
 
+    def predict_from_embeddings(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predict` from what :meth:`embed` returned for an attribute model (the heads' outputs side by
+        side), so the stored outputs of a run are read instead of decoding and running the images again."""
+        if getattr(self, "_head_widths", None) is None:  # learnt once from one blank face
+            h, w = self.profile.input.size
+            outs = self.run(np.zeros((1, h, w, 3), np.uint8))
+            self._head_widths = [outs[head.output].reshape(1, -1).shape[1] for head in self.profile.heads]
+        parts = np.split(emb, np.cumsum(self._head_widths)[:-1], axis=1)
+        return interpret_heads(self.profile, {head.output: part for head, part in zip(self.profile.heads, parts)})
+
 
 def interpret_heads(profile: Profile, outs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     result = {}

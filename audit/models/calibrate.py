@@ -105,7 +105,7 @@ def run_check(model, dataset, faces, seed: int) -> Check:
     """The check for a loaded model on a dataset's aligned faces (the slice is drawn from ``faces``)."""
     subjects = dataset.manifest["subject"].to_numpy()[faces.rows]
     labels = {a: dataset.manifest[a].to_numpy()[faces.rows] for a in dataset.attributes}
-    return check(model.ort, model.profile, faces.images, subjects, labels, seed)
+    return check(model.ort, model.profile, faces.load, subjects, labels, seed)
 
 
 def _slice(subjects: np.ndarray, seed: int) -> np.ndarray:
@@ -130,9 +130,10 @@ def _tar(neg: np.ndarray, pos: np.ndarray, fmr: float = 1e-2) -> float:
     return float(np.mean(pos >= ver.threshold_at_fmr(neg, fmr))) if len(neg) and len(pos) else float("nan")
 
 
-def check(backend, profile: Profile, images: np.ndarray, subjects: np.ndarray, labels: dict[str, np.ndarray],
+def check(backend, profile: Profile, load, subjects: np.ndarray, labels: dict[str, np.ndarray],
           seed: int, n_boot: int = 200) -> Check:
-    """Run the check; ``labels`` maps attribute names to per-image values (for attribute models)."""
+    """Run the check; ``load`` maps positions to aligned faces (only the slice is decoded), ``labels`` maps
+    attribute names to per-image values (for attribute models)."""
     from audit.data import is_regression
 
     idx = _slice(np.asarray(subjects), seed)
@@ -148,9 +149,10 @@ def check(backend, profile: Profile, images: np.ndarray, subjects: np.ndarray, l
         result.note = "no labelled attribute for the model's heads: the preprocessing check cannot measure it"
         return result
     per_cand = []
+    images = load(idx)
     for cand in candidates(profile):
         prof = cand.profile(profile)
-        outs = backend.run_preprocessed(preprocess(images[idx], prof))
+        outs = backend.run_preprocessed(preprocess(images, prof))
         if kind == "embedding":
             emb = outs[profile.embedding_output].reshape(len(idx), -1)
             neg, pos = _fr_scores(emb, subj)

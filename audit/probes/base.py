@@ -81,8 +81,9 @@ class ProbeContext:
     config: AuditConfig
     embeddings: Callable[[str], np.ndarray]
     """condition name -> (N, D) embeddings aligned with ``faces`` rows."""
-    condition_images: Callable[[str], np.ndarray]
-    """condition name -> (N, H, W, 3) images aligned with ``faces`` rows."""
+    condition_images: Callable[[str, np.ndarray], np.ndarray]
+    """(condition name, positions in ``faces``) -> (n, H, W, 3) images under that condition, as they were
+    embedded. Faces are decoded on demand: load only what the probe uses (``faces.load(idx)``)."""
     progress: ProgressFn = lambda fraction, message: None
     evaluator: LoadedModel | None = None
     """Independent model judging reconstructions (inversion), when the config names one."""
@@ -114,6 +115,14 @@ class Probe(Protocol):
         """Raise ConfigError for settings this probe cannot run with, before anything runs."""
 
     def run(self, ctx: ProbeContext) -> ProbeResult: ...
+
+
+def conditions_read(probe, config: AuditConfig) -> list[str]:
+    """The conditions whose embeddings ``probe`` reads: its ``conditions(config)`` when it defines one (an
+    optional part of the protocol), else every condition of the run. The run embeds them in one pass before
+    any probe starts; a probe may still ask for others, which are then embedded on demand."""
+    pick = getattr(probe, "conditions", None)
+    return list(pick(config)) if callable(pick) else list(config.conditions)
 
 
 REGISTRY: dict[str, type] = {}

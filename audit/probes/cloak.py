@@ -73,6 +73,11 @@ class CloakProbe:
     name = "cloak"
     title = "Cloak robustness"
 
+    @staticmethod
+    def conditions(config) -> list[str]:
+        """Cloaks are made and judged on clean faces."""
+        return ["clean"]
+
     def check(self, config, dataset, model) -> None:
         if model.profile.kind != "embedding":
             raise ConfigError(f"cloak: {model.name} is an attributes model; cloaks are tested against FR models")
@@ -85,8 +90,11 @@ class CloakProbe:
         cfg = ctx.config
         st = SETTINGS[cfg.preset]
         subjects = ctx.subjects
-        images = ctx.faces.images
         chosen, sources, queries, gallery, distractors = protocol(subjects, st["protect"], ctx.seed)
+        # Only the protected people's faces are decoded; `src` / `qry` index them.
+        used = np.unique(np.concatenate([sources.ravel(), queries.ravel()]))
+        images = ctx.faces.load(used)
+        src, qry = np.searchsorted(used, sources), np.searchsorted(used, queries)
         p, m = sources.shape
         t = queries.shape[1]
         result = ProbeResult()
@@ -120,7 +128,8 @@ class CloakProbe:
         if len(members) >= 2:  # one cloak optimised against every surrogate at once
             surrogates[f"transfer:ensemble({'+'.join(n for n, _ in members)})"] = (
                 Ensemble([b for _, b in members]), True)
-        result.metrics += self._evaluate(ctx, "clean", "none", images[q_flat], g_emb, own_col, tau, boot, None)
+        result.metrics += self._evaluate(ctx, "clean", "none", images[qry.reshape(-1)], g_emb, own_col, tau, boot,
+                                         None)
         examples, convergence = {}, []
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
@@ -134,18 +143,18 @@ class CloakProbe:
                 for eps in cfg.cloak_eps:
                     seed = derive_seed(ctx.seed, "cloak", label, method, eps)
                     rec: dict = {}
-                    src = images[queries] if method == "pgd" else images[sources]
+                    made_from = images[qry] if method == "pgd" else images[src]
                     started = time.perf_counter()
-                    eta = make_cloaks(backend.embed_tensor, src, method, eps, seed=seed, record=rec, **recipe)
+                    eta = make_cloaks(backend.embed_tensor, made_from, method, eps, seed=seed, record=rec, **recipe)
                     rec["seconds"] = round(time.perf_counter() - started, 3)  # cost, for strength-vs-cost
-                    cloaked = apply_cloak(images[queries], eta if method == "pgd" else eta[:, None]
+                    cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]
                                           ).reshape(-1, *images.shape[1:])
                     convergence.append({"setting": label, "method": method, "eps": eps, **rec})
                     cond = f"cloak:{method}@{eps:g}"
                     result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot,
-                                                     images[q_flat])
+                                                     images[qry.reshape(-1)])
                     if label == "white-box" and method == "opom-affine":
-                        examples = {"clean": images[q_flat[:4]], "cloaked": cloaked[:4]}
+                        examples = {"clean": images[qry.reshape(-1)[:4]], "cloaked": cloaked[:4]}
                     done += 1
                     ctx.progress(done / max(total, 1), f"{label} {method} eps {eps:g}")
         if examples:

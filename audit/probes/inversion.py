@@ -188,6 +188,11 @@ class InversionProbe:
     name = "inversion"
     title = "Template inversion"
 
+    @staticmethod
+    def conditions(config) -> list[str]:
+        """Clean templates and those of the first mask condition (when the run has one)."""
+        return ["clean", *[c for c in config.conditions if c.startswith("mask:")][:1]]
+
     def check(self, config, dataset, model) -> None:
         if model.profile.kind != "embedding":
             raise ConfigError(f"inversion: {model.name} is an attributes model; templates come from FR models")
@@ -207,12 +212,13 @@ class InversionProbe:
         result = ProbeResult()
         device = ctx.model.ort.device if ctx.model.ort.device == "cuda" else "cpu"
         emb = ctx.embeddings("clean")
-        images = ctx.faces.images
+        # Only the auxiliary people's and the victims' faces are decoded.
+        aux_images, victim_images = ctx.faces.load(aux), ctx.faces.load(victims)
         evaluator = ctx.evaluator
         attacker = ctx.attacker_model.torch() if ctx.attacker_model is not None else None
         if ctx.attacker_model is not None and attacker is None:
             result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
-        dec, stats = train_decoder(emb[aux], images[aux], steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
+        dec, stats = train_decoder(emb[aux], aux_images, steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
                                    identity_model=attacker, subjects=subjects[aux], judge=ctx.model.ort.embed)
         stats["identity_loss_model"] = ctx.attacker_model.name if attacker is not None else None
         ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
@@ -221,12 +227,11 @@ class InversionProbe:
         boot = SubjectBootstrap(vsub, cfg.setting("bootstrap"), ctx.seed, "inversion")
         judges = {"target": (ctx.model, emb[victims], self._thresholds(emb[victims], vsub))}
         if evaluator is not None:
-            ev_emb = evaluator.ort.embed(images[victims])
+            ev_emb = evaluator.ort.embed(victim_images)
             judges["evaluator"] = (evaluator, ev_emb, self._thresholds(ev_emb, vsub))
         ctx.progress(0.45, "calibrated victim thresholds")
         recon_sets = {"black-box": {"clean": decode(dec, emb[victims], device)}}
-        conditions = [c for c in cfg.conditions if c.startswith("mask:")][:1]
-        for cond in conditions:
+        for cond in self.conditions(cfg)[1:]:
             recon_sets["black-box"][cond] = decode(dec, ctx.embeddings(cond)[victims], device)
         ctx.progress(0.5, "black-box reconstructions done")
         torch_b = ctx.model.torch()
@@ -250,13 +255,13 @@ class InversionProbe:
                 for judge, (model, v_emb, taus) in judges.items():
                     result.metrics += self._metrics(f"{attack};{judge}", cond, model.ort.embed(recon), v_emb, vsub,
                                                     taus, sub_boot, sel)
-                ssim, psnr = image_quality(recon, images[victims][sel])
+                ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.estimate(lambda i, a=arr: float(a[i].mean()))
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
         if ctx.attribute_model is not None:
-            result.metrics += self._attributes(ctx, recon_sets["black-box"], images[victims], victims, boot)
-        result.artifacts.append(self._grid(images[victims], recon_sets))
+            result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
+        result.artifacts.append(self._grid(victim_images, recon_sets))
         ctx.progress(1.0, "done")
         return result
 

@@ -155,8 +155,17 @@ class Store:
             "profile": profile.model_dump_json(), "added_at": _now()}]))
 
     def upsert_dataset(self, dataset, issues) -> None:
+        """Record a dataset once, and every data-quality problem found in it: a run that uses images an earlier
+        run did not decode may find new ones (files outside a run's budget are screened, not decoded)."""
         did = dataset.dataset_id
         if self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]):
+            known = {(r[0], r[1]) for r in self._rows(
+                "SELECT row_number, problem FROM data_quality WHERE dataset_id = ?", [did])}
+            new = [i for i in issues if (i.row, i.problem) not in known]
+            if new:
+                self.write("data_quality", pd.DataFrame(
+                    [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem,
+                      "detail": i.detail} for i in new]))
             return
         summary = {}
         for a in dataset.attributes:
