@@ -64,8 +64,8 @@ def main() -> None:
             con = duckdb.connect(str(db), read_only=True)
             probes = dict(con.execute("SELECT probe, seconds FROM run_probes").fetchall())
             used = json.loads(bytes(con.execute("SELECT data FROM artifacts WHERE name = 'used.json'").fetchone()[0]))
-            emb = json.loads(bytes(con.execute("SELECT data FROM artifacts WHERE name = 'embeddings.json'")
-                                   .fetchone()[0]))
+            row = con.execute("SELECT data FROM artifacts WHERE name = 'embeddings.json'").fetchone()
+            emb = json.loads(bytes(row[0])) if row else {"seconds": None}  # before streaming: no separate pass
             con.close()
         images = people * args.images_per_person
         rows.append({"dataset_images": images, "used_images": used["images"], "peak_rss_mb": round(peak),
