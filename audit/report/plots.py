@@ -113,6 +113,33 @@ def convergence(curves: dict[str, dict]) -> str | None:
     return to_svg(fig)
 
 
+def cloak_convergence(records: list[dict]) -> str | None:
+    """One panel per surrogate setting, one line per cloak (method and budget): the attack's own objective
+    against steps, the stopping step marked, so a reader can see each cloak had levelled off (or was capped)."""
+    panels: dict[str, list[dict]] = {}
+    for rec in records:
+        if rec.get("curve") and rec.get("eps"):
+            panels.setdefault(rec["setting"], []).append(rec)
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels) + 0.8, 2.4), squeeze=False)
+    for ax, (setting, recs) in zip(axes[0], panels.items()):
+        budgets = {r["eps"] for r in recs}
+        for i, rec in enumerate(recs):
+            y = np.asarray(rec["curve"], float)
+            label = rec["method"] if len(budgets) == 1 else f"{rec['method']} @{rec['eps']:g}"
+            ax.plot(np.arange(1, len(y) + 1), y, color=COLOURS[i % len(COLOURS)], lw=1.1, label=plain(label))
+            ax.plot([len(y)], [y[-1]], marker="x" if rec.get("stopped_by") == "cap" else "o", ms=3.5,
+                    color=COLOURS[i % len(COLOURS)])
+        ax.set_title(plain(setting), fontsize=7)
+        ax.set_xlabel("step (o: plateau, x: cap)", fontsize=6)
+        ax.set_ylabel("objective (maximised)", fontsize=6)
+        ax.tick_params(labelsize=6)
+        ax.grid(True, lw=0.3)
+    axes[0][0].legend(fontsize=5.5, frameon=False)
+    return to_svg(fig)
+
+
 def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:
     """Per attribute: group FMR and FNMR at the global threshold, with intervals."""
     m = metrics[(metrics["probe"] == "identity") & (metrics["condition"] == condition)

@@ -78,15 +78,17 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     rows = [{"cloak": c, "setting": st, "cells": [table.loc[(c, st)].get(col) for col in columns]}
             for c, st in table.index]
     grid = None if no_faces else _artifact(store, run_id, "cloak", "examples.png")
+    records = _artifact(store, run_id, "cloak", "convergence.json") or []
     convergence = [{"setting": c["setting"], "method": c["method"], "eps": c["eps"], "steps": c["steps"],
                     "cap": c["cap"], "stopped_by": c["stopped_by"],
                     "best": max(c["curve"]) if c.get("curve") else None,
                     "recipe": ", ".join(w for w, on in (("momentum", c.get("momentum")),
                                                          (f"input diversity {c.get('diversity') or 0:g}",
                                                           c.get("diversity"))) if on) or "plain sign steps"}
-                   for c in _artifact(store, run_id, "cloak", "convergence.json") or []]
+                   for c in records]
     return {"ran": True, "columns": columns, "psr": rows, "verdicts": narrative.cloak_verdicts(m),
             "grid": base64.b64encode(grid).decode() if grid else None, "convergence": convergence,
+            "convergence_plot": plots.cloak_convergence(records),
             "capped": sum(c["stopped_by"] == "cap" for c in convergence)}
 
 

@@ -88,6 +88,9 @@ def test_every_cloak_attack_records_how_it_stopped_and_the_report_says_so(cloak_
         assert (c["momentum"], c["diversity"] > 0) == ((False, False) if white else (True, True))
     html = cloak_metrics.attrs["html"]
     assert "Did the cloak attacks converge?" in html and "input diversity 0.5" in html
+    # The curves themselves: one panel per setting with a line per method.
+    figure = html.split("Each cloak attack's own objective")[0].rsplit("<figure", 1)[1]
+    assert "<svg" in figure and all(m in figure for m in METHODS)
 
 
 def test_protocol_is_subject_disjoint_between_protected_and_distractors():
