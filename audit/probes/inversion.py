@@ -179,7 +179,8 @@ def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     ssim = np.array([structural_similarity(a, b, channel_axis=2, data_range=255) for a, b in zip(recon, source)])
-    psnr = np.array([peak_signal_noise_ratio(b, a, data_range=255) for a, b in zip(recon, source)])
+    with np.errstate(divide="ignore"):  # identical images (a zero-budget cloak): PSNR is +inf, stored as null
+        psnr = np.array([peak_signal_noise_ratio(b, a, data_range=255) for a, b in zip(recon, source)])
     return ssim, psnr
 
 
