@@ -395,15 +395,21 @@ class _Embeddings:
             return images
         return cond_mod.apply(condition, images, f.landmarks[idx], f.point_names, f.rows[idx], self.config.seed)
 
-    def prepare(self, conditions: list[str], progress: Callable[[float], None] = lambda fraction: None) -> None:
+    def prepare(self, conditions: list[str], progress: Callable[[float], None] = lambda fraction: None,
+                prefetch: bool | None = None) -> None:
         """Embed every condition not yet in the store: each chunk of faces is decoded once, transformed by each
         condition and embedded, and only the embeddings are kept (written to the store per condition).
-        ``progress`` gets the share of faces done after each chunk (it may raise to cancel)."""
+        ``progress`` gets the share of faces done after each chunk (it may raise to cancel). ``prefetch``
+        (default: when inference runs on a GPU) decodes the next chunk while this one is embedded."""
         todo = [c for c in conditions if self._cached(c) is None]
         if not todo:
             return
         parts: dict[str, list[np.ndarray]] = {c: [] for c in todo}
-        for idx, images in self.faces.chunks(CHUNK):
+        # Decoding the next chunk overlaps inference when inference runs on a GPU; on a 2-core CPU onnxruntime
+        # already uses both cores (benchmarks/prefetch.py measures both ways).
+        if prefetch is None:
+            prefetch = self.model.ort.device == "cuda"
+        for idx, images in self.faces.chunks(CHUNK, prefetch=prefetch):
             for c in todo:
                 parts[c].append(self.model.ort.embed(self._apply(c, idx, images)))
             progress(float(idx[-1] + 1) / len(self.faces))

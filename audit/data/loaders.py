@@ -73,11 +73,27 @@ class Faces:
         """Every face, decoded into one array: for small sets only (runs use :meth:`load` and :meth:`chunks`)."""
         return self.load(np.arange(len(self.rows)))
 
-    def chunks(self, size: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions, faces) of consecutive blocks of ``size`` faces."""
-        for start in range(0, len(self.rows), size):
-            idx = np.arange(start, min(start + size, len(self.rows)))
-            yield idx, self.load(idx)
+    def chunks(self, size: int = CHUNK, prefetch: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions, faces) of consecutive blocks of ``size`` faces. With ``prefetch`` the next block is
+        decoded in a background thread while the caller works on this one (at most two blocks in memory);
+        the blocks are the same either way."""
+        blocks = [np.arange(start, min(start + size, len(self.rows))) for start in range(0, len(self.rows), size)]
+        if not prefetch or len(blocks) < 2:
+            for idx in blocks:
+                yield idx, self.load(idx)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceaudit-prefetch") as pool:
+            pending = pool.submit(self.load, blocks[0])
+            try:
+                for k, idx in enumerate(blocks):
+                    images = pending.result()
+                    if k + 1 < len(blocks):
+                        pending = pool.submit(self.load, blocks[k + 1])
+                    yield idx, images
+            finally:  # the caller stopped early (a cancelled run): do not decode further blocks
+                pending.cancel()
 
     def take(self, keep: np.ndarray) -> "Faces":
         """The faces at positions (or a boolean mask) ``keep``."""

@@ -89,3 +89,21 @@ def test_a_mixing_condition_shows_what_was_embedded(small_data, tiny_model, tmp_
         np.testing.assert_allclose(again, embed.embeddings("freqmix:3")[idx], rtol=1e-5, atol=1e-6)
         # ... and a mixed face is not the clean face
         assert not np.array_equal(embed.condition_images("freqmix:3", idx), ds.faces().load(idx))
+
+
+def test_prefetching_the_next_chunk_gives_the_same_chunks_and_stops_when_the_caller_does(small_data):
+    """Decoding ahead (the GPU path) changes when a chunk is decoded, not what it holds; a caller that stops
+    (a cancelled run) leaves no more than the one chunk in flight decoded."""
+    faces = load(small_data).faces()
+    plain = list(faces.chunks(48))
+    ahead = list(faces.chunks(48, prefetch=True))
+    assert len(plain) == len(ahead) == -(-len(faces) // 48) > 2
+    for (i, a), (j, b) in zip(plain, ahead):
+        assert np.array_equal(i, j) and np.array_equal(a, b)
+    seen = []
+    counting = type(faces)(faces.landmarks, faces.rows, faces.issues, faces.point_names,
+                           reader=lambda rows: (seen.append(len(rows)), faces.reader(rows))[1])
+    stream = counting.chunks(48, prefetch=True)
+    next(stream)
+    stream.close()
+    assert len(seen) <= 2  # the chunk handed over and at most the one decoded ahead of it
