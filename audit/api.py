@@ -267,16 +267,22 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 store.set_parity(run_id, _parity(model, faces))
                 progress("parity", 1.0, "done")
             embed = _Embeddings(store, model, dataset, faces, config)
-            def embedding(fraction: float) -> None:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled")
-                progress("embeddings", fraction, f"decoding, transforming and embedding the faces in chunks of {CHUNK}")
+
+            def reporter(name: str):
+                """Progress of step ``name``, raising Cancelled once the run is cancelled."""
+                def report(fraction: float, message: str) -> None:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
+                    progress(name, fraction, message)
+                return report
 
             t0 = time.perf_counter()
             # One pass for every condition a pending probe reads (a probe that reads only some names them).
             todo = [p for p in probes if p.name not in done]
+            embedding = reporter("embeddings")
             embed.prepare([c for c in config.conditions if any(c in probe_mod.conditions_read(p, config) for p in todo)],
-                          embedding)
+                          lambda fraction: embedding(fraction, "decoding, transforming and embedding the faces in "
+                                                               f"chunks of {CHUNK}"))
             seconds = time.perf_counter() - t0
             progress("embeddings", 1.0, "done")
             if not resume:
@@ -296,11 +302,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled")
 
-                def report(fraction, message, _name=probe.name):
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("cancelled")
-                    progress(_name, fraction, message)
-
+                report = reporter(probe.name)
                 ctx = probe_mod.ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
                                              embeddings=embed.embeddings, condition_images=embed.condition_images,
                                              progress=report, surrogates=surrogates, **extra)
@@ -431,8 +433,9 @@ class _Embeddings:
         if not cond_mod.mixes(condition):
             return self._apply(condition, idx, self.faces.load(idx))
         out = None
+        blocks = self.faces.blocks(CHUNK)
         for c in np.unique(idx // CHUNK):
-            block = np.arange(c * CHUNK, min((c + 1) * CHUNK, len(self.faces)))
+            block = blocks[c]
             images = self._apply(condition, block, self.faces.load(block))
             out = np.empty((len(idx), *images.shape[1:]), images.dtype) if out is None else out
             sel = idx // CHUNK == c

@@ -73,11 +73,16 @@ class Faces:
         """Every face, decoded into one array: for small sets only (runs use :meth:`load` and :meth:`chunks`)."""
         return self.load(np.arange(len(self.rows)))
 
+    def blocks(self, size: int = CHUNK) -> list[np.ndarray]:
+        """Positions of consecutive blocks of ``size`` faces (the last may be shorter): block ``k`` holds
+        positions ``k * size`` onwards."""
+        return [np.arange(start, min(start + size, len(self.rows))) for start in range(0, len(self.rows), size)]
+
     def chunks(self, size: int = CHUNK, prefetch: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions, faces) of consecutive blocks of ``size`` faces. With ``prefetch`` the next block is
-        decoded in a background thread while the caller works on this one (at most two blocks in memory);
-        the blocks are the same either way."""
-        blocks = [np.arange(start, min(start + size, len(self.rows))) for start in range(0, len(self.rows), size)]
+        """(positions, faces) of each of :meth:`blocks`. With ``prefetch`` the next block is decoded in a
+        background thread while the caller works on this one (at most two blocks in memory); the blocks are
+        the same either way."""
+        blocks = self.blocks(size)
         if not prefetch or len(blocks) < 2:
             for idx in blocks:
                 yield idx, self.load(idx)
@@ -106,8 +111,8 @@ class Faces:
         if self.pixels is not None:
             return self
         bad: list[QualityIssue] = []
-        for start in range(0, len(self.rows), CHUNK):
-            bad += self.reader(self.rows[start:start + CHUNK])[1]
+        for idx in self.blocks():
+            bad += self.reader(self.rows[idx])[1]
         if not bad:
             return self
         drop = {i.row - 1 for i in bad}

@@ -128,8 +128,8 @@ class CloakProbe:
         if len(members) >= 2:  # one cloak optimised against every surrogate at once
             surrogates[f"transfer:ensemble({'+'.join(n for n, _ in members)})"] = (
                 Ensemble([b for _, b in members]), True)
-        result.metrics += self._evaluate(ctx, "clean", "none", images[qry.reshape(-1)], g_emb, own_col, tau, boot,
-                                         None)
+        clean_queries = images[qry.reshape(-1)]
+        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, boot, None)
         examples, convergence = {}, []
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
@@ -152,9 +152,9 @@ class CloakProbe:
                     convergence.append({"setting": label, "method": method, "eps": eps, **rec})
                     cond = f"cloak:{method}@{eps:g}"
                     result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot,
-                                                     images[qry.reshape(-1)])
+                                                     clean_queries)
                     if label == "white-box" and method == "opom-affine":
-                        examples = {"clean": images[qry.reshape(-1)[:4]], "cloaked": cloaked[:4]}
+                        examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
                     done += 1
                     ctx.progress(done / max(total, 1), f"{label} {method} eps {eps:g}")
         if examples:

@@ -95,49 +95,39 @@ def det_curves(curves: dict[str, dict], points: pd.DataFrame | None = None) -> s
     return to_svg(fig)
 
 
-def convergence(curves: dict[str, dict]) -> str | None:
-    """One panel per attack: its own objective against steps (epochs), so a reader can see it had levelled off;
-    ``curves`` maps a title to a :meth:`audit.probes.convergence.Plateau.record`."""
-    curves = {k: v for k, v in curves.items() if v and v.get("curve")}
-    if not curves:
+def convergence(panels: dict[str, dict[str, dict]]) -> str | None:
+    """One panel per attack (or per cloak setting), one line per attack in it: its own objective against its
+    steps (epochs), the last one marked (o: the plateau stopped it, x: the cap), so a reader can see it had
+    levelled off. ``panels`` maps a panel title to {line label: :meth:`audit.probes.convergence.Plateau.record`}."""
+    panels = {title: kept for title, lines in panels.items()
+              if (kept := {label: rec for label, rec in lines.items() if rec and rec.get("curve")})}
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(curves), figsize=(2.6 * len(curves) + 0.6, 2.2), squeeze=False)
-    for ax, (title, rec) in zip(axes[0], curves.items()):
-        y = np.asarray(rec["curve"], float)
-        ax.plot(np.arange(1, len(y) + 1), y, color=COLOURS[0], lw=1.3)
-        ax.set_title(plain(f"{title}: stopped by {rec.get('stopped_by', 'cap')}"), fontsize=7)
-        ax.set_xlabel("epoch" if "epoch" in title else "step", fontsize=7)
-        ax.set_ylabel(plain(rec.get("measure", "loss")), fontsize=6)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels) + 0.7, 2.3), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items()):
+        for i, (label, rec) in enumerate(lines.items()):
+            y = np.asarray(rec["curve"], float)
+            colour = COLOURS[i % len(COLOURS)]
+            ax.plot(np.arange(1, len(y) + 1), y, color=colour, lw=1.2, label=plain(label))
+            ax.plot([len(y)], [y[-1]], marker="x" if rec.get("stopped_by") == "cap" else "o", ms=3.5, color=colour)
+        ax.set_title(plain(title), fontsize=7)
+        ax.set_xlabel(f"{'epoch' if 'epoch' in title else 'step'} (o: plateau, x: cap)", fontsize=6)
+        ax.set_ylabel(plain(next(iter(lines.values())).get("measure", "objective")), fontsize=6)
         ax.tick_params(labelsize=6)
         ax.grid(True, lw=0.3)
+        if len(lines) > 1:
+            ax.legend(fontsize=5.5, frameon=False)
     return to_svg(fig)
 
 
 def cloak_convergence(records: list[dict]) -> str | None:
-    """One panel per surrogate setting, one line per cloak (method and budget): the attack's own objective
-    against steps, the stopping step marked, so a reader can see each cloak had levelled off (or was capped)."""
-    panels: dict[str, list[dict]] = {}
+    """:func:`convergence` of the cloak attacks: one panel per surrogate setting, one line per method (and
+    budget, when the run has several)."""
+    several = len({r["eps"] for r in records if r.get("curve")}) > 1
+    panels: dict[str, dict[str, dict]] = {}
     for rec in records:
-        if rec.get("curve") and rec.get("eps"):
-            panels.setdefault(rec["setting"], []).append(rec)
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels) + 0.8, 2.4), squeeze=False)
-    for ax, (setting, recs) in zip(axes[0], panels.items()):
-        budgets = {r["eps"] for r in recs}
-        for i, rec in enumerate(recs):
-            y = np.asarray(rec["curve"], float)
-            label = rec["method"] if len(budgets) == 1 else f"{rec['method']} @{rec['eps']:g}"
-            ax.plot(np.arange(1, len(y) + 1), y, color=COLOURS[i % len(COLOURS)], lw=1.1, label=plain(label))
-            ax.plot([len(y)], [y[-1]], marker="x" if rec.get("stopped_by") == "cap" else "o", ms=3.5,
-                    color=COLOURS[i % len(COLOURS)])
-        ax.set_title(plain(setting), fontsize=7)
-        ax.set_xlabel("step (o: plateau, x: cap)", fontsize=6)
-        ax.set_ylabel("objective (maximised)", fontsize=6)
-        ax.tick_params(labelsize=6)
-        ax.grid(True, lw=0.3)
-    axes[0][0].legend(fontsize=5.5, frameon=False)
-    return to_svg(fig)
+        panels.setdefault(rec["setting"], {})[f"{rec['method']} @{rec['eps']:g}" if several else rec["method"]] = rec
+    return convergence(panels)
 
 
 def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:

@@ -174,7 +174,7 @@ def _inversion_convergence(decoder: dict | None) -> dict:
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
-    plot = plots.convergence({f"{name} ({unit})": rec for name, unit, rec in attacks if rec})
+    plot = plots.convergence({f"{name} ({unit})": {name: rec} for name, unit, rec in attacks if rec})
     return {"convergence": lines, "convergence_plot": plot}
 
 

@@ -49,6 +49,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _attribute_summary(dataset) -> dict:
+    """Per attribute of a dataset: min / median / max of age, counts per value of the others."""
+    summary = {}
+    for a in dataset.attributes:
+        col = dataset.manifest[a]
+        if a == "age":
+            summary[a] = {"min": float(col.min()), "median": float(col.median()), "max": float(col.max())}
+        else:
+            summary[a] = {str(k): int(v) for k, v in col.value_counts().sort_index().items()}
+    return summary
+
+
 class Store:
     """A connection to one faceaudit DuckDB file (``:memory:`` works for tests)."""
 
@@ -158,27 +170,19 @@ class Store:
         """Record a dataset once, and every data-quality problem found in it: a run that uses images an earlier
         run did not decode may find new ones (files outside a run's budget are screened, not decoded)."""
         did = dataset.dataset_id
-        if self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]):
-            known = {(r[0], r[1]) for r in self._rows(
+        known = bool(self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]))
+        if known:
+            seen = {(r[0], r[1]) for r in self._rows(
                 "SELECT row_number, problem FROM data_quality WHERE dataset_id = ?", [did])}
-            new = [i for i in issues if (i.row, i.problem) not in known]
-            if new:
-                self.write("data_quality", pd.DataFrame(
-                    [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem,
-                      "detail": i.detail} for i in new]))
-            return
-        summary = {}
-        for a in dataset.attributes:
-            col = dataset.manifest[a]
-            if a == "age":
-                summary[a] = {"min": float(col.min()), "median": float(col.median()), "max": float(col.max())}
-            else:
-                summary[a] = {str(k): int(v) for k, v in col.value_counts().sort_index().items()}
+            issues = [i for i in issues if (i.row, i.problem) not in seen]
+            if not issues:
+                return
         with self.transaction():
-            self.write("datasets", pd.DataFrame([{
-                "dataset_id": did, "name": dataset.name, "source": dataset.source,
-                "n_images": len(dataset.manifest), "n_subjects": dataset.n_subjects,
-                "attributes": json.dumps(summary), "added_at": _now()}]))
+            if not known:
+                self.write("datasets", pd.DataFrame([{
+                    "dataset_id": did, "name": dataset.name, "source": dataset.source,
+                    "n_images": len(dataset.manifest), "n_subjects": dataset.n_subjects,
+                    "attributes": json.dumps(_attribute_summary(dataset)), "added_at": _now()}]))
             self.write("data_quality", pd.DataFrame(
                 [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem, "detail": i.detail}
                  for i in issues], columns=["dataset_id", "image", "row_number", "problem", "detail"]))
