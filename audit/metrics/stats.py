@@ -92,9 +92,20 @@ class SubjectBootstrap:
         tail = per_image.shape[1:]
         per_person = np.zeros((self.n_subjects, int(np.prod(tail, dtype=int))))
         np.add.at(per_person, self.inverse, per_image.reshape(len(per_image), -1))
-        out = [np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]]) @ per_person
-               for a in range(0, len(self.draws), chunk)]
+        out = [counts @ per_person for counts in self._draw_counts(chunk)]
         return np.concatenate(out).reshape((len(self.draws),) + tail)
+
+    def _draw_counts(self, chunk: int):
+        """How often each person is drawn in each resample, ``(b, n_subjects)`` per chunk of resamples."""
+        for a in range(0, len(self.draws), chunk):
+            yield np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]])
+
+    def image_weights(self, chunk: int = 64):
+        """Each image's weight in each resample (how often its person was drawn: the times it appears in that
+        resample's :meth:`indices`), ``(b, n)`` per chunk of resamples; for statistics that take weights
+        (:func:`audit.metrics.verification.eer_many`) and so run on every resample at once."""
+        for counts in self._draw_counts(chunk):
+            yield counts[:, self.inverse].astype(float)
 
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False) -> Estimate:
         """An interval from a statistic already computed on every resample (pooled repeats may be stacked:
@@ -111,6 +122,15 @@ class SubjectBootstrap:
         value = float(stat(np.arange(self.n)))
         boots = np.array([stat(idx) for idx in self.indices()], dtype=float)
         return self._finish(value, boots, alpha, self.n_subjects if rate else None)
+
+    def mean(self, values: np.ndarray, alpha: float = 0.05, rate: bool = False) -> Estimate:
+        """:meth:`estimate` of the mean of per-image ``values`` (hits, errors, scores), every resample at once from
+        per-resample sums; non-finite values (an infinite PSNR) take the one-call-per-resample path."""
+        values = np.asarray(values, float)
+        if not np.all(np.isfinite(values)):
+            return self.estimate(lambda i: float(values[i].mean()), alpha, rate)
+        sums = self.resample_sums(np.stack([values, np.ones_like(values)], 1))
+        return self._finish(float(values.mean()), sums[:, 0] / sums[:, 1], alpha, self.n_subjects if rate else None)
 
     def paired(self, stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float],
                alpha: float = 0.05) -> Estimate:

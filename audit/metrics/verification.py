@@ -124,19 +124,9 @@ class EER:
 
 
 def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
-    y = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
-    fpr, tpr, _ = roc_curve(y, np.r_[negatives, positives])
-    fnr = 1 - tpr
-    diff = fpr - fnr
-    idx = np.where(diff >= 0)[0]
-    if len(idx) == 0:
-        return EER(float(fnr[-1]), float(fpr[-1]), False)
-    i = idx[0]
-    if i == 0:
-        return EER(float(min(fpr[0], fnr[0])), float(max(fpr[0], fnr[0])), bool(diff[0] == 0))
-    lo = max(fpr[i - 1], fnr[i])
-    hi = min(fpr[i], fnr[i - 1])
-    return EER(float(min(lo, hi)), float(max(lo, hi)), True)
+    """Where the FMR and FNMR curves cross, on the full ROC curve (a point at every distinct score)."""
+    low, high, crossed = eer_many(negatives, positives, np.ones((1, len(negatives))), np.ones((1, len(positives))))
+    return EER(float(low[0]), float(high[0]), bool(crossed[0]))
 
 
 def auc(negatives: np.ndarray, positives: np.ndarray) -> float:
@@ -148,6 +138,67 @@ def auc(negatives: np.ndarray, positives: np.ndarray) -> float:
         raise ValueError("AUC needs both genuine and impostor scores")
     ranks = rankdata(np.r_[negatives, positives])
     return float((ranks[n0:].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+
+
+def weighted_roc(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray,
+                 chunk: int = 64):
+    """Cumulative (false, true) acceptances at every distinct score, high to low, under each row of weights.
+
+    ``w_neg`` (B, n0) and ``w_pos`` (B, n1) weigh each score (a person resample: how often its person was
+    drawn); yields, per chunk of rows, ``(fps, tps, neg_at, pos_at)``: ``fps``/``tps`` (b, G + 1) the weight of
+    impostor / genuine scores at or above each of the G distinct scores (a leading 0 for "accept nothing"),
+    ``neg_at``/``pos_at`` (b, G) the weight at each score. With unit weights these are scikit-learn's
+    ``roc_curve(..., drop_intermediate=False)`` counts; a score whose weight is 0 gives a point equal to the
+    one before it, which changes neither the EER bracket nor the area.
+    """
+    scores = np.r_[negatives, positives]
+    order = np.argsort(-scores, kind="stable")
+    is_pos = order >= len(negatives)
+    ends = np.r_[np.flatnonzero(np.diff(scores[order])), len(scores) - 1]  # last position of each distinct score
+    w_neg, w_pos = np.atleast_2d(w_neg), np.atleast_2d(w_pos)
+    for a in range(0, len(w_neg), chunk):
+        w = np.concatenate([w_neg[a:a + chunk], w_pos[a:a + chunk]], axis=1)[:, order].astype(float)
+        tps = np.cumsum(w * is_pos, axis=1)[:, ends]
+        fps = np.cumsum(w * ~is_pos, axis=1)[:, ends]
+        zero = np.zeros((len(w), 1))
+        fps, tps = np.concatenate([zero, fps], 1), np.concatenate([zero, tps], 1)
+        yield fps, tps, np.diff(fps, axis=1), np.diff(tps, axis=1)
+
+
+def eer_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray):
+    """EER bracket ``(low, high, crossed)`` (arrays, one per row of weights; see :func:`weighted_roc`): at the
+    first point where FMR >= FNMR, the bracket between it and the point before; the bootstrap draws every
+    person resample's EER at once this way instead of one ROC curve per resample."""
+    lows, highs, crossed = [], [], []
+    for fps, tps, _, _ in weighted_roc(negatives, positives, w_neg, w_pos):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fpr, fnr = fps / fps[:, -1:], 1 - tps / tps[:, -1:]
+        ok = fpr - fnr >= 0
+        i = np.where(ok.any(1), ok.argmax(1), fpr.shape[1] - 1)
+        rows = np.arange(len(i))
+        prev = np.maximum(i - 1, 0)
+        lo = np.maximum(fpr[rows, prev], fnr[rows, i])
+        hi = np.minimum(fpr[rows, i], fnr[rows, prev])
+        first = i == 0  # no point before: the bracket is the point itself
+        lo = np.where(first, np.minimum(fpr[rows, i], fnr[rows, i]), lo)
+        hi = np.where(first, np.maximum(fpr[rows, i], fnr[rows, i]), hi)
+        never = ~ok.any(1)
+        lows.append(np.where(never, fnr[:, -1], np.minimum(lo, hi)))
+        highs.append(np.where(never, fpr[:, -1], np.maximum(lo, hi)))
+        crossed.append(~never & (~first | (fpr[rows, i] == fnr[rows, i])))
+    return np.concatenate(lows), np.concatenate(highs), np.concatenate(crossed)
+
+
+def auc_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray) -> np.ndarray:
+    """:func:`auc` under each row of weights (see :func:`weighted_roc`): the weighted Mann-Whitney statistic,
+    genuine weight times the impostor weight below it plus half the impostor weight tied with it."""
+    out = []
+    for fps, _, neg_at, pos_at in weighted_roc(negatives, positives, w_neg, w_pos):
+        n_neg = fps[:, -1:]
+        below = n_neg - fps[:, 1:]  # impostor weight strictly below each distinct score
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((pos_at * (below + 0.5 * neg_at)).sum(1) / (n_neg[:, 0] * pos_at.sum(1)))
+    return np.concatenate(out)
 
 
 def roc_points(negatives: np.ndarray, positives: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:

@@ -28,6 +28,7 @@ from audit.metrics.stats import SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 from audit.probes.inversion import image_quality
 from audit.seeding import derive_seed
+from audit.threads import side_by_side
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 SETTINGS = {
@@ -134,29 +135,39 @@ class CloakProbe:
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
                                 "(cloaks made on the audited model itself) was measured.")
-        total = len(surrogates) * len(METHODS) * len(cfg.cloak_eps)
-        done = 0
-        for label, (backend, transfer) in surrogates.items():
+        attacks = [(label, backend, transfer, method, eps) for label, (backend, transfer) in surrogates.items()
+                   for method in METHODS for eps in cfg.cloak_eps]
+
+        def attack(job):
+            label, backend, transfer, method, eps = job
             recipe = dict(steps=st["transfer_steps"], patience=st["transfer_patience"], momentum=True,
                           diversity=DIVERSITY) if transfer else dict(steps=st["steps"], patience=st["patience"])
-            for method in METHODS:
-                for eps in cfg.cloak_eps:
-                    seed = derive_seed(ctx.seed, "cloak", label, method, eps)
-                    rec: dict = {}
-                    made_from = images[qry] if method == "pgd" else images[src]
-                    started = time.perf_counter()
-                    eta = make_cloaks(backend.embed_tensor, made_from, method, eps, seed=seed, record=rec, **recipe)
-                    rec["seconds"] = round(time.perf_counter() - started, 3)  # cost, for strength-vs-cost
-                    cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]
-                                          ).reshape(-1, *images.shape[1:])
-                    convergence.append({"setting": label, "method": method, "eps": eps, **rec})
-                    cond = f"cloak:{method}@{eps:g}"
-                    result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot,
-                                                     clean_queries)
-                    if label == "white-box" and method == "opom-affine":
-                        examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
-                    done += 1
-                    ctx.progress(done / max(total, 1), f"{label} {method} eps {eps:g}")
+            rec: dict = {}
+            started = time.perf_counter()
+            eta = make_cloaks(backend.embed_tensor, images[qry] if method == "pgd" else images[src], method, eps,
+                              seed=derive_seed(ctx.seed, "cloak", label, method, eps), record=rec, **recipe)
+            rec["seconds"] = round(time.perf_counter() - started, 3)  # cost, for strength-vs-cost
+            return eta, rec
+
+        # The attacks run side by side on the CPU (each single-threaded, seeded by its own key); the slowest
+        # (transfer, with an extra forward pass per step) are handed out first.
+        order = sorted(range(len(attacks)), key=lambda i: not attacks[i][2])
+        on_cpu = all(str(b.device) == "cpu" for b, _ in surrogates.values())
+        made = {}
+        for k, (i, res) in enumerate(zip(order, side_by_side(attack, [attacks[i] for i in order],
+                                                             device="cpu" if on_cpu else "cuda")), 1):
+            made[i] = res
+            label, _, _, method, eps = attacks[i]
+            ctx.progress(0.8 * k / len(attacks), f"cloak made: {label} {method} eps {eps:g}")
+        for i, (label, _, _, method, eps) in enumerate(attacks):
+            eta, rec = made[i]
+            cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]).reshape(-1, *images.shape[1:])
+            convergence.append({"setting": label, "method": method, "eps": eps, **rec})
+            cond = f"cloak:{method}@{eps:g}"
+            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot, clean_queries)
+            if label == "white-box" and method == "opom-affine":
+                examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
+            ctx.progress(0.8 + 0.2 * (i + 1) / len(attacks), f"cloak tested: {label} {method} eps {eps:g}")
         if examples:
             result.artifacts.append(self._examples(examples))
         result.artifacts.append(Artifact.json(self.name, "convergence.json", convergence))
@@ -169,16 +180,16 @@ class CloakProbe:
             rank, own = own_rank(ctx.model.ort.embed(q), g_emb, own_col)
             for k in TOP_K:
                 hit = (rank <= k).astype(float)
-                est = boot.estimate(lambda i, h=hit: 1 - float(h[i].mean()), rate=True)
+                est = boot.mean(1 - hit, rate=True)
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
             acc = (own >= tau).astype(float)
-            est = boot.estimate(lambda i, a=acc: 1 - float(a[i].mean()), rate=True)
+            est = boot.mean(1 - acc, rate=True)
             out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};fmr=0.001"))
         if clean is not None:
             ssim, psnr = image_quality(queries, clean)
             linf = np.abs(queries.astype(int) - clean.astype(int)).reshape(len(queries), -1).max(1).astype(float)
             for metric, arr in (("ssim", ssim), ("psnr", psnr), ("linf", linf)):
-                est = boot.estimate(lambda i, a=arr: float(a[i].mean()))
+                est = boot.mean(arr)
                 out.append(MetricRecord.of(self.name, cond, metric, est, NEUTRAL, setting=setting))
         return out
 

@@ -124,37 +124,36 @@ class IdentityProbe:
         n_probe = len(gen)
         out = []
         for t, tau in taus.items():
-            fnmr = boot.estimate(lambda i: float(np.mean(gen[i] < tau)), rate=True)
+            fnmr = boot.mean(gen < tau, rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
             fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
                                        setting=label[t]))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
             own_tau = ver.threshold_at_fmr(s[imp_mask], t)
-            tar = boot.estimate(lambda i: float(np.mean(gen[i] >= own_tau)), rate=True)
+            tar = boot.mean(gen >= own_tau, rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
-        # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap).
+        # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap); each resample weighs a
+        # score by how often its probe person was drawn, and every resample's curve is computed at once.
         rows, cols = np.nonzero(imp_mask)
         pick = rng.choice(len(rows), size=min(EER_IMPOSTOR_SAMPLE, len(rows)), replace=False)
         imp_rows, imp_scores = rows[pick], s[rows[pick], cols[pick]]
-        order = np.argsort(imp_rows, kind="stable")
-        imp_rows, imp_scores = imp_rows[order], imp_scores[order]
-        starts = np.searchsorted(imp_rows, np.arange(n_probe))
-        ends = np.searchsorted(imp_rows, np.arange(n_probe), side="right")
-
-        def impostors(i):
-            return np.concatenate([imp_scores[starts[j]:ends[j]] for j in i]) if len(i) else np.zeros(0)
-
+        eer_boots, auc_boots = [], []
+        for w in boot.image_weights():
+            low, high, _ = ver.eer_many(imp_scores, gen, w[:, imp_rows], w)
+            eer_boots.append((low + high) / 2)
+            auc_boots.append(ver.auc_many(imp_scores, gen, w[:, imp_rows], w))
+        n_cmp = int(imp_mask.sum() + n_probe)
         full = ver.eer(s[imp_mask], gen)
-        eer_b = boot.estimate(lambda i: ver.eer(impostors(i), gen[i]).mid)
+        eer_b = boot.from_resamples(ver.eer(imp_scores, gen).mid, np.concatenate(eer_boots))
         out.append(MetricRecord(name, cond, "eer", full.mid, min(eer_b.ci_low, full.mid), max(eer_b.ci_high, full.mid),
-                                int(imp_mask.sum() + n_probe), SAFE))
+                                n_cmp, SAFE))
         auc_full = ver.auc(s[imp_mask], gen)
-        auc_b = boot.estimate(lambda i: ver.auc(impostors(i), gen[i]))
+        auc_b = boot.from_resamples(ver.auc(imp_scores, gen), np.concatenate(auc_boots))
         out.append(MetricRecord(name, cond, "roc_auc", auc_full, min(auc_b.ci_low, auc_full),
-                                max(auc_b.ci_high, auc_full), int(imp_mask.sum() + n_probe), RISK))
+                                max(auc_b.ci_high, auc_full), n_cmp, RISK))
         hits = (np.argmax(s, axis=1) == own).astype(float)
-        out.append(MetricRecord.of(name, cond, "rank1", boot.estimate(lambda i: float(hits[i].mean()), rate=True),
+        out.append(MetricRecord.of(name, cond, "rank1", boot.mean(hits, rate=True),
                                    RISK))
         return out
 

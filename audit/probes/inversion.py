@@ -175,12 +175,38 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
             {**plateau.record(), "measure": "cosine distance to the victim's template + TV prior"})
 
 
-def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03
 
-    ssim = np.array([structural_similarity(a, b, channel_axis=2, data_range=255) for a, b in zip(recon, source)])
-    with np.errstate(divide="ignore"):  # identical images (a zero-budget cloak): PSNR is +inf, stored as null
-        psnr = np.array([peak_signal_noise_ratio(b, a, data_range=255) for a, b in zip(recon, source)])
+
+def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image pair (N, H, W, 3) uint8: (SSIM, PSNR in dB) on the 0-255 range.
+
+    SSIM is scikit-image's ``structural_similarity(a, b, channel_axis=2, data_range=255)`` (7x7 uniform
+    window, sample covariance, mean over channels of the border-cropped map) computed with OpenCV box
+    filters in single precision: within 1e-6 of scikit-image (tests/probes check it) at a quarter of its
+    time; one scikit-image call per image was an eighth of the inversion probe. PSNR is
+    ``peak_signal_noise_ratio(b, a, data_range=255)``; identical images give +inf (a zero-budget cloak),
+    stored as null."""
+    import cv2
+
+    cov_norm = SSIM_WINDOW**2 / (SSIM_WINDOW**2 - 1)
+    c1, c2 = (SSIM_K1 * 255) ** 2, (SSIM_K2 * 255) ** 2
+    pad = (SSIM_WINDOW - 1) // 2
+
+    def box(z):
+        return cv2.blur(z, (SSIM_WINDOW, SSIM_WINDOW), borderType=cv2.BORDER_REFLECT)  # scipy's "reflect"
+
+    ssim = np.zeros(len(recon))
+    for i, (a, b) in enumerate(zip(recon, source)):
+        x, y = a.astype(np.float32), b.astype(np.float32)
+        ux, uy = box(x), box(y)
+        vx, vy, vxy = (cov_norm * (box(x * x) - ux * ux), cov_norm * (box(y * y) - uy * uy),
+                       cov_norm * (box(x * y) - ux * uy))
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        ssim[i] = s[pad:-pad, pad:-pad].mean(dtype=np.float64)
+    mse = ((recon.astype(np.float64) - source.astype(np.float64)) ** 2).reshape(len(recon), -1).mean(1)
+    with np.errstate(divide="ignore"):
+        psnr = 10 * np.log10(255.0**2 / mse)
     return ssim, psnr
 
 
@@ -258,7 +284,7 @@ class InversionProbe:
                                                     taus, sub_boot, sel)
                 ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
-                    est = sub_boot.estimate(lambda i, a=arr: float(a[i].mean()))
+                    est = sub_boot.mean(arr)
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
@@ -280,11 +306,11 @@ class InversionProbe:
                 if head.type == "categorical":
                     guess = np.array(head.labels)[preds[head.attribute].argmax(1)]
                     hit = (guess == truth.astype(str)).astype(float)
-                    est = boot.estimate(lambda i, h=hit: float(h[i].mean()), rate=True)
+                    est = boot.mean(hit, rate=True)
                     metric, direction = "recon_attr_accuracy", RISK
                 else:
                     err = np.abs(preds[head.attribute] - truth.astype(float))
-                    est = boot.estimate(lambda i, e=err: float(e[i].mean()))
+                    est = boot.mean(err)
                     metric, direction = "recon_attr_mae", "lower_is_riskier"
                 cond = "clean" if label == "original" else label.split(":", 1)[1]
                 out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
@@ -311,16 +337,15 @@ class InversionProbe:
         out = []
         for t, tau in taus.items():
             setting = f"{attack};fmr={t:g}"
-            t1 = boot.estimate(lambda i: float(np.mean(own[i] >= tau)), rate=True)
+            t1 = boot.mean(own >= tau, rate=True)
             acc2 = ((s >= tau) & other).sum(1)
             n2 = other.sum(1)
             t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)), rate=True)
             out.append(MetricRecord.of(self.name, cond, "sar_type1", t1, RISK, setting=setting))
             out.append(MetricRecord.of(self.name, cond, "sar_type2", t2, RISK, setting=setting))
         hits = (vsub[np.argmax(s, axis=1)] == vsub_r).astype(float)
-        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.estimate(lambda i: float(hits[i].mean()),
-                                                                                   rate=True),
-                                   RISK, setting=attack))
+        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.mean(hits, rate=True), RISK,
+                                   setting=attack))
         return out
 
     @staticmethod

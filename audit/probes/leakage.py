@@ -14,8 +14,6 @@ own paired bootstrap interval. Attribute models are also evaluated directly
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from audit.data import is_regression
@@ -23,9 +21,8 @@ from audit.data.groups import age_bucket
 from audit.errors import ConfigError
 from audit.metrics.stats import SubjectBootstrap
 from audit.data.split import subject_folds
-from audit.probes.attackers import FAMILIES, make_attacker, tune
+from audit.probes.attackers import FAMILIES, fit_attackers, tune
 from audit.seeding import derive_seed
-from audit.threads import cores, small_fits
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
@@ -145,9 +142,9 @@ class LeakageProbe:
                     medians = [o["_median"] for o in oofs]
                     # Categorical statistics on every resample, computed once per setting and shared by the
                     # metric records and the mask effect (clean's kept for every condition's effect).
-                    cat = None if regression else self._categorical_boots(preds, y, keep, boot, len(labels))
-                    result.metrics += self._records(cond, setting, attr, medians, preds, cat, y, keep, boot,
-                                                    regression, labels)
+                    cat = self._age_boots(preds, medians, y, keep, boot) if regression else \
+                        self._categorical_boots(preds, y, keep, boot, len(labels))
+                    result.metrics += self._records(cond, setting, attr, cat, boot, regression)
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
@@ -175,22 +172,14 @@ class LeakageProbe:
     @staticmethod
     def _fit_folds(emb, y, keep, splits, task, params, cfg, seed, key):
         """Per repeat, per fold: (fitted attackers by family, training median of y)."""
-        def fit(job):
-            r, f, tr = job
-            tr = tr[keep[tr]]
-            atk = {fam: make_attacker(fam, task, p, cfg.setting("mlp_epochs"),
-                                      derive_seed(seed, "attacker", fam, key, r, f)) for fam, p in params.items()}
-            for a in atk.values():
-                a.fit(emb[tr], y[tr])
-            return atk, float(np.median(y[tr])) if task == "regression" else None
-
-        jobs = [(r, f, tr) for r, folds in enumerate(splits) for f, (tr, _) in enumerate(folds)]
-        # Single-threaded fits side by side, one per core: torch and BLAS release the GIL, and every fit has its
-        # own seeded generators, so the result does not depend on which thread ran it.
-        with small_fits(), ThreadPoolExecutor(max_workers=cores()) as pool:
-            fitted = list(pool.map(fit, jobs))
+        cells = [(r, f, tr[keep[tr]]) for r, folds in enumerate(splits) for f, (tr, _) in enumerate(folds)]
+        jobs = [(fam, p, derive_seed(seed, "attacker", fam, key, r, f), tr)
+                for r, f, tr in cells for fam, p in params.items()]
+        fitted = iter(fit_attackers(emb, y, jobs, task, cfg.setting("mlp_epochs")))
+        per_cell = [({fam: next(fitted) for fam in params}, float(np.median(y[tr])) if task == "regression" else None)
+                    for _, _, tr in cells]
         starts = np.cumsum([0] + [len(folds) for folds in splits])
-        return [fitted[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        return [per_cell[a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     @staticmethod
     def _predict(fits, emb, folds, n):
@@ -252,21 +241,35 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, medians, preds, cat, y, keep, boot, regression, labels):
+    def _records(self, cond, setting, attr, cat, boot, regression):
         """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples);
-        ``cat``: :meth:`_categorical_boots` of ``preds`` (None for regression)."""
-        dirs = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
-        out = []
-        for metric, direction in dirs.items():
-            rate = metric in RATE_METRICS
-            if regression:
-                fns = [self._stat_fn(y, p, keep, regression, labels, m, metric) for p, m in zip(preds, medians)]
-                est = boot.pooled(fns, rate=rate)
-            else:
-                full, boots = cat
-                est = boot.from_resamples(np.mean(full[metric]), boots[metric], rate=rate)
-            out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
-        return out
+        ``cat``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions."""
+        full, boots = cat
+        return [MetricRecord.of(self.name, cond, metric, boot.from_resamples(np.mean(full[metric]), boots[metric],
+                                                                           rate=metric in RATE_METRICS),
+                                direction, attribute=attr, setting=setting)
+                for metric, direction in (AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS).items()]
+
+    @staticmethod
+    def _age_boots(preds, medians, y, keep, boot):
+        """:func:`age_stats` of each repeat's predictions on all images (``full``: one value per repeat) and on
+        every person resample (``boots``: repeats x resamples), every metric from one pass over the resamples;
+        the baseline is the median of the training medians of the images drawn."""
+        full, boots = {}, {}
+        everyone = np.arange(len(y))
+        resamples = boot.indices()
+        for p, med in zip(preds, medians):
+            def stats(idx):
+                idx = idx[keep[idx]]
+                if len(idx) == 0:
+                    return dict.fromkeys(AGE_DIRECTIONS, float("nan"))
+                return age_stats(y[idx], p[idx], float(np.median(med[idx])))
+            for m, v in stats(everyone).items():
+                full.setdefault(m, []).append(v)
+            per = [stats(idx) for idx in resamples]
+            for m in AGE_DIRECTIONS:
+                boots.setdefault(m, []).append([r[m] for r in per])
+        return {m: np.array(v) for m, v in full.items()}, {m: np.array(v) for m, v in boots.items()}
 
     @staticmethod
     def _categorical_boots(preds, y, keep, boot, k):

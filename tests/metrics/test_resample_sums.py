@@ -39,3 +39,36 @@ def test_vectorised_leakage_intervals_match_the_per_resample_path():
     want = boot.pooled([lambda i, a=stat(p), b=stat(c): a(i) - b(i) for p, c in zip(preds, clean)])
     assert np.allclose([effect.value, effect.ci_low, effect.ci_high], [want.value, want.ci_low, want.ci_high],
                        rtol=0, atol=1e-12)
+
+
+def test_age_intervals_from_one_pass_match_the_per_metric_path():
+    from audit.probes.leakage import AGE_DIRECTIONS
+
+    rng = np.random.default_rng(2)
+    subjects = np.repeat(np.arange(100), 4)
+    y = rng.uniform(18, 80, len(subjects))
+    keep = rng.random(len(y)) > 0.05
+    preds = [y + rng.normal(0, 8, len(y)) for _ in range(2)]
+    medians = [rng.choice([40.0, 41.5, 43.0], len(y)) for _ in range(2)]  # training medians of each image's fold
+    boot = SubjectBootstrap(subjects, 60, 3, "age")
+    probe = LeakageProbe()
+    full, boots = probe._age_boots(preds, medians, y, keep, boot)
+    for metric in AGE_DIRECTIONS:
+        fns = [probe._stat_fn(y, p, keep, True, None, m, metric) for p, m in zip(preds, medians)]
+        rate = metric in RATE_METRICS
+        assert boot.from_resamples(np.mean(full[metric]), boots[metric], rate=rate) == boot.pooled(fns, rate=rate)
+
+
+def test_mean_from_resample_sums_matches_one_call_per_resample():
+    rng = np.random.default_rng(6)
+    subjects = rng.integers(0, 50, 400)
+    boot = SubjectBootstrap(subjects, 80, 1, "mean")
+    for values, rate in ((rng.random(400) < 0.3, True), (rng.normal(5, 2, 400), False), (np.zeros(400), True)):
+        want = boot.estimate(lambda i, v=values: float(np.asarray(v, float)[i].mean()), rate=rate)
+        got = boot.mean(values, rate=rate)
+        assert np.allclose([got.value, got.ci_low, got.ci_high], [want.value, want.ci_low, want.ci_high],
+                           rtol=0, atol=1e-12) and got.n == want.n
+    with_inf = np.r_[np.inf, rng.normal(30, 3, 399)]  # an identical image pair's PSNR
+    got, want = boot.mean(with_inf), boot.estimate(lambda i: float(with_inf[i].mean()))
+    assert np.array_equal([got.value, got.ci_low, got.ci_high], [want.value, want.ci_low, want.ci_high],
+                          equal_nan=True)

@@ -87,3 +87,40 @@ def test_auc_is_the_mann_whitney_statistic_sklearn_computes():
     assert ver.auc(np.zeros(3), np.ones(2)) == 1.0 and ver.auc(np.ones(3), np.ones(2)) == 0.5
     with pytest.raises(ValueError):
         ver.auc(np.zeros(0), np.ones(2))
+
+
+def _eer_on_curve(neg, pos):
+    """The EER bracket read straight off scikit-learn's full ROC curve (a point at every distinct score)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos], drop_intermediate=False)
+    fnr = 1 - tpr
+    i = int(np.flatnonzero(fpr - fnr >= 0)[0])
+    lo, hi = max(fpr[i - 1], fnr[i]), min(fpr[i], fnr[i - 1])
+    return min(lo, hi), max(lo, hi)
+
+
+def test_weighted_eer_and_auc_equal_the_statistic_on_each_person_resample():
+    """The identity probe's bootstrap weighs scores by how often their person was drawn instead of rebuilding
+    each resample: on every resample that must give the EER and AUC of the resample's own scores, ties included."""
+    rng = np.random.default_rng(5)
+    n_people, per = 40, 3
+    pos_owner = np.repeat(np.arange(n_people), per)
+    neg_owner = np.repeat(np.arange(n_people), 25)
+    pos = rng.normal(1.2, 1, len(pos_owner)).round(1)  # rounding makes ties within and across the two sides
+    neg = rng.normal(0, 1, len(neg_owner)).round(1)
+    for a, b in ((neg, pos), (neg[:5], pos[:3])):
+        low, high, crossed = ver.eer_many(a, b, np.ones((1, len(a))), np.ones((1, len(b))))
+        assert (low[0], high[0]) == pytest.approx(_eer_on_curve(a, b), abs=1e-12) and crossed[0]
+        assert ver.auc_many(a, b, np.ones((1, len(a))), np.ones((1, len(b))))[0] == pytest.approx(ver.auc(a, b))
+    boot = SubjectBootstrap(pos_owner, 30, 0, "weights")
+    weights = np.concatenate(list(boot.image_weights(chunk=7)))
+    assert weights.shape == (30, len(pos)) and weights.sum(1).tolist() == [len(pos)] * 30
+    person_w = weights[:, ::per]  # each person's weight, read off their first image
+    low, high, _ = ver.eer_many(neg, pos, person_w[:, neg_owner], weights)
+    areas = ver.auc_many(neg, pos, person_w[:, neg_owner], weights)
+    for r, draw in enumerate(boot.draws):
+        rows_pos = np.concatenate([np.flatnonzero(pos_owner == p) for p in draw])
+        rows_neg = np.concatenate([np.flatnonzero(neg_owner == p) for p in draw])
+        assert (low[r], high[r]) == pytest.approx(_eer_on_curve(neg[rows_neg], pos[rows_pos]), abs=1e-12)
+        assert areas[r] == pytest.approx(ver.auc(neg[rows_neg], pos[rows_pos]), abs=1e-12)

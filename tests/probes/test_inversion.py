@@ -112,6 +112,22 @@ def test_image_quality_identity():
     assert np.allclose(ssim, 1.0) and np.all(np.isinf(psnr) | (psnr > 90))
 
 
+def test_batched_image_quality_equals_scikit_image_per_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (20, 112, 112, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    b[3] = a[3]
+    ssim, psnr = image_quality(a, b)
+    want = [structural_similarity(x, y, channel_axis=2, data_range=255) for x, y in zip(a, b)]
+    assert np.allclose(ssim, want, rtol=0, atol=1e-6)
+    finite = np.arange(20) != 3
+    assert np.allclose(psnr[finite], [peak_signal_noise_ratio(y, x, data_range=255) for x, y in zip(a[finite], b[finite])],
+                       rtol=0, atol=1e-10)
+    assert np.isinf(psnr[3])
+
+
 def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, tmp_path):
     from audit import api
     from audit.config import AuditConfig

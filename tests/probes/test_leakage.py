@@ -126,3 +126,23 @@ def test_reported_attacker_at_least_as_strong_as_plain_grouped_logistic_regressi
             row = pick(m, probe="leakage", condition=cond, metric="normalised_gain", attribute=attr,
                        setting="train=same")
             assert row["ci_high"] >= baseline and row["value"] >= baseline - 0.03, (cond, attr, row["value"], baseline)
+
+
+def test_mlps_trained_in_a_group_are_the_models_trained_alone():
+    """A group is only a faster way to train: each member learns from its own rows and seed, as if alone."""
+    from audit.probes.attackers import MLPGroup
+
+    rng = np.random.default_rng(4)
+    xs = [rng.normal(0, 1, (300, 16)) for _ in range(3)]
+    ys = [(x[:, 0] + 0.5 * x[:, 1] > 0).astype(int) + 2 * (x[:, 2] > 1) for x in xs]  # four classes
+    test = rng.normal(0, 1, (200, 16))
+    group = MLPGroup("classification", 30, hidden=32).fit(xs, ys, [11, 12, 13])
+    for x, y, seed, member in zip(xs, ys, [11, 12, 13], group):
+        alone = MLPGroup("classification", 30, hidden=32).fit([x], [y], [seed])[0]
+        assert np.array_equal(member.predict(test), alone.predict(test))
+        assert np.mean(member.predict(x) == y) > 0.8  # it did learn the rule
+    other_seed = MLPGroup("classification", 30, hidden=32).fit([xs[0]], [ys[0]], [99])[0]
+    assert not np.array_equal(other_seed.weights[0].numpy(), group[0].weights[0].numpy())
+    ages = [x[:, 0] * 10 + 40 for x in xs]
+    reg = MLPGroup("regression", 20, hidden=32).fit(xs, ages, [1, 2, 3])
+    assert all(np.mean(np.abs(m.predict(x) - a)) < 0.5 * np.mean(np.abs(a - a.mean())) for m, x, a in zip(reg, xs, ages))
