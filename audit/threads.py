@@ -4,8 +4,11 @@ torch, onnxruntime and BLAS each start a pool as wide as the machine. Many small
 leakage attackers: a logistic regression or an MLP on a few thousand 128-d vectors) spend more
 time synchronising those pools than computing, and two pools side by side oversubscribe the
 cores: on a busy 2-core machine one thread ran the same MLP fit 9x faster than the default.
-So small fits run single-threaded; big batched work (onnxruntime inference, gradient attacks
-through the torch backend) uses every core. The plan is recorded with each run.
+So small fits run single-threaded, one per core side by side; big batched work (onnxruntime
+inference, the inversion decoder) uses every core. Gradient attacks on a few dozen images (the
+cloaks) sit in between: one such attack does not keep two intra-op threads busy, so on the CPU
+independent attacks run side by side, single-threaded (``benchmarks/side_by_side.py``). The plan is
+recorded with each run.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ def cores() -> int:
 
 
 def plan() -> dict[str, int]:
-    """Threads used by each kind of work in this process (stored in the run's environment)."""
+    """Threads used by each kind of work in this process (stored in the run's environment):
+    ``side_by_side_on_cpu`` single-threaded calls at once (leakage fits, cloak attacks) on the CPU."""
     n = cores()
-    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": n, "small_fits": 1}
+    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": n, "small_fits": 1,
+            "side_by_side_on_cpu": n if n >= 2 else 1}
 
 
 @contextmanager
@@ -57,5 +62,11 @@ def side_by_side(fn: Callable[[T], R], items: Iterable[T], device: str = "cpu") 
     if device != "cpu" or cores() < 2 or len(items) < 2:
         yield from map(fn, items)
         return
-    with small_fits(), ThreadPoolExecutor(max_workers=cores()) as pool:
-        yield from pool.map(fn, items)
+    with small_fits():
+        pool = ThreadPoolExecutor(max_workers=cores())
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            for future in futures:
+                yield future.result()
+        finally:  # a caller that stops early (a cancelled run) does not wait for the calls not yet started
+            pool.shutdown(wait=True, cancel_futures=True)

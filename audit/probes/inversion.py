@@ -196,15 +196,15 @@ def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np
     def box(z):
         return cv2.blur(z, (SSIM_WINDOW, SSIM_WINDOW), borderType=cv2.BORDER_REFLECT)  # scipy's "reflect"
 
-    ssim = np.zeros(len(recon))
+    ssim, mse = np.zeros(len(recon)), np.zeros(len(recon))
     for i, (a, b) in enumerate(zip(recon, source)):
         x, y = a.astype(np.float32), b.astype(np.float32)
+        mse[i] = ((x - y) ** 2).mean(dtype=np.float64)  # integer squares: exact in single precision
         ux, uy = box(x), box(y)
         vx, vy, vxy = (cov_norm * (box(x * x) - ux * ux), cov_norm * (box(y * y) - uy * uy),
                        cov_norm * (box(x * y) - ux * uy))
         s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
         ssim[i] = s[pad:-pad, pad:-pad].mean(dtype=np.float64)
-    mse = ((recon.astype(np.float64) - source.astype(np.float64)) ** 2).reshape(len(recon), -1).mean(1)
     with np.errstate(divide="ignore"):
         psnr = 10 * np.log10(255.0**2 / mse)
     return ssim, psnr
