@@ -126,7 +126,7 @@ class LeakageProbe:
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
-            clean_preds = clean_cat = None
+            clean_preds = clean_resampled = None
             for cond in conditions:
                 emb = clean_emb if cond == "clean" else ctx.embeddings(cond)
                 settings = {"train=same": None}
@@ -140,19 +140,19 @@ class LeakageProbe:
                     chosen = [self._best(o, y, keep, folds, regression, labels) for o, folds in zip(oofs, splits)]
                     preds = [o["_selected"] for o in oofs]
                     medians = [o["_median"] for o in oofs]
-                    # Categorical statistics on every resample, computed once per setting and shared by the
-                    # metric records and the mask effect (clean's kept for every condition's effect).
-                    cat = self._age_boots(preds, medians, y, keep, boot) if regression else \
+                    # Every metric on every resample, computed once per setting and shared by the metric records
+                    # and (categorical) the mask effect; clean's are kept for every condition's effect.
+                    resampled = self._age_boots(preds, medians, y, keep, boot) if regression else \
                         self._categorical_boots(preds, y, keep, boot, len(labels))
-                    result.metrics += self._records(cond, setting, attr, cat, boot, regression)
+                    result.metrics += self._records(cond, setting, attr, resampled, boot, regression)
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
                         "selected_per_fold": chosen, "hyperparameters": params}
                     if cond == "clean":
-                        clean_preds, clean_cat = preds, cat
+                        clean_preds, clean_resampled = preds, resampled
                     else:
-                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, cat, clean_cat, y,
+                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, resampled, clean_resampled, y,
                                                            keep, boot, regression, labels))
                 done += 1
                 ctx.progress(done / (steps + 1), f"{attr} under {cond}")
@@ -241,10 +241,10 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, cat, boot, regression):
+    def _records(self, cond, setting, attr, resampled, boot, regression):
         """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples);
-        ``cat``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions."""
-        full, boots = cat
+        ``resampled``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions."""
+        full, boots = resampled
         return [MetricRecord.of(self.name, cond, metric, boot.from_resamples(np.mean(full[metric]), boots[metric],
                                                                            rate=metric in RATE_METRICS),
                                 direction, attribute=attr, setting=setting)
@@ -288,7 +288,7 @@ class LeakageProbe:
 
     def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels):
         """Condition minus clean on the same persons, folds and resamples, pooled over repeats (``cat`` /
-        ``clean_cat``: :meth:`_categorical_boots` of each, None for regression)."""
+        ``clean_cat``: :meth:`_categorical_boots` of each, unused for regression)."""
         metric = HEADLINE["age" if regression else "categorical"]
         if not regression:
             (full_c, boots_c), (full_0, boots_0) = cat, clean_cat
