@@ -33,8 +33,7 @@ def plan() -> dict[str, int]:
     """Threads used by each kind of work in this process (stored in the run's environment):
     ``side_by_side_on_cpu`` single-threaded calls at once (leakage fits, cloak attacks) on the CPU."""
     n = cores()
-    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": n, "small_fits": 1,
-            "side_by_side_on_cpu": n if n >= 2 else 1}
+    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": n, "small_fits": 1, "side_by_side_on_cpu": n}
 
 
 @contextmanager

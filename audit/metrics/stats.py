@@ -103,7 +103,7 @@ class SubjectBootstrap:
     def image_weights(self, chunk: int = 64):
         """Each image's weight in each resample (how often its person was drawn: the times it appears in that
         resample's :meth:`indices`), ``(b, n)`` per chunk of resamples; for statistics that take weights
-        (:func:`audit.metrics.verification.eer_many`) and so run on every resample at once."""
+        (:func:`audit.metrics.verification.eer_auc_many`) and so run on every resample at once."""
         for counts in self._draw_counts(chunk):
             yield counts[:, self.inverse].astype(float)
 

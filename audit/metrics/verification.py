@@ -125,7 +125,8 @@ class EER:
 
 def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
     """Where the FMR and FNMR curves cross, on the full ROC curve (a point at every distinct score)."""
-    low, high, crossed = eer_many(negatives, positives, np.ones((1, len(negatives))), np.ones((1, len(positives))))
+    low, high, crossed, _ = eer_auc_many(negatives, positives, np.ones((1, len(negatives))),
+                                         np.ones((1, len(positives))))
     return EER(float(low[0]), float(high[0]), bool(crossed[0]))
 
 
@@ -165,14 +166,19 @@ def weighted_roc(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray
         yield fps, tps, np.diff(fps, axis=1), np.diff(tps, axis=1)
 
 
-def eer_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray):
-    """EER bracket ``(low, high, crossed)`` (arrays, one per row of weights; see :func:`weighted_roc`): at the
-    first point where FMR >= FNMR, the bracket between it and the point before; the bootstrap draws every
-    person resample's EER at once this way instead of one ROC curve per resample."""
-    lows, highs, crossed = [], [], []
-    for fps, tps, _, _ in weighted_roc(negatives, positives, w_neg, w_pos):
+def eer_auc_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray):
+    """EER bracket and AUC under each row of weights, from one pass over the weighted curves (see
+    :func:`weighted_roc`): ``(low, high, crossed, auc)``, arrays with one value per row. The EER bracket lies
+    between the first point where FMR >= FNMR and the point before; the AUC is the weighted Mann-Whitney
+    statistic (:func:`auc`): genuine weight times the impostor weight below it plus half the impostor weight
+    tied with it. The bootstrap draws every person resample's EER and AUC at once this way instead of one
+    ROC curve per resample."""
+    lows, highs, crossed, areas = [], [], [], []
+    for fps, tps, neg_at, pos_at in weighted_roc(negatives, positives, w_neg, w_pos):
         with np.errstate(invalid="ignore", divide="ignore"):
             fpr, fnr = fps / fps[:, -1:], 1 - tps / tps[:, -1:]
+            below = fps[:, -1:] - fps[:, 1:]  # impostor weight strictly below each distinct score
+            areas.append((pos_at * (below + 0.5 * neg_at)).sum(1) / (fps[:, -1] * pos_at.sum(1)))
         ok = fpr - fnr >= 0
         i = np.where(ok.any(1), ok.argmax(1), fpr.shape[1] - 1)
         rows = np.arange(len(i))
@@ -186,19 +192,7 @@ def eer_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_
         lows.append(np.where(never, fnr[:, -1], np.minimum(lo, hi)))
         highs.append(np.where(never, fpr[:, -1], np.maximum(lo, hi)))
         crossed.append(~never & (~first | (fpr[rows, i] == fnr[rows, i])))
-    return np.concatenate(lows), np.concatenate(highs), np.concatenate(crossed)
-
-
-def auc_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray) -> np.ndarray:
-    """:func:`auc` under each row of weights (see :func:`weighted_roc`): the weighted Mann-Whitney statistic,
-    genuine weight times the impostor weight below it plus half the impostor weight tied with it."""
-    out = []
-    for fps, _, neg_at, pos_at in weighted_roc(negatives, positives, w_neg, w_pos):
-        n_neg = fps[:, -1:]
-        below = n_neg - fps[:, 1:]  # impostor weight strictly below each distinct score
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append((pos_at * (below + 0.5 * neg_at)).sum(1) / (n_neg[:, 0] * pos_at.sum(1)))
-    return np.concatenate(out)
+    return tuple(np.concatenate(v) for v in (lows, highs, crossed, areas))
 
 
 def roc_points(negatives: np.ndarray, positives: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:

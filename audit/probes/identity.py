@@ -140,9 +140,9 @@ class IdentityProbe:
         imp_rows, imp_scores = rows[pick], s[rows[pick], cols[pick]]
         eer_boots, auc_boots = [], []
         for w in boot.image_weights():
-            low, high, _ = ver.eer_many(imp_scores, gen, w[:, imp_rows], w)
+            low, high, _, area = ver.eer_auc_many(imp_scores, gen, w[:, imp_rows], w)
             eer_boots.append((low + high) / 2)
-            auc_boots.append(ver.auc_many(imp_scores, gen, w[:, imp_rows], w))
+            auc_boots.append(area)
         n_cmp = int(imp_mask.sum() + n_probe)
         full = ver.eer(s[imp_mask], gen)
         eer_b = boot.from_resamples(ver.eer(imp_scores, gen).mid, np.concatenate(eer_boots))

@@ -110,15 +110,14 @@ def test_weighted_eer_and_auc_equal_the_statistic_on_each_person_resample():
     pos = rng.normal(1.2, 1, len(pos_owner)).round(1)  # rounding makes ties within and across the two sides
     neg = rng.normal(0, 1, len(neg_owner)).round(1)
     for a, b in ((neg, pos), (neg[:5], pos[:3])):
-        low, high, crossed = ver.eer_many(a, b, np.ones((1, len(a))), np.ones((1, len(b))))
+        low, high, crossed, area = ver.eer_auc_many(a, b, np.ones((1, len(a))), np.ones((1, len(b))))
         assert (low[0], high[0]) == pytest.approx(_eer_on_curve(a, b), abs=1e-12) and crossed[0]
-        assert ver.auc_many(a, b, np.ones((1, len(a))), np.ones((1, len(b))))[0] == pytest.approx(ver.auc(a, b))
+        assert area[0] == pytest.approx(ver.auc(a, b))
     boot = SubjectBootstrap(pos_owner, 30, 0, "weights")
     weights = np.concatenate(list(boot.image_weights(chunk=7)))
     assert weights.shape == (30, len(pos)) and weights.sum(1).tolist() == [len(pos)] * 30
     person_w = weights[:, ::per]  # each person's weight, read off their first image
-    low, high, _ = ver.eer_many(neg, pos, person_w[:, neg_owner], weights)
-    areas = ver.auc_many(neg, pos, person_w[:, neg_owner], weights)
+    low, high, _, areas = ver.eer_auc_many(neg, pos, person_w[:, neg_owner], weights)
     for r, draw in enumerate(boot.draws):
         rows_pos = np.concatenate([np.flatnonzero(pos_owner == p) for p in draw])
         rows_neg = np.concatenate([np.flatnonzero(neg_owner == p) for p in draw])
