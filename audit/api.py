@@ -201,10 +201,11 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
 
 def _load_inputs(config: AuditConfig):
     """(model, helper models by option, surrogates, dataset) of a run, with the helpers' kinds checked."""
-    model = load_model(config.model, config.profile, config.device, config.batch_size)
-    extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size) if getattr(config, k) else None
-             for k in ("evaluator", "attacker_model", "attribute_model")}
-    surrogates = [load_model(p, None, config.device, config.batch_size) for p in config.surrogates]
+    precision = config.precision()
+    model = load_model(config.model, config.profile, config.device, config.batch_size, precision)
+    extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size, precision)
+             if getattr(config, k) else None for k in ("evaluator", "attacker_model", "attribute_model")}
+    surrogates = [load_model(p, None, config.device, config.batch_size, precision) for p in config.surrogates]
     if extra["attribute_model"] is not None and extra["attribute_model"].profile.kind != "attributes":
         raise ConfigError(f"--attribute-model {config.attribute_model}: its profile is not an attributes model")
     # Helpers that compare faces must be face-recognition models: an attribute model's outputs would be
@@ -903,7 +904,8 @@ def campaign_cells(camp) -> list:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
             config = make_config(model=model, data=data, probes=probes, attributes=camp.attributes,
                                  detector=camp.detector, min_face_confidence=camp.min_face_confidence,
-                                 preset=camp.preset, seed=camp.seed, device=camp.device, evaluator=camp.evaluator,
+                                 preset=camp.preset, seed=camp.seed, device=camp.device,
+                                 attack_precision=camp.attack_precision, evaluator=camp.evaluator,
                                  attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
                                  surrogates=camp.surrogates, **optional)
             label = f"{Path(model).stem} x {Path(data).name if data != 'sample' else 'sample'}"

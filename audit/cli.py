@@ -13,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
-from audit.cli_options import (DEFAULT_DB, Data, Db, Detector, Device, Formats, MinFaceConfidence, NoFaces, Packs,
-                               Preset, Seed, csv_list)
+from audit.cli_options import (DEFAULT_DB, AttackPrecision, Data, Db, Detector, Device, Formats, MinFaceConfidence,
+                               NoFaces, Packs, Preset, Seed, csv_list)
 from audit.errors import FaceAuditError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -153,7 +153,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         attribute_model: Optional[Path] = typer.Option(None, help="Attribute model reading reconstructions."),
         surrogate: Optional[list[Path]] = typer.Option(None, "--surrogate", help="Cloak surrogate model (repeat)."),
         cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
-        preset: Preset = "quick", seed: Seed = 0, device: Device = "auto", db: Db = DEFAULT_DB,
+        preset: Preset = "quick", seed: Seed = 0, device: Device = "auto",
+        attack_precision: AttackPrecision = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         accept_profile: bool = typer.Option(False, "--accept-profile", help="Audit even if the preprocessing "
                                             "check finds a clearly better colour order / normalisation."),
@@ -171,7 +172,8 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
                          attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                          attacker_model=attacker_model, attribute_model=attribute_model,
                          surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
-                         device=device, parity=not no_parity, accept_profile=accept_profile)
+                         device=device, attack_precision=attack_precision, parity=not no_parity,
+                         accept_profile=accept_profile)
     from audit.rules.engine import load_packs
 
     load_packs(csv_list(pack))  # a bad pack (or two with one id) is refused now, not after the whole run

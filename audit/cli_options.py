@@ -13,6 +13,9 @@ Data = Annotated[str, typer.Option("--data", help="Dataset folder or manifest; '
 Preset = Annotated[str, typer.Option("--preset", help="quick | standard | thorough")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for every random choice of the run.")]
 Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+AttackPrecision = Annotated[str, typer.Option(
+    "--attack-precision", help="What gradient attacks compute in: auto (bfloat16 where the device computes it "
+    "natively, else float32) | float32 | bfloat16. Metrics are always measured in float32.")]
 Packs = Annotated[Optional[str], typer.Option("--pack", help="Comma-separated rule packs (ids or YAML paths); "
                                                             "default: every pack under rules/.")]
 Formats = Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf")]

@@ -70,6 +70,11 @@ class AuditConfig(BaseModel):
     preset: Literal["quick", "standard", "thorough"] = "quick"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    """What the gradient attacks compute in (the cloaks and the inversion decoder's training; the white-box
+    inversion is always float32): ``auto`` is bfloat16 where the device computes it natively, else float32
+    (see :meth:`precision`). Every metric is still measured in float32 by onnxruntime; the stored run
+    records the resolved value."""
     batch_size: int = Field(64, ge=1)
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""
@@ -107,10 +112,17 @@ class AuditConfig(BaseModel):
         explicit = getattr(self, name)
         return explicit if explicit is not None else PRESETS[self.preset][name]
 
+    def precision(self) -> str:
+        """The attack precision on this run's device, ``auto`` resolved (float32 or bfloat16)."""
+        from audit.models.backends import resolve_device, resolve_precision
+
+        return resolve_precision(self.attack_precision, resolve_device(self.device))
+
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
         rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
                                                          "max_images", "max_subjects")}
+        rec["resolved"]["attack_precision"] = self.precision()
         return rec
 
 

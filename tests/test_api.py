@@ -48,15 +48,17 @@ def test_same_inputs_same_numbers(tiny_model, small_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_gradient_attacks_that_stop_on_a_plateau_are_reproducible(small_data, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_gradient_attacks_that_stop_on_a_plateau_are_reproducible(small_data, tmp_path, precision):
     """Inversion and cloaks stop when their own objective levels off: the stopping point, and so every number,
-    must still be the same for the same inputs and seed. Two builder models (target and surrogate) keep it
-    quick; what is tested is the attacks' bookkeeping, not a model's strength."""
+    must still be the same for the same inputs and seed, in either attack precision. Two builder models (target
+    and surrogate) keep it quick; what is tested is the attacks' bookkeeping, not a model's strength."""
     from tests.builders import make_onnx
 
     target, surrogate = make_onnx(tmp_path / "target.onnx"), make_onnx(tmp_path / "surrogate.onnx", seed=1)
     cfg = AuditConfig(model=target, data=str(small_data), probes=["inversion", "cloak"],
-                      conditions=["clean"], surrogates=[surrogate], parity=False, bootstrap=30)
+                      conditions=["clean"], surrogates=[surrogate], parity=False, bootstrap=30,
+                      attack_precision=precision)
     frames, records = [], []
     for i in range(2):
         run_id = api.run_audit(cfg, tmp_path / f"{i}.duckdb")
@@ -70,6 +72,7 @@ def test_gradient_attacks_that_stop_on_a_plateau_are_reproducible(small_data, tm
     assert frames[0].equals(frames[1])
     assert records[0] == records[1]
     assert any(c["stopped_by"] == "plateau" for c in records[0][0])  # the plateau rule did stop something
+    assert {c["precision"] for c in records[0][0]} == {precision} and dec["precision"] == precision
 
 
 def test_nan_model_stops_before_anything_is_written(tmp_path, small_data):

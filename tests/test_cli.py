@@ -52,7 +52,8 @@ def test_run_bad_arguments_write_nothing(tiny_model, small_data, tmp_path):
     for args, msg in [(["--probes", "leakage,telepathy"], "unknown probe 'telepathy'"),
                       (["--conditions", "clean,mask:bandana"], "unknown condition"),
                       (["--attributes", "sex,eye_colour"], "['eye_colour'] not in the manifest"),
-                      (["--preset", "fast"], "--preset")]:
+                      (["--preset", "fast"], "--preset"),
+                      (["--attack-precision", "float16"], "--attack-precision: Input should be 'auto'")]:
         code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, *args)
         assert code == 2 and msg in out, out
     assert not db.exists()

@@ -79,3 +79,14 @@ def test_out_pointing_at_a_file_is_one_line(stored_run, tmp_path):
     for call in (lambda: api.build_report(run_id, db, f, ["html"]), lambda: api.compare([run_id, run_id], db, f)):
         with pytest.raises(ConfigError, match="is a file"):
             call()
+
+
+def test_the_run_records_its_resolved_attack_precision_and_resume_holds_to_it(tmp_path):
+    """'auto' is stored resolved (another machine may resolve it differently), and a run may not resume in another
+    precision: the attacks' numbers would change."""
+    auto = AuditConfig(model=tmp_path / "m.onnx").to_record()
+    assert auto["attack_precision"] == "auto" and auto["resolved"]["attack_precision"] in ("float32", "bfloat16")
+    explicit = AuditConfig(model=tmp_path / "m.onnx", attack_precision="float32").to_record()
+    assert explicit["resolved"]["attack_precision"] == "float32"
+    other = AuditConfig(model=tmp_path / "m.onnx", attack_precision="bfloat16").to_record()
+    assert [c.split(" ")[0] for c in resume_conflicts(explicit, other)] == ["attack_precision", "resolved"]

@@ -13,6 +13,7 @@ packs: [baseline, eu-ai-act]               # optional; default: every shipped pa
 evaluator: models/judge.onnx               # optional helper models, as for 'faceaudit run'
 surrogates: [models/public-fr.onnx]
 device: auto
+attack_precision: auto                     # optional: auto | float32 | bfloat16 (as --attack-precision)
 detector: auto                             # optional: auto | none | mtcnn | a detector .onnx (as --detector)
 min_face_confidence: 0.9
 ```
@@ -52,6 +53,7 @@ class Campaign(BaseModel):
     attribute_model: str | None = None
     surrogates: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     detector: str = "auto"
     min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     source: str = ""

@@ -42,6 +42,29 @@ def resolve_device(device: str) -> str:
     return "cuda" if has_cuda else "cpu"
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """Map the attack precision ``auto|float32|bfloat16`` to the one gradient attacks run in on ``device``.
+
+    ``auto`` is bfloat16 where the hardware computes it natively (a CUDA device with bfloat16, or a CPU
+    with AVX512-BF16 or AMX) and float32 elsewhere: emulated bfloat16 would be slower than float32."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"--attack-precision must be auto, float32 or bfloat16, not {precision!r}")
+    if precision != "auto":
+        return precision
+    import torch
+
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return "bfloat16" if any(f() for f in native) else "float32"
+    except Exception:  # a private probe of the CPU's features changed: the safe choice
+        return "float32"
+
+
 def preprocess(images: np.ndarray, profile: Profile) -> np.ndarray:
     """Aligned RGB 0-255 images (N, H, W, 3) -> float32 model input in the profile's layout."""
     spec = profile.input
@@ -197,12 +220,20 @@ def _fold_constants(proto):
 
 
 class TorchBackend(Backend):
-    """The graph converted with onnx2torch; differentiable, CPU or CUDA."""
+    """The graph converted with onnx2torch; differentiable, CPU or CUDA.
+
+    ``precision`` is what the differentiable pass (:meth:`embed_tensor`, which gradient attacks use) computes
+    in: ``float32``, or ``bfloat16`` under autocast (convolutions and matrix products in bfloat16, weights and
+    the returned embeddings in float32). Inference (:meth:`run`, the parity check) is always float32."""
 
     name = "torch"
 
-    def __init__(self, info: ModelInfo, profile: Profile, device: str = "auto", batch_size: int = 64):
+    def __init__(self, info: ModelInfo, profile: Profile, device: str = "auto", batch_size: int = 64,
+                 precision: str = "float32"):
         super().__init__(info, profile, batch_size)
+        if precision not in PRECISIONS[1:]:
+            raise ModelError(f"{info.path.name}: precision must be float32 or bfloat16, not {precision!r}")
+        self.precision = precision
         import torch
         from onnx2torch import convert
 
@@ -259,11 +290,17 @@ class TorchBackend(Backend):
             x = x.permute(0, 2, 3, 1)
         return self._call(x.contiguous())
 
-    def embed_tensor(self, x):
-        """Differentiable embeddings for an (N, 3, H, W) RGB 0-255 tensor."""
-        outs = self.forward_tensor(x)
+    def embed_tensor(self, x, precision: str | None = None):
+        """Differentiable embeddings (float32) for an (N, 3, H, W) RGB 0-255 tensor, in ``precision`` (default
+        :attr:`precision`; an attack that needs float32 whatever the run's setting passes ``"float32"``).
+
+        Autocast is entered here, per call, rather than around an attack: it is thread-local, and cloak
+        attacks run in worker threads."""
+        torch = self.torch
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=(precision or self.precision) == "bfloat16"):
+            outs = self.forward_tensor(x)
         idx = self.output_names.index(self.profile.embedding_output) if self.profile.kind == "embedding" else 0
-        return outs[idx].reshape(x.shape[0], -1)
+        return outs[idx].reshape(x.shape[0], -1).float()
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,16 @@ class LoadedModel:
     profile_from_file: bool
     device: str = "auto"
     batch_size: int = 64
+    precision: str = "float32"
+    """What gradient attacks through the torch backend compute in (float32 or bfloat16; resolved, never auto)."""
     _ort: OrtBackend | None = field(default=None, repr=False)
     _torch: TorchBackend | None = field(default=None, repr=False)
     torch_error: str | None = None
     """Why the torch backend is unavailable, once its conversion was tried and failed."""
+
+    def __post_init__(self):
+        if self.precision not in ("float32", "bfloat16"):  # 'auto' is resolved by the run (config.precision())
+            raise ModelError(f"{self.info.path.name}: precision must be float32 or bfloat16, not {self.precision!r}")
 
     @property
     def name(self) -> str:
@@ -39,7 +45,7 @@ class LoadedModel:
         """The torch backend, or None (with :attr:`torch_error` set) if conversion failed."""
         if self._torch is None and self.torch_error is None:
             try:
-                self._torch = TorchBackend(self.info, self.profile, self.device, self.batch_size)
+                self._torch = TorchBackend(self.info, self.profile, self.device, self.batch_size, self.precision)
             except ModelError as exc:
                 self.torch_error = str(exc)
         return self._torch
@@ -54,8 +60,9 @@ class LoadedModel:
 
 
 def load(path: str | Path, profile: str | Path | None = None, device: str = "auto",
-         batch_size: int = 64) -> LoadedModel:
+         batch_size: int = 64, precision: str = "float32") -> LoadedModel:
     """Validate an ONNX file and resolve its profile (sidecar YAML or inferred)."""
     info = load_model_file(path)
     prof, from_file = resolve_profile(info, Path(profile) if profile else None)
-    return LoadedModel(info=info, profile=prof, profile_from_file=from_file, device=device, batch_size=batch_size)
+    return LoadedModel(info=info, profile=prof, profile_from_file=from_file, device=device, batch_size=batch_size,
+                       precision=precision)

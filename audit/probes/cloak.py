@@ -147,6 +147,7 @@ class CloakProbe:
             eta = make_cloaks(backend.embed_tensor, images[qry] if method == "pgd" else images[src], method, eps,
                               seed=derive_seed(ctx.seed, "cloak", label, method, eps), record=rec, **recipe)
             rec["seconds"] = round(time.perf_counter() - started, 3)  # cost, for strength-vs-cost
+            rec["precision"] = ctx.model.precision  # every model of a run shares the run's attack precision
             return eta, rec
 
         # The attacks run side by side on the CPU (each single-threaded, seeded by its own key); the slowest

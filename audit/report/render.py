@@ -82,9 +82,10 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     convergence = [{"setting": c["setting"], "method": c["method"], "eps": c["eps"], "steps": c["steps"],
                     "cap": c["cap"], "stopped_by": c["stopped_by"],
                     "best": max(c["curve"]) if c.get("curve") else None,
-                    "recipe": ", ".join(w for w, on in (("momentum", c.get("momentum")),
-                                                         (f"input diversity {c.get('diversity') or 0:g}",
-                                                          c.get("diversity"))) if on) or "plain sign steps"}
+                    "recipe": (", ".join(w for w, on in (("momentum", c.get("momentum")),
+                                                          (f"input diversity {c.get('diversity') or 0:g}",
+                                                           c.get("diversity"))) if on) or "plain sign steps")
+                    + ("; bfloat16 gradients" if c.get("precision") == "bfloat16" else "")}
                    for c in records]
     return {"ran": True, "columns": columns, "psr": rows, "verdicts": narrative.cloak_verdicts(m),
             "grid": base64.b64encode(grid).decode() if grid else None, "convergence": convergence,
@@ -134,6 +135,9 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     if "cloak" in c["probes"]:
         parts += ["--cloak-eps", ",".join(f"{e:g}" for e in c.get("cloak_eps", [8.0]))]
     parts += ["--preset", c["preset"], "--seed", str(c["seed"]), "--device", c.get("device", "auto")]
+    # the precision the attacks ran in, not 'auto' (which another machine may resolve differently); runs stored
+    # before the setting existed ran in float32
+    parts += ["--attack-precision", (c.get("resolved") or {}).get("attack_precision", "float32")]
     if not c.get("parity", True):
         parts.append("--no-parity")
     extra = [f"{k}={c[k]}" for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects",
@@ -174,6 +178,10 @@ def _inversion_convergence(decoder: dict | None) -> dict:
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
+    if decoder.get("precision") == "bfloat16":
+        lines.append("The decoder trained in mixed precision (bfloat16 convolutions; float32 weights, losses and "
+                     "pixels); the white-box attack ran in float32, and every score in this section was measured "
+                     "in float32 by onnxruntime.")
     plot = plots.convergence({f"{name} ({unit})": {name: rec} for name, unit, rec in attacks if rec})
     return {"convergence": lines, "convergence_plot": plot}
 

@@ -91,6 +91,7 @@ def test_failed_cell_is_reported_and_the_others_go_on(models, small_data, sample
     ({"preset": "fast"}, "field 'preset'"),
     ({"campaign": "bad id!"}, "field 'campaign'"),
     ({"colour": "red"}, "field 'colour'"),
+    ({"attack_precision": "float16"}, "field 'attack_precision'"),
 ])
 def test_bad_campaign_files_are_one_line_errors(models, small_data, spec, message):
     path = write_campaign(models, data=small_data, **spec)
@@ -111,3 +112,10 @@ def test_unreachable_ray_address_is_one_line(models, small_data):
     with pytest.raises(ConfigError, match="--address 127.0.0.1:1: cannot reach a Ray cluster"):
         api.run_campaign(path, models / "c.duckdb", executor="ray", address="127.0.0.1:1")
     assert not (models / "c.duckdb").exists()  # nothing written
+
+
+def test_a_campaign_sets_the_attack_precision_of_every_cell(models, small_data):
+    """A regulator comparing models wants every cell's attacks in one precision: the campaign sets it once."""
+    cells = api.campaign_cells(load_campaign(write_campaign(models, data=small_data, attack_precision="float32")))
+    assert len(cells) == 2 and {c.config.attack_precision for c in cells} == {"float32"}
+    assert {c.config.to_record()["resolved"]["attack_precision"] for c in cells} == {"float32"}

@@ -83,3 +83,34 @@ def test_conv_bias_aliased_through_identity_converts_after_constant_folding(tmp_
     assert backend is not None, m.torch_error
     assert "constant folding" in backend.conversion
     assert parity_check(m.ort, backend, faces(4)).passed
+
+
+def test_bfloat16_attack_pass_follows_the_float32_one_and_hands_back_float32(sample_model):
+    """The differentiable pass under bfloat16 autocast (what gradient attacks use with --attack-precision
+    bfloat16) gives float32 embeddings and gradients close to float32's; inference stays float32."""
+    import torch
+
+    from audit.models.backends import resolve_precision
+
+    path = sample_model("fr-baseline")
+    full, half = load(path).torch(), load(path, precision="bfloat16").torch()
+    assert (full.precision, half.precision) == ("float32", "bfloat16")
+    x = torch.from_numpy(faces(8)).permute(0, 3, 1, 2).float()
+    out = {}
+    for name, b in (("float32", full), ("bfloat16", half)):
+        xi = x.clone().requires_grad_(True)
+        e = b.embed_tensor(xi)
+        torch.nn.functional.normalize(e, dim=1)[:, 0].sum().backward()
+        out[name] = (e.detach(), xi.grad)
+    (e32, g32), (e16, g16) = out["float32"], out["bfloat16"]
+    assert e16.dtype == torch.float32 and not torch.equal(e16, e32)  # it did run in bfloat16
+    assert torch.nn.functional.cosine_similarity(e16, e32).min() > 0.99
+    assert torch.nn.functional.cosine_similarity(g16.flatten(1), g32.flatten(1)).min() > 0.95
+    assert (g16.sign() == g32.sign()).float().mean() > 0.9  # what sign-step cloaks follow
+    np.testing.assert_array_equal(half.run(faces(3))["embedding"], full.run(faces(3))["embedding"])
+    assert resolve_precision("float32", "cpu") == "float32" and resolve_precision("bfloat16", "cpu") == "bfloat16"
+    assert resolve_precision("auto", "cpu") in ("float32", "bfloat16")
+    with pytest.raises(ModelError, match="--attack-precision must be auto, float32 or bfloat16"):
+        resolve_precision("float16", "cpu")
+    with pytest.raises(ModelError, match="precision must be float32 or bfloat16"):
+        load(path, precision="auto")

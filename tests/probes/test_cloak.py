@@ -21,7 +21,7 @@ def cloak_metrics(tmp_path_factory, probe_data):
 
     db = tmp_path_factory.mktemp("cloak") / "s.duckdb"
     cfg = AuditConfig(model=SAMPLE_MODELS / "fr-baseline.onnx", data=str(probe_data), probes=["cloak"],
-                      conditions=["clean"], cloak_eps=[0, 8], parity=False,
+                      conditions=["clean"], cloak_eps=[0, 8], parity=False, attack_precision="bfloat16",
                       surrogates=[SAMPLE_MODELS / "fr-maskaware.onnx", SAMPLE_MODELS / "fr-private.onnx"])
     run_id = api.run_audit(cfg, db)
     html = api.build_report(run_id, db, db.parent / "r", formats=["html"])[0].read_text()
@@ -86,8 +86,10 @@ def test_every_cloak_attack_records_how_it_stopped_and_the_report_says_so(cloak_
         assert c["stopped_by"] in ("plateau", "cap") and 1 <= c["steps"] <= c["cap"]
         # White-box: plain sign steps; transfer: the OPOM recipe (momentum and input diversity).
         assert (c["momentum"], c["diversity"] > 0) == ((False, False) if white else (True, True))
+        assert c["precision"] == "bfloat16"  # the fixture's explicit --attack-precision, recorded per attack
     html = cloak_metrics.attrs["html"]
     assert "Did the cloak attacks converge?" in html and "input diversity 0.5" in html
+    assert "plain sign steps; bfloat16 gradients" in html and "momentum, input diversity 0.5; bfloat16 gradients" in html
     # The curves themselves: one panel per setting with a line per method.
     figure = html.split("Each cloak attack's own objective")[0].rsplit("<figure", 1)[1]
     assert "<svg" in figure and all(m in figure for m in METHODS)
@@ -196,25 +198,29 @@ def robust_world(probe_data):
     faces = ds.faces()
     subjects = ds.manifest["subject"].to_numpy()[faces.rows]
     model = load(SAMPLE_MODELS / "fr-robust.onnx")
-    return faces.images, subjects, model
+    return faces.images, subjects, model, model.ort.embed(faces.images)
+
+
+def robust_psr_at_1(robust_world, backend, method, seed, **budget):
+    """PSR@1 of white-box cloaks made on ``backend`` for the quick preset's protected people, judged by onnxruntime."""
+    images, subjects, model, emb = robust_world
+    chosen, sources, queries, gallery, distractors = protocol(subjects, SETTINGS["quick"]["protect"], seed=0)
+    g_emb = emb[np.concatenate([gallery, distractors])]
+    own_col = np.repeat(np.arange(len(chosen)), queries.shape[1])
+    eta = make_cloaks(backend.embed_tensor, images[sources], method, 8, seed=seed, **budget)
+    cloaked = apply_cloak(images[queries], eta[:, None]).reshape(-1, *images.shape[1:])
+    rank, _ = own_rank(model.ort.embed(cloaked), g_emb, own_col)
+    return float(np.mean(rank > 1))
 
 
 @pytest.mark.slow
 def test_converged_white_box_opom_protects_on_the_robust_model_where_16_steps_do_not(robust_world):
     """Known answer on the hardest sample model (adversarially trained): at eps 8 the probe's converged white-box
     OPOM cloaks protect (PSR@1 >= 0.95) where the classic 16 fixed sign steps leave people recognised."""
-    images, subjects, model = robust_world
-    chosen, sources, queries, gallery, distractors = protocol(subjects, SETTINGS["quick"]["protect"], seed=0)
-    emb = model.ort.embed(images)
-    g_emb = emb[np.concatenate([gallery, distractors])]
-    own_col = np.repeat(np.arange(len(chosen)), queries.shape[1])
-    backend = model.torch()
+    backend = robust_world[2].torch()
 
     def psr_at_1(method, seed, **budget):
-        eta = make_cloaks(backend.embed_tensor, images[sources], method, 8, seed=seed, **budget)
-        cloaked = apply_cloak(images[queries], eta[:, None]).reshape(-1, *images.shape[1:])
-        rank, _ = own_rank(model.ort.embed(cloaked), g_emb, own_col)
-        return float(np.mean(rank > 1))
+        return robust_psr_at_1(robust_world, backend, method, seed, **budget)
 
     assert psr_at_1("opom-centre", 0, steps=0) == 0.0  # no budget, no protection: every clean query is found first
     quick = SETTINGS["quick"]
@@ -226,3 +232,20 @@ def test_converged_white_box_opom_protects_on_the_robust_model_where_16_steps_do
     assert min(converged.values()) >= 0.95, converged  # every variant, every start
     assert np.mean(list(fixed.values())) < 0.95, fixed  # 16 steps do not reach 0.95 (0.875 when measured)
     assert np.mean([v for (m, _), v in fixed.items() if m == "opom-affine"]) < 0.85, fixed
+
+
+@pytest.mark.slow
+def test_converged_white_box_cloaks_in_bfloat16_reach_the_same_known_answer(robust_world):
+    """With --attack-precision bfloat16 the converged white-box cloaks on the robust model still protect every
+    protected person's queries as the float32 ones do (PSR@1 >= 0.95): bfloat16 gradients keep the sign steps' way."""
+    from audit.models import load
+
+    from tests.conftest import SAMPLE_MODELS
+
+    half = load(SAMPLE_MODELS / "fr-robust.onnx", precision="bfloat16").torch()
+    assert half.precision == "bfloat16"
+    quick = SETTINGS["quick"]
+    converged = {method: robust_psr_at_1(robust_world, half, method, 0, steps=quick["steps"],
+                                         patience=quick["patience"])
+                 for method in ("fi-uap", "opom-centre", "opom-affine", "opom-convex")}
+    assert min(converged.values()) >= 0.95, converged

@@ -157,3 +157,19 @@ def test_report_states_the_image_budget_when_it_cut_the_dataset(tmp_path, small_
     # 40 people x 4 images, budget 100 images: 25 whole people.
     assert "this run used 100 images of 25 people" in page
     assert "budget is 100 images, whole persons drawn with the run" in page
+
+
+def test_the_report_says_what_precision_the_attacks_ran_in_and_the_rerun_command_fixes_it():
+    from audit.report.render import _inversion_convergence, rerun_command
+
+    rec = {"steps": 20, "cap": 20, "stopped_by": "cap", "min_delta": 0.005, "patience": 5, "curve": [0.5, 0.4]}
+    half = _inversion_convergence({"convergence": rec, "precision": "bfloat16"})["convergence"]
+    full = _inversion_convergence({"convergence": rec, "precision": "float32"})["convergence"]
+    assert any("mixed precision" in line and "measured in float32" in line for line in half)
+    assert not any("precision" in line for line in full)
+    config = {"model": "m.onnx", "data": "sample", "probes": ["cloak"], "conditions": ["clean"], "preset": "quick",
+              "seed": 0, "attack_precision": "auto"}
+    # 'auto' is printed as what it resolved to (another machine may resolve it differently); older runs: float32
+    assert "--attack-precision bfloat16" in rerun_command({"config": {**config,
+                                                                      "resolved": {"attack_precision": "bfloat16"}}})[0]
+    assert "--attack-precision float32" in rerun_command({"config": config})[0]
