@@ -58,7 +58,8 @@ def resolve_precision(precision: str, device: str) -> str:
 
     if device == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    native = [getattr(torch.cpu, name, lambda: False)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     try:
         return "bfloat16" if any(f() for f in native) else "float32"
     except Exception:  # a private probe of the CPU's features changed: the safe choice
