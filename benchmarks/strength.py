@@ -47,7 +47,8 @@ def one(preset: str, model: str, tmp: Path, seed: int = 0, precision: str = "aut
                        "seconds": c.get("seconds")})
     sar = m[(m["probe"] == "inversion") & m["metric"].isin(["sar_type1", "sar_type2"]) & (m["condition"] == "clean")]
     dec = art.get(("inversion", "decoder.json"), {})
-    return {"preset": preset, "seed": seed, "attack_precision": cfg.precision(), "probe_seconds": {k: round(v, 1) for k, v in probes.items()},
+    return {"preset": preset, "seed": seed, "attack_precision": cfg.precision(),
+            "probe_seconds": {k: round(v, 1) for k, v in probes.items()},
             "inversion": {"decoder_epochs": dec.get("epochs"), "decoder_stopped_by": dec.get("convergence", {}).get(
                 "stopped_by"), "white_box_steps": dec.get("white_box_convergence", {}).get("steps"),
                 "sar": {f"{r.metric};{r.setting}": round(r.value, 3) for r in sar.itertuples()}},

@@ -232,9 +232,7 @@ class TorchBackend(Backend):
     def __init__(self, info: ModelInfo, profile: Profile, device: str = "auto", batch_size: int = 64,
                  precision: str = "float32"):
         super().__init__(info, profile, batch_size)
-        if precision not in PRECISIONS[1:]:
-            raise ModelError(f"{info.path.name}: precision must be float32 or bfloat16, not {precision!r}")
-        self.precision = precision
+        self.precision = precision  # resolved: checked by LoadedModel, which alone builds this backend
         import torch
         from onnx2torch import convert
 

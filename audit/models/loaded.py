@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audit.errors import ModelError
-from audit.models.backends import OrtBackend, TorchBackend
+from audit.models.backends import PRECISIONS, OrtBackend, TorchBackend
 from audit.models.onnx_file import ModelInfo, load_model_file
 from audit.models.profile import Profile, resolve_profile
 
@@ -28,7 +28,7 @@ class LoadedModel:
     """Why the torch backend is unavailable, once its conversion was tried and failed."""
 
     def __post_init__(self):
-        if self.precision not in ("float32", "bfloat16"):  # 'auto' is resolved by the run (config.precision())
+        if self.precision not in PRECISIONS[1:]:  # 'auto' is resolved by the run (config.precision())
             raise ModelError(f"{self.info.path.name}: precision must be float32 or bfloat16, not {self.precision!r}")
 
     @property
