@@ -31,6 +31,7 @@ from audit import conditions as cond_mod
 from audit import probes as probe_mod
 from audit.config import AuditConfig  # noqa: F401  (re-exported)
 from audit.data import Dataset, Faces
+from audit.data.budget import cap_per_person, capped
 from audit.data.loaders import CHUNK
 from audit.data import load as load_dataset
 from audit.errors import ConfigError, FaceAuditError
@@ -237,7 +238,8 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     # Streaming: the budget is taken on the manifest (files only screened, nothing decoded); the chosen faces are
     # then decoded once to find files that do not decode, keeping no pixels (each step decodes what it uses).
     faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
-    chosen = _subset(faces_all, dataset, config.setting("max_images"), config.setting("max_subjects"), config.seed)
+    chosen = _subset(cap_per_person(faces_all, dataset, config.setting("max_images_per_subject"), config.seed), dataset,
+                     config.setting("max_images"), config.setting("max_subjects"), config.seed)
     faces = dataset.usable(chosen.verified())
     record = {**config.to_record(), "inputs": _inputs(model, dataset, extra, surrogates)}
     check = None
@@ -450,7 +452,10 @@ def _used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, confi
     (Files outside the budget are screened without being decoded, so one that does not decode is only
     found when a run uses it.)"""
     subjects = dataset.manifest["subject"].to_numpy()
+    per_person = config.setting("max_images_per_subject")
+    capped_persons, capped_images = capped(subjects[faces_all.rows], per_person)
     return probe_mod.Artifact.json("dataset", "used.json", {
+        "max_images_per_subject": per_person, "capped_persons": capped_persons, "capped_images": capped_images,
         "manifest_images": int(len(dataset.manifest)), "manifest_persons": int(dataset.n_subjects),
         "readable_images": int(len(faces_all) - (len(chosen) - len(faces))), "images": int(len(faces)),
         "persons": int(len(np.unique(subjects[faces.rows]))), "max_images": int(config.setting("max_images")),

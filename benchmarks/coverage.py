@@ -1,11 +1,14 @@
 """Empirical coverage of faceaudit's nominal 95% intervals on problems with a known answer.
 
-Prints one JSON object: for FNMR, FMR, a leakage attacker's accuracy and PSR, at 60 and 200
-persons, the share of simulated datasets whose interval held the truth (goal >= 0.92), how often
-the truth lay below the interval, and the mean width. See audit/metrics/coverage.py for the
-simulated populations.
+Prints one JSON object: for every interval the rules read, at the sizes where verdicts are made, the share of
+simulated datasets whose interval held the truth (goal >= 0.92), how often the truth lay below the interval,
+and the mean width. The identity rows (FNMR, FMR, TAR, EER, ROC AUC, group FNMR/FMR) come from the identity
+probe's own code on scores with per-person effects (genuine intra-class correlation 0.5; impostor
+probe-person, gallery-person and pair effects), at 30, 60 and 200 persons and at 120 persons with a 5-person
+group; the leakage rows from the leakage probe's own interval code over 5 folds x 2 repeats. See
+audit/probes/coverage.py for the simulated populations.
 
-    python benchmarks/coverage.py [--reps 500] [--boot 200]
+    python benchmarks/coverage.py [--reps 300] [--boot 200]
 """
 
 from __future__ import annotations
@@ -17,22 +20,25 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # small fits: one thread each is fastest on 2 cores
 
-from audit.metrics.coverage import SIMULATORS, coverage  # noqa: E402
+from audit.probes.coverage import coverage  # noqa: E402
+
+PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
+        ("identity", (30, 60, 200)), ("identity_small_group", (120,))]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=500)
+    ap.add_argument("--reps", type=int, default=300)
     ap.add_argument("--boot", type=int, default=200)
     args = ap.parse_args()
     rows = []
-    for metric in SIMULATORS:
-        for persons in (60, 200):
+    for simulator, sizes in PLAN:
+        for persons in sizes:
             t0 = time.perf_counter()
-            res = coverage(metric, persons, args.reps if metric != "leakage_accuracy" else max(args.reps // 2, 50),
-                           args.boot)
-            res["seconds"] = round(time.perf_counter() - t0, 1)
-            rows.append(res)
+            res = coverage(simulator, persons, args.reps if persons < 200 else max(args.reps * 2 // 3, 50), args.boot)
+            for r in res:
+                r["seconds"] = round(time.perf_counter() - t0, 1)
+            rows += res
     print(json.dumps({"benchmark": "coverage", "nominal": 0.95, "goal": 0.92, "results": rows}, indent=1))
 
 

@@ -47,7 +47,9 @@ def _clean(x):
     if hasattr(x, "item"):  # numpy scalar
         x = x.item()
     if isinstance(x, float):
-        return x if math.isfinite(x) else None
+        # JSON has no infinity: an infinite value (a disparity ratio where one group has no errors) is written as
+        # the string "inf" / "-inf", so it is not mistaken for a missing one (NaN, written as null).
+        return x if math.isfinite(x) else None if math.isnan(x) else ("inf" if x > 0 else "-inf")
     if isinstance(x, int):
         return x
     try:

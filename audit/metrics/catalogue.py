@@ -42,6 +42,8 @@ METRICS: dict[str, dict[str, str]] = {
                   "threshold (impostors of the same group)."},
     "group_fnmr": {"probe": "identity", "meaning": "False non-match rate of one demographic group at the global "
                    "threshold."},
+    "group_persons": {"probe": "identity", "meaning": "Persons in one demographic group (the units its rates and "
+                      "their exact-binomial intervals rest on; rules on group differentials need enough of them)."},
     "fmr_max_min": {"probe": "identity", "meaning": "Highest group FMR divided by the lowest (1 = parity)."},
     "fmr_max_geomean": {"probe": "identity", "meaning": "Highest group FMR divided by the geometric mean of all "
                         "groups (1 = parity)."},

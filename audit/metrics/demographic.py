@@ -1,8 +1,10 @@
-"""Demographic differentials at one global threshold (NIST FRVT part 3/8, ISO/IEC 19795-10)."""
+"""Demographic differentials at one global threshold (NIST FRVT part 3/8, ISO/IEC 19795-10), and how many
+persons a group needs before a differential rule can be judged on it."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats as sps
 
 
 def ratio_max_min(rates: dict[str, float]) -> float:
@@ -34,3 +36,44 @@ def fairness_discrepancy_rate(fmr: dict[str, float], fnmr: dict[str, float], alp
     if len(a) < 2 or len(b) < 2:
         return float("nan")
     return float(1 - (alpha * (a.max() - a.min()) + (1 - alpha) * (b.max() - b.min())))
+
+
+RATIOS = {"fmr_max_min": "fmr", "fmr_max_geomean": "fmr", "fnmr_max_min": "fnmr", "fnmr_max_geomean": "fnmr"}
+"""Differentials that are ratios of group rates, and the rate each is made of (``fdr`` uses both)."""
+DIFFERENTIALS = (*RATIOS, "fdr")
+
+
+def resolves(rate: float, units: float, metric: str, threshold: float, alpha: float = 0.05) -> bool:
+    """Whether a group with ``units`` independent units (persons for FNMR, person pairs for FMR) can tell its
+    rate apart at the threshold of a differential rule, were its true rate ``rate`` (the overall one).
+
+    For a ratio (max/min, max/geomean) judged at ``threshold`` T: the upper end of the group's exact-binomial
+    95% interval at ``rate`` lies at or below T x ``rate``, so a group at T times the rate would be seen as
+    different. For the fairness discrepancy rate judged at F: that upper end lies within 2 (1 - F) of
+    ``rate`` (with alpha = 0.5, a gap of 2 (1 - F) in one rate alone brings the FDR down to F)."""
+    if units <= 0:
+        return False
+    x = rate * units
+    upper = 1.0 if x >= units else float(sps.beta.ppf(1 - alpha / 2, x + 1, units - x))
+    if metric == "fdr":
+        return upper - rate <= 2 * (1 - threshold)
+    return upper <= threshold * rate
+
+
+def units_needed(rate: float, metric: str, threshold: float, alpha: float = 0.05) -> int:
+    """Fewest units with which :func:`resolves` holds (doubling, then bisection); 0 when none would do."""
+    hi = 1
+    while not resolves(rate, hi, metric, threshold, alpha):
+        hi *= 2
+        if hi > 2 ** 40:
+            return 0
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if resolves(rate, mid, metric, threshold, alpha) else (mid, hi)
+    return hi
+
+
+def pairs_to_persons(pairs: int) -> int:
+    """Fewest persons n whose ordered impostor pairs within the group, n (n - 1), reach ``pairs``."""
+    return int(np.ceil((1 + np.sqrt(1 + 4 * max(pairs, 0))) / 2))

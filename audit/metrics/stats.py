@@ -107,21 +107,47 @@ class SubjectBootstrap:
         for counts in self._draw_counts(chunk):
             yield counts[:, self.inverse].astype(float)
 
-    def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False) -> Estimate:
-        """An interval from a statistic already computed on every resample (pooled repeats may be stacked:
-        ``boots`` of any length); ``rate`` as in :meth:`estimate`."""
-        return self._finish(float(value), np.asarray(boots, float).ravel(), alpha, self.n_subjects if rate else None)
+    def pair_weights(self, rows: np.ndarray, gallery_persons: np.ndarray, chunk: int = 64):
+        """Weights for a two-way resample of comparisons, per chunk of resamples: ``(w_images, w_pairs)``, each
+        probe image's weight under the probe-side draws (as :meth:`image_weights`), and for comparisons between
+        probe image ``rows[j]`` and a gallery image of person ``gallery_persons[j]`` (positions in this
+        bootstrap's persons) the product of the probe person's count in the probe-side draw and the gallery
+        person's count in the independent gallery-side draw (:meth:`two_way`'s scheme). Statistics over both
+        genuine and impostor comparisons (EER, AUC) weigh genuine scores by ``w_images`` and impostor scores by
+        ``w_pairs``, so persons vary on both sides of an impostor comparison."""
+        probe_of_row = self.inverse[rows]
+        for a in range(0, len(self.draws), chunk):
+            c1 = np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]])
+            c2 = np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws2[a:a + chunk]])
+            yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
 
-    def _finish(self, value: float, boots: np.ndarray, alpha: float, rate_units: int | None) -> Estimate:
-        est = _interval(value, boots, self.n, expanded_alpha(alpha, self.n_subjects))
-        return floor_rate(est, rate_units, alpha, boots, self.n) if rate_units else est
+    def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,
+                       persons: int | None = None, observations: int | None = None,
+                       unbounded: bool = False) -> Estimate:
+        """An interval from a statistic already computed on every resample (pooled repeats may be stacked:
+        ``boots`` of any length); ``rate`` as in :meth:`estimate`.
+
+        ``persons`` and ``observations``: for a statistic of a subset (one demographic group), the persons
+        and images (comparisons) it rests on; the expanded percentile and the exact-binomial floor then count
+        those, not the whole sample's (default: every person and image). ``unbounded``: resamples may be
+        infinite (a ratio whose denominator is 0 in some resamples) and the interval keeps them, so its end
+        is +inf rather than read from the finite resamples only."""
+        return self._finish(float(value), np.asarray(boots, float).ravel(), alpha, rate, persons, observations,
+                            unbounded)
+
+    def _finish(self, value: float, boots: np.ndarray, alpha: float, rate: bool, persons: int | None = None,
+                observations: int | None = None, unbounded: bool = False) -> Estimate:
+        persons = self.n_subjects if persons is None else persons
+        observations = self.n if observations is None else observations
+        est = _interval(value, boots, observations, expanded_alpha(alpha, persons), unbounded)
+        return floor_rate(est, persons, alpha, boots, observations) if rate else est
 
     def estimate(self, stat: Callable[[np.ndarray], float], alpha: float = 0.05, rate: bool = False) -> Estimate:
         """``stat`` on every image and on each resample; ``rate=True`` adds the exact-binomial floor
         on the number of persons (use it for shares: FNMR, TAR, rank-1, accuracy, PSR, SAR)."""
         value = float(stat(np.arange(self.n)))
         boots = np.array([stat(idx) for idx in self.indices()], dtype=float)
-        return self._finish(value, boots, alpha, self.n_subjects if rate else None)
+        return self._finish(value, boots, alpha, rate)
 
     def mean(self, values: np.ndarray, alpha: float = 0.05, rate: bool = False) -> Estimate:
         """:meth:`estimate` of the mean of per-image ``values`` (hits, errors, scores), every resample at once from
@@ -130,7 +156,7 @@ class SubjectBootstrap:
         if not np.all(np.isfinite(values)):
             return self.estimate(lambda i: float(values[i].mean()), alpha, rate)
         sums = self.resample_sums(np.stack([values, np.ones_like(values)], 1))
-        return self._finish(float(values.mean()), sums[:, 0] / sums[:, 1], alpha, self.n_subjects if rate else None)
+        return self._finish(float(values.mean()), sums[:, 0] / sums[:, 1], alpha, rate)
 
     def paired(self, stat_a: Callable[[np.ndarray], float], stat_b: Callable[[np.ndarray], float],
                alpha: float = 0.05) -> Estimate:
@@ -138,7 +164,7 @@ class SubjectBootstrap:
         full = np.arange(self.n)
         value = float(stat_a(full) - stat_b(full))
         boots = np.array([stat_a(i) - stat_b(i) for i in self.indices()], dtype=float)
-        return self._finish(value, boots, alpha, None)
+        return self._finish(value, boots, alpha, False)
 
     def pooled(self, stats_by_repeat: list[Callable[[np.ndarray], float]], alpha: float = 0.05,
                rate: bool = False) -> Estimate:
@@ -149,17 +175,19 @@ class SubjectBootstrap:
         value = float(np.mean([s(full) for s in stats_by_repeat]))
         idx = self.indices()
         boots = np.array([s(i) for s in stats_by_repeat for i in idx], dtype=float)
-        return self._finish(value, boots, alpha, self.n_subjects if rate else None)
+        return self._finish(value, boots, alpha, rate)
 
     def person_matrix(self, values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Sum a (len(rows) x len(cols)) matrix into persons x persons; ``rows`` / ``cols`` are each row's and
         column's position in this bootstrap's sample, which tells whose image it is."""
         return PersonPairs(self, rows, cols).sum(values)
 
-    def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05) -> Estimate:
+    def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05,
+                persons: int | None = None) -> Estimate:
         """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
         count accepted and made comparisons between probe person p and gallery person g. Probe and
-        gallery persons are resampled independently; the floor counts person pairs compared."""
+        gallery persons are resampled independently; the floor counts person pairs compared.
+        ``persons``: the persons the rate rests on when it is one group's (default: all)."""
         value = float(accepted.sum() / max(compared.sum(), 1))
         k = self.n_subjects
         boots = np.empty(len(self.draws))
@@ -168,8 +196,24 @@ class SubjectBootstrap:
             den = w @ compared @ v
             boots[b] = (w @ accepted @ v) / den if den else np.nan
         pairs = int((compared > 0).sum())
-        est = _interval(value, boots, int(compared.sum()), expanded_alpha(alpha, k))
+        est = _interval(value, boots, int(compared.sum()), expanded_alpha(alpha, k if persons is None else persons))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
+
+
+def widen_for_training(est: Estimate, folds: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
+    """Widen a cross-validated statistic's interval for the variability of the trained model itself.
+
+    Resampling persons with the out-of-fold predictions held fixed measures how the test persons vary, not how
+    a model trained on other persons would: for k-fold cross-validation the training sets overlap and their
+    variance is part of the estimate's own (Nadeau & Bengio 2003 correct the variance by the factor
+    1 + n_test / n_train = 1 + 1 / (k - 1)). Each end moves away from the value by sqrt of that factor, and stays
+    within ``bounds``."""
+    f = float(np.sqrt(1 + 1 / max(folds - 1, 1)))
+    if not (np.isfinite(est.ci_low) and np.isfinite(est.ci_high)):
+        return est
+    lo = max(bounds[0], est.value - f * (est.value - est.ci_low))
+    hi = min(bounds[1], est.value + f * (est.ci_high - est.value))
+    return Estimate(est.value, float(lo), float(hi), est.n)
 
 
 class PersonPairs:
@@ -182,8 +226,10 @@ class PersonPairs:
         k = boot.n_subjects
         self.p = np.zeros((len(rows), k))
         self.p[np.arange(len(rows)), boot.inverse[rows]] = 1
+        self.gallery_persons = boot.inverse[cols]
+        """Each column's person (position in the bootstrap's persons)."""
         self.g = np.zeros((len(cols), k))
-        self.g[np.arange(len(cols)), boot.inverse[cols]] = 1
+        self.g[np.arange(len(cols)), self.gallery_persons] = 1
 
     def sum(self, values: np.ndarray) -> np.ndarray:
         return self.p.T @ np.asarray(values, float) @ self.g
@@ -223,7 +269,14 @@ def _cp_continuous(p: float, n: float, alpha: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _interval(value: float, boots: np.ndarray, n: int, alpha: float) -> Estimate:
+def _interval(value: float, boots: np.ndarray, n: int, alpha: float, unbounded: bool = False) -> Estimate:
+    if unbounded:
+        # Infinite resamples are kept (quantiles read by rank, so +inf ends stay +inf instead of inf - inf = NaN).
+        boots = boots[~np.isnan(boots)]
+        if np.isnan(value) or len(boots) == 0:
+            return Estimate(value, float("nan"), float("nan"), n)
+        lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+        return Estimate(value, float(min(lo, value)), float(max(hi, value)), n)
     boots = boots[np.isfinite(boots)]
     if not np.isfinite(value) or len(boots) == 0:
         return Estimate(value, float("nan"), float("nan"), n)

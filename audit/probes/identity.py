@@ -22,13 +22,20 @@ from audit.data.groups import AGE_GROUPS, age_bucket
 from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
-from audit.metrics.stats import Estimate, PersonPairs, SubjectBootstrap
+from audit.metrics.stats import PersonPairs, SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
              "subjects with two or more images")
 EER_IMPOSTOR_SAMPLE = 20000
+EER_TRIALS_PER_GENUINE, AUC_TRIALS_PER_GENUINE = 4, 16
+"""The EER, and the AUC's shortfall from 1, are floored as binomial rates on at most this many trials per genuine
+comparison (Korn & Graubard's effective size is capped there). Their resamples cannot show errors the sample does
+not hold: with the effective size uncapped, simulated AUC intervals held the truth in 0.90 of datasets at 60
+persons. These caps were calibrated with benchmarks/coverage.py (genuine intra-class correlation 0.5, probe-,
+gallery- and pair-person impostor effects): coverage 0.95-0.98 (EER) and 0.99-1.0 (AUC) at 30, 60 and 200
+persons, with intervals 1.1-1.3x as wide as the estimates' true spread over datasets."""
 
 
 def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,25 +140,26 @@ class IdentityProbe:
             own_tau = ver.threshold_at_fmr(s[imp_mask], t)
             tar = boot.mean(gen >= own_tau, rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
-        # EER and AUC on a fixed impostor sample per probe row (keeps the bootstrap cheap); each resample weighs a
-        # score by how often its probe person was drawn, and every resample's curve is computed at once.
+        # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
+        # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
+        # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every
+        # resample's curve is computed at once. Both are shares of comparisons and get the exact-binomial floor
+        # (never a zero-width interval at perfect separation; see EER_TRIALS_PER_GENUINE).
         rows, cols = np.nonzero(imp_mask)
         pick = rng.choice(len(rows), size=min(EER_IMPOSTOR_SAMPLE, len(rows)), replace=False)
         imp_rows, imp_scores = rows[pick], s[rows[pick], cols[pick]]
         eer_boots, auc_boots = [], []
-        for w in boot.image_weights():
-            low, high, _, area = ver.eer_auc_many(imp_scores, gen, w[:, imp_rows], w)
+        for w, w_imp in boot.pair_weights(imp_rows, pairs.gallery_persons[cols[pick]]):
+            low, high, _, area = ver.eer_auc_many(imp_scores, gen, w_imp, w)
             eer_boots.append((low + high) / 2)
             auc_boots.append(area)
         n_cmp = int(imp_mask.sum() + n_probe)
-        full = ver.eer(s[imp_mask], gen)
-        eer_b = boot.from_resamples(ver.eer(imp_scores, gen).mid, np.concatenate(eer_boots))
-        out.append(MetricRecord(name, cond, "eer", full.mid, min(eer_b.ci_low, full.mid), max(eer_b.ci_high, full.mid),
-                                n_cmp, SAFE))
-        auc_full = ver.auc(s[imp_mask], gen)
-        auc_b = boot.from_resamples(ver.auc(imp_scores, gen), np.concatenate(auc_boots))
-        out.append(MetricRecord(name, cond, "roc_auc", auc_full, min(auc_b.ci_low, auc_full),
-                                max(auc_b.ci_high, auc_full), n_cmp, RISK))
+        eer_b = boot.from_resamples(ver.eer(s[imp_mask], gen).mid, np.concatenate(eer_boots), rate=True,
+                                    observations=EER_TRIALS_PER_GENUINE * n_probe)
+        out.append(MetricRecord(name, cond, "eer", eer_b.value, eer_b.ci_low, eer_b.ci_high, n_cmp, SAFE))
+        auc_b = boot.from_resamples(ver.auc(s[imp_mask], gen), np.concatenate(auc_boots), rate=True,
+                                    observations=AUC_TRIALS_PER_GENUINE * n_probe)
+        out.append(MetricRecord(name, cond, "roc_auc", auc_b.value, auc_b.ci_low, auc_b.ci_high, n_cmp, RISK))
         hits = (np.argmax(s, axis=1) == own).astype(float)
         out.append(MetricRecord.of(name, cond, "rank1", boot.mean(hits, rate=True),
                                    RISK))
@@ -183,14 +191,20 @@ class IdentityProbe:
             full_rates, boot_rates = rates(full_sums), [rates(b) for b in boot_sums]
             for v in values:
                 n = int(is_g[v].sum())
+                # A group's rates rest on that group's persons: the expanded percentile and the exact-binomial floor
+                # count them (a 5-person group with no errors gets FNMR [0, 0.52], not the whole run's interval).
+                persons = len(np.unique(boot.inverse[is_g[v]]))
                 same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
-                fmr_v = boot.two_way(pairs.sum(accepted & same_v), pairs.sum(same_v))
-                fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True)
+                fmr_v = boot.two_way(pairs.sum(accepted & same_v), pairs.sum(same_v), persons=persons)
+                fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True,
+                                             persons=persons, observations=n)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
                                         int(counts[:, 4 * values.index(v) + 1].sum()), NEUTRAL, attribute=attr,
                                         group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_fnmr", fnmr_v.value, fnmr_v.ci_low, fnmr_v.ci_high,
                                         n, NEUTRAL, attribute=attr, group=v, setting=setting))
+                out.append(MetricRecord(self.name, cond, "group_persons", persons, persons, persons, persons, NEUTRAL,
+                                        attribute=attr, group=v, setting=setting))
             summaries = {
                 "fmr_max_min": lambda r: demo.ratio_max_min(r[0]),
                 "fmr_max_geomean": lambda r: demo.ratio_max_geomean(r[0]),
@@ -199,10 +213,11 @@ class IdentityProbe:
                 "fdr": lambda r: demo.fairness_discrepancy_rate(*r),
             }
             for metric, fn in summaries.items():
-                est = boot.from_resamples(fn(full_rates), [fn(r) for r in boot_rates])
+                # A ratio is +inf when one group has no errors and another has some: stored as +inf (the rule
+                # engine judges it as the worst case), and resamples where it is infinite stay in its interval.
+                est = boot.from_resamples(fn(full_rates), [fn(r) for r in boot_rates], unbounded=metric != "fdr")
                 direction = SAFE if metric == "fdr" else RISK
-                out.append(MetricRecord.of(self.name, cond, metric, _finite(est), direction, attribute=attr,
-                                           setting=setting))
+                out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=attr, setting=setting))
         return out
 
 
@@ -214,8 +229,3 @@ def _person_pairs(boot: SubjectBootstrap, own: np.ndarray, n_gallery: int) -> Pe
     gallery_as_probe_row = np.array([np.flatnonzero(own == j)[0] for j in range(n_gallery)])
     return PersonPairs(boot, np.arange(len(own)), gallery_as_probe_row)
 
-
-def _finite(est: Estimate) -> Estimate:
-    """Ratios can be infinite (a group with zero errors); keep them out of the store as NaN."""
-    f = lambda x: x if np.isfinite(x) else float("nan")  # noqa: E731
-    return Estimate(f(est.value), f(est.ci_low), f(est.ci_high), est.n)

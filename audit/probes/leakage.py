@@ -2,7 +2,8 @@
 
 For each attribute, attackers (logistic/ridge regression, k-nearest neighbours and a small
 MLP, each with its hyperparameter chosen by inner grouped cross-validation) are trained on
-person-grouped folds of the embeddings, and the cross-validation is repeated with different
+person-grouped folds of the embeddings (stratified by the person's class or age bracket), and
+the cross-validation is repeated with different
 split seeds; out-of-fold predictions give the metrics, pooled over repeats, and in each fold
 the attacker that did best on the other folds is used. Masked conditions are judged in two settings:
 ``train=clean`` (attacker trained on clean faces, tested on masked ones: does a mask fool an
@@ -19,7 +20,7 @@ import numpy as np
 from audit.data import is_regression
 from audit.data.groups import age_bucket
 from audit.errors import ConfigError
-from audit.metrics.stats import SubjectBootstrap
+from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
 from audit.data.split import subject_folds
 from audit.probes.attackers import FAMILIES, fit_attackers, tune
 from audit.seeding import derive_seed
@@ -70,8 +71,14 @@ CATEGORICAL_DIRECTIONS = {"accuracy": RISK, "balanced_accuracy": RISK, "macro_f1
                           "normalised_gain": RISK}
 AGE_DIRECTIONS = {"mae": SAFE, "rmse": SAFE, "baseline_mae": NEUTRAL, "mae_gain": RISK, "bucket_accuracy": RISK}
 HEADLINE = {"categorical": "normalised_gain", "age": "mae_gain"}
-RATE_METRICS = {"accuracy", "bucket_accuracy"}
-"""Shares of images: their intervals get the exact-binomial floor."""
+RATE_METRICS = {"accuracy", "bucket_accuracy", "balanced_accuracy"}
+"""Shares of images (balanced accuracy: the mean of per-class shares): their intervals get the exact-binomial
+floor."""
+UNBOUNDED = (-np.inf, np.inf)
+BOUNDS = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "bucket_accuracy": (0.0, 1.0),
+          "normalised_gain": (-np.inf, 1.0), "mae_gain": (-np.inf, 1.0), "mae": (0.0, np.inf), "rmse": (0.0, np.inf),
+          "mask_effect": UNBOUNDED}
+"""Where a widened interval must stay (:func:`audit.metrics.stats.widen_for_training`)."""
 
 
 @register
@@ -97,7 +104,6 @@ class LeakageProbe:
         attrs = cfg.attributes if cfg.attributes is not None else ctx.dataset.attributes
         subjects = ctx.subjects
         k, repeats = cfg.setting("folds"), cfg.setting("cv_repeats")
-        splits = [subject_folds(subjects, k, derive_seed(ctx.seed, "leakage-split", r)) for r in range(repeats)]
         boot = SubjectBootstrap(subjects, cfg.setting("bootstrap"), ctx.seed, "leakage")
         conditions = cfg.conditions
         result = ProbeResult()
@@ -120,6 +126,10 @@ class LeakageProbe:
                 y_full[keep] = y
                 y = y_full
             task = "regression" if regression else "classification"
+            # Folds stratified by the person's class (age bracket for age): see subject_folds.
+            strata = np.where(keep, age_bucket(y) if regression else y, -1)
+            splits = [subject_folds(subjects, k, derive_seed(ctx.seed, "leakage-split", r), strata=strata)
+                      for r in range(repeats)]
             # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run).
             tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
                          derive_seed(ctx.seed, "tune", attr))
@@ -144,7 +154,7 @@ class LeakageProbe:
                     # and (categorical) the mask effect; clean's are kept for every condition's effect.
                     resampled = self._age_boots(preds, medians, y, keep, boot) if regression else \
                         self._categorical_boots(preds, y, keep, boot, len(labels))
-                    result.metrics += self._records(cond, setting, attr, resampled, boot, regression)
+                    result.metrics += self._records(cond, setting, attr, resampled, boot, regression, k)
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
@@ -152,8 +162,8 @@ class LeakageProbe:
                     if cond == "clean":
                         clean_preds, clean_resampled = preds, resampled
                     else:
-                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, resampled, clean_resampled, y,
-                                                           keep, boot, regression, labels))
+                        result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, resampled,
+                                                           clean_resampled, y, keep, boot, regression, labels, k))
                 done += 1
                 ctx.progress(done / (steps + 1), f"{attr} under {cond}")
         if ctx.model.profile.kind == "attributes":
@@ -241,14 +251,25 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, resampled, boot, regression):
+    def _records(self, cond, setting, attr, resampled, boot, regression, folds):
         """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples);
-        ``resampled``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions."""
+        ``resampled``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions.
+
+        What the intervals are for: the expected score, on new persons, of an attacker of this kind trained
+        on (folds - 1) / folds of this many persons (the training size of each fold). Shares get the
+        exact-binomial floor (balanced accuracy too); the normalised gain is balanced accuracy rescaled, so it
+        takes balanced accuracy's interval rescaled; every interval is widened for the trained attacker's own
+        variability (:func:`audit.metrics.stats.widen_for_training`)."""
         full, boots = resampled
-        return [MetricRecord.of(self.name, cond, metric, boot.from_resamples(np.mean(full[metric]), boots[metric],
-                                                                           rate=metric in RATE_METRICS),
-                                direction, attribute=attr, setting=setting)
-                for metric, direction in (AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS).items()]
+        directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
+        est = {m: boot.from_resamples(np.mean(full[m]), boots[m], rate=m in RATE_METRICS) for m in directions}
+        if not regression:
+            c, b = float(np.mean(full["chance"])), est["balanced_accuracy"]
+            if c < 1:
+                est["normalised_gain"] = Estimate(est["normalised_gain"].value, (b.ci_low - c) / (1 - c),
+                                                  (b.ci_high - c) / (1 - c), b.n)
+        return [MetricRecord.of(self.name, cond, m, widen_for_training(est[m], folds, BOUNDS.get(m, UNBOUNDED)),
+                                direction, attribute=attr, setting=setting) for m, direction in directions.items()]
 
     @staticmethod
     def _age_boots(preds, medians, y, keep, boot):
@@ -286,21 +307,22 @@ class LeakageProbe:
                 boots.setdefault(m, []).append(v)
         return {m: np.array(v) for m, v in full.items()}, {m: np.stack(v) for m, v in boots.items()}
 
-    def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels):
+    def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels, folds):
         """Condition minus clean on the same persons, folds and resamples, pooled over repeats (``cat`` /
         ``clean_cat``: :meth:`_categorical_boots` of each, unused for regression)."""
         metric = HEADLINE["age" if regression else "categorical"]
         if not regression:
             (full_c, boots_c), (full_0, boots_0) = cat, clean_cat
             est = boot.from_resamples(np.mean(full_c[metric] - full_0[metric]), boots_c[metric] - boots_0[metric])
-            return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
+            return MetricRecord.of(self.name, cond, "mask_effect", widen_for_training(est, folds, UNBOUNDED),
+                                   NEUTRAL, attribute=attr, setting=setting)
         med = np.full(len(y), np.median(y[keep]))
         fns = []
         for p, c in zip(preds, clean_preds):
             a = self._stat_fn(y, p, keep, regression, labels, med, metric)
             b = self._stat_fn(y, c, keep, regression, labels, med, metric)
             fns.append(lambda i, a=a, b=b: a(i) - b(i))
-        est = boot.pooled(fns)
+        est = widen_for_training(boot.pooled(fns), folds, UNBOUNDED)
         return MetricRecord.of(self.name, cond, "mask_effect", est, NEUTRAL, attribute=attr, setting=setting)
 
     def _direct(self, ctx, attrs, boot):

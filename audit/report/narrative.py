@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
-    return "n/a" if v is None or pd.isna(v) else f"{v:.{digits}f}"
+    if v is None or pd.isna(v):
+        return "n/a"
+    if np.isinf(v):  # a disparity ratio where one group has no errors and another has some
+        return "∞" if v > 0 else "−∞"
+    return f"{v:.{digits}f}"
 
 
 def ci(row) -> str:

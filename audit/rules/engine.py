@@ -4,6 +4,12 @@ A rule names a stable location (probe, metric, ``where`` filters on condition, a
 group and setting, with ``*`` globs and lists), how to combine the matching rows
 (``aggregate``), which end of the interval to judge (``use``), and comparators. A rule whose
 probe did not run, or that matches no metric row, is ``not_applicable`` - never ``pass``.
+
+Two margins are judged on purpose: a row whose value is infinite (a disparity ratio where one group
+has no errors and another has some) is judged at that value, the worst case, whatever end of the
+interval the rule names; and a demographic differential that would pass is ``not_applicable`` when a
+group has too few persons to tell a disparity at the rule's threshold apart from parity
+(:func:`audit.metrics.demographic.resolves`), with the number of persons it would need.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from audit.errors import RuleError, first_error
+from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
 from audit.resources import rules_dir
 from audit.rules import reach
@@ -209,12 +216,13 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
     for key, pattern in rule.where.items():
         rows = rows[_match(rows[key], pattern)]
-    rows = rows[rows[rule.use].notna()]
+    at_end = rows[rule.use].where(~np.isinf(rows["value"].astype(float)), rows["value"])  # infinite: the worst case
+    rows, at_end = rows[at_end.notna()], at_end[at_end.notna()]
     if rows.empty:
         return Finding(rule, "not_applicable", None, {"where": rule.where},
                        f"No {rule.metric} result matched {rule.where or 'the rule'} (e.g. the attribute is not in the "
                        "dataset or the condition was not run).")
-    values = rows[rule.use].to_numpy(float)
+    values = at_end.to_numpy(float)
     if rule.aggregate == "mean":
         observed, pick = float(values.mean()), None
     else:
@@ -231,8 +239,54 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     judged = "value" if rule.use == "value" else ("lower" if rule.use == "ci_low" else "upper") + " end of the 95% CI"
     limits = "; ".join(x for x in (f"warn if {rule.warn_if}" if rule.warn_if else "",
                                    f"fail if {rule.fail_if}" if rule.fail_if else "") if x)
+    if np.isinf(observed):
+        judged = "value (infinite: one group has no errors while another has some, judged as the worst case)"
     msg = f"{rule.aggregate} {rule.metric} {judged} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
+    if status == "pass" and rule.metric in demo.DIFFERENTIALS:
+        short = _too_few_persons(rule, rows, metrics)
+        if short:
+            loc["needs_persons"] = short[0]
+            return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
     return Finding(rule, status, observed, loc, msg)
+
+
+def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[int, str] | None:
+    """Whether some group behind the differential rows that would pass has too few persons to tell a disparity at
+    the rule's pass threshold apart from parity: ``(more persons needed, sentence)``, or None. Rows from runs made
+    before group person counts were stored (no ``group_persons`` rows) are not checked."""
+    expr = rule.warn_if or rule.fail_if
+    op, num = COMPARATOR.match(expr).groups()
+    threshold = float(num)
+    if (rule.metric == "fdr") != (op in ("<", "<=")):
+        return None  # a comparator this check does not model (e.g. a ratio judged from below)
+    worst = None
+    for _, row in rows.iterrows():
+        at = (metrics["probe"] == rule.probe) & (metrics["condition"] == row["condition"]) & (
+            metrics["setting"] == row["setting"])
+        groups = metrics[at & (metrics["metric"] == "group_persons") & (metrics["attribute"] == row["attribute"])]
+        if groups.empty:
+            continue
+        for rate_name in ([demo.RATIOS[rule.metric]] if rule.metric in demo.RATIOS else ["fmr", "fnmr"]):
+            overall = metrics[at & (metrics["metric"] == rate_name) & (metrics["group"] == "all")]["value"]
+            persons = groups.set_index("group")["value"].astype(int)
+            units = persons * (persons - 1) if rate_name == "fmr" else persons
+            total = persons.sum() * (persons.sum() - 1) if rate_name == "fmr" else persons.sum()
+            # The overall rate, or its rule-of-three bound when no errors were seen at all.
+            rate = max(float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0, 3.0 / total)
+            need = demo.units_needed(rate, rule.metric, threshold)
+            need_persons = demo.pairs_to_persons(need) if rate_name == "fmr" else need
+            for group, have in units.items():
+                more = need_persons - int(persons[group]) if need else -1
+                if (not need or have < need) and (worst is None or more > worst[0] or more < 0):
+                    worst = (more, group, int(persons[group]), row["attribute"], rate_name, rate)
+    if worst is None:
+        return None
+    more, group, have, attr, rate_name, rate = worst
+    what = (f"a {rate_name.upper()} ratio above {threshold:g}" if rule.metric != "fdr"
+            else f"an FDR below {threshold:g}") + f" from parity at the overall {rate_name.upper()} {rate:.3g}"
+    needs = f"needs {more} more persons in such a group" if more >= 0 else "no group size would do"
+    return max(more, 0), (f"Too few persons to judge: group {group!r} of {attr} has {have} persons; telling {what} "
+                          f"(exact-binomial 95%) {needs}. Not judged as passing.")
 
 
 def _f(x) -> float | None:

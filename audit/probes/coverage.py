@@ -1,0 +1,197 @@
+"""Known-truth problems for checking that nominal 95% intervals cover the truth.
+
+Each simulator draws one dataset of ``n`` persons from a population whose true value is known,
+computes the statistic and its interval exactly as the probes do (the identity simulation calls the
+identity probe's own verification and demographic code), and says whether the interval holds the
+truth. :func:`coverage` repeats that; ``benchmarks/coverage.py`` prints the table and
+``tests/probes/test_coverage.py`` asserts it. Persons differ (person-level random effects), which is
+what makes image-level intervals too narrow. This module sits above the probes because it runs them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats as sps
+
+from audit.data.split import subject_folds
+from audit.metrics.stats import Estimate, SubjectBootstrap
+
+
+def _images_per_person(rng, n: int) -> np.ndarray:
+    return 1 + rng.poisson(2.0, n)
+
+
+def _person_rates(rng, n: int, mean: float, concentration: float) -> np.ndarray:
+    return rng.beta(mean * concentration, (1 - mean) * concentration, n)
+
+
+def sim_share(rng, n: int, n_boot: int, truth: float, concentration: float = 4.0) -> tuple[Estimate, float]:
+    """A share over images with person-level propensities (FNMR at 0.05, PSR at 0.9): mean of 0/1 outcomes."""
+    m = _images_per_person(rng, n)
+    subjects = np.repeat(np.arange(n), m)
+    p = np.repeat(_person_rates(rng, n, truth, concentration), m)
+    hit = (rng.random(len(p)) < p).astype(float)
+    boot = SubjectBootstrap(subjects, n_boot, int(rng.integers(2**31)), "share")
+    return boot.estimate(lambda i: float(hit[i].mean()), rate=True), truth
+
+
+FMR_TAU_Z = sps.norm.ppf(1 - 0.01)  # threshold putting the true FMR at 0.01
+
+
+def sim_fmr(rng, n: int, n_boot: int, person_sd: float = 0.45) -> tuple[Estimate, float]:
+    """Impostor scores = probe-person effect + gallery-person effect + noise (total variance 1); true FMR
+    0.01 at a fixed threshold. Every person has one gallery image and several probes, as in the identity probe."""
+    noise_sd = np.sqrt(1 - 2 * person_sd ** 2)
+    m = _images_per_person(rng, n)
+    subjects = np.repeat(np.arange(n), m)
+    a = rng.normal(0, person_sd, n)[subjects]
+    g = rng.normal(0, person_sd, n)
+    scores = a[:, None] + g[None, :] + rng.normal(0, noise_sd, (len(subjects), n))
+    impostor = subjects[:, None] != np.arange(n)[None, :]
+    accepted = (scores > FMR_TAU_Z) & impostor
+    boot = SubjectBootstrap(subjects, n_boot, int(rng.integers(2**31)), "fmr")
+    gallery_pos = np.array([np.flatnonzero(subjects == s)[0] for s in range(n)])
+    acc = boot.person_matrix(accepted, np.arange(len(subjects)), gallery_pos)
+    cmp_ = boot.person_matrix(impostor, np.arange(len(subjects)), gallery_pos)
+    return boot.two_way(acc, cmp_), 0.01
+
+
+LEAK_DIM, LEAK_SHIFT, LEAK_PERSON_SD = 4, 0.45, 0.8
+
+
+def _leak_draw(rng, n: int):
+    m = _images_per_person(rng, n)
+    subjects = np.repeat(np.arange(n), m)
+    y_person = rng.integers(0, 2, n)
+    u = rng.normal(0, LEAK_PERSON_SD, (n, LEAK_DIM))
+    y = y_person[subjects]
+    x = (y[:, None] * 2 - 1) * LEAK_SHIFT / 2 + u[subjects] + rng.normal(0, 1, (len(y), LEAK_DIM))
+    return x, y, subjects
+
+
+def _attacker():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=500)
+
+
+@lru_cache(maxsize=8)
+def leak_truth(n: int, folds: int = 5, reps: int = 200, seed: int = 12345) -> float:
+    """The estimand of the leakage intervals: the expected accuracy, on new persons, of the attacker trained on
+    (folds-1)/folds of ``n`` persons (the classes are balanced, so it is also the balanced accuracy)."""
+    rng = np.random.default_rng(seed)
+    xt, yt, _ = _leak_draw(rng, 20000)
+    accs = []
+    for _ in range(reps):
+        x, y, _ = _leak_draw(rng, int(round(n * (folds - 1) / folds)))
+        accs.append(float((_attacker().fit(x, y).predict(xt) == yt).mean()))
+    return float(np.mean(accs))
+
+
+def sim_leak(rng, n: int, n_boot: int, folds: int = 5, repeats: int = 2) -> dict[str, tuple[Estimate, float]]:
+    """Attacker accuracy, balanced accuracy and normalised gain by repeated grouped cross-validation (the quick
+    preset's 5 folds x 2 repeats), with the intervals the leakage probe's own code gives them."""
+    from audit.probes.leakage import LeakageProbe
+
+    x, y, subjects = _leak_draw(rng, n)
+    seed = int(rng.integers(2**31))
+    preds = []
+    for r in range(repeats):
+        oof = np.zeros(len(y))
+        for tr, te in subject_folds(subjects, folds, seed + r, strata=y):
+            oof[te] = _attacker().fit(x[tr], y[tr]).predict(x[te])
+        preds.append(oof)
+    boot = SubjectBootstrap(subjects, n_boot, seed, "leak")
+    keep = np.ones(len(y), dtype=bool)
+    resampled = LeakageProbe._categorical_boots(preds, y, keep, boot, 2)
+    recs = LeakageProbe()._records("clean", "train=same", "x", resampled, boot, False, folds)
+    truth = leak_truth(n, folds)
+    truths = {"accuracy": truth, "balanced_accuracy": truth, "normalised_gain": 2 * truth - 1}
+    return {f"leakage_{r.metric}": (Estimate(r.value, r.ci_low, r.ci_high, r.n), truths[r.metric]) for r in recs
+            if r.metric in truths}
+
+
+# Identity scores (variance 1 each side): genuine = MU_G + person effect + noise with intra-class correlation
+# ID_ICC; impostor = probe-person + gallery-person + person-pair effects + noise. At the fixed threshold ID_TAU the
+# true FMR is 0.01 and the true FNMR 0.05; EER and AUC follow from the two normal score distributions.
+ID_ICC = 0.5
+ID_IMPOSTOR_SD = {"probe": 0.35, "gallery": 0.35, "pair": 0.3}
+ID_TAU = float(sps.norm.ppf(0.99))
+ID_MU_G = ID_TAU + float(sps.norm.ppf(0.95))
+ID_TRUTH = {"fnmr": 0.05, "fmr": 0.01, "tar_at_fmr": 0.95, "eer": float(sps.norm.sf(ID_MU_G / 2)),
+            "roc_auc": float(sps.norm.cdf(ID_MU_G / np.sqrt(2))), "group_fnmr": 0.05, "group_fmr": 0.01}
+
+
+def identity_draw(rng, n: int, small_group: int = 0):
+    """One identity dataset of ``n`` persons (2 + Poisson(1) images each; the first is the gallery image):
+    ``(subjects of the probe rows, scores probes x gallery, genuine scores, own gallery column, group labels)``.
+    With ``small_group`` = k, the first k persons form group ``small`` and the others alternate ``a`` / ``b``."""
+    m = 2 + rng.poisson(1.0, n)
+    own = np.repeat(np.arange(n), m - 1)  # probe rows: every image but the first of each person
+    gen = ID_MU_G + rng.normal(0, np.sqrt(ID_ICC), n)[own] + rng.normal(0, np.sqrt(1 - ID_ICC), len(own))
+    sd = ID_IMPOSTOR_SD
+    noise_sd = np.sqrt(1 - sum(v ** 2 for v in sd.values()))
+    b, c = rng.normal(0, sd["probe"], n), rng.normal(0, sd["gallery"], n)
+    pair = rng.normal(0, sd["pair"], (n, n))
+    s = b[own][:, None] + c[None, :] + pair[own] + rng.normal(0, noise_sd, (len(own), n))
+    s[np.arange(len(own)), own] = gen
+    labels = np.where(np.arange(n) % 2 == 0, "a", "b").astype(object)
+    labels[:small_group] = "small"
+    return own, s, gen, own, labels
+
+
+def sim_identity(rng, n: int, n_boot: int, small_group: int = 0) -> dict[str, tuple[Estimate, float]]:
+    """Every identity interval the rules read, computed by the identity probe's own code on one simulated
+    dataset: FNMR, FMR, TAR at FMR 0.01, EER and ROC AUC, and (with a grouping) every group's FNMR and FMR,
+    keyed ``group_fnmr:small`` etc."""
+    from audit.probes.identity import IdentityProbe, _person_pairs
+
+    subjects, s, gen, own, labels = identity_draw(rng, n, small_group)
+    boot = SubjectBootstrap(subjects, n_boot, int(rng.integers(2**31)), "identity")
+    imp_mask = np.ones_like(s, dtype=bool)
+    imp_mask[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, n)
+    probe = IdentityProbe()
+    taus, label = {0.01: ID_TAU}, {0.01: "fmr=0.01"}
+    recs = probe._verification("clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, taus, label, boot,
+                               np.random.default_rng(int(rng.integers(2**31))))
+    groups = {"grp": (labels[own], labels)}
+    recs += probe._demographics("clean", s, gen, imp_mask, pairs, groups, ID_TAU, label[0.01], boot)
+    out = {}
+    for r in recs:
+        key = r.metric if r.group == "all" else f"{r.metric}:{r.group}"
+        truth = ID_TRUTH.get(r.metric)
+        if truth is not None:
+            out[key] = (Estimate(r.value, r.ci_low, r.ci_high, r.n), truth)
+    return out
+
+
+SIMULATORS = {
+    "fnmr": lambda rng, n, b: sim_share(rng, n, b, 0.05),
+    "fmr": sim_fmr,
+    "leakage": sim_leak,
+    "psr": lambda rng, n, b: sim_share(rng, n, b, 0.9),
+    "identity": sim_identity,
+    "identity_small_group": lambda rng, n, b: sim_identity(rng, n, b, small_group=5),
+}
+
+
+def coverage(simulator: str, n: int, reps: int, n_boot: int = 200, seed: int = 0) -> list[dict]:
+    """Empirical coverage of nominal 95% intervals at ``n`` persons over ``reps`` datasets: one row per
+    interval the simulator returns (a single-metric simulator returns one)."""
+    rng = np.random.default_rng([seed, n, sorted(SIMULATORS).index(simulator)])
+    tally: dict[str, dict] = {}
+    for _ in range(reps):
+        got = SIMULATORS[simulator](rng, n, n_boot)
+        for metric, (est, truth) in (got.items() if isinstance(got, dict) else [(simulator, got)]):
+            t = tally.setdefault(metric, {"hits": 0, "below": 0, "widths": [], "truth": truth, "reps": 0})
+            inside = est.ci_low <= truth <= est.ci_high
+            t["hits"] += inside
+            t["below"] += (not inside) and truth < est.ci_low
+            t["widths"].append(est.ci_high - est.ci_low)
+            t["reps"] += 1
+    return [{"simulator": simulator, "metric": metric, "persons": n, "reps": t["reps"], "n_boot": n_boot,
+             "truth": t["truth"], "coverage": t["hits"] / t["reps"], "truth_below_interval": t["below"] / t["reps"],
+             "mean_width": float(np.mean(t["widths"]))} for metric, t in tally.items()]

@@ -1,0 +1,142 @@
+"""Where verdicts are made at the margins: small groups, perfect separation, infinite disparities.
+
+The identity probe's own verification and demographic code runs on planted score matrices
+(audit/probes/coverage.py draws them), and the rule engine judges what it stores.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.metrics.demographic import resolves, units_needed
+from audit.metrics.stats import SubjectBootstrap, clopper_pearson
+from audit.probes.coverage import ID_TAU, identity_draw
+from audit.probes.identity import IdentityProbe, _person_pairs
+from audit.rules.engine import evaluate_rule, load_pack
+
+
+def _records(own, s, gen, labels, n_boot=200, seed=0):
+    boot = SubjectBootstrap(own, n_boot, seed, "identity")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, s.shape[1])
+    probe = IdentityProbe()
+    recs = probe._verification("clean", s, gen, imp, pairs, pairs.sum(imp), own, {0.01: ID_TAU},
+                               {0.01: "fmr=0.01"}, boot, np.random.default_rng(seed))
+    recs += probe._demographics("clean", s, gen, imp, pairs, {"grp": (labels[own], labels)}, ID_TAU, "fmr=0.01",
+                                boot)
+    return pd.DataFrame([r.__dict__ for r in recs])
+
+
+def _row(df, metric, group="all"):
+    rows = df[(df["metric"] == metric) & (df["group"] == group)]
+    assert len(rows) == 1, (metric, group, rows)
+    return rows.iloc[0]
+
+
+def test_small_group_rates_are_floored_on_the_groups_own_persons():
+    """A 5-person group with no false non-matches in a 120-person run gets FNMR [0, 0.52] (Clopper-Pearson on its
+    5 persons), not the whole run's [0, 0.03]; its person count is stored for the rules."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(1), 120, small_group=5)
+    gen[np.isin(own, np.arange(5))] = ID_TAU + 3  # the small group is never rejected
+    df = _records(own, s, gen, labels)
+    small = _row(df, "group_fnmr", "small")
+    assert small["value"] == 0
+    assert small["ci_high"] == pytest.approx(clopper_pearson(0.0, 5)[1], rel=1e-6)
+    assert small["ci_high"] > 0.5
+    assert _row(df, "fnmr")["ci_high"] < 0.2  # the whole run's interval is much narrower
+    assert _row(df, "group_persons", "small")["value"] == 5
+    assert _row(df, "group_persons", "a")["value"] + _row(df, "group_persons", "b")["value"] == 115
+
+
+def test_eer_and_auc_intervals_never_have_zero_width():
+    """Perfect separation gives EER 0 and AUC 1; their intervals still say how sure 30 persons can make us."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(2), 30)
+    gen[:] = s.max() + 1
+    df = _records(own, s, gen, labels)
+    eer, auc = _row(df, "eer"), _row(df, "roc_auc")
+    assert eer["value"] == 0 and auc["value"] == 1
+    assert eer["ci_high"] >= clopper_pearson(0.0, 30)[1] - 1e-9
+    assert auc["ci_low"] <= clopper_pearson(1.0, 30)[0] + 1e-9
+
+
+def test_eer_and_auc_resample_gallery_persons_too():
+    """Gallery-person effects widen the AUC interval: it is wider than a probe-only resample of the same scores."""
+    from audit.metrics import verification as ver
+
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(3), 60)
+    df = _records(own, s, gen, labels)
+    auc = _row(df, "roc_auc")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    boot = SubjectBootstrap(own, 200, 0, "identity")
+    probe_only = boot.estimate(lambda i: ver.auc(s[i][imp[i]], gen[i]))
+    assert auc["ci_high"] - auc["ci_low"] > probe_only.ci_high - probe_only.ci_low
+
+
+def _disparity_frame():
+    """Two groups of 100 persons: group a is never falsely rejected, group b is rejected for a fifth of its probes."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(4), 200)
+    in_b = labels[own] == "b"
+    gen[~in_b] = ID_TAU + 3
+    gen[in_b] = np.where(np.random.default_rng(5).random(in_b.sum()) < 0.2, ID_TAU - 1, ID_TAU + 3)
+    df = _records(own, s, gen, labels)
+    df["attribute"] = df["attribute"].replace("grp", "sex")
+    return df
+
+
+def test_infinite_disparity_is_stored_and_fails_the_parity_rule(tmp_path):
+    df = _disparity_frame()
+    ratio = _row(df, "fnmr_max_min")
+    assert np.isinf(ratio["value"]) and ratio["value"] > 0 and np.isinf(ratio["ci_high"])
+    assert np.isinf(_row(df, "fnmr_max_geomean")["value"])
+    # stored as what it is: +inf survives the store's schema check and a round trip through DuckDB
+    from audit.store import Store
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write("metrics", df.assign(run_id="r")[["run_id", "probe", "condition", "metric", "attribute", "group",
+                                                        "setting", "value", "ci_low", "ci_high", "n", "direction"]])
+        back = store.metrics("r")
+    assert np.isinf(_row(back, "fnmr_max_min")["value"])
+    pack = load_pack("eu-ai-act")
+    rule = next(r for r in pack.rules if r.metric == "fnmr_max_min")
+    finding = evaluate_rule(rule, df.assign(condition="clean"), {"identity"})
+    assert finding.status == "fail", finding.message
+    assert "worst case" in finding.message
+    iso = next(r for r in load_pack("iso-biometrics").rules if r.metric == "fnmr_max_geomean")
+    assert evaluate_rule(iso, df, {"identity"}).status == "fail"
+
+
+def test_parity_with_too_few_persons_is_not_judged_as_passing():
+    """No errors anywhere in a 120-person run with a 5-person group: every ratio is 1 (parity), yet nothing tells
+    a disparity of 2 apart from parity on 5 persons, so the rule is not applicable and says how many are needed."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(6), 120, small_group=5)
+    gen[:] = ID_TAU + 3
+    df = _records(own, s, gen, labels)
+    df["attribute"] = "sex"
+    assert _row(df, "fnmr_max_min")["value"] == 1
+    rule = next(r for r in load_pack("eu-ai-act").rules if r.metric == "fnmr_max_min")
+    finding = evaluate_rule(rule, df, {"identity"})
+    assert finding.status == "not_applicable"
+    assert "Too few persons" in finding.message and "more persons" in finding.message
+    assert finding.location["needs_persons"] > 0
+
+
+def test_a_differential_the_groups_can_resolve_passes():
+    """Without group person counts (a run from before they were stored) nothing is withheld; with groups large
+    enough for the threshold, parity passes."""
+    assert resolves(0.05, 10_000, "fnmr_max_min", 2.0) and not resolves(0.05, 5, "fnmr_max_min", 2.0)
+    need = units_needed(0.05, "fnmr_max_min", 2.0)
+    assert resolves(0.05, need, "fnmr_max_min", 2.0) and not resolves(0.05, need - 1, "fnmr_max_min", 2.0)
+    rows = pd.DataFrame([
+        {"probe": "identity", "condition": "clean", "metric": m, "attribute": a, "group": g, "setting": "fmr=0.01",
+         "value": v, "ci_low": v, "ci_high": v, "n": 1, "direction": "neutral"}
+        for m, a, g, v in [("fnmr", "", "all", 0.05), ("fnmr_max_min", "sex", "all", 1.2),
+                           ("group_persons", "sex", "f", need), ("group_persons", "sex", "m", need + 10)]])
+    rule = next(r for r in load_pack("eu-ai-act").rules if r.metric == "fnmr_max_min")
+    assert evaluate_rule(rule, rows, {"identity"}).status == "pass"
+    small = rows.copy()
+    small.loc[small["group"] == "f", "value"] = need - 1
+    assert evaluate_rule(rule, small, {"identity"}).status == "not_applicable"
+    legacy = rows[rows["metric"] != "group_persons"]
+    assert evaluate_rule(rule, legacy, {"identity"}).status == "pass"
