@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from audit.devices import resolve_device, resolve_precision
 from audit.errors import ConfigError, first_error
 
 PRESETS: dict[str, dict] = {
@@ -114,8 +115,6 @@ class AuditConfig(BaseModel):
 
     def precision(self) -> str:
         """The attack precision on this run's device, ``auto`` resolved (float32 or bfloat16)."""
-        from audit.models.backends import resolve_device, resolve_precision
-
         return resolve_precision(self.attack_precision, resolve_device(self.device))
 
     def to_record(self) -> dict:

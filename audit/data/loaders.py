@@ -194,7 +194,7 @@ class Dataset:
     def detector_obj(self):
         """The detector this dataset's faces are found with (None when no detector is used)."""
         if self._detector_obj is None and self.uses_detector:
-            from audit.intake.detectors import resolve_detector
+            from audit.intake.resolve import resolve_detector
 
             self._detector_obj = resolve_detector(self.detector)
         return self._detector_obj
@@ -288,7 +288,7 @@ class Dataset:
         if len(faces.rows):
             return faces
         first = next(i for i in faces.issues if i.excludes)
-        from audit.intake.acquire import FAILURES
+        from audit.records import FAILURES
 
         hint = ("; if the images are already aligned face crops, use --detector none"
                 if self._acquisition is not None and first.problem in FAILURES else "")

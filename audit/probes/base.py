@@ -17,32 +17,8 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.data import Dataset, Faces
-from audit.metrics.stats import Estimate
 from audit.models import LoadedModel
-
-
-@dataclass(frozen=True)
-class MetricRecord:
-    """One row of the ``metrics`` table."""
-
-    probe: str
-    condition: str
-    metric: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    direction: str
-    """``higher_is_riskier``, ``lower_is_riskier`` or ``neutral``."""
-    attribute: str = ""
-    """The attacked attribute (leakage) or the grouping attribute (demographics); '' if none."""
-    group: str = "all"
-    setting: str = ""
-    """Probe-specific context: attacker setting (``train=clean``), FMR target (``fmr=0.001``)."""
-
-    @classmethod
-    def of(cls, probe: str, condition: str, metric: str, est: Estimate, direction: str, **kw) -> "MetricRecord":
-        return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
+from audit.records import MetricRecord  # noqa: F401  (re-exported: probes and plugins import it from here)
 
 
 @dataclass(frozen=True)
