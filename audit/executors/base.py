@@ -53,17 +53,3 @@ class Executor(Protocol):
 
     def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
         """Run every cell; yield each result as it arrives."""
-
-
-def get_executor(name: str, address: str | None = None) -> Executor:
-    from audit.errors import ConfigError
-
-    if name == "local":
-        from audit.executors.local import LocalExecutor
-
-        return LocalExecutor()
-    if name == "ray":
-        from audit.executors.ray_executor import RayExecutor
-
-        return RayExecutor(address)
-    raise ConfigError(f"--executor: unknown executor {name!r}; use local or ray")

@@ -6,18 +6,17 @@ from typing import Iterator
 
 from audit.errors import FaceAuditError
 from audit.executors.base import Cell, CellProgress, CellResult
+from audit.run import run_audit
 
 
 class LocalExecutor:
     name = "local"
 
     def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
-        from audit import api
-
         for cell in cells:
             try:
-                run_id = api.run_audit(cell.config, db,
-                                       lambda probe, f, m, _c=cell.label: progress(_c, f, f"{probe}: {m}"))
+                run_id = run_audit(cell.config, db,
+                                   lambda probe, f, m, _c=cell.label: progress(_c, f, f"{probe}: {m}"))
                 yield CellResult(cell, run_id=run_id)
             except FaceAuditError as exc:
                 yield CellResult(cell, error=str(exc))

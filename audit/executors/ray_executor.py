@@ -19,16 +19,16 @@ def _run_cell(config_json: str, label: str) -> dict:
     """Runs on a Ray worker: the cell into a scratch store; returns {run_id, error, tables}."""
     import tempfile
 
-    from audit import api
     from audit.config import AuditConfig
     from audit.errors import FaceAuditError
+    from audit.run import run_audit
     from audit.store.transfer import export_run
 
     config = AuditConfig.model_validate_json(config_json)
     with tempfile.TemporaryDirectory(prefix="faceaudit-cell-") as tmp:
         db = os.path.join(tmp, "cell.duckdb")
         try:
-            run_id = api.run_audit(config, db)
+            run_id = run_audit(config, db)
         except FaceAuditError as exc:
             return {"label": label, "run_id": None, "error": str(exc), "tables": {}}
         except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's

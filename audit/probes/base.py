@@ -1,7 +1,7 @@
 """The probe protocol, result records and the registry.
 
 A probe is a pure function of (model, dataset, config, seed) to metric records and
-artifacts. It never writes SQL or HTML: ``audit.api`` stores its result and the report
+artifacts. It never writes SQL or HTML: ``audit.run`` stores its result and the report
 renders it. Built-in probes register with ``@register``; third-party probes arrive through
 the ``audit.probes`` entry-point group.
 """
