@@ -21,7 +21,7 @@ import numpy as np
 
 from audit import api
 from audit.config import AuditConfig
-from audit.data import load as load_data
+from audit.intake import load as load_data
 from audit.models import load as load_model
 from audit.run.embeddings import Embeddings
 from audit.store import Store

@@ -15,8 +15,8 @@ import numpy as np
 import audit
 from audit.config import AuditConfig
 from audit.data import Dataset, Faces
-from audit.data import load as load_dataset
 from audit.errors import ConfigError
+from audit.intake import load as load_dataset
 from audit.models import LoadedModel, ModelInfo, Profile, load_model_file
 from audit.models import load as load_model
 from audit.models.profile import infer_profile, profile_path, resolve_profile, save_profile
