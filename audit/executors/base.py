@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Protocol
 
-from audit.config import NOT_RESULT_AFFECTING, AuditConfig
+from audit.config import AuditConfig, result_fields
 
 CellProgress = Callable[[str, float, str], None]
 """progress(cell label, fraction 0..1, message)."""
@@ -41,11 +41,8 @@ class CellResult:
 
 
 def config_hash(record: dict) -> str:
-    """SHA-256 of everything in a run record that changes its numbers (paths replaced by content hashes)."""
-    from audit.config import BY_CONTENT
-
-    keep = {k: v for k, v in record.items() if k not in NOT_RESULT_AFFECTING and (k not in BY_CONTENT or k == "inputs")}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+    """SHA-256 of everything in a run record that changes its numbers (:func:`audit.config.result_fields`)."""
+    return hashlib.sha256(json.dumps(result_fields(record), sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Executor(Protocol):
