@@ -34,9 +34,6 @@ from audit.config import DETECTOR_SPECS
 from audit.errors import ConfigError, first_error
 from audit.yamlio import first_line, load_yaml
 
-FR_ONLY = ("identity", "inversion", "cloak")
-
-
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
     campaign: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")

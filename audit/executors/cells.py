@@ -11,7 +11,7 @@ from audit import probes as probe_mod
 from audit.config import make_config
 from audit.errors import ConfigError, FaceAuditError
 from audit.executors.base import Cell, CellProgress, Executor, config_hash
-from audit.executors.campaign import FR_ONLY, Campaign, load_campaign
+from audit.executors.campaign import Campaign, load_campaign
 from audit.models import load as load_model
 from audit.paths import out_folder
 from audit.report.build import build_report, compare
@@ -95,7 +95,7 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
     cells = []
     for model in camp.models:
         kind = load_model(model).profile.kind
-        probes = camp.probes or [p for p in probe_mod.REGISTRY if kind == "embedding" or p not in FR_ONLY]
+        probes = camp.probes or probe_mod.supported(kind)
         for data in camp.datasets:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
             config = make_config(model=model, data=data, probes=probes, attributes=camp.attributes,
@@ -150,7 +150,7 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     for model in models or sample_models():
         loaded = load_model(model)
         fr = loaded.profile.kind == "embedding"
-        probes = [p for p in probe_mod.REGISTRY if fr or p not in ("identity", "inversion", "cloak")]
+        probes = probe_mod.supported(loaded.profile.kind)
         # In the sample world other sample models play the attacker's FR model, the independent judge of
         # reconstructions and the attribute reader.
         others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []

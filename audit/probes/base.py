@@ -86,6 +86,9 @@ class Probe(Protocol):
     name: ClassVar[str]
     title: ClassVar[str]
     """Short human title for reports and the TUI."""
+    needs_embedding: ClassVar[bool]
+    """Optional (default False): the probe runs only on face-recognition (embedding) models, so campaigns and
+    the demo leave it out for attribute models (:func:`supported`)."""
 
     def check(self, ctx_config: AuditConfig, dataset: Dataset, model: LoadedModel) -> None:
         """Raise ConfigError for settings this probe cannot run with, before anything runs."""
@@ -102,6 +105,21 @@ def conditions_read(probe, config: AuditConfig) -> list[str]:
 
 
 REGISTRY: dict[str, type] = {}
+
+EMBEDDING_ONLY = frozenset({"identity", "inversion"})
+"""Built-in probes that need a face-recognition (embedding) model whose classes do not yet say so with
+``needs_embedding = True`` (their files are being changed elsewhere); every other probe says it itself."""
+
+
+def needs_embedding(probe) -> bool:
+    """Whether ``probe`` (a class or an instance) runs only on face-recognition (embedding) models."""
+    return bool(getattr(probe, "needs_embedding", False)) or probe.name in EMBEDDING_ONLY
+
+
+def supported(kind: str) -> list[str]:
+    """Names of the registered probes a model of profile ``kind`` (``embedding`` or ``attributes``) can be
+    audited with: all of them for an embedding model, those that do not need embeddings otherwise."""
+    return [name for name, cls in REGISTRY.items() if kind == "embedding" or not needs_embedding(cls)]
 
 
 def register(cls):
