@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from audit.config import AuditConfig, result_fields
 
@@ -28,6 +28,9 @@ class Cell:
     config: AuditConfig
     hash: str = ""
     """:func:`config_hash` of the run this cell would store (filled in by the campaign)."""
+    inputs: object = field(default=None, repr=False)
+    """The run's files as the campaign loaded them to hash them (:class:`audit.run.Inputs`), for an executor
+    that runs the cell in this process, so they are loaded (and the dataset hashed) once; None otherwise."""
 
 
 @dataclass
@@ -47,6 +50,9 @@ def config_hash(record: dict) -> str:
 
 class Executor(Protocol):
     name: str
+    in_process: bool
+    """Whether cells run in this process (and can reuse :attr:`Cell.inputs`)."""
 
-    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
-        """Run every cell; yield each result as it arrives."""
+    def run(self, cells: Iterable[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+        """Run every cell; yield each result as it arrives. ``cells`` may be a generator that loads each
+        cell's inputs as it is reached, so an in-process executor should take them one at a time."""

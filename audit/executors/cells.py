@@ -58,21 +58,30 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
             for r in store.runs().itertuples():
                 if r.status == "completed":
                     done.setdefault(config_hash(store.run(r.run_id)["config"]), r.run_id)
-    results, todo = [], []
-    for cell in cells:
-        try:
-            cell.hash = config_hash(load_inputs(cell.config).record(cell.config))
-        except FaceAuditError as exc:
-            results.append({"cell": cell.label, "status": "failed", "run_id": None, "error": str(exc), "hash": ""})
-            progress(cell.label, 1.0, f"failed: {exc}")
-            continue
-        if cell.hash in done:
-            results.append({"cell": cell.label, "status": "skipped", "run_id": done[cell.hash], "error": None,
-                            "hash": cell.hash})
-            progress(cell.label, 1.0, f"already completed as run {done[cell.hash]}")
-        else:
-            todo.append(cell)
-    for res in ex.run(todo, str(db), progress):
+    results = []
+
+    def todo():
+        """The cells to run, each loaded and hashed as the executor reaches it: an in-process executor gets the
+        loaded inputs with the cell, so a cell's models are loaded and its dataset hashed once, and only one
+        cell's inputs are held at a time."""
+        for cell in cells:
+            try:
+                inputs = load_inputs(cell.config)
+                cell.hash = config_hash(inputs.record(cell.config))
+            except FaceAuditError as exc:
+                results.append({"cell": cell.label, "status": "failed", "run_id": None, "error": str(exc),
+                                "hash": ""})
+                progress(cell.label, 1.0, f"failed: {exc}")
+                continue
+            if cell.hash in done:
+                results.append({"cell": cell.label, "status": "skipped", "run_id": done[cell.hash], "error": None,
+                                "hash": cell.hash})
+                progress(cell.label, 1.0, f"already completed as run {done[cell.hash]}")
+                continue
+            cell.inputs = inputs if ex.in_process else None
+            yield cell
+
+    for res in ex.run(todo(), str(db), progress):
         run_id, error = res.run_id, res.error
         if res.tables and run_id:
             with Store(db) as store:  # the head is the only writer
