@@ -322,15 +322,9 @@ class OnnxDetector:
         self.path = info.path
         self.max_side = max_side
         self._prepare(info, where)
-        import onnxruntime as ort
+        from audit.models.backends import ort_session
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"{path}: onnxruntime cannot load the detector: {str(exc).splitlines()[0][:300]}") \
-                from None
+        self.session = ort_session(info.path, ["CPUExecutionProvider"], path, "the detector")
         self._lock = threading.Lock()
 
     def _prepare(self, info, where: str) -> None:

@@ -137,6 +137,21 @@ def interpret_heads(profile: Profile, outs: dict[str, np.ndarray]) -> dict[str, 
     return result
 
 
+def ort_session(path, providers: list[str], name, what: str, threads: int = 0):
+    """An onnxruntime session with faceaudit's settings (its warnings off; ``threads`` intra-op threads when
+    set). A graph onnxruntime refuses is one line: ``NAME: onnxruntime cannot load WHAT: <why>``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"{name}: onnxruntime cannot load {what}: {str(exc).splitlines()[0][:300]}") from None
+
+
 class OrtBackend(Backend):
     """onnxruntime: CPU provider by default, CUDA provider when installed and asked for."""
 
@@ -152,14 +167,7 @@ class OrtBackend(Backend):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         elif device == "cuda":
             raise ModelError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=providers)
-        except Exception as exc:
-            raise ModelError(f"{info.path.name}: onnxruntime cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+        self.session = ort_session(info.path, providers, info.path.name, "the model", threads)
         self.providers = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
 
