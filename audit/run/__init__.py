@@ -1,6 +1,4 @@
-"""The run pipeline (inputs, preprocessing check, embedding pass, parity, probes, resume, results); may import
-probes, rules, models, conditions, metrics, intake, data, store, records, config and errors, never api, cli
-or tui."""
+"""The run pipeline (inputs, embedding pass, parity, probes, resume, results); imports probes, rules and below."""
 
 from audit.run.inputs import (Inputs, Inspection, inspect_model, load_inputs, resolve_dataset, sample_data,
                               sample_models)
