@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from audit.devices import resolve_device, resolve_precision
 from audit.errors import ConfigError, first_error
 
 PRESETS: dict[str, dict] = {
@@ -119,8 +120,6 @@ class AuditConfig(BaseModel):
 
     def precision(self) -> str:
         """The attack precision on this run's device, ``auto`` resolved (float32 or bfloat16)."""
-        from audit.models.backends import resolve_device, resolve_precision
-
         return resolve_precision(self.attack_precision, resolve_device(self.device))
 
     def to_record(self) -> dict:
@@ -141,6 +140,14 @@ BY_CONTENT = frozenset({"model", "data", "labels", "profile", "evaluator", "atta
                         "inputs"})
 
 
+def result_fields(record: dict) -> dict:
+    """The part of a run record that decides its numbers: every setting but how fast the run goes
+    (:data:`NOT_RESULT_AFFECTING`), with the files given by path (:data:`BY_CONTENT`) present only through
+    their content hashes under ``inputs``. Campaigns hash it to skip cells already stored; ``--resume``
+    compares it field by field."""
+    return {k: v for k, v in record.items() if k not in NOT_RESULT_AFFECTING and (k not in BY_CONTENT or k == "inputs")}
+
+
 def resume_conflicts(stored: dict, given: dict) -> list[str]:
     """Result-affecting settings in which a resumed run's config differs from the stored run's.
 
@@ -156,7 +163,8 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
         One short phrase per differing setting, e.g. ``"seed (stored 7, given 3)"``; empty when the run may resume.
     """
     out = []
-    for key in sorted((set(stored) | set(given)) - NOT_RESULT_AFFECTING - BY_CONTENT):
+    stored, given = result_fields(stored), result_fields(given)
+    for key in sorted((set(stored) | set(given)) - {"inputs"}):
         if stored.get(key) != given.get(key):
             out.append(f"{key} (stored {stored.get(key)!r}, given {given.get(key)!r})")
     s_in, g_in = stored.get("inputs") or {}, given.get("inputs") or {}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.conditions.cloaks import make_cloaks
-from audit.data import load
+from audit.intake import load
 from audit.models import load as load_model
 from audit.synth import Recipe, materialise
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from audit import api
 from audit.config import AuditConfig
-from audit.data import load as load_data
+from audit.intake import load as load_data
 from audit.models import load as load_model
+from audit.run.embeddings import Embeddings
 from audit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def main() -> None:
         for r in range(args.repeats):
             for way in ("off", "on"):
                 with Store(Path(tmp) / f"{way}{r}.duckdb") as store:
-                    embed = api._Embeddings(store, model, dataset, faces, config)
+                    embed = Embeddings(store, model, dataset, faces, config)
                     t0 = time.perf_counter()
                     embed.prepare(conditions, prefetch=way == "on")
                     seconds[way].append(round(time.perf_counter() - t0, 2))

@@ -22,7 +22,7 @@ import torch
 
 from audit import api
 from audit.conditions.cloaks import make_cloaks
-from audit.data import load as load_data
+from audit.intake import load as load_data
 from audit.models import load as load_model
 from audit.threads import cores, plan, side_by_side
 

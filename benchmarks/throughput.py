@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from audit.data import load as load_dataset
+from audit.intake import load as load_dataset
 from audit.models import load as load_model
 from audit.models import preprocess
 from audit.synth import Recipe, materialise

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from audit.api import _subset
+from audit.run.inputs import _subset
 from audit.config import AuditConfig
 from audit.data.loaders import Dataset, Faces
 

@@ -6,6 +6,7 @@ import pytest
 
 from audit import api, cli
 from audit.errors import ConfigError
+from audit.report.build import write_files
 from tests.test_cli import run_cli
 
 
@@ -72,7 +73,7 @@ def test_disk_full_leaves_no_partial(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(ConfigError, match="No space left on device"):
-        api._write("<p>x</p>", tmp_path / "report-x-1", ["html"], full, None)
+        write_files("<p>x</p>", tmp_path / "report-x-1", ["html"], full, None)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,6 +8,9 @@ from audit import api
 from audit.config import AuditConfig, resume_conflicts
 from audit.errors import ConfigError
 from audit.models import load as load_model
+from audit.paths import free_stem
+from audit.report.build import comparison_name, write_files
+from audit.run.inputs import Inputs, content_hashes
 from audit.store import Store
 from tests.builders import make_onnx
 
@@ -18,8 +21,8 @@ def stored_run(tiny_model, small_data, tmp_path):
     cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage"], conditions=["clean"], seed=7)
     model = load_model(tiny_model)
     dataset = api.resolve_dataset(str(small_data))
-    record = {**cfg.to_record(), "inputs": api._inputs(model, dataset, {"evaluator": None, "attacker_model": None,
-                                                                        "attribute_model": None}, [])}
+    record = {**cfg.to_record(), "inputs": content_hashes(Inputs(model, {"evaluator": None, "attacker_model": None,
+                                                                          "attribute_model": None}, [], dataset))}
     db = tmp_path / "s.duckdb"
     with Store(db) as s:
         run_id = s.create_run(model.info.sha256, dataset.dataset_id, record, cfg.seed, {})
@@ -57,18 +60,18 @@ def test_resume_conflicts_ignores_speed_settings():
 
 def test_report_names_keep_the_run_id_and_never_overwrite(tmp_path):
     stem = tmp_path / "report-vendor-fr-v3.2-20261124-101010-abcdef"
-    html = api._write("<p>x</p>", stem, ["html"], lambda p, t: (p.write_text(t), p)[1], None)[0]
+    html = write_files("<p>x</p>", stem, ["html"], lambda p, t: (p.write_text(t), p)[1], None)[0]
     assert html.name == "report-vendor-fr-v3.2-20261124-101010-abcdef.html"
-    again = api._free_stem(stem, [".html", ".pdf"])
+    again = free_stem(stem, [".html", ".pdf"])
     assert again.name.endswith("abcdef-2")
-    assert api._free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
+    assert free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
 
 
 def test_comparison_name_holds_every_run_id():
     ids = [f"20261124-1010{i:02d}-abcdef" for i in range(3)]
-    assert api._comparison_name(ids) == "comparison-" + "-".join(ids)
+    assert comparison_name(ids) == "comparison-" + "-".join(ids)
     many = [f"20261124-1010{i:02d}-abcdef" for i in range(12)]
-    name = api._comparison_name(many)
+    name = comparison_name(many)
     assert len(name) < 200 and many[0] in name and "and-10-more" in name
 
 

@@ -1,4 +1,4 @@
-"""Conditions: deterministic, seeded transforms of aligned faces.
+"""Conditions: deterministic, seeded transforms of aligned faces; imports data, synth, store and the bottom floor.
 
 Names: ``clean``, ``mask:surgical|cloth|n95``, ``sunglasses``, ``patch:<ratio>``,
 ``freqmix:<k>``; parts compose with ``+`` (``mask:surgical+patch:0.2``) and apply left to

@@ -101,7 +101,7 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     ``embed`` maps an (N, 3, H, W) float tensor on 0-255 to (N, D) features (differentiable).
     At most ``steps`` steps; with ``patience``, fewer once the objective (mean squared feature
     distance per image, maximised) has not grown by 0.5% for that many steps. ``record``, when
-    given, receives the convergence record (:meth:`audit.probes.convergence.Plateau.record`).
+    given, receives the convergence record (:meth:`audit.convergence.Plateau.record`).
     ``diversity`` is the probability of input diversity per step (0: off; transfer attacks use 0.5).
 
     Each person (each image, for ``pgd``) keeps the perturbation with the highest objective seen, not
@@ -111,7 +111,7 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     cloaked images themselves (one more forward pass per step): a random resize makes it too noisy
     to tell a plateau.
     """
-    from audit.probes.convergence import Plateau
+    from audit.convergence import Plateau
 
     plateau = Plateau(cap=max(steps, 1), patience=patience or max(steps, 1))
     if method not in METHODS:

@@ -1,4 +1,4 @@
-"""Datasets: manifest schema, loaders, alignment, subject-disjoint splits."""
+"""Datasets (manifests, loaders, alignment, splits); imports only records, config, errors and one-file helpers."""
 
 from audit.data.images import ARCFACE_TEMPLATE, QualityIssue, align, template_for
 from audit.data.loaders import Dataset, Faces, load

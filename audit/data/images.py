@@ -7,12 +7,13 @@ given, else assumed pre-aligned and resized. The template is scaled for other si
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from skimage.transform import SimilarityTransform
+
+from audit.records import USED_ANYWAY, QualityIssue  # noqa: F401  (re-exported: data-quality records)
 
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -22,29 +23,6 @@ ARCFACE_TEMPLATE = np.array(
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
-
-
-@dataclass(frozen=True)
-class QualityIssue:
-    """An image that could not be used, reported as a data-quality record."""
-
-    image: str
-    row: int
-    """1-based manifest row."""
-    problem: str
-    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
-    ``no_face`` and ``low_confidence`` (failures to acquire) and ``multiple_faces`` (the image is still used);
-    from a labels file ``label_unmatched``."""
-    detail: str
-
-    @property
-    def excludes(self) -> bool:
-        """Whether the image is left out of every analysis (all problems but :data:`USED_ANYWAY`)."""
-        return self.problem not in USED_ANYWAY
-
-
-USED_ANYWAY = frozenset({"multiple_faces"})
-"""Problems recorded for the reader while the image is still used."""
 
 
 def template_for(size: tuple[int, int]) -> np.ndarray:

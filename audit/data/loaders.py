@@ -5,8 +5,9 @@ decodes and aligns the images (cached), listing unusable images as quality issue
 
 Where the five landmarks come from is the dataset's ``detector`` setting: ``auto`` (the manifest's
 landmark columns when present, else the built-in detector), ``none`` (the manifest's landmarks, else the
-images are taken as pre-aligned faces and resized), ``mtcnn`` or a detector ONNX path (always detect;
-see :mod:`audit.intake`).
+images are taken as pre-aligned faces and resized), ``mtcnn`` or a detector ONNX path (always detect).
+Detection itself belongs to the floor above, :mod:`audit.intake`: a dataset whose faces a detector finds
+is loaded with :func:`audit.intake.load`, which attaches the :class:`FaceFinder` this module only calls.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,12 +25,15 @@ import pandas as pd
 from audit.data.images import QualityIssue, aligned_points, load_aligned, screen
 from audit.data.manifest import LANDMARK_COLUMNS, attribute_columns, read_manifest, validate_manifest
 from audit.errors import DatasetError
+from audit.records import FAILURES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
 UTK_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
 UTK_RACES = ["white", "black", "asian", "indian", "other"]
 OUTSIDE_ROOT = "{source}: row {row}, column 'image': path {image!r} resolves outside the dataset root {root}"
+NO_FINDER = ("{source}: the faces must be found by a detector (--detector {detector}), and this dataset was loaded "
+             "without one; load it with audit.intake.load")
 
 
 CHUNK = 512
@@ -120,6 +124,20 @@ class Faces:
         return replace(out, issues=sorted(self.issues + bad, key=lambda i: i.row))
 
 
+class FaceFinder(Protocol):
+    """Finds the faces in a dataset's photos when its landmarks do not come from the manifest. The intake floor
+    provides it (:class:`audit.intake.finder.Finder`); the data floor only calls it."""
+
+    def resolve(self, spec: str):
+        """The detector ``spec`` (``--detector``) names."""
+
+    def key(self, detector, min_confidence: float) -> str:
+        """What the aligned faces depend on besides the files: the detector's key and the threshold."""
+
+    def acquire(self, dataset: "Dataset", detector):
+        """Detections for every manifest row (:class:`audit.intake.acquire.Acquisition`)."""
+
+
 @dataclass
 class Dataset:
     """A folder of face images with a validated manifest."""
@@ -141,6 +159,8 @@ class Dataset:
     _fingerprint: str | None = field(default=None, repr=False)
     _detector_obj: object = field(default=None, repr=False)
     _acquisition: object = field(default=None, repr=False)
+    finder: FaceFinder | None = field(default=None, repr=False)
+    """Finds the faces when a detector is used (attached by :func:`audit.intake.load`)."""
 
     @property
     def attributes(self) -> list[str]:
@@ -194,10 +214,13 @@ class Dataset:
     def detector_obj(self):
         """The detector this dataset's faces are found with (None when no detector is used)."""
         if self._detector_obj is None and self.uses_detector:
-            from audit.intake.detectors import resolve_detector
-
-            self._detector_obj = resolve_detector(self.detector)
+            self._detector_obj = self._finder().resolve(self.detector)
         return self._detector_obj
+
+    def _finder(self) -> FaceFinder:
+        if self.finder is None:
+            raise DatasetError(NO_FINDER.format(source=self.source, detector=self.detector))
+        return self.finder
 
     @property
     def acquisition_key(self) -> str:
@@ -206,9 +229,7 @@ class Dataset:
         det = self.detector_obj()
         if det is None:
             return ""
-        from audit.intake.acquire import acquisition_key
-
-        return acquisition_key(det, self.min_confidence)
+        return self._finder().key(det, self.min_confidence)
 
     @property
     def dataset_id(self) -> str:
@@ -228,11 +249,7 @@ class Dataset:
         if det is None:
             return None
         if self._acquisition is None:
-            from audit.intake.acquire import acquire
-
-            self._acquisition = acquire([Path(p) for p in self.manifest["_path"]], self.manifest["image"].tolist(),
-                                        self.file_hashes, det, self.min_confidence,
-                                        workers=min(4, os.cpu_count() or 2))
+            self._acquisition = self._finder().acquire(self, det)
         return self._acquisition
 
     def landmark_plan(self) -> tuple[np.ndarray | None, tuple[str, ...], dict[int, QualityIssue], list[QualityIssue]]:
@@ -288,8 +305,6 @@ class Dataset:
         if len(faces.rows):
             return faces
         first = next(i for i in faces.issues if i.excludes)
-        from audit.intake.acquire import FAILURES
-
         hint = ("; if the images are already aligned face crops, use --detector none"
                 if self._acquisition is not None and first.problem in FAILURES else "")
         raise DatasetError(f"{self.source}: none of the {len(self.manifest)} images could be read or used "

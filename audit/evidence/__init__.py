@@ -1,5 +1,4 @@
-"""Evidence that stands on its own: machine-readable exports, signed in-toto attestations,
-verification, and a gate for CI pipelines."""
+"""Standalone evidence (exports, in-toto attestations, verify, CI gate); imports probes, rules and below."""
 
 from audit.evidence.attest import Signer, VerificationError, Verified, sign, statement, verify
 from audit.evidence.export import dumps, results_document, schema

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
-from audit.config import NOT_RESULT_AFFECTING, AuditConfig
+from audit.config import AuditConfig, result_fields
 
 CellProgress = Callable[[str, float, str], None]
 """progress(cell label, fraction 0..1, message)."""
@@ -28,6 +28,9 @@ class Cell:
     config: AuditConfig
     hash: str = ""
     """:func:`config_hash` of the run this cell would store (filled in by the campaign)."""
+    inputs: object = field(default=None, repr=False)
+    """The run's files as the campaign loaded them to hash them (:class:`audit.run.Inputs`), for an executor
+    that runs the cell in this process, so they are loaded (and the dataset hashed) once; None otherwise."""
 
 
 @dataclass
@@ -41,29 +44,15 @@ class CellResult:
 
 
 def config_hash(record: dict) -> str:
-    """SHA-256 of everything in a run record that changes its numbers (paths replaced by content hashes)."""
-    from audit.config import BY_CONTENT
-
-    keep = {k: v for k, v in record.items() if k not in NOT_RESULT_AFFECTING and (k not in BY_CONTENT or k == "inputs")}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+    """SHA-256 of everything in a run record that changes its numbers (:func:`audit.config.result_fields`)."""
+    return hashlib.sha256(json.dumps(result_fields(record), sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Executor(Protocol):
     name: str
+    in_process: bool
+    """Whether cells run in this process (and can reuse :attr:`Cell.inputs`)."""
 
-    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
-        """Run every cell; yield each result as it arrives."""
-
-
-def get_executor(name: str, address: str | None = None) -> Executor:
-    from audit.errors import ConfigError
-
-    if name == "local":
-        from audit.executors.local import LocalExecutor
-
-        return LocalExecutor()
-    if name == "ray":
-        from audit.executors.ray_executor import RayExecutor
-
-        return RayExecutor(address)
-    raise ConfigError(f"--executor: unknown executor {name!r}; use local or ray")
+    def run(self, cells: Iterable[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+        """Run every cell; yield each result as it arrives. ``cells`` may be a generator that loads each
+        cell's inputs as it is reached, so an in-process executor should take them one at a time."""

@@ -27,15 +27,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.config import DETECTOR_SPECS
 from audit.errors import ConfigError, first_error
-from audit.yamlio import first_line, load_yaml
-
-FR_ONLY = ("identity", "inversion", "cloak")
-
+from audit.yamlio import read_yaml
 
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -74,16 +70,7 @@ def _resolve(base: Path, ref: str) -> Path:
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; paths come back absolute, model folders expanded."""
     path = Path(path)
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"))  # duplicate keys refused, as in packs and profiles
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such campaign file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {first_line(exc)}") from None
+    data = read_yaml(path, ConfigError, missing="campaign file")  # duplicate keys refused, as in packs and profiles
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a campaign file is a mapping with 'campaign', 'models' and 'datasets'")
     try:

@@ -9,7 +9,7 @@ of its own. ``address`` joins an existing cluster (``ray start --head`` on the h
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from audit.errors import ConfigError
 from audit.executors.base import Cell, CellProgress, CellResult
@@ -19,16 +19,16 @@ def _run_cell(config_json: str, label: str) -> dict:
     """Runs on a Ray worker: the cell into a scratch store; returns {run_id, error, tables}."""
     import tempfile
 
-    from audit import api
     from audit.config import AuditConfig
     from audit.errors import FaceAuditError
+    from audit.run import run_audit
     from audit.store.transfer import export_run
 
     config = AuditConfig.model_validate_json(config_json)
     with tempfile.TemporaryDirectory(prefix="faceaudit-cell-") as tmp:
         db = os.path.join(tmp, "cell.duckdb")
         try:
-            run_id = api.run_audit(config, db)
+            run_id = run_audit(config, db)
         except FaceAuditError as exc:
             return {"label": label, "run_id": None, "error": str(exc), "tables": {}}
         except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's
@@ -38,6 +38,7 @@ def _run_cell(config_json: str, label: str) -> dict:
 
 class RayExecutor:
     name = "ray"
+    in_process = False
 
     def __init__(self, address: str | None = None):
         self.address = address
@@ -64,8 +65,9 @@ class RayExecutor:
                               f"--executor ray: cannot start Ray ({str(exc).splitlines()[0][:200]})") from None
         return ray
 
-    def run(self, cells: list[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
+    def run(self, cells: Iterable[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
         ray = self._init()
+        cells = list(cells)  # every cell is queued at once; each worker loads its own inputs
         by_label = {c.label: c for c in cells}
         remote = ray.remote(_run_cell)
         pending = {}

@@ -1,2 +1,5 @@
-"""Intake of raw photos: face detection (built-in MTCNN or a user ONNX detector), landmark cache,
-failure-to-acquire measurement, and ``faceaudit prepare`` (aligned copies plus a manifest)."""
+"""Intake of raw photos (detectors, landmark cache, failure to acquire, prepare); imports models, data and below."""
+
+from audit.intake.finder import load
+
+__all__ = ["load"]

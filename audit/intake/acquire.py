@@ -26,8 +26,8 @@ from audit.data.groups import group_labels
 from audit.data.images import QualityIssue, read_image
 from audit.intake.cache import LandmarkCache
 from audit.intake.detectors import Detection
+from audit.records import FAILURES, MetricRecord
 
-FAILURES = ("no_face", "low_confidence")
 
 
 def threshold_text(min_confidence: float) -> str:
@@ -143,7 +143,6 @@ def fta_metrics(acq: Acquisition, manifest: pd.DataFrame, attributes: list[str],
     The interval resamples persons (a person's photos share lighting, pose and camera), with the
     exact-binomial floor every rate in faceaudit gets (:mod:`audit.metrics.stats`)."""
     from audit.metrics.stats import SubjectBootstrap
-    from audit.probes.base import MetricRecord
 
     subjects = manifest["subject"].astype(str).to_numpy()
     failed = acq.failed.astype(float)

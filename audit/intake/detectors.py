@@ -14,7 +14,8 @@ Two kinds:
 Every detector returns :class:`Detection` objects in source-image pixels with the five points in the
 ArcFace order: image-left eye, image-right eye, nose tip, image-left and image-right mouth corner.
 A detector's :attr:`key` (hash of its weights plus the settings that change its output) keys the
-landmark cache.
+landmark cache. Which class reads a detector ONNX (by its profile's ``format``) is decided in
+:mod:`audit.intake.resolve`.
 """
 
 from __future__ import annotations
@@ -295,14 +296,6 @@ def select_faces(boxes: np.ndarray, scores: np.ndarray, pts: np.ndarray, min_sco
     return out
 
 
-class DetectorFormat(BaseModel):
-    """The fields of a detector profile that choose how the rest is read."""
-
-    model_config = ConfigDict(extra="ignore")
-    kind: Literal["detector"]
-    format: Literal["retinaface", "scrfd"]
-
-
 class OnnxDetector:
     """A user-supplied detector ONNX run by onnxruntime, decoded as its profile says (this class: the
     ``retinaface`` format; another format subclasses it with its own ``profile_class``, ``_prepare``,
@@ -329,15 +322,9 @@ class OnnxDetector:
         self.path = info.path
         self.max_side = max_side
         self._prepare(info, where)
-        import onnxruntime as ort
+        from audit.models.backends import ort_session
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"{path}: onnxruntime cannot load the detector: {str(exc).splitlines()[0][:300]}") \
-                from None
+        self.session = ort_session(info.path, ["CPUExecutionProvider"], path, "the detector")
         self._lock = threading.Lock()
 
     def _prepare(self, info, where: str) -> None:
@@ -387,30 +374,3 @@ class OnnxDetector:
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"{self.path}: detector scores contain NaN")
         return select_faces(boxes, scores, pts, self.profile.min_score, self.profile.nms_threshold, fx, fy)
-
-
-def open_onnx_detector(path: Path) -> OnnxDetector:
-    """The detector for ``path`` in the format its profile names (a missing profile is reported by the
-    detector itself, after the ONNX file is checked)."""
-    prof_file = profile_path(path)
-    fmt = load_profile(prof_file, DetectorFormat).format if prof_file.is_file() else "retinaface"
-    if fmt == "scrfd":
-        from audit.intake.scrfd import ScrfdDetector
-
-        return ScrfdDetector(path)
-    return OnnxDetector(path)
-
-
-def resolve_detector(spec: str):
-    """The detector named by ``--detector``: ``mtcnn`` or a path to an ONNX file with its profile;
-    ``auto`` and ``none`` are decided by the dataset (see :mod:`audit.intake.acquire`)."""
-    if spec == "mtcnn" or spec == "auto":
-        return MtcnnDetector()
-    if spec == "none":
-        return None
-    path = Path(spec)
-    if path.suffix.lower() != ".onnx":
-        raise ConfigError(f"--detector: expected auto, none, mtcnn or a detector .onnx file, got {spec!r}")
-    if not path.is_file():
-        raise ConfigError(f"--detector {spec}: no such file")
-    return open_onnx_detector(path)

@@ -129,7 +129,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
             "min_confidence": dataset.min_confidence if acq is not None else None}
     write_atomic(out / "prepare.json", json.dumps(meta, indent=2, sort_keys=True).encode())
     write_atomic(out / "manifest.csv", pd.DataFrame(rows).to_csv(index=False).encode())
-    from audit.intake.acquire import FAILURES
+    from audit.records import FAILURES
 
     failed = sum(1 for q in quality if q.problem in FAILURES)
     persons = len({r["subject"] for r in rows})

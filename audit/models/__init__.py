@@ -1,4 +1,4 @@
-"""ONNX models: validation, fingerprint, profiles and inference backends."""
+"""ONNX models (validation, fingerprint, profiles, backends); imports data, synth, store and the bottom floor."""
 
 from audit.models.backends import (Backend, OrtBackend, ParityResult, TorchBackend, parity_check,
                                    preprocess, resolve_device)

@@ -14,6 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from audit.devices import PRECISIONS, resolve_device, resolve_precision  # noqa: F401  (re-exported)
 from audit.errors import ModelError
 from audit.models.onnx_file import ModelInfo
 from audit.models.profile import Profile
@@ -23,47 +24,6 @@ TORCH_CONVERT_FAILED = (
     "{model}: onnx2torch could not convert the graph ({why}); the ort backend still works, "
     "and gradient-based probes fall back to surrogate / black-box modes"
 )
-
-
-def resolve_device(device: str) -> str:
-    """Map ``auto|cpu|cuda`` to an available device name."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cpu":
-        return "cpu"
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except Exception:
-        has_cuda = False
-    if device == "cuda" and not has_cuda:
-        raise ModelError("--device cuda was asked for but no CUDA device is available")
-    return "cuda" if has_cuda else "cpu"
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """Map the attack precision ``auto|float32|bfloat16`` to the one gradient attacks run in on ``device``.
-
-    ``auto`` is bfloat16 where the hardware computes it natively (a CUDA device with bfloat16, or a CPU
-    with AVX512-BF16 or AMX) and float32 elsewhere: emulated bfloat16 would be slower than float32."""
-    if precision not in PRECISIONS:
-        raise ModelError(f"--attack-precision must be auto, float32 or bfloat16, not {precision!r}")
-    if precision != "auto":
-        return precision
-    import torch
-
-    if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    native = [getattr(torch.cpu, name, lambda: False)
-              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    try:
-        return "bfloat16" if any(f() for f in native) else "float32"
-    except Exception:  # a private probe of the CPU's features changed: the safe choice
-        return "float32"
 
 
 def preprocess(images: np.ndarray, profile: Profile) -> np.ndarray:
@@ -177,6 +137,21 @@ def interpret_heads(profile: Profile, outs: dict[str, np.ndarray]) -> dict[str, 
     return result
 
 
+def ort_session(path, providers: list[str], name, what: str, threads: int = 0):
+    """An onnxruntime session with faceaudit's settings (its warnings off; ``threads`` intra-op threads when
+    set). A graph onnxruntime refuses is one line: ``NAME: onnxruntime cannot load WHAT: <why>``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise ModelError(f"{name}: onnxruntime cannot load {what}: {str(exc).splitlines()[0][:300]}") from None
+
+
 class OrtBackend(Backend):
     """onnxruntime: CPU provider by default, CUDA provider when installed and asked for."""
 
@@ -192,14 +167,7 @@ class OrtBackend(Backend):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         elif device == "cuda":
             raise ModelError("--device cuda: onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(info.path), sess_options=opts, providers=providers)
-        except Exception as exc:
-            raise ModelError(f"{info.path.name}: onnxruntime cannot load the model: {str(exc).splitlines()[0][:300]}") from None
+        self.session = ort_session(info.path, providers, info.path.name, "the model", threads)
         self.providers = self.session.get_providers()
         self.device = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
 

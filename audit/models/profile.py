@@ -120,16 +120,9 @@ def profile_path(model_path: Path) -> Path:
 def load_profile(path: Path, cls: type[BaseModel] | None = None):
     """Read a profile YAML (a model :class:`Profile`, or ``cls`` such as a detector profile); errors name the
     file and field."""
-    from audit.yamlio import first_line, load_yaml
+    from audit.yamlio import read_yaml
 
-    try:
-        data = load_yaml(path.read_bytes().decode("utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {first_line(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{path}: not UTF-8 text (byte {exc.start}); save the profile as UTF-8") from None
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read the profile: {exc.strerror or exc}") from None
+    data = read_yaml(path, ProfileError, "cannot read the profile", utf8_hint="; save the profile as UTF-8")
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of fields")
     try:

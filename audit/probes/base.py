@@ -1,7 +1,7 @@
 """The probe protocol, result records and the registry.
 
 A probe is a pure function of (model, dataset, config, seed) to metric records and
-artifacts. It never writes SQL or HTML: ``audit.api`` stores its result and the report
+artifacts. It never writes SQL or HTML: ``audit.run`` stores its result and the report
 renders it. Built-in probes register with ``@register``; third-party probes arrive through
 the ``audit.probes`` entry-point group.
 """
@@ -17,32 +17,8 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.data import Dataset, Faces
-from audit.metrics.stats import Estimate
 from audit.models import LoadedModel
-
-
-@dataclass(frozen=True)
-class MetricRecord:
-    """One row of the ``metrics`` table."""
-
-    probe: str
-    condition: str
-    metric: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int
-    direction: str
-    """``higher_is_riskier``, ``lower_is_riskier`` or ``neutral``."""
-    attribute: str = ""
-    """The attacked attribute (leakage) or the grouping attribute (demographics); '' if none."""
-    group: str = "all"
-    setting: str = ""
-    """Probe-specific context: attacker setting (``train=clean``), FMR target (``fmr=0.001``)."""
-
-    @classmethod
-    def of(cls, probe: str, condition: str, metric: str, est: Estimate, direction: str, **kw) -> "MetricRecord":
-        return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
+from audit.records import MetricRecord  # noqa: F401  (re-exported: probes and plugins import it from here)
 
 
 @dataclass(frozen=True)
@@ -110,6 +86,9 @@ class Probe(Protocol):
     name: ClassVar[str]
     title: ClassVar[str]
     """Short human title for reports and the TUI."""
+    needs_embedding: ClassVar[bool]
+    """Optional (default False): the probe runs only on face-recognition (embedding) models, so campaigns and
+    the demo leave it out for attribute models (:func:`supported`)."""
 
     def check(self, ctx_config: AuditConfig, dataset: Dataset, model: LoadedModel) -> None:
         """Raise ConfigError for settings this probe cannot run with, before anything runs."""
@@ -126,6 +105,16 @@ def conditions_read(probe, config: AuditConfig) -> list[str]:
 
 
 REGISTRY: dict[str, type] = {}
+
+def needs_embedding(probe) -> bool:
+    """Whether ``probe`` (a class or an instance) runs only on face-recognition (embedding) models."""
+    return bool(getattr(probe, "needs_embedding", False))
+
+
+def supported(kind: str) -> list[str]:
+    """Names of the registered probes a model of profile ``kind`` (``embedding`` or ``attributes``) can be
+    audited with: all of them for an embedding model, those that do not need embeddings otherwise."""
+    return [name for name, cls in REGISTRY.items() if kind == "embedding" or not needs_embedding(cls)]
 
 
 def register(cls):

@@ -73,6 +73,7 @@ def protocol(subjects: np.ndarray, n_protect: int, seed: int):
 class CloakProbe:
     name = "cloak"
     title = "Cloak robustness"
+    needs_embedding = True
 
     @staticmethod
     def conditions(config) -> list[str]:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit.data import is_regression
-from audit.data.groups import AGE_GROUPS, age_bucket
+import pandas as pd
+
+from audit.data.groups import group_labels
 from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
@@ -53,6 +54,7 @@ def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 class IdentityProbe:
     name = "identity"
     title = "Identity under occlusion and demographic differentials"
+    needs_embedding = True
 
     def check(self, config, dataset, model) -> None:
         counts = dataset.manifest["subject"].value_counts()
@@ -115,13 +117,11 @@ class IdentityProbe:
         return result
 
     def _groups(self, ctx: ProbeContext, probes: np.ndarray, gal: np.ndarray) -> dict[str, tuple]:
+        """Each attribute's group of every probe and gallery image (data/groups.group_labels: age brackets for
+        age; missing where the value is, which puts the image in no group)."""
         out = {}
         for attr in ctx.dataset.attributes:
-            raw = ctx.column(attr)
-            if is_regression(attr):
-                labels = AGE_GROUPS[age_bucket(raw.astype(float))]
-            else:
-                labels = raw.astype(str)
+            labels = group_labels(pd.Series(ctx.column(attr)), attr).to_numpy(object)
             out[attr] = (labels[probes], labels[gal])
         return out
 
@@ -169,7 +169,7 @@ class IdentityProbe:
         out = []
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
-            values = sorted(set(probe_lab) & set(gal_lab))
+            values = sorted(v for v in set(probe_lab) & set(gal_lab) if isinstance(v, str))  # missing: no group
             if len(values) < 2:
                 continue
             # Per probe row and group: accepted impostor comparisons, impostor comparisons, genuine rejections

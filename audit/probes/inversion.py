@@ -230,6 +230,7 @@ def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np
 class InversionProbe:
     name = "inversion"
     title = "Template inversion"
+    needs_embedding = True
 
     @staticmethod
     def conditions(config) -> list[str]:

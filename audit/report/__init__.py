@@ -1,1 +1,1 @@
-"""Reports: HTML from Jinja2 templates, PDF from the same HTML (WeasyPrint, offline)."""
+"""Reports (HTML from Jinja2, PDF from the same HTML, offline); imports evidence, probes, rules and below."""

@@ -1,4 +1,4 @@
-"""Rule packs that turn metric records into findings."""
+"""Rule packs that turn metric records into findings; imports models, conditions, metrics, intake and below."""
 
 from audit.rules.engine import Pack, Rule, available_packs, evaluate, evaluate_rule, load_pack
 

@@ -26,7 +26,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from audit.errors import RuleError, first_error
@@ -34,7 +33,7 @@ from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
 from audit.resources import rules_dir
 from audit.rules import reach
-from audit.yamlio import first_line, load_yaml
+from audit.yamlio import load_yaml, parse_yaml, read_bytes
 
 COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
 WHERE_KEYS = ("condition", "attribute", "group", "setting")
@@ -125,15 +124,8 @@ def load_pack(ref: str | Path) -> Pack:
         raise RuleError(f"{path}: is a folder; give a rule pack YAML file or a pack id")
     if not path.is_file():
         raise RuleError(f"{path}: rule pack not found (packs: {', '.join(p.stem for p in available_packs())})")
-    try:
-        raw = path.read_bytes()
-        data = load_yaml(raw.decode("utf-8"))
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{path}: not valid YAML: {first_line(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise RuleError(f"{path}: not UTF-8 text (byte {exc.start}); save the pack as UTF-8") from None
-    except OSError as exc:
-        raise RuleError(f"{path}: cannot read: {exc.strerror}") from None
+    raw = read_bytes(path, RuleError)
+    data = parse_yaml(raw, path, RuleError, utf8_hint="; save the pack as UTF-8")
     if not isinstance(data, dict):
         raise RuleError(f"{path}: a rule pack is a mapping with 'pack' and 'rules'")
     rules = data.get("rules")

@@ -14,7 +14,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import numpy as np
@@ -78,6 +78,7 @@ class Store:
         self.con = _connect(self.path, read_only)
         self.read_only = read_only
         self._interrupted: set[str] = set()
+        self._in_transaction = False
         try:
             version = _store_version(self.con)
         except BaseException:
@@ -132,7 +133,12 @@ class Store:
     # ------------------------------------------------------------------ writing
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing; a transaction opened inside another is part of it (one ``BEGIN``, one ``COMMIT``)."""
+        if self._in_transaction:
+            yield
+            return
         self._rows("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
         except BaseException:
@@ -140,6 +146,8 @@ class Store:
             raise
         else:
             self._rows("COMMIT")
+        finally:
+            self._in_transaction = False
 
     def write(self, table: str, df: pd.DataFrame) -> None:
         """Validate ``df`` with the table's pandera schema and insert it in bulk."""
@@ -159,33 +167,42 @@ class Store:
             self.con.unregister("_faceaudit_write")
 
     def upsert_model(self, info, profile) -> None:
-        if self._rows("SELECT 1 FROM models WHERE model_id = ?", [info.sha256]):
-            return
-        self.write("models", pd.DataFrame([{
+        """Record a model once (by its SHA-256)."""
+        self.add_model(info.sha256, lambda: pd.DataFrame([{
             "model_id": info.sha256, "name": profile.name, "path": str(info.path), "size_bytes": info.size_bytes,
             "opset": info.opset, "producer": info.producer, "info": json.dumps(info.to_dict()),
             "profile": profile.model_dump_json(), "added_at": _now()}]))
+
+    def add_model(self, model_id: str, row: Callable[[], pd.DataFrame]) -> None:
+        """Insert the ``models`` row that ``row()`` makes, unless the store has the model already."""
+        if not self._rows("SELECT 1 FROM models WHERE model_id = ?", [model_id]):
+            self.write("models", row())
 
     def upsert_dataset(self, dataset, issues) -> None:
         """Record a dataset once, and every data-quality problem found in it: a run that uses images an earlier
         run did not decode may find new ones (files outside a run's budget are screened, not decoded)."""
         did = dataset.dataset_id
-        known = bool(self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [did]))
-        if known:
+        self.add_dataset(did, lambda: pd.DataFrame([{
+            "dataset_id": did, "name": dataset.name, "source": dataset.source,
+            "n_images": len(dataset.manifest), "n_subjects": dataset.n_subjects,
+            "attributes": json.dumps(_attribute_summary(dataset)), "added_at": _now()}]), pd.DataFrame(
+            [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem, "detail": i.detail}
+             for i in issues], columns=["dataset_id", "image", "row_number", "problem", "detail"]))
+
+    def add_dataset(self, dataset_id: str, row: Callable[[], pd.DataFrame], quality: pd.DataFrame) -> None:
+        """Insert the ``datasets`` row that ``row()`` makes unless the store has the dataset, and the
+        ``data_quality`` rows whose (row_number, problem) it has not recorded for that dataset yet."""
+        known = bool(self._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]))
+        if known and len(quality):
             seen = {(r[0], r[1]) for r in self._rows(
-                "SELECT row_number, problem FROM data_quality WHERE dataset_id = ?", [did])}
-            issues = [i for i in issues if (i.row, i.problem) not in seen]
-            if not issues:
-                return
+                "SELECT row_number, problem FROM data_quality WHERE dataset_id = ?", [dataset_id])}
+            quality = quality[[(int(r), p) not in seen for r, p in zip(quality["row_number"], quality["problem"])]]
+        if known and not len(quality):
+            return
         with self.transaction():
             if not known:
-                self.write("datasets", pd.DataFrame([{
-                    "dataset_id": did, "name": dataset.name, "source": dataset.source,
-                    "n_images": len(dataset.manifest), "n_subjects": dataset.n_subjects,
-                    "attributes": json.dumps(_attribute_summary(dataset)), "added_at": _now()}]))
-            self.write("data_quality", pd.DataFrame(
-                [{"dataset_id": did, "image": i.image, "row_number": i.row, "problem": i.problem, "detail": i.detail}
-                 for i in issues], columns=["dataset_id", "image", "row_number", "problem", "detail"]))
+                self.write("datasets", row())
+            self.write("data_quality", quality)
 
     def create_run(self, model_id: str, dataset_id: str, config: dict, seed: int, environment: dict) -> str:
         run_id = datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -229,11 +246,17 @@ class Store:
 
     def write_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int,
                          rows: np.ndarray, vectors: np.ndarray) -> None:
-        df = pd.DataFrame({"model_id": model_id, "dataset_id": dataset_id, "condition": condition, "seed": int(seed),
-                           "row_index": rows.astype(np.int64), "vector": list(vectors.astype(np.float32))})
+        self.replace_embeddings(pd.DataFrame({
+            "model_id": model_id, "dataset_id": dataset_id, "condition": condition, "seed": int(seed),
+            "row_index": rows.astype(np.int64), "vector": list(vectors.astype(np.float32))}))
+
+    def replace_embeddings(self, df: pd.DataFrame) -> None:
+        """Write ``embeddings`` rows, replacing what the cache held for each (model, dataset, condition, seed)."""
         with self.transaction():
-            self._rows("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
-                             [model_id, dataset_id, condition, int(seed)])
+            for (model_id, dataset_id, condition, seed), _ in df.groupby(
+                    ["model_id", "dataset_id", "condition", "seed"]):
+                self._rows("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
+                           [model_id, dataset_id, condition, int(seed)])
             self.write("embeddings", df)
 
     # ------------------------------------------------------------------ reading

@@ -2,7 +2,8 @@
 
 :func:`export_run` reads everything a run owns, and what it refers to (its model, dataset,
 data-quality records and cached embeddings), from a store; :func:`import_run` writes it into
-another store in one transaction, skipping model and dataset rows the store already has.
+another store in one transaction with the Store's own upserts (model and dataset rows once, data-quality
+rows not yet recorded, cached embeddings replaced per condition).
 """
 
 from __future__ import annotations
@@ -56,20 +57,12 @@ def import_run(store: Store, tables: dict) -> str:
     run_id = tables["runs"].column("run_id")[0].as_py()
     model_id = tables["runs"].column("model_id")[0].as_py()
     dataset_id = tables["runs"].column("dataset_id")[0].as_py()
-    with store.transaction():
-        if not store._rows("SELECT 1 FROM models WHERE model_id = ?", [model_id]):
-            store.write("models", _frame(tables["models"]))
-        if not store._rows("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]):
-            store.write("datasets", _frame(tables["datasets"]))
-            store.write("data_quality", _frame(tables["data_quality"]))
+    with store.transaction():  # the Store's own upserts, so a head store records what a local run would
+        store.add_model(model_id, lambda: _frame(tables["models"]))
+        store.add_dataset(dataset_id, lambda: _frame(tables["datasets"]), _frame(tables["data_quality"]))
         for t in RUN_TABLES:
             if tables[t].num_rows:
                 store.write(t, _frame(tables[t]))
-        emb = tables["embeddings"]
-        if emb.num_rows:
-            df = _frame(emb)
-            for (cond, seed), _ in df.groupby(["condition", "seed"]):
-                store._rows("DELETE FROM embeddings WHERE model_id=? AND dataset_id=? AND condition=? AND seed=?",
-                            [model_id, dataset_id, cond, int(seed)])
-            store.write("embeddings", df)
+        if tables["embeddings"].num_rows:
+            store.replace_embeddings(_frame(tables["embeddings"]))
     return run_id

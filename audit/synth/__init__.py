@@ -1,4 +1,4 @@
-"""Synthetic face generator behind ``sample_data/``: known identities, planted attributes."""
+"""Synthetic faces behind ``sample_data/`` (known identities, planted attributes); imports only the bottom floor."""
 
 from audit.synth.dataset import DEFAULT_RECIPE, Recipe, checksum, generate_arrays, materialise
 from audit.synth.people import SKIN_TONES, Person, make_person

@@ -1,1 +1,1 @@
-"""Textual TUI over audit.api: runs, new audits with live progress, findings, comparison, export."""
+"""Textual TUI over audit.api (runs, live audits, findings, comparison, export); the top floor: may import below."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audit import api
+from audit.run import inputs as inputs_mod
 from audit import conditions as cond_mod
 from audit.config import AuditConfig
 from audit.data import load
@@ -31,7 +32,7 @@ def test_the_budget_is_taken_before_any_image_is_decoded(data_copy, tiny_model, 
     """A file that does not decode is found when the run uses it, and never read when the budget leaves its person
     out: the subset comes from the manifest, and only the chosen faces are decoded."""
     ds = load(data_copy)
-    chosen = api._subset(ds.faces(verify=False), ds, 40, None, seed=0)
+    chosen = inputs_mod._subset(ds.faces(verify=False), ds, 40, None, seed=0)
     subjects = ds.manifest["subject"].to_numpy()
     used = set(subjects[chosen.rows])
     inside = next(r for r in chosen.rows)
@@ -51,10 +52,10 @@ def test_the_budget_is_taken_before_any_image_is_decoded(data_copy, tiny_model, 
 
 def test_chunked_embeddings_equal_one_whole_batch(small_data, tiny_model, tmp_path, monkeypatch):
     """Chunks of 7 faces give the embeddings one batch of every face gives (conditions are per face)."""
-    import audit.api as api_mod
+    import audit.run.embeddings as embeddings_mod
     from audit.models import load as load_model
 
-    monkeypatch.setattr(api_mod, "CHUNK", 7)
+    monkeypatch.setattr(embeddings_mod, "CHUNK", 7)
     db = tmp_path / "s.duckdb"
     run_id = api.run_audit(_config(tiny_model, small_data), db)
     faces = load(small_data).faces()
@@ -74,15 +75,15 @@ def test_chunked_embeddings_equal_one_whole_batch(small_data, tiny_model, tmp_pa
 def test_a_mixing_condition_shows_what_was_embedded(small_data, tiny_model, tmp_path, monkeypatch):
     """freqmix mixes each face with others from its chunk: images asked for later, for any positions, are the
     ones that were embedded."""
-    import audit.api as api_mod
+    import audit.run.embeddings as embeddings_mod
     from audit.models import load as load_model
 
-    monkeypatch.setattr(api_mod, "CHUNK", 16)
+    monkeypatch.setattr(embeddings_mod, "CHUNK", 16)
     model = load_model(tiny_model)
     ds = load(small_data)
     config = _config(tiny_model, small_data, conditions=["clean", "freqmix:3"])
     with Store(tmp_path / "s.duckdb") as store:
-        embed = api_mod._Embeddings(store, model, ds, ds.faces(), config)
+        embed = embeddings_mod.Embeddings(store, model, ds, ds.faces(), config)
         embed.prepare(["freqmix:3"])
         idx = np.array([3, 17, 40, 151])  # four chunks
         again = model.ort.embed(embed.condition_images("freqmix:3", idx))

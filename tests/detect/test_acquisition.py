@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from audit.data import ARCFACE_TEMPLATE, load
+from audit.data import ARCFACE_TEMPLATE
+from audit.intake import load
 from audit.intake.acquire import choose
 from audit.intake.detectors import Detection
 from tests.detect.photos import GRACE_BOX, astronaut, face_crop, grace, noise, pasted, write_rgb

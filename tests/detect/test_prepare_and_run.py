@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from audit import api
-from audit.data import ARCFACE_TEMPLATE, load
+from audit.data import ARCFACE_TEMPLATE
+from audit.intake import load
 from audit.store import Store
 from tests.detect.photos import photo_dataset
 from tests.test_cli import run_cli

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from audit.data import load
 from audit.errors import ModelError, ProfileError
+from audit.intake import load
 from audit.intake.detectors import OnnxDetector, RetinaAnchors, priors
 from tests.detect.photos import write_rgb
 

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from audit.data import load
 from audit.errors import ModelError, ProfileError
-from audit.intake.detectors import OnnxDetector, resolve_detector
+from audit.intake import load
+from audit.intake.detectors import OnnxDetector
+from audit.intake.resolve import resolve_detector
 from audit.intake.scrfd import ScrfdDetector, ScrfdProfile, anchor_centres
 from tests.detect.photos import write_rgb
 

@@ -119,3 +119,26 @@ def test_a_campaign_sets_the_attack_precision_of_every_cell(models, small_data):
     cells = api.campaign_cells(load_campaign(write_campaign(models, data=small_data, attack_precision="float32")))
     assert len(cells) == 2 and {c.config.attack_precision for c in cells} == {"float32"}
     assert {c.config.to_record()["resolved"]["attack_precision"] for c in cells} == {"float32"}
+
+
+@pytest.mark.slow
+def test_a_cell_loads_its_models_and_hashes_its_dataset_once(models, small_data, monkeypatch):
+    """The campaign loads a cell's inputs to hash them (to skip cells already stored); the local executor runs
+    the cell on those same inputs instead of loading the models and reading every image file again."""
+    import audit.run.inputs as inputs_mod
+    from audit.data.loaders import Dataset
+
+    loads, hashed = [], []
+    real_load, real_hashes = inputs_mod.load_model, Dataset.file_hashes.fget
+
+    def counting_hashes(self):
+        if self._hashes is None:
+            hashed.append(self.source)
+        return real_hashes(self)
+
+    monkeypatch.setattr(inputs_mod, "load_model", lambda path, *a, **k: loads.append(path) or real_load(path, *a, **k))
+    monkeypatch.setattr(Dataset, "file_hashes", property(counting_hashes))
+    (models / "m" / "vendor1.onnx").unlink()  # one cell
+    res = api.run_campaign(write_campaign(models, data=small_data), models / "c.duckdb")
+    assert [c["status"] for c in res.cells] == ["completed"]
+    assert len(loads) == 1 and len(hashed) == 1

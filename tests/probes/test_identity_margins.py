@@ -140,3 +140,28 @@ def test_a_differential_the_groups_can_resolve_passes():
     assert evaluate_rule(rule, small, {"identity"}).status == "not_applicable"
     legacy = rows[rows["metric"] != "group_persons"]
     assert evaluate_rule(rule, legacy, {"identity"}).status == "pass"
+
+
+def test_missing_labels_form_no_group(small_data, tiny_model, tmp_path):
+    """Persons without a sex label are in no sex group (data/groups.group_labels, as leakage and the report group
+    them); before, the identity probe grouped them itself and made a group called 'nan'."""
+    import shutil
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    man = pd.read_csv(data / "manifest.csv")
+    people = sorted(man["subject"].unique())
+    man.loc[man["subject"].isin(people[:6]), "sex"] = None
+    man.to_csv(data / "manifest.csv", index=False)
+    db = tmp_path / "s.duckdb"
+    run_id = api.run_audit(AuditConfig(model=tiny_model, data=str(data), probes=["identity"], conditions=["clean"],
+                                       bootstrap=20, parity=False), db)
+    with Store(db, read_only=True) as s:
+        m = s.metrics(run_id)
+    sex = m[(m["metric"] == "group_persons") & (m["attribute"] == "sex")]
+    assert set(sex["group"]) == set(man["sex"].dropna().astype(str)) and "nan" not in set(m["group"])
+    assert sex["value"].sum() == len(people) - 6

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from audit.metrics.catalogue import METRICS
-from audit.probes import REGISTRY, load_plugins
+from audit.probes import REGISTRY, load_plugins, needs_embedding, supported
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,22 @@ def test_every_probe_and_metric_is_documented_in_readme():
 def test_probes_follow_the_protocol():
     for name, cls in REGISTRY.items():
         assert cls.name == name and cls.title and callable(getattr(cls, "run")) and callable(getattr(cls, "check"))
+
+
+def test_recognition_only_probes_are_a_property_of_the_probe():
+    """Campaigns and the demo leave the probes that need embeddings out for attribute models; the probe says
+    so itself (``needs_embedding``), so a plugin can too."""
+    assert sorted(n for n, cls in REGISTRY.items() if needs_embedding(cls)) == ["cloak", "identity", "inversion"]
+    assert supported("embedding") == list(REGISTRY) and supported("attributes") == ["leakage"]
+
+    class Reader:
+        name, title, needs_embedding = "reader", "Reader", True
+
+    REGISTRY["reader"] = Reader
+    try:
+        assert "reader" not in supported("attributes") and "reader" in supported("embedding")
+    finally:
+        REGISTRY.pop("reader")
 
 
 def test_third_party_probe_arrives_through_entry_point(tmp_path, monkeypatch):

@@ -1,0 +1,74 @@
+"""Evidence about a stored run, as the commands ask for it: the results export, a signed attestation,
+and the gate that judges a run without writing to the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from audit.atomic import write_atomic
+from audit.errors import ConfigError
+from audit.evidence import attest, export, gate
+from audit.paths import free_stem, out_folder, require_store
+from audit.rules.apply import judge_stored
+from audit.rules.engine import load_packs
+from audit.store import Store
+
+
+def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
+    """Write the run's results as JSON (every metric, finding, config, seed, hash; see
+    ``audit/evidence/results.schema.json``) and/or the metrics table as Parquet."""
+    formats = export.check_formats(formats or ["json"])
+    require_store(db)
+    out_dir = out_folder(out_dir)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        written = []
+        if "json" in formats:
+            data = export.dumps(export.results_document(store, run_id))
+            stem = free_stem(out_dir / f"results-{run_id}", [".json"])  # never replace a file already sent
+            written.append(write_atomic(stem.with_name(stem.name + ".json"), data))
+        if "parquet" in formats:
+            stem = free_stem(out_dir / f"metrics-{run_id}", [".parquet"])
+            written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
+    return written
+
+
+def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Path, signer: str | None = None,
+               reports: list[Path] | None = None) -> list[Path]:
+    """Sign an in-toto statement about a stored run: subjects are the model, the dataset, the results
+    JSON (written beside the bundle) and each given report file. Returns [results JSON, bundle]."""
+    sig = attest.Signer.load(key, signer)
+    reports = [Path(r) for r in reports or []]
+    for r in reports:
+        if not r.is_file():
+            raise ConfigError(f"--report {r}: no such file")
+    require_store(db)
+    out_dir = out_folder(out_dir)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        findings = store.findings(run_id)
+        data = export.dumps(export.results_document(store, run_id))
+    # A new attestation never replaces an earlier one: the pair gets the next free number.
+    stem = free_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"])
+    results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
+    bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
+    return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
+
+
+def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",
+             junit: str | Path | None = None):
+    """Judge a stored run with rule packs (default: every shipped pack) without writing to the store;
+    ``.exit_code`` is 1 when a finding at or above ``fail_on`` exists. Optionally writes JUnit XML."""
+    loaded = load_packs(packs)
+    require_store(db)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        findings = pd.concat(judge_stored(store, run_id, loaded), ignore_index=True)
+    result = gate.judge(findings, fail_on)
+    if junit:
+        gate.write_junit(result, run, Path(junit))
+    return result

@@ -1,0 +1,182 @@
+"""Cells run into one store: a campaign file expanded into cells, the demo (a campaign over the sample
+models), and the loop that skips cells already stored, hands the rest to an executor, writes what
+distributed workers return, and applies the rule packs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit import probes as probe_mod
+from audit.config import make_config
+from audit.errors import ConfigError, FaceAuditError
+from audit.executors.base import Cell, CellProgress, Executor, config_hash
+from audit.executors.campaign import Campaign, load_campaign
+from audit.models import load as load_model
+from audit.paths import out_folder
+from audit.report.build import build_report, compare
+from audit.rules import load_pack
+from audit.rules.apply import evaluate_rules
+from audit.run import load_inputs, sample_data, sample_models
+from audit.store import Store
+from audit.store.transfer import import_run
+
+
+def get_executor(name: str, address: str | None = None) -> Executor:
+    """The executor ``--executor`` names: ``local`` (this process) or ``ray``."""
+    if name == "local":
+        from audit.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    if name == "ray":
+        from audit.executors.ray_executor import RayExecutor
+
+        return RayExecutor(address)
+    raise ConfigError(f"--executor: unknown executor {name!r}; use local or ray")
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign (or the demo's cells) did, cell by cell."""
+
+    db: Path
+    cells: list[dict]
+    """Per cell: ``cell`` (label), ``status`` (completed / skipped / failed), ``run_id``, ``error``, ``hash``."""
+    reports: list[Path] = field(default_factory=list)
+
+
+def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", address: str | None = None,
+              progress: CellProgress | None = None, packs: list[str] | None = None) -> CampaignResult:
+    """Run campaign cells into one store with an executor (``local`` or ``ray``), skipping cells whose
+    run is already stored as completed with the same settings (config hash); apply the packs to new runs."""
+    progress = progress or (lambda cell, fraction, message: None)
+    db = Path(db)
+    ex = get_executor(executor, address)
+    done: dict[str, str] = {}
+    if db.exists():
+        with Store(db, read_only=True) as store:
+            for r in store.runs().itertuples():
+                if r.status == "completed":
+                    done.setdefault(config_hash(store.run(r.run_id)["config"]), r.run_id)
+    results = []
+
+    def todo():
+        """The cells to run, each loaded and hashed as the executor reaches it: an in-process executor gets the
+        loaded inputs with the cell, so a cell's models are loaded and its dataset hashed once, and only one
+        cell's inputs are held at a time."""
+        for cell in cells:
+            try:
+                inputs = load_inputs(cell.config)
+                cell.hash = config_hash(inputs.record(cell.config))
+            except FaceAuditError as exc:
+                results.append({"cell": cell.label, "status": "failed", "run_id": None, "error": str(exc),
+                                "hash": ""})
+                progress(cell.label, 1.0, f"failed: {exc}")
+                continue
+            if cell.hash in done:
+                results.append({"cell": cell.label, "status": "skipped", "run_id": done[cell.hash], "error": None,
+                                "hash": cell.hash})
+                progress(cell.label, 1.0, f"already completed as run {done[cell.hash]}")
+                continue
+            cell.inputs = inputs if ex.in_process else None
+            yield cell
+
+    for res in ex.run(todo(), str(db), progress):
+        run_id, error = res.run_id, res.error
+        if res.tables and run_id:
+            with Store(db) as store:  # the head is the only writer
+                import_run(store, res.tables)
+        if run_id and not error:
+            try:
+                evaluate_rules(run_id, db, packs)
+            except FaceAuditError as exc:
+                error = f"rules: {exc}"
+        results.append({"cell": res.cell.label, "status": "failed" if error else "completed", "run_id": run_id,
+                        "error": error, "hash": res.cell.hash})
+        progress(res.cell.label, 1.0, f"failed: {error}" if error else f"completed as run {run_id}")
+    order = {c.label: i for i, c in enumerate(cells)}
+    results.sort(key=lambda r: order.get(r["cell"], 0))
+    return CampaignResult(db, results)
+
+
+def campaign_cells(camp: Campaign) -> list[Cell]:
+    """Expand a campaign into cells: every model x every dataset, probes by the model's kind."""
+    cells = []
+    for model in camp.models:
+        kind = load_model(model).profile.kind
+        probes = camp.probes or probe_mod.supported(kind)
+        for data in camp.datasets:
+            optional = {"conditions": camp.conditions} if camp.conditions else {}
+            config = make_config(model=model, data=data, probes=probes, attributes=camp.attributes,
+                                 detector=camp.detector, min_face_confidence=camp.min_face_confidence,
+                                 preset=camp.preset, seed=camp.seed, device=camp.device,
+                                 attack_precision=camp.attack_precision, evaluator=camp.evaluator,
+                                 attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
+                                 surrogates=camp.surrogates, **optional)
+            label = f"{Path(model).stem} x {Path(data).name if data != 'sample' else 'sample'}"
+            cells.append(Cell(label, config))
+    return cells
+
+
+def run_campaign(path: str | Path, db: str | Path | None = None, executor: str = "local", address: str | None = None,
+                 out: str | Path | None = None, formats: list[str] | None = None,
+                 progress: CellProgress | None = None) -> CampaignResult:
+    """Run a campaign file into one store (default ``CAMPAIGN.duckdb`` beside it); with ``out``, write the
+    comparison report covering every completed cell."""
+    camp = load_campaign(path)
+    for p in camp.packs or []:
+        load_pack(p)  # a broken pack is refused before any cell runs
+    db = Path(db) if db else Path(path).with_suffix(".duckdb")
+    res = run_cells(campaign_cells(camp), db, executor, address, progress, camp.packs)
+    runs = [c["run_id"] for c in res.cells if c["status"] in ("completed", "skipped") and c["run_id"]]
+    if out is not None and len(runs) >= 2:
+        res.reports = compare(runs, db, out, formats)
+    return res
+
+
+@dataclass
+class DemoResult:
+    """The demo's folder, its store, the runs and the reports written."""
+
+    folder: Path
+    db: Path
+    runs: list[str]
+    reports: list[Path]
+
+
+def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 0,
+         progress: CellProgress | None = None, models: list[Path] | None = None) -> DemoResult:
+    """Audit every sample model with every available probe, apply every pack, write reports.
+
+    The demo is a campaign over the sample models and the sample data (cells whose results are
+    already in the store with the same settings are not run again).
+    """
+    make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
+    out = out_folder(out)
+    data, _, _ = sample_data(out / "sample-data")
+    db = out / "faceaudit.duckdb"
+    cells = []
+    for model in models or sample_models():
+        loaded = load_model(model)
+        fr = loaded.profile.kind == "embedding"
+        probes = probe_mod.supported(loaded.profile.kind)
+        # In the sample world other sample models play the attacker's FR model, the independent judge of
+        # reconstructions and the attribute reader.
+        others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
+        attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
+        config = make_config(model=model, data=str(data), probes=probes, preset=preset, seed=seed,
+                             evaluator=others[0] if others else None,
+                             attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
+                             surrogates=others[:1])
+        cells.append(Cell(loaded.name, config))
+    res = run_cells(cells, db, "local", progress=progress)
+    failed = [c for c in res.cells if c["status"] == "failed"]
+    if failed:
+        raise FaceAuditError(f"demo: {failed[0]['cell']} failed: {failed[0]['error']}")
+    run_ids = [c["run_id"] for c in res.cells]
+    reports = []
+    for run_id in run_ids:
+        reports += build_report(run_id, db, out)
+    if len(run_ids) >= 2:
+        reports += compare(run_ids, db, out)
+    return DemoResult(out, db, run_ids, reports)

@@ -1,0 +1,61 @@
+"""Record types every floor shares: a metric row and a data-quality row.
+
+They live below ``data``, ``intake`` and ``probes`` so that the data loader, face acquisition and the
+probes can all make them without importing one another (``audit.probes.base`` re-exports
+:class:`MetricRecord`, so probe code and plugins keep importing it from there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One row of the ``metrics`` table."""
+
+    probe: str
+    condition: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    direction: str
+    """``higher_is_riskier``, ``lower_is_riskier`` or ``neutral``."""
+    attribute: str = ""
+    """The attacked attribute (leakage) or the grouping attribute (demographics); '' if none."""
+    group: str = "all"
+    setting: str = ""
+    """Probe-specific context: attacker setting (``train=clean``), FMR target (``fmr=0.001``)."""
+
+    @classmethod
+    def of(cls, probe: str, condition: str, metric: str, est, direction: str, **kw) -> "MetricRecord":
+        """A record from an :class:`audit.metrics.stats.Estimate` (value, interval and n)."""
+        return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
+
+
+@dataclass(frozen=True)
+class QualityIssue:
+    """An image that could not be used, reported as a data-quality record."""
+
+    image: str
+    row: int
+    """1-based manifest row."""
+    problem: str
+    """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
+    ``no_face`` and ``low_confidence`` (failures to acquire) and ``multiple_faces`` (the image is still used);
+    from a labels file ``label_unmatched``."""
+    detail: str
+
+    @property
+    def excludes(self) -> bool:
+        """Whether the image is left out of every analysis (all problems but :data:`USED_ANYWAY`)."""
+        return self.problem not in USED_ANYWAY
+
+
+USED_ANYWAY = frozenset({"multiple_faces"})
+"""Problems recorded for the reader while the image is still used."""
+
+FAILURES = ("no_face", "low_confidence")
+"""Problems that are failures to acquire: the detector found no face, or none above the threshold."""

@@ -1,0 +1,125 @@
+"""Reports as files: a run's report and a comparison of runs, rendered from the store alone to HTML and PDF
+(never replacing an earlier file), and the headline table the TUI shows."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import audit
+from audit.atomic import write_atomic
+from audit.errors import ConfigError
+from audit.evidence import attest, export
+from audit.evidence.dataset import dataset_identity
+from audit.paths import free_stem, out_folder, require_store
+from audit.report import narrative
+from audit.report.pdf import write_pdf
+from audit.report.render import headline_rows, render_compare, render_run, write_text_atomic
+from audit.store import Store
+
+
+def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+                 no_faces: bool = False, packs: list[str] | None = None, sign_key: str | Path | None = None,
+                 signer: str | None = None) -> list[Path]:
+    """Render a stored run to HTML and/or PDF (from the store alone); returns the written files.
+
+    The PDF is PDF/A-3b with the JSON results attached. With ``sign_key`` the report ends with an
+    attestation page, and the results JSON plus a signed in-toto bundle (``.intoto.json``) covering
+    the model, the dataset and every written file are written beside it.
+    """
+    formats = _formats(formats)
+    sig = attest.Signer.load(sign_key, signer) if sign_key else None  # a bad key fails before anything is written
+    require_store(db)
+    out_dir = out_folder(out_dir)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else [])
+        stem = free_stem(out_dir / f"report-{_safe(run['model_name'])}-{run_id}", suffixes)
+        findings = store.findings(run_id)
+        if packs:
+            findings = findings[findings["pack"].isin(packs)]
+        results = export.dumps(export.results_document(store, run_id))
+        signing = _attestation_page(run, sig, stem) if sig else None
+        html = render_run(store, run_id, no_faces, packs, attestation=signing)
+    written = write_files(html, stem, formats, write_text_atomic,
+                          lambda h, path: write_pdf(h, path, {attest.RESULTS_ATTACHMENT: results}))
+    if sig:
+        written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
+        bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
+        written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
+    return written
+
+
+def _attestation_page(run: dict, sig, stem: Path) -> dict:
+    ident = dataset_identity(run)
+    return {"dataset_fingerprint": ident["fingerprint"], "detector": ident["detector"], "signer": sig.name,
+            "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
+            "model_sha256": run["model_id"], "dataset_id": run["dataset_id"], "tool": audit.__version__,
+            "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf",
+            "attachment": attest.RESULTS_ATTACHMENT}
+
+
+def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
+    """Side-by-side report of two or more stored runs."""
+    if len(run_refs) < 2:
+        raise ConfigError("compare needs at least two runs")
+    formats = _formats(formats)
+    require_store(db)
+    out_dir = out_folder(out_dir)
+    with Store(db, read_only=True) as store:
+        ids = [store.resolve_run(r) for r in run_refs]
+        html = render_compare(store, ids)
+    stem = free_stem(out_dir / comparison_name(ids), [f".{f}" for f in formats])
+    return write_files(html, stem, formats, write_text_atomic, write_pdf)
+
+
+def _formats(formats: list[str] | None) -> list[str]:
+    """The report formats asked for (default both), refusing any but html and pdf."""
+    formats = formats or ["html", "pdf"]
+    bad = [f for f in formats if f not in ("html", "pdf")]
+    if bad:
+        raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
+    return formats
+
+
+def comparison_name(run_ids: list[str]) -> str:
+    """``comparison-RUN1-RUN2...``; past ~200 characters (file-name limits) the first two ids, a count and
+    a hash of all ids, so the name stays unique to the set of runs."""
+    name = "comparison-" + "-".join(run_ids)
+    if len(name) <= 200:
+        return name
+    digest = hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:12]
+    return f"comparison-{run_ids[0]}-{run_ids[1]}-and-{len(run_ids) - 2}-more-{digest}"
+
+
+def write_files(html: str, stem: Path, formats: list[str], write_html, write_pdf) -> list[Path]:
+    """Write ``html`` as ``STEM.html`` and/or ``STEM.pdf``; a write that fails leaves no ``.partial``."""
+    # with_name, not with_suffix: a model called 'vendor-fr-v3.2' must not lose the run id after its dot.
+    written = []
+    for fmt in ("html", "pdf"):
+        if fmt not in formats:
+            continue
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        try:
+            written.append(write_html(path, html) if fmt == "html" else write_pdf(html, path))
+        except OSError as exc:
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
+            raise ConfigError(f"--out {path.parent}: cannot write {path.name}: {exc.strerror or exc}") from None
+    return written
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "model"
+
+
+def headline_table(run_refs: list[str], db: str | Path) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Headline measures of several runs as text cells: (column labels, [(measure, cells)])."""
+    require_store(db)
+    with Store(db, read_only=True) as store:
+        _, labels, rows = headline_rows(store, [store.resolve_run(r) for r in run_refs])
+    fmt = narrative.fmt
+    text = [(r["label"], ["-" if c is None else f"{fmt(c['value'], 3)} [{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]"
+                          for c in r["cells"]]) for r in rows]
+    return labels, text

@@ -1,0 +1,36 @@
+"""Rule packs applied to a stored run: judged from the store alone, and (``evaluate_rules``) written back,
+replacing each pack's earlier findings for that run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from audit.paths import require_store
+from audit.rules.engine import evaluate, load_packs
+from audit.store import Store
+
+
+def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None) -> pd.DataFrame:
+    """Apply rule packs (ids or paths; default every pack under rules/) to a stored run.
+
+    Findings replace earlier ones of the same pack for that run. Returns the findings.
+    """
+    loaded = load_packs(packs)
+    require_store(db)
+    with Store(db) as store:
+        run_id = store.resolve_run(run_ref)
+        frames = judge_stored(store, run_id, loaded)
+        with store.transaction():
+            for pack, df in zip(loaded, frames):
+                store.delete_findings(run_id, pack.pack)
+                store.write("findings", df)
+        return store.findings(run_id)
+
+
+def judge_stored(store: Store, run_id: str, packs: list) -> list[pd.DataFrame]:
+    """Findings of each loaded pack on a stored run's metrics and completed probes; nothing is written."""
+    metrics = store.metrics(run_id)
+    probes_run = set(store.probes(run_id).query("status == 'completed'")["probe"])
+    return [evaluate(pack, run_id, metrics, probes_run) for pack in packs]

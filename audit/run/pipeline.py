@@ -1,0 +1,164 @@
+"""One run, start to end: check everything that can fail before writing, check the profile against the
+data, embed every condition once, run each probe and commit its results, and end the run completed,
+cancelled or failed (a later ``--resume`` finishes it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from audit import conditions as cond_mod
+from audit import probes as probe_mod
+from audit.config import AuditConfig
+from audit.data import Dataset
+from audit.data.budget import cap_per_person
+from audit.data.loaders import CHUNK
+from audit.errors import ConfigError, FaceAuditError
+from audit.models import LoadedModel
+from audit.probes import Artifact, ProbeContext, ProbeResult, conditions_read
+from audit.run.embeddings import Embeddings, examples
+from audit.run.inputs import Inputs, _subset, environment, load_inputs
+from audit.run.results import check_resume, parity, used, write_acquisition, write_result
+from audit.store import Store
+
+ProgressFn = Callable[[str, float, str], None]
+"""progress(probe, fraction 0..1, message)."""
+
+
+class Cancelled(FaceAuditError):
+    """The run was cancelled by the user."""
+
+
+def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -> list:
+    """Every check that can fail before anything is written; returns the probe objects."""
+    probe_mod.load_plugins()
+    if not config.probes:
+        raise ConfigError("no probes selected")
+    probes = [probe_mod.get(p) for p in config.probes]
+    for c in config.conditions:
+        cond_mod.parse(c)
+    for p in probes:
+        p.check(config, dataset, model)
+    return probes
+
+
+def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
+    """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
+    from audit.rules import load_pack
+
+    model, _, _, dataset = load_inputs(config)  # the same loading and helper checks as run_audit
+    validate_config(config, model, dataset)
+    for p in packs or []:
+        load_pack(p)
+
+
+def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress: ProgressFn | None = None,
+              cancel: threading.Event | None = None, resume: str | None = None, inputs: Inputs | None = None) -> str:
+    """Run the configured probes and store every number; returns the run id.
+
+    Each probe's metrics and artifacts are committed in one transaction. Ctrl-C or
+    ``cancel`` ends the run ``cancelled`` with finished probes kept; an error ends it
+    ``failed``. ``resume`` finishes an earlier (interrupted/failed/cancelled) run, skipping
+    the probes it completed. ``inputs`` are the run's files already loaded (:func:`load_inputs`), for a
+    caller that has loaded them to hash them (a campaign); by default they are loaded here.
+    """
+    progress = progress or (lambda probe, fraction, message: None)
+    from audit.store.db import preflight
+
+    preflight(db)
+    inputs = load_inputs(config) if inputs is None else inputs
+    model, extra, surrogates, dataset = inputs
+    probes = validate_config(config, model, dataset)
+    # Streaming: the budget is taken on the manifest (files only screened, nothing decoded); the chosen faces are
+    # then decoded once to find files that do not decode, keeping no pixels (each step decodes what it uses).
+    faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
+    chosen = _subset(cap_per_person(faces_all, dataset, config.setting("max_images_per_subject"), config.seed), dataset,
+                     config.setting("max_images"), config.setting("max_subjects"), config.seed)
+    faces = dataset.usable(chosen.verified())
+    record = inputs.record(config)
+    check = None
+    if not resume:
+        from audit.models.calibrate import run_check
+
+        progress("preprocessing", 0.0, "checking the profile against the data")
+        check = run_check(model, dataset, faces, config.seed)
+        if check.better and not config.accept_profile:
+            raise ConfigError(check.message(model.name))  # before anything is written
+        progress("preprocessing", 1.0, "done")
+    with Store(db) as store:
+        if resume:  # checked before anything is written: a refused resume leaves the store as it was
+            run_id = store.resolve_run(resume)
+            check_resume(store.run(run_id), record)
+        store.upsert_model(model.info, model.profile)
+        store.upsert_dataset(dataset, faces.issues + dataset.label_issues)
+        if resume:
+            done = set(store.probes(run_id).query("status == 'completed'")["probe"])
+            store.set_run_status(run_id, "running")
+        else:
+            run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
+                                      environment(model.ort.device))
+            done = set()
+        try:
+            if config.parity and not resume:
+                progress("parity", 0.0, "checking torch backend against onnxruntime")
+                store.set_parity(run_id, parity(model, faces))
+                progress("parity", 1.0, "done")
+            embed = Embeddings(store, model, dataset, faces, config)
+
+            def reporter(name: str):
+                """Progress of step ``name``, raising Cancelled once the run is cancelled."""
+                def report(fraction: float, message: str) -> None:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
+                    progress(name, fraction, message)
+                return report
+
+            t0 = time.perf_counter()
+            # One pass for every condition a pending probe reads (a probe that reads only some names them).
+            todo = [p for p in probes if p.name not in done]
+            embedding = reporter("embeddings")
+            embed.prepare([c for c in config.conditions if any(c in conditions_read(p, config) for p in todo)],
+                          lambda fraction: embedding(fraction, "decoding, transforming and embedding the faces in "
+                                                               f"chunks of {CHUNK}"))
+            seconds = time.perf_counter() - t0
+            progress("embeddings", 1.0, "done")
+            if not resume:
+                with store.transaction():
+                    write_result(store, run_id, ProbeResult(
+                        artifacts=[examples(embed, config), used(dataset, faces_all, chosen, faces, config),
+                                   Artifact.json("conditions", "embeddings.json", {
+                                       "seconds": round(seconds, 3), "chunk": CHUNK, "images": len(faces),
+                                       "conditions": config.conditions}),
+                                   Artifact.json("models", "preprocessing.json",
+                                                           check.to_dict() | {"accepted": config.accept_profile})]))
+                    write_acquisition(store, run_id, dataset, config)
+            for probe in probes:
+                if probe.name in done:
+                    progress(probe.name, 1.0, "already completed (resumed)")
+                    continue
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+
+                report = reporter(probe.name)
+                ctx = ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
+                                             embeddings=embed.embeddings, condition_images=embed.condition_images,
+                                             progress=report, surrogates=surrogates, **extra)
+                started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
+                report(0.0, "starting")
+                result = probe.run(ctx)
+                with store.transaction():
+                    write_result(store, run_id, result)
+                    store.record_probe(run_id, probe.name, "completed", started, time.perf_counter() - t0,
+                                       " ".join(result.notes))
+            store.set_run_status(run_id, "completed")
+        except (KeyboardInterrupt, Cancelled):
+            store.set_run_status(run_id, "cancelled", "cancelled by the user")
+            raise Cancelled(f"run {run_id} cancelled; finished probes are kept (resume with --resume {run_id})") \
+                from None
+        except Exception as exc:
+            store.set_run_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+    return run_id

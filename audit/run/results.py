@@ -1,0 +1,97 @@
+"""What a run writes besides the probes' own work: the resume check, the backend parity, what the run
+used, failures to acquire, and any probe result as store rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit.config import AuditConfig, resume_conflicts
+from audit.data import Dataset, Faces
+from audit.data.budget import capped
+from audit.errors import ConfigError
+from audit.models import LoadedModel, parity_check
+from audit.probes import Artifact, ProbeResult
+from audit.store import Store
+
+
+def check_resume(run: dict, record: dict) -> None:
+    """Refuse to resume a run with settings that would store other results under its id."""
+    if run["status"] == "running":
+        raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
+                          f"{run['host']}; wait for it or stop it first")
+    stored = dict(run["config"])
+    # Runs stored before input hashes were recorded still name their model and dataset by hash.
+    stored.setdefault("inputs", {"model": run["model_id"], "dataset": run["dataset_id"]})
+    diffs = resume_conflicts(stored, record)
+    if diffs:
+        raise ConfigError(f"--resume {run['run_id']}: refusing, the stored run used other settings: "
+                          f"{'; '.join(diffs)}. Give the run's own settings, or start a new run without --resume")
+
+
+def parity(model: LoadedModel, faces: Faces) -> dict:
+    """The torch backend checked against onnxruntime on a batch of the run's faces (stored with the run)."""
+    backend = model.torch()
+    if backend is None:
+        return {"available": False, "reason": model.torch_error}
+    batch = faces.load(np.arange(min(16, len(faces))))
+    res = parity_check(model.ort, backend, batch)
+    return {"available": True, **res.to_dict(), "conversion": backend.conversion}
+
+
+def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig):
+    """What the run actually used, for the report: images and persons after unusable images and the
+    preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world.
+    (Files outside the budget are screened without being decoded, so one that does not decode is only
+    found when a run uses it.)"""
+    subjects = dataset.manifest["subject"].to_numpy()
+    per_person = config.setting("max_images_per_subject")
+    capped_persons, capped_images = capped(subjects[faces_all.rows], per_person)
+    return Artifact.json("dataset", "used.json", {
+        "max_images_per_subject": per_person, "capped_persons": capped_persons, "capped_images": capped_images,
+        "manifest_images": int(len(dataset.manifest)), "manifest_persons": int(dataset.n_subjects),
+        "readable_images": int(len(faces_all) - (len(chosen) - len(faces))), "images": int(len(faces)),
+        "persons": int(len(np.unique(subjects[faces.rows]))), "max_images": int(config.setting("max_images")),
+        "max_subjects": config.setting("max_subjects"),
+        "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
+        "attributes": list(dataset.attributes)})
+
+
+def write_acquisition(store: Store, run_id: str, dataset: Dataset, config: AuditConfig) -> None:
+    """Failure to acquire, when a detector found the faces: ``fta_rate`` overall and per group (probe
+    ``acquisition``), the detector and per-image outcome, and a thumbnail grid of the photos that failed."""
+    from audit.intake.acquire import failure_grid, fta_metrics
+
+    acq = dataset.acquisition()
+    if acq is None:
+        return
+    started = datetime.now().replace(microsecond=0)
+    metrics = fta_metrics(acq, dataset.manifest, dataset.attributes, config.setting("bootstrap"), config.seed)
+    arts = [Artifact.json("acquisition", "acquisition.json", acq.summary())]
+    grid = failure_grid([Path(p) for p in dataset.manifest["_path"]], acq.issues, acq.confidence,
+                        dataset.manifest["subject"].astype(str).to_numpy())
+    if grid is not None:
+        arts.append(Artifact("acquisition", "failures.png", "image/png", grid[0], {"tiles": grid[1]}))
+    write_result(store, run_id, ProbeResult(metrics=metrics, artifacts=arts))
+    store.record_probe(run_id, "acquisition", "completed", started, acq.seconds,
+                       f"{acq.detected} image(s) detected, {acq.cache_hits} from the landmark cache")
+
+
+def write_result(store: Store, run_id: str, result: ProbeResult) -> None:
+    """A probe's metrics and artifacts as rows of the store (the caller holds the transaction)."""
+    if result.metrics:
+        df = pd.DataFrame([asdict(m) for m in result.metrics])
+        df.insert(0, "run_id", run_id)
+        df["n"] = df["n"].astype("int64")
+        for c in ("value", "ci_low", "ci_high"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").replace([np.inf, -np.inf], np.nan)
+        store.write("metrics", df)
+    if result.artifacts:
+        store.write("artifacts", pd.DataFrame([{
+            "run_id": run_id, "probe": a.probe, "name": a.name, "mime": a.mime, "data": a.data,
+            "meta": json.dumps(a.meta)} for a in result.artifacts]))
