@@ -1,7 +1,7 @@
 """Packaging glue; the metadata lives in pyproject.toml.
 
 The report templates, rule packs and sample models stay at the top level of the repository
-(``templates/``, ``rules/``, ``sample_data/``). A (non-editable) build copies them into the wheel
+(``templates/``, ``rules/``, ``protocols/``, ``sample_data/``). A (non-editable) build copies them into the wheel
 as package data under ``audit/_data/``, where :mod:`audit.resources` finds them. An editable
 install skips the copy: there :mod:`audit.resources` reads the source tree's folders.
 """
@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 DATA = {  # top-level folder -> files shipped under audit/_data/<folder>/
     "templates": ["**/*"],
     "rules": ["*.yaml"],
+    "protocols": ["*.yaml"],
     "sample_data": ["README.md", "models/*.onnx", "models/*.profile.yaml"],
 }
 

@@ -9,6 +9,7 @@
   (:mod:`audit.evidence.commands`)
 * :func:`run_campaign` / :func:`run_cells` - models x datasets into one store, local or Ray (:mod:`audit.executors`)
 * :func:`demo` - the whole battery on the sample models (a campaign)
+* :func:`protocol_fields` - the settings a published protocol pins, applied to a run's (:mod:`audit.protocol`)
 
 The work itself lives in those packages; this module checks what the caller gave and delegates, so the
 supported surface is readable in one place. Every other module is internal.
@@ -36,7 +37,7 @@ __all__ = ["AuditConfig", "ConfigError", "Cancelled", "ProgressFn", "Inspection"
            "run_audit", "check_config", "validate_config", "inspect_model", "sample_models", "sample_data",
            "resolve_dataset", "prepare", "list_runs", "show_run", "headline_table", "evaluate_rules",
            "build_report", "compare", "export_run", "attest_run", "verify_bundle", "keygen", "gate",
-           "run_campaign", "run_cells", "campaign_cells", "demo"]
+           "run_campaign", "run_cells", "campaign_cells", "demo", "protocol_fields"]
 
 
 def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confidence: float = 0.9, size: int = 112):
@@ -77,3 +78,16 @@ def keygen(out: str | Path) -> tuple[Path, Path]:
     from audit.evidence import keygen as _keygen
 
     return _keygen(out)
+
+
+def protocol_fields(path: str | Path, fields: dict, explicit: set[str], packs: list[str] | None) -> tuple[dict, list]:
+    """A run's config fields and rule packs under the protocol file at ``path``: the protocol's settings in
+    force (an ``explicit`` option that contradicts one is refused), its packs by default, and every pack checked
+    against the SHA-256 the protocol pins, all before anything runs."""
+    from audit.protocol import apply, check_packs, load_protocol
+    from audit.rules.engine import load_packs
+
+    proto = load_protocol(path)
+    packs = packs or list(proto.packs) or None
+    check_packs(proto.record(), load_packs(packs))
+    return apply(proto, fields, explicit), packs or []

@@ -137,7 +137,7 @@ def _run_with_progress(config, db: Path, resume: str | None = None) -> str:
 
 
 @app.command()
-def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
+def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         data: Data = "sample",
         probes: str = typer.Option("leakage,identity", help="Comma-separated probes."),
         conditions: str = typer.Option("clean,mask:surgical,mask:cloth,mask:n95,sunglasses",
@@ -158,7 +158,10 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
         accept_profile: bool = typer.Option(False, "--accept-profile", help="Audit even if the preprocessing "
                                             "check finds a clearly better colour order / normalisation."),
-        resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix).")) -> None:
+        resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix)."),
+        protocol: Optional[Path] = typer.Option(None, "--protocol", help="Protocol YAML pinning probes, conditions, "
+                                                "preset, seeds, packs and the dataset (runs under one protocol are "
+                                                "comparable).")) -> None:
     """Run probes on a model and a dataset; store metrics and findings."""
     from audit.config import make_config
 
@@ -166,19 +169,24 @@ def run(model: Path = typer.Option(..., "--model", help="ONNX model to audit."),
         eps = [float(e) for e in csv_list(cloak_eps)]
     except ValueError:
         raise api.ConfigError(f"--cloak-eps: expected numbers such as 8 or 4,8, got {cloak_eps!r}") from None
-    config = make_config(model=model, data=data, labels=labels, detector=detector,
-                         min_face_confidence=min_face_confidence, probes=csv_list(probes),
-                         conditions=csv_list(conditions),
-                         attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
-                         attacker_model=attacker_model, attribute_model=attribute_model,
-                         surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
-                         device=device, attack_precision=attack_precision, parity=not no_parity,
-                         accept_profile=accept_profile)
+    fields = dict(model=model, data=data, labels=labels, detector=detector,
+                  min_face_confidence=min_face_confidence, probes=csv_list(probes), conditions=csv_list(conditions),
+                  attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
+                  attacker_model=attacker_model, attribute_model=attribute_model,
+                  surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
+                  device=device, attack_precision=attack_precision, parity=not no_parity,
+                  accept_profile=accept_profile)
+    packs = csv_list(pack)
+    if protocol is not None:  # its settings win; an option typed on the command line may not contradict them
+        # (by name: typer may carry its own copy of click's ParameterSource enum)
+        given = {k for k in fields if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+        fields, packs = api.protocol_fields(protocol, fields, given, packs)
+    config = make_config(**fields)
     from audit.rules.engine import load_packs
 
-    load_packs(csv_list(pack))  # a bad pack (or two with one id) is refused now, not after the whole run
+    load_packs(packs)  # a bad pack (or two with one id) is refused now, not after the whole run
     run_id = _run_with_progress(config, db, resume)
-    findings = api.evaluate_rules(run_id, db, csv_list(pack))
+    findings = api.evaluate_rules(run_id, db, packs)
     show.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
 
 
@@ -278,9 +286,12 @@ def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
 
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or prefixes)."), db: Db = DEFAULT_DB,
-            out: Path = typer.Option(Path("reports"), "--out"), format: Formats = "html,pdf") -> None:
-    """Side-by-side comparison report of several runs."""
-    for path in api.compare(run_ids, db, out, csv_list(format)):
+            out: Path = typer.Option(Path("reports"), "--out"), format: Formats = "html,pdf",
+            reference: str | None = typer.Option(None, "--reference", help="Run every other is compared with, "
+                                                 "paired (default: the first).")) -> None:
+    """Comparison report of several runs: what differs between them, paired differences and rankings when they
+    are comparable, values side by side."""
+    for path in api.compare(run_ids, db, out, csv_list(format), reference=reference):
         show.line(console, f"wrote {path}")
 
 

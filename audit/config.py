@@ -92,6 +92,9 @@ class AuditConfig(BaseModel):
     max_images: int | None = Field(None, ge=2)
     max_images_per_subject: int | None = Field(None, ge=2)
     """Most images of one person a run uses (default: the preset's)."""
+    protocol: dict | None = None
+    """The protocol the run follows (``audit.protocol.Protocol.record``: name, version, SHA-256, the dataset,
+    packs and tool versions it pins), or None."""
 
     @field_validator("conditions")
     @classmethod

@@ -1,7 +1,7 @@
 """Where the shipped data lives: report templates, rule packs, sample models and their profiles.
 
 An installed wheel carries them as package data under ``audit/_data/<folder>`` (``setup.py`` copies the
-top-level ``templates/``, ``rules/`` and ``sample_data/`` there at build time). A checkout or an
+top-level ``templates/``, ``rules/``, ``protocols/`` and ``sample_data/`` there at build time). A checkout or an
 editable install has no ``_data``; there the top-level folders of the source tree are used.
 """
 
@@ -31,6 +31,11 @@ def templates_dir() -> Path:
 def rules_dir() -> Path:
     """The shipped rule packs (``*.yaml``)."""
     return _folder("rules")
+
+
+def protocols_dir() -> Path:
+    """The shipped protocol files (``*.yaml``), e.g. the sample world's."""
+    return _folder("protocols")
 
 
 def sample_models_dir() -> Path:

@@ -5,8 +5,9 @@ simulated datasets whose interval held the truth (goal >= 0.92), how often the t
 and the mean width. The identity rows (FNMR, FMR, TAR, EER, ROC AUC, group FNMR/FMR) come from the identity
 probe's own code on scores with per-person effects (genuine intra-class correlation 0.5; impostor
 probe-person, gallery-person and pair effects), at 30, 60 and 200 persons and at 120 persons with a 5-person
-group; the leakage rows from the leakage probe's own interval code over 5 folds x 2 repeats. See
-audit/probes/coverage.py for the simulated populations.
+group; the leakage rows from the leakage probe's own interval code over 5 folds x 2 repeats; the paired
+rows from the comparison's paired person bootstrap (two models, correlated person effects, FNMR 0.05 vs
+0.08). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated populations.
 
     python benchmarks/coverage.py [--reps 300] [--boot 200]
 """
@@ -20,6 +21,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # small fits: one thread each is fastest on 2 cores
 
+from audit.compare.coverage import coverage as paired_coverage  # noqa: E402
 from audit.probes.coverage import coverage  # noqa: E402
 
 PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
@@ -39,6 +41,11 @@ def main() -> None:
             for r in res:
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             rows += res
+    for persons in (60, 200):  # paired differences between two models on the same persons (audit/compare)
+        t0 = time.perf_counter()
+        res = paired_coverage(persons, args.reps if persons < 200 else max(args.reps * 2 // 3, 50), args.boot)
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        rows.append(res)
     print(json.dumps({"benchmark": "coverage", "nominal": 0.95, "goal": 0.92, "results": rows}, indent=1))
 
 

@@ -71,3 +71,31 @@ def store_with_run(db: Path, model_name: str, producer: str, metric: dict) -> st
         s.write("metrics", pd.DataFrame([{"run_id": run_id, "n": 1200, "value": 0.1234, "ci_low": 0.05,
                                           "ci_high": 0.2, **metric}]))
     return run_id
+
+
+def degrade_onnx(src: Path, dst: Path, alpha: float, seed: int = 0, out: str = "embedding") -> Path:
+    """A copy of an embedding model whose embeddings are degraded: ``emb + alpha * |emb| * u(x)``, with ``u(x)`` a
+    unit vector that a fixed random projection makes of the (8x8-pooled) input image, so each image gets its own
+    deterministic noise. Everything else (input, output name, profile) stays as it was."""
+    model = onnx.load(str(src))
+    g = model.graph
+    dim = next(o for o in g.output if o.name == out).type.tensor_type.shape.dim[1].dim_value
+    inp = g.input[0]
+    size = inp.type.tensor_type.shape.dim[2].dim_value
+    pooled = 3 * (size // 8) ** 2
+    rng = np.random.default_rng(seed)
+    g.initializer.extend([numpy_helper.from_array(rng.normal(0, 1, (pooled, dim)).astype(np.float32), "dg_r"),
+                          numpy_helper.from_array(np.array([alpha], np.float32), "dg_a")])
+    for node in g.node:  # the old output becomes an inner tensor
+        node.output[:] = ["dg_e" if o == out else o for o in node.output]
+    g.node.extend([helper.make_node("AveragePool", [inp.name], ["dg_p"], kernel_shape=[8, 8], strides=[8, 8]),
+                   helper.make_node("Flatten", ["dg_p"], ["dg_f"], axis=1),
+                   helper.make_node("MatMul", ["dg_f", "dg_r"], ["dg_n"]),
+                   helper.make_node("ReduceL2", ["dg_n"], ["dg_nn"], axes=[1], keepdims=1),
+                   helper.make_node("Div", ["dg_n", "dg_nn"], ["dg_u"]),
+                   helper.make_node("ReduceL2", ["dg_e"], ["dg_en"], axes=[1], keepdims=1),
+                   helper.make_node("Mul", ["dg_u", "dg_en"], ["dg_s"]),
+                   helper.make_node("Mul", ["dg_s", "dg_a"], ["dg_d"]),
+                   helper.make_node("Add", ["dg_e", "dg_d"], [out])])
+    onnx.save_model(model, str(dst))
+    return dst

@@ -23,8 +23,8 @@ FLOORS = [
     {"probes", "rules"},
     {"models", "conditions", "metrics", "intake"},
     {"data", "synth", "store"},
-    {"records", "config", "errors", "atomic", "convergence", "devices", "paths", "resources", "seeding", "threads",
-     "yamlio"},
+    {"records", "config", "errors", "atomic", "convergence", "devices", "paths", "protocol", "resources", "seeding",
+     "threads", "yamlio"},
 ]
 """Rooms (a package or a one-file module under ``audit/``) by floor, top first; a room may import its own
 floor's rooms and any floor below, never one above."""

@@ -14,6 +14,8 @@ from audit.executors.base import Cell, CellProgress, Executor, config_hash
 from audit.executors.campaign import Campaign, load_campaign
 from audit.models import load as load_model
 from audit.paths import out_folder
+from audit.protocol import load_protocol
+from audit.resources import protocols_dir
 from audit.report.build import build_report, compare
 from audit.rules import load_pack
 from audit.rules.apply import evaluate_rules
@@ -152,6 +154,11 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     already in the store with the same settings are not run again).
     """
     make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
+    # At the protocol's own preset and seed the demo runs under the shipped sample-world protocol (its comparison
+    # is then paired by construction); another preset or seed is not that protocol, so it runs without one.
+    proto = load_protocol(protocols_dir() / "sample-world.yaml")
+    pinned = {k: v for k, v in proto.fields().items() if k not in ("preset", "seed")} \
+        if (preset, seed) == (proto.preset, proto.seed) else {}
     out = out_folder(out)
     data, _, _ = sample_data(out / "sample-data")
     db = out / "faceaudit.duckdb"
@@ -159,12 +166,13 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     for model in models or sample_models():
         loaded = load_model(model)
         fr = loaded.profile.kind == "embedding"
-        probes = probe_mod.supported(loaded.profile.kind)
+        probes = [p for p in pinned.get("probes", probe_mod.supported(loaded.profile.kind))
+                  if p in probe_mod.supported(loaded.profile.kind)]
         # In the sample world other sample models play the attacker's FR model, the independent judge of
         # reconstructions and the attribute reader.
         others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
         attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
-        config = make_config(model=model, data=str(data), probes=probes, preset=preset, seed=seed,
+        config = make_config(model=model, data=str(data), **{**pinned, "probes": probes}, preset=preset, seed=seed,
                              evaluator=others[0] if others else None,
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])

@@ -36,6 +36,33 @@ class Artifact:
         return cls(probe, name, "application/json", json.dumps(obj).encode(), meta)
 
 
+OUTCOMES = "outcomes.json"
+"""Artifact name of a probe's per-unit outcomes (:func:`outcomes_artifact`)."""
+
+
+def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series: list[dict],
+                      groups: dict[str, np.ndarray] | None = None) -> Artifact:
+    """The per-unit outcomes behind a probe's headline metrics, kept so that runs of several models on the same
+    persons can be compared *paired* (audit/compare draws the same persons for every model).
+
+    ``rows``: each unit's manifest row (the key that pairs units across runs); ``subjects``: its person.
+    ``series``: one dict per headline metric, with ``metric``, ``condition``, ``setting``, ``attribute`` and a
+    ``kind``: ``share`` (``values``: one 0/1 outcome per unit; the metric is their mean) or ``gain``
+    (``y``: class per unit, -1 where unlabelled; ``pred``: one list of predictions per cross-validation repeat;
+    ``k`` classes; the metric is the normalised gain of balanced accuracy, averaged over repeats).
+    ``groups``: per attribute, each unit's group (None: no group), for per-group shares."""
+    def plain(a):
+        return [None if v is None or (isinstance(v, float) and np.isnan(v)) else
+                (v.item() if hasattr(v, "item") else v) for v in np.asarray(a, dtype=object)]
+
+    doc = {"rows": [int(r) for r in rows], "subjects": [str(x) for x in subjects],
+           "groups": {a: plain(g) for a, g in (groups or {}).items()},
+           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y") else
+                           [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else v)
+                       for k, v in sd.items()} for sd in series]}
+    return Artifact.json(probe, OUTCOMES, doc)
+
+
 @dataclass
 class ProbeResult:
     metrics: list[MetricRecord] = field(default_factory=list)

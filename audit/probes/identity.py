@@ -24,7 +24,7 @@ from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.stats import PersonPairs, SubjectBootstrap
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
@@ -101,19 +101,27 @@ class IdentityProbe:
         groups = self._groups(ctx, probes, gal)
         pairs = _person_pairs(boot, own, len(gal))
         imp_pairs = pairs.sum(imp_mask)  # impostor comparisons per person pair: the same for every condition
-        curves = {}
+        curves, series = {}, []
         rng = np.random.default_rng(ctx.seed)
         for ci, cond in enumerate(cfg.conditions):
             emb = clean if cond == "clean" else ctx.embeddings(cond)
             s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
+            for t, tau in taus.items():  # per-probe outcomes for paired comparisons between models
+                own_tau = ver.threshold_at_fmr(s[imp_mask], t)
+                series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "", "kind": "share",
+                            "values": gen < tau},
+                           {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
+                            "kind": "share", "values": gen >= own_tau}]
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
                                                  rng)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
                                                  label[demo_fmr], boot)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
+        result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[probes], subjects[probes], series,
+                                                  {attr: lab[0] for attr, lab in groups.items()}))
         return result
 
     def _groups(self, ctx: ProbeContext, probes: np.ndarray, gal: np.ndarray) -> dict[str, tuple]:

@@ -24,7 +24,7 @@ from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
 from audit.data.split import subject_folds
 from audit.probes.attackers import FAMILIES, fit_attackers, tune
 from audit.seeding import derive_seed
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 
@@ -111,6 +111,7 @@ class LeakageProbe:
                                                                   for t, fam in FAMILIES.items()},
                      "tuning": {}, "results": {}}
         clean_emb = ctx.embeddings("clean")
+        series: list[dict] = []
         steps = len(attrs) * len(conditions)
         done = 0
         for attr in attrs:
@@ -155,6 +156,9 @@ class LeakageProbe:
                     resampled = self._age_boots(preds, medians, y, keep, boot) if regression else \
                         self._categorical_boots(preds, y, keep, boot, len(labels))
                     result.metrics += self._records(cond, setting, attr, resampled, boot, regression, k)
+                    if not regression:  # per-image predictions for paired comparisons between models
+                        series.append({"metric": "normalised_gain", "condition": cond, "setting": setting,
+                                       "attribute": attr, "kind": "gain", "y": y, "pred": preds, "k": len(labels)})
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
@@ -169,6 +173,7 @@ class LeakageProbe:
         if ctx.model.profile.kind == "attributes":
             result.metrics += self._direct(ctx, attrs, boot)
         result.artifacts.append(Artifact.json(self.name, "attackers.json", doc))
+        result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows, subjects, series))
         result.notes.append(
             f"Leakage: {k}-fold person-grouped cross-validation repeated {repeats} times with different splits; "
             "values are the mean over repeats and intervals pool the person resamples of every repeat, so they "

@@ -61,8 +61,10 @@ def _attestation_page(run: dict, sig, stem: Path) -> dict:
             "attachment": attest.RESULTS_ATTACHMENT}
 
 
-def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
-    """Side-by-side report of two or more stored runs."""
+def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+            reference: str | None = None) -> list[Path]:
+    """Comparison report of two or more stored runs: what differs between them; for comparable runs, paired
+    differences against ``reference`` (a run reference among ``run_refs``; default the first) and rankings."""
     if len(run_refs) < 2:
         raise ConfigError("compare needs at least two runs")
     formats = _formats(formats)
@@ -70,7 +72,13 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
     out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
         ids = [store.resolve_run(r) for r in run_refs]
-        html = render_compare(store, ids)
+        ref = 0
+        if reference is not None:
+            ref_id = store.resolve_run(reference)
+            if ref_id not in ids:
+                raise ConfigError(f"--reference {reference}: run {ref_id} is not one of the compared runs")
+            ref = ids.index(ref_id)
+        html = render_compare(store, ids, reference=ref)
     stem = free_stem(out_dir / comparison_name(ids), [f".{f}" for f in formats])
     return write_files(html, stem, formats, write_text_atomic, write_pdf)
 

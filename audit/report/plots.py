@@ -162,3 +162,22 @@ def compare_bars(rows: pd.DataFrame, title: str) -> str | None:
     ax.set_xticks(range(len(rows)), rows["label"], rotation=20, ha="right")
     ax.set_title(title)
     return to_svg(fig)
+
+
+def forest(rows: pd.DataFrame, title: str) -> str | None:
+    """Paired differences B - A with their 95% intervals, one line per measure (label column), and the zero line:
+    a measure whose interval misses zero differs between the two models on these persons."""
+    rows = rows.dropna(subset=["diff", "ci_low", "ci_high"])
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(rows) + 1.0))
+    y = np.arange(len(rows))[::-1]
+    told = (rows["ci_low"] > 0) | (rows["ci_high"] < 0)
+    ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]], fmt="none",
+                ecolor="#555", capsize=2, lw=1)
+    ax.scatter(rows["diff"], y, c=np.where(told, "#b2182b", "#777777"), s=14, zorder=3)
+    ax.axvline(0, color="#222", lw=0.8)
+    ax.set_yticks(y, rows["label"], fontsize=6)
+    ax.set_xlabel("difference (B − A), paired 95% interval", fontsize=7)
+    ax.set_title(title, fontsize=8)
+    return to_svg(fig)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from audit import compare
 from audit.atomic import write_atomic
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
@@ -297,8 +298,9 @@ def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[st
     return runs, labels, rows
 
 
-def compare_context(store: Store, run_ids: list[str]) -> dict:
+def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dict:
     runs, labels, rows = headline_rows(store, run_ids)
+    paired = _paired_context(store, runs, run_ids, labels, reference)
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
@@ -318,11 +320,39 @@ def compare_context(store: Store, run_ids: list[str]) -> dict:
             statuses.append(hit.iloc[0]["status"] if not hit.empty else "")
         table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
-            "generated": datetime.now().strftime("%Y-%m-%d %H:%M")}
+            "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
 
 
-def render_compare(store: Store, run_ids: list[str], templates: Path | None = None) -> str:
-    return environment(templates).get_template("compare.html.j2").render(**compare_context(store, run_ids))
+def _paired_context(store: Store, runs: list[dict], run_ids: list[str], labels: list[str], reference: int) -> dict:
+    """What differs between the runs and, when nothing that decides the numbers does, the paired differences
+    against the reference run, rankings and one forest plot per compared model."""
+    diffs = compare.differences([compare.run_fields(r, store.findings(r["run_id"])) for r in runs])
+    ran = [set(store.probes(r).query("status == 'completed'")["probe"]) for r in run_ids]
+    probes = sorted(set.intersection(*ran)) if ran else []
+    blocked = {p: compare.blocking(diffs, p) for p in probes}
+    comparable = {p for p, why in blocked.items() if not why}
+    base = {"differences": diffs, "comparability": [{"probe": p, "blocking": blocked[p]} for p in probes]}
+    if not comparable:
+        return {**base, "paired": None}
+    res = compare.compare_runs(store, run_ids, labels, compare.directions_of(store.metrics(run_ids[reference])),
+                               reference=reference, seed=int(runs[reference]["seed"] or 0), probes=comparable)
+    forests = []
+    rows = pd.DataFrame(res["rows"])
+    if not rows.empty:
+        rows["label"] = [_series_label(r) for r in res["rows"]]
+        for b, part in rows[rows["group"] == "all"].groupby("b", sort=False):
+            forests.append(plots.forest(part, f"{b} − {labels[reference]}"))
+    return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference]}
+
+
+def _series_label(row: dict) -> str:
+    parts = [row["metric"], row["condition"], row["setting"], row["attribute"],
+             row["group"] if row["group"] != "all" else ""]
+    return " · ".join(p for p in parts if p)
+
+
+def render_compare(store: Store, run_ids: list[str], templates: Path | None = None, reference: int = 0) -> str:
+    return environment(templates).get_template("compare.html.j2").render(**compare_context(store, run_ids, reference))
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.paths import require_store
+from audit.protocol import check_packs
 from audit.rules.engine import evaluate, load_packs
 from audit.store import Store
 
@@ -17,10 +18,15 @@ def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None)
 
     Findings replace earlier ones of the same pack for that run. Returns the findings.
     """
-    loaded = load_packs(packs)
     require_store(db)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
+        pinned = (store.run(run_id).get("config") or {}).get("protocol")
+        if pinned and not packs:
+            packs = list(pinned.get("packs") or {}) or None  # a protocol's packs are the default
+        loaded = load_packs(packs)
+        if pinned:
+            check_packs(pinned, loaded)
         frames = judge_stored(store, run_id, loaded)
         with store.transaction():
             for pack, df in zip(loaded, frames):

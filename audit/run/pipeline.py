@@ -42,7 +42,22 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
         cond_mod.parse(c)
     for p in probes:
         p.check(config, dataset, model)
+    if config.protocol:
+        check_protocol_dataset(config.protocol, dataset)
     return probes
+
+
+def check_protocol_dataset(record: dict, dataset: Dataset) -> None:
+    """The tool version and the dataset a run's protocol pins (by fingerprint, or the sample world's recipe)."""
+    import json
+
+    import audit
+    from audit import protocol
+
+    protocol.check_tool(record, audit.__version__)
+    recipe_file = Path(dataset.root) / "recipe.json" if dataset.root else None
+    recipe = json.loads(recipe_file.read_text())["recipe"] if recipe_file and recipe_file.is_file() else None
+    protocol.check_dataset(record, dataset.fingerprint, recipe)
 
 
 def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:

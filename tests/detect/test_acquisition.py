@@ -211,11 +211,11 @@ def test_no_landmark_cache_reads_and_writes_nothing(tmp_path, cache, monkeypatch
 
 
 def test_age_groups_are_one_definition_and_fractional_ages_keep_a_group():
-    from audit.data.groups import AGE_GROUPS, group_labels
+    from audit.data.groups import AGE_GROUPS, age_bucket, group_labels
     from audit.intake.acquire import Acquisition, fta_metrics
     from audit.probes import identity, leakage
 
-    assert identity.AGE_GROUPS is AGE_GROUPS and leakage.age_bucket is identity.age_bucket
+    assert identity.group_labels is group_labels and leakage.age_bucket is age_bucket
     ages = pd.Series([3.5, 12.5, 30.5, 45.5, 60.5, 0.0, 61.0, np.nan, 19.9])
     assert group_labels(ages, "age").tolist() == ["0-3", "4-12", "20-30", "31-45", "46-60", "0-3", "61+", None,
                                                   "13-19"]

@@ -1,0 +1,69 @@
+"""Are two runs comparable? What differs between them, setting by setting.
+
+Runs are comparable when they were made on the same data (dataset fingerprint) with every
+result-affecting setting the same (:func:`audit.config.result_fields`: probes, conditions, attributes,
+budgets, seeds, attack precision, helper models...), the same rule packs (by content hash) and the same
+faceaudit version. The model, and its profile, are what is compared, so they may differ. Only
+comparable runs get paired statistics; otherwise the comparison says which fields differ.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from audit.config import result_fields
+
+MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
+"""Fields that differ because the models do: never a reason to call runs incomparable."""
+ATTACKS = frozenset({"attack_precision", "resolved.attack_precision"})
+PROBE_SPECIFIC = {
+    "inversion": frozenset({"inputs.evaluator", "inputs.attacker_model", "inputs.attribute_model"}) | ATTACKS,
+    "cloak": frozenset({"inputs.surrogates", "cloak_eps"}) | ATTACKS,
+}
+"""Settings that change only these probes' numbers: runs whose helper models differ can still be compared,
+paired, on the other probes (a regulator's identity comparison does not need the same cloak surrogates)."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
+    """The fields of a stored run (``Store.run``) that decide whether it can be compared with another."""
+    fields = _flatten(result_fields(run.get("config") or {}))
+    fields["dataset"] = run.get("dataset_id")
+    fields["faceaudit version"] = (run.get("environment") or {}).get("faceaudit")
+    if findings is not None and not findings.empty and "pack_hash" in findings:
+        packs = findings.drop_duplicates("pack").set_index("pack")["pack_hash"].to_dict()
+        fields["rule packs"] = json.dumps(dict(sorted(packs.items())))
+    return {k: v for k, v in fields.items() if k not in MODEL_SPECIFIC}
+
+
+def differences(fields: list[dict]) -> list[dict]:
+    """Fields whose values differ between runs: ``[{field, values}]`` (one value per run, as text)."""
+    keys = sorted(set().union(*fields))
+    out = []
+    for key in keys:
+        vals = [f.get(key) for f in fields]
+        if any(json.dumps(v, sort_keys=True, default=str) != json.dumps(vals[0], sort_keys=True, default=str)
+               for v in vals[1:]):
+            out.append({"field": key, "values": ["—" if v is None else
+                                                 v if isinstance(v, str) else json.dumps(v, default=str)
+                                                 for v in vals]})
+    return out
+
+
+def blocking(diffs: list[dict], probe: str) -> list[str]:
+    """The differing fields that keep ``probe``'s results from being compared paired: every differing field
+    except the other probes' own settings and the list of probes run (a probe must simply have run in every run)."""
+    others = set().union(*(f for p, f in PROBE_SPECIFIC.items() if p != probe)) - PROBE_SPECIFIC.get(probe, set())
+    return [d["field"] for d in diffs if d["field"] not in others and d["field"] != "probes"]

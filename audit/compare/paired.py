@@ -1,0 +1,218 @@
+"""Paired differences between models audited on the same persons, and rankings.
+
+Every probe that has headline metrics keeps its per-unit outcomes (``outcomes.json``: one 0/1 outcome
+per genuine comparison, or the attacker's per-image predictions). For comparable runs the units are
+the same images of the same persons, so a **paired person bootstrap** draws persons once per
+replicate and computes every model's metric on the same draw; the difference B - A in a replicate
+then varies only with how the models differ on those persons, not with which persons were drawn,
+which is far more sensitive than two separate intervals that overlap. Intervals are expanded
+percentile intervals (Hesterberg) on the persons; a rate's ratio B / A comes from the same replicates.
+
+Plain words: "B higher" / "A higher" when the 95% interval of B - A excludes 0, otherwise "cannot be
+told apart with N persons" and how many persons would tell the observed difference apart with 80%
+power (normal approximation: the interval's half-width shrinks as 1 / sqrt(persons)). Rankings give
+each model's rank interval over the replicates (rank 1 = highest value) and Holm-adjusted pairwise
+verdicts (two-sided bootstrap p-values).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from audit.metrics.stats import expanded_alpha
+from audit.probes.base import OUTCOMES
+from audit.probes.leakage import confusion_stats
+from audit.seeding import rng_for
+
+Z_POWER = float(sps.norm.ppf(0.975) + sps.norm.ppf(0.8))
+"""Two-sided 5% test at 80% power: how many standard errors a difference must be to be told apart."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One headline metric of one run, over units keyed by manifest row."""
+
+    probe: str
+    metric: str
+    condition: str
+    setting: str
+    attribute: str
+    group: str
+    rows: np.ndarray
+    subjects: np.ndarray
+    kind: str
+    """``share`` (mean of ``values``) or ``gain`` (normalised gain of ``y`` vs each of ``pred``)."""
+    values: np.ndarray | None = None
+    y: np.ndarray | None = None
+    pred: np.ndarray | None = None
+    k: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.probe, self.metric, self.condition, self.setting, self.attribute, self.group)
+
+
+def load_series(store, run_id: str) -> list[Series]:
+    """Every headline series a run kept (empty for runs made before outcomes were stored)."""
+    arts = store.artifacts(run_id)
+    out = []
+    for _, art in arts[arts["name"] == OUTCOMES].iterrows():
+        doc = json.loads(bytes(art["data"]))
+        rows, subjects = np.asarray(doc["rows"]), np.asarray(doc["subjects"], dtype=object)
+        groups = {a: np.asarray(g, dtype=object) for a, g in doc.get("groups", {}).items()}
+        for sd in doc["series"]:
+            base = dict(probe=art["probe"], metric=sd["metric"], condition=sd["condition"], setting=sd["setting"],
+                        attribute=sd["attribute"], kind=sd["kind"])
+            if sd["kind"] == "share":
+                vals = np.asarray(sd["values"], float)
+                out.append(Series(**base, group="all", rows=rows, subjects=subjects, values=vals))
+                if sd["metric"] == "fnmr":  # per-group FNMR from the same outcomes
+                    for attr, lab in groups.items():
+                        for g in sorted({v for v in lab if isinstance(v, str)}):
+                            m = lab == g
+                            out.append(Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
+                                              rows=rows[m], subjects=subjects[m], values=vals[m]))
+            else:
+                out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"]),
+                                  pred=np.asarray(sd["pred"]), k=int(sd["k"])))
+    return out
+
+
+class PairedBootstrap:
+    """Person draws shared by every model in a replicate."""
+
+    def __init__(self, subjects: np.ndarray, n_boot: int, seed: int):
+        self.persons = np.unique(subjects.astype(str))
+        rng = rng_for(seed, "compare")
+        n = len(self.persons)
+        self.counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(float)
+
+    def stat(self, s: Series) -> tuple[float, np.ndarray]:
+        """(value on everyone, value on every replicate) of one series."""
+        idx = np.searchsorted(self.persons, s.subjects.astype(str))
+        ones = np.ones(len(self.persons))
+        if s.kind == "share":
+            num = np.bincount(idx, weights=s.values, minlength=len(self.persons))
+            den = np.bincount(idx, minlength=len(self.persons)).astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return float(num.sum() / den.sum()), (self.counts @ num) / (self.counts @ den)
+        keep = s.y >= 0
+        full, boots = [], []
+        for p in s.pred:
+            cells = np.zeros((len(s.y), s.k * s.k))
+            cells[np.flatnonzero(keep), s.y[keep] * s.k + p[keep]] = 1
+            per_person = np.zeros((len(self.persons), s.k * s.k))
+            np.add.at(per_person, idx, cells)
+            full.append(confusion_stats((ones @ per_person).reshape(1, s.k, s.k))["normalised_gain"][0])
+            boots.append(confusion_stats((self.counts @ per_person).reshape(-1, s.k, s.k))["normalised_gain"])
+        return float(np.mean(full)), np.mean(boots, axis=0)
+
+
+def _interval(value: float, boots: np.ndarray, persons: int) -> tuple[float, float]:
+    a = expanded_alpha(0.05, persons)
+    b = boots[~np.isnan(boots)]
+    if not np.isfinite(value) or not len(b):
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(b, [a / 2, 1 - a / 2], method="inverted_cdf")
+    return float(min(lo, value)), float(max(hi, value))
+
+
+def verdict(diff: float, lo: float, hi: float, persons: int, name_a: str, name_b: str) -> tuple[str, int | None]:
+    """Plain words for B - A and, when the interval holds 0, the persons that would tell it apart."""
+    if lo > 0:
+        return f"{name_b} higher", None
+    if hi < 0:
+        return f"{name_a} higher", None
+    se = (hi - lo) / (2 * 1.96)
+    if diff == 0 or se == 0:
+        return f"cannot be told apart with {persons} persons (no difference observed)", None
+    need = int(np.ceil(persons * (Z_POWER * se / abs(diff)) ** 2))
+    return f"cannot be told apart with {persons} persons", need
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values."""
+    order = np.argsort(pvalues)
+    m, out, running = len(pvalues), [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict, reference: int = 0,
+                 n_boot: int = 1000, seed: int = 0, probes: set[str] | None = None) -> dict:
+    """Paired differences of every model against the reference run, rankings and pairwise verdicts, for every
+    headline series all runs kept on the same units (of ``probes`` only, when given: the comparable ones).
+    ``directions``: series key -> the stored direction."""
+    per_run = [{s.key: s for s in load_series(store, r) if probes is None or s.probe in probes} for r in run_ids]
+    missing = [labels[i] for i, d in enumerate(per_run) if not d]
+    keys = [k for k in per_run[0] if all(k in d for d in per_run[1:])] if not missing else []
+    if not keys:
+        return {"rows": [], "rankings": [], "missing": missing, "persons": 0, "n_boot": n_boot}
+    subjects = np.concatenate([per_run[0][k].subjects for k in keys])
+    boot = PairedBootstrap(subjects, n_boot, seed)
+    persons = len(boot.persons)
+    rows, rankings = [], []
+    for key in keys:
+        series = [d[key] for d in per_run]
+        if any(not np.array_equal(np.sort(s.rows), np.sort(series[0].rows)) for s in series[1:]):
+            continue  # not the same units: no pairing
+        stats = [boot.stat(s) for s in series]
+        ref_val, ref_boot = stats[reference]
+        n_persons = len(np.unique(series[0].subjects.astype(str)))
+        base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
+                "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
+        for i, (val, bs) in enumerate(stats):
+            if i == reference:
+                continue
+            d, db = val - ref_val, bs - ref_boot
+            lo, hi = _interval(d, db, n_persons)
+            words, need = verdict(d, lo, hi, n_persons, labels[reference], labels[i])
+            ratio = rlo = rhi = None
+            if series[i].kind == "share":
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ratio = val / ref_val if ref_val else (float("inf") if val else float("nan"))
+                    rlo, rhi = _interval(ratio, bs / ref_boot, n_persons)
+            rows.append({**base, "a": labels[reference], "b": labels[i], "value_a": ref_val, "value_b": val,
+                         "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
+                         "verdict": words, "persons_needed": need})
+        if len(series) > 2:
+            rankings.append({**base, **_ranking(stats, labels)})
+    return {"rows": rows, "rankings": rankings, "missing": missing, "persons": persons, "n_boot": n_boot}
+
+
+def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
+    """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts."""
+    values = np.array([v for v, _ in stats])
+    boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
+    ok = ~np.isnan(boots).any(1)
+    ranks = (-boots[ok]).argsort(1).argsort(1) + 1
+    point = (-values).argsort().argsort() + 1
+    models = [{"model": labels[i], "value": float(values[i]), "rank": int(point[i]),
+               "rank_low": int(np.quantile(ranks[:, i], 0.025, method="inverted_cdf")),
+               "rank_high": int(np.quantile(ranks[:, i], 0.975, method="inverted_cdf"))} for i in range(len(labels))]
+    pairs, pvals = [], []
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            d = boots[ok, j] - boots[ok, i]
+            p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
+            pairs.append((i, j))
+            pvals.append(p)
+    adjusted = holm(pvals)
+    verdicts = [{"a": labels[i], "b": labels[j], "p_holm": float(p),
+                 "verdict": ("cannot be told apart" if p >= 0.05 else
+                             f"{labels[j]} higher" if values[j] > values[i] else f"{labels[i]} higher")}
+                for (i, j), p in zip(pairs, adjusted)]
+    return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts}
+
+
+def directions_of(metrics: pd.DataFrame) -> dict:
+    """Series key -> stored direction, from a run's metric rows."""
+    return {(r.probe, r.metric, r.condition, r.setting, r.attribute, r.group): r.direction
+            for r in metrics.itertuples()}

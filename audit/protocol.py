@@ -1,0 +1,187 @@
+"""Protocols: one published file that pins what makes audits comparable.
+
+A regulator publishes a protocol; every vendor's audit run under it is comparable by construction.
+
+```yaml
+protocol: sample-world-quick        # an id: letters, digits, - _ .
+version: "1"
+title: faceaudit sample world, quick preset
+faceaudit: ">=0.1,<1"               # the tool versions it was written for (PEP 440 specifiers)
+dataset: {recipe: sample, seed: 0, people: 300, images: 8}   # or {fingerprint: <SHA-256 of manifest + files>}
+probes: [leakage, identity, inversion, cloak]   # run those the model's kind supports
+conditions: [clean, mask:surgical, mask:cloth, mask:n95, sunglasses]
+attributes: [sex, skin_tone, age]   # optional
+preset: quick
+overrides: {bootstrap: 200}         # optional: folds, cv_repeats, bootstrap, mlp_epochs, max_images, ...
+seed: 0
+attack_precision: float32           # optional: auto | float32 | bfloat16
+cloak_eps: [8]
+packs: {baseline: <SHA-256 of the pack file>, eu-ai-act: <SHA-256>}
+```
+
+``run --protocol P.yaml`` takes every pinned setting from the file (an option given on the command
+line that contradicts it is refused), checks the dataset, the packs and the tool version against it,
+and stores the protocol's name, version and SHA-256 with the run (``config.protocol``), where reports,
+exports and comparisons read it. Validated like campaign files: one line naming the file and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from audit.errors import ConfigError, first_error
+from audit.yamlio import parse_yaml, read_bytes
+
+SHA256 = r"^[0-9a-f]{64}$"
+BUDGETS = ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects", "max_images_per_subject")
+PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precision", "cloak_eps")
+"""Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
+
+
+class DatasetPin(BaseModel):
+    """The data a protocol is for: a fingerprint, or the synthetic sample world's recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+    fingerprint: str | None = Field(None, pattern=SHA256)
+    """SHA-256 over the manifest and every image file (what ``inspect``/reports call the dataset fingerprint)."""
+    recipe: Literal["sample"] | None = None
+    seed: int | None = None
+    people: int | None = None
+    images: int | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.fingerprint is None) == (self.recipe is None):
+            raise ValueError("give either 'fingerprint' or 'recipe: sample' (with its seed, people, images)")
+        return self
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    protocol: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    version: str = "1"
+    title: str = ""
+    description: str = ""
+    faceaudit: str = ""
+    """Tool versions the protocol holds for (PEP 440 specifiers, e.g. ``>=0.1,<1``); empty: any."""
+    dataset: DatasetPin
+    probes: list[str] = Field(min_length=1)
+    conditions: list[str] = Field(min_length=1)
+    attributes: list[str] | None = None
+    preset: Literal["quick", "standard", "thorough"] = "quick"
+    overrides: dict[str, int] = Field(default_factory=dict)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    cloak_eps: list[float] = Field(default_factory=lambda: [8.0])
+    packs: dict[str, str] = Field(default_factory=dict)
+    """Pack id -> SHA-256 of the pack file the findings must come from."""
+    sha256: str = ""
+    source: str = ""
+
+    @field_validator("faceaudit")
+    @classmethod
+    def _spec(cls, v: str) -> str:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            SpecifierSet(v)
+        except InvalidSpecifier:
+            raise ValueError(f"not a version range: {v!r} (write e.g. '>=0.1,<1')") from None
+        return v
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = sorted(set(v) - set(BUDGETS))
+        if bad:
+            raise ValueError(f"unknown budget(s) {bad}; allowed: {list(BUDGETS)}")
+        return v
+
+    @field_validator("packs")
+    @classmethod
+    def _packs(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        bad = [k for k, h in v.items() if not re.match(SHA256, str(h))]
+        if bad:
+            raise ValueError(f"pack {bad[0]!r}: give the SHA-256 of the pack file (64 hex digits)")
+        return v
+
+    def record(self) -> dict:
+        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later."""
+        return {"name": self.protocol, "version": self.version, "sha256": self.sha256,
+                "dataset": self.dataset.model_dump(exclude_none=True), "faceaudit": self.faceaudit,
+                "packs": dict(sorted(self.packs.items()))}
+
+    def fields(self) -> dict:
+        """The config fields the protocol sets."""
+        out = {k: getattr(self, k) for k in PINNED}
+        return {**out, **self.overrides, "protocol": self.record()}
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Read and validate a protocol file; every problem is one line naming the file and field."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give a protocol YAML file")
+    raw = read_bytes(path, ConfigError, missing="protocol file")
+    data = parse_yaml(raw, path, ConfigError)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a protocol is a mapping with 'protocol', 'dataset', 'probes', 'conditions', ...")
+    try:
+        return Protocol.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        raise ConfigError(f"{path}: field '{field}': {msg}") from None
+
+
+def apply(protocol: Protocol, fields: dict, explicit: set[str]) -> dict:
+    """``fields`` (config fields from the command line or a campaign) with the protocol's settings in force;
+    a setting given explicitly that contradicts the protocol is refused, naming both values."""
+    pinned = protocol.fields()
+    for key in sorted(explicit & set(pinned)):
+        if key in fields and _norm(fields[key]) != _norm(pinned[key]):
+            raise ConfigError(f"--{key.replace('_', '-')} {fields[key]!r} contradicts protocol {protocol.protocol!r} "
+                              f"({protocol.source}), which pins {key} = {pinned[key]!r}; leave the option out")
+    return {**fields, **pinned}
+
+
+def _norm(v):
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def check_tool(record: dict, version: str) -> None:
+    """Refuse a run when this faceaudit version is outside the protocol's range."""
+    from packaging.specifiers import SpecifierSet
+
+    spec = record.get("faceaudit") or ""
+    if spec and version not in SpecifierSet(spec, prereleases=True):
+        raise ConfigError(f"protocol {record['name']!r} is for faceaudit {spec}; this is faceaudit {version}")
+
+
+def check_dataset(record: dict, fingerprint: str, recipe: dict | None) -> None:
+    """Refuse a dataset other than the one the protocol pins (by fingerprint, or by the sample world's recipe)."""
+    pin = record.get("dataset") or {}
+    if pin.get("fingerprint") and pin["fingerprint"] != fingerprint:
+        raise ConfigError(f"protocol {record['name']!r} pins the dataset with fingerprint {pin['fingerprint']}; "
+                          f"this dataset's is {fingerprint}")
+    if pin.get("recipe"):
+        want = {k: pin[k] for k in ("seed", "people", "images") if pin.get(k) is not None}
+        got = {k: (recipe or {}).get(k) for k in want}
+        if recipe is None or got != want:
+            raise ConfigError(f"protocol {record['name']!r} pins the sample world {want}; this dataset is "
+                              + ("not the sample world" if recipe is None else f"the sample world {got}"))
+
+
+def check_packs(record: dict, packs) -> None:
+    """Refuse rule packs whose file differs from the one the protocol pins (``packs``: loaded Pack objects)."""
+    want = record.get("packs") or {}
+    for pack in packs:
+        if pack.pack in want and want[pack.pack] != pack.sha256:
+            raise ConfigError(f"protocol {record['name']!r} pins pack {pack.pack!r} with SHA-256 {want[pack.pack]}; "
+                              f"{pack.source} has {pack.sha256}")

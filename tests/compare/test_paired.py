@@ -1,0 +1,99 @@
+"""Paired comparisons of models on the same persons: known answers with planted differences."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from audit import api
+from audit.config import AuditConfig
+from audit.report.render import compare_context
+from audit.store import Store
+from audit.synth import Recipe
+from audit.synth.dataset import materialise
+from tests.builders import degrade_onnx
+from tests.conftest import SAMPLE_MODELS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """60 synthetic people x 4 images; fr-baseline and two copies whose embeddings are degraded (noise added by a
+    wrapper graph, alpha 0.5 and 1.0); each audited once (identity, clean and surgical mask)."""
+    root = tmp_path_factory.mktemp("cmp")
+    data, _, _ = materialise(root / "data", Recipe(people=60, images=4), workers=1)
+    base = SAMPLE_MODELS / "fr-baseline.onnx"
+    models = {"base": base}
+    for alpha in (0.5, 1.0):
+        dst = degrade_onnx(base, root / f"degraded-{alpha}.onnx", alpha)
+        shutil.copy(SAMPLE_MODELS / "fr-baseline.profile.yaml", dst.with_suffix(".profile.yaml"))
+        models[f"deg{alpha}"] = dst
+    db = root / "s.duckdb"
+    ids = {}
+    for name, path in [*models.items(), ("base-again", base)]:
+        cfg = AuditConfig(model=path, data=str(data), probes=["identity"], conditions=["clean", "mask:surgical"],
+                          bootstrap=200, parity=False)
+        ids[name] = api.run_audit(cfg, db)
+    return db, ids, data, models
+
+
+def _row(ctx, metric, condition, b_suffix=None):
+    rows = [r for r in ctx["paired"]["rows"] if r["metric"] == metric and r["condition"] == condition
+            and r["group"] == "all" and (b_suffix is None or r["b"].endswith(f"({b_suffix})"))]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_a_model_against_itself_differs_by_nothing(world):
+    db, ids, _, _ = world
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, [ids["base"], ids["base-again"]])
+    assert ctx["differences"] == [] and ctx["paired"]["rows"]
+    for r in ctx["paired"]["rows"]:
+        assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], r
+        assert r["verdict"].startswith("cannot be told apart")
+
+
+def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(world):
+    db, ids, _, _ = world
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, [ids["base"], ids["deg0.5"]])
+        ma, mb = s.metrics(ids["base"]), s.metrics(ids["deg0.5"])
+    r = _row(ctx, "fnmr", "mask:surgical")
+    assert r["value_b"] > r["value_a"] and r["ci_low"] > 0, r
+    assert r["verdict"] == f"{r['b']} higher"
+    pick = lambda m: m[(m["metric"] == "fnmr") & (m["condition"] == "mask:surgical")  # noqa: E731
+                       & (m["setting"] == r["setting"])].iloc[0]
+    a, b = pick(ma), pick(mb)
+    assert b["ci_low"] < a["ci_high"], "the unpaired intervals overlap: only the paired comparison tells them apart"
+    assert r["ratio"] > 1 and r["ratio_low"] <= r["ratio"] <= r["ratio_high"]
+    # group FNMR rows come from the same outcomes, one per group of each attribute
+    assert any(x["metric"] == "group_fnmr" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
+
+
+def test_rankings_order_three_models_with_rank_intervals_and_holm_verdicts(world):
+    db, ids, _, _ = world
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, [ids["base"], ids["deg0.5"], ids["deg1.0"]], reference=0)
+        html = api.compare([ids["base"], ids["deg0.5"], ids["deg1.0"]], db, db.parent / "out", ["html"],
+                           reference=ids["base"])[0].read_text()
+    rank = next(k for k in ctx["paired"]["rankings"] if k["metric"] == "fnmr" and k["condition"] == "mask:surgical"
+                and k["group"] == "all")
+    order = [m["model"] for m in rank["models"]]
+    assert order[0].endswith(f"({ids['deg1.0'][-6:]})") and order[-1].endswith(f"({ids['base'][-6:]})")
+    assert all(m["rank_low"] <= m["rank"] <= m["rank_high"] for m in rank["models"])
+    assert len(rank["pairs"]) == 3 and all(0 <= p["p_holm"] <= 1 for p in rank["pairs"])
+    assert "Paired differences against" in html and "Rankings" in html and "<svg" in html
+
+
+def test_runs_that_are_not_comparable_get_no_paired_statistics(world, tmp_path):
+    db, ids, data, models = world
+    other = api.run_audit(AuditConfig(model=models["base"], data=str(data), probes=["identity"],
+                                      conditions=["clean"], bootstrap=200, parity=False, seed=3), db)
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, [ids["base"], other])
+    fields = {d["field"] for d in ctx["differences"]}
+    assert {"seed", "conditions"} <= fields and ctx["paired"] is None
+    html = api.compare([ids["base"], other], db, tmp_path / "out", ["html"])[0].read_text()
+    assert "These runs are not comparable" in html and "Paired differences" not in html

@@ -1,0 +1,92 @@
+"""Protocols: one published file pins what makes runs comparable; runs under it record it and are checked."""
+
+import hashlib
+
+import pytest
+import yaml
+
+import audit
+from audit.errors import ConfigError
+from audit.protocol import load_protocol
+from audit.resources import protocols_dir, rules_dir
+from audit.store import Store
+from tests.test_cli import run_cli
+
+
+def _write(path, **over):
+    doc = {"protocol": "tiny-world", "version": "2", "faceaudit": ">=0.1,<1",
+           "dataset": {"recipe": "sample", "seed": 0, "people": 40, "images": 4},
+           "probes": ["identity"], "conditions": ["clean"], "preset": "quick", "overrides": {"bootstrap": 20},
+           "seed": 5, "packs": {"baseline": hashlib.sha256((rules_dir() / "baseline.yaml").read_bytes()).hexdigest()}}
+    doc.update(over)
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_shipped_protocol_matches_the_shipped_packs_and_this_version():
+    """protocols/sample-world.yaml pins the shipped packs by content: a pack edit must update it (or be refused)."""
+    proto = load_protocol(protocols_dir() / "sample-world.yaml")
+    for pack, digest in proto.packs.items():
+        assert hashlib.sha256((rules_dir() / f"{pack}.yaml").read_bytes()).hexdigest() == digest, pack
+    assert set(proto.packs) == {p.stem for p in rules_dir().glob("*.yaml")}
+    from packaging.specifiers import SpecifierSet
+
+    assert audit.__version__ in SpecifierSet(proto.faceaudit)
+
+
+def test_a_run_under_a_protocol_takes_its_settings_and_records_it(tmp_path, small_data, tiny_model):
+    proto = _write(tmp_path / "p.yaml")
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto, "--db", db,
+                        "--no-parity")
+    assert code == 0, out
+    with Store(db, read_only=True) as s:
+        run = s.runs().iloc[0]
+        rec = s.run(run["run_id"])
+        findings = s.findings(run["run_id"])
+    cfg = rec["config"]
+    assert cfg["seed"] == 5 and cfg["probes"] == ["identity"] and cfg["conditions"] == ["clean"]
+    assert cfg["bootstrap"] == 20
+    assert cfg["protocol"]["name"] == "tiny-world" and cfg["protocol"]["sha256"] == hashlib.sha256(
+        proto.read_bytes()).hexdigest()
+    assert set(findings["pack"]) == {"baseline"}  # the protocol's packs are the default
+    html = run_cli("report", run["run_id"], "--db", db, "--out", tmp_path / "r", "--format", "html")
+    assert html[0] == 0
+    text = next((tmp_path / "r").glob("*.html")).read_text()
+    assert "tiny-world" in text and cfg["protocol"]["sha256"] in text
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seed", "3"], "--seed 3 contradicts protocol 'tiny-world'"),
+    (["--conditions", "clean,mask:surgical"], "contradicts protocol 'tiny-world'"),
+])
+def test_options_that_contradict_the_protocol_are_refused(tmp_path, small_data, tiny_model, args, words):
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", _write(tmp_path / "p.yaml"),
+                        "--db", tmp_path / "s.duckdb", "--no-parity", *args)
+    assert code == 2 and words in out and not (tmp_path / "s.duckdb").exists()
+
+
+def test_the_wrong_dataset_pack_or_version_is_refused_before_anything_is_written(tmp_path, small_data, tiny_model):
+    db = tmp_path / "s.duckdb"
+    base = ["run", "--model", tiny_model, "--data", small_data, "--db", db, "--no-parity", "--protocol"]
+    code, out = run_cli(*base, _write(tmp_path / "a.yaml", dataset={"recipe": "sample", "seed": 0, "people": 41,
+                                                                     "images": 4}))
+    assert code == 2 and "pins the sample world" in out
+    code, out = run_cli(*base, _write(tmp_path / "b.yaml", dataset={"fingerprint": "0" * 64}))
+    assert code == 2 and "pins the dataset with fingerprint" in out
+    code, out = run_cli(*base, _write(tmp_path / "c.yaml", packs={"baseline": "1" * 64}))
+    assert code == 2 and "pins pack 'baseline'" in out
+    code, out = run_cli(*base, _write(tmp_path / "d.yaml", faceaudit=">=9"))
+    assert code == 2 and "is for faceaudit >=9" in out
+    assert not db.exists() or Store(db, read_only=True).runs().empty
+
+
+@pytest.mark.parametrize("over,field", [({"overrides": {"shoe_size": 3}}, "overrides"), ({"packs": {"x": "abc"}}, "packs"),
+                                        ({"dataset": {"recipe": "sample", "fingerprint": "0" * 64}}, "dataset"),
+                                        ({"faceaudit": "not a range"}, "faceaudit"), ({"colour": 1}, "colour")])
+def test_a_bad_protocol_file_is_one_line_naming_the_field(tmp_path, over, field):
+    path = _write(tmp_path / "p.yaml", **over)
+    with pytest.raises(ConfigError) as err:
+        load_protocol(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: field '{field}") and "\n" not in msg
