@@ -140,14 +140,15 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ConfigError(f"{path}: field '{field}': {msg}") from None
 
 
-def apply(protocol: Protocol, fields: dict, explicit: set[str]) -> dict:
+def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key: f"--{key.replace('_', '-')}") -> dict:
     """``fields`` (config fields from the command line or a campaign) with the protocol's settings in force;
-    a setting given explicitly that contradicts the protocol is refused, naming both values."""
+    a setting given explicitly that contradicts the protocol is refused, naming both values (``where`` names
+    the setting as the user gave it: a command-line option, or a campaign file's field)."""
     pinned = protocol.fields()
     for key in sorted(explicit & set(pinned)):
         if key in fields and _norm(fields[key]) != _norm(pinned[key]):
-            raise ConfigError(f"--{key.replace('_', '-')} {fields[key]!r} contradicts protocol {protocol.protocol!r} "
-                              f"({protocol.source}), which pins {key} = {pinned[key]!r}; leave the option out")
+            raise ConfigError(f"{where(key)} {fields[key]!r} contradicts protocol {protocol.protocol!r} "
+                              f"({protocol.source}), which pins {key} = {pinned[key]!r}; leave it out")
     return {**fields, **pinned}
 
 

@@ -90,3 +90,35 @@ def test_a_bad_protocol_file_is_one_line_naming_the_field(tmp_path, over, field)
         load_protocol(path)
     msg = str(err.value)
     assert msg.startswith(f"{path}: field '{field}") and "\n" not in msg
+
+
+def test_a_campaign_under_a_protocol_pins_every_cell(tmp_path, small_data, tiny_model):
+    from audit.executors.campaign import load_campaign
+    from audit.executors.cells import campaign_cells
+
+    proto = _write(tmp_path / "p.yaml")
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": [str(tiny_model)], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml"}))
+    loaded = load_campaign(camp)
+    assert loaded.packs == ["baseline"]
+    (cell,) = campaign_cells(loaded)
+    assert cell.config.seed == 5 and cell.config.probes == ["identity"] and cell.config.bootstrap == 20
+    assert cell.config.protocol["sha256"] == hashlib.sha256(proto.read_bytes()).hexdigest()
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": [str(tiny_model)], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml", "seed": 1}))
+    with pytest.raises(ConfigError) as err:
+        load_campaign(camp)
+    assert f"{camp}: field 'seed': 1 contradicts protocol 'tiny-world'" in str(err.value)
+
+
+def test_the_demo_runs_under_the_sample_world_protocol_at_its_defaults(tmp_path):
+    from audit.executors.cells import demo_cells
+
+    cells = demo_cells(tmp_path, "quick", 0)
+    proto = load_protocol(protocols_dir() / "sample-world.yaml")
+    assert {c.config.protocol["sha256"] for c in cells} == {proto.sha256}
+    kinds = {c.label: c.config.probes for c in cells}
+    assert kinds["attr-classifier"] == ["leakage"] and kinds["fr-baseline"] == proto.probes
+    assert all(c.config.conditions == proto.conditions for c in cells)
+    assert all(c.config.protocol is None for c in demo_cells(tmp_path, "standard", 0))  # not that protocol

@@ -46,11 +46,13 @@ class Series:
     rows: np.ndarray
     subjects: np.ndarray
     kind: str
-    """``share`` (mean of ``values``) or ``gain`` (normalised gain of ``y`` vs each of ``pred``)."""
+    """``share`` (mean of ``values``), ``gain`` (normalised gain of ``y`` vs each of ``pred``) or ``max_min``."""
     values: np.ndarray | None = None
     y: np.ndarray | None = None
     pred: np.ndarray | None = None
     k: int = 0
+    parts: tuple = ()
+    """``max_min``: the group series whose highest rate over lowest rate this is (a demographic differential)."""
 
     @property
     def key(self) -> tuple:
@@ -68,15 +70,26 @@ def load_series(store, run_id: str) -> list[Series]:
         for sd in doc["series"]:
             base = dict(probe=art["probe"], metric=sd["metric"], condition=sd["condition"], setting=sd["setting"],
                         attribute=sd["attribute"], kind=sd["kind"])
+            if "units" in sd:  # measured on a subset of the artifact's units
+                units = np.asarray(sd["units"], int)
+                out.append(Series(**base, group="all", rows=rows[units], subjects=subjects[units],
+                                  values=np.asarray(sd["values"], float)))
+                continue
             if sd["kind"] == "share":
                 vals = np.asarray(sd["values"], float)
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, values=vals))
-                if sd["metric"] == "fnmr":  # per-group FNMR from the same outcomes
+                if sd["metric"] == "fnmr":  # per-group FNMR and its max/min differential from the same outcomes
                     for attr, lab in groups.items():
+                        parts = []
                         for g in sorted({v for v in lab if isinstance(v, str)}):
                             m = lab == g
-                            out.append(Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
-                                              rows=rows[m], subjects=subjects[m], values=vals[m]))
+                            parts.append(Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
+                                                rows=rows[m], subjects=subjects[m], values=vals[m]))
+                        out += parts
+                        if len(parts) >= 2:
+                            out.append(Series(**{**base, "metric": "fnmr_max_min", "attribute": attr,
+                                                 "kind": "max_min"}, group="all", rows=rows, subjects=subjects,
+                                              parts=tuple(parts)))
             else:
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"]),
                                   pred=np.asarray(sd["pred"]), k=int(sd["k"])))
@@ -94,6 +107,9 @@ class PairedBootstrap:
 
     def stat(self, s: Series) -> tuple[float, np.ndarray]:
         """(value on everyone, value on every replicate) of one series."""
+        if s.kind == "max_min":  # highest group rate over lowest: +inf when only some groups have none
+            vals, boots = zip(*(self.stat(p) for p in s.parts))
+            return _max_min(np.array(vals)[None])[0], _max_min(np.stack(boots, 1))
         idx = np.searchsorted(self.persons, s.subjects.astype(str))
         ones = np.ones(len(self.persons))
         if s.kind == "share":
@@ -113,6 +129,14 @@ class PairedBootstrap:
         return float(np.mean(full)), np.mean(boots, axis=0)
 
 
+def _max_min(rates: np.ndarray) -> np.ndarray:
+    """Row-wise max / min of group rates (NaN rates left out): 1 when all are equal, +inf when the lowest is 0
+    and the highest is not (as :func:`audit.metrics.demographic.ratio_max_min`)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hi, lo = np.nanmax(rates, 1), np.nanmin(rates, 1)
+        return np.where(hi == lo, 1.0, np.where(lo > 0, hi / lo, np.inf))
+
+
 def _interval(value: float, boots: np.ndarray, persons: int) -> tuple[float, float]:
     a = expanded_alpha(0.05, persons)
     b = boots[~np.isnan(boots)]
@@ -124,12 +148,14 @@ def _interval(value: float, boots: np.ndarray, persons: int) -> tuple[float, flo
 
 def verdict(diff: float, lo: float, hi: float, persons: int, name_a: str, name_b: str) -> tuple[str, int | None]:
     """Plain words for B - A and, when the interval holds 0, the persons that would tell it apart."""
+    if not np.isfinite(diff):
+        return "no finite difference (a ratio is infinite: a group without errors)", None
     if lo > 0:
         return f"{name_b} higher", None
     if hi < 0:
         return f"{name_a} higher", None
     se = (hi - lo) / (2 * 1.96)
-    if diff == 0 or se == 0:
+    if diff == 0 or not se > 0 or not np.isfinite(se):
         return f"cannot be told apart with {persons} persons (no difference observed)", None
     need = int(np.ceil(persons * (Z_POWER * se / abs(diff)) ** 2))
     return f"cannot be told apart with {persons} persons", need
@@ -152,39 +178,44 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
     ``directions``: series key -> the stored direction."""
     per_run = [{s.key: s for s in load_series(store, r) if probes is None or s.probe in probes} for r in run_ids]
     missing = [labels[i] for i, d in enumerate(per_run) if not d]
-    keys = [k for k in per_run[0] if all(k in d for d in per_run[1:])] if not missing else []
+    keys = list(dict.fromkeys(k for d in per_run for k in d))
     if not keys:
         return {"rows": [], "rankings": [], "missing": missing, "persons": 0, "n_boot": n_boot}
-    subjects = np.concatenate([per_run[0][k].subjects for k in keys])
+    subjects = np.concatenate([next(d[k] for d in per_run if k in d).subjects for k in keys])
     boot = PairedBootstrap(subjects, n_boot, seed)
-    persons = len(boot.persons)
     rows, rankings = [], []
     for key in keys:
-        series = [d[key] for d in per_run]
-        if any(not np.array_equal(np.sort(s.rows), np.sort(series[0].rows)) for s in series[1:]):
-            continue  # not the same units: no pairing
-        stats = [boot.stat(s) for s in series]
-        ref_val, ref_boot = stats[reference]
-        n_persons = len(np.unique(series[0].subjects.astype(str)))
+        # The runs that kept this series on the same units (an attribute model has no identity series).
+        have = [i for i, d in enumerate(per_run) if key in d]
+        first = per_run[have[0]][key]
+        have = [i for i in have if np.array_equal(np.sort(per_run[i][key].rows), np.sort(first.rows))]
+        if len(have) < 2:
+            continue
+        ref = reference if reference in have else have[0]
+        stats = {i: boot.stat(per_run[i][key]) for i in have}
+        ref_val, ref_boot = stats[ref]
+        n_persons = len(np.unique(first.subjects.astype(str)))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
                 "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
-        for i, (val, bs) in enumerate(stats):
-            if i == reference:
+        for i in have:
+            if i == ref:
                 continue
-            d, db = val - ref_val, bs - ref_boot
+            val, bs = stats[i]
+            with np.errstate(invalid="ignore"):
+                d, db = val - ref_val, bs - ref_boot
             lo, hi = _interval(d, db, n_persons)
-            words, need = verdict(d, lo, hi, n_persons, labels[reference], labels[i])
+            words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
             ratio = rlo = rhi = None
-            if series[i].kind == "share":
+            if first.kind == "share":
                 with np.errstate(invalid="ignore", divide="ignore"):
                     ratio = val / ref_val if ref_val else (float("inf") if val else float("nan"))
                     rlo, rhi = _interval(ratio, bs / ref_boot, n_persons)
-            rows.append({**base, "a": labels[reference], "b": labels[i], "value_a": ref_val, "value_b": val,
+            rows.append({**base, "a": labels[ref], "b": labels[i], "value_a": ref_val, "value_b": val,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
-        if len(series) > 2:
-            rankings.append({**base, **_ranking(stats, labels)})
-    return {"rows": rows, "rankings": rankings, "missing": missing, "persons": persons, "n_boot": n_boot}
+        if len(have) > 2:
+            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have])})
+    return {"rows": rows, "rankings": rankings, "missing": missing, "persons": len(boot.persons), "n_boot": n_boot}
 
 
 def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
@@ -192,7 +223,8 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
     ok = ~np.isnan(boots).any(1)
-    ranks = (-boots[ok]).argsort(1).argsort(1) + 1
+    n = len(labels)  # (no replicate with every value defined: every rank is possible)
+    ranks = (-boots[ok]).argsort(1).argsort(1) + 1 if ok.any() else np.array([[1] * n, [n] * n])
     point = (-values).argsort().argsort() + 1
     models = [{"model": labels[i], "value": float(values[i]), "rank": int(point[i]),
                "rank_low": int(np.quantile(ranks[:, i], 0.025, method="inverted_cdf")),
@@ -200,7 +232,9 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
     pairs, pvals = [], []
     for i in range(len(labels)):
         for j in range(i + 1, len(labels)):
-            d = boots[ok, j] - boots[ok, i]
+            with np.errstate(invalid="ignore"):  # inf - inf: both infinite, neither higher
+                d = boots[ok, j] - boots[ok, i]
+            d = d[~np.isnan(d)]
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
             pairs.append((i, j))
             pvals.append(p)

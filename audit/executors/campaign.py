@@ -9,7 +9,8 @@ datasets: [sample, data/eval-set]          # folders, manifests, or 'sample'
 probes: [leakage, identity]                # optional; default: every probe the model's kind supports
 conditions: [clean, mask:surgical]         # optional
 attributes: [sex, skin_tone]               # optional
-packs: [baseline, eu-ai-act]               # optional; default: every shipped pack
+packs: [baseline, eu-ai-act]               # optional; default: every shipped pack (or the protocol's)
+protocol: protocols/sample-world.yaml      # optional: a protocol file; its pinned settings apply to every cell
 evaluator: models/judge.onnx               # optional helper models, as for 'faceaudit run'
 surrogates: [models/public-fr.onnx]
 device: auto
@@ -52,6 +53,10 @@ class Campaign(BaseModel):
     attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     detector: str = "auto"
     min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
+    protocol: str | None = None
+    """A protocol file (audit/protocol.py): its pinned settings apply to every cell."""
+    pinned: dict = Field(default_factory=dict)
+    """The protocol's settings, filled in by :func:`load_campaign` (not written in the file)."""
     source: str = ""
 
     @field_validator("models", "datasets", "surrogates")
@@ -121,7 +126,15 @@ def load_campaign(path: str | Path) -> Campaign:
             raise ConfigError(f"{path}: field 'detector': {detector!r} is not auto, none, mtcnn or an existing "
                               "detector .onnx file")
         helpers["detector"] = str(p)
+    pinned, packs = {}, camp.packs
+    if camp.protocol is not None:
+        from audit.protocol import PINNED, apply, load_protocol
+
+        proto = load_protocol(_resolve(base, camp.protocol))
+        given = {k: getattr(camp, k) for k in PINNED if hasattr(camp, k)}
+        pinned = apply(proto, given, camp.model_fields_set, where=lambda k: f"{path}: field '{k}':")
+        packs = packs or list(proto.packs) or None
     if len(set(models)) != len(models) or len(set(datasets)) != len(datasets):
         raise ConfigError(f"{path}: field 'models'/'datasets': the same file is listed twice")
     return camp.model_copy(update={"models": models, "datasets": datasets, "surrogates": surrogates,
-                                   "source": str(path), **helpers})
+                                   "source": str(path), "pinned": pinned, "packs": packs, **helpers})

@@ -107,14 +107,16 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
     for model in camp.models:
         kind = load_model(model).profile.kind
         probes = camp.probes or probe_mod.supported(kind)
+        if camp.pinned:  # under a protocol: its probes, those this model's kind supports
+            probes = [p for p in camp.pinned["probes"] if p in probe_mod.supported(kind)]
         for data in camp.datasets:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
-            config = make_config(model=model, data=data, probes=probes, attributes=camp.attributes,
-                                 detector=camp.detector, min_face_confidence=camp.min_face_confidence,
-                                 preset=camp.preset, seed=camp.seed, device=camp.device,
-                                 attack_precision=camp.attack_precision, evaluator=camp.evaluator,
-                                 attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
-                                 surrogates=camp.surrogates, **optional)
+            fields = dict(model=model, data=data, attributes=camp.attributes, detector=camp.detector,
+                          min_face_confidence=camp.min_face_confidence, preset=camp.preset, seed=camp.seed,
+                          device=camp.device, attack_precision=camp.attack_precision, evaluator=camp.evaluator,
+                          attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
+                          surrogates=camp.surrogates, **optional)
+            config = make_config(**{**fields, **camp.pinned, "probes": probes})
             label = f"{Path(model).stem} x {Path(data).name if data != 'sample' else 'sample'}"
             cells.append(Cell(label, config))
     return cells
@@ -136,6 +138,32 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
     return res
 
 
+def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = None) -> list[Cell]:
+    """The demo's cells: every sample model (or ``models``) on the sample data with every probe its kind supports.
+
+    At the shipped sample-world protocol's own preset and seed the cells run under it (the comparison is then
+    paired by construction); another preset or seed is not that protocol, so they run without one."""
+    proto = load_protocol(protocols_dir() / "sample-world.yaml")
+    pinned = {k: v for k, v in proto.fields().items() if k not in ("preset", "seed")} \
+        if (preset, seed) == (proto.preset, proto.seed) else {}
+    cells = []
+    for model in models or sample_models():
+        loaded = load_model(model)
+        fr = loaded.profile.kind == "embedding"
+        probes = [p for p in pinned.get("probes", probe_mod.supported(loaded.profile.kind))
+                  if p in probe_mod.supported(loaded.profile.kind)]
+        # In the sample world other sample models play the attacker's FR model, the independent judge of
+        # reconstructions and the attribute reader.
+        others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
+        attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
+        config = make_config(model=model, data=str(data), **{**pinned, "probes": probes}, preset=preset, seed=seed,
+                             evaluator=others[0] if others else None,
+                             attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
+                             surrogates=others[:1])
+        cells.append(Cell(loaded.name, config))
+    return cells
+
+
 @dataclass
 class DemoResult:
     """The demo's folder, its store, the runs and the reports written."""
@@ -154,29 +182,10 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     already in the store with the same settings are not run again).
     """
     make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
-    # At the protocol's own preset and seed the demo runs under the shipped sample-world protocol (its comparison
-    # is then paired by construction); another preset or seed is not that protocol, so it runs without one.
-    proto = load_protocol(protocols_dir() / "sample-world.yaml")
-    pinned = {k: v for k, v in proto.fields().items() if k not in ("preset", "seed")} \
-        if (preset, seed) == (proto.preset, proto.seed) else {}
     out = out_folder(out)
     data, _, _ = sample_data(out / "sample-data")
     db = out / "faceaudit.duckdb"
-    cells = []
-    for model in models or sample_models():
-        loaded = load_model(model)
-        fr = loaded.profile.kind == "embedding"
-        probes = [p for p in pinned.get("probes", probe_mod.supported(loaded.profile.kind))
-                  if p in probe_mod.supported(loaded.profile.kind)]
-        # In the sample world other sample models play the attacker's FR model, the independent judge of
-        # reconstructions and the attribute reader.
-        others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
-        attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
-        config = make_config(model=model, data=str(data), **{**pinned, "probes": probes}, preset=preset, seed=seed,
-                             evaluator=others[0] if others else None,
-                             attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
-                             surrogates=others[:1])
-        cells.append(Cell(loaded.name, config))
+    cells = demo_cells(data, preset, seed, models)
     res = run_cells(cells, db, "local", progress=progress)
     failed = [c for c in res.cells if c["status"] == "failed"]
     if failed:

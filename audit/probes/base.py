@@ -50,6 +50,8 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     ``kind``: ``share`` (``values``: one 0/1 outcome per unit; the metric is their mean) or ``gain``
     (``y``: class per unit, -1 where unlabelled; ``pred``: one list of predictions per cross-validation repeat;
     ``k`` classes; the metric is the normalised gain of balanced accuracy, averaged over repeats).
+    A series may carry ``units``: positions in ``rows`` it covers (default: every unit), when it is measured on
+    a subset (the white-box inversion's victims).
     ``groups``: per attribute, each unit's group (None: no group), for per-group shares."""
     def plain(a):
         return [None if v is None or (isinstance(v, float) and np.isnan(v)) else
@@ -57,7 +59,7 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
 
     doc = {"rows": [int(r) for r in rows], "subjects": [str(x) for x in subjects],
            "groups": {a: plain(g) for a, g in (groups or {}).items()},
-           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y") else
+           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units") else
                            [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else v)
                        for k, v in sd.items()} for sd in series]}
     return Artifact.json(probe, OUTCOMES, doc)

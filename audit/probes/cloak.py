@@ -25,7 +25,7 @@ from audit.conditions.purify import PURIFIERS, purify
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.stats import SubjectBootstrap
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.inversion import image_quality
 from audit.seeding import derive_seed
 from audit.threads import side_by_side
@@ -131,7 +131,8 @@ class CloakProbe:
             surrogates[f"transfer:ensemble({'+'.join(n for n, _ in members)})"] = (
                 Ensemble([b for _, b in members]), True)
         clean_queries = images[qry.reshape(-1)]
-        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, boot, None)
+        series: list[dict] = []  # per-query outcomes for paired comparisons between models
+        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, boot, None, series)
         examples, convergence = {}, []
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
@@ -166,16 +167,21 @@ class CloakProbe:
             cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]).reshape(-1, *images.shape[1:])
             convergence.append({"setting": label, "method": method, "eps": eps, **rec})
             cond = f"cloak:{method}@{eps:g}"
-            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot, clean_queries)
+            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot, clean_queries,
+                                             series)
             if label == "white-box" and method == "opom-affine":
                 examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
             ctx.progress(0.8 + 0.2 * (i + 1) / len(attacks), f"cloak tested: {label} {method} eps {eps:g}")
         if examples:
             result.artifacts.append(self._examples(examples))
         result.artifacts.append(Artifact.json(self.name, "convergence.json", convergence))
+        result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[q_flat], subjects[q_flat], series))
         return result
 
-    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, boot, clean) -> list[MetricRecord]:
+    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, boot, clean,
+                  series=None) -> list[MetricRecord]:
+        """PSR@k and PSR@tau of ``queries`` (and after each purifier), image quality against ``clean``; each
+        query's protection at rank 1 is appended to ``series`` (outcomes for paired comparisons)."""
         out = []
         versions = {cond: queries} | {f"{cond}+purify:{pname}": purify(queries, pname) for pname in PURIFIERS}
         for name, q in versions.items():
@@ -183,6 +189,9 @@ class CloakProbe:
             for k in TOP_K:
                 hit = (rank <= k).astype(float)
                 est = boot.mean(1 - hit, rate=True)
+                if k == 1 and series is not None:
+                    series.append({"metric": "psr_at_1", "condition": name, "setting": setting, "attribute": "",
+                                   "kind": "share", "values": 1 - hit})
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
             acc = (own >= tau).astype(float)
             est = boot.mean(1 - acc, rate=True)

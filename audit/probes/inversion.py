@@ -29,7 +29,7 @@ from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.stats import SubjectBootstrap
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.seeding import derive_seed
 
 RISK, NEUTRAL = "higher_is_riskier", "neutral"
@@ -290,6 +290,7 @@ class InversionProbe:
             recon_sets["white-box"] = {"clean": (wb, wb_images)}
         result.artifacts.append(Artifact.json(self.name, "decoder.json", stats))
         ctx.progress(0.7, "reconstructions done")
+        series: list[dict] = []  # per-victim outcomes for paired comparisons between models
         for attack, by_cond in recon_sets.items():
             for cond, recon in by_cond.items():
                 sel = np.arange(len(victims))
@@ -299,7 +300,7 @@ class InversionProbe:
                     vsub[sel], cfg.setting("bootstrap"), ctx.seed, f"inversion-{attack}")
                 for judge, (model, v_emb, taus) in judges.items():
                     result.metrics += self._metrics(f"{attack};{judge}", cond, model.ort.embed(recon), v_emb, vsub,
-                                                    taus, sub_boot, sel)
+                                                    taus, sub_boot, sel, series)
                 ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.mean(arr)
@@ -307,6 +308,7 @@ class InversionProbe:
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
         result.artifacts.append(self._grid(victim_images, recon_sets))
+        result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[victims], vsub, series))
         ctx.progress(1.0, "done")
         return result
 
@@ -343,8 +345,9 @@ class InversionProbe:
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
         return {t: ver.threshold_at_fmr(imp, t) for t in ok}
 
-    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, boot, sel) -> list[MetricRecord]:
-        """Reconstructions of victims ``sel`` against every victim original (``v_emb``)."""
+    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, boot, sel, series=None) -> list[MetricRecord]:
+        """Reconstructions of victims ``sel`` against every victim original (``v_emb``); each victim's type I
+        success is appended to ``series`` (outcomes for paired comparisons)."""
         s = ver.cosine_matrix(r_emb, v_emb)  # reconstruction k (of victim image sel[k]) vs every original j
         rows = np.arange(len(sel))
         own = s[rows, sel]
@@ -356,6 +359,9 @@ class InversionProbe:
         for t, tau in taus.items():
             setting = f"{attack};fmr={t:g}"
             t1 = boot.mean(own >= tau, rate=True)
+            if series is not None:
+                series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
+                               "kind": "share", "values": own >= tau, "units": sel})
             acc2 = ((s >= tau) & other).sum(1)
             n2 = other.sum(1)
             t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)), rate=True)

@@ -51,6 +51,9 @@ def test_a_model_against_itself_differs_by_nothing(world):
         ctx = compare_context(s, [ids["base"], ids["base-again"]])
     assert ctx["differences"] == [] and ctx["paired"]["rows"]
     for r in ctx["paired"]["rows"]:
+        if r["metric"] == "fnmr_max_min" and np.isinf(r["value_a"]):
+            assert r["value_a"] == r["value_b"] and r["verdict"].startswith("no finite difference")
+            continue
         assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], r
         assert r["verdict"].startswith("cannot be told apart")
 
@@ -68,8 +71,9 @@ def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(
     a, b = pick(ma), pick(mb)
     assert b["ci_low"] < a["ci_high"], "the unpaired intervals overlap: only the paired comparison tells them apart"
     assert r["ratio"] > 1 and r["ratio_low"] <= r["ratio"] <= r["ratio_high"]
-    # group FNMR rows come from the same outcomes, one per group of each attribute
+    # group FNMR rows and the max/min differential come from the same outcomes, for each attribute
     assert any(x["metric"] == "group_fnmr" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
+    assert any(x["metric"] == "fnmr_max_min" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
 
 
 def test_rankings_order_three_models_with_rank_intervals_and_holm_verdicts(world):
@@ -97,3 +101,24 @@ def test_runs_that_are_not_comparable_get_no_paired_statistics(world, tmp_path):
     assert {"seed", "conditions"} <= fields and ctx["paired"] is None
     html = api.compare([ids["base"], other], db, tmp_path / "out", ["html"])[0].read_text()
     assert "These runs are not comparable" in html and "Paired differences" not in html
+
+
+def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
+    """Two tiny models audited with inversion and cloak: SAR type I (black-box on every victim, white-box on its
+    subset) and every cloak's PSR@1 get paired rows on the same victims and queries."""
+    from tests.builders import make_onnx
+
+    db = tmp_path / "s.duckdb"
+    ids = [api.run_audit(AuditConfig(model=make_onnx(tmp_path / f"m{i}.onnx", seed=i), data=str(small_data),
+                                     probes=["inversion", "cloak"], conditions=["clean"], bootstrap=50, parity=False),
+                         db) for i in range(2)]
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, ids)
+    assert all(not c["blocking"] for c in ctx["comparability"])
+    rows = ctx["paired"]["rows"]
+    sar = {r["setting"]: r for r in rows if r["metric"] == "sar_type1"}
+    assert {"black-box;target;fmr=0.01", "white-box;target;fmr=0.01"} <= set(sar)
+    assert sar["white-box;target;fmr=0.01"]["persons"] <= sar["black-box;target;fmr=0.01"]["persons"]
+    psr = [r for r in rows if r["metric"] == "psr_at_1"]
+    assert {"clean", "cloak:opom-affine@8", "cloak:opom-affine@8+purify:jpeg75"} <= {r["condition"] for r in psr}
+    assert all(r["ci_low"] <= r["diff"] <= r["ci_high"] for r in rows)
