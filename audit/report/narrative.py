@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -128,3 +130,97 @@ def cloak_verdicts(m: pd.DataFrame) -> list[str]:
             text += f"; after {worst['purifier']} only {fmt(100 * worst['value'], 0)}%"
         out.append(text + ".")
     return out
+
+
+SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+STATUS_RANK = {"fail": 0, "warn": 1}
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{100 * x:.0f}%"
+
+
+def _meaning(f: dict) -> str:
+    """What a finding's number means for people, in one sentence built from the number it was judged on."""
+    loc = f["location"]
+    v, lo, hi = loc.get("value"), loc.get("ci_low"), loc.get("ci_high")
+    metric, attr, cond, setting = f.get("metric") or "", loc.get("attribute", ""), loc.get("condition", ""), \
+        loc.get("setting", "")
+    under = f" with {cond}" if cond and cond != "clean" else ""
+    if v is None:
+        return f"observed {fmt(f['observed'])}."
+    if metric.startswith("sar_type"):
+        who = "the model file" if setting.startswith("white-box") else "stolen templates and the model's outputs"
+        return (f"someone holding {who} can rebuild faces that the system accepts as the person for "
+                f"{_pct(lo)}–{_pct(hi)} of people{under}.")
+    if metric == "normalised_gain":
+        return (f"{attr} can be read from the model's templates{under}: the attacker gets {fmt(v)} of the way from "
+                f"guessing to certainty (95% CI {fmt(lo)} to {fmt(hi)}).")
+    if metric == "mae_gain":
+        return f"age can be estimated from the templates{under}, removing {_pct(v)} of the uncertainty."
+    if metric.startswith("psr_"):
+        return (f"a person who cloaks their photos is still recognised in {_pct(1 - hi)}–{_pct(1 - lo)} of attempts"
+                f"{' (' + cond + ')' if cond else ''}.")
+    if metric.endswith(("_max_min", "_max_geomean")):
+        what = "falsely rejected" if metric.startswith("fnmr") else "falsely matched"
+        if np.isinf(v):
+            return f"some {attr} groups are never {what} while others are{under}."
+        return f"one {attr} group is {what} {fmt(v, 1)} times as often as {'another' if 'min' in metric else 'average'}{under}."
+    if metric == "fdr":
+        return f"error rates differ between {attr} groups (fairness discrepancy rate {fmt(v)}, 1 = equal){under}."
+    if metric == "eer":
+        return (f"the equal error rate is {_pct(v)} (95% CI {_pct(lo)}–{_pct(hi)}): at the threshold where false "
+                f"matches and false rejections are equally common, that share of attempts goes wrong{under}.")
+    if metric == "tar_at_fmr":
+        return f"the system recognises {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
+    if metric == "fnmr":
+        return f"the system turns away {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
+    return f"{metric} = {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
+
+
+def not_judged_reason(f: dict) -> str:
+    """Why a rule was not judged, as a short reason shared by the rules it applies to."""
+    msg, probe = f.get("message") or "", f.get("probe") or ""
+    where = json.dumps((f["location"] or {}).get("where", {}))
+    if "probe did not run" in msg:
+        return f"probe not run: {probe}"
+    if msg.startswith("Too few persons"):
+        return "too few people in a group to tell the threshold from parity"
+    if probe == "cloak" and "transfer" in where:
+        return "cloak transfer not measured: no --surrogate model given"
+    return "no matching result: the attribute, condition or operating point is not in this run"
+
+
+def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str], probes_known: list[str]) -> dict:
+    """Page one: the most serious findings in plain words, the groups most affected, and what was not tested."""
+    rows = findings.to_dict("records")
+    for r in rows:
+        r["location"] = json.loads(r["location"]) if isinstance(r["location"], str) else (r["location"] or {})
+    bad = sorted((r for r in rows if r["status"] in STATUS_RANK),
+                 key=lambda r: (STATUS_RANK[r["status"]], SEVERITY.get(r["severity"], 9), r["rule_id"]))
+    seen, problems = set(), []
+    for r in bad:  # one sentence per distinct problem (several packs often judge the same number)
+        sentence = _meaning(r)
+        if sentence in seen:
+            continue
+        seen.add(sentence)
+        problems.append({"status": r["status"], "title": r["title"], "meaning": sentence[0].upper() + sentence[1:]})
+        if len(problems) == 5:
+            break
+    groups = []
+    g = metrics[(metrics["metric"] == "group_fnmr") & (metrics["condition"] == "clean")]
+    for attr, part in g.groupby("attribute", sort=True):
+        part = part[part["setting"] == part["setting"].iloc[0]]
+        if len(part) < 2:
+            continue
+        worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]
+        if worst["ci_low"] > best["ci_high"]:
+            groups.append(f"{attr}: group {worst['group']} is falsely rejected most ({_pct(worst['value'])}, 95% CI "
+                          f"{_pct(worst['ci_low'])}–{_pct(worst['ci_high'])}), group {best['group']} least "
+                          f"({_pct(best['value'])}).")
+    untested = [p for p in probes_known if p not in probes_run]
+    reasons = pd.Series([not_judged_reason(r) for r in rows if r["status"] == "not_applicable"], dtype=object)
+    grouped = reasons.map(lambda x: "their probe did not run" if x.startswith("probe not run") else x)
+    return {"problems": problems, "groups": groups, "untested": untested, "rules": len(rows),
+            "not_judged_count": int(len(reasons)),
+            "not_judged": [{"reason": k, "rules": int(v)} for k, v in grouped.value_counts().items()]}

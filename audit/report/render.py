@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from audit import compare
+from audit import probes as probe_mod
 from audit.atomic import write_atomic
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
@@ -216,8 +217,19 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                                              "fdr"]) & (ident["condition"] == "clean")]
     counts = findings["status"].value_counts().to_dict()
     notes = [m for m in probes["message"] if m]
+    # Rules judged get a row each in the findings and traceability tables; rules not judged are one short list
+    # grouped by reason (a row each made the tables mostly "not applicable").
+    judged = findings[findings["status"] != "not_applicable"]
+    not_judged: dict[str, list[str]] = {}
+    for f in findings[findings["status"] == "not_applicable"].to_dict("records"):
+        f["location"] = json.loads(f["location"]) if isinstance(f["location"], str) else f["location"]
+        not_judged.setdefault(narrative.not_judged_reason(f), []).append(f"{f['pack']} · {f['rule_id']}")
+    probes_run = sorted(set(probes.query("status == 'completed'")["probe"]))
+    kind = (run.get("model_profile") or {}).get("kind", "embedding")
     return {
-        "run": run, "findings": findings.to_dict("records"), "counts": counts,
+        "run": run, "findings": judged.to_dict("records"), "counts": counts,
+        "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind)),
+        "not_judged": [{"reason": k, "rules": v} for k, v in sorted(not_judged.items(), key=lambda kv: -len(kv[1]))],
         "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
                      is not None],
@@ -240,7 +252,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "packs": sorted(findings["pack"].unique()),
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "metrics_used": sorted(set(metrics["metric"])),
-        "traceability": traceability(findings),
+        "traceability": traceability(judged),
         "used": _artifact(store, run_id, "dataset", "used.json"),
         "preprocessing": _artifact(store, run_id, "models", "preprocessing.json"),
         "rerun": rerun_command(run),

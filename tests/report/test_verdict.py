@@ -1,0 +1,43 @@
+"""Page one is the verdict; rules not judged are one short list grouped by reason, not a row each."""
+
+import re
+
+from audit import api
+from audit.config import AuditConfig
+from audit.report.narrative import not_judged_reason
+from audit.store import Store
+
+
+def test_page_one_says_what_is_wrong_and_what_was_not_tested(small_data, tiny_model, tmp_path):
+    db = tmp_path / "s.duckdb"
+    run_id = api.run_audit(AuditConfig(model=tiny_model, data=str(small_data), probes=["identity"],
+                                       conditions=["clean", "mask:surgical"], bootstrap=20, parity=False), db)
+    findings = api.evaluate_rules(run_id, db)
+    html = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
+    summary = html[html.index('id="summary"'):html.index('id="traceability"')]
+    judged = findings[findings["status"] != "not_applicable"]
+    bad = findings[findings["status"].isin(["fail", "warn"])]
+    assert ("What is wrong." in summary) == (not bad.empty)
+    assert "Probes not run: inversion, cloak, leakage." in summary  # in the registry's order
+    n_na = int((findings["status"] == "not_applicable").sum())
+    assert f"{n_na} of {len(findings)} rules not judged: " in summary and "because their probe did not run" in summary
+    # the findings and traceability tables hold the judged rules only; the others are one list by reason
+    table = summary[summary.index('<table class="findings">'):summary.index("</table>", summary.index(
+        '<table class="findings">'))]
+    assert len(re.findall(r'<span class="status ', table)) == len(judged)
+    assert "not applicable" not in table
+    assert "Rules not judged" in summary and "probe not run: leakage" in summary
+    trace = html[html.index('id="traceability"'):html.index('id="system"')]
+    assert ">not applicable<" not in trace
+
+
+def test_reasons_for_not_judging_are_few_and_plain():
+    def f(msg, probe="identity", where=None):
+        return {"message": msg, "probe": probe, "location": {"where": where or {}}}
+
+    assert not_judged_reason(f("The cloak probe did not run, so this rule cannot be judged.", "cloak")) == \
+        "probe not run: cloak"
+    assert not_judged_reason(f("No psr_at_1 result matched ...", "cloak", {"setting": "transfer:*"})) == \
+        "cloak transfer not measured: no --surrogate model given"
+    assert not_judged_reason(f("Too few persons to judge: group 'a' ...")).startswith("too few people")
+    assert not_judged_reason(f("No fmr result matched ...")).startswith("no matching result")
