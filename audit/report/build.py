@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+
+import pandas as pd
 from pathlib import Path
 
 import audit
@@ -35,21 +37,40 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else [])
+        quality = quality_csv(store.data_quality(run["dataset_id"]))
+        suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
+            [QUALITY_SUFFIX] if quality else [])
         stem = free_stem(out_dir / f"report-{_safe(run['model_name'])}-{run_id}", suffixes)
         findings = store.findings(run_id)
         if packs:
             findings = findings[findings["pack"].isin(packs)]
         results = export.dumps(export.results_document(store, run_id))
         signing = _attestation_page(run, sig, stem) if sig else None
-        html = render_run(store, run_id, no_faces, packs, attestation=signing)
-    written = write_files(html, stem, formats, write_text_atomic,
-                          lambda h, path: write_pdf(h, path, {attest.RESULTS_ATTACHMENT: results}))
+        html = render_run(store, run_id, no_faces, packs, attestation=signing,
+                          quality_file=stem.name + QUALITY_SUFFIX if quality else None)
+    attachments = {attest.RESULTS_ATTACHMENT: results, **({QUALITY_ATTACHMENT: quality} if quality else {})}
+    written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
+    if quality:  # the full list beside the report (the report itself summarises it)
+        written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
     if sig:
         written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
         bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
         written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
     return written
+
+
+QUALITY_ATTACHMENT, QUALITY_SUFFIX = "data-quality.csv", ".data-quality.csv"
+
+
+def quality_csv(quality: pd.DataFrame) -> bytes | None:
+    """Every data-quality record as CSV (None when there are none). Text that a spreadsheet would run as a
+    formula (starting with = + - @) is prefixed with ' : file names and details come from outside."""
+    if quality.empty:
+        return None
+    text = quality.astype(object).where(quality.notna(), "")
+    for col in text.columns:
+        text[col] = text[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v)
+    return text.to_csv(index=False).encode("utf-8")
 
 
 def _attestation_page(run: dict, sig, stem: Path) -> dict:

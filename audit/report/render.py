@@ -290,10 +290,12 @@ def traceability(findings: pd.DataFrame) -> list[dict]:
 
 
 def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
-               templates: Path | None = None, attestation: dict | None = None) -> str:
-    """The run report; ``attestation`` (signer, key fingerprint, ...) adds the final attestation page."""
+               templates: Path | None = None, attestation: dict | None = None, quality_file: str | None = None) -> str:
+    """The run report; ``attestation`` (signer, key fingerprint, ...) adds the final attestation page;
+    ``quality_file`` names the CSV of every data-quality record written beside it (and attached to the PDF)."""
     ctx = run_context(store, run_id, no_faces, packs)
-    return environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation)
+    return environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
+                                                                        quality_file=quality_file)
 
 
 def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[str], list[dict]]:
