@@ -38,6 +38,7 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         quality = quality_csv(store.data_quality(run["dataset_id"]))
+        metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
         suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
             [QUALITY_SUFFIX] if quality else [])
         stem = free_stem(out_dir / f"report-{_safe(run['model_name'])}-{run_id}", suffixes)
@@ -48,7 +49,8 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         signing = _attestation_page(run, sig, stem) if sig else None
         html = render_run(store, run_id, no_faces, packs, attestation=signing,
                           quality_file=stem.name + QUALITY_SUFFIX if quality else None)
-    attachments = {attest.RESULTS_ATTACHMENT: results, **({QUALITY_ATTACHMENT: quality} if quality else {})}
+    attachments = {attest.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
+                   **({QUALITY_ATTACHMENT: quality} if quality else {})}
     written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
     if quality:  # the full list beside the report (the report itself summarises it)
         written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
@@ -59,15 +61,18 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     return written
 
 
-QUALITY_ATTACHMENT, QUALITY_SUFFIX = "data-quality.csv", ".data-quality.csv"
+QUALITY_ATTACHMENT, QUALITY_SUFFIX, METRICS_ATTACHMENT = "data-quality.csv", ".data-quality.csv", "metrics.csv"
 
 
 def quality_csv(quality: pd.DataFrame) -> bytes | None:
-    """Every data-quality record as CSV (None when there are none). Text that a spreadsheet would run as a
-    formula (starting with = + - @) is prefixed with ' : file names and details come from outside."""
-    if quality.empty:
-        return None
-    text = quality.astype(object).where(quality.notna(), "")
+    """Every data-quality record as CSV (None when there are none): :func:`safe_csv`."""
+    return None if quality.empty else safe_csv(quality)
+
+
+def safe_csv(frame: pd.DataFrame) -> bytes:
+    """A table as CSV. Text that a spreadsheet would run as a formula (starting with = + - @) is prefixed with ' :
+    file names, group labels and details come from outside."""
+    text = frame.astype(object).where(frame.notna(), "")
     for col in text.columns:
         text[col] = text[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v)
     return text.to_csv(index=False).encode("utf-8")
