@@ -22,11 +22,12 @@ import pandas as pd
 
 from audit.config import AuditConfig, make_config
 from audit.errors import ConfigError
-from audit.evidence.commands import attest_run, export_run
+from audit.evidence.commands import attest_run, export_run, require_signable
 from audit.evidence.commands import gate_run as gate
 from audit.executors import CampaignResult, DemoResult, campaign_cells, demo, run_campaign, run_cells
 from audit.paths import require_store
-from audit.report.build import build_report, compare, headline_table
+from audit.report import build
+from audit.report.build import compare, headline_table
 from audit.rules.apply import evaluate_rules
 from audit.run import (Cancelled, Inspection, ProgressFn, check_config, inspect_model, resolve_dataset, run_audit,
                        sample_data, sample_models, validate_config)
@@ -46,6 +47,16 @@ def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confide
 
     make_config(model=Path("-"), data=data, detector=detector, min_face_confidence=min_face_confidence)
     return _prepare(resolve_dataset(data, detector=detector, min_face_confidence=min_face_confidence), Path(out), size)
+
+
+def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+                 no_faces: bool = False, packs: list[str] | None = None, sign_key: str | Path | None = None,
+                 signer: str | None = None) -> list[Path]:
+    """Render a stored run to HTML/PDF (:func:`audit.report.build.build_report`); with ``sign_key`` the run
+    must be completed and judged, which is checked before any file is written."""
+    if sign_key is not None:
+        require_signable(run_ref, db)
+    return build.build_report(run_ref, db, out_dir, formats, no_faces, packs, sign_key, signer)
 
 
 def list_runs(db: str | Path) -> pd.DataFrame:

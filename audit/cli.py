@@ -430,6 +430,8 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
     for r in res.blocking.itertuples():
         console.print(f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}", markup=False, highlight=False,
                       soft_wrap=True)
+    if res.incomplete:
+        console.print(f"INCOMPLETE {res.incomplete}", markup=False, highlight=False, soft_wrap=True)
     verdict = "CLOSED" if res.exit_code else "OPEN"
     console.print(f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""),
                   markup=False, highlight=False, soft_wrap=True)

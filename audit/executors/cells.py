@@ -74,9 +74,7 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
                 progress(cell.label, 1.0, f"failed: {exc}")
                 continue
             if cell.hash in done:
-                results.append({"cell": cell.label, "status": "skipped", "run_id": done[cell.hash], "error": None,
-                                "hash": cell.hash})
-                progress(cell.label, 1.0, f"already completed as run {done[cell.hash]}")
+                results.append(_skipped(cell, done[cell.hash], db, packs, progress))
                 continue
             cell.inputs = inputs if ex.in_process else None
             yield cell
@@ -97,6 +95,23 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
     order = {c.label: i for i, c in enumerate(cells)}
     results.sort(key=lambda r: order.get(r["cell"], 0))
     return CampaignResult(db, results)
+
+
+def _skipped(cell: Cell, run_id: str, db: Path, packs: list[str] | None, progress: CellProgress) -> dict:
+    """A cell already stored as a completed run. A run is complete only with its findings: one stored
+    without any (the process was killed between its probes and its rule packs) gets the packs now."""
+    with Store(db, read_only=True) as store:
+        judged = not store.findings(run_id).empty
+    error, note = None, ""
+    if not judged:
+        try:
+            evaluate_rules(run_id, db, packs)
+            note = "; it had no findings, rule packs applied now"
+        except FaceAuditError as exc:
+            error = f"rules: {exc}"
+    progress(cell.label, 1.0, f"failed: {error}" if error else f"already completed as run {run_id}{note}")
+    return {"cell": cell.label, "status": "failed" if error else "skipped", "run_id": run_id, "error": error,
+            "hash": cell.hash}
 
 
 def campaign_cells(camp: Campaign) -> list[Cell]:
