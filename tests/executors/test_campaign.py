@@ -60,6 +60,9 @@ def test_ray_executor_stores_exactly_what_local_stores(models, small_data):
     api.run_campaign(path, local)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        from audit.executors.ray_executor import _check_reachable
+
+        _check_reachable(ray.get_runtime_context().gcs_address)  # a real Ray head passes the address check
         res = api.run_campaign(path, remote, executor="ray")
     finally:
         ray.shutdown()
@@ -142,3 +145,53 @@ def test_a_cell_loads_its_models_and_hashes_its_dataset_once(models, small_data,
     res = api.run_campaign(write_campaign(models, data=small_data), models / "c.duckdb")
     assert [c["status"] for c in res.cells] == ["completed"]
     assert len(loads) == 1 and len(hashed) == 1
+
+
+@pytest.fixture
+def listener():
+    """A local listening socket that is not Ray: ``silent`` accepts and says nothing, ``http`` answers as an
+    HTTP/1 server would. Only 127.0.0.1 is ever contacted."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(kind):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        servers.append(srv)
+
+        def serve():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                if kind == "http":
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    while conn.recv(1024):  # read, never answer, until the client gives up
+                        pass
+        threading.Thread(target=serve, daemon=True).start()
+        return f"127.0.0.1:{srv.getsockname()[1]}"
+
+    yield start
+    for srv in servers:
+        srv.close()
+
+
+@pytest.mark.parametrize("kind,message", [("silent", "no answer within 3 s"), ("http", "the port answers but is not a Ray cluster")])
+def test_a_port_that_is_not_ray_fails_in_one_line_within_seconds(models, small_data, listener, kind, message):
+    """Issue 33 item 7: Ray itself waited past 300 s on such a port, warning every 5 s."""
+    import time
+
+    address = listener(kind)
+    path = write_campaign(models, data=small_data)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"--address {address}: {message}") as err:
+        api.run_campaign(path, models / "c.duckdb", executor="ray", address=address)
+    assert time.monotonic() - started < 10 and "\n" not in str(err.value)
+    assert not (models / "c.duckdb").exists()
+
