@@ -15,7 +15,7 @@ from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
 from audit.cli_options import (DEFAULT_DB, AttackPrecision, Data, Db, Detector, Device, Formats, MinFaceConfidence,
                                NoFaces, Packs, Preset, Seed, csv_list)
-from audit.errors import FaceAuditError
+from audit.errors import FaceAuditError, FaceAuditWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
@@ -462,7 +462,20 @@ def _usage_message(exc: BaseException) -> str | None:
     return None
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=None) -> None:
+    """faceaudit's own warnings as one line on stderr; any other warning as Python shows it."""
+    if issubclass(category, FaceAuditWarning):
+        err_console.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", highlight=False,
+                          soft_wrap=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
+    import functools
+    import warnings
+
+    warnings.showwarning = functools.partial(_show_warning, _default=warnings.showwarning)
     try:
         # standalone_mode=False: usage errors reach this handler instead of typer's multi-line panel.
         rv = app(standalone_mode=False)
