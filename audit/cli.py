@@ -310,7 +310,8 @@ def campaign(file: Path = typer.Argument(..., help="Campaign YAML (models x data
         res = api.run_campaign(file, db, executor, address, out_dir, csv_list(format), _bar_callback(bar))
     for c in res.cells:
         show.line(console, f"{c['status']:<9} {c['cell']}" + (f"  run {c['run_id']}" if c["run_id"] else "")
-                 + (f"  ({c['error']})" if c["error"] else ""))
+                 + (f"  ({c['error']})" if c["error"] else "")
+                 + (f"  (same model, dataset and settings as {c['same_as']})" if c.get("same_as") else ""))
     for path in res.reports:
         show.line(console, f"wrote {path}")
     show.line(console, f"store: {res.db}")

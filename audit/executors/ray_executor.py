@@ -29,11 +29,28 @@ def _run_cell(config_json: str, label: str) -> dict:
         db = os.path.join(tmp, "cell.duckdb")
         try:
             run_id = run_audit(config, db)
-        except FaceAuditError as exc:
-            return {"label": label, "run_id": None, "error": str(exc), "tables": {}}
         except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's
-            return {"label": label, "run_id": None, "error": f"{type(exc).__name__}: {exc}", "tables": {}}
+            error = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
+            # The run the failure left (stored 'failed', with the probes it finished) goes to the head, as a
+            # local run leaves it in the store.
+            failed = _stored_run(db)
+            return {"label": label, "run_id": failed, "error": error,
+                    "tables": export_run(db, failed) if failed else {}}
         return {"label": label, "run_id": run_id, "error": None, "tables": export_run(db, run_id)}
+
+
+def _stored_run(db: str) -> str | None:
+    """The id of the run a scratch store holds, if the cell got as far as creating one."""
+    from audit.store import Store
+
+    if not os.path.exists(db):
+        return None
+    try:
+        with Store(db, read_only=True) as store:
+            runs = store.runs()
+    except Exception:  # noqa: BLE001 - a store the crash left unreadable: the cell has no run to hand back
+        return None
+    return str(runs["run_id"].iloc[0]) if len(runs) else None
 
 
 class RayExecutor:
