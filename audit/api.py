@@ -27,7 +27,7 @@ from audit.evidence.commands import gate_run as gate
 from audit.executors import CampaignResult, DemoResult, campaign_cells, demo, run_campaign, run_cells
 from audit.paths import require_store
 from audit.report import build
-from audit.report.build import compare, headline_table
+from audit.report.build import headline_table
 from audit.rules.apply import evaluate_rules
 from audit.run import (Cancelled, Inspection, ProgressFn, check_config, inspect_model, resolve_dataset, run_audit,
                        sample_data, sample_models, validate_config)
@@ -57,6 +57,18 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     if sign_key is not None:
         require_signable(run_ref, db)
     return build.build_report(run_ref, db, out_dir, formats, no_faces, packs, sign_key, signer)
+
+
+def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
+    """Side-by-side report of two or more stored runs (:func:`audit.report.build.compare`); a run given twice
+    (under any reference) is refused: a comparison of a run with itself says nothing."""
+    if Path(db).exists():
+        with Store(db, read_only=True) as store:
+            ids = [store.resolve_run(r) for r in run_refs]
+        twice = next((i for i in ids if ids.count(i) > 1), None)
+        if twice:
+            raise ConfigError(f"compare: run {twice} is given more than once; compare two or more different runs")
+    return build.compare(run_refs, db, out_dir, formats)
 
 
 def list_runs(db: str | Path) -> pd.DataFrame:

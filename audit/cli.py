@@ -225,6 +225,10 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
     r = detail["run"]
     m = detail["metrics"]
     if probe:
+        known = set(detail["probes"]["probe"]) | set(detail["metrics"]["probe"])
+        if probe not in known:
+            raise api.ConfigError(f"--probe {probe}: run {r['run_id']} has no such probe (its probes: "
+                                  f"{', '.join(sorted(known)) or 'none'})")
         m = m[m["probe"] == probe]
     if as_json:
         show.print_json({"run": show.record(r), "probes": show.records(detail["probes"]),

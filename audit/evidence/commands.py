@@ -19,7 +19,7 @@ from audit.store import Store
 def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
     """Write the run's results as JSON (every metric, finding, config, seed, hash; see
     ``audit/evidence/results.schema.json``) and/or the metrics table as Parquet."""
-    formats = export.check_formats(formats or ["json"])
+    formats = export.check_formats(["json"] if formats is None else formats)  # '--format ""' is no format
     require_store(db)
     out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:

@@ -144,3 +144,24 @@ def test_a_bundle_that_is_not_an_envelope_is_one_line(tmp_path, content):
     cli = subprocess.run(CLI + ["verify", str(bad)], capture_output=True, text=True)
     assert cli.returncode == 1 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr[-500:]
     assert "Traceback" not in cli.stderr and "RecursionError" not in cli.stderr
+
+
+def test_minor_commands_refuse_what_they_would_misreport(run, tmp_path):
+    """Issue 33 item 14: 'export --format ""' wrote JSON; 'runs show --probe bogus --json' exited 0; 'compare A A'
+    was accepted."""
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+    from audit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--format: no format given"):
+        api.export_run(run["run_id"], run["db"], tmp_path / "x", [])
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match=f"run {run['run_id']} is given more than once"):
+        api.compare([run["run_id"], run["run_id"][:8]], run["db"], tmp_path / "c")
+    res = CliRunner().invoke(app, ["runs", "show", run["run_id"], "--db", str(run["db"]), "--probe", "bogus",
+                                   "--json"])
+    assert res.exit_code != 0 and "has no such probe" in str(res.exception)
+    res = CliRunner().invoke(app, ["export", run["run_id"], "--db", str(run["db"]), "--format", "",
+                                   "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and not (tmp_path / "x").exists()
