@@ -165,3 +165,13 @@ def test_minor_commands_refuse_what_they_would_misreport(run, tmp_path):
     res = CliRunner().invoke(app, ["export", run["run_id"], "--db", str(run["db"]), "--format", "",
                                    "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and not (tmp_path / "x").exists()
+
+
+def test_signing_with_the_public_key_says_so(run, tmp_path):
+    """Issue 33 item 20: 'attest --key KEY.pub' said the private key was readable by others."""
+    from audit.evidence.keys import KeyFileError
+
+    _, pub = api.keygen(tmp_path / "k")
+    with pytest.raises(KeyFileError, match=r"k.pub: is a public key; sign with the private key"):
+        api.attest_run(run["run_id"], run["db"], pub, tmp_path / "att")
+    assert not (tmp_path / "att").exists()
