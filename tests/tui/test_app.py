@@ -4,6 +4,7 @@ import pytest
 
 from audit import api
 from audit.config import AuditConfig
+from audit.store import Store
 from audit.tui.app import FaceAuditApp
 from audit.tui.screens.compare import CompareScreen
 from audit.tui.screens.detail import RunDetailScreen
@@ -133,3 +134,21 @@ async def test_cancel_keeps_finished_probes(store, small_data, tmp_path):
         await wait_for(pilot, lambda: screen.done, seconds=120)
         assert "cancelled" in str(screen.query_one("#state").render())
     assert list(api.list_runs(db2)["status"]) == ["cancelled"]
+
+
+async def test_quit_during_a_running_audit_cancels_it_cleanly(store, small_data, tmp_path):
+    """Issue 33 item 19: 'q' exited at once and the run was stored 'failed' ("App is not running")."""
+    root, db, model, runs = store
+    db2 = tmp_path / "quit.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean"], parity=False)
+    app = FaceAuditApp(db2, tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = RunningScreen(cfg)
+        await app.push_screen(screen)
+        await pilot.press("q")
+        assert "quitting" in str(screen.query_one("#state").render())
+        await wait_for(pilot, lambda: not app.is_running or screen.done, seconds=120)
+    runs_df = api.list_runs(db2)
+    assert list(runs_df["status"]) == ["cancelled"]
+    with Store(db2, read_only=True) as s:
+        assert "App is not running" not in str(s.run(runs_df["run_id"].iloc[0])["error"])
