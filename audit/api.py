@@ -62,6 +62,8 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
 def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
     """Side-by-side report of two or more stored runs (:func:`audit.report.build.compare`); a run given twice
     (under any reference) is refused: a comparison of a run with itself says nothing."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():  # the options first, as compare itself does
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder")
     if Path(db).exists():
         with Store(db, read_only=True) as store:
             ids = [store.resolve_run(r) for r in run_refs]
