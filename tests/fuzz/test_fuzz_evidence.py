@@ -84,9 +84,7 @@ def test_mutated_bundles(bundle_dir, where, replacement):
 def detector_dir(tmp_path_factory):
     from tests.detect.test_retinaface import planted_model
 
-    root = tmp_path_factory.mktemp("detector")
-    planted_model(root / "det.onnx")
-    return root
+    return planted_model(tmp_path_factory.mktemp("detector") / "det.onnx").parent
 
 
 det_size = st.one_of(st.lists(st.one_of(st.sampled_from([64, 0, -1, 100_000, 2**40]), st.integers(-5, 5000), text,

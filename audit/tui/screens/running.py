@@ -78,13 +78,12 @@ class RunningScreen(Screen):
 
     def _finish(self, run_id: str | None, message: str, kind: str) -> None:
         self.done, self.run_id = True, run_id
-        if self.quitting:
-            self.app.exit()
-            return
         state = self.query_one("#state", Static)
         state.set_classes(kind)
         state.update(Text(f"{message} - escape to go back" + (f" (run {run_id})" if run_id else "")))
         self.query_one(RichLog).write(Text(message))
+        if self.quitting:
+            self.app.exit()
 
     def action_cancel(self) -> None:
         if not self.done:
