@@ -23,11 +23,12 @@ import pandas as pd
 
 from audit.config import AuditConfig, make_config
 from audit.errors import ConfigError
-from audit.evidence.commands import attest_run, export_run
+from audit.evidence.commands import attest_run, export_run, require_signable
 from audit.evidence.commands import gate_run as gate
 from audit.executors import CampaignResult, DemoResult, campaign_cells, demo, run_campaign, run_cells
 from audit.paths import require_store
-from audit.report.build import build_report, compare, headline_table
+from audit.report import build
+from audit.report.build import headline_table
 from audit.rules.apply import evaluate_rules
 from audit.run import (Cancelled, Inspection, ProgressFn, check_config, inspect_model, resolve_dataset, run_audit,
                        sample_data, sample_models, validate_config)
@@ -47,6 +48,32 @@ def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confide
 
     make_config(model=Path("-"), data=data, detector=detector, min_face_confidence=min_face_confidence)
     return _prepare(resolve_dataset(data, detector=detector, min_face_confidence=min_face_confidence), Path(out), size)
+
+
+def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+                 no_faces: bool = False, packs: list[str] | None = None, sign_key: str | Path | None = None,
+                 signer: str | None = None) -> list[Path]:
+    """Render a stored run to HTML/PDF (:func:`audit.report.build.build_report`); with ``sign_key`` the run
+    must be completed and judged, which is checked before any file is written."""
+    if sign_key is not None:
+        require_signable(run_ref, db)
+    return build.build_report(run_ref, db, out_dir, formats, no_faces, packs, sign_key, signer)
+
+
+def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
+            reference: str | None = None) -> list[Path]:
+    """Comparison report of two or more stored runs (:func:`audit.report.build.compare`): what differs, and for
+    comparable runs paired differences against ``reference`` (default the first) and rankings; a run given twice
+    (under any reference) is refused: a comparison of a run with itself says nothing."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():  # the options first, as compare itself does
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder")
+    if Path(db).exists():
+        with Store(db, read_only=True) as store:
+            ids = [store.resolve_run(r) for r in run_refs]
+        twice = next((i for i in ids if ids.count(i) > 1), None)
+        if twice:
+            raise ConfigError(f"compare: run {twice} is given more than once; compare two or more different runs")
+    return build.compare(run_refs, db, out_dir, formats, reference=reference)
 
 
 def list_runs(db: str | Path) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
 from audit.cli_options import (DEFAULT_DB, AttackPrecision, Data, Db, Detector, Device, Formats, MinFaceConfidence,
                                NoFaces, Packs, Preset, Seed, csv_list)
-from audit.errors import FaceAuditError
+from audit.errors import FaceAuditError, FaceAuditWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
@@ -233,6 +233,10 @@ def runs_show(run_id: str, db: Db = DEFAULT_DB,
     r = detail["run"]
     m = detail["metrics"]
     if probe:
+        known = set(detail["probes"]["probe"]) | set(detail["metrics"]["probe"])
+        if probe not in known:
+            raise api.ConfigError(f"--probe {probe}: run {r['run_id']} has no such probe (its probes: "
+                                  f"{', '.join(sorted(known)) or 'none'})")
         m = m[m["probe"] == probe]
     if as_json:
         show.print_json({"run": show.record(r), "probes": show.records(detail["probes"]),
@@ -321,7 +325,8 @@ def campaign(file: Path = typer.Argument(..., help="Campaign YAML (models x data
         res = api.run_campaign(file, db, executor, address, out_dir, csv_list(format), _bar_callback(bar))
     for c in res.cells:
         show.line(console, f"{c['status']:<9} {c['cell']}" + (f"  run {c['run_id']}" if c["run_id"] else "")
-                 + (f"  ({c['error']})" if c["error"] else ""))
+                 + (f"  ({c['error']})" if c["error"] else "")
+                 + (f"  (same model, dataset and settings as {c['same_as']})" if c.get("same_as") else ""))
     for path in res.reports:
         show.line(console, f"wrote {path}")
     show.line(console, f"store: {res.db}")
@@ -441,6 +446,8 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
     for r in res.blocking.itertuples():
         console.print(f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}", markup=False, highlight=False,
                       soft_wrap=True)
+    if res.incomplete:
+        console.print(f"INCOMPLETE {res.incomplete}", markup=False, highlight=False, soft_wrap=True)
     verdict = "CLOSED" if res.exit_code else "OPEN"
     console.print(f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""),
                   markup=False, highlight=False, soft_wrap=True)
@@ -471,7 +478,20 @@ def _usage_message(exc: BaseException) -> str | None:
     return None
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=None) -> None:
+    """faceaudit's own warnings as one line on stderr; any other warning as Python shows it."""
+    if issubclass(category, FaceAuditWarning):
+        err_console.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", highlight=False,
+                          soft_wrap=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
+    import functools
+    import warnings
+
+    warnings.showwarning = functools.partial(_show_warning, _default=warnings.showwarning)
     try:
         # standalone_mode=False: usage errors reach this handler instead of typer's multi-line panel.
         rv = app(standalone_mode=False)

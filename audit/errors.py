@@ -42,6 +42,11 @@ class RuleError(FaceAuditError):
     """A rule pack that fails validation."""
 
 
+class FaceAuditWarning(UserWarning):
+    """Something the user should know that does not stop the work (a partial label match): the CLI shows
+    it as one line ``warning: ...``."""
+
+
 def first_error(exc) -> tuple[str, str]:
     """(dotted field path, message) of the first error in a pydantic ``ValidationError``."""
     e = exc.errors()[0]

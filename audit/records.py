@@ -44,7 +44,8 @@ class QualityIssue:
     """1-based manifest row."""
     problem: str
     """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
-    ``no_face`` and ``low_confidence`` (failures to acquire) and ``multiple_faces`` (the image is still used);
+    ``no_face`` and ``low_confidence`` (failures to acquire, as is ``too_small``: an image too small to hold
+    a face) and ``multiple_faces`` (the image is still used);
     from a labels file ``label_unmatched``."""
     detail: str
 
@@ -57,5 +58,6 @@ class QualityIssue:
 USED_ANYWAY = frozenset({"multiple_faces"})
 """Problems recorded for the reader while the image is still used."""
 
-FAILURES = ("no_face", "low_confidence")
-"""Problems that are failures to acquire: the detector found no face, or none above the threshold."""
+FAILURES = ("no_face", "low_confidence", "too_small")
+"""Problems that are failures to acquire: the detector found no face, or none above the threshold, or the image
+is too small to hold a face."""

@@ -103,3 +103,11 @@ def test_failed_probe_marks_run_failed(tmp_path, small_data, monkeypatch):
         run = s.run(s.resolve_run("latest"))
         assert run["status"] == "failed" and "disk on fire" in run["error"]
         assert s.metrics(run["run_id"]).empty
+
+@pytest.mark.parametrize("probes", [["identity"], ["leakage"]])
+def test_unknown_attributes_are_refused_naming_the_available_ones(tiny_model, small_data, probes):
+    """Issue 33 item 12: '--attributes shoe_size' was accepted and ignored when no probe read it."""
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=probes, attributes=["sex", "shoe_size"])
+    with pytest.raises(api.ConfigError, match=r"--attributes: 'shoe_size' not among the attributes of .*"
+                                              r"\(available: .*sex"):
+        api.check_config(cfg)

@@ -51,7 +51,7 @@ def test_run_bad_arguments_write_nothing(tiny_model, small_data, tmp_path):
     db = tmp_path / "s.duckdb"
     for args, msg in [(["--probes", "leakage,telepathy"], "unknown probe 'telepathy'"),
                       (["--conditions", "clean,mask:bandana"], "unknown condition"),
-                      (["--attributes", "sex,eye_colour"], "['eye_colour'] not in the manifest"),
+                      (["--attributes", "sex,eye_colour"], "'eye_colour' not among the attributes of"),
                       (["--preset", "fast"], "--preset"),
                       (["--attack-precision", "float16"], "--attack-precision: Input should be 'auto'")]:
         code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, *args)

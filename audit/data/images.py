@@ -23,6 +23,9 @@ ARCFACE_TEMPLATE = np.array(
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
+MIN_SIDE = 24
+"""Smallest image side that can hold a face: a smaller image (a 1x1 PNG) upscaled to the model's input is no
+face, so it is a failure to acquire (``too_small``), never an aligned face."""
 
 
 def template_for(size: tuple[int, int]) -> np.ndarray:
@@ -54,12 +57,18 @@ def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, Qua
     issue, _ = file_problem(path, row, image)
     if issue:
         return None, issue
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:  # e.g. a photo with mode 000: recorded, the others go on
+        return None, QualityIssue(image, row, "unreadable", f"cannot read the file: {exc.strerror or exc}")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         return None, QualityIssue(image, row, "unreadable", "not a decodable image")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         return None, QualityIssue(image, row, "too_large", f"{img.shape[1]}x{img.shape[0]} pixels")
+    if min(img.shape[:2]) < MIN_SIDE:
+        return None, QualityIssue(image, row, "too_small", f"{img.shape[1]}x{img.shape[0]} pixels; a face image "
+                                                           f"needs at least {MIN_SIDE}x{MIN_SIDE}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), None
 
 

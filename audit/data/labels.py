@@ -11,6 +11,7 @@ images without a label keep an empty value (the probes leave them out of that at
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +20,19 @@ import pandera.pandas as pa
 
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
-from audit.data.manifest import LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe
-from audit.errors import DatasetError
+from audit.data.manifest import LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups
+from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
 
 
 def read_labels(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise DatasetError(f"--labels {path}: is a folder; give the labels file itself (CSV or Parquet)")
     if not path.is_file():
         raise DatasetError(f"--labels {path}: no such file")
+    if path.suffix.lower() != ".parquet":
+        _refuse_duplicate_columns(path)
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
@@ -41,6 +46,23 @@ def read_labels(path: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DatasetError(f"{path}: the labels file has no rows")
     return df
+
+
+def _refuse_duplicate_columns(path: Path) -> None:
+    """pandas renames a second ``sex`` column ``sex.1`` and it would be audited as a new attribute."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error, OSError):
+        return  # read_csv names the problem
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name.strip() in seen:
+            raise DatasetError(f"{path}: column '{name.strip()}' appears twice (columns {seen[name.strip()]} and {i}); "
+                               "give each attribute once")
+        seen[name.strip()] = i
 
 
 def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[QualityIssue]]:
@@ -71,6 +93,7 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
         labels = schema.validate(labels.drop(columns=other_key), lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise DatasetError(_describe(exc.failure_cases, source)) from None
+    check_groups(labels, source)
     dup = labels.duplicated(subset=[key], keep="first")
     if dup.any():
         rows = [int(i) + 1 for i in labels.index[dup][:5]]
@@ -80,7 +103,24 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     issues = [QualityIssue(image=f"{path.name}:{k}", row=int(i) + 1, problem="label_unmatched",
                            detail=f"labels row {int(i) + 1}: {key} {k!r} matches no {key} in the dataset")
               for i, k in labels[key].items() if k not in known]
+    _report_match(dataset, labels, key, len(issues), source)
     manifest = dataset.manifest.merge(labels, on=key, how="left", validate="many_to_one")
     joined = replace(dataset, manifest=manifest, source=f"{dataset.source} + labels {path}", _dataset_id=None,
                      _fingerprint=None, _faces={}, label_issues=issues)
     return joined, issues
+
+
+def _report_match(dataset: Dataset, labels: pd.DataFrame, key: str, unmatched: int, source: str) -> None:
+    """No label row matching the dataset is an error (a wrong key would leave every attribute rule not
+    applicable, silently); a partial match is one warning line with the counts."""
+    keys = dataset.manifest[key].astype(str)
+    labelled = int(keys.isin(set(labels[key])).sum())
+    if labelled == 0:
+        sample = ", ".join(repr(k) for k in labels[key].head(2))
+        raise DatasetError(f"{source}: no label row matches the dataset on '{key}' (labels have {sample}; the dataset "
+                           f"has {keys.iloc[0]!r}); check the key column")
+    if unmatched or labelled < len(keys):
+        warnings.warn(FaceAuditWarning(
+            f"{source}: labels joined to {labelled} of {len(keys)} images on '{key}'; {unmatched} of {len(labels)} "
+            "label rows match nothing (listed as data-quality records), unlabelled images are left out of those "
+            "attributes"), stacklevel=3)

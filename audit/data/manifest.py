@@ -27,6 +27,10 @@ KNOWN_CATEGORICAL = ("sex", "skin_tone", "race", "control")
 REGRESSION_ATTRIBUTES = ("age",)
 RESERVED = {"image", "subject", *LANDMARK_COLUMNS}
 MAX_ERRORS_SHOWN = 5
+MAX_LABEL_CHARS = 200
+"""Longest value of a categorical attribute: it names a demographic group in every table and plot."""
+MAX_GROUPS = 100
+"""Most distinct values of one categorical attribute: more is an identifier or free text, not a group."""
 
 MANIFEST_SCHEMA = pa.DataFrameSchema(
     {
@@ -82,7 +86,26 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
         rows = [int(i) + 1 for i in out.index[dup][:MAX_ERRORS_SHOWN]]
         first = out.loc[dup, "image"].iloc[0]
         raise DatasetError(f"{source}: duplicate rows for image {first!r} (rows {rows}); each image must appear once")
+    check_groups(out, source)
     return out.reset_index(drop=True)
+
+
+def check_groups(df: pd.DataFrame, source: str) -> None:
+    """Bound each categorical attribute: values of at most MAX_LABEL_CHARS characters and at most MAX_GROUPS
+    distinct values (a 5,000,000-character group name made a 15 MB report whose PDF never finished)."""
+    for col in attribute_columns(df):
+        if is_regression(col):
+            continue
+        values = df[col].dropna().astype(str)
+        long = values.str.len() > MAX_LABEL_CHARS
+        if long.any():
+            row = values.index[long][0]
+            raise DatasetError(f"{source}: row {int(row) + 1}, column '{col}': a value of {len(values[row])} "
+                               f"characters; a group name may have at most {MAX_LABEL_CHARS}")
+        n = values.nunique()
+        if n > MAX_GROUPS:
+            raise DatasetError(f"{source}: column '{col}' has {n} distinct values; an attribute may have at most "
+                               f"{MAX_GROUPS} groups (is it an identifier or free text? leave it out)")
 
 
 def attribute_columns(df: pd.DataFrame) -> list[str]:

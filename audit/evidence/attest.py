@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +44,65 @@ class VerificationError(FaceAuditError):
     """The signature, the statement or a file does not match: the evidence cannot be trusted."""
 
     exit_code = 1
+
+
+class NotSignable(FaceAuditError):
+    """The run or a file given to be signed cannot be vouched for (incomplete run, another run's report)."""
+
+
+def require_signable(run: dict, findings: pd.DataFrame) -> None:
+    """Only a completed run that has been judged can be signed: an interrupted, failed or running run is
+    never a pass, and a completed run without findings would be certified PASSED with 0 tests."""
+    if run["status"] != "completed":
+        raise NotSignable(f"run {run['run_id']} is {run['status']}: an incomplete run cannot be signed; finish it "
+                          "(faceaudit run --resume RUN) or audit again")
+    if findings.empty:
+        raise NotSignable(f"run {run['run_id']} has no findings: no rule pack was applied to it, so there is nothing "
+                          f"to sign; apply the packs first (faceaudit report {run['run_id']} --pack baseline)")
+
+
+_HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')
+
+
+def evidence_run(path: Path) -> tuple[str, str | None] | None:
+    """``(run_id, model sha256 or None)`` a faceaudit evidence file says it is about: a results JSON (its
+    ``run``/``model``), a PDF report (its embedded results) or an HTML report (the run id it shows);
+    None when the file says nothing a faceaudit file would."""
+    from pypdf.errors import PyPdfError
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            doc = json.loads(path.read_bytes())
+        elif suffix == ".pdf":
+            from pypdf import PdfReader
+
+            attached = PdfReader(path).attachments.get(RESULTS_ATTACHMENT)
+            if not attached:
+                return None
+            doc = json.loads(attached[0])
+        elif suffix in (".html", ".htm"):
+            with open(path, "rb") as fh:
+                found = _HTML_RUN_ID.search(fh.read(1 << 20))  # the subtitle is at the top
+            return (html.unescape(found.group(1).decode("utf-8", "replace")), None) if found else None
+        else:
+            return None
+        run_id, model = doc["run"]["run_id"], (doc.get("model") or {}).get("sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError):
+        return None  # an unreadable or foreign file says nothing about a run
+    return (run_id, model) if isinstance(run_id, str) else None
+
+
+def require_own_evidence(run: dict, path: Path, what: str) -> None:
+    """Refuse a file that is not evidence of ``run``: a report or results of another run (or model)."""
+    about = evidence_run(path)
+    if about is None:
+        raise NotSignable(f"{what} {path}: not a faceaudit report or results file (no run id in it); an attestation "
+                          f"covers only the reports of run {run['run_id']}")
+    run_id, model = about
+    if run_id != run["run_id"] or (model is not None and model != run["model_id"]):
+        raise NotSignable(f"{what} {path}: is the report of run {run_id}, not of run {run['run_id']}; an attestation "
+                          "covers only its own run's reports")
 
 
 def sha256_file(path: Path) -> str:
@@ -96,7 +157,9 @@ def _dataset_subject(run: dict) -> dict:
 
 
 def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Signer) -> dict:
-    """The in-toto Statement for a stored run (``run`` as returned by ``Store.run``)."""
+    """The in-toto Statement for a stored run (``run`` as returned by ``Store.run``); only a completed run
+    with findings can be stated (:func:`require_signable`)."""
+    require_signable(run, findings)
     subjects = [
         {"name": Path(run["model_path"]).name, "digest": {"sha256": run["model_id"]},
          "annotations": {"kind": "model", "model_name": run["model_name"]}},
@@ -180,33 +243,76 @@ def load_bundle(path: str | Path) -> dict:
         bundle = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FaceAuditError(f"{path}: no such attestation bundle") from None
+    except IsADirectoryError:
+        raise FaceAuditError(f"{path}: is a folder, not an attestation bundle") from None
+    except RecursionError:  # e.g. 100,000 nested brackets: the JSON parser gives up, so does the bundle
+        raise VerificationError(f"{path}: not a faceaudit attestation bundle (JSON nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VerificationError(f"{path}: not a faceaudit attestation bundle ({str(exc).splitlines()[0][:120]})") \
             from None
     env = bundle.get("dsseEnvelope") if isinstance(bundle, dict) else None
-    if not isinstance(env, dict) or not isinstance(env.get("signatures"), list) or not env["signatures"]:
+    if (not isinstance(env, dict) or not isinstance(env.get("signatures"), list) or not env["signatures"]
+            or not all(isinstance(s, dict) for s in env["signatures"]) or not isinstance(env.get("payload"), str)):
         raise VerificationError(f"{path}: not a faceaudit attestation bundle (no signed DSSE envelope)")
     return bundle
 
 
-def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str | Path | None = None) -> Verified:
-    """Check the bundle's signature and that each file's SHA-256 equals its subject in the statement.
+def _statement_run(stmt: dict) -> str | None:
+    """The run id the statement is about (the run configuration's annotation)."""
+    for c in (stmt.get("predicate") or {}).get("configuration") or []:
+        if isinstance(c, dict) and c.get("name") == "faceaudit-run-config":
+            notes = c.get("annotations")
+            run_id = notes.get("run_id") if isinstance(notes, dict) else None
+            return run_id if isinstance(run_id, str) else None
+    return None
 
-    Without ``files``, every evidence subject found beside the bundle is checked. Raises
-    :class:`VerificationError` (one line) on the first thing that does not match.
+
+def _check_file(f: Path, subjects: list[dict], run_id: str | None) -> str:
+    """The name of the signed subject ``f`` is; raises when its digest or its run does not match."""
+    digest = sha256_file(f)
+    named = [s for s in subjects if s.get("name") == f.name]
+    if named and all(s["digest"].get("sha256") != digest for s in named):
+        why = _pdf_diagnosis(f)
+        if why:
+            raise VerificationError(f"{f}: {why}; it is not the PDF that was signed")
+        raise VerificationError(f"{f}: SHA-256 {digest[:16]}... differs from the signed statement "
+                                f"({str(named[0]['digest'].get('sha256', ''))[:16]}...): the file changed after signing")
+    match = next((s for s in subjects if s["digest"].get("sha256") == digest), None)
+    if match is None:
+        raise VerificationError(f"{f}: not covered by this attestation (its SHA-256 is not among the signed subjects)")
+    about = evidence_run(f) if run_id else None
+    if about is not None and about[0] != run_id:
+        raise VerificationError(f"{f}: is the report of run {about[0]}, but the statement is about run {run_id}: "
+                                "this attestation does not vouch for it")
+    return match["name"]
+
+
+def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str | Path | None = None) -> Verified:
+    """Check the bundle's signature, that each file's SHA-256 equals its subject in the statement and that
+    each report is of the statement's run.
+
+    Every evidence subject the statement lists is checked: the given ``files`` first, the others are looked
+    for beside the bundle, and any not found is an error naming it. Raises :class:`VerificationError`
+    (one line) on the first thing that does not match.
     """
     bundle_path = Path(bundle_path)
     trusted = keys.load_public(pubkey) if pubkey is not None else None  # a bad key file is the first thing named
     bundle = load_bundle(bundle_path)
     env = bundle["dsseEnvelope"]
     if env.get("payloadType") != PAYLOAD_TYPE:
-        raise VerificationError(f"{bundle_path}: payload type {env.get('payloadType')!r} is not an in-toto statement")
-    payload = _b64(env.get("payload", ""), f"{bundle_path}: payload")
+        raise VerificationError(f"{bundle_path}: payload type {str(env.get('payloadType'))[:80]!r} is not an "
+                                "in-toto statement")
+    payload = _b64(env["payload"], f"{bundle_path}: payload")
     if trusted is not None:
         public: Ed25519PublicKey = trusted
     else:
-        pem = (bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("pem", "")
-        public = keys.public_from_pem(pem, str(bundle_path))
+        material = bundle.get("verificationMaterial")
+        key = material.get("publicKey") if isinstance(material, dict) else None
+        pem = key.get("pem") if isinstance(key, dict) else None
+        try:
+            public = keys.public_from_pem(pem if isinstance(pem, str) else "", str(bundle_path))
+        except keys.KeyFileError as exc:  # the bundle's own key is part of the bundle: a broken one is a bad bundle
+            raise VerificationError(str(exc)) from None
     keyid = keys.fingerprint(public)
     for s in env["signatures"]:
         sig = _b64(s.get("sig", ""), f"{bundle_path}: signature")
@@ -221,28 +327,28 @@ def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str
                                 "after signing, or another key signed it")
     try:
         stmt = json.loads(payload)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise VerificationError(f"{bundle_path}: the signed payload is not JSON") from None
-    if stmt.get("_type") != STATEMENT_TYPE or stmt.get("predicateType") != PREDICATE_TYPE:
+    if (not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE or stmt.get("predicateType") != PREDICATE_TYPE
+            or not isinstance(stmt.get("subject"), list) or not isinstance(stmt.get("predicate"), dict)):
         raise VerificationError(f"{bundle_path}: not an in-toto v1 test-result statement")
-    subjects = [s for s in stmt.get("subject", []) if isinstance(s, dict)]
-    if files is None:
-        files = [bundle_path.parent / s["name"] for s in subjects
-                 if (s.get("annotations") or {}).get("kind") == "evidence" and (bundle_path.parent / s["name"]).is_file()]
-    checked = []
-    for f in files:
-        f = Path(f)
-        digest = sha256_file(f)
-        named = [s for s in subjects if s.get("name") == f.name]
-        if named and all(s.get("digest", {}).get("sha256") != digest for s in named):
-            why = _pdf_diagnosis(f)
-            if why:
-                raise VerificationError(f"{f}: {why}; it is not the PDF that was signed")
-            raise VerificationError(f"{f}: SHA-256 {digest[:16]}... differs from the signed statement "
-                                    f"({named[0]['digest'].get('sha256', '')[:16]}...): the file changed after signing")
-        match = next((s for s in subjects if s.get("digest", {}).get("sha256") == digest), None)
-        if match is None:
-            raise VerificationError(f"{f}: not covered by this attestation (its SHA-256 is not among the signed "
-                                    "subjects)")
-        checked.append((f, match["name"]))
+    subjects = [s for s in stmt["subject"] if isinstance(s, dict) and isinstance(s.get("name"), str)
+                and isinstance(s.get("digest"), dict)]
+    run_id = _statement_run(stmt)
+    checked = [(Path(f), _check_file(Path(f), subjects, run_id)) for f in files or []]
+    covered = {name for _, name in checked}
+    missing = []
+    for s in subjects:
+        notes = s.get("annotations")
+        if not isinstance(notes, dict) or notes.get("kind") != "evidence" or s["name"] in covered:
+            continue
+        beside = bundle_path.parent / Path(s["name"]).name
+        if not beside.is_file():
+            missing.append(s["name"])
+            continue
+        checked.append((beside, _check_file(beside, subjects, run_id)))
+        covered.add(s["name"])
+    if missing:
+        raise VerificationError(f"{bundle_path}: signed file(s) missing, so they cannot be checked: "
+                                f"{', '.join(missing)} (put them beside the bundle or give each with --report)")
     return Verified(stmt, keyid, pubkey is not None, checked)

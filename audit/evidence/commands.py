@@ -19,7 +19,7 @@ from audit.store import Store
 def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None) -> list[Path]:
     """Write the run's results as JSON (every metric, finding, config, seed, hash; see
     ``audit/evidence/results.schema.json``) and/or the metrics table as Parquet."""
-    formats = export.check_formats(formats or ["json"])
+    formats = export.check_formats(["json"] if formats is None else formats)  # '--format ""' is no format
     require_store(db)
     out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
@@ -42,20 +42,33 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
     sig = attest.Signer.load(key, signer)
     reports = [Path(r) for r in reports or []]
     for r in reports:
+        if r.is_dir():
+            raise ConfigError(f"--report {r}: is a folder; give each report file")
         if not r.is_file():
             raise ConfigError(f"--report {r}: no such file")
     require_store(db)
-    out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         findings = store.findings(run_id)
+        attest.require_signable(run, findings)
+        for r in reports:
+            attest.require_own_evidence(run, r, "--report")
         data = export.dumps(export.results_document(store, run_id))
+    out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
     # A new attestation never replaces an earlier one: the pair gets the next free number.
     stem = free_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"])
     results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
     bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
     return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
+
+
+def require_signable(run_ref: str, db: str | Path) -> None:
+    """Refuse, before anything is written, to sign a run that is incomplete or was never judged."""
+    require_store(db)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        attest.require_signable(store.run(run_id), store.findings(run_id))
 
 
 def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",
@@ -68,7 +81,7 @@ def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         findings = pd.concat(judge_stored(store, run_id, loaded), ignore_index=True)
-    result = gate.judge(findings, fail_on)
+    result = gate.judge(findings, fail_on, run)
     if junit:
         gate.write_junit(result, run, Path(junit))
     return result

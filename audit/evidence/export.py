@@ -118,7 +118,9 @@ EXPORT_FORMATS = ("json", "parquet")
 
 
 def check_formats(formats: list[str]) -> list[str]:
+    if not formats:
+        raise ConfigError("--format: no format given; use json and/or parquet")
     bad = [f for f in formats if f not in EXPORT_FORMATS]
-    if bad or not formats:
-        raise ConfigError(f"--format: unknown format(s) {bad or formats}; use json and/or parquet")
+    if bad:
+        raise ConfigError(f"--format: unknown format(s) {bad}; use json and/or parquet")
     return formats

@@ -27,17 +27,24 @@ class GateResult:
     fail_on: str
     blocking: pd.DataFrame
     """Findings at or above the level: the reason the gate is closed (empty when it is open)."""
+    incomplete: str | None = None
+    """Why the run cannot pass whatever its findings (it is interrupted, failed or still running)."""
 
     @property
     def exit_code(self) -> int:
-        return 1 if len(self.blocking) else 0
+        return 1 if len(self.blocking) or self.incomplete else 0
 
 
-def judge(findings: pd.DataFrame, fail_on: str) -> GateResult:
+def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> GateResult:
+    """The gate's verdict; an incomplete run (status other than ``completed``) always closes it."""
     if fail_on not in LEVELS:
         raise ConfigError(f"--fail-on: expected one of {sorted(LEVELS)}, got {fail_on!r}")
     blocking = findings[findings["status"].isin(LEVELS[fail_on])]
-    return GateResult(findings, fail_on, blocking)
+    incomplete = None
+    if run is not None and run["status"] != "completed":
+        incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
+                      "all finish); finish it with faceaudit run --resume, or audit again")
+    return GateResult(findings, fail_on, blocking, incomplete)
 
 
 def _dataset_properties(run: dict) -> list[tuple[str, str]]:
@@ -53,8 +60,18 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
     """JUnit XML: a suite per pack, a case per rule; blocking findings are failures, rules that could
     not be judged are skipped (not passed), warnings below the level pass with their message in system-out."""
     f = result.findings
-    root = ET.Element("testsuites", name="faceaudit", tests=str(len(f)), failures=str(len(result.blocking)),
+    root = ET.Element("testsuites", name="faceaudit", tests=str(len(f) + bool(result.incomplete)),
+                      failures=str(len(result.blocking) + bool(result.incomplete)),
                       skipped=str(int((f["status"] == "not_applicable").sum())), errors="0")
+    if result.incomplete:  # a suite of its own, so every CI system shows the run was not complete
+        suite = ET.SubElement(root, "testsuite", name="faceaudit-run", tests="1", failures="1", errors="0",
+                              skipped="0")
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("run_id", run["run_id"]), ("run_status", run["status"])):
+            ET.SubElement(props, "property", name=name, value=str(value))
+        case = ET.SubElement(suite, "testcase", classname="faceaudit.run", name="run is complete", time="0")
+        ET.SubElement(case, "failure", message=f"incomplete: {result.incomplete}", type="incomplete").text = \
+            result.incomplete
     for pack, rows in f.groupby("pack", sort=True):
         blocking = rows["status"].isin(LEVELS[result.fail_on])
         suite = ET.SubElement(root, "testsuite", name=f"{pack}@{rows['pack_version'].iloc[0]}",

@@ -70,7 +70,12 @@ def _read(path: Path, what: str) -> bytes:
 
 def load_private(path: str | Path) -> Ed25519PrivateKey:
     path = Path(path)
+    if path.is_dir():
+        raise KeyFileError(f"{path}: is a folder; give the private key file written by 'faceaudit keygen'")
     data = _read(path, "private key")
+    if b"-----BEGIN PUBLIC KEY-----" in data[:4096]:  # before the mode check: that is not what is wrong
+        raise KeyFileError(f"{path}: is a public key; sign with the private key (the file without .pub written by "
+                           "'faceaudit keygen')")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise KeyFileError(LOOSE.format(path=path, mode=oct(mode)))

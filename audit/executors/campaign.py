@@ -19,7 +19,10 @@ detector: auto                             # optional: auto | none | mtcnn | a d
 min_face_confidence: 0.9
 ```
 
-Relative paths are relative to the campaign file. Validated like profiles and packs: every
+Relative paths (models, datasets, helper models, detector, pack files) are relative to the campaign
+file; a pack named without a suffix or folder is a shipped pack id. An entry listed twice under
+another spelling (``../m/x.onnx`` and ``../m/../m/x.onnx``, a folder and its manifest) is refused;
+two cells with the same content (a copied model file) run once. Validated like profiles and packs: every
 problem is one line naming the file and the field.
 """
 
@@ -126,7 +129,14 @@ def load_campaign(path: str | Path) -> Campaign:
             raise ConfigError(f"{path}: field 'detector': {detector!r} is not auto, none, mtcnn or an existing "
                               "detector .onnx file")
         helpers["detector"] = str(p)
-    pinned, packs = {}, camp.packs
+    _refuse_twice(path, "models", models, [_identity(Path(m)) for m in models])
+    _refuse_twice(path, "datasets", datasets,
+                  [d if d == "sample" else _identity(Path(d), dataset=True) for d in datasets])
+    # A pack given as a file (a suffix or a folder in it) is relative to the campaign file, like models and
+    # datasets; a bare name is a shipped pack id.
+    packs = None if camp.packs is None else [
+        str(_resolve(base, ref)) if Path(ref).suffix or "/" in ref or "\\" in ref else ref for ref in camp.packs]
+    pinned = {}
     if camp.protocol is not None:
         from audit.protocol import PINNED, apply, load_protocol
 
@@ -134,7 +144,25 @@ def load_campaign(path: str | Path) -> Campaign:
         given = {k: getattr(camp, k) for k in PINNED if hasattr(camp, k)}
         pinned = apply(proto, given, camp.model_fields_set, where=lambda k: f"{path}: field '{k}':")
         packs = packs or list(proto.packs) or None
-    if len(set(models)) != len(models) or len(set(datasets)) != len(datasets):
-        raise ConfigError(f"{path}: field 'models'/'datasets': the same file is listed twice")
     return camp.model_copy(update={"models": models, "datasets": datasets, "surrogates": surrogates,
-                                   "source": str(path), "pinned": pinned, "packs": packs, **helpers})
+                                   "packs": packs, "pinned": pinned, "source": str(path), **helpers})
+
+
+def _identity(p: Path, dataset: bool = False) -> str:
+    """What a model or dataset entry is, whatever its spelling: the resolved file (``../m/x.onnx``,
+    ``../m/../m/x.onnx`` and an absolute path are one); a dataset folder is the manifest it holds."""
+    p = p.resolve()
+    if dataset and p.is_dir():
+        from audit.data.loaders import MANIFEST_NAMES
+
+        p = next((p / n for n in MANIFEST_NAMES if (p / n).is_file()), p)
+    return str(p)
+
+
+def _refuse_twice(path: Path, field: str, entries: list[str], identities: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for entry, ident in zip(entries, identities):
+        if ident in seen:
+            raise ConfigError(f"{path}: field '{field}': {entry} and {seen[ident]} are the same "
+                              f"{field[:-1]} ({ident}); list it once")
+        seen[ident] = entry

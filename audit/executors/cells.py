@@ -61,6 +61,7 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
                 if r.status == "completed":
                     done.setdefault(config_hash(store.run(r.run_id)["config"]), r.run_id)
     results = []
+    queued: dict[str, str] = {}  # config hash -> label of the cell of this campaign that runs it
 
     def todo():
         """The cells to run, each loaded and hashed as the executor reaches it: an in-process executor gets the
@@ -76,10 +77,14 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
                 progress(cell.label, 1.0, f"failed: {exc}")
                 continue
             if cell.hash in done:
-                results.append({"cell": cell.label, "status": "skipped", "run_id": done[cell.hash], "error": None,
-                                "hash": cell.hash})
-                progress(cell.label, 1.0, f"already completed as run {done[cell.hash]}")
+                results.append(_skipped(cell, done[cell.hash], db, packs, progress))
                 continue
+            if cell.hash in queued:  # another spelling or a copy of the same model and dataset: one run
+                results.append({"cell": cell.label, "status": "skipped", "run_id": None, "hash": cell.hash,
+                                "error": None, "same_as": queued[cell.hash]})
+                progress(cell.label, 1.0, f"skipped: the same model, dataset and settings as {queued[cell.hash]}")
+                continue
+            queued[cell.hash] = cell.label
             cell.inputs = inputs if ex.in_process else None
             yield cell
 
@@ -98,14 +103,39 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
         progress(res.cell.label, 1.0, f"failed: {error}" if error else f"completed as run {run_id}")
     order = {c.label: i for i, c in enumerate(cells)}
     results.sort(key=lambda r: order.get(r["cell"], 0))
+    by_label = {r["cell"]: r for r in results}
+    for r in results:  # a duplicate cell shares the run of the cell it repeats
+        if r.get("same_as") and by_label.get(r["same_as"], {}).get("status") in ("completed", "skipped"):
+            r["run_id"] = by_label[r["same_as"]]["run_id"]
     return CampaignResult(db, results)
+
+
+def _skipped(cell: Cell, run_id: str, db: Path, packs: list[str] | None, progress: CellProgress) -> dict:
+    """A cell already stored as a completed run. A run is complete only with its findings: one stored
+    without any (the process was killed between its probes and its rule packs) gets the packs now."""
+    with Store(db, read_only=True) as store:
+        judged = not store.findings(run_id).empty
+    error, note = None, ""
+    if not judged:
+        try:
+            evaluate_rules(run_id, db, packs)
+            note = "; it had no findings, rule packs applied now"
+        except FaceAuditError as exc:
+            error = f"rules: {exc}"
+    progress(cell.label, 1.0, f"failed: {error}" if error else f"already completed as run {run_id}{note}")
+    return {"cell": cell.label, "status": "failed" if error else "skipped", "run_id": run_id, "error": error,
+            "hash": cell.hash}
 
 
 def campaign_cells(camp: Campaign) -> list[Cell]:
     """Expand a campaign into cells: every model x every dataset, probes by the model's kind."""
     cells = []
+    names = _labels(camp.models, camp.datasets)
     for model in camp.models:
-        kind = load_model(model).profile.kind
+        try:
+            kind = load_model(model).profile.kind
+        except FaceAuditError:  # a broken model is that model's cells failing (when they load), not the campaign's
+            kind = "embedding"
         probes = camp.probes or probe_mod.supported(kind)
         if camp.pinned:  # under a protocol: its probes, those this model's kind supports
             probes = [p for p in camp.pinned["probes"] if p in probe_mod.supported(kind)]
@@ -117,9 +147,26 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
                           attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
                           surrogates=camp.surrogates, **optional)
             config = make_config(**{**fields, **camp.pinned, "probes": probes})
-            label = f"{Path(model).stem} x {Path(data).name if data != 'sample' else 'sample'}"
-            cells.append(Cell(label, config))
+            cells.append(Cell(f"{names[model]} x {names[data]}", config))
     return cells
+
+
+def _labels(models: list[str], datasets: list[str]) -> dict[str, str]:
+    """How each model and dataset is named in campaign output: the file or folder name, with as many parent
+    folders as it takes to tell apart two entries of the same name (``a/vendor`` and ``b/vendor``)."""
+    def label(entry: str, depth: int, stem: bool) -> str:
+        if entry == "sample":
+            return entry
+        p = Path(entry)
+        return "/".join([*(q.name for q in list(p.parents)[:depth][::-1]), p.stem if stem else p.name])
+
+    names = {}
+    for group, stem in ((models, True), (datasets, False)):
+        depth = 0
+        while len({label(e, depth, stem) for e in group}) < len(set(group)) and depth < 64:
+            depth += 1
+        names.update({e: label(e, depth, stem) for e in group})
+    return names
 
 
 def run_campaign(path: str | Path, db: str | Path | None = None, executor: str = "local", address: str | None = None,
@@ -130,6 +177,11 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
     camp = load_campaign(path)
     for p in camp.packs or []:
         load_pack(p)  # a broken pack is refused before any cell runs
+    if out is not None:  # the report's options too: found wrong after every cell had run, they lost the output
+        bad = [f for f in formats or [] if f not in ("html", "pdf")]
+        if bad:
+            raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
+        out_folder(out)
     db = Path(db) if db else Path(path).with_suffix(".duckdb")
     res = run_cells(campaign_cells(camp), db, executor, address, progress, camp.packs)
     runs = [c["run_id"] for c in res.cells if c["status"] in ("completed", "skipped") and c["run_id"]]

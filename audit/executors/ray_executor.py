@@ -29,11 +29,28 @@ def _run_cell(config_json: str, label: str) -> dict:
         db = os.path.join(tmp, "cell.duckdb")
         try:
             run_id = run_audit(config, db)
-        except FaceAuditError as exc:
-            return {"label": label, "run_id": None, "error": str(exc), "tables": {}}
         except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's
-            return {"label": label, "run_id": None, "error": f"{type(exc).__name__}: {exc}", "tables": {}}
+            error = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
+            # The run the failure left (stored 'failed', with the probes it finished) goes to the head, as a
+            # local run leaves it in the store.
+            failed = _stored_run(db)
+            return {"label": label, "run_id": failed, "error": error,
+                    "tables": export_run(db, failed) if failed else {}}
         return {"label": label, "run_id": run_id, "error": None, "tables": export_run(db, run_id)}
+
+
+def _stored_run(db: str) -> str | None:
+    """The id of the run a scratch store holds, if the cell got as far as creating one."""
+    from audit.store import Store
+
+    if not os.path.exists(db):
+        return None
+    try:
+        with Store(db, read_only=True) as store:
+            runs = store.runs()
+    except Exception:  # noqa: BLE001 - a store the crash left unreadable: the cell has no run to hand back
+        return None
+    return str(runs["run_id"].iloc[0]) if len(runs) else None
 
 
 class RayExecutor:
@@ -45,14 +62,14 @@ class RayExecutor:
 
     def _init(self):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
+        if self.address and self.address != "auto":
+            _check_reachable(self.address)  # before Ray is imported: a bad address prints nothing of Ray's
         try:
             import ray
         except ImportError:
             raise ConfigError("--executor ray: Ray is not installed (pip install 'faceaudit[ray]')") from None
         if ray.is_initialized():
             return ray
-        if self.address and self.address != "auto":
-            _check_reachable(self.address)
         try:
             if self.address:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
@@ -97,17 +114,37 @@ def _last_line(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+"""The HTTP/2 client preface and an empty SETTINGS frame: a Ray head (gRPC) answers with a SETTINGS frame."""
+
+
 def _check_reachable(address: str, timeout: float = 3.0) -> None:
-    """Ray waits a long time for a head that does not answer; ask the port first and fail in one line."""
+    """Ray waits a long time (minutes, warning every few seconds) for a head that does not answer or is not
+    Ray; ask the port first and fail in one line: it must accept a connection within ``timeout`` seconds
+    and answer the HTTP/2 preface as a gRPC server does (skipped with RAY_USE_TLS, whose handshake differs)."""
     import socket
 
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379)")
+    hint = "start one with 'ray start --head' or leave out --address for a local Ray"
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            conn.sendall(HTTP2_PREFACE)
+            answer = b""
+            while len(answer) < 9:
+                chunk = conn.recv(9 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+    except socket.timeout:
+        raise ConfigError(f"--address {address}: no answer within {timeout:g} s (the port drops packets or the "
+                          f"service is not Ray); {hint}") from None
     except OSError as exc:
-        raise ConfigError(f"--address {address}: cannot reach a Ray cluster ({exc.strerror or exc}); start one "
-                          "with 'ray start --head' or leave out --address for a local Ray") from None
+        raise ConfigError(f"--address {address}: cannot reach a Ray cluster ({exc.strerror or exc}); {hint}") from None
+    if len(answer) < 9 or answer[3] != 0x04:  # frame type 4 = SETTINGS
+        raise ConfigError(f"--address {address}: the port answers but is not a Ray cluster (no gRPC/HTTP/2 "
+                          f"handshake); give the head's GCS port (ray start --head prints it, default 6379)")

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from audit.errors import ConfigError, ModelError, ProfileError
-from audit.models.profile import InputSpec, load_profile, profile_path
+from audit.models.profile import InputSpec, load_profile, max_input_pixels, profile_path
 
 MAX_SIDE = 800
 """Photos are downscaled so their longer side is at most this many pixels before detection (points are
@@ -317,6 +317,7 @@ class OnnxDetector:
         if info.input(self.profile.input.name) is None:
             raise ProfileError(f"{where}: field 'input.name' = {self.profile.input.name!r} contradicts the graph: "
                                f"graph inputs are {[i.name for i in info.inputs]}")
+        self._check_size(info, where)
         self.info = info
         self.sha256 = hashlib.sha256(info.sha256.encode() + self.profile.model_dump_json().encode()).hexdigest()
         self.path = info.path
@@ -326,6 +327,19 @@ class OnnxDetector:
 
         self.session = ort_session(info.path, ["CPUExecutionProvider"], path, "the detector")
         self._lock = threading.Lock()
+
+    def _check_size(self, info, where: str) -> None:
+        """The profile's ``input.size`` must be the graph's when the graph fixes its height and width."""
+        prof = self.profile
+        h, w = prof.input.size
+        shape = info.input(prof.input.name).shape
+        hw = tuple(shape[2:4] if prof.input.layout == "NCHW" else shape[1:3]) if len(shape) == 4 else ()
+        if len(hw) == 2 and all(isinstance(d, int) and d > 0 for d in hw) and hw != (h, w):
+            raise ProfileError(f"{where}: field 'input.size' = {[h, w]} contradicts the graph: its input "
+                               f"{prof.input.name!r} is {hw[0]}x{hw[1]}")
+        if h * w > max_input_pixels():  # a graph with a free size: the profile's size is what each photo becomes
+            raise ProfileError(f"{where}: field 'input.size' = {[h, w]}: larger than the limit of {max_input_pixels()} "
+                               "pixels; set FACEAUDIT_MAX_INPUT_PIXELS to allow it")
 
     def _prepare(self, info, where: str) -> None:
         """Check the profile's outputs against the graph (errors name ``where`` and the field); precompute."""

@@ -11,9 +11,10 @@ Writes, into a new or empty folder:
 * ``prepare.json``: the source, the detector and its threshold.
 
 Images are processed one at a time (no whole dataset in memory). The copy is built in a hidden sibling
-folder ``.NAME.partial-<random>`` beside ``--out`` and renamed into place only when complete (an empty
+folder ``.NAME.partial-<pid>-<random>`` beside ``--out`` and renamed into place only when complete (an empty
 ``--out`` is removed first), so ``--out`` either holds the whole copy or does not exist: an interrupted or
-failed prepare leaves nothing there, and the partial folder is removed on any error. When no photo is usable
+failed prepare leaves nothing there, and the partial folder is removed on any error; one left by a killed
+prepare is removed by the next prepare to the same ``--out``. When no photo is usable
 the result is a one-line error and nothing is written. ``--out`` inside the source dataset folder is refused
 (the copy would become part of the dataset it copies).
 """
@@ -21,8 +22,10 @@ the result is a one-line error and nothing is written. ``--out`` inside the sour
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
+from glob import escape as glob_escape
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -70,7 +73,8 @@ def prepare(dataset, out: Path, size: int = 112) -> Prepared:
     if not 16 <= size <= 1024:
         raise ConfigError(f"--size: must be between 16 and 1024 pixels, got {size}")
     out = out.absolute()
-    work = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
+    _remove_stale(out)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work.mkdir()
@@ -85,6 +89,26 @@ def prepare(dataset, out: Path, size: int = 112) -> Prepared:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return Prepared(out, *res)
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove the partial folders a killed prepare left beside ``out``: those of a process that no longer runs
+    (the pid is in the name), and older ones (no pid in the name) untouched for a day."""
+    import re
+    import time
+
+    from audit.store.db import _pid_alive
+
+    if not out.parent.is_dir():
+        return
+    for p in out.parent.glob(f".{glob_escape(out.name)}.partial-*"):
+        m = re.fullmatch(r"\.(?:.*)\.partial-(\d+)-[0-9a-f]{12}", p.name)
+        try:
+            stale = not _pid_alive(int(m.group(1))) if m else time.time() - p.stat().st_mtime > 86400
+        except OSError:
+            continue
+        if stale and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:

@@ -98,17 +98,16 @@ class ScrfdDetector(OnnxDetector):
 
     profile_class = ScrfdProfile
 
-    def _prepare(self, info, where: str) -> None:
+    def _check_size(self, info, where: str) -> None:
         prof: ScrfdProfile = self.profile
         h, w = prof.input.size
         if h % max(prof.strides) or w % max(prof.strides):
             raise ProfileError(f"{where}: field 'input.size' = {[h, w]}: SCRFD needs a size divisible by its "
                                f"largest stride ({max(prof.strides)})")
-        shape = info.input(prof.input.name).shape
-        hw = tuple(shape[2:4] if prof.input.layout == "NCHW" else shape[1:3]) if len(shape) == 4 else ()
-        if len(hw) == 2 and all(isinstance(d, int) and d > 0 for d in hw) and hw != (h, w):
-            raise ProfileError(f"{where}: field 'input.size' = {[h, w]} contradicts the graph: its input "
-                               f"{prof.input.name!r} is {hw[0]}x{hw[1]}")
+        super()._check_size(info, where)
+
+    def _prepare(self, info, where: str) -> None:
+        prof: ScrfdProfile = self.profile
         graph = [o.name for o in info.outputs]
         n = 3 * len(prof.strides)
         if prof.outputs is None:
@@ -124,7 +123,7 @@ class ScrfdDetector(OnnxDetector):
                 raise ProfileError(f"{where}: field 'outputs' names {missing[0]!r}, which contradicts the graph: "
                                    f"graph outputs are {graph}")
             self._names = list(prof.outputs)
-        self._centres = [anchor_centres((h, w), s, prof.num_anchors) for s in prof.strides]
+        self._centres = [anchor_centres(tuple(prof.input.size), s, prof.num_anchors) for s in prof.strides]
 
     def _output_names(self) -> list[str]:
         return self._names

@@ -40,6 +40,10 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
     probes = [probe_mod.get(p) for p in config.probes]
     for c in config.conditions:
         cond_mod.parse(c)
+    unknown = [a for a in config.attributes or [] if a not in dataset.attributes]
+    if unknown:  # whichever probes run: an attribute that is asked for and silently ignored misleads the report
+        raise ConfigError(f"--attributes: {', '.join(map(repr, unknown))} not among the attributes of {dataset.source} "
+                          f"(available: {', '.join(dataset.attributes) or 'none'})")
     for p in probes:
         p.check(config, dataset, model)
     if config.protocol:

@@ -86,3 +86,46 @@ def test_run_with_labels_stores_and_reports_them(unlabelled, tmp_path):
     assert list(q["problem"]) == ["label_unmatched"]
     html = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
     assert "matched no image or person" in html and "--labels" in html
+
+
+def test_duplicate_columns_no_match_partial_match_and_a_folder(unlabelled, tmp_path):
+    """Issue 33 items 10, 11, 20: a second 'sex' column is refused (pandas named it 'sex.1', audited as a new
+    attribute); no matching row is an error, a partial match one warning line with counts; a folder is named."""
+    from audit.errors import FaceAuditWarning
+
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,sex,sex\nimg_0.png,f,m\n")
+    with pytest.raises(DatasetError, match=r"column 'sex' appears twice \(columns 2 and 3\)"):
+        join_labels(load(root), labels)
+    full.assign(subject=range(len(full)))[["subject", "sex"]].to_csv(labels, index=False)  # numbers, not ids
+    with pytest.raises(DatasetError, match="no label row matches the dataset on 'subject'"):
+        join_labels(load(root), labels)
+    full[["image", "sex"]].head(3).to_csv(labels, index=False)
+    with pytest.warns(FaceAuditWarning, match=f"labels joined to 3 of {len(full)} images on 'image'; 0 of 3 label"):
+        ds, issues = join_labels(load(root), labels)
+    assert ds.manifest["sex"].notna().sum() == 3 and not issues
+    with pytest.raises(DatasetError, match="is a folder; give the labels file itself"):
+        join_labels(load(root), tmp_path)
+
+
+@pytest.mark.parametrize("column,message", [
+    ("long", r"row 2, column 'sex': a value of 5000000 characters; a group name may have at most 200"),
+    ("many", r"column 'sex' has \d+ distinct values; an attribute may have at most 100 groups")])
+def test_label_values_and_group_counts_are_bounded(unlabelled, tmp_path, column, message):
+    """Issue 33 item 8: a 5,000,000-character group name made a 15 MB report whose PDF never finished."""
+    root, full = unlabelled
+    big = pd.DataFrame({"image": [f"x{i}.png" for i in range(150)], "sex": [f"g{i}" for i in range(150)]}) \
+        if column == "many" else full[["image", "sex"]].assign(sex=["f", "x" * 5_000_000] + ["m"] * (len(full) - 2))
+    labels = tmp_path / "labels.csv"
+    big.to_csv(labels, index=False)
+    with pytest.raises(DatasetError, match=message):
+        join_labels(load(root), labels)
+    manifest = pd.read_csv(root / "manifest.csv").assign(sex=big["sex"].iloc[:len(full)].to_numpy()
+                                                         if column == "long" else
+                                                         [f"g{i}" for i in range(len(full))])
+    manifest.to_csv(root / "manifest.csv", index=False)
+    if column == "long" or len(full) > 100:
+        with pytest.raises(DatasetError, match="manifest.csv: " + message.split(": ", 1)[0] if column == "long"
+                           else "manifest.csv: column 'sex' has"):
+            load(root)

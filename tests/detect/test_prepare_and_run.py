@@ -152,3 +152,45 @@ def test_prepare_refuses_an_out_folder_inside_the_source(photos):
     assert not (photos / "aligned").exists()
     code, text = run_cli("prepare", photos / "manifest.csv", "--out", photos / "p0" / "x")
     assert code == 2 and "inside the source dataset folder" in text
+
+
+def _tiny_set(root, sizes):
+    import cv2
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, side in enumerate(sizes):
+        cv2.imwrite(str(root / f"{i}.png"), rng.integers(0, 255, (side, side, 3), dtype=np.uint8))
+    pd.DataFrame({"image": [f"{i}.png" for i in range(len(sizes))],
+                  "subject": [f"p{i // 2}" for i in range(len(sizes))]}).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def test_prepare_records_tiny_and_unreadable_photos_and_cleans_stale_partials(tmp_path, monkeypatch):
+    """Issue 33 items 13 and 18: a 1x1 PNG was upscaled and accepted as a face; one unreadable photo stopped
+    prepare; a killed prepare's .NAME.partial-* folders piled up."""
+    import os
+
+    from audit.errors import DatasetError
+
+    data = _tiny_set(tmp_path / "data", [112, 112, 1, 112])
+    real = np.fromfile
+
+    def fromfile(path, *a, **k):
+        if str(path).endswith("3.png"):
+            raise PermissionError(13, "Permission denied")  # as a photo with mode 000 for a non-root user
+        return real(path, *a, **k)
+    monkeypatch.setattr("audit.data.images.np.fromfile", fromfile)
+    dead = tmp_path / ".aligned.partial-999999999-0123456789ab"
+    mine = tmp_path / f".aligned.partial-{os.getpid()}-0123456789ab"
+    dead.mkdir()
+    mine.mkdir()
+    res = api.prepare(str(data), tmp_path / "aligned", detector="none")
+    assert (res.images, res.failed, res.other) == (2, 1, 1)
+    q = pd.read_csv(tmp_path / "aligned" / "quality.csv").set_index("image")
+    assert q.loc["2.png", "problem"] == "too_small" and "1x1 pixels" in q.loc["2.png", "detail"]
+    assert q.loc["3.png", "problem"] == "unreadable" and "Permission denied" in q.loc["3.png", "detail"]
+    assert not dead.exists() and mine.exists()  # a running prepare's folder is left alone
+    with pytest.raises(DatasetError, match="none of the 2 images could be used"):
+        api.prepare(str(_tiny_set(tmp_path / "bad", [1, 2])), tmp_path / "out2", detector="none")
+    assert not (tmp_path / "out2").exists()

@@ -168,3 +168,23 @@ def test_partial_input_mapping_takes_the_retinaface_defaults_per_field(tmp_path)
     assert (spec.color, spec.mean, spec.std) == ("BGR", (104.0, 117.0, 123.0), (1.0, 1.0, 1.0))
     assert DetectorProfile.model_validate({"name": "x", "kind": "detector", "format": "retinaface"}).input == \
         prof.input.model_copy(update={"name": "input"})
+
+
+def test_input_size_must_be_the_graphs_and_bounded(tmp_path):
+    """Issue 33 item 6: a profile size of 100000x100000 on a fixed graph is refused (it made prepare grow to
+    21 GB); on a graph with a free size the profile's size is bounded by FACEAUDIT_MAX_INPUT_PIXELS."""
+    model = planted_model(tmp_path / "det.onnx")
+    prof = tmp_path / "det.profile.yaml"
+    prof.write_text(PROFILE.replace("[64, 64]", "[100000, 100000]"))
+    with pytest.raises(ProfileError, match=r"field 'input.size' = \[100000, 100000\] contradicts the graph: its "
+                                           r"input 'input0' is 64x64"):
+        OnnxDetector(model)
+    graph = onnx.load(model)
+    for dim, name in zip(graph.graph.input[0].type.tensor_type.shape.dim[2:], ("h", "w")):
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    onnx.save(graph, model)
+    with pytest.raises(ProfileError, match=r"field 'input.size' = \[100000, 100000\]: larger than the limit"):
+        OnnxDetector(model)
+    prof.write_text(PROFILE)
+    assert OnnxDetector(model).profile.input.size == (64, 64)

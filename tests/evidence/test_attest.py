@@ -112,6 +112,8 @@ def test_verify_refuses_another_key_even_one_swapped_into_the_bundle(signed, tmp
     from audit.evidence.keys import load_private
 
     mallory = Signer(load_private(tmp_path / "mallory.key"), "Mallory")
+    for key in ("html", "json"):  # verify checks every signed file: the others lie beside the forged bundle
+        (tmp_path / signed[key].name).write_bytes(signed[key].read_bytes())
     forged = write_bundle(sign(statement_of(signed["bundle"]), mallory), tmp_path / "forged.intoto.json")
     assert not api.verify_bundle(forged, [signed["pdf"]]).trusted_key
     with pytest.raises(VerificationError, match="signature does not verify"):

@@ -17,7 +17,7 @@ FILES, DID, KEY = "a" * 64, "b" * 64, "mtcnn:" + "c" * 64 + ':{"detection_versio
 
 def detector_run(files=FILES):
     inputs = {"model": "d" * 64, "dataset": DID, "detector": KEY, **({"files": files} if files else {})}
-    return {"run_id": "r1", "model_path": "/m/vendor.onnx", "model_id": "d" * 64, "model_name": "vendor",
+    return {"run_id": "r1", "status": "completed", "model_path": "/m/vendor.onnx", "model_id": "d" * 64, "model_name": "vendor",
             "dataset_name": "photos", "dataset_id": DID, "seed": 0, "config": {"preset": "quick", "inputs": inputs}}
 
 

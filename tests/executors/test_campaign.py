@@ -60,6 +60,9 @@ def test_ray_executor_stores_exactly_what_local_stores(models, small_data):
     api.run_campaign(path, local)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        from audit.executors.ray_executor import _check_reachable
+
+        _check_reachable(ray.get_runtime_context().gcs_address)  # a real Ray head passes the address check
         res = api.run_campaign(path, remote, executor="ray")
     finally:
         ray.shutdown()
@@ -142,3 +145,127 @@ def test_a_cell_loads_its_models_and_hashes_its_dataset_once(models, small_data,
     res = api.run_campaign(write_campaign(models, data=small_data), models / "c.duckdb")
     assert [c["status"] for c in res.cells] == ["completed"]
     assert len(loads) == 1 and len(hashed) == 1
+
+
+@pytest.fixture
+def listener():
+    """A local listening socket that is not Ray: ``silent`` accepts and says nothing, ``http`` answers as an
+    HTTP/1 server would. Only 127.0.0.1 is ever contacted."""
+    import socket
+    import threading
+
+    servers = []
+
+    def start(kind):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        servers.append(srv)
+
+        def serve():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                if kind == "http":
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    while conn.recv(1024):  # read, never answer, until the client gives up
+                        pass
+        threading.Thread(target=serve, daemon=True).start()
+        return f"127.0.0.1:{srv.getsockname()[1]}"
+
+    yield start
+    for srv in servers:
+        srv.close()
+
+
+@pytest.mark.parametrize("kind,message", [("silent", "no answer within 3 s"), ("http", "the port answers but is not a Ray cluster")])
+def test_a_port_that_is_not_ray_fails_in_one_line_within_seconds(models, small_data, listener, kind, message):
+    """Issue 33 item 7: Ray itself waited past 300 s on such a port, warning every 5 s."""
+    import time
+
+    address = listener(kind)
+    path = write_campaign(models, data=small_data)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"--address {address}: {message}") as err:
+        api.run_campaign(path, models / "c.duckdb", executor="ray", address=address)
+    assert time.monotonic() - started < 10 and "\n" not in str(err.value)
+    assert not (models / "c.duckdb").exists()
+
+
+
+def test_the_same_model_or_dataset_under_another_spelling_is_refused(models, small_data):
+    """Issue 33 item 9: de-duplication compared path strings, so these ran twice."""
+    for spec, message in (
+            ({"models": ["m/vendor0.onnx", "m/../m/vendor0.onnx"]}, "field 'models': .* are the same model"),
+            ({"models": ["m/vendor0.onnx", str(models / "m" / "vendor0.onnx")]}, "are the same model"),
+            ({"datasets": [str(small_data), str(small_data / "manifest.csv")]},
+             "field 'datasets': .* are the same dataset")):
+        with pytest.raises(ConfigError, match=message):
+            load_campaign(write_campaign(models, data=small_data, **spec))
+
+
+def test_pack_files_resolve_against_the_campaign_file(models, small_data, tmp_path, monkeypatch):
+    """Issue 33 item 17: one rule for every path in a campaign file."""
+    import shutil
+
+    from audit.rules.engine import PACK_DIR
+
+    (models / "packs").mkdir()
+    shutil.copy(PACK_DIR / "baseline.yaml", models / "packs" / "mine.yaml")
+    monkeypatch.chdir(tmp_path)
+    camp = load_campaign(write_campaign(models, data=small_data, packs=["packs/mine.yaml", "baseline"]))
+    assert camp.packs == [str(models / "packs" / "mine.yaml"), "baseline"]
+
+
+def test_campaign_options_are_checked_before_the_first_cell(models, small_data):
+    """Issue 33 item 16: --out pointing to a file and --format xml were found only after every cell ran."""
+    path = write_campaign(models, data=small_data)
+    (models / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="--out .*afile: is a file"):
+        api.run_campaign(path, models / "c.duckdb", out=models / "afile")
+    with pytest.raises(ConfigError, match=r"--format: unknown format\(s\) \['xml'\]"):
+        api.run_campaign(path, models / "c.duckdb", out=models / "out", formats=["xml"])
+    assert not (models / "c.duckdb").exists()
+
+
+def test_broken_model_copies_and_same_names_in_one_campaign(models, small_data):
+    """Issue 33 items 9, 16, 20: a broken model fails its own cells and the others go on; a copy of a model
+    (same content, other file) is run once; two models with one file name are named apart."""
+    import shutil
+
+    (models / "other").mkdir()
+    shutil.copy(models / "m" / "vendor0.onnx", models / "other" / "vendor0.onnx")
+    (models / "other" / "broken.onnx").write_bytes(b"not onnx")
+    path = write_campaign(models, data=small_data, models=["m/vendor0.onnx", "other/vendor0.onnx",
+                                                           "other/broken.onnx"])
+    res = api.run_campaign(path, models / "c.duckdb")
+    by = {c["cell"].split(" x ")[0]: c for c in res.cells}
+    assert set(by) == {"m/vendor0", "other/vendor0", "other/broken"}
+    assert by["m/vendor0"]["status"] == "completed"
+    assert by["other/vendor0"]["status"] == "skipped" and by["other/vendor0"]["same_as"].startswith("m/vendor0")
+    assert by["other/vendor0"]["run_id"] == by["m/vendor0"]["run_id"]
+    assert by["other/broken"]["status"] == "failed" and "broken.onnx" in by["other/broken"]["error"]
+
+
+
+def test_a_ray_cell_that_fails_hands_back_its_failed_run(models, small_data, monkeypatch, tmp_path):
+    """Issue 33 item 15: with Ray a cell failing mid-run left no run record; local stores it 'failed'. The worker
+    function (run here in-process, a probe made to crash) now returns the failed run's rows for the head."""
+    from audit.executors import load_campaign
+    from audit.executors.ray_executor import _run_cell
+    from audit.store.transfer import import_run
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the embedding pass crashed")
+    monkeypatch.setattr("audit.run.pipeline.Embeddings", crash)
+    cell = api.campaign_cells(load_campaign(write_campaign(models, data=small_data)))[0]
+    out = _run_cell(cell.config.model_dump_json(), cell.label)
+    assert out["run_id"] and out["error"] == "RuntimeError: the embedding pass crashed" and out["tables"]
+    with Store(tmp_path / "head.duckdb") as store:
+        import_run(store, out["tables"])
+        run = store.run(out["run_id"])
+    assert run["status"] == "failed" and "embedding pass crashed" in run["error"]

@@ -4,6 +4,7 @@ import pytest
 
 from audit import api
 from audit.config import AuditConfig
+from audit.store import Store
 from audit.tui.app import FaceAuditApp
 from audit.tui.screens.compare import CompareScreen
 from audit.tui.screens.detail import RunDetailScreen
@@ -121,7 +122,10 @@ async def test_new_audit_runs_with_live_progress(store, small_data, tmp_path):
     assert list(runs_df["status"]) == ["completed"]
 
 
-async def test_cancel_keeps_finished_probes(store, small_data, tmp_path):
+@pytest.mark.parametrize("key", ["x", "q"])
+async def test_cancel_keeps_finished_probes(store, small_data, tmp_path, key):
+    """x cancels; q cancels the same way, then quits (issue 33 item 19: q exited at once and the run was stored
+    'failed' with "App is not running")."""
     root, db, model, runs = store
     db2 = tmp_path / "cancel.duckdb"
     cfg = AuditConfig(model=model, data=str(small_data), conditions=["clean"], parity=False)
@@ -129,7 +133,11 @@ async def test_cancel_keeps_finished_probes(store, small_data, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = RunningScreen(cfg)
         await app.push_screen(screen)
-        await pilot.press("x")
+        await pilot.press(key)
         await wait_for(pilot, lambda: screen.done, seconds=120)
         assert "cancelled" in str(screen.query_one("#state").render())
-    assert list(api.list_runs(db2)["status"]) == ["cancelled"]
+        assert app.return_code == (0 if key == "q" else None)  # q quits once the run has stopped
+    runs_df = api.list_runs(db2)
+    assert list(runs_df["status"]) == ["cancelled"]
+    with Store(db2, read_only=True) as s:
+        assert "App is not running" not in str(s.run(runs_df["run_id"].iloc[0])["error"])

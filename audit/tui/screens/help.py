@@ -11,7 +11,7 @@ HELP = """[b]faceaudit keys[/b]
 
 [b]Runs[/b]        enter open · n new audit · space mark for compare · c compare marked · r refresh
 [b]New audit[/b]   pick a model in the tree · tab between fields · ctrl+s start · escape back
-[b]Running[/b]     x cancel (finished probes are kept) · escape back when done
+[b]Running[/b]     x cancel (finished probes are kept) · q cancel, then quit · escape back when done
 [b]Run detail[/b]  type in the filters to narrow metrics · e export HTML+PDF · escape back
 [b]Compare[/b]     e export comparison · escape back
 [b]Anywhere[/b]    ? this help · q quit
