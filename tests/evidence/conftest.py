@@ -35,4 +35,4 @@ def signed(run, tmp_path_factory):
     files = api.build_report(run["run_id"], run["db"], out / "reports", sign_key=priv, signer="Ada Auditor")
     by = {p.name.split(run["run_id"])[-1]: p for p in files}
     return {"out": out, "priv": priv, "pub": pub, "html": by[".html"], "pdf": by[".pdf"],
-            "json": by[".results.json"], "bundle": by[".intoto.json"]}
+            "json": by[".results.json"], "bundle": by[".intoto.json"], "quality": by.get(".data-quality.csv")}

@@ -63,9 +63,12 @@ def test_signature_is_ed25519_over_the_dsse_pae(signed):
 
 def test_verify_accepts_the_untouched_files(signed):
     res = api.verify_bundle(signed["bundle"], [signed["pdf"], signed["html"], signed["json"]], signed["pub"])
-    assert res.trusted_key and len(res.checked) == 3
+    # the three given files, and every other signed file beside the bundle (the data-quality CSV when the
+    # dataset has data-quality records)
+    extra = signed["quality"] is not None
+    assert res.trusted_key and len(res.checked) == 3 + extra
     # without --report, every evidence file found beside the bundle is checked
-    assert len(api.verify_bundle(signed["bundle"], None, signed["pub"]).checked) == 3
+    assert len(api.verify_bundle(signed["bundle"], None, signed["pub"]).checked) == 3 + extra
 
 
 def test_verify_refuses_a_resaved_pdf(signed, tmp_path):
@@ -112,8 +115,9 @@ def test_verify_refuses_another_key_even_one_swapped_into_the_bundle(signed, tmp
     from audit.evidence.keys import load_private
 
     mallory = Signer(load_private(tmp_path / "mallory.key"), "Mallory")
-    for key in ("html", "json"):  # verify checks every signed file: the others lie beside the forged bundle
-        (tmp_path / signed[key].name).write_bytes(signed[key].read_bytes())
+    for key in ("html", "json", "quality"):  # verify checks every signed file: the others lie beside the forgery
+        if signed[key] is not None:
+            (tmp_path / signed[key].name).write_bytes(signed[key].read_bytes())
     forged = write_bundle(sign(statement_of(signed["bundle"]), mallory), tmp_path / "forged.intoto.json")
     assert not api.verify_bundle(forged, [signed["pdf"]]).trusted_key
     with pytest.raises(VerificationError, match="signature does not verify"):

@@ -52,7 +52,7 @@ def copy_store(two_runs, tmp_path, status=None, drop_findings=False):
 
 
 def test_attest_refuses_a_report_of_another_run(two_runs, tmp_path):
-    html_b, pdf_b = api.build_report(two_runs["b"], two_runs["db"], tmp_path / "b", ["html", "pdf"])
+    html_b, pdf_b = api.build_report(two_runs["b"], two_runs["db"], tmp_path / "b", ["html", "pdf"])[:2]
     for report in (html_b, pdf_b):
         with pytest.raises(NotSignable, match=f"is the report of run {two_runs['b']}, not of run {two_runs['a']}"):
             api.attest_run(two_runs["a"], two_runs["db"], two_runs["priv"], tmp_path / "att", "Ada", [report])
@@ -117,8 +117,9 @@ def test_a_completed_run_without_findings_is_not_signed_and_a_campaign_judges_it
 
 
 def test_verify_names_a_signed_file_that_is_missing(run, signed, tmp_path):
-    for key in ("bundle", "html", "pdf"):  # the signed results JSON is not copied
-        shutil.copy(signed[key], tmp_path / signed[key].name)
+    for key in ("bundle", "html", "pdf", "quality"):  # the signed results JSON is not copied
+        if signed[key] is not None:
+            shutil.copy(signed[key], tmp_path / signed[key].name)
     bundle = tmp_path / signed["bundle"].name
     with pytest.raises(VerificationError, match=f"missing.*{signed['json'].name}"):
         api.verify_bundle(bundle, None, signed["pub"])
@@ -127,7 +128,8 @@ def test_verify_names_a_signed_file_that_is_missing(run, signed, tmp_path):
     cli = subprocess.run(CLI + ["verify", str(bundle), "--pubkey", str(signed["pub"])], capture_output=True, text=True)
     assert cli.returncode == 1 and signed["json"].name in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1
-    assert len(api.verify_bundle(bundle, [signed["json"]], signed["pub"]).checked) == 3  # given elsewhere: fine
+    checked = api.verify_bundle(bundle, [signed["json"]], signed["pub"]).checked
+    assert len(checked) == 3 + (signed["quality"] is not None)  # given elsewhere: fine
 
 
 @pytest.mark.parametrize("content", ["[" * 100_000, "{" * 50_000, '{"dsseEnvelope": {"payload": "abc', "[]",
