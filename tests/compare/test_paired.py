@@ -91,6 +91,18 @@ def test_rankings_order_three_models_with_rank_intervals_and_holm_verdicts(world
     assert "Paired differences against" in html and "Rankings" in html and "<svg" in html
 
 
+def test_runs_on_different_datasets_say_so_at_the_top(world, small_data, tmp_path):
+    db, ids, _, models = world
+    other = api.run_audit(AuditConfig(model=models["base"], data=str(small_data), probes=["identity"],
+                                      conditions=["clean", "mask:surgical"], bootstrap=200, parity=False), db)
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, [ids["base"], other])
+    assert "dataset" in {d["field"] for d in ctx["differences"]} and ctx["paired"] is None
+    html = api.compare([ids["base"], other], db, tmp_path / "out", ["html"])[0].read_text()
+    top = html[:html.index("<h2>")]
+    assert "These runs are not comparable" in top and "dataset" in top
+
+
 def test_runs_that_are_not_comparable_get_no_paired_statistics(world, tmp_path):
     db, ids, data, models = world
     other = api.run_audit(AuditConfig(model=models["base"], data=str(data), probes=["identity"],
