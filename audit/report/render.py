@@ -340,10 +340,13 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
 def _paired_context(store: Store, runs: list[dict], run_ids: list[str], labels: list[str], reference: int) -> dict:
     """What differs between the runs and, when nothing that decides the numbers does, the paired differences
     against the reference run, rankings and one forest plot per compared model."""
-    diffs = compare.differences([compare.run_fields(r, store.findings(r["run_id"])) for r in runs])
+    fields = [compare.run_fields(r, store.findings(r["run_id"])) for r in runs]
+    diffs = compare.differences(fields)
     ran = [set(store.probes(r).query("status == 'completed'")["probe"]) for r in run_ids]
-    probes = sorted(set.intersection(*ran)) if ran else []
-    blocked = {p: compare.blocking(diffs, p) for p in probes}
+    # Each probe among the runs that ran it (an attribute model runs leakage only): what differs between those.
+    probes = sorted(p for p in set().union(*ran) if sum(p in r for r in ran) >= 2)
+    blocked = {p: compare.blocking(compare.differences([f for f, r in zip(fields, ran) if p in r]), p)
+               for p in probes}
     comparable = {p for p, why in blocked.items() if not why}
     base = {"differences": diffs, "comparability": [{"probe": p, "blocking": blocked[p]} for p in probes]}
     if not comparable:
