@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from audit.metrics.stats import expanded_alpha
+from audit.metrics.demographic import ratio_max_min
+from audit.metrics.stats import expanded_alpha, percentile_interval
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
 from audit.seeding import rng_for
@@ -130,20 +131,16 @@ class PairedBootstrap:
 
 
 def _max_min(rates: np.ndarray) -> np.ndarray:
-    """Row-wise max / min of group rates (NaN rates left out): 1 when all are equal, +inf when the lowest is 0
-    and the highest is not (as :func:`audit.metrics.demographic.ratio_max_min`)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hi, lo = np.nanmax(rates, 1), np.nanmin(rates, 1)
-        return np.where(hi == lo, 1.0, np.where(lo > 0, hi / lo, np.inf))
+    """:func:`audit.metrics.demographic.ratio_max_min` of each row of group rates (one row per replicate)."""
+    return np.array([ratio_max_min(dict(enumerate(row))) for row in rates])
 
 
 def _interval(value: float, boots: np.ndarray, persons: int) -> tuple[float, float]:
-    a = expanded_alpha(0.05, persons)
-    b = boots[~np.isnan(boots)]
-    if not np.isfinite(value) or not len(b):
+    """Expanded-percentile 95% interval on ``persons`` (resamples may be infinite); NaN for a non-finite value."""
+    if not np.isfinite(value):
         return float("nan"), float("nan")
-    lo, hi = np.quantile(b, [a / 2, 1 - a / 2], method="inverted_cdf")
-    return float(min(lo, value)), float(max(hi, value))
+    est = percentile_interval(value, boots, persons, expanded_alpha(0.05, persons), unbounded=True)
+    return est.ci_low, est.ci_high
 
 
 def verdict(diff: float, lo: float, hi: float, persons: int, name_a: str, name_b: str) -> tuple[str, int | None]:

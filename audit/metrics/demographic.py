@@ -4,7 +4,8 @@ persons a group needs before a differential rule can be judged on it."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
+
+from audit.metrics.stats import clopper_pearson_continuous
 
 
 def ratio_max_min(rates: dict[str, float]) -> float:
@@ -53,8 +54,7 @@ def resolves(rate: float, units: float, metric: str, threshold: float, alpha: fl
     ``rate`` (with alpha = 0.5, a gap of 2 (1 - F) in one rate alone brings the FDR down to F)."""
     if units <= 0:
         return False
-    x = rate * units
-    upper = 1.0 if x >= units else float(sps.beta.ppf(1 - alpha / 2, x + 1, units - x))
+    upper = clopper_pearson_continuous(rate, units, alpha)[1]
     if metric == "fdr":
         return upper - rate <= 2 * (1 - threshold)
     return upper <= threshold * rate

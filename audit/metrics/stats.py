@@ -95,10 +95,12 @@ class SubjectBootstrap:
         out = [counts @ per_person for counts in self._draw_counts(chunk)]
         return np.concatenate(out).reshape((len(self.draws),) + tail)
 
-    def _draw_counts(self, chunk: int):
-        """How often each person is drawn in each resample, ``(b, n_subjects)`` per chunk of resamples."""
-        for a in range(0, len(self.draws), chunk):
-            yield np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]])
+    def _draw_counts(self, chunk: int, draws: list[np.ndarray] | None = None):
+        """How often each person is drawn in each resample, ``(b, n_subjects)`` per chunk of resamples (of
+        ``draws``: default the probe-side draws; :attr:`draws2` for the gallery side)."""
+        draws = self.draws if draws is None else draws
+        for a in range(0, len(draws), chunk):
+            yield np.stack([np.bincount(d, minlength=self.n_subjects) for d in draws[a:a + chunk]])
 
     def image_weights(self, chunk: int = 64):
         """Each image's weight in each resample (how often its person was drawn: the times it appears in that
@@ -116,9 +118,7 @@ class SubjectBootstrap:
         genuine and impostor comparisons (EER, AUC) weigh genuine scores by ``w_images`` and impostor scores by
         ``w_pairs``, so persons vary on both sides of an impostor comparison."""
         probe_of_row = self.inverse[rows]
-        for a in range(0, len(self.draws), chunk):
-            c1 = np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws[a:a + chunk]])
-            c2 = np.stack([np.bincount(d, minlength=self.n_subjects) for d in self.draws2[a:a + chunk]])
+        for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
             yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
 
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,
@@ -139,7 +139,7 @@ class SubjectBootstrap:
                 observations: int | None = None, unbounded: bool = False) -> Estimate:
         persons = self.n_subjects if persons is None else persons
         observations = self.n if observations is None else observations
-        est = _interval(value, boots, observations, expanded_alpha(alpha, persons), unbounded)
+        est = percentile_interval(value, boots, observations, expanded_alpha(alpha, persons), unbounded)
         return floor_rate(est, persons, alpha, boots, observations) if rate else est
 
     def estimate(self, stat: Callable[[np.ndarray], float], alpha: float = 0.05, rate: bool = False) -> Estimate:
@@ -196,7 +196,8 @@ class SubjectBootstrap:
             den = w @ compared @ v
             boots[b] = (w @ accepted @ v) / den if den else np.nan
         pairs = int((compared > 0).sum())
-        est = _interval(value, boots, int(compared.sum()), expanded_alpha(alpha, k if persons is None else persons))
+        est = percentile_interval(value, boots, int(compared.sum()),
+                                  expanded_alpha(alpha, k if persons is None else persons))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
 
 
@@ -255,13 +256,13 @@ def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.
         var = float(np.var(b, ddof=1)) if len(b) > 1 else 0.0
         if var > 0:
             n_eff = min(float(observations or units), p * (1 - p) / var)
-    lo, hi = _cp_continuous(p, max(n_eff, 1.0), alpha)
+    lo, hi = clopper_pearson_continuous(p, max(n_eff, 1.0), alpha)
     ci_low = lo if not np.isfinite(est.ci_low) else min(est.ci_low, lo)
     ci_high = hi if not np.isfinite(est.ci_high) else max(est.ci_high, hi)
     return Estimate(est.value, float(min(ci_low, est.value)), float(max(ci_high, est.value)), est.n)
 
 
-def _cp_continuous(p: float, n: float, alpha: float) -> tuple[float, float]:
+def clopper_pearson_continuous(p: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """Clopper-Pearson with a possibly fractional number of trials (beta quantiles; x = p n)."""
     x = p * n
     lo = 0.0 if x <= 0 else float(sps.beta.ppf(alpha / 2, x, n - x + 1))
@@ -269,7 +270,9 @@ def _cp_continuous(p: float, n: float, alpha: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _interval(value: float, boots: np.ndarray, n: int, alpha: float, unbounded: bool = False) -> Estimate:
+def percentile_interval(value: float, boots: np.ndarray, n: int, alpha: float, unbounded: bool = False) -> Estimate:
+    """The ``alpha / 2`` and ``1 - alpha / 2`` quantiles of ``boots`` (widened to hold ``value``), ``alpha``
+    already expanded (:func:`expanded_alpha`); with ``unbounded`` infinite resamples are kept."""
     if unbounded:
         # Infinite resamples are kept (quantiles read by rank, so +inf ends stay +inf instead of inf - inf = NaN).
         boots = boots[~np.isnan(boots)]
