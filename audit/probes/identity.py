@@ -108,14 +108,8 @@ class IdentityProbe:
             s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
-            for t, tau in taus.items():  # per-probe outcomes for paired comparisons between models
-                own_tau = ver.threshold_at_fmr(s[imp_mask], t)
-                series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "", "kind": "share",
-                            "values": gen < tau},
-                           {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
-                            "kind": "share", "values": gen >= own_tau}]
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                                                 rng)
+                                                 rng, series)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
                                                  label[demo_fmr], boot)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
@@ -134,7 +128,10 @@ class IdentityProbe:
         return out
 
     def _verification(self, cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                      rng) -> list[MetricRecord]:
+                      rng, series=None) -> list[MetricRecord]:
+        """FNMR, FMR and TAR at each target, EER, ROC AUC and rank-1 under ``cond``; each probe's miss at the
+        global threshold and accept at the condition's own one are appended to ``series`` (outcomes for paired
+        comparisons)."""
         name = self.name
         n_probe = len(gen)
         out = []
@@ -148,6 +145,11 @@ class IdentityProbe:
             own_tau = ver.threshold_at_fmr(s[imp_mask], t)
             tar = boot.mean(gen >= own_tau, rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
+            if series is not None:
+                series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
+                            "kind": "share", "values": gen < tau},
+                           {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
+                            "kind": "share", "values": gen >= own_tau}]
         # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
         # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
         # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every
