@@ -251,34 +251,32 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
     threshold = float(num)
     if (rule.metric == "fdr") != (op in ("<", "<=")):
         return None  # a comparator this check does not model (e.g. a ratio judged from below)
-    worst = None
+    short = []  # (more persons needed, or None when no group size would do; group, its persons, attribute, rate)
     for _, row in rows.iterrows():
         at = (metrics["probe"] == rule.probe) & (metrics["condition"] == row["condition"]) & (
             metrics["setting"] == row["setting"])
         groups = metrics[at & (metrics["metric"] == "group_persons") & (metrics["attribute"] == row["attribute"])]
         if groups.empty:
             continue
+        persons = groups.set_index("group")["value"].astype(int)
         for rate_name in ([demo.RATIOS[rule.metric]] if rule.metric in demo.RATIOS else ["fmr", "fnmr"]):
             overall = metrics[at & (metrics["metric"] == rate_name) & (metrics["group"] == "all")]["value"]
-            persons = groups.set_index("group")["value"].astype(int)
             units = persons * (persons - 1) if rate_name == "fmr" else persons
             total = persons.sum() * (persons.sum() - 1) if rate_name == "fmr" else persons.sum()
             # The overall rate, or its rule-of-three bound when no errors were seen at all.
             rate = max(float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0, 3.0 / total)
             need = demo.units_needed(rate, rule.metric, threshold)
             need_persons = demo.pairs_to_persons(need) if rate_name == "fmr" else need
-            for group, have in units.items():
-                more = need_persons - int(persons[group]) if need else -1
-                if (not need or have < need) and (worst is None or more > worst[0] or more < 0):
-                    worst = (more, group, int(persons[group]), row["attribute"], rate_name, rate)
-    if worst is None:
+            short += [(need_persons - int(persons[g]) if need else None, g, int(persons[g]), row["attribute"],
+                       rate_name, rate) for g in units.index if not need or units[g] < need]
+    if not short:
         return None
-    more, group, have, attr, rate_name, rate = worst
+    more, group, have, attr, rate_name, rate = max(short, key=lambda c: np.inf if c[0] is None else c[0])
     what = (f"a {rate_name.upper()} ratio above {threshold:g}" if rule.metric != "fdr"
             else f"an FDR below {threshold:g}") + f" from parity at the overall {rate_name.upper()} {rate:.3g}"
-    needs = f"needs {more} more persons in such a group" if more >= 0 else "no group size would do"
-    return max(more, 0), (f"Too few persons to judge: group {group!r} of {attr} has {have} persons; telling {what} "
-                          f"(exact-binomial 95%) {needs}. Not judged as passing.")
+    needs = f"needs {more} more persons in such a group" if more is not None else "no group size would do"
+    return more or 0, (f"Too few persons to judge: group {group!r} of {attr} has {have} persons; telling {what} "
+                       f"(exact-binomial 95%) {needs}. Not judged as passing.")
 
 
 def _f(x) -> float | None:
