@@ -67,3 +67,12 @@ def blocking(diffs: list[dict], probe: str) -> list[str]:
     except the other probes' own settings and the list of probes run (a probe must simply have run in every run)."""
     others = set().union(*(f for p, f in PROBE_SPECIFIC.items() if p != probe)) - PROBE_SPECIFIC.get(probe, set())
     return [d["field"] for d in diffs if d["field"] not in others and d["field"] != "probes"]
+
+
+def probe_comparability(fields: list[dict], ran: list[set[str]]) -> list[dict]:
+    """For every probe at least two runs completed, what keeps its results from being compared paired among the
+    runs that ran it (an attribute model runs leakage only): ``[{probe, blocking: [fields]}]``, ``fields`` and
+    ``ran`` one entry per run (:func:`run_fields`, completed probes)."""
+    probes = sorted(p for p in set().union(*ran) if sum(p in r for r in ran) >= 2)
+    return [{"probe": p, "blocking": blocking(differences([f for f, r in zip(fields, ran) if p in r]), p)}
+            for p in probes]

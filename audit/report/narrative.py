@@ -191,12 +191,28 @@ def not_judged_reason(f: dict) -> str:
     return "no matching result: the attribute, condition or operating point is not in this run"
 
 
-def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str], probes_known: list[str]) -> dict:
-    """Page one: the most serious findings in plain words, the groups most affected, and what was not tested."""
+def _records(findings: pd.DataFrame) -> list[dict]:
+    """Finding rows as dicts, each ``location`` parsed."""
     rows = findings.to_dict("records")
     for r in rows:
         r["location"] = json.loads(r["location"]) if isinstance(r["location"], str) else (r["location"] or {})
-    bad = sorted((r for r in rows if r["status"] in STATUS_RANK),
+    return rows
+
+
+def not_judged(findings: pd.DataFrame) -> list[dict]:
+    """The rules not judged, grouped by reason (:func:`not_judged_reason`), largest group first:
+    ``[{reason, rules: ["pack · RULE-ID", ...]}]``."""
+    groups: dict[str, list[str]] = {}
+    for f in _records(findings[findings["status"] == "not_applicable"]):
+        groups.setdefault(not_judged_reason(f), []).append(f"{f['pack']} · {f['rule_id']}")
+    return [{"reason": k, "rules": v} for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+
+
+def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str], probes_known: list[str],
+            unjudged: list[dict]) -> dict:
+    """Page one: the most serious findings in plain words, the groups most affected, and what was not tested
+    (``unjudged``: :func:`not_judged`, counted here with every rule whose probe did not run as one reason)."""
+    bad = sorted(_records(findings[findings["status"].isin(STATUS_RANK)]),
                  key=lambda r: (STATUS_RANK[r["status"]], SEVERITY.get(r["severity"], 9), r["rule_id"]))
     seen, problems = set(), []
     for r in bad:  # one sentence per distinct problem (several packs often judge the same number)
@@ -219,8 +235,10 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
                           f"{_pct(worst['ci_low'])}–{_pct(worst['ci_high'])}), group {best['group']} least "
                           f"({_pct(best['value'])}).")
     untested = [p for p in probes_known if p not in probes_run]
-    reasons = pd.Series([not_judged_reason(r) for r in rows if r["status"] == "not_applicable"], dtype=object)
-    grouped = reasons.map(lambda x: "their probe did not run" if x.startswith("probe not run") else x)
-    return {"problems": problems, "groups": groups, "untested": untested, "rules": len(rows),
-            "not_judged_count": int(len(reasons)),
-            "not_judged": [{"reason": k, "rules": int(v)} for k, v in grouped.value_counts().items()]}
+    counts: dict[str, int] = {}
+    for g in unjudged:
+        reason = "their probe did not run" if g["reason"].startswith("probe not run") else g["reason"]
+        counts[reason] = counts.get(reason, 0) + len(g["rules"])
+    return {"problems": problems, "groups": groups, "untested": untested, "rules": len(findings),
+            "not_judged_count": sum(counts.values()),
+            "not_judged": [{"reason": k, "rules": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]}

@@ -220,16 +220,13 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     # Rules judged get a row each in the findings and traceability tables; rules not judged are one short list
     # grouped by reason (a row each made the tables mostly "not applicable").
     judged = findings[findings["status"] != "not_applicable"]
-    not_judged: dict[str, list[str]] = {}
-    for f in findings[findings["status"] == "not_applicable"].to_dict("records"):
-        f["location"] = json.loads(f["location"]) if isinstance(f["location"], str) else f["location"]
-        not_judged.setdefault(narrative.not_judged_reason(f), []).append(f"{f['pack']} · {f['rule_id']}")
+    not_judged = narrative.not_judged(findings)
     probes_run = sorted(set(probes.query("status == 'completed'")["probe"]))
     kind = (run.get("model_profile") or {}).get("kind", "embedding")
     return {
         "run": run, "findings": judged.to_dict("records"), "counts": counts,
-        "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind)),
-        "not_judged": [{"reason": k, "rules": v} for k, v in sorted(not_judged.items(), key=lambda kv: -len(kv[1]))],
+        "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind), not_judged),
+        "not_judged": not_judged,
         "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
                      is not None],
@@ -314,7 +311,8 @@ def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[st
 
 def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dict:
     runs, labels, rows = headline_rows(store, run_ids)
-    paired = _paired_context(store, runs, run_ids, labels, reference)
+    findings = {r: store.findings(r) for r in run_ids}
+    paired = _paired_context(store, runs, findings, labels, reference)
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
@@ -323,7 +321,6 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
                            for lab, c in zip(labels, row["cells"])])
         plots_.append(plots.compare_bars(df.astype({"value": float, "ci_low": float, "ci_high": float}),
                                          row["label"]))
-    findings = {r: store.findings(r) for r in run_ids}
     rule_ids = sorted({(f.pack, f.rule_id, f.title) for df in findings.values() for f in df.itertuples()})
     table = []
     for pack, rule_id, title in rule_ids:
@@ -337,18 +334,16 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
             "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
 
 
-def _paired_context(store: Store, runs: list[dict], run_ids: list[str], labels: list[str], reference: int) -> dict:
-    """What differs between the runs and, when nothing that decides the numbers does, the paired differences
-    against the reference run, rankings and one forest plot per compared model."""
-    fields = [compare.run_fields(r, store.findings(r["run_id"])) for r in runs]
-    diffs = compare.differences(fields)
+def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list[str], reference: int) -> dict:
+    """What differs between the runs, which probes may be compared paired and, for those, the paired differences
+    against the reference run, rankings and one forest plot per compared model (``findings``: run id -> its
+    findings)."""
+    run_ids = [r["run_id"] for r in runs]
+    fields = [compare.run_fields(r, findings[r["run_id"]]) for r in runs]
     ran = [set(store.probes(r).query("status == 'completed'")["probe"]) for r in run_ids]
-    # Each probe among the runs that ran it (an attribute model runs leakage only): what differs between those.
-    probes = sorted(p for p in set().union(*ran) if sum(p in r for r in ran) >= 2)
-    blocked = {p: compare.blocking(compare.differences([f for f, r in zip(fields, ran) if p in r]), p)
-               for p in probes}
-    comparable = {p for p, why in blocked.items() if not why}
-    base = {"differences": diffs, "comparability": [{"probe": p, "blocking": blocked[p]} for p in probes]}
+    comparability = compare.probe_comparability(fields, ran)
+    comparable = {c["probe"] for c in comparability if not c["blocking"]}
+    base = {"differences": compare.differences(fields), "comparability": comparability}
     if not comparable:
         return {**base, "paired": None}
     res = compare.compare_runs(store, run_ids, labels, compare.directions_of(store.metrics(run_ids[reference])),
