@@ -136,9 +136,9 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
             kind = load_model(model).profile.kind
         except FaceAuditError:  # a broken model is that model's cells failing (when they load), not the campaign's
             kind = "embedding"
-        probes = camp.probes or probe_mod.supported(kind)
-        if camp.pinned:  # under a protocol: its probes, those this model's kind supports
-            probes = [p for p in camp.pinned["probes"] if p in probe_mod.supported(kind)]
+        # Under a protocol, its probes that this model's kind supports; else the file's (a cell asked for a probe
+        # its model cannot run fails with the reason) or every probe the kind supports.
+        probes = _supported(camp.pinned["probes"], kind) if camp.pinned else camp.probes or probe_mod.supported(kind)
         for data in camp.datasets:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
             fields = dict(model=model, data=data, attributes=camp.attributes, detector=camp.detector,
@@ -190,25 +190,29 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
     return res
 
 
+def _supported(probes: list[str], kind: str) -> list[str]:
+    """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`)."""
+    ok = probe_mod.supported(kind)
+    return [p for p in probes if p in ok]
+
+
 def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = None) -> list[Cell]:
     """The demo's cells: every sample model (or ``models``) on the sample data with every probe its kind supports.
 
     At the shipped sample-world protocol's own preset and seed the cells run under it (the comparison is then
     paired by construction); another preset or seed is not that protocol, so they run without one."""
     proto = load_protocol(protocols_dir() / "sample-world.yaml")
-    pinned = {k: v for k, v in proto.fields().items() if k not in ("preset", "seed")} \
-        if (preset, seed) == (proto.preset, proto.seed) else {}
+    settings = proto.fields() if (preset, seed) == (proto.preset, proto.seed) else {"preset": preset, "seed": seed}
     cells = []
     for model in models or sample_models():
         loaded = load_model(model)
         fr = loaded.profile.kind == "embedding"
-        probes = [p for p in pinned.get("probes", probe_mod.supported(loaded.profile.kind))
-                  if p in probe_mod.supported(loaded.profile.kind)]
+        probes = _supported(settings.get("probes", probe_mod.supported(loaded.profile.kind)), loaded.profile.kind)
         # In the sample world other sample models play the attacker's FR model, the independent judge of
         # reconstructions and the attribute reader.
         others = [m for m in sample_models() if m != model and m.stem.startswith("fr-")] if fr else []
         attr = next((m for m in sample_models() if m.stem.startswith("attr-")), None) if fr else None
-        config = make_config(model=model, data=str(data), **{**pinned, "probes": probes}, preset=preset, seed=seed,
+        config = make_config(model=model, data=str(data), **{**settings, "probes": probes},
                              evaluator=others[0] if others else None,
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])
