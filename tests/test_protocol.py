@@ -1,11 +1,14 @@
 """Protocols: one published file pins what makes runs comparable; runs under it record it and are checked."""
 
+import base64
 import hashlib
+import json
 
 import pytest
 import yaml
 
 import audit
+from audit import api
 from audit.errors import ConfigError
 from audit.protocol import load_protocol
 from audit.resources import protocols_dir, rules_dir
@@ -54,6 +57,12 @@ def test_a_run_under_a_protocol_takes_its_settings_and_records_it(tmp_path, smal
     assert html[0] == 0
     text = next((tmp_path / "r").glob("*.html")).read_text()
     assert "tiny-world" in text and cfg["protocol"]["sha256"] in text
+    # The signed attestation names the protocol and its hash beside the rule packs.
+    priv, _ = api.keygen(tmp_path / "k")
+    _, bundle = api.attest_run(run["run_id"], db, priv, tmp_path / "att", "Ada")
+    env = json.loads(bundle.read_text())["dsseEnvelope"]
+    conf = json.loads(base64.b64decode(env["payload"]))["predicate"]["configuration"]
+    assert {"name": "protocol:tiny-world@2", "digest": {"sha256": cfg["protocol"]["sha256"]}} in conf
 
 
 @pytest.mark.parametrize("args,words", [

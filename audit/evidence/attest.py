@@ -181,6 +181,10 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
     packs = findings[["pack", "pack_version", "pack_hash"]].drop_duplicates().sort_values("pack")
     configuration += [{"name": f"rule-pack:{p.pack}@{p.pack_version}", "digest": {"sha256": p.pack_hash}}
                       for p in packs.itertuples() if p.pack_hash]
+    protocol = config.get("protocol")
+    if protocol:  # the protocol the run was made under: a regulator's published file, named and hashed
+        configuration.append({"name": f"protocol:{protocol['name']}@{protocol.get('version', '')}",
+                              "digest": {"sha256": protocol["sha256"]}})
     return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": PREDICATE_TYPE,
             "predicate": {"result": result, "configuration": configuration, "passedTests": by_status["pass"],
                           "warnedTests": by_status["warn"], "failedTests": by_status["fail"]}}
