@@ -4,6 +4,11 @@ Two models see the same persons: each genuine comparison's score is a person eff
 models (intra-class correlation 0.5, correlation 0.7 between the models) plus each model's own noise,
 with true FNMR 0.05 for model A and 0.08 for model B at the threshold. The paired bootstrap of
 :mod:`audit.compare.paired` gives B - A; the truth is 0.03.
+
+``fmr``: the same for an impostor rate that compares two persons (a group's FMR): each impostor score is a
+probe-person effect, a gallery-person effect (each shared by the models with correlation 0.7) and noise,
+variances 0.2 / 0.2 / 0.6, with true FMR 0.01 for A and 0.02 for B; the paired bootstrap draws probe and
+gallery persons independently (``pair_share``); the truth is 0.01.
 """
 
 from __future__ import annotations
@@ -35,16 +40,48 @@ def sim_paired_fnmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:
     return Estimate(b - a, lo, hi, len(subjects)), TRUE_FNMR[1] - TRUE_FNMR[0]
 
 
-def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0) -> dict:
+TRUE_FMR = (0.01, 0.02)
+
+
+def _shared(rng, n: int) -> np.ndarray:
+    """Each model's person effects (unit variance), correlated SHARED between the two models."""
+    common = rng.normal(0, 1, n)
+    return np.stack([SHARED * common + np.sqrt(1 - SHARED ** 2) * rng.normal(0, 1, n) for _ in TRUE_FMR])
+
+
+def sim_paired_fmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:
+    m = 1 + rng.poisson(2.0, n)
+    subjects = np.repeat(np.arange(n), m).astype(str)
+    probe_fx, gallery_fx = _shared(rng, n), _shared(rng, n)
+    impostor = np.repeat(np.arange(n), m)[:, None] != np.arange(n)[None, :]
+    series = []
+    for k, fmr in enumerate(TRUE_FMR):
+        score = (np.sqrt(0.2) * probe_fx[k][np.repeat(np.arange(n), m)][:, None] + np.sqrt(0.2) * gallery_fx[k][None]
+                 + np.sqrt(0.6) * rng.normal(0, 1, impostor.shape))
+        accepts = np.argwhere((score >= sps.norm.isf(fmr)) & impostor)  # unit variance: P(accept) = fmr
+        series.append(Series("identity", "group_fmr", "clean", "", "", "g", np.arange(len(subjects)), subjects,
+                             "pair_share", gallery=np.arange(n).astype(str), accepts=accepts))
+    boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
+    (a, ab), (b, bb) = (boot.stat(s) for s in series)
+    lo, hi = _interval(b - a, bb - ab, n)
+    return Estimate(b - a, lo, hi, int(impostor.sum())), TRUE_FMR[1] - TRUE_FMR[0]
+
+
+SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
+              "fmr": (sim_paired_fmr, "group fmr difference B - A (paired, two-way)")}
+
+
+def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:
     """Share of simulated datasets whose paired interval of B - A holds the true difference."""
     rng = np.random.default_rng([seed, n, 7])
+    sim, label = SIMULATORS[metric]
     hits, below, widths, told = 0, 0, [], 0
     for _ in range(reps):
-        est, truth = sim_paired_fnmr(rng, n, n_boot)
+        est, truth = sim(rng, n, n_boot)
         hits += est.ci_low <= truth <= est.ci_high
         below += truth < est.ci_low
         told += est.ci_low > 0
         widths.append(est.ci_high - est.ci_low)
-    return {"simulator": "paired", "metric": "fnmr difference B - A (paired)", "persons": n, "reps": reps,
-            "n_boot": n_boot, "truth": TRUE_FNMR[1] - TRUE_FNMR[0], "coverage": hits / reps,
+    return {"simulator": "paired", "metric": label, "persons": n, "reps": reps,
+            "n_boot": n_boot, "truth": truth, "coverage": hits / reps,
             "truth_below_interval": below / reps, "mean_width": float(np.mean(widths)), "told_apart": told / reps}

@@ -54,6 +54,10 @@ class Series:
     k: int = 0
     parts: tuple = ()
     """``max_min``: the group series whose highest rate over lowest rate this is (a demographic differential)."""
+    gallery: np.ndarray | None = None
+    """``pair_share``: the gallery images' persons; the series is a share of (unit, gallery image) comparisons
+    between different persons, ``accepts`` the (unit, gallery position) pairs counted (a group's FMR)."""
+    accepts: np.ndarray | None = None
 
     @property
     def key(self) -> tuple:
@@ -68,6 +72,10 @@ def load_series(store, run_id: str) -> list[Series]:
         doc = json.loads(bytes(art["data"]))
         rows, subjects = np.asarray(doc["rows"]), np.asarray(doc["subjects"], dtype=object)
         groups = {a: np.asarray(g, dtype=object) for a, g in doc.get("groups", {}).items()}
+        gallery = doc.get("gallery") or {}
+        gal_subjects = np.asarray(gallery.get("subjects", []), dtype=object)
+        gal_groups = {a: np.asarray(g, dtype=object) for a, g in gallery.get("groups", {}).items()}
+        pair_parts: dict[tuple, list[Series]] = {}
         for sd in doc["series"]:
             base = dict(probe=art["probe"], metric=sd["metric"], condition=sd["condition"], setting=sd["setting"],
                         attribute=sd["attribute"], kind=sd["kind"])
@@ -75,6 +83,16 @@ def load_series(store, run_id: str) -> list[Series]:
                 units = np.asarray(sd["units"], int)
                 out.append(Series(**base, group="all", rows=rows[units], subjects=subjects[units],
                                   values=np.asarray(sd["values"], float)))
+                continue
+            if sd["kind"] == "pair_share":  # one group's FMR: units and gallery images of that group only
+                attr, g = sd["attribute"], sd["group"]
+                on_p, on_g = groups[attr] == g, gal_groups[attr] == g
+                acc = np.asarray(sd["accepts"], int).reshape(-1, 2)
+                acc = np.stack([np.cumsum(on_p)[acc[:, 0]] - 1, np.cumsum(on_g)[acc[:, 1]] - 1], 1)
+                part = Series(**base, group=g, rows=rows[on_p], subjects=subjects[on_p], gallery=gal_subjects[on_g],
+                              accepts=acc)
+                out.append(part)
+                pair_parts.setdefault((sd["metric"], sd["condition"], sd["setting"], attr), []).append(part)
                 continue
             if sd["kind"] == "share":
                 vals = np.asarray(sd["values"], float)
@@ -94,6 +112,10 @@ def load_series(store, run_id: str) -> list[Series]:
             else:
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"]),
                                   pred=np.asarray(sd["pred"]), k=int(sd["k"])))
+        for (metric, cond, setting, attr), parts in pair_parts.items():  # e.g. fmr_max_min from the group FMRs
+            if len(parts) >= 2:
+                out.append(Series(art["probe"], metric.removeprefix("group_") + "_max_min", cond, setting, attr,
+                                  "all", rows, subjects, "max_min", parts=tuple(parts)))
     return out
 
 
@@ -102,9 +124,20 @@ class PairedBootstrap:
 
     def __init__(self, subjects: np.ndarray, n_boot: int, seed: int):
         self.persons = np.unique(subjects.astype(str))
-        rng = rng_for(seed, "compare")
+        self.counts = self._draw(rng_for(seed, "compare"), n_boot)
+        self._gallery_rng, self._gallery_counts = rng_for(seed, "compare-gallery"), None
+
+    def _draw(self, rng, n_boot: int) -> np.ndarray:
         n = len(self.persons)
-        self.counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(float)
+        return np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)]).astype(float)
+
+    @property
+    def gallery_counts(self) -> np.ndarray:
+        """A second, independent person draw per replicate, for the gallery side of a comparison between two
+        persons (as :meth:`audit.metrics.bootstrap.SubjectBootstrap.two_way` does for the stored FMR)."""
+        if self._gallery_counts is None:
+            self._gallery_counts = self._draw(self._gallery_rng, len(self.counts))
+        return self._gallery_counts
 
     def stat(self, s: Series) -> tuple[float, np.ndarray]:
         """(value on everyone, value on every replicate) of one series."""
@@ -113,6 +146,8 @@ class PairedBootstrap:
             return _max_min(np.array(vals)[None])[0], _max_min(np.stack(boots, 1))
         idx = np.searchsorted(self.persons, s.subjects.astype(str))
         ones = np.ones(len(self.persons))
+        if s.kind == "pair_share":
+            return self._pair_share(s, idx)
         if s.kind == "share":
             num = np.bincount(idx, weights=s.values, minlength=len(self.persons))
             den = np.bincount(idx, minlength=len(self.persons)).astype(float)
@@ -128,6 +163,20 @@ class PairedBootstrap:
             full.append(confusion_stats((ones @ per_person).reshape(1, s.k, s.k))["normalised_gain"][0])
             boots.append(confusion_stats((self.counts @ per_person).reshape(-1, s.k, s.k))["normalised_gain"])
         return float(np.mean(full)), np.mean(boots, axis=0)
+
+
+    def _pair_share(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """Accepted over compared person pairs, probe persons and gallery persons drawn independently."""
+        n = len(self.persons)
+        gal = np.searchsorted(self.persons, s.gallery.astype(str))
+        num = np.zeros((n, n))
+        np.add.at(num, (idx[s.accepts[:, 0]], gal[s.accepts[:, 1]]), 1)
+        den = np.outer(np.bincount(idx, minlength=n), np.bincount(gal, minlength=n)).astype(float)
+        np.fill_diagonal(den, 0)  # a person's probe against their own gallery image is genuine
+        c, d = self.counts, self.gallery_counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boots = np.einsum("bp,pg,bg->b", c, num, d) / np.einsum("bp,pg,bg->b", c, den, d)
+            return float(num.sum() / den.sum()), boots
 
 
 def _max_min(rates: np.ndarray) -> np.ndarray:
@@ -178,7 +227,8 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
     keys = list(dict.fromkeys(k for d in per_run for k in d))
     if not keys:
         return {"rows": [], "rankings": [], "missing": missing, "persons": 0, "n_boot": n_boot}
-    subjects = np.concatenate([next(d[k] for d in per_run if k in d).subjects for k in keys])
+    firsts = [next(d[k] for d in per_run if k in d) for k in keys]
+    subjects = np.concatenate([s.subjects for s in firsts] + [s.gallery for s in firsts if s.gallery is not None])
     boot = PairedBootstrap(subjects, n_boot, seed)
     rows, rankings = [], []
     for key in keys:
@@ -203,7 +253,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             lo, hi = _interval(d, db, n_persons)
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
             ratio = rlo = rhi = None
-            if first.kind == "share":
+            if first.kind in ("share", "pair_share"):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     ratio = val / ref_val if ref_val else (float("inf") if val else float("nan"))
                     rlo, rhi = _interval(ratio, bs / ref_boot, n_persons)

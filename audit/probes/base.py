@@ -41,7 +41,7 @@ OUTCOMES = "outcomes.json"
 
 
 def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series: list[dict],
-                      groups: dict[str, np.ndarray] | None = None) -> Artifact:
+                      groups: dict[str, np.ndarray] | None = None, gallery: dict | None = None) -> Artifact:
     """The per-unit outcomes behind a probe's headline metrics, kept so that runs of several models on the same
     persons can be compared *paired* (audit/compare draws the same persons for every model).
 
@@ -52,16 +52,23 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     ``k`` classes; the metric is the normalised gain of balanced accuracy, averaged over repeats).
     A series may carry ``units``: positions in ``rows`` it covers (default: every unit), when it is measured on
     a subset (the white-box inversion's victims).
-    ``groups``: per attribute, each unit's group (None: no group), for per-group shares."""
+    ``groups``: per attribute, each unit's group (None: no group), for per-group shares.
+    ``gallery`` (identity): the gallery images' ``rows``, ``subjects`` and ``groups``, for series of kind
+    ``pair_share``: a share of (unit, gallery image) comparisons, e.g. a group's FMR; ``accepts`` lists the
+    (unit, gallery position) pairs counted, the comparisons are the impostor ones (different persons) between
+    the series' ``group`` on both sides."""
     def plain(a):
         return [None if v is None or (isinstance(v, float) and np.isnan(v)) else
                 (v.item() if hasattr(v, "item") else v) for v in np.asarray(a, dtype=object)]
 
     doc = {"rows": [int(r) for r in rows], "subjects": [str(x) for x in subjects],
            "groups": {a: plain(g) for a, g in (groups or {}).items()},
-           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units") else
+           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units", "accepts") else
                            [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else v)
                        for k, v in sd.items()} for sd in series]}
+    if gallery is not None:
+        doc["gallery"] = {"rows": [int(r) for r in gallery["rows"]], "subjects": [str(x) for x in gallery["subjects"]],
+                          "groups": {a: plain(g) for a, g in gallery["groups"].items()}}
     return Artifact.json(probe, OUTCOMES, doc)
 
 

@@ -111,11 +111,13 @@ class IdentityProbe:
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
                                                  rng, series)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
-                                                 label[demo_fmr], boot)
+                                                 label[demo_fmr], boot, series)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[probes], subjects[probes], series,
-                                                  {attr: lab[0] for attr, lab in groups.items()}))
+                                                  {attr: lab[0] for attr, lab in groups.items()},
+                                                  {"rows": ctx.faces.rows[gal], "subjects": subjects[gal],
+                                                   "groups": {attr: lab[1] for attr, lab in groups.items()}}))
         return result
 
     def _groups(self, ctx: ProbeContext, probes: np.ndarray, gal: np.ndarray) -> dict[str, tuple]:
@@ -175,7 +177,10 @@ class IdentityProbe:
                                    RISK))
         return out
 
-    def _demographics(self, cond, s, gen, imp_mask, pairs, groups, tau, setting, boot) -> list[MetricRecord]:
+    def _demographics(self, cond, s, gen, imp_mask, pairs, groups, tau, setting, boot,
+                      series=None) -> list[MetricRecord]:
+        """Per-group FMR and FNMR at the demographic threshold and their differentials under ``cond``; each
+        group's accepted impostor comparisons (probe row, gallery column) are appended to ``series``."""
         out = []
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
@@ -215,6 +220,9 @@ class IdentityProbe:
                                         n, NEUTRAL, attribute=attr, group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_persons", persons, persons, persons, persons, NEUTRAL,
                                         attribute=attr, group=v, setting=setting))
+                if series is not None:  # FMR compares two persons: the paired comparison resamples both sides
+                    series.append({"metric": "group_fmr", "condition": cond, "setting": setting, "attribute": attr,
+                                   "group": v, "kind": "pair_share", "accepts": np.argwhere(accepted & same_v)})
             summaries = {
                 "fmr_max_min": lambda r: demo.ratio_max_min(r[0]),
                 "fmr_max_geomean": lambda r: demo.ratio_max_geomean(r[0]),

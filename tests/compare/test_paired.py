@@ -51,10 +51,10 @@ def test_a_model_against_itself_differs_by_nothing(world):
         ctx = compare_context(s, [ids["base"], ids["base-again"]])
     assert ctx["differences"] == [] and ctx["paired"]["rows"]
     for r in ctx["paired"]["rows"]:
-        if r["metric"] == "fnmr_max_min" and np.isinf(r["value_a"]):
+        if r["metric"].endswith("_max_min") and np.isinf(r["value_a"]):
             assert r["value_a"] == r["value_b"] and r["verdict"].startswith("no finite difference")
             continue
-        assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], r
+        assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], str([r[k] for k in ("metric", "condition", "group", "value_a", "diff", "ci_low")])
         assert r["verdict"].startswith("cannot be told apart")
 
 
@@ -74,6 +74,28 @@ def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(
     # group FNMR rows and the max/min differential come from the same outcomes, for each attribute
     assert any(x["metric"] == "group_fnmr" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
     assert any(x["metric"] == "fnmr_max_min" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
+
+
+def test_group_fmr_is_paired_on_both_sides_of_the_comparison(world):
+    """Per-group FMR compares two persons: its paired rows resample probe and gallery persons; the point values
+    are the stored group FMRs, the max/min differential comes from them, and a model against itself holds 0."""
+    db, ids, _, _ = world
+    with Store(db, read_only=True) as s:
+        same = compare_context(s, [ids["base"], ids["base-again"]])
+        ctx = compare_context(s, [ids["base"], ids["deg1.0"]])
+        ma, mb = s.metrics(ids["base"]), s.metrics(ids["deg1.0"])
+    rows = [r for r in ctx["paired"]["rows"] if r["metric"] == "group_fmr"]
+    assert {(r["condition"], r["group"]) for r in rows} >= {(c, g) for c in ("clean", "mask:surgical")
+                                                           for g in ("female", "male")}
+    for r in rows:
+        for m, v in ((ma, r["value_a"]), (mb, r["value_b"])):
+            stored = m[(m["metric"] == "group_fmr") & (m["condition"] == r["condition"]) & (m["group"] == r["group"])
+                       & (m["attribute"] == r["attribute"]) & (m["setting"] == r["setting"])]
+            assert len(stored) == 1 and stored["value"].iloc[0] == pytest.approx(v), r
+        assert r["ci_low"] <= r["diff"] <= r["ci_high"] or not np.isfinite(r["diff"])
+    assert any(r["metric"] == "fmr_max_min" and r["attribute"] == "sex" for r in ctx["paired"]["rows"])
+    for r in (x for x in same["paired"]["rows"] if x["metric"] == "group_fmr"):
+        assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], r
 
 
 def test_rankings_order_three_models_with_rank_intervals_and_holm_verdicts(world):
