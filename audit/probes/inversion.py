@@ -9,6 +9,13 @@ Threat models (ISO/IEC 24745 irreversibility):
 * **white-box** - the attacker has the weights: starting from the decoder output, the image is
   optimised through the torch backend to maximise cosine similarity with the victim's template,
   with a total-variation prior. Skipped, with the reason, when the graph did not convert.
+* **query** - the attacker has the template and the matcher's comparison interface, which answers
+  with a similarity score only: starting from the decoder output, the image is refined by natural
+  evolution strategies from those scores (:mod:`audit.probes.query`), every image submitted counted
+  as a query; the success curve against queries spent is stored (``query_attack.json``).
+* **random-face** - control: another person's real face submitted as is; passes at about the FMR.
+
+White-box and query attack the same seeded subset of victims.
 
 Success attack rate (SAR) type I: the reconstruction is accepted against its own source image at
 the system threshold; type II: against the person's other images. Thresholds come from clean
@@ -30,14 +37,23 @@ from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.stats import SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
+from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
 from audit.seeding import derive_seed
 
 RISK, NEUTRAL = "higher_is_riskier", "neutral"
 SETTINGS = {  # epochs / wb_steps: caps (training stops earlier on a plateau); aux: most auxiliary images for the
     # decoder; wb_victims: most victims attacked white-box
-    "quick": {"epochs": 12, "wb_steps": 50, "aux": 600, "wb_victims": 48},
-    "standard": {"epochs": 60, "wb_steps": 150, "aux": 5000, "wb_victims": 500},
-    "thorough": {"epochs": 150, "wb_steps": 300, "aux": 100000, "wb_victims": 100000}}
+    # decoder; wb_victims: most victims attacked white-box and through queries; queries: the query-only attacker's
+    # budget per victim (audit/probes/query.py)
+    "quick": {"epochs": 12, "wb_steps": 50, "aux": 600, "wb_victims": 48, "queries": 200},
+    "standard": {"epochs": 60, "wb_steps": 150, "aux": 5000, "wb_victims": 500, "queries": 1000},
+    "thorough": {"epochs": 150, "wb_steps": 300, "aux": 100000, "wb_victims": 100000, "queries": 5000}}
+THREAT_MODELS = {  # attack -> what the attacker has (the report names each, with its query cost)
+    "white-box": "the model file (weights and gradients) and the template",
+    "query": "a stolen template and the matcher's comparison interface (score only), a number of queries each",
+    "black-box": "a stolen template and a decoder trained beforehand on their own images, embedded through the "
+                 "system (no query per victim)",
+    "random-face": "control: another person's real face submitted as is (should pass at about the FMR)"}
 FMRS = (1e-3, 1e-2)
 PATIENCE = {"decoder": 5, "white_box": 5}
 """Epochs (decoder) and steps (white-box) without a 0.5% improvement of the attack's own objective
@@ -279,15 +295,34 @@ class InversionProbe:
         for cond in self.conditions(cfg)[1:]:
             recon_sets["black-box"][cond] = decode(dec, ctx.embeddings(cond)[victims], device)
         ctx.progress(0.5, "black-box reconstructions done")
+        # White-box and query attacks on one seeded subset of victims (they are the slow part on CPU); their metrics
+        # use that subset, so the two are compared on the same people.
+        wb = np.sort(rng.choice(len(victims), min(len(victims), steps["wb_victims"]), replace=False))
         torch_b = ctx.model.torch()
         if torch_b is None:
             result.notes.append(f"White-box inversion skipped: {ctx.model.torch_error}")
         else:
-            # White-box on a seeded subset of victims (it is the slow part on CPU); metrics for it use that subset.
-            wb = np.sort(rng.choice(len(victims), min(len(victims), steps["wb_victims"]), replace=False))
             wb_images, stats["white_box_convergence"] = white_box(torch_b, recon_sets["black-box"]["clean"][wb],
                                                                   emb[victims][wb], steps["wb_steps"])
             recon_sets["white-box"] = {"clean": (wb, wb_images)}
+        ctx.progress(0.6, "white-box reconstructions done")
+        oracle = ScoreOracle(ctx.model.ort.embed, emb[victims][wb])
+        q = query_attack(oracle, recon_sets["black-box"]["clean"][wb], steps["queries"],
+                         derive_seed(ctx.seed, "inversion-query"))
+        recon_sets["query"] = {"clean": (wb, q.images)}
+        # Control: a real face of someone else (an auxiliary person), submitted as is.
+        recon_sets["random-face"] = {"clean": (wb, aux_images[rng.choice(len(aux), len(wb))])}
+        taus_t = judges["target"][2]
+        result.artifacts.append(Artifact.json(self.name, "query_attack.json", {
+            "threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": steps["queries"],
+            "victims": int(len(wb)), "queries_per_victim": float(q.queries.mean()), "pop": POP, "sigma": SIGMA,
+            "lr": LR, "grid": RES, "decoder_queries": int(len(aux)),
+            "curve": {"queries": q.checkpoints,
+                      "sar_type1": {f"{t:g}": [float(np.mean(b >= tau)) for b in q.snapshots]
+                                    for t, tau in taus_t.items()}}}))
+        result.metrics.append(MetricRecord(self.name, "clean", "queries_per_victim", float(q.queries.mean()),
+                                           float(q.queries.mean()), float(q.queries.mean()), int(len(wb)), NEUTRAL,
+                                           setting="query"))
         result.artifacts.append(Artifact.json(self.name, "decoder.json", stats))
         ctx.progress(0.7, "reconstructions done")
         series: list[dict] = []  # per-victim outcomes for paired comparisons between models
@@ -379,13 +414,18 @@ class InversionProbe:
         idx = np.linspace(0, len(source) - 1, min(n, len(source))).astype(int)
         rows = [np.concatenate(list(source[idx]), 1)]
         names = ["original"]
+        subset_shown = False
         for attack, by_cond in recon_sets.items():
+            if attack == "random-face":  # the control shows other people's faces: nothing to see
+                continue
             for cond, recon in by_cond.items():
-                if isinstance(recon, tuple):  # white-box subset: show the first few it attacked
+                if isinstance(recon, tuple):  # white-box / query subset: show the first few it attacked
                     sel, recon = recon
                     pos = np.arange(min(len(idx), len(sel)))
-                    rows.append(np.concatenate(list(source[sel[pos]]), 1))
-                    names.append("originals of the white-box victims")
+                    if not subset_shown:
+                        rows.append(np.concatenate(list(source[sel[pos]]), 1))
+                        names.append("originals of the white-box and query victims")
+                        subset_shown = True
                     rows.append(np.concatenate(list(recon[pos]), 1))
                 else:
                     rows.append(np.concatenate(list(recon[idx]), 1))

@@ -99,16 +99,26 @@ def identity_verdicts(metrics: pd.DataFrame) -> list[str]:
     return out
 
 
-def inversion_verdicts(metrics: pd.DataFrame) -> list[str]:
+ATTACKER = {  # inversion attack -> who the attacker is, in plain words
+    "white-box": "Someone holding the model file",
+    "query": "Someone holding a stolen template and able to query the matcher",
+    "black-box": "Someone holding a stolen template (with a decoder trained beforehand)",
+    "random-face": "Control: someone submitting another person's face"}
+
+
+def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> list[str]:
+    """One sentence per attack (threat model), judge and condition at FMR 1e-3; ``queries``: what the query
+    attacker spent per victim."""
     m = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "sar_type1")]
     out = []
     for _, r in m[m["setting"].str.endswith("fmr=0.001")].iterrows():
         attack, judge, _ = r["setting"].split(";")
         who = "the audited model" if judge == "target" else "an independent face-recognition model"
         source = "clean faces" if r["condition"] == "clean" else f"faces with {r['condition']}"
-        out.append(f"{attack.capitalize()} reconstructions from templates of {source} are accepted by {who} as the "
-                   f"person in {fmt(100 * r['value'], 1)}% of cases (95% CI {fmt(100 * r['ci_low'], 1)} to "
-                   f"{fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.")
+        cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
+        out.append(f"{ATTACKER.get(attack, attack.capitalize())} rebuilds, from templates of {source}{cost}, faces "
+                   f"that {who} accepts as the person in {fmt(100 * r['value'], 1)}% of cases (95% CI "
+                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.")
     return out
 
 
@@ -150,7 +160,9 @@ def _meaning(f: dict) -> str:
     if v is None:
         return f"observed {fmt(f['observed'])}."
     if metric.startswith("sar_type"):
-        who = "the model file" if setting.startswith("white-box") else "stolen templates and the model's outputs"
+        who = ("the model file" if setting.startswith("white-box") else
+               "stolen templates and access to the matcher" if setting.startswith("query") else
+               "stolen templates and the model's outputs")
         return (f"someone holding {who} can rebuild faces that the system accepts as the person for "
                 f"{_pct(lo)}–{_pct(hi)} of people{under}.")
     if metric == "normalised_gain":

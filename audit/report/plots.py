@@ -120,6 +120,26 @@ def convergence(panels: dict[str, dict[str, dict]]) -> str | None:
     return to_svg(fig)
 
 
+def query_curve(attack: dict | None) -> str | None:
+    """The query-only inversion attack: share of victims whose best image so far passes at each FMR, against the
+    queries spent per victim (log scale); ``attack``: the probe's ``query_attack.json``."""
+    curve = (attack or {}).get("curve") or {}
+    if not curve.get("queries"):
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 2.3))
+    for i, (fmr, sar) in enumerate(sorted(curve["sar_type1"].items(), key=lambda kv: float(kv[0]))):
+        ax.plot(curve["queries"], sar, marker="o", ms=3, lw=1.2, color=COLOURS[i % len(COLOURS)],
+                label=plain(f"FMR {fmr}"))
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("queries per victim (1 = the decoder's image alone)", fontsize=6)
+    ax.set_ylabel("SAR type I (target)", fontsize=6)
+    ax.tick_params(labelsize=6)
+    ax.grid(True, lw=0.3)
+    ax.legend(fontsize=6, frameon=False)
+    return to_svg(fig)
+
+
 def cloak_convergence(records: list[dict]) -> str | None:
     """:func:`convergence` of the cloak attacks: one panel per surrogate setting, one line per method (and
     budget, when the run has several)."""

@@ -206,6 +206,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     inv_meta = store.artifacts(run_id, "inversion")
     inv_rows = json.loads(inv_meta[inv_meta["name"] == "reconstructions.png"]["meta"].iloc[0])["rows"][1:] \
         if not inv_meta.empty and (inv_meta["name"] == "reconstructions.png").any() else []
+    query_attack = _artifact(store, run_id, "inversion", "query_attack.json")
     thresholds = _artifact(store, run_id, "identity", "thresholds.json")
     curves = _artifact(store, run_id, "identity", "roc.json")
     system_setting = _system_setting(thresholds)
@@ -239,7 +240,9 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                      "demo": demo_table.to_dict("records"), "thresholds": thresholds,
                      "verdicts": narrative.identity_verdicts(metrics)},
         "inversion": {"ran": not inv.empty, "table": inv.sort_values(["condition", "setting", "metric"])
-                      .to_dict("records"), "verdicts": narrative.inversion_verdicts(metrics),
+                      .to_dict("records"),
+                      "verdicts": narrative.inversion_verdicts(metrics, (query_attack or {}).get("queries_per_victim")),
+                      "query": query_attack, "query_plot": plots.query_curve(query_attack),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows,
                       **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"))},
         "cloak": _cloak_context(store, run_id, metrics, no_faces),
