@@ -194,3 +194,20 @@ def test_cancelled_cpu_run_resumes_on_the_cpu(tiny_model, small_data, tmp_path):
         run_id = s.resolve_run("latest")
     assert api.run_audit(cfg, db, resume=run_id) == run_id
     assert describe({"device": "cpu", "backend": "ort"}) == "cpu (embeddings through onnxruntime)"
+
+
+def test_cloaks_compute_where_their_model_does(tiny_model):
+    """The cloak probe passes ``backend.embed_tensor``, a bound method: the images must go to the backend's device
+    (they stayed on the CPU while the model ran on CUDA, which only a GPU run would have shown)."""
+    from audit.conditions.cloaks import Ensemble, embed_device
+
+    class OnGpu:
+        device = "cuda"
+
+        def embed_tensor(self, x):
+            return x
+
+    assert embed_device(OnGpu().embed_tensor) == "cuda"
+    assert embed_device(Ensemble([OnGpu(), OnGpu()]).embed_tensor) == "cuda"
+    assert embed_device(load_model(tiny_model, device="cpu").torch().embed_tensor) == "cpu"
+    assert embed_device(lambda x: x) == "cpu"
