@@ -74,11 +74,13 @@ class AuditConfig(BaseModel):
     preset: Literal["quick", "standard", "thorough"] = "quick"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the run computes (:func:`audit.devices.select_compute`): ``cuda`` embeds through onnxruntime's CUDA
+    provider when installed, else through the torch backend on CUDA; the run stores which."""
     attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     """What the gradient attacks compute in (the cloaks and the inversion decoder's training; the white-box
     inversion is always float32): ``auto`` is bfloat16 where the device computes it natively, else float32
-    (see :meth:`precision`). Every metric is still measured in float32 by onnxruntime; the stored run
-    records the resolved value."""
+    (see :meth:`precision`). Every metric is still measured in float32 (by onnxruntime, or on CUDA without
+    onnxruntime's CUDA provider by the parity-checked torch backend); the stored run records the resolved value."""
     batch_size: int = Field(64, ge=1)
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""

@@ -1,27 +1,104 @@
-"""Which device a run computes on and which precision its gradient attacks use: ``auto`` resolved against
-the hardware present. Below ``config`` (a config's record stores the resolved precision) and ``models``
-(the backends run on the device); it imports only ``errors`` (and torch, when installed, to ask)."""
+"""Which device a run computes on, through which backend, and which precision its gradient attacks use:
+``auto`` resolved against the hardware present. Below ``config`` (a config's record stores the resolved
+precision) and ``models`` (the backends run on the device); it imports only ``errors`` (and torch and
+onnxruntime, when installed, to ask what they can use)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from audit.errors import ModelError
 
+DEVICES = ("auto", "cpu", "cuda")
+CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
+NO_CUDA = ("--device cuda: no CUDA device is usable here (onnxruntime has no CUDAExecutionProvider - install "
+           "faceaudit[gpu] for onnxruntime-gpu - and torch sees no CUDA device); use --device cpu or auto")
 
-def resolve_device(device: str) -> str:
-    """Map ``auto|cpu|cuda`` to an available device name."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cpu":
-        return "cpu"
+
+def ort_providers() -> list[str]:
+    """onnxruntime's execution providers in this installation (empty when onnxruntime cannot be imported)."""
+    try:
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+    except Exception:
+        return []
+
+
+def torch_cuda() -> bool:
+    """Whether torch sees a CUDA device."""
     try:
         import torch
 
-        has_cuda = torch.cuda.is_available()
+        return bool(torch.cuda.is_available())
     except Exception:
-        has_cuda = False
-    if device == "cuda" and not has_cuda:
-        raise ModelError("--device cuda was asked for but no CUDA device is available")
-    return "cuda" if has_cuda else "cpu"
+        return False
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where a run computes, as stored with it (the run's ``environment['compute']``)."""
+
+    device: str
+    """Where the embedding pass (every metric's embeddings) runs: ``cpu`` or ``cuda``."""
+    backend: str
+    """What runs the embedding pass: ``ort`` (onnxruntime) or ``torch`` (the graph converted by onnx2torch)."""
+    provider: str | None
+    """onnxruntime's execution provider for the embedding pass; None when the torch backend runs it."""
+    torch_device: str
+    """Where the torch backend runs (the parity check and the gradient attacks)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe(compute: dict) -> str:
+    """A stored compute record (:meth:`Compute.to_dict`, plus ``attack_precision`` when known; older runs hold only
+    ``device`` and ``backend``) in words, e.g. ``cuda (embeddings through torch; gradient attacks in bfloat16 on
+    cuda)``."""
+    how = "onnxruntime" + (f" {compute['provider']}" if compute.get("provider") else "") \
+        if compute.get("backend") == "ort" else "torch"
+    attacks = ""
+    if compute.get("torch_device"):
+        attacks = f"; gradient attacks in {compute.get('attack_precision') or 'float32'} on {compute['torch_device']}"
+    return f"{compute['device']} (embeddings through {how}{attacks})"
+
+
+def select_compute(device: str) -> Compute:
+    """What ``--device auto|cpu|cuda`` uses here.
+
+    ``cuda`` (and ``auto`` when a GPU is usable) runs the embedding pass through onnxruntime's CUDA provider when
+    onnxruntime has it (``onnxruntime-gpu``), else through the torch backend on CUDA; ``cpu`` (and ``auto`` without
+    a GPU) through onnxruntime's CPU provider. The torch backend runs on CUDA whenever torch sees a device.
+    ``cuda`` with neither is a one-line :class:`ModelError`."""
+    if device not in DEVICES:
+        raise ModelError(f"--device must be auto, cpu or cuda, not {device!r}")
+    ort_cuda = device != "cpu" and CUDA_EP in ort_providers()
+    t_cuda = device != "cpu" and torch_cuda()
+    if device == "cuda" and not (ort_cuda or t_cuda):
+        raise ModelError(NO_CUDA)
+    tdev = "cuda" if t_cuda else "cpu"
+    if ort_cuda:
+        return Compute("cuda", "ort", CUDA_EP, tdev)
+    if t_cuda:
+        return Compute("cuda", "torch", None, "cuda")
+    return Compute("cpu", "ort", CPU_EP, "cpu")
+
+
+def without_ort_cuda(device: str, compute: Compute) -> Compute:
+    """The choice when onnxruntime lists its CUDA provider but a session could not start it (its CUDA libraries
+    missing): the torch backend on CUDA where torch has it, else the CPU for ``auto``, else a one-line error."""
+    if compute.torch_device == "cuda":
+        return Compute("cuda", "torch", None, "cuda")
+    if device == "auto":
+        return Compute("cpu", "ort", CPU_EP, "cpu")
+    raise ModelError("--device cuda: onnxruntime lists its CUDA provider but could not start it (CUDA or cuDNN "
+                     "libraries missing?) and torch sees no CUDA device; use --device cpu or auto")
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto|cpu|cuda`` to the device the torch backend runs on (``cuda`` refused when no GPU is usable)."""
+    return select_compute(device).torch_device
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")

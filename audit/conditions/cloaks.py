@@ -93,6 +93,13 @@ def diverse(x: torch.Tensor, gen: torch.Generator, prob: float) -> torch.Tensor:
     return F.pad(small, (left, w - small.shape[-1] - left, top, h - size - top))
 
 
+def embed_device(embed) -> str:
+    """The device an ``embed`` callable computes on: its own ``device``, or its backend's for a bound method
+    (``backend.embed_tensor``, what the cloak probe passes; a bound method does not carry its object's attributes,
+    so the images stayed on the CPU while the model ran on CUDA)."""
+    return str(getattr(embed, "device", None) or getattr(getattr(embed, "__self__", None), "device", None) or "cpu")
+
+
 def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, alpha: float = 1.0,
                 momentum: bool = False, seed: int = 0, patience: int | None = None,
                 record: dict | None = None, diversity: float = 0.0) -> np.ndarray:
@@ -117,7 +124,7 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     if method not in METHODS:
         raise ValueError(f"unknown cloak method {method!r}; known: {', '.join(METHODS)}")
     p, m = images.shape[:2]
-    device = next(iter([getattr(embed, "device", "cpu")]))
+    device = embed_device(embed)
     x = torch.from_numpy(images).float().permute(0, 1, 4, 2, 3).to(device)        # (P, M, 3, H, W)
     flat = x.reshape(p * m, *x.shape[2:])
     with torch.no_grad():

@@ -105,7 +105,7 @@ def run_check(model, dataset, faces, seed: int) -> Check:
     """The check for a loaded model on a dataset's aligned faces (the slice is drawn from ``faces``)."""
     subjects = dataset.manifest["subject"].to_numpy()[faces.rows]
     labels = {a: dataset.manifest[a].to_numpy()[faces.rows] for a in dataset.attributes}
-    return check(model.ort, model.profile, faces.load, subjects, labels, seed)
+    return check(model.infer, model.profile, faces.load, subjects, labels, seed)
 
 
 def _slice(subjects: np.ndarray, seed: int) -> np.ndarray:

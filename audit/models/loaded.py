@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from audit.devices import CUDA_EP, Compute, select_compute, without_ort_cuda
 from audit.errors import ModelError
-from audit.models.backends import PRECISIONS, OrtBackend, TorchBackend
+from audit.models.backends import PRECISIONS, Backend, OrtBackend, TorchBackend
 from audit.models.onnx_file import ModelInfo, load_model_file
 from audit.models.profile import Profile, resolve_profile
 
@@ -24,6 +25,7 @@ class LoadedModel:
     """What gradient attacks through the torch backend compute in (float32 or bfloat16; resolved, never auto)."""
     _ort: OrtBackend | None = field(default=None, repr=False)
     _torch: TorchBackend | None = field(default=None, repr=False)
+    _compute: Compute | None = field(default=None, repr=False)
     torch_error: str | None = None
     """Why the torch backend is unavailable, once its conversion was tried and failed."""
 
@@ -36,10 +38,42 @@ class LoadedModel:
         return self.profile.name
 
     @property
+    def compute(self) -> Compute:
+        """Where this model computes for ``device`` (:func:`audit.devices.select_compute`): onnxruntime's CUDA
+        provider is tried here, so a provider that is listed but cannot start gives way to the torch backend on
+        CUDA (or, for ``auto``, the CPU) before anything is embedded."""
+        if self._compute is None:
+            chosen = select_compute(self.device)
+            if chosen.provider == CUDA_EP:
+                self._ort = OrtBackend(self.info, self.profile, "cuda", self.batch_size)
+                if self._ort.device != "cuda":
+                    chosen = without_ort_cuda(self.device, chosen)
+            self._compute = chosen
+        return self._compute
+
+    @property
     def ort(self) -> OrtBackend:
+        """onnxruntime, on CUDA when :attr:`compute` chose its CUDA provider, else on the CPU (the reference the
+        torch backend's parity is checked against)."""
         if self._ort is None:
-            self._ort = OrtBackend(self.info, self.profile, self.device, self.batch_size)
+            self.compute
+        if self._ort is None:
+            self._ort = OrtBackend(self.info, self.profile, "cpu", self.batch_size)
         return self._ort
+
+    @property
+    def infer(self) -> Backend:
+        """The backend every metric's inference goes through (the embedding pass, judges of reconstructions and
+        cloaked images): onnxruntime, or the torch backend when :attr:`compute` chose it (CUDA without
+        onnxruntime's CUDA provider)."""
+        if self.compute.backend == "ort":
+            return self.ort
+        b = self.torch()
+        if b is None:
+            raise ModelError(f"{self.info.path.name}: --device {self.device}: onnxruntime has no CUDA provider here "
+                             f"and the torch backend cannot run the model ({self.torch_error}); install "
+                             "onnxruntime-gpu (faceaudit[gpu]) or use --device cpu")
+        return b
 
     def torch(self) -> TorchBackend | None:
         """The torch backend, or None (with :attr:`torch_error` set) if conversion failed."""

@@ -185,7 +185,7 @@ class CloakProbe:
         out = []
         versions = {cond: queries} | {f"{cond}+purify:{pname}": purify(queries, pname) for pname in PURIFIERS}
         for name, q in versions.items():
-            rank, own = own_rank(ctx.model.ort.embed(q), g_emb, own_col)
+            rank, own = own_rank(ctx.model.infer.embed(q), g_emb, own_col)
             for k in TOP_K:
                 hit = (rank <= k).astype(float)
                 est = boot.mean(1 - hit, rate=True)

@@ -270,7 +270,7 @@ class InversionProbe:
         if len(aux) > steps["aux"]:
             aux = np.sort(rng.choice(aux, steps["aux"], replace=False))
         result = ProbeResult()
-        device = ctx.model.ort.device if ctx.model.ort.device == "cuda" else "cpu"
+        device = ctx.model.compute.torch_device  # where torch trains the decoder (not onnxruntime's device)
         emb = ctx.embeddings("clean")
         # Only the auxiliary people's and the victims' faces are decoded.
         aux_images, victim_images = ctx.faces.load(aux), ctx.faces.load(victims)
@@ -279,7 +279,7 @@ class InversionProbe:
         if ctx.attacker_model is not None and attacker is None:
             result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
         dec, stats = train_decoder(emb[aux], aux_images, steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
-                                   identity_model=attacker, subjects=subjects[aux], judge=ctx.model.ort.embed,
+                                   identity_model=attacker, subjects=subjects[aux], judge=ctx.model.infer.embed,
                                    precision=ctx.model.precision)
         stats["identity_loss_model"] = ctx.attacker_model.name if attacker is not None else None
         ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
@@ -288,7 +288,7 @@ class InversionProbe:
         boot = SubjectBootstrap(vsub, cfg.setting("bootstrap"), ctx.seed, "inversion")
         judges = {"target": (ctx.model, emb[victims], self._thresholds(emb[victims], vsub))}
         if evaluator is not None:
-            ev_emb = evaluator.ort.embed(victim_images)
+            ev_emb = evaluator.infer.embed(victim_images)
             judges["evaluator"] = (evaluator, ev_emb, self._thresholds(ev_emb, vsub))
         ctx.progress(0.45, "calibrated victim thresholds")
         recon_sets = {"black-box": {"clean": decode(dec, emb[victims], device)}}
@@ -334,7 +334,7 @@ class InversionProbe:
                 sub_boot = boot if len(sel) == len(victims) else SubjectBootstrap(
                     vsub[sel], cfg.setting("bootstrap"), ctx.seed, f"inversion-{attack}")
                 for judge, (model, v_emb, taus) in judges.items():
-                    result.metrics += self._metrics(f"{attack};{judge}", cond, model.ort.embed(recon), v_emb, vsub,
+                    result.metrics += self._metrics(f"{attack};{judge}", cond, model.infer.embed(recon), v_emb, vsub,
                                                     taus, sub_boot, sel, series)
                 ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
@@ -353,7 +353,7 @@ class InversionProbe:
         model = ctx.attribute_model
         sets = {"original": originals} | {f"reconstruction:{c}": r for c, r in by_cond.items()}
         for label, imgs in sets.items():
-            preds = model.ort.predict(imgs)
+            preds = model.infer.predict(imgs)
             for head in model.profile.heads:
                 if head.attribute not in ctx.dataset.manifest.columns:
                     continue

@@ -334,7 +334,7 @@ class LeakageProbe:
         """Evaluate an attribute model's own heads on each condition."""
         out = []
         for cond in ctx.config.conditions:
-            preds = ctx.model.ort.predict_from_embeddings(ctx.embeddings(cond))
+            preds = ctx.model.infer.predict_from_embeddings(ctx.embeddings(cond))
             for head in ctx.model.profile.heads:
                 if head.attribute not in attrs:
                     continue

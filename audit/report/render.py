@@ -18,6 +18,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from audit import compare
 from audit import probes as probe_mod
 from audit.atomic import write_atomic
+from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
 from audit.report import narrative, plots
@@ -110,6 +111,14 @@ def attacker_rows(doc: dict | None) -> dict:
     tuning = {a: ", ".join(f"{f} {t['param']}" for f, t in fams.items()) for a, fams in doc.get("tuning", {}).items()}
     return {"rows": rows, "families": families, "folds": doc.get("folds"), "repeats": doc.get("repeats"),
             "tuning": tuning}
+
+
+def computed_on(run: dict) -> str | None:
+    """Where and through which backend the run computed, in words (None for runs stored before it was recorded
+    and without a device)."""
+    env = run.get("environment") or {}
+    stored = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else None)
+    return describe(stored) if stored else None
 
 
 def rerun_command(run: dict) -> tuple[str, list[str]]:
@@ -256,6 +265,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "used": _artifact(store, run_id, "dataset", "used.json"),
         "preprocessing": _artifact(store, run_id, "models", "preprocessing.json"),
         "rerun": rerun_command(run),
+        "computed_on": computed_on(run),
         "dataset_ident": dataset_identity(run),
         "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
     }

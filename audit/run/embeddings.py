@@ -60,10 +60,10 @@ class Embeddings:
         # Decoding the next chunk overlaps inference when inference runs on a GPU; on a 2-core CPU onnxruntime
         # already uses both cores (benchmarks/prefetch.py measures both ways).
         if prefetch is None:
-            prefetch = self.model.ort.device == "cuda"
+            prefetch = self.model.compute.device == "cuda"
         for idx, images in self.faces.chunks(CHUNK, prefetch=prefetch):
             for c in todo:
-                parts[c].append(self.model.ort.embed(self._apply(c, idx, images)))
+                parts[c].append(self.model.infer.embed(self._apply(c, idx, images)))
             progress(float(idx[-1] + 1) / len(self.faces))
         for c in todo:
             self.store.write_embeddings(*self._key(c), self.faces.rows, np.concatenate(parts[c]))

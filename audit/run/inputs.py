@@ -15,6 +15,7 @@ import numpy as np
 import audit
 from audit.config import AuditConfig
 from audit.data import Dataset, Faces
+from audit.devices import Compute
 from audit.errors import ConfigError
 from audit.intake import load as load_dataset
 from audit.models import LoadedModel, ModelInfo, Profile, load_model_file
@@ -181,8 +182,9 @@ def _subset(faces: Faces, dataset: Dataset, max_images: int, max_subjects: int |
     return faces.take(np.isin(subjects, uniq[take]))
 
 
-def environment(device: str) -> dict:
-    """Versions, platform, device and thread plan, stored with every run."""
+def environment(compute: Compute, precision: str) -> dict:
+    """Versions, platform, device, backend and thread plan, stored with every run: ``compute`` says where and through
+    which backend the run computes (:class:`audit.devices.Compute`) and the precision of its gradient attacks."""
     pkgs = {}
     for name in ("numpy", "scipy", "scikit-learn", "onnx", "onnxruntime", "onnx2torch", "torch", "duckdb", "pandera",
                  "weasyprint", "matplotlib"):
@@ -193,4 +195,5 @@ def environment(device: str) -> dict:
     from audit.threads import plan
 
     return {"faceaudit": audit.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": device, "packages": pkgs, "threads": plan()}
+            "device": compute.device, "compute": {**compute.to_dict(), "attack_precision": precision},
+            "packages": pkgs, "threads": plan()}

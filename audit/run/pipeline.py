@@ -21,7 +21,8 @@ from audit.models import LoadedModel
 from audit.probes import Artifact, ProbeContext, ProbeResult, conditions_read
 from audit.run.embeddings import Embeddings, examples
 from audit.run.inputs import Inputs, _subset, environment, load_inputs
-from audit.run.results import check_resume, parity, used, write_acquisition, write_result
+from audit.run.results import (check_resume, parity, refuse_unchecked_torch, used, write_acquisition,
+                               write_result)
 from audit.store import Store
 
 ProgressFn = Callable[[str, float, str], None]
@@ -107,10 +108,18 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         if check.better and not config.accept_profile:
             raise ConfigError(check.message(model.name))  # before anything is written
         progress("preprocessing", 1.0, "done")
+    checked = None
+    # The torch backend runs the embedding pass only once its parity with onnxruntime has been shown on this run's
+    # faces (CUDA without onnxruntime's CUDA provider), so then the check runs whatever --no-parity says.
+    if not resume and (config.parity or model.compute.backend == "torch"):
+        progress("parity", 0.0, "checking torch backend against onnxruntime")
+        checked = parity(model, faces)
+        progress("parity", 1.0, "done")
+        refuse_unchecked_torch(model, checked)  # before anything is written
     with Store(db) as store:
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
-            check_resume(store.run(run_id), record)
+            check_resume(store.run(run_id), record, model.compute, config.precision())
         store.upsert_model(model.info, model.profile)
         store.upsert_dataset(dataset, faces.issues + dataset.label_issues)
         if resume:
@@ -118,13 +127,11 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             store.set_run_status(run_id, "running")
         else:
             run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
-                                      environment(model.ort.device))
+                                      environment(model.compute, config.precision()))
             done = set()
         try:
-            if config.parity and not resume:
-                progress("parity", 0.0, "checking torch backend against onnxruntime")
-                store.set_parity(run_id, parity(model, faces))
-                progress("parity", 1.0, "done")
+            if checked is not None:
+                store.set_parity(run_id, checked)
             embed = Embeddings(store, model, dataset, faces, config)
 
             def reporter(name: str):

@@ -14,17 +14,28 @@ import pandas as pd
 from audit.config import AuditConfig, resume_conflicts
 from audit.data import Dataset, Faces
 from audit.data.budget import capped
-from audit.errors import ConfigError
+from audit.devices import Compute, describe
+from audit.errors import ConfigError, ModelError
 from audit.models import LoadedModel, parity_check
 from audit.probes import Artifact, ProbeResult
 from audit.store import Store
 
 
-def check_resume(run: dict, record: dict) -> None:
-    """Refuse to resume a run with settings that would store other results under its id."""
+def check_resume(run: dict, record: dict, compute: Compute, precision: str) -> None:
+    """Refuse to resume a run with settings that would store other results under its id, or on another device or
+    backend than it started on (``compute`` and ``precision``: what this process would use)."""
     if run["status"] == "running":
         raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
                           f"{run['host']}; wait for it or stop it first")
+    env = run.get("environment") or {}
+    # Runs stored before the backend was recorded embedded through onnxruntime on the device they name.
+    started = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
+    now = {**compute.to_dict(), "attack_precision": precision}
+    if any(started[k] != now[k] for k in started if k in now):
+        raise ConfigError(f"--resume {run['run_id']}: refusing, the run started on {describe(started)} and would "
+                          f"go on with {describe(now)} here, mixing two backends' numbers in one run. Resume it where "
+                          f"it can run as it started (--device {started['device']}), or start a new run without "
+                          "--resume")
     stored = dict(run["config"])
     # Runs stored before input hashes were recorded still name their model and dataset by hash.
     stored.setdefault("inputs", {"model": run["model_id"], "dataset": run["dataset_id"]})
@@ -32,6 +43,17 @@ def check_resume(run: dict, record: dict) -> None:
     if diffs:
         raise ConfigError(f"--resume {run['run_id']}: refusing, the stored run used other settings: "
                           f"{'; '.join(diffs)}. Give the run's own settings, or start a new run without --resume")
+
+
+def refuse_unchecked_torch(model: LoadedModel, checked: dict) -> None:
+    """When the torch backend runs the embedding pass (CUDA without onnxruntime's CUDA provider), its parity with
+    onnxruntime must have passed on the run's faces: otherwise every metric would rest on an unchecked conversion."""
+    if model.compute.backend == "torch" and not checked.get("passed"):
+        what = (f"max abs diff {checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}"
+                if checked.get("available") else checked.get("reason"))
+        raise ModelError(f"{model.info.path.name}: --device {model.device}: the embedding pass would run through the "
+                         f"torch backend, which does not agree with onnxruntime on this run's faces ({what}); install "
+                         "onnxruntime-gpu (faceaudit[gpu]) or use --device cpu")
 
 
 def parity(model: LoadedModel, faces: Faces) -> dict:
