@@ -153,6 +153,8 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
         attribute_model: Optional[Path] = typer.Option(None, help="Attribute model reading reconstructions."),
         surrogate: Optional[list[Path]] = typer.Option(None, "--surrogate", help="Cloak surrogate model (repeat)."),
         cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
+        inversion_queries: Optional[int] = typer.Option(None, min=1, help="Queries per victim for the query-only "
+                                                        "inversion attacker (default: the preset's 200/1000/5000)."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto",
         attack_precision: AttackPrecision = "auto", db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
@@ -173,7 +175,8 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
                   min_face_confidence=min_face_confidence, probes=csv_list(probes), conditions=csv_list(conditions),
                   attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                   attacker_model=attacker_model, attribute_model=attribute_model,
-                  surrogates=surrogate or [], cloak_eps=eps, preset=preset, seed=seed,
+                  surrogates=surrogate or [], cloak_eps=eps, inversion_queries=inversion_queries, preset=preset,
+                  seed=seed,
                   device=device, attack_precision=attack_precision, parity=not no_parity,
                   accept_profile=accept_profile)
     packs = csv_list(pack)

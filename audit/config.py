@@ -24,13 +24,17 @@ PRESETS: dict[str, dict] = {
     # persons, drawn with the run's seed, so a set with one image per person is not cut to a few hundred images);
     # max_subjects: an optional cap on persons (none in the presets); max_images_per_subject: most images of one
     # person (seeded draw), so a few persons with many photos do not dominate every per-image estimate
-    # (audit/data/budget.py says why a cap and not equal person weights).
+    # (audit/data/budget.py says why a cap and not equal person weights); inversion_queries: queries per victim
+    # of the query-only inversion attacker; synthetic_faces: faces from faceaudit's own generator added to the
+    # inversion decoder's training pairs (embedded through the audited model).
     "quick": {"folds": 5, "cv_repeats": 2, "bootstrap": 200, "mlp_epochs": 10, "max_images": 2400, "max_subjects": None,
-              "max_images_per_subject": 10},
+              "max_images_per_subject": 10, "inversion_queries": 200, "synthetic_faces": 0},
     "standard": {"folds": 5, "cv_repeats": 3, "bootstrap": 1000, "mlp_epochs": 20, "max_images": 20000,
-                 "max_subjects": None, "max_images_per_subject": 20},
+                 "max_subjects": None, "max_images_per_subject": 20, "inversion_queries": 1000,
+                 "synthetic_faces": 2000},
     "thorough": {"folds": 5, "cv_repeats": 5, "bootstrap": 2000, "mlp_epochs": 40, "max_images": 1_000_000,
-                 "max_subjects": None, "max_images_per_subject": 50},
+                 "max_subjects": None, "max_images_per_subject": 50, "inversion_queries": 5000,
+                 "synthetic_faces": 10000},
 }
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
@@ -94,6 +98,11 @@ class AuditConfig(BaseModel):
     max_images: int | None = Field(None, ge=2)
     max_images_per_subject: int | None = Field(None, ge=2)
     """Most images of one person a run uses (default: the preset's)."""
+    inversion_queries: int | None = Field(None, ge=1)
+    """Queries per victim the query-only inversion attacker may make (default: the preset's): the knob that
+    trades the inversion probe's time against the attacker's strength."""
+    synthetic_faces: int | None = Field(None, ge=0)
+    """Synthetic faces added to the inversion decoder's training set (default: the preset's)."""
     protocol: dict | None = None
     """The protocol the run follows (``audit.protocol.Protocol.record``: name, version, SHA-256, the dataset,
     packs and tool versions it pins), or None."""
@@ -130,7 +139,8 @@ class AuditConfig(BaseModel):
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
         rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
-                                                         "max_images", "max_subjects", "max_images_per_subject")}
+                                                         "max_images", "max_subjects", "max_images_per_subject",
+                                                         "inversion_queries", "synthetic_faces")}
         rec["resolved"]["attack_precision"] = self.precision()
         return rec
 

@@ -38,7 +38,8 @@ from audit.errors import ConfigError, first_error
 from audit.yamlio import parse_yaml, read_bytes
 
 SHA256 = r"^[0-9a-f]{64}$"
-BUDGETS = ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects", "max_images_per_subject")
+BUDGETS = ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects", "max_images_per_subject",
+           "inversion_queries", "synthetic_faces")
 PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precision", "cloak_eps")
 """Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
 

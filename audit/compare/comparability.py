@@ -19,7 +19,9 @@ MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
 """Fields that differ because the models do: never a reason to call runs incomparable."""
 ATTACKS = frozenset({"attack_precision", "resolved.attack_precision"})
 PROBE_SPECIFIC = {
-    "inversion": frozenset({"inputs.evaluator", "inputs.attacker_model", "inputs.attribute_model"}) | ATTACKS,
+    "inversion": frozenset({"inputs.evaluator", "inputs.attacker_model", "inputs.attribute_model",
+                            "inversion_queries", "resolved.inversion_queries", "synthetic_faces",
+                            "resolved.synthetic_faces"}) | ATTACKS,
     "cloak": frozenset({"inputs.surrogates", "cloak_eps"}) | ATTACKS,
 }
 """Settings that change only these probes' numbers: runs whose helper models differ can still be compared,

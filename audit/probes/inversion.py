@@ -43,11 +43,11 @@ from audit.seeding import derive_seed
 RISK, NEUTRAL = "higher_is_riskier", "neutral"
 SETTINGS = {  # epochs / wb_steps: caps (training stops earlier on a plateau); aux: most auxiliary images for the
     # decoder; wb_victims: most victims attacked white-box
-    # decoder; wb_victims: most victims attacked white-box and through queries; queries: the query-only attacker's
-    # budget per victim (audit/probes/query.py)
-    "quick": {"epochs": 12, "wb_steps": 50, "aux": 600, "wb_victims": 48, "queries": 200},
-    "standard": {"epochs": 60, "wb_steps": 150, "aux": 5000, "wb_victims": 500, "queries": 1000},
-    "thorough": {"epochs": 150, "wb_steps": 300, "aux": 100000, "wb_victims": 100000, "queries": 5000}}
+    # decoder; wb_victims: most victims attacked white-box and through queries (the query budget per victim and the
+    # synthetic faces are the run config's inversion_queries / synthetic_faces, audit/config.py PRESETS)
+    "quick": {"epochs": 12, "wb_steps": 50, "aux": 600, "wb_victims": 48},
+    "standard": {"epochs": 60, "wb_steps": 150, "aux": 5000, "wb_victims": 500},
+    "thorough": {"epochs": 150, "wb_steps": 300, "aux": 100000, "wb_victims": 100000}}
 THREAT_MODELS = {  # attack -> what the attacker has (the report names each, with its query cost)
     "white-box": "the model file (weights and gradients) and the template",
     "query": "a stolen template and the matcher's comparison interface (score only), a number of queries each",
@@ -82,14 +82,27 @@ class Decoder(nn.Module):
         return (torch.tanh(self.body(x).float()) + 1) * 127.5
 
 
+def synthetic_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` faces of new synthetic people (four each) from faceaudit's own generator, and their person ids;
+    a split of their own (``decoder``), so never the sample world's evaluation or training people."""
+    from audit.synth import Recipe, generate_arrays
+
+    if not n:
+        return np.zeros((0, 112, 112, 3), np.uint8), np.zeros(0, dtype=object)
+    images, rows = generate_arrays(Recipe(people=-(-n // 4), images=4, seed=seed % 2**31, split="decoder"), workers=1)
+    return images[:n], ("synthetic:" + rows["subject"].astype(str)).to_numpy(object)[:n]
+
+
 def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, device: str = "cpu",
                   identity_model=None, batch: int = 32, lr: float = 4e-3, subjects: np.ndarray | None = None,
-                  patience: int = PATIENCE["decoder"], judge=None, precision: str = "float32") -> tuple[Decoder, dict]:
+                  patience: int = PATIENCE["decoder"], judge=None, precision: str = "float32",
+                  train_only: np.ndarray | None = None) -> tuple[Decoder, dict]:
     """Fit a decoder on (embedding, image) pairs until it stops improving on held-out pairs (at most
     ``epochs`` epochs); returns it and training statistics (with the convergence curve).
 
-    The held-out pairs are a tenth of the persons (``subjects``; of the images when not given);
-    the decoder trains on the rest. The loss is L1 in pixels plus, with ``identity_model`` (the
+    The held-out pairs are a tenth of the persons (``subjects``; of the images when not given), never one of
+    the pairs marked ``train_only`` (synthetic faces: the decoder is judged on real people only); the decoder
+    trains on the rest. The loss is L1 in pixels plus, with ``identity_model`` (the
     attacker's own FR model), half the cosine distance between the attacker-model embeddings of the
     reconstruction and of the real image. Progress is judged by what the attack is for: with ``judge``
     (images -> embeddings: the queried target model, which the black-box attacker may query), the mean
@@ -111,7 +124,7 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
     torch.manual_seed(seed % (2**63))
     rng = np.random.default_rng(seed % (2**63))
     groups = np.asarray(subjects) if subjects is not None else np.arange(len(emb))
-    ids = np.unique(groups)
+    ids = np.unique(groups if train_only is None else groups[~train_only])
     held = np.isin(groups, rng.choice(ids, max(1, len(ids) // 10), replace=False)) if len(ids) >= 10 \
         else np.zeros(len(emb), bool)
     z_all = torch.from_numpy(ver.l2_normalise(emb).astype(np.float32)).to(device)
@@ -278,10 +291,19 @@ class InversionProbe:
         attacker = ctx.attacker_model.torch() if ctx.attacker_model is not None else None
         if ctx.attacker_model is not None and attacker is None:
             result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
-        dec, stats = train_decoder(emb[aux], aux_images, steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
-                                   identity_model=attacker, subjects=subjects[aux], judge=ctx.model.infer.embed,
-                                   precision=ctx.model.precision)
+        # The decoder's pairs: the auxiliary people's faces, plus synthetic faces from faceaudit's own generator
+        # (new identities; the preset's budget), both embedded through the audited model. It is judged on held-out
+        # auxiliary (real) people only, so it cannot look good by fitting the synthetic style.
+        syn_images, syn_subjects = synthetic_faces(cfg.setting("synthetic_faces"), derive_seed(ctx.seed, "synthetic"))
+        pair_emb = np.concatenate([emb[aux], ctx.model.infer.embed(syn_images)]) if len(syn_images) else emb[aux]
+        dec, stats = train_decoder(pair_emb, np.concatenate([aux_images, syn_images]) if len(syn_images) else aux_images,
+                                   steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
+                                   identity_model=attacker, subjects=np.concatenate([subjects[aux], syn_subjects]),
+                                   judge=ctx.model.infer.embed, precision=ctx.model.precision,
+                                   train_only=np.r_[np.zeros(len(aux), bool), np.ones(len(syn_images), bool)])
         stats["identity_loss_model"] = ctx.attacker_model.name if attacker is not None else None
+        stats["real_pairs"], stats["synthetic_pairs"] = int(len(aux)), int(len(syn_images))
+        stats["queries"] = int(len(aux) + len(syn_images))  # one embedding read back per training face
         ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
         # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
         vsub = subjects[victims]
@@ -306,17 +328,17 @@ class InversionProbe:
                                                                   emb[victims][wb], steps["wb_steps"])
             recon_sets["white-box"] = {"clean": (wb, wb_images)}
         ctx.progress(0.6, "white-box reconstructions done")
-        oracle = ScoreOracle(ctx.model.ort.embed, emb[victims][wb])
-        q = query_attack(oracle, recon_sets["black-box"]["clean"][wb], steps["queries"],
-                         derive_seed(ctx.seed, "inversion-query"))
+        oracle = ScoreOracle(ctx.model.infer.embed, emb[victims][wb])
+        budget = cfg.setting("inversion_queries")
+        q = query_attack(oracle, recon_sets["black-box"]["clean"][wb], budget, derive_seed(ctx.seed, "inversion-query"))
         recon_sets["query"] = {"clean": (wb, q.images)}
         # Control: a real face of someone else (an auxiliary person), submitted as is.
         recon_sets["random-face"] = {"clean": (wb, aux_images[rng.choice(len(aux), len(wb))])}
         taus_t = judges["target"][2]
         result.artifacts.append(Artifact.json(self.name, "query_attack.json", {
-            "threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": steps["queries"],
+            "threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": budget,
             "victims": int(len(wb)), "queries_per_victim": float(q.queries.mean()), "pop": POP, "sigma": SIGMA,
-            "lr": LR, "grid": RES, "decoder_queries": int(len(aux)),
+            "lr": LR, "grid": RES, "decoder_queries": stats["queries"],
             "curve": {"queries": q.checkpoints,
                       "sar_type1": {f"{t:g}": [float(np.mean(b >= tau)) for b in q.snapshots]
                                     for t, tau in taus_t.items()}}}))

@@ -188,7 +188,8 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
 
     cfg = AuditConfig(model=sample_model("fr-baseline"), data=str(small_data), probes=["inversion"],
                       conditions=["clean"], attacker_model=sample_model("fr-maskaware"),
-                      attribute_model=sample_model("attr-classifier"), parity=False, bootstrap=50)
+                      attribute_model=sample_model("attr-classifier"), parity=False, bootstrap=50,
+                      inversion_queries=41, synthetic_faces=40)
     run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
     with Store(tmp_path / "s.duckdb") as s:
         m = s.metrics(run_id)
@@ -204,9 +205,33 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
         assert len(conv["curve"]) == conv["steps"]
     # The decoder is judged by what the attack is for: the target's acceptance of held-out reconstructions.
     assert record["convergence"]["measure"] == "held-out cosine distance to the template"
+    # The budgets given: 40 synthetic faces among the decoder's pairs (never held out: it is judged on real people),
+    # every training face one query; the query attacker's 41 queries per victim, its curve read at 1, 21 and 41.
+    assert record["synthetic_pairs"] == 40 and record["queries"] == record["real_pairs"] + 40
+    assert record["pairs"] + record["held_out_pairs"] == record["real_pairs"] + 40
+    assert record["held_out_pairs"] <= record["real_pairs"] // 5
+    qa = json.loads(bytes(decoder[decoder["name"] == "query_attack.json"].iloc[0]["data"]))
+    assert qa["budget"] == 41 and qa["curve"]["queries"] == [1, 21, 41] and qa["queries_per_victim"] == 41
+    assert qa["decoder_queries"] == record["queries"]
+    assert pick(m, metric="queries_per_victim", setting="query")["value"] == 41
     html = api.build_report(run_id, tmp_path / "s.duckdb", tmp_path / "r", formats=["html"])[0].read_text()
     assert "Did the attacks run to convergence?" in html
+    assert "How many queries does the query attacker need?" in html and "at most 41 queries each" in html
     assert f"ran {record['convergence']['steps']} of at most {record['convergence']['cap']} epochs" in html
+
+
+def test_synthetic_faces_are_new_people_from_the_generator():
+    from audit.probes.inversion import synthetic_faces
+    from audit.synth import Recipe, generate_arrays
+
+    images, people = synthetic_faces(10, seed=3)
+    assert images.shape == (10, 112, 112, 3) and images.dtype == np.uint8
+    assert len(set(people)) == 3 and all(p.startswith("synthetic:") for p in people)  # four faces a person
+    again, _ = synthetic_faces(10, seed=3)
+    assert np.array_equal(images, again)
+    eval_images, _ = generate_arrays(Recipe(people=3, images=4, seed=3), workers=1)
+    assert not np.array_equal(images, eval_images[:10])  # its own split: not the evaluation people
+    assert synthetic_faces(0, seed=3)[0].shape[0] == 0
 
 
 def test_attribute_model_must_be_an_attributes_model(small_data, sample_model, tmp_path):
