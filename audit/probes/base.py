@@ -98,6 +98,8 @@ class ProbeContext:
     """Attribute model reading attributes from reconstructions."""
     surrogates: list = field(default_factory=list)
     """Surrogate models (LoadedModel) for the cloak probe's transfer setting."""
+    reference_models: list = field(default_factory=list)
+    """Reference FR models (LoadedModel) that never saw the audited persons: the membership probe's calibration."""
 
     @property
     def seed(self) -> int:
