@@ -142,10 +142,13 @@ def needs_embedding(probe) -> bool:
     return bool(getattr(probe, "needs_embedding", False))
 
 
-def supported(kind: str) -> list[str]:
+def supported(kind: str, opt_in: bool = False) -> list[str]:
     """Names of the registered probes a model of profile ``kind`` (``embedding`` or ``attributes``) can be
-    audited with: all of them for an embedding model, those that do not need embeddings otherwise."""
-    return [name for name, cls in REGISTRY.items() if kind == "embedding" or not needs_embedding(cls)]
+    audited with: all of them for an embedding model, those that do not need embeddings otherwise. Probes that
+    need labels most datasets lack (``opt_in = True`` on the class: membership needs ``member``) are left out of
+    this default set unless ``opt_in``; they run when named."""
+    return [name for name, cls in REGISTRY.items() if (kind == "embedding" or not needs_embedding(cls))
+            and (opt_in or not getattr(cls, "opt_in", False))]
 
 
 def register(cls):

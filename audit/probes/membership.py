@@ -131,6 +131,8 @@ class MembershipProbe:
     name = "membership"
     title = "Membership inference"
     needs_embedding = True
+    opt_in = True
+    """Runs only when named (``--probes membership``): it needs a ``member`` label per person."""
 
     def conditions(self, config) -> list[str]:
         return ["clean"]
