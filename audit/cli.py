@@ -96,9 +96,12 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
 @app.command("sample-data")
 def sample_data(out: Path = typer.Option(Path("sample-data"), "--out", help="Folder to write."),
                 people: Optional[int] = typer.Option(None, help="Number of people (default 300)."),
-                images: Optional[int] = typer.Option(None, help="Images per person (default 8).")) -> None:
+                images: Optional[int] = typer.Option(None, help="Images per person (default 8; 4 with --membership)."),
+                membership: bool = typer.Option(False, "--membership", help="The membership probe's planted control "
+                                                "instead: 200 training persons of the sample models, new images "
+                                                "(member 1), and 300 persons no model saw (member 0).")) -> None:
     """Materialise the embedded synthetic dataset (deterministic, checked by checksum)."""
-    folder, digest, reused = api.sample_data(out, people, images)
+    folder, digest, reused = api.sample_data(out, people, images, membership)
     show.line(console, f"{'reused' if reused else 'wrote'} {folder} (sha256 {digest})")
 
 
@@ -152,6 +155,9 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
                                                                   "inversion decoder."),
         attribute_model: Optional[Path] = typer.Option(None, help="Attribute model reading reconstructions."),
         surrogate: Optional[list[Path]] = typer.Option(None, "--surrogate", help="Cloak surrogate model (repeat)."),
+        reference_model: Optional[list[Path]] = typer.Option(
+            None, "--reference-model", help="FR model that never saw the audited persons: calibrates the membership "
+            "probe's attacks (repeat)."),
         cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
         inversion_queries: Optional[int] = typer.Option(None, min=1, help="Queries per victim for the query-only "
                                                         "inversion attacker (default: the preset's 200/1000/5000)."),
@@ -175,8 +181,8 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
                   min_face_confidence=min_face_confidence, probes=csv_list(probes), conditions=csv_list(conditions),
                   attributes=csv_list(attributes), profile=profile, evaluator=evaluator,
                   attacker_model=attacker_model, attribute_model=attribute_model,
-                  surrogates=surrogate or [], cloak_eps=eps, inversion_queries=inversion_queries, preset=preset,
-                  seed=seed,
+                  surrogates=surrogate or [], reference_models=reference_model or [], cloak_eps=eps,
+                  inversion_queries=inversion_queries, preset=preset, seed=seed,
                   device=device, attack_precision=attack_precision, parity=not no_parity,
                   accept_profile=accept_profile)
     packs = csv_list(pack)

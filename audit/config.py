@@ -60,6 +60,9 @@ class AuditConfig(BaseModel):
     """Attribute model that reads sex / skin tone / age from inversion reconstructions."""
     surrogates: list[Path] = Field(default_factory=list)
     """Other ONNX models used as cloak surrogates (transfer setting)."""
+    reference_models: list[Path] = Field(default_factory=list)
+    """FR models that never saw the audited persons: the membership probe calibrates each person's scores
+    against them (``--reference-model``, repeatable)."""
     cloak_eps: list[Annotated[float, Field(allow_inf_nan=False, ge=0, le=255)]] = Field(default_factory=lambda: [8.0])
     """L-infinity budgets (0-255 scale) of the cloak probe."""
     data: str = "sample"
@@ -121,7 +124,7 @@ class AuditConfig(BaseModel):
             raise ValueError(f"expected auto, none, mtcnn or a detector .onnx file, got {v!r}")
         return v
 
-    @field_validator("probes", "attributes", "cloak_eps", "surrogates")
+    @field_validator("probes", "attributes", "cloak_eps", "surrogates", "reference_models")
     @classmethod
     def _once(cls, v: list | None) -> list | None:
         # 'leakage,leakage' would run the probe twice and store every row twice under one run.
@@ -138,6 +141,8 @@ class AuditConfig(BaseModel):
 
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
+        if not rec["reference_models"]:  # absent when unused: records (and campaign hashes) of other runs unchanged
+            del rec["reference_models"]
         rec["resolved"] = {k: self.setting(k) for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs",
                                                          "max_images", "max_subjects", "max_images_per_subject",
                                                          "inversion_queries", "synthetic_faces")}
@@ -151,7 +156,7 @@ NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_prof
 # The detector and its threshold are compared through ``inputs['detector']`` (the detector's SHA-256 and
 # settings, '' when none is used), so 'auto' and 'mtcnn' on a dataset without landmarks are the same.
 BY_CONTENT = frozenset({"model", "data", "labels", "profile", "evaluator", "attacker_model", "attribute_model",
-                        "surrogates", "detector", "min_face_confidence",
+                        "surrogates", "reference_models", "detector", "min_face_confidence",
                         "inputs"})
 
 
@@ -193,7 +198,7 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
 def option_name(field: str) -> str:
     """The CLI option behind a config field: ``cloak_eps.0`` -> ``--cloak-eps``, ``surrogates`` -> ``--surrogate``."""
     name = field.split(".")[0]
-    return "--" + {"surrogates": "surrogate", "parity": "no-parity"}.get(name, name).replace("_", "-")
+    return "--" + {"surrogates": "surrogate", "reference_models": "reference-model", "parity": "no-parity"}.get(name, name).replace("_", "-")
 
 
 def make_config(**fields) -> AuditConfig:

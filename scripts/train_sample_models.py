@@ -44,10 +44,10 @@ import yaml
 
 from audit.conditions import apply as apply_condition
 from audit.data.images import align
-from audit.synth import Recipe, generate_arrays
+from audit.synth import TRAINING_RECIPE, Recipe, generate_arrays
 from audit.synth.render import POINT_NAMES
 
-SEED = 1234
+SEED = TRAINING_RECIPE.seed  # 1234: the membership probe's sample set redraws these people (audit/synth)
 SEX = ["female", "male"]
 TONES = ["light", "medium", "dark"]
 NAMES = tuple(n.removeprefix("pt_") for n in POINT_NAMES)
@@ -103,8 +103,9 @@ def cosface(emb, weight, labels, s=30.0, m=0.35):
     return F.cross_entropy(s * (cos - m * F.one_hot(labels, cos.shape[1])), labels)
 
 
-def load_training(people: int, images: int):
-    faces, df = generate_arrays(Recipe(people=people, images=images, seed=SEED, split="train"))
+def load_training(people: int, images: int, split: str = TRAINING_RECIPE.split):
+    """Aligned faces, aligned points and manifest rows of persons 0..people-1 of ``split`` (images 0..images-1)."""
+    faces, df = generate_arrays(Recipe(people=people, images=images, seed=SEED, split=split))
     pts = df[[f"{n}_{ax}" for n in POINT_NAMES for ax in ("x", "y")]].to_numpy(np.float64).reshape(len(df), -1, 2)
     aligned, apts = zip(*(align(f, p, (112, 112)) for f, p in zip(faces, pts)))
     return np.stack(aligned), np.stack(apts), df
@@ -239,8 +240,8 @@ def export(module: nn.Module, path: Path, output_names: list[str], profile: dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("sample_data/models"))
-    ap.add_argument("--people", type=int, default=500)
-    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--people", type=int, default=TRAINING_RECIPE.people)
+    ap.add_argument("--images", type=int, default=TRAINING_RECIPE.images)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--robust-eps", type=float, default=1.25, help="fr-robust's training budget (0-255 scale)")

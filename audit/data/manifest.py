@@ -9,6 +9,8 @@ A manifest has one row per image:
 * optional landmarks ``lm0_x, lm0_y, ..., lm4_x, lm4_y`` in source-image pixels, in the
   ArcFace order: left eye, right eye, nose tip, left mouth corner, right mouth corner
   (left/right as seen in the image).
+* optional ``member`` (1 = the person is believed to be in the model's training data, 0 = surely
+  not, empty = unknown): read by the membership probe only, never an attribute; constant per person.
 * optional extra points ``pt_<name>_x, pt_<name>_y`` (jaw contour, nose bridge) used to
   place masks; they follow the face through alignment and are never attributes.
 """
@@ -25,7 +27,9 @@ from audit.errors import DatasetError
 LANDMARK_COLUMNS = [f"lm{i}_{ax}" for i in range(5) for ax in ("x", "y")]
 KNOWN_CATEGORICAL = ("sex", "skin_tone", "race", "control")
 REGRESSION_ATTRIBUTES = ("age",)
-RESERVED = {"image", "subject", *LANDMARK_COLUMNS}
+MEMBER = "member"
+"""The membership label column (manifest or ``--labels``): 1, 0 or empty; not an attribute."""
+RESERVED = {"image", "subject", MEMBER, *LANDMARK_COLUMNS}
 MAX_ERRORS_SHOWN = 5
 MAX_LABEL_CHARS = 200
 """Longest value of a categorical attribute: it names a demographic group in every table and plot."""
@@ -40,6 +44,7 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
         "sex": pa.Column(str, nullable=True, required=False, coerce=True),
         "skin_tone": pa.Column(str, nullable=True, required=False, coerce=True),
         "race": pa.Column(str, nullable=True, required=False, coerce=True),
+        MEMBER: pa.Column(float, pa.Check.isin([0, 1]), nullable=True, required=False, coerce=True),
         # Numbers, nothing more: a missing, negative or absurd point spoils one row, not the dataset; such rows
         # become ``bad_landmarks`` data-quality records when the faces are aligned (images.landmark_problem).
         **{c: pa.Column(float, nullable=True, required=False, coerce=True) for c in LANDMARK_COLUMNS},

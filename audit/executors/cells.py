@@ -192,7 +192,7 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
 
 def _supported(probes: list[str], kind: str) -> list[str]:
     """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`)."""
-    ok = probe_mod.supported(kind)
+    ok = probe_mod.supported(kind, opt_in=True)
     return [p for p in probes if p in ok]
 
 

@@ -76,6 +76,19 @@ METRICS: dict[str, dict[str, str]] = {
     "psr_at_tau": {"probe": "cloak", "meaning": "Share of cloaked queries rejected against the person's own gallery "
                    "image at the system threshold (verification)."},
     "linf": {"probe": "cloak", "meaning": "Largest change of any pixel value made by the cloak (0-255 scale)."},
+    # membership
+    "membership_auc": {"probe": "membership", "meaning": "Chance that the attack scores a person who was in the "
+                       "training data above one who was not (0.5 = cannot tell, 1 = always tells). Setting: the attack."},
+    "membership_balanced_accuracy": {"probe": "membership", "meaning": "Mean of the share of members and the share "
+                                     "of non-members the attack classifies right, at a threshold chosen on other "
+                                     "persons."},
+    "membership_tpr_at_fpr": {"probe": "membership", "meaning": "Share of members the attack flags when its threshold "
+                              "is set (on other persons) to flag the stated share of non-members (setting "
+                              "'attack;fpr=...'; ';unsupported' when too few non-members back that rate)."},
+    "membership_fpr": {"probe": "membership", "meaning": "Share of non-members actually flagged at that threshold "
+                       "(held-out persons): how close the attack came to its false-positive target."},
+    "membership_nonmembers_needed": {"probe": "membership", "meaning": "More non-member persons a false-positive "
+                                     "target needs to rest on 30 expected false positives (0 = enough)."},
     # acquisition (face detection on raw photos)
     "fta_rate": {"probe": "acquisition", "meaning": "Failure-to-acquire rate: share of the photos shown to the face "
                  "detector in which it found no face, or only faces below the confidence threshold (overall and per "

@@ -105,6 +105,8 @@ class ProbeContext:
     """Attribute model reading attributes from reconstructions."""
     surrogates: list = field(default_factory=list)
     """Surrogate models (LoadedModel) for the cloak probe's transfer setting."""
+    reference_models: list = field(default_factory=list)
+    """Reference FR models (LoadedModel) that never saw the audited persons: the membership probe's calibration."""
 
     @property
     def seed(self) -> int:
@@ -147,10 +149,13 @@ def needs_embedding(probe) -> bool:
     return bool(getattr(probe, "needs_embedding", False))
 
 
-def supported(kind: str) -> list[str]:
+def supported(kind: str, opt_in: bool = False) -> list[str]:
     """Names of the registered probes a model of profile ``kind`` (``embedding`` or ``attributes``) can be
-    audited with: all of them for an embedding model, those that do not need embeddings otherwise."""
-    return [name for name, cls in REGISTRY.items() if kind == "embedding" or not needs_embedding(cls)]
+    audited with: all of them for an embedding model, those that do not need embeddings otherwise. Probes that
+    need labels most datasets lack (``opt_in = True`` on the class: membership needs ``member``) are left out of
+    this default set unless ``opt_in``; they run when named."""
+    return [name for name, cls in REGISTRY.items() if (kind == "embedding" or not needs_embedding(cls))
+            and (opt_in or not getattr(cls, "opt_in", False))]
 
 
 def register(cls):

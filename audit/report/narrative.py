@@ -122,6 +122,33 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
     return out
 
 
+def membership_verdicts(metrics: pd.DataFrame) -> list[str]:
+    """Plain sentences on the membership probe's strongest attack: the true-positive rate at each false-positive
+    target (saying when too few non-members back it) and the AUC."""
+    m = metrics[metrics["probe"] == "membership"]
+    out = []
+    auc = m[(m["metric"] == "membership_auc") & (m["setting"] == "strongest")]
+    tpr = m[(m["metric"] == "membership_tpr_at_fpr") & m["setting"].str.startswith("strongest;")]
+    fprs = tpr["setting"].str.split(";").str[1].str.removeprefix("fpr=").astype(float)
+    for fpr, (_, r) in sorted(zip(fprs, tpr.iterrows()), key=lambda t: -t[0]):
+        text = (f"An attacker who has a person's photos can tell whether they were in the training data for "
+                f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
+                f"{fmt(100 * r['ci_high'], 1)}%) while accusing {fmt(100 * fpr, 1)}% of non-members.")
+        if r["setting"].endswith(";unsupported"):
+            need = m[(m["metric"] == "membership_nonmembers_needed") & (m["setting"] == f"fpr={fpr:g}")]["value"]
+            more = f"{int(need.iloc[0]):,}" if len(need) else "more"
+            text += (f" Too few non-member persons back a {fmt(100 * fpr, 1)}% false-positive rate: it needs {more} "
+                     "more non-member persons, so this figure is indicative only.")
+        out.append(text)
+    if len(auc):
+        a = auc.iloc[0]
+        told = "better than chance" if a["ci_low"] > 0.5 else "not clearly better than chance"
+        out.append(f"Ranking persons by the attack's score puts a member above a non-member with probability "
+                   f"{fmt(a['value'], 2)} (95% CI {fmt(a['ci_low'], 2)} to {fmt(a['ci_high'], 2)}; 0.5 = chance): "
+                   f"membership is {told}.")
+    return out
+
+
 def cloak_verdicts(m: pd.DataFrame) -> list[str]:
     """m: psr_at_1 rows with 'cloak' and 'purifier' columns."""
     out = []
@@ -198,6 +225,8 @@ def not_judged_reason(f: dict) -> str:
         return f"probe not run: {probe}"
     if msg.startswith("Too few persons"):
         return "too few people in a group to tell the threshold from parity"
+    if msg.startswith("Too few non-member persons"):
+        return "too few non-member persons for the false-positive target (membership)"
     if probe == "cloak" and "transfer" in where:
         return "cloak transfer not measured: no --surrogate model given"
     return "no matching result: the attribute, condition or operating point is not in this run"

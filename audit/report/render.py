@@ -197,6 +197,22 @@ def _inversion_convergence(decoder: dict | None) -> dict:
     return {"convergence": lines, "convergence_plot": plot}
 
 
+def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dict:
+    """The membership section: verdicts, every attack's AUC (and which one each fold chose), the strongest attack's
+    rows."""
+    m = metrics[metrics["probe"] == "membership"]
+    doc = _artifact(store, run_id, "membership", "attacks.json") or {}
+    strongest = m[m["setting"].str.startswith("strongest") & (m["metric"] != "membership_nonmembers_needed")]
+    attacks = m[(m["metric"] == "membership_auc") & (m["setting"] != "strongest")].sort_values("value",
+                                                                                              ascending=False)
+    chosen = [a for fold in doc.get("chosen_per_fold", []) for a in fold]
+    return {"ran": not m.empty, "verdicts": narrative.membership_verdicts(metrics),
+            "attacks": attacks.to_dict("records"), "table": strongest.sort_values(["metric", "setting"])
+            .to_dict("records"), "members": doc.get("members"), "nonmembers": doc.get("nonmembers"),
+            "references": len(doc.get("reference_models", [])),
+            "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen)}
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -254,6 +270,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                       "query": query_attack, "query_plot": plots.query_curve(query_attack),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows,
                       **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"))},
+        "membership": _membership_context(store, run_id, metrics),
         "cloak": _cloak_context(store, run_id, metrics, no_faces),
         "acquisition": _acquisition_context(store, run_id, metrics, no_faces),
         "grid": base64.b64encode(grid).decode() if grid else None,

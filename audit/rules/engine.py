@@ -239,7 +239,26 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         if short:
             loc["needs_persons"] = short[0]
             return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
+    if status == "pass" and pick is not None and str(pick["setting"]).endswith(UNSUPPORTED):
+        need = _nonmembers_needed(rule.probe, str(pick["setting"]), metrics)
+        loc["needs_persons"] = need
+        return Finding(rule, "not_applicable", observed, loc,
+                       f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 expected "
+                       f"false positives; it needs {need} more non-member persons. Not judged as passing. ({msg})")
     return Finding(rule, status, observed, loc, msg)
+
+
+UNSUPPORTED = ";unsupported"
+"""Suffix of a setting whose operating point the data cannot support (the membership probe's low-FPR targets): a
+rule may warn or fail on it (the interval's end already shows the risk), never pass."""
+
+
+def _nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int:
+    """The stored count of further persons an unsupported operating point needs (0 when not stored)."""
+    fpr = next((p for p in setting.split(";") if p.startswith("fpr=")), "")
+    row = metrics[(metrics["probe"] == probe) & (metrics["metric"] == "membership_nonmembers_needed") &
+                  (metrics["setting"] == fpr)]
+    return int(row["value"].iloc[0]) if len(row) else 0
 
 
 def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[int, str] | None:

@@ -27,6 +27,8 @@ from audit.seeding import rng_for
 
 SAMPLE_MODELS = sample_models_dir()
 MAX_PEOPLE, MAX_IMAGES = 100_000, 1_000
+SAMPLE_MEMBERSHIP = "sample-membership"
+"""``--data`` name of the membership probe's planted control (``sample-data --membership``)."""
 """Bounds of the synthetic set: beyond them a typo would fill the disk before anything useful happens."""
 
 
@@ -34,17 +36,23 @@ def sample_models() -> list[Path]:
     return sorted(SAMPLE_MODELS.glob("*.onnx"))
 
 
-def sample_data(out: str | Path | None = None, people: int | None = None, images: int | None = None):
-    """Materialise the synthetic evaluation set; returns (folder, checksum, reused)."""
-    from audit.synth import DEFAULT_RECIPE, materialise
+def sample_data(out: str | Path | None = None, people: int | None = None, images: int | None = None,
+                membership: bool = False):
+    """Materialise the synthetic evaluation set (or, with ``membership``, the membership probe's planted control:
+    ``audit.synth.MembershipRecipe``); returns (folder, checksum, reused)."""
+    from audit.synth import DEFAULT_MEMBERSHIP, DEFAULT_RECIPE, materialise
 
-    recipe = DEFAULT_RECIPE
+    if membership and people:
+        raise ConfigError("--people: not used with --membership (its recipe is 200 training persons of the sample "
+                          "models and 300 persons none of them saw)")
+    recipe = DEFAULT_MEMBERSHIP if membership else DEFAULT_RECIPE
     for option, value, top in (("--people", people, MAX_PEOPLE), ("--images", images, MAX_IMAGES)):
         # 0 used to mean "the default" silently; a negative number crashed the generator.
         if value is not None and not 1 <= value <= top:
             raise ConfigError(f"{option}: must be between 1 and {top}, got {value}")
     if people or images:
-        recipe = replace(recipe, people=people or recipe.people, images=images or recipe.images)
+        recipe = replace(recipe, images=images or recipe.images, **({} if membership else
+                                                                    {"people": people or recipe.people}))
     out = out_folder(out) if out else cache_dir() / f"sample-{recipe.key()}"
     out.parent.mkdir(parents=True, exist_ok=True)
     return materialise(out, recipe)
@@ -54,8 +62,8 @@ def resolve_dataset(data: str, labels: str | Path | None = None, detector: str =
                     min_face_confidence: float = 0.9) -> Dataset:
     """The dataset named by ``data`` (``sample`` = the embedded set), with a labels file joined if given;
     ``detector`` says where its landmarks come from (a bad detector is refused here, before any work)."""
-    if data == "sample":
-        folder, _, _ = sample_data()
+    if data in ("sample", SAMPLE_MEMBERSHIP):
+        folder, _, _ = sample_data(membership=data == SAMPLE_MEMBERSHIP)
         data = folder
     dataset = load_dataset(data, detector, min_face_confidence)
     dataset.detector_obj()
@@ -118,7 +126,8 @@ class Inputs(NamedTuple):
 
     model: LoadedModel
     extra: dict
-    """Helper models by option (``evaluator``, ``attacker_model``, ``attribute_model``; None when not given)."""
+    """Helper models by option (``evaluator``, ``attacker_model``, ``attribute_model``; None when not given; and
+    ``reference_models``, a list, only when given)."""
     surrogates: list
     dataset: Dataset
 
@@ -134,15 +143,19 @@ def load_inputs(config: AuditConfig) -> Inputs:
     extra = {k: load_model(getattr(config, k), None, config.device, config.batch_size, precision)
              if getattr(config, k) else None for k in ("evaluator", "attacker_model", "attribute_model")}
     surrogates = [load_model(p, None, config.device, config.batch_size, precision) for p in config.surrogates]
+    references = [load_model(p, None, config.device, config.batch_size, precision) for p in config.reference_models]
     if extra["attribute_model"] is not None and extra["attribute_model"].profile.kind != "attributes":
         raise ConfigError(f"--attribute-model {config.attribute_model}: its profile is not an attributes model")
     # Helpers that compare faces must be face-recognition models: an attribute model's outputs would be
     # used as if they were identity embeddings and the numbers would mean nothing.
     for option, helper in [("--evaluator", extra["evaluator"]), ("--attacker-model", extra["attacker_model"]),
-                           *[("--surrogate", s) for s in surrogates]]:
+                           *[("--surrogate", s) for s in surrogates],
+                           *[("--reference-model", r) for r in references]]:
         if helper is not None and helper.profile.kind != "embedding":
             raise ConfigError(f"{option} {helper.info.path}: its profile is not a face-recognition (embedding) "
                               "model")
+    if references:  # only when given, so the inputs of runs without them are recorded as before
+        extra["reference_models"] = references
     return Inputs(model, extra, surrogates, resolve_dataset(config.data, config.labels, config.detector,
                                                             config.min_face_confidence))
 
@@ -156,7 +169,8 @@ def content_hashes(inputs: Inputs) -> dict:
     prof = model.profile.model_dump_json(exclude={"name", "guessed"})
     return {"model": model.info.sha256, "dataset": dataset.dataset_id,
             "profile": hashlib.sha256(prof.encode()).hexdigest(),
-            **{k: m.info.sha256 if m is not None else None for k, m in extra.items()},
+            **{k: [r.info.sha256 for r in m] if isinstance(m, list) else m.info.sha256 if m is not None else None
+               for k, m in extra.items()},
             "surrogates": [m.info.sha256 for m in surrogates],
             # The face detector's SHA-256 and settings, only when one found the faces (so the records, and the
             # campaign hashes, of runs on datasets with landmarks are what they were before detection existed).

@@ -1,8 +1,13 @@
 """Materialising synthetic datasets: in memory (training, tests) or as a folder + manifest.
 
 The default evaluation set (``--data sample``) is ``DEFAULT_RECIPE``: 300 people x 8
-images from the ``eval`` split. Training scripts draw from the ``train`` split, so no
-evaluation person is ever seen in training.
+images from the ``eval`` split. The sample models were trained on ``TRAINING_RECIPE`` (the
+``train`` split), so no evaluation person is ever seen in training.
+
+``MembershipRecipe`` is the membership probe's planted positive control: new images (new
+pose, lighting, expression: image numbers the training never drew) of training identities,
+labelled ``member`` 1, and fresh identities of the same split that no model trained on,
+labelled 0.
 """
 
 from __future__ import annotations
@@ -35,20 +40,65 @@ class Recipe:
         return f"{self.split}-s{self.seed}-p{self.people}-i{self.images}"
 
 
+    @property
+    def count(self) -> int:
+        return self.people
+
+    def draws(self, i: int):
+        """Person ``i`` of the recipe, the image numbers drawn of them, and extra manifest fields."""
+        return make_person(self.seed, self.split, i), range(self.images), {}
+
+
 DEFAULT_RECIPE = Recipe()
+TRAINING_RECIPE = Recipe(people=500, images=8, seed=1234, split="train")
+"""What ``scripts/train_sample_models.py`` trains every sample model on (its defaults): persons 0-499 of the
+``train`` split, image numbers 0-7 of each."""
+
+
+@dataclass(frozen=True)
+class MembershipRecipe:
+    """Members: the first ``members`` training identities of :data:`TRAINING_RECIPE`, drawn at image numbers
+    ``TRAINING_RECIPE.images`` onwards (new pose, lighting, expression; never trained on). Non-members: persons
+    ``TRAINING_RECIPE.people`` onwards of the same split and seed (the same distribution, never trained on).
+    Both sides draw the same image numbers, so their nuisance is alike and only training differs."""
+
+    members: int = 200
+    nonmembers: int = 300
+    images: int = 4
+    membership: bool = True
+    """Marks the recipe in ``recipe.json`` (a membership set is never mistaken for the evaluation set)."""
+
+    def key(self) -> str:
+        t = TRAINING_RECIPE
+        return f"membership-{t.split}-s{t.seed}-m{self.members}-n{self.nonmembers}-i{self.images}"
+
+    @property
+    def count(self) -> int:
+        return self.members + self.nonmembers
+
+    def draws(self, i: int):
+        t = TRAINING_RECIPE
+        member = i < self.members
+        index = i if member else t.people + (i - self.members)
+        return (make_person(t.seed, t.split, index), range(t.images, t.images + self.images),
+                {"member": int(member)})
+
+
+DEFAULT_MEMBERSHIP = MembershipRecipe()
 MANIFEST_COLUMNS = ["image", "subject", "sex", "skin_tone", "age", "control"] + [
     f"{n}_{ax}" for n in POINT_NAMES for ax in ("x", "y")]
 
 
-def _render_people(args: tuple[Recipe, list[int]]) -> tuple[list[np.ndarray], list[dict]]:
+def _render_people(args: tuple[Recipe | MembershipRecipe, list[int]]) -> tuple[list[np.ndarray], list[dict]]:
     recipe, indices = args
     images, rows = [], []
     for i in indices:
-        person = make_person(recipe.seed, recipe.split, i)
-        for k in range(recipe.images):
-            img, pts = draw(person, make_nuisance(recipe.seed, person.pid, k))
+        person, ks, extra = recipe.draws(i)
+        for k in ks:
+            # The nuisance stream is keyed by the recipe's seed and the person's id, exactly as in training.
+            img, pts = draw(person, make_nuisance(_seed_of(recipe), person.pid, k))
             row = {"image": f"images/{person.pid}/{k:02d}.jpg", "subject": person.pid, "sex": person.sex,
-                   "skin_tone": person.skin_tone, "age": float(person.age), "control": person.control}
+                   "skin_tone": person.skin_tone, "age": float(person.age), "control": person.control, **extra}
             for name, (x, y) in zip(POINT_NAMES, pts):
                 row[f"{name}_x"], row[f"{name}_y"] = round(float(x), 3), round(float(y), 3)
             images.append(img)
@@ -56,12 +106,17 @@ def _render_people(args: tuple[Recipe, list[int]]) -> tuple[list[np.ndarray], li
     return images, rows
 
 
-def generate_arrays(recipe: Recipe, workers: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Render a recipe in memory: (N, 112, 112, 3) uint8 RGB and its manifest rows."""
+def _seed_of(recipe) -> int:
+    return recipe.seed if isinstance(recipe, Recipe) else TRAINING_RECIPE.seed
+
+
+def generate_arrays(recipe: Recipe | MembershipRecipe, workers: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Render a recipe in memory: (N, 112, 112, 3) uint8 RGB and its manifest rows (with ``member`` for a
+    :class:`MembershipRecipe`)."""
     workers = workers or min(4, os.cpu_count() or 1)
-    people = list(range(recipe.people))
+    people = list(range(recipe.count))
     chunks = [people[i::workers] for i in range(workers)] if workers > 1 else [people]
-    if workers > 1 and recipe.people * recipe.images >= 200:
+    if workers > 1 and recipe.count * recipe.images >= 200:
         with ProcessPoolExecutor(workers) as pool:
             parts = list(pool.map(_render_people, [(recipe, c) for c in chunks]))
     else:
@@ -69,7 +124,8 @@ def generate_arrays(recipe: Recipe, workers: int | None = None) -> tuple[np.ndar
     images = [im for p in parts for im in p[0]]
     rows = [r for p in parts for r in p[1]]
     order = sorted(range(len(rows)), key=lambda j: rows[j]["image"])
-    return np.stack([images[j] for j in order]), pd.DataFrame([rows[j] for j in order], columns=MANIFEST_COLUMNS)
+    columns = MANIFEST_COLUMNS + (["member"] if isinstance(recipe, MembershipRecipe) else [])
+    return np.stack([images[j] for j in order]), pd.DataFrame([rows[j] for j in order], columns=columns)
 
 
 def checksum(folder: Path) -> str:
@@ -82,7 +138,7 @@ def checksum(folder: Path) -> str:
     return h.hexdigest()
 
 
-def materialise(out: Path, recipe: Recipe = DEFAULT_RECIPE, workers: int | None = None) -> tuple[Path, str, bool]:
+def materialise(out: Path, recipe: Recipe | MembershipRecipe = DEFAULT_RECIPE, workers: int | None = None) -> tuple[Path, str, bool]:
     """Write ``recipe`` to ``out`` (images/ + manifest.csv + recipe.json).
 
     Reuses an existing folder whose recipe and checksum match. Returns (folder, checksum,

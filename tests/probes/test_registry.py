@@ -31,8 +31,11 @@ def test_probes_follow_the_protocol():
 def test_recognition_only_probes_are_a_property_of_the_probe():
     """Campaigns and the demo leave the probes that need embeddings out for attribute models; the probe says
     so itself (``needs_embedding``), so a plugin can too."""
-    assert sorted(n for n, cls in REGISTRY.items() if needs_embedding(cls)) == ["cloak", "identity", "inversion"]
-    assert supported("embedding") == list(REGISTRY) and supported("attributes") == ["leakage"]
+    assert sorted(n for n, cls in REGISTRY.items() if needs_embedding(cls)) == ["cloak", "identity", "inversion",
+                                                                                "membership"]
+    # membership needs a 'member' label most datasets lack: it runs when named, never by default.
+    assert supported("embedding") == [n for n in REGISTRY if n != "membership"]
+    assert supported("embedding", opt_in=True) == list(REGISTRY) and supported("attributes") == ["leakage"]
 
     class Reader:
         name, title, needs_embedding = "reader", "Reader", True

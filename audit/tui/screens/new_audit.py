@@ -43,7 +43,8 @@ class NewAuditScreen(Screen):
                 yield Input(value="sample", id="data")
             with Vertical():
                 yield Label("Probes", classes="title")
-                yield SelectionList[str](*[(f"{n} - {c.title}", n, True) for n, c in REGISTRY.items()], id="probes")
+                yield SelectionList[str](*[(f"{n} - {c.title}", n, not getattr(c, "opt_in", False))
+                                           for n, c in REGISTRY.items()], id="probes")
                 yield Label("Conditions", classes="title")
                 yield SelectionList[str](*[(c, c, True) for c in DEFAULT_CONDITIONS],
                                          *[(c, c, False) for c in EXTRA_CONDITIONS], id="conditions")

@@ -1,0 +1,310 @@
+"""Membership probe: was this person's face used to train the model?
+
+The unit is the person: each person of the dataset carries a ``member`` label (1 = believed to be in
+the model's training data, 0 = surely not, e.g. photographed after the model's release; empty =
+unknown, left out). From the model's clean embeddings every person gets a few scores, each oriented
+so that a higher score means "more likely a member":
+
+* ``tightness`` - mean cosine similarity between the person's own images (a model pulls the images of
+  the people it was trained on together);
+* ``spread`` - minus the mean distance of the person's images from their centroid (the same idea, less
+  sensitive to one odd photo);
+* ``isolation`` - one minus the cosine similarity of the person's centroid to the nearest other
+  person's centroid (margin losses push training identities apart, so members sit farther from
+  everyone else);
+* with ``--reference-model`` (repeatable; models the auditor is sure never saw these persons): each score
+  calibrated per person against the references, LiRA-style: the target's score, standardised over the
+  persons, minus the references' mean standardised score (divided by the references' spread for that
+  person when there are two or more), so a person who is naturally tight or isolated under any model
+  no longer looks like a member (``<score>@reference``);
+* ``learned`` - logistic regression over every score above (its C by inner cross-validation).
+
+Attacks are judged on stratified person folds repeated with different seeds: in each fold the
+decision thresholds (for a target false-positive rate, and for the best balanced accuracy) are chosen
+on the *other* folds' persons, and ``strongest`` uses the attack that did best (AUC) on the other folds,
+so no reported figure is chosen on the persons it is measured on. Reported per attack: AUC, balanced
+accuracy, the true-positive rate (members flagged) at a false-positive rate (non-members flagged) of
+1e-1, 1e-2 and 1e-3, and the false-positive rate actually reached on held-out non-members. A target
+the non-member count cannot support (fewer than 30 expected false positives) is still measured, with
+``;unsupported`` in its setting and the non-member persons it needs stored beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from audit.data.manifest import MEMBER
+from audit.errors import ConfigError
+from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
+from audit.metrics.verification import RULE_OF_30, eer_auc_many, l2_normalise, threshold_at_fmr
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.seeding import derive_seed
+
+RISK, NEUTRAL = "higher_is_riskier", "neutral"
+FPR_TARGETS = (1e-1, 1e-2, 1e-3)
+SCORES = ("tightness", "spread", "isolation")
+MIN_FALSE_POSITIVES = RULE_OF_30
+"""Expected false positives (non-member persons times the target rate) a false-positive target needs to be
+supported (the rule of 30 the identity probe applies to false matches)."""
+MIN_PER_CLASS = 10
+"""Fewest member and non-member persons the probe runs with (each fold needs both)."""
+
+
+def person_scores(emb: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(persons, scores): each person with two or more images, and their :data:`SCORES` as columns
+    (higher = more member-like), from L2-normalised embeddings."""
+    e = l2_normalise(np.asarray(emb, np.float64))
+    persons, inverse, counts = np.unique(subjects, return_inverse=True, return_counts=True)
+    sums = np.zeros((len(persons), e.shape[1]))
+    np.add.at(sums, inverse, e)
+    sq = (sums ** 2).sum(1)  # |sum|^2 = n + sum over ordered pairs of cosine similarities
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tightness = (sq - counts) / (counts * (counts - 1))
+    centroid = sums / counts[:, None]
+    spread = np.zeros(len(persons))
+    np.add.at(spread, inverse, np.linalg.norm(e - centroid[inverse], axis=1))
+    spread /= counts
+    unit = centroid / np.maximum(np.linalg.norm(centroid, axis=1, keepdims=True), 1e-12)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = sim.max(1) if len(persons) > 1 else np.zeros(len(persons))
+    keep = counts >= 2
+    return persons[keep], np.stack([tightness, -spread, 1 - nearest], 1)[keep]
+
+
+def calibrate(target: np.ndarray, references: list[np.ndarray]) -> np.ndarray:
+    """Per-person calibration against reference models (columns: scores): the target's score standardised
+    over persons minus the references' mean standardised score, divided by the references' per-person
+    standard deviation when there are two or more (LiRA's per-example variance, floored), else by 1."""
+    def z(a):
+        sd = a.std(0)
+        return (a - a.mean(0)) / np.where(sd > 0, sd, 1)
+
+    refs = np.stack([z(r) for r in references])
+    out = z(target) - refs.mean(0)
+    if len(references) >= 2:
+        sd = refs.std(0, ddof=1)
+        # Floored at the persons' median spread (and 0.1 of the unit scale): two references that agree by
+        # chance on one person must not make any small difference look decisive.
+        out = out / np.maximum(sd, max(float(np.median(sd)), 0.1))
+    return out
+
+
+def needs_more(n_nonmembers: int, fpr: float) -> int:
+    """Non-member persons missing for ``fpr`` to rest on at least 30 expected false positives (0 = enough)."""
+    return max(0, int(np.ceil(MIN_FALSE_POSITIVES / fpr - 1e-9)) - n_nonmembers)
+
+
+def _threshold_bacc(s: np.ndarray, y: np.ndarray) -> float:
+    """The threshold (flag when score >= it) with the best balanced accuracy on (``s``, ``y``)."""
+    cand = np.unique(s)
+    flag = s[None, :] >= cand[:, None]
+    tpr = (flag & (y == 1)).sum(1) / max((y == 1).sum(), 1)
+    tnr = (~flag & (y == 0)).sum(1) / max((y == 0).sum(), 1)
+    return float(cand[int(np.argmax(tpr + tnr))])
+
+
+def _below(train_neg: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Share of the training non-members scoring below each of ``s`` (ties count half): a score on the same
+    scale for every attack and fold, so out-of-fold scores pool into one AUC."""
+    neg = np.sort(train_neg)
+    lo, hi = np.searchsorted(neg, s, "left"), np.searchsorted(neg, s, "right")
+    return (lo + hi) / (2.0 * max(len(neg), 1))
+
+
+def _learned(x: np.ndarray, y: np.ndarray, seed: int):
+    """Logistic regression over the standardised scores, C chosen (by AUC) by inner stratified 3-fold CV."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed % 2**32)
+    search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=cv, scoring="roc_auc")
+    return make_pipeline(StandardScaler(), search).fit(x, y)
+
+
+@register
+class MembershipProbe:
+    name = "membership"
+    title = "Membership inference"
+    needs_embedding = True
+    opt_in = True
+    """Runs only when named (``--probes membership``): it needs a ``member`` label per person."""
+
+    def conditions(self, config) -> list[str]:
+        return ["clean"]
+
+    def check(self, config, dataset, model) -> None:
+        if model.profile.kind != "embedding":
+            raise ConfigError("membership: needs a face-recognition (embedding) model")
+        m = dataset.manifest
+        if MEMBER not in m.columns:
+            raise ConfigError(f"membership: the dataset {dataset.source} has no '{MEMBER}' column; give one in the "
+                              f"manifest or with --labels (1 = in the training data, 0 = surely not, per person)")
+        per = m.groupby(m["subject"].astype(str))[MEMBER].nunique(dropna=True)
+        mixed = per[per > 1]
+        if len(mixed):
+            who = mixed.index[0]
+            row = int(np.flatnonzero(m["subject"].astype(str).to_numpy() == who)[0]) + 1
+            raise ConfigError(f"membership: person {who!r} (first at row {row}) has both {MEMBER} 1 and 0; the "
+                              "label is per person")
+        labels = m.groupby(m["subject"].astype(str))[MEMBER].first().dropna()
+        for value, what in ((1, "member"), (0, "non-member")):
+            n = int((labels == value).sum())
+            if n < MIN_PER_CLASS:
+                raise ConfigError(f"membership: {dataset.source} has {n} {what} persons ({MEMBER} = {value}); "
+                                  f"the probe needs at least {MIN_PER_CLASS} of each")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        cfg = ctx.config
+        k, repeats = cfg.setting("folds"), cfg.setting("cv_repeats")
+        subjects = ctx.subjects.astype(str)
+        label_of = pd.Series(ctx.column(MEMBER), index=subjects).groupby(level=0).first()
+        persons, raw = person_scores(ctx.embeddings("clean"), subjects)
+        y_all = label_of.reindex(persons).to_numpy(float)
+        known = ~np.isnan(y_all)
+        features = {s: raw[:, i] for i, s in enumerate(SCORES)}
+        refs = [self._reference(ctx, m, subjects, persons) for m in ctx.reference_models]
+        if refs:
+            cal = calibrate(raw, refs)
+            features.update({f"{s}@reference": cal[:, i] for i, s in enumerate(SCORES)})
+        ctx.progress(0.3, "scores")
+        persons, y = persons[known], y_all[known].astype(int)
+        features = {a: v[known] for a, v in features.items()}
+        x = np.stack(list(features.values()), 1)
+        usable = np.all(np.isfinite(x), 1)
+        persons, y, x = persons[usable], y[usable], x[usable]
+        features = {a: v[usable] for a, v in features.items()}
+        n_mem, n_non = int(y.sum()), int((1 - y).sum())
+        if min(n_mem, n_non) < max(MIN_PER_CLASS, k):
+            raise ConfigError(f"membership: {n_mem} member and {n_non} non-member persons with two or more usable "
+                              f"images; the probe needs at least {max(MIN_PER_CLASS, k)} of each")
+        attacks = list(features) + ["learned"]
+        folds_by_repeat = [self._folds(y, k, derive_seed(ctx.seed, "membership-split", r)) for r in range(repeats)]
+        outs = [self._cross_validate(features, x, y, folds, derive_seed(ctx.seed, "membership-learned", r))
+                for r, folds in enumerate(folds_by_repeat)]
+        ctx.progress(0.7, "attacks")
+        boot = SubjectBootstrap(persons, cfg.setting("bootstrap"), ctx.seed, "membership")
+        result = ProbeResult()
+        for attack in attacks + ["strongest"]:
+            result.metrics += self._records(attack, [o[attack] for o in outs], y, boot, k)
+        for fpr in FPR_TARGETS:
+            need = needs_more(n_non, fpr)
+            result.metrics.append(MetricRecord.of(self.name, "clean", "membership_nonmembers_needed",
+                                                  Estimate(float(need), float(need), float(need), n_non), NEUTRAL,
+                                                  setting=f"fpr={fpr:g}"))
+            if need:
+                result.notes.append(
+                    f"Membership: a false-positive rate of {fpr:g} rests on {fpr * n_non:.1f} expected false "
+                    f"positives among {n_non} non-member persons (30 are needed): it needs {need} more non-member "
+                    "persons. It is measured anyway, marked 'unsupported', and rules do not pass on it.")
+        auc = {a: float(np.mean([o[a]["auc"] for o in outs])) for a in attacks}
+        doc = {"attacks": attacks, "auc": auc, "folds": k, "repeats": repeats,
+               "chosen_per_fold": [o["strongest"]["chosen"] for o in outs],
+               "members": n_mem, "nonmembers": n_non, "left_out_unknown": int((~known).sum()),
+               "left_out_single_image": int(len(np.unique(subjects)) - len(y_all)) + int((~usable).sum()),
+               "reference_models": [m.info.sha256 for m in ctx.reference_models],
+               "learned_C": [o["learned"]["C"] for o in outs],
+               "scores": {a: [round(float(v), 6) for v in features[a]] for a in features},
+               "member": y.tolist(), "persons": [str(p) for p in persons]}
+        result.artifacts.append(Artifact.json(self.name, "attacks.json", doc))
+        result.notes.append(
+            f"Membership: {n_mem} member and {n_non} non-member persons; attacks {', '.join(attacks)}; "
+            f"{k} stratified person folds repeated {repeats} times. Thresholds and the strongest attack are chosen "
+            "on the other folds' persons; intervals resample persons and are widened for the chosen thresholds' "
+            "own variability.")
+        ctx.progress(1.0, "done")
+        return result
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _reference(ctx: ProbeContext, model, subjects, persons) -> np.ndarray:
+        """The reference model's scores of ``persons`` (the same rows as the target's)."""
+        emb = np.concatenate([model.ort.embed(faces) for _, faces in ctx.faces.chunks()])
+        ref_persons, scores = person_scores(emb, subjects)
+        pos = {p: i for i, p in enumerate(ref_persons)}
+        return scores[[pos[p] for p in persons]]
+
+    @staticmethod
+    def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed % 2**32).split(np.zeros(len(y)), y))
+
+    def _cross_validate(self, features: dict, x: np.ndarray, y: np.ndarray, folds, seed: int) -> dict:
+        """Per attack: out-of-fold scores on a common scale (``q``), flags at each FPR target and at the
+        best-balanced-accuracy threshold, all chosen on the other folds' persons."""
+        n = len(y)
+        names = list(features) + ["learned"]
+        out = {a: {"q": np.zeros(n), "flag": {t: np.zeros(n, bool) for t in FPR_TARGETS}, "bacc": np.zeros(n, bool)}
+               for a in names + ["strongest"]}
+        out["learned"]["C"] = []
+        out["strongest"]["chosen"] = []
+        for f, (tr, te) in enumerate(folds):
+            train_scores, test_scores = {}, {}
+            for a, s in features.items():
+                train_scores[a], test_scores[a] = s[tr], s[te]
+            inner = StratifiedKFold(3, shuffle=True, random_state=derive_seed(seed, "inner", f) % 2**32)
+            model = _learned(x[tr], y[tr], derive_seed(seed, "fit", f))
+            train_scores["learned"] = cross_val_predict(model, x[tr], y[tr], cv=inner, method="decision_function")
+            test_scores["learned"] = model.decision_function(x[te])
+            out["learned"]["C"].append(float(model[-1].best_params_["C"]))
+            best = max(names, key=lambda a: (_auc(train_scores[a], y[tr]), -names.index(a)))
+            out["strongest"]["chosen"].append(best)
+            for a in names + ["strongest"]:
+                src = best if a == "strongest" else a
+                s_tr, s_te = train_scores[src], test_scores[src]
+                neg = s_tr[y[tr] == 0]
+                out[a]["q"][te] = _below(neg, s_te)
+                for t in FPR_TARGETS:
+                    out[a]["flag"][t][te] = s_te >= threshold_at_fmr(neg, t)
+                out[a]["bacc"][te] = s_te >= _threshold_bacc(s_tr, y[tr])
+        for a in names + ["strongest"]:
+            out[a]["auc"] = _auc(out[a]["q"], y)
+        return out
+
+    def _records(self, attack: str, per_repeat: list[dict], y: np.ndarray, boot: SubjectBootstrap,
+                 folds: int) -> list[MetricRecord]:
+        """AUC, balanced accuracy, TPR and achieved FPR at each target for one attack, pooled over repeats
+        (value: mean; interval: every repeat's person resamples), each rate with its exact-binomial floor on
+        its own persons, widened for the thresholds chosen on other folds (Nadeau & Bengio)."""
+        mem, non = y == 1, y == 0
+        n_mem, n_non = int(mem.sum()), int(non.sum())
+        records = []
+
+        def add(metric, value, boots, direction, setting, persons, obs):
+            est = boot.from_resamples(value, boots, rate=True, persons=persons, observations=obs)
+            records.append(MetricRecord.of(self.name, "clean", metric, widen_for_training(est, folds), direction,
+                                           setting=setting))
+
+        aucs, auc_boots = [], []
+        for r in per_repeat:
+            aucs.append(r["auc"])
+            for w in boot.image_weights():
+                auc_boots.append(eer_auc_many(r["q"][non], r["q"][mem], w[:, non], w[:, mem])[3])
+        add("membership_auc", float(np.mean(aucs)), np.concatenate(auc_boots), RISK, attack, len(y), min(n_mem, n_non))
+        # Balanced accuracy: (TPR + TNR) / 2 from per-person counts summed on every resample.
+        cols = lambda flag: np.stack([flag & mem, mem, ~flag & non, non], 1).astype(float)  # noqa: E731
+        sums = [boot.resample_sums(cols(r["bacc"])) for r in per_repeat]
+        full = [cols(r["bacc"]).sum(0) for r in per_repeat]
+        bacc = lambda s: 0.5 * (s[..., 0] / s[..., 1] + s[..., 2] / s[..., 3])  # noqa: E731
+        with np.errstate(invalid="ignore", divide="ignore"):
+            add("membership_balanced_accuracy", float(np.mean([bacc(f) for f in full])),
+                np.concatenate([bacc(s) for s in sums]), RISK, attack, len(y), len(y))
+        for t in FPR_TARGETS:
+            setting = f"{attack};fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else "")
+            for metric, who, persons, direction in (("membership_tpr_at_fpr", mem, n_mem, RISK),
+                                                    ("membership_fpr", non, n_non, NEUTRAL)):
+                per = [np.stack([r["flag"][t] & who, who], 1).astype(float) for r in per_repeat]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    value = float(np.mean([p[:, 0].sum() / p[:, 1].sum() for p in per]))
+                    boots = np.concatenate([(lambda s: s[:, 0] / s[:, 1])(boot.resample_sums(p)) for p in per])
+                add(metric, value, boots, direction, setting, persons, persons)
+        return records
+
+
+def _auc(scores: np.ndarray, y: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, scores)) if 0 < y.sum() < len(y) else float("nan")

@@ -1,0 +1,178 @@
+"""Membership probe: exact scores on built embeddings, and the sample world's planted control.
+
+The sample FR models were trained on persons 0-499 of the generator's ``train`` split (image numbers 0-7);
+``MembershipRecipe`` draws new images (numbers 8-11) of the first 200 of them (members) and persons 500-799
+(non-members, never trained on). Known answers: every sample FR model's strongest attack has an AUC interval
+above 0.5; a random ``member`` label, and a model trained here on other persons, sit at chance.
+"""
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit import api
+from audit.config import AuditConfig
+from audit.errors import ConfigError
+from audit.probes.membership import calibrate, needs_more, person_scores
+from audit.store import Store
+from audit.synth import DEFAULT_MEMBERSHIP, materialise
+from tests.conftest import ROOT, SAMPLE_MODELS
+from tests.probes.conftest import pick
+
+
+def test_person_scores_known_answer():
+    # Person a: two identical images (tight); person b: two orthogonal images; person c: far from both.
+    emb = np.array([[1, 0, 0], [1, 0, 0], [0.6, 0.8, 0], [0.6, -0.8, 0], [0, 0, 1], [0, 0, 1]], float) * 3
+    persons, s = person_scores(emb, np.array(["a", "a", "b", "b", "c", "c"]))
+    assert list(persons) == ["a", "b", "c"]
+    tight, spread, iso = s.T
+    assert tight == pytest.approx([1.0, 0.36 - 0.64, 1.0])
+    assert spread == pytest.approx([0.0, -0.8, 0.0])
+    # Centroids: a (1,0,0), b (0.6,0,0)->(1,0,0), c (0,0,1): a and b coincide, c is orthogonal to both.
+    assert iso == pytest.approx([0.0, 0.0, 1.0])
+    # A person with one image has no tightness: left out.
+    persons, _ = person_scores(emb[:5], np.array(["a", "a", "b", "b", "c"]))
+    assert list(persons) == ["a", "b"]
+
+
+def test_rule_of_30_and_calibration():
+    assert needs_more(300, 0.1) == 0 and needs_more(299, 0.1) == 1
+    assert needs_more(300, 0.01) == 2700 and needs_more(300, 1e-3) == 29700
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(50, 3))
+    assert np.allclose(calibrate(target, [target]), 0)  # what any model shows is not membership
+    assert np.allclose(calibrate(target, [target * 2 + 1, target * 3 - 1]), 0)
+    moved = target.copy()
+    moved[0, 0] += 5  # one person stands out under the target only
+    shifted = calibrate(moved, [target])
+    assert shifted[0, 0] > 1 and abs(shifted[:, 1:]).max() < 1e-9 and abs(shifted[1:, 0]).max() < 0.5
+
+
+@pytest.fixture(scope="module")
+def membership_data(tmp_path_factory):
+    folder, _, _ = materialise(tmp_path_factory.mktemp("membership") / "set", DEFAULT_MEMBERSHIP, workers=2)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def membership_runs(tmp_path_factory):
+    db = tmp_path_factory.mktemp("membership-store") / "store.duckdb"
+    out = {}
+
+    def get(model, data, labels=None, references=()):
+        key = (str(model), str(data), str(labels), tuple(map(str, references)))
+        if key not in out:
+            cfg = AuditConfig(model=model, data=str(data), labels=labels, probes=["membership"], conditions=["clean"],
+                              reference_models=list(references), preset="quick", parity=False)
+            run_id = api.run_audit(cfg, db)
+            with Store(db, read_only=True) as s:
+                out[key] = s.metrics(run_id)
+        return out[key]
+    return get
+
+
+def test_sample_recipe_members_are_training_identities(membership_data):
+    m = pd.read_csv(membership_data / "manifest.csv")
+    per = m.groupby("subject")["member"].agg(["first", "nunique", "size"])
+    assert (per["nunique"] == 1).all() and (per["size"] == 4).all()
+    index = per.index.str.removeprefix("train").astype(int)
+    assert ((index < 500) == (per["first"] == 1)).all()  # members: trained identities; non-members: never trained
+    assert int(per["first"].sum()) == 200 and len(per) == 500
+    images = m["image"].str.extract(r"/(\d+)\.jpg$")[0].astype(int)
+    assert images.min() == 8  # training drew image numbers 0-7 only: every image here is new
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fr-baseline", "fr-maskaware", "fr-private", "fr-robust"])
+def test_planted_members_are_found(membership_runs, membership_data, name):
+    m = membership_runs(SAMPLE_MODELS / f"{name}.onnx", membership_data)
+    auc = pick(m, probe="membership", metric="membership_auc", setting="strongest")
+    assert auc["ci_low"] > 0.5, (name, auc["value"], auc["ci_low"])
+    tpr = pick(m, probe="membership", metric="membership_tpr_at_fpr", setting="strongest;fpr=0.1")
+    fpr = pick(m, probe="membership", metric="membership_fpr", setting="strongest;fpr=0.1")
+    assert tpr["value"] > fpr["value"]
+    # 300 non-members support FPR 0.1 only; the others are measured, marked, and say what they need.
+    assert len(m[m["setting"] == "strongest;fpr=0.01;unsupported"]) == 2
+    need = pick(m, probe="membership", metric="membership_nonmembers_needed", setting="fpr=0.01")
+    assert need["value"] == 2700
+
+
+@pytest.mark.slow
+def test_random_member_label_is_at_chance(membership_runs, membership_data):
+    """The same faces and model with the label shuffled over persons: nothing to find."""
+    m = pd.read_csv(membership_data / "manifest.csv")
+    persons = m.drop_duplicates("subject")[["subject", "member"]].reset_index(drop=True)
+    persons["member"] = np.random.default_rng(7).permutation(persons["member"].to_numpy())
+    m.drop(columns="member").to_csv(membership_data / "unlabelled.csv", index=False)
+    labels = membership_data.parent / "random-labels.csv"
+    persons.to_csv(labels, index=False)
+    r = membership_runs(SAMPLE_MODELS / "fr-baseline.onnx", membership_data / "unlabelled.csv", labels)
+    auc = pick(r, probe="membership", metric="membership_auc", setting="strongest")
+    assert auc["ci_low"] < 0.5 < auc["ci_high"], (auc["value"], auc["ci_low"], auc["ci_high"])
+
+
+@pytest.fixture(scope="module")
+def never_trained_model(tmp_path_factory):
+    """A small FR model trained here, with the sample models' recipe, on 200 persons of another split (6 images,
+    4 epochs): it recognises faces but never saw any member or non-member."""
+    torch = pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("train_sample_models", ROOT / "scripts" / "train_sample_models.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    torch.set_num_threads(1)
+    images, pts, df = train.load_training(200, 6, split="reference")
+    body = train.train_fr(images, pts, df, 4, log=lambda *_: None)
+    path = tmp_path_factory.mktemp("reference") / "fr-reference.onnx"
+    inp = {"name": "input", "size": [112, 112], "layout": "NCHW", "color": "RGB", "mean": [127.5] * 3,
+           "std": [127.5] * 3}
+    train.export(body, path, ["embedding"], {"name": "fr-reference", "kind": "embedding", "input": inp,
+                                              "embedding_output": "embedding"}, "never saw the membership persons")
+    return path
+
+
+@pytest.mark.slow
+def test_model_never_trained_on_them_is_at_chance(membership_runs, membership_data, never_trained_model):
+    m = membership_runs(never_trained_model, membership_data)
+    auc = pick(m, probe="membership", metric="membership_auc", setting="strongest")
+    assert auc["ci_low"] < 0.5 < auc["ci_high"], (auc["value"], auc["ci_low"], auc["ci_high"])
+
+
+@pytest.mark.slow
+def test_reference_model_adds_calibrated_attacks(membership_runs, membership_data, never_trained_model):
+    m = membership_runs(SAMPLE_MODELS / "fr-baseline.onnx", membership_data, references=[never_trained_model])
+    settings = set(m.loc[m["metric"] == "membership_auc", "setting"])
+    assert {"tightness@reference", "spread@reference", "isolation@reference", "learned", "strongest"} <= settings
+    assert pick(m, probe="membership", metric="membership_auc", setting="strongest")["ci_low"] > 0.5
+
+
+@pytest.fixture
+def scratch_manifests(small_data):
+    """Extra manifests written beside the shared small set's (its images are relative to that folder), removed
+    afterwards."""
+    made = []
+    yield lambda name: made.append(small_data / name) or small_data / name
+    for p in made:
+        p.unlink(missing_ok=True)
+
+
+def test_bad_member_labels_are_refused(tmp_path, small_data, scratch_manifests):
+    m = pd.read_csv(small_data / "manifest.csv")
+    m["member"] = (m["subject"].rank(method="dense") % 2).astype(int)
+    m.loc[1, "member"] = 1 - m.loc[0, "member"]  # the first person now has both labels
+    m.to_csv(scratch_manifests("mixed.csv"), index=False)
+    cfg = AuditConfig(model=SAMPLE_MODELS / "fr-baseline.onnx", data=str(small_data / "mixed.csv"),
+                      probes=["membership"], conditions=["clean"], parity=False)
+    with pytest.raises(ConfigError, match=r"person 'eval00000' \(first at row 1\) has both member 1 and 0"):
+        api.run_audit(cfg, tmp_path / "s.duckdb")
+    m["member"] = m["member"].astype(object)
+    m.loc[3, "member"] = "yes"
+    m.to_csv(scratch_manifests("word.csv"), index=False)
+    cfg = cfg.model_copy(update={"data": str(small_data / "word.csv")})
+    with pytest.raises(Exception, match=r"row 4, column 'member'"):
+        api.run_audit(cfg, tmp_path / "s.duckdb")
+    m.drop(columns="member").to_csv(scratch_manifests("none.csv"), index=False)
+    cfg = cfg.model_copy(update={"data": str(small_data / "none.csv")})
+    with pytest.raises(ConfigError, match="has no 'member' column"):
+        api.run_audit(cfg, tmp_path / "s.duckdb")
