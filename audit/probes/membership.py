@@ -223,7 +223,7 @@ class MembershipProbe:
     @staticmethod
     def _reference(ctx: ProbeContext, model, subjects, persons) -> np.ndarray:
         """The reference model's scores of ``persons`` (the same rows as the target's)."""
-        emb = np.concatenate([model.ort.embed(faces) for _, faces in ctx.faces.chunks()])
+        emb = np.concatenate([model.infer.embed(faces) for _, faces in ctx.faces.chunks()])
         ref_persons, scores = person_scores(emb, subjects)
         pos = {p: i for i, p in enumerate(ref_persons)}
         return scores[[pos[p] for p in persons]]
