@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,6 +31,14 @@ def to_svg(fig) -> str:
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
+
+
+def plain_log(*axes) -> None:
+    """Log axes labelled in plain text (1e-05, 0.001, 1, 100): matplotlib's default log labels are mathtext,
+    which is off here (rcParams), so they would print as '$\\mathdefault{10^{-3}}$'."""
+    for axis in axes:
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _err(df: pd.DataFrame) -> np.ndarray:
@@ -86,6 +95,7 @@ def det_curves(curves: dict[str, dict], points: pd.DataFrame | None = None) -> s
                         mfc="white", mew=1.0, label=plain(r.setting.replace("fmr=", "τ @ FMR ")) if i == 0 else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log(ax.xaxis, ax.yaxis)
     ax.set_xlabel("false match rate (FMR)")
     ax.set_ylabel("false non-match rate (FNMR)")
     ax.set_xlim(1e-5, 1)
@@ -131,6 +141,9 @@ def query_curve(attack: dict | None) -> str | None:
         ax.plot(curve["queries"], sar, marker="o", ms=3, lw=1.2, color=COLOURS[i % len(COLOURS)],
                 label=plain(f"FMR {fmr}"))
     ax.set_xscale("log")
+    # plain tick labels at the points read (the log axis' default labels are mathtext, which is off here)
+    ax.set_xticks(curve["queries"], [f"{q:g}" for q in curve["queries"]])
+    plain_log(ax.xaxis)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("queries per victim (1 = the decoder's image alone)", fontsize=6)
     ax.set_ylabel("SAR type I (target)", fontsize=6)

@@ -43,6 +43,9 @@ def test_html_has_every_section(audited):
                     "Identity under occlusion", "Limitations", "Reproducibility appendix", "<svg"):
         assert section in html, section
     assert "not applicable" in html  # inversion rules cannot be judged without that probe
+    # Figures label their axes in plain text: with mathtext off, matplotlib's default log-axis labels would print
+    # as '$\mathdefault{10^{-3}}$' (the DET plot did until 2026-12-04).
+    assert "mathdefault" not in html and "$" not in "".join(html.split("<svg")[1:])
 
 
 def test_pdf_pages_and_findings_text(audited):
