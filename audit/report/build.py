@@ -47,10 +47,11 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
             findings = findings[findings["pack"].isin(packs)]
         results = export.dumps(export.results_document(store, run_id))
         signing = _attestation_page(run, sig, stem) if sig else None
-        html = render_run(store, run_id, no_faces, packs, attestation=signing,
-                          quality_file=stem.name + QUALITY_SUFFIX if quality else None)
+        html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
+                                    quality_file=stem.name + QUALITY_SUFFIX if quality else None)
     attachments = {attest.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
-                   **({QUALITY_ATTACHMENT: quality} if quality else {})}
+                   **({QUALITY_ATTACHMENT: quality} if quality else {}),
+                   **{name: safe_csv(table) for name, table in appendix.items()}}
     written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
     if quality:  # the full list beside the report (the report itself summarises it)
         written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -86,6 +87,9 @@ def det_curves(curves: dict[str, dict], points: pd.DataFrame | None = None) -> s
                         mfc="white", mew=1.0, label=plain(r.setting.replace("fmr=", "τ @ FMR ")) if i == 0 else None)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # plain decimals: log ticks are mathtext, which is off (see rcParams)
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("false match rate (FMR)")
     ax.set_ylabel("false non-match rate (FNMR)")
     ax.set_xlim(1e-5, 1)
