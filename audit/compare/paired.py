@@ -247,3 +247,48 @@ def directions_of(metrics: pd.DataFrame) -> dict:
     """Series key -> stored direction, from a run's metric rows."""
     return {(r.probe, r.metric, r.condition, r.setting, r.attribute, r.group): r.direction
             for r in metrics.itertuples()}
+
+
+VERDICT_KINDS = ("B higher", "A higher", "cannot be told apart", "no finite difference")
+
+
+def outcome(row: dict) -> str:
+    """The kind of a paired row's verdict: ``B higher``, ``A higher``, ``cannot be told apart`` or
+    ``no finite difference`` (A is the reference run)."""
+    words = row["verdict"]
+    if words == f"{row['b']} higher":
+        return "B higher"
+    if words == f"{row['a']} higher":
+        return "A higher"
+    return "no finite difference" if words.startswith("no finite") else "cannot be told apart"
+
+
+def summarise(rows: list[dict], top: int = 3) -> list[dict]:
+    """Paired rows in a few lines: per probe and compared model B, how many measures B is higher on, A higher,
+    cannot be told apart (and without a finite difference), and the ``top`` largest differences whose interval
+    excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        s = out.setdefault((r["probe"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
+                                                  "counts": dict.fromkeys(VERDICT_KINDS, 0), "largest": []})
+        s["measures"] += 1
+        s["counts"][outcome(r)] += 1
+        if outcome(r) in ("B higher", "A higher"):
+            s["largest"].append(r)
+    for s in out.values():
+        s["largest"] = sorted(s["largest"], key=lambda r: (r["ratio"] is None, -abs(r["diff"])))[:top]
+    return sorted(out.values(), key=lambda s: (s["probe"], s["b"]))
+
+
+
+def model_verdicts(summary: list[dict]) -> list[dict]:
+    """:func:`summarise` per compared model B (over its probes): measures, how many B is higher and A higher on,
+    how many cannot be told apart, and the per-probe lines."""
+    out: dict[str, dict] = {}
+    for s in summary:
+        m = out.setdefault(s["b"], {"a": s["a"], "b": s["b"], "measures": 0, "counts": dict.fromkeys(VERDICT_KINDS, 0),
+                                    "probes": []})
+        m["measures"] += s["measures"]
+        m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
+        m["probes"].append(s)
+    return list(out.values())

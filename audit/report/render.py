@@ -371,7 +371,23 @@ def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list
         rows["label"] = [_series_label(r) for r in res["rows"]]
         for b, part in rows[rows["group"] == "all"].groupby("b", sort=False):
             forests.append(plots.forest(part, f"{b} − {labels[reference]}"))
-    return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference]}
+    for r in res["rows"]:
+        r["outcome"] = compare.outcome(r)
+    summary = compare.summarise(res["rows"])
+    return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference],
+            "summary": summary, "model_verdicts": compare.model_verdicts(summary)}
+
+
+def compare_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
+    """The comparison's full tables (name -> table): every paired difference, every ranking and its pairwise
+    verdicts. Written beside the HTML and attached to the PDF; the print summarises them."""
+    paired = ctx.get("paired") or {"rows": [], "rankings": []}
+    measure = ("probe", "metric", "condition", "setting", "attribute", "group")
+    ranks = [{**{k: k_[k] for k in measure}, **m} for k_ in paired["rankings"] for m in k_["models"]]
+    pairs = [{**{k: k_[k] for k in measure}, **p} for k_ in paired["rankings"] for p in k_["pairs"]]
+    tables = {"paired-differences.csv": pd.DataFrame(paired["rows"]), "rankings.csv": pd.DataFrame(ranks),
+              "rankings-pairwise.csv": pd.DataFrame(pairs)}
+    return {name: t for name, t in tables.items() if not t.empty}
 
 
 def _series_label(row: dict) -> str:
@@ -380,8 +396,14 @@ def _series_label(row: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def render_compare(store: Store, run_ids: list[str], templates: Path | None = None, reference: int = 0) -> str:
-    return environment(templates).get_template("compare.html.j2").render(**compare_context(store, run_ids, reference))
+def render_compare(store: Store, run_ids: list[str], templates: Path | None = None, reference: int = 0,
+                   beside: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The comparison report and its full tables (:func:`compare_appendix`); ``beside``: the report's file stem,
+    when the tables are written beside it as ``STEM.NAME``."""
+    ctx = compare_context(store, run_ids, reference)
+    appendix = compare_appendix(ctx)
+    html = environment(templates).get_template("compare.html.j2").render(**ctx, appendix=appendix, beside=beside)
+    return html, appendix
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
