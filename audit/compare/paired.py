@@ -210,6 +210,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             rows.append({**base, "a": labels[ref], "b": labels[i], "value_a": ref_val, "value_b": val,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
+            rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:
             rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have])})
     return {"rows": rows, "rankings": rankings, "missing": missing, "persons": len(boot.persons), "n_boot": n_boot}
@@ -252,7 +253,7 @@ def directions_of(metrics: pd.DataFrame) -> dict:
 VERDICT_KINDS = ("B higher", "A higher", "cannot be told apart", "no finite difference")
 
 
-def outcome(row: dict) -> str:
+def outcome(row: dict) -> str:  # kept in each row by compare_runs
     """The kind of a paired row's verdict: ``B higher``, ``A higher``, ``cannot be told apart`` or
     ``no finite difference`` (A is the reference run)."""
     words = row["verdict"]
@@ -264,7 +265,7 @@ def outcome(row: dict) -> str:
 
 
 def summarise(rows: list[dict], top: int = 3) -> list[dict]:
-    """Paired rows in a few lines: per probe and compared model B, how many measures B is higher on, A higher,
+    """Paired rows (of :func:`compare_runs`) in a few lines: per probe and compared model B, how many measures B is higher on, A higher,
     cannot be told apart (and without a finite difference), and the ``top`` largest differences whose interval
     excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
     out: dict[tuple, dict] = {}
@@ -272,13 +273,12 @@ def summarise(rows: list[dict], top: int = 3) -> list[dict]:
         s = out.setdefault((r["probe"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
                                                   "counts": dict.fromkeys(VERDICT_KINDS, 0), "largest": []})
         s["measures"] += 1
-        s["counts"][outcome(r)] += 1
-        if outcome(r) in ("B higher", "A higher"):
+        s["counts"][r["outcome"]] += 1
+        if r["outcome"] in ("B higher", "A higher"):
             s["largest"].append(r)
     for s in out.values():
         s["largest"] = sorted(s["largest"], key=lambda r: (r["ratio"] is None, -abs(r["diff"])))[:top]
     return sorted(out.values(), key=lambda s: (s["probe"], s["b"]))
-
 
 
 def model_verdicts(summary: list[dict]) -> list[dict]:
@@ -286,8 +286,8 @@ def model_verdicts(summary: list[dict]) -> list[dict]:
     how many cannot be told apart, and the per-probe lines."""
     out: dict[str, dict] = {}
     for s in summary:
-        m = out.setdefault(s["b"], {"a": s["a"], "b": s["b"], "measures": 0, "counts": dict.fromkeys(VERDICT_KINDS, 0),
-                                    "probes": []})
+        m = out.setdefault(s["b"], {"a": s["a"], "b": s["b"], "measures": 0,
+                                    "counts": dict.fromkeys(VERDICT_KINDS, 0), "probes": []})
         m["measures"] += s["measures"]
         m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
         m["probes"].append(s)

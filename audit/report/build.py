@@ -106,7 +106,8 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
             if ref_id not in ids:
                 raise ConfigError(f"--reference {reference}: run {ref_id} is not one of the compared runs")
             ref = ids.index(ref_id)
-        stem = free_stem(out_dir / comparison_name(ids), [f".{f}" for f in formats] + [f".{n}" for n in COMPARE_TABLES])
+        stem = free_stem(out_dir / comparison_name(ids),
+                         [f".{f}" for f in formats] + [f".{name}" for name in COMPARE_TABLES])
         html, appendix = render_compare(store, ids, reference=ref, beside=stem.name)
     tables = {name: safe_csv(table) for name, table in appendix.items()}
     written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, tables))

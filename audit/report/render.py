@@ -295,7 +295,8 @@ def run_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
     attackers = pd.DataFrame([{**{k: r[k] for k in ("attribute", "condition", "setting", "metric")},
                                **dict(zip(att["families"], r["scores"])), "used_in_folds": r["picked"]}
                               for r in att["rows"]])
-    tables = {"leakage-attackers.csv": attackers, "cloak-convergence.csv": pd.DataFrame(ctx["cloak"].get("convergence"))}
+    tables = {"leakage-attackers.csv": attackers,
+              "cloak-convergence.csv": pd.DataFrame(ctx["cloak"].get("convergence"))}
     return {name: t for name, t in tables.items() if not t.empty}
 
 
@@ -308,7 +309,7 @@ def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[st
     ctx = run_context(store, run_id, no_faces, packs)
     appendix = run_appendix(ctx)
     html = environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
-                                                                        quality_file=quality_file, appendix=appendix)
+                                                                        quality_file=quality_file)
     return html, appendix
 
 
@@ -371,8 +372,6 @@ def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list
         rows["label"] = [_series_label(r) for r in res["rows"]]
         for b, part in rows[rows["group"] == "all"].groupby("b", sort=False):
             forests.append(plots.forest(part, f"{b} − {labels[reference]}"))
-    for r in res["rows"]:
-        r["outcome"] = compare.outcome(r)
     summary = compare.summarise(res["rows"])
     return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference],
             "summary": summary, "model_verdicts": compare.model_verdicts(summary)}
@@ -402,7 +401,7 @@ def render_compare(store: Store, run_ids: list[str], templates: Path | None = No
     when the tables are written beside it as ``STEM.NAME``."""
     ctx = compare_context(store, run_ids, reference)
     appendix = compare_appendix(ctx)
-    html = environment(templates).get_template("compare.html.j2").render(**ctx, appendix=appendix, beside=beside)
+    html = environment(templates).get_template("compare.html.j2").render(**ctx, beside=beside)
     return html, appendix
 
 
