@@ -265,12 +265,12 @@ def outcome(row: dict) -> str:  # kept in each row by compare_runs
 
 
 def summarise(rows: list[dict], top: int = 3) -> list[dict]:
-    """Paired rows (of :func:`compare_runs`) in a few lines: per probe and compared model B, how many measures B is higher on, A higher,
+    """Paired rows (of :func:`compare_runs`) in a few lines: per probe and pair of models (A, B), how many measures B is higher on, A higher,
     cannot be told apart (and without a finite difference), and the ``top`` largest differences whose interval
     excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
     out: dict[tuple, dict] = {}
     for r in rows:
-        s = out.setdefault((r["probe"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
+        s = out.setdefault((r["probe"], r["a"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
                                                   "counts": dict.fromkeys(VERDICT_KINDS, 0), "largest": []})
         s["measures"] += 1
         s["counts"][r["outcome"]] += 1
@@ -278,15 +278,16 @@ def summarise(rows: list[dict], top: int = 3) -> list[dict]:
             s["largest"].append(r)
     for s in out.values():
         s["largest"] = sorted(s["largest"], key=lambda r: (r["ratio"] is None, -abs(r["diff"])))[:top]
-    return sorted(out.values(), key=lambda s: (s["probe"], s["b"]))
+    return sorted(out.values(), key=lambda s: (s["probe"], s["a"], s["b"]))
 
 
 def model_verdicts(summary: list[dict]) -> list[dict]:
-    """:func:`summarise` per compared model B (over its probes): measures, how many B is higher and A higher on,
-    how many cannot be told apart, and the per-probe lines."""
-    out: dict[str, dict] = {}
+    """:func:`summarise` per pair of models (A, B), over their probes: measures, how many B is higher and A higher
+    on, how many cannot be told apart, and the per-probe lines. A probe a reference run did not run compares
+    against the first run that did, so one model B can have more than one A."""
+    out: dict[tuple, dict] = {}
     for s in summary:
-        m = out.setdefault(s["b"], {"a": s["a"], "b": s["b"], "measures": 0,
+        m = out.setdefault((s["a"], s["b"]), {"a": s["a"], "b": s["b"], "measures": 0,
                                     "counts": dict.fromkeys(VERDICT_KINDS, 0), "probes": []})
         m["measures"] += s["measures"]
         m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
