@@ -2,6 +2,7 @@
 only renders them); imports probes, metrics, config and below, never the report."""
 
 from audit.compare.comparability import blocking, differences, probe_comparability, run_fields
-from audit.compare.paired import compare_runs, directions_of
+from audit.compare.paired import VERDICT_KINDS, compare_runs, directions_of, model_verdicts, summarise
 
-__all__ = ["blocking", "compare_runs", "differences", "directions_of", "probe_comparability", "run_fields"]
+__all__ = ["VERDICT_KINDS", "blocking", "compare_runs", "differences", "directions_of", "model_verdicts",
+           "probe_comparability", "run_fields", "summarise"]

@@ -260,6 +260,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             rows.append({**base, "a": labels[ref], "b": labels[i], "value_a": ref_val, "value_b": val,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
+            rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:
             rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have])})
     return {"rows": rows, "rankings": rankings, "missing": missing, "persons": len(boot.persons), "n_boot": n_boot}
@@ -297,3 +298,48 @@ def directions_of(metrics: pd.DataFrame) -> dict:
     """Series key -> stored direction, from a run's metric rows."""
     return {(r.probe, r.metric, r.condition, r.setting, r.attribute, r.group): r.direction
             for r in metrics.itertuples()}
+
+
+VERDICT_KINDS = ("B higher", "A higher", "cannot be told apart", "no finite difference")
+
+
+def outcome(row: dict) -> str:  # kept in each row by compare_runs
+    """The kind of a paired row's verdict: ``B higher``, ``A higher``, ``cannot be told apart`` or
+    ``no finite difference`` (A is the reference run)."""
+    words = row["verdict"]
+    if words == f"{row['b']} higher":
+        return "B higher"
+    if words == f"{row['a']} higher":
+        return "A higher"
+    return "no finite difference" if words.startswith("no finite") else "cannot be told apart"
+
+
+def summarise(rows: list[dict], top: int = 3) -> list[dict]:
+    """Paired rows (of :func:`compare_runs`) in a few lines: per probe and pair of models (A, B), how many measures B is higher on, A higher,
+    cannot be told apart (and without a finite difference), and the ``top`` largest differences whose interval
+    excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        s = out.setdefault((r["probe"], r["a"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
+                                                  "counts": dict.fromkeys(VERDICT_KINDS, 0), "largest": []})
+        s["measures"] += 1
+        s["counts"][r["outcome"]] += 1
+        if r["outcome"] in ("B higher", "A higher"):
+            s["largest"].append(r)
+    for s in out.values():
+        s["largest"] = sorted(s["largest"], key=lambda r: (r["ratio"] is None, -abs(r["diff"])))[:top]
+    return sorted(out.values(), key=lambda s: (s["probe"], s["a"], s["b"]))
+
+
+def model_verdicts(summary: list[dict]) -> list[dict]:
+    """:func:`summarise` per pair of models (A, B), over their probes: measures, how many B is higher and A higher
+    on, how many cannot be told apart, and the per-probe lines. A probe a reference run did not run compares
+    against the first run that did, so one model B can have more than one A."""
+    out: dict[tuple, dict] = {}
+    for s in summary:
+        m = out.setdefault((s["a"], s["b"]), {"a": s["a"], "b": s["b"], "measures": 0,
+                                    "counts": dict.fromkeys(VERDICT_KINDS, 0), "probes": []})
+        m["measures"] += s["measures"]
+        m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
+        m["probes"].append(s)
+    return list(out.values())

@@ -47,10 +47,11 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
             findings = findings[findings["pack"].isin(packs)]
         results = export.dumps(export.results_document(store, run_id))
         signing = _attestation_page(run, sig, stem) if sig else None
-        html = render_run(store, run_id, no_faces, packs, attestation=signing,
-                          quality_file=stem.name + QUALITY_SUFFIX if quality else None)
+        html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
+                                    quality_file=stem.name + QUALITY_SUFFIX if quality else None)
     attachments = {attest.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
-                   **({QUALITY_ATTACHMENT: quality} if quality else {})}
+                   **({QUALITY_ATTACHMENT: quality} if quality else {}),
+                   **{name: safe_csv(table) for name, table in appendix.items()}}
     written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
     if quality:  # the full list beside the report (the report itself summarises it)
         written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
@@ -62,6 +63,7 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
 
 
 QUALITY_ATTACHMENT, QUALITY_SUFFIX, METRICS_ATTACHMENT = "data-quality.csv", ".data-quality.csv", "metrics.csv"
+COMPARE_TABLES = ("paired-differences.csv", "rankings.csv", "rankings-pairwise.csv")  # see render.compare_appendix
 
 
 def quality_csv(quality: pd.DataFrame) -> bytes | None:
@@ -104,9 +106,13 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
             if ref_id not in ids:
                 raise ConfigError(f"--reference {reference}: run {ref_id} is not one of the compared runs")
             ref = ids.index(ref_id)
-        html = render_compare(store, ids, reference=ref)
-    stem = free_stem(out_dir / comparison_name(ids), [f".{f}" for f in formats])
-    return write_files(html, stem, formats, write_text_atomic, write_pdf)
+        stem = free_stem(out_dir / comparison_name(ids),
+                         [f".{f}" for f in formats] + [f".{name}" for name in COMPARE_TABLES])
+        html, appendix = render_compare(store, ids, reference=ref, beside=stem.name)
+    tables = {name: safe_csv(table) for name, table in appendix.items()}
+    written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, tables))
+    # the full tables beside the report too (its print summarises them)
+    return written + [write_atomic(stem.with_name(f"{stem.name}.{name}"), data) for name, data in tables.items()]
 
 
 def _formats(formats: list[str] | None) -> list[str]:

@@ -47,7 +47,8 @@ def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None)
     BLOCKED.clear()
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     files = [weasyprint.Attachment(string=data, name=name, relationship="Data",
-                                   description="faceaudit results (JSON) for this report")
+                                   description="faceaudit results (JSON) for this report" if name.endswith(".json")
+                                   else f"{name}: a table of this report in full (CSV)")
              for name, data in (attachments or {}).items()]
     with atomic_path(out) as tmp:
         weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(

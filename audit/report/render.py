@@ -221,6 +221,9 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         findings = findings[findings["pack"].isin(packs)]
     findings = findings.assign(_o=findings["status"].map(STATUS_ORDER)).sort_values(["_o", "pack", "rule_id"])
     findings["refs"] = findings["refs"].map(json.loads)
+    where = findings["location"].map(lambda loc: json.loads(loc) if isinstance(loc, str) else loc or {})
+    for end in ("ci_low", "ci_high"):  # the interval of the observed value, None where the rule's result has none
+        findings[end] = pd.Series([w.get(end) for w in where], index=findings.index, dtype=object)
     probes = store.probes(run_id)
     quality = store.data_quality(run["dataset_id"])
     leak = metrics[metrics["probe"] == "leakage"]
@@ -304,25 +307,40 @@ def _acquisition_context(store: Store, run_id: str, metrics: pd.DataFrame, no_fa
 
 def traceability(findings: pd.DataFrame) -> list[dict]:
     """One row per (clause, rule): each law or standard clause a pack cites, with the metric, threshold,
-    observed value and interval, and status that serve as its evidence. Clauses sorted, fails first."""
+    observed value and interval, and status that serve as its evidence. Clauses sorted, fails first.
+    ``findings`` as :func:`run_context` reads them (references parsed, interval taken from the location)."""
     rows = []
     for f in findings.to_dict("records"):
-        loc = json.loads(f["location"]) if isinstance(f["location"], str) else f["location"]
         for clause in f["refs"] or ["(no reference given)"]:
             rows.append({"clause": clause, "pack": f["pack"], "rule_id": f["rule_id"], "title": f["title"],
                          "metric": f.get("metric") or "", "probe": f.get("probe") or "", "warn_if": f["warn_if"],
                          "fail_if": f["fail_if"], "judged": f["judged"], "observed": f["observed"],
-                         "ci_low": loc.get("ci_low"), "ci_high": loc.get("ci_high"), "status": f["status"]})
+                         "ci_low": f["ci_low"], "ci_high": f["ci_high"], "status": f["status"]})
     return sorted(rows, key=lambda r: (r["clause"], STATUS_ORDER.get(r["status"], 9), r["pack"], r["rule_id"]))
 
 
+def run_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
+    """The tables the printed report leaves to attachments (name -> table); the HTML shows them in full."""
+    att = ctx["leakage"]["attackers"]
+    attackers = pd.DataFrame([{**{k: r[k] for k in ("attribute", "condition", "setting", "metric")},
+                               **dict(zip(att["families"], r["scores"])), "used_in_folds": r["picked"]}
+                              for r in att["rows"]])
+    tables = {"leakage-attackers.csv": attackers,
+              "cloak-convergence.csv": pd.DataFrame(ctx["cloak"].get("convergence"))}
+    return {name: t for name, t in tables.items() if not t.empty}
+
+
 def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
-               templates: Path | None = None, attestation: dict | None = None, quality_file: str | None = None) -> str:
-    """The run report; ``attestation`` (signer, key fingerprint, ...) adds the final attestation page;
-    ``quality_file`` names the CSV of every data-quality record written beside it (and attached to the PDF)."""
+               templates: Path | None = None, attestation: dict | None = None,
+               quality_file: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The run report and the tables its print leaves to PDF attachments (:func:`run_appendix`);
+    ``attestation`` (signer, key fingerprint, ...) adds the final attestation page; ``quality_file`` names the CSV
+    of every data-quality record written beside it (and attached to the PDF)."""
     ctx = run_context(store, run_id, no_faces, packs)
-    return environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
+    appendix = run_appendix(ctx)
+    html = environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
                                                                         quality_file=quality_file)
+    return html, appendix
 
 
 def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[str], list[dict]]:
@@ -384,7 +402,21 @@ def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list
         rows["label"] = [_series_label(r) for r in res["rows"]]
         for b, part in rows[rows["group"] == "all"].groupby("b", sort=False):
             forests.append(plots.forest(part, f"{b} − {labels[reference]}"))
-    return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference]}
+    summary = compare.summarise(res["rows"])
+    return {**base, "paired": res, "forests": [f for f in forests if f], "reference": labels[reference],
+            "summary": summary, "model_verdicts": compare.model_verdicts(summary)}
+
+
+def compare_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
+    """The comparison's full tables (name -> table): every paired difference, every ranking and its pairwise
+    verdicts. Written beside the HTML and attached to the PDF; the print summarises them."""
+    paired = ctx.get("paired") or {"rows": [], "rankings": []}
+    measure = ("probe", "metric", "condition", "setting", "attribute", "group")
+    ranks = [{**{k: k_[k] for k in measure}, **m} for k_ in paired["rankings"] for m in k_["models"]]
+    pairs = [{**{k: k_[k] for k in measure}, **p} for k_ in paired["rankings"] for p in k_["pairs"]]
+    tables = {"paired-differences.csv": pd.DataFrame(paired["rows"]), "rankings.csv": pd.DataFrame(ranks),
+              "rankings-pairwise.csv": pd.DataFrame(pairs)}
+    return {name: t for name, t in tables.items() if not t.empty}
 
 
 def _series_label(row: dict) -> str:
@@ -393,8 +425,14 @@ def _series_label(row: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def render_compare(store: Store, run_ids: list[str], templates: Path | None = None, reference: int = 0) -> str:
-    return environment(templates).get_template("compare.html.j2").render(**compare_context(store, run_ids, reference))
+def render_compare(store: Store, run_ids: list[str], templates: Path | None = None, reference: int = 0,
+                   beside: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The comparison report and its full tables (:func:`compare_appendix`); ``beside``: the report's file stem,
+    when the tables are written beside it as ``STEM.NAME``."""
+    ctx = compare_context(store, run_ids, reference)
+    appendix = compare_appendix(ctx)
+    html = environment(templates).get_template("compare.html.j2").render(**ctx, beside=beside)
+    return html, appendix
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -81,7 +81,7 @@ def test_comparison_report(audited, tmp_path):
         "/manifest.csv"), "seed": 1, "conditions": ["clean"], "bootstrap": 50, "mlp_epochs": 20})
     other = api.run_audit(cfg, db)
     api.evaluate_rules(other, db)
-    html_path, pdf_path = api.compare([run_id, other], db, tmp_path)
+    html_path, pdf_path = api.compare([run_id, other], db, tmp_path)[:2]  # (and any tables beside them)
     html = html_path.read_text()
     assert run_id in html and other in html and "Findings side by side" in html
     assert len(PdfReader(pdf_path).pages) >= 1
