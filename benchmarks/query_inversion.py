@@ -3,7 +3,7 @@ score-only queries (template + the matcher's comparison interface) and the white
 with the success curve against queries spent. Prints one JSON object.
 
     .venv/bin/python benchmarks/query_inversion.py --data DIR --model M.onnx [--profile P.yaml]
-        [--presets quick,standard] [--victims 48] [--seed 0]
+        [--presets quick,standard] [--victims 48] [--seed 0] [--queries N] [--no-white-box]
 
 It runs the inversion probe's own pieces (audit/probes/inversion.py, audit/probes/query.py) with each preset's
 decoder budget (epochs, auxiliary images, synthetic faces), query budget and white-box steps, on a seeded subset
@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--presets", default="quick,standard")
     ap.add_argument("--victims", type=int, default=48)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--queries", type=int, help="query budget per victim instead of the preset's")
+    ap.add_argument("--no-white-box", action="store_true", help="skip the white-box refinement")
     args = ap.parse_args()
     ds = load(args.data)
     faces = ds.faces()
@@ -63,7 +65,7 @@ def main() -> None:
            "thresholds": {f"{t:g}": round(float(v), 4) for t, v in taus.items()}, "presets": {}}
     torch_b = model.torch()
     for preset in args.presets.split(","):
-        steps, budget = SETTINGS[preset], PRESETS[preset]["inversion_queries"]
+        steps, budget = SETTINGS[preset], args.queries or PRESETS[preset]["inversion_queries"]
         aux = aux_all if len(aux_all) <= steps["aux"] else np.sort(rng.choice(aux_all, steps["aux"], replace=False))
         syn, syn_subj = synthetic_faces(PRESETS[preset]["synthetic_faces"], derive_seed(args.seed, "synthetic"))
         t0 = time.perf_counter()
@@ -83,7 +85,7 @@ def main() -> None:
                         "curve": {"queries": q.checkpoints,
                                   "sar_type1": {f"{t:g}": [round(float(np.mean(b >= tau)), 4) for b in q.snapshots]
                                                 for t, tau in taus.items()}}}
-        if torch_b is not None:
+        if torch_b is not None and not args.no_white_box:
             t0 = time.perf_counter()
             wb, rec = white_box(torch_b, start, emb[pick], steps["wb_steps"])
             row["white_box"] = {"sar_type1": sar(model, wb, emb[pick], taus), "steps": rec["steps"],
