@@ -68,6 +68,8 @@ METRICS: dict[str, dict[str, str]] = {
              "(1 = identical)."},
     "psnr": {"probe": "inversion", "meaning": "Peak signal-to-noise ratio of a reconstruction against its source, in "
              "dB (higher = closer)."},
+    "queries_per_victim": {"probe": "inversion", "meaning": "Queries (images submitted to the matcher, answered "
+                           "with a similarity score) the query-only attacker spent per victim."},
     # cloak
     "psr_at_1": {"probe": "cloak", "meaning": "Protection success rate: share of cloaked queries whose true match is "
                  "not the top-ranked result."},
