@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from audit.config import PRESETS
 from audit.data import load
 from audit.data.split import subject_split
 from audit.metrics import verification as ver
@@ -135,7 +136,7 @@ def test_probe_records_and_masked_templates(audit_runs):
     assert query["value"] >= 0.9 * wb["value"] and query["n"] == wb["n"]  # same victims, scores only
     assert control["value"] <= 0.05  # someone else's face passes at about the FMR (1e-3)
     spent = pick(m, probe="inversion", metric="queries_per_victim", setting="query")
-    assert 0 < spent["value"] <= SETTINGS["quick"]["queries"]
+    assert 0 < spent["value"] <= PRESETS["quick"]["inversion_queries"]
     assert set(m[m["metric"] == "ssim"]["setting"]) == {"black-box", "white-box", "query", "random-face"}
 
 
@@ -149,7 +150,7 @@ def test_query_attack_reaches_white_box_strength_from_scores_alone(setup, pixel_
     v = np.sort(np.random.default_rng(0).choice(victims, 32, replace=False))
     start = decode(dec, emb[v])
     oracle = ScoreOracle(model.ort.embed, emb[v])
-    budget = SETTINGS["quick"]["queries"]
+    budget = PRESETS["quick"]["inversion_queries"]
     q = query_attack(oracle, start, budget, seed=0)
     assert (q.queries == oracle.queries).all() and q.queries.max() <= budget and q.queries.min() > budget - 20
     assert np.all(np.diff(np.stack(q.snapshots), axis=0) >= 0) and q.checkpoints[0] == 1
