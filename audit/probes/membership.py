@@ -39,7 +39,7 @@ from audit.data.manifest import MEMBER
 from audit.errors import ConfigError
 from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
 from audit.metrics.verification import RULE_OF_30, eer_auc_many, l2_normalise, threshold_at_fmr
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.seeding import derive_seed
 
 RISK, NEUTRAL = "higher_is_riskier", "neutral"
@@ -211,6 +211,7 @@ class MembershipProbe:
                "scores": {a: [round(float(v), 6) for v in features[a]] for a in features},
                "member": y.tolist(), "persons": [str(p) for p in persons]}
         result.artifacts.append(Artifact.json(self.name, "attacks.json", doc))
+        result.artifacts.append(self._outcomes(ctx, subjects, persons, y, [o["strongest"] for o in outs], n_non))
         result.notes.append(
             f"Membership: {n_mem} member and {n_non} non-member persons; attacks {', '.join(attacks)}; "
             f"{k} stratified person folds repeated {repeats} times. Thresholds and the strongest attack are chosen "
@@ -227,6 +228,23 @@ class MembershipProbe:
         ref_persons, scores = person_scores(emb, subjects)
         pos = {p: i for i, p in enumerate(ref_persons)}
         return scores[[pos[p] for p in persons]]
+
+    def _outcomes(self, ctx: ProbeContext, subjects, persons, y, strongest: list[dict], n_non: int) -> Artifact:
+        """Per-person outcomes of the strongest attack, for paired comparisons of models audited on the same
+        persons (units: persons, keyed by each person's first manifest row): its out-of-fold scores and labels
+        (``auc``: the AUC averaged over repeats) and, over member persons, flagged at FPR 0.1 (``share``: one
+        unit per member and repeat, so the share is the stored TPR, the mean over repeats)."""
+        names, first = np.unique(subjects, return_index=True)
+        rows = ctx.faces.rows[first[np.searchsorted(names, persons)]]
+        t = FPR_TARGETS[0]
+        members = np.flatnonzero(y == 1)
+        series = [{"metric": "membership_auc", "condition": "clean", "setting": "strongest", "attribute": "",
+                   "kind": "auc", "y": y, "scores": [r["q"] for r in strongest]},
+                  {"metric": "membership_tpr_at_fpr", "condition": "clean",
+                   "setting": f"strongest;fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else ""),
+                   "attribute": "", "kind": "share", "units": np.tile(members, len(strongest)),
+                   "values": np.concatenate([r["flag"][t][members] for r in strongest])}]
+        return outcomes_artifact(self.name, rows, persons, series)
 
     @staticmethod
     def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
