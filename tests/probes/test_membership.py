@@ -212,3 +212,31 @@ def test_cli_sample_membership_run_and_its_report_section(tmp_path):
     assert f"with probability {auc['value']:.2f} (95% CI {auc['ci_low']:.2f} to {auc['ci_high']:.2f}" in section
     memb = findings[findings["rule_id"] == "MEMB-TRAINING-PERSONS"]
     assert len(memb) == 1 and memb["status"].item() != "pass"
+
+
+def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit_weights():
+    """The intervals re-choose every fold's thresholds on each person resample; with every person drawn once that
+    must give exactly the flags the cross-validation stored (FPR targets and best balanced accuracy), and
+    doubling a person's weight must move the rates."""
+    from audit.probes.membership import FPR_TARGETS, MembershipProbe, _rechosen_rate
+
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    x = y[:, None] * 0.6 + rng.normal(size=(100, 3))
+    x[:5, 0] = x[5, 0]  # ties
+    feats = {"tightness": x[:, 0], "spread": x[:, 1], "isolation": x[:, 2]}
+    probe = MembershipProbe()
+    out = probe._cross_validate(feats, x, y, probe._folds(y, 5, 1), 2)
+    ones = np.ones((1, len(y)))
+    mem, non = y == 1, y == 0
+    for a in ("tightness", "learned", "strongest"):
+        r = out[a]
+        for t in FPR_TARGETS:
+            for who in (mem, non):
+                assert _rechosen_rate(r["folds"], y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
+        assert _rechosen_rate(r["folds"], y, mem, ones, None)[0] == pytest.approx(r["bacc"][mem].mean())
+        assert _rechosen_rate(r["folds"], y, non, ones, None)[0] == pytest.approx(r["bacc"][non].mean())
+    w = np.ones((1, len(y)))
+    w[0, np.flatnonzero(non)[:20]] = 3  # some non-members drawn three times: thresholds move
+    moved = [_rechosen_rate(out["tightness"]["folds"], y, mem, w, 0.1)[0], out["tightness"]["flag"][0.1][mem].mean()]
+    assert moved[0] != moved[1]
