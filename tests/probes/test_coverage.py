@@ -30,19 +30,17 @@ def test_nominal_95_intervals_cover_the_truth(simulator, persons, reps):
 @pytest.mark.slow
 def test_membership_intervals_cover_the_truth_on_new_persons():
     """The membership probe's own cross-validation (5 stratified folds x 2 repeats) and interval code on 60 members
-    and 60 non-members with a planted signal (audit/probes/coverage.py): AUC and balanced accuracy of the strongest,
-    a score (tightness) and the learned attack, and the strongest attack's TPR at FPR 0.1, hold the truth on new
-    persons at least 92% of the time (the same 200 datasets as benchmarks/coverage.py). Known shortfall: the TPR at
-    FPR 0.1 of a single attack (tightness, learned) covers about 0.90 - its threshold, the 10% tail of about 48
-    training non-members, varies more than the person resamples (flags held fixed) and the Nadeau-Bengio factor
-    show; benchmarks/README.md says so."""
+    and 60 non-members with a planted signal (audit/probes/coverage.py): AUC, balanced accuracy and TPR at FPR 0.1
+    of the strongest, a score (tightness) and the learned attack hold the truth on new persons at least 92% of the
+    time (the same 200 datasets as benchmarks/coverage.py). Before every threshold was chosen again on each person
+    resample, the single attacks' TPR covered 0.905 here (0.88 at 200 + 200)."""
     rows = {r["metric"]: r for r in coverage("membership", 60, 200)}
     assert len(rows) == 9
     for metric, res in rows.items():
-        floor = 0.88 if metric in ("membership_tpr_at_fpr:tightness", "membership_tpr_at_fpr:learned") else 0.92
-        assert res["coverage"] >= floor, res
-        assert res["mean_width"] < 0.4, res
-    # The AUC interval is conservative: wider than the estimates' own spread calls for (floor + widening).
+        assert res["coverage"] >= 0.92, res
+        # not uselessly wide: 60 members make a TPR interval about 0.33 wide at best (3.92 sd of the estimates)
+        assert res["mean_width"] < (0.5 if metric.startswith("membership_tpr") else 0.3), res
+    # The intervals are conservative: wider than the estimates' own spread calls for (floors, widening).
     auc = rows["membership_auc:strongest"]
     assert auc["mean_width"] > 3.92 * auc["estimate_sd"]
 
