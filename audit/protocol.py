@@ -8,6 +8,7 @@ version: "1"
 title: faceaudit sample world, quick preset
 faceaudit: ">=0.1,<1"               # the tool versions it was written for (PEP 440 specifiers)
 dataset: {recipe: sample, seed: 0, people: 300, images: 8}   # or {fingerprint: <SHA-256 of manifest + files>}
+                                    # or {recipe: sample-membership, members: 200, nonmembers: 300, images: 4}
 probes: [leakage, identity, inversion, cloak]   # run those the model's kind supports
 conditions: [clean, mask:surgical, mask:cloth, mask:n95, sunglasses]
 attributes: [sex, skin_tone, age]   # optional
@@ -45,20 +46,31 @@ PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precis
 
 
 class DatasetPin(BaseModel):
-    """The data a protocol is for: a fingerprint, or the synthetic sample world's recipe."""
+    """The data a protocol is for: a fingerprint, or a synthetic recipe: the sample world (``sample``: seed,
+    people, images) or the membership probe's planted control (``sample-membership``: members, nonmembers,
+    images; its persons are the sample models' training persons and persons after them, so it has no seed of
+    its own)."""
 
     model_config = ConfigDict(extra="forbid")
     fingerprint: str | None = Field(None, pattern=SHA256)
     """SHA-256 over the manifest and every image file (what ``inspect``/reports call the dataset fingerprint)."""
-    recipe: Literal["sample"] | None = None
+    recipe: Literal["sample", "sample-membership"] | None = None
     seed: int | None = None
     people: int | None = None
     images: int | None = None
+    members: int | None = None
+    nonmembers: int | None = None
 
     @model_validator(mode="after")
     def _one(self):
         if (self.fingerprint is None) == (self.recipe is None):
-            raise ValueError("give either 'fingerprint' or 'recipe: sample' (with its seed, people, images)")
+            raise ValueError("give either 'fingerprint' or 'recipe: sample' (with its seed, people, images) or "
+                             "'recipe: sample-membership' (with its members, nonmembers, images)")
+        other = ("members", "nonmembers") if self.recipe == "sample" else \
+            ("seed", "people") if self.recipe == "sample-membership" else ()
+        given = [k for k in other if getattr(self, k) is not None]
+        if given:
+            raise ValueError(f"'{given[0]}' is not a setting of recipe {self.recipe!r}")
         return self
 
 
@@ -173,11 +185,17 @@ def check_dataset(record: dict, fingerprint: str, recipe: dict | None) -> None:
         raise ConfigError(f"protocol {record['name']!r} pins the dataset with fingerprint {pin['fingerprint']}; "
                           f"this dataset's is {fingerprint}")
     if pin.get("recipe"):
-        want = {k: pin[k] for k in ("seed", "people", "images") if pin.get(k) is not None}
+        membership = pin["recipe"] == "sample-membership"
+        keys = ("members", "nonmembers", "images") if membership else ("seed", "people", "images")
+        what = "the membership sample set" if membership else "the sample world"
+        want = {k: pin[k] for k in keys if pin.get(k) is not None}
         got = {k: (recipe or {}).get(k) for k in want}
-        if recipe is None or got != want:
-            raise ConfigError(f"protocol {record['name']!r} pins the sample world {want}; this dataset is "
-                              + ("not the sample world" if recipe is None else f"the sample world {got}"))
+        if recipe is None or bool(recipe.get("membership")) != membership:
+            kind = "not a synthetic set" if recipe is None else \
+                "the membership sample set" if recipe.get("membership") else "the sample world"
+            raise ConfigError(f"protocol {record['name']!r} pins {what} {want}; this dataset is {kind}")
+        if got != want:
+            raise ConfigError(f"protocol {record['name']!r} pins {what} {want}; this dataset is {what} {got}")
 
 
 def check_packs(record: dict, packs) -> None:

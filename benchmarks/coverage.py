@@ -7,7 +7,11 @@ probe's own code on scores with per-person effects (genuine intra-class correlat
 probe-person, gallery-person and pair effects), at 30, 60 and 200 persons and at 120 persons with a 5-person
 group; the leakage rows from the leakage probe's own interval code over 5 folds x 2 repeats; the paired
 rows from the comparison's paired person bootstrap (two models, correlated person effects, FNMR 0.05 vs
-0.08, and a group FMR 0.01 vs 0.02 resampled on both sides). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated populations.
+0.08, and a group FMR 0.01 vs 0.02 resampled on both sides); the membership rows from the membership probe's own
+cross-validation and interval code (5 stratified folds x 2 repeats) on per-person attack scores with a planted
+member signal, at 60 + 60 and 200 + 200 persons ("persons" = members = non-members), against the truth on new
+persons from the same population. See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
+populations.
 
     python benchmarks/coverage.py [--reps 300] [--boot 200]
 """
@@ -25,7 +29,7 @@ from audit.compare.coverage import coverage as paired_coverage  # noqa: E402
 from audit.probes.coverage import coverage  # noqa: E402
 
 PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
-        ("identity", (30, 60, 200)), ("identity_small_group", (120,))]
+        ("identity", (30, 60, 200)), ("identity_small_group", (120,)), ("membership", (60, 200))]
 
 
 def main() -> None:

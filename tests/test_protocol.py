@@ -131,3 +131,33 @@ def test_the_demo_runs_under_the_sample_world_protocol_at_its_defaults(tmp_path)
     assert kinds["attr-classifier"] == ["leakage"] and kinds["fr-baseline"] == proto.probes
     assert all(c.config.conditions == proto.conditions for c in cells)
     assert all(c.config.protocol is None for c in demo_cells(tmp_path, "standard", 0))  # not that protocol
+
+
+def test_a_protocol_can_pin_the_membership_sample_set(tmp_path, small_data, tiny_model):
+    """recipe: sample-membership pins the planted membership control by its recipe (members, non-members,
+    images); the sample world is not it, a membership set is not the sample world, and the counts must match."""
+    from audit.synth import MembershipRecipe, materialise
+
+    members, _, _ = materialise(tmp_path / "members", MembershipRecipe(members=10, nonmembers=10, images=3), workers=1)
+    pin = {"recipe": "sample-membership", "members": 10, "nonmembers": 10, "images": 3}
+    proto = _write(tmp_path / "m.yaml", dataset=pin, probes=["membership"])
+    db = tmp_path / "s.duckdb"
+    base = ["run", "--model", tiny_model, "--db", db, "--no-parity", "--protocol"]
+    code, out = run_cli(*base, _write(tmp_path / "i.yaml", dataset=pin), "--data", small_data)  # probes: identity
+    assert code == 2 and "pins the membership sample set" in out and "this dataset is the sample world" in out
+    code, out = run_cli(*base, _write(tmp_path / "w.yaml", probes=["membership"]), "--data", members)
+    assert code == 2 and "this dataset is the membership sample set" in out
+    code, out = run_cli(*base, _write(tmp_path / "n.yaml", dataset={**pin, "nonmembers": 12}, probes=["membership"]),
+                        "--data", members)
+    assert code == 2 and "'nonmembers': 12" in out and "'nonmembers': 10" in out
+    assert not db.exists() or Store(db, read_only=True).runs().empty
+    code, out = run_cli(*base, proto, "--data", members)
+    assert code == 0, out
+    with Store(db, read_only=True) as s:
+        run = s.runs().iloc[0]
+        cfg = s.run(run["run_id"])["config"]
+        metrics = s.metrics(run["run_id"])
+    assert cfg["protocol"]["dataset"] == pin and cfg["probes"] == ["membership"]
+    assert {"membership_auc", "membership_tpr_at_fpr"} <= set(metrics["metric"])
+    with pytest.raises(ConfigError, match="field 'dataset'.*'seed' is not a setting of recipe 'sample-membership'"):
+        load_protocol(_write(tmp_path / "bad.yaml", dataset={**pin, "seed": 0}))

@@ -23,6 +23,7 @@ PROBE_SPECIFIC = {
                             "inversion_queries", "resolved.inversion_queries", "synthetic_faces",
                             "resolved.synthetic_faces"}) | ATTACKS,
     "cloak": frozenset({"inputs.surrogates", "cloak_eps"}) | ATTACKS,
+    "membership": frozenset({"inputs.reference_models"}),
 }
 """Settings that change only these probes' numbers: runs whose helper models differ can still be compared,
 paired, on the other probes (a regulator's identity comparison does not need the same cloak surrogates)."""

@@ -1,7 +1,7 @@
 """Paired differences between models audited on the same persons, and rankings.
 
 Every probe that has headline metrics keeps its per-unit outcomes (``outcomes.json``: one 0/1 outcome
-per genuine comparison, or the attacker's per-image predictions). For comparable runs the units are
+per genuine comparison, the attacker's per-image predictions, or a membership attack's per-person scores). For comparable runs the units are
 the same images of the same persons, so a **paired person bootstrap** draws persons once per
 replicate and computes every model's metric on the same draw; the difference B - A in a replicate
 then varies only with how the models differ on those persons, not with which persons were drawn,
@@ -26,6 +26,7 @@ from scipy import stats as sps
 
 from audit.metrics.demographic import ratio_max_min
 from audit.metrics.stats import expanded_alpha, percentile_interval
+from audit.metrics.verification import eer_auc_many
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
 from audit.seeding import rng_for
@@ -47,7 +48,8 @@ class Series:
     rows: np.ndarray
     subjects: np.ndarray
     kind: str
-    """``share`` (mean of ``values``), ``gain`` (normalised gain of ``y`` vs each of ``pred``) or ``max_min``."""
+    """``share`` (mean of ``values``), ``gain`` (normalised gain of ``y`` vs each of ``pred``), ``auc`` (AUC of each
+    of ``scores`` for ``y`` 1 against 0, averaged) or ``max_min``."""
     values: np.ndarray | None = None
     y: np.ndarray | None = None
     pred: np.ndarray | None = None
@@ -58,6 +60,8 @@ class Series:
     """``pair_share``: the gallery images' persons; the series is a share of (unit, gallery image) comparisons
     between different persons, ``accepts`` the (unit, gallery position) pairs counted (a group's FMR)."""
     accepts: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    """``auc``: one row of scores per cross-validation repeat, one column per unit."""
 
     @property
     def key(self) -> tuple:
@@ -109,6 +113,9 @@ def load_series(store, run_id: str) -> list[Series]:
                             out.append(Series(**{**base, "metric": "fnmr_max_min", "attribute": attr,
                                                  "kind": "max_min"}, group="all", rows=rows, subjects=subjects,
                                               parts=tuple(parts)))
+            elif sd["kind"] == "auc":
+                out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
+                                  scores=np.asarray(sd["scores"], float)))
             else:
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"]),
                                   pred=np.asarray(sd["pred"]), k=int(sd["k"])))
@@ -148,6 +155,8 @@ class PairedBootstrap:
         ones = np.ones(len(self.persons))
         if s.kind == "pair_share":
             return self._pair_share(s, idx)
+        if s.kind == "auc":
+            return self._auc(s, idx)
         if s.kind == "share":
             num = np.bincount(idx, weights=s.values, minlength=len(self.persons))
             den = np.bincount(idx, minlength=len(self.persons)).astype(float)
@@ -164,6 +173,17 @@ class PairedBootstrap:
             boots.append(confusion_stats((self.counts @ per_person).reshape(-1, s.k, s.k))["normalised_gain"])
         return float(np.mean(full)), np.mean(boots, axis=0)
 
+
+    def _auc(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """AUC of each repeat's scores on everyone and on every replicate (a unit weighs as often as its person is
+        drawn), averaged over repeats."""
+        pos, neg = s.y == 1, s.y == 0
+        w = self.counts[:, idx]
+        full, boots = [], []
+        for sc in s.scores:
+            full.append(eer_auc_many(sc[neg], sc[pos], np.ones((1, neg.sum())), np.ones((1, pos.sum())))[3][0])
+            boots.append(eer_auc_many(sc[neg], sc[pos], w[:, neg], w[:, pos])[3])
+        return float(np.mean(full)), np.mean(boots, axis=0)
 
     def _pair_share(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """Accepted over compared person pairs, probe persons and gallery persons drawn independently."""

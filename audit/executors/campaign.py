@@ -5,7 +5,7 @@ campaign: vendor-eval-2026     # an id: letters, digits, - _ .
 preset: quick
 seed: 0
 models: [models/vendor-a.onnx, models/]    # files, or folders (every .onnx inside)
-datasets: [sample, data/eval-set]          # folders, manifests, or 'sample'
+datasets: [sample, data/eval-set]          # folders, manifests, 'sample' or 'sample-membership'
 probes: [leakage, identity]                # optional; default: every probe the model's kind supports
 conditions: [clean, mask:surgical]         # optional
 attributes: [sex, skin_tone]               # optional
@@ -13,6 +13,7 @@ packs: [baseline, eu-ai-act]               # optional; default: every shipped pa
 protocol: protocols/sample-world.yaml      # optional: a protocol file; its pinned settings apply to every cell
 evaluator: models/judge.onnx               # optional helper models, as for 'faceaudit run'
 surrogates: [models/public-fr.onnx]
+reference_models: [models/other-fr.onnx]   # optional: the membership probe's reference models (--reference-model)
 device: auto
 attack_precision: auto                     # optional: auto | float32 | bfloat16 (as --attack-precision)
 detector: auto                             # optional: auto | none | mtcnn | a detector .onnx (as --detector)
@@ -35,7 +36,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audit.config import DETECTOR_SPECS
 from audit.errors import ConfigError, first_error
+from audit.run.inputs import SAMPLE_MEMBERSHIP
 from audit.yamlio import read_yaml
+
+SAMPLE_SETS = ("sample", SAMPLE_MEMBERSHIP)
+"""Dataset entries that name a synthetic set rather than a path (as ``--data`` does)."""
 
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +57,7 @@ class Campaign(BaseModel):
     attacker_model: str | None = None
     attribute_model: str | None = None
     surrogates: list[str] = Field(default_factory=list)
+    reference_models: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     detector: str = "auto"
@@ -62,7 +68,7 @@ class Campaign(BaseModel):
     """The protocol's settings, filled in by :func:`load_campaign` (not written in the file)."""
     source: str = ""
 
-    @field_validator("models", "datasets", "surrogates")
+    @field_validator("models", "datasets", "surrogates", "reference_models")
     @classmethod
     def _no_empty(cls, v: list[str]) -> list[str]:
         if any(not str(x).strip() for x in v):
@@ -101,7 +107,7 @@ def load_campaign(path: str | Path) -> Campaign:
             raise ConfigError(f"{path}: field 'models.{i}': {p}: no such model file")
     datasets = []
     for i, ref in enumerate(camp.datasets):
-        if ref == "sample":
+        if ref in SAMPLE_SETS:
             datasets.append(ref)
             continue
         p = _resolve(base, ref)
@@ -116,12 +122,14 @@ def load_campaign(path: str | Path) -> Campaign:
             if not p.is_file():
                 raise ConfigError(f"{path}: field '{key}': {p}: no such model file")
             helpers[key] = str(p)
-    surrogates = []
-    for i, ref in enumerate(camp.surrogates):
-        p = _resolve(base, ref)
-        if not p.is_file():
-            raise ConfigError(f"{path}: field 'surrogates.{i}': {p}: no such model file")
-        surrogates.append(str(p))
+    lists = {}
+    for key in ("surrogates", "reference_models"):
+        lists[key] = []
+        for i, ref in enumerate(getattr(camp, key)):
+            p = _resolve(base, ref)
+            if not p.is_file():
+                raise ConfigError(f"{path}: field '{key}.{i}': {p}: no such model file")
+            lists[key].append(str(p))
     detector = camp.detector
     if detector not in DETECTOR_SPECS:
         p = _resolve(base, detector)
@@ -131,7 +139,7 @@ def load_campaign(path: str | Path) -> Campaign:
         helpers["detector"] = str(p)
     _refuse_twice(path, "models", models, [_identity(Path(m)) for m in models])
     _refuse_twice(path, "datasets", datasets,
-                  [d if d == "sample" else _identity(Path(d), dataset=True) for d in datasets])
+                  [d if d in SAMPLE_SETS else _identity(Path(d), dataset=True) for d in datasets])
     # A pack given as a file (a suffix or a folder in it) is relative to the campaign file, like models and
     # datasets; a bare name is a shipped pack id.
     packs = None if camp.packs is None else [
@@ -144,7 +152,7 @@ def load_campaign(path: str | Path) -> Campaign:
         given = {k: getattr(camp, k) for k in PINNED if hasattr(camp, k)}
         pinned = apply(proto, given, camp.model_fields_set, where=lambda k: f"{path}: field '{k}':")
         packs = packs or list(proto.packs) or None
-    return camp.model_copy(update={"models": models, "datasets": datasets, "surrogates": surrogates,
+    return camp.model_copy(update={"models": models, "datasets": datasets, **lists,
                                    "packs": packs, "pinned": pinned, "source": str(path), **helpers})
 
 

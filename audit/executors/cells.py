@@ -11,7 +11,7 @@ from audit import probes as probe_mod
 from audit.config import make_config
 from audit.errors import ConfigError, FaceAuditError
 from audit.executors.base import Cell, CellProgress, Executor, config_hash
-from audit.executors.campaign import Campaign, load_campaign
+from audit.executors.campaign import SAMPLE_SETS, Campaign, load_campaign
 from audit.models import load as load_model
 from audit.paths import out_folder
 from audit.protocol import load_protocol
@@ -145,7 +145,7 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
                           min_face_confidence=camp.min_face_confidence, preset=camp.preset, seed=camp.seed,
                           device=camp.device, attack_precision=camp.attack_precision, evaluator=camp.evaluator,
                           attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
-                          surrogates=camp.surrogates, **optional)
+                          surrogates=camp.surrogates, reference_models=camp.reference_models, **optional)
             config = make_config(**{**fields, **camp.pinned, "probes": probes})
             cells.append(Cell(f"{names[model]} x {names[data]}", config))
     return cells
@@ -155,7 +155,7 @@ def _labels(models: list[str], datasets: list[str]) -> dict[str, str]:
     """How each model and dataset is named in campaign output: the file or folder name, with as many parent
     folders as it takes to tell apart two entries of the same name (``a/vendor`` and ``b/vendor``)."""
     def label(entry: str, depth: int, stem: bool) -> str:
-        if entry == "sample":
+        if entry in SAMPLE_SETS:
             return entry
         p = Path(entry)
         return "/".join([*(q.name for q in list(p.parents)[:depth][::-1]), p.stem if stem else p.name])

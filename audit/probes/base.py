@@ -49,7 +49,9 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     ``series``: one dict per headline metric, with ``metric``, ``condition``, ``setting``, ``attribute`` and a
     ``kind``: ``share`` (``values``: one 0/1 outcome per unit; the metric is their mean) or ``gain``
     (``y``: class per unit, -1 where unlabelled; ``pred``: one list of predictions per cross-validation repeat;
-    ``k`` classes; the metric is the normalised gain of balanced accuracy, averaged over repeats).
+    ``k`` classes; the metric is the normalised gain of balanced accuracy, averaged over repeats) or ``auc``
+    (``y``: 1 / 0 per unit; ``scores``: one list of scores per cross-validation repeat; the metric is the AUC of
+    the scores for ``y`` = 1 against ``y`` = 0, averaged over repeats).
     A series may carry ``units``: positions in ``rows`` it covers (default: every unit), when it is measured on
     a subset (the white-box inversion's victims).
     ``groups``: per attribute, each unit's group (None: no group), for per-group shares.
@@ -64,7 +66,8 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     doc = {"rows": [int(r) for r in rows], "subjects": [str(x) for x in subjects],
            "groups": {a: plain(g) for a, g in (groups or {}).items()},
            "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units", "accepts") else
-                           [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else v)
+                           [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else
+                           [np.asarray(p, float).round(9).tolist() for p in v] if k == "scores" else v)
                        for k, v in sd.items()} for sd in series]}
     if gallery is not None:
         doc["gallery"] = {"rows": [int(r) for r in gallery["rows"]], "subjects": [str(x) for x in gallery["subjects"]],

@@ -168,6 +168,84 @@ def sim_identity(rng, n: int, n_boot: int, small_group: int = 0) -> dict[str, tu
     return out
 
 
+# Membership: per-person attack scores (tightness, spread, isolation) = signal for members + person effect +
+# noise that shrinks with the person's images (2 + Poisson(2)); tightness and spread correlated (0.6).
+MEMB_SIGNAL = np.array([0.45, 0.4, 0.25])
+MEMB_FOLDS, MEMB_REPEATS = 5, 2
+MEMB_METRICS = ("membership_auc", "membership_balanced_accuracy", "membership_tpr_at_fpr")
+MEMB_ATTACKS = ("strongest", "tightness", "learned")
+
+
+def _memb_draw(rng, n_mem: int, n_non: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    from audit.probes.membership import SCORES
+
+    y = np.r_[np.ones(n_mem, int), np.zeros(n_non, int)]
+    z = rng.normal(0, 1, (len(y), 3))
+    z[:, 1] = 0.6 * z[:, 0] + 0.8 * z[:, 1]
+    images = 2 + rng.poisson(2.0, len(y))
+    x = y[:, None] * MEMB_SIGNAL + 0.8 * z + rng.normal(0, 0.6, (len(y), 3)) / np.sqrt(images - 1)[:, None]
+    return {s: x[:, i] for i, s in enumerate(SCORES)}, x, y
+
+
+def _memb_outcomes(out: dict, y: np.ndarray, at: np.ndarray) -> dict:
+    """AUC, balanced accuracy and TPR at FPR 0.1 of one attack's cross-validated outcomes on persons ``at``."""
+    from audit.probes.membership import _auc
+
+    mem, non = at & (y == 1), at & (y == 0)
+    return {"membership_auc": _auc(out["q"][at], y[at]),
+            "membership_balanced_accuracy": 0.5 * (out["bacc"][mem].mean() + (~out["bacc"][non]).mean()),
+            "membership_tpr_at_fpr": out["flag"][0.1][mem].mean()}
+
+
+@lru_cache(maxsize=8)
+def membership_truth(n_mem: int, n_non: int, reps: int = 100, test: int = 20000, seed: int = 54321) -> dict:
+    """The estimand of the membership intervals, per (attack, metric): the expected AUC, balanced accuracy and TPR
+    at FPR 0.1 on new persons from the same population of each attack as the probe builds it from (k-1)/k of the
+    persons (thresholds, the learned attacker and the strongest attack's choice all made on them). Computed by the
+    probe's own ``_cross_validate`` with one fold whose held-out side is ``test`` + ``test`` new persons."""
+    from audit.probes.membership import MembershipProbe
+
+    probe, rng = MembershipProbe(), np.random.default_rng(seed)
+    f = (MEMB_FOLDS - 1) / MEMB_FOLDS
+    n_tr_mem, n_tr_non = int(round(n_mem * f)), int(round(n_non * f))
+    sums: dict = {}
+    for r in range(reps):
+        feats_tr, x_tr, y_tr = _memb_draw(rng, n_tr_mem, n_tr_non)
+        feats_te, x_te, y_te = _memb_draw(rng, test, test)
+        feats = {a: np.r_[feats_tr[a], feats_te[a]] for a in feats_tr}
+        y = np.r_[y_tr, y_te]
+        tr, te = np.arange(len(y_tr)), np.arange(len(y_tr), len(y))
+        out = probe._cross_validate(feats, np.r_[x_tr, x_te], y, [(tr, te)], int(rng.integers(2**31)))
+        at = np.zeros(len(y), bool)
+        at[te] = True
+        for a in MEMB_ATTACKS:
+            for metric, v in _memb_outcomes(out[a], y, at).items():
+                sums[(a, metric)] = sums.get((a, metric), 0.0) + v / reps
+    return sums
+
+
+def sim_membership(rng, n: int, n_boot: int, non_members: int | None = None) -> dict[str, tuple[Estimate, float]]:
+    """The membership probe's AUC, balanced accuracy and TPR at FPR 0.1 of the strongest attack, a score attack
+    (tightness: no fitting) and the learned one, by its own cross-validation (5 stratified folds x 2 repeats)
+    and interval code, on ``n`` members and ``non_members`` (default ``n``) non-members."""
+    from audit.probes.membership import MembershipProbe
+
+    n_non = n if non_members is None else non_members
+    probe = MembershipProbe()
+    feats, x, y = _memb_draw(rng, n, n_non)
+    seed = int(rng.integers(2**31))
+    outs = [probe._cross_validate(feats, x, y, probe._folds(y, MEMB_FOLDS, seed + r), seed + 100 + r)
+            for r in range(MEMB_REPEATS)]
+    boot = SubjectBootstrap(np.arange(len(y)), n_boot, seed, "membership")
+    truth = membership_truth(n, n_non)
+    got = {}
+    for a in MEMB_ATTACKS:
+        for rec in probe._records(a, [o[a] for o in outs], y, boot, MEMB_FOLDS):
+            if rec.metric in MEMB_METRICS and rec.setting.split(";unsupported")[0] in (a, f"{a};fpr=0.1"):
+                got[f"{rec.metric}:{a}"] = (Estimate(rec.value, rec.ci_low, rec.ci_high, rec.n), truth[(a, rec.metric)])
+    return got
+
+
 SIMULATORS = {
     "fnmr": lambda rng, n, b: sim_share(rng, n, b, 0.05),
     "fmr": sim_fmr,
@@ -175,23 +253,30 @@ SIMULATORS = {
     "psr": lambda rng, n, b: sim_share(rng, n, b, 0.9),
     "identity": sim_identity,
     "identity_small_group": lambda rng, n, b: sim_identity(rng, n, b, small_group=5),
+    "membership": sim_membership,
 }
+SEED_ORDER = ("fmr", "fnmr", "identity", "identity_small_group", "leakage", "psr", "membership")
+"""Each simulator's place in its random stream's key (new simulators go last, so older tables reproduce)."""
 
 
 def coverage(simulator: str, n: int, reps: int, n_boot: int = 200, seed: int = 0) -> list[dict]:
     """Empirical coverage of nominal 95% intervals at ``n`` persons over ``reps`` datasets: one row per
     interval the simulator returns (a single-metric simulator returns one)."""
-    rng = np.random.default_rng([seed, n, sorted(SIMULATORS).index(simulator)])
+    rng = np.random.default_rng([seed, n, SEED_ORDER.index(simulator)])
     tally: dict[str, dict] = {}
     for _ in range(reps):
         got = SIMULATORS[simulator](rng, n, n_boot)
         for metric, (est, truth) in (got.items() if isinstance(got, dict) else [(simulator, got)]):
-            t = tally.setdefault(metric, {"hits": 0, "below": 0, "widths": [], "truth": truth, "reps": 0})
+            t = tally.setdefault(metric, {"hits": 0, "below": 0, "widths": [], "values": [], "truth": truth, "reps": 0})
             inside = est.ci_low <= truth <= est.ci_high
             t["hits"] += inside
             t["below"] += (not inside) and truth < est.ci_low
             t["widths"].append(est.ci_high - est.ci_low)
+            t["values"].append(est.value)
             t["reps"] += 1
     return [{"simulator": simulator, "metric": metric, "persons": n, "reps": t["reps"], "n_boot": n_boot,
              "truth": t["truth"], "coverage": t["hits"] / t["reps"], "truth_below_interval": t["below"] / t["reps"],
-             "mean_width": float(np.mean(t["widths"]))} for metric, t in tally.items()]
+             "mean_width": float(np.mean(t["widths"])),
+             # the estimates' own spread over datasets: a 95% interval of a normal estimate is about 3.92 sd wide
+             "estimate_sd": float(np.std(t["values"], ddof=1)) if t["reps"] > 1 else float("nan")}
+            for metric, t in tally.items()]

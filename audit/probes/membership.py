@@ -39,7 +39,7 @@ from audit.data.manifest import MEMBER
 from audit.errors import ConfigError
 from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
 from audit.metrics.verification import RULE_OF_30, eer_auc_many, l2_normalise, threshold_at_fmr
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, register
+from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.seeding import derive_seed
 
 RISK, NEUTRAL = "higher_is_riskier", "neutral"
@@ -211,11 +211,12 @@ class MembershipProbe:
                "scores": {a: [round(float(v), 6) for v in features[a]] for a in features},
                "member": y.tolist(), "persons": [str(p) for p in persons]}
         result.artifacts.append(Artifact.json(self.name, "attacks.json", doc))
+        result.artifacts.append(self._outcomes(ctx, subjects, persons, y, [o["strongest"] for o in outs], n_non))
         result.notes.append(
             f"Membership: {n_mem} member and {n_non} non-member persons; attacks {', '.join(attacks)}; "
             f"{k} stratified person folds repeated {repeats} times. Thresholds and the strongest attack are chosen "
-            "on the other folds' persons; intervals resample persons and are widened for the chosen thresholds' "
-            "own variability.")
+            "on the other folds' persons; intervals resample persons, choose every threshold again on each resample, "
+            "and are widened for the trained attacker's own variability.")
         ctx.progress(1.0, "done")
         return result
 
@@ -228,6 +229,23 @@ class MembershipProbe:
         pos = {p: i for i, p in enumerate(ref_persons)}
         return scores[[pos[p] for p in persons]]
 
+    def _outcomes(self, ctx: ProbeContext, subjects, persons, y, strongest: list[dict], n_non: int) -> Artifact:
+        """Per-person outcomes of the strongest attack, for paired comparisons of models audited on the same
+        persons (units: persons, keyed by each person's first manifest row): its out-of-fold scores and labels
+        (``auc``: the AUC averaged over repeats) and, over member persons, flagged at FPR 0.1 (``share``: one
+        unit per member and repeat, so the share is the stored TPR, the mean over repeats)."""
+        names, first = np.unique(subjects, return_index=True)
+        rows = ctx.faces.rows[first[np.searchsorted(names, persons)]]
+        t = FPR_TARGETS[0]
+        members = np.flatnonzero(y == 1)
+        series = [{"metric": "membership_auc", "condition": "clean", "setting": "strongest", "attribute": "",
+                   "kind": "auc", "y": y, "scores": [r["q"] for r in strongest]},
+                  {"metric": "membership_tpr_at_fpr", "condition": "clean",
+                   "setting": f"strongest;fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else ""),
+                   "attribute": "", "kind": "share", "units": np.tile(members, len(strongest)),
+                   "values": np.concatenate([r["flag"][t][members] for r in strongest])}]
+        return outcomes_artifact(self.name, rows, persons, series)
+
     @staticmethod
     def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return list(StratifiedKFold(k, shuffle=True, random_state=seed % 2**32).split(np.zeros(len(y)), y))
@@ -237,8 +255,8 @@ class MembershipProbe:
         best-balanced-accuracy threshold, all chosen on the other folds' persons."""
         n = len(y)
         names = list(features) + ["learned"]
-        out = {a: {"q": np.zeros(n), "flag": {t: np.zeros(n, bool) for t in FPR_TARGETS}, "bacc": np.zeros(n, bool)}
-               for a in names + ["strongest"]}
+        out = {a: {"q": np.zeros(n), "flag": {t: np.zeros(n, bool) for t in FPR_TARGETS}, "bacc": np.zeros(n, bool),
+                   "folds": []} for a in names + ["strongest"]}
         out["learned"]["C"] = []
         out["strongest"]["chosen"] = []
         for f, (tr, te) in enumerate(folds):
@@ -257,6 +275,7 @@ class MembershipProbe:
                 s_tr, s_te = train_scores[src], test_scores[src]
                 neg = s_tr[y[tr] == 0]
                 out[a]["q"][te] = _below(neg, s_te)
+                out[a]["folds"].append((tr, s_tr, te, s_te))
                 for t in FPR_TARGETS:
                     out[a]["flag"][t][te] = s_te >= threshold_at_fmr(neg, t)
                 out[a]["bacc"][te] = s_te >= _threshold_bacc(s_tr, y[tr])
@@ -267,8 +286,9 @@ class MembershipProbe:
     def _records(self, attack: str, per_repeat: list[dict], y: np.ndarray, boot: SubjectBootstrap,
                  folds: int) -> list[MetricRecord]:
         """AUC, balanced accuracy, TPR and achieved FPR at each target for one attack, pooled over repeats
-        (value: mean; interval: every repeat's person resamples), each rate with its exact-binomial floor on
-        its own persons, widened for the thresholds chosen on other folds (Nadeau & Bengio)."""
+        (value: mean; interval: every repeat's person resamples, the rates' thresholds chosen again on each), each
+        rate with its exact-binomial floor on its own persons, widened for the attack trained on other folds
+        (Nadeau & Bengio)."""
         mem, non = y == 1, y == 0
         n_mem, n_non = int(mem.sum()), int(non.sum())
         records = []
@@ -284,24 +304,57 @@ class MembershipProbe:
             for w in boot.image_weights():
                 auc_boots.append(eer_auc_many(r["q"][non], r["q"][mem], w[:, non], w[:, mem])[3])
         add("membership_auc", float(np.mean(aucs)), np.concatenate(auc_boots), RISK, attack, len(y), min(n_mem, n_non))
-        # Balanced accuracy: (TPR + TNR) / 2 from per-person counts summed on every resample.
-        cols = lambda flag: np.stack([flag & mem, mem, ~flag & non, non], 1).astype(float)  # noqa: E731
-        sums = [boot.resample_sums(cols(r["bacc"])) for r in per_repeat]
-        full = [cols(r["bacc"]).sum(0) for r in per_repeat]
-        bacc = lambda s: 0.5 * (s[..., 0] / s[..., 1] + s[..., 2] / s[..., 3])  # noqa: E731
+        # Every threshold is chosen again on each resample's training persons (each fold's, weighted by how often
+        # the resample drew them): a threshold from the tail of a few dozen non-members varies about as much as
+        # the members flagged by it, which resampling persons with the flags held fixed would not show.
+        weights = list(boot.image_weights())
+        bacc = lambda r, w: 0.5 * (_rechosen_rate(r["folds"], y, mem, w, None)  # noqa: E731
+                                   + 1 - _rechosen_rate(r["folds"], y, non, w, None))
+        full = [0.5 * ((r["bacc"] & mem).sum() / n_mem + (~r["bacc"] & non).sum() / n_non) for r in per_repeat]
         with np.errstate(invalid="ignore", divide="ignore"):
-            add("membership_balanced_accuracy", float(np.mean([bacc(f) for f in full])),
-                np.concatenate([bacc(s) for s in sums]), RISK, attack, len(y), len(y))
+            add("membership_balanced_accuracy", float(np.mean(full)),
+                np.concatenate([bacc(r, w) for r in per_repeat for w in weights]), RISK, attack, len(y), len(y))
         for t in FPR_TARGETS:
             setting = f"{attack};fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else "")
             for metric, who, persons, direction in (("membership_tpr_at_fpr", mem, n_mem, RISK),
                                                     ("membership_fpr", non, n_non, NEUTRAL)):
-                per = [np.stack([r["flag"][t] & who, who], 1).astype(float) for r in per_repeat]
+                value = float(np.mean([(r["flag"][t] & who).sum() / who.sum() for r in per_repeat]))
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    value = float(np.mean([p[:, 0].sum() / p[:, 1].sum() for p in per]))
-                    boots = np.concatenate([(lambda s: s[:, 0] / s[:, 1])(boot.resample_sums(p)) for p in per])
+                    boots = np.concatenate([_rechosen_rate(r["folds"], y, who, w, t)
+                                            for r in per_repeat for w in weights])
                 add(metric, value, boots, direction, setting, persons, persons)
         return records
+
+
+def _rechosen_rate(folds: list, y: np.ndarray, who: np.ndarray, w: np.ndarray, fpr: float | None) -> np.ndarray:
+    """Share of the persons ``who`` flagged, on each resample (rows of person weights ``w``), with every fold's
+    threshold chosen again on that fold's training persons weighted as the resample drew them: at ``fpr``, as
+    :func:`audit.metrics.verification.threshold_at_fmr` on the training non-members; with ``fpr`` None, the
+    best balanced accuracy on the training persons (:func:`_threshold_bacc`). With unit weights it gives the
+    flags the cross-validation stored."""
+    num, den = np.zeros(len(w)), w[:, who].sum(1)
+    for tr, s_tr, te, s_te in folds:
+        if fpr is not None:  # the training non-members, highest first; the threshold sits just above the k-th
+            keep = y[tr] == 0
+            order = np.argsort(-s_tr[keep], kind="stable")
+            desc, cw = s_tr[keep][order], np.cumsum(w[:, tr[keep][order]], 1)
+            k = np.floor(fpr * cw[:, -1])
+            j = np.minimum((cw <= k[:, None]).sum(1), len(desc) - 1)
+            flag = s_te[None, :] > desc[j][:, None]
+        else:  # candidates: the training scores; flag when score >= candidate; first best from the lowest up
+            order = np.argsort(s_tr, kind="stable")[::-1]
+            desc = s_tr[order]
+            wm, wn = w[:, tr[order]] * (y[tr][order] == 1), w[:, tr[order]] * (y[tr][order] == 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gain = np.cumsum(wm, 1) / wm.sum(1, keepdims=True) - np.cumsum(wn, 1) / wn.sum(1, keepdims=True)
+            ends = np.r_[desc[1:] != desc[:-1], True]  # a candidate flags every score tied with it
+            gain = np.where(ends[None, :], np.nan_to_num(gain, nan=-np.inf), -np.inf)
+            j = gain.shape[1] - 1 - np.argmax(gain[:, ::-1], 1)
+            flag = s_te[None, :] >= desc[j][:, None]
+        sel = who[te]
+        num += (w[:, te[sel]] * flag[:, sel]).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> float:

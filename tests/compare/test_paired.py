@@ -156,3 +156,30 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
     psr = [r for r in rows if r["metric"] == "psr_at_1"]
     assert {"clean", "cloak:opom-affine@8", "cloak:opom-affine@8+purify:jpeg75"} <= {r["condition"] for r in psr}
     assert all(r["ci_low"] <= r["diff"] <= r["ci_high"] for r in rows)
+
+
+def test_membership_outcomes_are_paired_per_person(tmp_path):
+    """fr-baseline audited twice on a small planted membership set: the strongest attack's AUC (from per-person
+    out-of-fold scores) and its TPR at FPR 0.1 (over member persons) get paired rows that equal the stored
+    metrics and, a model against itself, differ by exactly 0; fr-private against it gets a real interval."""
+    from audit.synth import MembershipRecipe
+
+    data, _, _ = materialise(tmp_path / "members", MembershipRecipe(members=30, nonmembers=30, images=3), workers=1)
+    db = tmp_path / "s.duckdb"
+    ids = [api.run_audit(AuditConfig(model=SAMPLE_MODELS / f"{name}.onnx", data=str(data), probes=["membership"],
+                                     conditions=["clean"], bootstrap=100, parity=False), db)
+           for name in ("fr-baseline", "fr-baseline", "fr-private")]
+    with Store(db, read_only=True) as s:
+        stored = s.metrics(ids[0])
+        same = compare_context(s, ids[:2])
+        other = compare_context(s, [ids[0], ids[2]])
+    assert all(not c["blocking"] for c in same["comparability"])
+    rows = {r["metric"]: r for r in same["paired"]["rows"]}
+    assert set(rows) == {"membership_auc", "membership_tpr_at_fpr"}
+    assert rows["membership_tpr_at_fpr"]["setting"] == "strongest;fpr=0.1;unsupported"  # 30 non-members
+    for metric, r in rows.items():
+        want = stored[(stored["metric"] == metric) & (stored["setting"] == r["setting"])]["value"].item()
+        assert r["value_a"] == pytest.approx(want) and r["persons"] == (60 if metric == "membership_auc" else 30)
+        assert r["diff"] == 0 and r["ci_low"] == 0 == r["ci_high"], r
+    auc = next(r for r in other["paired"]["rows"] if r["metric"] == "membership_auc")
+    assert auc["ci_low"] < auc["diff"] < auc["ci_high"] and auc["ci_high"] - auc["ci_low"] > 0.02

@@ -269,3 +269,22 @@ def test_a_ray_cell_that_fails_hands_back_its_failed_run(models, small_data, mon
         import_run(store, out["tables"])
         run = store.run(out["run_id"])
     assert run["status"] == "failed" and "embedding pass crashed" in run["error"]
+
+
+def test_campaign_cells_carry_reference_models_and_the_membership_set(models, tmp_path):
+    """``reference_models`` (relative to the campaign file, like surrogates) reach every cell's config;
+    ``sample-membership`` is a dataset entry like ``sample``; a missing reference model is one line naming the
+    field."""
+    make_onnx(models / "ref.onnx", seed=7)
+    path = write_campaign(models, data="sample-membership", probes=["membership"], reference_models=["ref.onnx"])
+    camp = load_campaign(path)
+    assert camp.datasets == ["sample-membership"] and camp.reference_models == [str(models / "ref.onnx")]
+    cells = api.campaign_cells(camp)
+    assert len(cells) == 2 and {c.label.split(" x ")[1] for c in cells} == {"sample-membership"}
+    assert all(c.config.data == "sample-membership" and c.config.probes == ["membership"]
+               and [str(p) for p in c.config.reference_models] == [str(models / "ref.onnx")] for c in cells)
+    plain = api.campaign_cells(load_campaign(write_campaign(models, data="sample-membership", probes=["membership"])))
+    assert plain[0].config.reference_models == [] and "reference_models" not in plain[0].config.to_record()
+    with pytest.raises(ConfigError) as err:
+        load_campaign(write_campaign(models, data="sample", reference_models=["nope.onnx"]))
+    assert f"{path}: field 'reference_models.0':" in str(err.value) and "no such model file" in str(err.value)

@@ -176,3 +176,67 @@ def test_bad_member_labels_are_refused(tmp_path, small_data, scratch_manifests):
     cfg = cfg.model_copy(update={"data": str(small_data / "none.csv")})
     with pytest.raises(ConfigError, match="has no 'member' column"):
         api.run_audit(cfg, tmp_path / "s.duckdb")
+
+
+@pytest.mark.slow
+def test_cli_sample_membership_run_and_its_report_section(tmp_path):
+    """``faceaudit run --data sample-membership --probes membership`` materialises the planted control (200
+    members, 300 non-members) and audits it; the HTML report's membership section says, in plain words with the
+    stored figures, what the strongest attack does at 10% false accusations, that 1% needs 2,700 more non-member
+    persons, and gives the AUC; the findings do not pass MEMB-TRAINING-PERSONS on that unsupported point."""
+    import html
+    import re
+
+    from tests.test_cli import run_cli
+
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", SAMPLE_MODELS / "fr-baseline.onnx", "--data", "sample-membership",
+                        "--probes", "membership", "--conditions", "clean", "--db", db, "--no-parity")
+    assert code == 0, out
+    with Store(db, read_only=True) as s:
+        run_id = s.runs().iloc[0]["run_id"]
+        m = s.metrics(run_id)
+        findings = s.findings(run_id)
+    assert pick(m, probe="membership", metric="membership_nonmembers_needed", setting="fpr=0.1")["value"] == 0
+    assert pick(m, probe="membership", metric="membership_nonmembers_needed", setting="fpr=0.01")["value"] == 2700
+    code, out = run_cli("report", run_id, "--db", db, "--out", tmp_path / "r", "--format", "html")
+    assert code == 0, out
+    text = re.sub(r"\s+", " ", html.unescape(next((tmp_path / "r").glob("*.html")).read_text()))
+    section = text[text.index('id="membership"'):]
+    tpr = pick(m, probe="membership", metric="membership_tpr_at_fpr", setting="strongest;fpr=0.1")
+    assert (f"An attacker who has a person's photos can tell whether they were in the training data for "
+            f"{100 * tpr['value']:.1f}% of members (95% CI {100 * tpr['ci_low']:.1f} to {100 * tpr['ci_high']:.1f}%) "
+            f"while accusing 10.0% of non-members.") in section
+    assert "it needs 2,700 more non-member persons, so this figure is indicative only" in section
+    auc = pick(m, probe="membership", metric="membership_auc", setting="strongest")
+    assert f"with probability {auc['value']:.2f} (95% CI {auc['ci_low']:.2f} to {auc['ci_high']:.2f}" in section
+    memb = findings[findings["rule_id"] == "MEMB-TRAINING-PERSONS"]
+    assert len(memb) == 1 and memb["status"].item() != "pass"
+
+
+def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit_weights():
+    """The intervals re-choose every fold's thresholds on each person resample; with every person drawn once that
+    must give exactly the flags the cross-validation stored (FPR targets and best balanced accuracy), and
+    doubling a person's weight must move the rates."""
+    from audit.probes.membership import FPR_TARGETS, MembershipProbe, _rechosen_rate
+
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    x = y[:, None] * 0.6 + rng.normal(size=(100, 3))
+    x[:5, 0] = x[5, 0]  # ties
+    feats = {"tightness": x[:, 0], "spread": x[:, 1], "isolation": x[:, 2]}
+    probe = MembershipProbe()
+    out = probe._cross_validate(feats, x, y, probe._folds(y, 5, 1), 2)
+    ones = np.ones((1, len(y)))
+    mem, non = y == 1, y == 0
+    for a in ("tightness", "learned", "strongest"):
+        r = out[a]
+        for t in FPR_TARGETS:
+            for who in (mem, non):
+                assert _rechosen_rate(r["folds"], y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
+        assert _rechosen_rate(r["folds"], y, mem, ones, None)[0] == pytest.approx(r["bacc"][mem].mean())
+        assert _rechosen_rate(r["folds"], y, non, ones, None)[0] == pytest.approx(r["bacc"][non].mean())
+    w = np.ones((1, len(y)))
+    w[0, np.flatnonzero(non)[:20]] = 3  # some non-members drawn three times: thresholds move
+    moved = [_rechosen_rate(out["tightness"]["folds"], y, mem, w, 0.1)[0], out["tightness"]["flag"][0.1][mem].mean()]
+    assert moved[0] != moved[1]

@@ -163,3 +163,27 @@ def test_masked_inversion_rules_judge_masked_templates_only():
                               ("iso-biometrics", "ISO24745-IRREVERSIBILITY-MASKED", "warn")):
         f = evaluate_rule(_pack_rule(pack, rid), metrics(rows), {"inversion"})
         assert f.status == expect and f.location["condition"] == "mask:surgical", rid
+
+
+@pytest.mark.parametrize("ci_low,status", [(0.0, "not_applicable"), (0.05, "warn"), (0.3, "fail")])
+def test_membership_rule_on_too_few_nonmembers_never_passes(ci_low, status):
+    """The shipped MEMB-TRAINING-PERSONS rule on an FPR-1% operating point that 300 non-members cannot back: what
+    would pass is not judged and says how many more non-member persons it needs (the stored count); a lower
+    interval end above the warn or fail limit still warns or fails."""
+    pack = load_pack("baseline")
+    (memb,) = [r for r in pack.rules if r.id == "MEMB-TRAINING-PERSONS"]
+    rows = [{"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.01;unsupported", "value": ci_low + 0.02, "ci_low": ci_low, "ci_high": 0.4},
+            {"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "tightness;fpr=0.01;unsupported", "value": 0.9, "ci_low": 0.8, "ci_high": 1.0},
+            {"probe": "membership", "condition": "clean", "metric": "membership_nonmembers_needed",
+             "setting": "fpr=0.01", "value": 2700.0, "ci_low": 2700.0, "ci_high": 2700.0},
+            {"probe": "membership", "condition": "clean", "metric": "membership_nonmembers_needed",
+             "setting": "fpr=0.001", "value": 29700.0, "ci_low": 29700.0, "ci_high": 29700.0}]
+    f = evaluate_rule(memb, metrics(rows), {"membership"})
+    assert f.status == status and f.observed == ci_low  # the strongest attack only, not the tightness row
+    if status == "not_applicable":
+        assert f.location["needs_persons"] == 2700
+        assert "it needs 2700 more non-member persons. Not judged as passing." in f.message
+    else:
+        assert "needs_persons" not in f.location

@@ -141,3 +141,45 @@ async def test_cancel_keeps_finished_probes(store, small_data, tmp_path, key):
     assert list(runs_df["status"]) == ["cancelled"]
     with Store(db2, read_only=True) as s:
         assert "App is not running" not in str(s.run(runs_df["run_id"].iloc[0])["error"])
+
+
+async def test_new_audit_runs_the_opt_in_membership_probe_with_a_reference_model(store, small_data, tmp_path):
+    """Membership is listed unselected (opt-in); selected alone, on a manifest with a member label, with a
+    reference model typed in, it runs and the run records the reference model."""
+    import pandas as pd
+
+    root, db, model, runs = store
+    m = pd.read_csv(small_data / "manifest.csv")
+    m["member"] = (m["subject"].rank(method="dense") % 2).astype(int)  # 20 members, 20 non-members
+    manifest = small_data / "tui-members.csv"
+    m.to_csv(manifest, index=False)
+    ref = make_onnx(tmp_path / "ref.onnx", seed=3)
+    db2 = tmp_path / "own.duckdb"
+    app = FaceAuditApp(db2, tmp_path / "reports", start_dir=root)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            screen = app.screen
+            probes = screen.query_one("#probes")
+            assert "membership" not in probes.selected and "identity" in probes.selected
+            probes.deselect_all()
+            probes.select("membership")
+            screen.query_one("#model").value = str(model)
+            screen.query_one("#data").value = str(manifest)
+            screen.query_one("#references").value = str(ref)
+            conds = screen.query_one("#conditions")
+            conds.deselect_all()
+            conds.select("clean")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
+            running = app.screen
+            await wait_for(pilot, lambda: running.done, seconds=240)
+            assert running.run_id and "completed" in str(running.query_one("#state").render())
+            assert "membership" in running.bars and not {"leakage", "identity"} & set(running.bars)
+    finally:
+        manifest.unlink(missing_ok=True)
+    with Store(db2, read_only=True) as s:
+        (run_id,) = s.runs()["run_id"]
+        metrics = s.metrics(run_id)
+        cfg = s.run(run_id)["config"]
+    assert "tightness@reference" in set(metrics["setting"]) and cfg["reference_models"] == [str(ref)]

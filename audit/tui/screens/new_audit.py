@@ -39,7 +39,7 @@ class NewAuditScreen(Screen):
                 yield OnnxTree(str(self.app.start_dir), id="tree")
                 yield Input(placeholder="path/to/model.onnx", id="model")
                 yield Static("", id="model-info", classes="hint")
-                yield Label("Dataset: 'sample' or a folder / manifest", classes="title")
+                yield Label("Dataset: 'sample', 'sample-membership' or a folder / manifest", classes="title")
                 yield Input(value="sample", id="data")
             with Vertical():
                 yield Label("Probes", classes="title")
@@ -53,6 +53,7 @@ class NewAuditScreen(Screen):
                     yield Select([(d, d) for d in ("auto", "cpu", "cuda")], value="auto", allow_blank=False,
                                  id="device")
                 yield Input(placeholder="rule packs, comma-separated (empty = all)", id="packs")
+                yield Input(placeholder="membership reference models (.onnx), comma-separated", id="references")
                 yield Static("", id="errors", classes="error")
                 yield Button("Start audit (ctrl+s)", id="start", variant="primary")
         yield Footer()
@@ -87,11 +88,12 @@ class NewAuditScreen(Screen):
         if not model:
             raise FaceAuditError("choose a model file first")
         packs = [p.strip() for p in self.query_one("#packs", Input).value.split(",") if p.strip()] or None
+        refs = [Path(p.strip()) for p in self.query_one("#references", Input).value.split(",") if p.strip()]
         try:
             cfg = AuditConfig(model=Path(model), data=self.query_one("#data", Input).value.strip() or "sample",
                               probes=list(self.query_one("#probes", SelectionList).selected),
                               conditions=list(self.query_one("#conditions", SelectionList).selected),
-                              preset=self.query_one("#preset", Select).value,
+                              preset=self.query_one("#preset", Select).value, reference_models=refs,
                               device=self.query_one("#device", Select).value)
         except ValidationError as exc:
             field, msg = first_error(exc)
