@@ -119,7 +119,7 @@ def test_run_records_where_it_computed(tiny_model, small_data, tmp_path):
     run_id = api.run_audit(cfg, db)
     with Store(db, read_only=True) as s:
         env = s.run(run_id)["environment"]
-        html = render_run(s, run_id)
+        html, _ = render_run(s, run_id)  # (the page, the tables its print attaches)
     assert env["device"] == "cpu"
     assert env["compute"] == {"device": "cpu", "backend": "ort", "provider": CPU_EP, "torch_device": "cpu",
                               "attack_precision": "float32"}
