@@ -56,7 +56,8 @@ SIZES = {
              "repeats": 3, "battery_models": None, "mfn_people": 300, "mfn_images": 4, "overrides": {}},
     "smoke": {"people": 40, "images": 4, "parity_images": 8, "throughput_images": 128, "batch": 32, "repeats": 1,
               "battery_models": ["fr-baseline"], "mfn_people": 20, "mfn_images": 3,
-              "overrides": {"bootstrap": 20, "cv_repeats": 1, "mlp_epochs": 1}},
+              "overrides": {"bootstrap": 20, "cv_repeats": 1, "mlp_epochs": 1, "inversion_queries": 21,
+                            "synthetic_faces": 8}},
 }
 SMOKE_CAPS = {"inversion": {"epochs": 2, "wb_steps": 2, "aux": 60, "wb_victims": 6},
               "cloak": {"protect": 4, "steps": 2, "patience": 1, "transfer_steps": 2, "transfer_patience": 1}}
