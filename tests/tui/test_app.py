@@ -38,6 +38,20 @@ async def wait_for(pilot, condition, seconds=60.0):
     raise AssertionError("condition not reached")
 
 
+async def submit_clean_and_wait(pilot, app):
+    """Submit the new-audit form with the clean condition only; wait until the run completes and return its
+    running screen (asserting it completed)."""
+    conds = app.screen.query_one("#conditions")
+    conds.deselect_all()
+    conds.select("clean")
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
+    running = app.screen
+    await wait_for(pilot, lambda: running.done, seconds=240)
+    assert running.run_id and "completed" in str(running.query_one("#state").render())
+    return running
+
+
 async def test_empty_store_explains_how_to_start(tmp_path):
     app = FaceAuditApp(tmp_path / "empty.duckdb", tmp_path / "reports")
     async with app.run_test(size=SIZE) as pilot:
@@ -108,14 +122,7 @@ async def test_new_audit_runs_with_live_progress(store, small_data, tmp_path):
         screen = app.screen
         screen.query_one("#model").value = str(model)
         screen.query_one("#data").value = str(small_data)
-        conds = screen.query_one("#conditions")
-        conds.deselect_all()
-        conds.select("clean")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
-        running = app.screen
-        await wait_for(pilot, lambda: running.done, seconds=240)
-        assert running.run_id and "completed" in str(running.query_one("#state").render())
+        running = await submit_clean_and_wait(pilot, app)
         assert set(running.bars) >= {"leakage", "identity"}
         await pilot.press("escape")
     runs_df = api.list_runs(db2)
@@ -167,14 +174,7 @@ async def test_new_audit_runs_the_opt_in_membership_probe_with_a_reference_model
             screen.query_one("#model").value = str(model)
             screen.query_one("#data").value = str(manifest)
             screen.query_one("#references").value = str(ref)
-            conds = screen.query_one("#conditions")
-            conds.deselect_all()
-            conds.select("clean")
-            await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
-            running = app.screen
-            await wait_for(pilot, lambda: running.done, seconds=240)
-            assert running.run_id and "completed" in str(running.query_one("#state").render())
+            running = await submit_clean_and_wait(pilot, app)
             assert "membership" in running.bars and not {"leakage", "identity"} & set(running.bars)
     finally:
         manifest.unlink(missing_ok=True)
