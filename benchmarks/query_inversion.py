@@ -29,7 +29,7 @@ from audit.data import load  # noqa: E402
 from audit.data.split import subject_split  # noqa: E402
 from audit.metrics import verification as ver  # noqa: E402
 from audit.models import load as load_model  # noqa: E402
-from audit.probes.inversion import (SETTINGS, InversionProbe, decode, synthetic_faces, train_decoder,  # noqa: E402
+from audit.probes.inversion import (SETTINGS, InversionProbe, decode, decoder_pairs, train_decoder,  # noqa: E402
                                     white_box)
 from audit.probes.query import ScoreOracle, query_attack  # noqa: E402
 from audit.seeding import derive_seed  # noqa: E402
@@ -67,15 +67,14 @@ def main() -> None:
     for preset in args.presets.split(","):
         steps, budget = SETTINGS[preset], args.queries or PRESETS[preset]["inversion_queries"]
         aux = aux_all if len(aux_all) <= steps["aux"] else np.sort(rng.choice(aux_all, steps["aux"], replace=False))
-        syn, syn_subj = synthetic_faces(PRESETS[preset]["synthetic_faces"], derive_seed(args.seed, "synthetic"))
         t0 = time.perf_counter()
-        pair_emb = np.concatenate([emb[aux], model.infer.embed(syn)]) if len(syn) else emb[aux]
-        pair_img = np.concatenate([faces.images[aux], syn]) if len(syn) else faces.images[aux]
+        pair_emb, pair_img, pair_subj, synthetic = decoder_pairs(
+            emb[aux], faces.images[aux], subjects[aux], PRESETS[preset]["synthetic_faces"],
+            derive_seed(args.seed, "synthetic"), model.infer.embed)
         dec, stats = train_decoder(pair_emb, pair_img, steps["epochs"], derive_seed(args.seed, "decoder"),
-                                   subjects=np.concatenate([subjects[aux], syn_subj]), judge=model.infer.embed,
-                                   train_only=np.r_[np.zeros(len(aux), bool), np.ones(len(syn), bool)])
+                                   subjects=pair_subj, judge=model.infer.embed, train_only=synthetic)
         row = {"decoder": {"seconds": round(time.perf_counter() - t0, 1), "real_pairs": int(len(aux)),
-                           "synthetic_pairs": int(len(syn)), "epochs": stats["epochs"],
+                           "synthetic_pairs": int(synthetic.sum()), "epochs": stats["epochs"],
                            "stopped_by": stats["convergence"]["stopped_by"]}}
         start = decode(dec, emb[pick])
         row["decoder_alone_sar_type1"] = sar(model, start, emb[pick], taus)

@@ -93,6 +93,20 @@ def synthetic_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images[:n], ("synthetic:" + rows["subject"].astype(str)).to_numpy(object)[:n]
 
 
+def decoder_pairs(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_synthetic: int, seed: int,
+                  embed) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The decoder's training pairs: the auxiliary people's (embedding, face) plus ``n_synthetic`` faces of new
+    people (:func:`synthetic_faces`) embedded through ``embed`` (the audited model); returns (embeddings, faces,
+    persons, train_only), ``train_only`` marking the synthetic pairs, which are never held out (the decoder is
+    judged on real people only, so it cannot look good by fitting the synthetic style)."""
+    syn_images, syn_subjects = synthetic_faces(n_synthetic, seed)
+    train_only = np.r_[np.zeros(len(emb), bool), np.ones(len(syn_images), bool)]
+    if not len(syn_images):
+        return emb, images, np.asarray(subjects), train_only
+    return (np.concatenate([emb, embed(syn_images)]), np.concatenate([images, syn_images]),
+            np.concatenate([subjects, syn_subjects]), train_only)
+
+
 def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, device: str = "cpu",
                   identity_model=None, batch: int = 32, lr: float = 4e-3, subjects: np.ndarray | None = None,
                   patience: int = PATIENCE["decoder"], judge=None, precision: str = "float32",
@@ -291,19 +305,15 @@ class InversionProbe:
         attacker = ctx.attacker_model.torch() if ctx.attacker_model is not None else None
         if ctx.attacker_model is not None and attacker is None:
             result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
-        # The decoder's pairs: the auxiliary people's faces, plus synthetic faces from faceaudit's own generator
-        # (new identities; the preset's budget), both embedded through the audited model. It is judged on held-out
-        # auxiliary (real) people only, so it cannot look good by fitting the synthetic style.
-        syn_images, syn_subjects = synthetic_faces(cfg.setting("synthetic_faces"), derive_seed(ctx.seed, "synthetic"))
-        pair_emb = np.concatenate([emb[aux], ctx.model.infer.embed(syn_images)]) if len(syn_images) else emb[aux]
-        dec, stats = train_decoder(pair_emb, np.concatenate([aux_images, syn_images]) if len(syn_images) else aux_images,
-                                   steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
-                                   identity_model=attacker, subjects=np.concatenate([subjects[aux], syn_subjects]),
-                                   judge=ctx.model.infer.embed, precision=ctx.model.precision,
-                                   train_only=np.r_[np.zeros(len(aux), bool), np.ones(len(syn_images), bool)])
+        pair_emb, pair_images, pair_subjects, synthetic = decoder_pairs(
+            emb[aux], aux_images, subjects[aux], cfg.setting("synthetic_faces"), derive_seed(ctx.seed, "synthetic"),
+            ctx.model.infer.embed)
+        dec, stats = train_decoder(pair_emb, pair_images, steps["epochs"], derive_seed(ctx.seed, "decoder"), device,
+                                   identity_model=attacker, subjects=pair_subjects, judge=ctx.model.infer.embed,
+                                   precision=ctx.model.precision, train_only=synthetic)
         stats["identity_loss_model"] = ctx.attacker_model.name if attacker is not None else None
-        stats["real_pairs"], stats["synthetic_pairs"] = int(len(aux)), int(len(syn_images))
-        stats["queries"] = int(len(aux) + len(syn_images))  # one embedding read back per training face
+        stats["real_pairs"], stats["synthetic_pairs"] = int(len(aux)), int(synthetic.sum())
+        stats["queries"] = int(len(synthetic))  # one embedding read back per training face
         ctx.progress(0.4, f"decoder trained ({stats['images_per_s']:.0f} images/s)")
         # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
         vsub = subjects[victims]
