@@ -3,7 +3,7 @@ score-only queries (template + the matcher's comparison interface) and the white
 with the success curve against queries spent. Prints one JSON object.
 
     .venv/bin/python benchmarks/query_inversion.py --data DIR --model M.onnx [--profile P.yaml]
-        [--presets quick,standard] [--victims 48] [--seed 0] [--queries N] [--no-white-box]
+        [--presets quick,standard] [--victims 48] [--seed 0] [--queries N] [--synthetic-faces N] [--no-white-box]
 
 It runs the inversion probe's own pieces (audit/probes/inversion.py, audit/probes/query.py) with each preset's
 decoder budget (epochs, auxiliary images, synthetic faces), query budget and white-box steps, on a seeded subset
@@ -29,8 +29,7 @@ from audit.data import load  # noqa: E402
 from audit.data.split import subject_split  # noqa: E402
 from audit.metrics import verification as ver  # noqa: E402
 from audit.models import load as load_model  # noqa: E402
-from audit.probes.inversion import (SETTINGS, InversionProbe, decode, decoder_pairs, train_decoder,  # noqa: E402
-                                    white_box)
+from audit.probes.inversion import SETTINGS, InversionProbe, decode, fit_decoder, white_box  # noqa: E402
 from audit.probes.query import ScoreOracle, query_attack  # noqa: E402
 from audit.seeding import derive_seed  # noqa: E402
 
@@ -49,6 +48,8 @@ def main() -> None:
     ap.add_argument("--victims", type=int, default=48)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--queries", type=int, help="query budget per victim instead of the preset's")
+    ap.add_argument("--synthetic-faces", type=int,
+                    help="synthetic faces for the decoder instead of the preset's (0: the auditor's images only)")
     ap.add_argument("--no-white-box", action="store_true", help="skip the white-box refinement")
     args = ap.parse_args()
     ds = load(args.data)
@@ -68,13 +69,13 @@ def main() -> None:
         steps, budget = SETTINGS[preset], args.queries or PRESETS[preset]["inversion_queries"]
         aux = aux_all if len(aux_all) <= steps["aux"] else np.sort(rng.choice(aux_all, steps["aux"], replace=False))
         t0 = time.perf_counter()
-        pair_emb, pair_img, pair_subj, synthetic = decoder_pairs(
-            emb[aux], faces.images[aux], subjects[aux], PRESETS[preset]["synthetic_faces"],
-            derive_seed(args.seed, "synthetic"), model.infer.embed)
-        dec, stats = train_decoder(pair_emb, pair_img, steps["epochs"], derive_seed(args.seed, "decoder"),
-                                   subjects=pair_subj, judge=model.infer.embed, train_only=synthetic)
-        row = {"decoder": {"seconds": round(time.perf_counter() - t0, 1), "real_pairs": int(len(aux)),
-                           "synthetic_pairs": int(synthetic.sum()), "epochs": stats["epochs"],
+        n_syn = PRESETS[preset]["synthetic_faces"] if args.synthetic_faces is None else args.synthetic_faces
+        dec, stats = fit_decoder(emb[aux], faces.images[aux], subjects[aux], n_syn, steps["epochs"],
+                                 derive_seed(args.seed, "decoder"), derive_seed(args.seed, "synthetic"),
+                                 model.infer.embed)
+        row = {"decoder": {"seconds": round(time.perf_counter() - t0, 1),
+                           **{k: stats[k] for k in ("real_pairs", "synthetic_offered", "chosen", "synthetic_pairs",
+                                                    "held_out_distance", "epochs")},
                            "stopped_by": stats["convergence"]["stopped_by"]}}
         start = decode(dec, emb[pick])
         row["decoder_alone_sar_type1"] = sar(model, start, emb[pick], taus)

@@ -189,6 +189,15 @@ def _inversion_convergence(decoder: dict | None) -> dict:
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
+    if decoder.get("synthetic_offered"):
+        d = decoder.get("held_out_distance", {})
+        kept = decoder.get("chosen") == "real+synthetic"
+        lines.append(f"The decoder was offered {decoder['synthetic_offered']:,} synthetic faces of new people besides "
+                     f"{decoder.get('real_pairs', 0):,} of the audit's own, and trained with and without them; "
+                     + ("it kept them" if kept else "it left them out")
+                     + ", because the held-out real persons were rebuilt closer to their templates "
+                     + ("with" if kept else "without") + " them (cosine distance "
+                     + f"{d.get('real+synthetic', float('nan')):.3f} with, {d.get('real', float('nan')):.3f} without).")
     if decoder.get("precision") == "bfloat16":
         lines.append("The decoder trained in mixed precision (bfloat16 convolutions; float32 weights, losses and "
                      "pixels); the white-box attack ran in float32, and every score in this section was measured "

@@ -206,10 +206,15 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
         assert len(conv["curve"]) == conv["steps"]
     # The decoder is judged by what the attack is for: the target's acceptance of held-out reconstructions.
     assert record["convergence"]["measure"] == "held-out cosine distance to the template"
-    # The budgets given: 40 synthetic faces among the decoder's pairs (never held out: it is judged on real people),
-    # every training face one query; the query attacker's 41 queries per victim, its curve read at 1, 21 and 41.
-    assert record["synthetic_pairs"] == 40 and record["queries"] == record["real_pairs"] + 40
-    assert record["pairs"] + record["held_out_pairs"] == record["real_pairs"] + 40
+    # The budgets given: 40 synthetic faces offered to the decoder (never held out: it is judged on real people),
+    # kept only when the decoder trained with them rebuilds the held-out real persons better than the one without;
+    # every face embedded to train either is one query. The query attacker's 41 queries per victim, its curve read
+    # at 1, 21 and 41.
+    distance = record["held_out_distance"]
+    assert set(distance) == {"real", "real+synthetic"} and record["chosen"] == min(distance, key=distance.get)
+    assert record["synthetic_offered"] == 40 and record["queries"] == record["real_pairs"] + 40
+    assert record["synthetic_pairs"] == (40 if record["chosen"] == "real+synthetic" else 0)
+    assert record["pairs"] + record["held_out_pairs"] == record["real_pairs"] + record["synthetic_pairs"]
     assert record["held_out_pairs"] <= record["real_pairs"] // 5
     qa = json.loads(bytes(decoder[decoder["name"] == "query_attack.json"].iloc[0]["data"]))
     assert qa["budget"] == 41 and qa["curve"]["queries"] == [1, 21, 41] and qa["queries_per_victim"] == 41
@@ -219,6 +224,7 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
     assert "Did the attacks run to convergence?" in html
     assert "How many queries does the query attacker need?" in html and "at most 41 queries each" in html
     assert f"ran {record['convergence']['steps']} of at most {record['convergence']['cap']} epochs" in html
+    assert "offered 40 synthetic faces" in html and ("it kept them" in html) == (record["chosen"] != "real")
 
 
 def test_synthetic_faces_are_new_people_from_the_generator():
