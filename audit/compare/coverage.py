@@ -18,6 +18,7 @@ from scipy import stats as sps
 
 from audit.compare.paired import PairedBootstrap, Series, _interval
 from audit.metrics.stats import Estimate
+from audit.probes.coverage import tally
 
 TRUE_FNMR = (0.05, 0.08)
 SHARED = 0.7  # correlation of a person's effect between the two models
@@ -75,13 +76,5 @@ def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = 
     """Share of simulated datasets whose paired interval of B - A holds the true difference."""
     rng = np.random.default_rng([seed, n, 7])
     sim, label = SIMULATORS[metric]
-    hits, below, widths, told = 0, 0, [], 0
-    for _ in range(reps):
-        est, truth = sim(rng, n, n_boot)
-        hits += est.ci_low <= truth <= est.ci_high
-        below += truth < est.ci_low
-        told += est.ci_low > 0
-        widths.append(est.ci_high - est.ci_low)
-    return {"simulator": "paired", "metric": label, "persons": n, "reps": reps,
-            "n_boot": n_boot, "truth": truth, "coverage": hits / reps,
-            "truth_below_interval": below / reps, "mean_width": float(np.mean(widths)), "told_apart": told / reps}
+    (row,) = tally({label: sim(rng, n, n_boot)} for _ in range(reps)).values()
+    return {"simulator": "paired", "metric": label, "persons": n, "n_boot": n_boot, **row}
