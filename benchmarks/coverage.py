@@ -10,7 +10,8 @@ rows from the comparison's paired person bootstrap (two models, correlated perso
 0.08, and a group FMR 0.01 vs 0.02 resampled on both sides); the membership rows from the membership probe's own
 cross-validation and interval code (5 stratified folds x 2 repeats) on per-person attack scores with a planted
 member signal, at 60 + 60 and 200 + 200 persons ("persons" = members = non-members), against the truth on new
-persons from the same population. See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
+persons from the same population, and the TPR at FPR 0.01 that the rules read at 300 members + 3,000 non-members
+(the fewest that support it). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
 populations.
 
     python benchmarks/coverage.py [--reps 300] [--boot 200]
@@ -29,7 +30,8 @@ from audit.compare.coverage import coverage as paired_coverage  # noqa: E402
 from audit.probes.coverage import coverage  # noqa: E402
 
 PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
-        ("identity", (30, 60, 200)), ("identity_small_group", (120,)), ("membership", (60, 200))]
+        ("identity", (30, 60, 200)), ("identity_small_group", (120,)), ("membership", (60, 200)),
+        ("membership_low_fpr", (300,))]
 
 
 def main() -> None:

@@ -262,6 +262,23 @@ def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.
     return Estimate(est.value, float(min(ci_low, est.value)), float(max(ci_high, est.value)), est.n)
 
 
+def auc_trials(auc: float, positives: int, negatives: int) -> float:
+    """The number of binomial trials whose rate has the variance of an AUC measured on ``positives`` and
+    ``negatives`` independent units, by Hanley & McNeil (1982): var = [A(1 - A) + (n1 - 1)(Q1 - A^2)
+    + (n0 - 1)(Q2 - A^2)] / (n1 n0), Q1 = A / (2 - A), Q2 = 2A^2 / (1 + A); trials = A(1 - A) / var.
+
+    The exact-binomial floor of an AUC (:func:`floor_rate`) counts these, not the smaller class: an AUC rests
+    on every (positive, negative) pair, and its variance is about that of a rate on 0.75 (n1 + n0) trials
+    near chance (1.5 times the smaller class when the classes are equal), more towards 0 or 1. Symmetric about
+    0.5; at 0 or 1 the limit is taken."""
+    if positives < 1 or negatives < 1 or not np.isfinite(auc):
+        return float("nan")
+    a = min(max(auc, 1 - auc), 1 - 1e-9)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / (positives * negatives)
+    return float(a * (1 - a) / var)
+
+
 def clopper_pearson_continuous(p: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """Clopper-Pearson with a possibly fractional number of trials (beta quantiles; x = p n)."""
     x = p * n

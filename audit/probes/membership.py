@@ -37,7 +37,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from audit.data.manifest import MEMBER
 from audit.errors import ConfigError
-from audit.metrics.stats import Estimate, SubjectBootstrap, widen_for_training
+from audit.metrics.stats import Estimate, SubjectBootstrap, auc_trials, floor_rate, widen_for_training
 from audit.metrics.verification import RULE_OF_30, eer_auc_many, l2_normalise, threshold_at_fmr
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.seeding import derive_seed
@@ -49,6 +49,9 @@ MIN_FALSE_POSITIVES = RULE_OF_30
 """Expected false positives (non-member persons times the target rate) a false-positive target needs to be
 supported (the rule of 30 the identity probe applies to false matches)."""
 MIN_PER_CLASS = 10
+FITTED = ("learned", "strongest")
+"""Attacks fitted on other folds' persons beyond a threshold (the logistic attacker; the choice of the strongest):
+their intervals are widened for the fit's own variability (:func:`audit.metrics.stats.widen_for_training`)."""
 """Fewest member and non-member persons the probe runs with (each fold needs both)."""
 
 
@@ -280,30 +283,38 @@ class MembershipProbe:
                     out[a]["flag"][t][te] = s_te >= threshold_at_fmr(neg, t)
                 out[a]["bacc"][te] = s_te >= _threshold_bacc(s_tr, y[tr])
         for a in names + ["strongest"]:
-            out[a]["auc"] = _auc(out[a]["q"], y)
+            # A score attack fits nothing for its AUC (any threshold, the same ranking): the AUC of its own score over
+            # every person, not of the per-fold rescaled scores pooled (which only adds the folds' noise).
+            out[a]["ranked"] = features[a] if a in features else out[a]["q"]
+            out[a]["auc"] = _auc(out[a]["ranked"], y)
         return out
 
     def _records(self, attack: str, per_repeat: list[dict], y: np.ndarray, boot: SubjectBootstrap,
                  folds: int) -> list[MetricRecord]:
         """AUC, balanced accuracy, TPR and achieved FPR at each target for one attack, pooled over repeats
         (value: mean; interval: every repeat's person resamples, the rates' thresholds chosen again on each), each
-        rate with its exact-binomial floor on its own persons, widened for the attack trained on other folds
-        (Nadeau & Bengio)."""
+        rate with its exact-binomial floor on its own persons (the AUC's on its Hanley-McNeil trials,
+        :func:`audit.metrics.stats.auc_trials`). Only an attack fitted on other folds (the learned attacker, and the
+        strongest, chosen on them) is widened for its training's own variability (Nadeau & Bengio): a score
+        attack fits nothing but thresholds, and those the resamples already choose again."""
         mem, non = y == 1, y == 0
         n_mem, n_non = int(mem.sum()), int(non.sum())
         records = []
 
-        def add(metric, value, boots, direction, setting, persons, obs):
-            est = boot.from_resamples(value, boots, rate=True, persons=persons, observations=obs)
-            records.append(MetricRecord.of(self.name, "clean", metric, widen_for_training(est, folds), direction,
-                                           setting=setting))
+        def add(metric, est, direction, setting):
+            if attack in FITTED:
+                est = widen_for_training(est, folds)
+            records.append(MetricRecord.of(self.name, "clean", metric, est, direction, setting=setting))
 
         aucs, auc_boots = [], []
         for r in per_repeat:
             aucs.append(r["auc"])
             for w in boot.image_weights():
-                auc_boots.append(eer_auc_many(r["q"][non], r["q"][mem], w[:, non], w[:, mem])[3])
-        add("membership_auc", float(np.mean(aucs)), np.concatenate(auc_boots), RISK, attack, len(y), min(n_mem, n_non))
+                auc_boots.append(eer_auc_many(r["ranked"][non], r["ranked"][mem], w[:, non], w[:, mem])[3])
+        auc, auc_boots = float(np.mean(aucs)), np.concatenate(auc_boots)
+        trials = auc_trials(auc, n_mem, n_non)
+        est = boot.from_resamples(auc, auc_boots, persons=len(y), observations=min(n_mem, n_non))
+        add("membership_auc", floor_rate(est, trials, boots=auc_boots, observations=trials), RISK, attack)
         # Every threshold is chosen again on each resample's training persons (each fold's, weighted by how often
         # the resample drew them): a threshold from the tail of a few dozen non-members varies about as much as
         # the members flagged by it, which resampling persons with the flags held fixed would not show.
@@ -312,8 +323,8 @@ class MembershipProbe:
                                    + 1 - _rechosen_rate(r["folds"], y, non, w, None))
         full = [0.5 * ((r["bacc"] & mem).sum() / n_mem + (~r["bacc"] & non).sum() / n_non) for r in per_repeat]
         with np.errstate(invalid="ignore", divide="ignore"):
-            add("membership_balanced_accuracy", float(np.mean(full)),
-                np.concatenate([bacc(r, w) for r in per_repeat for w in weights]), RISK, attack, len(y), len(y))
+            boots = np.concatenate([bacc(r, w) for r in per_repeat for w in weights])
+        add("membership_balanced_accuracy", boot.from_resamples(float(np.mean(full)), boots, rate=True), RISK, attack)
         for t in FPR_TARGETS:
             setting = f"{attack};fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else "")
             for metric, who, persons, direction in (("membership_tpr_at_fpr", mem, n_mem, RISK),
@@ -322,7 +333,8 @@ class MembershipProbe:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     boots = np.concatenate([_rechosen_rate(r["folds"], y, who, w, t)
                                             for r in per_repeat for w in weights])
-                add(metric, value, boots, direction, setting, persons, persons)
+                add(metric, boot.from_resamples(value, boots, rate=True, persons=persons, observations=persons),
+                    direction, setting)
         return records
 
 
