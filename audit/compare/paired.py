@@ -173,7 +173,6 @@ class PairedBootstrap:
             boots.append(confusion_stats((self.counts @ per_person).reshape(-1, s.k, s.k))["normalised_gain"])
         return float(np.mean(full)), np.mean(boots, axis=0)
 
-
     def _auc(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """AUC of each repeat's scores on everyone and on every replicate (a unit weighs as often as its person is
         drawn), averaged over repeats."""

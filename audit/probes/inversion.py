@@ -118,10 +118,8 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
     2,000 synthetic faces made the decoder worse: benchmarks/README.md). The statistics are the chosen one's,
     with ``real_pairs``, ``synthetic_pairs`` (of the chosen), ``queries`` (every face embedded to train either),
     ``synthetic_offered`` and ``held_out_distance`` per candidate. ``train``: :func:`train_decoder`'s options."""
-    real = (emb, images, np.asarray(subjects), np.zeros(len(emb), bool))
-    candidates = {"real": real}
-    if n_synthetic > 0:
-        candidates["real+synthetic"] = decoder_pairs(emb, images, subjects, n_synthetic, synthetic_seed, embed)
+    candidates = {name: decoder_pairs(emb, images, subjects, n, synthetic_seed, embed)
+                  for name, n in (("real", 0), ("real+synthetic", n_synthetic)) if name == "real" or n > 0}
     fitted = {}
     for name, (e, x, who, synthetic) in candidates.items():
         dec, stats = train_decoder(e, x, epochs, seed, subjects=who, judge=embed, train_only=synthetic, **train)
@@ -132,7 +130,7 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
     dec, stats = fitted[chosen]
     stats.update(real_pairs=int(len(emb)), chosen=chosen, synthetic_offered=int(n_synthetic),
                  held_out_distance={n: round(d, 6) for n, d in distance.items()},
-                 queries=int(len(emb) + (n_synthetic if n_synthetic > 0 else 0)))
+                 queries=max(len(pairs[0]) for pairs in candidates.values()))
     return dec, stats
 
 

@@ -49,10 +49,10 @@ MIN_FALSE_POSITIVES = RULE_OF_30
 """Expected false positives (non-member persons times the target rate) a false-positive target needs to be
 supported (the rule of 30 the identity probe applies to false matches)."""
 MIN_PER_CLASS = 10
+"""Fewest member and non-member persons the probe runs with (each fold needs both)."""
 FITTED = ("learned", "strongest")
 """Attacks fitted on other folds' persons beyond a threshold (the logistic attacker; the choice of the strongest):
 their intervals are widened for the fit's own variability (:func:`audit.metrics.stats.widen_for_training`)."""
-"""Fewest member and non-member persons the probe runs with (each fold needs both)."""
 
 
 def person_scores(emb: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
