@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console
@@ -60,9 +61,15 @@ def fit_ids(t: Table, rows: list[list[str]], ids: tuple[str, ...]) -> None:
 
 
 def records(df: pd.DataFrame) -> list[dict]:
-    """DataFrame rows as JSON-ready dicts (NaN -> null, timestamps as ISO 8601)."""
+    """DataFrame rows as JSON-ready dicts (NaN -> null, +-inf -> "inf" / "-inf" as in the export, timestamps as
+    ISO 8601): JSON has no infinity, and an infinite disparity must not read as a missing one."""
     if df is None or len(df) == 0:
         return []
+    infinite = [c for c in df.select_dtypes("number").columns if np.isinf(df[c].to_numpy(float)).any()]
+    if infinite:
+        df = df.astype({c: object for c in infinite})
+        for c in infinite:
+            df[c] = df[c].map(lambda v: ("inf" if v > 0 else "-inf") if np.isinf(v) else v)
     return json.loads(df.to_json(orient="records", date_format="iso", default_handler=str))
 
 

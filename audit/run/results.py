@@ -111,7 +111,9 @@ def write_result(store: Store, run_id: str, result: ProbeResult) -> None:
         df.insert(0, "run_id", run_id)
         df["n"] = df["n"].astype("int64")
         for c in ("value", "ci_low", "ci_high"):
-            df[c] = pd.to_numeric(df[c], errors="coerce").replace([np.inf, -np.inf], np.nan)
+            # An infinite value stays infinite (a disparity ratio where one group has no errors and another has some:
+            # the rules judge it as the worst case); only what is not a number becomes NULL.
+            df[c] = pd.to_numeric(df[c], errors="coerce")
         store.write("metrics", df)
     if result.artifacts:
         store.write("artifacts", pd.DataFrame([{

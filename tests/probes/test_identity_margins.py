@@ -4,6 +4,8 @@ The identity probe's own verification and demographic code runs on planted score
 (audit/probes/coverage.py draws them), and the rule engine judges what it stores.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,10 @@ from audit.rules.engine import evaluate_rule, load_pack
 
 
 def _records(own, s, gen, labels, n_boot=200, seed=0):
+    return pd.DataFrame([r.__dict__ for r in _metric_records(own, s, gen, labels, n_boot, seed)])
+
+
+def _metric_records(own, s, gen, labels, n_boot=200, seed=0):
     boot = SubjectBootstrap(own, n_boot, seed, "identity")
     imp = np.ones_like(s, dtype=bool)
     imp[np.arange(len(own)), own] = False
@@ -25,7 +31,7 @@ def _records(own, s, gen, labels, n_boot=200, seed=0):
                                {0.01: "fmr=0.01"}, boot, np.random.default_rng(seed))
     recs += probe._demographics("clean", s, gen, imp, pairs, {"grp": (labels[own], labels)}, ID_TAU, "fmr=0.01",
                                 boot)
-    return pd.DataFrame([r.__dict__ for r in recs])
+    return recs
 
 
 def _row(df, metric, group="all"):
@@ -74,15 +80,17 @@ def test_eer_and_auc_resample_gallery_persons_too():
     assert auc["ci_high"] - auc["ci_low"] > probe_only.ci_high - probe_only.ci_low
 
 
-def _disparity_frame():
+def _disparity_records():
     """Two groups of 100 persons: group a is never falsely rejected, group b is rejected for a fifth of its probes."""
     own, s, gen, _, labels = identity_draw(np.random.default_rng(4), 200)
     in_b = labels[own] == "b"
     gen[~in_b] = ID_TAU + 3
     gen[in_b] = np.where(np.random.default_rng(5).random(in_b.sum()) < 0.2, ID_TAU - 1, ID_TAU + 3)
-    df = _records(own, s, gen, labels)
-    df["attribute"] = df["attribute"].replace("grp", "sex")
-    return df
+    return [replace(r, attribute="sex") if r.attribute == "grp" else r for r in _metric_records(own, s, gen, labels)]
+
+
+def _disparity_frame():
+    return pd.DataFrame([r.__dict__ for r in _disparity_records()])
 
 
 def test_infinite_disparity_is_stored_and_fails_the_parity_rule(tmp_path):
@@ -90,14 +98,23 @@ def test_infinite_disparity_is_stored_and_fails_the_parity_rule(tmp_path):
     ratio = _row(df, "fnmr_max_min")
     assert np.isinf(ratio["value"]) and ratio["value"] > 0 and np.isinf(ratio["ci_high"])
     assert np.isinf(_row(df, "fnmr_max_geomean")["value"])
-    # stored as what it is: +inf survives the store's schema check and a round trip through DuckDB
+    # stored as what it is, by the run pipeline's own writer: +inf survives the store's schema check and a round trip
+    # through DuckDB (it was once turned into NULL there, and the parity rules then saw no result at all)
+    from audit.cli_output import records
+    from audit.probes import ProbeResult
+    from audit.run.results import write_result
     from audit.store import Store
 
     with Store(tmp_path / "s.duckdb") as store:
-        store.write("metrics", df.assign(run_id="r")[["run_id", "probe", "condition", "metric", "attribute", "group",
-                                                        "setting", "value", "ci_low", "ci_high", "n", "direction"]])
+        write_result(store, "r", ProbeResult(metrics=_disparity_records()))
         back = store.metrics("r")
-    assert np.isinf(_row(back, "fnmr_max_min")["value"])
+    stored = _row(back, "fnmr_max_min")
+    assert np.isinf(stored["value"]) and np.isinf(stored["ci_high"])
+    stored_rule = next(r for r in load_pack("eu-ai-act").rules if r.metric == "fnmr_max_min")
+    assert evaluate_rule(stored_rule, back, {"identity"}).status == "fail"
+    # and in JSON (runs show --json) it reads "inf", not null (which would say "missing")
+    row = records(back[back["metric"] == "fnmr_max_min"])[0]
+    assert row["value"] == "inf" and row["ci_high"] == "inf"
     pack = load_pack("eu-ai-act")
     rule = next(r for r in pack.rules if r.metric == "fnmr_max_min")
     finding = evaluate_rule(rule, df.assign(condition="clean"), {"identity"})
