@@ -231,8 +231,10 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     findings = findings.assign(_o=findings["status"].map(STATUS_ORDER)).sort_values(["_o", "pack", "rule_id"])
     findings["refs"] = findings["refs"].map(json.loads)
     where = findings["location"].map(lambda loc: json.loads(loc) if isinstance(loc, str) else loc or {})
-    for end in ("ci_low", "ci_high"):  # the interval of the observed value, None where the rule's result has none
-        findings[end] = pd.Series([w.get(end) for w in where], index=findings.index, dtype=object)
+    # The measured value the rule picked and its interval (None where the rule's result has none: a mean over results);
+    # ``observed`` stays what the rule judged (the value or one end of the interval).
+    for key in ("value", "ci_low", "ci_high"):
+        findings[key] = pd.Series([w.get(key) for w in where], index=findings.index, dtype=object)
     probes = store.probes(run_id)
     quality = store.data_quality(run["dataset_id"])
     leak = metrics[metrics["probe"] == "leakage"]
@@ -316,7 +318,7 @@ def _acquisition_context(store: Store, run_id: str, metrics: pd.DataFrame, no_fa
 
 def traceability(findings: pd.DataFrame) -> list[dict]:
     """One row per (clause, rule): each law or standard clause a pack cites, with the metric, threshold,
-    observed value and interval, and status that serve as its evidence. Clauses sorted, fails first.
+    measured value and interval, the number the rule judged, and status that serve as its evidence. Clauses sorted, fails first.
     ``findings`` as :func:`run_context` reads them (references parsed, interval taken from the location)."""
     rows = []
     for f in findings.to_dict("records"):
@@ -324,7 +326,8 @@ def traceability(findings: pd.DataFrame) -> list[dict]:
             rows.append({"clause": clause, "pack": f["pack"], "rule_id": f["rule_id"], "title": f["title"],
                          "metric": f.get("metric") or "", "probe": f.get("probe") or "", "warn_if": f["warn_if"],
                          "fail_if": f["fail_if"], "judged": f["judged"], "observed": f["observed"],
-                         "ci_low": f["ci_low"], "ci_high": f["ci_high"], "status": f["status"]})
+                         "value": f.get("value"), "ci_low": f["ci_low"], "ci_high": f["ci_high"],
+                         "status": f["status"]})
     return sorted(rows, key=lambda r: (r["clause"], STATUS_ORDER.get(r["status"], 9), r["pack"], r["rule_id"]))
 
 

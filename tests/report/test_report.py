@@ -176,3 +176,30 @@ def test_the_report_says_what_precision_the_attacks_ran_in_and_the_rerun_command
     assert "--attack-precision bfloat16" in rerun_command({"config": {**config,
                                                                       "resolved": {"attack_precision": "bfloat16"}}})[0]
     assert "--attack-precision float32" in rerun_command({"config": config})[0]
+
+
+def test_findings_show_the_measured_value_before_the_judged_end(audited):
+    """A rule judged at an end of the interval shows the value it picked with its interval, then 'judged: <end>
+    (lower end)': the judged end is never printed as if it were the measurement (it was, until 2026-12-05)."""
+    import html as html_mod
+    import json
+    import re
+
+    from audit.report.narrative import fmt
+    from audit.store import Store
+
+    root, db, run_id = audited
+    page = api.build_report(run_id, db, root / "out", ["html"])[0].read_text()
+    with Store(db, read_only=True) as store:
+        findings = store.findings(run_id)
+    judged = findings[(findings["status"] != "not_applicable") & (findings["judged"] == "ci_low")]
+    assert len(judged), "the run must have a rule judged at the lower end"
+    table = page[page.index('id="findings-table"'):]
+    cells = {re.search(r'class="mono rule-id">([^<]+)<', row).group(1): row
+             for row in re.findall(r"<tr data-status.*?</tr>", table, re.S)}
+    for f in judged.itertuples():
+        loc = json.loads(f.location)
+        text = " ".join(html_mod.unescape(re.sub(r"<[^>]+>", " ", cells[f.rule_id])).split())
+        assert f"{fmt(loc['value'], 3)} {fmt(loc['ci_low'], 3)} – {fmt(loc['ci_high'], 3)}" in text, (f.rule_id, text)
+        assert f"judged: {fmt(f.observed, 3)} (lower end)" in text, (f.rule_id, text)
+        assert loc["value"] != f.observed  # the two numbers differ, so the test tells them apart
