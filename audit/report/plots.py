@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 import matplotlib.ticker
@@ -41,6 +42,27 @@ def plain_log(*axes) -> None:
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def rotated_ticks(ax, positions, labels, fontsize: float = 7) -> None:
+    """Category labels at 45°, each anchored at its tick by its right end (``rotation_mode="anchor"``), so long
+    and short labels line up and neighbours do not run into each other."""
+    ax.set_xticks(positions, [plain(v) for v in labels], rotation=45, ha="right", rotation_mode="anchor",
+                  fontsize=fontsize)
+
+
+def thinned(values, min_ratio: float = 1.35) -> list:
+    """Of positive tick positions on a log axis, those at least ``min_ratio`` apart, so their labels do not overlap
+    (161 and 181, say): the first and the largest are kept, the largest replacing a neighbour too close to it."""
+    values = sorted(v for v in values if v > 0)
+    kept: list = []
+    for v in values:
+        if kept and v / kept[-1] < min_ratio:
+            if v == values[-1] and len(kept) > 1:
+                kept[-1] = v
+            continue
+        kept.append(v)
+    return kept
+
+
 def _err(df: pd.DataFrame) -> np.ndarray:
     lo = (df["value"] - df["ci_low"]).clip(lower=0).fillna(0)
     hi = (df["ci_high"] - df["value"]).clip(lower=0).fillna(0)
@@ -55,7 +77,10 @@ def leakage_bars(metrics: pd.DataFrame) -> str | None:
         return None
     attrs = list(dict.fromkeys(m["attribute"]))
     conds = list(dict.fromkeys(m["condition"]))
-    fig, axes = plt.subplots(1, len(attrs), figsize=(2.0 * len(attrs) + 1.2, 2.8), sharey=True, squeeze=False)
+    # constrained layout with the legend "outside lower center": the legend is placed below the rotated tick
+    # labels, never on them
+    fig, axes = plt.subplots(1, len(attrs), figsize=(2.0 * len(attrs) + 1.2, 3.1), sharey=True, squeeze=False,
+                             layout="constrained")
     width = 0.38
     for ax, attr in zip(axes[0], attrs):
         a = m[m["attribute"] == attr]
@@ -67,11 +92,11 @@ def leakage_bars(metrics: pd.DataFrame) -> str | None:
                    color=COLOURS[j], label=label)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_title(f"{attr} ({a['metric'].iloc[0].replace('_', ' ')})")
-        ax.set_xticks(x, conds, rotation=40, ha="right")
+        rotated_ticks(ax, x, conds)
     axes[0][0].set_ylabel("leakage (0 = chance, 1 = fully readable)")
     axes[0][0].set_ylim(min(-0.15, float(m["ci_low"].min()) - 0.05), 1.05)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.12))
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=7, frameon=False)
     return to_svg(fig)
 
 
@@ -113,7 +138,10 @@ def convergence(panels: dict[str, dict[str, dict]]) -> str | None:
               if (kept := {label: rec for label, rec in lines.items() if rec and rec.get("curve")})}
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels) + 0.7, 2.3), squeeze=False)
+    # constrained layout keeps each panel's y label clear of its left neighbour; long labels wrap on two lines
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels) + 0.7, 2.4), squeeze=False,
+                             layout="constrained")
+    fig.get_layout_engine().set(wspace=0.06)
     for ax, (title, lines) in zip(axes[0], panels.items()):
         for i, (label, rec) in enumerate(lines.items()):
             y = np.asarray(rec["curve"], float)
@@ -122,7 +150,7 @@ def convergence(panels: dict[str, dict[str, dict]]) -> str | None:
             ax.plot([len(y)], [y[-1]], marker="x" if rec.get("stopped_by") == "cap" else "o", ms=3.5, color=colour)
         ax.set_title(plain(title), fontsize=7)
         ax.set_xlabel(f"{'epoch' if 'epoch' in title else 'step'} (o: plateau, x: cap)", fontsize=6)
-        ax.set_ylabel(plain(next(iter(lines.values())).get("measure", "objective")), fontsize=6)
+        ax.set_ylabel(textwrap.fill(plain(next(iter(lines.values())).get("measure", "objective")), 32), fontsize=6)
         ax.tick_params(labelsize=6)
         ax.grid(True, lw=0.3)
         if len(lines) > 1:
@@ -142,14 +170,16 @@ def query_curve(attack: dict | None) -> str | None:
                 label=plain(f"FMR {fmr}"))
     ax.set_xscale("log")
     # plain tick labels at the points read (the log axis' default labels are mathtext, which is off here)
-    ax.set_xticks(curve["queries"], [f"{q:g}" for q in curve["queries"]])
+    ticks = thinned(curve["queries"])
+    ax.set_xticks(ticks, [f"{q:g}" for q in ticks])
     plain_log(ax.xaxis)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("queries per victim (1 = the decoder's image alone)", fontsize=6)
     ax.set_ylabel("SAR type I (target)", fontsize=6)
     ax.tick_params(labelsize=6)
     ax.grid(True, lw=0.3)
-    ax.legend(fontsize=6, frameon=False)
+    # beside the axes: the curves often run along the top (every victim passes), where a legend inside would hide them
+    ax.legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_svg(fig)
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
+import re
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from audit import compare
 from audit import probes as probe_mod
@@ -39,6 +42,56 @@ HEADLINE = [  # (label, probe, metric, where)
 ]
 
 
+# Identifiers (setting names, paths, pack lists) may wrap after these characters, and nowhere inside a word.
+_BREAK_AFTER = re.compile(r"(?<=[-._;,/:=|])(?=.)")
+
+
+def breakable(value) -> Markup:
+    """``value`` escaped, with a line-break opportunity (``<wbr>``) after each separator in ``_BREAK_AFTER``: a long
+    identifier such as ``inputs.attacker_model`` may wrap as ``inputs.`` / ``attacker_model`` in a narrow column,
+    never mid-word. Escaping is done piece by piece, so no ``<wbr>`` lands inside an entity."""
+    return Markup("<wbr>").join(escape(part) for part in _BREAK_AFTER.split(str(value)))
+
+
+def _g(v) -> str:
+    return f"{float(v):g}"
+
+
+def normalisation(mean, std) -> str:
+    """The input normalisation of a model profile in words: ``(x − 127.5) / 127.5 on every channel`` when every
+    channel is the same, else ``(x − mean) / std per channel, mean (…), std (…)``."""
+    mean = list(mean) if isinstance(mean, (list, tuple)) else [mean]
+    std = list(std) if isinstance(std, (list, tuple)) else [std]
+    if len(set(map(_g, mean))) == 1 and len(set(map(_g, std))) == 1:
+        return f"(x − {_g(mean[0])}) / {_g(std[0])}" + (" on every channel" if len(mean) > 1 or len(std) > 1 else "")
+    return (f"(x − mean) / std per channel, mean ({', '.join(map(_g, mean))}), "
+            f"std ({', '.join(map(_g, std))})")
+
+
+def _rate(text: str) -> str:
+    """An FMR/FPR target written one way throughout: powers of ten below 1 as 1e-4, anything else as %g."""
+    v = float(text)
+    k = round(math.log10(v)) if v > 0 else 0
+    return f"1e{k}" if 0 < v < 1 and math.isclose(v, 10.0 ** k, rel_tol=1e-9) else f"{v:g}"
+
+
+_RATE = re.compile(r"\b(FMR|FPR) (\d+(?:\.\d+)?(?:e[+-]?\d+)?)\b")
+# Probes store their notes one a line; older stores joined them with a space, so a note that ended without a
+# full stop ran into the next ("… person pairs) FMR 1e-05 not supported: …"): split there too.
+_RUN_ON = re.compile(r"(?<=\)) (?=[A-Z])")
+
+
+def probe_notes(messages) -> list[str]:
+    """Each probe message split into its notes (one bullet each), FMR/FPR targets written one way."""
+    out = []
+    for message in messages:
+        for line in str(message or "").splitlines():
+            for note in _RUN_ON.split(line.strip()):
+                if note.strip():
+                    out.append(_RATE.sub(lambda m: f"{m.group(1)} {_rate(m.group(2))}", note.strip()))
+    return out
+
+
 def environment(user_templates: Path | None = None) -> Environment:
     loaders = [FileSystemLoader(str(user_templates))] if user_templates else []
     loaders.append(FileSystemLoader(str(TEMPLATES)))
@@ -48,6 +101,8 @@ def environment(user_templates: Path | None = None) -> Environment:
     env.filters["pct"] = lambda v: "n/a" if v is None or pd.isna(v) else f"{100 * v:.1f}%"
     env.globals["METRICS"] = METRICS
     env.globals["zip"] = zip
+    env.filters["breakable"] = breakable
+    env.globals["normalisation"] = normalisation
     env.globals["css"] = (TEMPLATES / "report.css").read_text()
     return env
 
@@ -256,7 +311,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     demo_table = ident[ident["metric"].isin(["fmr_max_min", "fmr_max_geomean", "fnmr_max_min", "fnmr_max_geomean",
                                              "fdr"]) & (ident["condition"] == "clean")]
     counts = findings["status"].value_counts().to_dict()
-    notes = [m for m in probes["message"] if m]
+    notes = probe_notes(probes["message"])
     # Rules judged get a row each in the findings and traceability tables; rules not judged are one short list
     # grouped by reason (a row each made the tables mostly "not applicable").
     judged = findings[findings["status"] != "not_applicable"]

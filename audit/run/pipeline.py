@@ -178,7 +178,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 with store.transaction():
                     write_result(store, run_id, result)
                     store.record_probe(run_id, probe.name, "completed", started, time.perf_counter() - t0,
-                                       " ".join(result.notes))
+                                       "\n".join(result.notes))  # one note a line: the report bullets each
             store.set_run_status(run_id, "completed")
         except (KeyboardInterrupt, Cancelled):
             store.set_run_status(run_id, "cancelled", "cancelled by the user")

@@ -1,0 +1,46 @@
+"""Layout helpers of the report: identifiers wrap only at separators, the input normalisation in words, probe notes
+one a bullet with one number style, log ticks thinned, and the comparison's findings table kept on the page."""
+
+from audit.report import plots
+from audit.report.render import breakable, environment, normalisation, probe_notes
+
+
+def test_breakable_marks_separators_and_escapes_each_piece():
+    assert str(breakable("inputs.attacker_model")) == "inputs.<wbr>attacker_<wbr>model"
+    assert str(breakable("baseline")) == "baseline"  # a short name is never broken
+    assert str(breakable("a&b;<x>")) == "a&amp;b;<wbr>&lt;x&gt;"  # no <wbr> inside an entity
+    html = environment().from_string("{{ v | breakable }}").render(v="<script>x.y</script>")
+    assert "<script>" not in html and "&lt;script&gt;x.<wbr>y&lt;/<wbr>script&gt;" == html
+
+
+def test_normalisation_in_words():
+    assert normalisation([127.5] * 3, [127.5] * 3) == "(x − 127.5) / 127.5 on every channel"
+    assert normalisation([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) == \
+        "(x − mean) / std per channel, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)"
+
+
+def test_probe_notes_one_each_with_one_number_style():
+    joined = ("FMR 0.0001 not supported: needs 9 more impostor person pairs (rule of 30) "
+              "FMR 1e-05 not supported: needs 10 more impostor comparisons (rule of 30)")
+    assert probe_notes([joined, "", None, "first.\nsecond (a) b."]) == [
+        "FMR 1e-4 not supported: needs 9 more impostor person pairs (rule of 30)",
+        "FMR 1e-5 not supported: needs 10 more impostor comparisons (rule of 30)",
+        "first.", "second (a) b."]
+
+
+def test_log_ticks_thinned_keep_first_and_largest():
+    assert plots.thinned([1, 21, 41, 81, 161, 181]) == [1, 21, 41, 81, 181]
+    assert plots.thinned([1, 10, 100]) == [1, 10, 100]
+
+
+def test_compare_findings_table_fits_and_sentences_are_spaced():
+    html = environment().get_template("compare.html.j2").render(
+        runs=[], labels=["a (1)", "b (2)"], comparability=[], model_verdicts=[], summary=[], rows=[], plots=[],
+        forests=[], reference="a (1)", beside=None, paired={"n_boot": 10, "persons": 5, "rows": [], "rankings": []},
+        differences=[{"field": "inputs.attacker_model", "values": ["x", "y"]}],
+        findings=[{"title": "t", "pack": "eu-ai-act", "rule_id": "AIA-15-ACCURACY", "statuses": ["pass", None]}])
+    assert "holds 0. " in html and "holds 0.Below" not in html
+    assert '<td class="mono ident">inputs.<wbr>attacker_<wbr>model</td>' in html
+    assert '<table class="side-by-side">' in html and '<span class="mono pack">eu-ai-act ·</span>' in html
+    css = environment().globals["css"]
+    assert "break-all" not in css and "table.side-by-side { table-layout: fixed; }" in css
