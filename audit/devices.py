@@ -54,13 +54,17 @@ class Compute:
 
 def describe(compute: dict) -> str:
     """A stored compute record (:meth:`Compute.to_dict`, plus ``attack_precision`` when known; older runs hold only
-    ``device`` and ``backend``) in words, e.g. ``cuda (embeddings through torch; gradient attacks in bfloat16 on
-    cuda)``."""
+    ``device`` and ``backend``) in words, e.g. ``cuda (embeddings through torch; gradient attacks in float32 on
+    cuda)``; with bfloat16 it says which attacks use it (the white-box inversion always runs in float32)."""
     how = "onnxruntime" + (f" {compute['provider']}" if compute.get("provider") else "") \
         if compute.get("backend") == "ort" else "torch"
     attacks = ""
-    if compute.get("torch_device"):
-        attacks = f"; gradient attacks in {compute.get('attack_precision') or 'float32'} on {compute['torch_device']}"
+    if compute.get("torch_device") and compute.get("attack_precision") == "bfloat16":
+        # the white-box inversion stays float32 whatever the setting (audit/probes/inversion.py: white_box)
+        attacks = (f"; gradient attacks on {compute['torch_device']}: cloak attacks and inversion decoder training in "
+                   "bfloat16 autocast, white-box inversion in float32")
+    elif compute.get("torch_device"):
+        attacks = f"; gradient attacks in float32 on {compute['torch_device']}"
     return f"{compute['device']} (embeddings through {how}{attacks})"
 
 

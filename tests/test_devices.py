@@ -153,7 +153,8 @@ def test_resume_of_a_cuda_run_on_a_cpu_is_refused(machine, stored_cuda_run):
             api.run_audit(cfg.model_copy(update={"device": device}), db, resume=run_id)
         msg = str(err.value)
         assert "\n" not in msg and f"--resume {run_id}: refusing" in msg
-        assert "started on cuda (embeddings through torch; gradient attacks in bfloat16 on cuda)" in msg
+        assert ("started on cuda (embeddings through torch; gradient attacks on cuda: cloak attacks and inversion "
+                "decoder training in bfloat16 autocast, white-box inversion in float32)") in msg
         assert "cpu (embeddings through onnxruntime CPUExecutionProvider" in msg and "--device cuda" in msg
     with Store(db, read_only=True) as s:
         assert s.run(run_id)["status"] == "interrupted" and s.metrics(run_id).empty

@@ -82,7 +82,9 @@ def _raised(a: pd.DataFrame, attr: str) -> str:
     return text
 
 
-def identity_verdicts(metrics: pd.DataFrame) -> list[str]:
+def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = None) -> list[str]:
+    """Rejection under occlusion, then the FDR of each attribute beside its FMR ratio (an FDR near 1 is no proof
+    of parity at a low FMR), saying when a disparity rule in ``findings`` fails or warns on that attribute."""
     m = metrics[metrics["probe"] == "identity"]
     out = []
     fnmr = m[(m["metric"] == "fnmr") & (m["setting"] == "fmr=0.001")]
@@ -94,9 +96,52 @@ def identity_verdicts(metrics: pd.DataFrame) -> list[str]:
             out.append(f"With {r['condition']}, it rejects {fmt(100 * r['value'], 1)}% "
                        f"(95% CI {fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%).")
     fdr = m[(m["metric"] == "fdr") & (m["condition"] == "clean")]
+    if not fdr.empty:
+        out.append("Fairness discrepancy rate (FDR) = 1 − (0.5 × the largest gap between groups' false match rates "
+                   "+ 0.5 × the largest gap between their false non-match rates), gaps as differences of rates. At a "
+                   "threshold set for about one false match in a thousand, FMR gaps are a few thousandths even when "
+                   "one group is falsely matched many times as often as another, so an FDR near 1 does not show "
+                   "parity: the ratio of group false match rates is reported and judged separately.")
     for _, r in fdr.iterrows():
-        out.append(f"Fairness discrepancy rate across {r['attribute']} groups: {ci(r)} (1 means equal error rates).")
+        attr = r["attribute"]
+        text = f"{_groups(attr)}: FDR {ci(r)}"
+        ratio = m[(m["metric"] == "fmr_max_min") & (m["condition"] == r["condition"]) & (m["attribute"] == attr)
+                  & (m["setting"] == r["setting"])]
+        if not ratio.empty:
+            x = ratio.iloc[0]
+            high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
+                else fmt(x["ci_high"], 1)
+            text += (f"; the most falsely matched group's FMR is {fmt(x['value'], 1)} times the least's (95% CI "
+                     f"{fmt(x['ci_low'], 1)} to {high})")
+        failing = _disparity_rules(findings, attr)
+        if failing:
+            text += f". A disparity rule {failing} on it: see Findings"
+        out.append(text + ".")
     return out
+
+
+NEGATIVE_CONTROL = "control"
+"""The synthetic set's random label (drawn at random for each person, in no image): a negative control, not a
+demographic; every probe should find nothing on it."""
+
+
+def _groups(attr: str) -> str:
+    """The groups of ``attr`` in words, the negative control named as such."""
+    if attr == NEGATIVE_CONTROL:
+        return "Negative control (a random label in no image, not a demographic group; expected at parity)"
+    return f"Across {attr} groups"
+
+
+def _disparity_rules(findings: pd.DataFrame | None, attr: str) -> str:
+    """'fails' or 'warns' when a rule on a group-rate ratio or the FDR of ``attr`` did (fails first), else ''."""
+    if findings is None or findings.empty:
+        return ""
+    hit = set()
+    for f in _records(findings[findings["status"].isin(STATUS_RANK)]):
+        if (f.get("metric") or "").startswith(("fmr_max", "fnmr_max", "fdr")) and \
+                f["location"].get("attribute") == attr:
+            hit.add(f["status"])
+    return "fails" if "fail" in hit else "warns" if hit else ""
 
 
 ATTACKER = {  # inversion attack -> who the attacker is, in plain words
@@ -169,16 +214,23 @@ def cloak_verdicts(m: pd.DataFrame) -> list[str]:
     return out
 
 
+TOP_PROBLEMS = 5
+"""Distinct problems page one lists; the rest are counted there and listed in the Findings table."""
 SEVERITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 STATUS_RANK = {"fail": 0, "warn": 1}
 
 
-def _pct(x) -> str:
-    return "n/a" if x is None or pd.isna(x) else f"{100 * x:.0f}%"
+def _pct(x, digits: int = 0) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{100 * x:.{digits}f}%"
 
 
-def _meaning(f: dict) -> str:
-    """What a finding's number means for people, in one sentence built from the number it was judged on."""
+JUDGES = {"target": "the audited model", "evaluator": "an independent face-recognition model (the evaluator)"}
+"""Who accepted a reconstruction, by the inversion setting's judge."""
+
+
+def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
+    """What a finding's number means for people, in one sentence built from the number it was judged on
+    (``metrics``: the run's, for the audited model's own figure beside an evaluator's)."""
     loc = f["location"]
     v, lo, hi = loc.get("value"), loc.get("ci_low"), loc.get("ci_high")
     metric, attr, cond, setting = f.get("metric") or "", loc.get("attribute", ""), loc.get("condition", ""), \
@@ -187,11 +239,24 @@ def _meaning(f: dict) -> str:
     if v is None:
         return f"observed {fmt(f['observed'])}."
     if metric.startswith("sar_type"):
-        who = ("the model file" if setting.startswith("white-box") else
-               "stolen templates and access to the matcher" if setting.startswith("query") else
+        attack, judge = (setting.split(";") + ["", ""])[:2]
+        who = ("the model file" if attack == "white-box" else
+               "stolen templates and access to the matcher" if attack == "query" else
                "stolen templates and the model's outputs")
-        return (f"someone holding {who} can rebuild faces that the system accepts as the person for "
-                f"{_pct(lo)}–{_pct(hi)} of people{under}.")
+        source = f", from templates of faces with {cond}," if cond and cond != "clean" else ""
+        unit = ("reconstructions" if metric == "sar_type1" else
+                "comparisons of a reconstruction with the person's other photos")
+        text = (f"someone holding {who} can rebuild{source} faces that {JUDGES.get(judge, 'the system')} accepts as "
+                f"the person: {_pct(v, 1)} of {unit} (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})")
+        if judge != "target" and metrics is not None:  # what the audited system itself accepts, beside it
+            own = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == metric)
+                          & (metrics["condition"] == cond)
+                          & (metrics["setting"] == ";".join([attack, "target", *setting.split(";")[2:]]))]
+            if not own.empty:
+                o = own.iloc[0]
+                text += (f"; the audited model itself accepts {_pct(o['value'], 1)} (95% CI "
+                         f"{_pct(o['ci_low'], 1)}–{_pct(o['ci_high'], 1)})")
+        return text + "."
     if metric == "normalised_gain":
         return (f"{attr} can be read from the model's templates{under}: the attacker gets {fmt(v)} of the way from "
                 f"guessing to certainty (95% CI {fmt(lo)} to {fmt(hi)}).")
@@ -249,6 +314,19 @@ def not_judged(findings: pd.DataFrame) -> list[dict]:
     return [{"reason": k, "rules": v} for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _not_listed(more: dict, totals: dict) -> str:
+    """The sentence after a cut list of problems: how many failed and warned rules it leaves out (``more``) of how
+    many in all (``totals``), ending where they are (the template links the Findings table after it)."""
+    return (f"Not listed here: {more['fail']} more failed {'rule' if more['fail'] == 1 else 'rules'} and "
+            f"{_plural(more['warn'], 'warning')} ({_plural(totals['fail'], 'fail')} and "
+            f"{_plural(totals['warn'], 'warning')} in all; rules that judge the same number are listed once above). "
+            "Every one is in the")
+
+
 def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str], probes_known: list[str],
             unjudged: list[dict]) -> dict:
     """Page one: the most serious findings in plain words, the groups most affected, and what was not tested
@@ -256,14 +334,17 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
     bad = sorted(_records(findings[findings["status"].isin(STATUS_RANK)]),
                  key=lambda r: (STATUS_RANK[r["status"]], SEVERITY.get(r["severity"], 9), r["rule_id"]))
     seen, problems = set(), []
-    for r in bad:  # one sentence per distinct problem (several packs often judge the same number)
-        sentence = _meaning(r)
+    sentences = [_meaning(r, metrics) for r in bad]
+    for r, sentence in zip(bad, sentences):  # one sentence per distinct problem (packs often judge one number)
         if sentence in seen:
             continue
+        if len(problems) == TOP_PROBLEMS:
+            break
         seen.add(sentence)
         problems.append({"status": r["status"], "title": r["title"], "meaning": sentence[0].upper() + sentence[1:]})
-        if len(problems) == 5:
-            break
+    # the rules whose problem is not among those listed: counted by status, so a cut list never hides them
+    rest = [r["status"] for r, sentence in zip(bad, sentences) if sentence not in seen]
+    more = {"fail": rest.count("fail"), "warn": rest.count("warn")} if rest else None
     groups = []
     g = metrics[(metrics["metric"] == "group_fnmr") & (metrics["condition"] == "clean")]
     for attr, part in g.groupby("attribute", sort=True):
@@ -280,6 +361,8 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
     for g in unjudged:
         reason = "their probe did not run" if g["reason"].startswith("probe not run") else g["reason"]
         counts[reason] = counts.get(reason, 0) + len(g["rules"])
-    return {"problems": problems, "groups": groups, "untested": untested, "rules": len(findings),
+    totals = {"fail": sum(r["status"] == "fail" for r in bad), "warn": sum(r["status"] == "warn" for r in bad)}
+    return {"problems": problems, "more": _not_listed(more, totals) if more else None,
+            "groups": groups, "untested": untested, "rules": len(findings),
             "not_judged_count": sum(counts.values()),
             "not_judged": [{"reason": k, "rules": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]}

@@ -261,6 +261,35 @@ def _inversion_convergence(decoder: dict | None) -> dict:
     return {"convergence": lines, "convergence_plot": plot}
 
 
+def query_limit(attack: dict | None, fmr: str = "0.001") -> str:
+    """Whether a limit on queries per template would stop the query-only attacker, read off its success curve at
+    ``fmr`` (the system threshold; else the strictest the curve has). The curve's first point is the decoder's image
+    alone: where it already reaches the curve's highest share, a limit cannot help."""
+    curve = (attack or {}).get("curve") or {}
+    queries, sars = curve.get("queries") or [], curve.get("sar_type1") or {}
+    key = fmr if fmr in sars else min(sars, key=float) if sars else None
+    if not queries or key is None or not sars[key]:
+        return ("This run did not record the attacker's success against the queries it spent, so it cannot say "
+                "whether a limit on queries per template would help.")
+    share = [float(x) for x in sars[key]]
+    pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
+    first, peak = share[0], max(share)
+    if peak == 0:
+        return (f"No victim's image was accepted at FMR {key} within {queries[-1]} queries: this run shows no need "
+                "for a limit on queries per template, and a larger budget may still succeed.")
+    if first >= peak:
+        return (f"The decoder's image alone (the first query) is already accepted for {pct(first)} of victims at FMR "
+                f"{key}, as many as after {queries[-1]} queries: a limit on queries per template would not help, "
+                "because the decoder alone already succeeds.")
+    rise = next(i for i, x in enumerate(share) if x > first)
+    held = (f"hold this attacker to the {pct(first)} of victims the decoder's image alone achieves"
+            if first > 0 else "have stopped this attacker in this run")
+    return (f"The decoder's image alone (the first query) is accepted for {pct(first)} of victims at FMR {key}; the "
+            f"share rises by {queries[rise]} queries and reaches {pct(peak)}. A limit of {queries[rise - 1]} "
+            f"{'query' if queries[rise - 1] == 1 else 'queries'} per template (the last count measured before it "
+            f"rose) would {held}.")
+
+
 def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dict:
     """The membership section: verdicts, every attack's AUC (and which one each fold chose), the strongest attack's
     rows."""
@@ -332,11 +361,12 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                      "points": (thresholds or {}).get("operating_points", []), "system_setting": system_setting,
                      "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
                      "demo": demo_table.to_dict("records"), "thresholds": thresholds,
-                     "verdicts": narrative.identity_verdicts(metrics)},
+                     "verdicts": narrative.identity_verdicts(metrics, judged)},
         "inversion": {"ran": not inv.empty, "table": inv.sort_values(["condition", "setting", "metric"])
                       .to_dict("records"),
                       "verdicts": narrative.inversion_verdicts(metrics, (query_attack or {}).get("queries_per_victim")),
                       "query": query_attack, "query_plot": plots.query_curve(query_attack),
+                      "query_limit": query_limit(query_attack),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows,
                       **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"))},
         "membership": _membership_context(store, run_id, metrics),

@@ -114,7 +114,8 @@ def test_run_report_filters_and_contents_in_a_real_browser(chromium, every_probe
     box = page.locator("nav.toc").bounding_box()
     assert page.locator("nav.toc").is_visible() and 0 <= box["y"] < VIEWPORT["height"] / 2, box
     page.locator('nav.toc a[href="#cloak"]').click()
-    assert 0 <= page.locator("#cloak h2").bounding_box()["y"] < VIEWPORT["height"] / 2
+    # (a fraction of a pixel above the top is still in view: fractional line heights round the anchor's scroll)
+    assert -1 < page.locator("#cloak h2").bounding_box()["y"] < VIEWPORT["height"] / 2
     assert 0 <= page.locator("nav.toc").bounding_box()["y"] < VIEWPORT["height"] / 2
     _shot(page, tmp_path, "report-scrolled")
     # figures at 100% zoom: none shown smaller than 85% of its drawn size (text stays at least ~7 pt)

@@ -1,0 +1,153 @@
+"""Wording a signer reads and may act on: nothing may read as milder than the numbers. Each test renders the real
+templates (the every-probe run's context, with one part replaced where the run cannot produce the case)."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from audit.devices import describe
+from audit.report import narrative
+from audit.report.render import environment, query_limit, run_context
+from audit.store import Store
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+
+@pytest.fixture(scope="module")
+def context(every_probe):
+    db, run_id, _ = every_probe
+    with Store(db, read_only=True) as s:
+        return run_context(s, run_id, no_faces=True)
+
+
+def render(ctx: dict, **replace) -> str:
+    return environment().get_template("report.html.j2").render(**{**ctx, **replace}, attestation=None,
+                                                               quality_file=None)
+
+
+COLUMNS = ["probe", "metric", "condition", "setting", "attribute", "group", "value", "ci_low", "ci_high"]
+NO_METRICS = pd.DataFrame(columns=COLUMNS)
+
+
+def metrics(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"attribute": "", "group": "all", **r} for r in rows], columns=COLUMNS)
+
+
+def finding(rule_id, status="fail", severity="high", metric="normalised_gain", **location):
+    loc = {"condition": "clean", "attribute": "sex", "setting": "train=same", "value": 0.5, "ci_low": 0.4,
+           "ci_high": 0.6, **location}
+    return {"pack": "p", "rule_id": rule_id, "title": f"Rule {rule_id}", "status": status, "severity": severity,
+            "metric": metric, "probe": "leakage", "observed": loc["value"], "message": "",
+            "location": json.dumps(loc)}
+
+
+def test_a_cut_list_of_problems_says_how_many_fails_and_warnings_it_leaves_out_and_where(context):
+    # eight distinct fails (each on another attribute, so another sentence), one duplicate and two warnings
+    rows = [finding(f"F{i}", attribute=f"a{i}") for i in range(8)] + [finding("DUP", attribute="a0")] + \
+        [finding(f"W{i}", status="warn", attribute=f"w{i}") for i in range(2)]
+    v = narrative.verdict(pd.DataFrame(rows), NO_METRICS, [], [], [])
+    assert len(v["problems"]) == 5
+    page = _text(render(context, verdict=v))
+    summary = page[page.index("What is wrong."):page.index("Headline numbers") if "Headline" in page else None]
+    # F0 and its duplicate are listed; F5-F7 (3 fails) and both warnings are not
+    assert ("Not listed here: 3 more failed rules and 2 warnings (9 fails and 2 warnings in all; rules that judge "
+            "the same number are listed once above). Every one is in the Findings table below.") in summary
+    assert 'href="#findings-table">Findings table</a>' in render(context, verdict=v)
+    # a list that is not cut says nothing more
+    short = narrative.verdict(pd.DataFrame(rows[:3]), NO_METRICS, [], [], [])
+    assert short["more"] is None and "Not listed here" not in _text(render(context, verdict=short))
+
+
+def test_the_summary_names_the_model_that_accepts_reconstructions_and_the_audited_models_own_figure(context):
+    inv = metrics([
+        {"probe": "inversion", "metric": "sar_type1", "condition": "mask:surgical", "setting": s, "value": v,
+         "ci_low": lo, "ci_high": hi}
+        for s, v, lo, hi in (("black-box;evaluator;fmr=0.001", 0.7325, 0.6689, 0.7856),
+                             ("black-box;target;fmr=0.001", 0.58, 0.5163, 0.6424))])
+    f = finding("INV", metric="sar_type1", condition="mask:surgical", attribute="",
+                setting="black-box;evaluator;fmr=0.001", value=0.7325, ci_low=0.6689, ci_high=0.7856)
+    v = narrative.verdict(pd.DataFrame([f]), inv, [], [], [])
+    html = render(context, verdict=v)
+    page = _text(html[html.index('class="verdict"'):html.index('class="counts"')])
+    assert ("faces that an independent face-recognition model (the evaluator) accepts as the person: 73.2% of "
+            "reconstructions (95% CI 66.9%–78.6%); the audited model itself accepts 58.0% (95% CI 51.6%–64.2%)."
+            ) in page
+    assert "that the system accepts" not in page and "of people" not in page
+
+
+def test_the_query_limit_sentence_follows_the_curve(context):
+    flat = {"curve": {"queries": [1, 21, 41], "sar_type1": {"0.001": [1.0, 1.0, 1.0], "0.01": [1.0, 1.0, 1.0]}}}
+    rising = {"curve": {"queries": [1, 21, 41], "sar_type1": {"0.001": [0.25, 0.25, 0.9]}}}
+    inv = context["inversion"]
+    base = {**inv, "query": {"victims": 48, "budget": 200, "queries_per_victim": 41.0, "decoder_queries": 600}}
+    page = _text(render(context, inversion={**base, "query_limit": query_limit(flat)}))
+    assert "below the point where the curve rises would stop" not in page
+    assert ("The decoder's image alone (the first query) is already accepted for 100% of victims at FMR 0.001, as "
+            "many as after 41 queries: a limit on queries per template would not help, because the decoder alone "
+            "already succeeds.") in page
+    page = _text(render(context, inversion={**base, "query_limit": query_limit(rising)}))
+    assert ("A limit of 21 queries per template (the last count measured before it rose) would hold this attacker "
+            "to the 25% of victims the decoder's image alone achieves.") in page
+    assert "would not help" in query_limit({"curve": {"queries": [1], "sar_type1": {"0.01": [0.5]}}})
+    assert "cannot say" in query_limit(None)
+
+
+def test_the_appendix_says_which_gradient_attacks_ran_in_bfloat16(context):
+    words = describe({"device": "cpu", "backend": "ort", "provider": "CPUExecutionProvider", "torch_device": "cpu",
+                      "attack_precision": "bfloat16"})
+    page = _text(render(context, computed_on=words))
+    assert "gradient attacks in bfloat16" not in page
+    assert ("gradient attacks on cpu: cloak attacks and inversion decoder training in bfloat16 autocast, white-box "
+            "inversion in float32") in page
+
+
+def test_traceability_points_at_the_rules_not_judged_list(context):
+    judged = [{"reason": "probe not run: cloak", "rules": ["p · R"]}]
+    html = render(context, not_judged=judged)
+    trace = _text(html[html.index('id="traceability"'):html.index('id="system"')])
+    assert "listed once in the executive summary" not in trace
+    assert "the rules not judged (and why) are listed once, under Rules not judged after the Findings table" in trace
+    assert '<h3 id="not-judged">Rules not judged</h3>' in html and 'href="#not-judged"' in html
+
+
+def test_fdr_is_not_read_as_parity_when_a_fmr_ratio_fails_and_the_control_is_named(context):
+    rows = [{"probe": "identity", "metric": m, "condition": "clean", "setting": "fmr=0.001", "attribute": a,
+             "value": v, "ci_low": lo, "ci_high": hi}
+            for m, a, v, lo, hi in (("fdr", "age", 0.99, 0.99, 1.0), ("fmr_max_min", "age", 8.34, 1.97, None),
+                                    ("fdr", "control", 1.0, 1.0, 1.0), ("fmr_max_min", "control", 1.0, 1.0, 2.0))]
+    failing = pd.DataFrame([finding("AIA-FMR", metric="fmr_max_min", attribute="age", setting="fmr=0.001",
+                                    value=8.34, ci_low=1.97, ci_high=None)])
+    verdicts = narrative.identity_verdicts(metrics(rows), failing)
+    page = _text(render(context, identity={**context["identity"], "verdicts": verdicts}))
+    assert "(1 means equal error rates)" not in page and "control groups" not in page
+    assert "so an FDR near 1 does not show parity: the ratio of group false match rates is reported and judged " \
+        "separately." in page
+    assert ("Across age groups: FDR 0.99 (95% CI 0.99 to 1.00); the most falsely matched group's FMR is 8.3 times "
+            "the least's (95% CI 2.0 to no upper bound). A disparity rule fails on it: see Findings.") in page
+    assert "Negative control (a random label in no image, not a demographic group; expected at parity): FDR" in page
+
+
+def test_the_every_probe_report_carries_none_of_the_old_wording(every_probe, tmp_path):
+    from audit import api
+
+    db, run_id, _ = every_probe
+    page = _text(api.build_report(run_id, db, tmp_path, ["html"])[0].read_text())
+    for old in ("below the point where the curve rises would stop", "listed once in the executive summary",
+                "(1 means equal error rates)", "control groups", "that the system accepts as the person",
+                "gradient attacks in bfloat16"):
+        assert old not in page, old
+
+
+def test_inversion_rules_cite_template_protection_not_presentation_attack_detection():
+    from audit.rules.engine import load_packs
+
+    inversion = [r for p in load_packs() for r in p.rules if r.probe == "inversion"]
+    assert inversion
+    for rule in inversion:
+        assert not any("30107" in ref for ref in rule.references), rule.id  # PAD: presentation to a sensor
+    query = next(r for r in inversion if r.id == "ISO24745-IRREVERSIBILITY-QUERY")
+    assert query.references == ["ISO/IEC 24745:2022 5.3", "ISO/IEC 30136:2018"]
