@@ -320,6 +320,17 @@ def directions_of(metrics: pd.DataFrame) -> dict:
 
 
 VERDICT_KINDS = ("B higher", "A higher", "cannot be told apart", "no finite difference")
+RISK_KINDS = ("riskier", "safer", "no direction")
+"""What a difference told apart means for model B, by the measure's stored direction (a measure such as a count or
+a chance level has none)."""
+
+
+def risk_of(row: dict) -> str:
+    """``riskier``, ``safer`` or ``no direction``: what B higher / A higher means on this row's measure for B."""
+    sign = {"higher_is_riskier": 1, "lower_is_riskier": -1}.get(row.get("direction"), 0)
+    if not sign or row["outcome"] not in ("B higher", "A higher"):
+        return "no direction"
+    return "riskier" if (row["outcome"] == "B higher") == (sign > 0) else "safer"
 
 
 def outcome(row: dict) -> str:  # kept in each row by compare_runs
@@ -335,16 +346,19 @@ def outcome(row: dict) -> str:  # kept in each row by compare_runs
 
 def summarise(rows: list[dict], top: int = 3) -> list[dict]:
     """Paired rows (of :func:`compare_runs`) in a few lines: per probe and pair of models (A, B), how many measures B is higher on, A higher,
-    cannot be told apart (and without a finite difference), and the ``top`` largest differences whose interval
+    cannot be told apart (and without a finite difference), of the differences told apart how many make B riskier
+    or safer by the measure's stored direction (``risk``), and the ``top`` largest differences whose interval
     excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
     out: dict[tuple, dict] = {}
     for r in rows:
         s = out.setdefault((r["probe"], r["a"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
-                                                  "counts": dict.fromkeys(VERDICT_KINDS, 0), "largest": []})
+                                                  "counts": dict.fromkeys(VERDICT_KINDS, 0),
+                                                  "risk": dict.fromkeys(RISK_KINDS, 0), "largest": []})
         s["measures"] += 1
         s["counts"][r["outcome"]] += 1
         if r["outcome"] in ("B higher", "A higher"):
             s["largest"].append(r)
+            s["risk"][risk_of(r)] += 1
     for s in out.values():
         s["largest"] = sorted(s["largest"], key=lambda r: (r["ratio"] is None, -abs(r["diff"])))[:top]
     return sorted(out.values(), key=lambda s: (s["probe"], s["a"], s["b"]))
@@ -357,8 +371,10 @@ def model_verdicts(summary: list[dict]) -> list[dict]:
     out: dict[tuple, dict] = {}
     for s in summary:
         m = out.setdefault((s["a"], s["b"]), {"a": s["a"], "b": s["b"], "measures": 0,
-                                    "counts": dict.fromkeys(VERDICT_KINDS, 0), "probes": []})
+                                    "counts": dict.fromkeys(VERDICT_KINDS, 0), "risk": dict.fromkeys(RISK_KINDS, 0),
+                                    "probes": []})
         m["measures"] += s["measures"]
         m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
+        m["risk"] = {k: m["risk"][k] + s["risk"][k] for k in RISK_KINDS}
         m["probes"].append(s)
     return list(out.values())

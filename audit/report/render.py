@@ -454,6 +454,15 @@ def headline_rows(store: Store, run_ids: list[str]) -> tuple[list[dict], list[st
     return runs, labels, rows
 
 
+def run_directions(store: Store, run_ids: list[str], reference: int = 0) -> dict:
+    """Series key -> stored direction over every run, the reference's first: a probe the reference did not run (an
+    attribute classifier has no identity measures) still has its measures' directions, from the runs that did."""
+    directions: dict = {}
+    for r in [run_ids[reference]] + [r for i, r in enumerate(run_ids) if i != reference]:
+        directions = {**compare.directions_of(store.metrics(r)), **directions}
+    return directions
+
+
 def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dict:
     runs, labels, rows = headline_rows(store, run_ids)
     findings = {r: store.findings(r) for r in run_ids}
@@ -491,7 +500,7 @@ def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list
     base = {"differences": compare.differences(fields), "comparability": comparability}
     if not comparable:
         return {**base, "paired": None}
-    res = compare.compare_runs(store, run_ids, labels, compare.directions_of(store.metrics(run_ids[reference])),
+    res = compare.compare_runs(store, run_ids, labels, run_directions(store, run_ids, reference),
                                reference=reference, seed=int(runs[reference]["seed"] or 0), probes=comparable)
     forests = []
     rows = pd.DataFrame(res["rows"])

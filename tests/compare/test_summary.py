@@ -40,3 +40,39 @@ def test_summary_counts_add_up_and_lists_the_largest_clear_differences():
     assert by_pair["A (1)", "B (2)"]["counts"]["cannot be told apart"] == 2
     assert [s["probe"] for s in by_pair["A (1)", "B (2)"]["probes"]] == ["identity", "leakage"]
     assert by_pair["D (4)", "B (2)"]["counts"]["B higher"] == 1 and by_pair["A (1)", "C (3)"]["measures"] == 1
+
+
+def test_differences_are_counted_as_riskier_or_safer_by_each_measure_direction():
+    """B higher on an error rate (higher is riskier) makes B riskier; B higher on a TAR (lower is riskier) makes it
+    safer; A higher reverses both; a measure without a direction (a chance level) is counted apart, and a difference
+    that cannot be told apart counts in neither."""
+    rows = [{**_row("identity", "B (2)", 0.05, 0.01, 0.09), "direction": "higher_is_riskier"},
+            {**_row("identity", "B (2)", 0.05, 0.01, 0.09), "direction": "lower_is_riskier"},
+            {**_row("identity", "B (2)", -0.05, -0.09, -0.01), "direction": "lower_is_riskier"},
+            {**_row("identity", "B (2)", -0.05, -0.09, -0.01), "direction": "higher_is_riskier"},
+            {**_row("identity", "B (2)", 0.05, 0.01, 0.09), "direction": "neutral"},
+            {**_row("identity", "B (2)", 0.01, -0.05, 0.07), "direction": "higher_is_riskier"}]
+    (m,) = model_verdicts(summarise(rows))
+    assert m["risk"] == {"riskier": 2, "safer": 2, "no direction": 1}
+    assert m["counts"]["B higher"] + m["counts"]["A higher"] == sum(m["risk"].values())
+
+
+def test_directions_come_from_every_run_not_only_the_reference(tmp_path):
+    """A reference without identity measures (an attribute classifier) left every identity difference without a
+    direction, so none counted as riskier or safer (until 2026-12-05); the reference's own direction wins."""
+    import pandas as pd
+
+    from audit.report.render import run_directions
+    from audit.store import Store
+
+    def rows(run, metric, probe, direction):
+        return {"run_id": run, "probe": probe, "condition": "clean", "metric": metric, "attribute": "", "group": "all",
+                "setting": "", "value": 0.1, "ci_low": 0.0, "ci_high": 0.2, "n": 10, "direction": direction}
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write("metrics", pd.DataFrame([rows("ref", "normalised_gain", "leakage", "higher_is_riskier"),
+                                             rows("b", "fnmr", "identity", "higher_is_riskier"),
+                                             rows("b", "normalised_gain", "leakage", "neutral")]))
+        d = run_directions(store, ["ref", "b"], 0)
+    assert d[("identity", "fnmr", "clean", "", "", "all")] == "higher_is_riskier"
+    assert d[("leakage", "normalised_gain", "clean", "", "", "all")] == "higher_is_riskier"
