@@ -309,7 +309,10 @@ class Bench:
         a, b, d = a.loc[common], b.loc[common], d.loc[common]
         ok = a["value"].notna() & b["value"].notna() & d["value"].notna()
         a, b, d = a[ok], b[ok], d[ok]
-        diff, spread = (d["value"] - a["value"]).abs(), (b["value"] - a["value"]).abs()
+        # Equal values agree exactly, infinite ones included (a disparity ratio with a group without errors is +inf in
+        # the store, and inf - inf would be NaN, read as a disagreement).
+        diff = (d["value"] - a["value"]).abs().where(d["value"] != a["value"], 0.0)
+        spread = (b["value"] - a["value"]).abs().where(b["value"] != a["value"], 0.0)
         within = diff <= spread + 1e-6
         in_ci = (d["value"] >= a["ci_low"] - 1e-9) & (d["value"] <= a["ci_high"] + 1e-9)
         per_probe = {}
