@@ -98,7 +98,7 @@ def environment(user_templates: Path | None = None) -> Environment:
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2", "xml"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v, d=3: narrative.fmt(v, d)
-    env.filters["pct"] = lambda v: "n/a" if v is None or pd.isna(v) else f"{100 * v:.1f}%"
+    env.filters["pct"] = lambda v: narrative._pct(v, 1)
     env.globals["METRICS"] = METRICS
     env.globals["zip"] = zip
     env.filters["breakable"] = breakable
