@@ -132,9 +132,11 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     parts = m["condition"].str.split("+purify:", n=1, expand=True, regex=False).reindex(columns=[0, 1])
     m = m.assign(cloak=parts[0], purifier=parts[1].fillna("none"))
     columns = ["none"] + sorted(set(m["purifier"]) - {"none"})
-    table = m.pivot_table(index=["cloak", "setting"], columns="purifier", values="value", aggfunc="first")
-    rows = [{"cloak": c, "setting": st, "cells": [table.loc[(c, st)].get(col) for col in columns]}
-            for c, st in table.index]
+    cells = {(r.cloak, r.setting, r.purifier): {"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high}
+             for r in m.itertuples()}
+    keys = list(dict.fromkeys(zip(m["cloak"], m["setting"])))
+    rows = [{"cloak": c, "setting": st, "cells": [cells.get((c, st, col)) for col in columns]}
+            for c, st in sorted(keys)]
     grid = None if no_faces else _artifact(store, run_id, "cloak", "examples.png")
     records = _artifact(store, run_id, "cloak", "convergence.json") or []
     convergence = [{"setting": c["setting"], "method": c["method"], "eps": c["eps"], "steps": c["steps"],

@@ -151,3 +151,19 @@ def test_inversion_rules_cite_template_protection_not_presentation_attack_detect
         assert not any("30107" in ref for ref in rule.references), rule.id  # PAD: presentation to a sensor
     query = next(r for r in inversion if r.id == "ISO24745-IRREVERSIBILITY-QUERY")
     assert query.references == ["ISO/IEC 24745:2022 5.3", "ISO/IEC 30136:2018"]
+
+
+def test_the_cloak_table_gives_each_psr_its_interval(every_probe, context):
+    """A PSR@1 of 0.40 from 12 protected persons and one from 300 are different claims: every cell of the cloak
+    table carries its 95% interval from the store (the table printed bare values until 2026-12-05)."""
+    db, run_id, _ = every_probe
+    with Store(db, read_only=True) as s:
+        psr = s.metrics(run_id)
+    psr = psr[(psr["probe"] == "cloak") & (psr["metric"] == "psr_at_1")]
+    assert len(psr) and psr["ci_low"].notna().all()
+    page = _text(render(context))
+    section = page[page.index("PSR@1 by method, budget and purifier"):page.index("Did the cloak attacks converge?")]
+    for r in psr.itertuples():
+        cell = f"{narrative.fmt(r.value, 2)} {narrative.fmt(r.ci_low, 2)} – {narrative.fmt(r.ci_high, 2)}"
+        assert cell in section, (r.condition, r.setting, cell)
+    assert section.count(" – ") == len(psr)  # one interval per stored result, none invented
