@@ -1,11 +1,11 @@
 """Seconds per probe and per sample model for the demo battery, plus peak memory.
 
-Runs ``faceaudit demo --preset quick`` (every sample model, every probe, every pack, reports) in a
-child process, then reads each probe's duration from the store it wrote. The membership probe runs only
-when named, on its own planted set, so it is not in the demo: ``--membership`` also runs
-``faceaudit run --data sample-membership --probes membership`` for every sample FR model (each in a child
-process, after the set is materialised once) and reports its seconds per model; ``--no-demo`` skips the
-demo. Prints one JSON object.
+Runs ``faceaudit demo --preset quick`` (every sample model, every probe, every pack, reports; the FR models'
+membership runs on the planted set too, their probe seconds under ``membership``) in a child process, then reads
+each probe's duration from the store it wrote. ``--membership`` also runs ``faceaudit run --data
+sample-membership --probes membership`` for every sample FR model on its own (each in a child process, after the
+set is materialised once) and reports the whole run's seconds per model; ``--no-demo`` skips the demo. Prints one
+JSON object.
 
     python benchmarks/battery.py [--preset quick] [--out DIR] [--membership] [--no-demo]
 """

@@ -26,9 +26,11 @@ def _write(path, **over):
     return path
 
 
-def test_the_shipped_protocol_matches_the_shipped_packs_and_this_version():
-    """protocols/sample-world.yaml pins the shipped packs by content: a pack edit must update it (or be refused)."""
-    proto = load_protocol(protocols_dir() / "sample-world.yaml")
+@pytest.mark.parametrize("name", ["sample-world", "sample-membership"])
+def test_the_shipped_protocols_match_the_shipped_packs_and_this_version(name):
+    """The shipped protocols pin the shipped packs by content: a pack edit must update them (or be refused)."""
+    assert sorted(p.stem for p in protocols_dir().glob("*.yaml")) == ["sample-membership", "sample-world"]
+    proto = load_protocol(protocols_dir() / f"{name}.yaml")
     for pack, digest in proto.packs.items():
         assert hashlib.sha256((rules_dir() / f"{pack}.yaml").read_bytes()).hexdigest() == digest, pack
     assert set(proto.packs) == {p.stem for p in rules_dir().glob("*.yaml")}
@@ -131,6 +133,24 @@ def test_the_demo_runs_under_the_sample_world_protocol_at_its_defaults(tmp_path)
     assert kinds["attr-classifier"] == ["leakage"] and kinds["fr-baseline"] == proto.probes
     assert all(c.config.conditions == proto.conditions for c in cells)
     assert all(c.config.protocol is None for c in demo_cells(tmp_path, "standard", 0))  # not that protocol
+
+
+def test_the_demo_audits_every_recognition_model_for_membership_under_its_protocol(tmp_path):
+    """With the planted membership set the demo adds one membership run per recognition model (the attribute
+    classifier has no embedding to attack), under protocols/sample-membership.yaml, on that set only."""
+    from audit.executors.cells import demo_cells
+
+    world = demo_cells(tmp_path / "world", "quick", 0)
+    cells = demo_cells(tmp_path / "world", "quick", 0, membership_data=tmp_path / "members")
+    assert [c.label for c in cells[:len(world)]] == [c.label for c in world]
+    member = cells[len(world):]
+    fr = [c.label for c in world if c.config.probes != ["leakage"]]
+    assert [c.label for c in member] == [f"{name} (membership)" for name in fr] and len(fr) == 4
+    proto = load_protocol(protocols_dir() / "sample-membership.yaml")
+    for c in member:
+        assert c.config.probes == ["membership"] and c.config.conditions == ["clean"]
+        assert c.config.data == str(tmp_path / "members") and c.config.protocol["sha256"] == proto.sha256
+    assert all(c.config.protocol is None for c in demo_cells(tmp_path, "standard", 0, membership_data=tmp_path))
 
 
 def test_a_protocol_can_pin_the_membership_sample_set(tmp_path, small_data, tiny_model):

@@ -196,14 +196,23 @@ def _supported(probes: list[str], kind: str) -> list[str]:
     return [p for p in probes if p in ok]
 
 
-def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = None) -> list[Cell]:
-    """The demo's cells: every sample model (or ``models``) on the sample data with every probe its kind supports.
+def _under_protocol(name: str, preset: str, seed: int) -> dict:
+    """The config fields of the shipped protocol ``name`` when the demo runs at its own preset and seed (its cells
+    are then comparable by construction); another preset or seed is not that protocol: only those two fields."""
+    proto = load_protocol(protocols_dir() / f"{name}.yaml")
+    return proto.fields() if (preset, seed) == (proto.preset, proto.seed) else {"preset": preset, "seed": seed}
 
-    At the shipped sample-world protocol's own preset and seed the cells run under it (the comparison is then
-    paired by construction); another preset or seed is not that protocol, so they run without one."""
-    proto = load_protocol(protocols_dir() / "sample-world.yaml")
-    settings = proto.fields() if (preset, seed) == (proto.preset, proto.seed) else {"preset": preset, "seed": seed}
-    cells = []
+
+def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = None,
+               membership_data: Path | None = None) -> list[Cell]:
+    """The demo's cells: every sample model (or ``models``) on the sample data with every probe its kind supports,
+    under the shipped sample-world protocol; with ``membership_data`` (the planted membership set) also every
+    recognition model on it with the membership probe, under the shipped sample-membership protocol.
+
+    At a protocol's own preset and seed the cells run under it (the comparison is then paired by construction);
+    another preset or seed is not that protocol, so they run without one."""
+    settings = _under_protocol("sample-world", preset, seed)
+    cells, recognition = [], []
     for model in models or sample_models():
         loaded = load_model(model)
         fr = loaded.profile.kind == "embedding"
@@ -217,6 +226,14 @@ def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = N
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])
         cells.append(Cell(loaded.name, config))
+        if fr:
+            recognition.append((loaded.name, model))
+    if membership_data is not None:
+        # Every sample FR model saw the members in training (sample_data/README.md): none can be a reference model.
+        member = {"probes": ["membership"], "conditions": ["clean"], **_under_protocol("sample-membership", preset,
+                                                                                       seed)}
+        cells += [Cell(f"{name} (membership)", make_config(model=model, data=str(membership_data), **member))
+                  for name, model in recognition]
     return cells
 
 
@@ -232,16 +249,18 @@ class DemoResult:
 
 def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 0,
          progress: CellProgress | None = None, models: list[Path] | None = None) -> DemoResult:
-    """Audit every sample model with every available probe, apply every pack, write reports.
+    """Audit every sample model with every available probe, and every sample recognition model with the
+    membership probe on the planted membership set; apply every pack, write reports and one comparison per set.
 
-    The demo is a campaign over the sample models and the sample data (cells whose results are
+    The demo is a campaign over the sample models and the two sample sets (cells whose results are
     already in the store with the same settings are not run again).
     """
     make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
     out = out_folder(out)
     data, _, _ = sample_data(out / "sample-data")
+    members, _, _ = sample_data(out / "sample-membership", membership=True)
     db = out / "faceaudit.duckdb"
-    cells = demo_cells(data, preset, seed, models)
+    cells = demo_cells(data, preset, seed, models, members)
     res = run_cells(cells, db, "local", progress=progress)
     failed = [c for c in res.cells if c["status"] == "failed"]
     if failed:
@@ -250,6 +269,9 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     reports = []
     for run_id in run_ids:
         reports += build_report(run_id, db, out)
-    if len(run_ids) >= 2:
-        reports += compare(run_ids, db, out)
+    # One comparison per dataset: the sample world's runs, and the membership runs on the planted set.
+    membership = [c["run_id"] for c in res.cells if c["cell"].endswith("(membership)")]
+    for group in ([r for r in run_ids if r not in membership], membership):
+        if len(group) >= 2:
+            reports += compare(group, db, out)
     return DemoResult(out, db, run_ids, reports)

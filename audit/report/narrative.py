@@ -279,7 +279,26 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
         return f"the system recognises {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
     if metric == "fnmr":
         return f"the system turns away {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
-    return f"{metric} = {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
+    if metric.startswith("membership_"):
+        return _membership_meaning(metric, setting, v, lo, hi)
+    return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
+
+
+def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, hi: float | None) -> str:
+    """A membership finding in words: who can tell what about the persons in the training data."""
+    who = "someone holding a person's photos and the model's outputs"
+    if metric == "membership_tpr_at_fpr":
+        fpr = next((p.split("=", 1)[1] for p in setting.split(";") if p.startswith("fpr=")), "")
+        accusing = f" while wrongly accusing {_pct(float(fpr), 1)} of persons who were not in it" if fpr else ""
+        return (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% CI "
+                f"{_pct(lo, 1)}–{_pct(hi, 1)}){accusing}.")
+    if metric == "membership_auc":
+        return (f"{who} can tell persons in the training data from others better than chance: a member scores above a "
+                f"non-member with probability {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}; 0.50 = cannot tell).")
+    if metric == "membership_balanced_accuracy":
+        return (f"{who} sorts persons into in and out of the training data correctly {_pct(v, 1)} of the time, "
+                f"averaged over the two (95% CI {_pct(lo, 1)}–{_pct(hi, 1)}; 50% = chance).")
+    return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)})."
 
 
 def not_judged_reason(f: dict) -> str:

@@ -39,6 +39,9 @@ HEADLINE = [  # (label, probe, metric, where)
     ("Age leakage (MAE gain), surgical mask", "leakage", "mae_gain",
      {"condition": "mask:surgical", "attribute": "age", "setting": "train=same"}),
     ("FDR across skin tone, clean", "identity", "fdr", {"condition": "clean", "attribute": "skin_tone"}),
+    ("Membership AUC, strongest attack", "membership", "membership_auc", {"setting": "strongest"}),
+    ("Membership TPR @ FPR 0.1, strongest attack", "membership", "membership_tpr_at_fpr",
+     {"setting": "strongest;fpr=0.1"}),
 ]
 
 
@@ -478,16 +481,19 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
         plots_.append(plots.compare_bars(df.astype({"value": float, "ci_low": float, "ci_high": float}),
                                          row["label"]))
     rule_ids = sorted({(f.pack, f.rule_id, f.title) for df in findings.values() for f in df.itertuples()})
-    table = []
+    table, unjudged = [], 0
     for pack, rule_id, title in rule_ids:
         statuses = []
         for r in run_ids:
             f = findings[r]
             hit = f[(f["pack"] == pack) & (f["rule_id"] == rule_id)]
             statuses.append(hit.iloc[0]["status"] if not hit.empty else "")
+        if all(s in ("not_applicable", "") for s in statuses):  # judged for none of the runs: counted, not listed
+            unjudged += 1
+            continue
         table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
-            "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
+            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
 
 
 def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list[str], reference: int) -> dict:

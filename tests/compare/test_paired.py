@@ -161,7 +161,8 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
 def test_membership_outcomes_are_paired_per_person(tmp_path):
     """fr-baseline audited twice on a small planted membership set: the strongest attack's AUC (from per-person
     out-of-fold scores) and its TPR at FPR 0.1 (over member persons) get paired rows that equal the stored
-    metrics and, a model against itself, differ by exactly 0; fr-private against it gets a real interval."""
+    metrics and, a model against itself, differ by exactly 0; fr-private against it gets a real interval. The
+    comparison's headline carries the membership AUC, and its findings table only the rules judged for a run."""
     from audit.synth import MembershipRecipe
 
     data, _, _ = materialise(tmp_path / "members", MembershipRecipe(members=30, nonmembers=30, images=3), workers=1)
@@ -169,8 +170,11 @@ def test_membership_outcomes_are_paired_per_person(tmp_path):
     ids = [api.run_audit(AuditConfig(model=SAMPLE_MODELS / f"{name}.onnx", data=str(data), probes=["membership"],
                                      conditions=["clean"], bootstrap=100, parity=False), db)
            for name in ("fr-baseline", "fr-baseline", "fr-private")]
+    for run_id in ids:
+        api.evaluate_rules(run_id, db)
     with Store(db, read_only=True) as s:
         stored = s.metrics(ids[0])
+        findings = [s.findings(r) for r in (ids[0], ids[2])]
         same = compare_context(s, ids[:2])
         other = compare_context(s, [ids[0], ids[2]])
     assert all(not c["blocking"] for c in same["comparability"])
@@ -183,3 +187,12 @@ def test_membership_outcomes_are_paired_per_person(tmp_path):
         assert r["diff"] == 0 and r["ci_low"] == 0 == r["ci_high"], r
     auc = next(r for r in other["paired"]["rows"] if r["metric"] == "membership_auc")
     assert auc["ci_low"] < auc["diff"] < auc["ci_high"] and auc["ci_high"] - auc["ci_low"] > 0.02
+    # Headline: the strongest attack's AUC of each run; its TPR at FPR 0.1 only where 0.1 is supported (not here)
+    assert [r["label"] for r in other["rows"]] == ["Membership AUC, strongest attack"]
+    assert other["rows"][0]["cells"][0]["value"] == pytest.approx(
+        stored[(stored["metric"] == "membership_auc") & (stored["setting"] == "strongest")]["value"].item())
+    # Findings side by side: a rule judged for neither run (every identity, leakage, ... rule) is counted, not listed
+    judged = {f.rule_id for df in findings for f in df.itertuples() if f.status != "not_applicable"}
+    every = {f.rule_id for df in findings for f in df.itertuples()}
+    assert judged and {f["rule_id"] for f in other["findings"]} == judged
+    assert other["unjudged_rules"] == len(every - judged) > 20

@@ -180,8 +180,9 @@ def test_bad_member_labels_are_refused(tmp_path, small_data, scratch_manifests):
 
 @pytest.mark.slow
 def test_cli_sample_membership_run_and_its_report_section(tmp_path):
-    """``faceaudit run --data sample-membership --probes membership`` materialises the planted control (200
-    members, 300 non-members) and audits it; the HTML report's membership section says, in plain words with the
+    """``faceaudit run --data sample-membership --protocol protocols/sample-membership.yaml`` (the demo's membership
+    cells) materialises the planted control (200 members, 300 non-members), passes the protocol's dataset, pack and
+    version checks and audits it with the membership probe on clean faces; the HTML report's membership section says, in plain words with the
     stored figures, what the strongest attack does at 10% false accusations, that 1% needs 2,700 more non-member
     persons, and gives the AUC; the findings do not pass MEMB-TRAINING-PERSONS on that unsupported point."""
     import html
@@ -190,11 +191,16 @@ def test_cli_sample_membership_run_and_its_report_section(tmp_path):
     from tests.test_cli import run_cli
 
     db = tmp_path / "s.duckdb"
+    from audit.resources import protocols_dir
+
     code, out = run_cli("run", "--model", SAMPLE_MODELS / "fr-baseline.onnx", "--data", "sample-membership",
-                        "--probes", "membership", "--conditions", "clean", "--db", db, "--no-parity")
+                        "--protocol", protocols_dir() / "sample-membership.yaml", "--db", db, "--no-parity")
     assert code == 0, out
     with Store(db, read_only=True) as s:
         run_id = s.runs().iloc[0]["run_id"]
+        config = s.run(run_id)["config"]
+        assert config["protocol"]["name"] == "sample-membership"
+        assert config["probes"] == ["membership"] and config["conditions"] == ["clean"]
         m = s.metrics(run_id)
         findings = s.findings(run_id)
     assert pick(m, probe="membership", metric="membership_nonmembers_needed", setting="fpr=0.1")["value"] == 0

@@ -167,3 +167,19 @@ def test_the_cloak_table_gives_each_psr_its_interval(every_probe, context):
         cell = f"{narrative.fmt(r.value, 2)} {narrative.fmt(r.ci_low, 2)} – {narrative.fmt(r.ci_high, 2)}"
         assert cell in section, (r.condition, r.setting, cell)
     assert section.count(" – ") == len(psr)  # one interval per stored result, none invented
+
+
+def test_membership_findings_say_who_can_tell_what_about_whom():
+    """Page one's sentence for a membership finding names the attacker, what they learn and the false accusations it
+    costs, with the interval; no metric identifier reaches the sentence (it printed 'Membership_auc = 0.59')."""
+    rows = [finding("M1", metric="membership_tpr_at_fpr", attribute="", setting="strongest;fpr=0.01;unsupported",
+                    value=0.31, ci_low=0.2, ci_high=0.4),
+            finding("M2", status="warn", metric="membership_auc", attribute="", setting="strongest", value=0.59,
+                    ci_low=0.53, ci_high=0.65)]
+    meanings = [p["meaning"] for p in narrative.verdict(pd.DataFrame(rows), NO_METRICS, [], [], [])["problems"]]
+    assert meanings[0] == ("Someone holding a person's photos and the model's outputs can tell that a person was in "
+                           "the training data for 31.0% of those who were (95% CI 20.0%–40.0%) while wrongly accusing "
+                           "1.0% of persons who were not in it.")
+    assert "better than chance: a member scores above a non-member with probability 0.59 (95% CI 0.53 to 0.65; " \
+           "0.50 = cannot tell)." in meanings[1]
+    assert not any("membership_" in m.lower() for m in meanings)
