@@ -19,21 +19,23 @@ def export_run(db: str, run_id: str) -> dict[str, pa.Table]:
     with Store(db, read_only=True) as store:
         con = store.con
         model_id, dataset_id, seed = con.execute("SELECT model_id, dataset_id, seed FROM runs WHERE run_id = ?",
-                                                 [run_id]).fetchone()
-        out = {t: _arrow(con.execute(f"SELECT * FROM {t} WHERE run_id = ?", [run_id])) for t in RUN_TABLES}
-        out["models"] = _arrow(con.execute("SELECT * FROM models WHERE model_id = ?", [model_id]))
-        out["datasets"] = _arrow(con.execute("SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id]))
-        out["data_quality"] = _arrow(con.execute("SELECT * FROM data_quality WHERE dataset_id = ?", [dataset_id]))
-        out["embeddings"] = _arrow(con.execute(
-            "SELECT * FROM embeddings WHERE model_id = ? AND dataset_id = ? AND seed = ?", [model_id, dataset_id, seed]))
+                                                 [run_id]).fetchall()[0]  # all: no unfinished result
+        out = {t: _arrow(con, f"SELECT * FROM {t} WHERE run_id = ?", [run_id]) for t in RUN_TABLES}
+        out["models"] = _arrow(con, "SELECT * FROM models WHERE model_id = ?", [model_id])
+        out["datasets"] = _arrow(con, "SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id])
+        out["data_quality"] = _arrow(con, "SELECT * FROM data_quality WHERE dataset_id = ?", [dataset_id])
+        out["embeddings"] = _arrow(con, "SELECT * FROM embeddings WHERE model_id = ? AND dataset_id = ? AND seed = ?",
+                                   [model_id, dataset_id, seed])
     return out
 
 
-def _arrow(result) -> pa.Table:
-    """A DuckDB result as an Arrow table (the method's name changed between DuckDB releases)."""
+def _arrow(con, query: str, params: list) -> pa.Table:
+    """A query's rows as an Arrow table, through a relation (``con.sql``): DuckDB 2 copies the rows and warns when
+    Arrow is taken from an ``execute`` result; the method's name changed between DuckDB releases."""
+    rel = con.sql(query, params=params)
     for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
-        if hasattr(result, name):
-            return _table(getattr(result, name)())
+        if hasattr(rel, name):
+            return _table(getattr(rel, name)())
     raise AttributeError("this DuckDB cannot return Arrow tables")
 
 
