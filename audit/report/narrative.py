@@ -20,6 +20,39 @@ def ci(row) -> str:
     return f"{fmt(row['value'])} (95% CI {fmt(row['ci_low'])} to {fmt(row['ci_high'])})"
 
 
+NEGATIVE_CONTROL = "control"
+"""The synthetic set's random label (drawn at random for each person, in no image): a negative control, not a
+demographic; every probe should find nothing on it."""
+ATTRIBUTE_WORDS = {"skin_tone": "skin tone", NEGATIVE_CONTROL: "the negative control (a random label)"}
+
+
+def attr_words(attr: str) -> str:
+    """An attribute as a sentence says it: 'skin tone', not 'skin_tone'."""
+    return ATTRIBUTE_WORDS.get(attr, str(attr).replace("_", " "))
+
+
+def cond_words(cond: str) -> str:
+    """A condition as a sentence says it, with the name the tables use after it: 'a cloth mask (mask:cloth)'. A name
+    without words (a cloak, a condition from a newer version) is left as it is."""
+    words = []
+    for part in str(cond).split("+"):
+        kind, _, arg = part.partition(":")
+        mask = arg.removesuffix("@template")
+        if kind == "mask" and mask:
+            words.append(("an N95" if mask == "n95" else f"a {mask}") + " mask"
+                         + (" drawn the same for everyone" if arg.endswith("@template") else ""))
+        elif kind == "sunglasses" and not arg:
+            words.append("sunglasses")
+        elif kind == "patch" and arg:
+            words.append(f"{float(arg):.0%} of the face greyed out in patches")
+        elif kind == "freqmix" and arg:
+            words.append("frequencies mixed with other faces")
+        else:
+            return str(cond)
+    said = " and ".join(words)
+    return said if said == cond else f"{said} ({cond})"
+
+
 def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
     """One sentence per attribute: is it readable on clean faces, and does the worst occlusion hide it?"""
     m = metrics[metrics["probe"] == "leakage"]
@@ -32,23 +65,23 @@ def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
             continue
         c = clean.iloc[0]
         readable = c["ci_low"] > 0
-        sentence = (f"{attr}: {'readable' if readable else 'not shown to be readable'} from clean-face outputs, "
+        sentence = (f"{attr_words(attr)}: {'readable' if readable else 'not shown to be readable'} from clean-face outputs, "
                     f"leakage {ci(c)}.")
         masked = a[(a["metric"] == metric) & (a["condition"] != "clean") & (a["setting"] == "train=same")]
         if not masked.empty:
             worst = masked.loc[masked["value"].idxmin()]
             if worst["ci_low"] > 0:
-                sentence += (f" Occlusion does not protect it: even under {worst['condition']} an attacker trained on "
+                sentence += (f" Occlusion does not protect it: even under {cond_words(worst['condition'])} an attacker trained on "
                              f"such faces reaches {ci(worst)}.")
             else:
-                sentence += (f" Under {worst['condition']} leakage is not distinguishable from chance "
+                sentence += (f" Under {cond_words(worst['condition'])} leakage is not distinguishable from chance "
                              f"({ci(worst)}).")
         effect = a[(a["metric"] == "mask_effect") & (a["setting"] == "train=clean")]
         if not effect.empty:
             e = effect.loc[effect["value"].idxmin()]
             if e["ci_high"] < 0:
                 sentence += (f" An attacker trained only on clean faces loses {fmt(-e['value'])} under "
-                             f"{e['condition']}, but retraining on occluded faces recovers it.") \
+                             f"{cond_words(e['condition'])}, but retraining on occluded faces recovers it.") \
                     if not masked.empty and masked["ci_low"].min() > 0 else ""
         sentence += _raised(a, attr)
         out.append(sentence)
@@ -63,7 +96,7 @@ def _raised(a: pd.DataFrame, attr: str) -> str:
         return ""
     e = up.loc[up["value"].idxmax()]
     cond = str(e["condition"])
-    text = (f" Under {cond} {attr} is MORE readable than on clean faces (+{fmt(e['value'])}, 95% CI "
+    text = (f" Under {cond_words(cond)} {attr_words(attr)} is MORE readable than on clean faces (+{fmt(e['value'])}, 95% CI "
             f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}): the mask does not hide it, it makes it plainer. Either "
             "the part of the face left visible carries it, or the mask's outline does, since it is drawn from "
             "each person's own landmarks and so follows the shape of their face.")
@@ -77,7 +110,7 @@ def _raised(a: pd.DataFrame, attr: str) -> str:
             verdict = ("the same mask drawn identically for everyone raises it too, so the visible face carries it"
                        if t["ci_low"] > 0 else "the same mask drawn identically for everyone does not, so the mask's "
                        "shape carries it")
-            text += (f" With {cond}@template the change is {fmt(t['value'])} ({fmt(t['ci_low'])} to "
+            text += (f" With {cond_words(cond + '@template')} the change is {fmt(t['value'])} ({fmt(t['ci_low'])} to "
                      f"{fmt(t['ci_high'])}): {verdict}.")
     return text
 
@@ -93,7 +126,7 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
         out.append(f"On clean faces the system rejects {fmt(100 * clean.iloc[0]['value'], 1)}% of genuine users at "
                    "the threshold set for one false match in a thousand impostor comparisons.")
         for _, r in fnmr[fnmr["condition"] != "clean"].iterrows():
-            out.append(f"With {r['condition']}, it rejects {fmt(100 * r['value'], 1)}% "
+            out.append(f"With {cond_words(r['condition'])}, it rejects {fmt(100 * r['value'], 1)}% "
                        f"(95% CI {fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%).")
     fdr = m[(m["metric"] == "fdr") & (m["condition"] == "clean")]
     if not fdr.empty:
@@ -120,16 +153,11 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
     return out
 
 
-NEGATIVE_CONTROL = "control"
-"""The synthetic set's random label (drawn at random for each person, in no image): a negative control, not a
-demographic; every probe should find nothing on it."""
-
-
 def _groups(attr: str) -> str:
     """The groups of ``attr`` in words, the negative control named as such."""
     if attr == NEGATIVE_CONTROL:
         return "Negative control (a random label in no image, not a demographic group; expected at parity)"
-    return f"Across {attr} groups"
+    return f"Across {attr_words(attr)} groups"
 
 
 def _disparity_rules(findings: pd.DataFrame | None, attr: str) -> str:
@@ -159,7 +187,7 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
     for _, r in m[m["setting"].str.endswith("fmr=0.001")].iterrows():
         attack, judge, _ = r["setting"].split(";")
         who = "the audited model" if judge == "target" else "an independent face-recognition model"
-        source = "clean faces" if r["condition"] == "clean" else f"faces with {r['condition']}"
+        source = "clean faces" if r["condition"] == "clean" else f"faces with {cond_words(r['condition'])}"
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
         out.append(f"{ATTACKER.get(attack, attack.capitalize())} rebuilds, from templates of {source}{cost}, faces "
                    f"that {who} accepts as the person in {fmt(100 * r['value'], 1)}% of cases (95% CI "
@@ -235,7 +263,7 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
     v, lo, hi = loc.get("value"), loc.get("ci_low"), loc.get("ci_high")
     metric, attr, cond, setting = f.get("metric") or "", loc.get("attribute", ""), loc.get("condition", ""), \
         loc.get("setting", "")
-    under = f" with {cond}" if cond and cond != "clean" else ""
+    under = f" with {cond_words(cond)}" if cond and cond != "clean" else ""
     if v is None:
         return f"observed {fmt(f['observed'])}."
     if metric.startswith("sar_type"):
@@ -243,7 +271,7 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
         who = ("the model file" if attack == "white-box" else
                "stolen templates and access to the matcher" if attack == "query" else
                "stolen templates and the model's outputs")
-        source = f", from templates of faces with {cond}," if cond and cond != "clean" else ""
+        source = f", from templates of faces with {cond_words(cond)}," if cond and cond != "clean" else ""
         unit = ("reconstructions" if metric == "sar_type1" else
                 "comparisons of a reconstruction with the person's other photos")
         text = (f"someone holding {who} can rebuild{source} faces that {JUDGES.get(judge, 'the system')} accepts as "
@@ -258,7 +286,7 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
                          f"{_pct(o['ci_low'], 1)}–{_pct(o['ci_high'], 1)})")
         return text + "."
     if metric == "normalised_gain":
-        return (f"{attr} can be read from the model's templates{under}: the attacker gets {fmt(v)} of the way from "
+        return (f"{attr_words(attr)} can be read from the model's templates{under}: the attacker gets {fmt(v)} of the way from "
                 f"guessing to certainty (95% CI {fmt(lo)} to {fmt(hi)}).")
     if metric == "mae_gain":
         return f"age can be estimated from the templates{under}, removing {_pct(v)} of the uncertainty."
@@ -268,10 +296,10 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
     if metric.endswith(("_max_min", "_max_geomean")):
         what = "falsely rejected" if metric.startswith("fnmr") else "falsely matched"
         if np.isinf(v):
-            return f"some {attr} groups are never {what} while others are{under}."
-        return f"one {attr} group is {what} {fmt(v, 1)} times as often as {'another' if 'min' in metric else 'average'}{under}."
+            return f"some {attr_words(attr)} groups are never {what} while others are{under}."
+        return f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as {'another' if 'min' in metric else 'average'}{under}."
     if metric == "fdr":
-        return f"error rates differ between {attr} groups (fairness discrepancy rate {fmt(v)}, 1 = equal){under}."
+        return f"error rates differ between {attr_words(attr)} groups (fairness discrepancy rate {fmt(v)}, 1 = equal){under}."
     if metric == "eer":
         return (f"the equal error rate is {_pct(v)} (95% CI {_pct(lo)}–{_pct(hi)}): at the threshold where false "
                 f"matches and false rejections are equally common, that share of attempts goes wrong{under}.")
@@ -372,7 +400,7 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
             continue
         worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]
         if worst["ci_low"] > best["ci_high"]:
-            groups.append(f"{attr}: group {worst['group']} is falsely rejected most ({_pct(worst['value'])}, 95% CI "
+            groups.append(f"{attr_words(attr)}: group {worst['group']} is falsely rejected most ({_pct(worst['value'])}, 95% CI "
                           f"{_pct(worst['ci_low'])}–{_pct(worst['ci_high'])}), group {best['group']} least "
                           f"({_pct(best['value'])}).")
     untested = [p for p in probes_known if p not in probes_run]

@@ -91,7 +91,7 @@ def leakage_bars(metrics: pd.DataFrame) -> str | None:
             ax.bar(x + (j - 0.5) * width, rows["value"].fillna(0), width, yerr=_err(rows.fillna(0)), capsize=2,
                    color=COLOURS[j], label=label)
         ax.axhline(0, color="black", lw=0.6)
-        ax.set_title(f"{attr} ({a['metric'].iloc[0].replace('_', ' ')})")
+        ax.set_title(f"{str(attr).replace('_', ' ')} ({a['metric'].iloc[0].replace('_', ' ')})")
         rotated_ticks(ax, x, conds)
     axes[0][0].set_ylabel("leakage (0 = chance, 1 = fully readable)")
     axes[0][0].set_ylim(min(-0.15, float(m["ci_low"].min()) - 0.05), 1.05)

@@ -183,3 +183,22 @@ def test_membership_findings_say_who_can_tell_what_about_whom():
     assert "better than chance: a member scores above a non-member with probability 0.59 (95% CI 0.53 to 0.65; " \
            "0.50 = cannot tell)." in meanings[1]
     assert not any("membership_" in m.lower() for m in meanings)
+
+
+def test_sentences_name_attributes_and_conditions_in_words_with_the_tables_name_beside():
+    """'Skin_tone can be read ... with mask:cloth' was how page one began; a sentence now says 'skin tone' and 'a cloth
+    mask (mask:cloth)', the name the tables and CSVs use kept in parentheses (once, where words and name are one).
+    Names without words are left alone."""
+    assert narrative.cond_words("mask:cloth") == "a cloth mask (mask:cloth)"
+    assert narrative.cond_words("mask:n95@template") == "an N95 mask drawn the same for everyone (mask:n95@template)"
+    assert narrative.cond_words("mask:surgical+sunglasses") == \
+        "a surgical mask and sunglasses (mask:surgical+sunglasses)"
+    assert narrative.cond_words("patch:0.25") == "25% of the face greyed out in patches (patch:0.25)"
+    for name in ("cloak:opom-affine@8+purify:jpeg75", "mask:", "newthing:3"):
+        assert narrative.cond_words(name) == name
+    rows = [finding("F1", attribute="skin_tone", condition="mask:cloth"),
+            finding("F2", attribute="sex", condition="sunglasses", metric="fnmr_max_min", value=2.5)]
+    meanings = [p["meaning"] for p in narrative.verdict(pd.DataFrame(rows), NO_METRICS, [], [], [])["problems"]]
+    assert meanings[0].startswith("Skin tone can be read from the model's templates with a cloth mask (mask:cloth):")
+    assert meanings[1] == "One sex group is falsely rejected 2.5 times as often as another with sunglasses."
+    assert not any("skin_tone" in m for m in meanings)
