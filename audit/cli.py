@@ -311,7 +311,8 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
 @app.command()
 def demo(out: Path = typer.Option(Path("faceaudit-demo"), "--out", help="Folder for store, data and reports."),
          preset: Preset = "quick", seed: Seed = 0) -> None:
-    """Materialise the sample data, audit every sample model, apply every pack, write reports."""
+    """Materialise the sample data, audit every sample model (and each recognition model for membership on the
+    planted membership set), apply every pack, write reports and comparisons."""
     with _progress_bar() as bar:
         res = api.demo(out, preset, seed, _bar_callback(bar))
     show.line(console, f"store:   {res.db}")

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 
+import audit
 from audit import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a build reads (pyproject's readme included); copied so the build never touches the working tree.
-BUILD_INPUTS = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "audit", "templates", "rules", "sample_data"]
+BUILD_INPUTS = ["pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "audit", "templates", "rules",
+                "protocols", "sample_data"]
 
 
 def _shipped_sources() -> set[str]:
     """Paths (relative to audit/_data) of every file the wheel must carry."""
     files = {p for p in (ROOT / "templates").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    files |= set((ROOT / "rules").glob("*.yaml"))
+    files |= set((ROOT / "rules").glob("*.yaml")) | set((ROOT / "protocols").glob("*.yaml"))
     files |= {p for p in (ROOT / "sample_data" / "models").iterdir() if p.suffix in (".onnx", ".yaml")}
     return {p.relative_to(ROOT).as_posix() for p in files}
 
@@ -49,7 +51,8 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     wheel, = (tmp_path / "dist").glob("faceaudit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = {f"audit/_data/{rel}" for rel in _shipped_sources()} - names
-    missing |= {"audit/store/schema.sql", "audit/tui/app.tcss", "audit/evidence/results.schema.json"} - names
+    missing |= {"audit/store/schema.sql", "audit/tui/app.tcss", "audit/evidence/results.schema.json",
+                f"faceaudit-{audit.__version__}.dist-info/licenses/LICENSE"} - names
     assert not missing, f"not in the wheel: {sorted(missing)}"
 
     # Install next to, not into, the venv (its dependencies are already there) and use it from elsewhere.

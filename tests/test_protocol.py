@@ -150,7 +150,23 @@ def test_the_demo_audits_every_recognition_model_for_membership_under_its_protoc
     for c in member:
         assert c.config.probes == ["membership"] and c.config.conditions == ["clean"]
         assert c.config.data == str(tmp_path / "members") and c.config.protocol["sha256"] == proto.sha256
-    assert all(c.config.protocol is None for c in demo_cells(tmp_path, "standard", 0, membership_data=tmp_path))
+    other = demo_cells(tmp_path, "standard", 0, membership_data=tmp_path)[len(world):]
+    assert len(other) == 4 and all(c.config.protocol is None for c in other)  # not that protocol, the same probe
+    assert all(c.config.probes == ["membership"] and c.config.conditions == ["clean"] for c in other)
+
+
+def test_the_demo_audits_membership_only_for_the_models_that_were_trained_on_the_planted_members(tmp_path,
+                                                                                                  tiny_model):
+    """The planted members are the sample models' training persons: a model of one's own given to the demo gets the
+    sample world's probes, never a membership run on persons it did not train on (which could only reassure)."""
+    from audit.executors.cells import _membership_needed, demo_cells
+    from audit.run import sample_models
+
+    fr = next(m for m in sample_models() if m.stem == "fr-baseline")
+    cells = demo_cells(tmp_path, "quick", 0, models=[tiny_model, fr], membership_data=tmp_path / "members")
+    assert [c.config.probes for c in cells if c.config.data == str(tmp_path / "members")] == [["membership"]]
+    assert [c.label for c in cells][-1] == "fr-baseline (membership)"
+    assert not _membership_needed([tiny_model]) and _membership_needed([fr]) and _membership_needed(None)
 
 
 def test_a_protocol_can_pin_the_membership_sample_set(tmp_path, small_data, tiny_model):

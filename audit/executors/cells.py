@@ -226,7 +226,7 @@ def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = N
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])
         cells.append(Cell(loaded.name, config))
-        if fr:
+        if fr and _is_sample(model):  # the planted members are the sample models' training persons, no one else's
             recognition.append((loaded.name, model))
     if membership_data is not None:
         # Every sample FR model saw the members in training (sample_data/README.md): none can be a reference model.
@@ -235,6 +235,16 @@ def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = N
         cells += [Cell(f"{name} (membership)", make_config(model=model, data=str(membership_data), **member))
                   for name, model in recognition]
     return cells
+
+
+def _is_sample(model: Path) -> bool:
+    """Whether ``model`` is one of the shipped sample models (trained on the planted membership set's members)."""
+    return any(Path(model).resolve() == m.resolve() for m in sample_models())
+
+
+def _membership_needed(models: list[Path] | None) -> bool:
+    """Whether the demo has a sample recognition model to audit on the planted membership set."""
+    return any(_is_sample(m) and m.stem.startswith("fr-") for m in (models or sample_models()))
 
 
 @dataclass
@@ -258,7 +268,7 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     make_config(model=Path("-"), preset=preset, seed=seed)  # refuse a bad --preset/--seed before writing anything
     out = out_folder(out)
     data, _, _ = sample_data(out / "sample-data")
-    members, _, _ = sample_data(out / "sample-membership", membership=True)
+    members = sample_data(out / "sample-membership", membership=True)[0] if _membership_needed(models) else None
     db = out / "faceaudit.duckdb"
     cells = demo_cells(data, preset, seed, models, members)
     res = run_cells(cells, db, "local", progress=progress)
@@ -270,7 +280,8 @@ def demo(out: str | Path = "faceaudit-demo", preset: str = "quick", seed: int = 
     for run_id in run_ids:
         reports += build_report(run_id, db, out)
     # One comparison per dataset: the sample world's runs, and the membership runs on the planted set.
-    membership = [c["run_id"] for c in res.cells if c["cell"].endswith("(membership)")]
+    on_members = {c.label for c in cells if members is not None and c.config.data == str(members)}
+    membership = [c["run_id"] for c in res.cells if c["cell"] in on_members]
     for group in ([r for r in run_ids if r not in membership], membership):
         if len(group) >= 2:
             reports += compare(group, db, out)

@@ -23,7 +23,7 @@ def ci(row) -> str:
 NEGATIVE_CONTROL = "control"
 """The synthetic set's random label (drawn at random for each person, in no image): a negative control, not a
 demographic; every probe should find nothing on it."""
-ATTRIBUTE_WORDS = {"skin_tone": "skin tone", NEGATIVE_CONTROL: "the negative control (a random label)"}
+ATTRIBUTE_WORDS = {"skin_tone": "skin tone", NEGATIVE_CONTROL: "negative control (a random label)"}
 
 
 def attr_words(attr: str) -> str:
@@ -43,14 +43,21 @@ def cond_words(cond: str) -> str:
                          + (" drawn the same for everyone" if arg.endswith("@template") else ""))
         elif kind == "sunglasses" and not arg:
             words.append("sunglasses")
-        elif kind == "patch" and arg:
-            words.append(f"{float(arg):.0%} of the face greyed out in patches")
+        elif kind == "patch" and _number(arg) is not None:
+            words.append(f"{100 * _number(arg):.3g}% of the face greyed out in patches")
         elif kind == "freqmix" and arg:
             words.append("frequencies mixed with other faces")
         else:
             return str(cond)
     said = " and ".join(words)
     return said if said == cond else f"{said} ({cond})"
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
@@ -308,21 +315,32 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
     if metric == "fnmr":
         return f"the system turns away {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
     if metric.startswith("membership_"):
-        return _membership_meaning(metric, setting, v, lo, hi)
+        return _membership_meaning(metric, setting, v, lo, hi, metrics)
     return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
 
 
-def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, hi: float | None) -> str:
-    """A membership finding in words: who can tell what about the persons in the training data."""
+def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, hi: float | None,
+                        metrics: pd.DataFrame | None = None) -> str:
+    """A membership finding in words: who can tell what about the persons in the training data (``metrics``: the
+    run's, for the false-positive rate a threshold actually reached on held-out non-members)."""
     who = "someone holding a person's photos and the model's outputs"
     if metric == "membership_tpr_at_fpr":
         fpr = next((p.split("=", 1)[1] for p in setting.split(";") if p.startswith("fpr=")), "")
-        accusing = f" while wrongly accusing {_pct(float(fpr), 1)} of persons who were not in it" if fpr else ""
-        return (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% CI "
-                f"{_pct(lo, 1)}–{_pct(hi, 1)}){accusing}.")
+        text = (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% CI "
+                f"{_pct(lo, 1)}–{_pct(hi, 1)})")
+        if fpr:
+            text += f" at a threshold set to wrongly accuse {_pct(float(fpr), 1)} of persons who were not in it"
+        if setting.endswith(";unsupported"):
+            reached = None if metrics is None else metrics[(metrics["metric"] == "membership_fpr")
+                                                           & (metrics["setting"] == setting)]
+            text += (f"; too few non-member persons back that rate, so the figure is indicative only"
+                     + (f" (the threshold accused {_pct(reached.iloc[0]['value'], 1)} of held-out non-members)"
+                        if reached is not None and len(reached) else ""))
+        return text + "."
     if metric == "membership_auc":
-        return (f"{who} can tell persons in the training data from others better than chance: a member scores above a "
-                f"non-member with probability {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}; 0.50 = cannot tell).")
+        told = "better than chance" if lo is not None and lo > 0.5 else "not clearly better than chance"
+        return (f"{who} tells persons in the training data from others {told}: a member scores above a non-member "
+                f"with probability {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}; 0.50 = cannot tell).")
     if metric == "membership_balanced_accuracy":
         return (f"{who} sorts persons into in and out of the training data correctly {_pct(v, 1)} of the time, "
                 f"averaged over the two (95% CI {_pct(lo, 1)}–{_pct(hi, 1)}; 50% = chance).")

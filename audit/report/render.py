@@ -135,7 +135,9 @@ def _cloak_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: b
     parts = m["condition"].str.split("+purify:", n=1, expand=True, regex=False).reindex(columns=[0, 1])
     m = m.assign(cloak=parts[0], purifier=parts[1].fillna("none"))
     columns = ["none"] + sorted(set(m["purifier"]) - {"none"})
-    cells = {(r.cloak, r.setting, r.purifier): {"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high}
+    cells = {(r.cloak, r.setting, r.purifier): {k: None if pd.isna(v) else float(v)
+                                                for k, v in (("value", r.value), ("ci_low", r.ci_low),
+                                                             ("ci_high", r.ci_high))}
              for r in m.itertuples()}
     keys = list(dict.fromkeys(zip(m["cloak"], m["setting"])))
     rows = [{"cloak": c, "setting": st, "cells": [cells.get((c, st, col)) for col in columns]}

@@ -170,18 +170,28 @@ def test_the_cloak_table_gives_each_psr_its_interval(every_probe, context):
 
 
 def test_membership_findings_say_who_can_tell_what_about_whom():
-    """Page one's sentence for a membership finding names the attacker, what they learn and the false accusations it
-    costs, with the interval; no metric identifier reaches the sentence (it printed 'Membership_auc = 0.59')."""
+    """Page one's sentence for a membership finding names the attacker, what they learn and the false accusations its
+    threshold was set for, with the interval; an operating point too few non-members back says it is indicative only
+    and what the threshold reached; the AUC says 'better than chance' only when its interval does. No metric
+    identifier reaches the sentence (it printed 'Membership_auc = 0.59')."""
     rows = [finding("M1", metric="membership_tpr_at_fpr", attribute="", setting="strongest;fpr=0.01;unsupported",
                     value=0.31, ci_low=0.2, ci_high=0.4),
             finding("M2", status="warn", metric="membership_auc", attribute="", setting="strongest", value=0.59,
-                    ci_low=0.53, ci_high=0.65)]
-    meanings = [p["meaning"] for p in narrative.verdict(pd.DataFrame(rows), NO_METRICS, [], [], [])["problems"]]
+                    ci_low=0.53, ci_high=0.65),
+            finding("M3", status="warn", metric="membership_auc", attribute="", setting="tightness", value=0.52,
+                    ci_low=0.47, ci_high=0.57)]
+    reached = metrics([{"probe": "membership", "metric": "membership_fpr", "condition": "clean",
+                        "setting": "strongest;fpr=0.01;unsupported", "value": 0.023, "ci_low": 0.01, "ci_high": 0.04}])
+    meanings = [p["meaning"] for p in narrative.verdict(pd.DataFrame(rows), reached, [], [], [])["problems"]]
     assert meanings[0] == ("Someone holding a person's photos and the model's outputs can tell that a person was in "
-                           "the training data for 31.0% of those who were (95% CI 20.0%–40.0%) while wrongly accusing "
-                           "1.0% of persons who were not in it.")
-    assert "better than chance: a member scores above a non-member with probability 0.59 (95% CI 0.53 to 0.65; " \
-           "0.50 = cannot tell)." in meanings[1]
+                           "the training data for 31.0% of those who were (95% CI 20.0%–40.0%) at a threshold set to "
+                           "wrongly accuse 1.0% of persons who were not in it; too few non-member persons back that "
+                           "rate, so the figure is indicative only (the threshold accused 2.3% of held-out "
+                           "non-members).")
+    assert "from others better than chance: a member scores above a non-member with probability 0.59 (95% CI 0.53 " \
+           "to 0.65; 0.50 = cannot tell)." in meanings[1]
+    assert "from others not clearly better than chance: a member scores above a non-member with probability 0.52" \
+        in meanings[2]
     assert not any("membership_" in m.lower() for m in meanings)
 
 
@@ -194,7 +204,8 @@ def test_sentences_name_attributes_and_conditions_in_words_with_the_tables_name_
     assert narrative.cond_words("mask:surgical+sunglasses") == \
         "a surgical mask and sunglasses (mask:surgical+sunglasses)"
     assert narrative.cond_words("patch:0.25") == "25% of the face greyed out in patches (patch:0.25)"
-    for name in ("cloak:opom-affine@8+purify:jpeg75", "mask:", "newthing:3"):
+    assert narrative.cond_words("patch:0.004") == "0.4% of the face greyed out in patches (patch:0.004)"
+    for name in ("cloak:opom-affine@8+purify:jpeg75", "mask:", "newthing:3", "patch:0.3@template"):
         assert narrative.cond_words(name) == name
     rows = [finding("F1", attribute="skin_tone", condition="mask:cloth"),
             finding("F2", attribute="sex", condition="sunglasses", metric="fnmr_max_min", value=2.5)]
