@@ -30,6 +30,9 @@ from audit.store import Store
 
 TEMPLATES = templates_dir()
 STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
+PRINTED_ROWS = 40
+"""A comparison's paired differences or rankings print when they have at most this many rows (a few models on one
+probe); longer ones are left to their CSV attachments, as the HTML shows them all."""
 HEADLINE = [  # (label, probe, metric, where)
     ("TAR @ FMR 1e-3, clean", "identity", "tar_at_fmr", {"condition": "clean", "setting": "fmr=0.001"}),
     ("FNMR @ system τ, surgical mask", "identity", "fnmr", {"condition": "mask:surgical", "setting": "fmr=0.001"}),
@@ -103,6 +106,7 @@ def environment(user_templates: Path | None = None) -> Environment:
     env.filters["num"] = lambda v, d=3: narrative.fmt(v, d)
     env.filters["pct"] = lambda v: narrative._pct(v, 1)
     env.globals["METRICS"] = METRICS
+    env.globals["PRINTED_ROWS"] = PRINTED_ROWS
     env.globals["zip"] = zip
     env.filters["breakable"] = breakable
     env.globals["normalisation"] = normalisation

@@ -1,6 +1,8 @@
 """Layout helpers of the report: identifiers wrap only at separators, the input normalisation in words, probe notes
 one a bullet with one number style, log ticks thinned, and the comparison's findings table kept on the page."""
 
+import pytest
+
 from audit.report import plots
 from audit.report.render import breakable, environment, normalisation, probe_notes
 
@@ -44,3 +46,28 @@ def test_compare_findings_table_fits_and_sentences_are_spaced():
     assert '<table class="side-by-side">' in html and '<span class="mono pack">eu-ai-act ·</span>' in html
     css = environment().globals["css"]
     assert "break-all" not in css and "table.side-by-side { table-layout: fixed; }" in css
+
+
+@pytest.mark.parametrize("n", [3, 41])
+def test_short_comparison_tables_print_and_long_ones_are_left_to_their_attachments(n):
+    """A few models on one probe (the demo's membership comparison: 6 paired differences, 2 rankings of 4 models)
+    print their tables; past PRINTED_ROWS rows the print names the attached CSV instead (the HTML shows both)."""
+    from audit.report.render import PRINTED_ROWS
+
+    assert PRINTED_ROWS == 40
+    row = {"probe": "membership", "metric": "membership_auc", "condition": "clean", "setting": "strongest",
+           "attribute": "", "group": "all", "a": "a (1)", "b": "b (2)", "value_a": 0.6, "value_b": 0.5, "diff": -0.1,
+           "ci_low": -0.2, "ci_high": -0.01, "ratio": None, "outcome": "A higher", "verdict": "a (1) higher",
+           "persons_needed": None}
+    ranking = {k: row[k] for k in ("probe", "metric", "condition", "setting", "attribute", "group")} | {
+        "models": [{"rank": 1, "model": "a (1)", "value": 0.6, "rank_low": 1, "rank_high": 2}] * n, "pairs": []}
+    html = environment().get_template("compare.html.j2").render(
+        runs=[], labels=["a (1)", "b (2)"], comparability=[], model_verdicts=[], summary=[], rows=[], plots=[],
+        forests=[], reference="a (1)", beside="cmp", findings=[],
+        paired={"n_boot": 10, "persons": 5, "rows": [row] * n, "rankings": [ranking]})
+    paired, ranks = html[html.index('id="paired"'):html.index('id="rankings"')], html[html.index('id="rankings"'):]
+    for part, name in ((paired, "paired-differences.csv"), (ranks, "rankings.csv")):
+        printed = n <= PRINTED_ROWS
+        assert ('<div class="printed">' in part) == printed and ('<div class="detail">' in part) != printed
+        assert (f"in full in <span class=\"mono\">{name}</span>" in part) != printed  # the print-only pointer
+        assert f"cmp.{name}</span> beside this report" in part  # the screen's pointer to the CSV, always
