@@ -106,6 +106,8 @@ async def test_new_audit_explains_invalid_choices_inline(store, tmp_path):
         assert isinstance(app.screen, NewAuditScreen)
         await pilot.press("ctrl+s")
         assert "choose a model" in str(app.screen.query_one("#errors").render())
+        # on screen at 80x24 (above the footer): the choices scroll to it (it was drawn below the screen's edge)
+        assert app.screen.query_one("#errors").region.bottom <= SIZE[1] - 1
         app.screen.query_one("#model").value = str(root / "missing.onnx")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: "not found" in str(app.screen.query_one("#errors").render()))
@@ -183,3 +185,39 @@ async def test_new_audit_runs_the_opt_in_membership_probe_with_a_reference_model
         metrics = s.metrics(run_id)
         cfg = s.run(run_id)["config"]
     assert "tightness@reference" in set(metrics["setting"]) and cfg["reference_models"] == [str(ref)]
+
+
+async def test_new_audit_under_a_protocol_shows_what_it_pins_and_runs_with_it(store, small_data, tmp_path):
+    """A protocol typed in the new-audit screen says under its field what it pins (a bad file: the reason, in red);
+    started, the run takes the protocol's probes, conditions, seed and budgets over the screen's choices and is
+    stored under the protocol, its findings from the protocol's pack only."""
+    from tests.test_protocol import _write
+
+    root, db, model, runs = store
+    proto = _write(tmp_path / "p.yaml")  # identity on clean faces, seed 5, bootstrap 20, pack baseline
+    db2 = tmp_path / "own.duckdb"
+    app = FaceAuditApp(db2, tmp_path / "reports", start_dir=root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        screen = app.screen
+        screen.query_one("#protocol").value = str(tmp_path / "missing.yaml")
+        await wait_for(pilot, lambda: "no such protocol file" in str(screen.query_one("#protocol-info").render()))
+        screen.query_one("#protocol").value = str(proto)
+        await wait_for(pilot, lambda: "tiny-world" in str(screen.query_one("#protocol-info").render()))
+        info = " ".join(str(screen.query_one("#protocol-info").render()).split())
+        assert ("protocol tiny-world v2: probes identity; conditions clean; preset quick, seed 5; packs baseline. "
+                "These replace") in info
+        screen.query_one("#model").value = str(model)
+        screen.query_one("#data").value = str(small_data)
+        await pilot.press("ctrl+s")  # the screen's probes (leakage, identity, ...) and conditions are all selected
+        await wait_for(pilot, lambda: isinstance(app.screen, RunningScreen))
+        running = app.screen
+        await wait_for(pilot, lambda: running.done, seconds=240)
+        assert running.run_id and "completed" in str(running.query_one("#state").render())
+        assert "identity" in running.bars and not {"leakage", "inversion", "cloak"} & set(running.bars)
+    with Store(db2, read_only=True) as s:
+        (run_id,) = s.runs()["run_id"]
+        cfg = s.run(run_id)["config"]
+        packs = set(s.findings(run_id)["pack"])
+    assert cfg["protocol"]["name"] == "tiny-world" and cfg["seed"] == 5 and cfg["conditions"] == ["clean"]
+    assert cfg["probes"] == ["identity"] and packs == {"baseline"}

@@ -1,4 +1,5 @@
-"""New audit: choose model, dataset, probes, conditions, preset, packs and device; validate before running."""
+"""New audit: choose model, dataset, probes, conditions, preset, packs and device, or a protocol that pins them;
+validate before running."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DirectoryTree, Footer, Header, Input, Label, Select, SelectionList, Static
 
@@ -41,7 +42,7 @@ class NewAuditScreen(Screen):
                 yield Static("", id="model-info", classes="hint")
                 yield Label("Dataset: 'sample', 'sample-membership' or a folder / manifest", classes="title")
                 yield Input(value="sample", id="data")
-            with Vertical():
+            with VerticalScroll(id="choices"):  # at 80x24 the last fields sit below the screen: it scrolls
                 yield Label("Probes", classes="title")
                 yield SelectionList[str](*[(f"{n} - {c.title}", n, not getattr(c, "opt_in", False))
                                            for n, c in REGISTRY.items()], id="probes")
@@ -54,6 +55,8 @@ class NewAuditScreen(Screen):
                                  id="device")
                 yield Input(placeholder="rule packs, comma-separated (empty = all)", id="packs")
                 yield Input(placeholder="membership reference models (.onnx), comma-separated", id="references")
+                yield Input(placeholder="protocol (.yaml): its settings replace the choices here", id="protocol")
+                yield Static("", id="protocol-info", classes="hint")
                 yield Static("", id="errors", classes="error")
                 yield Button("Start audit (ctrl+s)", id="start", variant="primary")
         yield Footer()
@@ -64,6 +67,27 @@ class NewAuditScreen(Screen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "model" and event.value.endswith(".onnx"):
             self._inspect(event.value)
+        if event.input.id == "protocol":
+            self._describe_protocol(event.value.strip())
+
+    def _describe_protocol(self, path: str) -> None:
+        """What a protocol file pins, shown under its field as soon as it reads (an error in red), so the person sees
+        which of their choices it replaces before starting."""
+        from audit.protocol import load_protocol
+
+        info = self.query_one("#protocol-info", Static)
+        if not path.endswith((".yaml", ".yml")):
+            info.update("")
+            return
+        try:
+            p = load_protocol(path)
+        except FaceAuditError as exc:
+            info.update(Text(str(exc), style="red"))
+            return
+        packs = ", ".join(p.packs) or "the ones typed above, else all"
+        info.update(Text(f"protocol {p.protocol} v{p.version}: probes {', '.join(p.probes)}; conditions "
+                         f"{', '.join(p.conditions)}; preset {p.preset}, seed {p.seed}; packs {packs}. These replace "
+                         "the probes, conditions and preset chosen here."))
 
     def _inspect(self, path: str) -> None:
         info = self.query_one("#model-info", Static)
@@ -89,26 +113,36 @@ class NewAuditScreen(Screen):
             raise FaceAuditError("choose a model file first")
         packs = [p.strip() for p in self.query_one("#packs", Input).value.split(",") if p.strip()] or None
         refs = [Path(p.strip()) for p in self.query_one("#references", Input).value.split(",") if p.strip()]
+        fields = dict(model=Path(model), data=self.query_one("#data", Input).value.strip() or "sample",
+                      probes=list(self.query_one("#probes", SelectionList).selected),
+                      conditions=list(self.query_one("#conditions", SelectionList).selected),
+                      preset=self.query_one("#preset", Select).value, reference_models=refs,
+                      device=self.query_one("#device", Select).value)
+        protocol = self.query_one("#protocol", Input).value.strip()
+        if protocol:  # its settings replace the screen's (shown under the field); its packs are checked by hash
+            fields, packs = api.protocol_fields(protocol, fields, set(), packs)
+            packs = packs or None
         try:
-            cfg = AuditConfig(model=Path(model), data=self.query_one("#data", Input).value.strip() or "sample",
-                              probes=list(self.query_one("#probes", SelectionList).selected),
-                              conditions=list(self.query_one("#conditions", SelectionList).selected),
-                              preset=self.query_one("#preset", Select).value, reference_models=refs,
-                              device=self.query_one("#device", Select).value)
+            cfg = AuditConfig(**fields)
         except ValidationError as exc:
             field, msg = first_error(exc)
             raise FaceAuditError(f"{field}: {msg}") from None
         return cfg, packs
 
     def action_start(self) -> None:
-        errors = self.query_one("#errors", Static)
         try:
             cfg, packs = self._config()
         except FaceAuditError as exc:
-            errors.update(Text(str(exc)))
+            self._say(Text(str(exc)))
             return
-        errors.update("checking model, dataset and choices...")
+        self._say("checking model, dataset and choices...")
         self._validate(cfg, packs)
+
+    def _say(self, message) -> None:
+        """Show ``message`` under the choices and scroll it into view (on a small terminal it is below the fold)."""
+        errors = self.query_one("#errors", Static)
+        errors.update(message)
+        errors.scroll_visible(animate=False)
 
     @work(thread=True, exclusive=True)
     def _validate(self, cfg: AuditConfig, packs: list[str] | None) -> None:
@@ -116,7 +150,7 @@ class NewAuditScreen(Screen):
             api.check_config(cfg, packs)
         except Exception as exc:  # noqa: BLE001 - an unexpected error is shown, never a dead TUI
             msg = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
-            self.app.call_from_thread(self.query_one("#errors", Static).update, Text(msg))
+            self.app.call_from_thread(self._say, Text(msg))
             return
         self.app.call_from_thread(self._launch, cfg, packs)
 
