@@ -226,7 +226,7 @@ def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = N
                              attacker_model=others[1] if len(others) > 1 else None, attribute_model=attr,
                              surrogates=others[:1])
         cells.append(Cell(loaded.name, config))
-        if fr and _is_sample(model):  # the planted members are the sample models' training persons, no one else's
+        if _sample_recognition(model):  # the planted members are the sample models' training persons, no one else's
             recognition.append((loaded.name, model))
     if membership_data is not None:
         # Every sample FR model saw the members in training (sample_data/README.md): none can be a reference model.
@@ -237,14 +237,15 @@ def demo_cells(data: Path, preset: str, seed: int, models: list[Path] | None = N
     return cells
 
 
-def _is_sample(model: Path) -> bool:
-    """Whether ``model`` is one of the shipped sample models (trained on the planted membership set's members)."""
-    return any(Path(model).resolve() == m.resolve() for m in sample_models())
+def _sample_recognition(model: Path) -> bool:
+    """Whether ``model`` is one of the shipped sample recognition models (``fr-*``, trained on the planted membership
+    set's members)."""
+    return Path(model).stem.startswith("fr-") and any(Path(model).resolve() == m.resolve() for m in sample_models())
 
 
 def _membership_needed(models: list[Path] | None) -> bool:
     """Whether the demo has a sample recognition model to audit on the planted membership set."""
-    return any(_is_sample(m) and m.stem.startswith("fr-") for m in (models or sample_models()))
+    return any(map(_sample_recognition, models or sample_models()))
 
 
 @dataclass

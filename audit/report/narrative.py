@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from audit import conditions
+from audit.errors import ConfigError
+
 
 def fmt(v: float | None, digits: int = 2) -> str:
     if v is None or pd.isna(v):
@@ -33,31 +36,25 @@ def attr_words(attr: str) -> str:
 
 def cond_words(cond: str) -> str:
     """A condition as a sentence says it, with the name the tables use after it: 'a cloth mask (mask:cloth)'. A name
-    without words (a cloak, a condition from a newer version) is left as it is."""
-    words = []
-    for part in str(cond).split("+"):
-        kind, _, arg = part.partition(":")
-        mask = arg.removesuffix("@template")
-        if kind == "mask" and mask:
-            words.append(("an N95" if mask == "n95" else f"a {mask}") + " mask"
-                         + (" drawn the same for everyone" if arg.endswith("@template") else ""))
-        elif kind == "sunglasses" and not arg:
-            words.append("sunglasses")
-        elif kind == "patch" and _number(arg) is not None:
-            words.append(f"{100 * _number(arg):.3g}% of the face greyed out in patches")
-        elif kind == "freqmix" and arg:
-            words.append("frequencies mixed with other faces")
-        else:
-            return str(cond)
-    said = " and ".join(words)
-    return said if said == cond else f"{said} ({cond})"
-
-
-def _number(text: str) -> float | None:
+    the condition parser does not know (a cloak, a condition from a newer version) is left as it is."""
     try:
-        return float(text)
-    except ValueError:
-        return None
+        parts = conditions.parse(str(cond))
+    except ConfigError:
+        return str(cond)
+    words = []
+    for part in parts:
+        if part.kind == "mask":
+            mask = part.arg.removesuffix(conditions.TEMPLATE)
+            words.append(("an N95" if mask == "n95" else f"a {mask}") + " mask"
+                         + (" drawn the same for everyone" if part.arg != mask else ""))
+        elif part.kind == "sunglasses":
+            words.append("sunglasses")
+        elif part.kind == "patch":
+            words.append(f"{100 * float(part.arg):.3g}% of the face greyed out in patches")
+        else:  # freqmix
+            words.append("frequencies mixed with other faces")
+    said = " and ".join(words)
+    return said if said in (cond, "") else f"{said} ({cond})"
 
 
 def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
@@ -314,15 +311,16 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
         return f"the system recognises {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
     if metric == "fnmr":
         return f"the system turns away {_pct(v)} of genuine users{under} (95% CI {_pct(lo)}–{_pct(hi)})."
-    if metric.startswith("membership_"):
-        return _membership_meaning(metric, setting, v, lo, hi, metrics)
+    if metric.startswith("membership_") and (text := _membership_meaning(metric, setting, v, lo, hi, metrics)):
+        return text
     return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
 
 
 def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, hi: float | None,
-                        metrics: pd.DataFrame | None = None) -> str:
+                        metrics: pd.DataFrame | None = None) -> str | None:
     """A membership finding in words: who can tell what about the persons in the training data (``metrics``: the
-    run's, for the false-positive rate a threshold actually reached on held-out non-members)."""
+    run's, for the false-positive rate a threshold actually reached on held-out non-members); None for a membership
+    metric it has no words for."""
     who = "someone holding a person's photos and the model's outputs"
     if metric == "membership_tpr_at_fpr":
         fpr = next((p.split("=", 1)[1] for p in setting.split(";") if p.startswith("fpr=")), "")
@@ -344,7 +342,7 @@ def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, h
     if metric == "membership_balanced_accuracy":
         return (f"{who} sorts persons into in and out of the training data correctly {_pct(v, 1)} of the time, "
                 f"averaged over the two (95% CI {_pct(lo, 1)}–{_pct(hi, 1)}; 50% = chance).")
-    return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)})."
+    return None
 
 
 def not_judged_reason(f: dict) -> str:
