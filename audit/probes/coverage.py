@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats as sps
 
 from audit.data.split import subject_folds
+from audit.metrics.settings import operating_point, supported_form
 from audit.metrics.stats import Estimate, SubjectBootstrap
 
 
@@ -245,10 +246,10 @@ def sim_membership(rng, n: int, n_boot: int, non_members: int | None = None,
     got = {}
     for a in MEMB_ATTACKS:
         for rec in probe._records(a, [o[a] for o in outs], y, boot, MEMB_FOLDS):
-            setting = rec.setting.split(";unsupported")[0]
-            if fpr == 0.1 and rec.metric in MEMB_METRICS and setting in (a, f"{a};fpr=0.1"):
+            setting = supported_form(rec.setting)
+            if fpr == 0.1 and rec.metric in MEMB_METRICS and setting in (a, operating_point("fpr", 0.1, attack=a)):
                 name = rec.metric
-            elif rec.metric == "membership_tpr_at_fpr" and setting == f"{a};fpr={fpr:g}":
+            elif rec.metric == "membership_tpr_at_fpr" and setting == operating_point("fpr", fpr, attack=a):
                 name = f"{rec.metric}@{fpr:g}"
             else:
                 continue

@@ -23,6 +23,7 @@ from audit.data.groups import group_labels
 from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
+from audit.metrics.settings import operating_point
 from audit.metrics.stats import PersonPairs, SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 
@@ -87,7 +88,7 @@ class IdentityProbe:
             # judges it (a rule asks for 'fmr=0.01', these rows say 'fmr=0.01;unsupported').
             targets = [points[0].fmr]
         unsupported = {p.fmr for p in points if not p.supported}
-        label = {t: f"fmr={t:g}" + (";unsupported" if t in unsupported else "") for t in targets}
+        label = {t: operating_point("fmr", t, t in unsupported) for t in targets}
         taus = {t: ver.threshold_at_fmr(s_clean[imp_mask], t) for t in targets}
         demo_fmr = next((t for t in (1e-3, 1e-2) if t in taus and t not in unsupported), targets[0])
         result.artifacts.append(Artifact.json(self.name, "thresholds.json",

@@ -37,6 +37,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from audit.data.manifest import MEMBER
 from audit.errors import ConfigError
+from audit.metrics.settings import operating_point
 from audit.metrics.stats import Estimate, SubjectBootstrap, auc_trials, floor_rate, widen_for_training
 from audit.metrics.verification import RULE_OF_30, eer_auc_many, l2_normalise, threshold_at_fmr
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
@@ -198,7 +199,7 @@ class MembershipProbe:
             need = needs_more(n_non, fpr)
             result.metrics.append(MetricRecord.of(self.name, "clean", "membership_nonmembers_needed",
                                                   Estimate(float(need), float(need), float(need), n_non), NEUTRAL,
-                                                  setting=f"fpr={fpr:g}"))
+                                                  setting=operating_point("fpr", fpr)))
             if need:
                 result.notes.append(
                     f"Membership: a false-positive rate of {fpr:g} rests on {fpr * n_non:.1f} expected false "
@@ -244,7 +245,7 @@ class MembershipProbe:
         series = [{"metric": "membership_auc", "condition": "clean", "setting": "strongest", "attribute": "",
                    "kind": "auc", "y": y, "scores": [r["q"] for r in strongest]},
                   {"metric": "membership_tpr_at_fpr", "condition": "clean",
-                   "setting": f"strongest;fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else ""),
+                   "setting": operating_point("fpr", t, bool(needs_more(n_non, t)), "strongest"),
                    "attribute": "", "kind": "share", "units": np.tile(members, len(strongest)),
                    "values": np.concatenate([r["flag"][t][members] for r in strongest])}]
         return outcomes_artifact(self.name, rows, persons, series)
@@ -326,7 +327,7 @@ class MembershipProbe:
             boots = np.concatenate([bacc(r, w) for r in per_repeat for w in weights])
         add("membership_balanced_accuracy", boot.from_resamples(float(np.mean(full)), boots, rate=True), RISK, attack)
         for t in FPR_TARGETS:
-            setting = f"{attack};fpr={t:g}" + (";unsupported" if needs_more(n_non, t) else "")
+            setting = operating_point("fpr", t, bool(needs_more(n_non, t)), attack)
             for metric, who, persons, direction in (("membership_tpr_at_fpr", mem, n_mem, RISK),
                                                     ("membership_fpr", non, n_non, NEUTRAL)):
                 value = float(np.mean([(r["flag"][t] & who).sum() / who.sum() for r in per_repeat]))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from audit import conditions
 from audit.errors import ConfigError
+from audit.metrics.settings import is_unsupported, operating_point, rate_of
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
@@ -206,13 +207,14 @@ def membership_verdicts(metrics: pd.DataFrame) -> list[str]:
     out = []
     auc = m[(m["metric"] == "membership_auc") & (m["setting"] == "strongest")]
     tpr = m[(m["metric"] == "membership_tpr_at_fpr") & m["setting"].str.startswith("strongest;")]
-    fprs = tpr["setting"].str.split(";").str[1].str.removeprefix("fpr=").astype(float)
+    fprs = [rate_of(s, "fpr") for s in tpr["setting"]]
     for fpr, (_, r) in sorted(zip(fprs, tpr.iterrows()), key=lambda t: -t[0]):
         text = (f"An attacker who has a person's photos can tell whether they were in the training data for "
                 f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
                 f"{fmt(100 * r['ci_high'], 1)}%) while accusing {fmt(100 * fpr, 1)}% of non-members.")
-        if r["setting"].endswith(";unsupported"):
-            need = m[(m["metric"] == "membership_nonmembers_needed") & (m["setting"] == f"fpr={fpr:g}")]["value"]
+        if is_unsupported(r["setting"]):
+            need = m[(m["metric"] == "membership_nonmembers_needed") & (m["setting"] == operating_point("fpr", fpr))]
+            need = need["value"]
             more = f"{int(need.iloc[0]):,}" if len(need) else "more"
             text += (f" Too few non-member persons back a {fmt(100 * fpr, 1)}% false-positive rate: it needs {more} "
                      "more non-member persons, so this figure is indicative only.")
@@ -323,12 +325,12 @@ def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, h
     metric it has no words for."""
     who = "someone holding a person's photos and the model's outputs"
     if metric == "membership_tpr_at_fpr":
-        fpr = next((p.split("=", 1)[1] for p in setting.split(";") if p.startswith("fpr=")), "")
+        fpr = rate_of(setting, "fpr")
         text = (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% CI "
                 f"{_pct(lo, 1)}–{_pct(hi, 1)})")
-        if fpr:
-            text += f" at a threshold set to wrongly accuse {_pct(float(fpr), 1)} of persons who were not in it"
-        if setting.endswith(";unsupported"):
+        if fpr is not None:
+            text += f" at a threshold set to wrongly accuse {_pct(fpr, 1)} of persons who were not in it"
+        if is_unsupported(setting):
             reached = None if metrics is None else metrics[(metrics["metric"] == "membership_fpr")
                                                            & (metrics["setting"] == setting)]
             text += (f"; too few non-member persons back that rate, so the figure is indicative only"

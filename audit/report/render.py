@@ -24,6 +24,7 @@ from audit.atomic import write_atomic
 from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
+from audit.metrics.settings import operating_point
 from audit.report import narrative, plots
 from audit.resources import templates_dir
 from audit.store import Store
@@ -229,7 +230,7 @@ def _system_setting(thresholds: dict | None) -> str:
         return "fmr=0.001"
     t = thresholds.get("demographic_fmr", 1e-3)
     points = {p["fmr"]: p for p in thresholds.get("operating_points", [])}
-    return f"fmr={t:g}" + ("" if points.get(t, {"supported": True})["supported"] else ";unsupported")
+    return operating_point("fmr", t, not points.get(t, {"supported": True})["supported"])
 
 
 def _operating_marks(ident: pd.DataFrame) -> pd.DataFrame:

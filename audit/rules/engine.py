@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from audit.errors import RuleError, first_error
 from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
+from audit.metrics.settings import is_unsupported, operating_point, rate_of
 from audit.resources import rules_dir
 from audit.rules import reach
 from audit.yamlio import load_yaml, parse_yaml, read_bytes
@@ -239,7 +240,7 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         if short:
             loc["needs_persons"] = short[0]
             return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
-    if status == "pass" and pick is not None and str(pick["setting"]).endswith(UNSUPPORTED):
+    if status == "pass" and pick is not None and is_unsupported(pick["setting"]):
         need = _nonmembers_needed(rule.probe, str(pick["setting"]), metrics)
         loc["needs_persons"] = need
         return Finding(rule, "not_applicable", observed, loc,
@@ -248,16 +249,11 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     return Finding(rule, status, observed, loc, msg)
 
 
-UNSUPPORTED = ";unsupported"
-"""Suffix of a setting whose operating point the data cannot support (the membership probe's low-FPR targets): a
-rule may warn or fail on it (the interval's end already shows the risk), never pass."""
-
-
 def _nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int:
     """The stored count of further persons an unsupported operating point needs (0 when not stored)."""
-    fpr = next((p for p in setting.split(";") if p.startswith("fpr=")), "")
+    fpr = rate_of(setting, "fpr")
     row = metrics[(metrics["probe"] == probe) & (metrics["metric"] == "membership_nonmembers_needed") &
-                  (metrics["setting"] == fpr)]
+                  (metrics["setting"] == ("" if fpr is None else operating_point("fpr", fpr)))]
     return int(row["value"].iloc[0]) if len(row) else 0
 
 
