@@ -9,7 +9,7 @@ from audit.config import AuditConfig, resume_conflicts
 from audit.errors import ConfigError
 from audit.models import load as load_model
 from audit.paths import free_stem
-from audit.report.build import comparison_name, write_files
+from audit.report.build import comparison_name, report_name, write_files
 from audit.run.inputs import Inputs, content_hashes
 from audit.store import Store
 from tests.builders import make_onnx
@@ -65,6 +65,14 @@ def test_report_names_keep_the_run_id_and_never_overwrite(tmp_path):
     again = free_stem(stem, [".html", ".pdf"])
     assert again.name.endswith("abcdef-2")
     assert free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
+
+
+def test_a_one_probe_run_names_its_probe_in_the_report_name():
+    run = {"run_id": "20261205-101010-abcdef", "model_name": "fr baseline", "config": {"probes": ["membership"]}}
+    assert report_name(run) == "report-fr_baseline-membership-20261205-101010-abcdef"
+    battery = {**run, "config": {"probes": ["leakage", "identity", "membership"]}}
+    assert report_name(battery) == "report-fr_baseline-20261205-101010-abcdef"
+    assert report_name({**run, "config": {"probes": ["../x"]}}) == "report-fr_baseline-.._x-20261205-101010-abcdef"
 
 
 def test_comparison_name_holds_every_run_id():

@@ -41,7 +41,7 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
         suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
             [QUALITY_SUFFIX] if quality else [])
-        stem = free_stem(out_dir / f"report-{_safe(run['model_name'])}-{run_id}", suffixes)
+        stem = free_stem(out_dir / report_name(run), suffixes)
         findings = store.findings(run_id)
         if packs:
             findings = findings[findings["pack"].isin(packs)]
@@ -148,6 +148,14 @@ def write_files(html: str, stem: Path, formats: list[str], write_html, write_pdf
             path.with_name(path.name + ".partial").unlink(missing_ok=True)
             raise ConfigError(f"--out {path.parent}: cannot write {path.name}: {exc.strerror or exc}") from None
     return written
+
+
+def report_name(run: dict) -> str:
+    """``report-MODEL-RUN``; a run of one probe names it too (``report-MODEL-membership-RUN``), so that a model's
+    membership report is not taken for its battery's in a folder holding both."""
+    probes = (run.get("config") or {}).get("probes") or []
+    probe = f"-{_safe(probes[0])}" if len(probes) == 1 else ""
+    return f"report-{_safe(run['model_name'])}{probe}-{run['run_id']}"
 
 
 def _safe(name: str) -> str:
