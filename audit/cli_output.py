@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from audit.evidence import export
 
 
 def text(value, style: str = "") -> Text:
@@ -61,16 +62,9 @@ def fit_ids(t: Table, rows: list[list[str]], ids: tuple[str, ...]) -> None:
 
 
 def records(df: pd.DataFrame) -> list[dict]:
-    """DataFrame rows as JSON-ready dicts (NaN -> null, +-inf -> "inf" / "-inf" as in the export, timestamps as
-    ISO 8601): JSON has no infinity, and an infinite disparity must not read as a missing one."""
-    if df is None or len(df) == 0:
-        return []
-    infinite = [c for c in df.select_dtypes("number").columns if np.isinf(df[c].to_numpy(float)).any()]
-    if infinite:
-        df = df.astype({c: object for c in infinite})
-        for c in infinite:
-            df[c] = df[c].map(lambda v: ("inf" if v > 0 else "-inf") if np.isinf(v) else v)
-    return json.loads(df.to_json(orient="records", date_format="iso", default_handler=str))
+    """DataFrame rows as JSON-ready dicts, as the export writes them (NaN -> null, +-inf -> "inf" / "-inf",
+    timestamps as ISO 8601): JSON has no infinity, and an infinite disparity must not read as a missing one."""
+    return [] if df is None or len(df) == 0 else export.table_records(df)
 
 
 def record(d: dict) -> dict:

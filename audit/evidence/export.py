@@ -34,12 +34,12 @@ def schema() -> dict:
     return json.loads(resources.files("audit.evidence").joinpath("results.schema.json").read_text())
 
 
-def _clean(x):
+def json_safe(x):
     """JSON-safe values: NaN/inf become null, numpy scalars become Python numbers, timestamps ISO text."""
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if x is None or isinstance(x, (str, bool)):
         return x
     if isinstance(x, pd.Timestamp) or hasattr(x, "isoformat"):
@@ -60,8 +60,10 @@ def _clean(x):
     return str(x)
 
 
-def _records(df: pd.DataFrame, columns: list[str]) -> list[dict]:
-    return [_clean(dict(zip(columns, row))) for row in df[columns].itertuples(index=False, name=None)]
+def table_records(df: pd.DataFrame, columns: list[str] | None = None) -> list[dict]:
+    """Rows (of ``columns``, default all) as JSON-safe dicts: :func:`json_safe` on each."""
+    columns = list(df.columns) if columns is None else columns
+    return [json_safe(dict(zip(columns, row))) for row in df[columns].itertuples(index=False, name=None)]
 
 
 def results_document(store: Store, run_id: str) -> dict:
@@ -74,13 +76,13 @@ def results_document(store: Store, run_id: str) -> dict:
     finding_rows = []
     for f in findings.itertuples(index=False):
         location = json.loads(f.location)
-        finding_rows.append(_clean({
+        finding_rows.append(json_safe({
             "pack": f.pack, "pack_version": f.pack_version, "pack_hash": f.pack_hash, "rule_id": f.rule_id,
             "title": f.title, "status": f.status, "severity": f.severity, "probe": f.probe, "metric": f.metric,
             "observed": f.observed, "ci_low": location.get("ci_low"), "ci_high": location.get("ci_high"),
             "warn_if": f.warn_if, "fail_if": f.fail_if, "judged": f.judged, "location": location,
             "references": json.loads(f.refs), "message": f.message, "evaluated_at": f.evaluated_at}))
-    return _clean({
+    return json_safe({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tool": {"name": "faceaudit", "version": audit.__version__},
@@ -95,10 +97,10 @@ def results_document(store: Store, run_id: str) -> dict:
         "config": run["config"],
         "seeds": {"seed": run["seed"], "derivation": SEED_DERIVATION},
         "environment": run["environment"],
-        "probes": _records(probes, ["probe", "status", "started_at", "finished_at", "seconds", "message"]),
-        "metrics": _records(metrics, METRIC_FIELDS),
+        "probes": table_records(probes, ["probe", "status", "started_at", "finished_at", "seconds", "message"]),
+        "metrics": table_records(metrics, METRIC_FIELDS),
         "findings": finding_rows,
-        "data_quality": _records(quality, ["image", "row_number", "problem", "detail"]),
+        "data_quality": table_records(quality, ["image", "row_number", "problem", "detail"]),
     })
 
 
