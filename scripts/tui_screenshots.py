@@ -20,12 +20,20 @@ DOCS = ROOT / "docs"
 
 async def shoot(db: Path) -> None:
     app = FaceAuditApp(db, Path("/tmp/faceaudit-shots"), start_dir=ROOT / "sample_data" / "models")
+    # The detail and compare shots show battery runs (a demo store lists its membership runs first: they run last).
+    runs = api.list_runs(db)
+    shown = ((runs["dataset"] != "sample-membership") & (runs["status"] == "completed")).to_numpy()
+    battery = int(shown.argmax()) if shown.any() else 0
     async with app.run_test(size=(100, 30)) as pilot:
         app.save_screenshot("tui-runs.svg", str(DOCS))
-        await pilot.press("enter")
+        await pilot.press(*["down"] * battery, "enter")
         await pilot.pause(0.5)
         app.save_screenshot("tui-detail.svg", str(DOCS))
-        await pilot.press("escape", "space", "down", "space", "c")
+        await pilot.press("escape")
+        await pilot.pause(0.5)
+        for key in ["down"] * battery + ["space", "down", "space", "c"]:  # one at a time: the cursor moves late
+            await pilot.press(key)
+            await pilot.pause(0.1)
         await pilot.pause(0.5)
         app.save_screenshot("tui-compare.svg", str(DOCS))
         await pilot.press("escape", "n")
