@@ -35,7 +35,8 @@ def schema() -> dict:
 
 
 def json_safe(x):
-    """JSON-safe values: NaN/inf become null, numpy scalars become Python numbers, timestamps ISO text."""
+    """JSON-safe values: NaN (and NaT) become null, +-inf the strings "inf" / "-inf", numpy scalars Python numbers,
+    timestamps ISO text."""
     if isinstance(x, dict):
         return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
