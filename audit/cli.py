@@ -299,7 +299,8 @@ def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
 
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or prefixes)."), db: Db = DEFAULT_DB,
-            out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files."), format: Formats = "html,pdf",
+            out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files."),
+            format: Formats = "html,pdf",
             reference: str | None = typer.Option(None, "--reference", help="Run every other is compared with, "
                                                  "paired (default: the first).")) -> None:
     """Comparison report of several runs: what differs between them, paired differences and rankings when they
