@@ -9,7 +9,8 @@ import pandas as pd
 
 from audit import conditions
 from audit.errors import ConfigError
-from audit.metrics.settings import is_unsupported, operating_point, rate_of
+from audit.metrics.settings import is_unsupported, rate_of
+from audit.rules.engine import nonmembers_needed
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
@@ -213,9 +214,8 @@ def membership_verdicts(metrics: pd.DataFrame) -> list[str]:
                 f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
                 f"{fmt(100 * r['ci_high'], 1)}%) while accusing {fmt(100 * fpr, 1)}% of non-members.")
         if is_unsupported(r["setting"]):
-            need = m[(m["metric"] == "membership_nonmembers_needed") & (m["setting"] == operating_point("fpr", fpr))]
-            need = need["value"]
-            more = f"{int(need.iloc[0]):,}" if len(need) else "more"
+            need = nonmembers_needed("membership", r["setting"], m)
+            more = "more" if need is None else f"{need:,}"
             text += (f" Too few non-member persons back a {fmt(100 * fpr, 1)}% false-positive rate: it needs {more} "
                      "more non-member persons, so this figure is indicative only.")
         out.append(text)

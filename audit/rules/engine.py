@@ -241,7 +241,7 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
             loc["needs_persons"] = short[0]
             return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
     if status == "pass" and pick is not None and is_unsupported(pick["setting"]):
-        need = _nonmembers_needed(rule.probe, str(pick["setting"]), metrics)
+        need = nonmembers_needed(rule.probe, str(pick["setting"]), metrics) or 0
         loc["needs_persons"] = need
         return Finding(rule, "not_applicable", observed, loc,
                        f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 expected "
@@ -249,12 +249,15 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     return Finding(rule, status, observed, loc, msg)
 
 
-def _nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int:
-    """The stored count of further persons an unsupported operating point needs (0 when not stored)."""
+def nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int | None:
+    """The stored count of further non-member persons the false-positive target of ``setting`` (a
+    ``membership_tpr_at_fpr`` setting) needs; None when none is stored for it."""
     fpr = rate_of(setting, "fpr")
+    if fpr is None:
+        return None
     row = metrics[(metrics["probe"] == probe) & (metrics["metric"] == "membership_nonmembers_needed") &
-                  (metrics["setting"] == ("" if fpr is None else operating_point("fpr", fpr)))]
-    return int(row["value"].iloc[0]) if len(row) else 0
+                  (metrics["setting"] == operating_point("fpr", fpr))]
+    return int(row["value"].iloc[0]) if len(row) else None
 
 
 def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[int, str] | None:
