@@ -190,11 +190,16 @@ class SubjectBootstrap:
         ``persons``: the persons the rate rests on when it is one group's (default: all)."""
         value = float(accepted.sum() / max(compared.sum(), 1))
         k = self.n_subjects
-        boots = np.empty(len(self.draws))
-        for b, (d1, d2) in enumerate(zip(self.draws, self.draws2)):
-            w, v = np.bincount(d1, minlength=k), np.bincount(d2, minlength=k)
-            den = w @ compared @ v
-            boots[b] = (w @ accepted @ v) / den if den else np.nan
+        # Every resample's (probe counts) @ matrix @ (gallery counts), a chunk of resamples per matrix product (one
+        # vector-matrix product per resample reads the whole persons x persons matrix each time: 20x slower at
+        # 2,500 persons). Counts are whole numbers, so the sums are exact and the order of summing does not matter.
+        num, den = [], []
+        for w, v in zip(self._draw_counts(256), self._draw_counts(256, self.draws2)):
+            num.append(((w @ accepted) * v).sum(1))
+            den.append(((w @ compared) * v).sum(1))
+        num, den = np.concatenate(num), np.concatenate(den)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boots = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
         pairs = int((compared > 0).sum())
         est = percentile_interval(value, boots, int(compared.sum()),
                                   expanded_alpha(alpha, k if persons is None else persons))
@@ -224,16 +229,20 @@ class PersonPairs:
     condition and group), so the person maps are not rebuilt each time."""
 
     def __init__(self, boot: SubjectBootstrap, rows: np.ndarray, cols: np.ndarray):
+        from scipy import sparse
+
         k = boot.n_subjects
-        self.p = np.zeros((len(rows), k))
-        self.p[np.arange(len(rows)), boot.inverse[rows]] = 1
+        # One 1 per row (the row's person): sparse, so a sum costs the matrix's size, not its size times the persons.
+        one = lambda persons: sparse.csr_array((np.ones(len(persons)), (np.arange(len(persons)), persons)),  # noqa: E731
+                                               shape=(len(persons), k))
+        self.p = one(boot.inverse[rows])
         self.gallery_persons = boot.inverse[cols]
         """Each column's person (position in the bootstrap's persons)."""
-        self.g = np.zeros((len(cols), k))
-        self.g[np.arange(len(cols)), self.gallery_persons] = 1
+        self.g = one(self.gallery_persons)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        return self.p.T @ np.asarray(values, float) @ self.g
+        by_probe_person = self.p.T @ np.asarray(values, float)  # persons x columns
+        return np.asarray((self.g.T @ by_probe_person.T).T)
 
 
 def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.ndarray | None = None,

@@ -245,6 +245,6 @@ def _person_pairs(boot: SubjectBootstrap, own: np.ndarray, n_gallery: int) -> Pe
 
     Gallery column j is the gallery image of the person whose probes have ``own == j``, so that
     person's position in the bootstrap is the one of any of those probe rows."""
-    gallery_as_probe_row = np.array([np.flatnonzero(own == j)[0] for j in range(n_gallery)])
+    _, gallery_as_probe_row = np.unique(own, return_index=True)  # own takes every value 0 .. n_gallery - 1
     return PersonPairs(boot, np.arange(len(own)), gallery_as_probe_row)
 

@@ -74,3 +74,36 @@ def test_mean_from_resample_sums_matches_one_call_per_resample():
     got, want = boot.mean(with_inf), boot.estimate(lambda i: float(with_inf[i].mean()))
     assert np.array_equal([got.value, got.ci_low, got.ci_high], [want.value, want.ci_low, want.ci_high],
                           equal_nan=True)
+
+
+def test_person_pair_sums_and_two_way_resamples_equal_their_definitions():
+    """The sparse person maps sum a probe x gallery matrix as explicit loops over persons do, and the two-way
+    rate's resamples (probe and gallery persons drawn independently, a chunk of resamples per product) are each
+    resample's (probe counts) @ accepted @ (gallery counts) over the same for compared, exactly."""
+    from audit.metrics.stats import PersonPairs, floor_rate, percentile_interval, expanded_alpha
+
+    rng = np.random.default_rng(3)
+    subjects = rng.integers(0, 25, 120)
+    boot = SubjectBootstrap(subjects, 300, 2, "pairs")  # more resamples than one chunk
+    cols = rng.choice(120, 25, replace=False)
+    values = rng.integers(0, 3, (120, 25)).astype(float)
+    pairs = PersonPairs(boot, np.arange(120), cols)
+    want = np.zeros((boot.n_subjects, boot.n_subjects))
+    for i in range(120):
+        for j, c in enumerate(cols):
+            want[boot.inverse[i], boot.inverse[c]] += values[i, j]
+    assert np.array_equal(pairs.sum(values), want)
+
+    compared = rng.integers(0, 20, (boot.n_subjects, boot.n_subjects)).astype(float)
+    compared[:, 0] = 0  # a gallery person nobody is compared with: a resample that draws only them has no rate
+    accepted = rng.binomial(compared.astype(int), 0.1).astype(float)
+    k = boot.n_subjects
+    boots = []
+    for d1, d2 in zip(boot.draws, boot.draws2):
+        w, v = np.bincount(d1, minlength=k), np.bincount(d2, minlength=k)
+        den = w @ compared @ v
+        boots.append((w @ accepted @ v) / den if den else np.nan)
+    est = percentile_interval(accepted.sum() / compared.sum(), np.array(boots), int(compared.sum()),
+                              expanded_alpha(0.05, k))
+    est = floor_rate(est, int((compared > 0).sum()), 0.05, np.array(boots), int(compared.sum()))
+    assert boot.two_way(accepted, compared) == est
