@@ -450,7 +450,8 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
          fail_on: str = typer.Option("fail", "--fail-on", help="fail | warn: the finding level that closes the gate."),
          junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one test case per rule).")
          ) -> None:
-    """CI gate: exit 1 when a finding at or above --fail-on exists, 0 otherwise."""
+    """CI gate: exit 1 when a finding at or above --fail-on exists, the run is incomplete or no rule judged it;
+    0 otherwise."""
     res = api.gate(run_id, db, csv_list(pack), fail_on, junit)
     counts = res.findings["status"].value_counts()
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
@@ -459,6 +460,8 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
                       soft_wrap=True)
     if res.incomplete:
         console.print(f"INCOMPLETE {res.incomplete}", markup=False, highlight=False, soft_wrap=True)
+    if res.unjudged:
+        console.print(f"NOT JUDGED {res.unjudged}", markup=False, highlight=False, soft_wrap=True)
     verdict = "CLOSED" if res.exit_code else "OPEN"
     console.print(f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""),
                   markup=False, highlight=False, soft_wrap=True)

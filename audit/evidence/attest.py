@@ -52,13 +52,18 @@ class NotSignable(FaceAuditError):
 
 def require_signable(run: dict, findings: pd.DataFrame) -> None:
     """Only a completed run that has been judged can be signed: an interrupted, failed or running run is
-    never a pass, and a completed run without findings would be certified PASSED with 0 tests."""
+    never a pass, and a completed run without findings, or whose every finding is ``not_applicable``, would be
+    certified PASSED with 0 tests."""
     if run["status"] != "completed":
         raise NotSignable(f"run {run['run_id']} is {run['status']}: an incomplete run cannot be signed; finish it "
                           "(faceaudit run --resume RUN) or audit again")
     if findings.empty:
         raise NotSignable(f"run {run['run_id']} has no findings: no rule pack was applied to it, so there is nothing "
                           f"to sign; apply the packs first (faceaudit report {run['run_id']} --pack baseline)")
+    if not findings["status"].isin(("pass", "warn", "fail")).any():
+        raise NotSignable(f"run {run['run_id']}: all {len(findings)} findings are not_applicable, so no rule judged it "
+                          "and a statement would certify PASSED with nothing tested; run the probes the packs read, on "
+                          "enough persons, and sign that run")
 
 
 _HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')

@@ -29,10 +29,13 @@ class GateResult:
     """Findings at or above the level: the reason the gate is closed (empty when it is open)."""
     incomplete: str | None = None
     """Why the run cannot pass whatever its findings (it is interrupted, failed or still running)."""
+    unjudged: str | None = None
+    """Why the gate stays closed although nothing blocks: no rule could judge the run (every finding
+    ``not_applicable``), so there is no verdict to open it on."""
 
     @property
     def exit_code(self) -> int:
-        return 1 if len(self.blocking) or self.incomplete else 0
+        return 1 if len(self.blocking) or self.incomplete or self.unjudged else 0
 
 
 def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> GateResult:
@@ -44,7 +47,12 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
                       "all finish); finish it with faceaudit run --resume, or audit again")
-    return GateResult(findings, fail_on, blocking, incomplete)
+    unjudged = None
+    if not findings["status"].isin(("pass", "warn", "fail")).any():
+        unjudged = (f"no rule judged the run: all {len(findings)} findings are not_applicable (probes not run, results "
+                    "missing or too few persons), so nothing says it passes; run the probes the packs read, on enough "
+                    "persons")
+    return GateResult(findings, fail_on, blocking, incomplete, unjudged)
 
 
 def _dataset_properties(run: dict) -> list[tuple[str, str]]:
@@ -60,18 +68,20 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
     """JUnit XML: a suite per pack, a case per rule; blocking findings are failures, rules that could
     not be judged are skipped (not passed), warnings below the level pass with their message in system-out."""
     f = result.findings
-    root = ET.Element("testsuites", name="faceaudit", tests=str(len(f) + bool(result.incomplete)),
-                      failures=str(len(result.blocking) + bool(result.incomplete)),
+    closed = [(name, kind, why) for name, kind, why in (("run is complete", "incomplete", result.incomplete),
+                                                        ("a rule judged the run", "not-judged", result.unjudged)) if why]
+    root = ET.Element("testsuites", name="faceaudit", tests=str(len(f) + len(closed)),
+                      failures=str(len(result.blocking) + len(closed)),
                       skipped=str(int((f["status"] == "not_applicable").sum())), errors="0")
-    if result.incomplete:  # a suite of its own, so every CI system shows the run was not complete
-        suite = ET.SubElement(root, "testsuite", name="faceaudit-run", tests="1", failures="1", errors="0",
-                              skipped="0")
+    if closed:  # a suite of its own, so every CI system shows why the run cannot pass whatever its findings
+        suite = ET.SubElement(root, "testsuite", name="faceaudit-run", tests=str(len(closed)),
+                              failures=str(len(closed)), errors="0", skipped="0")
         props = ET.SubElement(suite, "properties")
         for name, value in (("run_id", run["run_id"]), ("run_status", run["status"])):
             ET.SubElement(props, "property", name=name, value=str(value))
-        case = ET.SubElement(suite, "testcase", classname="faceaudit.run", name="run is complete", time="0")
-        ET.SubElement(case, "failure", message=f"incomplete: {result.incomplete}", type="incomplete").text = \
-            result.incomplete
+        for name, kind, why in closed:
+            case = ET.SubElement(suite, "testcase", classname="faceaudit.run", name=name, time="0")
+            ET.SubElement(case, "failure", message=f"{kind}: {why}", type=kind).text = why
     for pack, rows in f.groupby("pack", sort=True):
         blocking = rows["status"].isin(LEVELS[result.fail_on])
         suite = ET.SubElement(root, "testsuite", name=f"{pack}@{rows['pack_version'].iloc[0]}",

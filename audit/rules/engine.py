@@ -1,9 +1,12 @@
 """Rule packs: load and validate YAML, evaluate them on stored metric records.
 
 A rule names a stable location (probe, metric, ``where`` filters on condition, attribute,
-group and setting, with ``*`` globs and lists), how to combine the matching rows
-(``aggregate``), which end of the interval to judge (``use``), and comparators. A rule whose
-probe did not run, or that matches no metric row, is ``not_applicable`` - never ``pass``.
+group and setting, with ``*`` globs and lists; a one-part condition pattern also matches combined
+conditions through their parts, and rates in setting patterns are written as results store them),
+how to combine the matching rows (``aggregate``), which end of the interval to judge (``use``), and
+comparators. A rule whose probe did not run, or that matches no metric row, is ``not_applicable`` -
+never ``pass``; so is one that would pass while a matching row has no interval end to judge or
+names an operating point the data cannot back.
 
 Two margins are judged on purpose: a row whose value is infinite (a disparity ratio where one group
 has no errors and another has some) is judged at that value, the worst case, whatever end of the
@@ -31,12 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from audit.errors import RuleError, first_error
 from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
-from audit.metrics.settings import is_unsupported, operating_point, rate_of
+from audit.metrics.settings import is_unsupported, operating_point, rate_of, supported_form
 from audit.resources import rules_dir
 from audit.rules import reach
 from audit.yamlio import load_yaml, parse_yaml, read_bytes
 
-COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)\s*$")
+COMPARATOR = re.compile(r"^\s*(<=|>=|<|>|==|!=)\s*(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 WHERE_KEYS = ("condition", "attribute", "group", "setting")
 PACK_DIR = rules_dir()
 
@@ -93,6 +96,10 @@ class Rule(BaseModel):
                 raise ValueError(f"{key}: an empty list matches nothing")
             for value in values:
                 checks.get(key, lambda _: None)(value)
+        if "setting" in v:  # 'fmr=1e-3' is stored as 'fmr=0.001': a rule spelling it otherwise would never match
+            pattern = v["setting"]
+            v = {**v, "setting": [_canonical_setting(p) for p in pattern] if isinstance(pattern, list)
+                 else _canonical_setting(pattern)}
         return v
 
 
@@ -188,9 +195,37 @@ def available_packs() -> list[Path]:
     return sorted(PACK_DIR.glob("*.yaml"))
 
 
-def _match(series: pd.Series, pattern: str | list[str]) -> pd.Series:
+def _canonical_setting(pattern: str) -> str:
+    """A ``where: setting`` pattern with every rate written as results store it (``fmr=1e-3`` -> ``fmr=0.001``,
+    :func:`audit.metrics.settings.operating_point`); globs and other words are left as they are."""
+    parts = []
+    for part in pattern.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and not reach.GLOB.search(value):
+            try:
+                part = f"{key}={float(value):g}"
+            except ValueError:
+                pass
+        parts.append(part)
+    return ";".join(parts)
+
+
+def _match(series: pd.Series, pattern: str | list[str], key: str = "") -> pd.Series:
+    """Rows whose ``key`` matches the pattern (a glob, or a list of them). A condition pattern of one part also
+    matches a combined condition through any of its parts but ``clean`` (``mask:*`` matches ``sunglasses+mask:n95``
+    as it matches ``mask:n95+sunglasses``: a masked face is masked whatever else it wears), while ``clean`` stays
+    the unaltered face alone."""
     pats = pattern if isinstance(pattern, list) else [pattern]
-    return series.astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in pats)).astype(bool)
+
+    def hit(v: str) -> bool:
+        if any(fnmatch.fnmatchcase(v, p) for p in pats):
+            return True
+        if key != "condition" or "+" not in v:
+            return False
+        parts = [part.strip() for part in v.split("+") if part.strip() != "clean"]
+        return any(fnmatch.fnmatchcase(part, p) for p in pats if "+" not in p and p != "clean" for part in parts)
+
+    return series.astype(str).map(hit).astype(bool)
 
 
 @dataclass(frozen=True)
@@ -208,10 +243,16 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
                        "be judged.")
     rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
     for key, pattern in rule.where.items():
-        rows = rows[_match(rows[key], pattern)]
+        rows = rows[_match(rows[key], pattern, key)]
     at_end = rows[rule.use].where(~np.isinf(rows["value"].astype(float)), rows["value"])  # infinite: the worst case
+    # A result with a value but no interval end to judge (every resample undefined) can never make a rule pass.
+    blind = rows[at_end.isna() & rows["value"].notna()]
     rows, at_end = rows[at_end.notna()], at_end[at_end.notna()]
+    judged = "value" if rule.use == "value" else ("lower" if rule.use == "ci_low" else "upper") + " end of the 95% CI"
     if rows.empty:
+        if len(blind):
+            return Finding(rule, "not_applicable", None, {"where": rule.where, "rows": 0, **_blind(blind)},
+                           f"{_blind_sentence(blind, rule, judged)} Not judged as passing.")
         return Finding(rule, "not_applicable", None, {"where": rule.where},
                        f"No {rule.metric} result matched {rule.where or 'the rule'} (e.g. the attribute is not in the "
                        "dataset or the condition was not run).")
@@ -229,7 +270,6 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         loc.update({"value": float(pick["value"]), "ci_low": _f(pick["ci_low"]), "ci_high": _f(pick["ci_high"])})
         parts = [f"{k} {pick[k]}" for k in ("attribute", "condition", "group", "setting") if pick[k] not in ("", "all")]
         where = f" ({', '.join(parts)})" if parts else ""
-    judged = "value" if rule.use == "value" else ("lower" if rule.use == "ci_low" else "upper") + " end of the 95% CI"
     limits = "; ".join(x for x in (f"warn if {rule.warn_if}" if rule.warn_if else "",
                                    f"fail if {rule.fail_if}" if rule.fail_if else "") if x)
     if np.isinf(observed):
@@ -240,13 +280,39 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         if short:
             loc["needs_persons"] = short[0]
             return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
-    if status == "pass" and pick is not None and is_unsupported(pick["setting"]):
-        need = nonmembers_needed(rule.probe, str(pick["setting"]), metrics) or 0
-        loc["needs_persons"] = need
+    # An operating point the data cannot back may warn or fail, never pass: the judged row's, or any row a mean pools.
+    unsupported = [str(pick["setting"])] if pick is not None else [x for x in rows["setting"].astype(str)]
+    unsupported = [x for x in unsupported if is_unsupported(x)]
+    if status == "pass" and unsupported:
+        if rule.probe == "membership":
+            need = nonmembers_needed(rule.probe, unsupported[0], metrics)
+            loc["needs_persons"] = need or 0
+            return Finding(rule, "not_applicable", observed, loc,
+                           f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 "
+                           f"expected false positives; it needs {need or 'more'}{' more' if need else ''} non-member "
+                           f"persons. Not judged as passing. ({msg})")
         return Finding(rule, "not_applicable", observed, loc,
-                       f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 expected "
-                       f"false positives; it needs {need} more non-member persons. Not judged as passing. ({msg})")
+                       f"Too few comparisons to judge at {supported_form(unsupported[0])}: the error-rate target rests "
+                       "on fewer than 30 expected errors (the run's notes say how many more comparisons it needs). "
+                       f"Not judged as passing. ({msg})")
+    if status == "pass" and len(blind):
+        loc.update(_blind(blind))
+        return Finding(rule, "not_applicable", observed, loc,
+                       f"{_blind_sentence(blind, rule, judged)} Not judged as passing. (The others: {msg})")
     return Finding(rule, status, observed, loc, msg)
+
+
+def _blind(rows: pd.DataFrame) -> dict:
+    """Where the first result without the judged interval end is, for a finding's location."""
+    first = rows.iloc[0]
+    return {"unjudged_rows": int(len(rows)), "unjudged": {k: str(first[k]) for k in WHERE_KEYS}}
+
+
+def _blind_sentence(rows: pd.DataFrame, rule: Rule, judged: str) -> str:
+    first = rows.iloc[0]
+    parts = [f"{k} {first[k]}" for k in ("attribute", "condition", "group", "setting") if first[k] not in ("", "all")]
+    return (f"{len(rows)} {rule.metric} result(s) have a value but no {judged} to judge "
+            f"(e.g. {', '.join(parts) or 'the run'}: value {float(first['value']):.4g}; its resamples gave no interval).")
 
 
 def nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int | None:

@@ -90,3 +90,27 @@ def test_cli_gate_exit_codes(run, pack, tmp_path):
     assert (tmp_path / "j.xml").is_file()
     bad = subprocess.run(cli + ["--junit", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "is a folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_gate_with_nothing_judged_stays_closed_and_such_a_run_is_not_signed(run, tmp_path):
+    """Every rule not_applicable (here: the one rule needs a probe that did not run) is no verdict: the gate stays
+    closed, says why, and JUnit shows it as a failure; a statement on such findings would certify PASSED with
+    nothing tested, so it is refused."""
+    from audit.evidence.attest import NotSignable, require_signable
+
+    only = tmp_path / "only-inversion.yaml"
+    only.write_text(PACK.split("  - id: CI-ALWAYS-WARN")[0] + "  - id: CI-NOT-RUN" + PACK.split("  - id: CI-NOT-RUN")[1])
+    junit = tmp_path / "junit.xml"
+    res = api.gate(run["run_id"], run["db"], [str(only)], "fail", junit)
+    assert list(res.findings["status"]) == ["not_applicable"] and res.blocking.empty
+    assert res.exit_code == 1 and "no rule judged the run" in res.unjudged
+    failure = ET.parse(junit).getroot().find(".//testsuite[@name='faceaudit-run']/testcase/failure")
+    assert failure is not None and failure.get("type") == "not-judged"
+    cli = subprocess.run([sys.executable, "-m", "audit.cli", "gate", run["run_id"], "--db", str(run["db"]), "--pack",
+                          str(only)], capture_output=True, text=True)
+    assert cli.returncode == 1 and "NOT JUDGED no rule judged the run" in cli.stdout and "gate CLOSED" in cli.stdout
+    with Store(run["db"], read_only=True) as store:
+        stored, findings = store.run(run["run_id"]), store.findings(run["run_id"])
+    require_signable(stored, findings)  # the stored findings judge it
+    with pytest.raises(NotSignable, match="findings are not_applicable, so no rule judged it"):
+        require_signable(stored, findings.assign(status="not_applicable"))

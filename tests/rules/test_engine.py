@@ -187,3 +187,58 @@ def test_membership_rule_on_too_few_nonmembers_never_passes(ci_low, status):
         assert "it needs 2700 more non-member persons. Not judged as passing." in f.message
     else:
         assert "needs_persons" not in f.location
+
+
+def test_a_result_without_the_judged_interval_end_never_lets_a_rule_pass():
+    """A value whose resamples gave no interval (NaN ends) is not dropped: the rule cannot pass on the other rows
+    (it says which result it could not judge), and other rows that warn or fail still do."""
+    rows = [dict(LEAK[1], value=0.9, ci_low=np.nan, ci_high=np.nan), dict(LEAK[1], condition="mask:n95", value=0.02,
+                                                                          ci_low=0.0, ci_high=0.04)]
+    f = evaluate_rule(rule(where={"condition": "mask:*"}, use="ci_low"), metrics(rows), {"leakage"})
+    assert f.status == "not_applicable" and f.location["unjudged"]["condition"] == "mask:surgical"
+    assert "have a value but no lower end of the 95% CI to judge" in f.message and "value 0.9" in f.message
+    f = evaluate_rule(rule(where={"condition": "mask:*"}, use="ci_low"), metrics(rows[:1]), {"leakage"})
+    assert f.status == "not_applicable" and f.location["rows"] == 0
+    rows[1].update(ci_low=0.2)
+    assert evaluate_rule(rule(where={"condition": "mask:*"}, use="ci_low"), metrics(rows), {"leakage"}).status == "fail"
+
+
+def test_a_mean_over_unsupported_operating_points_never_passes():
+    """An operating point the data cannot back may warn or fail, never pass, whichever way the rule aggregates;
+    identity's unsupported FMR targets are explained as such, not as missing non-members."""
+    rows = [{"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.01;unsupported", "value": 0.01, "ci_low": 0.0, "ci_high": 0.05}]
+    for aggregate in ("mean", "max", "min"):
+        f = evaluate_rule(rule(probe="membership", metric="membership_tpr_at_fpr", aggregate=aggregate, use="ci_low",
+                               warn_if="> 0.02", fail_if="> 0.1"), metrics(rows), {"membership"})
+        assert f.status == "not_applicable" and "it needs more non-member persons" in f.message, aggregate
+    rows = [{"probe": "identity", "condition": "clean", "metric": "fmr_max_min", "attribute": "sex",
+             "setting": "fmr=0.01;unsupported", "value": 1.2, "ci_low": 1.0, "ci_high": 1.5}]
+    f = evaluate_rule(rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5"), metrics(rows),
+                      {"identity"})
+    assert f.status == "not_applicable" and "Too few comparisons to judge at fmr=0.01" in f.message
+    assert "non-member" not in f.message
+
+
+def test_a_condition_pattern_matches_combined_conditions_through_their_parts():
+    """'mask:*' finds a mask worn with sunglasses whichever part comes first, and 'clean' stays the unaltered face."""
+    rows = [dict(LEAK[1], value=0.05, ci_low=0.0, ci_high=0.1),
+            dict(LEAK[1], condition="sunglasses+mask:n95", value=0.5, ci_low=0.45, ci_high=0.55),
+            dict(LEAK[1], condition="clean+mask:n95", value=0.7, ci_low=0.65, ci_high=0.75)]
+    f = evaluate_rule(rule(where={"condition": "mask:*"}, use="ci_low"), metrics(rows), {"leakage"})
+    assert f.status == "fail" and f.location["rows"] == 3 and f.location["condition"] == "clean+mask:n95"
+    f = evaluate_rule(rule(where={"condition": "sunglasses"}, use="ci_low"), metrics(rows), {"leakage"})
+    assert f.location["rows"] == 1 and f.location["condition"] == "sunglasses+mask:n95"
+    f = evaluate_rule(rule(where={"condition": "clean"}, use="ci_low"), metrics(rows), {"leakage"})
+    assert f.status == "not_applicable"
+
+
+def test_setting_filters_are_written_as_results_store_rates():
+    """'fmr=1e-3' in a pack means the stored 'fmr=0.001' (a rule spelling it otherwise would never match); comparators
+    take '.5' and '1e+3'."""
+    r = rule(probe="identity", metric="fmr_max_min", warn_if="> .5", fail_if="> 1e+3",
+             where={"setting": ["fmr=1e-3", "black-box;*;fmr=1E-02;unsupported", "train=same"]})
+    assert r.where["setting"] == ["fmr=0.001", "black-box;*;fmr=0.01;unsupported", "train=same"]
+    rows = [{"probe": "identity", "condition": "clean", "metric": "fmr_max_min", "attribute": "sex",
+             "setting": "fmr=0.001", "value": 3.0, "ci_low": 2.0, "ci_high": 4.0}]
+    assert evaluate_rule(r, metrics(rows), {"identity"}).status == "warn"
