@@ -41,8 +41,14 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
-    """The fields of a stored run (``Store.run``) that decide whether it can be compared with another."""
-    fields = _flatten(result_fields(run.get("config") or {}))
+    """The fields of a stored run (``Store.run``) that decide whether it can be compared with another.
+
+    A setting the preset governs (folds, bootstrap, ...; attack precision, ``auto`` resolved) counts by the
+    value the run used, ``resolved``, not by how it was given: ``--folds 5`` under a preset whose folds are 5 is
+    the same run as leaving it out. Records from before ``resolved`` existed keep the raw setting."""
+    record = result_fields(run.get("config") or {})
+    resolved = record.get("resolved") or {}
+    fields = _flatten({k: v for k, v in record.items() if k not in resolved})
     fields["dataset"] = run.get("dataset_id")
     fields["faceaudit version"] = (run.get("environment") or {}).get("faceaudit")
     if findings is not None and not findings.empty and "pack_hash" in findings:

@@ -11,8 +11,9 @@ percentile intervals (Hesterberg) on the persons; a rate's ratio B / A comes fro
 Plain words: "B higher" / "A higher" when the 95% interval of B - A excludes 0, otherwise "cannot be
 told apart with N persons" and how many persons would tell the observed difference apart with 80%
 power (normal approximation: the interval's half-width shrinks as 1 / sqrt(persons)). Rankings give
-each model's rank interval over the replicates (rank 1 = highest value) and Holm-adjusted pairwise
-verdicts (two-sided bootstrap p-values).
+each model's rank interval over the replicates (rank 1 = highest value; tied models share the better
+rank, "min" ranking) and Holm-adjusted pairwise verdicts (two-sided bootstrap p-values) that never
+contradict the paired rows (see :func:`_ranking`).
 """
 
 from __future__ import annotations
@@ -103,16 +104,13 @@ def load_series(store, run_id: str) -> list[Series]:
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, values=vals))
                 if sd["metric"] == "fnmr":  # per-group FNMR and its max/min differential from the same outcomes
                     for attr, lab in groups.items():
-                        parts = []
-                        for g in sorted({v for v in lab if isinstance(v, str)}):
-                            m = lab == g
-                            parts.append(Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
-                                                rows=rows[m], subjects=subjects[m], values=vals[m]))
-                        out += parts
+                        parts = [Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
+                                        rows=rows[lab == g], subjects=subjects[lab == g], values=vals[lab == g])
+                                 for g in _probe_groups(lab, gal_groups.get(attr))]
                         if len(parts) >= 2:
-                            out.append(Series(**{**base, "metric": "fnmr_max_min", "attribute": attr,
-                                                 "kind": "max_min"}, group="all", rows=rows, subjects=subjects,
-                                              parts=tuple(parts)))
+                            out += [*parts, Series(**{**base, "metric": "fnmr_max_min", "attribute": attr,
+                                                      "kind": "max_min"}, group="all", rows=rows,
+                                                   subjects=subjects, parts=tuple(parts))]
             elif sd["kind"] == "auc":
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
                                   scores=np.asarray(sd["scores"], float)))
@@ -124,6 +122,17 @@ def load_series(store, run_id: str) -> list[Series]:
                 out.append(Series(art["probe"], metric.removeprefix("group_") + "_max_min", cond, setting, attr,
                                   "all", rows, subjects, "max_min", parts=tuple(parts)))
     return out
+
+
+def _probe_groups(probe_labels: np.ndarray, gallery_labels: np.ndarray | None) -> list[str]:
+    """The groups the run itself measured (:meth:`audit.probes.identity.IdentityProbe._demographics`): labels on both
+    the probe and the gallery side (a group without a gallery image has no impostor comparisons, so the run
+    stores no rates for it), only when there are two or more; a paired group FNMR or max/min over other groups
+    would not be the stored one. Outcomes without gallery groups (no gallery kept) use the probe side."""
+    values = {v for v in probe_labels if isinstance(v, str)}
+    if gallery_labels is not None:
+        values &= set(gallery_labels.tolist())
+    return sorted(values) if len(values) >= 2 else []
 
 
 class PairedBootstrap:
@@ -240,12 +249,17 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                  n_boot: int = 1000, seed: int = 0, probes: set[str] | None = None) -> dict:
     """Paired differences of every model against the reference run, rankings and pairwise verdicts, for every
     headline series all runs kept on the same units (of ``probes`` only, when given: the comparable ones).
-    ``directions``: series key -> the stored direction."""
-    per_run = [{s.key: s for s in load_series(store, r) if probes is None or s.probe in probes} for r in run_ids]
-    missing = [labels[i] for i, d in enumerate(per_run) if not d]
+    ``directions``: series key -> the stored direction.
+
+    ``missing``: the runs that kept no outcomes at all (made before faceaudit kept them); ``unpaired``: the runs
+    that kept outcomes, but none that pair with another run's (a probe only they ran, such as an attribute
+    model's leakage, or other units). Kept apart: only the first is cured by auditing again."""
+    every = [load_series(store, r) for r in run_ids]
+    missing = [labels[i] for i, ss in enumerate(every) if not ss]
+    per_run = [{s.key: s for s in ss if probes is None or s.probe in probes} for ss in every]
     keys = list(dict.fromkeys(k for d in per_run for k in d))
     if not keys:
-        return {"rows": [], "rankings": [], "missing": missing, "persons": 0, "n_boot": n_boot}
+        return {"rows": [], "rankings": [], "missing": missing, "unpaired": [], "persons": 0, "n_boot": n_boot}
     firsts = [next(d[k] for d in per_run if k in d) for k in keys]
     subjects = np.concatenate([s.subjects for s in firsts] + [s.gallery for s in firsts if s.gallery is not None])
     boot = PairedBootstrap(subjects, n_boot, seed)
@@ -281,18 +295,32 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                          "verdict": words, "persons_needed": need})
             rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:
-            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have])})
-    return {"rows": rows, "rankings": rankings, "missing": missing, "persons": len(boot.persons), "n_boot": n_boot}
+            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have], n_persons)})
+    paired = {r[k] for r in rows for k in ("a", "b")}
+    unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
+    return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
+            "persons": len(boot.persons), "n_boot": n_boot}
 
 
-def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
-    """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts."""
+def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int) -> dict:
+    """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
+
+    Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
+    everyone and in every replicate, so two models that never differ get the same rank and interval instead of
+    an order made up by the run order.
+
+    A pair is told apart only when its Holm-adjusted bootstrap p-value is under 0.05 *and* its paired 95%
+    interval (the expanded-percentile interval of the paired rows, on the same replicates and ``persons``)
+    excludes 0. Holm alone, on plain percentile tail shares, can pass a small-sample difference whose expanded
+    interval holds 0, and one report must not say "told apart" in the rankings and "cannot be told apart" in the
+    paired row of the same two models; requiring both keeps every verdict the paired rows would give or a
+    stricter one (Holm over all pairs), and leaves the p-values as they were."""
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
     ok = ~np.isnan(boots).any(1)
     n = len(labels)  # (no replicate with every value defined: every rank is possible)
-    ranks = (-boots[ok]).argsort(1).argsort(1) + 1 if ok.any() else np.array([[1] * n, [n] * n])
-    point = (-values).argsort().argsort() + 1
+    ranks = sps.rankdata(-boots[ok], method="min", axis=1) if ok.any() else np.array([[1] * n, [n] * n])
+    point = sps.rankdata(np.where(np.isnan(values), np.inf, -values), method="min")  # undefined last
     models = [{"model": labels[i], "value": float(values[i]), "rank": int(point[i]),
                "rank_low": int(np.quantile(ranks[:, i], 0.025, method="inverted_cdf")),
                "rank_high": int(np.quantile(ranks[:, i], 0.975, method="inverted_cdf"))} for i in range(len(labels))]
@@ -306,10 +334,15 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str]) -> dict:
             pairs.append((i, j))
             pvals.append(p)
     adjusted = holm(pvals)
-    verdicts = [{"a": labels[i], "b": labels[j], "p_holm": float(p),
-                 "verdict": ("cannot be told apart" if p >= 0.05 else
-                             f"{labels[j]} higher" if values[j] > values[i] else f"{labels[i]} higher")}
-                for (i, j), p in zip(pairs, adjusted)]
+    verdicts = []
+    for (i, j), p in zip(pairs, adjusted):
+        with np.errstate(invalid="ignore"):  # as the paired rows: every replicate where both are defined
+            diff = values[j] - values[i]
+            lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
+        words = ("no finite difference" if not np.isfinite(diff) else
+                 "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else
+                 f"{labels[j]} higher" if lo > 0 else f"{labels[i]} higher")
+        verdicts.append({"a": labels[i], "b": labels[j], "p_holm": float(p), "verdict": words})
     return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts}
 
 

@@ -1,0 +1,46 @@
+"""Which fields keep two runs from being compared paired: settings count by the value the run used."""
+
+from audit.compare import probe_comparability, run_fields
+from audit.config import AuditConfig
+
+PROBES = ["identity", "leakage", "cloak"]
+
+
+def _run(**settings) -> dict:
+    """A stored run (``Store.run``) of one config on dataset D; float32 attacks unless given (``auto`` depends
+    on the machine)."""
+    record = AuditConfig(model="m.onnx", data="d", probes=PROBES, **{"attack_precision": "float32", **settings}
+                         ).to_record()
+    record["inputs"] = {"model": "x", "dataset": "D", "profile": "p"}
+    return {"config": record, "dataset_id": "D", "environment": {"faceaudit": "1.0"}}
+
+
+def _blocking(a: dict, b: dict) -> dict:
+    return {c["probe"]: c["blocking"] for c in probe_comparability([run_fields(a), run_fields(b)], [set(PROBES)] * 2)}
+
+
+def test_an_explicit_setting_equal_to_the_presets_is_no_difference():
+    """``folds=5`` under the quick preset (whose folds are 5) runs exactly what leaving it out runs."""
+    assert _run()["config"]["resolved"]["folds"] == 5
+    assert _blocking(_run(), _run(folds=5)) == dict.fromkeys(PROBES, [])
+
+
+def test_auto_precision_resolved_to_the_same_is_no_difference():
+    """``auto`` stored as resolved to float32 (a machine without native bfloat16) against explicit float32."""
+    auto = _run()
+    auto["config"]["attack_precision"] = "auto"
+    assert _blocking(auto, _run()) == dict.fromkeys(PROBES, [])
+
+
+def test_a_setting_that_really_differs_still_blocks():
+    assert _blocking(_run(), _run(folds=6)) == dict.fromkeys(PROBES, ["resolved.folds"])
+    assert _blocking(_run(), _run(attack_precision="bfloat16")) == {
+        "identity": [], "leakage": [], "cloak": ["resolved.attack_precision"]}
+    assert _blocking(_run(), _run(preset="standard"))["identity"][0] == "preset"
+
+
+def test_records_without_resolved_settings_compare_the_raw_ones():
+    old = [_run(), _run(folds=6)]
+    for run in old:
+        del run["config"]["resolved"]
+    assert _blocking(*old)["identity"] == ["folds"]

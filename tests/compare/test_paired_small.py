@@ -1,0 +1,118 @@
+"""Paired comparisons on a few hand-made outcomes in an in-memory store: tied models, rankings that agree with
+the paired rows, group FNMR over the groups the run measured, and which runs the report says lack outcomes."""
+
+import numpy as np
+import pytest
+
+from audit.compare.paired import compare_runs
+from audit.metrics.demographic import ratio_max_min
+from audit.probes.base import Artifact, ProbeResult, outcomes_artifact
+from audit.run.results import write_result
+from audit.store import Store
+
+
+def _share(values, subjects, metric="fnmr", probe="identity", groups=None, gallery=None):
+    """One probe's outcomes: a single share series (one 0/1 outcome per image) on every unit."""
+    return outcomes_artifact(probe, np.arange(len(subjects)), np.asarray(subjects),
+                             [{"metric": metric, "condition": "clean", "setting": "fmr=0.01", "attribute": "",
+                               "kind": "share", "values": np.asarray(values)}], groups, gallery)
+
+
+@pytest.fixture
+def store():
+    with Store(":memory:") as s:
+        yield s
+
+
+def _compare(store, runs: dict, **kw):
+    """``runs``: label -> the artifacts its run kept; compared in that order, the first as reference."""
+    for label, arts in runs.items():
+        write_result(store, label, ProbeResult(artifacts=arts))
+    return compare_runs(store, list(runs), list(runs), {}, **kw)
+
+
+def test_models_that_never_differ_share_their_rank(store):
+    """A and B miss nothing on any image: tied on everyone and in every replicate, they share rank 2 ("min"
+    ranks) instead of ranks 2 and 3 by run order; the untied model keeps rank 1."""
+    subjects = np.repeat(np.arange(40), 3).astype(str)
+    zero = np.zeros(len(subjects), int)
+    worse = (np.random.default_rng(0).random(len(subjects)) < 0.3).astype(int)
+    res = _compare(store, {"A": [_share(zero, subjects)], "B": [_share(zero, subjects)],
+                           "C": [_share(worse, subjects)]}, n_boot=200)
+    (rank,) = res["rankings"]
+    got = {m["model"]: (m["rank"], m["rank_low"], m["rank_high"]) for m in rank["models"]}
+    assert got == {"C": (1, 1, 1), "A": (2, 2, 2), "B": (2, 2, 2)}
+    pairs = {(p["a"], p["b"]): p["verdict"] for p in rank["pairs"]}
+    assert pairs == {("A", "B"): "cannot be told apart", ("A", "C"): "C higher", ("B", "C"): "C higher"}
+
+
+def test_rankings_never_tell_apart_a_pair_whose_paired_row_cannot():
+    """12 persons: B's paired interval against A holds 0, while the plain percentile test, even Holm-adjusted,
+    falls under 0.05 (seed 24). The rankings' verdict for A vs B must not claim more than the paired row; and on
+    every seed, no pair is told apart in the rankings unless its paired row tells it apart the same way."""
+    subjects = np.repeat(np.arange(12), 4).astype(str)
+    found = False
+    for seed in (*range(8), 24):
+        rng = np.random.default_rng(seed)
+        base = rng.random(len(subjects))
+        va, vb = (base < 0.2).astype(int), (base < 0.2 + rng.uniform(0.05, 0.3)).astype(int)
+        vc = np.ones(len(subjects), int)
+        vc[:3] = 0
+        with Store(":memory:") as s:
+            res = _compare(s, {"A": [_share(va, subjects)], "B": [_share(vb, subjects)],
+                               "C": [_share(vc, subjects)]}, n_boot=1000)
+        rows = {r["b"]: r for r in res["rows"]}
+        for p in res["rankings"][0]["pairs"]:
+            if p["a"] == "A" and p["verdict"] != "cannot be told apart":
+                assert p["verdict"] == rows[p["b"]]["verdict"], (seed, p, rows[p["b"]])
+        pair = next(p for p in res["rankings"][0]["pairs"] if (p["a"], p["b"]) == ("A", "B"))
+        if seed == 24:
+            assert rows["B"]["outcome"] == "cannot be told apart" and pair["p_holm"] < 0.05, (rows["B"], pair)
+            assert pair["verdict"] == "cannot be told apart"
+        found |= pair["verdict"] == "B higher"
+    assert found, "a difference the paired row tells apart is still told apart in the rankings"
+
+
+def test_group_fnmr_uses_the_groups_the_run_measured(store):
+    """Probe photos span three age brackets, gallery photos two (no 70+): the identity probe measures group rates
+    only for brackets on both sides, so the paired group FNMR and its max/min leave 70+ out, as the run does."""
+    n = 30
+    subjects = np.repeat(np.arange(n), 2).astype(str)
+    age_p = np.array(["20-29"] * 20 + ["30-39"] * 20 + ["70+"] * 20, dtype=object)
+    age_g = np.array(["20-29"] * 10 + ["30-39"] * 20, dtype=object)
+    gallery = {"rows": np.arange(100, 100 + n), "subjects": np.arange(n).astype(str), "groups": {"age": age_g}}
+    rng = np.random.default_rng(0)
+    va = (rng.random(len(subjects)) < np.where(age_p == "70+", 0.5, 0.1)).astype(int)
+    vb = (rng.random(len(subjects)) < 0.1).astype(int)
+    res = _compare(store, {"A": [_share(va, subjects, groups={"age": age_p}, gallery=gallery)],
+                           "B": [_share(vb, subjects, groups={"age": age_p}, gallery=gallery)]}, n_boot=100)
+    groups = {r["group"]: r for r in res["rows"] if r["metric"] == "group_fnmr"}
+    assert set(groups) == {"20-29", "30-39"}
+    assert groups["20-29"]["value_a"] == pytest.approx(va[age_p == "20-29"].mean())
+    (mm,) = [r for r in res["rows"] if r["metric"] == "fnmr_max_min"]
+    assert mm["value_a"] == pytest.approx(ratio_max_min({g: va[age_p == g].mean() for g in ("20-29", "30-39")}))
+
+
+def test_one_group_on_both_sides_gives_no_group_rows(store):
+    """With only one bracket in the gallery the run stores no group rates for that attribute (it needs two), so
+    the comparison has none either."""
+    subjects = np.repeat(np.arange(10), 2).astype(str)
+    age_p = np.array(["20-29"] * 10 + ["30-39"] * 10, dtype=object)
+    gallery = {"rows": np.arange(100, 110), "subjects": np.arange(10).astype(str),
+               "groups": {"age": np.array(["20-29"] * 10, dtype=object)}}
+    v = np.zeros(len(subjects), int)
+    res = _compare(store, {"A": [_share(v, subjects, groups={"age": age_p}, gallery=gallery)],
+                           "B": [_share(v, subjects, groups={"age": age_p}, gallery=gallery)]}, n_boot=50)
+    assert {r["metric"] for r in res["rows"]} == {"fnmr"}
+
+
+def test_only_runs_without_any_outcomes_are_said_to_lack_them(store):
+    """Two face-recognition runs pair on identity; an attribute model's run kept leakage outcomes only (nothing
+    to pair with): it is ``unpaired``, not ``missing``. A run that kept no outcomes at all is ``missing``."""
+    subjects = np.repeat(np.arange(20), 2).astype(str)
+    v = np.zeros(len(subjects), int)
+    res = _compare(store, {"fr1": [_share(v, subjects)], "fr2": [_share(v, subjects)],
+                           "attr": [_share(v, subjects, metric="sex_gain", probe="leakage")],
+                           "old": [Artifact.json("identity", "thresholds.json", {"0.01": 0.3})]},
+                   n_boot=50, probes={"identity"})
+    assert res["rows"] and res["missing"] == ["old"] and res["unpaired"] == ["attr"]
