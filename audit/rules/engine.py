@@ -6,7 +6,8 @@ conditions through their parts, and rates in setting patterns are written as res
 how to combine the matching rows (``aggregate``), which end of the interval to judge (``use``), and
 comparators. A rule whose probe did not run, or that matches no metric row, is ``not_applicable`` -
 never ``pass``; so is one that would pass while a matching row has no interval end to judge or
-names an operating point the data cannot back.
+names an operating point the data cannot back, and one judged at one end of the interval whose other
+end (aggregated the same way) still reaches the limit: a pass must exclude a fail.
 
 Two margins are judged on purpose: a row whose value is infinite (a disparity ratio where one group
 has no errors and another has some) is judged at that value, the worst case, whatever end of the
@@ -299,6 +300,24 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         loc.update(_blind(blind))
         return Finding(rule, "not_applicable", observed, loc,
                        f"{_blind_sentence(blind, rule, judged)} Not judged as passing. (The others: {msg})")
+    if status == "pass" and rule.use != "value":
+        # A pass must exclude the limit: the other end of the interval, aggregated as the rule aggregates (the max of
+        # the upper ends bounds the max of the true values), must not reach it either, or the data cannot tell a
+        # pass from a fail (a leakage interval of [0, 0.3] against "fail if > 0.15" is no evidence of safety).
+        side = "ci_high" if rule.use == "ci_low" else "ci_low"
+        ends = rows[side].astype(float).dropna()
+        limit, level = (rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn")
+        if len(ends):
+            other = float(ends.mean() if rule.aggregate == "mean" else ends.max() if rule.aggregate == "max"
+                          else ends.min())
+            if _holds(limit, other):
+                loc["other_end"] = other
+                end = "upper" if side == "ci_high" else "lower"
+                return Finding(rule, "not_applicable", observed, loc,
+                               f"Too uncertain to judge: the {judged} passes, but the {rule.aggregate} {end} end is "
+                               f"{other:.4g}, which reaches the {level} limit ({level} if {limit}); the data cannot tell "
+                               f"a pass from a {level}, and more persons would narrow the interval. Not judged as "
+                               f"passing. ({msg})")
     return Finding(rule, status, observed, loc, msg)
 
 

@@ -40,10 +40,23 @@ def test_glob_where_and_aggregate():
 
 
 def test_use_ci_low_is_conservative():
+    """Judged at the lower end, a rule fails or warns only on what the data clearly show; it passes only when the
+    upper end does not reach the fail limit either: [0.03, 0.2] against "fail if > 0.15" cannot tell a pass from
+    a fail and is not judged, [0.03, 0.12] passes."""
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics(LEAK), {"leakage"})
+    assert f.status == "not_applicable" and f.observed == pytest.approx(0.03) and f.location["other_end"] == 0.2
+    assert "the max upper end is 0.2, which reaches the fail limit (fail if > 0.15)" in f.message
+    narrower = metrics([dict(LEAK[1], ci_high=0.12)])
+    f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), narrower, {"leakage"})
     assert f.status == "pass" and f.observed == pytest.approx(0.03)
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="value"), metrics(LEAK), {"leakage"})
     assert f.status == "warn"
+    # The other end is aggregated as the rule aggregates: the best white-box cloak's lower end decides.
+    cloak = [{"probe": "cloak", "condition": c, "metric": "psr_at_1", "setting": "white-box", "value": v,
+              "ci_low": v - 0.1, "ci_high": v + 0.1} for c, v in (("cloak:pgd@8", 0.9), ("cloak:pgd@8+purify:jpeg75", 0.1))]
+    f = evaluate_rule(rule(probe="cloak", metric="psr_at_1", aggregate="max", use="ci_high", warn_if="< 0.8",
+                           fail_if="< 0.5"), metrics(cloak), {"cloak"})
+    assert f.status == "pass"
 
 
 def test_probe_not_run_is_not_applicable_never_pass():
