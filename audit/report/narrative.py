@@ -349,14 +349,20 @@ def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, h
 
 def not_judged_reason(f: dict) -> str:
     """Why a rule was not judged, as a short reason shared by the rules it applies to."""
-    msg, probe = f.get("message") or "", f.get("probe") or ""
-    where = json.dumps((f["location"] or {}).get("where", {}))
+    msg, probe, loc = f.get("message") or "", f.get("probe") or "", f["location"] or {}
+    where = json.dumps(loc.get("where", {}))
     if "probe did not run" in msg:
         return f"probe not run: {probe}"
     if msg.startswith("Too few persons"):
         return "too few people in a group to tell the threshold from parity"
     if msg.startswith("Too few non-member persons"):
         return "too few non-member persons for the false-positive target (membership)"
+    if msg.startswith("Too few comparisons"):
+        return "too few comparisons for the error-rate target"
+    if "unjudged" in loc:
+        return "a result without a 95% interval to judge (its resamples gave none)"
+    if "other_end" in loc:
+        return "too uncertain: the 95% interval reaches the limit, so it cannot tell a pass from a fail"
     if probe == "cloak" and "transfer" in where:
         return "cloak transfer not measured: no --surrogate model given"
     return "no matching result: the attribute, condition or operating point is not in this run"

@@ -41,3 +41,28 @@ def test_reasons_for_not_judging_are_few_and_plain():
         "cloak transfer not measured: no --surrogate model given"
     assert not_judged_reason(f("Too few persons to judge: group 'a' ...")).startswith("too few people")
     assert not_judged_reason(f("No fmr result matched ...")).startswith("no matching result")
+
+
+def test_rules_the_engine_holds_back_are_listed_with_their_own_reason():
+    """Each way the rules engine declines to pass (an interval reaching the limit, a result without an interval, an
+    unsupported identity target) gets its own reason under 'Rules not judged', not 'no matching result'."""
+    import pandas as pd
+
+    from audit.rules.engine import Rule, evaluate_rule
+
+    def judged(row, **kw):
+        base = dict(id="R1", title="t", probe=row["probe"], metric=row["metric"], warn_if="> 0.05", fail_if="> 0.15",
+                    use="ci_low")
+        df = pd.DataFrame([{"run_id": "r", "condition": "clean", "attribute": "", "group": "all", "setting": "",
+                            "n": 10, "direction": "neutral", **row}])
+        f = evaluate_rule(Rule.model_validate({**base, **kw}), df, {row["probe"]})
+        assert f.status == "not_applicable", f.message
+        return not_judged_reason({"message": f.message, "probe": row["probe"], "location": f.location})
+
+    leak = {"probe": "leakage", "metric": "normalised_gain", "attribute": "control"}
+    assert judged({**leak, "value": 0.05, "ci_low": 0.0, "ci_high": 0.25}).startswith("too uncertain")
+    assert judged({**leak, "value": 0.05, "ci_low": float("nan"), "ci_high": float("nan")}).startswith(
+        "a result without a 95% interval")
+    assert judged({"probe": "identity", "metric": "fmr_max_min", "attribute": "sex", "setting": "fmr=0.01;unsupported",
+                   "value": 1.2, "ci_low": 1.0, "ci_high": 1.5}, warn_if="> 2", fail_if="> 5").startswith(
+        "too few comparisons")
