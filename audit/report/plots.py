@@ -216,13 +216,25 @@ def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:
 
 
 def compare_bars(rows: pd.DataFrame, title: str) -> str | None:
-    """One bar per run (label column) with intervals."""
+    """One bar per run (label column) with intervals. A run without the measure gets no bar but the words "not
+    measured" (a bar at 0 would read as an error rate of 0), an infinite value (a ratio over a group with no errors)
+    the words "no upper bound"."""
     if rows.empty:
         return None
     fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(rows) + 1.5), 2.4))
-    ax.bar(range(len(rows)), rows["value"].fillna(0), yerr=_err(rows.fillna(0)), capsize=3,
-           color=[COLOURS[i % len(COLOURS)] for i in range(len(rows))])
-    ax.set_xticks(range(len(rows)), rows["label"], rotation=20, ha="right")
+    value = rows["value"].astype(float)
+    finite = np.isfinite(value.to_numpy())
+    x = np.arange(len(rows))
+    colours = np.array([COLOURS[i % len(COLOURS)] for i in range(len(rows))])
+    if finite.any():
+        shown = rows[finite].astype({"ci_low": float, "ci_high": float})
+        shown = shown.assign(ci_low=shown["ci_low"].where(np.isfinite(shown["ci_low"])),
+                             ci_high=shown["ci_high"].where(np.isfinite(shown["ci_high"])))
+        ax.bar(x[finite], value[finite], yerr=_err(shown), capsize=3, color=colours[finite])
+    for i in np.flatnonzero(~finite):
+        ax.text(i, 0, "no upper bound" if np.isinf(value.iloc[i]) else "not measured", rotation=90, ha="center",
+                va="bottom", fontsize=7, color="#555")
+    ax.set_xticks(x, rows["label"], rotation=20, ha="right")
     ax.set_title(title)
     return to_svg(fig)
 

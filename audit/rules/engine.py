@@ -265,6 +265,8 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         observed, pick = float(values[i]), rows.iloc[i]
     status = "fail" if _holds(rule.fail_if, observed) else "warn" if _holds(rule.warn_if, observed) else "pass"
     loc = {"rows": int(len(rows))}
+    if pick is not None and status != "pass":
+        loc["breaches"] = _breaches(rule, rows, at_end)
     where = ""
     if pick is not None:
         loc.update({k: str(pick[k]) for k in WHERE_KEYS})
@@ -319,6 +321,23 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
                                f"a pass from a {level}, and more persons would narrow the interval. Not judged as "
                                f"passing. ({msg})")
     return Finding(rule, status, observed, loc, msg)
+
+
+MAX_BREACHES = 20
+
+
+def _breaches(rule: Rule, rows: pd.DataFrame, at_end: pd.Series) -> list[dict]:
+    """Every matching row that reaches a limit on its own (failing first, then by judged number, at most
+    :data:`MAX_BREACHES`): a rule aggregated by max or min names only its extreme row, and a report must not read
+    the other attributes or conditions it covers as within limits when they are not."""
+    out = []
+    for (_, row), v in zip(rows.iterrows(), at_end.to_numpy(float)):
+        level = "fail" if _holds(rule.fail_if, v) else "warn" if _holds(rule.warn_if, v) else None
+        if level:
+            out.append({"level": level, "judged": float(v), **{k: str(row[k]) for k in WHERE_KEYS}})
+    reverse = rule.aggregate == "max"
+    out.sort(key=lambda b: (b["level"] != "fail", -b["judged"] if reverse else b["judged"]))
+    return out[:MAX_BREACHES]
 
 
 def _blind(rows: pd.DataFrame) -> dict:

@@ -213,3 +213,52 @@ def test_sentences_name_attributes_and_conditions_in_words_with_the_tables_name_
     assert meanings[0].startswith("Skin tone can be read from the model's templates with a cloth mask (mask:cloth):")
     assert meanings[1] == "One sex group is falsely rejected 2.5 times as often as another with sunglasses."
     assert not any("skin_tone" in m for m in meanings)
+
+
+def test_a_disparity_beyond_the_worst_attribute_is_named_on_its_own_attribute(context):
+    """A parity rule aggregated over attributes names its worst row (age); sex reaching the warn limit too must not
+    read as within limits: the engine keeps every row that reaches a limit, and the sex sentence says so."""
+    from audit.rules.engine import Rule, evaluate_rule
+
+    rows = [{"probe": "identity", "metric": m, "condition": "clean", "setting": "fmr=0.001", "attribute": a,
+             "value": v, "ci_low": lo, "ci_high": hi, "group": "all", "run_id": "r", "n": 10, "direction": "neutral"}
+            for m, a, v, lo, hi in (("fmr_max_min", "age", 8.3, 5.5, 12.0), ("fmr_max_min", "sex", 2.9, 2.03, 5.0),
+                                    ("fmr_max_min", "skin_tone", 1.5, 1.1, 2.5), ("fdr", "sex", 0.99, 0.98, 1.0),
+                                    ("fdr", "skin_tone", 0.99, 0.98, 1.0))]
+    rule = Rule.model_validate(dict(id="P", title="t", probe="identity", metric="fmr_max_min", where={"condition": "clean"},
+                                    warn_if="> 2", fail_if="> 5", use="ci_low"))
+    f = evaluate_rule(rule, pd.DataFrame(rows), {"identity"})
+    assert f.status == "fail" and f.location["attribute"] == "age"
+    assert [(b["attribute"], b["level"]) for b in f.location["breaches"]] == [("age", "fail"), ("sex", "warn")]
+    found = pd.DataFrame([{"pack": "p", "rule_id": "P", "title": "t", "status": f.status, "severity": "high",
+                           "metric": "fmr_max_min", "probe": "identity", "observed": f.observed, "message": f.message,
+                           "location": json.dumps(f.location)}])
+    verdicts = narrative.identity_verdicts(metrics(rows), found)
+    page = _text(render(context, identity={**context["identity"], "verdicts": verdicts}))
+    assert "the least's (95% CI 2.0 to 5.0). A disparity rule warns on it: see Findings." in page
+    assert "the least's (95% CI 1.1 to 2.5). A disparity rule" not in page  # skin tone stays within the limits
+
+
+def test_the_negative_control_is_reported_over_every_estimate_not_its_most_reassuring_one(context):
+    """The control's sentence counts its estimates above chance and quotes the largest; an attribute whose most
+    protective occlusion hides it says under how many other occlusions it stays readable."""
+    def leak(attr, cond, v, lo, hi, setting="train=same"):
+        return {"probe": "leakage", "metric": "normalised_gain", "condition": cond, "setting": setting,
+                "attribute": attr, "value": v, "ci_low": lo, "ci_high": hi}
+
+    rows = [leak("control", "clean", 0.02, -0.1, 0.14), leak("control", "mask:cloth", 0.01, -0.1, 0.12),
+            leak("control", "sunglasses", 0.15, 0.04, 0.26), leak("control", "sunglasses", 0.12, 0.01, 0.23,
+                                                                   "train=clean"),
+            leak("sex", "clean", 0.5, 0.4, 0.6), leak("sex", "mask:cloth", 0.05, -0.05, 0.15),
+            leak("sex", "mask:n95", 0.3, 0.2, 0.4), leak("sex", "sunglasses", 0.45, 0.35, 0.55)]
+    verdicts = narrative.leakage_verdicts(metrics(rows))
+    page = _text(render(context, leakage={**context["leakage"], "verdicts": verdicts}))
+    assert ("negative control (a random label): 2 of its 4 estimates lie above chance with 95% intervals that exclude "
+            "0 (the largest 0.15 (95% CI 0.04 to 0.26), sunglasses, attacker trained on such faces). A random label "
+            "should be readable nowhere") in page
+    assert "Under a cloth mask (mask:cloth) leakage is not distinguishable from chance (0.05 (95% CI -0.05 to 0.15)). " \
+        "It stays readable under 2 of the other 2 occlusions (up to 0.45 (95% CI 0.35 to 0.55) under sunglasses)." in page
+    quiet = narrative.leakage_verdicts(metrics([r for r in rows if not (r["attribute"] == "control" and
+                                                                        r["ci_low"] > 0)]))
+    assert "at chance everywhere it was measured (each of its 2 estimates' 95% intervals holds 0" in quiet[0].replace(
+        "&#39;", "'")
