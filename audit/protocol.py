@@ -45,6 +45,14 @@ PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precis
 """Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
 
 
+class Record(dict):
+    """A protocol's record (:meth:`Protocol.record`), a plain dict to store, with ``source``: the file it came from."""
+
+    def __init__(self, source: str, fields: dict):
+        super().__init__(fields)
+        self.source = source
+
+
 class DatasetPin(BaseModel):
     """The data a protocol is for: a fingerprint, or a synthetic recipe: the sample world (``sample``: seed,
     people, images) or the membership probe's planted control (``sample-membership``: members, nonmembers,
@@ -126,10 +134,12 @@ class Protocol(BaseModel):
         return v
 
     def record(self) -> dict:
-        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later."""
-        return {"name": self.protocol, "version": self.version, "sha256": self.sha256,
+        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later.
+        The record also knows the file it was read from (:class:`Record`, an attribute that is not stored), so
+        the checks made before a run name the file."""
+        return Record(self.source, {"name": self.protocol, "version": self.version, "sha256": self.sha256,
                 "dataset": self.dataset.model_dump(exclude_none=True), "faceaudit": self.faceaudit,
-                "packs": dict(sorted(self.packs.items()))}
+                "packs": dict(sorted(self.packs.items()))})
 
     def fields(self) -> dict:
         """The config fields the protocol sets."""
@@ -147,10 +157,18 @@ def load_protocol(path: str | Path) -> Protocol:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a protocol is a mapping with 'protocol', 'dataset', 'probes', 'conditions', ...")
     try:
-        return Protocol.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})
+        proto = Protocol.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    from audit.probes import REGISTRY, load_plugins
+
+    load_plugins()
+    unknown = [p for p in proto.probes if p not in REGISTRY]
+    if unknown:  # a misspelt probe would otherwise be dropped from a campaign's cells as not applicable
+        raise ConfigError(f"{path}: field 'probes': unknown probe {unknown[0]!r}; available probes: "
+                          f"{', '.join(sorted(REGISTRY))}")
+    return proto
 
 
 def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key: f"--{key.replace('_', '-')}") -> dict:
@@ -198,10 +216,18 @@ def check_dataset(record: dict, fingerprint: str, recipe: dict | None) -> None:
             raise ConfigError(f"protocol {record['name']!r} pins {what} {want}; this dataset is {what} {got}")
 
 
-def check_packs(record: dict, packs) -> None:
-    """Refuse rule packs whose file differs from the one the protocol pins (``packs``: loaded Pack objects)."""
+def check_packs(record: dict, packs, source: str | Path | None = None) -> None:
+    """Refuse rule packs the protocol does not pin (when it pins any) and packs whose file differs from the one it
+    pins (``packs``: loaded Pack objects). ``source``: the protocol file, named in the error (a stored run's record
+    names the protocol by name and SHA-256)."""
     want = record.get("packs") or {}
+    source = source or getattr(record, "source", None)
+    where = f"{source}: protocol {record['name']!r}" if source else \
+        f"protocol {record['name']!r} (SHA-256 {record.get('sha256', '')})"
     for pack in packs:
+        if want and pack.pack not in want:
+            raise ConfigError(f"{where} pins the rule packs {', '.join(sorted(want))}; pack {pack.pack!r} "
+                              f"({pack.source}) is not one of them; leave it out")
         if pack.pack in want and want[pack.pack] != pack.sha256:
-            raise ConfigError(f"protocol {record['name']!r} pins pack {pack.pack!r} with SHA-256 {want[pack.pack]}; "
+            raise ConfigError(f"{where} pins pack {pack.pack!r} with SHA-256 {want[pack.pack]}; "
                               f"{pack.source} has {pack.sha256}")

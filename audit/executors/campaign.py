@@ -152,6 +152,14 @@ def load_campaign(path: str | Path) -> Campaign:
         given = {k: getattr(camp, k) for k in PINNED if hasattr(camp, k)}
         pinned = apply(proto, given, camp.model_fields_set, where=lambda k: f"{path}: field '{k}':")
         packs = packs or list(proto.packs) or None
+        if proto.packs and packs:  # a pack the protocol does not pin (a renamed lenient copy) is refused up front
+            from audit.protocol import check_packs
+            from audit.rules import load_pack
+
+            try:
+                check_packs(proto.record(), [load_pack(p) for p in packs], proto.source)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: field 'packs': {exc}") from None
     return camp.model_copy(update={"models": models, "datasets": datasets, **lists,
                                    "packs": packs, "pinned": pinned, "source": str(path), **helpers})
 

@@ -111,17 +111,24 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
 
 
 def _skipped(cell: Cell, run_id: str, db: Path, packs: list[str] | None, progress: CellProgress) -> dict:
-    """A cell already stored as a completed run. A run is complete only with its findings: one stored
-    without any (the process was killed between its probes and its rule packs) gets the packs now."""
+    """A cell already stored as a completed run. Its findings must come from the packs this campaign names (default:
+    every shipped pack, or the run's protocol's): every such pack the run has no findings of (a pack added to the
+    campaign since, an edited pack file, or none at all: the process was killed between the probes and the packs)
+    is applied now."""
+    from audit.rules.engine import load_packs
+
     with Store(db, read_only=True) as store:
-        judged = not store.findings(run_id).empty
+        have = {(f.pack, f.pack_hash) for f in store.findings(run_id).itertuples()}
+        pinned = (store.run(run_id).get("config") or {}).get("protocol")
     error, note = None, ""
-    if not judged:
-        try:
-            evaluate_rules(run_id, db, packs)
-            note = "; it had no findings, rule packs applied now"
-        except FaceAuditError as exc:
-            error = f"rules: {exc}"
+    try:
+        refs = packs or (list(pinned.get("packs") or {}) if pinned else None) or None
+        missing = [p for p in load_packs(refs) if (p.pack, p.sha256) not in have]
+        if missing:
+            evaluate_rules(run_id, db, [p.source for p in missing])
+            note = f"; rule pack(s) {', '.join(p.pack for p in missing)} applied now"
+    except FaceAuditError as exc:
+        error = f"rules: {exc}"
     progress(cell.label, 1.0, f"failed: {error}" if error else f"already completed as run {run_id}{note}")
     return {"cell": cell.label, "status": "failed" if error else "skipped", "run_id": run_id, "error": error,
             "hash": cell.hash}
@@ -191,7 +198,12 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
 
 
 def _supported(probes: list[str], kind: str) -> list[str]:
-    """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`)."""
+    """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`); a name that is
+    no probe at all is refused (:func:`audit.protocol.load_protocol` names the file), never dropped as not applicable."""
+    probe_mod.load_plugins()
+    unknown = [p for p in probes if p not in probe_mod.REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown probe {unknown[0]!r}; available probes: {', '.join(sorted(probe_mod.REGISTRY))}")
     ok = probe_mod.supported(kind, opt_in=True)
     return [p for p in probes if p in ok]
 

@@ -244,10 +244,16 @@ def membership_verdicts(metrics: pd.DataFrame) -> list[str]:
     auc = m[(m["metric"] == "membership_auc") & (m["setting"] == "strongest")]
     tpr = m[(m["metric"] == "membership_tpr_at_fpr") & m["setting"].str.startswith("strongest;")]
     fprs = [rate_of(s, "fpr") for s in tpr["setting"]]
+    fpr_rows = m[(m["metric"] == "membership_fpr")].set_index("setting")
     for fpr, (_, r) in sorted(zip(fprs, tpr.iterrows()), key=lambda t: -t[0]):
         text = (f"An attacker who has a person's photos can tell whether they were in the training data for "
                 f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
-                f"{fmt(100 * r['ci_high'], 1)}%) while accusing {fmt(100 * fpr, 1)}% of non-members.")
+                f"{fmt(100 * r['ci_high'], 1)}%) while aiming to accuse {fmt(100 * fpr, 1)}% of non-members")
+        if r["setting"] in fpr_rows.index:  # the rate the thresholds, chosen on other persons, actually reached
+            f = fpr_rows.loc[r["setting"]]
+            text += (f" (it accused {fmt(100 * f['value'], 1)}%, 95% CI {fmt(100 * f['ci_low'], 1)} to "
+                     f"{fmt(100 * f['ci_high'], 1)}%)")
+        text += "."
         if is_unsupported(r["setting"]):
             need = nonmembers_needed("membership", r["setting"], m)
             more = "more" if need is None else f"{need:,}"

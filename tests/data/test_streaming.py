@@ -54,6 +54,7 @@ def test_chunked_embeddings_equal_one_whole_batch(small_data, tiny_model, tmp_pa
     """Chunks of 7 faces give the embeddings one batch of every face gives (conditions are per face)."""
     import audit.run.embeddings as embeddings_mod
     from audit.models import load as load_model
+    from audit.run.embeddings import cache_key
 
     monkeypatch.setattr(embeddings_mod, "CHUNK", 7)
     db = tmp_path / "s.duckdb"
@@ -63,7 +64,7 @@ def test_chunked_embeddings_equal_one_whole_batch(small_data, tiny_model, tmp_pa
     with Store(db, read_only=True) as s:
         run = s.run(run_id)
         for cond in ("clean", "mask:surgical"):
-            rows, stored = s.cached_embeddings(model.info.sha256, run["dataset_id"], cond, 0)
+            rows, stored = s.cached_embeddings(*cache_key(model, run["dataset_id"], cond, 0))
             images = faces.images if cond == "clean" else cond_mod.apply(cond, faces.images, faces.landmarks,
                                                                          faces.point_names, faces.rows, 0)
             whole = model.ort.embed(images)

@@ -214,9 +214,11 @@ def test_cli_sample_membership_run_and_its_report_section(tmp_path, how):
     text = re.sub(r"\s+", " ", html.unescape(next((tmp_path / "r").glob("*.html")).read_text()))
     section = text[text.index('id="membership"'):]
     tpr = pick(m, probe="membership", metric="membership_tpr_at_fpr", setting="strongest;fpr=0.1")
+    fpr = pick(m, probe="membership", metric="membership_fpr", setting="strongest;fpr=0.1")
     assert (f"An attacker who has a person's photos can tell whether they were in the training data for "
             f"{100 * tpr['value']:.1f}% of members (95% CI {100 * tpr['ci_low']:.1f} to {100 * tpr['ci_high']:.1f}%) "
-            f"while accusing 10.0% of non-members.") in section
+            f"while aiming to accuse 10.0% of non-members (it accused {100 * fpr['value']:.1f}%, 95% CI "
+            f"{100 * fpr['ci_low']:.1f} to {100 * fpr['ci_high']:.1f}%).") in section
     assert "it needs 2,700 more non-member persons, so this figure is indicative only" in section
     auc = pick(m, probe="membership", metric="membership_auc", setting="strongest")
     assert f"with probability {auc['value']:.2f} (95% CI {auc['ci_low']:.2f} to {auc['ci_high']:.2f}" in section
