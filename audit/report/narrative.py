@@ -458,16 +458,18 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
     rest = [r["status"] for r, sentence in zip(bad, sentences) if sentence not in seen]
     more = {"fail": rest.count("fail"), "warn": rest.count("warn")} if rest else None
     groups = []
-    g = metrics[(metrics["metric"] == "group_fnmr") & (metrics["condition"] == "clean")]
-    for attr, part in g.groupby("attribute", sort=True):
-        part = part[part["setting"] == part["setting"].iloc[0]]
-        if len(part) < 2:
-            continue
-        worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]
-        if worst["ci_low"] > best["ci_high"]:
-            groups.append(f"{attr_words(attr)}: group {worst['group']} is falsely rejected most ({_pct(worst['value'])}, 95% CI "
-                          f"{_pct(worst['ci_low'])}–{_pct(worst['ci_high'])}), group {best['group']} least "
-                          f"({_pct(best['value'])}).")
+    for metric, what, d in (("group_fnmr", "falsely rejected", 0), ("group_fmr", "falsely matched", 2)):
+        g = metrics[(metrics["metric"] == metric) & (metrics["condition"] == "clean")
+                    & (metrics["attribute"] != NEGATIVE_CONTROL)]
+        for attr, part in g.groupby("attribute", sort=True):
+            part = part[part["setting"] == part["setting"].iloc[0]]
+            if len(part) < 2:
+                continue
+            worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]
+            if worst["ci_low"] > best["ci_high"]:  # told apart: the worst group's interval clears the best one's
+                groups.append(f"{attr_words(attr)}: group {worst['group']} is {what} most ({_pct(worst['value'], d)}, "
+                              f"95% CI {_pct(worst['ci_low'], d)}–{_pct(worst['ci_high'], d)}), group {best['group']} "
+                              f"least ({_pct(best['value'], d)}).")
     untested = [p for p in probes_known if p not in probes_run]
     counts: dict[str, int] = {}
     for g in unjudged:

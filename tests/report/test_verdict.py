@@ -66,3 +66,18 @@ def test_rules_the_engine_holds_back_are_listed_with_their_own_reason():
     assert judged({"probe": "identity", "metric": "fmr_max_min", "attribute": "sex", "setting": "fmr=0.01;unsupported",
                    "value": 1.2, "ci_low": 1.0, "ci_high": 1.5}, warn_if="> 2", fail_if="> 5").startswith(
         "too few comparisons")
+
+
+def test_page_one_names_the_group_most_falsely_matched_as_well_as_the_most_rejected():
+    import pandas as pd
+
+    from audit.report.narrative import verdict
+
+    rows = [{"probe": "identity", "metric": m, "condition": "clean", "setting": "fmr=0.001", "attribute": "age",
+             "group": g, "value": v, "ci_low": lo, "ci_high": hi}
+            for m, g, v, lo, hi in (("group_fmr", "20-30", 0.0009, 0.0005, 0.0013), ("group_fmr", "61+", 0.0062, 0.004,
+                                                                                      0.009),
+                                    ("group_fnmr", "20-30", 0.02, 0.01, 0.04), ("group_fnmr", "61+", 0.03, 0.01, 0.06))]
+    v = verdict(pd.DataFrame(columns=["status", "severity", "rule_id", "location"]), pd.DataFrame(rows), [], [], [])
+    assert v["groups"] == ["age: group 61+ is falsely matched most (0.62%, 95% CI 0.40%–0.90%), group 20-30 least "
+                           "(0.09%)."]  # FNMR intervals overlap: not named
