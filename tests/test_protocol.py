@@ -197,3 +197,72 @@ def test_a_protocol_can_pin_the_membership_sample_set(tmp_path, small_data, tiny
     assert {"membership_auc", "membership_tpr_at_fpr"} <= set(metrics["metric"])
     with pytest.raises(ConfigError, match="field 'dataset'.*'seed' is not a setting of recipe 'sample-membership'"):
         load_protocol(_write(tmp_path / "bad.yaml", dataset={**pin, "seed": 0}))
+
+
+def _lenient_copy(path):
+    """The shipped baseline pack under another id (a copy of the pinned pack that could then be loosened)."""
+    doc = yaml.safe_load((rules_dir() / "baseline.yaml").read_text())
+    doc["pack"] = "baseline-lenient"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_pack_the_protocol_does_not_pin_is_refused_for_a_run_and_a_campaign(tmp_path, small_data, tiny_model):
+    """A protocol pinning packs refuses every other pack (before, only packs with a pinned id were checked, so a
+    renamed lenient copy of baseline passed), in one line naming the protocol file and the pack."""
+    from audit.executors.campaign import load_campaign
+
+    proto, lenient = _write(tmp_path / "p.yaml"), _lenient_copy(tmp_path / "lenient.yaml")
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto, "--db", db,
+                        "--no-parity", "--pack", lenient)
+    assert code == 2 and str(proto) in out and "'baseline-lenient'" in out and "\n" not in out.strip()
+    assert not db.exists() or Store(db, read_only=True).runs().empty  # refused before anything ran
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": [str(tiny_model)], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml", "packs": ["lenient.yaml"]}))
+    with pytest.raises(ConfigError) as err:
+        api.run_campaign(camp, tmp_path / "c.duckdb")
+    msg = str(err.value)
+    assert msg.startswith(f"{camp}: field 'packs': {proto}") and "'baseline-lenient'" in msg and "\n" not in msg
+    assert not (tmp_path / "c.duckdb").exists()
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": [str(tiny_model)], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml", "packs": ["baseline"]}))
+    assert load_campaign(camp).packs == ["baseline"]  # the pinned pack itself is accepted
+
+
+def test_a_misspelt_probe_in_a_protocol_is_an_error_not_a_dropped_probe(tmp_path, small_data, tiny_model):
+    """A campaign under a protocol naming an unknown probe ran without it (the name was dropped with the probes the
+    model's kind cannot run); now the campaign refuses it in one line naming the campaign and protocol files, as a
+    run refuses it."""
+    from audit.executors import campaign_cells, load_campaign
+
+    proto = _write(tmp_path / "p.yaml", probes=["identity", "leakge"])
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": [str(tiny_model)], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml"}))
+    with pytest.raises(ConfigError) as err:
+        campaign_cells(load_campaign(camp))
+    msg = str(err.value)
+    assert msg.startswith(f"{camp}: field 'protocol': {proto}: field 'probes': unknown probe 'leakge'")
+    assert "\n" not in msg
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto,
+                        "--db", tmp_path / "s.duckdb", "--no-parity")
+    assert code == 2 and "unknown probe 'leakge'" in out
+
+
+def test_probes_a_model_kind_cannot_run_are_still_left_out_of_its_cells(tmp_path, small_data, sample_model):
+    """Known probes that do not apply to a model's kind (identity for an attribute model) are skipped, as before."""
+    import shutil
+
+    from audit.executors import campaign_cells, load_campaign
+
+    shutil.copy(sample_model("attr-classifier"), tmp_path / "attr.onnx")
+    shutil.copy(sample_model("attr-classifier").with_name("attr-classifier.profile.yaml"),
+                tmp_path / "attr.profile.yaml")
+    _write(tmp_path / "p.yaml", probes=["identity", "leakage"])
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump({"campaign": "c", "models": ["attr.onnx"], "datasets": [str(small_data)],
+                                    "protocol": "p.yaml"}))
+    (cell,) = campaign_cells(load_campaign(camp))
+    assert cell.config.probes == ["leakage"]

@@ -199,7 +199,7 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
 
 def _supported(probes: list[str], kind: str) -> list[str]:
     """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`); a name that is
-    no probe at all is refused (:func:`audit.protocol.load_protocol` names the file), never dropped as not applicable."""
+    no probe at all is refused (:func:`load_campaign` names the protocol file), never dropped as not applicable."""
     probe_mod.load_plugins()
     unknown = [p for p in probes if p not in probe_mod.REGISTRY]
     if unknown:

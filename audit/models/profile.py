@@ -109,6 +109,13 @@ class Profile(BaseModel):
             raise ValueError("attributes profiles need at least one entry in 'heads'")
         return self
 
+    def content_hash(self) -> str:
+        """SHA-256 of everything in the profile that changes a number (its name and its list of unconfirmed guesses do
+        not): what a run records as its profile, and part of the key of its cached embeddings."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json(exclude={"name", "guessed"}).encode()).hexdigest()
+
     def head(self, attribute: str) -> Head | None:
         return next((h for h in self.heads if h.attribute == attribute), None)
 

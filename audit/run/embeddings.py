@@ -3,7 +3,6 @@ and cached in the store, and the faces under each condition exactly as they were
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,19 +17,13 @@ from audit.probes import Artifact
 from audit.store import Store
 
 
-def profile_hash(model: LoadedModel) -> str:
-    """SHA-256 of the model's profile as a run records it (``config.inputs.profile``, :func:`audit.run.inputs.
-    content_hashes`): the profile's name and its list of unconfirmed guesses do not change a single number."""
-    return hashlib.sha256(model.profile.model_dump_json(exclude={"name", "guessed"}).encode()).hexdigest()
-
-
 def cache_key(model: LoadedModel, dataset_id: str, condition: str, seed: int) -> tuple:
     """The store's key for the cached embeddings of ``model`` on a dataset under ``condition``: (model file SHA-256,
     dataset id, ``CONDITION@profile:SHA-256``, seed). The profile (channel order, normalisation, size, outputs) changes
     every embedding, so embeddings made under one profile are never reused under another; it rides in the condition
     column so a run's cached embeddings still go with it between stores (:func:`audit.store.transfer.export_run`
     selects them by model, dataset and seed)."""
-    return (model.info.sha256, dataset_id, f"{condition}@profile:{profile_hash(model)}", int(seed))
+    return (model.info.sha256, dataset_id, f"{condition}@profile:{model.profile.content_hash()}", int(seed))
 
 
 @dataclass

@@ -162,13 +162,8 @@ def load_inputs(config: AuditConfig) -> Inputs:
 
 def content_hashes(inputs: Inputs) -> dict:
     """Content hashes of everything a run reads from files, so ``--resume`` compares contents, not paths."""
-    import hashlib
-
     model, extra, surrogates, dataset = inputs
-    # The profile's name and its list of unconfirmed guesses do not change a single number.
-    prof = model.profile.model_dump_json(exclude={"name", "guessed"})
-    return {"model": model.info.sha256, "dataset": dataset.dataset_id,
-            "profile": hashlib.sha256(prof.encode()).hexdigest(),
+    return {"model": model.info.sha256, "dataset": dataset.dataset_id, "profile": model.profile.content_hash(),
             **{k: [r.info.sha256 for r in m] if isinstance(m, list) else m.info.sha256 if m is not None else None
                for k, m in extra.items()},
             "surrogates": [m.info.sha256 for m in surrogates],

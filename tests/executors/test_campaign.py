@@ -288,3 +288,58 @@ def test_campaign_cells_carry_reference_models_and_the_membership_set(models, tm
     with pytest.raises(ConfigError) as err:
         load_campaign(write_campaign(models, data="sample", reference_models=["nope.onnx"]))
     assert f"{path}: field 'reference_models.0':" in str(err.value) and "no such model file" in str(err.value)
+
+
+def _fail_embedding_of(monkeypatch, model_name, exc):
+    """The embedding pass of ``model_name`` raises ``exc`` (no real model makes onnxruntime raise anything but the
+    ModelError the backends turn its errors into); other models run as usual."""
+    import audit.run.pipeline as pipeline
+
+    real = pipeline.Embeddings
+
+    def embeddings(store, model, dataset, faces, config):
+        if model.info.path.name == model_name:
+            raise exc
+        return real(store, model, dataset, faces, config)
+    monkeypatch.setattr(pipeline, "Embeddings", embeddings)
+
+
+def test_an_unexpected_crash_in_a_local_cell_fails_that_cell_and_the_others_go_on(models, small_data, monkeypatch):
+    """The local executor caught only FaceAuditError: any other exception ended the whole campaign. Now it is
+    that cell's failure, with the run it stored, as with Ray."""
+    _fail_embedding_of(monkeypatch, "vendor0.onnx", RuntimeError("onnxruntime: bad alloc"))
+    db = models / "c.duckdb"
+    res = api.run_campaign(write_campaign(models, data=small_data, probes=["identity"]), db)
+    by = {c["cell"].split(" x ")[0]: c for c in res.cells}
+    assert by["vendor0"]["status"] == "failed" and by["vendor0"]["error"] == "RuntimeError: onnxruntime: bad alloc"
+    assert by["vendor1"]["status"] == "completed"
+    with Store(db, read_only=True) as s:
+        assert s.run(by["vendor0"]["run_id"])["status"] == "failed"
+        assert s.run(by["vendor1"]["run_id"])["status"] == "completed"
+
+
+def test_ctrl_c_in_a_local_cell_stops_the_campaign(models, small_data, monkeypatch):
+    """Ctrl-C (run_audit's Cancelled) went on with the next cell; now the campaign stops with the cell's run stored
+    cancelled, as a single run is, and no later cell starts."""
+    from audit.run import Cancelled
+
+    _fail_embedding_of(monkeypatch, "vendor0.onnx", KeyboardInterrupt())
+    db = models / "c.duckdb"
+    with pytest.raises(Cancelled):
+        api.run_campaign(write_campaign(models, data=small_data, probes=["identity"]), db)
+    with Store(db, read_only=True) as s:
+        runs = s.runs()
+    assert runs["model"].tolist() == ["vendor0"] and runs["status"].tolist() == ["cancelled"]
+
+
+def test_a_rerun_applies_the_campaign_packs_a_completed_run_lacks(models, small_data):
+    """A cell skipped as already completed got the campaign's packs only when it had no findings at all; a pack
+    added to the campaign since was never applied to it (the summary and comparison then lacked it)."""
+    db = models / "c.duckdb"
+    first = api.run_campaign(write_campaign(models, data=small_data, probes=["identity"], packs=["baseline"]), db)
+    again = api.run_campaign(write_campaign(models, data=small_data, probes=["identity"],
+                                            packs=["baseline", "eu-ai-act"]), db)
+    assert [c["status"] for c in again.cells] == ["skipped", "skipped"]
+    with Store(db, read_only=True) as s:
+        for c in first.cells:
+            assert set(s.findings(c["run_id"])["pack"]) == {"baseline", "eu-ai-act"}
