@@ -110,7 +110,7 @@ def test_a_completed_run_without_findings_is_not_signed_and_a_campaign_judges_it
     messages = []
     res = api.run_cells([Cell("vendor x data", config(run))], db, progress=lambda c, f, m: messages.append(m))
     assert res.cells[0]["status"] == "skipped" and res.cells[0]["run_id"] == two_runs["a"]
-    assert "rule packs applied now" in messages[-1]
+    assert "rule pack(s) baseline, eu-ai-act, iso-biometrics applied now" in messages[-1]
     with Store(db, read_only=True) as store:
         assert not store.findings(two_runs["a"]).empty
     api.attest_run(two_runs["a"], db, two_runs["priv"], tmp_path / "att")
