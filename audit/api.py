@@ -116,5 +116,5 @@ def protocol_fields(path: str | Path, fields: dict, explicit: set[str], packs: l
 
     proto = load_protocol(path)
     packs = packs or list(proto.packs) or None
-    check_packs(proto.record(), load_packs(packs))
+    check_packs(proto.record(), load_packs(packs), proto.source)
     return apply(proto, fields, explicit), packs or []

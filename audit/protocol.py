@@ -45,14 +45,6 @@ PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precis
 """Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
 
 
-class Record(dict):
-    """A protocol's record (:meth:`Protocol.record`), a plain dict to store, with ``source``: the file it came from."""
-
-    def __init__(self, source: str, fields: dict):
-        super().__init__(fields)
-        self.source = source
-
-
 class DatasetPin(BaseModel):
     """The data a protocol is for: a fingerprint, or a synthetic recipe: the sample world (``sample``: seed,
     people, images) or the membership probe's planted control (``sample-membership``: members, nonmembers,
@@ -134,12 +126,10 @@ class Protocol(BaseModel):
         return v
 
     def record(self) -> dict:
-        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later.
-        The record also knows the file it was read from (:class:`Record`, an attribute that is not stored), so
-        the checks made before a run name the file."""
-        return Record(self.source, {"name": self.protocol, "version": self.version, "sha256": self.sha256,
-                                    "dataset": self.dataset.model_dump(exclude_none=True), "faceaudit": self.faceaudit,
-                                    "packs": dict(sorted(self.packs.items()))})
+        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later."""
+        return {"name": self.protocol, "version": self.version, "sha256": self.sha256,
+                "dataset": self.dataset.model_dump(exclude_none=True), "faceaudit": self.faceaudit,
+                "packs": dict(sorted(self.packs.items()))}
 
     def fields(self) -> dict:
         """The config fields the protocol sets."""
@@ -213,7 +203,6 @@ def check_packs(record: dict, packs, source: str | Path | None = None) -> None:
     pins (``packs``: loaded Pack objects). ``source``: the protocol file, named in the error (a stored run's record
     names the protocol by name and SHA-256)."""
     want = record.get("packs") or {}
-    source = source or getattr(record, "source", None)
     where = f"{source}: protocol {record['name']!r}" if source else \
         f"protocol {record['name']!r} (SHA-256 {record.get('sha256', '')})"
     for pack in packs:

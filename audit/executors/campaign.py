@@ -155,10 +155,10 @@ def load_campaign(path: str | Path) -> Campaign:
         from audit import probes as probe_mod
 
         probe_mod.load_plugins()
-        unknown = [p for p in proto.probes if p not in probe_mod.REGISTRY]
-        if unknown:  # never dropped from the cells as if the model's kind could not run it
-            raise ConfigError(f"{path}: field 'protocol': {proto.source}: field 'probes': unknown probe "
-                              f"{unknown[0]!r}; available probes: {', '.join(sorted(probe_mod.REGISTRY))}")
+        try:  # never dropped from the cells as if the model's kind could not run it
+            probe_mod.require(proto.probes)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: field 'protocol': {proto.source}: field 'probes': {exc}") from None
         if proto.packs and packs:  # a pack the protocol does not pin (a renamed lenient copy) is refused up front
             from audit.protocol import check_packs
             from audit.rules import load_pack

@@ -201,9 +201,7 @@ def _supported(probes: list[str], kind: str) -> list[str]:
     """``probes`` less those a model of profile ``kind`` cannot run (:func:`audit.probes.supported`); a name that is
     no probe at all is refused (:func:`load_campaign` names the protocol file), never dropped as not applicable."""
     probe_mod.load_plugins()
-    unknown = [p for p in probes if p not in probe_mod.REGISTRY]
-    if unknown:
-        raise ConfigError(f"unknown probe {unknown[0]!r}; available probes: {', '.join(sorted(probe_mod.REGISTRY))}")
+    probe_mod.require(probes)
     ok = probe_mod.supported(kind, opt_in=True)
     return [p for p in probes if p in ok]
 

@@ -174,9 +174,15 @@ def load_plugins() -> None:
         REGISTRY.setdefault(cls.name, cls)
 
 
-def get(name: str):
+def require(names) -> None:
+    """Refuse a name that is no registered probe (one-line error naming the first and the probes there are)."""
     from audit.errors import ConfigError
 
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown probe {name!r}; available probes: {', '.join(sorted(REGISTRY))}")
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"unknown probe {unknown[0]!r}; available probes: {', '.join(sorted(REGISTRY))}")
+
+
+def get(name: str):
+    require([name])
     return REGISTRY[name]()
