@@ -56,3 +56,26 @@ class Executor(Protocol):
     def run(self, cells: Iterable[Cell], db: str, progress: CellProgress) -> Iterator[CellResult]:
         """Run every cell; yield each result as it arrives. ``cells`` may be a generator that loads each
         cell's inputs as it is reached, so an in-process executor should take them one at a time."""
+
+
+def stored_runs(db: str) -> set[str]:
+    """The ids of the runs the store at ``db`` holds: none when there is no store yet, or when a crash left it
+    unreadable (the cell then has no run to hand back)."""
+    import os
+
+    from audit.store import Store
+
+    if not os.path.exists(db):
+        return set()
+    try:
+        with Store(db, read_only=True) as store:
+            return set(store.runs()["run_id"])
+    except Exception:  # noqa: BLE001 - whatever the crash left, reading it must not fail the campaign
+        return set()
+
+
+def cell_error(exc: BaseException) -> str:
+    """A failed cell's reason: faceaudit's own one-line message, or any other exception with its type named."""
+    from audit.errors import FaceAuditError
+
+    return str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ import os
 from typing import Iterable, Iterator
 
 from audit.errors import ConfigError
-from audit.executors.base import Cell, CellProgress, CellResult
+from audit.executors.base import Cell, CellProgress, CellResult, cell_error, stored_runs
 
 
 def _run_cell(config_json: str, label: str) -> dict:
@@ -20,7 +20,6 @@ def _run_cell(config_json: str, label: str) -> dict:
     import tempfile
 
     from audit.config import AuditConfig
-    from audit.errors import FaceAuditError
     from audit.run import run_audit
     from audit.store.transfer import export_run
 
@@ -30,27 +29,12 @@ def _run_cell(config_json: str, label: str) -> dict:
         try:
             run_id = run_audit(config, db)
         except Exception as exc:  # a worker's crash is that cell's failure, not the campaign's
-            error = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
             # The run the failure left (stored 'failed', with the probes it finished) goes to the head, as a
             # local run leaves it in the store.
-            failed = _stored_run(db)
-            return {"label": label, "run_id": failed, "error": error,
+            failed = next(iter(stored_runs(db)), None)  # a scratch store holds this cell's run only
+            return {"label": label, "run_id": failed, "error": cell_error(exc),
                     "tables": export_run(db, failed) if failed else {}}
         return {"label": label, "run_id": run_id, "error": None, "tables": export_run(db, run_id)}
-
-
-def _stored_run(db: str) -> str | None:
-    """The id of the run a scratch store holds, if the cell got as far as creating one."""
-    from audit.store import Store
-
-    if not os.path.exists(db):
-        return None
-    try:
-        with Store(db, read_only=True) as store:
-            runs = store.runs()
-    except Exception:  # noqa: BLE001 - a store the crash left unreadable: the cell has no run to hand back
-        return None
-    return str(runs["run_id"].iloc[0]) if len(runs) else None
 
 
 class RayExecutor:
