@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 import audit
 from audit.errors import FaceAuditError
 from audit.evidence import keys
+from audit.rules.engine import any_judged
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.atomic import write_atomic
 
@@ -60,7 +61,7 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
     if findings.empty:
         raise NotSignable(f"run {run['run_id']} has no findings: no rule pack was applied to it, so there is nothing "
                           f"to sign; apply the packs first (faceaudit report {run['run_id']} --pack baseline)")
-    if not findings["status"].isin(("pass", "warn", "fail")).any():
+    if not any_judged(findings):
         raise NotSignable(f"run {run['run_id']}: all {len(findings)} findings are not_applicable, so no rule judged it "
                           "and a statement would certify PASSED with nothing tested; run the probes the packs read, on "
                           "enough persons, and sign that run")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.errors import ConfigError
+from audit.rules.engine import any_judged
 from audit.evidence.dataset import dataset_identity
 from audit.atomic import write_atomic
 
@@ -48,7 +49,7 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
                       "all finish); finish it with faceaudit run --resume, or audit again")
     unjudged = None
-    if not findings["status"].isin(("pass", "warn", "fail")).any():
+    if not any_judged(findings):
         unjudged = (f"no rule judged the run: all {len(findings)} findings are not_applicable (probes not run, results "
                     "missing or too few persons), so nothing says it passes; run the probes the packs read, on enough "
                     "persons")

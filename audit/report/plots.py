@@ -64,8 +64,10 @@ def thinned(values, min_ratio: float = 1.35) -> list:
 
 
 def _err(df: pd.DataFrame) -> np.ndarray:
-    lo = (df["value"] - df["ci_low"]).clip(lower=0).fillna(0)
-    hi = (df["ci_high"] - df["value"]).clip(lower=0).fillna(0)
+    """Error bars below and above each value; an end that is missing or unbounded draws none."""
+    ends = df[["value", "ci_low", "ci_high"]].astype(float).replace([np.inf, -np.inf], np.nan)
+    lo = (ends["value"] - ends["ci_low"]).clip(lower=0).fillna(0)
+    hi = (ends["ci_high"] - ends["value"]).clip(lower=0).fillna(0)
     return np.vstack([lo.to_numpy(), hi.to_numpy()])
 
 
@@ -227,10 +229,7 @@ def compare_bars(rows: pd.DataFrame, title: str) -> str | None:
     x = np.arange(len(rows))
     colours = np.array([COLOURS[i % len(COLOURS)] for i in range(len(rows))])
     if finite.any():
-        shown = rows[finite].astype({"ci_low": float, "ci_high": float})
-        shown = shown.assign(ci_low=shown["ci_low"].where(np.isfinite(shown["ci_low"])),
-                             ci_high=shown["ci_high"].where(np.isfinite(shown["ci_high"])))
-        ax.bar(x[finite], value[finite], yerr=_err(shown), capsize=3, color=colours[finite])
+        ax.bar(x[finite], value[finite], yerr=_err(rows[finite]), capsize=3, color=colours[finite])
     for i in np.flatnonzero(~finite):
         ax.text(i, 0, "no upper bound" if np.isinf(value.iloc[i]) else "not measured", rotation=90, ha="center",
                 va="bottom", fontsize=7, color="#555")

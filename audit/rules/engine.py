@@ -353,6 +353,11 @@ def _blind_sentence(rows: pd.DataFrame, rule: Rule, judged: str) -> str:
             f"(e.g. {', '.join(parts) or 'the run'}: value {float(first['value']):.4g}; its resamples gave no interval).")
 
 
+def any_judged(findings: pd.DataFrame) -> bool:
+    """Whether some finding is a verdict (pass, warn or fail), not only rules that could not be judged."""
+    return bool((findings["status"] != "not_applicable").any())
+
+
 def nonmembers_needed(probe: str, setting: str, metrics: pd.DataFrame) -> int | None:
     """The stored count of further non-member persons the false-positive target of ``setting`` (a
     ``membership_tpr_at_fpr`` setting) needs; None when none is stored for it."""
