@@ -111,10 +111,9 @@ def protocol_fields(path: str | Path, fields: dict, explicit: set[str], packs: l
     """A run's config fields and rule packs under the protocol file at ``path``: the protocol's settings in
     force (an ``explicit`` option that contradicts one is refused), its packs by default, and every pack checked
     against the SHA-256 the protocol pins, all before anything runs."""
-    from audit.protocol import apply, check_packs, load_protocol
-    from audit.rules.engine import load_packs
+    from audit.protocol import apply
+    from audit.run.protocols import load_checked, packs_under
 
-    proto = load_protocol(path)
-    packs = packs or list(proto.packs) or None
-    check_packs(proto.record(), load_packs(packs), proto.source)
+    proto = load_checked(path)
+    packs = packs_under(proto, packs)
     return apply(proto, fields, explicit), packs or []

@@ -147,10 +147,20 @@ def load_protocol(path: str | Path) -> Protocol:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a protocol is a mapping with 'protocol', 'dataset', 'probes', 'conditions', ...")
     try:
-        return Protocol.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})
+        proto = Protocol.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest(), "source": str(path)})
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    from audit.config import AuditConfig
+
+    try:  # the bounds a run's config puts on what the protocol sets (bootstrap >= 20, cloak_eps >= 0, ...)
+        settings = {k: v for k, v in proto.fields().items() if k != "protocol"}
+        AuditConfig.model_validate({**settings, "model": path})  # the model is the run's, not the protocol's
+    except ValidationError as exc:
+        field, msg = first_error(exc)
+        field = f"overrides.{field}" if field in BUDGETS else field
+        raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    return proto
 
 
 def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key: f"--{key.replace('_', '-')}") -> dict:

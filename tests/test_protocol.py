@@ -94,7 +94,9 @@ def test_the_wrong_dataset_pack_or_version_is_refused_before_anything_is_written
 
 @pytest.mark.parametrize("over,field", [({"overrides": {"shoe_size": 3}}, "overrides"), ({"packs": {"x": "abc"}}, "packs"),
                                         ({"dataset": {"recipe": "sample", "fingerprint": "0" * 64}}, "dataset"),
-                                        ({"faceaudit": "not a range"}, "faceaudit"), ({"colour": 1}, "colour")])
+                                        ({"faceaudit": "not a range"}, "faceaudit"), ({"colour": 1}, "colour"),
+                                        ({"overrides": {"bootstrap": 0}}, "overrides.bootstrap"),
+                                        ({"cloak_eps": [-3]}, "cloak_eps.0")])
 def test_a_bad_protocol_file_is_one_line_naming_the_field(tmp_path, over, field):
     path = _write(tmp_path / "p.yaml", **over)
     with pytest.raises(ConfigError) as err:
@@ -266,3 +268,46 @@ def test_probes_a_model_kind_cannot_run_are_still_left_out_of_its_cells(tmp_path
                                     "protocol": "p.yaml"}))
     (cell,) = campaign_cells(load_campaign(camp))
     assert cell.config.probes == ["leakage"]
+
+
+@pytest.mark.parametrize("damage", ["rows", "image"])
+def test_a_truncated_or_edited_copy_of_a_pinned_recipe_is_refused(tmp_path, small_data, tiny_model, damage):
+    """recipe.json records the SHA-256 of the files it wrote: a copy with manifest rows removed (it still says
+    40 people) or an image changed does not meet a protocol that pins the recipe."""
+    import shutil
+
+    import pandas as pd
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_data, copy)
+    manifest = pd.read_csv(copy / "manifest.csv")
+    if damage == "rows":
+        keep = manifest["subject"].isin(sorted(manifest["subject"].unique())[:30])
+        manifest[keep].to_csv(copy / "manifest.csv", index=False)
+    else:
+        image = copy / manifest["image"].iloc[5]
+        image.write_bytes(image.read_bytes()[:-10] + b"\0" * 10)
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", copy, "--db", db, "--no-parity", "--protocol",
+                        _write(tmp_path / "p.yaml"))
+    assert code == 2 and f"{copy}: its manifest or images differ from the recipe recorded in recipe.json" in out
+    assert not db.exists() or Store(db, read_only=True).runs().empty
+    # The intact set still meets it (the check reads the same files the run does).
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, "--no-parity",
+                        "--protocol", _write(tmp_path / "p.yaml"))
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("over,words", [
+    ({"conditions": ["clean", "mask:bogus"]}, "{proto}: field 'conditions.1': unknown condition 'mask:bogus'"),
+    ({"attributes": ["height"]}, "protocol 'tiny-world': field 'attributes': 'height' not among the attributes"),
+    ({"overrides": {"folds": 1}}, "{proto}: field 'overrides.folds': Input should be greater than or equal to 2"),
+])
+def test_a_bad_value_in_a_protocol_names_the_protocol_not_an_option_nobody_gave(tmp_path, small_data, tiny_model,
+                                                                               over, words):
+    proto = _write(tmp_path / "p.yaml", **over)
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto, "--db", db,
+                        "--no-parity")
+    assert code == 2 and words.format(proto=proto) in " ".join(out.split())
+    assert not db.exists() or Store(db, read_only=True).runs().empty

@@ -146,27 +146,19 @@ def load_campaign(path: str | Path) -> Campaign:
         str(_resolve(base, ref)) if Path(ref).suffix or "/" in ref or "\\" in ref else ref for ref in camp.packs]
     pinned = {}
     if camp.protocol is not None:
-        from audit.protocol import PINNED, apply, load_protocol
+        from audit.protocol import PINNED, apply
+        from audit.run.protocols import load_checked, packs_under
 
-        proto = load_protocol(_resolve(base, camp.protocol))
+        try:
+            proto = load_checked(_resolve(base, camp.protocol))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: field 'protocol': {exc}") from None
+        try:
+            packs = packs_under(proto, packs)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: field 'packs': {exc}") from None
         given = {k: getattr(camp, k) for k in PINNED if hasattr(camp, k)}
         pinned = apply(proto, given, camp.model_fields_set, where=lambda k: f"{path}: field '{k}':")
-        packs = packs or list(proto.packs) or None
-        from audit import probes as probe_mod
-
-        probe_mod.load_plugins()
-        try:  # never dropped from the cells as if the model's kind could not run it
-            probe_mod.require(proto.probes)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: field 'protocol': {proto.source}: field 'probes': {exc}") from None
-        if proto.packs and packs:  # a pack the protocol does not pin (a renamed lenient copy) is refused up front
-            from audit.protocol import check_packs
-            from audit.rules import load_pack
-
-            try:
-                check_packs(proto.record(), [load_pack(p) for p in packs], proto.source)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: field 'packs': {exc}") from None
     return camp.model_copy(update={"models": models, "datasets": datasets, **lists,
                                    "packs": packs, "pinned": pinned, "source": str(path), **helpers})
 

@@ -43,7 +43,8 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
         cond_mod.parse(c)
     unknown = [a for a in config.attributes or [] if a not in dataset.attributes]
     if unknown:  # whichever probes run: an attribute that is asked for and silently ignored misleads the report
-        raise ConfigError(f"--attributes: {', '.join(map(repr, unknown))} not among the attributes of {dataset.source} "
+        where = f"protocol {config.protocol['name']!r}: field 'attributes'" if config.protocol else "--attributes"
+        raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} not among the attributes of {dataset.source} "
                           f"(available: {', '.join(dataset.attributes) or 'none'})")
     for p in probes:
         p.check(config, dataset, model)
@@ -54,14 +55,13 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
 
 def check_protocol_dataset(record: dict, dataset: Dataset) -> None:
     """The tool version and the dataset a run's protocol pins (by fingerprint, or the sample world's recipe)."""
-    import json
-
     import audit
     from audit import protocol
+    from audit.synth import recorded_recipe
 
     protocol.check_tool(record, audit.__version__)
-    recipe_file = Path(dataset.root) / "recipe.json" if dataset.root else None
-    recipe = json.loads(recipe_file.read_text())["recipe"] if recipe_file and recipe_file.is_file() else None
+    recipe = recorded_recipe(Path(dataset.root)) if dataset.root and (record.get("dataset") or {}).get("recipe") \
+        else None
     protocol.check_dataset(record, dataset.fingerprint, recipe)
 
 

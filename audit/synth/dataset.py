@@ -138,6 +138,32 @@ def checksum(folder: Path) -> str:
     return h.hexdigest()
 
 
+def recorded_recipe(folder: Path) -> dict | None:
+    """The recipe a materialised folder records in ``recipe.json`` (None when there is none), after checking that
+    its files are still the ones written: a copy with images or manifest rows missing or changed is refused, so a
+    protocol that pins a recipe cannot be met by a truncated or edited set."""
+    from audit.errors import ConfigError
+
+    meta = Path(folder) / "recipe.json"
+    if not meta.is_file():
+        return None
+    try:
+        stored = json.loads(meta.read_text())
+        recipe, digest = stored["recipe"], stored["sha256"]
+    except (ValueError, OSError, KeyError, TypeError):
+        raise ConfigError(f"{meta}: damaged (not the recipe and SHA-256 that 'faceaudit sample-data' writes); "
+                          "write the folder again with 'faceaudit sample-data'") from None
+    try:
+        actual = checksum(Path(folder))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{folder}: the files of its recorded recipe cannot be read ({exc}); write the folder "
+                          "again with 'faceaudit sample-data'") from None
+    if actual != digest:
+        raise ConfigError(f"{folder}: its manifest or images differ from the recipe recorded in recipe.json "
+                          f"(SHA-256 {digest}, files {actual}); write the folder again with 'faceaudit sample-data'")
+    return recipe
+
+
 def materialise(out: Path, recipe: Recipe | MembershipRecipe = DEFAULT_RECIPE, workers: int | None = None) -> tuple[Path, str, bool]:
     """Write ``recipe`` to ``out`` (images/ + manifest.csv + recipe.json).
 
