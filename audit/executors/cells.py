@@ -159,8 +159,9 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
 
 
 def _labels(models: list[str], datasets: list[str]) -> dict[str, str]:
-    """How each model and dataset is named in campaign output: the file or folder name, with as many parent
-    folders as it takes to tell apart two entries of the same name (``a/vendor`` and ``b/vendor``)."""
+    """How each model and dataset is named in campaign output: the file or folder name (a model's without its
+    extension), with as many parent folders as it takes to tell apart two entries of the same name (``a/vendor``
+    and ``b/vendor``); models that differ only in their extension keep it (``vendor.onnx``, ``vendor.ort``)."""
     def label(entry: str, depth: int, stem: bool) -> str:
         if entry in SAMPLE_SETS:
             return entry
@@ -168,11 +169,14 @@ def _labels(models: list[str], datasets: list[str]) -> dict[str, str]:
         return "/".join([*(q.name for q in list(p.parents)[:depth][::-1]), p.stem if stem else p.name])
 
     names = {}
-    for group, stem in ((models, True), (datasets, False)):
-        depth = 0
-        while len({label(e, depth, stem) for e in group}) < len(set(group)) and depth < 64:
-            depth += 1
-        names.update({e: label(e, depth, stem) for e in group})
+    for group, stems in ((models, (True, False)), (datasets, (False,))):
+        deepest = max((len(Path(e).parents) for e in group), default=0)
+        for stem in stems:
+            depth = next((d for d in range(deepest + 1)
+                          if len({label(e, d, stem) for e in group}) == len(set(group))), None)
+            if depth is not None:
+                break
+        names.update({e: label(e, depth or 0, stem) for e in group})
     return names
 
 

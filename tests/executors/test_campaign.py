@@ -343,3 +343,22 @@ def test_a_rerun_applies_the_campaign_packs_a_completed_run_lacks(models, small_
     with Store(db, read_only=True) as s:
         for c in first.cells:
             assert set(s.findings(c["run_id"])["pack"]) == {"baseline", "eu-ai-act"}
+
+
+def test_every_model_and_dataset_gets_its_own_label(tmp_path):
+    """Cells are keyed by label in the campaign's summary: two entries with one label would merge two models'
+    cells. Same names in other folders get their parent folder; models that differ only in their extension keep
+    it; a lone model is named by its stem."""
+    from audit.executors.cells import _labels
+
+    root = tmp_path / "m"
+    models = [str(root / "vendor.onnx"), str(root / "vendor.ort"), str(root / "a" / "x.onnx"),
+              str(root / "b" / "x.onnx")]
+    names = _labels(models, [str(tmp_path / "d1" / "eval"), str(tmp_path / "d2" / "eval"), "sample"])
+    assert len(set(names.values())) == len(names)
+    assert [names[m] for m in models] == ["m/vendor.onnx", "m/vendor.ort", "a/x.onnx", "b/x.onnx"]
+    assert _labels(models[:2], []) == {models[0]: "vendor.onnx", models[1]: "vendor.ort"}
+    assert names[str(tmp_path / "d1" / "eval")] == "d1/eval" and names["sample"] == "sample"
+    assert _labels([str(root / "vendor.onnx")], []) == {str(root / "vendor.onnx"): "vendor"}
+    assert _labels([str(root / "a" / "x.onnx"), str(root / "b" / "x.onnx")], []) == {
+        str(root / "a" / "x.onnx"): "a/x", str(root / "b" / "x.onnx"): "b/x"}
