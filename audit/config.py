@@ -188,8 +188,13 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
         if stored.get(key) != given.get(key):
             out.append(f"{key} (stored {stored.get(key)!r}, given {given.get(key)!r})")
     s_in, g_in = stored.get("inputs") or {}, given.get("inputs") or {}
-    for key in sorted(s_in):
-        if s_in[key] != g_in.get(key):
+    for key in sorted(set(s_in) | set(g_in)):
+        if key not in s_in:
+            # An input recorded only when given (reference models, a face detector) that the stored run did not
+            # have; a record from before every input was recorded (no profile hash) is compared on what it has.
+            if g_in[key] and "profile" in s_in:
+                out.append(f"{key} (given, the stored run had none)")
+        elif s_in[key] != g_in.get(key):
             what = {"dataset": "dataset", "detector": "face detector or confidence threshold"}.get(key, "file")
             out.append(f"{key} (a different {what} from the stored run's)")
     return out

@@ -101,3 +101,93 @@ def test_the_run_records_its_resolved_attack_precision_and_resume_holds_to_it(tm
     assert explicit["resolved"]["attack_precision"] == "float32"
     other = AuditConfig(model=tmp_path / "m.onnx", attack_precision="bfloat16").to_record()
     assert [c.split(" ")[0] for c in resume_conflicts(explicit, other)] == ["attack_precision", "resolved"]
+
+
+def _cancelled_at(cfg, db, step):
+    """Run ``cfg`` into ``db`` and cancel it when ``step`` reports progress; returns the run id."""
+    cancel = threading.Event()
+
+    def progress(probe, fraction, message):
+        if probe == step:
+            cancel.set()
+
+    with pytest.raises(api.Cancelled):
+        api.run_audit(cfg, db, progress, cancel)
+    with Store(db, read_only=True) as s:
+        return s.resolve_run("latest")
+
+
+def test_a_run_cancelled_in_its_embedding_pass_stores_its_run_results_when_resumed(tiny_model, small_data,
+                                                                                   tmp_path):
+    """The preprocessing check, what the run used and the examples are written after the embedding pass; a run
+    stopped inside it stores them when resumed, as a run never stopped does."""
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage"], conditions=["clean"],
+                      bootstrap=20, mlp_epochs=3, folds=2, attributes=["sex"])
+    fresh = api.run_audit(cfg, tmp_path / "fresh.duckdb")
+    db = tmp_path / "s.duckdb"
+    run_id = _cancelled_at(cfg, db, "preprocessing")  # then the first step of the embedding pass stops it
+    with Store(db, read_only=True) as s:
+        assert s.artifacts(run_id).empty
+    api.run_audit(cfg, db, resume=run_id)
+    names = {}
+    for path, rid in ((tmp_path / "fresh.duckdb", fresh), (db, run_id)):
+        with Store(path, read_only=True) as s:
+            names[rid] = sorted(s.artifacts(rid)["probe"] + "/" + s.artifacts(rid)["name"])
+    assert names[run_id] == names[fresh] and "models/preprocessing.json" in names[run_id]
+
+
+def test_resume_refuses_a_reference_model_the_run_did_not_start_with(tiny_model, small_data, tmp_path):
+    """Inputs recorded only when given (reference models) count too: the membership probe of a run started
+    without them would otherwise be calibrated by a model its stored record never names."""
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage"], conditions=["clean"],
+                      bootstrap=20, mlp_epochs=3, folds=2, attributes=["sex"])
+    db = tmp_path / "s.duckdb"
+    run_id = _cancelled_at(cfg, db, "leakage")
+    ref = make_onnx(tmp_path / "reference.onnx", seed=5)
+    with pytest.raises(ConfigError, match=r"reference_models \(given, the stored run had none\)"):
+        api.run_audit(cfg.model_copy(update={"reference_models": [ref]}), db, resume=run_id)
+    a = {"seed": 1, "inputs": {"model": "x", "profile": "p"}}
+    assert resume_conflicts(a, {**a, "inputs": {"model": "x", "profile": "p", "reference_models": []}}) == []
+    old = {"seed": 1, "inputs": {"model": "x"}}  # recorded before every input was: compared on what it has
+    assert resume_conflicts(old, {**old, "inputs": {"model": "x", "profile": "p"}}) == []
+
+
+def test_findings_judged_on_an_unfinished_run_do_not_outlive_its_resume(tiny_model, small_data, tmp_path):
+    """A pack applied while the run was half done judged only its first probe; once the run is resumed those
+    verdicts are gone (and could not be signed), and the packs applied to the finished run judge everything."""
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage", "identity"], conditions=["clean"],
+                      bootstrap=20, mlp_epochs=3, folds=2, attributes=["sex"])
+    db = tmp_path / "s.duckdb"
+    run_id = _cancelled_at(cfg, db, "identity")
+    assert set(api.evaluate_rules(run_id, db, ["iso-biometrics"])["pack"]) == {"iso-biometrics"}
+    api.run_audit(cfg, db, resume=run_id)
+    with Store(db, read_only=True) as s:
+        assert s.findings(run_id).empty
+    findings = api.evaluate_rules(run_id, db, ["baseline"])
+    assert set(findings["pack"]) == {"baseline"}
+
+
+def test_a_runs_export_lists_only_the_data_problems_it_found(tiny_model, small_data, tmp_path):
+    """Files a run never decoded are not its problems: a later run on the same dataset that decodes more (and
+    finds more broken files) leaves the earlier run's export as it was, byte for byte."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    manifest = pd.read_csv(data / "manifest.csv")
+    for image in manifest.groupby("subject")["image"].first():  # one broken image per person: the header decodes
+        path = data / image
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=tiny_model, data=str(data), probes=["leakage"], conditions=["clean"], bootstrap=20,
+                      mlp_epochs=3, folds=2, attributes=["sex"])
+    a = api.run_audit(cfg.model_copy(update={"max_subjects": 20}), db)
+    before = api.export_run(a, db, tmp_path / "before")[0].read_bytes()
+    api.run_audit(cfg, db)
+    after = api.export_run(a, db, tmp_path / "after")[0].read_bytes()
+    assert before == after
+    with Store(db, read_only=True) as s:
+        assert len(s.data_quality(s.run(a)["dataset_id"])) > len(json.loads(before)["data_quality"]) > 0

@@ -73,7 +73,7 @@ def results_document(store: Store, run_id: str) -> dict:
     metrics = store.metrics(run_id)
     findings = store.findings(run_id)
     probes = store.probes(run_id)
-    quality = store.data_quality(run["dataset_id"])
+    quality = store.run_data_quality(run_id)
     finding_rows = []
     for f in findings.itertuples(index=False):
         location = json.loads(f.location)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from audit.atomic import write_atomic
 from audit.errors import ProfileError, first_error
@@ -76,15 +76,25 @@ class Head(BaseModel):
     type: Literal["categorical", "regression"]
     labels: list[str] | None = None
     """Class labels in output order (categorical heads)."""
-    scale: float = 1.0
+    scale: float = Field(1.0, allow_inf_nan=False)
     """Regression value = raw * scale + offset."""
-    offset: float = 0.0
+    offset: float = Field(0.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _labels(self) -> "Head":
         if self.type == "categorical" and not self.labels:
             raise ValueError(f"head '{self.attribute}': categorical heads need labels")
+        twice = sorted({x for x in self.labels or [] if (self.labels or []).count(x) > 1})
+        if twice:  # two outputs with one name: every row of that class would be scored against the first only
+            raise ValueError(f"head '{self.attribute}': label(s) {twice} given twice; give each output its own label")
         return self
+
+    def uncovered(self, values) -> list[str]:
+        """Values of the dataset's attribute column (non-empty ones, as text) that no label of this categorical
+        head names: the probes would drop those rows silently (none for a regression head)."""
+        if self.type != "categorical":
+            return []
+        return sorted({str(v) for v in values if v is not None and v == v} - set(self.labels or []))
 
 
 class Profile(BaseModel):
@@ -108,6 +118,15 @@ class Profile(BaseModel):
         if self.kind == "attributes" and not self.heads:
             raise ValueError("attributes profiles need at least one entry in 'heads'")
         return self
+
+    @field_validator("heads")
+    @classmethod
+    def _one_head_each(cls, heads: list[Head]) -> list[Head]:
+        attrs = [h.attribute for h in heads]
+        twice = sorted({a for a in attrs if attrs.count(a) > 1})
+        if twice:  # the second head's output would replace the first's
+            raise ValueError(f"attribute(s) {twice} have more than one head; give each attribute one head")
+        return heads
 
     def content_hash(self) -> str:
         """SHA-256 of everything in the profile that changes a number (its name and its list of unconfirmed guesses do

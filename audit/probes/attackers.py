@@ -126,6 +126,20 @@ neighbours (distance-weighted, on standardised features; the non-linear attacker
 and the hidden width of the torch MLP."""
 
 
+def family_grid(task: str, family: str, n_train: int) -> tuple:
+    """``family``'s grid for attackers fitted on at least ``n_train`` rows.
+
+    k-nearest neighbours cannot ask for more neighbours than the training rows hold, so larger k are
+    dropped; when none of the grid fits, the one k left is ``n_train`` itself (every training row). Other
+    families, and k-NN on data large enough for the whole grid, get :data:`FAMILIES`' grid unchanged."""
+    grid = FAMILIES[task][family]
+    if family != "knn":
+        return grid
+    if n_train < 1:
+        raise ValueError("k-nearest neighbours need at least one training row")
+    return tuple(p for p in grid if p <= n_train) or (n_train,)
+
+
 def make_attacker(family: str, task: str, param):
     """A fresh scikit-learn attacker of ``family`` with its hyperparameter set to ``param`` (MLPs are fitted in
     groups: :func:`fit_attackers`)."""
@@ -176,26 +190,37 @@ def fit_attackers(x: np.ndarray, y: np.ndarray, jobs: list[tuple], task: str, ml
 
 
 def tune(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str, mlp_epochs: int, seed: int,
-         folds: int = 3) -> dict[str, dict]:
+         folds: int = 3, min_train: int | None = None) -> dict[str, dict]:
     """Choose each family's hyperparameter by grouped ``folds``-fold cross-validation (persons never on both
-    sides); returns {family: {"param": chosen, "scores": {param: score}}} (higher score is better)."""
+    sides); returns {family: {"param": chosen, "scores": {param: score}}} (higher score is better).
+
+    Small data sets (:func:`family_grid`): the k-nearest-neighbour grid scored is what the smallest inner
+    training fold allows, and ``min_train``, the fewest rows the chosen attacker will later be fitted on,
+    bounds the choice among them (when none of them fits, k is ``min_train``). Where every fit works the
+    result is that of the whole grid."""
     from audit.data.split import subject_folds
 
     k = int(min(folds, len(np.unique(subjects))))
     splits = subject_folds(subjects, k, derive_seed(seed, "tune"))
-    keys = [(family, param, f) for family, grid in FAMILIES[task].items() for param in grid for f in range(k)]
+    n_train = min(len(tr) for tr, _ in splits)
+    grids = {family: family_grid(task, family, n_train) for family in FAMILIES[task]}
+    keys = [(family, param, f) for family, grid in grids.items() for param in grid for f in range(k)]
     fitted = fit_attackers(x, y, [(fam, param, derive_seed(seed, "tune", fam, param, f), splits[f][0])
                                   for fam, param, f in keys], task, mlp_epochs)
     predictions = {key: atk.predict(x[splits[key[2]][1]]) for key, atk in zip(keys, fitted)}
     out = {}
-    for family, grid in FAMILIES[task].items():
+    for family, grid in grids.items():
         scores = {}
         for param in grid:
             pred = np.zeros(len(y), dtype=float)
             for f, (_, te) in enumerate(splits):
                 pred[te] = predictions[(family, param, f)]
             scores[param] = _score(y, pred, task)
-        best = max(grid, key=lambda p: (scores[p], -grid.index(p)))
+        usable = grid
+        if min_train is not None:
+            fits = family_grid(task, family, int(min_train))
+            usable = tuple(p for p in grid if p in fits) or fits
+        best = max(usable, key=lambda p: (scores.get(p, -np.inf), -usable.index(p)))
         out[family] = {"param": best, "scores": {str(p): float(v) for p, v in scores.items()}}
     return out
 

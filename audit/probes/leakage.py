@@ -131,9 +131,11 @@ class LeakageProbe:
             strata = np.where(keep, age_bucket(y) if regression else y, -1)
             splits = [subject_folds(subjects, k, derive_seed(ctx.seed, "leakage-split", r), strata=strata)
                       for r in range(repeats)]
-            # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run).
+            # Hyperparameters by inner grouped CV on the clean outputs, once per attribute (recorded with the run);
+            # the smallest outer training fold bounds k of k-nearest neighbours on small data sets.
+            min_train = min(int(keep[tr].sum()) for folds in splits for tr, _ in folds)
             tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
-                         derive_seed(ctx.seed, "tune", attr))
+                         derive_seed(ctx.seed, "tune", attr), min_train=min_train)
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")

@@ -32,12 +32,16 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     """
     formats = _formats(formats)
     sig = attest.Signer.load(sign_key, signer) if sign_key else None  # a bad key fails before anything is written
+    if packs:  # findings are stored by pack id; a pack given as a file is named by the id inside it
+        from audit.rules.engine import load_packs
+
+        packs = [p.pack for p in load_packs(packs)]
     require_store(db)
     out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        quality = quality_csv(store.data_quality(run["dataset_id"]))
+        quality = quality_csv(store.run_data_quality(run_id))
         metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
         suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
             [QUALITY_SUFFIX] if quality else [])
@@ -45,6 +49,8 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         findings = store.findings(run_id)
         if packs:
             findings = findings[findings["pack"].isin(packs)]
+        if sig:  # before any file is written
+            attest.require_signable(run, findings)
         results = export.dumps(export.results_document(store, run_id))
         signing = _attestation_page(run, sig, stem) if sig else None
         html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,

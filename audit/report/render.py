@@ -332,7 +332,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     for key in ("value", "ci_low", "ci_high"):
         findings[key] = pd.Series([w.get(key) for w in where], index=findings.index, dtype=object)
     probes = store.probes(run_id)
-    quality = store.data_quality(run["dataset_id"])
+    quality = store.run_data_quality(run_id)
     leak = metrics[metrics["probe"] == "leakage"]
     ident = metrics[metrics["probe"] == "identity"]
     grid = None if no_faces else _artifact(store, run_id, "conditions", "examples.png")

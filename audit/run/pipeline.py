@@ -33,7 +33,7 @@ class Cancelled(FaceAuditError):
     """The run was cancelled by the user."""
 
 
-def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -> list:
+def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset, attribute_model=None) -> list:
     """Every check that can fail before anything is written; returns the probe objects."""
     probe_mod.load_plugins()
     if not config.probes:
@@ -46,11 +46,35 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset) -
         where = f"protocol {config.protocol['name']!r}: field 'attributes'" if config.protocol else "--attributes"
         raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} not among the attributes of {dataset.source} "
                           f"(available: {', '.join(dataset.attributes) or 'none'})")
+    # The audited model's heads are scored on the attributes attacked; the inversion's attribute model on every
+    # attribute of the dataset it has a head for.
+    for loaded, profile, attrs in ((model, config.profile, config.attributes or dataset.attributes),
+                                   (attribute_model, None, list(dataset.manifest.columns))):
+        if loaded is not None:
+            check_head_labels(loaded, profile, dataset, attrs)
     for p in probes:
         p.check(config, dataset, model)
     if config.protocol:
         check_protocol_dataset(config.protocol, dataset)
     return probes
+
+
+def check_head_labels(model: LoadedModel, profile: Path | None, dataset: Dataset, attributes: list[str]) -> None:
+    """An attributes model's categorical heads must name every value their attribute (one of ``attributes``) takes
+    in the dataset (``Female`` is not ``female``): rows whose value no label names would be dropped from its
+    scores silently."""
+    from audit.models.profile import profile_path
+
+    for i, head in enumerate(model.profile.heads):
+        if head.attribute not in attributes or head.attribute not in dataset.manifest.columns:
+            continue
+        missing = head.uncovered(dataset.manifest[head.attribute])
+        if missing:
+            where = profile or (profile_path(Path(model.info.path)) if model.profile_from_file else
+                                f"{model.info.path} (inferred profile)")
+            shown = ", ".join(map(repr, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ConfigError(f"{where}: field 'heads.{i}.labels': {head.labels} name none of the values {shown} of "
+                              f"'{head.attribute}' in {dataset.source}; give the labels as the dataset spells them")
 
 
 def check_protocol_dataset(record: dict, dataset: Dataset) -> None:
@@ -65,12 +89,21 @@ def check_protocol_dataset(record: dict, dataset: Dataset) -> None:
     protocol.check_dataset(record, dataset.fingerprint, recipe)
 
 
+def _set_up(db: str | Path, resume: str) -> bool:
+    """Whether the run being resumed stored its run-level results (the preprocessing check, what it used, the
+    examples, failure to acquire): one interrupted in its embedding pass did not, and its resume writes them."""
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(resume)
+        stored = store.artifacts(run_id, "models")
+    return bool((stored["name"] == "preprocessing.json").any())
+
+
 def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
     """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
     from audit.rules import load_pack
 
-    model, _, _, dataset = load_inputs(config)  # the same loading and helper checks as run_audit
-    validate_config(config, model, dataset)
+    model, extra, _, dataset = load_inputs(config)  # the same loading and helper checks as run_audit
+    validate_config(config, model, dataset, extra.get("attribute_model"))
     for p in packs or []:
         load_pack(p)
 
@@ -91,7 +124,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     preflight(db)
     inputs = load_inputs(config) if inputs is None else inputs
     model, extra, surrogates, dataset = inputs
-    probes = validate_config(config, model, dataset)
+    probes = validate_config(config, model, dataset, extra.get("attribute_model"))
     # Streaming: the budget is taken on the manifest (files only screened, nothing decoded); the chosen faces are
     # then decoded once to find files that do not decode, keeping no pixels (each step decodes what it uses).
     faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
@@ -100,7 +133,8 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     faces = dataset.usable(chosen.verified())
     record = inputs.record(config)
     check = None
-    if not resume:
+    setup = not resume or not _set_up(db, resume)
+    if setup:
         from audit.models.calibrate import run_check
 
         progress("preprocessing", 0.0, "checking the profile against the data")
@@ -121,10 +155,15 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
             run_id = store.resolve_run(resume)
             check_resume(store.run(run_id), record, model.compute, config.precision())
         store.upsert_model(model.info, model.profile)
-        store.upsert_dataset(dataset, faces.issues + dataset.label_issues)
+        issues = faces.issues + dataset.label_issues
+        store.upsert_dataset(dataset, issues)
         if resume:
             done = set(store.probes(run_id).query("status == 'completed'")["probe"])
-            store.set_run_status(run_id, "running")
+            with store.transaction():
+                # Verdicts judged on the unfinished run would outlive the probes it is about to add (and be
+                # signed): a pack applied to it before must be applied again to the finished run.
+                store.delete_findings(run_id)
+                store.set_run_status(run_id, "running")
         else:
             run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
                                       environment(model.compute, config.precision()))
@@ -151,10 +190,10 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                                                                f"chunks of {CHUNK}"))
             seconds = time.perf_counter() - t0
             progress("embeddings", 1.0, "done")
-            if not resume:
+            if setup:  # a run interrupted in its embedding pass stores them when it is resumed
                 with store.transaction():
                     write_result(store, run_id, ProbeResult(
-                        artifacts=[examples(embed, config), used(dataset, faces_all, chosen, faces, config),
+                        artifacts=[examples(embed, config), used(dataset, faces_all, chosen, faces, config, issues),
                                    Artifact.json("conditions", "embeddings.json", {
                                        "seconds": round(seconds, 3), "chunk": CHUNK, "images": len(faces),
                                        "conditions": config.conditions}),

@@ -66,11 +66,12 @@ def parity(model: LoadedModel, faces: Faces) -> dict:
     return {"available": True, **res.to_dict(), "conversion": backend.conversion}
 
 
-def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig):
+def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig, issues: list):
     """What the run actually used, for the report: images and persons after unusable images and the
     preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world.
     (Files outside the budget are screened without being decoded, so one that does not decode is only
-    found when a run uses it.)"""
+    found when a run uses it.) ``quality`` lists the data-quality records (row, problem) this run found
+    (``issues``), which its report and export show (:meth:`audit.store.Store.run_data_quality`)."""
     subjects = dataset.manifest["subject"].to_numpy()
     per_person = config.setting("max_images_per_subject")
     capped_persons, capped_images = capped(subjects[faces_all.rows], per_person)
@@ -81,7 +82,8 @@ def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config
         "persons": int(len(np.unique(subjects[faces.rows]))), "max_images": int(config.setting("max_images")),
         "max_subjects": config.setting("max_subjects"),
         "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
-        "attributes": list(dataset.attributes)})
+        "attributes": list(dataset.attributes),
+        "quality": sorted({(int(i.row), i.problem) for i in issues})})
 
 
 def write_acquisition(store: Store, run_id: str, dataset: Dataset, config: AuditConfig) -> None:

@@ -30,6 +30,10 @@ LOCKED = ("{path}: the database is in use by another process{holder}. Close the 
           "using it, or choose another file with --db.")
 NOT_A_STORE = ("{path}: not a faceaudit store ({why}); it was left untouched. Give --db a faceaudit database, or a "
                "new file name for a fresh store.")
+OLDER_READ_ONLY = ("{path}: this store was written by an older faceaudit (schema version {version}; this one reads "
+                   "version {current}) and must be upgraded once, which needs write access, but the file cannot be "
+                   "written here ({why}). Copy it somewhere writable and give --db the copy (any faceaudit command "
+                   "upgrades it), or open it once where it is writable.")
 # DuckDB otherwise installs and loads extensions on demand - handed an SQLite file it downloads the
 # sqlite scanner. faceaudit never touches the network, so both are off on every connection.
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -97,7 +101,7 @@ class Store:
                 raise StoreError(f"{self.path}: database schema version {version} is newer than this faceaudit "
                                  f"({CURRENT_VERSION}); upgrade faceaudit")
             if version < CURRENT_VERSION:
-                self._upgrade()
+                self._upgrade(version)
             # Readers must not write (read-only media, evidence stores): a dead writer's run is shown as
             # interrupted without changing the file.
             self._interrupted = set(self._dead_runs())
@@ -105,16 +109,23 @@ class Store:
             migrate(self.con)
             self.reconcile_runs()
 
-    def _upgrade(self) -> None:
-        """Bring an older faceaudit store to the current schema before reading it, when it is writable.
+    def _upgrade(self, version: int) -> None:
+        """Bring an older faceaudit store to the current schema before reading it: the file is upgraded in place
+        (once, as a writer would; migrations only add), although this Store then reads it read-only.
 
-        On read-only media the store is read as it is (older columns are simply missing)."""
+        This faceaudit's reads assume the current schema, so a store that cannot be written (read-only media,
+        an immutable or read-only file) is refused with one line instead of being read with columns missing."""
         self.con.close()
         try:
             with duckdb.connect(self.path, config=dict(OFFLINE)) as con:
                 migrate(con)
-        except duckdb.Error:
-            pass
+        except duckdb.Error as exc:
+            why = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "Could not set lock" in why:  # another process holds it (e.g. an older faceaudit reading it)
+                holder = " (" + why[why.index("PID"):].split(")")[0].strip() + ")" if "PID" in why else ""
+                raise StoreError(LOCKED.format(path=self.path, holder=holder)) from None
+            raise StoreError(OLDER_READ_ONLY.format(path=self.path, version=version, current=CURRENT_VERSION,
+                                                    why=why[:200])) from None
         self.con = _connect(self.path, True)
 
     def close(self) -> None:
@@ -241,8 +252,12 @@ class Store:
             "run_id": run_id, "probe": probe, "status": status, "started_at": started, "finished_at": _now(),
             "seconds": float(seconds), "message": message}]))
 
-    def delete_findings(self, run_id: str, pack: str) -> None:
-        self._rows("DELETE FROM findings WHERE run_id = ? AND pack = ?", [run_id, pack])
+    def delete_findings(self, run_id: str, pack: str | None = None) -> None:
+        """The run's findings of ``pack`` (every pack's when None)."""
+        if pack is None:
+            self._rows("DELETE FROM findings WHERE run_id = ?", [run_id])
+        else:
+            self._rows("DELETE FROM findings WHERE run_id = ? AND pack = ?", [run_id, pack])
 
     def write_embeddings(self, model_id: str, dataset_id: str, condition: str, seed: int,
                          rows: np.ndarray, vectors: np.ndarray) -> None:
@@ -338,7 +353,23 @@ class Store:
         return self.df("SELECT * FROM artifacts WHERE run_id = ? ORDER BY probe, name", [run_id])
 
     def data_quality(self, dataset_id: str) -> pd.DataFrame:
+        """Every data-quality record of a dataset, whichever run found it."""
         return self.df("SELECT * FROM data_quality WHERE dataset_id = ? ORDER BY row_number", [dataset_id])
+
+    def run_data_quality(self, run_id: str) -> pd.DataFrame:
+        """The data-quality records of the images one run screened and decoded: those its ``dataset/used.json``
+        lists (``quality``: row and problem). Another run on the same dataset may decode images this one never
+        used and find more; they are not this run's (its report and export stay as they were). A run stored
+        before ``used.json`` listed them gets every record of its dataset."""
+        quality = self.data_quality(self.run(run_id)["dataset_id"])
+        used = self.df("SELECT data FROM artifacts WHERE run_id = ? AND probe = 'dataset' AND name = 'used.json'",
+                       [run_id])
+        listed = json.loads(bytes(used["data"].iloc[0])).get("quality") if len(used) else None
+        if listed is None:
+            return quality
+        keep = {(int(row), str(problem)) for row, problem in listed}
+        mask = np.array([(int(r), p) in keep for r, p in zip(quality["row_number"], quality["problem"])], dtype=bool)
+        return quality[mask].reset_index(drop=True)
 
 
 def preflight(path: str | Path) -> None:

@@ -203,3 +203,30 @@ def test_findings_show_the_measured_value_before_the_judged_end(audited):
         assert f"{fmt(loc['value'], 3)} {fmt(loc['ci_low'], 3)} – {fmt(loc['ci_high'], 3)}" in text, (f.rule_id, text)
         assert f"judged: {fmt(f.observed, 3)} (lower end)" in text, (f.rule_id, text)
         assert loc["value"] != f.observed  # the two numbers differ, so the test tells them apart
+
+
+def test_a_pack_given_as_a_file_shows_its_findings_and_signing_is_checked_first(tmp_path, small_data):
+    """Findings are stored by pack id: ``--pack rules/baseline.yaml`` must show baseline's verdicts, as ``--pack
+    baseline`` does, not "no rule pack has been applied". A run that cannot be signed is refused before any
+    report file is written."""
+    import re
+
+    from audit.errors import FaceAuditError
+    from audit.resources import rules_dir
+
+    model = make_onnx(tmp_path / "m.onnx")
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=model, data=str(small_data), probes=["leakage", "identity"], conditions=["clean"],
+                      attributes=["sex"], parity=False, bootstrap=30, mlp_epochs=5, folds=3)
+    run_id = api.run_audit(cfg, db)
+    priv, _ = api.keygen(tmp_path / "k")
+    with pytest.raises(FaceAuditError, match="has no findings"):
+        api.build_report(run_id, db, tmp_path / "unsigned", ["html"], sign_key=priv, signer="Ada")
+    assert not (tmp_path / "unsigned").exists() or not any((tmp_path / "unsigned").iterdir())
+    api.evaluate_rules(run_id, db, ["baseline"])
+    pages = {ref: api.build_report(run_id, db, tmp_path / name, ["html"], packs=[ref])[0].read_text()
+             for name, ref in (("id", "baseline"), ("file", str(rules_dir() / "baseline.yaml")))}
+    ids = {ref: sorted(set(re.findall(r"\b(?:LEAK|ID|SANITY|INV|CLOAK|DEMO|MEMB)-[A-Z0-9-]+\b", page)))
+           for ref, page in pages.items()}
+    assert ids["baseline"] and ids[str(rules_dir() / "baseline.yaml")] == ids["baseline"]
+    assert "No rule pack has been applied" not in pages[str(rules_dir() / "baseline.yaml")]
