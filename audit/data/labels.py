@@ -20,7 +20,8 @@ import pandera.pandas as pa
 
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
-from audit.data.manifest import LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups
+from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, read_csv_table,
+                                 refuse_bad_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
@@ -31,38 +32,22 @@ def read_labels(path: Path) -> pd.DataFrame:
         raise DatasetError(f"--labels {path}: is a folder; give the labels file itself (CSV or Parquet)")
     if not path.is_file():
         raise DatasetError(f"--labels {path}: no such file")
-    if path.suffix.lower() != ".parquet":
-        _refuse_duplicate_columns(path)
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype={"image": str, "subject": str}, encoding="utf-8")
+        else:  # columns named twice or not at all, and rows with more fields than the header, are refused
+            df = read_csv_table(path, dtype={"image": str, "subject": str}, encoding="utf-8")
+    except DatasetError:
+        raise
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save the labels file as UTF-8") from None
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read labels ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") \
             from None
+    refuse_bad_names([str(c) for c in df.columns], str(path))  # a Parquet file's names too
     if len(df) == 0:
         raise DatasetError(f"{path}: the labels file has no rows")
-    return df
-
-
-def _refuse_duplicate_columns(path: Path) -> None:
-    """pandas renames a second ``sex`` column ``sex.1`` and it would be audited as a new attribute."""
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), [])
-    except (UnicodeDecodeError, csv.Error, OSError):
-        return  # read_csv names the problem
-    seen: dict[str, int] = {}
-    for i, name in enumerate(header, 1):
-        if name.strip() in seen:
-            raise DatasetError(f"{path}: column '{name.strip()}' appears twice (columns {seen[name.strip()]} and {i}); "
-                               "give each attribute once")
-        seen[name.strip()] = i
+    return df.reset_index(drop=True)  # rows are positions: messages count them from 1
 
 
 def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[QualityIssue]]:
@@ -96,13 +81,13 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     check_groups(labels, source)
     dup = labels.duplicated(subset=[key], keep="first")
     if dup.any():
-        rows = [int(i) + 1 for i in labels.index[dup][:5]]
+        rows = [int(pos) + 1 for pos in dup.to_numpy().nonzero()[0][:5]]  # positions, whatever the index
         raise DatasetError(f"{source}: rows {rows}, column '{key}': {labels.loc[dup, key].iloc[0]!r} appears more "
                            f"than once; give one label row per {key}")
     known = set(dataset.manifest[key].astype(str))
-    issues = [QualityIssue(image=f"{path.name}:{k}", row=int(i) + 1, problem="label_unmatched",
-                           detail=f"labels row {int(i) + 1}: {key} {k!r} matches no {key} in the dataset")
-              for i, k in labels[key].items() if k not in known]
+    issues = [QualityIssue(image=f"{path.name}:{k}", row=n, problem="label_unmatched",
+                           detail=f"labels row {n}: {key} {k!r} matches no {key} in the dataset")
+              for n, k in enumerate(labels[key], 1) if k not in known]
     _report_match(dataset, labels, key, len(issues), source)
     manifest = dataset.manifest.merge(labels, on=key, how="left", validate="many_to_one")
     joined = replace(dataset, manifest=manifest, source=f"{dataset.source} + labels {path}", _dataset_id=None,

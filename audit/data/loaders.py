@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from audit.data.images import QualityIssue, aligned_points, load_aligned, screen
-from audit.data.manifest import LANDMARK_COLUMNS, attribute_columns, read_manifest, validate_manifest
+from audit.data.manifest import (LANDMARK_COLUMNS, attribute_columns, read_manifest, refuse_duplicate_images,
+                                 validate_manifest)
 from audit.errors import DatasetError
 from audit.records import FAILURES
 
@@ -312,6 +313,8 @@ class Dataset:
 
 
 def _check_inside(df: pd.DataFrame, root: Path, source: str) -> pd.DataFrame:
+    """The manifest with ``_path``, each image's resolved path: every one inside ``root``, and each file named by
+    one row only (``img/a.png`` and ``./img/a.png`` are one file; two rows for it would pair the file with itself)."""
     root = root.resolve()
     paths = []
     for i, image in enumerate(df["image"]):
@@ -322,6 +325,7 @@ def _check_inside(df: pd.DataFrame, root: Path, source: str) -> pd.DataFrame:
         if p.is_absolute() or not target.is_relative_to(root):
             raise DatasetError(OUTSIDE_ROOT.format(source=source, row=i + 1, image=image, root=root))
         paths.append(str(target))
+    refuse_duplicate_images(paths, df["image"].tolist(), source)
     df = df.copy()
     df["_path"] = paths
     return df

@@ -17,8 +17,11 @@ A manifest has one row per image:
 
 from __future__ import annotations
 
+import csv
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -54,11 +57,26 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
 )
 
 
+DUPLICATE_IMAGE = "{source}: duplicate rows for image {image!r} (rows {rows}), first at row {first}{same}; " \
+                  "each image must appear once"
+EXTRA_FIELD = ("{source}: row {row} has {n} fields and the header names {k} columns; field {extra} ({value}) has no "
+               "column name (a trailing comma, or a comma in an unquoted value?); give every field a named column")
+
+
+def row_label(idx) -> str:
+    """``row N`` counted from 1 for a positional row index; never a crash for any other index (its repr)."""
+    if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
+        return f"row {int(idx) + 1}"
+    if isinstance(idx, (float, np.floating)) and float(idx).is_integer():
+        return f"row {int(idx) + 1}"
+    return f"row {idx!r}"
+
+
 def _describe(failures: pd.DataFrame, source: str) -> str:
     lines = []
     for _, f in failures.head(MAX_ERRORS_SHOWN).iterrows():
         idx = f.get("index")
-        where = f"row {int(idx) + 1}" if pd.notna(idx) else "all rows"
+        where = row_label(idx) if pd.notna(idx) else "all rows"
         col = f.get("column") or "(table)"
         check = str(f.get("check"))
         lines.append(f"{source}: {where}, column '{col}': value {f.get('failure_case')!r} fails {check}")
@@ -80,19 +98,31 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if present and len(present) != len(LANDMARK_COLUMNS):
         missing = [c for c in LANDMARK_COLUMNS if c not in df.columns]
         raise DatasetError(f"{source}: landmark columns are incomplete; missing {missing}")
+    refuse_bad_names([str(c) for c in df.columns], source)
     if len(df) == 0:
         raise DatasetError(f"{source}: the manifest has no rows (empty dataset)")
+    df = df.reset_index(drop=True)  # rows are positions: messages count them from 1
     try:
         out = MANIFEST_SCHEMA.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise DatasetError(_describe(exc.failure_cases, source)) from None
-    dup = out.duplicated(subset=["image"], keep="first")
-    if dup.any():
-        rows = [int(i) + 1 for i in out.index[dup][:MAX_ERRORS_SHOWN]]
-        first = out.loc[dup, "image"].iloc[0]
-        raise DatasetError(f"{source}: duplicate rows for image {first!r} (rows {rows}); each image must appear once")
+    refuse_duplicate_images(out["image"].tolist(), out["image"].tolist(), source)
     check_groups(out, source)
     return out.reset_index(drop=True)
+
+
+def refuse_duplicate_images(keys: list, images: list[str], source: str) -> None:
+    """Each image once: ``keys[i]`` names the file of row ``i + 1`` (the path as written, or resolved), ``images``
+    are the paths as written. Two rows for one file would make a pair of a file with itself."""
+    first: dict = {}
+    for i, key in enumerate(keys):
+        if key not in first:
+            first[key] = i
+            continue
+        j = first[key]
+        rows = [n + 1 for n in range(j + 1, len(keys)) if keys[n] == key][:MAX_ERRORS_SHOWN]
+        same = "" if images[i] == images[j] else f": {images[i]!r} names the same file"
+        raise DatasetError(DUPLICATE_IMAGE.format(source=source, image=images[j], rows=rows, first=j + 1, same=same))
 
 
 def check_groups(df: pd.DataFrame, source: str) -> None:
@@ -105,7 +135,7 @@ def check_groups(df: pd.DataFrame, source: str) -> None:
         long = values.str.len() > MAX_LABEL_CHARS
         if long.any():
             row = values.index[long][0]
-            raise DatasetError(f"{source}: row {int(row) + 1}, column '{col}': a value of {len(values[row])} "
+            raise DatasetError(f"{source}: {row_label(row)}, column '{col}': a value of {len(values[row])} "
                                f"characters; a group name may have at most {MAX_LABEL_CHARS}")
         n = values.nunique()
         if n > MAX_GROUPS:
@@ -128,6 +158,62 @@ def read_manifest(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"image": str, "subject": str}, keep_default_na=True)
+        return read_csv_table(path, dtype={"image": str, "subject": str}, keep_default_na=True)
+    except DatasetError:
+        raise
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read manifest ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def read_csv_table(path: Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` for a manifest or a labels file, after :func:`refuse_bad_columns`. ``index_col=False``: pandas
+    otherwise takes the first column as the row index when rows have one field more than the header (a trailing
+    comma), shifting every column one to the left. Other problems are raised as pandas raises them."""
+    refuse_bad_columns(path)
+    with warnings.catch_warnings():
+        # pandas drops the fields beyond the header with only this warning; refuse_bad_columns names the row, this
+        # is the backstop for a file the csv module could not scan (a field over its size limit)
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, index_col=False, **kwargs)
+        except pd.errors.ParserWarning:
+            raise DatasetError(f"{path}: a row has more fields than the header names columns; give every field a "
+                               "named column") from None
+
+
+def refuse_bad_columns(path: Path) -> None:
+    """Refuse a CSV whose fields pandas would rename or drop, in one line naming the file and the column or row:
+    a column named twice (pandas calls the second ``sex.1``, audited as a new attribute), a column without a name
+    (``Unnamed: 2``, audited too), or a row with more fields than the header names (a trailing comma: pandas
+    would make the first column the row index and shift the others, or drop the extra field)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            records = (fields for fields in csv.reader(fh) if fields)  # pandas skips blank lines too
+            header = next(records, None)
+            if header is None:
+                return  # an empty file: read_csv names it
+            refuse_bad_names(header, str(path))
+            row = 0  # counted as pandas counts rows, so that the message and the other row messages agree
+            for fields in records:
+                row += 1
+                if len(fields) > len(header):
+                    extra = fields[len(header)]
+                    raise DatasetError(EXTRA_FIELD.format(source=path, row=row, n=len(fields), k=len(header),
+                                                          extra=len(header) + 1,
+                                                          value=repr(extra) if extra else "empty"))
+    except (UnicodeDecodeError, csv.Error, OSError):
+        return  # read_csv names the problem (or read_csv_table's backstop does)
+
+
+def refuse_bad_names(names: list[str], source: str) -> None:
+    """Column names must be given, and given once (compared without surrounding spaces)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        key = name.strip()
+        if not key:
+            hint = " (a trailing comma in the header?)" if i == len(names) else ""
+            raise DatasetError(f"{source}: column {i} has no name{hint}; name it or remove the column")
+        if key in seen:
+            raise DatasetError(f"{source}: column '{key}' appears twice (columns {seen[key]} and {i}); "
+                               "give each attribute once")
+        seen[key] = i

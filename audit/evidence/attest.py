@@ -70,10 +70,9 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
 _HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')
 
 
-def evidence_run(path: Path) -> tuple[str, str | None] | None:
-    """``(run_id, model sha256 or None)`` a faceaudit evidence file says it is about: a results JSON (its
-    ``run``/``model``), a PDF report (its embedded results) or an HTML report (the run id it shows);
-    None when the file says nothing a faceaudit file would."""
+def _results_doc(path: Path) -> dict | None:
+    """The results document a results JSON is, or a PDF report carries embedded; None for any other file or one
+    that cannot be read."""
     from pypdf.errors import PyPdfError
 
     suffix = path.suffix.lower()
@@ -87,15 +86,29 @@ def evidence_run(path: Path) -> tuple[str, str | None] | None:
             if not attached:
                 return None
             doc = json.loads(attached[0])
-        elif suffix in (".html", ".htm"):
-            with open(path, "rb") as fh:
-                found = _HTML_RUN_ID.search(fh.read(1 << 20))  # the subtitle is at the top
-            return (html.unescape(found.group(1).decode("utf-8", "replace")), None) if found else None
         else:
             return None
-        run_id, model = doc["run"]["run_id"], (doc.get("model") or {}).get("sha256")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError):
         return None  # an unreadable or foreign file says nothing about a run
+    return doc if isinstance(doc, dict) else None
+
+
+def evidence_run(path: Path) -> tuple[str, str | None] | None:
+    """``(run_id, model sha256 or None)`` a faceaudit evidence file says it is about: a results JSON (its
+    ``run``/``model``), a PDF report (its embedded results) or an HTML report (the run id it shows);
+    None when the file says nothing a faceaudit file would."""
+    if path.suffix.lower() in (".html", ".htm"):
+        try:
+            with open(path, "rb") as fh:
+                found = _HTML_RUN_ID.search(fh.read(1 << 20))  # the subtitle is at the top
+        except OSError:
+            return None
+        return (html.unescape(found.group(1).decode("utf-8", "replace")), None) if found else None
+    doc = _results_doc(path)
+    try:
+        run_id, model = doc["run"]["run_id"], (doc.get("model") or {}).get("sha256")
+    except (KeyError, TypeError, AttributeError):
+        return None
     return (run_id, model) if isinstance(run_id, str) else None
 
 
@@ -109,6 +122,105 @@ def require_own_evidence(run: dict, path: Path, what: str) -> None:
     if run_id != run["run_id"] or (model is not None and model != run["model_id"]):
         raise NotSignable(f"{what} {path}: is the report of run {run_id}, not of run {run['run_id']}; an attestation "
                           "covers only its own run's reports")
+
+
+# --------------------------------------------------------------------------- the findings a report shows
+FINDINGS_META = "faceaudit-findings"
+"""``<meta name="faceaudit-findings" content="sha256:HEX">`` in an HTML report: :func:`findings_digest` of the run's
+findings (all packs, whatever ``--pack`` the report shows) as they were when it was rendered."""
+DIGEST_FIELDS = ("pack", "pack_version", "pack_hash", "rule_id", "title", "status", "severity", "probe", "metric",
+                 "observed", "ci_low", "ci_high", "warn_if", "fail_if", "judged")
+"""What :func:`findings_digest` covers of each finding: what decides and shows its verdict; not when it was
+evaluated (applying the same pack again changes no finding) nor the wording of its message."""
+
+
+def findings_digest(rows: list[dict]) -> str:
+    """SHA-256 over a run's findings as the results document lists them (``results_document(...)["findings"]``,
+    also the rows embedded in a PDF report), in no particular order: equal digests, equal verdicts and values."""
+    lines = sorted(_canonical({k: r.get(k) for k in DIGEST_FIELDS}) for r in rows if isinstance(r, dict))
+    return hashlib.sha256(b"\n".join(lines)).hexdigest()
+
+
+@dataclass(frozen=True)
+class ShownFindings:
+    """The findings an evidence file was made from (:func:`shown_findings`)."""
+
+    statuses: dict[tuple[str, str], str] | None
+    """(pack, rule id) -> status, for every finding the file shows (an HTML report rendered with ``--pack`` shows
+    only those packs); None when only a digest is known."""
+    digest: str | None
+    """:func:`findings_digest` of all the run's findings when the file was written; None when the file has none."""
+
+
+_HTML_META = re.compile(r'<meta\s+name="' + FINDINGS_META + r'"\s+content="sha256:([0-9a-f]{64})"')
+_HTML_FINDINGS = re.compile(r'<table class="findings" id="findings-table".*?</table>', re.S)
+_HTML_ROW = re.compile(r'<tr data-status="([a-z_]+)"[^>]*>(.*?)</tr>', re.S)
+_HTML_RULE = re.compile(r'<span class="mono pack">([^<]*) \u00b7</span> <span class="mono rule-id">([^<]*)</span>')
+_HTML_NOT_JUDGED = re.compile(r'<h3 id="not-judged">.*?</ul>', re.S)
+_HTML_NOT_JUDGED_RULE = re.compile(r'<span class="mono nobreak">([^<]*) \u00b7 ([^<]*)</span>')
+_HTML_NO_PACK = "from a rule pack (none applied)"
+
+
+def _html_findings(text: str) -> ShownFindings | None:
+    """What an HTML run report shows: its findings table (pack, rule, status of every judged rule), its list of
+    rules not judged, and the digest in its head when it has one; None when the page has none of these."""
+    head = text.find("</head>")
+    meta = _HTML_META.search(text, 0, head if head >= 0 else 1 << 16)  # in the head: no page text can reach it
+    table, not_judged = _HTML_FINDINGS.search(text), _HTML_NOT_JUDGED.search(text)
+    if table is None and not_judged is None and _HTML_NO_PACK not in text:
+        return ShownFindings(None, meta.group(1)) if meta else None
+    statuses = {}
+    for status, row in _HTML_ROW.findall(table.group(0) if table else ""):
+        rule = _HTML_RULE.search(row)
+        if rule:
+            statuses[(html.unescape(rule.group(1)), html.unescape(rule.group(2)))] = status
+    for pack, rule_id in _HTML_NOT_JUDGED_RULE.findall(not_judged.group(0) if not_judged else ""):
+        statuses[(html.unescape(pack), html.unescape(rule_id))] = "not_applicable"
+    return ShownFindings(statuses, meta.group(1) if meta else None)
+
+
+def shown_findings(path: Path) -> ShownFindings | None:
+    """The findings a faceaudit evidence file was made from: every finding of a results JSON or of the results
+    embedded in a PDF report; the findings an HTML report shows (and, once the renderer writes it, the digest of
+    :data:`FINDINGS_META`). None when the file carries none that can be read."""
+    if path.suffix.lower() in (".html", ".htm"):
+        try:
+            return _html_findings(path.read_bytes().decode("utf-8", "replace"))
+        except OSError:
+            return None
+    doc = _results_doc(path)
+    rows = doc.get("findings") if doc else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    statuses = {(str(r.get("pack")), str(r.get("rule_id"))): str(r.get("status")) for r in rows}
+    return ShownFindings(statuses, findings_digest(rows))
+
+
+def _counts(statuses: dict) -> str:
+    values = list(statuses.values())
+    return " ".join(f"{s} {values.count(s)}" for s in ("fail", "warn", "pass"))
+
+
+def require_current_findings(run: dict, current: list[dict], path: Path, what: str) -> None:
+    """Refuse a report (or results file) made from other findings than the run's stored ones (``current``: the
+    results document's ``findings``): rendered before a rule pack was applied to the run again, its verdicts are
+    not the ones the statement signs."""
+    shown = shown_findings(path)
+    if shown is None:
+        return  # a page whose layout is not known: nothing to compare (a faceaudit report always has its findings)
+    now = {(str(r.get("pack")), str(r.get("rule_id"))): str(r.get("status")) for r in current}
+    if shown.digest is not None:
+        stale = shown.digest != findings_digest(current)
+    else:  # an HTML report without the digest: the verdicts of the packs it shows, as stored now
+        packs = {pack for pack, _ in shown.statuses}
+        stale = (not shown.statuses and bool(now)) or shown.statuses != {k: v for k, v in now.items() if k[0] in packs}
+    if not stale:
+        return
+    again = (f"export it again (faceaudit export {run['run_id']})" if path.suffix.lower() == ".json"
+             else f"render it again (faceaudit report {run['run_id']})")
+    says = f"it says {_counts(shown.statuses)}, the run now {_counts(now)}; " if shown.statuses is not None else ""
+    raise NotSignable(f"{what} {path}: predates the run's current findings ({says}a rule pack was applied again "
+                      f"since it was made): {again} and sign the new file")
 
 
 def sha256_file(path: Path) -> str:
@@ -277,8 +389,53 @@ def _statement_run(stmt: dict) -> str | None:
     return None
 
 
-def _check_file(f: Path, subjects: list[dict], run_id: str | None) -> str:
-    """The name of the signed subject ``f`` is; raises when its digest or its run does not match."""
+def _statement_statuses(stmt: dict) -> dict[tuple[str, str], str] | None:
+    """(pack, rule id) -> status, as the statement signs them (its passed, warned and failed tests and the rules
+    its run configuration lists as not applicable); None when it does not say which rules were not applicable."""
+    pred = stmt.get("predicate") or {}
+    tests = {"pass": pred.get("passedTests"), "warn": pred.get("warnedTests"), "fail": pred.get("failedTests")}
+    for c in pred.get("configuration") or []:
+        if isinstance(c, dict) and c.get("name") == "faceaudit-run-config" and isinstance(c.get("annotations"), dict):
+            na = c["annotations"].get("not_applicable")
+            if isinstance(na, str):
+                tests["not_applicable"] = na.split(", ") if na else []
+    if "not_applicable" not in tests:
+        return None  # a statement that lists only the rules judged cannot be compared rule by rule
+    statuses = {}
+    for status, names in tests.items():
+        for name in names if isinstance(names, list) else []:
+            if isinstance(name, str) and "/" in name:
+                pack, rule_id = name.split("/", 1)
+                statuses[(pack, rule_id)] = status
+    return statuses
+
+
+def _check_verdicts(f: Path, signed: dict[tuple[str, str], str] | None) -> None:
+    """Raise when ``f`` shows verdicts other than the statement's: a report made before a rule pack was applied
+    again, signed with the findings that replaced its own. Compared on the packs both name (a report, or a
+    statement, may cover only some of the run's packs)."""
+    shown = shown_findings(f)
+    if shown is None or shown.statuses is None or not signed:
+        return
+    if not shown.statuses:
+        raise VerificationError(f"{f}: shows no findings, but the signed statement judges {len(signed)} rule(s): it "
+                                "predates the findings that were signed")
+    packs = {p for p, _ in shown.statuses} & {p for p, _ in signed}
+    for key in sorted({k for k in (*shown.statuses, *signed) if k[0] in packs}):
+        if shown.statuses.get(key) != signed.get(key):
+            raise VerificationError(
+                f"{f}: shows {key[0]}/{key[1]} as {shown.statuses.get(key, 'not listed')}, the signed statement as "
+                f"{signed.get(key, 'not listed')}: the file predates the findings that were signed; it does not show "
+                "the signed verdicts")
+
+
+def _subject_key(s: dict) -> tuple[str, str]:
+    return s["name"], str(s["digest"].get("sha256"))
+
+
+def _check_file(f: Path, subjects: list[dict], run_id: str | None,
+                signed: dict[tuple[str, str], str] | None) -> dict:
+    """The signed subject ``f`` is; raises when its digest, its run or the verdicts it shows do not match."""
     digest = sha256_file(f)
     named = [s for s in subjects if s.get("name") == f.name]
     if named and all(s["digest"].get("sha256") != digest for s in named):
@@ -287,23 +444,27 @@ def _check_file(f: Path, subjects: list[dict], run_id: str | None) -> str:
             raise VerificationError(f"{f}: {why}; it is not the PDF that was signed")
         raise VerificationError(f"{f}: SHA-256 {digest[:16]}... differs from the signed statement "
                                 f"({str(named[0]['digest'].get('sha256', ''))[:16]}...): the file changed after signing")
-    match = next((s for s in subjects if s["digest"].get("sha256") == digest), None)
+    # the subject of its own name first: two signed files may have equal bytes under different names
+    match = next((s for s in named if s["digest"].get("sha256") == digest), None) or next(
+        (s for s in subjects if s["digest"].get("sha256") == digest), None)
     if match is None:
         raise VerificationError(f"{f}: not covered by this attestation (its SHA-256 is not among the signed subjects)")
     about = evidence_run(f) if run_id else None
     if about is not None and about[0] != run_id:
         raise VerificationError(f"{f}: is the report of run {about[0]}, but the statement is about run {run_id}: "
                                 "this attestation does not vouch for it")
-    return match["name"]
+    if (match.get("annotations") or {}).get("kind") == "evidence":
+        _check_verdicts(f, signed)
+    return match
 
 
 def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str | Path | None = None) -> Verified:
-    """Check the bundle's signature, that each file's SHA-256 equals its subject in the statement and that
-    each report is of the statement's run.
+    """Check the bundle's signature, that each file's SHA-256 equals its subject in the statement, that each
+    report is of the statement's run and that the verdicts it shows are the statement's.
 
-    Every evidence subject the statement lists is checked: the given ``files`` first, the others are looked
-    for beside the bundle, and any not found is an error naming it. Raises :class:`VerificationError`
-    (one line) on the first thing that does not match.
+    Every evidence subject the statement lists is checked, each by name and digest: the given ``files`` first,
+    the others are looked for beside the bundle, and any not found is an error naming it. Raises
+    :class:`VerificationError` (one line) on the first thing that does not match.
     """
     bundle_path = Path(bundle_path)
     trusted = keys.load_public(pubkey) if pubkey is not None else None  # a bad key file is the first thing named
@@ -345,19 +506,27 @@ def verify(bundle_path: str | Path, files: list[Path] | None = None, pubkey: str
     subjects = [s for s in stmt["subject"] if isinstance(s, dict) and isinstance(s.get("name"), str)
                 and isinstance(s.get("digest"), dict)]
     run_id = _statement_run(stmt)
-    checked = [(Path(f), _check_file(Path(f), subjects, run_id)) for f in files or []]
-    covered = {name for _, name in checked}
+    signed = _statement_statuses(stmt)
+    checked, covered = [], set()  # covered: (name, SHA-256) of each subject a file matched
+    for f in files or []:
+        match = _check_file(Path(f), subjects, run_id, signed)
+        checked.append((Path(f), match["name"]))
+        covered.add(_subject_key(match))
+    evidence = [s for s in subjects if isinstance(s.get("annotations"), dict)
+                and s["annotations"].get("kind") == "evidence"]
+    names = [s["name"] for s in evidence]
     missing = []
-    for s in subjects:
-        notes = s.get("annotations")
-        if not isinstance(notes, dict) or notes.get("kind") != "evidence" or s["name"] in covered:
+    for s in evidence:  # each by name AND digest: a bundle that lists one name twice needs both files
+        if _subject_key(s) in covered:
             continue
         beside = bundle_path.parent / Path(s["name"]).name
-        if not beside.is_file():
-            missing.append(s["name"])
-            continue
-        checked.append((beside, _check_file(beside, subjects, run_id)))
-        covered.add(s["name"])
+        match = _check_file(beside, subjects, run_id, signed) if beside.is_file() else None
+        if match is not None and _subject_key(match) not in covered:
+            checked.append((beside, match["name"]))
+            covered.add(_subject_key(match))
+        if _subject_key(s) not in covered:
+            twice = names.count(s["name"]) > 1
+            missing.append(s["name"] + (f" (SHA-256 {str(s['digest'].get('sha256'))[:16]}...)" if twice else ""))
     if missing:
         raise VerificationError(f"{bundle_path}: signed file(s) missing, so they cannot be checked: "
                                 f"{', '.join(missing)} (put them beside the bundle or give each with --report)")

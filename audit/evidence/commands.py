@@ -41,26 +41,49 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
     JSON (written beside the bundle) and each given report file. Returns [results JSON, bundle]."""
     sig = attest.Signer.load(key, signer)
     reports = [Path(r) for r in reports or []]
+    by_name: dict[str, Path] = {}
     for r in reports:
         if r.is_dir():
             raise ConfigError(f"--report {r}: is a folder; give each report file")
         if not r.is_file():
             raise ConfigError(f"--report {r}: no such file")
+        # A subject is named by the file's name, and verify looks for it by that name beside the bundle: two files
+        # of one name could not both be put there, and one of them would stand for both.
+        other = by_name.setdefault(r.name, r)
+        if other is not r:
+            if other.resolve() == r.resolve():
+                raise ConfigError(f"--report {r}: given twice; give each report once")
+            raise ConfigError(f"--report {other} and --report {r}: two files named {r.name}; a signed file is named "
+                              "by its file name alone, so rename one of them and sign again")
     require_store(db)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
         findings = store.findings(run_id)
         attest.require_signable(run, findings)
+        doc = export.results_document(store, run_id)
         for r in reports:
             attest.require_own_evidence(run, r, "--report")
-        data = export.dumps(export.results_document(store, run_id))
+            attest.require_current_findings(run, doc["findings"], r, "--report")
+        data = export.dumps(doc)
     out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
-    # A new attestation never replaces an earlier one: the pair gets the next free number.
-    stem = free_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"])
+    stem = _attestation_stem(out_dir, run_id, set(by_name))
     results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
     bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
     return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
+
+
+def _attestation_stem(out_dir: Path, run_id: str, taken: set[str]) -> Path:
+    """``attestation-RUN``, else ``-2``, ``-3``...: the first whose files do not exist yet (a new attestation never
+    replaces an earlier one) and whose results JSON is not named like a report it signs (each subject's name is
+    its own)."""
+    base, n = out_dir / f"attestation-{run_id}", 1
+    while True:  # free_stem's numbering, skipping the names taken by the reports
+        stem = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if stem.name + ".results.json" not in taken and not any(
+                stem.with_name(stem.name + s).exists() for s in (".results.json", ".intoto.json")):
+            return stem
+        n += 1
 
 
 def require_signable(run_ref: str, db: str | Path) -> None:

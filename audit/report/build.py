@@ -51,10 +51,12 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
             findings = findings[findings["pack"].isin(packs)]
         if sig:  # before any file is written
             attest.require_signable(run, findings)
-        results = export.dumps(export.results_document(store, run_id))
+        doc = export.results_document(store, run_id)
+        results = export.dumps(doc)
         signing = _attestation_page(run, sig, stem) if sig else None
         html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
-                                    quality_file=stem.name + QUALITY_SUFFIX if quality else None)
+                                    quality_file=stem.name + QUALITY_SUFFIX if quality else None,
+                                    findings_digest=attest.findings_digest(doc["findings"]))
     attachments = {attest.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
                    **({QUALITY_ATTACHMENT: quality} if quality else {}),
                    **{name: safe_csv(table) for name, table in appendix.items()}}

@@ -441,14 +441,17 @@ def run_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
 
 def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
                templates: Path | None = None, attestation: dict | None = None,
-               quality_file: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+               quality_file: str | None = None, findings_digest: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
     """The run report and the tables its print leaves to PDF attachments (:func:`run_appendix`);
     ``attestation`` (signer, key fingerprint, ...) adds the final attestation page; ``quality_file`` names the CSV
-    of every data-quality record written beside it (and attached to the PDF)."""
+    of every data-quality record written beside it (and attached to the PDF); ``findings_digest``
+    (:func:`audit.evidence.attest.findings_digest` of all the run's findings) goes in the page's head, where
+    ``attest`` reads which findings the page was made from."""
     ctx = run_context(store, run_id, no_faces, packs)
     appendix = run_appendix(ctx)
     html = environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
-                                                                        quality_file=quality_file)
+                                                                        quality_file=quality_file,
+                                                                        findings_digest=findings_digest)
     return html, appendix
 
 
