@@ -21,9 +21,9 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
     ``audit/evidence/results.schema.json``) and/or the metrics table as Parquet."""
     formats = export.check_formats(["json"] if formats is None else formats)  # '--format ""' is no format
     require_store(db)
-    out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
+        out_dir = out_folder(out_dir)  # once the store and the run are known good: a refusal leaves no folder
         written = []
         if "json" in formats:
             data = export.dumps(export.results_document(store, run_id))

@@ -37,20 +37,20 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
 
         packs = [p.pack for p in load_packs(packs)]
     require_store(db)
-    out_dir = out_folder(out_dir)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
+        findings = store.findings(run_id)
+        if packs:
+            findings = findings[findings["pack"].isin(packs)]
+        if sig:  # before anything is written, the folder too
+            attest.require_signable(run, findings)
+        out_dir = out_folder(out_dir)
         quality = quality_csv(store.run_data_quality(run_id))
         metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
         suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
             [QUALITY_SUFFIX] if quality else [])
         stem = free_stem(out_dir / report_name(run), suffixes)
-        findings = store.findings(run_id)
-        if packs:
-            findings = findings[findings["pack"].isin(packs)]
-        if sig:  # before any file is written
-            attest.require_signable(run, findings)
         doc = export.results_document(store, run_id)
         results = export.dumps(doc)
         signing = _attestation_page(run, sig, stem) if sig else None

@@ -222,7 +222,7 @@ def test_a_pack_given_as_a_file_shows_its_findings_and_signing_is_checked_first(
     priv, _ = api.keygen(tmp_path / "k")
     with pytest.raises(FaceAuditError, match="has no findings"):
         api.build_report(run_id, db, tmp_path / "unsigned", ["html"], sign_key=priv, signer="Ada")
-    assert not (tmp_path / "unsigned").exists() or not any((tmp_path / "unsigned").iterdir())
+    assert not (tmp_path / "unsigned").exists()
     api.evaluate_rules(run_id, db, ["baseline"])
     pages = {ref: api.build_report(run_id, db, tmp_path / name, ["html"], packs=[ref])[0].read_text()
              for name, ref in (("id", "baseline"), ("file", str(rules_dir() / "baseline.yaml")))}
