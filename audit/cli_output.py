@@ -10,6 +10,7 @@ identifier columns at full width.
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pandas as pd
@@ -21,9 +22,15 @@ from rich.text import Text
 from audit.evidence import export
 
 
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Characters a terminal acts on instead of showing (ESC starts colour and cursor sequences); tab and newline stay."""
+
+
 def text(value, style: str = "") -> Text:
-    """A cell or line from data: shown literally, whatever brackets it contains."""
-    return Text("" if value is None else str(value), style=style)
+    """A cell or line from data: shown literally, whatever brackets or control characters it contains (these as
+    ``\\xNN``: a model name must not recolour or rewrite the terminal)."""
+    raw = "" if value is None else str(value)
+    return Text(CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", raw), style=style)
 
 
 def line(console: Console, *parts) -> None:

@@ -72,3 +72,29 @@ def test_error_messages_keep_brackets(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "audit.cli", "inspect", str(tmp_path / "[word] m[/b].onnx")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "[word] m[/b].onnx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_control_characters_in_data_are_shown_not_obeyed(tmp_path):
+    """ESC in a model name would recolour or rewrite the terminal, and in JUnit XML it makes a file no CI system
+    can parse (so a closed gate would show no result): both write it as ``\\x1b``."""
+    import xml.etree.ElementTree as ET
+
+    from audit import api
+
+    name = "vendor\x1b[31m\x01"
+    db = tmp_path / "s.duckdb"
+    run_id = store_with_run(db, name, "p", {
+        "probe": "leakage", "condition": "mask:surgical", "metric": "normalised_gain", "attribute": "skin_tone",
+        "group": "all", "setting": "train=same", "direction": "higher_is_riskier"})
+    code, out = cli("runs", "list", "--db", db, columns=200)
+    assert code == 0 and "\x1b" not in out and "\x01" not in out and "vendor\\x1b[31m\\x01" in out
+    pack = tmp_path / "p.yaml"
+    pack.write_text('pack: "ctl\\x01"\nversion: "1"\nrules:\n  - id: R1\n    title: "gain \\e[1m"\n'
+                    "    probe: leakage\n    metric: normalised_gain\n    fail_if: \"> 0.01\"\n")
+    junit = tmp_path / "junit.xml"
+    res = api.gate(run_id, db, [str(pack)], "fail", junit)
+    assert res.exit_code == 1
+    root = ET.parse(junit).getroot()  # well-formed XML 1.0
+    assert root.find(".//property[@name='model']").get("value") == "vendor\\x1b[31m\\x01"
+    assert [c.get("name") for c in root.iter("testcase") if c.get("classname") != "faceaudit.run"] == [
+        "R1: gain \\x1b[1m"]

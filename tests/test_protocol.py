@@ -233,6 +233,20 @@ def test_a_pack_the_protocol_does_not_pin_is_refused_for_a_run_and_a_campaign(tm
     assert load_campaign(camp).packs == ["baseline"]  # the pinned pack itself is accepted
 
 
+def test_the_gate_judges_a_protocol_run_with_the_packs_it_pins(tmp_path, small_data, tiny_model):
+    """As run and report do: the protocol's packs are the default, and a pack it does not pin is refused (the
+    gate opened on a renamed lenient copy before)."""
+    proto, lenient = _write(tmp_path / "p.yaml"), _lenient_copy(tmp_path / "lenient.yaml")
+    db = tmp_path / "s.duckdb"
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto, "--db", db,
+                        "--no-parity")
+    assert code == 0, out
+    run_id = Store(db, read_only=True).runs().iloc[0]["run_id"]
+    assert set(api.gate(run_id, db, None, "fail").findings["pack"]) == {"baseline"}
+    with pytest.raises(ConfigError, match="'baseline-lenient'.*is not one of them"):
+        api.gate(run_id, db, [lenient], "fail")
+
+
 def test_a_misspelt_probe_in_a_protocol_is_an_error_not_a_dropped_probe(tmp_path, small_data, tiny_model):
     """A campaign under a protocol naming an unknown probe ran without it (the name was dropped with the probes the
     model's kind cannot run); now the campaign refuses it in one line naming the campaign and protocol files, as a

@@ -11,7 +11,7 @@ from audit.atomic import write_atomic
 from audit.errors import ConfigError
 from audit.evidence import attest, export, gate
 from audit.paths import free_stem, out_folder, require_store
-from audit.rules.apply import judge_stored
+from audit.rules.apply import judge_stored, run_packs
 from audit.rules.engine import load_packs
 from audit.store import Store
 
@@ -96,14 +96,16 @@ def require_signable(run_ref: str, db: str | Path) -> None:
 
 def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",
              junit: str | Path | None = None):
-    """Judge a stored run with rule packs (default: every shipped pack) without writing to the store;
-    ``.exit_code`` is 1 when a finding at or above ``fail_on`` exists. Optionally writes JUnit XML."""
-    loaded = load_packs(packs)
+    """Judge a stored run with rule packs (default: every shipped pack, or the packs the run's protocol pins, as
+    ``run`` and ``report`` judge it) without writing to the store; ``.exit_code`` is 1 when a finding at or above
+    ``fail_on`` exists. Optionally writes JUnit XML."""
+    if packs:
+        load_packs(packs)  # a bad pack is named before the store is read
     require_store(db)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        findings = pd.concat(judge_stored(store, run_id, loaded), ignore_index=True)
+        findings = pd.concat(judge_stored(store, run_id, run_packs(run, packs)), ignore_index=True)
     result = gate.judge(findings, fail_on, run)
     if junit:
         gate.write_junit(result, run, Path(junit))

@@ -7,6 +7,7 @@ The gate evaluates the packs afresh on the stored metrics and writes nothing to 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,20 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
                 ET.SubElement(case, "skipped", message=r.message)
             else:
                 ET.SubElement(case, "system-out").text = detail
+    for el in root.iter():  # names and texts from vendors and pack authors: only characters XML 1.0 allows
+        el.attrib = {k: _xml_text(v) for k, v in el.attrib.items()}
+        el.text = _xml_text(el.text) if el.text else el.text
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """``value`` with each character XML 1.0 cannot carry (control characters such as ESC) written as ``\\xNN``:
+    a JUnit file a CI system cannot parse would show no result at all."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 def write_junit(result: GateResult, run: dict, path: Path) -> Path:

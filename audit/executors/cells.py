@@ -17,7 +17,7 @@ from audit.paths import out_folder
 from audit.protocol import load_protocol
 from audit.resources import protocols_dir
 from audit.report.build import build_report, compare
-from audit.rules import load_pack
+from audit.rules.engine import load_packs
 from audit.rules.apply import evaluate_rules
 from audit.run import load_inputs, sample_data, sample_models
 from audit.store import Store
@@ -115,15 +115,14 @@ def _skipped(cell: Cell, run_id: str, db: Path, packs: list[str] | None, progres
     every shipped pack, or the run's protocol's): every such pack the run has no findings of (a pack added to the
     campaign since, an edited pack file, or none at all: the process was killed between the probes and the packs)
     is applied now."""
-    from audit.rules.engine import load_packs
+    from audit.rules.apply import run_packs
 
     with Store(db, read_only=True) as store:
         have = {(f.pack, f.pack_hash) for f in store.findings(run_id).itertuples()}
-        pinned = (store.run(run_id).get("config") or {}).get("protocol")
+        run = store.run(run_id)
     error, note = None, ""
     try:
-        refs = packs or (list(pinned.get("packs") or {}) if pinned else None) or None
-        missing = [p for p in load_packs(refs) if (p.pack, p.sha256) not in have]
+        missing = [p for p in run_packs(run, packs) if (p.pack, p.sha256) not in have]
         if missing:
             evaluate_rules(run_id, db, [p.source for p in missing])
             note = f"; rule pack(s) {', '.join(p.pack for p in missing)} applied now"
@@ -186,8 +185,8 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
     """Run a campaign file into one store (default ``CAMPAIGN.duckdb`` beside it); with ``out``, write the
     comparison report covering every completed cell."""
     camp = load_campaign(path)
-    for p in camp.packs or []:
-        load_pack(p)  # a broken pack is refused before any cell runs
+    if camp.packs:
+        load_packs(camp.packs)  # a broken pack, or two with one id, is refused before any cell runs
     if out is not None:  # the report's options too: found wrong after every cell had run, they lost the output
         bad = [f for f in formats or [] if f not in ("html", "pdf")]
         if bad:
@@ -195,7 +194,8 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
         out_folder(out)
     db = Path(db) if db else Path(path).with_suffix(".duckdb")
     res = run_cells(campaign_cells(camp), db, executor, address, progress, camp.packs)
-    runs = [c["run_id"] for c in res.cells if c["status"] in ("completed", "skipped") and c["run_id"]]
+    # A skipped cell (the same model under another file name) carries the run it repeats: each run once.
+    runs = list(dict.fromkeys(c["run_id"] for c in res.cells if c["status"] in ("completed", "skipped") and c["run_id"]))
     if out is not None and len(runs) >= 2:
         res.reports = compare(runs, db, out, formats)
     return res

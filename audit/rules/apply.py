@@ -21,18 +21,26 @@ def evaluate_rules(run_ref: str, db: str | Path, packs: list[str] | None = None)
     require_store(db)
     with Store(db) as store:
         run_id = store.resolve_run(run_ref)
-        pinned = (store.run(run_id).get("config") or {}).get("protocol")
-        if pinned and not packs:
-            packs = list(pinned.get("packs") or {}) or None  # a protocol's packs are the default
-        loaded = load_packs(packs)
-        if pinned:
-            check_packs(pinned, loaded)
+        loaded = run_packs(store.run(run_id), packs)
         frames = judge_stored(store, run_id, loaded)
         with store.transaction():
             for pack, df in zip(loaded, frames):
                 store.delete_findings(run_id, pack.pack)
                 store.write("findings", df)
         return store.findings(run_id)
+
+
+def run_packs(run: dict, packs: list[str] | None = None) -> list:
+    """The loaded packs a stored run is judged with: ``packs`` (ids or files; default every shipped pack or, for a
+    run under a protocol, the packs it pins), each checked against the protocol's pins (a pack it does not pin,
+    or whose file differs, is refused)."""
+    pinned = (run.get("config") or {}).get("protocol")
+    if pinned and not packs:
+        packs = list(pinned.get("packs") or {}) or None  # a protocol's packs are the default
+    loaded = load_packs(packs)
+    if pinned:
+        check_packs(pinned, loaded)
+    return loaded
 
 
 def judge_stored(store: Store, run_id: str, packs: list) -> list[pd.DataFrame]:

@@ -242,9 +242,10 @@ def test_broken_model_copies_and_same_names_in_one_campaign(models, small_data):
     (models / "other" / "broken.onnx").write_bytes(b"not onnx")
     path = write_campaign(models, data=small_data, models=["m/vendor0.onnx", "other/vendor0.onnx",
                                                            "other/broken.onnx"])
-    res = api.run_campaign(path, models / "c.duckdb")
+    res = api.run_campaign(path, models / "c.duckdb", out=models / "rep", formats=["html"])
     by = {c["cell"].split(" x ")[0]: c for c in res.cells}
     assert set(by) == {"m/vendor0", "other/vendor0", "other/broken"}
+    assert res.reports == []  # one distinct run: nothing to compare (it was compared with itself)
     assert by["m/vendor0"]["status"] == "completed"
     assert by["other/vendor0"]["status"] == "skipped" and by["other/vendor0"]["same_as"].startswith("m/vendor0")
     assert by["other/vendor0"]["run_id"] == by["m/vendor0"]["run_id"]
@@ -362,3 +363,17 @@ def test_every_model_and_dataset_gets_its_own_label(tmp_path):
     assert _labels([str(root / "vendor.onnx")], []) == {str(root / "vendor.onnx"): "vendor"}
     assert _labels([str(root / "a" / "x.onnx"), str(root / "b" / "x.onnx")], []) == {
         str(root / "a" / "x.onnx"): "a/x", str(root / "b" / "x.onnx"): "b/x"}
+
+
+def test_two_campaign_packs_with_one_id_are_refused_before_any_cell(models, small_data):
+    """Findings are stored per pack id: the second pack would replace the first's. Refused up front (it was
+    found only after every cell had run, each then failing)."""
+    from audit.errors import RuleError
+
+    for name in ("x1", "x2"):
+        (models / f"{name}.yaml").write_text(yaml.safe_dump({"pack": "mine", "version": "1", "rules": [
+            {"id": f"R-{name.upper()}", "title": "t", "probe": "identity", "metric": "roc_auc", "fail_if": "> 2"}]}))
+    path = write_campaign(models, data=small_data, packs=["x1.yaml", "x2.yaml"])
+    with pytest.raises(RuleError, match="id 'mine' is also the id of"):
+        api.run_campaign(path, models / "c.duckdb")
+    assert not (models / "c.duckdb").exists()
