@@ -121,6 +121,46 @@ class SubjectBootstrap:
         for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
             yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
 
+    def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, rows: np.ndarray,
+                               gallery_persons: np.ndarray, compared: np.ndarray, rate: float,
+                               chunk: int = 64) -> np.ndarray:
+        """Every resample's share of ``positives`` (one score per probe image, e.g. genuine scores) at or above the
+        threshold that resample's own negatives put at ``rate`` (TAR at a false match rate): the threshold is a tail
+        quantile of the impostor scores and varies with the persons drawn, so it is chosen again on each resample,
+        as :func:`audit.metrics.verification.threshold_at_fmr` chooses it on the weighted negatives. A threshold held
+        at the whole sample's value gives an interval that misses the truth too often (coverage 0.90 for 0.95).
+
+        ``negatives``: impostor scores between probe image ``rows[j]`` and a gallery image of person
+        ``gallery_persons[j]`` (positions in this bootstrap's persons), weighted two-way as in :meth:`pair_weights`;
+        ``compared[p, g]``: impostor comparisons between probe person p and gallery person g (all of them, for each
+        resample's total weight). Only the top of the negatives is read: enough of it for every resample to place
+        its threshold (all of them at worst)."""
+        positives = np.asarray(positives, float)
+        negatives = np.asarray(negatives, np.float64)
+        n = len(negatives)
+
+        def highest(m: int) -> np.ndarray:  # positions of the m highest negatives, highest first (ties by position)
+            part = np.arange(n) if m >= n else np.argpartition(-negatives, m - 1)[:m]
+            return part[np.lexsort((part, -negatives[part]))]
+
+        m = min(n, max(1000, 4 * int(np.ceil(rate * n))))
+        top = highest(m)
+        chunk = max(1, min(chunk, int(2e7 // max(m, 1))))  # bounded memory: chunk x m weights at a time
+        out = []
+        for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
+            allowed = np.floor(rate * ((c1 @ compared) * c2).sum(1))  # impostor weight the threshold may accept
+            while True:
+                cum = np.cumsum(c1[:, self.inverse[rows[top]]] * c2[:, gallery_persons[top]], axis=1)
+                if (cum[:, -1] > allowed).all() or len(top) == n:  # every threshold lies within the top
+                    break
+                top = highest(min(n, 4 * len(top)))
+            j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
+            scores = negatives[top]
+            tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
+            w = c1[:, self.inverse].astype(float)
+            out.append((w * (positives[None, :] >= tau[:, None])).sum(1) / w.sum(1))
+        return np.concatenate(out)
+
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,
                        persons: int | None = None, observations: int | None = None,
                        unbounded: bool = False) -> Estimate:

@@ -138,15 +138,21 @@ class IdentityProbe:
         name = self.name
         n_probe = len(gen)
         out = []
+        rows, cols = np.nonzero(imp_mask)
+        imp_scores = s[rows, cols]
         for t, tau in taus.items():
             fnmr = boot.mean(gen < tau, rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
             fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
-            out.append(MetricRecord.of(name, cond, "fnmr", fnmr, RISK if cond == "clean" else NEUTRAL,
+            # Privacy risk grows with recognition: a higher clean FNMR (1 - TAR there) is the safer direction.
+            out.append(MetricRecord.of(name, cond, "fnmr", fnmr, SAFE if cond == "clean" else NEUTRAL,
                                        setting=label[t]))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
-            own_tau = ver.threshold_at_fmr(s[imp_mask], t)
-            tar = boot.mean(gen >= own_tau, rate=True)
+            own_tau = ver.threshold_at_fmr(imp_scores, t)
+            # The condition's own threshold is a tail quantile of its impostor scores: chosen again on every resample
+            # (persons drawn on both sides), so the interval carries its variability too.
+            tar = boot.from_resamples(float(np.mean(gen >= own_tau)), boot.share_at_own_threshold(
+                gen, imp_scores, rows, pairs.gallery_persons[cols], imp_pairs, t), rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
             if series is not None:
                 series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
@@ -158,19 +164,18 @@ class IdentityProbe:
         # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every
         # resample's curve is computed at once. Both are shares of comparisons and get the exact-binomial floor
         # (never a zero-width interval at perfect separation; see EER_TRIALS_PER_GENUINE).
-        rows, cols = np.nonzero(imp_mask)
         pick = rng.choice(len(rows), size=min(EER_IMPOSTOR_SAMPLE, len(rows)), replace=False)
-        imp_rows, imp_scores = rows[pick], s[rows[pick], cols[pick]]
+        imp_rows, imp_sample = rows[pick], imp_scores[pick]
         eer_boots, auc_boots = [], []
         for w, w_imp in boot.pair_weights(imp_rows, pairs.gallery_persons[cols[pick]]):
-            low, high, _, area = ver.eer_auc_many(imp_scores, gen, w_imp, w)
+            low, high, _, area = ver.eer_auc_many(imp_sample, gen, w_imp, w)
             eer_boots.append((low + high) / 2)
             auc_boots.append(area)
         n_cmp = int(imp_mask.sum() + n_probe)
-        eer_b = boot.from_resamples(ver.eer(s[imp_mask], gen).mid, np.concatenate(eer_boots), rate=True,
+        eer_b = boot.from_resamples(ver.eer(imp_scores, gen).mid, np.concatenate(eer_boots), rate=True,
                                     observations=EER_TRIALS_PER_GENUINE * n_probe)
         out.append(MetricRecord(name, cond, "eer", eer_b.value, eer_b.ci_low, eer_b.ci_high, n_cmp, SAFE))
-        auc_b = boot.from_resamples(ver.auc(s[imp_mask], gen), np.concatenate(auc_boots), rate=True,
+        auc_b = boot.from_resamples(ver.auc(imp_scores, gen), np.concatenate(auc_boots), rate=True,
                                     observations=AUC_TRIALS_PER_GENUINE * n_probe)
         out.append(MetricRecord(name, cond, "roc_auc", auc_b.value, auc_b.ci_low, auc_b.ci_high, n_cmp, RISK))
         hits = (np.argmax(s, axis=1) == own).astype(float)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
+from audit.metrics.settings import operating_point
 from audit.metrics.stats import SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
@@ -341,10 +342,12 @@ class InversionProbe:
         # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
         vsub = subjects[victims]
         boot = SubjectBootstrap(vsub, cfg.setting("bootstrap"), ctx.seed, "inversion")
-        judges = {"target": (ctx.model, emb[victims], self._thresholds(emb[victims], vsub))}
+        judges = {"target": (ctx.model, emb[victims], *self._thresholds(emb[victims], vsub))}
         if evaluator is not None:
             ev_emb = evaluator.infer.embed(victim_images)
-            judges["evaluator"] = (evaluator, ev_emb, self._thresholds(ev_emb, vsub))
+            judges["evaluator"] = (evaluator, ev_emb, *self._thresholds(ev_emb, vsub))
+        result.notes += list(dict.fromkeys(f"Victim thresholds: {why}" for *_, unsupported in judges.values()
+                                           for why in unsupported.values()))
         ctx.progress(0.45, "calibrated victim thresholds")
         recon_sets = {"black-box": {"clean": decode(dec, emb[victims], device)}}
         for cond in self.conditions(cfg)[1:]:
@@ -388,9 +391,9 @@ class InversionProbe:
                     sel, recon = recon
                 sub_boot = boot if len(sel) == len(victims) else SubjectBootstrap(
                     vsub[sel], cfg.setting("bootstrap"), ctx.seed, f"inversion-{attack}")
-                for judge, (model, v_emb, taus) in judges.items():
+                for judge, (model, v_emb, taus, unsupported) in judges.items():
                     result.metrics += self._metrics(f"{attack};{judge}", cond, model.infer.embed(recon), v_emb, vsub,
-                                                    taus, sub_boot, sel, series)
+                                                    taus, unsupported, sub_boot, sel, series)
                 ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.mean(arr)
@@ -428,16 +431,24 @@ class InversionProbe:
         return out
 
     @staticmethod
-    def _thresholds(emb: np.ndarray, subjects: np.ndarray) -> dict[float, float]:
+    def _thresholds(emb: np.ndarray, subjects: np.ndarray) -> tuple[dict[float, float], dict[float, str]]:
+        """The threshold at each FMR target on the victims' impostor pairs, and for each target the victims cannot
+        back by the rule of 30 (impostor comparisons and person pairs, as the identity probe counts them) the
+        sentence why: its results are stored as ``;unsupported``, which no rule passes."""
         s = ver.cosine_matrix(emb, emb)
         diff = subjects[:, None] != subjects[None, :]
         imp = s[np.triu(diff, 1)]
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
-        return {t: ver.threshold_at_fmr(imp, t) for t in ok}
+        persons = len(np.unique(subjects))
+        points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
+        return ({t: ver.threshold_at_fmr(imp, t) for t in ok},
+                {t: points[t].explain() for t in ok if not points[t].supported})
 
-    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, boot, sel, series=None) -> list[MetricRecord]:
-        """Reconstructions of victims ``sel`` against every victim original (``v_emb``); each victim's type I
-        success is appended to ``series`` (outcomes for paired comparisons)."""
+    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, unsupported, boot, sel,
+                 series=None) -> list[MetricRecord]:
+        """Reconstructions of victims ``sel`` against every victim original (``v_emb``) at each threshold of
+        ``taus`` (those in ``unsupported`` labelled so); each victim's type I success is appended to ``series``
+        (outcomes for paired comparisons)."""
         s = ver.cosine_matrix(r_emb, v_emb)  # reconstruction k (of victim image sel[k]) vs every original j
         rows = np.arange(len(sel))
         own = s[rows, sel]
@@ -447,7 +458,7 @@ class InversionProbe:
         vsub_r = vsub[sel]
         out = []
         for t, tau in taus.items():
-            setting = f"{attack};fmr={t:g}"
+            setting = operating_point("fmr", t, t in unsupported, attack=attack)
             t1 = boot.mean(own >= tau, rate=True)
             if series is not None:
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",

@@ -225,14 +225,16 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
     attacker spent per victim."""
     m = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "sar_type1")]
     out = []
-    for _, r in m[m["setting"].str.endswith("fmr=0.001")].iterrows():
-        attack, judge, _ = r["setting"].split(";")
+    for _, r in m[[rate_of(s, "fmr") == 1e-3 for s in m["setting"]]].iterrows():
+        attack, judge = r["setting"].split(";")[:2]
         who = "the audited model" if judge == "target" else "an independent face-recognition model"
         source = "clean faces" if r["condition"] == "clean" else f"faces with {cond_words(r['condition'])}"
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
+        thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on this "
+                "figure." if is_unsupported(r["setting"]) else "")
         out.append(f"{ATTACKER.get(attack, attack.capitalize())} rebuilds, from templates of {source}{cost}, faces "
                    f"that {who} accepts as the person in {fmt(100 * r['value'], 1)}% of cases (95% CI "
-                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.")
+                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.{thin}")
     return out
 
 

@@ -151,8 +151,10 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
     assert all(not c["blocking"] for c in ctx["comparability"])
     rows = ctx["paired"]["rows"]
     sar = {r["setting"]: r for r in rows if r["metric"] == "sar_type1"}
-    assert {"black-box;target;fmr=0.01", "white-box;target;fmr=0.01"} <= set(sar)
-    assert sar["white-box;target;fmr=0.01"]["persons"] <= sar["black-box;target;fmr=0.01"]["persons"]
+    # 20 victims: too few person pairs for any FMR by the rule of 30; still measured, and still paired
+    bb, wb = "black-box;target;fmr=0.01;unsupported", "white-box;target;fmr=0.01;unsupported"
+    assert {bb, wb} <= set(sar)
+    assert sar[wb]["persons"] <= sar[bb]["persons"]
     psr = [r for r in rows if r["metric"] == "psr_at_1"]
     assert {"clean", "cloak:opom-affine@8", "cloak:opom-affine@8+purify:jpeg75"} <= {r["condition"] for r in psr}
     assert all(r["ci_low"] <= r["diff"] <= r["ci_high"] for r in rows)

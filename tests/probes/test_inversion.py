@@ -30,7 +30,7 @@ def setup(probe_data, sample_model):
     emb = model.ort.embed(faces.images)
     aux, victims = subject_split(subjects, 0.5, seed=0)
     aux = aux[:600]
-    taus = InversionProbe._thresholds(emb[victims], subjects[victims])
+    taus, _ = InversionProbe._thresholds(emb[victims], subjects[victims])
     return faces, subjects, model, emb, aux, victims, taus
 
 
@@ -123,14 +123,19 @@ def test_the_decoder_trained_in_bfloat16_is_as_strong_as_in_float32(setup, ident
 
 
 def test_probe_records_and_masked_templates(audit_runs):
+    """About 150 victims give about 11,000 person pairs: enough for FMR 1e-2 by the rule of 30, not for 1e-3 (30,000),
+    whose results are labelled unsupported (no rule passes on them) but still measured."""
     m = audit_runs("fr-baseline", probes=("inversion",))
-    wb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="white-box;target;fmr=0.001")
-    bb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="black-box;target;fmr=0.001")
+    sar = m[m["metric"] == "sar_type1"]
+    assert sar["setting"].str.endswith("fmr=0.001;unsupported").sum() == sar["setting"].str.contains("fmr=0.001").sum()
+    assert sar["setting"].str.endswith(";fmr=0.01").any()
+    wb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="white-box;target;fmr=0.001;unsupported")
+    bb = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="black-box;target;fmr=0.001;unsupported")
     masked = pick(m, probe="inversion", condition="mask:surgical", metric="sar_type1",
-                  setting="black-box;target;fmr=0.001")
-    query = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="query;target;fmr=0.001")
+                  setting="black-box;target;fmr=0.001;unsupported")
+    query = pick(m, probe="inversion", condition="clean", metric="sar_type1", setting="query;target;fmr=0.001;unsupported")
     control = pick(m, probe="inversion", condition="clean", metric="sar_type1",
-                   setting="random-face;target;fmr=0.001")
+                   setting="random-face;target;fmr=0.001;unsupported")
     assert wb["value"] >= bb["value"] > 0.05
     assert masked["value"] < bb["value"]
     assert query["value"] >= 0.9 * wb["value"] and query["n"] == wb["n"]  # same victims, scores only

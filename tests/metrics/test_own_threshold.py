@@ -1,0 +1,40 @@
+"""TAR at a false match rate: the threshold is chosen again on every person resample (two-way, as FMR is resampled),
+so its interval carries the threshold's own variability. Checked against the same threshold rule applied to each
+resample's comparisons written out one by one (a person drawn twice: their comparisons twice)."""
+
+import numpy as np
+import pytest
+
+from audit.metrics import verification as ver
+from audit.metrics.stats import PersonPairs, SubjectBootstrap
+
+
+def _draw(rng, persons, images):
+    own = np.repeat(np.arange(persons), images)  # probe rows; gallery image j is person j's
+    s = rng.normal(0, 1, (len(own), persons)) + rng.normal(0, 0.5, persons)[None, :]
+    s[np.arange(len(own)), own] += 3 + rng.normal(0, 0.7, persons)[own]
+    imp = np.ones_like(s, bool)
+    imp[np.arange(len(own)), own] = False
+    return own, s, imp
+
+
+@pytest.mark.parametrize("persons,images,rate", [(25, 3, 0.01), (25, 3, 0.05), (25, 3, 0.3), (6, 40, 0.001),
+                                                 (60, 2, 0.002)])
+def test_each_resample_places_its_own_threshold_as_threshold_at_fmr_would(persons, images, rate):
+    rng = np.random.default_rng(persons * images)
+    own, s, imp = _draw(rng, persons, images)
+    boot = SubjectBootstrap(own, 40, 1, "t")
+    _, gallery_row = np.unique(own, return_index=True)
+    pairs = PersonPairs(boot, np.arange(len(own)), gallery_row)
+    rows, cols = np.nonzero(imp)
+    negatives, genuine = s[rows, cols], s[np.arange(len(own)), own]
+    got = boot.share_at_own_threshold(genuine, negatives, rows, pairs.gallery_persons[cols], pairs.sum(imp), rate)
+    want = []
+    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+        for r in range(len(c1)):
+            weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
+            tau = ver.threshold_at_fmr(np.repeat(negatives, weight), rate)
+            w = c1[r, boot.inverse]
+            want.append((w * (genuine >= tau)).sum() / w.sum())
+    assert np.array_equal(got, np.array(want))
+    assert len(set(np.round(got, 9))) > 1  # the threshold (and with it TAR) moves with the persons drawn
