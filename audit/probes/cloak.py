@@ -24,6 +24,7 @@ from audit.conditions.cloaks import METHODS, Ensemble, apply_cloak, make_cloaks
 from audit.conditions.purify import PURIFIERS, purify
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
+from audit.metrics.settings import operating_point
 from audit.metrics.stats import SubjectBootstrap
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.inversion import image_quality
@@ -112,6 +113,14 @@ class CloakProbe:
         mask = np.ones_like(s_clean, dtype=bool)
         mask[np.arange(len(q_flat)), own_col] = False
         tau = ver.threshold_at_fmr(s_clean[mask], 1e-3)
+        # The rule of 30 for that threshold, as the identity probe counts it: PSR@tau at a point the queries cannot
+        # back is labelled ';unsupported' (no rule passes on it).
+        q_persons, g_persons = np.unique(subjects[q_flat]), np.unique(subjects[g_idx])
+        point = ver.operating_points(int(mask.sum()), len(q_persons) * len(g_persons) - len(
+            np.intersect1d(q_persons, g_persons)), (1e-3,))[0]
+        if not point.supported:
+            result.notes.append(f"System threshold: {point.explain()}")
+        tau_setting = operating_point("fmr", 1e-3, not point.supported)
         boot = SubjectBootstrap(subjects[q_flat], cfg.setting("bootstrap"), ctx.seed, "cloak")
         surrogates = {}
         target = ctx.model.torch()
@@ -132,7 +141,8 @@ class CloakProbe:
                 Ensemble([b for _, b in members]), True)
         clean_queries = images[qry.reshape(-1)]
         series: list[dict] = []  # per-query outcomes for paired comparisons between models
-        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, boot, None, series)
+        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, tau_setting, boot,
+                                         None, series)
         examples, convergence = {}, []
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
@@ -167,7 +177,7 @@ class CloakProbe:
             cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]).reshape(-1, *images.shape[1:])
             convergence.append({"setting": label, "method": method, "eps": eps, **rec})
             cond = f"cloak:{method}@{eps:g}"
-            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, boot, clean_queries,
+            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, tau_setting, boot, clean_queries,
                                              series)
             if label == "white-box" and method == "opom-affine":
                 examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
@@ -178,10 +188,11 @@ class CloakProbe:
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[q_flat], subjects[q_flat], series))
         return result
 
-    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, boot, clean,
+    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, tau_setting, boot, clean,
                   series=None) -> list[MetricRecord]:
-        """PSR@k and PSR@tau of ``queries`` (and after each purifier), image quality against ``clean``; each
-        query's protection at rank 1 is appended to ``series`` (outcomes for paired comparisons)."""
+        """PSR@k and PSR@tau of ``queries`` (and after each purifier; ``tau_setting`` labels tau's operating point),
+        image quality against ``clean``; each query's protection at rank 1 is appended to ``series`` (outcomes for
+        paired comparisons)."""
         out = []
         versions = {cond: queries} | {f"{cond}+purify:{pname}": purify(queries, pname) for pname in PURIFIERS}
         for name, q in versions.items():
@@ -195,7 +206,7 @@ class CloakProbe:
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
             acc = (own >= tau).astype(float)
             est = boot.mean(1 - acc, rate=True)
-            out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};fmr=0.001"))
+            out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};{tau_setting}"))
         if clean is not None:
             ssim, psnr = image_quality(queries, clean)
             linf = np.abs(queries.astype(int) - clean.astype(int)).reshape(len(queries), -1).max(1).astype(float)

@@ -148,6 +148,11 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
                          db) for i in range(2)]
     with Store(db, read_only=True) as s:
         ctx = compare_context(s, ids)
+        psr_tau = s.metrics(ids[0]).query("metric == 'psr_at_tau'")["setting"]
+        notes = " ".join(s.probes(ids[0])["message"])
+    # the cloak's system threshold at FMR 1e-3 on a few dozen people: measured, labelled unsupported, explained
+    assert len(psr_tau) and psr_tau.str.endswith(";fmr=0.001;unsupported").all()
+    assert "System threshold: FMR 0.001 not supported" in notes
     assert all(not c["blocking"] for c in ctx["comparability"])
     rows = ctx["paired"]["rows"]
     sar = {r["setting"]: r for r in rows if r["metric"] == "sar_type1"}
