@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
@@ -294,7 +294,7 @@ def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
     if pack:
         api.evaluate_rules(run_id, db, csv_list(pack))
     for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack), sign_key, signer):
-        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"wrote {path}")
 
 
 @app.command()
@@ -400,7 +400,7 @@ def export(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
                                                                "schema) and/or parquet (the metrics table).")) -> None:
     """Write a run's results as machine-readable JSON and/or Parquet."""
     for path in api.export_run(run_id, db, out, csv_list(format)):
-        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"wrote {path}")
 
 
 @app.command()
@@ -410,8 +410,8 @@ def keygen(out: Path = typer.Argument(..., help="Private key file to write; the 
     from audit.evidence.keys import load_public
 
     priv, pub = api.keygen(out)
-    console.print(f"private key: {priv} (mode 0600; keep it secret)\npublic key:  {pub} (give it to verifiers)\n"
-                  f"fingerprint: {fingerprint(load_public(pub))}", markup=False, highlight=False, soft_wrap=True)
+    show.line(console, f"private key: {priv} (mode 0600; keep it secret)\npublic key:  {pub} (give it to verifiers)\n"
+                       f"fingerprint: {fingerprint(load_public(pub))}")
 
 
 @app.command()
@@ -423,7 +423,7 @@ def attest(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
            db: Db = DEFAULT_DB, out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files.")) -> None:
     """Sign an in-toto statement (test-result predicate, DSSE, Ed25519) about a stored run."""
     for path in api.attest_run(run_id, db, key, out, signer, report_files):
-        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"wrote {path}")
 
 
 @app.command()
@@ -436,10 +436,9 @@ def verify(bundle: Path = typer.Argument(..., help="Attestation bundle (.intoto.
     stmt = res.statement
     key = ("by the given public key" if res.trusted_key else
            "by the key inside the bundle only - pass --pubkey to check WHO signed")
-    console.print(f"OK: signature valid {key} ({res.keyid}); result {stmt['predicate'].get('result')}",
-                  markup=False, highlight=False, soft_wrap=True)
+    show.line(console, f"OK: signature valid {key} ({res.keyid}); result {stmt['predicate'].get('result')}")
     for path, name in res.checked:
-        console.print(f"OK: {path} matches the signed subject {name}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"OK: {path} matches the signed subject {name}")
     if not res.checked:
         console.print("no report file was checked (give --report FILE)", markup=False, highlight=False)
 
@@ -456,15 +455,13 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
     counts = res.findings["status"].value_counts()
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
     for r in res.blocking.itertuples():
-        console.print(f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}", markup=False, highlight=False,
-                      soft_wrap=True)
+        show.line(console, f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}")
     if res.incomplete:
-        console.print(f"INCOMPLETE {res.incomplete}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"INCOMPLETE {res.incomplete}")
     if res.unjudged:
-        console.print(f"NOT JUDGED {res.unjudged}", markup=False, highlight=False, soft_wrap=True)
+        show.line(console, f"NOT JUDGED {res.unjudged}")
     verdict = "CLOSED" if res.exit_code else "OPEN"
-    console.print(f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""),
-                  markup=False, highlight=False, soft_wrap=True)
+    show.line(console, f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""))
     raise typer.Exit(res.exit_code)
 
 
@@ -495,8 +492,7 @@ def _usage_message(exc: BaseException) -> str | None:
 def _show_warning(message, category, filename, lineno, file=None, line=None, _default=None) -> None:
     """faceaudit's own warnings as one line on stderr; any other warning as Python shows it."""
     if issubclass(category, FaceAuditWarning):
-        err_console.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", highlight=False,
-                          soft_wrap=True)
+        show.line(err_console, Text("warning: ", style="yellow"), " ".join(str(message).split()))
     else:
         _default(message, category, filename, lineno, file, line)
 
@@ -516,7 +512,7 @@ def main() -> None:
         if STATE["debug"] or msg is None:
             raise
         # One line, whatever the message holds: newlines folded, brackets shown as written.
-        err_console.print(f"[red]error:[/] {escape(' '.join(msg.split()))}", highlight=False, soft_wrap=True)
+        show.line(err_console, Text("error: ", style="red"), " ".join(msg.split()))
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:
         err_console.print("aborted", highlight=False)

@@ -29,6 +29,7 @@ from torchvision.ops.misc import Conv2dNormActivation
 
 from audit import api
 from audit.config import make_config
+from audit.metrics.settings import rate_of
 from audit.store import Store
 from audit.synth import Recipe, materialise
 
@@ -96,7 +97,7 @@ def main() -> None:
             arts = s.artifacts(run_id, "inversion").set_index("name")
             m = s.metrics(run_id)
         stats = json.loads(bytes(arts.loc["decoder.json", "data"]))
-    sar = m[(m["metric"] == "sar_type1") & (m["condition"] == "clean") & m["setting"].str.endswith("fmr=0.001")]
+    sar = m[(m["metric"] == "sar_type1") & (m["condition"] == "clean") & (m["setting"].map(lambda x: rate_of(x, "fmr")) == 1e-3)]
     print(json.dumps({
         "preset": args.preset, "device": args.device, "people": args.people, "images": args.people * args.images,
         "target_gflops_per_image": round(size, 3), "run_seconds": round(wall, 1), "inversion_seconds": round(probe_s, 1),
@@ -105,7 +106,7 @@ def main() -> None:
         "decoder_convergence": {k: stats.get("convergence", {}).get(k) for k in ("steps", "cap", "stopped_by")},
         "white_box_convergence": {k: stats.get("white_box_convergence", {}).get(k) for k in ("steps", "cap",
                                                                                             "stopped_by")},
-        "sar_type1_at_fmr_1e-3 (untrained weights: not a strength figure)": {r.setting.split(";fmr")[0]: round(r.value, 3) for r in sar.itertuples()},
+        "sar_type1_at_fmr_1e-3 (untrained weights: not a strength figure)": {";".join(r.setting.split(";")[:2]): round(r.value, 3) for r in sar.itertuples()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
 

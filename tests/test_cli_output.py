@@ -88,13 +88,26 @@ def test_control_characters_in_data_are_shown_not_obeyed(tmp_path):
         "group": "all", "setting": "train=same", "direction": "higher_is_riskier"})
     code, out = cli("runs", "list", "--db", db, columns=200)
     assert code == 0 and "\x1b" not in out and "\x01" not in out and "vendor\\x1b[31m\\x01" in out
+    from datetime import datetime
+
+    from audit.store import Store
+
+    with Store(db) as s:  # the probe ran, so the rule is judged (and fails: its finding is printed)
+        s.record_probe(run_id, "leakage", "completed", datetime(2026, 1, 1), 1.0, "")
     pack = tmp_path / "p.yaml"
     pack.write_text('pack: "ctl\\x01"\nversion: "1"\nrules:\n  - id: R1\n    title: "gain \\e[1m"\n'
                     "    probe: leakage\n    metric: normalised_gain\n    fail_if: \"> 0.01\"\n")
     junit = tmp_path / "junit.xml"
     res = api.gate(run_id, db, [str(pack)], "fail", junit)
     assert res.exit_code == 1
+    code, out = cli("gate", run_id, "--db", db, "--pack", pack, columns=200)
+    assert code == 1 and "ctl\\x01" in out and "\x01" not in out and "\x1b" not in out
+    import subprocess
+    import sys
+
+    err = subprocess.run([sys.executable, "-c", "from audit.cli import main; main()", "runs", "show", "nope\x1b[2J",
+                          "--db", str(db)], capture_output=True, text=True)  # main(): the one-line error handler
+    assert err.returncode == 2 and "no run 'nope\\x1b[2J'" in err.stderr and "\x1b" not in err.stderr
     root = ET.parse(junit).getroot()  # well-formed XML 1.0
     assert root.find(".//property[@name='model']").get("value") == "vendor\\x1b[31m\\x01"
-    assert [c.get("name") for c in root.iter("testcase") if c.get("classname") != "faceaudit.run"] == [
-        "R1: gain \\x1b[1m"]
+    assert [c.get("name") for c in root.iter("testcase")] == ["R1: gain \\x1b[1m"]

@@ -284,10 +284,11 @@ def test_probes_a_model_kind_cannot_run_are_still_left_out_of_its_cells(tmp_path
     assert cell.config.probes == ["leakage"]
 
 
-@pytest.mark.parametrize("damage", ["rows", "image"])
+@pytest.mark.parametrize("damage", ["rows", "image", "subset"])
 def test_a_truncated_or_edited_copy_of_a_pinned_recipe_is_refused(tmp_path, small_data, tiny_model, damage):
     """recipe.json records the SHA-256 of the files it wrote: a copy with manifest rows removed (it still says
-    40 people) or an image changed does not meet a protocol that pins the recipe."""
+    40 people), an image changed, or a second manifest of some persons beside the untouched one does not meet a
+    protocol that pins the recipe."""
     import shutil
 
     import pandas as pd
@@ -295,16 +296,22 @@ def test_a_truncated_or_edited_copy_of_a_pinned_recipe_is_refused(tmp_path, smal
     copy = tmp_path / "copy"
     shutil.copytree(small_data, copy)
     manifest = pd.read_csv(copy / "manifest.csv")
+    data = copy
+    keep = manifest["subject"].isin(sorted(manifest["subject"].unique())[:30])
     if damage == "rows":
-        keep = manifest["subject"].isin(sorted(manifest["subject"].unique())[:30])
         manifest[keep].to_csv(copy / "manifest.csv", index=False)
+    elif damage == "subset":
+        data = copy / "subset.csv"
+        manifest[keep].to_csv(data, index=False)
     else:
         image = copy / manifest["image"].iloc[5]
         image.write_bytes(image.read_bytes()[:-10] + b"\0" * 10)
     db = tmp_path / "s.duckdb"
-    code, out = run_cli("run", "--model", tiny_model, "--data", copy, "--db", db, "--no-parity", "--protocol",
+    code, out = run_cli("run", "--model", tiny_model, "--data", data, "--db", db, "--no-parity", "--protocol",
                         _write(tmp_path / "p.yaml"))
-    assert code == 2 and f"{copy}: its manifest or images differ from the recipe recorded in recipe.json" in out
+    words = ("pins a synthetic recipe, audited as written" if damage == "subset" else
+             f"{copy}: its manifest or images differ from the recipe recorded in recipe.json")
+    assert code == 2 and words in " ".join(out.split())
     assert not db.exists() or Store(db, read_only=True).runs().empty
     # The intact set still meets it (the check reads the same files the run does).
     code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, "--no-parity",

@@ -165,6 +165,9 @@ def test_findings_judged_on_an_unfinished_run_do_not_outlive_its_resume(tiny_mod
         assert s.findings(run_id).empty
     findings = api.evaluate_rules(run_id, db, ["baseline"])
     assert set(findings["pack"]) == {"baseline"}
+    api.run_audit(cfg, db, resume=run_id)  # resuming a finished run adds nothing: its findings stay
+    with Store(db, read_only=True) as s:
+        assert len(s.findings(run_id)) == len(findings)
 
 
 def test_a_runs_export_lists_only_the_data_problems_it_found(tiny_model, small_data, tmp_path):

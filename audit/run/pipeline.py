@@ -84,8 +84,15 @@ def check_protocol_dataset(record: dict, dataset: Dataset) -> None:
     from audit.synth import recorded_recipe
 
     protocol.check_tool(record, audit.__version__)
-    recipe = recorded_recipe(Path(dataset.root)) if dataset.root and (record.get("dataset") or {}).get("recipe") \
-        else None
+    pins_recipe = bool((record.get("dataset") or {}).get("recipe"))
+    if pins_recipe and dataset.root:
+        # The recipe's check covers its own manifest and images: another manifest beside them (a subset of the
+        # persons) or a labels file joined to them is other data under the same recipe.json.
+        own = Path(dataset.root) / "manifest.csv"
+        if Path(dataset.source).resolve() != own.resolve():
+            raise ConfigError(f"protocol {record['name']!r} pins a synthetic recipe, audited as written: give --data "
+                              f"{dataset.root} (its manifest.csv, no --labels); this run reads {dataset.source}")
+    recipe = recorded_recipe(Path(dataset.root)) if dataset.root and pins_recipe else None
     protocol.check_dataset(record, dataset.fingerprint, recipe)
 
 
@@ -160,9 +167,10 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         if resume:
             done = set(store.probes(run_id).query("status == 'completed'")["probe"])
             with store.transaction():
-                # Verdicts judged on the unfinished run would outlive the probes it is about to add (and be
-                # signed): a pack applied to it before must be applied again to the finished run.
-                store.delete_findings(run_id)
+                if any(p.name not in done for p in probes):
+                    # Verdicts judged on the unfinished run would outlive the probes it is about to add (and be
+                    # signed): a pack applied to it before must be applied again to the finished run.
+                    store.delete_findings(run_id)
                 store.set_run_status(run_id, "running")
         else:
             run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
