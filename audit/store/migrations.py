@@ -18,8 +18,9 @@ ALTER TABLE findings ADD COLUMN metric VARCHAR DEFAULT '';
 CURRENT_VERSION = max(MIGRATIONS)
 
 
-def migrate(con) -> int:
-    """Apply every migration newer than the database's version; returns the resulting version."""
+def migrate(con, to: int = CURRENT_VERSION) -> int:
+    """Apply every migration newer than the database's version, up to ``to`` (default the current one: a lower
+    ``to`` writes a store as an older faceaudit did, for tests of upgrades); returns the resulting version."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
                 ).fetchall()
     have = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
@@ -27,7 +28,7 @@ def migrate(con) -> int:
         from audit.errors import StoreError
 
         raise StoreError(f"database schema version {have} is newer than this faceaudit ({CURRENT_VERSION}); upgrade faceaudit")
-    for version in range(have + 1, CURRENT_VERSION + 1):
+    for version in range(have + 1, to + 1):
         con.execute("BEGIN TRANSACTION").fetchall()
         for statement in MIGRATIONS[version].split(";"):
             if statement.strip() and not all(l.strip().startswith("--") or not l.strip()
@@ -35,4 +36,4 @@ def migrate(con) -> int:
                 con.execute(statement).fetchall()
         con.execute("INSERT INTO schema_version VALUES (?, now())", [version]).fetchall()
         con.execute("COMMIT").fetchall()
-    return CURRENT_VERSION
+    return max(have, to)

@@ -137,15 +137,11 @@ def test_readers_do_not_write_and_still_see_interrupted_runs(tmp_path):
 
 
 def test_readers_upgrade_an_older_store_when_they_can(tmp_path):
-    from audit.store.migrations import CURRENT_VERSION, MIGRATIONS
+    from audit.store.migrations import CURRENT_VERSION, migrate
 
     db = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(db))
-    for statement in MIGRATIONS[1].split(";"):
-        if statement.strip() and not all(not line.strip() or line.strip().startswith("--")
-                                         for line in statement.splitlines()):
-            con.execute(statement)
-    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    migrate(con, to=1)
     con.close()
     assert api.list_runs(db).empty
     con = duckdb.connect(str(db), read_only=True)

@@ -14,7 +14,7 @@ import pytest
 from audit.errors import StoreError
 from audit.evidence.commands import export_run
 from audit.store import Store
-from audit.store.migrations import CURRENT_VERSION, MIGRATIONS
+from audit.store.migrations import CURRENT_VERSION, migrate
 
 RUN = "20240101-000000-abcdef"
 
@@ -22,11 +22,7 @@ RUN = "20240101-000000-abcdef"
 def _v1_store(path):
     """What an older faceaudit wrote: the version-1 schema and one run with a model, a dataset and a finding."""
     con = duckdb.connect(str(path))
-    for statement in MIGRATIONS[1].split(";"):
-        if statement.strip() and not all(not line.strip() or line.strip().startswith("--")
-                                         for line in statement.splitlines()):
-            con.execute(statement)
-    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    migrate(con, to=1)
     model, dataset = "a" * 64, "b" * 64
     con.execute("INSERT INTO models VALUES (?, 'old-model', '/models/old.onnx', 1000, 17, 'pytorch', '{}', "
                 "'{\"name\": \"old-model\"}', now())", [model])
