@@ -58,7 +58,7 @@ def main() -> None:
     model = load_model(args.model, args.profile)
     emb = model.infer.embed(faces.images)
     aux_all, victims = subject_split(subjects, 0.5, derive_seed(args.seed, "inversion-split"))
-    taus, _ = InversionProbe._thresholds(emb[victims], subjects[victims])
+    taus = InversionProbe.calibrate(emb[victims], subjects[victims]).taus
     rng = np.random.default_rng(args.seed)
     pick = np.sort(rng.choice(victims, min(args.victims, len(victims)), replace=False))
     out = {"benchmark": "query_inversion", "model": os.path.basename(args.model), "images": int(len(faces.rows)),

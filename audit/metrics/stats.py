@@ -123,7 +123,7 @@ class SubjectBootstrap:
 
     def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, rows: np.ndarray,
                                gallery_persons: np.ndarray, compared: np.ndarray, rate: float,
-                               chunk: int = 64) -> np.ndarray:
+                               chunk: int = 64, positive_persons: np.ndarray | None = None) -> np.ndarray:
         """Every resample's share of ``positives`` (one score per probe image, e.g. genuine scores) at or above the
         threshold that resample's own negatives put at ``rate`` (TAR at a false match rate): the threshold is a tail
         quantile of the impostor scores and varies with the persons drawn, so it is chosen again on each resample,
@@ -134,7 +134,11 @@ class SubjectBootstrap:
         ``gallery_persons[j]`` (positions in this bootstrap's persons), weighted two-way as in :meth:`pair_weights`;
         ``compared[p, g]``: impostor comparisons between probe person p and gallery person g (all of them, for each
         resample's total weight). Only the top of the negatives is read: enough of it for every resample to place
-        its threshold (all of them at worst)."""
+        its threshold (all of them at worst).
+
+        ``positive_persons``: each positive's person (position in this bootstrap's persons) when the positives are not
+        one per image of the sample (a subset of its images, or several comparisons per image); a positive weighs
+        how often its person was drawn. A resample that draws none of their persons has no share (NaN)."""
         positives = np.asarray(positives, float)
         negatives = np.asarray(negatives, np.float64)
         n = len(negatives)
@@ -157,8 +161,9 @@ class SubjectBootstrap:
             j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
             scores = negatives[top]
             tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
-            w = c1[:, self.inverse].astype(float)
-            out.append((w * (positives[None, :] >= tau[:, None])).sum(1) / w.sum(1))
+            w = c1[:, self.inverse if positive_persons is None else positive_persons].astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append((w * (positives[None, :] >= tau[:, None])).sum(1) / w.sum(1))
         return np.concatenate(out)
 
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,

@@ -27,6 +27,8 @@ embeddings of masked faces.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -297,6 +299,24 @@ def image_quality(recon: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np
     return ssim, psnr
 
 
+@dataclass(frozen=True)
+class VictimCalibration:
+    """One judge's thresholds on the victims' clean impostor comparisons (each image against every later image of
+    another person), with the comparisons themselves for :meth:`SubjectBootstrap.share_at_own_threshold`."""
+
+    taus: dict[float, float]
+    """FMR target -> threshold, for the targets the comparisons reach."""
+    unsupported: dict[float, str]
+    """Targets the victims cannot back by the rule of 30, and why."""
+    scores: np.ndarray
+    rows: np.ndarray
+    """Each comparison's first image (a victim image's position)."""
+    persons: np.ndarray
+    """Each comparison's second image's person (position among the victims' persons, as np.unique sorts them)."""
+    compared: np.ndarray
+    """Comparisons per (first image's person, second image's person)."""
+
+
 @register
 class InversionProbe:
     name = "inversion"
@@ -342,12 +362,12 @@ class InversionProbe:
         # Victim-side calibration: clean impostor scores between victims' images (first image = gallery).
         vsub = subjects[victims]
         boot = SubjectBootstrap(vsub, cfg.setting("bootstrap"), ctx.seed, "inversion")
-        judges = {"target": (ctx.model, emb[victims], *self._thresholds(emb[victims], vsub))}
+        judges = {"target": (ctx.model, emb[victims], self.calibrate(emb[victims], vsub))}
         if evaluator is not None:
             ev_emb = evaluator.infer.embed(victim_images)
-            judges["evaluator"] = (evaluator, ev_emb, *self._thresholds(ev_emb, vsub))
-        result.notes += list(dict.fromkeys(f"Victim thresholds: {why}" for *_, unsupported in judges.values()
-                                           for why in unsupported.values()))
+            judges["evaluator"] = (evaluator, ev_emb, self.calibrate(ev_emb, vsub))
+        result.notes += list(dict.fromkeys(f"Victim thresholds: {why}" for *_, cal in judges.values()
+                                           for why in cal.unsupported.values()))
         ctx.progress(0.45, "calibrated victim thresholds")
         recon_sets = {"black-box": {"clean": decode(dec, emb[victims], device)}}
         for cond in self.conditions(cfg)[1:]:
@@ -370,7 +390,7 @@ class InversionProbe:
         recon_sets["query"] = {"clean": (wb, q.images)}
         # Control: a real face of someone else (an auxiliary person), submitted as is.
         recon_sets["random-face"] = {"clean": (wb, aux_images[rng.choice(len(aux), len(wb))])}
-        taus_t = judges["target"][2]
+        taus_t = judges["target"][2].taus
         result.artifacts.append(Artifact.json(self.name, "query_attack.json", {
             "threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": budget,
             "victims": int(len(wb)), "queries_per_victim": float(q.queries.mean()), "pop": POP, "sigma": SIGMA,
@@ -391,9 +411,9 @@ class InversionProbe:
                     sel, recon = recon
                 sub_boot = boot if len(sel) == len(victims) else SubjectBootstrap(
                     vsub[sel], cfg.setting("bootstrap"), ctx.seed, f"inversion-{attack}")
-                for judge, (model, v_emb, taus, unsupported) in judges.items():
+                for judge, (model, v_emb, cal) in judges.items():
                     result.metrics += self._metrics(f"{attack};{judge}", cond, model.infer.embed(recon), v_emb, vsub,
-                                                    taus, unsupported, sub_boot, sel, series)
+                                                    cal, boot, sub_boot, sel, series)
                 ssim, psnr = image_quality(recon, victim_images[sel])
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.mean(arr)
@@ -431,45 +451,58 @@ class InversionProbe:
         return out
 
     @staticmethod
-    def _thresholds(emb: np.ndarray, subjects: np.ndarray) -> tuple[dict[float, float], dict[float, str]]:
-        """The threshold at each FMR target on the victims' impostor pairs, and for each target the victims cannot
-        back by the rule of 30 (impostor comparisons and person pairs, as the identity probe counts them) the
-        sentence why: its results are stored as ``;unsupported``, which no rule passes."""
-        s = ver.cosine_matrix(emb, emb)
-        diff = subjects[:, None] != subjects[None, :]
-        imp = s[np.triu(diff, 1)]
+    def calibrate(emb: np.ndarray, subjects: np.ndarray) -> VictimCalibration:
+        """The threshold at each FMR target on the victims' impostor comparisons, and for each target the victims
+        cannot back by the rule of 30 (impostor comparisons and person pairs, as the identity probe counts them) the
+        sentence why: its results are stored as ``;unsupported``, which no rule passes. The comparisons are kept, so
+        that every bootstrap resample chooses its own threshold (:class:`VictimCalibration`)."""
+        who = np.unique(subjects, return_inverse=True)[1]  # persons' positions, as SubjectBootstrap numbers them
+        rows, cols = np.nonzero(np.triu(who[:, None] != who[None, :], 1))
+        imp = ver.cosine_matrix(emb, emb)[rows, cols]
+        compared = np.zeros((who.max() + 1,) * 2)
+        np.add.at(compared, (who[rows], who[cols]), 1)
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
-        persons = len(np.unique(subjects))
+        persons = len(compared)
         points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
-        return ({t: ver.threshold_at_fmr(imp, t) for t in ok},
-                {t: points[t].explain() for t in ok if not points[t].supported})
+        return VictimCalibration({t: ver.threshold_at_fmr(imp, t) for t in ok},
+                                 {t: points[t].explain() for t in ok if not points[t].supported},
+                                 imp, rows, who[cols], compared)
 
-    def _metrics(self, attack, cond, r_emb, v_emb, vsub, taus, unsupported, boot, sel,
+    def _metrics(self, attack, cond, r_emb, v_emb, vsub, cal, boot, sub_boot, sel,
                  series=None) -> list[MetricRecord]:
         """Reconstructions of victims ``sel`` against every victim original (``v_emb``) at each threshold of
-        ``taus`` (those in ``unsupported`` labelled so); each victim's type I success is appended to ``series``
-        (outcomes for paired comparisons)."""
+        ``cal`` (those it cannot back labelled ``;unsupported``); each victim's type I success is appended to
+        ``series`` (outcomes for paired comparisons).
+
+        SAR intervals choose the threshold again on every resample of the victims (``boot``, two-way on the impostor
+        comparisons, as the identity probe's TAR at FMR): the threshold is a tail quantile of a few victims'
+        impostor scores, and holding it at the whole sample's value would make the interval too narrow. A
+        reconstruction weighs how often its victim was drawn. Rank-1 needs no threshold (``sub_boot``: the
+        victims attacked)."""
         s = ver.cosine_matrix(r_emb, v_emb)  # reconstruction k (of victim image sel[k]) vs every original j
         rows = np.arange(len(sel))
         own = s[rows, sel]
-        same = vsub[sel][:, None] == vsub[None, :]
-        other = same.copy()
+        other = vsub[sel][:, None] == vsub[None, :]
         other[rows, sel] = False
-        vsub_r = vsub[sel]
+        k2, j2 = np.nonzero(other)  # type II: reconstruction k against another image of its person
+        second = s[k2, j2]
+        persons = boot.inverse[sel]
         out = []
-        for t, tau in taus.items():
-            setting = operating_point("fmr", t, t in unsupported, attack=attack)
-            t1 = boot.mean(own >= tau, rate=True)
+        for t, tau in cal.taus.items():
+            setting = operating_point("fmr", t, t in cal.unsupported, attack=attack)
             if series is not None:
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
                                "kind": "share", "values": own >= tau, "units": sel})
-            acc2 = ((s >= tau) & other).sum(1)
-            n2 = other.sum(1)
-            t2 = boot.estimate(lambda i: float(acc2[i].sum() / max(n2[i].sum(), 1)), rate=True)
-            out.append(MetricRecord.of(self.name, cond, "sar_type1", t1, RISK, setting=setting))
-            out.append(MetricRecord.of(self.name, cond, "sar_type2", t2, RISK, setting=setting))
-        hits = (vsub[np.argmax(s, axis=1)] == vsub_r).astype(float)
-        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", boot.mean(hits, rate=True), RISK,
+            for metric, scores, who in (("sar_type1", own, persons), ("sar_type2", second, persons[k2])):
+                if not len(scores):  # no attacked victim has a second image
+                    continue
+                boots = boot.share_at_own_threshold(scores, cal.scores, cal.rows, cal.persons, cal.compared, t,
+                                                    positive_persons=who)
+                est = boot.from_resamples(float(np.mean(scores >= tau)), boots, rate=True,
+                                          persons=len(np.unique(who)), observations=len(scores))
+                out.append(MetricRecord.of(self.name, cond, metric, est, RISK, setting=setting))
+        hits = (vsub[np.argmax(s, axis=1)] == vsub[sel]).astype(float)
+        out.append(MetricRecord.of(self.name, cond, "inversion_rank1", sub_boot.mean(hits, rate=True), RISK,
                                    setting=attack))
         return out
 

@@ -38,3 +38,29 @@ def test_each_resample_places_its_own_threshold_as_threshold_at_fmr_would(person
             want.append((w * (genuine >= tau)).sum() / w.sum())
     assert np.array_equal(got, np.array(want))
     assert len(set(np.round(got, 9))) > 1  # the threshold (and with it TAR) moves with the persons drawn
+
+
+def test_positives_of_a_subset_or_several_per_image_weigh_their_persons_draws():
+    """The inversion probe's SAR: positives for only some persons (the victims attacked white-box), or several per
+    image (a reconstruction against each other image of its person), weigh their person's count in the draw; the
+    threshold is the same resample's, from every person's impostor comparisons."""
+    rng = np.random.default_rng(7)
+    own, s, imp = _draw(rng, 30, 2)
+    boot = SubjectBootstrap(own, 60, 3, "t")
+    _, gallery_row = np.unique(own, return_index=True)
+    pairs = PersonPairs(boot, np.arange(len(own)), gallery_row)
+    rows, cols = np.nonzero(imp)
+    negatives = s[rows, cols]
+    persons = np.array([2, 2, 5, 9, 9, 9, 17])  # a subset of persons, some with several positives
+    positives = rng.normal(2.5, 1, len(persons))
+    got = boot.share_at_own_threshold(positives, negatives, rows, pairs.gallery_persons[cols], pairs.sum(imp), 0.05,
+                                      positive_persons=persons)
+    want = []
+    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+        for r in range(len(c1)):
+            weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
+            tau = ver.threshold_at_fmr(np.repeat(negatives, weight), 0.05)
+            drawn = np.repeat(positives, c1[r, persons])
+            want.append(np.mean(drawn >= tau) if len(drawn) else np.nan)
+    assert np.allclose(got, want, equal_nan=True)
+    assert np.isnan(got).any() and np.isfinite(got).sum() > 40  # a resample without those persons has no share

@@ -30,7 +30,7 @@ def setup(probe_data, sample_model):
     emb = model.ort.embed(faces.images)
     aux, victims = subject_split(subjects, 0.5, seed=0)
     aux = aux[:600]
-    taus, _ = InversionProbe._thresholds(emb[victims], subjects[victims])
+    taus = InversionProbe.calibrate(emb[victims], subjects[victims]).taus
     return faces, subjects, model, emb, aux, victims, taus
 
 
