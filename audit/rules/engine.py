@@ -86,7 +86,7 @@ class Rule(BaseModel):
 
     @field_validator("where")
     @classmethod
-    def _where(cls, v: dict) -> dict:
+    def _where(cls, v: dict, info: ValidationInfo) -> dict:
         bad = [k for k in v if k not in WHERE_KEYS]
         if bad:
             raise ValueError(f"unknown key(s) {bad}; allowed: {list(WHERE_KEYS)}")
@@ -101,6 +101,9 @@ class Rule(BaseModel):
             pattern = v["setting"]
             v = {**v, "setting": [_canonical_setting(p) for p in pattern] if isinstance(pattern, list)
                  else _canonical_setting(pattern)}
+            if "metric" in info.data:  # a bad metric was already reported
+                for p in v["setting"] if isinstance(v["setting"], list) else [v["setting"]]:
+                    reach.check_setting(info.data["metric"], p)
         return v
 
 

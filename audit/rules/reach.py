@@ -98,3 +98,119 @@ def check_order(warn_if: str | None, fail_if: str | None) -> None:
     if wo in down and fo in down and (f > w or (f == w and (fo == "<=" or wo == fo))):
         raise ValueError(f"fail_if {fail_if!r} is reached before warn_if {warn_if!r}, so the rule can never warn; "
                          "the fail threshold must be the stricter one")
+
+
+# What a stored row's ``setting`` can read, per metric of the built-in probes: forms of ';'-separated parts, a
+# ``{slot}`` standing for any of SLOTS[slot]. ``{fmr}`` / ``{fpr}`` are an operating point, which the probes write as
+# audit.metrics.settings.operating_point does (the rate with ':g', and ';unsupported' when the data cannot back it);
+# each probe measures its own rates. tests/rules/test_reach.py checks these against the probes' own constants and
+# against the settings a real run stores.
+IDENTITY_FMRS = (1e-2, 1e-3, 1e-4, 1e-5)  # audit.metrics.verification.FMR_TARGETS
+INVERSION_FMRS = (1e-3, 1e-2)  # audit.probes.inversion.FMRS
+CLOAK_FMRS = (1e-3,)  # the cloak probe's system threshold
+MEMBERSHIP_FPRS = (1e-1, 1e-2, 1e-3)  # audit.probes.membership.FPR_TARGETS
+
+
+def _points(key: str, rates) -> tuple[str, ...]:
+    return tuple(f"{key}={r:g}{mark}" for r in rates for mark in ("", ";unsupported"))
+
+
+SLOTS = {
+    "train": ("train=same", "train=clean"),
+    "identity_fmr": _points("fmr", IDENTITY_FMRS),
+    "inversion_fmr": _points("fmr", INVERSION_FMRS),
+    "cloak_fmr": _points("fmr", CLOAK_FMRS),
+    "membership_fpr": _points("fpr", MEMBERSHIP_FPRS),
+    "attack": ("white-box", "query", "black-box", "random-face"),  # audit.probes.inversion.THREAT_MODELS
+    "judge": ("target", "evaluator"),
+    "cloaker": ("none", "white-box", "transfer:{model}"),  # transfer:<surrogate model> or transfer:ensemble(a+b)
+    # audit.probes.membership: SCORES, each also calibrated by a reference model ('@reference'), and FITTED
+    "membership_attack": ("tightness", "spread", "isolation", "tightness@reference", "spread@reference",
+                          "isolation@reference", "learned", "strongest"),
+}
+LEAKAGE = ("{train}", "direct")  # direct: the attribute model's own heads
+SETTING_FORMS: dict[str, tuple[str, ...]] = {
+    **{m: LEAKAGE for m in ("accuracy", "balanced_accuracy", "macro_f1", "chance", "normalised_gain", "mae", "rmse",
+                            "baseline_mae", "mae_gain", "bucket_accuracy", "mask_effect")},
+    **{m: ("{identity_fmr}",) for m in ("threshold", "fnmr", "fmr", "tar_at_fmr", "group_fmr", "group_fnmr",
+                                        "group_persons", "fmr_max_min", "fmr_max_geomean", "fnmr_max_min",
+                                        "fnmr_max_geomean", "fdr")},
+    **{m: ("",) for m in ("eer", "roc_auc", "rank1", "fta_rate")},
+    "sar_type1": ("{attack};{judge};{inversion_fmr}",),
+    "sar_type2": ("{attack};{judge};{inversion_fmr}",),
+    "inversion_rank1": ("{attack};{judge}",),
+    "ssim": ("{attack}", "{cloaker}"),
+    "psnr": ("{attack}", "{cloaker}"),
+    "queries_per_victim": ("query",),
+    "recon_attr_accuracy": ("original", "reconstruction"),
+    "recon_attr_mae": ("original", "reconstruction"),
+    **{m: ("{cloaker}",) for m in ("psr_at_1", "psr_at_5", "psr_at_10", "linf")},
+    "psr_at_tau": ("{cloaker};{cloak_fmr}",),
+    "membership_auc": ("{membership_attack}",),
+    "membership_balanced_accuracy": ("{membership_attack}",),
+    "membership_tpr_at_fpr": ("{membership_attack};{membership_fpr}",),
+    "membership_fpr": ("{membership_attack};{membership_fpr}",),
+    "membership_nonmembers_needed": tuple(f"fpr={r:g}" for r in MEMBERSHIP_FPRS),
+}
+SLOT = re.compile(r"\{(\w+)\}")
+
+
+def _literal(glob: str) -> str:
+    """A string the glob matches: ``*`` as nothing, ``?`` as 'x', a ``[set]`` as its first character."""
+    out, i = [], 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            i += 1
+        elif c == "?":
+            out.append("x")
+            i += 1
+        elif c == "[" and "]" in glob[i + 2:]:
+            end = glob.index("]", i + 2)
+            first = glob[i + 1:end].lstrip("!")
+            out.append(first[0] if first and glob[i + 1] != "!" else "x")
+            i = end + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _expand(form: str, models: list[str]) -> list[str]:
+    """Every setting ``form`` stands for, a surrogate model named as in ``models``."""
+    m = SLOT.search(form)
+    if m is None:
+        return [form]
+    if m.group(1) == "model":
+        values = models
+    else:
+        values = SLOTS[m.group(1)]
+    return [s for v in values for s in _expand(form[:m.start()] + v + form[m.end():], models)]
+
+
+def _readable(form: str) -> str:
+    """A form as the error message shows it: each slot as its choices (``fmr=0.001|0.01[;unsupported]``)."""
+    def show(m):
+        if m.group(1) == "model":
+            return "MODEL"
+        values = [v for v in SLOTS[m.group(1)] if not v.endswith(";unsupported")]
+        if m.group(1).endswith(("_fmr", "_fpr")):  # an operating point
+            key = values[0].split("=")[0]
+            return f"{key}=" + "|".join(v.split("=")[1] for v in values) + "[;unsupported]"
+        return "(" + "|".join(SLOT.sub(show, v) for v in values) + ")"
+
+    return SLOT.sub(show, form)
+
+
+def check_setting(metric: str, pattern: str) -> None:
+    """A ``where: setting`` value (glob allowed, rates already written as results store them) that can match a
+    setting the probe stores for ``metric``; metrics a plugin probe registers are not checked."""
+    forms = SETTING_FORMS.get(metric)
+    if forms is None:
+        return
+    # Surrogate model names are free: try the names the pattern itself spells after 'transfer:'.
+    models = [_literal(p.split(";")[0]) for p in pattern.split("transfer:")[1:]] or ["MODEL"]
+    if any(fnmatch.fnmatchcase(s, pattern) for f in forms for s in _expand(f, models)):
+        return
+    raise ValueError(f"setting {pattern!r} matches nothing stored for {metric}, whose settings read "
+                     + " or ".join(repr(_readable(f)) if f else "'' (none)" for f in forms))

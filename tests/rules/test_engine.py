@@ -250,8 +250,10 @@ def test_setting_filters_are_written_as_results_store_rates():
     """'fmr=1e-3' in a pack means the stored 'fmr=0.001' (a rule spelling it otherwise would never match); comparators
     take '.5' and '1e+3'."""
     r = rule(probe="identity", metric="fmr_max_min", warn_if="> .5", fail_if="> 1e+3",
-             where={"setting": ["fmr=1e-3", "black-box;*;fmr=1E-02;unsupported", "train=same"]})
-    assert r.where["setting"] == ["fmr=0.001", "black-box;*;fmr=0.01;unsupported", "train=same"]
+             where={"setting": ["fmr=1e-3", "fmr=1E-02;unsupported"]})
+    assert r.where["setting"] == ["fmr=0.001", "fmr=0.01;unsupported"]
+    assert rule(probe="inversion", metric="sar_type1", where={"setting": "black-box;*;fmr=1E-02;unsupported"}
+                ).where["setting"] == "black-box;*;fmr=0.01;unsupported"
     rows = [{"probe": "identity", "condition": "clean", "metric": "fmr_max_min", "attribute": "sex",
              "setting": "fmr=0.001", "value": 3.0, "ci_low": 2.0, "ci_high": 4.0}]
     assert evaluate_rule(r, metrics(rows), {"identity"}).status == "warn"

@@ -37,6 +37,20 @@ def rule_pack(tmp_path, **kw):
     ({"warn_if": "> 0.1", "fail_if": "> 0.1"}, "can never warn"),
     ({"warn_if": "< 0.9", "fail_if": "< 0.95"}, "can never warn"),
     ({"warn_if": "> 0.1", "fail_if": "< 0.5"}, "opposite directions"),
+    # a setting the metric is never stored under: a typo, another probe's vocabulary, a rate not measured, a form
+    # without its operating point
+    ({"where": {"setting": "train=masked"}}, "field 'where': setting 'train=masked' matches nothing stored for "
+                                             "normalised_gain, whose settings read '(train=same|train=clean)' or "
+                                             "'direct'"),
+    ({"where": {"setting": ["train=same", "fmr=0.001"]}}, "setting 'fmr=0.001' matches nothing"),
+    ({"probe": "identity", "metric": "fnmr", "where": {"setting": "fmr=5e-3"}}, "setting 'fmr=0.005' matches nothing"),
+    ({"probe": "identity", "metric": "eer", "where": {"setting": "fmr=0.001"}}, "whose settings read '' (none)"),
+    ({"probe": "inversion", "metric": "sar_type1", "where": {"setting": "black-box;fmr=0.001"}},
+     "'(white-box|query|black-box|random-face);(target|evaluator);fmr=0.001|0.01[;unsupported]'"),
+    ({"probe": "inversion", "metric": "sar_type1", "where": {"setting": "blackbox;*"}}, "matches nothing"),
+    ({"probe": "cloak", "metric": "psr_at_tau", "where": {"setting": "white-box"}}, "matches nothing"),
+    ({"probe": "membership", "metric": "membership_tpr_at_fpr", "where": {"setting": "strongest;fpr=0.05"}},
+     "matches nothing"),
 ])
 def test_rules_that_can_never_fire_are_errors(tmp_path, change, message):
     with pytest.raises(RuleError, match="rule R1") as err:
@@ -49,6 +63,35 @@ def test_rules_that_can_never_fire_are_errors(tmp_path, change, message):
                                    {"condition": "*"}, {"attribute": ["sex", "eye_colour"]}])
 def test_reachable_where_values_load(tmp_path, where):
     assert load_pack(rule_pack(tmp_path, where=where)).rules[0].where == where
+
+
+@pytest.mark.parametrize("probe, metric, setting", [
+    ("leakage", "accuracy", "train=*"), ("leakage", "accuracy", "direct"),
+    ("identity", "fnmr", "fmr=0.0001"), ("identity", "fnmr", "fmr=0.01;unsupported"), ("identity", "eer", ""),
+    ("identity", "fnmr", "*"), ("inversion", "sar_type1", "*;fmr=0.001*"), ("inversion", "sar_type2", "query;e*;*"),
+    ("inversion", "inversion_rank1", "white-box;target"), ("inversion", "ssim", "random-face"),
+    ("cloak", "psr_at_1", "transfer:my-surrogate"), ("cloak", "psr_at_1", "transfer:ensemble(*)"),
+    ("cloak", "psr_at_tau", "transfer:vendor?;fmr=0.001;unsupported"),
+    ("membership", "membership_auc", "spread@reference"), ("membership", "membership_fpr", "[sl]*;fpr=0.1"),
+    ("membership", "membership_nonmembers_needed", "fpr=0.001"), ("acquisition", "fta_rate", ""),
+])
+def test_settings_a_probe_stores_load(tmp_path, probe, metric, setting):
+    load_pack(rule_pack(tmp_path, probe=probe, metric=metric, where={"setting": setting}))
+
+
+def test_setting_vocabulary_is_the_probes_own():
+    """The forms rule packs are checked against name the probes' own constants and cover every catalogued metric."""
+    from audit.metrics.catalogue import METRICS
+    from audit.metrics.verification import FMR_TARGETS
+    from audit.probes import inversion, membership
+    from audit.rules import reach
+
+    assert set(reach.SETTING_FORMS) == set(METRICS)
+    assert reach.IDENTITY_FMRS == FMR_TARGETS and set(reach.INVERSION_FMRS) == set(inversion.FMRS)
+    assert reach.MEMBERSHIP_FPRS == membership.FPR_TARGETS
+    assert set(reach.SLOTS["attack"]) == set(inversion.THREAT_MODELS)
+    assert set(reach.SLOTS["membership_attack"]) == {*membership.SCORES, *(f"{s}@reference" for s in membership.SCORES),
+                                                     *membership.FITTED}
 
 
 def test_warn_then_fail_in_order_loads(tmp_path):
