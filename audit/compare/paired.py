@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from audit.metrics.demographic import ratio_max_min
-from audit.metrics.stats import expanded_alpha, percentile_interval
+from audit.metrics.stats import expanded_alpha, percentile_interval, shares_at_own_threshold
 from audit.metrics.verification import eer_auc_many
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
@@ -63,6 +63,12 @@ class Series:
     accepts: np.ndarray | None = None
     scores: np.ndarray | None = None
     """``auc``: one row of scores per cross-validation repeat, one column per unit."""
+    negatives: np.ndarray | None = None
+    """``share_at_rate``: the highest impostor scores, between unit ``negative_pairs[j, 0]`` and gallery image
+    ``negative_pairs[j, 1]``; ``values`` are the units' genuine scores and the series is the share of them at or
+    above the threshold at false match rate ``rate`` (TAR at FMR), chosen again on every replicate."""
+    negative_pairs: np.ndarray | None = None
+    rate: float = 0.0
 
     @property
     def key(self) -> tuple:
@@ -98,6 +104,12 @@ def load_series(store, run_id: str) -> list[Series]:
                               accepts=acc)
                 out.append(part)
                 pair_parts.setdefault((sd["metric"], sd["condition"], sd["setting"], attr), []).append(part)
+                continue
+            if sd["kind"] == "share_at_rate":
+                out.append(Series(**base, group="all", rows=rows, subjects=subjects, gallery=gal_subjects,
+                                  values=np.asarray(sd["positives"], float), rate=float(sd["rate"]),
+                                  negatives=np.asarray(sd["negatives"], float),
+                                  negative_pairs=np.asarray(sd["negative_pairs"], int).reshape(-1, 2)))
                 continue
             if sd["kind"] == "share":
                 vals = np.asarray(sd["values"], float)
@@ -164,6 +176,8 @@ class PairedBootstrap:
         ones = np.ones(len(self.persons))
         if s.kind == "pair_share":
             return self._pair_share(s, idx)
+        if s.kind == "share_at_rate":
+            return self._share_at_rate(s, idx)
         if s.kind == "auc":
             return self._auc(s, idx)
         if s.kind == "share":
@@ -193,14 +207,35 @@ class PairedBootstrap:
             boots.append(eer_auc_many(sc[neg], sc[pos], w[:, neg], w[:, pos])[3])
         return float(np.mean(full)), np.mean(boots, axis=0)
 
+    def _impostor_pairs(self, idx: np.ndarray, gal: np.ndarray) -> np.ndarray:
+        """Impostor comparisons per (probe person, gallery person): every unit against every gallery image of another
+        person (a person's probe against their own gallery image is genuine)."""
+        n = len(self.persons)
+        den = np.outer(np.bincount(idx, minlength=n), np.bincount(gal, minlength=n)).astype(float)
+        np.fill_diagonal(den, 0)
+        return den
+
+    def _share_at_rate(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """TAR at FMR: each replicate chooses the threshold again on its own draw of both sides' persons
+        (:func:`audit.metrics.stats.shares_at_own_threshold`, as the stored interval does), so a paired difference
+        carries both models' threshold variability."""
+        gal = np.searchsorted(self.persons, s.gallery.astype(str))
+        compared = self._impostor_pairs(idx, gal)
+        args = (s.values, idx, s.negatives, s.negative_pairs[:, 0], idx, gal[s.negative_pairs[:, 1]], compared, s.rate)
+        ones = np.ones((1, len(self.persons)))
+        value = float(shares_at_own_threshold([(ones, ones)], *args)[0])
+        chunk = max(1, int(2e7 // max(len(s.negatives), 1)))
+        c, d = self.counts, self.gallery_counts
+        return value, shares_at_own_threshold(((c[a:a + chunk], d[a:a + chunk]) for a in range(0, len(c), chunk)),
+                                              *args)
+
     def _pair_share(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """Accepted over compared person pairs, probe persons and gallery persons drawn independently."""
         n = len(self.persons)
         gal = np.searchsorted(self.persons, s.gallery.astype(str))
         num = np.zeros((n, n))
         np.add.at(num, (idx[s.accepts[:, 0]], gal[s.accepts[:, 1]]), 1)
-        den = np.outer(np.bincount(idx, minlength=n), np.bincount(gal, minlength=n)).astype(float)
-        np.fill_diagonal(den, 0)  # a person's probe against their own gallery image is genuine
+        den = self._impostor_pairs(idx, gal)
         c, d = self.counts, self.gallery_counts
         with np.errstate(invalid="ignore", divide="ignore"):
             boots = np.einsum("bp,pg,bg->b", c, num, d) / np.einsum("bp,pg,bg->b", c, den, d)
@@ -286,7 +321,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             lo, hi = _interval(d, db, n_persons)
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
             ratio = rlo = rhi = None
-            if first.kind in ("share", "pair_share"):
+            if first.kind in ("share", "pair_share", "share_at_rate"):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     ratio = val / ref_val if ref_val else (float("inf") if val else float("nan"))
                     rlo, rhi = _interval(ratio, bs / ref_boot, n_persons)

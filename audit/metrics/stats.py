@@ -139,32 +139,11 @@ class SubjectBootstrap:
         ``positive_persons``: each positive's person (position in this bootstrap's persons) when the positives are not
         one per image of the sample (a subset of its images, or several comparisons per image); a positive weighs
         how often its person was drawn. A resample that draws none of their persons has no share (NaN)."""
-        positives = np.asarray(positives, float)
-        negatives = np.asarray(negatives, np.float64)
-        n = len(negatives)
-
-        def highest(m: int) -> np.ndarray:  # positions of the m highest negatives, highest first (ties by position)
-            part = np.arange(n) if m >= n else np.argpartition(-negatives, m - 1)[:m]
-            return part[np.lexsort((part, -negatives[part]))]
-
-        m = min(n, max(1000, 4 * int(np.ceil(rate * n))))
-        top = highest(m)
+        m = top_needed(len(negatives), rate)
         chunk = max(1, min(chunk, int(2e7 // max(m, 1))))  # bounded memory: chunk x m weights at a time
-        out = []
-        for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
-            allowed = np.floor(rate * ((c1 @ compared) * c2).sum(1))  # impostor weight the threshold may accept
-            while True:
-                cum = np.cumsum(c1[:, self.inverse[rows[top]]] * c2[:, gallery_persons[top]], axis=1)
-                if (cum[:, -1] > allowed).all() or len(top) == n:  # every threshold lies within the top
-                    break
-                top = highest(min(n, 4 * len(top)))
-            j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
-            scores = negatives[top]
-            tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
-            w = c1[:, self.inverse if positive_persons is None else positive_persons].astype(float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out.append((w * (positives[None, :] >= tau[:, None])).sum(1) / w.sum(1))
-        return np.concatenate(out)
+        return shares_at_own_threshold(zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)),
+                                       positives, self.inverse if positive_persons is None else positive_persons,
+                                       negatives, rows, self.inverse, gallery_persons, compared, rate)
 
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,
                        persons: int | None = None, observations: int | None = None,
@@ -249,6 +228,60 @@ class SubjectBootstrap:
         est = percentile_interval(value, boots, int(compared.sum()),
                                   expanded_alpha(alpha, k if persons is None else persons))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
+
+
+def top_needed(n: int, rate: float) -> int:
+    """How many of ``n`` negatives, highest first, to read first for thresholds at ``rate`` on person resamples: four
+    times the number a threshold on the whole sample passes (a resample that needs more reads more)."""
+    return min(n, max(1000, 4 * int(np.ceil(rate * n))))
+
+
+def negatives_kept(n: int, rate: float) -> int:
+    """How many of ``n`` impostor scores, highest first, a run keeps for paired comparisons of TAR at ``rate``
+    (:func:`shares_at_own_threshold` on the replicates' draws): twice those the whole sample's threshold passes, and
+    200 more. On the sample world (fr-baseline, 300 people, 1,000 replicates) the deepest replicate threshold lay at
+    1.24 times that count at FMR 1e-2 and 1.6 times at 1e-3 (627 scores); a replicate that needs more takes the
+    lowest kept score."""
+    return min(n, max(1000, 2 * int(np.ceil(rate * n)) + 200))
+
+
+def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.ndarray, negatives: np.ndarray,
+                            rows: np.ndarray, row_persons: np.ndarray, gallery_persons: np.ndarray,
+                            compared: np.ndarray, rate: float) -> np.ndarray:
+    """Each resample's share of ``positives`` at or above the threshold its own weighted ``negatives`` put at
+    ``rate`` (:meth:`SubjectBootstrap.share_at_own_threshold`, which documents the scheme; also the paired
+    comparison's, audit/compare/paired.py, on the draws it shares between models).
+
+    ``draws``: chunks of ``(c1, c2)``, each ``(b, persons)``: how often each person was drawn on the probe side and,
+    independently, on the gallery side. A positive weighs its person's ``c1``; negative j, between probe image
+    ``rows[j]`` (whose person is ``row_persons[rows[j]]``) and a gallery image of person ``gallery_persons[j]``, weighs
+    ``c1[row_persons[rows[j]]] * c2[gallery_persons[j]]``; ``compared[p, g]``: impostor comparisons between probe
+    person p and gallery person g, for each resample's total. ``negatives`` may be only the highest ones (as many as
+    :func:`top_needed` asks, or more): a resample whose threshold lies below the lowest one given takes that one."""
+    positives = np.asarray(positives, float)
+    negatives = np.asarray(negatives, np.float64)
+    n = len(negatives)
+
+    def highest(m: int) -> np.ndarray:  # positions of the m highest negatives, highest first (ties by position)
+        part = np.arange(n) if m >= n else np.argpartition(-negatives, m - 1)[:m]
+        return part[np.lexsort((part, -negatives[part]))]
+
+    top = highest(top_needed(n, rate))
+    out = []
+    for c1, c2 in draws:
+        allowed = np.floor(rate * ((c1 @ compared) * c2).sum(1))  # impostor weight the threshold may accept
+        while True:
+            cum = np.cumsum(c1[:, row_persons[rows[top]]] * c2[:, gallery_persons[top]], axis=1)
+            if (cum[:, -1] > allowed).all() or len(top) == n:  # every threshold lies within the top
+                break
+            top = highest(min(n, 4 * len(top)))
+        j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
+        scores = negatives[top]
+        tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
+        w = c1[:, positive_persons].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((w * (positives[None, :] >= tau[:, None])).sum(1) / w.sum(1))
+    return np.concatenate(out)
 
 
 def widen_for_training(est: Estimate, folds: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:

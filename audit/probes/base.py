@@ -54,6 +54,10 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     the scores for ``y`` = 1 against ``y`` = 0, averaged over repeats).
     A series may carry ``units``: positions in ``rows`` it covers (default: every unit), when it is measured on
     a subset (the white-box inversion's victims).
+    ``share_at_rate`` (identity's TAR at an FMR): the share of ``positives`` (one genuine score per unit) at or above
+    the threshold that puts ``rate`` of the impostor comparisons (every unit against every gallery image of another
+    person) above it; ``negatives`` are the highest impostor scores (as many as
+    :func:`audit.metrics.stats.negatives_kept` says), ``negative_pairs`` their (unit, gallery position).
     ``groups``: per attribute, each unit's group (None: no group), for per-group shares.
     ``gallery`` (identity): the gallery images' ``rows``, ``subjects`` and ``groups``, for series of kind
     ``pair_share``: a share of (unit, gallery image) comparisons, e.g. a group's FMR; ``accepts`` lists the
@@ -65,9 +69,11 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
 
     doc = {"rows": [int(r) for r in rows], "subjects": [str(x) for x in subjects],
            "groups": {a: plain(g) for a, g in (groups or {}).items()},
-           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units", "accepts") else
+           "series": [{k: (np.asarray(v).astype(int).tolist() if k in ("values", "y", "units", "accepts",
+                                                                       "negative_pairs") else
                            [np.asarray(p).astype(int).tolist() for p in v] if k == "pred" else
-                           [np.asarray(p, float).round(9).tolist() for p in v] if k == "scores" else v)
+                           [np.asarray(p, float).round(9).tolist() for p in v] if k == "scores" else
+                           np.asarray(v, float).round(9).tolist() if k in ("positives", "negatives") else v)
                        for k, v in sd.items()} for sd in series]}
     if gallery is not None:
         doc["gallery"] = {"rows": [int(r) for r in gallery["rows"]], "subjects": [str(x) for x in gallery["subjects"]],

@@ -24,7 +24,7 @@ from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import PersonPairs, SubjectBootstrap
+from audit.metrics.stats import PersonPairs, SubjectBootstrap, negatives_kept
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
@@ -154,11 +154,15 @@ class IdentityProbe:
             tar = boot.from_resamples(float(np.mean(gen >= own_tau)), boot.share_at_own_threshold(
                 gen, imp_scores, rows, pairs.gallery_persons[cols], imp_pairs, t), rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
-            if series is not None:
+            if series is not None:  # TAR: the genuine scores and the highest impostor comparisons, so that a paired
+                # comparison chooses each model's threshold again on every replicate too
+                kept = negatives_kept(len(imp_scores), t)
+                top = np.argpartition(-imp_scores, kept - 1)[:kept]
                 series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share", "values": gen < tau},
                            {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
-                            "kind": "share", "values": gen >= own_tau}]
+                            "kind": "share_at_rate", "rate": t, "positives": gen, "negatives": imp_scores[top],
+                            "negative_pairs": np.stack([rows[top], cols[top]], 1)}]
         # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
         # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
         # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every

@@ -71,6 +71,13 @@ def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(
     a, b = pick(ma), pick(mb)
     assert b["ci_low"] < a["ci_high"], "the unpaired intervals overlap: only the paired comparison tells them apart"
     assert r["ratio"] > 1 and r["ratio_low"] <= r["ratio"] <= r["ratio_high"]
+    # TAR at FMR is paired with each model's threshold chosen again on every replicate; its point values are the
+    # stored ones
+    for r in (x for x in ctx["paired"]["rows"] if x["metric"] == "tar_at_fmr"):
+        for m, v in ((ma, r["value_a"]), (mb, r["value_b"])):
+            stored = m[(m["metric"] == "tar_at_fmr") & (m["condition"] == r["condition"]) & (m["setting"] == r["setting"])]
+            assert len(stored) == 1 and stored["value"].iloc[0] == pytest.approx(v, abs=1e-9), r
+        assert r["ci_low"] <= r["diff"] <= r["ci_high"]
     # group FNMR rows and the max/min differential come from the same outcomes, for each attribute
     assert any(x["metric"] == "group_fnmr" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])
     assert any(x["metric"] == "fnmr_max_min" and x["attribute"] == "sex" for x in ctx["paired"]["rows"])

@@ -116,3 +116,49 @@ def test_only_runs_without_any_outcomes_are_said_to_lack_them(store):
                            "old": [Artifact.json("identity", "thresholds.json", {"0.01": 0.3})]},
                    n_boot=50, probes={"identity"})
     assert res["rows"] and res["missing"] == ["old"] and res["unpaired"] == ["attr"]
+
+
+def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store):
+    """A paired TAR at FMR: in each replicate every model's threshold is the one its own impostor comparisons,
+    weighted by that replicate's probe-side and gallery-side draws, put at the rate (the stored interval's scheme),
+    checked against writing out each replicate's comparisons; the highest impostor scores kept are enough."""
+    from audit.compare.paired import PairedBootstrap, load_series
+    from audit.metrics import verification as ver
+    from audit.metrics.stats import negatives_kept
+
+    rng = np.random.default_rng(3)
+    persons, rate = 40, 0.01
+    subjects = np.repeat([f"p{i:02d}" for i in range(persons)], 3)
+    own = np.repeat(np.arange(persons), 3)  # gallery image j is person j's
+    arts = {}
+    for label, shift in (("a", 0.0), ("b", 0.4)):
+        s = rng.normal(0, 1, (len(own), persons)) + rng.normal(0, 0.5, persons)[None, :]
+        s[np.arange(len(own)), own] += 3 - shift + rng.normal(0, 0.7, persons)[own]
+        imp = np.ones_like(s, bool)
+        imp[np.arange(len(own)), own] = False
+        rows, cols = np.nonzero(imp)
+        neg, gen = s[rows, cols], s[np.arange(len(own)), own]
+        top = np.argpartition(-neg, negatives_kept(len(neg), rate) - 1)[:negatives_kept(len(neg), rate)]
+        arts[label] = (s, imp, outcomes_artifact(
+            "identity", np.arange(len(own)), subjects,
+            [{"metric": "tar_at_fmr", "condition": "clean", "setting": "fmr=0.01", "attribute": "",
+              "kind": "share_at_rate", "rate": rate, "positives": gen, "negatives": neg[top],
+              "negative_pairs": np.stack([rows[top], cols[top]], 1)}], None,
+            {"rows": np.arange(persons), "subjects": np.array([f"p{i:02d}" for i in range(persons)]), "groups": {}}))
+    result = _compare(store, {k: [v[2]] for k, v in arts.items()}, n_boot=30)
+    (row,) = result["rows"]
+    boot = PairedBootstrap(subjects, 30, 0)
+    for label, (s, imp, _) in arts.items():
+        write = np.round(s, 9)  # outcomes keep scores to 9 decimals
+        (series,) = load_series(store, label)
+        value, boots = boot.stat(series)
+        gen = write[np.arange(len(own)), own]
+        assert value == np.mean(gen >= ver.threshold_at_fmr(write[imp], rate))
+        rows, cols = np.nonzero(imp)
+        for r in range(30):
+            c, d = boot.counts[r], boot.gallery_counts[r]
+            weight = (c[own[rows]] * d[cols]).astype(int)
+            tau = ver.threshold_at_fmr(np.repeat(write[rows, cols], weight), rate)
+            assert boots[r] == pytest.approx(np.sum(c[own] * (gen >= tau)) / np.sum(c[own]), abs=1e-12)
+        assert len(set(np.round(boots, 9))) > 3
+    assert row["metric"] == "tar_at_fmr" and row["value_a"] > row["value_b"]
