@@ -69,6 +69,9 @@ class Series:
     above the threshold at false match rate ``rate`` (TAR at FMR), chosen again on every replicate."""
     negative_pairs: np.ndarray | None = None
     rate: float = 0.0
+    within: bool = False
+    """``share_at_rate``: the impostor comparisons are between two images of ``gallery`` (every image against each
+    later one of another person; inversion's victims), not between the units and a gallery."""
 
     @property
     def key(self) -> tuple:
@@ -90,6 +93,15 @@ def load_series(store, run_id: str) -> list[Series]:
         for sd in doc["series"]:
             base = dict(probe=art["probe"], metric=sd["metric"], condition=sd["condition"], setting=sd["setting"],
                         attribute=sd["attribute"], kind=sd["kind"])
+            if sd["kind"] == "share_at_rate":
+                units = np.asarray(sd.get("units", range(len(rows))), int)
+                within = sd.get("impostors") == "within"
+                out.append(Series(**base, group="all", rows=rows[units], subjects=subjects[units],
+                                  gallery=subjects if within else gal_subjects, within=within,
+                                  values=np.asarray(sd["positives"], float), rate=float(sd["rate"]),
+                                  negatives=np.asarray(sd["negatives"], float),
+                                  negative_pairs=np.asarray(sd["negative_pairs"], int).reshape(-1, 2)))
+                continue
             if "units" in sd:  # measured on a subset of the artifact's units
                 units = np.asarray(sd["units"], int)
                 out.append(Series(**base, group="all", rows=rows[units], subjects=subjects[units],
@@ -104,12 +116,6 @@ def load_series(store, run_id: str) -> list[Series]:
                               accepts=acc)
                 out.append(part)
                 pair_parts.setdefault((sd["metric"], sd["condition"], sd["setting"], attr), []).append(part)
-                continue
-            if sd["kind"] == "share_at_rate":
-                out.append(Series(**base, group="all", rows=rows, subjects=subjects, gallery=gal_subjects,
-                                  values=np.asarray(sd["positives"], float), rate=float(sd["rate"]),
-                                  negatives=np.asarray(sd["negatives"], float),
-                                  negative_pairs=np.asarray(sd["negative_pairs"], int).reshape(-1, 2)))
                 continue
             if sd["kind"] == "share":
                 vals = np.asarray(sd["values"], float)
@@ -215,13 +221,26 @@ class PairedBootstrap:
         np.fill_diagonal(den, 0)
         return den
 
+    def _pairs_within(self, persons: np.ndarray) -> np.ndarray:
+        """Comparisons per (person of image i, person of image j) over every i < j of different persons."""
+        one = np.zeros((len(persons), len(self.persons)))
+        one[np.arange(len(persons)), persons] = 1
+        later = np.cumsum(one[::-1], axis=0)[::-1] - one  # row i: the images after image i, by person
+        out = one.T @ later
+        np.fill_diagonal(out, 0)
+        return out
+
     def _share_at_rate(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """TAR at FMR: each replicate chooses the threshold again on its own draw of both sides' persons
         (:func:`audit.metrics.stats.shares_at_own_threshold`, as the stored interval does), so a paired difference
         carries both models' threshold variability."""
         gal = np.searchsorted(self.persons, s.gallery.astype(str))
-        compared = self._impostor_pairs(idx, gal)
-        args = (s.values, idx, s.negatives, s.negative_pairs[:, 0], idx, gal[s.negative_pairs[:, 1]], compared, s.rate)
+        if s.within:  # comparisons between two of the gallery's images, each against every later one
+            compared, first = self._pairs_within(gal), gal
+        else:
+            compared, first = self._impostor_pairs(idx, gal), idx
+        args = (s.values, idx, s.negatives, s.negative_pairs[:, 0], first, gal[s.negative_pairs[:, 1]], compared,
+                s.rate)
         ones = np.ones((1, len(self.persons)))
         value = float(shares_at_own_threshold([(ones, ones)], *args)[0])
         chunk = max(1, int(2e7 // max(len(s.negatives), 1)))

@@ -57,7 +57,9 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     ``share_at_rate`` (identity's TAR at an FMR): the share of ``positives`` (one genuine score per unit) at or above
     the threshold that puts ``rate`` of the impostor comparisons (every unit against every gallery image of another
     person) above it; ``negatives`` are the highest impostor scores (as many as
-    :func:`audit.metrics.stats.negatives_kept` says), ``negative_pairs`` their (unit, gallery position).
+    :func:`audit.metrics.stats.negatives_kept` says), ``negative_pairs`` their (unit, gallery position). With
+    ``impostors: within`` (inversion's SAR) the impostor comparisons are instead between two of the artifact's units
+    (each against every later one of another person), ``negative_pairs`` their two positions in ``rows``.
     ``groups``: per attribute, each unit's group (None: no group), for per-group shares.
     ``gallery`` (identity): the gallery images' ``rows``, ``subjects`` and ``groups``, for series of kind
     ``pair_share``: a share of (unit, gallery image) comparisons, e.g. a group's FMR; ``accepts`` lists the

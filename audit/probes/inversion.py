@@ -38,7 +38,7 @@ from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import SubjectBootstrap
+from audit.metrics.stats import SubjectBootstrap, negatives_kept
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
 from audit.seeding import derive_seed
@@ -311,6 +311,8 @@ class VictimCalibration:
     scores: np.ndarray
     rows: np.ndarray
     """Each comparison's first image (a victim image's position)."""
+    cols: np.ndarray
+    """Each comparison's second image (a later victim image's position)."""
     persons: np.ndarray
     """Each comparison's second image's person (position among the victims' persons, as np.unique sorts them)."""
     compared: np.ndarray
@@ -466,7 +468,7 @@ class InversionProbe:
         points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
         return VictimCalibration({t: ver.threshold_at_fmr(imp, t) for t in ok},
                                  {t: points[t].explain() for t in ok if not points[t].supported},
-                                 imp, rows, who[cols], compared)
+                                 imp, rows, cols, who[cols], compared)
 
     def _metrics(self, attack, cond, r_emb, v_emb, vsub, cal, boot, sub_boot, sel,
                  series=None) -> list[MetricRecord]:
@@ -490,9 +492,14 @@ class InversionProbe:
         out = []
         for t, tau in cal.taus.items():
             setting = operating_point("fmr", t, t in cal.unsupported, attack=attack)
-            if series is not None:
+            if series is not None:  # with the highest impostor comparisons, so that a paired comparison chooses
+                # each model's threshold again on every replicate too
+                top = np.argpartition(-cal.scores, negatives_kept(len(cal.scores), t) - 1)[
+                    :negatives_kept(len(cal.scores), t)]
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
-                               "kind": "share", "values": own >= tau, "units": sel})
+                               "kind": "share_at_rate", "rate": t, "positives": own, "units": sel,
+                               "impostors": "within", "negatives": cal.scores[top],
+                               "negative_pairs": np.stack([cal.rows[top], cal.cols[top]], 1)})
             for metric, scores, who in (("sar_type1", own, persons), ("sar_type2", second, persons[k2])):
                 if not len(scores):  # no attacked victim has a second image
                     continue

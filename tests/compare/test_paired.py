@@ -167,6 +167,10 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
     bb, wb = "black-box;target;fmr=0.01;unsupported", "white-box;target;fmr=0.01;unsupported"
     assert {bb, wb} <= set(sar)
     assert sar[wb]["persons"] <= sar[bb]["persons"]
+    with Store(db, read_only=True) as s:  # the paired values are the stored SARs (thresholds chosen as the probe does)
+        for i, side in ((0, "value_a"), (1, "value_b")):
+            m = s.metrics(ids[i]).query("metric == 'sar_type1' and condition == 'clean'").set_index("setting")["value"]
+            assert all(m[k] == pytest.approx(r[side], abs=1e-9) for k, r in sar.items()), (i, m, sar)
     psr = [r for r in rows if r["metric"] == "psr_at_1"]
     assert {"clean", "cloak:opom-affine@8", "cloak:opom-affine@8+purify:jpeg75"} <= {r["condition"] for r in psr}
     assert all(r["ci_low"] <= r["diff"] <= r["ci_high"] for r in rows)

@@ -162,3 +162,41 @@ def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store
             assert boots[r] == pytest.approx(np.sum(c[own] * (gen >= tau)) / np.sum(c[own]), abs=1e-12)
         assert len(set(np.round(boots, 9))) > 3
     assert row["metric"] == "tar_at_fmr" and row["value_a"] > row["value_b"]
+
+
+def test_sar_at_fmr_thresholds_come_from_the_victims_own_impostor_pairs(store):
+    """Inversion's SAR type I on a subset of victims: the threshold comes from comparisons between every victim image
+    and each later one of another person (the victims' own impostor pairs), chosen again on every replicate with
+    both sides' persons drawn independently; checked against writing each replicate's comparisons out."""
+    from audit.compare.paired import PairedBootstrap, load_series
+    from audit.metrics import verification as ver
+    from audit.metrics.stats import negatives_kept
+
+    rng = np.random.default_rng(5)
+    persons, rate = 30, 0.01
+    subjects = np.repeat([f"v{i:02d}" for i in range(persons)], 2)
+    who = np.repeat(np.arange(persons), 2)
+    emb = rng.normal(0, 1, (persons, 16))[who] + rng.normal(0, 1.2, (len(who), 16))
+    s = np.round(ver.cosine_matrix(emb, emb), 9)
+    rows, cols = np.nonzero(np.triu(who[:, None] != who[None, :], 1))
+    neg = s[rows, cols]
+    units = np.arange(0, len(who), 3)  # the attacked victims' images
+    own = np.round(rng.normal(0.35, 0.2, len(units)), 9)
+    top = np.argpartition(-neg, negatives_kept(len(neg), rate) - 1)[:negatives_kept(len(neg), rate)]
+    art = outcomes_artifact("inversion", np.arange(len(who)), subjects, [
+        {"metric": "sar_type1", "condition": "clean", "setting": "white-box;target;fmr=0.01", "attribute": "",
+         "kind": "share_at_rate", "rate": rate, "positives": own, "units": units, "impostors": "within",
+         "negatives": neg[top], "negative_pairs": np.stack([rows[top], cols[top]], 1)}])
+    write_result(store, "a", ProbeResult(artifacts=[art]))
+    (series,) = load_series(store, "a")
+    assert np.array_equal(series.rows, units)
+    boot = PairedBootstrap(subjects, 40, 0)
+    value, boots = boot.stat(series)
+    assert value == np.mean(own >= ver.threshold_at_fmr(neg, rate))
+    for r in range(40):
+        c, d = boot.counts[r], boot.gallery_counts[r]
+        tau = ver.threshold_at_fmr(np.repeat(neg, (c[who[rows]] * d[who[cols]]).astype(int)), rate)
+        w = c[who[units]]
+        want = np.sum(w * (own >= tau)) / np.sum(w) if w.sum() else np.nan
+        assert boots[r] == pytest.approx(want, abs=1e-12, nan_ok=True)
+    assert len(set(np.round(boots[np.isfinite(boots)], 9))) > 3
