@@ -208,8 +208,10 @@ def check_setting(metric: str, pattern: str) -> None:
     forms = SETTING_FORMS.get(metric)
     if forms is None:
         return
-    # Surrogate model names are free: try the names the pattern itself spells after 'transfer:'.
-    models = [_literal(p.split(";")[0]) for p in pattern.split("transfer:")[1:]] or ["MODEL"]
+    # Surrogate model names are free: try as the name every piece of text the pattern spells (between wildcards,
+    # ':' and ';'), and what it spells after each ':' ('*ensemble*', 'tr*:arcface_r50' and '?ransfer:x' all load).
+    pieces = [*re.split(r"[*?\[\]:;]", pattern), *(_literal(p.split(";")[0]) for p in pattern.split(":")[1:])]
+    models = [p for p in dict.fromkeys(pieces) if p] or ["MODEL"]
     if any(fnmatch.fnmatchcase(s, pattern) for f in forms for s in _expand(f, models)):
         return
     raise ValueError(f"setting {pattern!r} matches nothing stored for {metric}, whose settings read "

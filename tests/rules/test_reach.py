@@ -71,7 +71,9 @@ def test_reachable_where_values_load(tmp_path, where):
     ("identity", "fnmr", "*"), ("inversion", "sar_type1", "*;fmr=0.001*"), ("inversion", "sar_type2", "query;e*;*"),
     ("inversion", "inversion_rank1", "white-box;target"), ("inversion", "ssim", "random-face"),
     ("cloak", "psr_at_1", "transfer:my-surrogate"), ("cloak", "psr_at_1", "transfer:ensemble(*)"),
-    ("cloak", "psr_at_tau", "transfer:vendor?;fmr=0.001;unsupported"),
+    ("cloak", "psr_at_tau", "transfer:vendor?;fmr=0.001;unsupported"), ("cloak", "psr_at_1", "*ensemble*"),
+    ("cloak", "linf", "tr*:arcface_r50"), ("cloak", "psr_at_5", "?ransfer:x"), ("cloak", "psr_at_1", "*:arcface*"),
+    ("cloak", "psr_at_tau", "*ensemble*;fmr=0.001"),
     ("membership", "membership_auc", "spread@reference"), ("membership", "membership_fpr", "[sl]*;fpr=0.1"),
     ("membership", "membership_nonmembers_needed", "fpr=0.001"), ("acquisition", "fta_rate", ""),
 ])
