@@ -19,14 +19,14 @@ contradict the paired rows (see :func:`_ranking`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from audit.metrics.demographic import ratio_max_min
-from audit.metrics.stats import expanded_alpha, percentile_interval, shares_at_own_threshold
+from audit.metrics.stats import expanded_alpha, pairs_within, percentile_interval, shares_at_own_threshold
 from audit.metrics.verification import eer_auc_many
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
@@ -221,29 +221,35 @@ class PairedBootstrap:
         np.fill_diagonal(den, 0)
         return den
 
-    def _pairs_within(self, persons: np.ndarray) -> np.ndarray:
-        """Comparisons per (person of image i, person of image j) over every i < j of different persons."""
-        one = np.zeros((len(persons), len(self.persons)))
-        one[np.arange(len(persons)), persons] = 1
-        later = np.cumsum(one[::-1], axis=0)[::-1] - one  # row i: the images after image i, by person
-        out = one.T @ later
-        np.fill_diagonal(out, 0)
-        return out
+    def _impostors(self, s: Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A ``share_at_rate`` series' (unit persons, gallery persons, probe-side persons of the impostor comparisons'
+        first side, comparisons per person pair)."""
+        idx = np.searchsorted(self.persons, s.subjects.astype(str))
+        gal = np.searchsorted(self.persons, s.gallery.astype(str))
+        if s.within:  # comparisons between two of the gallery's images, each against every later one
+            return idx, gal, gal, pairs_within(gal, len(self.persons))
+        return idx, gal, idx, self._impostor_pairs(idx, gal)
+
+    def at_fixed_threshold(self, s: Series) -> Series:
+        """A ``share_at_rate`` series as a plain share at the whole sample's threshold (each unit's accept), as runs
+        made before the impostor scores were kept stored it; other series as they are."""
+        if s.kind != "share_at_rate":
+            return s
+        k = int(np.floor(s.rate * self._impostors(s)[3].sum()))
+        neg = np.sort(s.negatives)[::-1]
+        tau = np.nextafter(neg[k], np.inf) if k < len(neg) else neg[-1]
+        return replace(s, kind="share", values=(s.values >= tau).astype(float))
 
     def _share_at_rate(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """TAR at FMR: each replicate chooses the threshold again on its own draw of both sides' persons
         (:func:`audit.metrics.stats.shares_at_own_threshold`, as the stored interval does), so a paired difference
         carries both models' threshold variability."""
-        gal = np.searchsorted(self.persons, s.gallery.astype(str))
-        if s.within:  # comparisons between two of the gallery's images, each against every later one
-            compared, first = self._pairs_within(gal), gal
-        else:
-            compared, first = self._impostor_pairs(idx, gal), idx
+        _, gal, first, compared = self._impostors(s)
         args = (s.values, idx, s.negatives, s.negative_pairs[:, 0], first, gal[s.negative_pairs[:, 1]], compared,
                 s.rate)
         ones = np.ones((1, len(self.persons)))
         value = float(shares_at_own_threshold([(ones, ones)], *args)[0])
-        chunk = max(1, int(2e7 // max(len(s.negatives), 1)))
+        chunk = max(1, int(4e6 // max(len(s.negatives), 1)))
         c, d = self.counts, self.gallery_counts
         return value, shares_at_own_threshold(((c[a:a + chunk], d[a:a + chunk]) for a in range(0, len(c), chunk)),
                                               *args)
@@ -326,7 +332,11 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
         if len(have) < 2:
             continue
         ref = reference if reference in have else have[0]
-        stats = {i: boot.stat(per_run[i][key]) for i in have}
+        series = {i: per_run[i][key] for i in have}
+        if len({s.kind for s in series.values()}) > 1:  # a run made before TAR / SAR kept its impostor scores: every
+            # run's threshold is held at its whole sample's value, as that run's outcomes have it
+            series = {i: boot.at_fixed_threshold(s) for i, s in series.items()}
+        stats = {i: boot.stat(s) for i, s in series.items()}
         ref_val, ref_boot = stats[ref]
         n_persons = len(np.unique(first.subjects.astype(str)))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],

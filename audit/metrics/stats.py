@@ -140,7 +140,7 @@ class SubjectBootstrap:
         one per image of the sample (a subset of its images, or several comparisons per image); a positive weighs
         how often its person was drawn. A resample that draws none of their persons has no share (NaN)."""
         m = top_needed(len(negatives), rate)
-        chunk = max(1, min(chunk, int(2e7 // max(m, 1))))  # bounded memory: chunk x m weights at a time
+        chunk = max(1, min(chunk, int(4e6 // max(m, 1))))  # bounded memory: chunk x m weights (32 MB) at a time
         return shares_at_own_threshold(zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)),
                                        positives, self.inverse if positive_persons is None else positive_persons,
                                        negatives, rows, self.inverse, gallery_persons, compared, rate)
@@ -230,6 +230,39 @@ class SubjectBootstrap:
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
 
 
+def highest(scores: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the ``m`` highest scores, highest first (ties by position), as :func:`shares_at_own_threshold`
+    reads them."""
+    part = np.arange(len(scores)) if m >= len(scores) else np.argpartition(-scores, m - 1)[:m]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def mask_positions(mask: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) in ``mask`` of its ``which``-th True entries in row-major order (the order of
+    ``np.nonzero(mask)``), reading only the rows they are in."""
+    which = np.asarray(which, np.int64)
+    starts = np.r_[0, np.cumsum(mask.sum(1))]
+    rows = np.searchsorted(starts, which, "right") - 1
+    cols = np.empty_like(which)
+    order = np.argsort(rows, kind="stable")
+    bounds = np.flatnonzero(np.diff(rows[order])) + 1
+    for part in np.split(order, bounds) if len(order) else []:
+        r = rows[part[0]]
+        cols[part] = np.flatnonzero(mask[r])[which[part] - starts[r]]
+    return rows, cols
+
+
+def pairs_within(persons: np.ndarray, n_persons: int) -> np.ndarray:
+    """Comparisons per (person of image i, person of image j) over every i < j of different persons, ``persons``
+    each image's person (a position below ``n_persons``): the impostor pairs within one set of images."""
+    one = np.zeros((len(persons), n_persons))
+    one[np.arange(len(persons)), persons] = 1
+    later = np.cumsum(one[::-1], axis=0)[::-1] - one  # row i: the images after image i, by person
+    out = one.T @ later
+    np.fill_diagonal(out, 0)
+    return out
+
+
 def top_needed(n: int, rate: float) -> int:
     """How many of ``n`` negatives, highest first, to read first for thresholds at ``rate`` on person resamples: four
     times the number a threshold on the whole sample passes (a resample that needs more reads more)."""
@@ -261,12 +294,7 @@ def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.n
     positives = np.asarray(positives, float)
     negatives = np.asarray(negatives, np.float64)
     n = len(negatives)
-
-    def highest(m: int) -> np.ndarray:  # positions of the m highest negatives, highest first (ties by position)
-        part = np.arange(n) if m >= n else np.argpartition(-negatives, m - 1)[:m]
-        return part[np.lexsort((part, -negatives[part]))]
-
-    top = highest(top_needed(n, rate))
+    top = highest(negatives, top_needed(n, rate))
     out = []
     for c1, c2 in draws:
         allowed = np.floor(rate * ((c1 @ compared) * c2).sum(1))  # impostor weight the threshold may accept
@@ -274,7 +302,7 @@ def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.n
             cum = np.cumsum(c1[:, row_persons[rows[top]]] * c2[:, gallery_persons[top]], axis=1)
             if (cum[:, -1] > allowed).all() or len(top) == n:  # every threshold lies within the top
                 break
-            top = highest(min(n, 4 * len(top)))
+            top = highest(negatives, min(n, 4 * len(top)))
         j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
         scores = negatives[top]
         tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
@@ -318,8 +346,14 @@ class PersonPairs:
         """Each column's person (position in the bootstrap's persons)."""
         self.g = one(self.gallery_persons)
 
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        by_probe_person = self.p.T @ np.asarray(values, float)  # persons x columns
+    def sum(self, values: np.ndarray, rows_per_chunk: int | None = None) -> np.ndarray:
+        """Probe person x gallery person sums of ``values`` (a 0/1 or count matrix, probe images x gallery images),
+        a chunk of rows at a time (about 4M values each), so that no float copy of the whole matrix is made; counts
+        are whole numbers, so the sums are exact whatever the chunking."""
+        values = np.asarray(values)
+        step = rows_per_chunk or max(1, 4_000_000 // max(values.shape[1], 1))
+        by_probe_person = sum(self.p[a:a + step].T @ values[a:a + step].astype(float)
+                              for a in range(0, len(values), step))  # persons x columns
         return np.asarray((self.g.T @ by_probe_person.T).T)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 FMR_TARGETS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -124,21 +123,44 @@ class EER:
 
 
 def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
-    """Where the FMR and FNMR curves cross, on the full ROC curve (a point at every distinct score)."""
-    low, high, crossed, _ = eer_auc_many(negatives, positives, np.ones((1, len(negatives))),
-                                         np.ones((1, len(positives))))
-    return EER(float(low[0]), float(high[0]), bool(crossed[0]))
+    """Where the FMR and FNMR curves cross, on the full ROC curve (a point at every distinct score): the bracket
+    :func:`eer_auc_many` gives with unit weights, found by bisection on the sorted scores, so that memory stays one
+    sorted copy of the impostor scores (the identity probe's are every probe image against every gallery image)."""
+    neg, pos = np.sort(np.asarray(negatives, np.float64)), np.sort(np.asarray(positives, np.float64))
+    n0, n1 = len(neg), len(pos)
+
+    def rates(t: float) -> tuple[float, float]:  # (FMR, FNMR) accepting scores >= t
+        return (n0 - np.searchsorted(neg, t, "left")) / n0, 1 - (n1 - np.searchsorted(pos, t, "left")) / n1
+
+    def last_crossed(sorted_scores: np.ndarray) -> float | None:
+        """The highest of these scores at which FMR >= FNMR (FMR - FNMR only falls as the threshold rises)."""
+        lo, hi = 0, len(sorted_scores) - 1
+        if hi < 0 or np.subtract(*rates(sorted_scores[0])) < 0:
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if np.subtract(*rates(sorted_scores[mid])) >= 0 else (lo, mid - 1)
+        return float(sorted_scores[lo])
+
+    at = max(t for t in (last_crossed(neg), last_crossed(pos)) if t is not None)  # the first point, high to low
+    fmr_i, fnmr_i = rates(at)
+    above = [a[np.searchsorted(a, at, "right")] for a in (neg, pos) if np.searchsorted(a, at, "right") < len(a)]
+    fmr_p, fnmr_p = rates(min(above)) if above else (0.0, 1.0)  # the point before ("accept nothing" at the top)
+    lo, hi = max(fmr_p, fnmr_i), min(fmr_i, fnmr_p)
+    return EER(float(min(lo, hi)), float(max(lo, hi)), True)
 
 
 def auc(negatives: np.ndarray, positives: np.ndarray) -> float:
     """Area under the ROC curve as the Mann-Whitney statistic (ties count one half): the same number as
     scikit-learn's ``roc_auc_score`` (tests/metrics check it), without its input validation, which cost
-    more than the sort itself in the identity probe's bootstrap (thousands of calls per run)."""
+    more than the sort itself in the identity probe's bootstrap (thousands of calls per run). Each genuine score
+    is placed among the sorted impostor scores (one sorted copy of them in memory)."""
     n0, n1 = len(negatives), len(positives)
     if n0 == 0 or n1 == 0:
         raise ValueError("AUC needs both genuine and impostor scores")
-    ranks = rankdata(np.r_[negatives, positives])
-    return float((ranks[n0:].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+    neg, pos = np.sort(np.asarray(negatives, np.float64)), np.asarray(positives, np.float64)
+    below, tied_or_below = np.searchsorted(neg, pos, "left"), np.searchsorted(neg, pos, "right")
+    return float((below.sum() + 0.5 * (tied_or_below - below).sum()) / n0 / n1)
 
 
 def weighted_roc(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray,
@@ -195,10 +217,20 @@ def eer_auc_many(negatives: np.ndarray, positives: np.ndarray, w_neg: np.ndarray
     return tuple(np.concatenate(v) for v in (lows, highs, crossed, areas))
 
 
+ROC_EXACT = 2_000_000
+"""Impostor scores up to which the plotted ROC is computed on every one of them; above, on every k-th of them
+sorted, each weighing k (the curve within k / n of the exact one in FMR), which bounds its memory."""
+
+
 def roc_points(negatives: np.ndarray, positives: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
     """Down-sampled ROC/DET points (FMR, FNMR) for plots."""
+    weight = None
+    if len(negatives) > ROC_EXACT:
+        k = -(-len(negatives) // ROC_EXACT)
+        negatives = np.sort(np.asarray(negatives, np.float64))[::-1][::k]  # highest first, every k-th
+        weight = np.r_[np.full(len(negatives), float(k)), np.ones(len(positives))]
     y = np.r_[np.zeros(len(negatives)), np.ones(len(positives))]
-    fpr, tpr, thr = roc_curve(y, np.r_[negatives, positives], drop_intermediate=True)
+    fpr, tpr, thr = roc_curve(y, np.r_[negatives, positives], drop_intermediate=True, sample_weight=weight)
     keep = np.unique(np.r_[np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).astype(int)])
     return {"fmr": fpr[keep].tolist(), "fnmr": (1 - tpr[keep]).tolist(),
             "threshold": np.nan_to_num(thr[keep], posinf=1.0).tolist()}

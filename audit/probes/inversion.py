@@ -38,7 +38,7 @@ from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import SubjectBootstrap, negatives_kept
+from audit.metrics.stats import SubjectBootstrap, highest, mask_positions, negatives_kept, pairs_within, top_needed
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
 from audit.seeding import derive_seed
@@ -309,6 +309,8 @@ class VictimCalibration:
     unsupported: dict[float, str]
     """Targets the victims cannot back by the rule of 30, and why."""
     scores: np.ndarray
+    """The highest impostor scores, highest first: as many as a resample's threshold can need
+    (:func:`audit.metrics.stats.top_needed` at the highest FMR target)."""
     rows: np.ndarray
     """Each comparison's first image (a victim image's position)."""
     cols: np.ndarray
@@ -317,6 +319,8 @@ class VictimCalibration:
     """Each comparison's second image's person (position among the victims' persons, as np.unique sorts them)."""
     compared: np.ndarray
     """Comparisons per (first image's person, second image's person)."""
+    n: int
+    """Impostor comparisons in all (``scores`` are only the highest of them)."""
 
 
 @register
@@ -459,16 +463,16 @@ class InversionProbe:
         sentence why: its results are stored as ``;unsupported``, which no rule passes. The comparisons are kept, so
         that every bootstrap resample chooses its own threshold (:class:`VictimCalibration`)."""
         who = np.unique(subjects, return_inverse=True)[1]  # persons' positions, as SubjectBootstrap numbers them
-        rows, cols = np.nonzero(np.triu(who[:, None] != who[None, :], 1))
-        imp = ver.cosine_matrix(emb, emb)[rows, cols]
-        compared = np.zeros((who.max() + 1,) * 2)
-        np.add.at(compared, (who[rows], who[cols]), 1)
+        pairs = np.triu(who[:, None] != who[None, :], 1)
+        imp = ver.cosine_matrix(emb, emb)[pairs]
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
-        persons = len(compared)
+        persons = who.max() + 1
         points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
+        top = highest(imp, top_needed(len(imp), max(FMRS)))  # all a resample's threshold can need (top_needed)
+        rows, cols = mask_positions(pairs, top)
         return VictimCalibration({t: ver.threshold_at_fmr(imp, t) for t in ok},
                                  {t: points[t].explain() for t in ok if not points[t].supported},
-                                 imp, rows, cols, who[cols], compared)
+                                 imp[top], rows, cols, who[cols], pairs_within(who, persons), len(imp))
 
     def _metrics(self, attack, cond, r_emb, v_emb, vsub, cal, boot, sub_boot, sel,
                  series=None) -> list[MetricRecord]:
@@ -494,8 +498,7 @@ class InversionProbe:
             setting = operating_point("fmr", t, t in cal.unsupported, attack=attack)
             if series is not None:  # with the highest impostor comparisons, so that a paired comparison chooses
                 # each model's threshold again on every replicate too
-                top = np.argpartition(-cal.scores, negatives_kept(len(cal.scores), t) - 1)[
-                    :negatives_kept(len(cal.scores), t)]
+                top = slice(0, negatives_kept(cal.n, t))  # cal.scores are highest first
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
                                "kind": "share_at_rate", "rate": t, "positives": own, "units": sel,
                                "impostors": "within", "negatives": cal.scores[top],

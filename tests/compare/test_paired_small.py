@@ -118,18 +118,17 @@ def test_only_runs_without_any_outcomes_are_said_to_lack_them(store):
     assert res["rows"] and res["missing"] == ["old"] and res["unpaired"] == ["attr"]
 
 
-def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store):
-    """A paired TAR at FMR: in each replicate every model's threshold is the one its own impostor comparisons,
-    weighted by that replicate's probe-side and gallery-side draws, put at the rate (the stored interval's scheme),
-    checked against writing out each replicate's comparisons; the highest impostor scores kept are enough."""
-    from audit.compare.paired import PairedBootstrap, load_series
+def _tar_runs(old: tuple = ()):
+    """Two models' TAR at FMR 0.01 outcomes on 40 persons x 3 probe images (gallery image j is person j's): label ->
+    (scores, impostor mask, outcomes artifact); the runs in ``old`` keep them as runs did before impostor scores
+    were kept (each probe's accept at the whole sample's threshold)."""
     from audit.metrics import verification as ver
     from audit.metrics.stats import negatives_kept
 
     rng = np.random.default_rng(3)
     persons, rate = 40, 0.01
     subjects = np.repeat([f"p{i:02d}" for i in range(persons)], 3)
-    own = np.repeat(np.arange(persons), 3)  # gallery image j is person j's
+    own = np.repeat(np.arange(persons), 3)
     arts = {}
     for label, shift in (("a", 0.0), ("b", 0.4)):
         s = rng.normal(0, 1, (len(own), persons)) + rng.normal(0, 0.5, persons)[None, :]
@@ -139,12 +138,38 @@ def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store
         rows, cols = np.nonzero(imp)
         neg, gen = s[rows, cols], s[np.arange(len(own)), own]
         top = np.argpartition(-neg, negatives_kept(len(neg), rate) - 1)[:negatives_kept(len(neg), rate)]
+        series = {"metric": "tar_at_fmr", "condition": "clean", "setting": "fmr=0.01", "attribute": ""}
+        series |= ({"kind": "share", "values": gen >= ver.threshold_at_fmr(np.round(neg, 9), rate)} if label in old else
+                   {"kind": "share_at_rate", "rate": rate, "positives": gen, "negatives": neg[top],
+                    "negative_pairs": np.stack([rows[top], cols[top]], 1)})
         arts[label] = (s, imp, outcomes_artifact(
-            "identity", np.arange(len(own)), subjects,
-            [{"metric": "tar_at_fmr", "condition": "clean", "setting": "fmr=0.01", "attribute": "",
-              "kind": "share_at_rate", "rate": rate, "positives": gen, "negatives": neg[top],
-              "negative_pairs": np.stack([rows[top], cols[top]], 1)}], None,
+            "identity", np.arange(len(own)), subjects, [series], None,
             {"rows": np.arange(persons), "subjects": np.array([f"p{i:02d}" for i in range(persons)]), "groups": {}}))
+    return persons, rate, subjects, own, arts
+
+
+def test_a_run_that_kept_no_impostor_scores_is_compared_at_fixed_thresholds_on_both_sides():
+    """An old run (TAR as each probe's accept at its whole sample's threshold) against a new one: both models' thresholds
+    are held, as comparing two old runs does, never one held and one chosen again (a narrower interval)."""
+    got = {}
+    for old in (("a",), ("a", "b")):
+        with Store(":memory:") as s:
+            got[old] = _compare(s, {k: [v[2]] for k, v in _tar_runs(old)[4].items()}, n_boot=200)["rows"][0]
+    keys = ("value_a", "value_b", "diff", "ci_low", "ci_high", "verdict")
+    assert [got[("a",)][k] for k in keys] == [got[("a", "b")][k] for k in keys]
+    with Store(":memory:") as s:
+        new = _compare(s, {k: [v[2]] for k, v in _tar_runs()[4].items()}, n_boot=200)["rows"][0]
+    assert new["diff"] == got[("a",)]["diff"] and new["ci_high"] - new["ci_low"] > got[("a",)]["ci_high"] - got[("a",)]["ci_low"]
+
+
+def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store):
+    """A paired TAR at FMR: in each replicate every model's threshold is the one its own impostor comparisons,
+    weighted by that replicate's probe-side and gallery-side draws, put at the rate (the stored interval's scheme),
+    checked against writing out each replicate's comparisons; the highest impostor scores kept are enough."""
+    from audit.compare.paired import PairedBootstrap, load_series
+    from audit.metrics import verification as ver
+
+    persons, rate, subjects, own, arts = _tar_runs()
     result = _compare(store, {k: [v[2]] for k, v in arts.items()}, n_boot=30)
     (row,) = result["rows"]
     boot = PairedBootstrap(subjects, 30, 0)

@@ -93,6 +93,8 @@ def test_person_pair_sums_and_two_way_resamples_equal_their_definitions():
         for j, c in enumerate(cols):
             want[boot.inverse[i], boot.inverse[c]] += values[i, j]
     assert np.array_equal(pairs.sum(values), want)
+    assert np.array_equal(pairs.sum(values, rows_per_chunk=7), want)  # a chunk of rows at a time: the same sums
+    assert np.array_equal(pairs.sum(values > 1, rows_per_chunk=7), pairs.sum((values > 1).astype(float)))
 
     compared = rng.integers(0, 20, (boot.n_subjects, boot.n_subjects)).astype(float)
     compared[:, 0] = 0  # a gallery person nobody is compared with: a resample that draws only them has no rate

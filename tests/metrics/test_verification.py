@@ -46,6 +46,26 @@ def test_eer_known_values():
     assert perfect.mid == 0.0
 
 
+@pytest.mark.parametrize("decimals", [None, 2, 1, 0])
+def test_eer_and_auc_on_sorted_scores_equal_the_full_curve(decimals):
+    """The full-sample EER (bisection on sorted scores) and AUC (genuine scores placed among the sorted impostors)
+    give the bracket and area of the weighted curve (eer_auc_many with unit weights), ties and perfect separation
+    included: they replaced it to keep the identity probe's memory at one sorted copy of its impostor scores."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(decimals or 9)
+    for _ in range(400):
+        neg, pos = rng.normal(0, 1, rng.integers(1, 60)), rng.normal(rng.uniform(-1, 5), 1, rng.integers(1, 30))
+        if decimals is not None:
+            neg, pos = np.round(neg, decimals), np.round(pos, decimals)
+        low, high, crossed, area = ver.eer_auc_many(neg, pos, np.ones((1, len(neg))), np.ones((1, len(pos))))
+        e = ver.eer(neg, pos)
+        assert (e.low, e.high, e.crossed) == (low[0], high[0], crossed[0])
+        ranks = rankdata(np.r_[neg, pos])
+        mann_whitney = (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(neg) * len(pos))
+        assert ver.auc(neg, pos) == pytest.approx(mann_whitney, abs=1e-12) == pytest.approx(area[0], abs=1e-12)
+
+
 def test_rank1_and_rank():
     scores = np.array([[0.9, 0.1, 0.2], [0.3, 0.2, 0.8]])
     probe, gallery = np.array(["a", "b"]), np.array(["a", "b", "c"])
@@ -123,3 +143,18 @@ def test_weighted_eer_and_auc_equal_the_statistic_on_each_person_resample():
         rows_neg = np.concatenate([np.flatnonzero(neg_owner == p) for p in draw])
         assert (low[r], high[r]) == pytest.approx(_eer_on_curve(neg[rows_neg], pos[rows_pos]), abs=1e-12)
         assert areas[r] == pytest.approx(ver.auc(neg[rows_neg], pos[rows_pos]), abs=1e-12)
+
+
+def test_plotted_roc_of_many_impostors_thins_them_within_k_over_n(monkeypatch):
+    """Above ROC_EXACT impostor scores the plotted curve is drawn from every k-th of them (each weighing k): its FMR
+    at every plotted threshold is within k / n of the exact one."""
+    rng = np.random.default_rng(4)
+    neg, pos = rng.normal(0, 1, 50_000), rng.normal(3, 1, 800)
+    exact = ver.roc_points(neg, pos)
+    monkeypatch.setattr(ver, "ROC_EXACT", 5_000)
+    thin = ver.roc_points(neg, pos)
+    k = 10
+    assert exact != thin and len(thin["fmr"]) > 100
+    for fmr, thr in zip(thin["fmr"], thin["threshold"]):
+        if thr < 1.0:  # the "accept nothing" point is drawn at threshold 1
+            assert abs(fmr - np.mean(neg >= thr)) <= k / len(neg) + 1e-12
