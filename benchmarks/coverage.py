@@ -7,7 +7,8 @@ probe's own code on scores with per-person effects (genuine intra-class correlat
 probe-person, gallery-person and pair effects), at 30, 60 and 200 persons and at 120 persons with a 5-person
 group; the leakage rows from the leakage probe's own interval code over 5 folds x 2 repeats; the paired
 rows from the comparison's paired person bootstrap (two models, correlated person effects, FNMR 0.05 vs
-0.08, and a group FMR 0.01 vs 0.02 resampled on both sides); the membership rows from the membership probe's own
+0.08, a group FMR 0.01 vs 0.02 resampled on both sides, and TAR at FMR 0.01, 0.95 vs 0.92, each model's threshold
+chosen again on every replicate, and held fixed for comparison); the membership rows from the membership probe's own
 cross-validation and interval code (5 stratified folds x 2 repeats) on per-person attack scores with a planted
 member signal, at 60 + 60 and 200 + 200 persons ("persons" = members = non-members), against the truth on new
 persons from the same population, and the TPR at FPR 0.01 that the rules read at 300 members + 3,000 non-members
@@ -47,7 +48,7 @@ def main() -> None:
             for r in res:
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             rows += res
-    for metric in ("fnmr", "fmr"):  # paired differences between two models on the same persons (audit/compare)
+    for metric in ("fnmr", "fmr", "tar", "tar_fixed"):  # paired differences between two models on the same persons
         for persons in (60, 200):
             t0 = time.perf_counter()
             res = paired_coverage(persons, args.reps if persons < 200 else max(args.reps * 2 // 3, 50), args.boot,

@@ -9,6 +9,10 @@ with true FNMR 0.05 for model A and 0.08 for model B at the threshold. The paire
 probe-person effect, a gallery-person effect (each shared by the models with correlation 0.7) and noise,
 variances 0.2 / 0.2 / 0.6, with true FMR 0.01 for A and 0.02 for B; the paired bootstrap draws probe and
 gallery persons independently (``pair_share``); the truth is 0.01.
+
+``tar``: TAR at FMR 0.01 with each model's threshold chosen on its own impostor scores (as above), 0.95 for A and
+0.92 for B; the paired bootstrap chooses both thresholds again on every replicate (``share_at_rate``); the truth is
+-0.03. ``tar_fixed`` holds each threshold at its whole sample's value instead, for comparison.
 """
 
 from __future__ import annotations
@@ -68,8 +72,43 @@ def sim_paired_fmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:
     return Estimate(b - a, lo, hi, int(impostor.sum())), TRUE_FMR[1] - TRUE_FMR[0]
 
 
+TRUE_TAR, TAR_FMR = (0.95, 0.92), 0.01
+
+
+def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False) -> tuple[Estimate, float]:
+    """TAR at FMR 0.01, each model's threshold its own: impostor scores as :func:`sim_paired_fmr`'s (unit variance, so
+    the true threshold is the normal 1% tail), genuine scores a person effect (shared by the models, as FNMR's) plus
+    noise around a mean that gives true TAR 0.95 for A and 0.92 for B. With ``fixed`` each model's threshold is held at
+    its whole sample's value on every replicate (what comparisons did before impostor scores were kept)."""
+    from audit.metrics.stats import highest, negatives_kept
+
+    m = 1 + rng.poisson(2.0, n)
+    person = np.repeat(np.arange(n), m)
+    subjects = person.astype(str)
+    probe_fx, gallery_fx, genuine_fx = _shared(rng, n), _shared(rng, n), _shared(rng, n)
+    rows, cols = np.nonzero(person[:, None] != np.arange(n)[None, :])
+    series = []
+    boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
+    for k, tar in enumerate(TRUE_TAR):
+        neg = (np.sqrt(0.2) * probe_fx[k][person[rows]] + np.sqrt(0.2) * gallery_fx[k][cols]
+               + np.sqrt(0.6) * rng.normal(0, 1, len(rows)))
+        gen = (sps.norm.isf(TAR_FMR) + sps.norm.ppf(tar) + np.sqrt(0.5) * genuine_fx[k][person]
+               + np.sqrt(0.5) * rng.normal(0, 1, len(person)))
+        top = highest(neg, negatives_kept(len(neg), TAR_FMR))
+        s = Series("identity", "tar_at_fmr", "clean", "fmr=0.01", "", "all", np.arange(len(person)), subjects,
+                   "share_at_rate", values=gen, gallery=np.arange(n).astype(str), negatives=neg[top],
+                   negative_pairs=np.stack([rows[top], cols[top]], 1), rate=TAR_FMR)
+        series.append(boot.at_fixed_threshold(s) if fixed else s)
+    (a, ab), (b, bb) = (boot.stat(s) for s in series)
+    lo, hi = _interval(b - a, bb - ab, n)
+    return Estimate(b - a, lo, hi, len(subjects)), TRUE_TAR[1] - TRUE_TAR[0]
+
+
 SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
-              "fmr": (sim_paired_fmr, "group fmr difference B - A (paired, two-way)")}
+              "fmr": (sim_paired_fmr, "group fmr difference B - A (paired, two-way)"),
+              "tar": (sim_paired_tar, "tar_at_fmr difference B - A (paired, own thresholds)"),
+              "tar_fixed": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, fixed=True),
+                            "tar_at_fmr difference B - A (paired, thresholds held fixed)")}
 
 
 def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:
