@@ -38,6 +38,10 @@ class ConfigError(FaceAuditError):
     """Bad run configuration (unknown probe, condition, attribute...)."""
 
 
+class NotSignable(FaceAuditError):
+    """The run or a file given to be signed cannot be vouched for (incomplete run, another run's report)."""
+
+
 class RuleError(FaceAuditError):
     """A rule pack that fails validation."""
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import html
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +25,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import audit
-from audit.errors import FaceAuditError
+from audit.errors import FaceAuditError, NotSignable
 from audit.evidence import keys
+from audit.evidence.shown import RESULTS_ATTACHMENT, canonical_json, evidence_run, shown_findings
 from audit.rules.engine import any_judged
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.atomic import write_atomic
@@ -37,18 +36,12 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.faceaudit.attestation+json;version=1"
-RESULTS_ATTACHMENT = "faceaudit-results.json"
-"""Name of the JSON results embedded in every PDF report (equal to ``faceaudit export RUN``)."""
 
 
 class VerificationError(FaceAuditError):
     """The signature, the statement or a file does not match: the evidence cannot be trusted."""
 
     exit_code = 1
-
-
-class NotSignable(FaceAuditError):
-    """The run or a file given to be signed cannot be vouched for (incomplete run, another run's report)."""
 
 
 def require_signable(run: dict, findings: pd.DataFrame) -> None:
@@ -67,162 +60,6 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
                           "enough persons, and sign that run")
 
 
-_HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')
-
-
-def _results_doc(path: Path) -> dict | None:
-    """The results document a results JSON is, or a PDF report carries embedded; None for any other file or one
-    that cannot be read."""
-    from pypdf.errors import PyPdfError
-
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            doc = json.loads(path.read_bytes())
-        elif suffix == ".pdf":
-            from pypdf import PdfReader
-
-            attached = PdfReader(path).attachments.get(RESULTS_ATTACHMENT)
-            if not attached:
-                return None
-            doc = json.loads(attached[0])
-        else:
-            return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError):
-        return None  # an unreadable or foreign file says nothing about a run
-    return doc if isinstance(doc, dict) else None
-
-
-def evidence_run(path: Path) -> tuple[str, str | None] | None:
-    """``(run_id, model sha256 or None)`` a faceaudit evidence file says it is about: a results JSON (its
-    ``run``/``model``), a PDF report (its embedded results) or an HTML report (the run id it shows);
-    None when the file says nothing a faceaudit file would."""
-    if path.suffix.lower() in (".html", ".htm"):
-        try:
-            with open(path, "rb") as fh:
-                found = _HTML_RUN_ID.search(fh.read(1 << 20))  # the subtitle is at the top
-        except OSError:
-            return None
-        return (html.unescape(found.group(1).decode("utf-8", "replace")), None) if found else None
-    doc = _results_doc(path)
-    try:
-        run_id, model = doc["run"]["run_id"], (doc.get("model") or {}).get("sha256")
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return (run_id, model) if isinstance(run_id, str) else None
-
-
-def require_own_evidence(run: dict, path: Path, what: str) -> None:
-    """Refuse a file that is not evidence of ``run``: a report or results of another run (or model)."""
-    about = evidence_run(path)
-    if about is None:
-        raise NotSignable(f"{what} {path}: not a faceaudit report or results file (no run id in it); an attestation "
-                          f"covers only the reports of run {run['run_id']}")
-    run_id, model = about
-    if run_id != run["run_id"] or (model is not None and model != run["model_id"]):
-        raise NotSignable(f"{what} {path}: is the report of run {run_id}, not of run {run['run_id']}; an attestation "
-                          "covers only its own run's reports")
-
-
-# --------------------------------------------------------------------------- the findings a report shows
-FINDINGS_META = "faceaudit-findings"
-"""``<meta name="faceaudit-findings" content="sha256:HEX">`` in an HTML report: :func:`findings_digest` of the run's
-findings (all packs, whatever ``--pack`` the report shows) as they were when it was rendered."""
-DIGEST_FIELDS = ("pack", "pack_version", "pack_hash", "rule_id", "title", "status", "severity", "probe", "metric",
-                 "observed", "ci_low", "ci_high", "warn_if", "fail_if", "judged")
-"""What :func:`findings_digest` covers of each finding: what decides and shows its verdict; not when it was
-evaluated (applying the same pack again changes no finding) nor the wording of its message."""
-
-
-def findings_digest(rows: list[dict]) -> str:
-    """SHA-256 over a run's findings as the results document lists them (``results_document(...)["findings"]``,
-    also the rows embedded in a PDF report), in no particular order: equal digests, equal verdicts and values."""
-    lines = sorted(_canonical({k: r.get(k) for k in DIGEST_FIELDS}) for r in rows if isinstance(r, dict))
-    return hashlib.sha256(b"\n".join(lines)).hexdigest()
-
-
-@dataclass(frozen=True)
-class ShownFindings:
-    """The findings an evidence file was made from (:func:`shown_findings`)."""
-
-    statuses: dict[tuple[str, str], str] | None
-    """(pack, rule id) -> status, for every finding the file shows (an HTML report rendered with ``--pack`` shows
-    only those packs); None when only a digest is known."""
-    digest: str | None
-    """:func:`findings_digest` of all the run's findings when the file was written; None when the file has none."""
-
-
-_HTML_META = re.compile(r'<meta\s+name="' + FINDINGS_META + r'"\s+content="sha256:([0-9a-f]{64})"')
-_HTML_FINDINGS = re.compile(r'<table class="findings" id="findings-table".*?</table>', re.S)
-_HTML_ROW = re.compile(r'<tr data-status="([a-z_]+)"[^>]*>(.*?)</tr>', re.S)
-_HTML_RULE = re.compile(r'<span class="mono pack">([^<]*) \u00b7</span> <span class="mono rule-id">([^<]*)</span>')
-_HTML_NOT_JUDGED = re.compile(r'<h3 id="not-judged">.*?</ul>', re.S)
-_HTML_NOT_JUDGED_RULE = re.compile(r'<span class="mono nobreak">([^<]*) \u00b7 ([^<]*)</span>')
-_HTML_NO_PACK = "from a rule pack (none applied)"
-
-
-def _html_findings(text: str) -> ShownFindings | None:
-    """What an HTML run report shows: its findings table (pack, rule, status of every judged rule), its list of
-    rules not judged, and the digest in its head when it has one; None when the page has none of these."""
-    head = text.find("</head>")
-    meta = _HTML_META.search(text, 0, head if head >= 0 else 1 << 16)  # in the head: no page text can reach it
-    table, not_judged = _HTML_FINDINGS.search(text), _HTML_NOT_JUDGED.search(text)
-    if table is None and not_judged is None and _HTML_NO_PACK not in text:
-        return ShownFindings(None, meta.group(1)) if meta else None
-    statuses = {}
-    for status, row in _HTML_ROW.findall(table.group(0) if table else ""):
-        rule = _HTML_RULE.search(row)
-        if rule:
-            statuses[(html.unescape(rule.group(1)), html.unescape(rule.group(2)))] = status
-    for pack, rule_id in _HTML_NOT_JUDGED_RULE.findall(not_judged.group(0) if not_judged else ""):
-        statuses[(html.unescape(pack), html.unescape(rule_id))] = "not_applicable"
-    return ShownFindings(statuses, meta.group(1) if meta else None)
-
-
-def shown_findings(path: Path) -> ShownFindings | None:
-    """The findings a faceaudit evidence file was made from: every finding of a results JSON or of the results
-    embedded in a PDF report; the findings an HTML report shows (and, once the renderer writes it, the digest of
-    :data:`FINDINGS_META`). None when the file carries none that can be read."""
-    if path.suffix.lower() in (".html", ".htm"):
-        try:
-            return _html_findings(path.read_bytes().decode("utf-8", "replace"))
-        except OSError:
-            return None
-    doc = _results_doc(path)
-    rows = doc.get("findings") if doc else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        return None
-    statuses = {(str(r.get("pack")), str(r.get("rule_id"))): str(r.get("status")) for r in rows}
-    return ShownFindings(statuses, findings_digest(rows))
-
-
-def _counts(statuses: dict) -> str:
-    values = list(statuses.values())
-    return " ".join(f"{s} {values.count(s)}" for s in ("fail", "warn", "pass"))
-
-
-def require_current_findings(run: dict, current: list[dict], path: Path, what: str) -> None:
-    """Refuse a report (or results file) made from other findings than the run's stored ones (``current``: the
-    results document's ``findings``): rendered before a rule pack was applied to the run again, its verdicts are
-    not the ones the statement signs."""
-    shown = shown_findings(path)
-    if shown is None:
-        return  # a page whose layout is not known: nothing to compare (a faceaudit report always has its findings)
-    now = {(str(r.get("pack")), str(r.get("rule_id"))): str(r.get("status")) for r in current}
-    if shown.digest is not None:
-        stale = shown.digest != findings_digest(current)
-    else:  # an HTML report without the digest: the verdicts of the packs it shows, as stored now
-        packs = {pack for pack, _ in shown.statuses}
-        stale = (not shown.statuses and bool(now)) or shown.statuses != {k: v for k, v in now.items() if k[0] in packs}
-    if not stale:
-        return
-    again = (f"export it again (faceaudit export {run['run_id']})" if path.suffix.lower() == ".json"
-             else f"render it again (faceaudit report {run['run_id']})")
-    says = f"it says {_counts(shown.statuses)}, the run now {_counts(now)}; " if shown.statuses is not None else ""
-    raise NotSignable(f"{what} {path}: predates the run's current findings ({says}a rule pack was applied again "
-                      f"since it was made): {again} and sign the new file")
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     try:
@@ -238,10 +75,6 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: what is actually signed."""
     t = payload_type.encode()
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-
-
-def _canonical(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -291,8 +124,8 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
     config = run["config"]
     configuration = [{
         "name": "faceaudit-run-config", "mediaType": "application/json",
-        "digest": {"sha256": hashlib.sha256(_canonical(config)).hexdigest()},
-        "content": base64.b64encode(_canonical(config)).decode(),
+        "digest": {"sha256": hashlib.sha256(canonical_json(config)).hexdigest()},
+        "content": base64.b64encode(canonical_json(config)).decode(),
         "annotations": {"run_id": run["run_id"], "seed": str(run["seed"]), "preset": str(config.get("preset")),
                         "tool": f"faceaudit {audit.__version__}", "signer": signer.name,
                         "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"])}}]
@@ -310,7 +143,7 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
 
 def sign(stmt: dict, signer: Signer) -> dict:
     """A faceaudit bundle: the DSSE envelope plus the signer's public key (for convenience only)."""
-    payload = _canonical(stmt)
+    payload = canonical_json(stmt)
     sig = signer.key.sign(pae(PAYLOAD_TYPE, payload))
     envelope = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
                 "signatures": [{"keyid": signer.keyid, "sig": base64.b64encode(sig).decode()}]}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from audit.atomic import write_atomic
 from audit.errors import ConfigError
-from audit.evidence import attest, export, gate
+from audit.evidence import attest, export, gate, shown
 from audit.paths import free_stem, out_folder, require_store
 from audit.rules.apply import judge_stored, run_packs
 from audit.rules.engine import load_packs
@@ -63,8 +63,8 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
         attest.require_signable(run, findings)
         doc = export.results_document(store, run_id)
         for r in reports:
-            attest.require_own_evidence(run, r, "--report")
-            attest.require_current_findings(run, doc["findings"], r, "--report")
+            shown.require_own_evidence(run, r, "--report")
+            shown.require_current_findings(run, doc["findings"], r, "--report")
         data = export.dumps(doc)
     out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
     stem = _attestation_stem(out_dir, run_id, set(by_name))

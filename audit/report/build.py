@@ -12,7 +12,7 @@ from pathlib import Path
 import audit
 from audit.atomic import write_atomic
 from audit.errors import ConfigError
-from audit.evidence import attest, export
+from audit.evidence import attest, export, shown
 from audit.evidence.dataset import dataset_identity
 from audit.paths import free_stem, out_folder, require_store
 from audit.report import narrative
@@ -56,8 +56,8 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
         signing = _attestation_page(run, sig, stem) if sig else None
         html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
                                     quality_file=stem.name + QUALITY_SUFFIX if quality else None,
-                                    findings_digest=attest.findings_digest(doc["findings"]))
-    attachments = {attest.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
+                                    findings_digest=shown.findings_digest(doc["findings"]))
+    attachments = {shown.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
                    **({QUALITY_ATTACHMENT: quality} if quality else {}),
                    **{name: safe_csv(table) for name, table in appendix.items()}}
     written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
@@ -94,7 +94,7 @@ def _attestation_page(run: dict, sig, stem: Path) -> dict:
             "signed_at": sig.signed_at, "keyid": sig.keyid, "run_id": run["run_id"],
             "model_sha256": run["model_id"], "dataset_id": run["dataset_id"], "tool": audit.__version__,
             "bundle": stem.name + ".intoto.json", "pdf": stem.name + ".pdf",
-            "attachment": attest.RESULTS_ATTACHMENT}
+            "attachment": shown.RESULTS_ATTACHMENT}
 
 
 def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: list[str] | None = None,

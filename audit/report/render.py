@@ -445,7 +445,7 @@ def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[st
     """The run report and the tables its print leaves to PDF attachments (:func:`run_appendix`);
     ``attestation`` (signer, key fingerprint, ...) adds the final attestation page; ``quality_file`` names the CSV
     of every data-quality record written beside it (and attached to the PDF); ``findings_digest``
-    (:func:`audit.evidence.attest.findings_digest` of all the run's findings) goes in the page's head, where
+    (:func:`audit.evidence.shown.findings_digest` of all the run's findings) goes in the page's head, where
     ``attest`` reads which findings the page was made from."""
     ctx = run_context(store, run_id, no_faces, packs)
     appendix = run_appendix(ctx)

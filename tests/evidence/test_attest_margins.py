@@ -18,7 +18,9 @@ import yaml
 from audit import api
 from audit.errors import ConfigError
 from audit.evidence import VerificationError
-from audit.evidence.attest import NotSignable, Signer, findings_digest, sign, statement, write_bundle
+from audit.errors import NotSignable
+from audit.evidence.attest import Signer, sign, statement, write_bundle
+from audit.evidence.shown import findings_digest
 from audit.evidence.export import results_document
 from audit.store import Store
 

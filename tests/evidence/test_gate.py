@@ -96,7 +96,8 @@ def test_a_gate_with_nothing_judged_stays_closed_and_such_a_run_is_not_signed(ru
     """Every rule not_applicable (here: the one rule needs a probe that did not run) is no verdict: the gate stays
     closed, says why, and JUnit shows it as a failure; a statement on such findings would certify PASSED with
     nothing tested, so it is refused."""
-    from audit.evidence.attest import NotSignable, require_signable
+    from audit.errors import NotSignable
+    from audit.evidence.attest import require_signable
 
     only = tmp_path / "only-inversion.yaml"
     only.write_text(PACK.split("  - id: CI-ALWAYS-WARN")[0] + "  - id: CI-NOT-RUN" + PACK.split("  - id: CI-NOT-RUN")[1])

@@ -15,7 +15,8 @@ from audit import api
 from audit.config import AuditConfig
 from audit.errors import FaceAuditError
 from audit.evidence import VerificationError
-from audit.evidence.attest import NotSignable, Signer, sign, statement, write_bundle
+from audit.errors import NotSignable
+from audit.evidence.attest import Signer, sign, statement, write_bundle
 from audit.evidence.keys import load_private
 from audit.executors.base import Cell
 from audit.store import Store

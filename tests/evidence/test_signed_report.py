@@ -5,7 +5,7 @@ import re
 from pypdf import PdfReader
 
 from audit import api
-from audit.evidence.attest import RESULTS_ATTACHMENT
+from audit.evidence.shown import RESULTS_ATTACHMENT
 from audit.evidence import fingerprint
 from audit.evidence.keys import load_public
 from audit.store import Store
