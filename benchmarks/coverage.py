@@ -12,7 +12,8 @@ chosen again on every replicate, and held fixed for comparison); the membership 
 cross-validation and interval code (5 stratified folds x 2 repeats) on per-person attack scores with a planted
 member signal, at 60 + 60 and 200 + 200 persons ("persons" = members = non-members), against the truth on new
 persons from the same population, and the TPR at FPR 0.01 that the rules read at 300 members + 3,000 non-members
-(the fewest that support it). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
+(the fewest that support it); the inversion rows SAR type I at the victims' FMR 1e-2 threshold by the inversion
+probe's own calibration and interval code (and, for reference, with that threshold held fixed). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
 populations.
 
     python benchmarks/coverage.py [--reps 300] [--boot 200]
@@ -32,7 +33,7 @@ from audit.probes.coverage import coverage  # noqa: E402
 
 PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
         ("identity", (30, 60, 200)), ("identity_small_group", (120,)), ("membership", (60, 200)),
-        ("membership_low_fpr", (300,))]
+        ("membership_low_fpr", (300,)), ("inversion", (60, 150, 300))]
 
 
 def main() -> None:

@@ -257,6 +257,55 @@ def sim_membership(rng, n: int, n_boot: int, non_members: int | None = None,
     return got
 
 
+# Inversion: each person a direction in INV_DIM dimensions; an image's embedding is it plus noise; a
+# reconstruction is its image's embedding plus noise whose size varies by person (some faces rebuild well, some
+# do not). SAR type I at the victims' FMR 1e-2 threshold, with the inversion probe's own calibration and interval.
+INV_DIM, INV_IMAGE_SD, INV_FMR = 12, 0.35, 0.01
+
+
+def _inv_draw(rng, n: int):
+    m = 1 + rng.poisson(1.0, n)
+    subjects = np.repeat(np.arange(n), m)
+    images = rng.normal(0, 1, (n, INV_DIM))[subjects] + rng.normal(0, INV_IMAGE_SD * np.sqrt(INV_DIM), (len(subjects),
+                                                                                                       INV_DIM))
+    quality = np.exp(rng.normal(np.log(1.3), 0.35, n))[subjects]  # each person's reconstruction noise scale
+    recon = images + quality[:, None] * rng.normal(0, 1, images.shape)
+    return subjects, images, recon
+
+
+@lru_cache(maxsize=2)
+def inversion_truth(persons: int = 20000, pairs: int = 2_000_000, seed: int = 777) -> float:
+    """The estimand: the share of victims' images whose reconstruction is accepted at the threshold that puts the
+    FMR of comparisons between two images of different persons at 1e-2, in the population."""
+    from audit.metrics import verification as ver
+
+    rng = np.random.default_rng(seed)
+    subjects, images, recon = _inv_draw(rng, persons)
+    unit = ver.l2_normalise(images)
+    i, j = rng.integers(0, len(subjects), (2, pairs))
+    keep = subjects[i] != subjects[j]
+    tau = np.quantile(np.einsum("ij,ij->i", unit[i[keep]], unit[j[keep]]), 1 - INV_FMR)
+    return float(np.mean(np.einsum("ij,ij->i", ver.l2_normalise(recon), unit) >= tau))
+
+
+def sim_inversion(rng, n: int, n_boot: int) -> dict[str, tuple[Estimate, float]]:
+    """SAR type I by the inversion probe's own ``calibrate`` and ``_metrics`` (the threshold chosen again on every
+    resample), and, for comparison, the interval with the threshold held at the whole sample's value."""
+    from audit.metrics import verification as ver
+    from audit.probes.inversion import InversionProbe
+
+    subjects, images, recon = _inv_draw(rng, n)
+    cal = InversionProbe.calibrate(images, subjects)
+    boot = SubjectBootstrap(subjects, n_boot, int(rng.integers(2**31)), "inversion")
+    recs = InversionProbe()._metrics("black-box;target", "clean", recon, images, subjects, cal, boot, boot,
+                                     np.arange(len(subjects)))
+    (sar,) = [r for r in recs if r.metric == "sar_type1" and supported_form(r.setting).endswith(f"fmr={INV_FMR:g}")]
+    own = np.einsum("ij,ij->i", ver.l2_normalise(recon), ver.l2_normalise(images))
+    truth = inversion_truth()
+    return {"sar_type1": (Estimate(sar.value, sar.ci_low, sar.ci_high, sar.n), truth),
+            "sar_type1, threshold held fixed": (boot.mean(own >= cal.taus[INV_FMR], rate=True), truth)}
+
+
 SIMULATORS = {
     "fnmr": lambda rng, n, b: sim_share(rng, n, b, 0.05),
     "fmr": sim_fmr,
@@ -266,8 +315,10 @@ SIMULATORS = {
     "identity_small_group": lambda rng, n, b: sim_identity(rng, n, b, small_group=5),
     "membership": sim_membership,
     "membership_low_fpr": lambda rng, n, b: sim_membership(rng, n, b, non_members=10 * n, fpr=0.01),
+    "inversion": sim_inversion,
 }
-SEED_ORDER = ("fmr", "fnmr", "identity", "identity_small_group", "leakage", "psr", "membership", "membership_low_fpr")
+SEED_ORDER = ("fmr", "fnmr", "identity", "identity_small_group", "leakage", "psr", "membership", "membership_low_fpr",
+              "inversion")
 """Each simulator's place in its random stream's key (new simulators go last, so older tables reproduce)."""
 
 
