@@ -245,8 +245,10 @@ class PairedBootstrap:
         (:func:`audit.metrics.stats.shares_at_own_threshold`, as the stored interval does), so a paired difference
         carries both models' threshold variability."""
         _, gal, first, compared = self._impostors(s)
-        args = (s.values, idx, s.negatives, s.negative_pairs[:, 0], first, gal[s.negative_pairs[:, 1]], compared,
-                s.rate)
+        def persons_of(j):
+            return first[s.negative_pairs[j, 0]], gal[s.negative_pairs[j, 1]]
+
+        args = (s.values, idx, s.negatives, persons_of, compared, s.rate)
         ones = np.ones((1, len(self.persons)))
         value = float(shares_at_own_threshold([(ones, ones)], *args)[0])
         chunk = max(1, int(4e6 // max(len(s.negatives), 1)))

@@ -25,12 +25,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import audit
+from audit.atomic import write_atomic
 from audit.errors import FaceAuditError, NotSignable
 from audit.evidence import keys
+from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.evidence.shown import RESULTS_ATTACHMENT, canonical_json, evidence_run, shown_findings
 from audit.rules.engine import any_judged
-from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
-from audit.atomic import write_atomic
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"

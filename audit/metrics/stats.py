@@ -121,9 +121,10 @@ class SubjectBootstrap:
         for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
             yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
 
-    def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, rows: np.ndarray,
-                               gallery_persons: np.ndarray, compared: np.ndarray, rate: float,
-                               chunk: int = 64, positive_persons: np.ndarray | None = None) -> np.ndarray:
+    def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, rows, gallery_persons,
+                               compared: np.ndarray, rate: float, chunk: int = 64,
+                               positive_persons: np.ndarray | None = None,
+                               gallery: "SubjectBootstrap | None" = None) -> np.ndarray:
         """Every resample's share of ``positives`` (one score per probe image, e.g. genuine scores) at or above the
         threshold that resample's own negatives put at ``rate`` (TAR at a false match rate): the threshold is a tail
         quantile of the impostor scores and varies with the persons drawn, so it is chosen again on each resample,
@@ -138,12 +139,28 @@ class SubjectBootstrap:
 
         ``positive_persons``: each positive's person (position in this bootstrap's persons) when the positives are not
         one per image of the sample (a subset of its images, or several comparisons per image); a positive weighs
-        how often its person was drawn. A resample that draws none of their persons has no share (NaN)."""
+        how often its person was drawn. A resample that draws none of their persons has no share (NaN).
+
+        ``rows`` and ``gallery_persons`` may instead be one function: ``rows(positions)`` gives (probe image, gallery
+        person) of the negatives at those positions, so that a caller holding millions of impostor scores looks up
+        where only the highest ones, which the resamples read, lie (:func:`mask_positions`).
+
+        ``gallery``: when the gallery's persons are not this sample's (a gallery with distractors), the bootstrap of
+        the gallery images' persons (as many resamples), whose draws are the gallery side; ``gallery_persons`` are
+        then positions in its persons and ``compared`` is (this sample's persons, its persons)."""
         m = top_needed(len(negatives), rate)
         chunk = max(1, min(chunk, int(4e6 // max(m, 1))))  # bounded memory: chunk x m weights (32 MB) at a time
-        return shares_at_own_threshold(zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)),
+        other_side = self._draw_counts(chunk, self.draws2) if gallery is None else gallery._draw_counts(chunk)
+        if callable(rows):
+            def persons_of(idx):
+                r, g = rows(idx)
+                return self.inverse[r], g
+        else:
+            def persons_of(idx):
+                return self.inverse[rows[idx]], gallery_persons[idx]
+        return shares_at_own_threshold(zip(self._draw_counts(chunk), other_side),
                                        positives, self.inverse if positive_persons is None else positive_persons,
-                                       negatives, rows, self.inverse, gallery_persons, compared, rate)
+                                       negatives, persons_of, compared, rate)
 
     def from_resamples(self, value: float, boots: np.ndarray, alpha: float = 0.05, rate: bool = False,
                        persons: int | None = None, observations: int | None = None,
@@ -279,30 +296,32 @@ def negatives_kept(n: int, rate: float) -> int:
 
 
 def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.ndarray, negatives: np.ndarray,
-                            rows: np.ndarray, row_persons: np.ndarray, gallery_persons: np.ndarray,
-                            compared: np.ndarray, rate: float) -> np.ndarray:
+                            persons_of, compared: np.ndarray, rate: float) -> np.ndarray:
     """Each resample's share of ``positives`` at or above the threshold its own weighted ``negatives`` put at
     ``rate`` (:meth:`SubjectBootstrap.share_at_own_threshold`, which documents the scheme; also the paired
     comparison's, audit/compare/paired.py, on the draws it shares between models).
 
     ``draws``: chunks of ``(c1, c2)``, each ``(b, persons)``: how often each person was drawn on the probe side and,
-    independently, on the gallery side. A positive weighs its person's ``c1``; negative j, between probe image
-    ``rows[j]`` (whose person is ``row_persons[rows[j]]``) and a gallery image of person ``gallery_persons[j]``, weighs
-    ``c1[row_persons[rows[j]]] * c2[gallery_persons[j]]``; ``compared[p, g]``: impostor comparisons between probe
-    person p and gallery person g, for each resample's total. ``negatives`` may be only the highest ones (as many as
-    :func:`top_needed` asks, or more): a resample whose threshold lies below the lowest one given takes that one."""
+    independently, on the gallery side. A positive weighs its person's ``c1``; ``persons_of(positions)`` gives the
+    negatives at those positions' (probe person, gallery person), and such a negative weighs ``c1[probe person] *
+    c2[gallery person]`` (looked up only for the highest negatives a resample reads, so a caller need not hold one
+    for every comparison); ``compared[p, g]``: impostor comparisons between probe person p and gallery person g, for
+    each resample's total. ``negatives`` may be only the highest ones (the paired comparison keeps as many as
+    :func:`negatives_kept` says): a resample whose threshold lies below the lowest one given takes that one."""
     positives = np.asarray(positives, float)
     negatives = np.asarray(negatives, np.float64)
     n = len(negatives)
     top = highest(negatives, top_needed(n, rate))
+    probe_p, gallery_p = persons_of(top)
     out = []
     for c1, c2 in draws:
         allowed = np.floor(rate * ((c1 @ compared) * c2).sum(1))  # impostor weight the threshold may accept
         while True:
-            cum = np.cumsum(c1[:, row_persons[rows[top]]] * c2[:, gallery_persons[top]], axis=1)
+            cum = np.cumsum(c1[:, probe_p] * c2[:, gallery_p], axis=1)
             if (cum[:, -1] > allowed).all() or len(top) == n:  # every threshold lies within the top
                 break
             top = highest(negatives, min(n, 4 * len(top)))
+            probe_p, gallery_p = persons_of(top)
         j = (cum <= allowed[:, None]).sum(1)  # the first j negatives are at or above the threshold
         scores = negatives[top]
         tau = np.where(j < len(top), np.nextafter(scores[np.minimum(j, len(top) - 1)], np.inf), scores[-1])
@@ -352,8 +371,9 @@ class PersonPairs:
         are whole numbers, so the sums are exact whatever the chunking."""
         values = np.asarray(values)
         step = rows_per_chunk or max(1, 4_000_000 // max(values.shape[1], 1))
-        by_probe_person = sum(self.p[a:a + step].T @ values[a:a + step].astype(float)
-                              for a in range(0, len(values), step))  # persons x columns
+        by_probe_person = np.zeros((self.p.shape[1], values.shape[1]))  # persons x columns
+        for a in range(0, len(values), step):
+            by_probe_person += self.p[a:a + step].T @ values[a:a + step].astype(float)
         return np.asarray((self.g.T @ by_probe_person.T).T)
 
 

@@ -128,6 +128,8 @@ def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
     sorted copy of the impostor scores (the identity probe's are every probe image against every gallery image)."""
     neg, pos = np.sort(np.asarray(negatives, np.float64)), np.sort(np.asarray(positives, np.float64))
     n0, n1 = len(neg), len(pos)
+    if not n0 or not n1:
+        return EER(float("nan"), float("nan"), False)
 
     def rates(t: float) -> tuple[float, float]:  # (FMR, FNMR) accepting scores >= t
         return (n0 - np.searchsorted(neg, t, "left")) / n0, 1 - (n1 - np.searchsorted(pos, t, "left")) / n1

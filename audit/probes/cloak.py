@@ -6,7 +6,7 @@ them, at most 10) and added to their *other* images, which become queries. The g
 clean image of each protected person plus every image of the unprotected people (distractors).
 PSR@k = 1 - share of cloaked queries whose true gallery image ranks in the top k; PSR@tau = 1 -
 share accepted against their own gallery image at the system threshold (FMR 1e-3 on clean
-impostors). Surrogates: the target itself through the torch backend (white-box upper bound) and
+impostors; its interval chooses that threshold again on every resample of query and gallery persons). Surrogates: the target itself through the torch backend (white-box upper bound) and
 any ``--surrogate`` models (transfer; with two or more, also one ensemble attack against all of
 them). Every method runs in every setting. White-box attacks take plain sign steps until their
 objective plateaus; transfer attacks follow the OPOM recipe (momentum, input diversity with
@@ -17,6 +17,7 @@ resample protected persons.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from audit.conditions.purify import PURIFIERS, purify
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import SubjectBootstrap
+from audit.metrics.stats import SubjectBootstrap, mask_positions
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.inversion import image_quality
 from audit.seeding import derive_seed
@@ -45,6 +46,37 @@ SETTINGS = {
     "thorough": {"protect": 100000, "steps": 400, "patience": 10, "transfer_steps": 200, "transfer_patience": 4}}
 DIVERSITY = 0.5  # input-diversity probability of transfer attacks
 TOP_K = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class SystemThreshold:
+    """The cloak probe's system threshold (FMR 1e-3 on the clean queries' impostor comparisons with the gallery,
+    distractors included) and what every resample needs to choose it again: the impostor scores, where each lies,
+    and the comparisons per (query person, gallery person). Query persons are resampled by
+    the probe's bootstrap and gallery persons, independently, by ``gallery`` (as the identity probe's TAR)."""
+
+    tau: float
+    setting: str
+    scores: np.ndarray
+    """Every impostor score, in the row-major order of ``mask``."""
+    mask: np.ndarray
+    compared: np.ndarray
+    gallery: SubjectBootstrap
+
+    def where(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query, gallery person) of the impostor comparisons at positions ``idx`` of ``scores``."""
+        rows, cols = mask_positions(self.mask, idx)
+        return rows, self.gallery.inverse[cols]
+
+    @classmethod
+    def of(cls, s: np.ndarray, mask: np.ndarray, boot: SubjectBootstrap, gallery: SubjectBootstrap,
+           setting: str) -> "SystemThreshold":
+        imp = s[mask]
+        one_q = np.zeros((len(s), boot.n_subjects))
+        one_q[np.arange(len(s)), boot.inverse] = 1
+        one_g = np.zeros((s.shape[1], gallery.n_subjects))
+        one_g[np.arange(s.shape[1]), gallery.inverse] = 1
+        return cls(ver.threshold_at_fmr(imp, 1e-3), setting, imp, mask, one_q.T @ mask.astype(float) @ one_g, gallery)
 
 
 def own_rank(q_emb: np.ndarray, g_emb: np.ndarray, own_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +144,6 @@ class CloakProbe:
         own_col = np.repeat(np.arange(p), t)
         mask = np.ones_like(s_clean, dtype=bool)
         mask[np.arange(len(q_flat)), own_col] = False
-        tau = ver.threshold_at_fmr(s_clean[mask], 1e-3)
         # The rule of 30 for that threshold, as the identity probe counts it: PSR@tau at a point the queries cannot
         # back is labelled ';unsupported' (no rule passes on it).
         q_persons, g_persons = np.unique(subjects[q_flat]), np.unique(subjects[g_idx])
@@ -120,8 +151,10 @@ class CloakProbe:
             np.intersect1d(q_persons, g_persons)), (1e-3,))[0]
         if not point.supported:
             result.notes.append(f"System threshold: {point.explain()}")
-        tau_setting = operating_point("fmr", 1e-3, not point.supported)
         boot = SubjectBootstrap(subjects[q_flat], cfg.setting("bootstrap"), ctx.seed, "cloak")
+        system = SystemThreshold.of(s_clean, mask, boot, SubjectBootstrap(
+            subjects[g_idx], cfg.setting("bootstrap"), ctx.seed, "cloak-gallery"), operating_point(
+            "fmr", 1e-3, not point.supported))
         surrogates = {}
         target = ctx.model.torch()
         if target is None:
@@ -141,8 +174,8 @@ class CloakProbe:
                 Ensemble([b for _, b in members]), True)
         clean_queries = images[qry.reshape(-1)]
         series: list[dict] = []  # per-query outcomes for paired comparisons between models
-        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, tau, tau_setting, boot,
-                                         None, series)
+        result.metrics += self._evaluate(ctx, "clean", "none", clean_queries, g_emb, own_col, system, boot, None,
+                                         series)
         examples, convergence = {}, []
         if not ctx.surrogates:
             result.notes.append("No transfer setting: no --surrogate model was given, so only the white-box bound "
@@ -177,7 +210,7 @@ class CloakProbe:
             cloaked = apply_cloak(images[qry], eta if method == "pgd" else eta[:, None]).reshape(-1, *images.shape[1:])
             convergence.append({"setting": label, "method": method, "eps": eps, **rec})
             cond = f"cloak:{method}@{eps:g}"
-            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, tau, tau_setting, boot, clean_queries,
+            result.metrics += self._evaluate(ctx, cond, label, cloaked, g_emb, own_col, system, boot, clean_queries,
                                              series)
             if label == "white-box" and method == "opom-affine":
                 examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
@@ -188,11 +221,11 @@ class CloakProbe:
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[q_flat], subjects[q_flat], series))
         return result
 
-    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, tau, tau_setting, boot, clean,
+    def _evaluate(self, ctx, cond, setting, queries, g_emb, own_col, system, boot, clean,
                   series=None) -> list[MetricRecord]:
-        """PSR@k and PSR@tau of ``queries`` (and after each purifier; ``tau_setting`` labels tau's operating point),
-        image quality against ``clean``; each query's protection at rank 1 is appended to ``series`` (outcomes for
-        paired comparisons)."""
+        """PSR@k and PSR@tau of ``queries`` (and after each purifier; PSR@tau at the ``system`` threshold, its interval
+        choosing that threshold again on every resample), image quality against ``clean``; each query's protection at
+        rank 1 is appended to ``series`` (outcomes for paired comparisons)."""
         out = []
         versions = {cond: queries} | {f"{cond}+purify:{pname}": purify(queries, pname) for pname in PURIFIERS}
         for name, q in versions.items():
@@ -204,9 +237,10 @@ class CloakProbe:
                     series.append({"metric": "psr_at_1", "condition": name, "setting": setting, "attribute": "",
                                    "kind": "share", "values": 1 - hit})
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
-            acc = (own >= tau).astype(float)
-            est = boot.mean(1 - acc, rate=True)
-            out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};{tau_setting}"))
+            accepted = boot.share_at_own_threshold(own, system.scores, system.where, None, system.compared, 1e-3,
+                                                   gallery=system.gallery)
+            est = boot.from_resamples(float(np.mean(own < system.tau)), 1 - accepted, rate=True)
+            out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};{system.setting}"))
         if clean is not None:
             ssim, psnr = image_quality(queries, clean)
             linf = np.abs(queries.astype(int) - clean.astype(int)).reshape(len(queries), -1).max(1).astype(float)

@@ -24,7 +24,7 @@ from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import PersonPairs, SubjectBootstrap, highest, mask_positions, negatives_kept, top_needed
+from audit.metrics.stats import PersonPairs, SubjectBootstrap, highest, mask_positions, negatives_kept
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
@@ -141,6 +141,11 @@ class IdentityProbe:
         # Impostor scores in row-major order; where they lie in the matrix is looked up only for the few that are
         # used (the highest, the EER sample): no index arrays the size of the matrix.
         imp_scores = s[imp_mask]
+
+        def where(idx):  # (probe row, gallery person) of the impostor scores at positions idx
+            r, c = mask_positions(imp_mask, idx)
+            return r, pairs.gallery_persons[c]
+
         for t, tau in taus.items():
             fnmr = boot.mean(gen < tau, rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
@@ -151,22 +156,19 @@ class IdentityProbe:
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
             own_tau = ver.threshold_at_fmr(imp_scores, t)
             # The condition's own threshold is a tail quantile of its impostor scores: chosen again on every resample
-            # (persons drawn on both sides), so the interval carries its variability too. Only the highest impostor
-            # scores can hold a resample's threshold: four times those the whole sample's passes (top_needed).
-            top = highest(imp_scores, top_needed(len(imp_scores), t))
-            rows, cols = mask_positions(imp_mask, top)
+            # (persons drawn on both sides), so the interval carries its variability too.
             tar = boot.from_resamples(float(np.mean(gen >= own_tau)), boot.share_at_own_threshold(
-                gen, imp_scores[top], rows, pairs.gallery_persons[cols], imp_pairs, t), rate=True)
+                gen, imp_scores, where, None, imp_pairs, t), rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
             if series is not None:  # TAR: the genuine scores and the highest impostor comparisons, so that a paired
                 # comparison chooses each model's threshold again on every replicate too
-                kept = negatives_kept(len(imp_scores), t)  # never more than top holds
+                top = highest(imp_scores, negatives_kept(len(imp_scores), t))
+                rows, cols = mask_positions(imp_mask, top)
                 series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share", "values": gen < tau},
                            {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share_at_rate", "rate": t, "positives": gen,
-                            "negatives": imp_scores[top[:kept]],
-                            "negative_pairs": np.stack([rows[:kept], cols[:kept]], 1)}]
+                            "negatives": imp_scores[top], "negative_pairs": np.stack([rows, cols], 1)}]
         # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
         # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
         # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every

@@ -38,7 +38,7 @@ from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import SubjectBootstrap, highest, mask_positions, negatives_kept, pairs_within, top_needed
+from audit.metrics.stats import SubjectBootstrap, highest, mask_positions, negatives_kept, pairs_within
 from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
 from audit.seeding import derive_seed
@@ -309,18 +309,18 @@ class VictimCalibration:
     unsupported: dict[float, str]
     """Targets the victims cannot back by the rule of 30, and why."""
     scores: np.ndarray
-    """The highest impostor scores, highest first: as many as a resample's threshold can need
-    (:func:`audit.metrics.stats.top_needed` at the highest FMR target)."""
-    rows: np.ndarray
-    """Each comparison's first image (a victim image's position)."""
-    cols: np.ndarray
-    """Each comparison's second image (a later victim image's position)."""
+    """Every impostor score, in the row-major order of ``pairs``."""
+    pairs: np.ndarray
+    """Victim image i x victim image j: True where i < j and their persons differ (the comparisons)."""
     persons: np.ndarray
-    """Each comparison's second image's person (position among the victims' persons, as np.unique sorts them)."""
+    """Each victim image's person (position among the victims' persons, as np.unique sorts them)."""
     compared: np.ndarray
     """Comparisons per (first image's person, second image's person)."""
-    n: int
-    """Impostor comparisons in all (``scores`` are only the highest of them)."""
+
+    def where(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first image, second image's person) of the comparisons at positions ``idx`` of ``scores``."""
+        rows, cols = mask_positions(self.pairs, idx)
+        return rows, self.persons[cols]
 
 
 @register
@@ -468,11 +468,9 @@ class InversionProbe:
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
         persons = who.max() + 1
         points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
-        top = highest(imp, top_needed(len(imp), max(FMRS)))  # all a resample's threshold can need (top_needed)
-        rows, cols = mask_positions(pairs, top)
         return VictimCalibration({t: ver.threshold_at_fmr(imp, t) for t in ok},
                                  {t: points[t].explain() for t in ok if not points[t].supported},
-                                 imp[top], rows, cols, who[cols], pairs_within(who, persons), len(imp))
+                                 imp, pairs, who, pairs_within(who, persons))
 
     def _metrics(self, attack, cond, r_emb, v_emb, vsub, cal, boot, sub_boot, sel,
                  series=None) -> list[MetricRecord]:
@@ -498,15 +496,16 @@ class InversionProbe:
             setting = operating_point("fmr", t, t in cal.unsupported, attack=attack)
             if series is not None:  # with the highest impostor comparisons, so that a paired comparison chooses
                 # each model's threshold again on every replicate too
-                top = slice(0, negatives_kept(cal.n, t))  # cal.scores are highest first
+                top = highest(cal.scores, negatives_kept(len(cal.scores), t))
+                rows, cols = mask_positions(cal.pairs, top)
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
                                "kind": "share_at_rate", "rate": t, "positives": own, "units": sel,
                                "impostors": "within", "negatives": cal.scores[top],
-                               "negative_pairs": np.stack([cal.rows[top], cal.cols[top]], 1)})
+                               "negative_pairs": np.stack([rows, cols], 1)})
             for metric, scores, who in (("sar_type1", own, persons), ("sar_type2", second, persons[k2])):
                 if not len(scores):  # no attacked victim has a second image
                     continue
-                boots = boot.share_at_own_threshold(scores, cal.scores, cal.rows, cal.persons, cal.compared, t,
+                boots = boot.share_at_own_threshold(scores, cal.scores, cal.where, None, cal.compared, t,
                                                     positive_persons=who)
                 est = boot.from_resamples(float(np.mean(scores >= tau)), boots, rate=True,
                                           persons=len(np.unique(who)), observations=len(scores))

@@ -64,3 +64,68 @@ def test_positives_of_a_subset_or_several_per_image_weigh_their_persons_draws():
             want.append(np.mean(drawn >= tau) if len(drawn) else np.nan)
     assert np.allclose(got, want, equal_nan=True)
     assert np.isnan(got).any() and np.isfinite(got).sum() > 40  # a resample without those persons has no share
+
+
+def test_a_gallery_of_other_persons_is_resampled_by_its_own_bootstrap():
+    """The cloak probe's system threshold: queries of some persons against a gallery that also holds distractors.
+    The gallery side's draws come from the gallery's own bootstrap (its persons), the query side's from the
+    queries'; checked against writing each resample's comparisons out."""
+    rng = np.random.default_rng(11)
+    queries = np.repeat(np.arange(12), 3)  # 12 protected persons, 3 queries each
+    gallery_people = np.r_[np.arange(12), 100 + np.arange(30)]  # their gallery images and 30 distractors
+    s = rng.normal(0, 1, (len(queries), len(gallery_people)))
+    own = s[np.arange(len(queries)), queries] + 3
+    mask = queries[:, None] != gallery_people[None, :]
+    boot = SubjectBootstrap(queries, 50, 2, "q")
+    gal = SubjectBootstrap(gallery_people, 50, 2, "g")
+    rows, cols = np.nonzero(mask)
+    compared = np.zeros((boot.n_subjects, gal.n_subjects))
+    np.add.at(compared, (boot.inverse[rows], gal.inverse[cols]), 1)
+    got = boot.share_at_own_threshold(own, s[rows, cols], rows, gal.inverse[cols], compared, 0.02, gallery=gal)
+    want = []
+    for c1, c2 in zip(boot._draw_counts(100), gal._draw_counts(100)):
+        for r in range(len(c1)):
+            tau = ver.threshold_at_fmr(np.repeat(s[rows, cols], (c1[r, boot.inverse[rows]] * c2[r, gal.inverse[cols]])
+                                                 .astype(int)), 0.02)
+            w = c1[r, boot.inverse]
+            want.append((w * (own >= tau)).sum() / w.sum())
+    assert np.array_equal(got, np.array(want)) and len(set(np.round(got, 9))) > 1
+
+
+def test_where_negatives_lie_is_looked_up_only_for_those_read_and_a_deep_threshold_reads_more():
+    """The probes pass every impostor score and a function saying where the ones read lie (no index arrays the size of
+    the score matrix). A person holding the highest impostor scores makes a resample without them reach far below the
+    first scores read; its threshold must still be the one written-out comparisons give (found by a review: with only
+    the highest scores kept, such resamples took the lowest kept one)."""
+    from audit.metrics.stats import mask_positions
+
+    rng = np.random.default_rng(13)
+    own = np.r_[np.zeros(80, int), np.repeat(np.arange(1, 20), 3)]  # person 0 has 80 probe images, the others 3
+    s = rng.normal(0, 1, (len(own), 20))
+    s[np.arange(len(own)), own] += 3
+    imp = np.ones_like(s, bool)
+    imp[np.arange(len(own)), own] = False
+    s[own == 0] += 4  # person 0's probes score high against everyone: they hold the 1,520 highest impostor scores
+    boot = SubjectBootstrap(own, 60, 4, "t")
+    _, gallery_row = np.unique(own, return_index=True)
+    pairs = PersonPairs(boot, np.arange(len(own)), gallery_row)
+    negatives, genuine = s[imp], s[np.arange(len(own)), own]
+    looked_up = []
+
+    def where(idx):
+        looked_up.append(len(idx))
+        r, c = mask_positions(imp, idx)
+        return r, pairs.gallery_persons[c]
+
+    got = boot.share_at_own_threshold(genuine, negatives, where, None, pairs.sum(imp), 0.05)
+    rows, cols = np.nonzero(imp)
+    assert np.array_equal(got, boot.share_at_own_threshold(genuine, negatives, rows, pairs.gallery_persons[cols],
+                                                           pairs.sum(imp), 0.05))
+    want = []
+    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+        for r in range(len(c1)):
+            weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
+            w = c1[r, boot.inverse]
+            want.append((w * (genuine >= ver.threshold_at_fmr(np.repeat(negatives, weight), 0.05))).sum() / w.sum())
+    assert np.array_equal(got, np.array(want))
+    assert looked_up[0] < len(negatives) and len(looked_up) > 1  # it read further than the first scores
