@@ -13,8 +13,8 @@ cross-validation and interval code (5 stratified folds x 2 repeats) on per-perso
 member signal, at 60 + 60 and 200 + 200 persons ("persons" = members = non-members), against the truth on new
 persons from the same population, and the TPR at FPR 0.01 that the rules read at 300 members + 3,000 non-members
 (the fewest that support it); the inversion rows SAR type I at the victims' FMR 1e-2 threshold by the inversion
-probe's own calibration and interval code (and, for reference, with that threshold held fixed). See audit/probes/coverage.py and audit/compare/coverage.py for the simulated
-populations.
+probe's own calibration and interval code (and, for reference, with that threshold held fixed). See
+audit/probes/coverage.py and audit/compare/coverage.py for the simulated populations.
 
     python benchmarks/coverage.py [--reps 300] [--boot 200]
 """

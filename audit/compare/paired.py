@@ -245,6 +245,7 @@ class PairedBootstrap:
         (:func:`audit.metrics.stats.shares_at_own_threshold`, as the stored interval does), so a paired difference
         carries both models' threshold variability."""
         _, gal, first, compared = self._impostors(s)
+
         def persons_of(j):
             return first[s.negative_pairs[j, 0]], gal[s.negative_pairs[j, 1]]
 

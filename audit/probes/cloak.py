@@ -6,7 +6,8 @@ them, at most 10) and added to their *other* images, which become queries. The g
 clean image of each protected person plus every image of the unprotected people (distractors).
 PSR@k = 1 - share of cloaked queries whose true gallery image ranks in the top k; PSR@tau = 1 -
 share accepted against their own gallery image at the system threshold (FMR 1e-3 on clean
-impostors; its interval chooses that threshold again on every resample of query and gallery persons). Surrogates: the target itself through the torch backend (white-box upper bound) and
+impostors; its interval chooses that threshold again on every resample of query and gallery
+persons). Surrogates: the target itself through the torch backend (white-box upper bound) and
 any ``--surrogate`` models (transfer; with two or more, also one ensemble attack against all of
 them). Every method runs in every setting. White-box attacks take plain sign steps until their
 objective plateaus; transfer attacks follow the OPOM recipe (momentum, input diversity with

@@ -75,7 +75,8 @@ def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(
     # stored ones
     for r in (x for x in ctx["paired"]["rows"] if x["metric"] == "tar_at_fmr"):
         for m, v in ((ma, r["value_a"]), (mb, r["value_b"])):
-            stored = m[(m["metric"] == "tar_at_fmr") & (m["condition"] == r["condition"]) & (m["setting"] == r["setting"])]
+            stored = m[(m["metric"] == "tar_at_fmr") & (m["condition"] == r["condition"])
+                       & (m["setting"] == r["setting"])]
             assert len(stored) == 1 and stored["value"].iloc[0] == pytest.approx(v, abs=1e-9), r
         assert r["ci_low"] <= r["diff"] <= r["ci_high"]
     # group FNMR rows and the max/min differential come from the same outcomes, for each attribute
