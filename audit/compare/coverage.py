@@ -80,13 +80,14 @@ def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False) -> tuple[Estim
     the true threshold is the normal 1% tail), genuine scores a person effect (shared by the models, as FNMR's) plus
     noise around a mean that gives true TAR 0.95 for A and 0.92 for B. With ``fixed`` each model's threshold is held at
     its whole sample's value on every replicate (what comparisons did before impostor scores were kept)."""
-    from audit.metrics.stats import highest, negatives_kept
+    from audit.probes.base import kept_impostors
 
     m = 1 + rng.poisson(2.0, n)
     person = np.repeat(np.arange(n), m)
     subjects = person.astype(str)
     probe_fx, gallery_fx, genuine_fx = _shared(rng, n), _shared(rng, n), _shared(rng, n)
-    rows, cols = np.nonzero(person[:, None] != np.arange(n)[None, :])
+    impostor = person[:, None] != np.arange(n)[None, :]
+    rows, cols = np.nonzero(impostor)
     series = []
     boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
     for k, tar in enumerate(TRUE_TAR):
@@ -94,10 +95,10 @@ def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False) -> tuple[Estim
                + np.sqrt(0.6) * rng.normal(0, 1, len(rows)))
         gen = (sps.norm.isf(TAR_FMR) + sps.norm.ppf(tar) + np.sqrt(0.5) * genuine_fx[k][person]
                + np.sqrt(0.5) * rng.normal(0, 1, len(person)))
-        top = highest(neg, negatives_kept(len(neg), TAR_FMR))
+        kept = kept_impostors(neg, impostor, TAR_FMR)
         s = Series("identity", "tar_at_fmr", "clean", "fmr=0.01", "", "all", np.arange(len(person)), subjects,
-                   "share_at_rate", values=gen, gallery=np.arange(n).astype(str), negatives=neg[top],
-                   negative_pairs=np.stack([rows[top], cols[top]], 1), rate=TAR_FMR)
+                   "share_at_rate", values=gen, gallery=np.arange(n).astype(str), negatives=kept["negatives"],
+                   negative_pairs=kept["negative_pairs"], rate=TAR_FMR)
         series.append(boot.at_fixed_threshold(s) if fixed else s)
     (a, ab), (b, bb) = (boot.stat(s) for s in series)
     lo, hi = _interval(b - a, bb - ab, n)

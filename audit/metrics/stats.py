@@ -121,8 +121,8 @@ class SubjectBootstrap:
         for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
             yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
 
-    def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, rows, gallery_persons,
-                               compared: np.ndarray, rate: float, chunk: int = 64,
+    def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, where, compared: np.ndarray,
+                               rate: float, chunk: int = 64,
                                positive_persons: np.ndarray | None = None,
                                gallery: "SubjectBootstrap | None" = None) -> np.ndarray:
         """Every resample's share of ``positives`` (one score per probe image, e.g. genuine scores) at or above the
@@ -131,8 +131,10 @@ class SubjectBootstrap:
         as :func:`audit.metrics.verification.threshold_at_fmr` chooses it on the weighted negatives. A threshold held
         at the whole sample's value gives an interval that misses the truth too often (coverage 0.90 for 0.95).
 
-        ``negatives``: impostor scores between probe image ``rows[j]`` and a gallery image of person
-        ``gallery_persons[j]`` (positions in this bootstrap's persons), weighted two-way as in :meth:`pair_weights`;
+        ``negatives``: every impostor score; ``where(positions)`` gives the (probe image, gallery person) of the ones at
+        those positions (the gallery person a position in this bootstrap's persons), each weighted two-way as in
+        :meth:`pair_weights`. It is asked only for the highest scores, which the resamples read, so that a caller
+        holding millions of impostor scores need not hold an index for each (:func:`mask_positions`).
         ``compared[p, g]``: impostor comparisons between probe person p and gallery person g (all of them, for each
         resample's total weight). Only the top of the negatives is read: enough of it for every resample to place
         its threshold (all of them at worst).
@@ -141,23 +143,16 @@ class SubjectBootstrap:
         one per image of the sample (a subset of its images, or several comparisons per image); a positive weighs
         how often its person was drawn. A resample that draws none of their persons has no share (NaN).
 
-        ``rows`` and ``gallery_persons`` may instead be one function: ``rows(positions)`` gives (probe image, gallery
-        person) of the negatives at those positions, so that a caller holding millions of impostor scores looks up
-        where only the highest ones, which the resamples read, lie (:func:`mask_positions`).
-
         ``gallery``: when the gallery's persons are not this sample's (a gallery with distractors), the bootstrap of
-        the gallery images' persons (as many resamples), whose draws are the gallery side; ``gallery_persons`` are
-        then positions in its persons and ``compared`` is (this sample's persons, its persons)."""
+        the gallery images' persons (as many resamples), whose draws are the gallery side; the gallery persons
+        ``where`` gives are then positions in its persons and ``compared`` is (this sample's persons, its persons)."""
         m = top_needed(len(negatives), rate)
         chunk = max(1, min(chunk, int(4e6 // max(m, 1))))  # bounded memory: chunk x m weights (32 MB) at a time
         other_side = self._draw_counts(chunk, self.draws2) if gallery is None else gallery._draw_counts(chunk)
-        if callable(rows):
-            def persons_of(idx):
-                r, g = rows(idx)
-                return self.inverse[r], g
-        else:
-            def persons_of(idx):
-                return self.inverse[rows[idx]], gallery_persons[idx]
+        def persons_of(idx):
+            r, g = where(idx)
+            return self.inverse[r], g
+
         return shares_at_own_threshold(zip(self._draw_counts(chunk), other_side),
                                        positives, self.inverse if positive_persons is None else positive_persons,
                                        negatives, persons_of, compared, rate)

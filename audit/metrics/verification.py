@@ -93,9 +93,10 @@ def operating_points(comparisons: int, person_pairs: int, targets=FMR_TARGETS) -
     return [OperatingPoint(t, int(comparisons), int(person_pairs)) for t in targets]
 
 
-def threshold_at_fmr(negatives: np.ndarray, fmr: float) -> float:
-    """Smallest threshold whose FMR (share of negatives >= threshold) is at most ``fmr``."""
-    neg = np.sort(np.asarray(negatives, np.float64))[::-1]
+def threshold_at_fmr(negatives: np.ndarray, fmr: float, presorted: bool = False) -> float:
+    """Smallest threshold whose FMR (share of negatives >= threshold) is at most ``fmr``; ``presorted``: the
+    negatives are already sorted low to high (one sorted copy serves several calls)."""
+    neg = (np.asarray(negatives, np.float64) if presorted else np.sort(np.asarray(negatives, np.float64)))[::-1]
     k = int(np.floor(fmr * len(neg)))
     if k >= len(neg):
         return float(neg[-1])
@@ -122,11 +123,13 @@ class EER:
         return (self.low + self.high) / 2
 
 
-def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
+def eer(negatives: np.ndarray, positives: np.ndarray, presorted: bool = False) -> EER:
     """Where the FMR and FNMR curves cross, on the full ROC curve (a point at every distinct score): the bracket
     :func:`eer_auc_many` gives with unit weights, found by bisection on the sorted scores, so that memory stays one
-    sorted copy of the impostor scores (the identity probe's are every probe image against every gallery image)."""
-    neg, pos = np.sort(np.asarray(negatives, np.float64)), np.sort(np.asarray(positives, np.float64))
+    sorted copy of the impostor scores (the identity probe's are every probe image against every gallery image);
+    ``presorted`` as in :func:`threshold_at_fmr`."""
+    neg = np.asarray(negatives, np.float64) if presorted else np.sort(np.asarray(negatives, np.float64))
+    pos = np.sort(np.asarray(positives, np.float64))
     n0, n1 = len(neg), len(pos)
     if not n0 or not n1:
         return EER(float("nan"), float("nan"), False)
@@ -152,15 +155,17 @@ def eer(negatives: np.ndarray, positives: np.ndarray) -> EER:
     return EER(float(min(lo, hi)), float(max(lo, hi)), True)
 
 
-def auc(negatives: np.ndarray, positives: np.ndarray) -> float:
+def auc(negatives: np.ndarray, positives: np.ndarray, presorted: bool = False) -> float:
     """Area under the ROC curve as the Mann-Whitney statistic (ties count one half): the same number as
     scikit-learn's ``roc_auc_score`` (tests/metrics check it), without its input validation, which cost
     more than the sort itself in the identity probe's bootstrap (thousands of calls per run). Each genuine score
-    is placed among the sorted impostor scores (one sorted copy of them in memory)."""
+    is placed among the sorted impostor scores (one sorted copy of them in memory; ``presorted`` as in
+    :func:`threshold_at_fmr`)."""
     n0, n1 = len(negatives), len(positives)
     if n0 == 0 or n1 == 0:
         raise ValueError("AUC needs both genuine and impostor scores")
-    neg, pos = np.sort(np.asarray(negatives, np.float64)), np.asarray(positives, np.float64)
+    neg = np.asarray(negatives, np.float64) if presorted else np.sort(np.asarray(negatives, np.float64))
+    pos = np.asarray(positives, np.float64)
     below, tied_or_below = np.searchsorted(neg, pos, "left"), np.searchsorted(neg, pos, "right")
     return float((below.sum() + 0.5 * (tied_or_below - below).sum()) / n0 / n1)
 

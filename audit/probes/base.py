@@ -17,6 +17,7 @@ import numpy as np
 
 from audit.config import AuditConfig
 from audit.data import Dataset, Faces
+from audit.metrics.stats import highest, mask_positions, negatives_kept
 from audit.models import LoadedModel
 from audit.records import MetricRecord  # noqa: F401  (re-exported: probes and plugins import it from here)
 
@@ -38,6 +39,15 @@ class Artifact:
 
 OUTCOMES = "outcomes.json"
 """Artifact name of a probe's per-unit outcomes (:func:`outcomes_artifact`)."""
+
+
+def kept_impostors(scores: np.ndarray, mask: np.ndarray, rate: float) -> dict:
+    """The ``negatives`` and ``negative_pairs`` of a ``share_at_rate`` series (:func:`outcomes_artifact`): the highest
+    of ``scores`` (the True entries of ``mask`` in row-major order), as many as
+    :func:`audit.metrics.stats.negatives_kept` says, and their (row, column) in ``mask``."""
+    top = highest(scores, negatives_kept(len(scores), rate))
+    rows, cols = mask_positions(mask, top)
+    return {"negatives": scores[top], "negative_pairs": np.stack([rows, cols], 1)}
 
 
 def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series: list[dict],

@@ -238,7 +238,7 @@ class CloakProbe:
                     series.append({"metric": "psr_at_1", "condition": name, "setting": setting, "attribute": "",
                                    "kind": "share", "values": 1 - hit})
                 out.append(MetricRecord.of(self.name, name, f"psr_at_{k}", est, SAFE, setting=setting))
-            accepted = boot.share_at_own_threshold(own, system.scores, system.where, None, system.compared, 1e-3,
+            accepted = boot.share_at_own_threshold(own, system.scores, system.where, system.compared, 1e-3,
                                                    gallery=system.gallery)
             est = boot.from_resamples(float(np.mean(own < system.tau)), 1 - accepted, rate=True)
             out.append(MetricRecord.of(self.name, name, "psr_at_tau", est, SAFE, setting=f"{setting};{system.setting}"))

@@ -24,8 +24,9 @@ from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import PersonPairs, SubjectBootstrap, highest, mask_positions, negatives_kept
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
+from audit.metrics.stats import PersonPairs, SubjectBootstrap, mask_positions
+from audit.probes.base import (Artifact, MetricRecord, ProbeContext, ProbeResult, kept_impostors, outcomes_artifact,
+                               register)
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
@@ -141,6 +142,10 @@ class IdentityProbe:
         # Impostor scores in row-major order; where they lie in the matrix is looked up only for the few that are
         # used (the highest, the EER sample): no index arrays the size of the matrix.
         imp_scores = s[imp_mask]
+        ascending = np.sort(imp_scores)  # one sorted copy for the own thresholds, the EER and the AUC
+        own_taus = {t: ver.threshold_at_fmr(ascending, t, presorted=True) for t in taus}
+        eer_full, auc_full = ver.eer(ascending, gen, presorted=True).mid, ver.auc(ascending, gen, presorted=True)
+        del ascending
 
         def where(idx):  # (probe row, gallery person) of the impostor scores at positions idx
             r, c = mask_positions(imp_mask, idx)
@@ -154,21 +159,19 @@ class IdentityProbe:
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, SAFE if cond == "clean" else NEUTRAL,
                                        setting=label[t]))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
-            own_tau = ver.threshold_at_fmr(imp_scores, t)
+            own_tau = own_taus[t]
             # The condition's own threshold is a tail quantile of its impostor scores: chosen again on every resample
             # (persons drawn on both sides), so the interval carries its variability too.
             tar = boot.from_resamples(float(np.mean(gen >= own_tau)), boot.share_at_own_threshold(
-                gen, imp_scores, where, None, imp_pairs, t), rate=True)
+                gen, imp_scores, where, imp_pairs, t), rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
             if series is not None:  # TAR: the genuine scores and the highest impostor comparisons, so that a paired
                 # comparison chooses each model's threshold again on every replicate too
-                top = highest(imp_scores, negatives_kept(len(imp_scores), t))
-                rows, cols = mask_positions(imp_mask, top)
                 series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share", "values": gen < tau},
                            {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share_at_rate", "rate": t, "positives": gen,
-                            "negatives": imp_scores[top], "negative_pairs": np.stack([rows, cols], 1)}]
+                            **kept_impostors(imp_scores, imp_mask, t)}]
         # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
         # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
         # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every
@@ -183,10 +186,10 @@ class IdentityProbe:
             eer_boots.append((low + high) / 2)
             auc_boots.append(area)
         n_cmp = int(imp_mask.sum() + n_probe)
-        eer_b = boot.from_resamples(ver.eer(imp_scores, gen).mid, np.concatenate(eer_boots), rate=True,
+        eer_b = boot.from_resamples(eer_full, np.concatenate(eer_boots), rate=True,
                                     observations=EER_TRIALS_PER_GENUINE * n_probe)
         out.append(MetricRecord(name, cond, "eer", eer_b.value, eer_b.ci_low, eer_b.ci_high, n_cmp, SAFE))
-        auc_b = boot.from_resamples(ver.auc(imp_scores, gen), np.concatenate(auc_boots), rate=True,
+        auc_b = boot.from_resamples(auc_full, np.concatenate(auc_boots), rate=True,
                                     observations=AUC_TRIALS_PER_GENUINE * n_probe)
         out.append(MetricRecord(name, cond, "roc_auc", auc_b.value, auc_b.ci_low, auc_b.ci_high, n_cmp, RISK))
         hits = (np.argmax(s, axis=1) == own).astype(float)

@@ -38,8 +38,9 @@ from audit.data.split import subject_split
 from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import SubjectBootstrap, highest, mask_positions, negatives_kept, pairs_within
-from audit.probes.base import Artifact, MetricRecord, ProbeContext, ProbeResult, outcomes_artifact, register
+from audit.metrics.stats import SubjectBootstrap, mask_positions, pairs_within
+from audit.probes.base import (Artifact, MetricRecord, ProbeContext, ProbeResult, kept_impostors, outcomes_artifact,
+                               register)
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
 from audit.seeding import derive_seed
 
@@ -496,16 +497,13 @@ class InversionProbe:
             setting = operating_point("fmr", t, t in cal.unsupported, attack=attack)
             if series is not None:  # with the highest impostor comparisons, so that a paired comparison chooses
                 # each model's threshold again on every replicate too
-                top = highest(cal.scores, negatives_kept(len(cal.scores), t))
-                rows, cols = mask_positions(cal.pairs, top)
                 series.append({"metric": "sar_type1", "condition": cond, "setting": setting, "attribute": "",
                                "kind": "share_at_rate", "rate": t, "positives": own, "units": sel,
-                               "impostors": "within", "negatives": cal.scores[top],
-                               "negative_pairs": np.stack([rows, cols], 1)})
+                               "impostors": "within", **kept_impostors(cal.scores, cal.pairs, t)})
             for metric, scores, who in (("sar_type1", own, persons), ("sar_type2", second, persons[k2])):
                 if not len(scores):  # no attacked victim has a second image
                     continue
-                boots = boot.share_at_own_threshold(scores, cal.scores, cal.where, None, cal.compared, t,
+                boots = boot.share_at_own_threshold(scores, cal.scores, cal.where, cal.compared, t,
                                                     positive_persons=who)
                 est = boot.from_resamples(float(np.mean(scores >= tau)), boots, rate=True,
                                           persons=len(np.unique(who)), observations=len(scores))

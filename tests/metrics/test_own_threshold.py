@@ -28,7 +28,8 @@ def test_each_resample_places_its_own_threshold_as_threshold_at_fmr_would(person
     pairs = PersonPairs(boot, np.arange(len(own)), gallery_row)
     rows, cols = np.nonzero(imp)
     negatives, genuine = s[rows, cols], s[np.arange(len(own)), own]
-    got = boot.share_at_own_threshold(genuine, negatives, rows, pairs.gallery_persons[cols], pairs.sum(imp), rate)
+    got = boot.share_at_own_threshold(genuine, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]),
+                                      pairs.sum(imp), rate)
     want = []
     for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
         for r in range(len(c1)):
@@ -53,8 +54,8 @@ def test_positives_of_a_subset_or_several_per_image_weigh_their_persons_draws():
     negatives = s[rows, cols]
     persons = np.array([2, 2, 5, 9, 9, 9, 17])  # a subset of persons, some with several positives
     positives = rng.normal(2.5, 1, len(persons))
-    got = boot.share_at_own_threshold(positives, negatives, rows, pairs.gallery_persons[cols], pairs.sum(imp), 0.05,
-                                      positive_persons=persons)
+    got = boot.share_at_own_threshold(positives, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]),
+                                      pairs.sum(imp), 0.05, positive_persons=persons)
     want = []
     for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
         for r in range(len(c1)):
@@ -81,7 +82,8 @@ def test_a_gallery_of_other_persons_is_resampled_by_its_own_bootstrap():
     rows, cols = np.nonzero(mask)
     compared = np.zeros((boot.n_subjects, gal.n_subjects))
     np.add.at(compared, (boot.inverse[rows], gal.inverse[cols]), 1)
-    got = boot.share_at_own_threshold(own, s[rows, cols], rows, gal.inverse[cols], compared, 0.02, gallery=gal)
+    got = boot.share_at_own_threshold(own, s[rows, cols], lambda i: (rows[i], gal.inverse[cols[i]]), compared, 0.02,
+                                      gallery=gal)
     want = []
     for c1, c2 in zip(boot._draw_counts(100), gal._draw_counts(100)):
         for r in range(len(c1)):
@@ -117,10 +119,10 @@ def test_where_negatives_lie_is_looked_up_only_for_those_read_and_a_deep_thresho
         r, c = mask_positions(imp, idx)
         return r, pairs.gallery_persons[c]
 
-    got = boot.share_at_own_threshold(genuine, negatives, where, None, pairs.sum(imp), 0.05)
-    rows, cols = np.nonzero(imp)
-    assert np.array_equal(got, boot.share_at_own_threshold(genuine, negatives, rows, pairs.gallery_persons[cols],
-                                                           pairs.sum(imp), 0.05))
+    got = boot.share_at_own_threshold(genuine, negatives, where, pairs.sum(imp), 0.05)
+    rows, cols = np.nonzero(imp)  # the same with every position known beforehand
+    assert np.array_equal(got, boot.share_at_own_threshold(
+        genuine, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]), pairs.sum(imp), 0.05))
     want = []
     for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
         for r in range(len(c1)):

@@ -158,3 +158,13 @@ def test_plotted_roc_of_many_impostors_thins_them_within_k_over_n(monkeypatch):
     for fmr, thr in zip(thin["fmr"], thin["threshold"]):
         if thr < 1.0:  # the "accept nothing" point is drawn at threshold 1
             assert abs(fmr - np.mean(neg >= thr)) <= k / len(neg) + 1e-12
+
+
+def test_presorted_negatives_give_the_same_threshold_eer_and_auc():
+    """The identity probe sorts its impostor scores once and passes them to all three."""
+    rng = np.random.default_rng(21)
+    neg, pos = np.round(rng.normal(0, 1, 3000), 2), rng.normal(2, 1, 200)
+    ascending = np.sort(neg)
+    assert ver.threshold_at_fmr(ascending, 0.01, presorted=True) == ver.threshold_at_fmr(neg, 0.01)
+    assert ver.eer(ascending, pos, presorted=True) == ver.eer(neg, pos)
+    assert ver.auc(ascending, pos, presorted=True) == ver.auc(neg, pos)
