@@ -223,8 +223,11 @@ class SubjectBootstrap:
         """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
         count accepted and made comparisons between probe person p and gallery person g. Probe and
         gallery persons are resampled independently; the floor counts person pairs compared.
-        ``persons``: the persons the rate rests on when it is one group's (default: all)."""
-        value = float(accepted.sum() / max(compared.sum(), 1))
+        ``persons``: the persons the rate rests on when it is one group's (default: all). Without a single comparison
+        (a one-person group has no impostor pair of its own) the rate is undefined: NaN, never 0."""
+        if not compared.sum():
+            return Estimate(np.nan, np.nan, np.nan, 0)
+        value = float(accepted.sum() / compared.sum())
         k = self.n_subjects
         # Every resample's (probe counts) @ matrix @ (gallery counts), a chunk of resamples per matrix product (one
         # vector-matrix product per resample reads the whole persons x persons matrix each time: 20x slower at

@@ -10,7 +10,7 @@ import pandas as pd
 from audit import conditions
 from audit.errors import ConfigError
 from audit.metrics.settings import is_unsupported, rate_of
-from audit.rules.engine import nonmembers_needed
+from audit.rules.engine import holds, nonmembers_needed
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
@@ -162,11 +162,15 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
                        f"(95% CI {fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%).")
     fdr = m[(m["metric"] == "fdr") & (m["condition"] == "clean")]
     if not fdr.empty:
+        setting = str(fdr.iloc[0]["setting"])
+        per = 1 / (rate_of(setting, "fmr") or 1e-3)
+        thin = (" Too few impostor comparisons back that rate (rule of 30): these differentials are indicative only, "
+                "and no rule passes on them." if is_unsupported(setting) else "")
         out.append("Fairness discrepancy rate (FDR) = 1 − (0.5 × the largest gap between groups' false match rates "
                    "+ 0.5 × the largest gap between their false non-match rates), gaps as differences of rates. At a "
-                   "threshold set for about one false match in a thousand, FMR gaps are a few thousandths even when "
+                   f"threshold set for about one false match in {per:,.0f}, FMR gaps are small fractions even when "
                    "one group is falsely matched many times as often as another, so an FDR near 1 does not show "
-                   "parity: the ratio of group false match rates is reported and judged separately.")
+                   f"parity: the ratio of group false match rates is reported and judged separately.{thin}")
     for _, r in fdr.iterrows():
         attr = r["attribute"]
         text = f"{_groups(attr)}: FDR {ci(r)}"
@@ -174,10 +178,14 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
                   & (m["setting"] == r["setting"])]
         if not ratio.empty:
             x = ratio.iloc[0]
-            high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
-                else fmt(x["ci_high"], 1)
-            text += (f"; the most falsely matched group's FMR is {fmt(x['value'], 1)} times the least's (95% CI "
-                     f"{fmt(x['ci_low'], 1)} to {high})")
+            if pd.isna(x["value"]):
+                text += ("; the ratio of group false match rates is not measured (a group has no impostor "
+                         "comparisons of its own)")
+            else:
+                high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
+                    else fmt(x["ci_high"], 1)
+                text += (f"; the most falsely matched group's FMR is {fmt(x['value'], 1)} times the least's (95% CI "
+                         f"{fmt(x['ci_low'], 1)} to {high})")
         failing, where = _disparity_rules(findings, attr, r["condition"])
         if failing:
             text += f". A disparity rule {failing} on it{where}: see Findings"
@@ -284,9 +292,13 @@ def cloak_verdicts(m: pd.DataFrame) -> list[str]:
         purified = g[g["purifier"] != "none"]
         worst = purified.loc[purified["value"].idxmin()] if not purified.empty else None
         who = "made on the audited model itself" if setting == "white-box" else f"made on {setting.split(':', 1)[-1]}"
-        text = f"{cloak} ({who}) hides the person in {fmt(100 * b['value'], 0)}% of cloaked photos"
+        text = (f"{cloak} ({who}) hides the person in {fmt(100 * b['value'], 0)}% of cloaked photos (95% CI "
+                f"{fmt(100 * b['ci_low'], 0)} to {fmt(100 * b['ci_high'], 0)}%)")
         if worst is not None:
-            text += f"; after {worst['purifier']} only {fmt(100 * worst['value'], 0)}%"
+            # "only" where the purifier clearly removes protection (the intervals do not overlap)
+            lower = worst["ci_high"] < b["ci_low"]
+            text += (f"; after {worst['purifier']}{' only' if lower else ''} {fmt(100 * worst['value'], 0)}% (95% CI "
+                     f"{fmt(100 * worst['ci_low'], 0)} to {fmt(100 * worst['ci_high'], 0)}%)")
         out.append(text + ".")
     return out
 
@@ -305,7 +317,29 @@ JUDGES = {"target": "the audited model", "evaluator": "an independent face-recog
 """Who accepted a reconstruction, by the inversion setting's judge."""
 
 
+def flags_on_uncertainty(f: dict) -> bool:
+    """Whether a rule judges the end of the interval *most* favourable to finding a problem: the lower end against a
+    ``<`` limit (FDR, TAR: low is the problem) or the upper end against a ``>`` one. Such a rule asks the data to
+    show the system is fair or accurate enough, so it warns or fails on a wide interval as well as on a problem."""
+    limit = f.get("fail_if") or f.get("warn_if") or ""
+    return (f.get("judged") == "ci_low" and limit.startswith("<")) or \
+        (f.get("judged") == "ci_high" and limit.startswith(">"))
+
+
 def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
+    """:func:`_meaning_of`, saying so when only the judged end of the interval, not the measured value, reaches the
+    rule's limit (a fairness or accuracy rule that flags what the data cannot rule out)."""
+    text = _meaning_of(f, metrics)
+    v, limit = (f["location"] or {}).get("value"), f.get("warn_if") or f.get("fail_if")
+    if f.get("status") in ("warn", "fail") and flags_on_uncertainty(f) and v is not None and limit \
+            and not holds(limit, v):
+        end = "lower" if f.get("judged") == "ci_low" else "upper"
+        text += (f" The measured value itself is within the rule's limit ({limit}); the {end} end of its 95% "
+                 "interval is not, so the data cannot rule the problem out.")
+    return text
+
+
+def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
     """What a finding's number means for people, in one sentence built from the number it was judged on
     (``metrics``: the run's, for the audited model's own figure beside an evaluator's)."""
     loc = f["location"]
@@ -348,7 +382,8 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
             return f"some {attr_words(attr)} groups are never {what} while others are{under}."
         return f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as {'another' if 'min' in metric else 'average'}{under}."
     if metric == "fdr":
-        return f"error rates differ between {attr_words(attr)} groups (fairness discrepancy rate {fmt(v)}, 1 = equal){under}."
+        return (f"the fairness discrepancy rate between {attr_words(attr)} groups is {fmt(v)} (95% CI {fmt(lo)} to "
+                f"{fmt(hi)}; 1 = equal error rates){under}.")
     if metric == "eer":
         return (f"the equal error rate is {_pct(v)} (95% CI {_pct(lo)}–{_pct(hi)}): at the threshold where false "
                 f"matches and false rejections are equally common, that share of attempts goes wrong{under}.")
@@ -465,6 +500,7 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
                     & (metrics["attribute"] != NEGATIVE_CONTROL)]
         for attr, part in g.groupby("attribute", sort=True):
             part = part[part["setting"] == part["setting"].iloc[0]]
+            part = part[part["value"].notna() & part["ci_low"].notna()]  # a group not measured is neither end
             if len(part) < 2:
                 continue
             worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]

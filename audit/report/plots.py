@@ -207,7 +207,10 @@ def group_rates(metrics: pd.DataFrame, condition: str = "clean") -> str | None:
         for row, metric in enumerate(["group_fmr", "group_fnmr"]):
             ax = axes[row][col]
             d = m[(m["attribute"] == attr) & (m["metric"] == metric)]
-            ax.bar(range(len(d)), d["value"], yerr=_err(d), capsize=2, color=COLOURS[row])
+            shown = d["value"].notna().to_numpy()  # a group without comparisons of its own: words, not a bar at 0
+            ax.bar(np.arange(len(d))[shown], d["value"][shown], yerr=_err(d[shown]), capsize=2, color=COLOURS[row])
+            for i in np.flatnonzero(~shown):
+                ax.text(i, 0, "not measured", rotation=90, ha="center", va="bottom", fontsize=6, color="#555")
             ax.set_xticks(range(len(d)), d["group"], rotation=40, ha="right", fontsize=6)
             if row == 0:
                 ax.set_title(attr)

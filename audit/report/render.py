@@ -362,6 +362,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     return {
         "run": run, "findings": judged.to_dict("records"), "counts": counts,
         "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind), not_judged),
+        "strict": [r["rule_id"] for r in judged.to_dict("records") if narrative.flags_on_uncertainty(r)],
         "not_judged": not_judged,
         "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)

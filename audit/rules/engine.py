@@ -119,7 +119,7 @@ class Pack(BaseModel):
     """SHA-256 of the pack file's bytes: findings record it, so a finding names the exact pack text that judged it."""
 
 
-def _holds(expr: str | None, x: float) -> bool:
+def holds(expr: str | None, x: float) -> bool:
     if expr is None:
         return False
     op, num = COMPARATOR.match(expr).groups()
@@ -249,14 +249,22 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     for key, pattern in rule.where.items():
         rows = rows[_match(rows[key], pattern, key)]
     at_end = rows[rule.use].where(~np.isinf(rows["value"].astype(float)), rows["value"])  # infinite: the worst case
-    # A result with a value but no interval end to judge (every resample undefined) can never make a rule pass.
-    blind = rows[at_end.isna() & rows["value"].notna()]
-    rows, at_end = rows[at_end.notna()], at_end[at_end.notna()]
+    # A result with no number to judge (every resample undefined; or no value at all, e.g. a disparity across groups
+    # one of which has no comparisons of its own) can never make a rule pass.
+    blind = rows[at_end.isna()]
+    matched, rows, at_end = rows, rows[at_end.notna()], at_end[at_end.notna()]
     judged = "value" if rule.use == "value" else ("lower" if rule.use == "ci_low" else "upper") + " end of the 95% CI"
     if rows.empty:
         if len(blind):
             return Finding(rule, "not_applicable", None, {"where": rule.where, "rows": 0, **_blind(blind)},
                            f"{_blind_sentence(blind, rule, judged)} Not judged as passing.")
+        measured = _measured_elsewhere(rule, metrics)
+        if measured:  # an error-rate target the probe did not measure: the data cannot back it (rule of 30)
+            return Finding(rule, "not_applicable", None, {"where": rule.where, "measured_at": measured},
+                           f"Too few comparisons to judge: no {rule.metric} result at {rule.where['setting']}; the run "
+                           f"measured it at {', '.join(measured)} only (an error-rate target resting on fewer than 30 "
+                           "expected errors is not measured; the run's notes say how many more comparisons it "
+                           "needs). Not judged as passing.")
         return Finding(rule, "not_applicable", None, {"where": rule.where},
                        f"No {rule.metric} result matched {rule.where or 'the rule'} (e.g. the attribute is not in the "
                        "dataset or the condition was not run).")
@@ -266,7 +274,7 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     else:
         i = int(np.argmax(values) if rule.aggregate == "max" else np.argmin(values))
         observed, pick = float(values[i]), rows.iloc[i]
-    status = "fail" if _holds(rule.fail_if, observed) else "warn" if _holds(rule.warn_if, observed) else "pass"
+    status = "fail" if holds(rule.fail_if, observed) else "warn" if holds(rule.warn_if, observed) else "pass"
     loc = {"rows": int(len(rows))}
     if pick is not None and status != "pass":
         loc["breaches"] = _breaches(rule, rows, at_end)
@@ -278,17 +286,19 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         where = f" ({', '.join(parts)})" if parts else ""
     limits = "; ".join(x for x in (f"warn if {rule.warn_if}" if rule.warn_if else "",
                                    f"fail if {rule.fail_if}" if rule.fail_if else "") if x)
-    if np.isinf(observed):
+    if np.isinf(observed) and (pick is None or np.isinf(float(pick["value"]))):
         judged = "value (infinite: one group has no errors while another has some, judged as the worst case)"
+    elif np.isinf(observed):
+        judged += " (unbounded: on some resamples one group has no errors while another has some)"
     msg = f"{rule.aggregate} {rule.metric} {judged} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
     if status == "pass" and rule.metric in demo.DIFFERENTIALS:
-        short = _too_few_persons(rule, rows, metrics)
+        short = _too_few_persons(rule, matched, metrics)
         if short:
             loc["needs_persons"] = short[0]
             return Finding(rule, "not_applicable", observed, loc, short[1] + f" (The {rule.metric} itself: {msg})")
-    # An operating point the data cannot back may warn or fail, never pass: the judged row's, or any row a mean pools.
-    unsupported = [str(pick["setting"])] if pick is not None else [x for x in rows["setting"].astype(str)]
-    unsupported = [x for x in unsupported if is_unsupported(x)]
+    # An operating point the data cannot back may warn or fail, never pass: the judged row's, or any row the rule pools
+    # (whatever the aggregate: a max that picked a supported row still stands on the unsupported ones being lower).
+    unsupported = [x for x in rows["setting"].astype(str) if is_unsupported(x)]
     if status == "pass" and unsupported:
         if rule.probe == "membership":
             need = nonmembers_needed(rule.probe, unsupported[0], metrics)
@@ -315,7 +325,7 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         if len(ends):
             other = float(ends.mean() if rule.aggregate == "mean" else ends.max() if rule.aggregate == "max"
                           else ends.min())
-            if _holds(limit, other):
+            if holds(limit, other):
                 loc["other_end"] = other
                 end = "upper" if side == "ci_high" else "lower"
                 return Finding(rule, "not_applicable", observed, loc,
@@ -323,7 +333,25 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
                                f"{other:.4g}, which reaches the {level} limit ({level} if {limit}); the data cannot tell "
                                f"a pass from a {level}, and more persons would narrow the interval. Not judged as "
                                f"passing. ({msg})")
+    if len(blind):  # a warning or failure stands, but the results it could not judge are named beside it
+        loc.update(_blind(blind))
+        msg += " Not judged: " + _blind_sentence(blind, rule, judged)
     return Finding(rule, status, observed, loc, msg)
+
+
+def _measured_elsewhere(rule: Rule, metrics: pd.DataFrame) -> list[str]:
+    """The settings at which the run holds the rule's results when only the error-rate target of its ``setting``
+    (``fmr=``, ``fpr=``) is missing: the probe measured everything else the rule asks for (e.g. identity measures no
+    FMR target its impostor comparisons cannot back). Empty when something else is missing too."""
+    pattern = rule.where.get("setting")
+    pats = [pattern] if isinstance(pattern, str) else list(pattern or [])
+    if not pats or not any(re.search(r"\bf[mp]r=", p) for p in pats):
+        return []
+    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
+    for key, pat in rule.where.items():
+        if key != "setting":
+            rows = rows[_match(rows[key], pat, key)]
+    return sorted({str(x) for x in rows["setting"]})
 
 
 MAX_BREACHES = 20
@@ -335,7 +363,7 @@ def _breaches(rule: Rule, rows: pd.DataFrame, at_end: pd.Series) -> list[dict]:
     the other attributes or conditions it covers as within limits when they are not."""
     out = []
     for (_, row), v in zip(rows.iterrows(), at_end.to_numpy(float)):
-        level = "fail" if _holds(rule.fail_if, v) else "warn" if _holds(rule.warn_if, v) else None
+        level = "fail" if holds(rule.fail_if, v) else "warn" if holds(rule.warn_if, v) else None
         if level:
             out.append({"level": level, "judged": float(v), **{k: str(row[k]) for k in WHERE_KEYS}})
     reverse = rule.aggregate == "max"
@@ -352,8 +380,12 @@ def _blind(rows: pd.DataFrame) -> dict:
 def _blind_sentence(rows: pd.DataFrame, rule: Rule, judged: str) -> str:
     first = rows.iloc[0]
     parts = [f"{k} {first[k]}" for k in ("attribute", "condition", "group", "setting") if first[k] not in ("", "all")]
+    at = ', '.join(parts) or 'the run'
+    if pd.isna(first["value"]):
+        return (f"{len(rows)} {rule.metric} result(s) have no value to judge (e.g. {at}: undefined on these data, "
+                "such as a disparity across groups one of which has no comparisons of its own).")
     return (f"{len(rows)} {rule.metric} result(s) have a value but no {judged} to judge "
-            f"(e.g. {', '.join(parts) or 'the run'}: value {float(first['value']):.4g}; its resamples gave no interval).")
+            f"(e.g. {at}: value {float(first['value']):.4g}; its resamples gave no interval).")
 
 
 def any_judged(findings: pd.DataFrame) -> bool:

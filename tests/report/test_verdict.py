@@ -1,5 +1,6 @@
 """Page one is the verdict; rules not judged are one short list grouped by reason, not a row each."""
 
+import json
 import re
 
 from audit import api
@@ -81,3 +82,45 @@ def test_page_one_names_the_group_most_falsely_matched_as_well_as_the_most_rejec
     v = verdict(pd.DataFrame(columns=["status", "severity", "rule_id", "location"]), pd.DataFrame(rows), [], [], [])
     assert v["groups"] == ["age: group 61+ is falsely matched most (0.62%, 95% CI 0.40%–0.90%), group 20-30 least "
                            "(0.09%)."]  # FNMR intervals overlap: not named
+
+
+def test_a_group_without_comparisons_is_neither_the_most_nor_the_least_matched():
+    """A one-person group has no impostor pair of its own: its FMR is undefined (NaN, not 0), so page one does not
+    pick it as the least matched and hide the disparity between the groups that were measured."""
+    import numpy as np
+    import pandas as pd
+
+    from audit.metrics.stats import SubjectBootstrap
+    from audit.report.narrative import verdict
+
+    boot = SubjectBootstrap(np.array(["a", "b", "c"]), 50, 0, "t")
+    est = boot.two_way(np.zeros((3, 3)), np.zeros((3, 3)))
+    assert np.isnan(est.value) and np.isnan(est.ci_low) and est.n == 0
+    rows = [{"probe": "identity", "metric": "group_fmr", "condition": "clean", "setting": "fmr=0.001",
+             "attribute": "skin_tone", "group": g, "value": v, "ci_low": lo, "ci_high": hi}
+            for g, v, lo, hi in (("a", 0.004, 0.002, 0.006), ("b", 0.02, 0.015, 0.026), ("c", np.nan, np.nan, np.nan))]
+    v = verdict(pd.DataFrame(columns=["status", "severity", "rule_id", "location"]), pd.DataFrame(rows), [], [], [])
+    assert v["groups"] == ["skin tone: group b is falsely matched most (2.00%, 95% CI 1.50%–2.60%), group a least "
+                           "(0.40%)."]
+
+
+def test_a_fairness_rule_flagged_by_its_intervals_end_says_the_value_itself_is_within_the_limit():
+    """FDR rules judge the lower end against '< 0.95': a warning on FDR 0.995 [0.93, 0.999] comes from the interval,
+    not the value, and page one must say so instead of stating that error rates differ."""
+    import pandas as pd
+
+    from audit.report.narrative import verdict
+
+    loc = {"condition": "clean", "attribute": "sex", "setting": "fmr=0.001", "value": 0.995, "ci_low": 0.93,
+           "ci_high": 0.999}
+    f = {"pack": "p", "rule_id": "FDR", "title": "t", "status": "warn", "severity": "medium", "metric": "fdr",
+         "probe": "identity", "observed": 0.93, "message": "", "judged": "ci_low", "warn_if": "< 0.95",
+         "fail_if": "< 0.80", "location": json.dumps(loc)}
+    none = pd.DataFrame(columns=["probe", "metric", "condition", "attribute", "setting", "group", "value"])
+    (p,) = verdict(pd.DataFrame([f]), none, [], [], [])["problems"]
+    assert p["meaning"] == ("The fairness discrepancy rate between sex groups is 0.99 (95% CI 0.93 to 1.00; 1 = equal "
+                            "error rates). The measured value itself is within the rule's limit (< 0.95); the lower "
+                            "end of its 95% interval is not, so the data cannot rule the problem out.")
+    loc.update(value=0.9, ci_low=0.85)  # the value itself breaches: no such sentence
+    (p,) = verdict(pd.DataFrame([{**f, "location": json.dumps(loc)}]), none, [], [], [])["problems"]
+    assert "within the rule's limit" not in p["meaning"]

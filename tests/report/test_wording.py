@@ -262,3 +262,24 @@ def test_the_negative_control_is_reported_over_every_estimate_not_its_most_reass
                                                                         r["ci_low"] > 0)]))
     assert "at chance everywhere it was measured (each of its 2 estimates' 95% intervals holds 0" in quiet[0].replace(
         "&#39;", "'")
+
+
+def test_the_fdr_paragraph_names_the_rate_it_was_measured_at_and_when_too_few_comparisons_back_it(context):
+    rows = [{"probe": "identity", "metric": "fdr", "condition": "clean", "setting": "fmr=0.01;unsupported",
+             "attribute": "sex", "value": 0.99, "ci_low": 0.97, "ci_high": 1.0}]
+    text = " ".join(narrative.identity_verdicts(metrics(rows), pd.DataFrame(columns=["status"])))
+    assert "At a threshold set for about one false match in 100, FMR gaps" in text and "thousand" not in text
+    assert "Too few impostor comparisons back that rate (rule of 30)" in text
+    rows[0]["setting"] = "fmr=0.001"
+    text = " ".join(narrative.identity_verdicts(metrics(rows), pd.DataFrame(columns=["status"])))
+    assert "one false match in 1,000" in text and "Too few" not in text
+
+
+def test_a_purifier_is_said_to_leave_only_so_much_protection_when_the_intervals_show_it():
+    def m(purified):
+        return pd.DataFrame([{"cloak": "cloak:pgd@8", "setting": "white-box", "purifier": p, "value": v,
+                              "ci_low": lo, "ci_high": hi} for p, v, lo, hi in (("none", 0.4, 0.3, 0.5), purified)])
+    (text,) = narrative.cloak_verdicts(m(("jpeg75", 0.45, 0.35, 0.55)))
+    assert "only" not in text and text.endswith("after jpeg75 45% (95% CI 35 to 55%).")
+    (text,) = narrative.cloak_verdicts(m(("jpeg75", 0.05, 0.01, 0.1)))
+    assert "hides the person in 40% of cloaked photos (95% CI 30 to 50%); after jpeg75 only 5%" in text

@@ -257,3 +257,75 @@ def test_setting_filters_are_written_as_results_store_rates():
     rows = [{"probe": "identity", "condition": "clean", "metric": "fmr_max_min", "attribute": "sex",
              "setting": "fmr=0.001", "value": 3.0, "ci_low": 2.0, "ci_high": 4.0}]
     assert evaluate_rule(r, metrics(rows), {"identity"}).status == "warn"
+
+
+INVERSION_RULES = (("baseline", "INV-MASKED-TEMPLATES"), ("eu-ai-act", "AIA-15-INVERSION"),
+                   ("eu-ai-act", "AIA-15-INVERSION-MASKED"), ("iso-biometrics", "ISO24745-IRREVERSIBILITY"),
+                   ("iso-biometrics", "ISO24745-IRREVERSIBILITY-TEMPLATE-ONLY"), ("iso-biometrics", "ISO30136-SAR-TYPE2"),
+                   ("iso-biometrics", "ISO24745-IRREVERSIBILITY-MASKED"), ("iso-biometrics", "ISO24745-IRREVERSIBILITY-QUERY"))
+
+
+@pytest.mark.parametrize("v,lo,hi,expect", [(1.0, 0.976, 1.0, "fail"), (0.01, 0.0, 0.03, "not_applicable")])
+def test_shipped_inversion_rules_see_an_operating_point_too_few_victims_back(v, lo, hi, expect):
+    """With fewer than about 250 victims FMR 1e-3 is stored as 'ATTACK;JUDGE;fmr=0.001;unsupported' (the demo's 150
+    victims): every shipped inversion rule must still see it, so a model whose templates are inverted for nearly
+    everyone fails; what would pass there is not judged (too few comparisons), never passed."""
+    rows = [{"probe": "inversion", "condition": cond, "metric": metric, "setting": f"{attack};target;fmr=0.001;unsupported",
+             "value": v, "ci_low": lo, "ci_high": hi, "direction": "higher_is_riskier"}
+            for cond in ("clean", "mask:surgical") for metric in ("sar_type1", "sar_type2")
+            for attack in ("black-box", "query")]
+    for pack, rid in INVERSION_RULES:
+        f = evaluate_rule(_pack_rule(pack, rid), metrics(rows), {"inversion"})
+        assert f.status == expect, (rid, f.message)
+        if expect == "not_applicable":
+            assert f.message.startswith("Too few comparisons to judge at ") and "fmr=0.001:" in f.message, rid
+
+
+def test_a_max_over_supported_and_unsupported_points_never_passes():
+    """'Pools (any aggregate)': a max whose picked row is supported still pools an unsupported one."""
+    rows = [{"probe": "identity", "condition": "clean", "metric": "fnmr", "setting": s, "value": v, "ci_low": lo,
+             "ci_high": hi} for s, v, lo, hi in (("fmr=0.01", 0.04, 0.03, 0.05), ("fmr=0.001;unsupported", 0.03, 0.0, 0.45))]
+    for aggregate in ("max", "min", "mean"):
+        f = evaluate_rule(rule(probe="identity", metric="fnmr", where={"setting": "fmr=*"}, aggregate=aggregate,
+                               warn_if="> 0.5", fail_if="> 0.6", use="value"), metrics(rows), {"identity"})
+        assert f.status == "not_applicable" and "Too few comparisons" in f.message, aggregate
+
+
+def test_an_undefined_disparity_beside_passing_ones_never_passes():
+    """A two-group attribute whose small group has no same-group comparisons gives an undefined FMR ratio (NaN):
+    the rule must not pass on the other attributes' ratios; with the group sizes stored, it says which group is too
+    small; a warning on another attribute still names the undefined result."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001"}
+    rows = [{**base, "metric": "fmr_max_min", "attribute": "sex", "value": 1.1, "ci_low": 1.0, "ci_high": 1.3},
+            {**base, "metric": "fmr_max_min", "attribute": "skin_tone", "value": np.nan, "ci_low": np.nan,
+             "ci_high": np.nan}]
+    r = rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5", use="value")
+    f = evaluate_rule(r, metrics(rows), {"identity"})
+    assert f.status == "not_applicable" and f.location["unjudged"]["attribute"] == "skin_tone"
+    assert "have no value to judge" in f.message
+    sizes = [{**base, "metric": "group_persons", "attribute": a, "group": g, "value": float(n), "ci_low": float(n),
+              "ci_high": float(n)} for a, g, n in (("sex", "f", 100), ("sex", "m", 100), ("skin_tone", "light", 199),
+                                                   ("skin_tone", "dark", 1))]
+    sizes.append({**base, "metric": "fmr", "value": 0.001, "ci_low": 0.0008, "ci_high": 0.0012})
+    f = evaluate_rule(r, metrics(rows + sizes), {"identity"})
+    assert f.status == "not_applicable" and "group 'dark' of skin_tone has 1 persons" in f.message
+    rows[0].update(value=3.0)
+    f = evaluate_rule(r, metrics(rows), {"identity"})
+    assert f.status == "warn" and f.location["unjudged"]["attribute"] == "skin_tone" and "Not judged:" in f.message
+
+
+def test_a_target_the_identity_probe_could_not_back_is_named_as_such():
+    """Identity measures no FMR target its impostor comparisons cannot back: a rule at FMR 1e-3 on a run that only
+    has 1e-2 says so (and the report files it under too few comparisons), not 'no matching result'; a rule whose
+    condition was not run still says that."""
+    rows = [{"probe": "identity", "condition": "clean", "metric": "tar_at_fmr", "setting": "fmr=0.01", "value": 0.9,
+             "ci_low": 0.85, "ci_high": 0.95}]
+    f = evaluate_rule(_pack_rule("baseline", "ID-CLEAN-TAR"), metrics(rows), {"identity"})
+    assert f.status == "not_applicable" and f.location["measured_at"] == ["fmr=0.01"]
+    assert f.message.startswith("Too few comparisons to judge: no tar_at_fmr result at fmr=0.001")
+    from audit.report.narrative import not_judged_reason
+    assert not_judged_reason({"message": f.message, "probe": "identity", "location": f.location}) == \
+        "too few comparisons for the error-rate target"
+    rows[0]["metric"] = "fnmr"
+    f = evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics(rows), {"identity"})
+    assert f.message.startswith("No fnmr result matched")  # no masked condition at any rate
