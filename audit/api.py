@@ -52,9 +52,16 @@ def prepare(data: str, out: str | Path, detector: str = "auto", min_face_confide
 
 def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[str] | None = None,
                  no_faces: bool = False, packs: list[str] | None = None, sign_key: str | Path | None = None,
-                 signer: str | None = None) -> list[Path]:
+                 signer: str | None = None, apply_packs: bool = False) -> list[Path]:
     """Render a stored run to HTML/PDF (:func:`audit.report.build.build_report`); with ``sign_key`` the run
-    must be completed and judged, which is checked before any file is written."""
+    must be completed and judged, which is checked before any file is written. ``apply_packs``: judge the run with
+    ``packs`` first and store their findings (:func:`evaluate_rules`), once every option has been checked, so a
+    command refused for a bad option leaves the store as it was."""
+    if apply_packs and packs:
+        build.check_options(out_dir, formats, sign_key, signer)
+        if sign_key is not None:
+            require_signable(run_ref, db, judged=False)
+        evaluate_rules(run_ref, db, packs)
     if sign_key is not None:
         require_signable(run_ref, db)
     return build.build_report(run_ref, db, out_dir, formats, no_faces, packs, sign_key, signer)

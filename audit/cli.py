@@ -291,9 +291,8 @@ def report(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
            signer: Optional[str] = typer.Option(None, "--signer", help="Name of the responsible person signing.",
                                                 envvar="FACEAUDIT_SIGNER")) -> None:
     """Render a stored run to HTML/PDF (re-applying packs given with --pack); nothing is recomputed."""
-    if pack:
-        api.evaluate_rules(run_id, db, csv_list(pack))
-    for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack), sign_key, signer):
+    for path in api.build_report(run_id, db, out, csv_list(format), no_faces, csv_list(pack), sign_key, signer,
+                                 apply_packs=True):
         show.line(console, f"wrote {path}")
 
 

@@ -86,12 +86,15 @@ def _attestation_stem(out_dir: Path, run_id: str, taken: set[str]) -> Path:
         n += 1
 
 
-def require_signable(run_ref: str, db: str | Path) -> None:
-    """Refuse, before anything is written, to sign a run that is incomplete or was never judged."""
+def require_signable(run_ref: str, db: str | Path, judged: bool = True) -> None:
+    """Refuse, before anything is written, to sign a run that is incomplete or (``judged``) was never judged."""
     require_store(db)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
-        attest.require_signable(store.run(run_id), store.findings(run_id))
+        if judged:
+            attest.require_signable(store.run(run_id), store.findings(run_id))
+        else:
+            attest.require_completed(store.run(run_id))
 
 
 def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",

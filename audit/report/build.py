@@ -123,6 +123,17 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
     return written + [write_atomic(stem.with_name(f"{stem.name}.{name}"), data) for name, data in tables.items()]
 
 
+def check_options(out_dir: str | Path, formats: list[str] | None, sign_key: str | Path | None,
+                  signer: str | None) -> None:
+    """Every option of :func:`build_report` that can be wrong, checked without writing anything (``report --pack``
+    checks them before it stores the packs' findings)."""
+    _formats(formats)
+    if sign_key:
+        attest.Signer.load(sign_key, signer)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder")
+
+
 def _formats(formats: list[str] | None) -> list[str]:
     """The report formats asked for (default both), refusing any but html and pdf."""
     formats = formats or ["html", "pdf"]

@@ -9,6 +9,7 @@ from pypdf import PdfReader
 from audit import api
 from audit.config import AuditConfig
 from audit.report.pdf import write_pdf
+from audit.store import Store
 from tests.builders import make_onnx
 
 
@@ -230,3 +231,18 @@ def test_a_pack_given_as_a_file_shows_its_findings_and_signing_is_checked_first(
            for ref, page in pages.items()}
     assert ids["baseline"] and ids[str(rules_dir() / "baseline.yaml")] == ids["baseline"]
     assert "No rule pack has been applied" not in pages[str(rules_dir() / "baseline.yaml")]
+    # re-applying packs with an option that is then refused leaves the store as it was (a report signed earlier
+    # still matches the run's findings)
+    with Store(db, read_only=True) as s:
+        before = s.findings(run_id)[["pack", "rule_id", "status", "evaluated_at"]]
+    for bad in ({"formats": ["docx"]}, {"sign_key": tmp_path / "nokey"}, {"out_dir": tmp_path / "k.pub"}):
+        kw = {"out_dir": tmp_path / "r2", "formats": ["html"], **bad}
+        with pytest.raises(FaceAuditError):
+            api.build_report(run_id, db, kw.pop("out_dir"), kw.pop("formats"), packs=["eu-ai-act"],
+                             apply_packs=True, signer="Ada", **kw)
+    with Store(db, read_only=True) as s:
+        after = s.findings(run_id)[["pack", "rule_id", "status", "evaluated_at"]]
+    assert after.equals(before) and "eu-ai-act" not in set(after["pack"])
+    api.build_report(run_id, db, tmp_path / "r3", ["html"], packs=["eu-ai-act"], apply_packs=True)
+    with Store(db, read_only=True) as s:
+        assert "eu-ai-act" in set(s.findings(run_id)["pack"])
