@@ -20,8 +20,8 @@ import pandera.pandas as pa
 
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
-from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, read_csv_table,
-                                 refuse_bad_names)
+from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, judged_names,
+                                 read_csv_table, refuse_bad_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
@@ -47,7 +47,7 @@ def read_labels(path: Path) -> pd.DataFrame:
     refuse_bad_names([str(c) for c in df.columns], str(path))  # a Parquet file's names too
     if len(df) == 0:
         raise DatasetError(f"{path}: the labels file has no rows")
-    return df.reset_index(drop=True)  # rows are positions: messages count them from 1
+    return judged_names(df, str(path)).reset_index(drop=True)  # rows are positions: messages count them from 1
 
 
 def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[QualityIssue]]:

@@ -57,6 +57,33 @@ MANIFEST_SCHEMA = pa.DataFrameSchema(
 )
 
 
+JUDGED_NAMES = {"sex": ("gender",), "race": ("ethnicity", "ethnic_group", "ethnic_origin"),
+                "skin_tone": ("skin_colour", "skin_color", "skintone", "skin_type", "fitzpatrick"),
+                "age": ("age_years",)}
+"""Other names datasets give the attributes the shipped rule packs judge: a column so named (in any case, or the
+judged name itself in another case) is read under the judged name, so that a column header never turns a pack's
+rules off."""
+
+
+def judged_names(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``df`` with a column whose name is another name of a judged attribute (:data:`JUDGED_NAMES`, or the judged
+    name in another case: ``Gender``, ``Sex``) renamed to the judged name, when the dataset has no column of that name
+    and exactly one such column; each renaming is one warning line."""
+    from audit.errors import FaceAuditWarning
+
+    renames = {}
+    for name, others in JUDGED_NAMES.items():
+        if name in df.columns:
+            continue
+        found = [c for c in df.columns if str(c).strip().lower() in (name, *others)]
+        if len(found) == 1:
+            renames[found[0]] = name
+    for old, new in renames.items():
+        warnings.warn(FaceAuditWarning(f"{source}: column {str(old)!r} is read as the attribute {new!r}, the name the "
+                                       "rule packs judge (name it otherwise if it means something else)"), stacklevel=3)
+    return df.rename(columns=renames) if renames else df
+
+
 DUPLICATE_IMAGE = "{source}: duplicate rows for image {image!r} (rows {rows}), first at row {first}{same}; " \
                   "each image must appear once"
 EXTRA_FIELD = ("{source}: row {row} has {n} fields and the header names {k} columns; field {extra} ({value}) has no "
@@ -101,6 +128,7 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
     refuse_bad_names([str(c) for c in df.columns], source)
     if len(df) == 0:
         raise DatasetError(f"{source}: the manifest has no rows (empty dataset)")
+    df = judged_names(df, source)
     df = df.reset_index(drop=True)  # rows are positions: messages count them from 1
     try:
         out = MANIFEST_SCHEMA.validate(df, lazy=True)

@@ -127,6 +127,16 @@ class LeakageProbe:
                 y_full[keep] = y
                 y = y_full
             task = "regression" if regression else "classification"
+            persons, classes = len(np.unique(subjects[keep])), None if regression else len(labels)
+            if persons < 2 * k or (classes is not None and classes < 2):
+                # Too few labelled persons for a person split (a labels file that matches one person): the other
+                # attributes are still attacked; the rules reading this one are not judged ('no matching result').
+                result.notes.append(f"leakage: attribute {attr!r} not attacked: {persons} labelled persons"
+                                    + (f" in {classes} class{'es' if classes != 1 else ''}" if classes is not None
+                                       else "") + f"; a {k}-fold person split needs at least {2 * k} labelled "
+                                    "persons" + ("" if regression else " and two classes"))
+                done += len(conditions)
+                continue
             # Folds stratified by the person's class (age bracket for age): see subject_folds.
             strata = np.where(keep, age_bucket(y) if regression else y, -1)
             splits = [subject_folds(subjects, k, derive_seed(ctx.seed, "leakage-split", r), strata=strata)

@@ -129,3 +129,38 @@ def test_label_values_and_group_counts_are_bounded(unlabelled, tmp_path, column,
         with pytest.raises(DatasetError, match="manifest.csv: " + message.split(": ", 1)[0] if column == "long"
                            else "manifest.csv: column 'sex' has"):
             load(root)
+
+
+def test_another_name_of_a_judged_attribute_is_read_under_the_judged_name(unlabelled, tmp_path):
+    """A 'Gender' or 'ethnicity' column must not turn the packs' sex or race rules off: it is read as 'sex' / 'race'
+    with one warning line (labels file and manifest alike); a dataset that has 'sex' keeps its 'gender' as it is."""
+    from audit.errors import FaceAuditWarning
+
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    full[["image", "sex", "skin_tone"]].rename(columns={"sex": "Gender", "skin_tone": "ethnicity"}).to_csv(labels,
+                                                                                                            index=False)
+    with pytest.warns(FaceAuditWarning, match="column 'Gender' is read as the attribute 'sex'"):
+        ds, _ = join_labels(load(root), labels)
+    assert {"sex", "race"} <= set(ds.attributes) and "Gender" not in ds.attributes
+    assert ds.manifest["sex"].tolist() == full["sex"].astype(str).tolist()
+    m = pd.read_csv(root / "manifest.csv")
+    m.assign(gender=full["sex"], sex=full["sex"]).to_csv(root / "manifest.csv", index=False)
+    assert {"sex", "gender"} <= set(load(root).attributes)
+
+
+def test_an_attribute_labelled_for_one_person_is_skipped_with_a_note_not_a_crash(unlabelled, tmp_path):
+    """A labels file whose keys match one person (names spelt with spaces instead of underscores): that attribute
+    cannot be split by person; leakage says so and attacks the others, and the run completes."""
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    one = full["subject"] == full["subject"].iloc[0]
+    full[["image", "sex", "skin_tone"]].assign(sex=full["sex"].where(one)).to_csv(labels, index=False)
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(root), labels=labels, probes=["leakage"],
+                      conditions=["clean"], bootstrap=30, mlp_epochs=10, folds=3, cv_repeats=1, parity=False)
+    run_id = api.run_audit(cfg, db)
+    with Store(db) as s:
+        m, run, probes = s.metrics(run_id), s.run(run_id), s.probes(run_id)
+    assert run["status"] == "completed" and "skin_tone" in set(m["attribute"]) and "sex" not in set(m["attribute"])
+    assert "attribute 'sex' not attacked: 1 labelled persons in 1 class" in " ".join(probes["message"].astype(str))
