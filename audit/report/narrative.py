@@ -174,23 +174,57 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
     for _, r in fdr.iterrows():
         attr = r["attribute"]
         text = f"{_groups(attr)}: FDR {ci(r)}"
-        ratio = m[(m["metric"] == "fmr_max_min") & (m["condition"] == r["condition"]) & (m["attribute"] == attr)
-                  & (m["setting"] == r["setting"])]
-        if not ratio.empty:
+        at = (m["condition"] == r["condition"]) & (m["attribute"] == attr) & (m["setting"] == r["setting"])
+        for metric, rate, what in (("fmr_max_min", "group_fmr", "falsely matched"),
+                                   ("fnmr_max_min", "group_fnmr", "falsely rejected")):
+            ratio = m[at & (m["metric"] == metric)]
+            if ratio.empty:
+                continue
             x = ratio.iloc[0]
             if pd.isna(x["value"]):
-                text += ("; the ratio of group false match rates is not measured (a group has no impostor "
-                         "comparisons of its own)")
+                text += (f"; the ratio of group {'false match' if rate == 'group_fmr' else 'false non-match'} rates "
+                         "is not measured (a group has no comparisons of its own)")
+                continue
+            high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
+                else fmt(x["ci_high"], 1)
+            groups = m[at & (m["metric"] == rate)].dropna(subset=["value"])
+            who = ""
+            if len(groups) >= 2:  # which groups: the most and the least affected, with their rates
+                worst, best = groups.loc[groups["value"].idxmax()], groups.loc[groups["value"].idxmin()]
+                digits = 2 if rate == "group_fmr" else 1
+                who = (f": {worst['group']} {_pct(worst['value'], digits)} (95% CI {_pct(worst['ci_low'], digits)}–"
+                       f"{_pct(worst['ci_high'], digits)}), {best['group']} {_pct(best['value'], digits)}")
+            if np.isinf(x["value"]):
+                text += f"; one group is never {what} while another is (95% CI {fmt(x['ci_low'], 1)} to {high}){who}"
             else:
-                high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
-                    else fmt(x["ci_high"], 1)
-                text += (f"; the most falsely matched group's FMR is {fmt(x['value'], 1)} times the least's (95% CI "
-                         f"{fmt(x['ci_low'], 1)} to {high})")
-        failing, where = _disparity_rules(findings, attr, r["condition"])
-        if failing:
-            text += f". A disparity rule {failing} on it{where}: see Findings"
+                text += (f"; the most {what} group's rate is {fmt(x['value'], 1)} times the least's (95% CI "
+                         f"{fmt(x['ci_low'], 1)} to {high}){who}")
+        rules = _disparity_rules(findings, attr, r["condition"])
+        if rules:
+            text += f". Disparity rules on it: {', '.join(rules)} (see Findings)"
         out.append(text + ".")
     return out
+
+
+def _disparity_rules(findings: pd.DataFrame | None, attr: str, condition: str) -> list[str]:
+    """Each rule on a group-rate ratio or the FDR that failed or warned on ``attr``, as 'RULE-ID fails' (failures
+    first), with ' under occlusion' when it did so only under conditions other than ``condition``."""
+    if findings is None or findings.empty:
+        return []
+    out = []  # (rank, words)
+    for f in _records(findings[findings["status"].isin(STATUS_RANK)]):
+        if not (f.get("metric") or "").startswith(("fmr_max", "fnmr_max", "fdr")):
+            continue
+        loc = f["location"]
+        # a rule aggregated over attributes names its worst row; the others that reach a limit are its breaches
+        hit = ([(f["status"], loc.get("condition"))] if loc.get("attribute") == attr else []) + \
+            [(b["level"], b.get("condition")) for b in loc.get("breaches", []) if b.get("attribute") == attr]
+        if not hit:
+            continue
+        level = "fail" if any(lv == "fail" for lv, _ in hit) else "warn"
+        where = "" if any(c == condition for _, c in hit) else " under occlusion"
+        out.append((STATUS_RANK[level], f"{f['rule_id']} {'fails' if level == 'fail' else 'warns'}{where}"))
+    return [words for _, words in sorted(dict.fromkeys(out))]
 
 
 def _groups(attr: str) -> str:
@@ -198,27 +232,6 @@ def _groups(attr: str) -> str:
     if attr == NEGATIVE_CONTROL:
         return "Negative control (a random label in no image, not a demographic group; expected at parity)"
     return f"Across {attr_words(attr)} groups"
-
-
-def _disparity_rules(findings: pd.DataFrame | None, attr: str, condition: str) -> tuple[str, str]:
-    """('fails' or 'warns', where) when a rule on a group-rate ratio or the FDR of ``attr`` did (fails first), else
-    ('', ''); ``where`` is ' under occlusion' when it did so only under conditions other than ``condition``."""
-    if findings is None or findings.empty:
-        return "", ""
-    hit = []  # (level, condition)
-    for f in _records(findings[findings["status"].isin(STATUS_RANK)]):
-        if not (f.get("metric") or "").startswith(("fmr_max", "fnmr_max", "fdr")):
-            continue
-        loc = f["location"]
-        if loc.get("attribute") == attr:
-            hit.append((f["status"], loc.get("condition")))
-        # a rule aggregated over attributes names its worst row; the others that reach a limit are its breaches
-        hit += [(b["level"], b.get("condition")) for b in loc.get("breaches", []) if b.get("attribute") == attr]
-    if not hit:
-        return "", ""
-    levels = {level for level, _ in hit}
-    here = any(c == condition for _, c in hit)
-    return ("fails" if "fail" in levels else "warns"), ("" if here else " under occlusion")
 
 
 ATTACKER = {  # inversion attack -> who the attacker is, in plain words
@@ -380,7 +393,17 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         what = "falsely rejected" if metric.startswith("fnmr") else "falsely matched"
         if np.isinf(v):
             return f"some {attr_words(attr)} groups are never {what} while others are{under}."
-        return f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as {'another' if 'min' in metric else 'average'}{under}."
+        high = "no upper bound" if hi is None or np.isinf(hi) else fmt(hi, 1)
+        text = (f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as "
+                f"{'another' if 'min' in metric else 'average'}{under} (95% CI {fmt(lo, 1)} to {high})")
+        if metrics is not None and "group" in metrics.columns:  # which groups, with their rates
+            g = metrics[(metrics["metric"] == "group_" + metric.split("_")[0]) & (metrics["attribute"] == attr)
+                        & (metrics["condition"] == cond) & (metrics["setting"] == setting)].dropna(subset=["value"])
+            if len(g) >= 2:
+                worst, best = g.loc[g["value"].idxmax()], g.loc[g["value"].idxmin()]
+                d = 2 if metric.startswith("fmr") else 1
+                text += f": {worst['group']} {_pct(worst['value'], d)}, {best['group']} {_pct(best['value'], d)}"
+        return text + "."
     if metric == "fdr":
         return (f"the fairness discrepancy rate between {attr_words(attr)} groups is {fmt(v)} (95% CI {fmt(lo)} to "
                 f"{fmt(hi)}; 1 = equal error rates){under}.")

@@ -126,8 +126,8 @@ def test_fdr_is_not_read_as_parity_when_a_fmr_ratio_fails_and_the_control_is_nam
     assert "(1 means equal error rates)" not in page and "control groups" not in page
     assert "so an FDR near 1 does not show parity: the ratio of group false match rates is reported and judged " \
         "separately." in page
-    assert ("Across age groups: FDR 0.99 (95% CI 0.99 to 1.00); the most falsely matched group's FMR is 8.3 times "
-            "the least's (95% CI 2.0 to no upper bound). A disparity rule fails on it: see Findings.") in page
+    assert ("Across age groups: FDR 0.99 (95% CI 0.99 to 1.00); the most falsely matched group's rate is 8.3 times "
+            "the least's (95% CI 2.0 to no upper bound). Disparity rules on it: AIA-FMR fails (see Findings).") in page
     assert "Negative control (a random label in no image, not a demographic group; expected at parity): FDR" in page
 
 
@@ -211,7 +211,8 @@ def test_sentences_name_attributes_and_conditions_in_words_with_the_tables_name_
             finding("F2", attribute="sex", condition="sunglasses", metric="fnmr_max_min", value=2.5)]
     meanings = [p["meaning"] for p in narrative.verdict(pd.DataFrame(rows), NO_METRICS, [], [], [])["problems"]]
     assert meanings[0].startswith("Skin tone can be read from the model's templates with a cloth mask (mask:cloth):")
-    assert meanings[1] == "One sex group is falsely rejected 2.5 times as often as another with sunglasses."
+    assert meanings[1] == ("One sex group is falsely rejected 2.5 times as often as another with sunglasses (95% CI "
+                           "0.4 to 0.6).")
     assert not any("skin_tone" in m for m in meanings)
 
 
@@ -235,8 +236,31 @@ def test_a_disparity_beyond_the_worst_attribute_is_named_on_its_own_attribute(co
                            "location": json.dumps(f.location)}])
     verdicts = narrative.identity_verdicts(metrics(rows), found)
     page = _text(render(context, identity={**context["identity"], "verdicts": verdicts}))
-    assert "the least's (95% CI 2.0 to 5.0). A disparity rule warns on it: see Findings." in page
-    assert "the least's (95% CI 1.1 to 2.5). A disparity rule" not in page  # skin tone stays within the limits
+    assert "the least's (95% CI 2.0 to 5.0). Disparity rules on it: P warns (see Findings)." in page
+    assert "the least's (95% CI 1.1 to 2.5). Disparity rules" not in page  # skin tone stays within the limits
+
+
+def test_the_identity_paragraph_names_the_rejection_ratio_the_groups_and_which_rule_fails_on_which():
+    """On LFW the FNMR ratio failed (female 5.5% vs male 0.7%) while the FMR ratio only warned: the paragraph must
+    put both ratios and the groups in words and name the rule behind each status, not 'a disparity rule fails'."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001", "attribute": "sex"}
+    rows = [{**base, "metric": m, "group": g, "value": v, "ci_low": lo, "ci_high": hi}
+            for m, g, v, lo, hi in (("fdr", "all", 0.98, 0.95, 0.99), ("fmr_max_min", "all", 2.9, 1.9, 4.3),
+                                    ("fnmr_max_min", "all", 7.4, 1.98, float("inf")),
+                                    ("group_fnmr", "female", 0.055, 0.025, 0.1), ("group_fnmr", "male", 0.0074, 0.0, 0.02),
+                                    ("group_fmr", "female", 0.002, 0.001, 0.003), ("group_fmr", "male", 0.0007, 0.0004, 0.001))]
+    found = pd.DataFrame([finding(rid, status=st, metric=m, attribute="sex", setting="fmr=0.001", value=v)
+                          for rid, st, m, v in (("FMR-P", "warn", "fmr_max_min", 2.9), ("FNMR-P", "fail", "fnmr_max_min", 7.4))])
+    text = narrative.identity_verdicts(pd.DataFrame(rows), found)[-1]
+    (fails,) = [p["meaning"] for p in narrative.verdict(found, pd.DataFrame(rows), [], [], [])["problems"]
+                if "rejected" in p["meaning"]]
+    assert fails == ("One sex group is falsely rejected 7.4 times as often as another (95% CI 0.4 to 0.6): female "
+                     "5.5%, male 0.7%.")
+    assert ("the most falsely matched group's rate is 2.9 times the least's (95% CI 1.9 to 4.3): female 0.20% (95% CI "
+            "0.10%–0.30%), male 0.07%") in text
+    assert ("the most falsely rejected group's rate is 7.4 times the least's (95% CI 2.0 to no upper bound): female "
+            "5.5% (95% CI 2.5%–10.0%), male 0.7%") in text
+    assert text.endswith("Disparity rules on it: FNMR-P fails, FMR-P warns (see Findings).")
 
 
 def test_the_negative_control_is_reported_over_every_estimate_not_its_most_reassuring_one(context):
