@@ -292,7 +292,10 @@ def verdict(diff: float, lo: float, hi: float, persons: int, name_a: str, name_b
     if hi < 0:
         return f"{name_a} higher", None
     se = (hi - lo) / (2 * 1.96)
-    if diff == 0 or not se > 0 or not np.isfinite(se):
+    if not np.isfinite(se):  # an observed difference whose interval has no end (a ratio over a group without errors)
+        return (f"cannot be told apart with {persons} persons (the interval is unbounded: in some resamples a group "
+                "has no errors)"), None
+    if diff == 0 or not se > 0:
         return f"cannot be told apart with {persons} persons (no difference observed)", None
     need = int(np.ceil(persons * (Z_POWER * se / abs(diff)) ** 2))
     return f"cannot be told apart with {persons} persons", need

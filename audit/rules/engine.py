@@ -425,17 +425,21 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
             overall = metrics[at & (metrics["metric"] == rate_name) & (metrics["group"] == "all")]["value"]
             units = persons * (persons - 1) if rate_name == "fmr" else persons
             total = persons.sum() * (persons.sum() - 1) if rate_name == "fmr" else persons.sum()
-            # The overall rate, or its rule-of-three bound when no errors were seen at all.
-            rate = max(float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0, 3.0 / total)
+            # The overall rate, or its rule-of-three bound when no errors were seen at all (never above a rate seen:
+            # a higher rate would ask for fewer persons).
+            seen = float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0
+            rate = seen if seen > 0 else 3.0 / total
             need = demo.units_needed(rate, rule.metric, threshold)
             need_persons = demo.pairs_to_persons(need) if rate_name == "fmr" else need
             short += [(need_persons - int(persons[g]) if need else None, g, int(persons[g]), row["attribute"],
-                       rate_name, rate) for g in units.index if not need or units[g] < need]
+                       rate_name, rate, seen > 0) for g in units.index if not need or units[g] < need]
     if not short:
         return None
-    more, group, have, attr, rate_name, rate = max(short, key=lambda c: np.inf if c[0] is None else c[0])
+    more, group, have, attr, rate_name, rate, seen = max(short, key=lambda c: np.inf if c[0] is None else c[0])
+    at = (f"the overall {rate_name.upper()} {rate:.3g}" if seen else
+          f"{rate:.3g}, the rule-of-three bound on the {rate_name.upper()} (no errors seen among the groups' persons)")
     what = (f"a {rate_name.upper()} ratio above {threshold:g}" if rule.metric != "fdr"
-            else f"an FDR below {threshold:g}") + f" from parity at the overall {rate_name.upper()} {rate:.3g}"
+            else f"an FDR below {threshold:g}") + f" from parity at {at}"
     needs = f"needs {more} more persons in such a group" if more is not None else "no group size would do"
     return more or 0, (f"Too few persons to judge: group {group!r} of {attr} has {have} persons; telling {what} "
                        f"(exact-binomial 95%) {needs}. Not judged as passing.")

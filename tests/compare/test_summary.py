@@ -17,6 +17,11 @@ def test_outcomes_are_read_from_the_verdict():
     assert _row("identity", "B (2)", -0.2, -0.3, -0.1)["outcome"] == "A higher"
     assert _row("identity", "B (2)", 0.01, -0.05, 0.07)["outcome"] == "cannot be told apart"
     assert _row("identity", "B (2)", float("inf"), float("nan"), float("nan"))["outcome"] == "no finite difference"
+    # an observed difference with an unbounded interval is not 'no difference observed'
+    words, need = verdict(1.3, -2.1, float("inf"), 300, "A", "B")
+    assert words == ("cannot be told apart with 300 persons (the interval is unbounded: in some resamples a group has "
+                     "no errors)") and need is None
+    assert verdict(0.0, -0.1, 0.1, 300, "A", "B")[0].endswith("(no difference observed)")
 
 
 def test_summary_counts_add_up_and_lists_the_largest_clear_differences():

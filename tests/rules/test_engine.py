@@ -329,3 +329,19 @@ def test_a_target_the_identity_probe_could_not_back_is_named_as_such():
     rows[0]["metric"] = "fnmr"
     f = evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics(rows), {"identity"})
     assert f.message.startswith("No fnmr result matched")  # no masked condition at any rate
+
+
+@pytest.mark.parametrize("overall,words", [(0.023, "at the overall FNMR 0.023"),
+                                           (0.0, "at 0.375, the rule-of-three bound on the FNMR (no errors seen")])
+def test_a_small_group_is_measured_against_the_rate_seen_not_a_floor_above_it(overall, words):
+    """Labels for 8 persons: 3/8 = 0.375 is the rule-of-three bound when no error was seen at all; with errors seen
+    the overall FNMR (0.023) is the rate, and a lower rate asks for more persons, never fewer."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001"}
+    rows = [{**base, "metric": "fnmr_max_min", "attribute": "sex", "value": 1.2, "ci_low": 1.0, "ci_high": 1.5},
+            {**base, "metric": "fnmr", "value": overall, "ci_low": 0.0, "ci_high": 0.05}]
+    rows += [{**base, "metric": "group_persons", "attribute": "sex", "group": g, "value": 4.0, "ci_low": 4.0,
+              "ci_high": 4.0} for g in ("f", "m")]
+    f = evaluate_rule(rule(probe="identity", metric="fnmr_max_min", warn_if="> 2", fail_if="> 5", use="value"),
+                      metrics(rows), {"identity"})
+    assert f.status == "not_applicable" and words in f.message, f.message
+    assert f.location["needs_persons"] > (100 if overall else 0)
