@@ -77,7 +77,7 @@ floor."""
 UNBOUNDED = (-np.inf, np.inf)
 BOUNDS = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "bucket_accuracy": (0.0, 1.0),
           "normalised_gain": (-np.inf, 1.0), "mae_gain": (-np.inf, 1.0), "mae": (0.0, np.inf), "rmse": (0.0, np.inf),
-          "mask_effect": UNBOUNDED}
+          "mask_effect": UNBOUNDED, "chance": (0.0, 1.0)}
 """Where a widened interval must stay (:func:`audit.metrics.stats.widen_for_training`)."""
 
 
@@ -128,6 +128,7 @@ class LeakageProbe:
                 y = y_full
             task = "regression" if regression else "classification"
             persons, classes = len(np.unique(subjects[keep])), None if regression else len(labels)
+            labelled = (persons, int(keep.sum()))
             if persons < 2 * k or (classes is not None and classes < 2):
                 # Too few labelled persons for a person split (a labels file that matches one person): the other
                 # attributes are still attacked; the rules reading this one are not judged ('no matching result').
@@ -167,7 +168,7 @@ class LeakageProbe:
                     # and (categorical) the mask effect; clean's are kept for every condition's effect.
                     resampled = self._age_boots(preds, medians, y, keep, boot) if regression else \
                         self._categorical_boots(preds, y, keep, boot, len(labels))
-                    result.metrics += self._records(cond, setting, attr, resampled, boot, regression, k)
+                    result.metrics += self._records(cond, setting, attr, resampled, boot, regression, k, labelled)
                     if not regression:  # per-image predictions for paired comparisons between models
                         series.append({"metric": "normalised_gain", "condition": cond, "setting": setting,
                                        "attribute": attr, "kind": "gain", "y": y, "pred": preds, "k": len(labels)})
@@ -179,7 +180,8 @@ class LeakageProbe:
                         clean_preds, clean_resampled = preds, resampled
                     else:
                         result.metrics.append(self._effect(cond, setting, attr, preds, clean_preds, resampled,
-                                                           clean_resampled, y, keep, boot, regression, labels, k))
+                                                           clean_resampled, y, keep, boot, regression, labels, k,
+                                                           labelled))
                 done += 1
                 ctx.progress(done / (steps + 1), f"{attr} under {cond}")
         if ctx.model.profile.kind == "attributes":
@@ -268,7 +270,7 @@ class LeakageProbe:
             return categorical_stats(y[idx], p[idx].astype(int), len(labels))[metric]
         return fn
 
-    def _records(self, cond, setting, attr, resampled, boot, regression, folds):
+    def _records(self, cond, setting, attr, resampled, boot, regression, folds, labelled=(None, None)):
         """Every metric pooled over the cross-validation repeats (value: mean; interval: all resamples);
         ``resampled``: :meth:`_age_boots` / :meth:`_categorical_boots` of the repeats' predictions.
 
@@ -276,10 +278,13 @@ class LeakageProbe:
         on (folds - 1) / folds of this many persons (the training size of each fold). Shares get the
         exact-binomial floor (balanced accuracy too); the normalised gain is balanced accuracy rescaled, so it
         takes balanced accuracy's interval rescaled; every interval is widened for the trained attacker's own
-        variability (:func:`audit.metrics.stats.widen_for_training`)."""
+        variability (:func:`audit.metrics.stats.widen_for_training`). ``labelled``: the persons and images with the
+        attribute, which the intervals and ``n`` count (a labels file may cover a few of the dataset's persons)."""
         full, boots = resampled
         directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
-        est = {m: boot.from_resamples(np.mean(full[m]), boots[m], rate=m in RATE_METRICS) for m in directions}
+        persons, images = labelled
+        est = {m: boot.from_resamples(np.mean(full[m]), boots[m], rate=m in RATE_METRICS, persons=persons,
+                                      observations=images) for m in directions}
         if not regression:
             c, b = float(np.mean(full["chance"])), est["balanced_accuracy"]
             if c < 1:
@@ -324,13 +329,15 @@ class LeakageProbe:
                 boots.setdefault(m, []).append(v)
         return {m: np.array(v) for m, v in full.items()}, {m: np.stack(v) for m, v in boots.items()}
 
-    def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels, folds):
+    def _effect(self, cond, setting, attr, preds, clean_preds, cat, clean_cat, y, keep, boot, regression, labels, folds,
+                labelled=(None, None)):
         """Condition minus clean on the same persons, folds and resamples, pooled over repeats (``cat`` /
         ``clean_cat``: :meth:`_categorical_boots` of each, unused for regression)."""
         metric = HEADLINE["age" if regression else "categorical"]
         if not regression:
             (full_c, boots_c), (full_0, boots_0) = cat, clean_cat
-            est = boot.from_resamples(np.mean(full_c[metric] - full_0[metric]), boots_c[metric] - boots_0[metric])
+            est = boot.from_resamples(np.mean(full_c[metric] - full_0[metric]), boots_c[metric] - boots_0[metric],
+                                      persons=labelled[0], observations=labelled[1])
             return MetricRecord.of(self.name, cond, "mask_effect", widen_for_training(est, folds, UNBOUNDED),
                                    NEUTRAL, attribute=attr, setting=setting)
         med = np.full(len(y), np.median(y[keep]))

@@ -24,6 +24,14 @@ def unlabelled(tmp_path, small_data):
     return root, m
 
 
+def _leakage_run(root, labels, tmp_path):
+    """A small leakage run of the data at ``root`` with ``labels``: (store, run id)."""
+    db = tmp_path / "s.duckdb"
+    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(root), labels=labels, probes=["leakage"],
+                      conditions=["clean"], bootstrap=30, mlp_epochs=10, folds=3, cv_repeats=1, parity=False)
+    return db, api.run_audit(cfg, db)
+
+
 def test_join_on_image(unlabelled, tmp_path):
     root, full = unlabelled
     labels = tmp_path / "labels.csv"
@@ -75,10 +83,7 @@ def test_run_with_labels_stores_and_reports_them(unlabelled, tmp_path):
     labels = tmp_path / "labels.csv"
     rows = full[["image", "sex"]]
     pd.concat([rows, pd.DataFrame([{"image": "gone.png", "sex": "f"}])]).to_csv(labels, index=False)
-    db = tmp_path / "s.duckdb"
-    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(root), labels=labels, probes=["leakage"],
-                      conditions=["clean"], bootstrap=30, mlp_epochs=10, folds=3, cv_repeats=1, parity=False)
-    run_id = api.run_audit(cfg, db)
+    db, run_id = _leakage_run(root, labels, tmp_path)
     with Store(db) as s:
         m = s.metrics(run_id)
         q = s.data_quality(s.run(run_id)["dataset_id"])
@@ -156,11 +161,25 @@ def test_an_attribute_labelled_for_one_person_is_skipped_with_a_note_not_a_crash
     labels = tmp_path / "labels.csv"
     one = full["subject"] == full["subject"].iloc[0]
     full[["image", "sex", "skin_tone"]].assign(sex=full["sex"].where(one)).to_csv(labels, index=False)
-    db = tmp_path / "s.duckdb"
-    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(root), labels=labels, probes=["leakage"],
-                      conditions=["clean"], bootstrap=30, mlp_epochs=10, folds=3, cv_repeats=1, parity=False)
-    run_id = api.run_audit(cfg, db)
+    db, run_id = _leakage_run(root, labels, tmp_path)
     with Store(db) as s:
         m, run, probes = s.metrics(run_id), s.run(run_id), s.probes(run_id)
     assert run["status"] == "completed" and "skin_tone" in set(m["attribute"]) and "sex" not in set(m["attribute"])
     assert "attribute 'sex' not attacked: 1 labelled persons in 1 class" in " ".join(probes["message"].astype(str))
+
+
+def test_a_partly_labelled_attribute_counts_its_labelled_persons_and_images(unlabelled, tmp_path):
+    """Leakage of an attribute labelled for some persons rests on those: n is their images, the interval is widened
+    for their number (not the dataset's), and the chance level's interval stays within [0, 1]."""
+    root, full = unlabelled
+    people = sorted(full["subject"].unique())
+    some = full["subject"].isin(people[: len(people) // 2])
+    labels = tmp_path / "labels.csv"
+    full[["image", "sex"]].assign(sex=full["sex"].where(some), skin_tone=full["skin_tone"]).to_csv(labels, index=False)
+    db, run_id = _leakage_run(root, labels, tmp_path)
+    with Store(db) as s:
+        m = s.metrics(run_id)
+    sex = m[(m["attribute"] == "sex") & (m["setting"] == "train=same")]
+    assert set(sex["n"]) == {int(some.sum())} and len(full) > some.sum()
+    assert set(m[(m["attribute"] == "skin_tone") & (m["setting"] == "train=same")]["n"]) == {len(full)}
+    assert (m[m["metric"] == "chance"]["ci_high"] <= 1.0).all()
