@@ -213,6 +213,9 @@ STATUS_STYLE = {"fail": "bold red", "warn": "bold yellow", "pass": "green", "not
 def runs_list(db: Db = DEFAULT_DB,
               as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list.")) -> None:
     """List runs, newest first."""
+    from audit.paths import require_store
+
+    require_store(db)  # a mistyped --db is an error, as for every reading command (not "no runs", nor [] in --json)
     df = api.list_runs(db)
     if as_json:
         show.print_json(show.records(df))
@@ -459,6 +462,10 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
         show.line(console, f"INCOMPLETE {res.incomplete}")
     if res.unjudged:
         show.line(console, f"NOT JUDGED {res.unjudged}")
+    if res.unread:
+        show.line(console, f"UNREAD attribute(s) {', '.join(res.unread)}: measured, but no rule of the packs reads "
+                  "them (the packs read attributes by name: sex, skin_tone, race, age); rename the column to have it "
+                  "judged")
     verdict = "CLOSED" if res.exit_code else "OPEN"
     show.line(console, f"gate {verdict} (--fail-on {res.fail_on}): {summary}" + (f"; JUnit: {junit}" if junit else ""))
     raise typer.Exit(res.exit_code)

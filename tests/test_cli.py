@@ -75,9 +75,16 @@ def test_identity_needs_two_images_per_person(tiny_model, tmp_path):
     assert code == 2 and "needs at least two images of a person" in out
 
 
-def test_runs_list_on_empty_store(tmp_path):
-    code, out = run_cli("runs", "list", "--db", tmp_path / "none.duckdb")
-    assert code == 0 and "faceaudit demo" in out
+def test_runs_list_on_a_missing_store_is_an_error_and_on_an_empty_one_says_how_to_start(tmp_path):
+    for extra in ([], ["--json"]):  # a mistyped --db: never "no runs" or [] with exit 0
+        code, out = run_cli("runs", "list", "--db", tmp_path / "none.duckdb", *extra)
+        assert code == 2 and "no such database" in out and "faceaudit demo" in out
+    from audit.store import Store
+
+    with Store(tmp_path / "empty.duckdb"):
+        pass
+    code, out = run_cli("runs", "list", "--db", tmp_path / "empty.duckdb")
+    assert code == 0 and "no runs in" in out and "faceaudit demo" in out
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def test_demo_seed_refused_before_writing(tmp_path):
 def test_run_refuses_a_bad_pack_before_running(tiny_model, tmp_path):
     db = tmp_path / "s.duckdb"
     code, out = run_cli("run", "--model", tiny_model, "--db", db, "--pack", "no-such-pack")
-    assert code == 2 and "rule pack not found" in out and not db.exists()
+    assert code == 2 and "rule pack 'no-such-pack' not found" in out and "rules/" not in out and not db.exists()
 
 
 def test_repeated_choices_run_once():

@@ -260,7 +260,7 @@ def test_a_misspelt_probe_in_a_protocol_is_an_error_not_a_dropped_probe(tmp_path
     with pytest.raises(ConfigError) as err:
         campaign_cells(load_campaign(camp))
     msg = str(err.value)
-    assert msg.startswith(f"{camp}: field 'protocol': {proto}: field 'probes': unknown probe 'leakge'")
+    assert msg.startswith(f"{camp}: field 'protocol': {proto}: field 'probes.1': unknown probe 'leakge'")
     assert "\n" not in msg
     code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", proto,
                         "--db", tmp_path / "s.duckdb", "--no-parity")

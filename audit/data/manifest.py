@@ -101,11 +101,18 @@ def row_label(idx) -> str:
 
 def _describe(failures: pd.DataFrame, source: str) -> str:
     lines = []
+    # A value that is no number fails its coercion; pandera then also reports the column's dtype and range checks,
+    # one of them on "all rows" with an internal TypeError as the value: only the coercion failure is the problem.
+    uncoerced = set(failures.loc[failures["check"].astype(str).str.startswith("coerce_dtype"), "column"])
+    knock_on = failures["column"].isin(uncoerced) & ~failures["check"].astype(str).str.startswith("coerce_dtype")
+    failures = failures[~knock_on]
     for _, f in failures.head(MAX_ERRORS_SHOWN).iterrows():
         idx = f.get("index")
         where = row_label(idx) if pd.notna(idx) else "all rows"
         col = f.get("column") or "(table)"
         check = str(f.get("check"))
+        if check.startswith("coerce_dtype"):
+            check = f"{check} (not a number)" if "float" in check or "int" in check else check
         lines.append(f"{source}: {where}, column '{col}': value {f.get('failure_case')!r} fails {check}")
     more = len(failures) - MAX_ERRORS_SHOWN
     if more > 0:

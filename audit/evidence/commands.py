@@ -3,6 +3,7 @@ and the gate that judges a run without writing to the store."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from audit.errors import ConfigError
 from audit.evidence import attest, export, gate, shown
 from audit.paths import free_stem, out_folder, require_store
 from audit.rules.apply import judge_stored, run_packs
-from audit.rules.engine import load_packs
+from audit.rules.engine import attributes_unread, load_packs
 from audit.store import Store
 
 
@@ -108,8 +109,10 @@ def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
         run = store.run(run_id)
-        findings = pd.concat(judge_stored(store, run_id, run_packs(run, packs)), ignore_index=True)
-    result = gate.judge(findings, fail_on, run)
+        loaded = run_packs(run, packs)
+        findings = pd.concat(judge_stored(store, run_id, loaded), ignore_index=True)
+        unread = tuple(attributes_unread(loaded, store.metrics(run_id)))
+    result = replace(gate.judge(findings, fail_on, run), unread=unread)
     if junit:
         gate.write_junit(result, run, Path(junit))
     return result

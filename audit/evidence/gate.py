@@ -34,6 +34,9 @@ class GateResult:
     unjudged: str | None = None
     """Why the gate stays closed although nothing blocks: no rule could judge the run (every finding
     ``not_applicable``), so there is no verdict to open it on."""
+    unread: tuple[str, ...] = ()
+    """Attributes the run measured that no rule of the packs reads (a column named otherwise than the packs read it):
+    named beside the verdict, which they do not change."""
 
     @property
     def exit_code(self) -> int:

@@ -176,6 +176,13 @@ def require_current_findings(run: dict, current: list[dict], path: Path, what: s
         return
     again = (f"export it again (faceaudit export {run['run_id']})" if path.suffix.lower() == ".json"
              else f"render it again (faceaudit report {run['run_id']})")
-    says = f"it says {_counts(shown.statuses)}, the run now {_counts(now)}; " if shown.statuses is not None else ""
+    says = ""
+    if shown.statuses is not None:
+        said = {k: v for k, v in now.items() if k[0] in {pack for pack, _ in shown.statuses}} or now
+        changed = sorted(k for k in set(shown.statuses) | set(said) if shown.statuses.get(k) != said.get(k))
+        what_changed = (f"e.g. {changed[0][0]} {changed[0][1]}: {shown.statuses.get(changed[0], 'not shown')} there, "
+                        f"{said.get(changed[0], 'none')} now" if changed else
+                        "the same verdicts, but the findings' values or messages differ")
+        says = f"it says {_counts(shown.statuses)}, the run now {_counts(said)}: {what_changed}; "
     raise NotSignable(f"{what} {path}: predates the run's current findings ({says}a rule pack was applied again "
                       f"since it was made): {again} and sign the new file")

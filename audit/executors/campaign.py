@@ -35,7 +35,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.config import DETECTOR_SPECS
-from audit.errors import ConfigError, first_error
+from audit.errors import ConfigError, RuleError, first_error
+from audit.rules.engine import load_pack
 from audit.run.inputs import SAMPLE_MEMBERSHIP
 from audit.yamlio import read_yaml
 
@@ -92,6 +93,9 @@ def load_campaign(path: str | Path) -> Campaign:
     except ValidationError as exc:
         field, msg = first_error(exc)
         raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    from audit.run.protocols import check_names
+
+    check_names(path, camp.probes, camp.conditions)
     base = path.parent
     models: list[str] = []
     for i, ref in enumerate(camp.models):
@@ -144,6 +148,11 @@ def load_campaign(path: str | Path) -> Campaign:
     # datasets; a bare name is a shipped pack id.
     packs = None if camp.packs is None else [
         str(_resolve(base, ref)) if Path(ref).suffix or "/" in ref or "\\" in ref else ref for ref in camp.packs]
+    for i, ref in enumerate(packs or []):
+        try:
+            load_pack(ref)
+        except RuleError as exc:
+            raise ConfigError(f"{path}: field 'packs.{i}': {exc}") from None
     pinned = {}
     if camp.protocol is not None:
         from audit.protocol import PINNED, apply

@@ -318,6 +318,24 @@ def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dic
             "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen)}
 
 
+def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """Attributes the run measured that no applied pack reads (:func:`audit.rules.engine.attributes_unread`); empty
+    when a pack applied to the run is not the file found under its id now (its rules cannot be read back)."""
+    from audit.errors import RuleError
+    from audit.rules.engine import attributes_unread, load_pack
+
+    packs = []
+    for pack, digest in findings[["pack", "pack_hash"]].drop_duplicates().itertuples(index=False):
+        try:
+            loaded = load_pack(pack)
+        except RuleError:
+            return []
+        if loaded.sha256 != digest:
+            return []
+        packs.append(loaded)
+    return attributes_unread(packs, metrics) if packs else []
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -363,6 +381,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "run": run, "findings": judged.to_dict("records"), "counts": counts,
         "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind), not_judged),
         "strict": [r["rule_id"] for r in judged.to_dict("records") if narrative.flags_on_uncertainty(r)],
+        "unread": _unread_attributes(findings, metrics),
         "not_judged": not_judged,
         "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)

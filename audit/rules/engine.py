@@ -132,6 +132,9 @@ def load_pack(ref: str | Path) -> Pack:
     path = Path(ref)
     if not path.suffix and not path.exists():  # an id; a file the user names is read whatever its suffix
         path = PACK_DIR / f"{ref}.yaml"
+        if not path.is_file():  # named as the user wrote it, not by the folder the shipped packs lie in
+            raise RuleError(f"rule pack {str(ref)!r} not found: no such file, nor a shipped pack id (shipped: "
+                            f"{', '.join(p.stem for p in available_packs())})")
     if path.is_dir():
         raise RuleError(f"{path}: is a folder; give a rule pack YAML file or a pack id")
     if not path.is_file():
@@ -463,6 +466,21 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
     df = pd.DataFrame(rows)
     df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
     return df
+
+
+def attributes_unread(packs: list[Pack], metrics: pd.DataFrame) -> list[str]:
+    """Attributes the run measured that no rule of ``packs`` reads: a rule reads an attribute when the run holds its
+    probe's metric for that attribute and the rule's ``where: attribute`` (if any) matches it. A column whose name
+    no pack uses (``geschlecht`` for ``sex``) is measured and then judged by nothing, which a report must say."""
+    measured = metrics[metrics["attribute"].astype(str) != ""]
+    unread = set(measured["attribute"].astype(str))
+    for pack in packs:
+        for rule in pack.rules:
+            rows = measured[(measured["probe"] == rule.probe) & (measured["metric"] == rule.metric)]
+            if "attribute" in rule.where:
+                rows = rows[_match(rows["attribute"], rule.where["attribute"], "attribute")]
+            unread -= set(rows["attribute"].astype(str))
+    return sorted(unread)
 
 
 def attributes_judged() -> list[str]:

@@ -15,20 +15,28 @@ from audit.protocol import Protocol, check_packs, load_protocol
 
 def load_checked(path: str | Path) -> Protocol:
     """The protocol at ``path``, its probe and condition names checked as a run would check them."""
+    proto = load_protocol(path)
+    check_names(proto.source, proto.probes, proto.conditions)
+    return proto
+
+
+def check_names(source: str | Path, probe_names: list[str] | None, condition_names: list[str] | None) -> None:
+    """Probe and condition names of a protocol or campaign file, checked as a run would check them, each bad one a
+    one-line error naming the file and the field: never dropped from a run or a campaign's cells as if the model's
+    kind could not run it, nor a failure of every cell."""
     from audit import conditions, probes
 
-    proto = load_protocol(path)
     probes.load_plugins()
-    try:  # never dropped from a run or a campaign's cells as if the model's kind could not run it
-        probes.require(proto.probes)
-    except ConfigError as exc:
-        raise ConfigError(f"{proto.source}: field 'probes': {exc}") from None
-    for i, name in enumerate(proto.conditions):
+    for i, name in enumerate(probe_names or []):
+        try:
+            probes.require([name])
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: field 'probes.{i}': {exc}") from None
+    for i, name in enumerate(condition_names or []):
         try:
             conditions.parse(name)
         except ConfigError as exc:
-            raise ConfigError(f"{proto.source}: field 'conditions.{i}': {exc}") from None
-    return proto
+            raise ConfigError(f"{source}: field 'conditions.{i}': {exc}") from None
 
 
 def packs_under(proto: Protocol, packs: list[str] | None) -> list[str] | None:

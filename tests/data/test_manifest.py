@@ -120,3 +120,17 @@ def test_splits_are_subject_disjoint():
     tr, te = subject_split(subjects, 0.3, seed=2)
     assert not set(subjects[tr]) & set(subjects[te]) and len(set(subjects[te])) == 9
     assert [t.tolist() for t, _ in subject_folds(subjects, 3, 7)] == [t.tolist() for t, _ in subject_folds(subjects, 3, 7)]
+
+
+def test_a_value_that_is_no_number_is_one_problem_not_three():
+    """pandera reports a failed coercion and then the column's dtype and range checks, one on "all rows" with an
+    internal TypeError as the value: the message names the cell once."""
+    import pandas as pd
+
+    from audit.data.manifest import validate_manifest
+    from audit.errors import DatasetError
+
+    df = pd.DataFrame({"image": ["a.png", "b.png"], "subject": ["x", "y"], "age": ["30", "old"]})
+    with pytest.raises(DatasetError) as err:
+        validate_manifest(df, "m.csv")
+    assert str(err.value) == "m.csv: row 2, column 'age': value 'old' fails coerce_dtype('float64') (not a number)"

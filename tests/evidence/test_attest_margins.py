@@ -165,6 +165,7 @@ def test_attest_refuses_a_report_made_before_the_pack_was_applied_again(run, db,
             api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", [f])
         msg = str(err.value)
         assert f"--report {f}: predates the run's current findings (it says fail " in msg and "\n" not in msg
+        assert ": e.g. my-policy " in msg and " there, fail now" in msg  # which verdict changed, not only counts
         assert (f"export it again (faceaudit export {rid})" if f.suffix == ".json"
                 else f"render it again (faceaudit report {rid})") in msg
     assert not (tmp_path / "att").exists()  # nothing written

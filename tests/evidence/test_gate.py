@@ -44,6 +44,11 @@ def pack(tmp_path_factory):
 def test_gate_levels(run, pack):
     res = api.gate(run["run_id"], run["db"], [str(pack)], "fail")
     assert res.exit_code == 0 and set(res.findings["status"]) == {"warn", "pass", "not_applicable"}
+    # ci-demo reads no attribute: every one the run measured is named (the shipped packs read them all)
+    with Store(run["db"], read_only=True) as store:
+        measured = set(store.metrics(run["run_id"]).query("attribute != ''")["attribute"])
+    assert set(res.unread) == measured and {"sex", "control"} <= measured
+    assert api.gate(run["run_id"], run["db"], None, "fail").unread == ()
     res = api.gate(run["run_id"], run["db"], [str(pack)], "warn")
     assert res.exit_code == 1 and list(res.blocking["rule_id"]) == ["CI-ALWAYS-WARN"]
     with pytest.raises(ConfigError, match="--fail-on"):

@@ -34,3 +34,17 @@ def test_data_quality_is_counted_by_reason_with_ten_examples_and_the_full_csv(sm
     assert "'=HYPERLINK(evil).png" in set(full["image"])  # never a spreadsheet formula
     attached = pypdf.PdfReader(pdf_path).attachments["data-quality.csv"][0]
     assert pd.read_csv(io.BytesIO(attached), keep_default_na=False).equals(full)
+
+
+def test_no_cell_of_a_csv_attachment_starts_a_formula():
+    import io
+
+    import pandas as pd
+
+    from audit.report.build import safe_csv
+
+    cells = ["=1+1.jpg", "+SUM(1).jpg", "-2+3.jpg", "@A1.jpg", "\t=x.jpg", "\r=x.jpg", "plain.jpg"]
+    import csv
+
+    rows = list(csv.reader(io.StringIO(safe_csv(pd.DataFrame({"image": cells})).decode(), newline="")))
+    assert [r[0] for r in rows[1:]] == ["'" + c for c in cells[:-1]] + ["plain.jpg"]

@@ -307,3 +307,37 @@ def test_a_purifier_is_said_to_leave_only_so_much_protection_when_the_intervals_
     assert "only" not in text and text.endswith("after jpeg75 45% (95% CI 35 to 55%).")
     (text,) = narrative.cloak_verdicts(m(("jpeg75", 0.05, 0.01, 0.1)))
     assert "hides the person in 40% of cloaked photos (95% CI 30 to 50%); after jpeg75 only 5%" in text
+
+
+def test_page_one_says_when_the_model_does_not_do_its_job_on_the_data(context):
+    """fr-baseline on LFW rejected 94% of genuine users and passed every parity rule: the preprocessing check's note
+    that no candidate makes it work belongs on page one, not only in the System under test table."""
+    summary = lambda page: page[page.index("Executive summary"):page.index("Headline numbers")]  # noqa: E731
+    note = ("no candidate makes the model do its job (best AUC 0.722): the check cannot tell a wrong profile from a "
+            "weak model")
+    scores = [{"label": "rgb", "setting": "RGB", "in_use": True, "score": 0.72},
+              {"label": "bgr", "setting": "BGR", "in_use": False, "score": 0.70}]
+    page = _text(render(context, preprocessing={"scores": scores, "note": note, "better": None, "persons": 300,
+                                                "images": 697, "measure": "AUC"}))
+    assert "The model does not do its job on this data. No candidate makes the model do its job" in summary(page)
+    page = _text(render(context, preprocessing={"scores": scores, "note": None, "better": None, "persons": 300,
+                                                "images": 697, "measure": "AUC"}))
+    assert "does not do its job" not in summary(page)
+
+
+def test_an_attribute_no_pack_reads_is_named_on_page_one(context):
+    """A sex column named 'geschlecht' is measured and then judged by nothing: page one must say so rather than let
+    the missing sex findings pass unnoticed (the shipped packs read the control and the demographic names)."""
+    from audit.rules import load_pack
+    from audit.rules.engine import attributes_unread
+
+    rows = [{"probe": p, "metric": m, "condition": "clean", "setting": s, "attribute": a, "group": "all",
+             "value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+            for a in ("sex", "geschlecht", "control") for p, m, s in (("leakage", "normalised_gain", "train=same"),
+                                                                      ("identity", "fnmr_max_min", "fmr=0.001"))]
+    packs = [load_pack(p) for p in ("baseline", "eu-ai-act", "iso-biometrics")]
+    assert attributes_unread(packs, pd.DataFrame(rows)) == ["geschlecht"]
+    assert attributes_unread(packs, pd.DataFrame(rows[:2])) == []
+    page = _text(render(context, unread=["geschlecht"]))
+    assert "Measured but judged by no rule: attribute geschlecht (the packs read attributes by name" in page
+    assert "Measured but judged by no rule" not in _text(render(context))  # the every-probe run: all read
