@@ -213,5 +213,5 @@ def make_config(**fields) -> AuditConfig:
     except ValidationError as exc:
         field, msg = first_error(exc)
         got = exc.errors()[0].get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r:.80})"
+        shown = "" if isinstance(got, dict) or "got " in msg else f" (got {got!r:.80})"  # never the value twice
         raise ConfigError(f"{option_name(field)}: {msg}{shown}") from None

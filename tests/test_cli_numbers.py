@@ -45,3 +45,12 @@ def test_repeated_choices_run_once():
     c = AuditConfig(model="m.onnx", probes=["leakage", "leakage"], conditions=["mask:n95", "clean", "mask:n95"],
                     attributes=["sex", "sex"], cloak_eps=[8, 8.0])
     assert (c.probes, c.conditions, c.attributes, c.cloak_eps) == (["leakage"], ["clean", "mask:n95"], ["sex"], [8.0])
+
+
+def test_a_folder_given_for_a_file_is_named_as_a_folder_and_a_bad_value_shown_once(tiny_model, tmp_path):
+    code, out = run_cli("inspect", tmp_path)
+    assert code == 2 and f"{tmp_path}: is a folder; give the model's .onnx file" in out
+    code, out = run_cli("inspect", tiny_model, "--profile", tmp_path)
+    assert code == 2 and f"{tmp_path}: is a folder; give the profile YAML file" in out
+    code, out = run_cli("run", "--model", tiny_model, "--detector", "mtcn", "--db", tmp_path / "s.duckdb")
+    assert code == 2 and out.count("'mtcn'") == 1, out

@@ -126,6 +126,8 @@ def load_model_file(path: str | Path, keep_proto: bool = True) -> ModelInfo:
         folder, or fails ``onnx.checker``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; give the model's .onnx file")
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     size = path.stat().st_size

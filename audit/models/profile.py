@@ -294,7 +294,8 @@ def resolve_profile(info: ModelInfo, explicit: Path | None = None) -> tuple[Prof
         check_profile(prof, info, str(path))
         return prof, True
     if explicit is not None:
-        raise ProfileError(f"{explicit}: profile file not found")
+        raise ProfileError(f"{explicit}: is a folder; give the profile YAML file" if Path(explicit).is_dir()
+                           else f"{explicit}: profile file not found")
     try:
         prof = infer_profile(info)
     except (ValidationError, ValueError) as exc:  # graph or vendor metadata no profile can describe

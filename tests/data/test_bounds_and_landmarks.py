@@ -63,3 +63,13 @@ def test_landmark_problem_accepts_the_template():
 def test_header_limit_below_pillows_own(tmp_path):
     img, issue = images_mod.read_image(huge_png(tmp_path / "big.png", 8000, 6000), 1, "big.png")
     assert img is None and issue.problem == "too_large" and "8000x6000 pixels" in issue.detail
+
+
+def test_an_image_path_that_is_a_folder_is_named_as_such(tmp_path):
+    from audit.data.images import file_problem
+
+    (tmp_path / "images").mkdir()
+    issue, size = file_problem(tmp_path / "images", 3, "images")
+    assert issue.problem == "missing" and issue.detail.endswith("images is a folder, not an image file") and size is None
+    issue, _ = file_problem(tmp_path / "gone.png", 4, "gone.png")
+    assert issue.detail.endswith("gone.png does not exist")
