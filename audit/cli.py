@@ -194,9 +194,16 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
     from audit.rules.engine import load_packs
 
     load_packs(packs)  # a bad pack (or two with one id) is refused now, not after the whole run
+    was_complete = False
+    if resume and db.exists():
+        from audit.store import Store
+
+        with Store(db, read_only=True) as store:
+            was_complete = store.run(store.resolve_run(resume))["status"] == "completed"
     run_id = _run_with_progress(config, db, resume)
     findings = api.evaluate_rules(run_id, db, packs)
-    show.line(console, f"run {run_id} completed: {_counts(findings)} (store: {db})")
+    state = "was already completed (no probe ran again)" if was_complete else "completed"
+    show.line(console, f"run {run_id} {state}: {_counts(findings)} (store: {db})")
 
 
 def _counts(findings) -> str:

@@ -96,6 +96,9 @@ def test_run_then_list_show_and_report(tiny_model, small_data, tmp_path):
     assert "completed" in out
     code, out = run_cli("runs", "list", "--db", db)
     assert "tiny" in out and "completed" in out
+    code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, "--conditions",
+                        "clean,mask:n95", "--pack", "baseline", "--resume", "latest")
+    assert code == 0 and "was already completed (no probe ran again)" in out, out
     code, out = run_cli("runs", "show", "latest", "--db", db, "--all")
     assert "normalised_gain" in out and "SANITY-CONTROL-AT-CHANCE" in out
     code, out = run_cli("report", "latest", "--db", db, "--out", tmp_path / "r", "--format", "html",
