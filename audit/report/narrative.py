@@ -59,8 +59,9 @@ def cond_words(cond: str) -> str:
     return said if said in (cond, "") else f"{said} ({cond})"
 
 
-def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
-    """One sentence per attribute: is it readable on clean faces, and does the worst occlusion hide it?"""
+def leakage_verdicts(metrics: pd.DataFrame, same_landmarks: bool = False) -> list[str]:
+    """One sentence per attribute: is it readable on clean faces, and does the worst occlusion hide it?
+    ``same_landmarks``: every face has the same landmarks, so masks were drawn identically for everyone."""
     m = metrics[metrics["probe"] == "leakage"]
     out = []
     for attr in dict.fromkeys(m["attribute"]):
@@ -97,7 +98,7 @@ def leakage_verdicts(metrics: pd.DataFrame) -> list[str]:
                 sentence += (f" An attacker trained only on clean faces loses {fmt(-e['value'])} under "
                              f"{cond_words(e['condition'])}, but retraining on occluded faces recovers it.") \
                     if not masked.empty and masked["ci_low"].min() > 0 else ""
-        sentence += _raised(a, attr)
+        sentence += _raised(a, attr, same_landmarks)
         out.append(sentence)
     return out
 
@@ -117,8 +118,9 @@ def _control_sentence(rows: pd.DataFrame) -> str:
             "this size elsewhere in this report are not evidence on their own.")
 
 
-def _raised(a: pd.DataFrame, attr: str) -> str:
-    """Say so plainly when an occlusion *raises* leakage, and what separates the two explanations."""
+def _raised(a: pd.DataFrame, attr: str, same_landmarks: bool = False) -> str:
+    """Say so plainly when an occlusion *raises* leakage, and what separates the two explanations (none is needed
+    when every face has the same landmarks: the occlusion was drawn identically for everyone)."""
     eff = a[(a["metric"] == "mask_effect") & (a["setting"] == "train=same")]
     up = eff[(eff["ci_low"] > 0) & ~eff["condition"].str.contains("@template", regex=False)]
     if up.empty:
@@ -127,9 +129,12 @@ def _raised(a: pd.DataFrame, attr: str) -> str:
     cond = str(e["condition"])
     thing = "mask" if cond.startswith("mask:") else "occlusion"
     text = (f" Under {cond_words(cond)} {attr_words(attr)} is MORE readable than on clean faces (+{fmt(e['value'])}, 95% CI "
-            f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}): the {thing} does not hide it, it makes it plainer. Either "
-            f"the part of the face left visible carries it, or the {thing}'s outline does, since it is drawn from "
-            "each person's own landmarks and so follows the shape of their face.")
+            f"{fmt(e['ci_low'])} to {fmt(e['ci_high'])}): the {thing} does not hide it, it makes it plainer.")
+    if same_landmarks:
+        return text + (f" Every face here has the same landmarks (aligned beforehand), so the {thing} was drawn "
+                       "identically for everyone: the part of the face left visible carries it.")
+    text += (f" Either the part of the face left visible carries it, or the {thing}'s outline does, since it is "
+             "drawn from each person's own landmarks and so follows the shape of their face.")
     if cond.startswith("mask:") and "+" not in cond:
         tmpl = eff[eff["condition"] == f"{cond}@template"]
         if tmpl.empty:

@@ -387,7 +387,8 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
                      is not None],
         "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
-                    "verdicts": narrative.leakage_verdicts(metrics),
+                    "verdicts": narrative.leakage_verdicts(
+                        metrics, bool((_artifact(store, run_id, "dataset", "used.json") or {}).get("same_landmarks"))),
                     "attackers": attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))},
         "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}, _operating_marks(ident)),
                      "points": (thresholds or {}).get("operating_points", []), "system_setting": system_setting,

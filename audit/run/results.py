@@ -83,7 +83,19 @@ def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config
         "max_subjects": config.setting("max_subjects"),
         "synthetic": (Path(dataset.root) / "recipe.json").is_file(),
         "attributes": list(dataset.attributes),
+        "same_landmarks": _same_landmarks(dataset, faces),
         "quality": sorted({(int(i.row), i.problem) for i in issues})})
+
+
+def _same_landmarks(dataset: Dataset, faces: Faces) -> bool:
+    """Whether every face the run used has the same manifest landmarks (a folder aligned beforehand, such as
+    ``faceaudit prepare`` writes): masks are then drawn identically for everyone, whatever the face's shape."""
+    from audit.data.manifest import LANDMARK_COLUMNS
+
+    if not dataset.has_landmarks or dataset.acquisition_key or not len(faces):
+        return False
+    lm = dataset.manifest[LANDMARK_COLUMNS].to_numpy(float)[faces.rows]
+    return bool(np.isfinite(lm).all() and np.allclose(lm, lm[0], atol=1e-3))
 
 
 def write_acquisition(store: Store, run_id: str, dataset: Dataset, config: AuditConfig) -> None:

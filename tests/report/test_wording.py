@@ -341,3 +341,32 @@ def test_an_attribute_no_pack_reads_is_named_on_page_one(context):
     page = _text(render(context, unread=["geschlecht"]))
     assert "Measured but judged by no rule: attribute geschlecht (the packs read attributes by name" in page
     assert "Measured but judged by no rule" not in _text(render(context))  # the every-probe run: all read
+
+
+def test_a_mask_raising_leakage_on_faces_aligned_beforehand_is_not_blamed_on_its_outline(tmp_path, small_data):
+    """On a folder made by 'faceaudit prepare' every face has the same landmarks, so the mask is drawn identically
+    for everyone: the report must not suggest its outline follows each face nor ask for an @template run."""
+    import shutil
+
+    from audit.data import load
+    from audit.run.results import _same_landmarks
+
+    rows = [{"probe": "leakage", "metric": m, "condition": c, "setting": "train=same", "attribute": "sex",
+             "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
+            for m, c, v in (("normalised_gain", "clean", 0.5), ("normalised_gain", "mask:surgical", 0.8),
+                            ("mask_effect", "mask:surgical", 0.3))]
+    (text,) = narrative.leakage_verdicts(metrics(rows), same_landmarks=True)
+    assert "drawn identically for everyone: the part of the face left visible carries it" in text
+    assert "@template" not in text and "own landmarks" not in text
+    (text,) = narrative.leakage_verdicts(metrics(rows))
+    assert "own landmarks" in text and "mask:surgical@template" in text
+    ds = load(small_data)
+    assert not _same_landmarks(ds, ds.faces())
+    root = tmp_path / "aligned"
+    shutil.copytree(small_data, root)
+    m = pd.read_csv(root / "manifest.csv")
+    lm = [c for c in m.columns if c.startswith("lm")]
+    m[lm] = m[lm].iloc[0].to_numpy()
+    m.to_csv(root / "manifest.csv", index=False)
+    ds = load(root)
+    assert _same_landmarks(ds, ds.faces())
