@@ -15,7 +15,7 @@ from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
 from audit.cli_options import (DEFAULT_DB, AttackPrecision, Data, Db, Detector, Device, Formats, MinFaceConfidence,
                                NoFaces, Packs, Preset, Seed, csv_list)
-from audit.errors import FaceAuditError, FaceAuditWarning
+from audit.errors import ConfigError, FaceAuditError, FaceAuditWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Audit face-recognition and face-attribute ONNX models for privacy risk.")
@@ -43,6 +43,9 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
                                            "well the model does its job on --data."),
             detector: Detector = "auto", min_face_confidence: MinFaceConfidence = 0.9) -> None:
     """Validate an ONNX model and show its facts and (inferred) profile."""
+    if data is not None and not calibrate:
+        raise ConfigError("--data: used only by --calibrate (the preprocessing check); add --calibrate, or leave "
+                             "--data out")
     res = api.inspect_model(model, write_profile, profile, data, calibrate, detector=detector,
                             min_face_confidence=min_face_confidence)
     info, prof = res.info, res.profile

@@ -54,3 +54,8 @@ def test_a_folder_given_for_a_file_is_named_as_a_folder_and_a_bad_value_shown_on
     assert code == 2 and f"{tmp_path}: is a folder; give the profile YAML file" in out
     code, out = run_cli("run", "--model", tiny_model, "--detector", "mtcn", "--db", tmp_path / "s.duckdb")
     assert code == 2 and out.count("'mtcn'") == 1, out
+
+
+def test_inspect_refuses_data_it_would_not_use(tiny_model, small_data):
+    code, out = run_cli("inspect", tiny_model, "--data", small_data)
+    assert code == 2 and out.startswith("--data: used only by --calibrate")

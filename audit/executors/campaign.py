@@ -88,6 +88,9 @@ def load_campaign(path: str | Path) -> Campaign:
     data = read_yaml(path, ConfigError, missing="campaign file")  # duplicate keys refused, as in packs and profiles
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a campaign file is a mapping with 'campaign', 'models' and 'datasets'")
+    internal = sorted({"pinned", "source"} & set(data))  # filled in below, never written in a file
+    if internal:
+        raise ConfigError(f"{path}: field '{internal[0]}': not a campaign field (faceaudit fills it in)")
     try:
         camp = Campaign.model_validate(data)
     except ValidationError as exc:

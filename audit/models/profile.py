@@ -111,6 +111,16 @@ class Profile(BaseModel):
     guessed: list[str] = Field(default_factory=list)
     """Fields inferred from the graph rather than stated by a person."""
 
+    @field_validator("guessed")
+    @classmethod
+    def _guessed_fields(cls, v: list[str]) -> list[str]:
+        known = {f for f in cls.model_fields if f not in ("guessed", "input", "name")} | \
+            {f"input.{f}" for f in InputSpec.model_fields}
+        bad = [g for g in v if g not in known]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is no profile field (fields: {', '.join(sorted(known))})")
+        return v
+
     @model_validator(mode="after")
     def _kind_fields(self) -> "Profile":
         if self.kind == "embedding" and not self.embedding_output:

@@ -99,6 +99,7 @@ def test_failed_cell_is_reported_and_the_others_go_on(models, small_data, sample
     ({"probes": ["leakage", "identiti"]}, "field 'probes.1': unknown probe 'identiti'"),
     ({"conditions": ["clean", "mask:bogus"]}, "field 'conditions.1': unknown condition"),
     ({"packs": ["baseline", "nopack"]}, "field 'packs.1': rule pack 'nopack' not found"),
+    ({"pinned": {"seed": 3}}, "field 'pinned': not a campaign field"),
 ])
 def test_bad_campaign_files_are_one_line_errors(models, small_data, spec, message):
     path = write_campaign(models, data=small_data, **spec)

@@ -58,3 +58,15 @@ def test_invalid_profile_value_names_file_and_field(tmp_path):
     p.write_text("name: x\nkind: embedding\nembedding_output: e\ninput: {name: input, layout: CHW}\n")
     with pytest.raises(ProfileError, match=r"x.profile.yaml: field 'input.layout'"):
         load_profile(p)
+
+
+def test_a_guessed_entry_that_is_no_profile_field_is_refused(tiny_model):
+    info = load_model_file(tiny_model)
+    path = profile_path(tiny_model)
+    save_profile(infer_profile(info), path)
+    data = yaml.safe_load(path.read_text())
+    data["guessed"] = ["input.color", "input.bogus"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match=r"field 'guessed.*'input.bogus' is no profile field"):
+        resolve_profile(info)
+    path.unlink()
