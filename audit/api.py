@@ -26,7 +26,7 @@ from audit.errors import ConfigError
 from audit.evidence.commands import attest_run, export_run, require_signable
 from audit.evidence.commands import gate_run as gate
 from audit.executors import CampaignResult, DemoResult, campaign_cells, demo, run_campaign, run_cells
-from audit.paths import require_store
+from audit.paths import out_folder, require_store
 from audit.report import build
 from audit.report.build import headline_table
 from audit.rules.apply import evaluate_rules
@@ -59,8 +59,9 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     command refused for a bad option leaves the store as it was."""
     if apply_packs and packs:
         build.check_options(out_dir, formats, sign_key, signer)
-        if sign_key is not None:
-            require_signable(run_ref, db, judged=False)
+        out_folder(out_dir)  # a folder that cannot be made is refused before the store changes
+        if sign_key is not None:  # signable on the findings the packs are about to give, judged in memory
+            require_signable(run_ref, db, packs=packs)
         evaluate_rules(run_ref, db, packs)
     if sign_key is not None:
         require_signable(run_ref, db)

@@ -47,14 +47,14 @@ def read_labels(path: Path) -> pd.DataFrame:
     refuse_bad_names([str(c) for c in df.columns], str(path))  # a Parquet file's names too
     if len(df) == 0:
         raise DatasetError(f"{path}: the labels file has no rows")
-    return judged_names(df, str(path)).reset_index(drop=True)  # rows are positions: messages count them from 1
+    return df.reset_index(drop=True)  # rows are positions: messages count them from 1
 
 
 def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[QualityIssue]]:
     """The dataset with the labels file's attribute columns, and the label rows that matched nothing."""
     path = Path(path)
-    labels = read_labels(path)
     source = str(path)
+    labels = judged_names(read_labels(path), source, taken=set(dataset.manifest.columns))
     key = next((k for k in KEYS if k in labels.columns), None)
     if key is None:
         raise DatasetError(f"{source}: needs an 'image' or a 'subject' column to join on (columns are "

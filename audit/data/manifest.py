@@ -65,19 +65,29 @@ judged name itself in another case) is read under the judged name, so that a col
 rules off."""
 
 
-def judged_names(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """``df`` with a column whose name is another name of a judged attribute (:data:`JUDGED_NAMES`, or the judged
-    name in another case: ``Gender``, ``Sex``) renamed to the judged name, when the dataset has no column of that name
-    and exactly one such column; each renaming is one warning line."""
+def judged_name(name: str) -> str:
+    """The name the rule packs judge an attribute under (:data:`JUDGED_NAMES`): ``Gender`` -> ``sex``; any other
+    name as it is."""
+    low = str(name).strip().lower()
+    return next((judged for judged, others in JUDGED_NAMES.items() if low == judged or low in others), str(name))
+
+
+def judged_names(df: pd.DataFrame, source: str, taken=()) -> pd.DataFrame:
+    """``df`` with a column whose name is another name of a judged attribute (:func:`judged_name`) renamed to the
+    judged name, when neither ``df`` nor ``taken`` (the columns it will join) has a column of that name and ``df``
+    has exactly one such column (an age column only when its values are numbers); each renaming is one warning."""
     from audit.errors import FaceAuditWarning
 
     renames = {}
-    for name, others in JUDGED_NAMES.items():
-        if name in df.columns:
+    for name in JUDGED_NAMES:
+        if name in df.columns or name in taken:
             continue
-        found = [c for c in df.columns if str(c).strip().lower() in (name, *others)]
-        if len(found) == 1:
-            renames[found[0]] = name
+        found = [c for c in df.columns if judged_name(c) == name]
+        if len(found) != 1:
+            continue
+        if name == "age" and pd.to_numeric(df[found[0]].dropna(), errors="coerce").isna().any():
+            continue  # brackets such as '20-29': a categorical attribute of its own, not years
+        renames[found[0]] = name
     for old, new in renames.items():
         warnings.warn(FaceAuditWarning(f"{source}: column {str(old)!r} is read as the attribute {new!r}, the name the "
                                        "rule packs judge (name it otherwise if it means something else)"), stacklevel=3)

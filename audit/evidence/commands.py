@@ -87,15 +87,16 @@ def _attestation_stem(out_dir: Path, run_id: str, taken: set[str]) -> Path:
         n += 1
 
 
-def require_signable(run_ref: str, db: str | Path, judged: bool = True) -> None:
-    """Refuse, before anything is written, to sign a run that is incomplete or (``judged``) was never judged."""
+def require_signable(run_ref: str, db: str | Path, packs: list[str] | None = None) -> None:
+    """Refuse, before anything is written, to sign a run that is incomplete or was never judged (``packs``: judged
+    by these packs, in memory, as ``report --pack`` is about to store them)."""
     require_store(db)
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run_ref)
-        if judged:
-            attest.require_signable(store.run(run_id), store.findings(run_id))
-        else:
-            attest.require_completed(store.run(run_id))
+        run = store.run(run_id)
+        findings = (pd.concat(judge_stored(store, run_id, run_packs(run, packs)), ignore_index=True) if packs
+                    else store.findings(run_id))
+    attest.require_signable(run, findings)
 
 
 def gate_run(run_ref: str, db: str | Path, packs: list[str] | None = None, fail_on: str = "fail",

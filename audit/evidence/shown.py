@@ -178,10 +178,13 @@ def require_current_findings(run: dict, current: list[dict], path: Path, what: s
              else f"render it again (faceaudit report {run['run_id']})")
     says = ""
     if shown.statuses is not None:
-        said = {k: v for k, v in now.items() if k[0] in {pack for pack, _ in shown.statuses}} or now
+        shown_packs = {pack for pack, _ in shown.statuses}
+        said = {k: v for k, v in now.items() if k[0] in shown_packs} or now
         changed = sorted(k for k in set(shown.statuses) | set(said) if shown.statuses.get(k) != said.get(k))
+        added = sorted({pack for pack, _ in now} - shown_packs) if shown_packs else []
         what_changed = (f"e.g. {changed[0][0]} {changed[0][1]}: {shown.statuses.get(changed[0], 'not shown')} there, "
                         f"{said.get(changed[0], 'none')} now" if changed else
+                        f"pack(s) {', '.join(added)} applied since" if added else
                         "the same verdicts, but the findings' values or messages differ")
         says = f"it says {_counts(shown.statuses)}, the run now {_counts(said)}: {what_changed}; "
     raise NotSignable(f"{what} {path}: predates the run's current findings ({says}a rule pack was applied again "

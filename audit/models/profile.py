@@ -80,6 +80,15 @@ class Head(BaseModel):
     """Regression value = raw * scale + offset."""
     offset: float = Field(0.0, allow_inf_nan=False)
 
+    @field_validator("attribute")
+    @classmethod
+    def _judged_name(cls, v: str) -> str:
+        """A head for ``gender`` reads the attribute a dataset's ``gender`` column is read as (``sex``:
+        :func:`audit.data.manifest.judged_name`), so the renaming of the column never leaves a head unscored."""
+        from audit.data.manifest import judged_name
+
+        return judged_name(v)
+
     @model_validator(mode="after")
     def _labels(self) -> "Head":
         if self.type == "categorical" and not self.labels:

@@ -131,7 +131,14 @@ class LeakageProbe:
             labelled = (persons, int(keep.sum()))
             if persons < 2 * k or (classes is not None and classes < 2):
                 # Too few labelled persons for a person split (a labels file that matches one person): the other
-                # attributes are still attacked; the rules reading this one are not judged ('no matching result').
+                # attributes are still attacked; this one is stored without a value, so a rule that reads it with
+                # others (skin_tone with race) cannot pass on the others alone.
+                metric = HEADLINE["age" if regression else "categorical"]
+                directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
+                result.metrics += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, labelled[1],
+                                                directions[metric], attribute=attr, setting=setting)
+                                   for cond in conditions for setting in ["train=same"] + (
+                                       ["train=clean"] if cond != "clean" else [])]
                 result.notes.append(f"leakage: attribute {attr!r} not attacked: {persons} labelled persons"
                                     + (f" in {classes} class{'es' if classes != 1 else ''}" if classes is not None
                                        else "") + f"; a {k}-fold person split needs at least {2 * k} labelled "

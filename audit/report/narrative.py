@@ -194,7 +194,7 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
                 else fmt(x["ci_high"], 1)
             groups = m[at & (m["metric"] == rate)].dropna(subset=["value"])
             who = ""
-            if len(groups) >= 2:  # which groups: the most and the least affected, with their rates
+            if len(groups) >= 2 and groups["value"].max() > groups["value"].min():  # the most and least affected
                 worst, best = groups.loc[groups["value"].idxmax()], groups.loc[groups["value"].idxmin()]
                 digits = 2 if rate == "group_fmr" else 1
                 who = (f": {worst['group']} {_pct(worst['value'], digits)} (95% CI {_pct(worst['ci_low'], digits)}–"
@@ -348,7 +348,8 @@ def _meaning(f: dict, metrics: pd.DataFrame | None = None) -> str:
     """:func:`_meaning_of`, saying so when only the judged end of the interval, not the measured value, reaches the
     rule's limit (a fairness or accuracy rule that flags what the data cannot rule out)."""
     text = _meaning_of(f, metrics)
-    v, limit = (f["location"] or {}).get("value"), f.get("warn_if") or f.get("fail_if")
+    # the limit behind the status: a fail that rests on the interval alone is said so even when the value warns
+    v, limit = (f["location"] or {}).get("value"), f.get("fail_if" if f.get("status") == "fail" else "warn_if")
     if f.get("status") in ("warn", "fail") and flags_on_uncertainty(f) and v is not None and limit \
             and not holds(limit, v):
         end = "lower" if f.get("judged") == "ci_low" else "upper"
@@ -404,7 +405,7 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         if metrics is not None and "group" in metrics.columns:  # which groups, with their rates
             g = metrics[(metrics["metric"] == "group_" + metric.split("_")[0]) & (metrics["attribute"] == attr)
                         & (metrics["condition"] == cond) & (metrics["setting"] == setting)].dropna(subset=["value"])
-            if len(g) >= 2:
+            if len(g) >= 2 and g["value"].max() > g["value"].min():
                 worst, best = g.loc[g["value"].idxmax()], g.loc[g["value"].idxmin()]
                 d = 2 if metric.startswith("fmr") else 1
                 text += f": {worst['group']} {_pct(worst['value'], d)}, {best['group']} {_pct(best['value'], d)}"
@@ -528,7 +529,8 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
                     & (metrics["attribute"] != NEGATIVE_CONTROL)]
         for attr, part in g.groupby("attribute", sort=True):
             part = part[part["setting"] == part["setting"].iloc[0]]
-            part = part[part["value"].notna() & part["ci_low"].notna()]  # a group not measured is neither end
+            part = part[part["value"].notna()]  # a group not measured is neither end (one without an interval is,
+            # and then the two cannot be told apart: no sentence)
             if len(part) < 2:
                 continue
             worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]

@@ -318,22 +318,26 @@ def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dic
             "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen)}
 
 
-def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
-    """Attributes the run measured that no applied pack reads (:func:`audit.rules.engine.attributes_unread`); empty
-    when a pack applied to the run is not the file found under its id now (its rules cannot be read back)."""
+def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | None:
+    """Attributes the run measured that no applied pack reads (:func:`audit.rules.engine.attributes_unread`), over
+    the packs whose rules can be read back (the file found under the pack's id now is the one applied): ``{
+    attributes, unchecked}``, ``unchecked`` naming the packs that could not be (given as a file); None when none
+    is unread."""
     from audit.errors import RuleError
     from audit.rules.engine import attributes_unread, load_pack
 
-    packs = []
+    packs, unchecked = [], []
     for pack, digest in findings[["pack", "pack_hash"]].drop_duplicates().itertuples(index=False):
         try:
             loaded = load_pack(pack)
         except RuleError:
-            return []
-        if loaded.sha256 != digest:
-            return []
-        packs.append(loaded)
-    return attributes_unread(packs, metrics) if packs else []
+            loaded = None
+        if loaded is None or loaded.sha256 != digest:
+            unchecked.append(str(pack))
+        else:
+            packs.append(loaded)
+    unread = attributes_unread(packs, metrics) if packs else []
+    return {"attributes": unread, "unchecked": sorted(unchecked)} if unread else None
 
 
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:

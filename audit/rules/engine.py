@@ -264,10 +264,10 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         measured = _measured_elsewhere(rule, metrics)
         if measured:  # an error-rate target the probe did not measure: the data cannot back it (rule of 30)
             return Finding(rule, "not_applicable", None, {"where": rule.where, "measured_at": measured},
-                           f"Too few comparisons to judge: no {rule.metric} result at {rule.where['setting']}; the run "
-                           f"measured it at {', '.join(measured)} only (an error-rate target resting on fewer than 30 "
-                           "expected errors is not measured; the run's notes say how many more comparisons it "
-                           "needs). Not judged as passing.")
+                           f"Too few comparisons to judge: no {rule.metric} result at "
+                           f"{_words(rule.where['setting'])}; the run measured it at {', '.join(measured)} only (an "
+                           "error-rate target resting on fewer than 30 expected errors is not measured; the run's "
+                           "notes say how many more comparisons it needs). Not judged as passing.")
         return Finding(rule, "not_applicable", None, {"where": rule.where},
                        f"No {rule.metric} result matched {rule.where or 'the rule'} (e.g. the attribute is not in the "
                        "dataset or the condition was not run).")
@@ -289,11 +289,13 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         where = f" ({', '.join(parts)})" if parts else ""
     limits = "; ".join(x for x in (f"warn if {rule.warn_if}" if rule.warn_if else "",
                                    f"fail if {rule.fail_if}" if rule.fail_if else "") if x)
-    if np.isinf(observed) and (pick is None or np.isinf(float(pick["value"]))):
-        judged = "value (infinite: one group has no errors while another has some, judged as the worst case)"
+    said = judged  # the judged number in words: an infinite one says why (the value itself, or only an interval end)
+    values_inf = np.isinf(rows["value"].astype(float)).any() if pick is None else np.isinf(float(pick["value"]))
+    if np.isinf(observed) and values_inf:
+        said = "value (infinite: one group has no errors while another has some, judged as the worst case)"
     elif np.isinf(observed):
-        judged += " (unbounded: on some resamples one group has no errors while another has some)"
-    msg = f"{rule.aggregate} {rule.metric} {judged} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
+        said += " (unbounded: on some resamples one group has no errors while another has some)"
+    msg = f"{rule.aggregate} {rule.metric} {said} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
     if status == "pass" and rule.metric in demo.DIFFERENTIALS:
         short = _too_few_persons(rule, matched, metrics)
         if short:
@@ -342,6 +344,11 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     return Finding(rule, status, observed, loc, msg)
 
 
+def _words(pattern: str | list[str]) -> str:
+    """A ``where`` pattern as a reader would write it (a list as 'a or b', not a Python list)."""
+    return pattern if isinstance(pattern, str) else " or ".join(pattern)
+
+
 def _measured_elsewhere(rule: Rule, metrics: pd.DataFrame) -> list[str]:
     """The settings at which the run holds the rule's results when only the error-rate target of its ``setting``
     (``fmr=``, ``fpr=``) is missing: the probe measured everything else the rule asks for (e.g. identity measures no
@@ -386,7 +393,8 @@ def _blind_sentence(rows: pd.DataFrame, rule: Rule, judged: str) -> str:
     at = ', '.join(parts) or 'the run'
     if pd.isna(first["value"]):
         return (f"{len(rows)} {rule.metric} result(s) have no value to judge (e.g. {at}: undefined on these data, "
-                "such as a disparity across groups one of which has no comparisons of its own).")
+                "such as a disparity whose groups lack comparisons of their own, or an attribute labelled for too few "
+                "persons).")
     return (f"{len(rows)} {rule.metric} result(s) have a value but no {judged} to judge "
             f"(e.g. {at}: value {float(first['value']):.4g}; its resamples gave no interval).")
 

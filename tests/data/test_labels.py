@@ -149,9 +149,19 @@ def test_another_name_of_a_judged_attribute_is_read_under_the_judged_name(unlabe
         ds, _ = join_labels(load(root), labels)
     assert {"sex", "race"} <= set(ds.attributes) and "Gender" not in ds.attributes
     assert ds.manifest["sex"].tolist() == full["sex"].astype(str).tolist()
+    labels2 = tmp_path / "labels2.csv"  # 'Age' in brackets is a category of its own, not years
+    full[["image"]].assign(Age=["20-29"] * len(full)).to_csv(labels2, index=False)
+    assert "Age" in join_labels(load(root), labels2)[0].attributes
     m = pd.read_csv(root / "manifest.csv")
     m.assign(gender=full["sex"], sex=full["sex"]).to_csv(root / "manifest.csv", index=False)
     assert {"sex", "gender"} <= set(load(root).attributes)
+    # a labels file's 'gender' beside a manifest's 'sex' stays 'gender' (not refused as a column in both)
+    m.assign(sex=full["sex"]).to_csv(root / "manifest.csv", index=False)
+    full[["image"]].assign(gender=full["sex"]).to_csv(labels, index=False)
+    assert {"sex", "gender"} <= set(join_labels(load(root), labels)[0].attributes)
+    from audit.models.profile import Head
+
+    assert Head(attribute="Gender", output="o", type="categorical", labels=["f", "m"]).attribute == "sex"
 
 
 def test_an_attribute_labelled_for_one_person_is_skipped_with_a_note_not_a_crash(unlabelled, tmp_path):
@@ -164,8 +174,18 @@ def test_an_attribute_labelled_for_one_person_is_skipped_with_a_note_not_a_crash
     db, run_id = _leakage_run(root, labels, tmp_path)
     with Store(db) as s:
         m, run, probes = s.metrics(run_id), s.run(run_id), s.probes(run_id)
-    assert run["status"] == "completed" and "skin_tone" in set(m["attribute"]) and "sex" not in set(m["attribute"])
+    assert run["status"] == "completed" and m[m["attribute"] == "skin_tone"]["value"].notna().all()
     assert "attribute 'sex' not attacked: 1 labelled persons in 1 class" in " ".join(probes["message"].astype(str))
+    # stored without a value: a rule reading sex never passes, nor one reading it beside another attribute
+    sex = m[m["attribute"] == "sex"]
+    assert set(sex["metric"]) == {"normalised_gain"} and sex["value"].isna().all()
+    from audit.rules.engine import Rule, evaluate_rule
+
+    both = Rule.model_validate(dict(id="R", title="t", probe="leakage", metric="normalised_gain", use="ci_low",
+                                    where={"attribute": ["sex", "skin_tone"]}, warn_if="> 0.9", fail_if="> 0.95"))
+    assert evaluate_rule(both, m, {"leakage"}).status == "not_applicable"
+    html = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
+    assert "attribute &#39;sex&#39; not attacked" in html or "attribute 'sex' not attacked" in html
 
 
 def test_a_partly_labelled_attribute_counts_its_labelled_persons_and_images(unlabelled, tmp_path):

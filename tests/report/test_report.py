@@ -235,14 +235,20 @@ def test_a_pack_given_as_a_file_shows_its_findings_and_signing_is_checked_first(
     # still matches the run's findings)
     with Store(db, read_only=True) as s:
         before = s.findings(run_id)[["pack", "rule_id", "status", "evaluated_at"]]
-    for bad in ({"formats": ["docx"]}, {"sign_key": tmp_path / "nokey"}, {"out_dir": tmp_path / "k.pub"}):
+    nothing = tmp_path / "nothing.yaml"  # a pack that judges nothing on this run: signing it is refused
+    nothing.write_text("pack: nothing\nversion: '1'\nrules:\n  - {id: N1, title: t, probe: inversion, metric: "
+                       "sar_type1, fail_if: '> 0.5'}\n")
+    for bad, packs in (({"formats": ["docx"]}, ["eu-ai-act"]), ({"sign_key": tmp_path / "nokey"}, ["eu-ai-act"]),
+                       ({"out_dir": tmp_path / "k.pub"}, ["eu-ai-act"]),
+                       ({"out_dir": tmp_path / "k.pub" / "sub"}, ["eu-ai-act"]),
+                       ({"sign_key": priv}, [str(nothing)])):
         kw = {"out_dir": tmp_path / "r2", "formats": ["html"], **bad}
         with pytest.raises(FaceAuditError):
-            api.build_report(run_id, db, kw.pop("out_dir"), kw.pop("formats"), packs=["eu-ai-act"],
+            api.build_report(run_id, db, kw.pop("out_dir"), kw.pop("formats"), packs=packs,
                              apply_packs=True, signer="Ada", **kw)
     with Store(db, read_only=True) as s:
         after = s.findings(run_id)[["pack", "rule_id", "status", "evaluated_at"]]
-    assert after.equals(before) and "eu-ai-act" not in set(after["pack"])
+    assert after.equals(before) and not {"eu-ai-act", "nothing"} & set(after["pack"])
     api.build_report(run_id, db, tmp_path / "r3", ["html"], packs=["eu-ai-act"], apply_packs=True)
     with Store(db, read_only=True) as s:
         assert "eu-ai-act" in set(s.findings(run_id)["pack"])

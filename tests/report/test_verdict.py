@@ -104,23 +104,48 @@ def test_a_group_without_comparisons_is_neither_the_most_nor_the_least_matched()
                            "(0.40%)."]
 
 
-def test_a_fairness_rule_flagged_by_its_intervals_end_says_the_value_itself_is_within_the_limit():
-    """FDR rules judge the lower end against '< 0.95': a warning on FDR 0.995 [0.93, 0.999] comes from the interval,
-    not the value, and page one must say so instead of stating that error rates differ."""
+def _meaning_on_page_one(status: str, metric: str, attribute: str, value: float, lo: float, hi: float) -> str:
+    """Page one's sentence for one finding judged at the lower end against warn '< 0.95', fail '< 0.80'."""
     import pandas as pd
 
     from audit.report.narrative import verdict
 
-    loc = {"condition": "clean", "attribute": "sex", "setting": "fmr=0.001", "value": 0.995, "ci_low": 0.93,
-           "ci_high": 0.999}
-    f = {"pack": "p", "rule_id": "FDR", "title": "t", "status": "warn", "severity": "medium", "metric": "fdr",
-         "probe": "identity", "observed": 0.93, "message": "", "judged": "ci_low", "warn_if": "< 0.95",
+    loc = {"condition": "clean", "attribute": attribute, "setting": "fmr=0.001", "value": value, "ci_low": lo,
+           "ci_high": hi}
+    f = {"pack": "p", "rule_id": "R", "title": "t", "status": status, "severity": "high", "metric": metric,
+         "probe": "identity", "observed": lo, "message": "", "judged": "ci_low", "warn_if": "< 0.95",
          "fail_if": "< 0.80", "location": json.dumps(loc)}
     none = pd.DataFrame(columns=["probe", "metric", "condition", "attribute", "setting", "group", "value"])
     (p,) = verdict(pd.DataFrame([f]), none, [], [], [])["problems"]
-    assert p["meaning"] == ("The fairness discrepancy rate between sex groups is 0.99 (95% CI 0.93 to 1.00; 1 = equal "
-                            "error rates). The measured value itself is within the rule's limit (< 0.95); the lower "
-                            "end of its 95% interval is not, so the data cannot rule the problem out.")
-    loc.update(value=0.9, ci_low=0.85)  # the value itself breaches: no such sentence
-    (p,) = verdict(pd.DataFrame([{**f, "location": json.dumps(loc)}]), none, [], [], [])["problems"]
-    assert "within the rule's limit" not in p["meaning"]
+    return p["meaning"]
+
+
+def test_a_fairness_rule_flagged_by_its_intervals_end_says_the_value_itself_is_within_the_limit():
+    """FDR rules judge the lower end against '< 0.95': a warning on FDR 0.995 [0.93, 0.999] comes from the interval,
+    not the value, and page one must say so instead of stating that error rates differ."""
+    assert _meaning_on_page_one("warn", "fdr", "sex", 0.995, 0.93, 0.999) == (
+        "The fairness discrepancy rate between sex groups is 0.99 (95% CI 0.93 to 1.00; 1 = equal error rates). The "
+        "measured value itself is within the rule's limit (< 0.95); the lower end of its 95% interval is not, so the "
+        "data cannot rule the problem out.")
+    # the value itself breaches: no such sentence
+    assert "within the rule's limit" not in _meaning_on_page_one("warn", "fdr", "sex", 0.9, 0.85, 0.999)
+
+
+def test_a_fail_resting_on_the_interval_alone_says_so_even_when_the_value_warns():
+    """TAR 0.90 [0.70, 0.97] against warn '< 0.95', fail '< 0.80': the fail comes from the lower end only."""
+    assert _meaning_on_page_one("fail", "tar_at_fmr", "", 0.90, 0.70, 0.97).endswith(
+        "The measured value itself is within the rule's limit (< 0.80); the lower end of its 95% interval is not, so "
+        "the data cannot rule the problem out.")
+
+
+def test_tied_group_rates_name_no_most_and_least_group():
+    import pandas as pd
+
+    from audit.report.narrative import identity_verdicts
+
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001", "attribute": "sex"}
+    rows = [{**base, "metric": m, "group": g, "value": v, "ci_low": v, "ci_high": v}
+            for m, g, v in (("fdr", "all", 1.0), ("fnmr_max_min", "all", 1.0), ("group_fnmr", "f", 0.02),
+                            ("group_fnmr", "m", 0.02))]
+    text = identity_verdicts(pd.DataFrame(rows))[-1]
+    assert "1.0 times the least's (95% CI 1.0 to 1.0)" in text and ": f " not in text and ", m " not in text

@@ -338,8 +338,10 @@ def test_an_attribute_no_pack_reads_is_named_on_page_one(context):
     packs = [load_pack(p) for p in ("baseline", "eu-ai-act", "iso-biometrics")]
     assert attributes_unread(packs, pd.DataFrame(rows)) == ["geschlecht"]
     assert attributes_unread(packs, pd.DataFrame(rows[:2])) == []
-    page = _text(render(context, unread=["geschlecht"]))
+    page = _text(render(context, unread={"attributes": ["geschlecht"], "unchecked": []}))
     assert "Measured but judged by no rule: attribute geschlecht (the packs read attributes by name" in page
+    page = _text(render(context, unread={"attributes": ["geschlecht"], "unchecked": ["my-policy"]}))
+    assert "not checked against my-policy, given as a file)." in page
     assert "Measured but judged by no rule" not in _text(render(context))  # the every-probe run: all read
 
 

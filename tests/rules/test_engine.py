@@ -345,3 +345,18 @@ def test_a_small_group_is_measured_against_the_rate_seen_not_a_floor_above_it(ov
                       metrics(rows), {"identity"})
     assert f.status == "not_applicable" and words in f.message, f.message
     assert f.location["needs_persons"] > (100 if overall else 0)
+
+
+def test_an_infinite_value_beside_a_result_without_interval_reads_plainly():
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001", "metric": "fnmr_max_min"}
+    rows = [{**base, "attribute": "sex", "value": np.inf, "ci_low": 2.0, "ci_high": np.inf},
+            {**base, "attribute": "race", "value": 1.4, "ci_low": np.nan, "ci_high": np.nan}]
+    f = evaluate_rule(rule(probe="identity", metric="fnmr_max_min", warn_if="> 2", fail_if="> 5", use="ci_low"),
+                      metrics(rows), {"identity"})
+    assert f.status == "fail" and "value (infinite: one group has no errors" in f.message
+    assert "Not judged: 1 fnmr_max_min result(s) have a value but no lower end of the 95% CI to judge" in f.message
+    rows[0]["value"] = 3.0  # only the interval's end is infinite: said as such, also for a mean
+    for aggregate in ("max", "mean"):
+        f = evaluate_rule(rule(probe="identity", metric="fnmr_max_min", warn_if="> 2", fail_if="> 5", use="ci_high",
+                               aggregate=aggregate), metrics(rows[:1]), {"identity"})
+        assert "upper end of the 95% CI (unbounded: on some resamples" in f.message, aggregate
