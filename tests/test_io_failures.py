@@ -90,12 +90,13 @@ def test_exit_codes_of_commands_survive(monkeypatch, capsys):
     assert code == 0
 
 
-def test_store_errors_no_entry_point_named_are_one_line(monkeypatch, capsys):
+def test_store_errors_no_entry_point_named_are_one_line(monkeypatch, capsys, tmp_path):
     import duckdb
 
     def full(*a, **k):
         raise duckdb.IOException("IO Error: Could not write file \"s.duckdb\": No space left on device\nmore")
 
     monkeypatch.setattr(api, "list_runs", full)
-    code, err = main(monkeypatch, capsys, "runs", "list")
+    (tmp_path / "s.duckdb").write_bytes(b"")  # a store that exists (a missing one is refused before it is read)
+    code, err = main(monkeypatch, capsys, "runs", "list", "--db", str(tmp_path / "s.duckdb"))
     assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
