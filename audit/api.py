@@ -58,12 +58,12 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
     ``packs`` first and store their findings (:func:`evaluate_rules`), once every option has been checked, so a
     command refused for a bad option leaves the store as it was."""
     if apply_packs and packs:
-        build.check_options(out_dir, formats, sign_key, signer)
+        build.check_options(formats, sign_key, signer)
         out_folder(out_dir)  # a folder that cannot be made is refused before the store changes
         if sign_key is not None:  # signable on the findings the packs are about to give, judged in memory
             require_signable(run_ref, db, packs=packs)
         evaluate_rules(run_ref, db, packs)
-    if sign_key is not None:
+    elif sign_key is not None:
         require_signable(run_ref, db)
     return build.build_report(run_ref, db, out_dir, formats, no_faces, packs, sign_key, signer)
 

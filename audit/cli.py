@@ -45,7 +45,7 @@ def inspect(model: Path, write_profile: bool = typer.Option(False, "--write-prof
     """Validate an ONNX model and show its facts and (inferred) profile."""
     if data is not None and not calibrate:
         raise ConfigError("--data: used only by --calibrate (the preprocessing check); add --calibrate, or leave "
-                             "--data out")
+                          "--data out")
     res = api.inspect_model(model, write_profile, profile, data, calibrate, detector=detector,
                             min_face_confidence=min_face_confidence)
     info, prof = res.info, res.profile

@@ -44,18 +44,13 @@ class VerificationError(FaceAuditError):
     exit_code = 1
 
 
-def require_completed(run: dict) -> None:
-    """An interrupted, failed or running run is never signed."""
-    if run["status"] != "completed":
-        raise NotSignable(f"run {run['run_id']} is {run['status']}: an incomplete run cannot be signed; finish it "
-                          "(faceaudit run --resume RUN) or audit again")
-
-
 def require_signable(run: dict, findings: pd.DataFrame) -> None:
     """Only a completed run that has been judged can be signed: an interrupted, failed or running run is
     never a pass, and a completed run without findings, or whose every finding is ``not_applicable``, would be
     certified PASSED with 0 tests."""
-    require_completed(run)
+    if run["status"] != "completed":
+        raise NotSignable(f"run {run['run_id']} is {run['status']}: an incomplete run cannot be signed; finish it "
+                          "(faceaudit run --resume RUN) or audit again")
     if findings.empty:
         raise NotSignable(f"run {run['run_id']} has no findings: no rule pack was applied to it, so there is nothing "
                           f"to sign; apply the packs first (faceaudit report {run['run_id']} --pack baseline)")

@@ -74,6 +74,11 @@ HEADLINE = {"categorical": "normalised_gain", "age": "mae_gain"}
 RATE_METRICS = {"accuracy", "bucket_accuracy", "balanced_accuracy"}
 """Shares of images (balanced accuracy: the mean of per-class shares): their intervals get the exact-binomial
 floor."""
+def _settings(cond: str) -> list[str]:
+    """The attacker settings measured under ``cond``: its own attackers, and under an occlusion the clean ones too."""
+    return ["train=same"] + (["train=clean"] if cond != "clean" else [])
+
+
 UNBOUNDED = (-np.inf, np.inf)
 BOUNDS = {"accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "bucket_accuracy": (0.0, 1.0),
           "normalised_gain": (-np.inf, 1.0), "mae_gain": (-np.inf, 1.0), "mae": (0.0, np.inf), "rmse": (0.0, np.inf),
@@ -137,8 +142,7 @@ class LeakageProbe:
                 directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
                 result.metrics += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, labelled[1],
                                                 directions[metric], attribute=attr, setting=setting)
-                                   for cond in conditions for setting in ["train=same"] + (
-                                       ["train=clean"] if cond != "clean" else [])]
+                                   for cond in conditions for setting in _settings(cond)]
                 result.notes.append(f"leakage: attribute {attr!r} not attacked: {persons} labelled persons"
                                     + (f" in {classes} class{'es' if classes != 1 else ''}" if classes is not None
                                        else "") + f"; a {k}-fold person split needs at least {2 * k} labelled "
@@ -160,13 +164,10 @@ class LeakageProbe:
             clean_preds = clean_resampled = None
             for cond in conditions:
                 emb = clean_emb if cond == "clean" else ctx.embeddings(cond)
-                settings = {"train=same": None}
-                if cond != "clean":
-                    settings["train=clean"] = clean_fits
-                for setting, fits in settings.items():
-                    if fits is None:
-                        fits = clean_fits if cond == "clean" else self._fit_folds(
-                            emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:{cond}")
+                # train=same: attackers fitted on this condition's outputs; train=clean: the clean ones
+                for setting in _settings(cond):
+                    fits = clean_fits if setting == "train=clean" or cond == "clean" else self._fit_folds(
+                        emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:{cond}")
                     oofs = [self._predict(f, emb, folds, len(y)) for f, folds in zip(fits, splits)]
                     chosen = [self._best(o, y, keep, folds, regression, labels) for o, folds in zip(oofs, splits)]
                     preds = [o["_selected"] for o in oofs]

@@ -129,15 +129,12 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
     return written + [write_atomic(stem.with_name(f"{stem.name}.{name}"), data) for name, data in tables.items()]
 
 
-def check_options(out_dir: str | Path, formats: list[str] | None, sign_key: str | Path | None,
-                  signer: str | None) -> None:
-    """Every option of :func:`build_report` that can be wrong, checked without writing anything (``report --pack``
-    checks them before it stores the packs' findings)."""
+def check_options(formats: list[str] | None, sign_key: str | Path | None, signer: str | None) -> None:
+    """The options of :func:`build_report` that can be wrong, checked without writing anything (``report --pack``
+    checks them, and makes ``out_dir`` with :func:`audit.paths.out_folder`, before it stores the packs' findings)."""
     _formats(formats)
     if sign_key:
         attest.Signer.load(sign_key, signer)
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ConfigError(f"--out {out_dir}: is a file; give a folder")
 
 
 def _formats(formats: list[str] | None) -> list[str]:

@@ -190,12 +190,11 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
                 text += (f"; the ratio of group {'false match' if rate == 'group_fmr' else 'false non-match'} rates "
                          "is not measured (a group has no comparisons of its own)")
                 continue
-            high = "no upper bound" if x["ci_high"] is None or pd.isna(x["ci_high"]) or np.isinf(x["ci_high"]) \
-                else fmt(x["ci_high"], 1)
-            groups = m[at & (m["metric"] == rate)].dropna(subset=["value"])
+            high = _upper(x["ci_high"])
+            extremes = _most_and_least(m[at & (m["metric"] == rate)])
             who = ""
-            if len(groups) >= 2 and groups["value"].max() > groups["value"].min():  # the most and least affected
-                worst, best = groups.loc[groups["value"].idxmax()], groups.loc[groups["value"].idxmin()]
+            if extremes:
+                worst, best = extremes
                 digits = 2 if rate == "group_fmr" else 1
                 who = (f": {worst['group']} {_pct(worst['value'], digits)} (95% CI {_pct(worst['ci_low'], digits)}–"
                        f"{_pct(worst['ci_high'], digits)}), {best['group']} {_pct(best['value'], digits)}")
@@ -209,6 +208,20 @@ def identity_verdicts(metrics: pd.DataFrame, findings: pd.DataFrame | None = Non
             text += f". Disparity rules on it: {', '.join(rules)} (see Findings)"
         out.append(text + ".")
     return out
+
+
+def _most_and_least(groups: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
+    """The most and the least affected of ``groups`` (one group-rate row each); a group not measured (no value) is
+    neither; None when fewer than two were measured or all have the same rate."""
+    g = groups.dropna(subset=["value"])
+    if len(g) < 2 or g["value"].max() == g["value"].min():
+        return None
+    return g.loc[g["value"].idxmax()], g.loc[g["value"].idxmin()]
+
+
+def _upper(hi) -> str:
+    """A ratio's upper interval end in words: 'no upper bound' where there is none (infinite or missing)."""
+    return "no upper bound" if hi is None or pd.isna(hi) or np.isinf(hi) else fmt(hi, 1)
 
 
 def _disparity_rules(findings: pd.DataFrame | None, attr: str, condition: str) -> list[str]:
@@ -399,16 +412,15 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         what = "falsely rejected" if metric.startswith("fnmr") else "falsely matched"
         if np.isinf(v):
             return f"some {attr_words(attr)} groups are never {what} while others are{under}."
-        high = "no upper bound" if hi is None or np.isinf(hi) else fmt(hi, 1)
         text = (f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as "
-                f"{'another' if 'min' in metric else 'average'}{under} (95% CI {fmt(lo, 1)} to {high})")
-        if metrics is not None and "group" in metrics.columns:  # which groups, with their rates
-            g = metrics[(metrics["metric"] == "group_" + metric.split("_")[0]) & (metrics["attribute"] == attr)
-                        & (metrics["condition"] == cond) & (metrics["setting"] == setting)].dropna(subset=["value"])
-            if len(g) >= 2 and g["value"].max() > g["value"].min():
-                worst, best = g.loc[g["value"].idxmax()], g.loc[g["value"].idxmin()]
-                d = 2 if metric.startswith("fmr") else 1
-                text += f": {worst['group']} {_pct(worst['value'], d)}, {best['group']} {_pct(best['value'], d)}"
+                f"{'another' if 'min' in metric else 'average'}{under} (95% CI {fmt(lo, 1)} to {_upper(hi)})")
+        extremes = None if metrics is None or "group" not in metrics.columns else _most_and_least(
+            metrics[(metrics["metric"] == "group_" + metric.split("_")[0]) & (metrics["attribute"] == attr)
+                    & (metrics["condition"] == cond) & (metrics["setting"] == setting)])
+        if extremes:  # which groups, with their rates
+            worst, best = extremes
+            d = 2 if metric.startswith("fmr") else 1
+            text += f": {worst['group']} {_pct(worst['value'], d)}, {best['group']} {_pct(best['value'], d)}"
         return text + "."
     if metric == "fdr":
         return (f"the fairness discrepancy rate between {attr_words(attr)} groups is {fmt(v)} (95% CI {fmt(lo)} to "
@@ -528,12 +540,11 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
         g = metrics[(metrics["metric"] == metric) & (metrics["condition"] == "clean")
                     & (metrics["attribute"] != NEGATIVE_CONTROL)]
         for attr, part in g.groupby("attribute", sort=True):
-            part = part[part["setting"] == part["setting"].iloc[0]]
-            part = part[part["value"].notna()]  # a group not measured is neither end (one without an interval is,
-            # and then the two cannot be told apart: no sentence)
-            if len(part) < 2:
+            # a group without an interval can be an end, and then the two cannot be told apart: no sentence
+            extremes = _most_and_least(part[part["setting"] == part["setting"].iloc[0]])
+            if not extremes:
                 continue
-            worst, best = part.loc[part["value"].idxmax()], part.loc[part["value"].idxmin()]
+            worst, best = extremes
             if worst["ci_low"] > best["ci_high"]:  # told apart: the worst group's interval clears the best one's
                 groups.append(f"{attr_words(attr)}: group {worst['group']} is {what} most ({_pct(worst['value'], d)}, "
                               f"95% CI {_pct(worst['ci_low'], d)}–{_pct(worst['ci_high'], d)}), group {best['group']} "

@@ -378,21 +378,22 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     # Rules judged get a row each in the findings and traceability tables; rules not judged are one short list
     # grouped by reason (a row each made the tables mostly "not applicable").
     judged = findings[findings["status"] != "not_applicable"]
+    judged_rows = judged.to_dict("records")
+    used = _artifact(store, run_id, "dataset", "used.json")
     not_judged = narrative.not_judged(findings)
     probes_run = sorted(set(probes.query("status == 'completed'")["probe"]))
     kind = (run.get("model_profile") or {}).get("kind", "embedding")
     return {
-        "run": run, "findings": judged.to_dict("records"), "counts": counts,
+        "run": run, "findings": judged_rows, "counts": counts,
         "verdict": narrative.verdict(findings, metrics, probes_run, probe_mod.supported(kind), not_judged),
-        "strict": [r["rule_id"] for r in judged.to_dict("records") if narrative.flags_on_uncertainty(r)],
+        "strict": [r["rule_id"] for r in judged_rows if narrative.flags_on_uncertainty(r)],
         "unread": _unread_attributes(findings, metrics),
         "not_judged": not_judged,
         "probes": probes.to_dict("records"), "quality": quality.to_dict("records"),
         "headline": [(label, _pick(metrics, p, m, w)) for label, p, m, w in HEADLINE if _pick(metrics, p, m, w)
                      is not None],
         "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
-                    "verdicts": narrative.leakage_verdicts(
-                        metrics, bool((_artifact(store, run_id, "dataset", "used.json") or {}).get("same_landmarks"))),
+                    "verdicts": narrative.leakage_verdicts(metrics, bool((used or {}).get("same_landmarks"))),
                     "attackers": attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))},
         "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}, _operating_marks(ident)),
                      "points": (thresholds or {}).get("operating_points", []), "system_setting": system_setting,
@@ -415,7 +416,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "metrics_used": sorted(set(metrics["metric"])),
         "traceability": traceability(judged),
-        "used": _artifact(store, run_id, "dataset", "used.json"),
+        "used": used,
         "preprocessing": _artifact(store, run_id, "models", "preprocessing.json"),
         "rerun": rerun_command(run),
         "computed_on": computed_on(run),
