@@ -319,24 +319,28 @@ def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dic
 
 
 def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | None:
-    """Attributes the run measured that no applied pack reads (:func:`audit.rules.engine.attributes_unread`), over
-    the packs whose rules can be read back (the file found under the pack's id now is the one applied): ``{
-    attributes, unchecked}``, ``unchecked`` naming the packs that could not be (given as a file); None when none
-    is unread."""
+    """Attributes the run measured that no applied pack reads: ``{attributes, unchecked}``, None when none is unread.
+    Each finding records the attributes its rule reads (``location["reads"]``, :func:`audit.rules.engine.evaluate`);
+    a pack judged before findings recorded them is read again from the file under its id when that is the one
+    applied (same SHA-256), and named in ``unchecked`` otherwise."""
     from audit.errors import RuleError
-    from audit.rules.engine import attributes_unread, load_pack
+    from audit.rules.engine import attributes_read, load_pack, measured_attributes
 
-    packs, unchecked = [], []
-    for pack, digest in findings[["pack", "pack_hash"]].drop_duplicates().itertuples(index=False):
+    read, unchecked = set(), set()
+    for pack, digest, loc in findings[["pack", "pack_hash", "location"]].itertuples(index=False):
+        loc = json.loads(loc) if isinstance(loc, str) else (loc or {})
+        if "reads" in loc:
+            read.update(loc["reads"])
+            continue
         try:
             loaded = load_pack(pack)
         except RuleError:
             loaded = None
         if loaded is None or loaded.sha256 != digest:
-            unchecked.append(str(pack))
+            unchecked.add(str(pack))
         else:
-            packs.append(loaded)
-    unread = attributes_unread(packs, metrics) if packs else []
+            read.update(a for rule in loaded.rules for a in attributes_read(rule, metrics))
+    unread = sorted(measured_attributes(metrics) - read)
     return {"attributes": unread, "unchecked": sorted(unchecked)} if unread else None
 
 

@@ -466,29 +466,37 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
     rows = []
     for rule in pack.rules:
         f = evaluate_rule(rule, metrics, probes_run)
+        location = {**f.location, "reads": attributes_read(rule, metrics)}
         rows.append({"run_id": run_id, "pack": pack.pack, "pack_version": str(pack.version), "rule_id": rule.id,
                      "title": rule.title, "status": f.status, "severity": rule.severity, "observed": f.observed,
                      "warn_if": rule.warn_if or "", "fail_if": rule.fail_if or "", "judged": rule.use,
-                     "location": json.dumps(f.location), "refs": json.dumps(rule.references), "message": f.message,
+                     "location": json.dumps(location), "refs": json.dumps(rule.references), "message": f.message,
                      "evaluated_at": now, "pack_hash": pack.sha256, "probe": rule.probe, "metric": rule.metric})
     df = pd.DataFrame(rows)
     df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
     return df
 
 
+def attributes_read(rule: Rule, metrics: pd.DataFrame) -> list[str]:
+    """Attributes of the run ``rule`` reads: those the run holds the rule's probe and metric for that its
+    ``where: attribute`` (if any) matches. Each finding records them (``location["reads"]``), so that a report can
+    say what no applied pack read without loading the packs again (a pack given as a file may not be at hand)."""
+    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)
+                   & (metrics["attribute"].astype(str) != "")]
+    if "attribute" in rule.where:
+        rows = rows[_match(rows["attribute"], rule.where["attribute"], "attribute")]
+    return sorted(set(rows["attribute"].astype(str)))
+
+
+def measured_attributes(metrics: pd.DataFrame) -> set[str]:
+    return set(metrics.loc[metrics["attribute"].astype(str) != "", "attribute"].astype(str))
+
+
 def attributes_unread(packs: list[Pack], metrics: pd.DataFrame) -> list[str]:
-    """Attributes the run measured that no rule of ``packs`` reads: a rule reads an attribute when the run holds its
-    probe's metric for that attribute and the rule's ``where: attribute`` (if any) matches it. A column whose name
+    """Attributes the run measured that no rule of ``packs`` reads (:func:`attributes_read`). A column whose name
     no pack uses (``geschlecht`` for ``sex``) is measured and then judged by nothing, which a report must say."""
-    measured = metrics[metrics["attribute"].astype(str) != ""]
-    unread = set(measured["attribute"].astype(str))
-    for pack in packs:
-        for rule in pack.rules:
-            rows = measured[(measured["probe"] == rule.probe) & (measured["metric"] == rule.metric)]
-            if "attribute" in rule.where:
-                rows = rows[_match(rows["attribute"], rule.where["attribute"], "attribute")]
-            unread -= set(rows["attribute"].astype(str))
-    return sorted(unread)
+    return sorted(measured_attributes(metrics).difference(*(attributes_read(rule, metrics) for pack in packs
+                                                            for rule in pack.rules)))
 
 
 def attributes_judged() -> list[str]:

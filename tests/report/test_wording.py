@@ -3,6 +3,7 @@ templates (the every-probe run's context, with one part replaced where the run c
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -372,3 +373,32 @@ def test_a_mask_raising_leakage_on_faces_aligned_beforehand_is_not_blamed_on_its
     m.to_csv(root / "manifest.csv", index=False)
     ds = load(root)
     assert _same_landmarks(ds, ds.faces())
+
+
+def test_attributes_no_pack_reads_are_found_for_a_pack_given_as_a_file(tmp_path):
+    """Each finding records what its rule read, so a report names the attributes no applied pack read even for a
+    pack given as a file that is not at hand when the report is made (it used to say 'not checked')."""
+    from audit.report.render import _unread_attributes
+    from audit.rules import load_pack
+    from audit.rules.engine import evaluate
+
+    rows = [{"probe": "leakage", "metric": "normalised_gain", "condition": "clean", "setting": "train=same",
+             "attribute": a, "group": "all", "value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+            for a in ("sex", "geschlecht")]
+    metrics = pd.DataFrame(rows)
+    text = Path(load_pack("baseline").source).read_text().replace("pack: baseline", "pack: my-policy", 1)
+    path = tmp_path / "my-policy.yaml"
+    path.write_text(text)
+    pack = load_pack(str(path))
+    assert pack.pack == "my-policy"
+    findings = evaluate(pack, "r1", metrics, {"leakage"})
+    path.unlink()  # the file is gone when the report is made
+    assert _unread_attributes(findings, metrics) == {"attributes": ["geschlecht"], "unchecked": []}
+    # Findings stored before they recorded what they read: the shipped pack is read again, a file cannot be.
+    old = findings.assign(location=findings["location"].map(
+        lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "reads"})))
+    assert _unread_attributes(old, metrics) == {"attributes": ["geschlecht", "sex"], "unchecked": ["my-policy"]}
+    shipped = evaluate(load_pack("baseline"), "r1", metrics, {"leakage"})
+    shipped = shipped.assign(location=shipped["location"].map(
+        lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "reads"})))
+    assert _unread_attributes(shipped, metrics) == {"attributes": ["geschlecht"], "unchecked": []}
