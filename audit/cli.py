@@ -352,7 +352,7 @@ def campaign(file: Path = typer.Argument(..., help="Campaign YAML (models x data
                  + (f"  (same model, dataset and settings as {c['same_as']})" if c.get("same_as") else ""))
     for path in res.reports:
         show.line(console, f"wrote {path}")
-    show.line(console, f"store: {res.db}")
+    show.line(console, f"store: {res.db}" if Path(res.db).exists() else "store: none written (no cell stored a run)")
     if any(c["status"] == "failed" for c in res.cells):
         raise typer.Exit(1)
 

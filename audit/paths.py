@@ -3,16 +3,26 @@ no earlier evidence, and a store that reading commands need to exist."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from audit.errors import ConfigError, StoreError
 
 
-def out_folder(out_dir: str | Path) -> Path:
-    """``out_dir`` as a folder, created if missing; a one-line :class:`ConfigError` when it cannot be."""
+def out_folder(out_dir: str | Path, create: bool = True) -> Path:
+    """``out_dir`` as a folder, created if missing; a one-line :class:`ConfigError` when it cannot be. With
+    ``create=False`` only checked: it is a folder one can write in, or its nearest existing parent is (a command
+    that writes its output last checks first and creates nothing before it has something to write)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: is a file; give a folder")
+    if not create:
+        parent = next(p for p in (out_dir.absolute(), *out_dir.absolute().parents) if p.exists())
+        if not parent.is_dir():
+            raise ConfigError(f"--out {out_dir}: {parent} is a file; give a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {out_dir}: cannot create folder: {parent} is not writable")
+        return out_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

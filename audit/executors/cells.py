@@ -191,7 +191,7 @@ def run_campaign(path: str | Path, db: str | Path | None = None, executor: str =
         bad = [f for f in formats or [] if f not in ("html", "pdf")]
         if bad:
             raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
-        out_folder(out)
+        out_folder(out, create=False)  # made when the comparison is written, not before the cells run
     db = Path(db) if db else Path(path).with_suffix(".duckdb")
     res = run_cells(campaign_cells(camp), db, executor, address, progress, camp.packs)
     # A skipped cell (the same model under another file name) carries the run it repeats: each run once.

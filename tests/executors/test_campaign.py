@@ -235,6 +235,8 @@ def test_campaign_options_are_checked_before_the_first_cell(models, small_data):
     with pytest.raises(ConfigError, match=r"--format: unknown format\(s\) \['xml'\]"):
         api.run_campaign(path, models / "c.duckdb", out=models / "out", formats=["xml"])
     assert not (models / "c.duckdb").exists()
+    with pytest.raises(ConfigError, match="--out .*new: .*afile is a file"):  # nothing made before the cells
+        api.run_campaign(path, models / "c.duckdb", out=models / "afile" / "new")
 
 
 def test_broken_model_copies_and_same_names_in_one_campaign(models, small_data):
@@ -251,6 +253,7 @@ def test_broken_model_copies_and_same_names_in_one_campaign(models, small_data):
     by = {c["cell"].split(" x ")[0]: c for c in res.cells}
     assert set(by) == {"m/vendor0", "other/vendor0", "other/broken"}
     assert res.reports == []  # one distinct run: nothing to compare (it was compared with itself)
+    assert not (models / "rep").exists()  # no comparison written, no --out made (it was made before the cells ran)
     assert by["m/vendor0"]["status"] == "completed"
     assert by["other/vendor0"]["status"] == "skipped" and by["other/vendor0"]["same_as"].startswith("m/vendor0")
     assert by["other/vendor0"]["run_id"] == by["m/vendor0"]["run_id"]
