@@ -21,7 +21,7 @@ import pandera.pandas as pa
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
 from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, judged_names,
-                                 read_csv_table, refuse_bad_names)
+                                 read_csv_table, refuse_bad_names, tidy_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
@@ -78,6 +78,7 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
         labels = schema.validate(labels.drop(columns=other_key), lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise DatasetError(_describe(exc.failure_cases, source)) from None
+    labels = tidy_names(labels, source)
     check_groups(labels, source)
     dup = labels.duplicated(subset=[key], keep="first")
     if dup.any():

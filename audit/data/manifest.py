@@ -18,6 +18,7 @@ A manifest has one row per image:
 from __future__ import annotations
 
 import csv
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -151,9 +152,54 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
         out = MANIFEST_SCHEMA.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise DatasetError(_describe(exc.failure_cases, source)) from None
+    out = tidy_names(out, source)
     refuse_duplicate_images(out["image"].tolist(), out["image"].tolist(), source)
     check_groups(out, source)
     return out.reset_index(drop=True)
+
+
+def _tidy(value: str) -> str:
+    return unicodedata.normalize("NFC", str(value)).strip()
+
+
+def tidy_names(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Person ids and group names as one person or group is meant: without surrounding spaces and in one Unicode form
+    (NFC: an 'é' typed on macOS is two code points), and a categorical attribute's values that differ only in case
+    read as their most frequent spelling. 'male', 'Male' and 'male ' were three demographic groups (a planted
+    leakage then looked like chance, and an all-male set had fairness fails), and 'Alice ' another person than
+    'Alice' (subject-disjoint folds then split one person, and leakage doubled). Each change of a group name is one
+    warning line naming the spellings; ids differing only in case stay distinct persons."""
+    from audit.errors import FaceAuditWarning
+
+    df = df.copy()
+    if "subject" in df.columns:
+        subjects = df["subject"].astype(str).map(_tidy)
+        empty = subjects == ""
+        if empty.any():
+            raise DatasetError(f"{source}: {row_label(subjects.index[empty][0])}, column 'subject': "
+                               f"{df['subject'].iloc[int(np.flatnonzero(empty)[0])]!r} is blank; give a person id")
+        df["subject"] = subjects
+    for col in attribute_columns(df):
+        if is_regression(col) or col == "subject":
+            continue
+        given = df[col].dropna().astype(str)
+        tidy = given.map(_tidy)
+        counts = tidy[tidy != ""].value_counts()
+        spelling = {}
+        for _, names in counts.groupby(lambda v: v.casefold()):  # the most frequent spelling; of equals, the first
+            spelling.update(dict.fromkeys(names.index, min(names.index, key=lambda n: (-names[n], n))))
+        read = tidy.map(lambda v: spelling.get(v, np.nan))
+        changed = sorted({(g, r) for g, r in zip(given, read) if isinstance(r, str) and g != r}, key=lambda x: x[1])
+        if changed:
+            merged = {}
+            for g, r in changed:
+                merged.setdefault(r, []).append(g)
+            said = "; ".join(f"{', '.join(repr(g) for g in gs)} as {r!r}" for r, gs in merged.items())
+            warnings.warn(FaceAuditWarning(f"{source}: column {col!r}: read {said} (group names that differ only in "
+                                           "case, spaces or Unicode form are one group)"), stacklevel=3)
+        df[col] = df[col].astype(object)
+        df.loc[given.index, col] = read
+    return df
 
 
 def refuse_duplicate_images(keys: list, images: list[str], source: str) -> None:

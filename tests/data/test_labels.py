@@ -203,3 +203,27 @@ def test_a_partly_labelled_attribute_counts_its_labelled_persons_and_images(unla
     assert set(sex["n"]) == {int(some.sum())} and len(full) > some.sum()
     assert set(m[(m["attribute"] == "skin_tone") & (m["setting"] == "train=same")]["n"]) == {len(full)}
     assert (m[m["metric"] == "chance"]["ci_high"] <= 1.0).all()
+
+
+def test_spellings_of_one_person_or_group_are_one(unlabelled, tmp_path):
+    """'male', 'Male' and 'male ' were three groups (the leakage chance fell to 1/4 and a sex rule passed; an all-male
+    set had fairness fails), and 'p1 ' another person than 'p1' (the subject-disjoint folds split one person and the
+    measured leakage doubled). Spaces and Unicode form never make another person or group; case makes another person
+    but not another group, with a warning naming the spellings."""
+    import unicodedata
+
+    root, full = unlabelled
+    m = pd.read_csv(root / "manifest.csv")
+    first = ~m["subject"].duplicated()
+    m.loc[first, "subject"] = m.loc[first, "subject"] + " "  # one photo of each person with a trailing space
+    m.to_csv(root / "manifest.csv", index=False)
+    per_person = full.groupby("subject", as_index=False)["sex"].first()
+    spell = {0: str.upper, 1: lambda v: v + " ", 2: lambda v: unicodedata.normalize("NFD", v)}
+    per_person["sex"] = [spell.get(i % 4, str)(v) for i, v in enumerate(per_person["sex"])]
+    labels = tmp_path / "people.csv"
+    per_person.to_csv(labels, index=False)
+    with pytest.warns(UserWarning, match=r"people.csv: column 'sex': read .*'MALE'.* as 'male'"):
+        ds, issues = join_labels(load(root), labels)
+    assert ds.n_subjects == full["subject"].nunique() and not issues
+    assert sorted(ds.manifest["sex"].unique()) == sorted(full["sex"].unique())
+    assert ds.manifest["sex"].tolist() == full["sex"].tolist()
