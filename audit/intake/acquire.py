@@ -103,8 +103,8 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
         if faces is not None:
             return faces, False
         img, issue = read_image(paths[i], i + 1, images[i])
-        if issue:  # reported by the alignment step, which reads the file again
-            return None, False
+        if issue:  # the photo's own problem: a landmark check on the detector's absent points must not replace it
+            return issue, False
         faces = detector.detect(img)
         cache.put(hashes[i], faces)
         # Exactly what a later run reads back from the cache, so a cold and a warm cache give the same faces.
@@ -119,6 +119,10 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
     issues = []
     for i, (faces, _) in enumerate(results):
         if faces is None:
+            continue
+        if isinstance(faces, QualityIssue):  # unreadable, too large: no attempt; too small to hold a face: a failure
+            issues.append(faces)
+            attempted[i] = failed[i] = faces.problem in FAILURES
             continue
         attempted[i] = True
         if faces:

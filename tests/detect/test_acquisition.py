@@ -107,6 +107,25 @@ def test_odd_photos_are_detected_or_recorded_never_a_traceback(tmp_path, cache):
     assert np.abs(pts[:2] - ARCFACE_TEMPLATE[:2]).max() < 4
 
 
+def test_a_truncated_or_tiny_photo_is_recorded_as_such_and_a_tiny_one_fails_to_acquire(tmp_path, cache):
+    """A truncated JPEG was recorded as 'bad_landmarks' (the detector's absent points were checked before the file
+    was decoded again) and a 20x20 photo too, outside the failure-to-acquire rate: 1/3 here instead of 2/3."""
+    write_rgb(tmp_path / "face.jpg", grace())
+    data = (tmp_path / "face.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    write_rgb(tmp_path / "tiny.jpg", cv2.resize(grace(), (20, 20)))
+    write_rgb(tmp_path / "noise.png", noise(200, 200, 5))
+    names = ["face.jpg", "cut.jpg", "tiny.jpg", "noise.png"]
+    ds = load(manifest(tmp_path, names))
+    problems = by_problem(ds.faces())
+    assert problems.get("tiny.jpg") == "too_small" and problems.get("noise.png") == "no_face", problems
+    assert problems.get("cut.jpg") in ("unreadable", None), problems  # OpenCV may decode half a JPEG (grey below)
+    acq = ds.acquisition()
+    attempted = 4 if "cut.jpg" not in problems else 3
+    assert acq.attempted.sum() == attempted and acq.failed.tolist()[2:] == [True, True]
+    assert acq.summary()["fta_rate"] == pytest.approx(2 / attempted)
+
+
 def test_second_load_reads_the_cache_and_does_not_detect(tmp_path, cache):
     write_rgb(tmp_path / "a.jpg", grace())
     write_rgb(tmp_path / "b.jpg", noise(200, 200, 4))
