@@ -25,6 +25,7 @@ from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
 from audit.metrics.settings import operating_point
+from audit.metrics.verification import OperatingPoint
 from audit.report import narrative, plots
 from audit.resources import templates_dir
 from audit.store import Store
@@ -344,6 +345,17 @@ def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | 
     return {"attributes": unread, "unchecked": sorted(unchecked)} if unread else None
 
 
+def _said_in_section(note: str, thresholds: dict | None, attackers: dict | None) -> bool:
+    """Whether a probe note only repeats what a probe's section says (left to the HTML in print): what an unsupported
+    FMR lacks (the identity section's operating-point table) and the leakage cross-validation and attackers (the
+    leakage section's first paragraph, from the same attackers.json)."""
+    points = (thresholds or {}).get("operating_points", [])
+    tabled = probe_notes(OperatingPoint(p["fmr"], p["comparisons"], p["person_pairs"]).explain()
+                         for p in points if not p["supported"])
+    return note in tabled or bool((attackers or {}).get("repeats")) and note.startswith("Leakage: ") and \
+        "-fold person-grouped cross-validation" in note
+
+
 def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
@@ -378,7 +390,8 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
     demo_table = ident[ident["metric"].isin(["fmr_max_min", "fmr_max_geomean", "fnmr_max_min", "fnmr_max_geomean",
                                              "fdr"]) & (ident["condition"] == "clean")]
     counts = findings["status"].value_counts().to_dict()
-    notes = probe_notes(probes["message"])
+    attackers = attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))
+    notes = [{"text": n, "in_table": _said_in_section(n, thresholds, attackers)} for n in probe_notes(probes["message"])]
     # Rules judged get a row each in the findings and traceability tables; rules not judged are one short list
     # grouped by reason (a row each made the tables mostly "not applicable").
     judged = findings[findings["status"] != "not_applicable"]
@@ -398,7 +411,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                      is not None],
         "leakage": {"ran": not leak.empty, "plot": plots.leakage_bars(metrics), "table": leak_table.to_dict("records"),
                     "verdicts": narrative.leakage_verdicts(metrics, bool((used or {}).get("same_landmarks"))),
-                    "attackers": attacker_rows(_artifact(store, run_id, "leakage", "attackers.json"))},
+                    "attackers": attackers},
         "identity": {"ran": not ident.empty, "det": plots.det_curves(curves or {}, _operating_marks(ident)),
                      "points": (thresholds or {}).get("operating_points", []), "system_setting": system_setting,
                      "groups": plots.group_rates(metrics), "table": ident_table.to_dict("records"),
