@@ -1,9 +1,10 @@
 """The preprocessing check: does the model do its own job with the profile in use?
 
-A wrong colour order or normalisation makes a model look weaker than it is, and an audit of a
-weakened model understates risk. Before any probe, on a small slice of persons, the model's own
+A wrong colour order, normalisation or input size makes a model look weaker than it is, and an audit of
+a weakened model understates risk. Before any probe, on a small slice of persons, the model's own
 task is measured with the profile in use and with the usual alternatives (RGB/BGR x {+-1 (127.5),
-0-1, ImageNet mean/std, Caffe mean with std 1, raw 0-255}): for face-recognition models the
+0-1, ImageNet mean/std, Caffe mean with std 1, raw 0-255}, and, when the graph leaves the input's height and
+width open, the usual sizes :data:`SIZES`): for face-recognition models the
 genuine-vs-impostor ROC AUC and TAR at FMR 1e-2; for attribute models each labelled head's
 balanced accuracy (or, for regression, the share of age error removed against the median).
 
@@ -39,6 +40,11 @@ WORKS = {"embedding": 0.8, "attributes": 0.3}
 MAX_PERSONS, MAX_IMAGES = 100, 4
 
 
+SIZES = ((112, 112), (112, 96), (128, 128), (160, 160), (224, 224))
+"""Usual face-recognition input sizes (H, W), tried when the graph leaves its input's height and width open (a
+model trained at 112 and fed 128 still runs, weaker: an audit of it understates risk)."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     label: str
@@ -46,19 +52,24 @@ class Candidate:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     in_use: bool = False
+    size: tuple[int, int] | None = None
+    """(H, W) when it differs from the profile's (the aligned faces resized to it; the template scales with it)."""
 
     def profile(self, base: Profile) -> Profile:
         return base.model_copy(update={"input": base.input.model_copy(
-            update={"color": self.color, "mean": self.mean, "std": self.std})})
+            update={"color": self.color, "mean": self.mean, "std": self.std, **({"size": self.size} if self.size
+                                                                                  else {})})})
 
     def describe(self) -> str:
         m = ", ".join(f"{v:g}" for v in self.mean)
         s = ", ".join(f"{v:g}" for v in self.std)
-        return f"color {self.color}, mean [{m}], std [{s}]"
+        return f"color {self.color}, mean [{m}], std [{s}]" + (f", size {self.size[0]}x{self.size[1]}" if self.size
+                                                                 else "")
 
 
-def candidates(profile: Profile) -> list[Candidate]:
-    """The profile in use first, then every usual alternative that differs from it."""
+def candidates(profile: Profile, free_size: bool = False) -> list[Candidate]:
+    """The profile in use first, then every usual alternative that differs from it; with ``free_size`` (the graph
+    leaves the input's height and width open) also the usual sizes with the colour and normalisation in use."""
     spec = profile.input
     out = [Candidate("in use", spec.color, tuple(spec.mean), tuple(spec.std), in_use=True)]
     for color in ("RGB", "BGR"):
@@ -68,11 +79,38 @@ def candidates(profile: Profile) -> list[Candidate]:
             c = Candidate(f"{color} {name}", color, tuple(mean_c), tuple(std_c))
             if not any(_same(c, o) for o in out):
                 out.append(c)
+    if free_size:
+        out += [Candidate(f"size {h}x{w}", spec.color, tuple(spec.mean), tuple(spec.std), size=(h, w))
+                for h, w in SIZES if (h, w) != tuple(spec.size)]
     return out
 
 
 def _same(a: Candidate, b: Candidate) -> bool:
-    return a.color == b.color and np.allclose(a.mean, b.mean) and np.allclose(a.std, b.std)
+    return a.color == b.color and np.allclose(a.mean, b.mean) and np.allclose(a.std, b.std) and a.size == b.size
+
+
+def free_size(backend, profile: Profile) -> bool:
+    """Whether the model's graph leaves its input's height and width open (then the profile's size is a claim the
+    graph does not check)."""
+    info = getattr(backend, "info", None)
+    inp = info.input(profile.input.name) if info is not None else None
+    if inp is None or len(inp.shape) != 4:
+        return False
+    axes = (2, 3) if profile.input.layout == "NCHW" else (1, 2)
+    return not all(isinstance(inp.shape[a], int) for a in axes)
+
+
+def _resized(images: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Aligned faces at another (H, W): the template scales with the size, so resizing a face aligned at one size
+    gives (up to interpolation) the face aligned at the other."""
+    if size is None or tuple(images.shape[1:3]) == tuple(size):
+        return images
+    import cv2
+
+    h, w = size
+    interp = cv2.INTER_AREA if h < images.shape[1] else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(im, (w, h), interpolation=interp) for im in images]) if len(images) else \
+        np.zeros((0, h, w, 3), images.dtype)
 
 
 @dataclass
@@ -150,9 +188,14 @@ def check(backend, profile: Profile, load, subjects: np.ndarray, labels: dict[st
         return result
     per_cand = []
     images = load(idx)
-    for cand in candidates(profile):
+    for cand in candidates(profile, free_size(backend, profile)):
         prof = cand.profile(profile)
-        outs = backend.run_preprocessed(preprocess(images, prof))
+        try:
+            outs = backend.run_preprocessed(preprocess(_resized(images, cand.size), prof))
+        except Exception:  # noqa: BLE001 - a size the graph cannot run after all (a flattened layer): not a candidate
+            if cand.size is None:
+                raise
+            continue
         if kind == "embedding":
             emb = outs[profile.embedding_output].reshape(len(idx), -1)
             neg, pos = _fr_scores(emb, subj)
@@ -181,14 +224,16 @@ def check(backend, profile: Profile, load, subjects: np.ndarray, labels: dict[st
         per_cand.append((cand, rec, works, stat_input))
     ranked = sorted(per_cand, key=lambda c: (-np.nan_to_num(c[1]["score"], nan=-1), not c[0].in_use))
     result.scores = [{"label": c.label, "setting": c.describe(), "in_use": c.in_use, "color": c.color,
-                      "mean": list(c.mean), "std": list(c.std), **r} for c, r, _, _ in ranked]
+                      "mean": list(c.mean), "std": list(c.std), **({"size": list(c.size)} if c.size else {}), **r}
+                     for c, r, _, _ in ranked]
     best, cur = ranked[0], next(c for c in per_cand if c[0].in_use)
     if not best[0].in_use and best[2] >= WORKS[kind] and best[1]["score"] - cur[1]["score"] >= MARGIN:
         lo, hi = _diff_interval(kind, best[3], cur[3], subj, seed, n_boot)
         if lo > 0:
             result.better = {"label": best[0].label, "setting": best[0].describe(), "score": best[1]["score"],
                              "diff": best[1]["score"] - cur[1]["score"], "ci_low": lo, "ci_high": hi,
-                             "color": best[0].color, "mean": list(best[0].mean), "std": list(best[0].std)}
+                             "color": best[0].color, "mean": list(best[0].mean), "std": list(best[0].std),
+                             **({"size": list(best[0].size)} if best[0].size else {})}
     if best[2] < WORKS[kind]:
         result.note = ("no candidate makes the model do its job (best "
                        f"{'AUC' if kind == 'embedding' else 'score'} {best[2]:.3f}): the check cannot tell a wrong "

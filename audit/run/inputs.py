@@ -114,9 +114,10 @@ def inspect_model(path: str | Path, write_profile: bool = False, profile: str | 
         if check is not None and check.scores and not check.note:
             best = check.scores[0]
             spec = out.input.model_copy(update={"color": best["color"], "mean": tuple(best["mean"]),
-                                                "std": tuple(best["std"])})
+                                                "std": tuple(best["std"]),
+                                                **({"size": tuple(best["size"])} if best.get("size") else {})})
             out = out.model_copy(update={"input": spec, "guessed": [g for g in out.guessed if g not in (
-                "input.color", "input.mean", "input.std")]})
+                "input.color", "input.mean", "input.std", *(("input.size",) if best.get("size") else ()))]})
         save_profile(out, written)
     return Inspection(info, prof, from_file, written, check)
 

@@ -95,3 +95,58 @@ def test_inspect_calibrate_writes_the_best_setting(tmp_path, probe_data, sample_
     assert not {"input.color", "input.mean", "input.std"} & set(written.get("guessed", []))
     with pytest.raises(ConfigError, match="--calibrate needs --data"):
         api.inspect_model(model, calibrate=True)
+
+
+def _centre_cropped(src, dst):
+    """``src`` (an NCHW model with a 112x112 input) behind a centre crop to 112x112, its input's height and width left
+    open: it runs at any size of at least 112 and sees a face aligned at 128 zoomed in (as a model trained at 112 and
+    fed 128 does), and fails on smaller ones (the crop is then too small for its flattened layer)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(src))
+    inp = m.graph.input[0]
+    name = inp.name
+    inner = "cropped_input"
+    for node in m.graph.node:
+        node.input[:] = [inner if i == name else i for i in node.input]
+    const = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(  # noqa: E731
+        n, TensorProto.INT64, [len(v)], v))
+    nodes = [helper.make_node("Shape", [name], ["shape"]), const("hw_idx", [2, 3]),
+             helper.make_node("Gather", ["shape", "hw_idx"], ["hw"], axis=0), const("side", [112, 112]),
+             const("two", [2, 2]), helper.make_node("Sub", ["hw", "side"], ["spare"]),
+             helper.make_node("Div", ["spare", "two"], ["starts"]), helper.make_node("Add", ["starts", "side"], ["ends"]),
+             helper.make_node("Slice", [name, "starts", "ends", "hw_idx"], [inner])]
+    rest = list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes + rest)
+    for i, p in ((2, "H"), (3, "W")):
+        d = inp.type.tensor_type.shape.dim[i]
+        d.ClearField("dim_value")
+        d.dim_param = p
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_a_wrong_size_is_caught_when_the_graph_leaves_it_open(tmp_path, probe_data, sample_model):
+    """A model whose graph takes any size, given a profile of 160x160 where it was trained at 112, ran weaker and the
+    check (colour and normalisation only) passed it: the usual sizes are now tried too, and 112x112 is clearly
+    better; a size the graph cannot run (96) is no candidate, and the right size passes."""
+    src = sample_model("fr-baseline")
+    model = _centre_cropped(src, tmp_path / "cropped.onnx")
+    prof = yaml.safe_load((src.parent / "fr-baseline.profile.yaml").read_text())
+    (tmp_path / "cropped.profile.yaml").write_text(yaml.safe_dump(prof))
+    right = load_model(model)
+    ds = load(probe_data)
+    check = run_check(right, ds, ds.faces(), 0)
+    assert check.better is None and check.scores[0]["in_use"]
+    assert {s["label"] for s in check.scores} >= {"size 128x128", "size 160x160"}
+    assert "size 112x96" not in {s["label"] for s in check.scores}  # too small for the crop: skipped, not a crash
+    prof["input"]["size"] = [160, 160]
+    (tmp_path / "cropped.profile.yaml").write_text(yaml.safe_dump(prof))
+    wrong = load_model(model)
+    check = run_check(wrong, ds, ds.faces((160, 160)), 0)
+    assert check.better is not None and check.better["size"] == [112, 112], check.scores[:3]
+    assert "size 112x112" in check.message("cropped") and check.better["ci_low"] > 0
+    fixed = load_model(src)
+    assert not any(c.size for c in candidates(fixed.profile, False))  # a fixed graph checks its size itself
