@@ -11,8 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 def make_onnx(path: Path, *, batch: int | str = "N", out_dim: int = 16, size: int = 112, layout: str = "NCHW",
               nan: bool = False, last_op: str | None = None, seed: int = 0, external: bool = False,
-              outputs: int = 1) -> Path:
-    """AveragePool(8) -> Flatten -> MatMul -> Relu -> MatMul [-> last_op] as an embedding model."""
+              outputs: int = 1, zero_below: float | None = None) -> Path:
+    """AveragePool(8) -> Flatten -> MatMul -> Relu -> MatMul [-> last_op] as an embedding model; ``zero_below``: the
+    embedding is all zeros for an input whose mean is below it (a model that gives darker faces no template)."""
     rng = np.random.default_rng(seed)
     pooled = 3 * (size // 8) ** 2
     w1 = numpy_helper.from_array(rng.normal(0, 0.05, (pooled, 32)).astype(np.float32), "w1")
@@ -38,6 +39,15 @@ def make_onnx(path: Path, *, batch: int | str = "N", out_dim: int = 16, size: in
     if last_op:
         nodes.append(helper.make_node(last_op, [last], ["e2"]))
         last = "e2"
+    if zero_below is not None:
+        inits.append(numpy_helper.from_array(np.array(zero_below, np.float32), "zt"))
+        nodes += [helper.make_node("ReduceMean", [src], ["mu"], axes=[1, 2, 3], keepdims=0),
+                  helper.make_node("Greater", ["mu", "zt"], ["lit"]),
+                  helper.make_node("Cast", ["lit"], ["litf"], to=TensorProto.FLOAT),
+                  helper.make_node("Unsqueeze", ["litf", "one"], ["gate"]),
+                  helper.make_node("Mul", [last, "gate"], ["e3"])]
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
+        last = "e3"
     nodes.append(helper.make_node("Identity", [last], ["embedding"]))
     outs = [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, out_dim])]
     for k in range(1, outputs):

@@ -75,7 +75,26 @@ class Embeddings:
                 parts[c].append(self.model.infer.embed(self._apply(c, idx, images)))
             progress(float(idx[-1] + 1) / len(self.faces))
         for c in todo:
-            self.store.write_embeddings(*self._key(c), self.faces.rows, np.concatenate(parts[c]))
+            emb = np.concatenate(parts[c])
+            self._warn_empty(c, emb)
+            self.store.write_embeddings(*self._key(c), self.faces.rows, emb)
+
+    def _warn_empty(self, condition: str, emb: np.ndarray) -> None:
+        """One warning line when a recognition model gives some faces an all-zero template: such a face matches no
+        one (cosine 0 against everything), a failure to enrol the error rates then count as errors, not a face."""
+        import warnings
+
+        from audit.errors import FaceAuditWarning
+
+        if self.model.profile.kind != "embedding" or not len(emb):
+            return
+        empty = np.flatnonzero(np.abs(emb).max(axis=1) == 0)
+        if len(empty):
+            image = self.dataset.manifest["image"].iloc[int(self.faces.rows[empty[0]])]
+            warnings.warn(FaceAuditWarning(
+                f"{self.model.name}: an all-zero template for {len(empty)} of {len(emb)} faces under {condition} "
+                f"(first: {image}); such a face matches no one, so the error rates count it as a failure to enrol"),
+                stacklevel=2)
 
     def embeddings(self, condition: str) -> np.ndarray:
         """(N, D) embeddings under ``condition``, aligned with the faces."""

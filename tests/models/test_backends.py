@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,23 @@ def test_bfloat16_attack_pass_follows_the_float32_one_and_hands_back_float32(sam
         resolve_precision("float16", "cpu")
     with pytest.raises(ModelError, match="precision must be float32 or bfloat16"):
         load(path, precision="auto")
+
+
+def test_an_all_zero_template_is_named_in_a_warning(tmp_path, small_data):
+    """A model giving darker faces an all-zero embedding ran without a word: each such face scored cosine 0 against
+    everyone. The run still measures it (a failure to enrol counts as errors) and says so in one line."""
+    import warnings
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.errors import FaceAuditWarning
+    from tests.builders import make_onnx
+
+    model = make_onnx(tmp_path / "dark.onnx", zero_below=0.0)  # inputs normalised to about [-1, 1]: mean < 0 is dark
+    cfg = AuditConfig(model=model, data=str(small_data), probes=["identity"], conditions=["clean"], bootstrap=20,
+                      parity=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        api.run_audit(cfg, tmp_path / "s.duckdb")
+    said = [str(w.message) for w in caught if issubclass(w.category, FaceAuditWarning) and "all-zero" in str(w.message)]
+    assert len(said) == 1 and re.search(r"all-zero template for \d+ of 160 faces under clean \(first: ", said[0]), said
