@@ -45,7 +45,8 @@ class QualityIssue:
     problem: str
     """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
     ``no_face`` and ``low_confidence`` (failures to acquire, as is ``too_small``: an image too small to hold
-    a face) and ``multiple_faces`` (the image is still used);
+    a face) and ``multiple_faces`` and ``duplicate_content`` (the same bytes as an earlier image; the image is still
+    used);
     from a labels file ``label_unmatched``."""
     detail: str
 
@@ -55,7 +56,7 @@ class QualityIssue:
         return self.problem not in USED_ANYWAY
 
 
-USED_ANYWAY = frozenset({"multiple_faces"})
+USED_ANYWAY = frozenset({"multiple_faces", "duplicate_content"})
 """Problems recorded for the reader while the image is still used."""
 
 FAILURES = ("no_face", "low_confidence", "too_small")

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import pandas as pd
 
-from audit.data.images import QualityIssue, aligned_points, load_aligned, screen
+from audit.data.images import QualityIssue, aligned_points, header_pixels, load_aligned, screen
 from audit.data.manifest import (LANDMARK_COLUMNS, attribute_columns, read_manifest, refuse_duplicate_images,
                                  validate_manifest)
 from audit.errors import DatasetError
@@ -267,6 +267,35 @@ class Dataset:
             return self.manifest[cols].to_numpy(np.float64).reshape(len(self.manifest), -1, 2), names, {}, []
         return None, names[:5], {}, []
 
+    def _copies(self, bad: set[int]) -> list[QualityIssue]:
+        """A ``duplicate_content`` record for each usable image whose file has the same bytes as an earlier usable one,
+        and one warning line: one photo under two names is a genuine pair of a photo with itself (a perfect score),
+        and under two persons an impostor pair that is one face (one of the two labels is wrong). The copies are
+        still used as the manifest lists them (which of two labels is wrong is the auditor's call)."""
+        first: dict[str, int] = {}
+        out = []
+        subjects, names = self.manifest["subject"].astype(str).tolist(), self.manifest["image"].tolist()
+        for r, digest in enumerate(self.file_hashes):
+            if digest is None or r in bad:
+                continue
+            j = first.setdefault(digest, r)
+            if j != r and header_pixels(Path(self.manifest["_path"].iloc[r])) is not None:  # an image, not junk
+                other = "" if subjects[j] == subjects[r] else \
+                    f", listed under another person ({subjects[j]!r}): one of the two labels is wrong"
+                out.append(QualityIssue(names[r], r + 1, "duplicate_content",
+                                        f"the same file content as row {j + 1} ({names[j]!r}){other}"))
+        if out:
+            import warnings
+
+            from audit.errors import FaceAuditWarning
+
+            across = sum("another person" in i.detail for i in out)
+            warnings.warn(FaceAuditWarning(
+                f"{self.source}: {len(out)} image(s) are byte-identical copies of earlier ones ({across} under another "
+                f"person; first: {out[0].image}, row {out[0].row}: {out[0].detail}); they are used as listed "
+                "(a copy pairs a photo with itself): remove the copies or correct the labels"), stacklevel=2)
+        return out
+
     def faces(self, size: tuple[int, int] = (112, 112), verify: bool = True) -> Faces:
         """The usable images as :class:`Faces` of ``size``. Files that are missing, empty or too large, or whose
         landmarks do not fit the size their header declares, are left out and listed without decoding anything;
@@ -281,6 +310,7 @@ class Dataset:
             workers = min(8, (os.cpu_count() or 2) * 2)
             issues = screen(paths, image_names, lms, workers=workers, known=known)
             bad = {i.row - 1 for i in issues if i.excludes}
+            issues += self._copies(bad)
             issues = sorted(issues + noted, key=lambda i: i.row)
             rows = np.array([r for r in range(len(self.manifest)) if r not in bad], dtype=np.int64)
 

@@ -59,7 +59,7 @@ def test_path_outside_root_is_refused(tmp_path):
 def test_zero_byte_and_unreadable_images_become_quality_records(tmp_path):
     folder = tmp_path / "d"
     jpeg(folder / "ok1.jpg")
-    jpeg(folder / "ok2.jpg")
+    jpeg(folder / "ok2.jpg", 100)
     (folder / "zero.jpg").write_bytes(b"")
     (folder / "junk.jpg").write_bytes(b"not an image at all")
     write_manifest(folder, [{"image": n, "subject": s} for n, s in
@@ -134,3 +134,26 @@ def test_a_value_that_is_no_number_is_one_problem_not_three():
     with pytest.raises(DatasetError) as err:
         validate_manifest(df, "m.csv")
     assert str(err.value) == "m.csv: row 2, column 'age': value 'old' fails coerce_dtype('float64') (not a number)"
+
+
+def test_copies_of_one_photo_are_recorded_and_left_out(tmp_path):
+    """Byte-identical copies were audited without a word: a genuine pair of a photo with itself (a perfect score) or,
+    under another person, an impostor pair that is one face. Each later copy is a data-quality record and a warning
+    line counts them."""
+    import shutil
+
+    root = tmp_path / "d"
+    for i, v in enumerate((40, 80, 120, 160)):
+        jpeg(root / f"{i}.jpg", v)
+    shutil.copy(root / "0.jpg", root / "0b.jpg")  # the same person's photo twice
+    shutil.copy(root / "2.jpg", root / "2b.jpg")  # a photo of 'c' filed under 'a' too
+    write_manifest(root, [{"image": "0.jpg", "subject": "a"}, {"image": "1.jpg", "subject": "a"},
+                          {"image": "0b.jpg", "subject": "a"}, {"image": "2.jpg", "subject": "c"},
+                          {"image": "2b.jpg", "subject": "a"}, {"image": "3.jpg", "subject": "c"}])
+    with pytest.warns(UserWarning, match=r"2 image\(s\) are byte-identical copies of earlier ones \(1 under another"):
+        faces = load(root, detector="none").faces()
+    assert faces.rows.tolist() == [0, 1, 2, 3, 4, 5]  # used as listed: which label is wrong is the auditor's call
+    dups = {i.image: i.detail for i in faces.issues if i.problem == "duplicate_content"}
+    assert set(dups) == {"0b.jpg", "2b.jpg"}
+    assert "row 1 ('0.jpg')" in dups["0b.jpg"] and "another person" not in dups["0b.jpg"]
+    assert "row 4 ('2.jpg'), listed under another person ('c'): one of the two labels is wrong" in dups["2b.jpg"]
