@@ -24,7 +24,7 @@ from audit.atomic import write_atomic
 from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
-from audit.metrics.settings import operating_point
+from audit.metrics.settings import is_unsupported, operating_point, rate_of
 from audit.report import narrative, plots
 from audit.resources import templates_dir
 from audit.store import Store
@@ -311,11 +311,26 @@ def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dic
     attacks = m[(m["metric"] == "membership_auc") & (m["setting"] != "strongest")].sort_values("value",
                                                                                               ascending=False)
     chosen = [a for fold in doc.get("chosen_per_fold", []) for a in fold]
+    # Every attack's TPR at each false-positive target beside its AUC: attacks rank differently at a low
+    # false-positive rate than by AUC, and the rules judge the rate there (review F1).
+    tpr = m[m["metric"] == "membership_tpr_at_fpr"]
+    fprs = sorted({f for f in (rate_of(s, "fpr") for s in tpr["setting"]) if f is not None}, reverse=True)
+    rows = []
+    for a in attacks.to_dict("records"):
+        cells = []
+        for f in fprs:
+            hit = tpr[tpr["setting"].map(lambda s, a=a["setting"], f=f: s.split(";")[0] == a and rate_of(s, "fpr") == f)]
+            cells.append(hit.iloc[0].to_dict() | {"unsupported": is_unsupported(hit.iloc[0]["setting"])}
+                         if len(hit) else None)
+        rows.append(a | {"tpr": cells})
+    chosen_at = {f: [a for fold in folds for a in fold]
+                 for f, folds in ((float(k), v) for k, v in doc.get("chosen_per_fold_at_fpr", {}).items())}
     return {"ran": not m.empty, "verdicts": narrative.membership_verdicts(metrics),
-            "attacks": attacks.to_dict("records"), "table": strongest.sort_values(["metric", "setting"])
+            "attacks": rows, "fprs": fprs, "table": strongest.sort_values(["metric", "setting"])
             .to_dict("records"), "members": doc.get("members"), "nonmembers": doc.get("nonmembers"),
             "references": len(doc.get("reference_models", [])),
-            "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen)}
+            "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen),
+            "chosen_at": {f: {a: c.count(a) for a in dict.fromkeys(c)} for f, c in chosen_at.items()}}
 
 
 def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | None:
