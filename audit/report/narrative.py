@@ -389,8 +389,13 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         source = f", from templates of faces with {cond_words(cond)}," if cond and cond != "clean" else ""
         unit = ("reconstructions" if metric == "sar_type1" else
                 "comparisons of a reconstruction with the person's other photos")
+        spent = None if metrics is None or attack != "query" else metrics[
+            (metrics["probe"] == "inversion") & (metrics["metric"] == "queries_per_victim")
+            & (metrics["setting"] == "query")]["value"]
+        within = (f" within {fmt(float(spent.iloc[0]), 0)} queries per victim (a budget-bound attack: more queries "
+                  "may succeed more often)" if spent is not None and len(spent) else "")
         text = (f"someone holding {who} can rebuild{source} faces that {JUDGES.get(judge, 'the system')} accepts as "
-                f"the person: {_pct(v, 1)} of {unit} (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})")
+                f"the person{within}: {_pct(v, 1)} of {unit} (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})")
         if judge != "target" and metrics is not None:  # what the audited system itself accepts, beside it
             own = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == metric)
                           & (metrics["condition"] == cond)

@@ -402,3 +402,15 @@ def test_attributes_no_pack_reads_are_found_for_a_pack_given_as_a_file(tmp_path)
     shipped = shipped.assign(location=shipped["location"].map(
         lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "reads"})))
     assert _unread_attributes(shipped, metrics) == {"attributes": ["geschlecht"], "unchecked": []}
+
+
+def test_a_query_inversion_finding_states_the_queries_it_rests_on():
+    """Review F2: the finding's sentence for the query-only attacker gave no query count, so a result within 41 queries
+    read as irreversibility against the score interface. It now says within how many queries per victim."""
+    rows = [finding("Q1", metric="sar_type1", attribute="", setting="query;target;fmr=0.001", value=0.3, ci_low=0.2,
+                    ci_high=0.45)]
+    spent = metrics([{"probe": "inversion", "metric": "queries_per_victim", "condition": "clean", "setting": "query",
+                      "value": 41.0, "ci_low": 41.0, "ci_high": 41.0}])
+    meaning = narrative.verdict(pd.DataFrame(rows), spent, [], [], [])["problems"][0]["meaning"]
+    assert "accepts as the person within 41 queries per victim (a budget-bound attack: more queries may succeed " \
+           "more often): 30.0% of reconstructions" in meaning
