@@ -317,7 +317,7 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
             return Finding(rule, "not_applicable", observed, loc,
                            f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 "
                            f"expected false positives; it needs {need or 'more'}{' more' if need else ''} non-member "
-                           f"persons. Not judged as passing. ({msg})")
+                           f"persons. Not judged as passing. ({msg}){_membership_supported(metrics)}")
         return Finding(rule, "not_applicable", observed, loc,
                        f"Too few comparisons to judge at {supported_form(unsupported[0])}: the error-rate target rests "
                        "on fewer than 30 expected errors (the run's notes say how many more comparisons it needs). "
@@ -369,6 +369,30 @@ def _query_budget(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tupl
         return None, False
     spent = float(q.min())
     return spent, spent >= queries_spent(QUERY_PASS_BUDGET)
+
+
+def _membership_supported(metrics: pd.DataFrame) -> str:
+    """What the membership probe measured where its non-members do back it (the strongest attack's AUC, and its TPR
+    at each supported false-positive target beside the rate its thresholds reached), for a membership rule that
+    cannot judge its own target: the reader learns what the run shows though this rule judges none of it."""
+    m = metrics[metrics["probe"] == "membership"]
+    parts = []
+    auc = m[(m["metric"] == "membership_auc") & (m["setting"] == "strongest")]
+    if len(auc) and pd.notna(auc.iloc[0]["ci_low"]):
+        a = auc.iloc[0]
+        told = "above" if a["ci_low"] > 0.5 else "not clearly above"
+        parts.append(f"the strongest attack's AUC is {a['value']:.3f} (95% CI {a['ci_low']:.3f} to {a['ci_high']:.3f}; "
+                     f"{told} chance, 0.5)")
+    tpr = m[(m["metric"] == "membership_tpr_at_fpr") & m["setting"].astype(str).str.startswith("strongest;")]
+    for _, r in tpr[[not is_unsupported(x) for x in tpr["setting"].astype(str)]].iterrows():
+        reached = m[(m["metric"] == "membership_fpr") & (m["setting"] == r["setting"])]
+        beside = f", with {reached.iloc[0]['value']:.1%} of non-members accused" if len(reached) else ""
+        parts.append(f"its true-positive rate at a false-positive target of {rate_of(r['setting'], 'fpr'):g} is "
+                     f"{r['value']:.3f} (95% CI {r['ci_low']:.3f} to {r['ci_high']:.3f}{beside})")
+    if not parts:
+        return ""
+    return (" What the non-members do back, which this rule does not judge: " + "; ".join(parts)
+            + " (the baseline pack's MEMB-AUC judges the AUC).")
 
 
 def _words(pattern: str | list[str]) -> str:

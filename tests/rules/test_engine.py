@@ -405,3 +405,25 @@ def test_a_query_budget_below_the_attackers_first_step_is_refused():
         with pytest.raises(ValidationError, match="take no step"):
             AuditConfig(model="m.onnx", inversion_queries=budget)
     assert AuditConfig(model="m.onnx", inversion_queries=21).inversion_queries == 21
+
+
+def test_a_membership_rule_too_few_non_members_back_names_what_the_run_does_show():
+    """Review F4: on the planted set (300 non-members) AIA-10-TRAINING-MEMBERSHIP, the eu-ai-act pack's only membership
+    rule, reads FPR 0.01 and is not applicable, while the run clearly detects membership (AUC 0.643 [0.584, 0.704],
+    TPR at FPR 0.1 0.260 [0.182, 0.351] with 10.7% of non-members accused). The finding now says what the
+    non-members do back, so an auditor reading that pack alone is not left with 'not applicable' and nothing else."""
+    rows = [{"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.01;unsupported", "value": 0.025, "ci_low": 0.0, "ci_high": 0.181},
+            {"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.1", "value": 0.26, "ci_low": 0.182, "ci_high": 0.351},
+            {"probe": "membership", "condition": "clean", "metric": "membership_fpr",
+             "setting": "strongest;fpr=0.1", "value": 0.107, "ci_low": 0.07, "ci_high": 0.15},
+            {"probe": "membership", "condition": "clean", "metric": "membership_auc", "setting": "strongest",
+             "value": 0.643, "ci_low": 0.584, "ci_high": 0.704},
+            {"probe": "membership", "condition": "clean", "metric": "membership_nonmembers_needed",
+             "setting": "fpr=0.01", "value": 2700.0, "ci_low": 2700.0, "ci_high": 2700.0}]
+    f = evaluate_rule(_pack_rule("eu-ai-act", "AIA-10-TRAINING-MEMBERSHIP"), metrics(rows), {"membership"})
+    assert f.status == "not_applicable" and "it needs 2700 more non-member persons" in f.message
+    assert ("What the non-members do back, which this rule does not judge: the strongest attack's AUC is 0.643 (95% CI "
+            "0.584 to 0.704; above chance, 0.5); its true-positive rate at a false-positive target of 0.1 is 0.260 "
+            "(95% CI 0.182 to 0.351, with 10.7% of non-members accused)") in f.message
