@@ -36,6 +36,22 @@ PRESETS: dict[str, dict] = {
                  "max_subjects": None, "max_images_per_subject": 50, "inversion_queries": 5000,
                  "synthetic_faces": 10000},
 }
+QUERY_STEP = 20
+"""Images the query-only inversion attacker submits per step (``audit.probes.query.POP``)."""
+QUERY_FIRST_STEP = 1 + QUERY_STEP
+"""The smallest query budget (per victim) that lets the query-only attacker take a step: the decoder's image plus one
+step. A smaller budget would leave its result the decoder's image alone, so it is refused."""
+QUERY_PASS_BUDGET = PRESETS["quick"]["inversion_queries"]
+"""The smallest query budget on which a query-inversion result may pass a rule: the smallest preset's. A smaller
+budget may still warn or fail (success within fewer queries is success), but it shows only that the attack did not
+succeed within it, so a pass on it is not applicable (``audit.rules.engine``)."""
+
+
+def queries_spent(budget: int) -> int:
+    """Queries per victim the query-only attacker spends on ``budget``: the decoder's image, then whole steps."""
+    return 1 + QUERY_STEP * ((budget - 1) // QUERY_STEP)
+
+
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
 DETECTOR_SPECS = ("auto", "none", "mtcnn")
@@ -101,14 +117,25 @@ class AuditConfig(BaseModel):
     max_images: int | None = Field(None, ge=2)
     max_images_per_subject: int | None = Field(None, ge=2)
     """Most images of one person a run uses (default: the preset's)."""
-    inversion_queries: int | None = Field(None, ge=1)
+    inversion_queries: int | None = None
     """Queries per victim the query-only inversion attacker may make (default: the preset's): the knob that
-    trades the inversion probe's time against the attacker's strength."""
+    trades the inversion probe's time against the attacker's strength. At least :data:`QUERY_FIRST_STEP` (21: fewer
+    take no step); results on less than :data:`QUERY_PASS_BUDGET` (200) can warn or fail but never pass a rule."""
     synthetic_faces: int | None = Field(None, ge=0)
     """Synthetic faces added to the inversion decoder's training set (default: the preset's)."""
     protocol: dict | None = None
     """The protocol the run follows (``audit.protocol.Protocol.record``: name, version, SHA-256, the dataset,
     packs and tool versions it pins), or None."""
+
+    @field_validator("inversion_queries")
+    @classmethod
+    def _query_budget(cls, v):
+        if v is not None and v < QUERY_FIRST_STEP:
+            raise ValueError(f"{v} queries per victim let the query-only inversion attacker take no step (each step "
+                             f"submits {QUERY_STEP} images after the decoder's one), so its result would be the "
+                             f"decoder's image alone; give at least {QUERY_FIRST_STEP}. A result on fewer than "
+                             f"{QUERY_PASS_BUDGET} (the quick preset's budget) can warn or fail but never pass a rule")
+        return v
 
     @field_validator("conditions")
     @classmethod

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from audit.config import QUERY_STEP
 from audit.metrics import verification as ver
 
-POP, SIGMA, LR, RES = 20, 8.0, 3.0, 14
+POP, SIGMA, LR, RES = QUERY_STEP, 8.0, 3.0, 14
 """Queries per step (10 antithetic pairs), perturbation scale in 0-255 pixel units on the coarse grid, Adam step
 size and grid side. On fr-baseline (48 victims of the quick preset, pixel-only decoder start at SAR type I 0.46 at
 FMR 1e-3) they took the share of victims whose best image passes to 0.98 after 200 queries and 1.0 after 400."""

@@ -271,9 +271,15 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
         thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on this "
                 "figure." if is_unsupported(r["setting"]) else "")
+        chance = "against about 0.1% by chance"
+        if attack == "query":  # it keeps the best of its submissions: chance is the best of that many tries
+            chance = ("against up to about "
+                      f"{fmt(100 * (1 - (1 - 1e-3) ** queries), 1)}% for {fmt(queries, 0)} unrelated faces submitted "
+                      "(the best of that many tries, each accepted about 0.1% of the time)" if queries else
+                      "against more than 0.1% by chance (it keeps the best of many tries)")
         out.append(f"{ATTACKER.get(attack, attack.capitalize())} rebuilds, from templates of {source}{cost}, faces "
                    f"that {who} accepts as the person in {fmt(100 * r['value'], 1)}% of cases (95% CI "
-                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), against about 0.1% by chance.{thin}")
+                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), {chance}.{thin}")
     return out
 
 
@@ -287,14 +293,22 @@ def membership_verdicts(metrics: pd.DataFrame) -> list[str]:
     fprs = [rate_of(s, "fpr") for s in tpr["setting"]]
     fpr_rows = m[(m["metric"] == "membership_fpr")].set_index("setting")
     for fpr, (_, r) in sorted(zip(fprs, tpr.iterrows()), key=lambda t: -t[0]):
-        text = (f"An attacker who has a person's photos can tell whether they were in the training data for "
-                f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
-                f"{fmt(100 * r['ci_high'], 1)}%) while aiming to accuse {fmt(100 * fpr, 1)}% of non-members")
-        if r["setting"] in fpr_rows.index:  # the rate the thresholds, chosen on other persons, actually reached
-            f = fpr_rows.loc[r["setting"]]
-            text += (f" (it accused {fmt(100 * f['value'], 1)}%, 95% CI {fmt(100 * f['ci_low'], 1)} to "
-                     f"{fmt(100 * f['ci_high'], 1)}%)")
-        text += "."
+        reached = fpr_rows.loc[r["setting"]] if r["setting"] in fpr_rows.index else None
+        accused = ("" if reached is None else  # the rate the thresholds, chosen on other persons, actually reached
+                   f" (it accused {fmt(100 * reached['value'], 1)}%, 95% CI {fmt(100 * reached['ci_low'], 1)} to "
+                   f"{fmt(100 * reached['ci_high'], 1)}%)")
+        chance = fpr if reached is None else float(reached["value"])
+        if _beats_random(r["ci_low"], chance):
+            text = (f"An attacker who has a person's photos can tell whether they were in the training data for "
+                    f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
+                    f"{fmt(100 * r['ci_high'], 1)}%) while aiming to accuse {fmt(100 * fpr, 1)}% of non-members"
+                    f"{accused}. Accusing persons at random would flag {fmt(100 * chance, 1)}% of members.")
+        else:  # the members flagged are within what random accusations at the reached rate flag: no disclosure shown
+            text = (f"An attacker who has a person's photos is not shown to do better than accusing persons at random: "
+                    f"aiming to accuse {fmt(100 * fpr, 1)}% of non-members{accused}, it flagged "
+                    f"{fmt(100 * r['value'], 1)}% of members (95% CI {fmt(100 * r['ci_low'], 1)} to "
+                    f"{fmt(100 * r['ci_high'], 1)}%), and random accusations flag {fmt(100 * chance, 1)}% of members "
+                    "(as many as of non-members).")
         if is_unsupported(r["setting"]):
             need = nonmembers_needed("membership", r["setting"], m)
             more = "more" if need is None else f"{need:,}"
@@ -389,8 +403,13 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         source = f", from templates of faces with {cond_words(cond)}," if cond and cond != "clean" else ""
         unit = ("reconstructions" if metric == "sar_type1" else
                 "comparisons of a reconstruction with the person's other photos")
+        spent = None if metrics is None or attack != "query" else metrics[
+            (metrics["probe"] == "inversion") & (metrics["metric"] == "queries_per_victim")
+            & (metrics["setting"] == "query")]["value"]
+        within = (f" within {fmt(float(spent.iloc[0]), 0)} queries per victim (a budget-bound attack: more queries "
+                  "may succeed more often)" if spent is not None and len(spent) else "")
         text = (f"someone holding {who} can rebuild{source} faces that {JUDGES.get(judge, 'the system')} accepts as "
-                f"the person: {_pct(v, 1)} of {unit} (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})")
+                f"the person{within}: {_pct(v, 1)} of {unit} (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})")
         if judge != "target" and metrics is not None:  # what the audited system itself accepts, beside it
             own = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == metric)
                           & (metrics["condition"] == cond)
@@ -437,6 +456,12 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
     return f"the measured {metric} is {fmt(v)} (95% CI {fmt(lo)} to {fmt(hi)}){under}."
 
 
+def _beats_random(tpr_low: float | None, chance: float) -> bool:
+    """Whether members are flagged clearly more often than random accusations would flag them: the TPR's lower end
+    above the false-positive rate the thresholds reached (random accusations flag members and non-members alike)."""
+    return tpr_low is not None and not pd.isna(tpr_low) and float(tpr_low) > chance
+
+
 def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, hi: float | None,
                         metrics: pd.DataFrame | None = None) -> str | None:
     """A membership finding in words: who can tell what about the persons in the training data (``metrics``: the
@@ -445,16 +470,25 @@ def _membership_meaning(metric: str, setting: str, v: float, lo: float | None, h
     who = "someone holding a person's photos and the model's outputs"
     if metric == "membership_tpr_at_fpr":
         fpr = rate_of(setting, "fpr")
-        text = (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% CI "
-                f"{_pct(lo, 1)}–{_pct(hi, 1)})")
-        if fpr is not None:
-            text += f" at a threshold set to wrongly accuse {_pct(fpr, 1)} of persons who were not in it"
+        reached = None if metrics is None else metrics[(metrics["metric"] == "membership_fpr")
+                                                       & (metrics["setting"] == setting)]
+        reached = float(reached.iloc[0]["value"]) if reached is not None and len(reached) else None
+        chance = reached if reached is not None else fpr
+        if chance is not None and not _beats_random(lo, chance):
+            text = (f"{who} is not shown to do better than accusing persons at random: {_pct(v, 1)} of those in the "
+                    f"training data are flagged (95% CI {_pct(lo, 1)}–{_pct(hi, 1)})"
+                    + (f" at a threshold set to wrongly accuse {_pct(fpr, 1)} of persons who were not in it"
+                       if fpr is not None else "")
+                    + f", and random accusations flag {_pct(chance, 1)} of both")
+        else:
+            text = (f"{who} can tell that a person was in the training data for {_pct(v, 1)} of those who were (95% "
+                    f"CI {_pct(lo, 1)}–{_pct(hi, 1)})")
+            if fpr is not None:
+                text += f" at a threshold set to wrongly accuse {_pct(fpr, 1)} of persons who were not in it"
         if is_unsupported(setting):
-            reached = None if metrics is None else metrics[(metrics["metric"] == "membership_fpr")
-                                                           & (metrics["setting"] == setting)]
             text += (f"; too few non-member persons back that rate, so the figure is indicative only"
-                     + (f" (the threshold accused {_pct(reached.iloc[0]['value'], 1)} of held-out non-members)"
-                        if reached is not None and len(reached) else ""))
+                     + (f" (the threshold accused {_pct(reached, 1)} of held-out non-members)"
+                        if reached is not None else ""))
         return text + "."
     if metric == "membership_auc":
         told = "better than chance" if lo is not None and lo > 0.5 else "not clearly better than chance"

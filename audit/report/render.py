@@ -24,7 +24,7 @@ from audit.atomic import write_atomic
 from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.metrics.catalogue import METRICS
-from audit.metrics.settings import operating_point
+from audit.metrics.settings import is_unsupported, operating_point, rate_of
 from audit.metrics.verification import OperatingPoint
 from audit.report import narrative, plots
 from audit.resources import templates_dir
@@ -243,9 +243,9 @@ def _operating_marks(ident: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().dropna(subset=["fmr", "fnmr"])
 
 
-def _inversion_convergence(decoder: dict | None) -> dict:
-    """How the inversion attacks stopped (plateau of their own objective, or the preset's cap), as sentences and
-    one plot; empty for runs stored before the attacks recorded it."""
+def _inversion_convergence(decoder: dict | None, query: dict | None = None) -> dict:
+    """How the inversion attacks stopped (plateau of their own objective, or the preset's cap; the query-only attack
+    always at its budget), as sentences and one plot; empty for runs stored before the attacks recorded it."""
     decoder = decoder or {}
     attacks = [("black-box decoder", "epochs", decoder.get("convergence")),
                ("white-box", "steps", decoder.get("white_box_convergence"))]
@@ -257,6 +257,10 @@ def _inversion_convergence(decoder: dict | None) -> dict:
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
+    if lines and (query or {}).get("budget"):  # it has no stopping rule of its own: the budget ends it
+        lines.append(f"The query-only attack has no stopping rule of its own: it spent "
+                     f"{float(query.get('queries_per_victim') or 0):.0f} queries per victim and stopped because its "
+                     f"budget of {query['budget']} ran out, so a larger budget may strengthen it.")
     if decoder.get("synthetic_offered"):
         d = decoder.get("held_out_distance", {})
         kept = decoder.get("chosen") == "real+synthetic"
@@ -287,18 +291,23 @@ def query_limit(attack: dict | None, fmr: str = "0.001") -> str:
     share = [float(x) for x in sars[key]]
     pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
     first, peak = share[0], max(share)
-    if peak == 0:
-        return (f"No victim's image was accepted at FMR {key} within {queries[-1]} queries: this run shows no need "
-                "for a limit on queries per template, and a larger budget may still succeed.")
+    if peak == 0:  # a budget-bound attack that found nothing shows nothing about what more queries would find
+        return (f"No victim's image was accepted at FMR {key} within {queries[-1]} queries per victim. This does not "
+                "show that templates cannot be inverted with more queries, nor that a limit on queries per template "
+                "is unnecessary: it shows only that this attacker did not succeed within this budget.")
     if first >= peak:
-        return (f"The decoder's image alone (the first query) is already accepted for {pct(first)} of victims at FMR "
-                f"{key}, as many as after {queries[-1]} queries: a limit on queries per template would not help, "
-                "because the decoder alone already succeeds.")
+        return (f"The decoder's image alone (the first query) is accepted for {pct(first)} of victims at FMR {key}, "
+                f"as many as after {queries[-1]} queries: within this budget the queries added nothing, so a limit "
+                f"on queries per template would not lower the {pct(first)} the decoder's image achieves; a larger "
+                "budget may still add more.")
     rise = next(i for i, x in enumerate(share) if x > first)
     held = (f"hold this attacker to the {pct(first)} of victims the decoder's image alone achieves"
             if first > 0 else "have stopped this attacker in this run")
+    rising = len(share) >= 2 and share[-1] > share[-2]
+    end = (f"and is {pct(share[-1])} when the budget of {queries[-1]} queries ran out, still rising: a larger budget "
+           "would likely reach more" if rising else f"and reaches {pct(peak)} within {queries[-1]} queries")
     return (f"The decoder's image alone (the first query) is accepted for {pct(first)} of victims at FMR {key}; the "
-            f"share rises by {queries[rise]} queries and reaches {pct(peak)}. A limit of {queries[rise - 1]} "
+            f"share rises by {queries[rise]} queries {end}. A limit of {queries[rise - 1]} "
             f"{'query' if queries[rise - 1] == 1 else 'queries'} per template (the last count measured before it "
             f"rose) would {held}.")
 
@@ -312,11 +321,26 @@ def _membership_context(store: Store, run_id: str, metrics: pd.DataFrame) -> dic
     attacks = m[(m["metric"] == "membership_auc") & (m["setting"] != "strongest")].sort_values("value",
                                                                                               ascending=False)
     chosen = [a for fold in doc.get("chosen_per_fold", []) for a in fold]
+    # Every attack's TPR at each false-positive target beside its AUC: attacks rank differently at a low
+    # false-positive rate than by AUC, and the rules judge the rate there (review F1).
+    tpr = m[m["metric"] == "membership_tpr_at_fpr"]
+    fprs = sorted({f for f in (rate_of(s, "fpr") for s in tpr["setting"]) if f is not None}, reverse=True)
+    rows = []
+    for a in attacks.to_dict("records"):
+        cells = []
+        for f in fprs:
+            hit = tpr[tpr["setting"].map(lambda s, a=a["setting"], f=f: s.split(";")[0] == a and rate_of(s, "fpr") == f)]
+            cells.append(hit.iloc[0].to_dict() | {"unsupported": is_unsupported(hit.iloc[0]["setting"])}
+                         if len(hit) else None)
+        rows.append(a | {"tpr": cells})
+    chosen_at = {f: [a for fold in folds for a in fold]
+                 for f, folds in ((float(k), v) for k, v in doc.get("chosen_per_fold_at_fpr", {}).items())}
     return {"ran": not m.empty, "verdicts": narrative.membership_verdicts(metrics),
-            "attacks": attacks.to_dict("records"), "table": strongest.sort_values(["metric", "setting"])
+            "attacks": rows, "fprs": fprs, "table": strongest.sort_values(["metric", "setting"])
             .to_dict("records"), "members": doc.get("members"), "nonmembers": doc.get("nonmembers"),
             "references": len(doc.get("reference_models", [])),
-            "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen)}
+            "chosen": {a: chosen.count(a) for a in dict.fromkeys(chosen)}, "folds": len(chosen),
+            "chosen_at": {f: {a: c.count(a) for a in dict.fromkeys(c)} for f, c in chosen_at.items()}}
 
 
 def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | None:
@@ -423,7 +447,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
                       "query": query_attack, "query_plot": plots.query_curve(query_attack),
                       "query_limit": query_limit(query_attack),
                       "grid": base64.b64encode(inv_grid).decode() if inv_grid else None, "grid_rows": inv_rows,
-                      **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"))},
+                      **_inversion_convergence(_artifact(store, run_id, "inversion", "decoder.json"), query_attack)},
         "membership": _membership_context(store, run_id, metrics),
         "cloak": _cloak_context(store, run_id, metrics, no_faces),
         "acquisition": _acquisition_context(store, run_id, metrics, no_faces),

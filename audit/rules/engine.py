@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from audit.config import QUERY_PASS_BUDGET, queries_spent
 from audit.errors import RuleError, first_error
 from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
@@ -296,6 +297,11 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     elif np.isinf(observed):
         said += " (unbounded: on some resamples one group has no errors while another has some)"
     msg = f"{rule.aggregate} {rule.metric} {said} = {observed:.4g}{where} over {len(rows)} result(s); {limits}."
+    budget = _query_budget(rule, rows, metrics)
+    if budget is not None:  # a budget-bound attack's result is stated with its budget, whatever the status
+        spent, enough = budget
+        msg += (f" The query-only attacker spent {'an unknown number of' if spent is None else f'{spent:.0f}'} "
+                "queries per victim: a result on it holds for that many queries, not for a patient attacker.")
     if status == "pass" and rule.metric in demo.DIFFERENTIALS:
         short = _too_few_persons(rule, matched, metrics)
         if short:
@@ -311,11 +317,18 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
             return Finding(rule, "not_applicable", observed, loc,
                            f"Too few non-member persons to judge: the false-positive target rests on fewer than 30 "
                            f"expected false positives; it needs {need or 'more'}{' more' if need else ''} non-member "
-                           f"persons. Not judged as passing. ({msg})")
+                           f"persons. Not judged as passing. ({msg}){_membership_supported(metrics)}")
         return Finding(rule, "not_applicable", observed, loc,
                        f"Too few comparisons to judge at {supported_form(unsupported[0])}: the error-rate target rests "
                        "on fewer than 30 expected errors (the run's notes say how many more comparisons it needs). "
                        f"Not judged as passing. ({msg})")
+    if status == "pass" and budget is not None and not budget[1]:
+        loc["queries_per_victim"] = budget[0]
+        return Finding(rule, "not_applicable", observed, loc,
+                       f"Too few queries to judge: a query-inversion result passes only on at least "
+                       f"{queries_spent(QUERY_PASS_BUDGET)} queries per victim (what the smallest preset's budget "
+                       f"of {QUERY_PASS_BUDGET} spends); on fewer it shows only that the attack did not succeed "
+                       f"within them. Not judged as passing. ({msg})")
     if status == "pass" and len(blind):
         loc.update(_blind(blind))
         return Finding(rule, "not_applicable", observed, loc,
@@ -342,6 +355,44 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         loc.update(_blind(blind))
         msg += " Not judged: " + _blind_sentence(blind, rule, judged)
     return Finding(rule, status, observed, loc, msg)
+
+
+def _query_budget(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[float | None, bool] | None:
+    """For a rule whose judged rows include the query-only inversion attacker's (``query;...``): the queries per victim
+    it spent (``queries_per_victim``, setting ``query``; None when not stored) and whether that reaches what
+    :data:`audit.config.QUERY_PASS_BUDGET` spends. None for a rule reading no such row."""
+    if rule.probe != "inversion" or not rows["setting"].astype(str).str.startswith("query;").any():
+        return None
+    q = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "queries_per_victim")
+                & (metrics["setting"] == "query")]["value"].astype(float).dropna()
+    if q.empty:
+        return None, False
+    spent = float(q.min())
+    return spent, spent >= queries_spent(QUERY_PASS_BUDGET)
+
+
+def _membership_supported(metrics: pd.DataFrame) -> str:
+    """What the membership probe measured where its non-members do back it (the strongest attack's AUC, and its TPR
+    at each supported false-positive target beside the rate its thresholds reached), for a membership rule that
+    cannot judge its own target: the reader learns what the run shows though this rule judges none of it."""
+    m = metrics[metrics["probe"] == "membership"]
+    parts = []
+    auc = m[(m["metric"] == "membership_auc") & (m["setting"] == "strongest")]
+    if len(auc) and pd.notna(auc.iloc[0]["ci_low"]):
+        a = auc.iloc[0]
+        told = "above" if a["ci_low"] > 0.5 else "not clearly above"
+        parts.append(f"the strongest attack's AUC is {a['value']:.3f} (95% CI {a['ci_low']:.3f} to {a['ci_high']:.3f}; "
+                     f"{told} chance, 0.5)")
+    tpr = m[(m["metric"] == "membership_tpr_at_fpr") & m["setting"].astype(str).str.startswith("strongest;")]
+    for _, r in tpr[[not is_unsupported(x) for x in tpr["setting"].astype(str)]].iterrows():
+        reached = m[(m["metric"] == "membership_fpr") & (m["setting"] == r["setting"])]
+        beside = f", with {reached.iloc[0]['value']:.1%} of non-members accused" if len(reached) else ""
+        parts.append(f"its true-positive rate at a false-positive target of {rate_of(r['setting'], 'fpr'):g} is "
+                     f"{r['value']:.3f} (95% CI {r['ci_low']:.3f} to {r['ci_high']:.3f}{beside})")
+    if not parts:
+        return ""
+    return (" What the non-members do back, which this rule does not judge: " + "; ".join(parts)
+            + " (the baseline pack's MEMB-AUC judges the AUC).")
 
 
 def _words(pattern: str | list[str]) -> str:

@@ -224,6 +224,16 @@ def test_cli_sample_membership_run_and_its_report_section(tmp_path, how):
     assert f"with probability {auc['value']:.2f} (95% CI {auc['ci_low']:.2f} to {auc['ci_high']:.2f}" in section
     memb = findings[findings["rule_id"] == "MEMB-TRAINING-PERSONS"]
     assert len(memb) == 1 and memb["status"].item() != "pass"
+    # Every attack's TPR at each false-positive target is in the "Every attack" table beside its AUC (review F1: the
+    # table gave the AUC alone, hiding an attack that flags more members at a low false-positive rate).
+    from audit.report.narrative import fmt
+
+    table = section[section.index("Every attack"):]
+    assert "TPR at FPR 10.0% (95% CI)" in table and "TPR at FPR 1.0% (95% CI)" in table
+    for attack in ("tightness", "isolation", "learned"):
+        for t in ("0.1", "0.01;unsupported"):
+            r = pick(m, probe="membership", metric="membership_tpr_at_fpr", setting=f"{attack};fpr={t}")
+            assert f"{fmt(r['value'], 3)} ({fmt(r['ci_low'], 3)} – {fmt(r['ci_high'], 3)})" in table, (attack, t)
 
 
 def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit_weights():
@@ -244,11 +254,43 @@ def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit
     for a in ("tightness", "learned", "strongest"):
         r = out[a]
         for t in FPR_TARGETS:
+            folds = r.get("folds_at", {}).get(t, r["folds"])  # the strongest attack at each target is chosen there
             for who in (mem, non):
-                assert _rechosen_rate(r["folds"], y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
+                assert _rechosen_rate(folds, y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
         assert _rechosen_rate(r["folds"], y, mem, ones, None)[0] == pytest.approx(r["bacc"][mem].mean())
         assert _rechosen_rate(r["folds"], y, non, ones, None)[0] == pytest.approx(r["bacc"][non].mean())
     w = np.ones((1, len(y)))
     w[0, np.flatnonzero(non)[:20]] = 3  # some non-members drawn three times: thresholds move
     moved = [_rechosen_rate(out["tightness"]["folds"], y, mem, w, 0.1)[0], out["tightness"]["flag"][0.1][mem].mean()]
     assert moved[0] != moved[1]
+
+
+def test_strongest_at_a_low_false_positive_rate_is_the_attack_strongest_there_not_by_auc():
+    """Review F1: one score moves every member a little (high AUC, few members flagged at 1% FPR), another moves a
+    minority of members a lot (AUC near 0.57, but many flagged at 1% FPR), as a model that memorised some of its
+    training persons would. The rules judge ``strongest;fpr=0.01``: it must be the attack strongest at that operating
+    point, chosen on the other folds' persons, not the one chosen by AUC (which flags far fewer members there)."""
+    from audit.metrics.stats import SubjectBootstrap
+    from audit.probes.membership import MembershipProbe
+
+    rng = np.random.default_rng(7)
+    n_mem, n_non = 300, 3000
+    y = np.r_[np.ones(n_mem, int), np.zeros(n_non, int)]
+    tight = rng.normal(0, 1, len(y)) + 1.0 * y
+    iso = rng.normal(0, 1, len(y))
+    iso[rng.choice(np.flatnonzero(y == 1), 45, replace=False)] += 3.5
+    feats = {"tightness": tight, "spread": rng.normal(0, 1, len(y)), "isolation": iso}
+    x = np.stack(list(feats.values()), 1)
+    probe = MembershipProbe()
+    outs = [probe._cross_validate(feats, x, y, probe._folds(y, 5, 11 + r), 111 + r) for r in range(2)]
+    assert set(a for o in outs for a in o["strongest"]["chosen"]) <= {"tightness", "learned"}  # by AUC
+    assert all(a == "isolation" for o in outs for a in o["strongest"]["chosen_at"][0.01])
+    boot = SubjectBootstrap(np.arange(len(y)), 50, 3, "membership")
+    recs = {(r.metric, r.setting): r for a in ("isolation", "learned", "strongest")
+            for r in probe._records(a, [o[a] for o in outs], y, boot, 5)}
+    tpr = lambda a: recs[("membership_tpr_at_fpr", f"{a};fpr=0.01")]  # noqa: E731
+    assert tpr("strongest").value == pytest.approx(tpr("isolation").value)
+    assert tpr("strongest").value > tpr("learned").value + 0.03
+    # The AUC row is still the AUC-chosen attack's.
+    assert recs[("membership_auc", "strongest")].value == pytest.approx(recs[("membership_auc", "learned")].value,
+                                                                        abs=0.02)

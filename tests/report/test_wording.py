@@ -87,14 +87,67 @@ def test_the_query_limit_sentence_follows_the_curve(context):
     base = {**inv, "query": {"victims": 48, "budget": 200, "queries_per_victim": 41.0, "decoder_queries": 600}}
     page = _text(render(context, inversion={**base, "query_limit": query_limit(flat)}))
     assert "below the point where the curve rises would stop" not in page
-    assert ("The decoder's image alone (the first query) is already accepted for 100% of victims at FMR 0.001, as "
-            "many as after 41 queries: a limit on queries per template would not help, because the decoder alone "
-            "already succeeds.") in page
+    assert ("The decoder's image alone (the first query) is accepted for 100% of victims at FMR 0.001, as many as "
+            "after 41 queries: within this budget the queries added nothing, so a limit on queries per template would "
+            "not lower the 100% the decoder's image achieves; a larger budget may still add more.") in page
     page = _text(render(context, inversion={**base, "query_limit": query_limit(rising)}))
     assert ("A limit of 21 queries per template (the last count measured before it rose) would hold this attacker "
             "to the 25% of victims the decoder's image alone achieves.") in page
-    assert "would not help" in query_limit({"curve": {"queries": [1], "sar_type1": {"0.01": [0.5]}}})
+    assert "would not lower" in query_limit({"curve": {"queries": [1], "sar_type1": {"0.01": [0.5]}}})
     assert "cannot say" in query_limit(None)
+
+
+def test_the_query_curve_sentence_reads_no_safety_into_a_zero_and_no_ceiling_into_a_rising_curve():
+    """Review F6: a curve at zero read 'this run shows no need for a limit on queries per template'; the README's own
+    ArcFace curve, still rising when the quick budget ran out, read 'reaches 94%' as if that were the ceiling; a flat
+    5% curve read 'the decoder alone already succeeds'."""
+    zero = query_limit({"curve": {"queries": [1, 21, 181], "sar_type1": {"0.001": [0.0, 0.0, 0.0]}}})
+    assert "no need" not in zero
+    assert zero.startswith("No victim's image was accepted at FMR 0.001 within 181 queries per victim. This does not "
+                           "show that templates cannot be inverted with more queries")
+    arc = query_limit({"curve": {"queries": [1, 21, 41, 81, 161, 181],
+                                 "sar_type1": {"0.001": [0.10, 0.40, 0.60, 0.80, 0.896, 0.938]}}})
+    assert "is 94% when the budget of 181 queries ran out, still rising: a larger budget would likely reach more" in arc
+    level = query_limit({"curve": {"queries": [1, 21, 41, 81], "sar_type1": {"0.001": [0.10, 0.40, 0.60, 0.60]}}})
+    assert "reaches 60% within 81 queries" in level and "still rising" not in level
+    flat = query_limit({"curve": {"queries": [1, 21, 181], "sar_type1": {"0.001": [0.05, 0.05, 0.05]}}})
+    assert "already succeeds" not in flat and "a larger budget may still add more" in flat
+
+
+def test_the_query_attackers_chance_level_is_the_best_of_its_tries():
+    """Review F7: every inversion sentence ended 'against about 0.1% by chance', the query attacker's too, though it
+    keeps the best of its 181 submissions (181 unrelated faces pass at FMR 1e-3 about 16.6% of the time)."""
+    rows = metrics([{"probe": "inversion", "metric": "sar_type1", "condition": "clean", "setting": s, "value": 0.9,
+                     "ci_low": 0.8, "ci_high": 0.95} for s in ("query;target;fmr=0.001", "black-box;target;fmr=0.001")])
+    query, black = sorted(narrative.inversion_verdicts(rows, 181.0), key=lambda t: "query" not in t)
+    assert "against up to about 16.6% for 181 unrelated faces submitted (the best of that many tries" in query
+    assert "0.1% by chance" not in query and black.endswith("against about 0.1% by chance.")
+
+
+def test_membership_at_chance_is_not_said_to_be_told():
+    """Review F3: ArcFace, which never saw the persons, flagged 10.2% of members (95% CI 4.9 to 17.9%) while the
+    thresholds accused 11.7% of non-members, and the report said the attacker 'can tell' for 10.2% of members. The
+    members flagged are now compared with the false-positive rate the thresholds reached (what accusing at random
+    flags): only a lower end above it is told as disclosure."""
+    chance = metrics([
+        {"probe": "membership", "metric": "membership_tpr_at_fpr", "condition": "clean", "setting": "strongest;fpr=0.1",
+         "value": 0.102, "ci_low": 0.049, "ci_high": 0.179},
+        {"probe": "membership", "metric": "membership_fpr", "condition": "clean", "setting": "strongest;fpr=0.1",
+         "value": 0.117, "ci_low": 0.08, "ci_high": 0.16}])
+    said = narrative.membership_verdicts(chance)[0]
+    assert "can tell" not in said
+    assert said.startswith("An attacker who has a person's photos is not shown to do better than accusing persons at "
+                           "random: aiming to accuse 10.0% of non-members (it accused 11.7%")
+    rows = [finding("M1", metric="membership_tpr_at_fpr", attribute="", setting="strongest;fpr=0.1", value=0.102,
+                    ci_low=0.049, ci_high=0.179)]
+    meaning = narrative.verdict(pd.DataFrame(rows), chance, [], [], [])["problems"][0]["meaning"]
+    assert "can tell" not in meaning and "is not shown to do better than accusing persons at random" in meaning
+    assert "random accusations flag 11.7% of both" in meaning
+    # Above chance it is told, with what random accusations would flag beside it.
+    told = chance.assign(value=[0.26, 0.107], ci_low=[0.18, 0.07], ci_high=[0.35, 0.15])
+    said = narrative.membership_verdicts(told)[0]
+    assert said.startswith("An attacker who has a person's photos can tell whether they were in the training data for "
+                           "26.0% of members") and said.endswith("Accusing persons at random would flag 10.7% of members.")
 
 
 def test_the_appendix_says_which_gradient_attacks_ran_in_bfloat16(context):
@@ -402,3 +455,26 @@ def test_attributes_no_pack_reads_are_found_for_a_pack_given_as_a_file(tmp_path)
     shipped = shipped.assign(location=shipped["location"].map(
         lambda s: json.dumps({k: v for k, v in json.loads(s).items() if k != "reads"})))
     assert _unread_attributes(shipped, metrics) == {"attributes": ["geschlecht"], "unchecked": []}
+
+
+def test_a_query_inversion_finding_states_the_queries_it_rests_on():
+    """Review F2: the finding's sentence for the query-only attacker gave no query count, so a result within 41 queries
+    read as irreversibility against the score interface. It now says within how many queries per victim."""
+    rows = [finding("Q1", metric="sar_type1", attribute="", setting="query;target;fmr=0.001", value=0.3, ci_low=0.2,
+                    ci_high=0.45)]
+    spent = metrics([{"probe": "inversion", "metric": "queries_per_victim", "condition": "clean", "setting": "query",
+                      "value": 41.0, "ci_low": 41.0, "ci_high": 41.0}])
+    meaning = narrative.verdict(pd.DataFrame(rows), spent, [], [], [])["problems"][0]["meaning"]
+    assert "accepts as the person within 41 queries per victim (a budget-bound attack: more queries may succeed " \
+           "more often): 30.0% of reconstructions" in meaning
+
+
+def test_the_query_attack_is_listed_among_the_attacks_stopped_by_their_budget():
+    """Review F6: the query attack always stops at its budget, yet 'Did the attacks run to convergence?' left it out
+    while saying that each attack runs until its own objective stops improving."""
+    from audit.report.render import _inversion_convergence
+
+    rec = {"stopped_by": "plateau", "steps": 9, "cap": 12, "min_delta": 0.005, "patience": 5}
+    lines = _inversion_convergence({"convergence": rec}, {"budget": 200, "queries_per_victim": 181.0})["convergence"]
+    assert ("The query-only attack has no stopping rule of its own: it spent 181 queries per victim and stopped "
+            "because its budget of 200 ran out, so a larger budget may strengthen it.") in lines

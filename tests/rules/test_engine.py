@@ -360,3 +360,70 @@ def test_an_infinite_value_beside_a_result_without_interval_reads_plainly():
         f = evaluate_rule(rule(probe="identity", metric="fnmr_max_min", warn_if="> 2", fail_if="> 5", use="ci_high",
                                aggregate=aggregate), metrics(rows[:1]), {"identity"})
         assert "upper end of the 95% CI (unbounded: on some resamples" in f.message, aggregate
+
+
+@pytest.mark.parametrize("spent,expect", [(None, "not_applicable"), (1, "not_applicable"), (161, "not_applicable"),
+                                          (181, "pass"), (981, "pass")])
+def test_query_inversion_passes_only_on_the_smallest_presets_budget(spent, expect):
+    """Review F2: ISO24745-IRREVERSIBILITY-QUERY passed a run whose query attacker had 1 query per victim (the decoder's
+    image alone): 0 of 48 victims accepted passes only when the attacker spent at least what the quick preset's 200
+    spend (181, in whole steps of 20); on fewer, or with no stored count, it is not judged as passing. The finding
+    states the queries spent whatever its status, and a pooled rule (ISO24745-IRREVERSIBILITY, the strongest of all
+    threat models) holds the query row to the same floor."""
+    rows = [{"probe": "inversion", "condition": "clean", "metric": "sar_type1", "setting": f"{a};target;fmr=0.001",
+             "value": 0.0, "ci_low": 0.0, "ci_high": 0.074, "n": 48, "direction": "higher_is_riskier"}
+            for a in ("query", "black-box")]
+    if spent is not None:
+        rows.append({"probe": "inversion", "condition": "clean", "metric": "queries_per_victim", "setting": "query",
+                     "value": spent, "ci_low": spent, "ci_high": spent, "n": 48})
+    for rid in ("ISO24745-IRREVERSIBILITY-QUERY", "ISO24745-IRREVERSIBILITY"):
+        f = evaluate_rule(_pack_rule("iso-biometrics", rid), metrics(rows), {"inversion"})
+        assert f.status == expect, (rid, f.message)
+        if spent is not None:
+            assert f"The query-only attacker spent {spent} queries per victim" in f.message
+        if expect == "not_applicable":
+            assert f.message.startswith("Too few queries to judge") and "181 queries per victim" in f.message
+    # The template-only rule reads no query row: the budget does not concern it.
+    f = evaluate_rule(_pack_rule("iso-biometrics", "ISO24745-IRREVERSIBILITY-TEMPLATE-ONLY"), metrics(rows), {"inversion"})
+    assert f.status == "pass" and "queries per victim" not in f.message
+    # A clear failure within a small budget still fails (success within fewer queries is success).
+    bad = [dict(r, value=0.5, ci_low=0.35, ci_high=0.65) if r["metric"] == "sar_type1" else r for r in rows]
+    assert evaluate_rule(_pack_rule("iso-biometrics", "ISO24745-IRREVERSIBILITY-QUERY"), metrics(bad),
+                         {"inversion"}).status == "fail"
+
+
+def test_a_query_budget_below_the_attackers_first_step_is_refused():
+    """Review F2: --inversion-queries 1..20 let the query attacker take no step (its result was the decoder's image);
+    such a budget is refused with the reason, 21 (the decoder's image plus one step of 20) is accepted."""
+    from pydantic import ValidationError
+
+    from audit.config import QUERY_FIRST_STEP, AuditConfig
+    from audit.probes.query import POP, checkpoints
+
+    assert QUERY_FIRST_STEP == POP + 1 and checkpoints(QUERY_FIRST_STEP) == [1, QUERY_FIRST_STEP]
+    for budget in (1, 20):
+        with pytest.raises(ValidationError, match="take no step"):
+            AuditConfig(model="m.onnx", inversion_queries=budget)
+    assert AuditConfig(model="m.onnx", inversion_queries=21).inversion_queries == 21
+
+
+def test_a_membership_rule_too_few_non_members_back_names_what_the_run_does_show():
+    """Review F4: on the planted set (300 non-members) AIA-10-TRAINING-MEMBERSHIP, the eu-ai-act pack's only membership
+    rule, reads FPR 0.01 and is not applicable, while the run clearly detects membership (AUC 0.643 [0.584, 0.704],
+    TPR at FPR 0.1 0.260 [0.182, 0.351] with 10.7% of non-members accused). The finding now says what the
+    non-members do back, so an auditor reading that pack alone is not left with 'not applicable' and nothing else."""
+    rows = [{"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.01;unsupported", "value": 0.025, "ci_low": 0.0, "ci_high": 0.181},
+            {"probe": "membership", "condition": "clean", "metric": "membership_tpr_at_fpr",
+             "setting": "strongest;fpr=0.1", "value": 0.26, "ci_low": 0.182, "ci_high": 0.351},
+            {"probe": "membership", "condition": "clean", "metric": "membership_fpr",
+             "setting": "strongest;fpr=0.1", "value": 0.107, "ci_low": 0.07, "ci_high": 0.15},
+            {"probe": "membership", "condition": "clean", "metric": "membership_auc", "setting": "strongest",
+             "value": 0.643, "ci_low": 0.584, "ci_high": 0.704},
+            {"probe": "membership", "condition": "clean", "metric": "membership_nonmembers_needed",
+             "setting": "fpr=0.01", "value": 2700.0, "ci_low": 2700.0, "ci_high": 2700.0}]
+    f = evaluate_rule(_pack_rule("eu-ai-act", "AIA-10-TRAINING-MEMBERSHIP"), metrics(rows), {"membership"})
+    assert f.status == "not_applicable" and "it needs 2700 more non-member persons" in f.message
+    assert ("What the non-members do back, which this rule does not judge: the strongest attack's AUC is 0.643 (95% CI "
+            "0.584 to 0.704; above chance, 0.5); its true-positive rate at a false-positive target of 0.1 is 0.260 "
+            "(95% CI 0.182 to 0.351, with 10.7% of non-members accused)") in f.message
