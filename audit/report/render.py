@@ -566,8 +566,12 @@ def compare_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
     verdicts. Written beside the HTML and attached to the PDF; the print summarises them."""
     paired = ctx.get("paired") or {"rows": [], "rankings": []}
     measure = ("probe", "metric", "condition", "setting", "attribute", "group")
-    ranks = [{**{k: k_[k] for k in measure}, **m} for k_ in paired["rankings"] for m in k_["models"]]
-    pairs = [{**{k: k_[k] for k in measure}, **p} for k_ in paired["rankings"] for p in k_["pairs"]]
+    # direction: which end of a ranking is the risky one (rank 1 is the highest value; for a lower-is-riskier
+    # measure such as clean FNMR that is the safest model)
+    ranks = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **m}
+             for k_ in paired["rankings"] for m in k_["models"]]
+    pairs = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **p}
+             for k_ in paired["rankings"] for p in k_["pairs"]]
     tables = {"paired-differences.csv": pd.DataFrame(paired["rows"]), "rankings.csv": pd.DataFrame(ranks),
               "rankings-pairwise.csv": pd.DataFrame(pairs)}
     return {name: t for name, t in tables.items() if not t.empty}
