@@ -512,6 +512,8 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
     runs, labels, rows = headline_rows(store, run_ids)
     findings = {r: store.findings(r) for r in run_ids}
     paired = _paired_context(store, runs, findings, labels, reference)
+    # each run's preprocessing check: a run audited against a failed check (--accept-profile) is no fair measure
+    checks = [compare.preprocessing_outcome(_artifact(store, r, "models", "preprocessing.json")) for r in run_ids]
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
@@ -533,7 +535,9 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
             continue
         table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
-            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
+            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks,
+            "overridden": [lab for lab, c in zip(labels, checks) if c["state"] == "overridden"],
+            "profiles_differing": compare.profiles_differing(runs, labels), **paired}
 
 
 def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list[str], reference: int) -> dict:

@@ -50,3 +50,53 @@ def test_rankings_say_which_end_is_risky_for_every_direction(direction, words):
     tables = compare_appendix({"paired": res})
     for name in ("rankings.csv", "rankings-pairwise.csv"):
         assert set(tables[name]["direction"]) == {direction}, name
+
+
+@pytest.fixture(scope="module")
+def profile_runs(tmp_path_factory):
+    """fr-baseline audited twice on 20 synthetic people x 3 images (identity, clean): once under its own profile,
+    once as the same file under a wrong one (std 1 instead of 127.5), which its preprocessing check refuses and
+    --accept-profile overrides."""
+    import shutil
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.synth import Recipe
+    from audit.synth.dataset import materialise
+    from tests.conftest import SAMPLE_MODELS
+
+    root = tmp_path_factory.mktemp("profiles")
+    data, _, _ = materialise(root / "data", Recipe(people=20, images=3), workers=1)
+    bad = root / "bad" / "fr-baseline.onnx"
+    bad.parent.mkdir()
+    shutil.copy(SAMPLE_MODELS / "fr-baseline.onnx", bad)
+    profile = (SAMPLE_MODELS / "fr-baseline.profile.yaml").read_text()
+    wrong = profile.replace("std:\n  - 127.5\n  - 127.5\n  - 127.5", "std:\n  - 1.0\n  - 1.0\n  - 1.0", 1)
+    assert wrong != profile
+    bad.with_suffix(".profile.yaml").write_text(wrong)
+    db = root / "s.duckdb"
+    ids = [api.run_audit(AuditConfig(model=m, data=str(data), probes=["identity"], conditions=["clean"],
+                                     bootstrap=50, parity=False, accept_profile=m == bad), db)
+           for m in (SAMPLE_MODELS / "fr-baseline.onnx", bad)]
+    return db, ids
+
+
+def test_an_overridden_preprocessing_check_and_another_profile_are_said_on_page_one(profile_runs):
+    """The same model file under a wrong profile, accepted with --accept-profile, was compared as 'only the models
+    differ' with no word of the profile or of the failed check (and counted 'safer' for it)."""
+    from audit.report.render import compare_context
+
+    db, ids = profile_runs
+    with Store(db, read_only=True) as s:
+        ctx = compare_context(s, ids)
+    assert [c["state"] for c in ctx["checks"]] == ["passed", "overridden"]
+    assert ctx["overridden"] == [ctx["labels"][1]]
+    (diff,) = ctx["profiles_differing"]
+    assert diff["runs"] == ctx["labels"] and diff["sha256"] == ctx["runs"][0]["model_id"]
+    html = environment().get_template("compare.html.j2").render(**ctx, beside=None)
+    verdict = html[html.index('id="verdict"'):html.index('id="runs"')]
+    assert "; only the models differ" not in verdict and "not only the models differ" in verdict
+    assert "audited under different profiles" in verdict
+    assert f"{ctx['labels'][1]} is no fair measure of its model" in verdict and "--accept-profile" in verdict
+    runs = html[html.index('id="runs"'):]
+    assert "<th>preprocessing check</th>" in runs and "passed (" in runs
