@@ -100,3 +100,79 @@ def test_an_overridden_preprocessing_check_and_another_profile_are_said_on_page_
     assert f"{ctx['labels'][1]} is no fair measure of its model" in verdict and "--accept-profile" in verdict
     runs = html[html.index('id="runs"'):]
     assert "<th>preprocessing check</th>" in runs and "passed (" in runs
+
+
+def test_fnmr_chooses_its_threshold_again_on_every_replicate(profile_runs):
+    """FNMR was compared at each run's whole-sample threshold held fixed (coverage 0.89-0.91); it now keeps the
+    clean impostor scores and chooses the threshold again on every replicate, as TAR does: on clean faces FNMR is
+    one minus TAR at the same FMR on every replicate, and a group's FNMR uses the whole run's threshold."""
+    from audit.compare.paired import PairedBootstrap, load_series
+
+    db, ids = profile_runs
+    with Store(db, read_only=True) as s:  # the run under the wrong profile: it misses some genuine comparisons
+        series = {x.key: x for x in load_series(s, ids[1])}
+        metrics = s.metrics(ids[1])
+    (setting,) = {k[3] for k in series if k[1] == "fnmr"}
+    fnmr, tar = series["identity", "fnmr", "clean", setting, "", "all"], series["identity", "tar_at_fmr", "clean",
+                                                                                 setting, "", "all"]
+    assert fnmr.kind == "share_at_rate" and fnmr.complement
+    boot = PairedBootstrap(np.concatenate([fnmr.subjects, fnmr.gallery]), 200, 0)
+    (f, fb), (t, tb) = boot.stat(fnmr), boot.stat(tar)
+    assert f == pytest.approx(1 - t) and np.allclose(fb, 1 - tb, equal_nan=True)
+    assert len(set(np.round(fb, 9))) > 3
+    stored = metrics.query("metric == 'fnmr' and condition == 'clean'")["value"].iloc[0]
+    assert f == pytest.approx(stored, abs=1e-9)
+    groups = [x for k, x in series.items() if k[1] == "group_fnmr" and k[2] == "clean" and k[3] == setting]
+    assert groups and all(g.kind == "share_at_rate" and len(g.impostor_subjects) == len(fnmr.subjects)
+                          for g in groups)
+    for g in groups:
+        want = metrics.query(f"metric == 'group_fnmr' and condition == 'clean' and attribute == '{g.attribute}' "
+                             f"and group == '{g.group}'")["value"]
+        if len(want):
+            assert boot.stat(g)[0] == pytest.approx(want.iloc[0], abs=1e-9)
+
+
+def test_a_run_stored_before_fnmr_kept_impostor_scores_compares_at_fixed_thresholds(profile_runs):
+    """A run whose FNMR outcomes are each unit's miss at its whole-sample threshold (as stored before) against one
+    that keeps the impostor scores: FNMR, group FNMR and their max/min hold both runs' thresholds fixed, exactly as
+    comparing two such old runs does, never one held and one chosen again."""
+    import json
+
+    from audit.probes.base import OUTCOMES, Artifact
+
+    db, ids = profile_runs
+    with Store(db, read_only=True) as s:
+        docs = [json.loads(bytes(a["data"])) for i in ids for _, a in s.artifacts(i).iterrows()
+                if a["name"] == OUTCOMES]
+
+    def old(doc):  # FNMR as runs stored it before: the miss at the threshold of the kept impostor scores
+        from audit.compare.paired import PairedBootstrap, Series
+
+        out = json.loads(json.dumps(doc))
+        for sd in out["series"]:
+            if sd["metric"] == "fnmr":
+                s = Series("identity", "fnmr", "", "", "", "all", np.asarray(doc["rows"]),
+                           np.asarray(doc["subjects"], dtype=object), "share_at_rate",
+                           values=np.asarray(sd["positives"]), gallery=np.asarray(doc["gallery"]["subjects"]),
+                           negatives=np.asarray(sd["negatives"]), negative_pairs=np.asarray(sd["negative_pairs"]),
+                           rate=sd["rate"], complement=True)
+                fixed = PairedBootstrap(s.subjects, 1, 0).at_fixed_threshold(s)
+                for k in ("positives", "negatives", "negative_pairs", "rate", "complement"):
+                    del sd[k]
+                sd |= {"kind": "share", "values": fixed.values.astype(int).tolist()}
+        return out
+
+    def rows(pair):
+        with Store(":memory:") as s:
+            for label, doc in zip(("A", "B"), pair):
+                write_result(s, label, ProbeResult(artifacts=[Artifact.json("identity", OUTCOMES, doc)]))
+            got = compare_runs(s, ["A", "B"], ["A", "B"], {}, n_boot=100)["rows"]
+        return {(r["metric"], r["condition"], r["attribute"], r["group"]): r for r in got
+                if "fnmr" in r["metric"]}
+
+    mixed, both_old = rows([old(docs[0]), docs[1]]), rows([old(docs[0]), old(docs[1])])
+    assert mixed.keys() == both_old.keys() and any(k[0] == "fnmr_max_min" for k in mixed)
+    for k in mixed:
+        for f in ("value_a", "value_b", "ci_low", "ci_high", "verdict"):
+            assert mixed[k][f] == both_old[k][f] or (mixed[k][f] != mixed[k][f] and both_old[k][f] != both_old[k][f]), \
+                (k, f)
