@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from audit.metrics.demographic import ratio_max_min
-from audit.metrics.stats import expanded_alpha, pairs_within, percentile_interval, shares_at_own_threshold
+from audit.metrics.stats import (clopper_pearson, expanded_alpha, pairs_within, percentile_interval,
+                                 shares_at_own_threshold)
 from audit.metrics.verification import eer_auc_many
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
@@ -377,6 +378,8 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
         n_persons = len(np.unique(first.subjects.astype(str)))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
                 "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
+        group_rate = key[5] != "all" and first.kind in ("share", "pair_share", "share_at_rate")
+        few = too_few(first)
         for i in have:
             if i == ref:
                 continue
@@ -384,7 +387,12 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             with np.errstate(invalid="ignore"):
                 d, db = val - ref_val, bs - ref_boot
             lo, hi = _interval(d, db, n_persons)
+            if few is None and group_rate and np.isfinite(d) and lo == hi:  # a zero-width interval (every replicate
+                # alike: a handful of persons who all fail or none): the exact-binomial floor of the two rates
+                lo, hi = _exact_floor(ref_val, val, n_persons, lo, hi)
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
+            if few is not None and np.isfinite(d):
+                words, need = few, None
             ratio = rlo = rhi = None
             if first.kind in ("share", "pair_share", "share_at_rate"):
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -395,14 +403,45 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                          "verdict": words, "persons_needed": need})
             rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:
-            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have], n_persons)})
+            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have], n_persons,
+                                                few)})
     paired = {r[k] for r in rows for k in ("a", "b")}
     unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
     return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
             "persons": len(boot.persons), "n_boot": n_boot}
 
 
-def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int) -> dict:
+MIN_GROUP_PERSONS = 10
+"""A group's paired rate (and a max/min over groups) gets no verdict on fewer persons than this (in its smallest
+group): a one-person group's rates differ by whole outcomes, and its interval has no width to speak of."""
+
+
+def _group_persons(s: Series) -> int | None:
+    """The persons of a group series, or of the smallest group behind a max/min; None for a whole-sample series."""
+    if s.kind == "max_min":
+        return min(len(np.unique(p.subjects.astype(str))) for p in s.parts) if s.parts else None
+    return len(np.unique(s.subjects.astype(str))) if s.group != "all" else None
+
+
+def too_few(s: Series) -> str | None:
+    """The verdict of a group series on too few persons (:data:`MIN_GROUP_PERSONS`), else None."""
+    n = _group_persons(s)
+    if n is None or n >= MIN_GROUP_PERSONS:
+        return None
+    where = "its smallest group has" if s.kind == "max_min" else "the group has"
+    return f"too few persons to tell apart ({where} {n}; a verdict needs {MIN_GROUP_PERSONS})"
+
+
+def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tuple[float, float]:
+    """The interval of B - A widened to at least Newcombe's (hybrid score) interval from the exact-binomial
+    (Clopper-Pearson) intervals of the two rates on ``persons``, as a single run's rate has its floor."""
+    la, ua = clopper_pearson(a, persons)
+    lb, ub = clopper_pearson(b, persons)
+    d = b - a
+    return (min(lo, d - float(np.hypot(b - lb, ua - a))), max(hi, d + float(np.hypot(ub - b, a - la))))
+
+
+def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
@@ -440,6 +479,7 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
             diff = values[j] - values[i]
             lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
         words = ("no finite difference" if not np.isfinite(diff) else
+                 "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else
                  f"{labels[j]} higher" if lo > 0 else f"{labels[i]} higher")
         verdicts.append({"a": labels[i], "b": labels[j], "p_holm": float(p), "verdict": words})

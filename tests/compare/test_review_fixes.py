@@ -176,3 +176,44 @@ def test_a_run_stored_before_fnmr_kept_impostor_scores_compares_at_fixed_thresho
         for f in ("value_a", "value_b", "ci_low", "ci_high", "verdict"):
             assert mixed[k][f] == both_old[k][f] or (mixed[k][f] != mixed[k][f] and both_old[k][f] != both_old[k][f]), \
                 (k, f)
+
+
+def test_groups_of_few_persons_get_no_verdict_and_no_zero_width_interval():
+    """A one-person group was 'told apart' with the interval (0.333 to 0.333), and a 13-person group where every
+    person fails in B and none in A with (1.0 to 1.0): a group below MIN_GROUP_PERSONS (and a max/min over it) gets
+    'too few persons', in the rankings too; a zero-width interval gets the exact-binomial floor."""
+    from audit.compare.paired import MIN_GROUP_PERSONS
+
+    assert MIN_GROUP_PERSONS == 10
+    n = 14
+    subjects = np.repeat(np.arange(n), 2).astype(str)
+    age = np.array(["13-19"] * 2 + ["20-29"] * 26, dtype=object)
+    gallery = {"rows": np.arange(100, 100 + n), "subjects": np.arange(n).astype(str),
+               "groups": {"age": np.array(["13-19"] + ["20-29"] * 13, dtype=object)}}
+    zero, one = np.zeros(len(subjects), int), np.ones(len(subjects), int)
+    half = zero.copy()
+    half[2::2] = 1  # C: one of each person's two images missed (20-29 only)
+    with Store(":memory:") as s:
+        res = _compare(s, {lab: [_share(v, subjects, groups={"age": age}, gallery=gallery)]
+                           for lab, v in (("A", zero), ("B", one), ("C", half))}, n_boot=200)
+    rows = {(r["metric"], r["group"], r["b"]): r for r in res["rows"]}
+    small = rows["group_fnmr", "13-19", "B"]
+    assert small["verdict"].startswith("too few persons to tell apart (the group has 1;")
+    assert small["outcome"] == "cannot be told apart" and small["persons_needed"] is None
+    assert rows["fnmr_max_min", "all", "B"]["verdict"].startswith("too few persons") or \
+        rows["fnmr_max_min", "all", "B"]["outcome"] == "no finite difference"
+    big = rows["group_fnmr", "20-29", "B"]
+    assert big["diff"] == 1 and big["ci_low"] < 0.8 and big["ci_high"] >= 1 and big["outcome"] == "B higher"
+    assert rows["fnmr", "all", "B"]["outcome"] == "B higher"
+    ranking = next(k for k in res["rankings"] if k["metric"] == "group_fnmr" and k["group"] == "13-19")
+    assert {p["verdict"] for p in ranking["pairs"]} == {"too few persons to tell apart"}
+
+
+def test_page_says_what_too_few_persons_means():
+    row = {"probe": "identity", "metric": "group_fnmr", "condition": "clean", "setting": "fmr=0.01",
+           "attribute": "age", "group": "13-19", "a": "A", "b": "B", "value_a": 0.0, "value_b": 0.3, "diff": 0.3,
+           "ci_low": 0.3, "ci_high": 0.3, "ratio": None, "outcome": "cannot be told apart",
+           "verdict": "too few persons to tell apart (the group has 1; a verdict needs 10)", "persons_needed": None}
+    html = _render({"n_boot": 10, "persons": 5, "rows": [row], "rankings": []})
+    assert '"Too few persons": a group\'s rate on fewer persons than a verdict needs' in html.replace("&#34;", '"') \
+        .replace("&#39;", "'")
