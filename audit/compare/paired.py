@@ -524,14 +524,24 @@ def summarise(rows: list[dict], top: int = 3) -> list[dict]:
     excludes 0 (rates and shares before ratios, whose differences are on another scale).
 
     Clean FNMR is one minus clean TAR at the same FMR (one threshold, the same genuine comparisons): where both
-    rows are there, the FNMR row is not counted (``merged`` says how many), so one effect counts once."""
+    rows are there, the FNMR row is not counted (``merged`` says how many), so one effect counts once.
+    A measure at an operating point the data cannot back (its setting holds ``;unsupported``: too few impostor
+    comparisons for the FMR) is counted apart, in ``unsupported`` (and ``unsupported_apart``: of those, how many
+    were told apart), never in the riskier / safer tallies."""
     out: dict[tuple, dict] = {}
     tars = {_same_as_tar(r) for r in rows if r["metric"] == "tar_at_fmr"}
     for r in rows:
         s = out.setdefault((r["probe"], r["a"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
                                                   "counts": dict.fromkeys(VERDICT_KINDS, 0),
-                                                  "risk": dict.fromkeys(RISK_KINDS, 0), "largest": [], "merged": 0})
-        if r["metric"] == "fnmr" and r.get("condition") == "clean" and _same_as_tar(r) in tars:
+                                                  "risk": dict.fromkeys(RISK_KINDS, 0), "largest": [], "merged": 0,
+                                                  "unsupported": 0, "unsupported_apart": 0})
+        same_as_tar = r["metric"] == "fnmr" and r.get("condition") == "clean" and _same_as_tar(r) in tars
+        if ";unsupported" in (r.get("setting") or ""):
+            if not same_as_tar:
+                s["unsupported"] += 1
+                s["unsupported_apart"] += r["outcome"] in ("B higher", "A higher")
+            continue
+        if same_as_tar:
             s["merged"] += 1
             continue
         s["measures"] += 1
@@ -557,9 +567,10 @@ def model_verdicts(summary: list[dict]) -> list[dict]:
     for s in summary:
         m = out.setdefault((s["a"], s["b"]), {"a": s["a"], "b": s["b"], "measures": 0,
                                     "counts": dict.fromkeys(VERDICT_KINDS, 0), "risk": dict.fromkeys(RISK_KINDS, 0),
-                                    "probes": [], "merged": 0})
+                                    "probes": [], "merged": 0, "unsupported": 0, "unsupported_apart": 0})
         m["measures"] += s["measures"]
-        m["merged"] += s.get("merged", 0)
+        for k in ("merged", "unsupported", "unsupported_apart"):
+            m[k] += s.get(k, 0)
         m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
         m["risk"] = {k: m["risk"][k] + s["risk"][k] for k in RISK_KINDS}
         m["probes"].append(s)

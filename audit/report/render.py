@@ -514,6 +514,7 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
     paired = _paired_context(store, runs, findings, labels, reference)
     # each run's preprocessing check: a run audited against a failed check (--accept-profile) is no fair measure
     checks = [compare.preprocessing_outcome(_artifact(store, r, "models", "preprocessing.json")) for r in run_ids]
+    progress = [_progress(store, r) for r in runs]
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
@@ -535,9 +536,17 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
             continue
         table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
-            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks,
+            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks, "progress": progress,
             "overridden": [lab for lab, c in zip(labels, checks) if c["state"] == "overridden"],
             "profiles_differing": compare.profiles_differing(runs, labels), **paired}
+
+
+def _progress(store: Store, run: dict) -> dict:
+    """A run's status and the probes it was asked for but did not complete (only completed probes are compared)."""
+    probes = store.probes(run["run_id"])
+    done = set(probes.loc[probes["status"] == "completed", "probe"])
+    asked = list(dict.fromkeys((run.get("config") or {}).get("probes") or probes["probe"].tolist()))
+    return {"status": run.get("status") or "", "unfinished": [p for p in asked if p not in done]}
 
 
 def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list[str], reference: int) -> dict:

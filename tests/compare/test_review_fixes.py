@@ -217,3 +217,48 @@ def test_page_says_what_too_few_persons_means():
     html = _render({"n_boot": 10, "persons": 5, "rows": [row], "rankings": []})
     assert '"Too few persons": a group\'s rate on fewer persons than a verdict needs' in html.replace("&#34;", '"') \
         .replace("&#39;", "'")
+
+
+def test_unsupported_operating_points_are_counted_apart():
+    """Every identity measure of a 40-person run is at 'fmr=0.01;unsupported': they were counted in the riskier /
+    safer tallies with no word; now apart, with how many of them were told apart."""
+    from audit.compare import model_verdicts, summarise
+
+    subjects = np.repeat(np.arange(30), 3).astype(str)
+    zero, many = np.zeros(len(subjects), int), (np.arange(len(subjects)) % 2 == 0).astype(int)
+    with Store(":memory:") as s:
+        res = _compare(s, {"A": [_share(zero, subjects, setting="fmr=0.01;unsupported"),
+                                 _share(zero, subjects, metric="rank1_miss", setting="")],
+                           "B": [_share(many, subjects, setting="fmr=0.01;unsupported"),
+                                 _share(many, subjects, metric="rank1_miss", setting="")]},
+                       {("identity", "fnmr", "clean", "fmr=0.01;unsupported", "", "all"): "higher_is_riskier",
+                        ("identity", "rank1_miss", "clean", "", "", "all"): "higher_is_riskier"}, n_boot=100)
+    assert {r["outcome"] for r in res["rows"]} == {"B higher"}
+    (m,) = model_verdicts(summarise(res["rows"]))
+    assert m["measures"] == 1 and m["risk"]["riskier"] == 1 and m["unsupported"] == 1 and m["unsupported_apart"] == 1
+    html = _render(res, model_verdicts=[m])
+    assert "Not counted above: 1 measure at operating points the data cannot back" in html
+
+
+def test_an_unfinished_run_says_so_on_page_one(profile_runs, tmp_path):
+    """A run killed before it finished (here: marked interrupted, its inversion asked for and never run) was
+    compared paired with no word of its status."""
+    import json
+    import shutil
+
+    from audit.report.render import compare_context
+
+    db, ids = profile_runs
+    shutil.copy(db, tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb") as s:
+        s.set_run_status(ids[1], "interrupted")
+        config = {**s.run(ids[1])["config"], "probes": ["identity", "inversion"]}
+        s._rows("UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps(config), ids[1]])
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        ctx = compare_context(s, ids)
+    assert ctx["progress"] == [{"status": "completed", "unfinished": []},
+                               {"status": "interrupted", "unfinished": ["inversion"]}]
+    html = environment().get_template("compare.html.j2").render(**ctx, beside=None)
+    verdict = html[html.index('id="verdict"'):html.index('id="runs"')]
+    assert f"{ctx['labels'][1]} is interrupted</strong>: inversion was asked for but never finished" in verdict
+    assert "not finished: inversion" in html[html.index('id="runs"'):]
