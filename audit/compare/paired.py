@@ -402,9 +402,10 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
             rows[-1]["outcome"] = outcome(rows[-1])
-        if len(have) > 2:
-            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have], n_persons,
-                                                few)})
+        if len(have) > 2:  # a model without a finite value is left out of its ranking and named (not_measured)
+            ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few)
+            if len(ranking["models"]) >= 2:
+                rankings.append({**base, **ranking})
     paired = {r[k] for r in rows for k in ("a", "b")}
     unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
     return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
@@ -444,6 +445,10 @@ def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tupl
 def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
 
+    A model whose value is not finite (not measured, NaN; or infinite) is left out and listed in ``not_measured``;
+    each pair's p-value uses every replicate where both its models are defined, so one model undefined on some
+    replicates does not decide another pair's verdict.
+
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
     everyone and in every replicate, so two models that never differ get the same rank and interval instead of
     an order made up by the run order.
@@ -454,6 +459,13 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     interval holds 0, and one report must not say "told apart" in the rankings and "cannot be told apart" in the
     paired row of the same two models; requiring both keeps every verdict the paired rows would give or a
     stricter one (Holm over all pairs), and leaves the p-values as they were."""
+    measured = [i for i, (v, _) in enumerate(stats) if np.isfinite(v)]
+    not_measured = [{"model": labels[i], "value": float(stats[i][0]),
+                     "reason": "not measured" if np.isnan(stats[i][0]) else "no finite value"}
+                    for i in range(len(stats)) if i not in measured]
+    stats, labels = [stats[i] for i in measured], [labels[i] for i in measured]
+    if not stats:
+        return {"models": [], "pairs": [], "not_measured": not_measured}
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
     ok = ~np.isnan(boots).any(1)
@@ -467,8 +479,8 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     for i in range(len(labels)):
         for j in range(i + 1, len(labels)):
             with np.errstate(invalid="ignore"):  # inf - inf: both infinite, neither higher
-                d = boots[ok, j] - boots[ok, i]
-            d = d[~np.isnan(d)]
+                d = boots[:, j] - boots[:, i]
+            d = d[~np.isnan(d)]  # every replicate where both are defined
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
             pairs.append((i, j))
             pvals.append(p)
@@ -483,7 +495,7 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else
                  f"{labels[j]} higher" if lo > 0 else f"{labels[i]} higher")
         verdicts.append({"a": labels[i], "b": labels[j], "p_holm": float(p), "verdict": words})
-    return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts}
+    return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts, "not_measured": not_measured}
 
 
 def directions_of(metrics: pd.DataFrame) -> dict:

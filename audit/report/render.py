@@ -583,6 +583,9 @@ def compare_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
     # measure such as clean FNMR that is the safest model)
     ranks = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **m}
              for k_ in paired["rankings"] for m in k_["models"]]
+    ranks += [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), "model": m["model"],
+               "value": m["value"], "rank": None, "rank_low": None, "rank_high": None, "not_ranked": m["reason"]}
+              for k_ in paired["rankings"] for m in k_.get("not_measured", [])]
     pairs = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **p}
              for k_ in paired["rankings"] for p in k_["pairs"]]
     tables = {"paired-differences.csv": pd.DataFrame(paired["rows"]), "rankings.csv": pd.DataFrame(ranks),

@@ -262,3 +262,29 @@ def test_an_unfinished_run_says_so_on_page_one(profile_runs, tmp_path):
     verdict = html[html.index('id="verdict"'):html.index('id="runs"')]
     assert f"{ctx['labels'][1]} is interrupted</strong>: inversion was asked for but never finished" in verdict
     assert "not finished: inversion" in html[html.index('id="runs"'):]
+
+
+def test_a_model_without_a_finite_value_is_left_out_of_its_ranking():
+    """C not measured (NaN on everyone and on every replicate) ranked last, 'safest' on a higher-is-riskier
+    measure, and, being NaN in every replicate, turned A vs B (clearly apart) into 'cannot be told apart'."""
+    from audit.compare.paired import _ranking
+
+    rng = np.random.default_rng(0)
+    a, b = (0.40, rng.normal(0.40, 0.03, 500)), (0.20, rng.normal(0.20, 0.03, 500))
+    res = _ranking([a, b, (float("nan"), np.full(500, np.nan))], ["A", "B", "C"], persons=60)
+    assert [(m["model"], m["rank"], m["rank_low"], m["rank_high"]) for m in res["models"]] == [
+        ("A", 1, 1, 1), ("B", 2, 2, 2)]
+    assert [m["model"] for m in res["not_measured"]] == ["C"] and res["not_measured"][0]["reason"] == "not measured"
+    (pair,) = res["pairs"]
+    assert pair["verdict"] == "A higher" and pair["p_holm"] < 0.05
+    # C undefined on half the replicates: A vs B still uses all of theirs
+    partial = (0.30, np.where(rng.random(500) < 0.5, np.nan, rng.normal(0.30, 0.03, 500)))
+    res = _ranking([a, b, partial], ["A", "B", "C"], persons=60)
+    ab = next(p for p in res["pairs"] if (p["a"], p["b"]) == ("A", "B"))
+    assert ab["p_holm"] == pytest.approx(min(1.0, 3 * 2 / 501))
+    ranking = {"probe": "identity", "metric": "fnmr", "condition": "clean", "setting": "", "attribute": "",
+               "group": "all", "direction": "neutral", **_ranking([a, b, (float("nan"), np.full(500, np.nan))],
+                                                                   ["A", "B", "C"], persons=60)}
+    table = compare_appendix({"paired": {"rows": [], "rankings": [ranking]}})["rankings.csv"]
+    assert table.set_index("model").loc["C", "not_ranked"] == "not measured"
+    assert "not ranked: not measured" in _render({"n_boot": 500, "persons": 60, "rows": [], "rankings": [ranking]})
