@@ -288,3 +288,22 @@ def test_a_model_without_a_finite_value_is_left_out_of_its_ranking():
     table = compare_appendix({"paired": {"rows": [], "rankings": [ranking]}})["rankings.csv"]
     assert table.set_index("model").loc["C", "not_ranked"] == "not measured"
     assert "not ranked: not measured" in _render({"n_boot": 500, "persons": 60, "rows": [], "rankings": [ranking]})
+
+
+def test_settings_that_differ_read_as_sentences_and_the_counts_say_they_are_unadjusted():
+    """'identity no: seed differ' and 'conditions differs' (review F14); page one did not say that its counts are
+    per-measure 95% intervals, not adjusted, nor how many false 'told apart' to expect (F5)."""
+    html = _render({"n_boot": 10, "persons": 5, "rows": [], "rankings": []},
+                   differences=[{"field": "conditions", "values": ["a", "b"]}],
+                   comparability=[{"probe": "identity", "blocking": ["seed"]},
+                                  {"probe": "leakage", "blocking": ["seed", "folds"]}, {"probe": "cloak", "blocking": []}],
+                   model_verdicts=[{"a": "A", "b": "B", "measures": 60, "merged": 0, "unsupported": 0,
+                                    "counts": {"B higher": 1, "A higher": 0, "cannot be told apart": 59,
+                                               "no finite difference": 0},
+                                    "risk": {"riskier": 1, "safer": 0, "no direction": 0},
+                                    "probes": [{"probe": "identity", "measures": 60,
+                                                "counts": {"B higher": 1, "A higher": 0}}]}])
+    assert "no: the setting seed differs" in html and "no: the settings seed, folds differ" in html
+    assert "identity (the setting seed differs)" in html and "the setting conditions differs." in html
+    assert " seed differ<" not in html and "conditions differs" not in html.replace("setting conditions differs", "")
+    assert "not adjusted for the number of measures" in html and "about 3.0 of B's 60" in html
