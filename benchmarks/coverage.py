@@ -49,7 +49,8 @@ def main() -> None:
             for r in res:
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             rows += res
-    for metric in ("fnmr", "fmr", "tar", "tar_fixed"):  # paired differences between two models on the same persons
+    # paired differences between two models on the same persons
+    for metric in ("fnmr", "fmr", "tar", "tar_fixed", "fnmr_threshold", "fnmr_fixed"):
         for persons in (60, 200):
             t0 = time.perf_counter()
             res = paired_coverage(persons, args.reps if persons < 200 else max(args.reps * 2 // 3, 50), args.boot,

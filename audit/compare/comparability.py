@@ -85,3 +85,38 @@ def probe_comparability(fields: list[dict], ran: list[set[str]]) -> list[dict]:
     probes = sorted(p for p in set().union(*ran) if sum(p in r for r in ran) >= 2)
     return [{"probe": p, "blocking": blocking(differences([f for f, r in zip(fields, ran) if p in r]), p)}
             for p in probes]
+
+
+def preprocessing_outcome(check: dict | None) -> dict:
+    """A run's stored preprocessing check (``preprocessing.json``) in a word and a sentence: ``passed``,
+    ``overridden`` (a clearly better profile was found and the audit went on with ``--accept-profile``),
+    ``not working`` (the model does not do its job on the data under any candidate) or ``not stored`` (runs made
+    before the check, or resumed without it)."""
+    if not check or not check.get("scores"):
+        return {"state": "not stored", "words": "not stored"}
+    cur = next((s for s in check["scores"] if s.get("in_use")), None)
+    better = check.get("better")
+    if better:
+        words = (f"failed, overridden with --accept-profile: {check['measure']} "
+                 f"{cur['score']:.3f} with the profile in use, {better['score']:.3f} with {better['setting']} "
+                 f"(difference {better['diff']:.3f}, 95% CI {better['ci_low']:.3f} to {better['ci_high']:.3f}, "
+                 f"{check['persons']} persons)" if cur else
+                 f"failed, overridden with --accept-profile: {better['setting']} does clearly better")
+        return {"state": "overridden", "words": words}
+    if check.get("note"):
+        return {"state": "not working", "words": f"the model does not do its job on this data: {check['note']}"}
+    return {"state": "passed", "words": "passed" + (f" ({check['measure']} {cur['score']:.3f})" if cur else "")}
+
+
+def profiles_differing(runs: list[dict], labels: list[str]) -> list[dict]:
+    """Runs of one model file (same SHA-256) audited under different profiles (``inputs.profile``, the profile's
+    content hash): ``[{model, sha256, runs: [label], profiles: [hash]}]``. Their differences are the profiles', not
+    the models': never "only the models differ". Not a reason to refuse pairing (a profile is part of the model)."""
+    by_model: dict[str, list[tuple[dict, str, str]]] = {}
+    for run, label in zip(runs, labels):
+        profile = ((run.get("config") or {}).get("inputs") or {}).get("profile")
+        if run.get("model_id"):
+            by_model.setdefault(run["model_id"], []).append((run, label, profile or "—"))
+    return [{"model": same[0][0].get("model_name"), "sha256": sha, "runs": [lab for _, lab, _ in same],
+             "profiles": [p for _, _, p in same]}
+            for sha, same in by_model.items() if len({p for _, _, p in same}) > 1]

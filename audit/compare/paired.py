@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from audit.metrics.demographic import ratio_max_min
-from audit.metrics.stats import expanded_alpha, pairs_within, percentile_interval, shares_at_own_threshold
+from audit.metrics.stats import (clopper_pearson, expanded_alpha, pairs_within, percentile_interval,
+                                 shares_at_own_threshold)
 from audit.metrics.verification import eer_auc_many
 from audit.probes.base import OUTCOMES
 from audit.probes.leakage import confusion_stats
@@ -72,6 +73,11 @@ class Series:
     within: bool = False
     """``share_at_rate``: the impostor comparisons are between two images of ``gallery`` (every image against each
     later one of another person; inversion's victims), not between the units and a gallery."""
+    complement: bool = False
+    """``share_at_rate``: the series is one minus the share (FNMR: the genuine scores below the threshold)."""
+    impostor_subjects: np.ndarray | None = None
+    """``share_at_rate``: the persons of the units the impostor comparisons' first side indexes, when the series'
+    units are only some of them (a group's FNMR at the whole run's threshold); default ``subjects``."""
 
     @property
     def key(self) -> tuple:
@@ -96,11 +102,18 @@ def load_series(store, run_id: str) -> list[Series]:
             if sd["kind"] == "share_at_rate":
                 units = np.asarray(sd.get("units", range(len(rows))), int)
                 within = sd.get("impostors") == "within"
-                out.append(Series(**base, group="all", rows=rows[units], subjects=subjects[units],
-                                  gallery=subjects if within else gal_subjects, within=within,
-                                  values=np.asarray(sd["positives"], float), rate=float(sd["rate"]),
-                                  negatives=np.asarray(sd["negatives"], float),
-                                  negative_pairs=np.asarray(sd["negative_pairs"], int).reshape(-1, 2)))
+                whole = Series(**base, group="all", rows=rows[units], subjects=subjects[units],
+                               gallery=subjects if within else gal_subjects, within=within,
+                               values=np.asarray(sd["positives"], float), rate=float(sd["rate"]),
+                               negatives=np.asarray(sd["negatives"], float),
+                               negative_pairs=np.asarray(sd["negative_pairs"], int).reshape(-1, 2),
+                               complement=bool(sd.get("complement")))
+                out.append(whole)
+                if sd["metric"] == "fnmr" and not within and "units" not in sd:  # per-group FNMR at the whole
+                    # run's threshold, chosen again on every replicate from all its impostor comparisons
+                    out += _group_fnmr(whole, groups, gal_groups, lambda on: replace(
+                        whole, rows=rows[on], subjects=subjects[on], values=whole.values[on],
+                        impostor_subjects=subjects))
                 continue
             if "units" in sd:  # measured on a subset of the artifact's units
                 units = np.asarray(sd["units"], int)
@@ -121,14 +134,9 @@ def load_series(store, run_id: str) -> list[Series]:
                 vals = np.asarray(sd["values"], float)
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, values=vals))
                 if sd["metric"] == "fnmr":  # per-group FNMR and its max/min differential from the same outcomes
-                    for attr, lab in groups.items():
-                        parts = [Series(**{**base, "metric": "group_fnmr", "attribute": attr}, group=g,
-                                        rows=rows[lab == g], subjects=subjects[lab == g], values=vals[lab == g])
-                                 for g in _probe_groups(lab, gal_groups.get(attr))]
-                        if len(parts) >= 2:
-                            out += [*parts, Series(**{**base, "metric": "fnmr_max_min", "attribute": attr,
-                                                      "kind": "max_min"}, group="all", rows=rows,
-                                                   subjects=subjects, parts=tuple(parts))]
+                    # (runs made before FNMR kept its impostor scores: the whole run's threshold held fixed)
+                    out += _group_fnmr(out[-1], groups, gal_groups, lambda on: replace(
+                        out[-1], rows=rows[on], subjects=subjects[on], values=vals[on]))
             elif sd["kind"] == "auc":
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
                                   scores=np.asarray(sd["scores"], float)))
@@ -139,6 +147,19 @@ def load_series(store, run_id: str) -> list[Series]:
             if len(parts) >= 2:
                 out.append(Series(art["probe"], metric.removeprefix("group_") + "_max_min", cond, setting, attr,
                                   "all", rows, subjects, "max_min", parts=tuple(parts)))
+    return out
+
+
+def _group_fnmr(whole: Series, groups: dict, gal_groups: dict, part) -> list[Series]:
+    """Each group's FNMR (``part(mask)``: the whole run's FNMR series on that group's units) and their max/min, per
+    attribute, over the groups the run measured (:func:`_probe_groups`)."""
+    out = []
+    for attr, lab in groups.items():
+        parts = [replace(part(lab == g), metric="group_fnmr", attribute=attr, group=g)
+                 for g in _probe_groups(lab, gal_groups.get(attr))]
+        if len(parts) >= 2:
+            out += [*parts, Series(whole.probe, "fnmr_max_min", whole.condition, whole.setting, attr, "all",
+                                   whole.rows, whole.subjects, "max_min", parts=tuple(parts))]
     return out
 
 
@@ -228,17 +249,22 @@ class PairedBootstrap:
         gal = np.searchsorted(self.persons, s.gallery.astype(str))
         if s.within:  # comparisons between two of the gallery's images, each against every later one
             return idx, gal, gal, pairs_within(gal, len(self.persons))
-        return idx, gal, idx, self._impostor_pairs(idx, gal)
+        first = idx if s.impostor_subjects is None else np.searchsorted(self.persons, s.impostor_subjects.astype(str))
+        return idx, gal, first, self._impostor_pairs(first, gal)
 
     def at_fixed_threshold(self, s: Series) -> Series:
         """A ``share_at_rate`` series as a plain share at the whole sample's threshold (each unit's accept), as runs
-        made before the impostor scores were kept stored it; other series as they are."""
+        made before the impostor scores were kept stored it (FNMR: each unit's miss); a max/min's groups so; other
+        series as they are."""
+        if s.kind == "max_min":
+            return replace(s, parts=tuple(self.at_fixed_threshold(p) for p in s.parts))
         if s.kind != "share_at_rate":
             return s
         k = int(np.floor(s.rate * self._impostors(s)[3].sum()))
         neg = np.sort(s.negatives)[::-1]
         tau = np.nextafter(neg[k], np.inf) if k < len(neg) else neg[-1]
-        return replace(s, kind="share", values=(s.values >= tau).astype(float))
+        return replace(s, kind="share", values=((s.values < tau) if s.complement else (s.values >= tau)).astype(float),
+                       complement=False)
 
     def _share_at_rate(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """TAR at FMR: each replicate chooses the threshold again on its own draw of both sides' persons
@@ -254,8 +280,8 @@ class PairedBootstrap:
         value = float(shares_at_own_threshold([(ones, ones)], *args)[0])
         chunk = max(1, int(4e6 // max(len(s.negatives), 1)))
         c, d = self.counts, self.gallery_counts
-        return value, shares_at_own_threshold(((c[a:a + chunk], d[a:a + chunk]) for a in range(0, len(c), chunk)),
-                                              *args)
+        boots = shares_at_own_threshold(((c[a:a + chunk], d[a:a + chunk]) for a in range(0, len(c), chunk)), *args)
+        return (1 - value, 1 - boots) if s.complement else (value, boots)
 
     def _pair_share(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
         """Accepted over compared person pairs, probe persons and gallery persons drawn independently."""
@@ -268,6 +294,11 @@ class PairedBootstrap:
         with np.errstate(invalid="ignore", divide="ignore"):
             boots = np.einsum("bp,pg,bg->b", c, num, d) / np.einsum("bp,pg,bg->b", c, den, d)
             return float(num.sum() / den.sum()), boots
+
+
+def _kind(s: Series) -> str:
+    """A series' kind, a max/min's that of its groups."""
+    return s.parts[0].kind if s.kind == "max_min" and s.parts else s.kind
 
 
 def _max_min(rates: np.ndarray) -> np.ndarray:
@@ -339,14 +370,16 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             continue
         ref = reference if reference in have else have[0]
         series = {i: per_run[i][key] for i in have}
-        if len({s.kind for s in series.values()}) > 1:  # a run made before TAR / SAR kept its impostor scores: every
-            # run's threshold is held at its whole sample's value, as that run's outcomes have it
+        if len({_kind(s) for s in series.values()}) > 1:  # a run made before TAR / SAR / FNMR kept its impostor
+            # scores: every run's threshold is held at its whole sample's value, as that run's outcomes have it
             series = {i: boot.at_fixed_threshold(s) for i, s in series.items()}
         stats = {i: boot.stat(s) for i, s in series.items()}
         ref_val, ref_boot = stats[ref]
         n_persons = len(np.unique(first.subjects.astype(str)))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
                 "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
+        group_rate = key[5] != "all" and first.kind in ("share", "pair_share", "share_at_rate")
+        few = too_few(first)
         for i in have:
             if i == ref:
                 continue
@@ -354,7 +387,12 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             with np.errstate(invalid="ignore"):
                 d, db = val - ref_val, bs - ref_boot
             lo, hi = _interval(d, db, n_persons)
+            if few is None and group_rate and np.isfinite(d) and lo == hi:  # a zero-width interval (every replicate
+                # alike: a handful of persons who all fail or none): the exact-binomial floor of the two rates
+                lo, hi = _exact_floor(ref_val, val, n_persons, lo, hi)
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
+            if few is not None and np.isfinite(d):
+                words, need = few, None
             ratio = rlo = rhi = None
             if first.kind in ("share", "pair_share", "share_at_rate"):
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -364,16 +402,52 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
             rows[-1]["outcome"] = outcome(rows[-1])
-        if len(have) > 2:
-            rankings.append({**base, **_ranking([stats[i] for i in have], [labels[i] for i in have], n_persons)})
+        if len(have) > 2:  # a model without a finite value is left out of its ranking and named (not_measured)
+            ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few)
+            if len(ranking["models"]) >= 2:
+                rankings.append({**base, **ranking})
     paired = {r[k] for r in rows for k in ("a", "b")}
     unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
     return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
             "persons": len(boot.persons), "n_boot": n_boot}
 
 
-def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int) -> dict:
+MIN_GROUP_PERSONS = 10
+"""A group's paired rate (and a max/min over groups) gets no verdict on fewer persons than this (in its smallest
+group): a one-person group's rates differ by whole outcomes, and its interval has no width to speak of."""
+
+
+def _group_persons(s: Series) -> int | None:
+    """The persons of a group series, or of the smallest group behind a max/min; None for a whole-sample series."""
+    if s.kind == "max_min":
+        return min(len(np.unique(p.subjects.astype(str))) for p in s.parts) if s.parts else None
+    return len(np.unique(s.subjects.astype(str))) if s.group != "all" else None
+
+
+def too_few(s: Series) -> str | None:
+    """The verdict of a group series on too few persons (:data:`MIN_GROUP_PERSONS`), else None."""
+    n = _group_persons(s)
+    if n is None or n >= MIN_GROUP_PERSONS:
+        return None
+    where = "its smallest group has" if s.kind == "max_min" else "the group has"
+    return f"too few persons to tell apart ({where} {n}; a verdict needs {MIN_GROUP_PERSONS})"
+
+
+def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tuple[float, float]:
+    """The interval of B - A widened to at least Newcombe's (hybrid score) interval from the exact-binomial
+    (Clopper-Pearson) intervals of the two rates on ``persons``, as a single run's rate has its floor."""
+    la, ua = clopper_pearson(a, persons)
+    lb, ub = clopper_pearson(b, persons)
+    d = b - a
+    return (min(lo, d - float(np.hypot(b - lb, ua - a))), max(hi, d + float(np.hypot(ub - b, a - la))))
+
+
+def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
+
+    A model whose value is not finite (not measured, NaN; or infinite) is left out and listed in ``not_measured``;
+    each pair's p-value uses every replicate where both its models are defined, so one model undefined on some
+    replicates does not decide another pair's verdict.
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
     everyone and in every replicate, so two models that never differ get the same rank and interval instead of
@@ -385,6 +459,13 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     interval holds 0, and one report must not say "told apart" in the rankings and "cannot be told apart" in the
     paired row of the same two models; requiring both keeps every verdict the paired rows would give or a
     stricter one (Holm over all pairs), and leaves the p-values as they were."""
+    measured = [i for i, (v, _) in enumerate(stats) if np.isfinite(v)]
+    not_measured = [{"model": labels[i], "value": float(stats[i][0]),
+                     "reason": "not measured" if np.isnan(stats[i][0]) else "no finite value"}
+                    for i in range(len(stats)) if i not in measured]
+    stats, labels = [stats[i] for i in measured], [labels[i] for i in measured]
+    if not stats:
+        return {"models": [], "pairs": [], "not_measured": not_measured}
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
     ok = ~np.isnan(boots).any(1)
@@ -398,8 +479,8 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     for i in range(len(labels)):
         for j in range(i + 1, len(labels)):
             with np.errstate(invalid="ignore"):  # inf - inf: both infinite, neither higher
-                d = boots[ok, j] - boots[ok, i]
-            d = d[~np.isnan(d)]
+                d = boots[:, j] - boots[:, i]
+            d = d[~np.isnan(d)]  # every replicate where both are defined
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
             pairs.append((i, j))
             pvals.append(p)
@@ -410,10 +491,11 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
             diff = values[j] - values[i]
             lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
         words = ("no finite difference" if not np.isfinite(diff) else
+                 "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else
                  f"{labels[j]} higher" if lo > 0 else f"{labels[i]} higher")
         verdicts.append({"a": labels[i], "b": labels[j], "p_holm": float(p), "verdict": words})
-    return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts}
+    return {"models": sorted(models, key=lambda m: m["rank"]), "pairs": verdicts, "not_measured": not_measured}
 
 
 def directions_of(metrics: pd.DataFrame) -> dict:
@@ -451,12 +533,29 @@ def summarise(rows: list[dict], top: int = 3) -> list[dict]:
     """Paired rows (of :func:`compare_runs`) in a few lines: per probe and pair of models (A, B), how many measures B is higher on, A higher,
     cannot be told apart (and without a finite difference), of the differences told apart how many make B riskier
     or safer by the measure's stored direction (``risk``), and the ``top`` largest differences whose interval
-    excludes 0 (rates and shares before ratios, whose differences are on another scale)."""
+    excludes 0 (rates and shares before ratios, whose differences are on another scale).
+
+    Clean FNMR is one minus clean TAR at the same FMR (one threshold, the same genuine comparisons): where both
+    rows are there, the FNMR row is not counted (``merged`` says how many), so one effect counts once.
+    A measure at an operating point the data cannot back (its setting holds ``;unsupported``: too few impostor
+    comparisons for the FMR) is counted apart, in ``unsupported`` (and ``unsupported_apart``: of those, how many
+    were told apart), never in the riskier / safer tallies."""
     out: dict[tuple, dict] = {}
+    tars = {_same_as_tar(r) for r in rows if r["metric"] == "tar_at_fmr"}
     for r in rows:
         s = out.setdefault((r["probe"], r["a"], r["b"]), {"probe": r["probe"], "a": r["a"], "b": r["b"], "measures": 0,
                                                   "counts": dict.fromkeys(VERDICT_KINDS, 0),
-                                                  "risk": dict.fromkeys(RISK_KINDS, 0), "largest": []})
+                                                  "risk": dict.fromkeys(RISK_KINDS, 0), "largest": [], "merged": 0,
+                                                  "unsupported": 0, "unsupported_apart": 0})
+        same_as_tar = r["metric"] == "fnmr" and r.get("condition") == "clean" and _same_as_tar(r) in tars
+        if ";unsupported" in (r.get("setting") or ""):
+            if not same_as_tar:
+                s["unsupported"] += 1
+                s["unsupported_apart"] += r["outcome"] in ("B higher", "A higher")
+            continue
+        if same_as_tar:
+            s["merged"] += 1
+            continue
         s["measures"] += 1
         s["counts"][r["outcome"]] += 1
         if r["outcome"] in ("B higher", "A higher"):
@@ -467,6 +566,11 @@ def summarise(rows: list[dict], top: int = 3) -> list[dict]:
     return sorted(out.values(), key=lambda s: (s["probe"], s["a"], s["b"]))
 
 
+def _same_as_tar(row: dict) -> tuple:
+    """The key a clean FNMR row shares with the clean TAR row at the same FMR (and a TAR row's own)."""
+    return tuple(row.get(k) for k in ("probe", "a", "b", "condition", "setting", "attribute", "group"))
+
+
 def model_verdicts(summary: list[dict]) -> list[dict]:
     """:func:`summarise` per pair of models (A, B), over their probes: measures, how many B is higher and A higher
     on, how many cannot be told apart, and the per-probe lines. A probe a reference run did not run compares
@@ -475,8 +579,10 @@ def model_verdicts(summary: list[dict]) -> list[dict]:
     for s in summary:
         m = out.setdefault((s["a"], s["b"]), {"a": s["a"], "b": s["b"], "measures": 0,
                                     "counts": dict.fromkeys(VERDICT_KINDS, 0), "risk": dict.fromkeys(RISK_KINDS, 0),
-                                    "probes": []})
+                                    "probes": [], "merged": 0, "unsupported": 0, "unsupported_apart": 0})
         m["measures"] += s["measures"]
+        for k in ("merged", "unsupported", "unsupported_apart"):
+            m[k] += s.get(k, 0)
         m["counts"] = {k: m["counts"][k] + s["counts"][k] for k in VERDICT_KINDS}
         m["risk"] = {k: m["risk"][k] + s["risk"][k] for k in RISK_KINDS}
         m["probes"].append(s)

@@ -104,6 +104,11 @@ class IdentityProbe:
         pairs = _person_pairs(boot, own, len(gal))
         imp_pairs = pairs.sum(imp_mask)  # impostor comparisons per person pair: the same for every condition
         curves, series = {}, []
+        # FNMR's threshold is the clean one: its highest impostor scores are kept with every condition's FNMR
+        # outcomes, so that a paired comparison chooses it again on every replicate (as for TAR)
+        clean_imp = s_clean[imp_mask]
+        clean_kept = {t: kept_impostors(clean_imp, imp_mask, t) for t in targets}
+        del clean_imp
         rng = np.random.default_rng(ctx.seed)
         for ci, cond in enumerate(cfg.conditions):
             emb = clean if cond == "clean" else ctx.embeddings(cond)
@@ -111,7 +116,7 @@ class IdentityProbe:
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                                                 rng, series)
+                                                 rng, series, clean_kept)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
                                                  label[demo_fmr], boot, series)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
@@ -132,10 +137,11 @@ class IdentityProbe:
         return out
 
     def _verification(self, cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                      rng, series=None) -> list[MetricRecord]:
-        """FNMR, FMR and TAR at each target, EER, ROC AUC and rank-1 under ``cond``; each probe's miss at the
-        global threshold and accept at the condition's own one are appended to ``series`` (outcomes for paired
-        comparisons)."""
+                      rng, series=None, clean_kept=None) -> list[MetricRecord]:
+        """FNMR, FMR and TAR at each target, EER, ROC AUC and rank-1 under ``cond``; each probe's genuine score with
+        the highest clean impostor scores (``clean_kept``, per target: FNMR's threshold) and with the condition's
+        own (TAR's) are appended to ``series`` (outcomes for paired comparisons; without ``clean_kept`` each
+        probe's miss at the global threshold, as runs did before)."""
         name = self.name
         n_probe = len(gen)
         out = []
@@ -167,8 +173,10 @@ class IdentityProbe:
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
             if series is not None:  # TAR: the genuine scores and the highest impostor comparisons, so that a paired
                 # comparison chooses each model's threshold again on every replicate too
-                series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "",
-                            "kind": "share", "values": gen < tau},
+                # FNMR is 1 - the share of genuine scores at or above the clean threshold at rate t ("complement")
+                miss = ({"kind": "share_at_rate", "complement": True, "rate": t, "positives": gen, **clean_kept[t]}
+                        if clean_kept is not None else {"kind": "share", "values": gen < tau})
+                series += [{"metric": "fnmr", "condition": cond, "setting": label[t], "attribute": "", **miss},
                            {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share_at_rate", "rate": t, "positives": gen,
                             **kept_impostors(imp_scores, imp_mask, t)}]

@@ -549,6 +549,9 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
     runs, labels, rows = headline_rows(store, run_ids)
     findings = {r: store.findings(r) for r in run_ids}
     paired = _paired_context(store, runs, findings, labels, reference)
+    # each run's preprocessing check: a run audited against a failed check (--accept-profile) is no fair measure
+    checks = [compare.preprocessing_outcome(_artifact(store, r, "models", "preprocessing.json")) for r in run_ids]
+    progress = [_progress(store, r) for r in runs]
     plots_ = []
     for row in rows:
         df = pd.DataFrame([{"label": lab, "value": c["value"] if c is not None else None,
@@ -570,7 +573,17 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
             continue
         table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
-            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), **paired}
+            "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks, "progress": progress,
+            "overridden": [lab for lab, c in zip(labels, checks) if c["state"] == "overridden"],
+            "profiles_differing": compare.profiles_differing(runs, labels), **paired}
+
+
+def _progress(store: Store, run: dict) -> dict:
+    """A run's status and the probes it was asked for but did not complete (only completed probes are compared)."""
+    probes = store.probes(run["run_id"])
+    done = set(probes.loc[probes["status"] == "completed", "probe"])
+    asked = list(dict.fromkeys((run.get("config") or {}).get("probes") or probes["probe"].tolist()))
+    return {"status": run.get("status") or "", "unfinished": [p for p in asked if p not in done]}
 
 
 def _paired_context(store: Store, runs: list[dict], findings: dict, labels: list[str], reference: int) -> dict:
@@ -603,8 +616,15 @@ def compare_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
     verdicts. Written beside the HTML and attached to the PDF; the print summarises them."""
     paired = ctx.get("paired") or {"rows": [], "rankings": []}
     measure = ("probe", "metric", "condition", "setting", "attribute", "group")
-    ranks = [{**{k: k_[k] for k in measure}, **m} for k_ in paired["rankings"] for m in k_["models"]]
-    pairs = [{**{k: k_[k] for k in measure}, **p} for k_ in paired["rankings"] for p in k_["pairs"]]
+    # direction: which end of a ranking is the risky one (rank 1 is the highest value; for a lower-is-riskier
+    # measure such as clean FNMR that is the safest model)
+    ranks = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **m}
+             for k_ in paired["rankings"] for m in k_["models"]]
+    ranks += [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), "model": m["model"],
+               "value": m["value"], "rank": None, "rank_low": None, "rank_high": None, "not_ranked": m["reason"]}
+              for k_ in paired["rankings"] for m in k_.get("not_measured", [])]
+    pairs = [{**{k: k_[k] for k in measure}, "direction": k_.get("direction", "neutral"), **p}
+             for k_ in paired["rankings"] for p in k_["pairs"]]
     tables = {"paired-differences.csv": pd.DataFrame(paired["rows"]), "rankings.csv": pd.DataFrame(ranks),
               "rankings-pairwise.csv": pd.DataFrame(pairs)}
     return {name: t for name, t in tables.items() if not t.empty}

@@ -55,7 +55,7 @@ def test_a_model_against_itself_differs_by_nothing(world):
             assert r["value_a"] == r["value_b"] and r["verdict"].startswith("no finite difference")
             continue
         assert r["diff"] == 0 and r["ci_low"] <= 0 <= r["ci_high"], str([r[k] for k in ("metric", "condition", "group", "value_a", "diff", "ci_low")])
-        assert r["verdict"].startswith("cannot be told apart")
+        assert r["verdict"].startswith(("cannot be told apart", "too few persons to tell apart"))  # a small group
 
 
 def test_a_degraded_copy_is_found_worse_paired_where_unpaired_intervals_overlap(world):

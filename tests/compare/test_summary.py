@@ -81,3 +81,16 @@ def test_directions_come_from_every_run_not_only_the_reference(tmp_path):
         d = run_directions(store, ["ref", "b"], 0)
     assert d[("identity", "fnmr", "clean", "", "", "all")] == "higher_is_riskier"
     assert d[("leakage", "normalised_gain", "clean", "", "", "all")] == "higher_is_riskier"
+
+
+def test_clean_fnmr_and_clean_tar_at_the_same_fmr_count_once():
+    """Clean FNMR is one minus clean TAR at the same FMR: the same effect was counted twice as 'safer' (review F3).
+    FNMR under another condition (the clean threshold against masked faces) is a measure of its own."""
+    rows = [{**_row("identity", "B (2)", 0.2, 0.1, 0.3), "condition": "clean", "setting": "fmr=0.01",
+             "direction": "lower_is_riskier"},
+            {**_row("identity", "B (2)", -0.2, -0.3, -0.1), "metric": "tar_at_fmr", "condition": "clean",
+             "setting": "fmr=0.01", "direction": "higher_is_riskier"},
+            {**_row("identity", "B (2)", 0.2, 0.1, 0.3), "condition": "mask:surgical", "setting": "fmr=0.01",
+             "direction": "neutral"}]
+    (m,) = model_verdicts(summarise(rows))
+    assert m["measures"] == 2 and m["merged"] == 1 and m["risk"] == {"riskier": 0, "safer": 1, "no direction": 1}
