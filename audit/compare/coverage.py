@@ -14,6 +14,9 @@ gallery persons independently (``pair_share``); the truth is 0.01.
 0.92 for B; the paired bootstrap chooses both thresholds again on every replicate (``share_at_rate``); the truth is
 -0.03. ``tar_fixed`` holds each threshold at its whole sample's value instead, for comparison.
 
+``gain``: two models with equally strong leakage of one attribute, an attacker fitted per model
+(:func:`sim_paired_gain`); the truth is 0. ``gain_unwidened`` without the attacker-fit variance.
+
 ``fnmr_threshold``: FNMR as compare measures it on real runs, one minus the share of genuine scores at or above
 the threshold estimated from the (clean) impostor scores, chosen again on every replicate (the same data as
 ``tar``; true FNMR 0.05 and 0.08, truth 0.03); ``fnmr_fixed`` holds the thresholds at their whole sample's value,
@@ -112,7 +115,53 @@ def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False, miss: bool = F
     return Estimate(b - a, lo, hi, len(subjects)), (TRUE_TAR[0] - TRUE_TAR[1]) if miss else (TRUE_TAR[1] - TRUE_TAR[0])
 
 
+GAIN_FOLDS, GAIN_REPEATS = 5, 2
+
+
+def sim_paired_gain(rng, n: int, n_boot: int, widened: bool = True) -> tuple[Estimate, float]:
+    """Two models whose embeddings carry one binary attribute equally strongly (a person effect, the attribute along
+    one axis, and each model's own noise per image; 4 images a person): the true difference of their leakage gains is
+    0. A logistic attacker is fitted per model in person-grouped folds (5 x 2 repeats, as the quick preset), as the
+    leakage probe fits one; the paired bootstrap holds its out-of-fold predictions fixed, and ``widened`` adds the
+    attacker-fit variance (:func:`audit.compare.paired.fit_widened`)."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from audit.compare.paired import fit_widened
+
+    person = np.repeat(np.arange(n), 4)
+    y = rng.integers(0, 2, n)[person]
+    identity = rng.normal(0, 1, (n, 16))[person]
+    preds = []
+    for _ in range(2):
+        emb = identity + 0.35 * (2 * y[:, None] - 1) * np.eye(16)[0] + rng.normal(0, 1, (len(y), 16))
+        per_repeat = []
+        for _ in range(GAIN_REPEATS):
+            fold = (rng.permutation(n) % GAIN_FOLDS)[person]
+            oof = np.zeros(len(y), int)
+            for f in range(GAIN_FOLDS):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    oof[fold == f] = LogisticRegression(max_iter=200).fit(emb[fold != f], y[fold != f]).predict(
+                        emb[fold == f])
+            per_repeat.append(oof)
+        preds.append(np.array(per_repeat))
+    subjects = person.astype(str)
+    boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
+    (a, ab), (b, bb) = (boot.stat(Series("leakage", "normalised_gain", "clean", "train=same", "sex", "all",
+                                         np.arange(len(y)), subjects, "gain", y=y, pred=p, k=2, folds=GAIN_FOLDS))
+                        for p in preds)
+    lo, hi = _interval(b - a, bb - ab, n)
+    if widened:
+        lo, hi = fit_widened(b - a, lo, hi, bb - ab, ab, bb, GAIN_FOLDS)
+    return Estimate(b - a, lo, hi, len(subjects)), 0.0
+
+
 SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
+              "gain": (sim_paired_gain, "normalised_gain difference B - A (paired, attacker fit variance added)"),
+              "gain_unwidened": (lambda rng, n, n_boot: sim_paired_gain(rng, n, n_boot, widened=False),
+                                 "normalised_gain difference B - A (paired, predictions held fixed)"),
               "fmr": (sim_paired_fmr, "group fmr difference B - A (paired, two-way)"),
               "tar": (sim_paired_tar, "tar_at_fmr difference B - A (paired, own thresholds)"),
               "tar_fixed": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, fixed=True),

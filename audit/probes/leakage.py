@@ -179,7 +179,8 @@ class LeakageProbe:
                     result.metrics += self._records(cond, setting, attr, resampled, boot, regression, k, labelled)
                     if not regression:  # per-image predictions for paired comparisons between models
                         series.append({"metric": "normalised_gain", "condition": cond, "setting": setting,
-                                       "attribute": attr, "kind": "gain", "y": y, "pred": preds, "k": len(labels)})
+                                       "attribute": attr, "kind": "gain", "y": y, "pred": preds, "k": len(labels),
+                                       "folds": k})
                     doc["results"][f"{cond}|{setting}|{attr}"] = {
                         "metric": HEADLINE["age" if regression else "categorical"],
                         "scores": self._family_scores(oofs, y, keep, regression, labels),
