@@ -82,7 +82,10 @@ def header_pixels(path: Path) -> tuple[int, str, tuple[int, int] | None] | None:
 
     try:
         with Image.open(path) as im:  # lazy: reads the header only
-            return im.size[0] * im.size[1], f"{im.size[0]}x{im.size[1]} pixels", (im.size[1], im.size[0])
+            w, h = im.size
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: stored on its side, shown upright (the
+                w, h = h, w  # decoder rotates it, and landmarks are drawn on the upright photo)
+            return w * h, f"{w}x{h} pixels", (h, w)
     except Image.DecompressionBombError as exc:  # Pillow refused it from the header for the same reason
         m = re.search(r"\((\d+) pixels\)", str(exc))
         n = int(m.group(1)) if m else MAX_PIXELS + 1

@@ -28,7 +28,7 @@ from audit.data.manifest import (LANDMARK_COLUMNS, attribute_columns, read_manif
 from audit.errors import DatasetError
 from audit.records import FAILURES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.parquet")
 UTK_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
 UTK_RACES = ["white", "black", "asian", "indian", "other"]
@@ -369,13 +369,36 @@ def from_manifest(manifest_path: Path, root: Path | None = None) -> Dataset:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files directly in ``folder``, hidden ones (``.DS_Store``, macOS's ``._name.jpg``) left aside."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def _left_aside(root: Path, people: list[Path]) -> None:
+    """One warning line for what a person-folder dataset does not read (nothing is dropped without a word): images
+    beside the person folders and images in folders inside a person's folder."""
+    import warnings
+
+    from audit.errors import FaceAuditWarning
+
+    loose = _images_in(root)
+    nested = [p for d in people for sub in d.iterdir() if sub.is_dir() and not sub.name.startswith(".")
+              for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+              and not p.name.startswith(".")]
+    parts = ([f"{len(loose)} image(s) beside the person folders (first: {loose[0].name})"] if loose else []) + \
+        ([f"{len(nested)} image(s) in folders inside a person's folder (first: {nested[0].relative_to(root)})"]
+         if nested else [])
+    if parts:
+        warnings.warn(FaceAuditWarning(f"{root} (one folder per person): not read: {'; '.join(parts)}; each person's "
+                                       "images must lie directly in their folder (or list the images in a "
+                                       "manifest.csv)"), stacklevel=3)
 
 
 def from_person_folders(root: Path) -> Dataset:
     """LFW style: ``root/<person>/<image>``; the folder name is the subject."""
-    rows = [{"image": str(p.relative_to(root)), "subject": d.name}
-            for d in sorted(x for x in root.iterdir() if x.is_dir()) for p in _images_in(d)]
+    people = sorted(x for x in root.iterdir() if x.is_dir() and not x.name.startswith("."))
+    _left_aside(root, people)
+    rows = [{"image": str(p.relative_to(root)), "subject": d.name} for d in people for p in _images_in(d)]
     source = f"{root} (one folder per person)"
     df = validate_manifest(pd.DataFrame(rows, columns=["image", "subject"]), source)
     return Dataset(root=root, manifest=_check_inside(df, root, source), source=source, name=root.name)

@@ -157,3 +157,33 @@ def test_copies_of_one_photo_are_recorded_and_left_out(tmp_path):
     assert set(dups) == {"0b.jpg", "2b.jpg"}
     assert "row 1 ('0.jpg')" in dups["0b.jpg"] and "another person" not in dups["0b.jpg"]
     assert "row 4 ('2.jpg'), listed under another person ('c'): one of the two labels is wrong" in dups["2b.jpg"]
+
+
+def test_an_exif_rotated_photo_is_screened_in_its_upright_frame(tmp_path):
+    """A photo stored 120 wide and 60 high with EXIF orientation 6 shows (and decodes) 60 wide and 120 high; its
+    landmarks, drawn on the upright photo, were refused as 'outside the 120x60 image' by the header screen."""
+    from PIL import Image
+
+    from audit.data.images import header_pixels
+
+    path = tmp_path / "r.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((60, 120, 3), 128, np.uint8)).save(path, exif=exif)
+    assert header_pixels(path)[1:] == ("60x120 pixels", (120, 60))
+
+
+def test_person_folders_read_tiff_skip_hidden_files_and_name_what_they_leave_aside(tmp_path):
+    """A .tif got no row and no record, images in a session folder inside a person's folder and beside the person
+    folders were skipped without a word, and macOS's '._name.jpg' was read as an (unreadable) image."""
+    root = tmp_path / "people"
+    jpeg(root / "ann" / "1.jpg", 40)
+    jpeg(root / "ann" / "2.tif", 60)
+    (root / "ann" / "._1.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    jpeg(root / "bob" / "1.png", 80)
+    jpeg(root / "bob" / "session2" / "3.jpg", 100)
+    jpeg(root / "loose.jpg", 120)
+    with pytest.warns(UserWarning, match=r"not read: 1 image\(s\) beside the person folders \(first: loose.jpg\); "
+                                         r"1 image\(s\) in folders inside a person's folder \(first: bob/session2/3.jpg"):
+        ds = load(root, detector="none")
+    assert sorted(ds.manifest["image"]) == ["ann/1.jpg", "ann/2.tif", "bob/1.png"]
