@@ -83,14 +83,23 @@ def header_pixels(path: Path) -> tuple[int, str, tuple[int, int] | None] | None:
     try:
         with Image.open(path) as im:  # lazy: reads the header only
             w, h = im.size
-            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: stored on its side, shown upright (the
-                w, h = h, w  # decoder rotates it, and landmarks are drawn on the upright photo)
+            if _orientation(im) in (5, 6, 7, 8):  # EXIF orientation: stored on its side, shown upright (the decoder
+                w, h = h, w  # rotates it, and landmarks are drawn on the upright photo)
             return w * h, f"{w}x{h} pixels", (h, w)
     except Image.DecompressionBombError as exc:  # Pillow refused it from the header for the same reason
         m = re.search(r"\((\d+) pixels\)", str(exc))
         n = int(m.group(1)) if m else MAX_PIXELS + 1
         return n, f"{n} pixels", None
     except Exception:  # noqa: BLE001 - not for Pillow to judge; OpenCV decides below
+        return None
+
+
+def _orientation(im) -> int | None:
+    """The EXIF orientation tag of an opened image, None when it has none or its metadata cannot be read (a header
+    with a damaged body is judged by its size, as before)."""
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - metadata Pillow cannot parse: no orientation to apply
         return None
 
 
