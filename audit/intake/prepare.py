@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from audit.atomic import write_atomic
+from audit.csvout import safe_csv
 from audit.data.images import align_one, template_for
 from audit.data.manifest import LANDMARK_COLUMNS
 from audit.errors import ConfigError, DatasetError
@@ -145,7 +146,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
         raise DatasetError(f"{dataset.source}: none of the {len(m)} images could be used{what}; nothing was written")
     qdf = pd.DataFrame([{"row": q.row, "image": q.image, "problem": q.problem, "detail": q.detail} for q in quality],
                        columns=["row", "image", "problem", "detail"])
-    write_atomic(out / "quality.csv", qdf.to_csv(index=False).encode())
+    write_atomic(out / "quality.csv", safe_csv(qdf))  # for a person with a spreadsheet: never a formula
     acq = dataset.acquisition()
     meta = {"source": dataset.source, "source_fingerprint": dataset.fingerprint, "size": size,
             "landmarks": "detector" if acq is not None else ("manifest" if lms is not None else "none (pre-aligned)"),

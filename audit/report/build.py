@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import audit
 from audit.atomic import write_atomic
+from audit.csvout import safe_csv
 from audit.errors import ConfigError
 from audit.evidence import attest, export, shown
 from audit.evidence.dataset import dataset_identity
@@ -78,20 +78,6 @@ COMPARE_TABLES = ("paired-differences.csv", "rankings.csv", "rankings-pairwise.c
 def quality_csv(quality: pd.DataFrame) -> bytes | None:
     """Every data-quality record as CSV (None when there are none): :func:`safe_csv`."""
     return None if quality.empty else safe_csv(quality)
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_csv(frame: pd.DataFrame) -> bytes:
-    """A table as CSV. Text that a spreadsheet would run as a formula (starting with = + - @, or a tab or carriage
-    return, which some spreadsheets skip before reading the formula) is prefixed with ' : file names, group labels
-    and details come from outside."""
-    text = frame.astype(object).where(frame.notna(), "")
-    for col in text.columns:
-        text[col] = text[col].map(lambda v: "'" + v if isinstance(v, str) and v[:1] in FORMULA_STARTS else v)
-    # Text is quoted: a carriage return inside a cell would otherwise end the row there for a spreadsheet.
-    return text.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")
 
 
 def _attestation_page(run: dict, sig, stem: Path) -> dict:

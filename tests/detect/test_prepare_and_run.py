@@ -194,3 +194,16 @@ def test_prepare_records_tiny_and_unreadable_photos_and_cleans_stale_partials(tm
     with pytest.raises(DatasetError, match="none of the 2 images could be used"):
         api.prepare(str(_tiny_set(tmp_path / "bad", [1, 2])), tmp_path / "out2", detector="none")
     assert not (tmp_path / "out2").exists()
+
+
+def test_prepare_quality_list_never_holds_a_spreadsheet_formula(tmp_path):
+    """prepare's quality.csv, the list a person opens in a spreadsheet, wrote an image named '=HYPERLINK(...)' raw
+    (the report's CSV already neutralised it)."""
+    data = _tiny_set(tmp_path / "data", [112, 112, 1, 112])
+    (data / "2.png").rename(data / '=HYPERLINK("x").png')
+    m = pd.read_csv(data / "manifest.csv")
+    m.loc[2, "image"] = '=HYPERLINK("x").png'
+    m.to_csv(data / "manifest.csv", index=False)
+    api.prepare(str(data), tmp_path / "aligned", detector="none")
+    q = pd.read_csv(tmp_path / "aligned" / "quality.csv", keep_default_na=False)
+    assert q["image"].tolist() == ["'=HYPERLINK(\"x\").png"] and q["problem"].tolist() == ["too_small"]

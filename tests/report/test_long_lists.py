@@ -41,7 +41,7 @@ def test_no_cell_of_a_csv_attachment_starts_a_formula():
 
     import pandas as pd
 
-    from audit.report.build import safe_csv
+    from audit.csvout import safe_csv
 
     cells = ["=1+1.jpg", "+SUM(1).jpg", "-2+3.jpg", "@A1.jpg", "\t=x.jpg", "\r=x.jpg", "plain.jpg"]
     import csv
