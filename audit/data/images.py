@@ -38,8 +38,9 @@ def file_problem(path: Path, row: int, image: str) -> tuple[QualityIssue | None,
     """What can be told of an image file without decoding it: ``(problem or None, (H, W) from its header or
     None)``. Missing, empty and oversized files, and headers that declare too many pixels, are refused here."""
     if not path.is_file():
+        hint = " (the path has a '\\': write folders with '/')" if "\\" in image else ""
         return QualityIssue(image, row, "missing", f"{path} is a folder, not an image file" if path.is_dir()
-                            else f"{path} does not exist"), None
+                            else f"{path} does not exist{hint}"), None
     size = path.stat().st_size
     if size == 0:
         return QualityIssue(image, row, "empty", "zero-byte file"), None

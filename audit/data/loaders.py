@@ -352,6 +352,9 @@ def _check_inside(df: pd.DataFrame, root: Path, source: str) -> pd.DataFrame:
             raise DatasetError(f"{source}: row {i + 1}, column 'image': {image!r} contains a NUL character")
         p = Path(image)
         target = (root / p).resolve()
+        if p.is_absolute() and target.is_relative_to(root):
+            raise DatasetError(f"{source}: row {i + 1}, column 'image': {image!r} is an absolute path; give it "
+                               f"relative to the dataset root {root} ({str(target.relative_to(root))!r})")
         if p.is_absolute() or not target.is_relative_to(root):
             raise DatasetError(OUTSIDE_ROOT.format(source=source, row=i + 1, image=image, root=root))
         paths.append(str(target))

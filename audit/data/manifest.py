@@ -138,7 +138,9 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """
     for col in ("image", "subject"):
         if col not in df.columns:
-            raise DatasetError(f"{source}: missing required column '{col}' (columns are {list(df.columns)})")
+            semi = len(df.columns) == 1 and ";" in str(df.columns[0])
+            hint = "; the header looks separated by ';': faceaudit reads comma-separated CSV" if semi else ""
+            raise DatasetError(f"{source}: missing required column '{col}' (columns are {list(df.columns)}){hint}")
     present = [c for c in LANDMARK_COLUMNS if c in df.columns]
     if present and len(present) != len(LANDMARK_COLUMNS):
         missing = [c for c in LANDMARK_COLUMNS if c not in df.columns]
@@ -252,6 +254,8 @@ def read_manifest(path: Path) -> pd.DataFrame:
         return read_csv_table(path, dtype={"image": str, "subject": str}, keep_default_na=True)
     except DatasetError:
         raise
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
     except Exception as exc:
         raise DatasetError(f"{path}: cannot read manifest ({type(exc).__name__}: {str(exc)[:200]})") from None
 

@@ -187,3 +187,22 @@ def test_person_folders_read_tiff_skip_hidden_files_and_name_what_they_leave_asi
                                          r"1 image\(s\) in folders inside a person's folder \(first: bob/session2/3.jpg"):
         ds = load(root, detector="none")
     assert sorted(ds.manifest["image"]) == ["ann/1.jpg", "ann/2.tif", "bob/1.png"]
+
+
+def test_manifest_messages_say_what_to_do(tmp_path):
+    """A semicolon-separated header, a UTF-16 file, an absolute path inside the root and a Windows path each got a
+    true but unhelpful line (or a raw Python decode error)."""
+    root = tmp_path / "d"
+    jpeg(root / "a" / "1.jpg", 40)
+    (root / "manifest.csv").write_text("image;subject\na/1.jpg;a\n")
+    with pytest.raises(DatasetError, match="columns are \\['image;subject'\\]\\); the header looks separated by ';'"):
+        load(root, detector="none")
+    (root / "manifest.csv").write_text("image,subject\na/1.jpg,a\n", encoding="utf-16")
+    with pytest.raises(DatasetError, match="manifest.csv: not UTF-8 text \\(byte 0\\); save the manifest as UTF-8"):
+        load(root, detector="none")
+    (root / "manifest.csv").write_text(f"image,subject\n{root / 'a' / '1.jpg'},a\n")
+    with pytest.raises(DatasetError, match="is an absolute path; give it relative to the dataset root .* \\('a/1.jpg'\\)"):
+        load(root, detector="none")
+    (root / "manifest.csv").write_text("image,subject\na/1.jpg,a\na\\1.jpg,b\n")
+    faces = load(root, detector="none").faces()
+    assert [i.detail for i in faces.issues][0].endswith("does not exist (the path has a '\\': write folders with '/')")
