@@ -575,7 +575,14 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
             "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks, "progress": progress,
             "overridden": [lab for lab, c in zip(labels, checks) if c["state"] == "overridden"],
-            "profiles_differing": compare.profiles_differing(runs, labels), **paired}
+            "profiles_differing": compare.profiles_differing(runs, labels),
+            "age_unpaired": sum(_measures_age(store, r) for r in run_ids) >= 2, **paired}
+
+
+def _measures_age(store: Store, run_id: str) -> bool:
+    """Whether the run measured age leakage (MAE gain), which keeps no per-image outcomes to compare paired."""
+    m = store.metrics(run_id)
+    return bool(((m["probe"] == "leakage") & (m["metric"] == "mae_gain")).any())
 
 
 def _progress(store: Store, run: dict) -> dict:

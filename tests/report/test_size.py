@@ -66,6 +66,9 @@ def test_the_comparison_prints_on_at_most_twelve_pages_and_keeps_every_paired_ro
     # page one's verdict counts add up to the table's rows, per probe
     text = " ".join(p.extract_text() for p in reader.pages[:1])
     assert "Verdict" in text and "Comparability." in text
+    # age leakage keeps no per-image outcomes: page one says it is in none of the counts (it said nothing)
+    assert "leakage" in set(paired["probe"]) and "mae_gain" not in set(paired["metric"])
+    assert "Not compared paired, and so in none of these counts: age leakage (MAE gain)" in html
     # (less the measures at unsupported operating points, counted apart, and clean FNMR where clean TAR at the same
     # FMR is there: one minus it, counted once)
     key = ["condition", "setting", "attribute", "group"]
