@@ -84,6 +84,11 @@ def test_nan_model_stops_before_anything_is_written(tmp_path, small_data):
     with pytest.raises(Exception, match="contains NaN"):  # the preprocessing check runs the model first
         api.run_audit(cfg, db)
     assert not db.exists()
+    # named by its photos (it said 'images 0..0', a position inside a batch)
+    with pytest.raises(Exception, match=r"contains NaN or infinite values \(for \S+\.jpg and images after it up to "
+                                        r"\S+\.jpg \(preprocessing check, color RGB"):
+        api.run_audit(cfg, db)
+
 
 
 def test_failed_probe_marks_run_failed(tmp_path, small_data, monkeypatch):

@@ -19,7 +19,25 @@ from audit.errors import ModelError
 from audit.models.onnx_file import ModelInfo
 from audit.models.profile import Profile
 
-NAN_OUTPUT = "{model}: output '{output}' contains NaN or infinite values (images {start}..{stop})"
+NAN_OUTPUT = "{model}: output '{output}' contains NaN or infinite values ({where})"
+
+
+class NonFiniteOutput(ModelError):
+    """A model output with NaN or infinite values, for images ``first``..``last`` (positions in what the caller
+    passed); a caller that knows the images' files names them (:meth:`naming`)."""
+
+    def __init__(self, model: str, output: str, first: int, last: int, where: str | None = None):
+        self.model, self.output, self.first, self.last = model, output, first, last
+        super().__init__(NAN_OUTPUT.format(model=model, output=output, where=where or f"images {first}..{last}"))
+
+    def shifted(self, by: int) -> "NonFiniteOutput":
+        return NonFiniteOutput(self.model, self.output, self.first + by, self.last + by)
+
+    def naming(self, name_of, context: str = "") -> "NonFiniteOutput":
+        """The same error naming the first image of the batch by ``name_of(position)`` (its file)."""
+        more = f" and images after it up to {name_of(self.last)}" if self.last > self.first else ""
+        return NonFiniteOutput(self.model, self.output, self.first, self.last,
+                               f"for {name_of(self.first)}{more}{context}")
 TORCH_CONVERT_FAILED = (
     "{model}: onnx2torch could not convert the graph ({why}); the ort backend still works, "
     "and gradient-based probes fall back to surrogate / black-box modes"
@@ -80,7 +98,11 @@ class Backend:
             outs = self._run_arrays(x[start:stop])
             for name, arr in zip(self.output_names, outs):
                 if not np.all(np.isfinite(arr)):
-                    raise ModelError(NAN_OUTPUT.format(model=self.info.path.name, output=name, start=start, stop=stop - 1))
+                    first, last = start, stop - 1
+                    if arr.ndim and len(arr) == stop - start:  # one row per image: the images that gave them
+                        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+                        first, last = start + int(bad[0]), start + int(bad[-1])
+                    raise NonFiniteOutput(self.info.path.name, name, first, last)
             parts.append(outs)
         if not parts:
             return {n: np.zeros((0,), np.float32) for n in self.output_names}
@@ -91,7 +113,10 @@ class Backend:
         chunk = max(self.batch_size, 1) * 4
         results: list[dict[str, np.ndarray]] = []
         for start, stop in _batches(len(images), chunk):
-            results.append(self.run_preprocessed(preprocess(images[start:stop], self.profile)))
+            try:
+                results.append(self.run_preprocessed(preprocess(images[start:stop], self.profile)))
+            except NonFiniteOutput as exc:  # positions in ``images``, not in this chunk
+                raise exc.shifted(start) from None
         if not results:
             return self.run_preprocessed(np.zeros((0, 1), np.float32))
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audit.metrics import verification as ver
-from audit.models.backends import preprocess
+from audit.models.backends import NonFiniteOutput, preprocess
 from audit.models.profile import Profile
 from audit.seeding import rng_for
 
@@ -143,7 +143,8 @@ def run_check(model, dataset, faces, seed: int) -> Check:
     """The check for a loaded model on a dataset's aligned faces (the slice is drawn from ``faces``)."""
     subjects = dataset.manifest["subject"].to_numpy()[faces.rows]
     labels = {a: dataset.manifest[a].to_numpy()[faces.rows] for a in dataset.attributes}
-    return check(model.infer, model.profile, faces.load, subjects, labels, seed)
+    images = dataset.manifest["image"].to_numpy()[faces.rows]
+    return check(model.infer, model.profile, faces.load, subjects, labels, seed, names=lambda i: images[i])
 
 
 def _slice(subjects: np.ndarray, seed: int) -> np.ndarray:
@@ -169,9 +170,10 @@ def _tar(neg: np.ndarray, pos: np.ndarray, fmr: float = 1e-2) -> float:
 
 
 def check(backend, profile: Profile, load, subjects: np.ndarray, labels: dict[str, np.ndarray],
-          seed: int, n_boot: int = 200) -> Check:
+          seed: int, n_boot: int = 200, names=None) -> Check:
     """Run the check; ``load`` maps positions to aligned faces (only the slice is decoded), ``labels`` maps
-    attribute names to per-image values (for attribute models)."""
+    attribute names to per-image values (for attribute models), ``names`` (optional) positions to image files, for
+    an error that names the photo a model gave no number for."""
     from audit.data import is_regression
 
     idx = _slice(np.asarray(subjects), seed)
@@ -192,6 +194,11 @@ def check(backend, profile: Profile, load, subjects: np.ndarray, labels: dict[st
         prof = cand.profile(profile)
         try:
             outs = backend.run_preprocessed(preprocess(_resized(images, cand.size), prof))
+        except NonFiniteOutput as exc:
+            if cand.size is not None:
+                continue
+            raise (exc.naming(lambda i: names(int(idx[i])), f" (preprocessing check, {cand.describe()})") if names
+                   else exc) from None
         except Exception:  # noqa: BLE001 - a size the graph cannot run after all (a flattened layer): not a candidate
             if cand.size is None:
                 raise

@@ -13,6 +13,7 @@ from audit.config import AuditConfig
 from audit.data import Dataset, Faces
 from audit.data.loaders import CHUNK
 from audit.models import LoadedModel
+from audit.models.backends import NonFiniteOutput
 from audit.probes import Artifact
 from audit.store import Store
 
@@ -72,7 +73,11 @@ class Embeddings:
             prefetch = self.model.compute.device == "cuda"
         for idx, images in self.faces.chunks(CHUNK, prefetch=prefetch):
             for c in todo:
-                parts[c].append(self.model.infer.embed(self._apply(c, idx, images)))
+                try:
+                    parts[c].append(self.model.infer.embed(self._apply(c, idx, images)))
+                except NonFiniteOutput as exc:  # name the photo, not a position in a chunk
+                    raise exc.naming(lambda i: self.dataset.manifest["image"].iloc[int(self.faces.rows[idx[i]])],
+                                     f" under {c}") from None
             progress(float(idx[-1] + 1) / len(self.faces))
         for c in todo:
             emb = np.concatenate(parts[c])
