@@ -45,8 +45,9 @@ class QualityIssue:
     problem: str
     """Short code: ``missing``, ``empty``, ``unreadable``, ``too_large``, ``bad_landmarks``; from face detection
     ``no_face`` and ``low_confidence`` (failures to acquire, as is ``too_small``: an image too small to hold
-    a face) and ``multiple_faces`` and ``duplicate_content`` (the same bytes as an earlier image; the image is still
-    used);
+    a face) and ``multiple_faces`` and ``duplicate_content`` (the same bytes as an earlier image of the same
+    person; the image is still used); ``duplicate_other_person`` (the same bytes as an earlier image of another
+    person: left out);
     from a labels file ``label_unmatched``."""
     detail: str
 

@@ -268,10 +268,12 @@ class Dataset:
         return None, names[:5], {}, []
 
     def _copies(self, bad: set[int]) -> list[QualityIssue]:
-        """A ``duplicate_content`` record for each usable image whose file has the same bytes as an earlier usable one,
-        and one warning line: one photo under two names is a genuine pair of a photo with itself (a perfect score),
-        and under two persons an impostor pair that is one face (one of the two labels is wrong). The copies are
-        still used as the manifest lists them (which of two labels is wrong is the auditor's call)."""
+        """A data-quality record for each usable image whose file has the same bytes as an earlier usable one, and one
+        warning line. Under the same person (``duplicate_content``) the copy is still used: a genuine pair of a photo
+        with itself, a perfect score the record names. Under another person (``duplicate_other_person``) it is left
+        out: an impostor pair that is one face scores as high as a pair can, sits in the impostor tail the system
+        threshold is set on, and so raises the threshold and lowers every rate measured at it (risk understated);
+        one of the two labels is wrong, and which is the auditor's call."""
         first: dict[str, int] = {}
         out = []
         subjects, names = self.manifest["subject"].astype(str).tolist(), self.manifest["image"].tolist()
@@ -280,20 +282,22 @@ class Dataset:
                 continue
             j = first.setdefault(digest, r)
             if j != r and header_pixels(Path(self.manifest["_path"].iloc[r])) is not None:  # an image, not junk
-                other = "" if subjects[j] == subjects[r] else \
-                    f", listed under another person ({subjects[j]!r}): one of the two labels is wrong"
-                out.append(QualityIssue(names[r], r + 1, "duplicate_content",
+                same = subjects[j] == subjects[r]
+                other = "" if same else \
+                    f", listed under another person ({subjects[j]!r}): one of the two labels is wrong; left out"
+                out.append(QualityIssue(names[r], r + 1, "duplicate_content" if same else "duplicate_other_person",
                                         f"the same file content as row {j + 1} ({names[j]!r}){other}"))
         if out:
             import warnings
 
             from audit.errors import FaceAuditWarning
 
-            across = sum("another person" in i.detail for i in out)
+            across = sum(i.problem == "duplicate_other_person" for i in out)
             warnings.warn(FaceAuditWarning(
                 f"{self.source}: {len(out)} image(s) are byte-identical copies of earlier ones ({across} under another "
-                f"person; first: {out[0].image}, row {out[0].row}: {out[0].detail}); they are used as listed "
-                "(a copy pairs a photo with itself): remove the copies or correct the labels"), stacklevel=2)
+                f"person, left out; first: {out[0].image}, row {out[0].row}: {out[0].detail}); copies of one "
+                "person's photo are used as listed (a genuine pair of a photo with itself): remove the copies or "
+                "correct the labels"), stacklevel=2)
         return out
 
     def faces(self, size: tuple[int, int] = (112, 112), verify: bool = True) -> Faces:
@@ -311,6 +315,7 @@ class Dataset:
             issues = screen(paths, image_names, lms, workers=workers, known=known)
             bad = {i.row - 1 for i in issues if i.excludes}
             issues += self._copies(bad)
+            bad |= {i.row - 1 for i in issues if i.excludes}  # a copy under another person is left out
             issues = sorted(issues + noted, key=lambda i: i.row)
             rows = np.array([r for r in range(len(self.manifest)) if r not in bad], dtype=np.int64)
 

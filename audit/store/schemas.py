@@ -29,7 +29,8 @@ TABLES: dict[str, pa.DataFrameSchema] = {
         "dataset_id": _str(), "image": _str(), "row_number": _int(checks=pa.Check.ge(1)),
         "problem": _str(checks=pa.Check.isin(["missing", "empty", "unreadable", "too_large", "bad_landmarks",
                                                          "label_unmatched", "no_face", "low_confidence",
-                                                         "multiple_faces", "too_small", "duplicate_content"])),
+                                                         "multiple_faces", "too_small", "duplicate_content",
+                                                         "duplicate_other_person"])),
         "detail": _str()}, strict=True, name="data_quality"),
     "runs": pa.DataFrameSchema({
         "run_id": _str(), "model_id": _str(), "dataset_id": _str(),
