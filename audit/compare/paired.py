@@ -381,20 +381,13 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
         n_persons = len(np.unique(first.subjects.astype(str)))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
                 "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
-        group_rate = key[5] != "all" and first.kind in ("share", "pair_share", "share_at_rate")
         few = too_few(first)
+        pair = _pair_interval(first, n_persons, few)
         for i in have:
             if i == ref:
                 continue
             val, bs = stats[i]
-            with np.errstate(invalid="ignore"):
-                d, db = val - ref_val, bs - ref_boot
-            lo, hi = _interval(d, db, n_persons)
-            if first.kind == "gain":
-                lo, hi = fit_widened(d, lo, hi, db, ref_boot, bs, first.folds)
-            if few is None and group_rate and np.isfinite(d) and lo == hi:  # a zero-width interval (every replicate
-                # alike: a handful of persons who all fail or none): the exact-binomial floor of the two rates
-                lo, hi = _exact_floor(ref_val, val, n_persons, lo, hi)
+            d, lo, hi = pair(stats[ref], stats[i])
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
             if few is not None and np.isfinite(d):
                 words, need = few, None
@@ -407,8 +400,8 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                          "diff": d, "ci_low": lo, "ci_high": hi, "ratio": ratio, "ratio_low": rlo, "ratio_high": rhi,
                          "verdict": words, "persons_needed": need})
             rows[-1]["outcome"] = outcome(rows[-1])
-        if len(have) > 2:  # a model without a finite value is left out of its ranking and named (not_measured)
-            ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few,
+        if len(have) > 2:  # a model without a value is left out of its ranking and named (not_measured)
+            ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few, pair,
                                first.folds if first.kind == "gain" else None)
             if len(ranking["models"]) >= 2:
                 rankings.append({**base, **ranking})
@@ -416,6 +409,26 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
     unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
     return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
             "persons": len(boot.persons), "n_boot": n_boot}
+
+
+def _pair_interval(s: Series, persons: int, few: str | None):
+    """The 95% interval of B - A for the series ``s`` (one measure of every run), as a function of the two runs'
+    ``(value, replicates)``: ``(difference, low, high)``. One function for the paired rows and the rankings' pairwise
+    verdicts, so that the two never disagree: the expanded percentile on the persons; for leakage gains each model's
+    attacker-fit variance added (:func:`fit_widened`); for a group's rate whose interval has no width (a handful of
+    persons who all fail or none) the exact-binomial floor of the two rates (:func:`_exact_floor`)."""
+    group_rate = s.group != "all" and s.kind in ("share", "pair_share", "share_at_rate")
+
+    def pair(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> tuple[float, float, float]:
+        with np.errstate(invalid="ignore"):  # inf - inf: both infinite
+            d, db = b[0] - a[0], b[1] - a[1]
+        lo, hi = _interval(d, db, persons)
+        if s.kind == "gain":
+            lo, hi = fit_widened(d, lo, hi, db, a[1], b[1], s.folds)
+        if few is None and group_rate and np.isfinite(d) and lo == hi:
+            lo, hi = _exact_floor(a[0], b[0], persons, lo, hi)
+        return d, lo, hi
+    return pair
 
 
 MIN_GROUP_PERSONS = 10
@@ -457,8 +470,7 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
     variance over (folds - 1)). The two models' attackers are fitted apart, so their fit variances add to the
     difference's and do not cancel as the persons' do: the half-widths grow by
     sqrt(var(diff) + (var(A) + var(B)) / (folds - 1)) / sd(diff). Simulated (two models with equal leakage, a
-    logistic attacker per model, 5 folds x 2 repeats): 'told apart' in 13.3% / 9.0% / 9.0% of datasets at 60 / 150
-    / 300 persons before, 6.7% / 5.5% / 4.0% after (nominal 5%)."""
+    logistic attacker per model, 5 folds x 2 repeats; audit/compare/coverage.py, ``gain``): 'told apart' in 13.3% / 12.5% of datasets at 60 / 150 persons before, 7.3% / 6.0% after (nominal 5%)."""
     if not (np.isfinite(d) and np.isfinite(lo) and np.isfinite(hi)):
         return lo, hi
     var_d = float(np.nanvar(diffs)) if np.isfinite(diffs).any() else 0.0
@@ -473,12 +485,15 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
 
 
 def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None,
-             folds: int | None = None) -> dict:
+             pair=None, folds: int | None = None) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
 
-    A model whose value is not finite (not measured, NaN; or infinite) is left out and listed in ``not_measured``;
-    each pair's p-value uses every replicate where both its models are defined, so one model undefined on some
-    replicates does not decide another pair's verdict.
+    A model without a value (not measured, NaN) is left out and listed in ``not_measured``; an infinite value (a
+    max/min over groups one of which has no errors: the largest disparity) is ranked, at its end. Each pair's
+    p-value uses every replicate where both its models are defined, so one model undefined on some replicates does
+    not decide another pair's verdict; its interval is the paired rows' (``pair``: :func:`_pair_interval`), and
+    for leakage gains (``folds``) the p-value too carries the attacker-fit variance (a normal approximation on the
+    widened spread, :func:`fit_widened`).
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
     everyone and in every replicate, so two models that never differ get the same rank and interval instead of
@@ -490,9 +505,8 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     interval holds 0, and one report must not say "told apart" in the rankings and "cannot be told apart" in the
     paired row of the same two models; requiring both keeps every verdict the paired rows would give or a
     stricter one (Holm over all pairs), and leaves the p-values as they were."""
-    measured = [i for i, (v, _) in enumerate(stats) if np.isfinite(v)]
-    not_measured = [{"model": labels[i], "value": float(stats[i][0]),
-                     "reason": "not measured" if np.isnan(stats[i][0]) else "no finite value"}
+    measured = [i for i, (v, _) in enumerate(stats) if not np.isnan(v)]
+    not_measured = [{"model": labels[i], "value": float(stats[i][0]), "reason": "not measured"}
                     for i in range(len(stats)) if i not in measured]
     stats, labels = [stats[i] for i in measured], [labels[i] for i in measured]
     if not stats:
@@ -513,16 +527,21 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
                 d = boots[:, j] - boots[:, i]
             d = d[~np.isnan(d)]  # every replicate where both are defined
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
+            if folds is not None and np.isfinite(values[j] - values[i]) and len(d) > 1:
+                fit = sum(float(np.nanvar(boots[:, k])) for k in (i, j)) / max(folds - 1, 1)
+                sd = float(np.sqrt(np.var(d) + fit))
+                p = max(p, float(2 * sps.norm.sf(abs(values[j] - values[i]) / sd))) if sd > 0 else p
             pairs.append((i, j))
             pvals.append(p)
     adjusted = holm(pvals)
     verdicts = []
     for (i, j), p in zip(pairs, adjusted):
-        with np.errstate(invalid="ignore"):  # as the paired rows: every replicate where both are defined
-            diff = values[j] - values[i]
-            lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
-            if folds is not None:  # leakage gains: as the paired rows widen them (fit_widened)
-                lo, hi = fit_widened(diff, lo, hi, boots[:, j] - boots[:, i], boots[:, i], boots[:, j], folds)
+        if pair is not None:  # the paired rows' interval
+            diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]))
+        else:
+            with np.errstate(invalid="ignore"):
+                diff = values[j] - values[i]
+                lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
         words = ("no finite difference" if not np.isfinite(diff) else
                  "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else

@@ -307,3 +307,35 @@ def test_settings_that_differ_read_as_sentences_and_the_counts_say_they_are_unad
     assert "identity (the setting seed differs)" in html and "the setting conditions differs." in html
     assert " seed differ<" not in html and "conditions differs" not in html.replace("setting conditions differs", "")
     assert "not adjusted for the number of measures" in html and "about 3.0 of B's 60" in html
+
+
+def test_rankings_use_the_paired_rows_interval_and_rank_an_infinite_disparity():
+    """A review of the diff: the exact-binomial floor of a group's zero-width interval was the paired rows' only, so a
+    ranking said 'B higher' where the paired row said 'cannot be told apart'; an infinite max/min (one group without
+    errors beside one with errors, the largest disparity) was left out of its ranking, and the next model was called
+    the riskiest; a leakage ranking's p-value did not carry the attacker-fit variance its interval did."""
+    from audit.compare.paired import Series, _pair_interval, _ranking
+
+    persons = 12
+    group = Series("identity", "group_fnmr", "clean", "", "sex", "g1", np.arange(persons), np.arange(persons).astype(str),
+                   "share")
+    pair = _pair_interval(group, persons, None)
+    a, b = (0.0, np.zeros(200)), (0.1, np.full(200, 0.1))  # every replicate alike: a zero-width paired interval
+    d, lo, hi = pair(a, b)
+    assert lo < 0 < hi  # the exact-binomial floor
+    res = _ranking([a, b, (0.2, np.full(200, 0.2))], ["A", "B", "C"], persons, None, pair)
+    ab = next(p for p in res["pairs"] if (p["a"], p["b"]) == ("A", "B"))
+    assert ab["verdict"] == "cannot be told apart"  # as the paired row says
+    rng = np.random.default_rng(1)
+    res = _ranking([(1.5, rng.normal(1.5, 0.1, 300)), (1.2, rng.normal(1.2, 0.1, 300)),
+                    (float("inf"), np.full(300, np.inf))], ["A", "B", "C"], 60)
+    assert [(m["model"], m["rank"]) for m in res["models"]][0] == ("C", 1) and not res["not_measured"]
+    gain = Series("leakage", "normalised_gain", "clean", "train=same", "sex", "all", np.arange(150),
+                  np.arange(150).astype(str), "gain", folds=5)
+    shared = rng.normal(0, 0.03, 300)
+    x, y = (0.30, 0.30 + shared + rng.normal(0, 0.005, 300)), (0.32, 0.32 + shared + rng.normal(0, 0.005, 300))
+    z = (0.10, 0.10 + shared)
+    plain = _ranking([x, y, z], ["X", "Y", "Z"], 150)
+    fitted = _ranking([x, y, z], ["X", "Y", "Z"], 150, None, _pair_interval(gain, 150, None), 5)
+    p_of = lambda r: next(p for p in r["pairs"] if (p["a"], p["b"]) == ("X", "Y"))  # noqa: E731
+    assert p_of(plain)["p_holm"] < 0.05 <= p_of(fitted)["p_holm"] and p_of(fitted)["verdict"] == "cannot be told apart"
