@@ -15,6 +15,7 @@ from audit import api
 from audit import cli_output as show  # not 'out': several commands take an --out parameter
 from audit.cli_options import (DEFAULT_DB, AttackPrecision, Data, Db, Detector, Device, Formats, MinFaceConfidence,
                                NoFaces, Packs, Preset, Seed, csv_list)
+from audit.config import QUERY_FIRST_STEP
 from audit.errors import ConfigError, FaceAuditError, FaceAuditWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -162,7 +163,7 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
             None, "--reference-model", help="FR model that never saw the audited persons: calibrates the membership "
             "probe's attacks (repeat)."),
         cloak_eps: str = typer.Option("8", help="Comma-separated cloak budgets on the 0-255 scale."),
-        inversion_queries: Optional[int] = typer.Option(None, min=1, help="Queries per victim for the query-only "
+        inversion_queries: Optional[int] = typer.Option(None, min=QUERY_FIRST_STEP, help="Queries per victim for the query-only "
                                                         "inversion attacker (default: the preset's 200/1000/5000)."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto",
         attack_precision: AttackPrecision = "auto", db: Db = DEFAULT_DB,

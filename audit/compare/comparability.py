@@ -115,8 +115,8 @@ def profiles_differing(runs: list[dict], labels: list[str]) -> list[dict]:
     by_model: dict[str, list[tuple[dict, str, str]]] = {}
     for run, label in zip(runs, labels):
         profile = ((run.get("config") or {}).get("inputs") or {}).get("profile")
-        if run.get("model_id"):
-            by_model.setdefault(run["model_id"], []).append((run, label, profile or "—"))
+        if run.get("model_id") and profile:  # a run stored before the profile hash was kept: not known to differ
+            by_model.setdefault(run["model_id"], []).append((run, label, profile))
     return [{"model": same[0][0].get("model_name"), "sha256": sha, "runs": [lab for _, lab, _ in same],
              "profiles": [p for _, _, p in same]}
             for sha, same in by_model.items() if len({p for _, _, p in same}) > 1]

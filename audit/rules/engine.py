@@ -392,7 +392,7 @@ def _membership_supported(metrics: pd.DataFrame) -> str:
     if not parts:
         return ""
     return (" What the non-members do back, which this rule does not judge: " + "; ".join(parts)
-            + " (the baseline pack's MEMB-AUC judges the AUC).")
+            + " (the baseline pack's MEMB-AUC judges the AUC, where it is applied).")
 
 
 def _words(pattern: str | list[str]) -> str:

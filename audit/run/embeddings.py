@@ -86,7 +86,8 @@ class Embeddings:
 
     def _warn_empty(self, condition: str, emb: np.ndarray) -> None:
         """One warning line when a recognition model gives some faces an all-zero template: such a face matches no
-        one (cosine 0 against everything), a failure to enrol the error rates then count as errors, not a face."""
+        one (cosine 0 against everything), so its genuine comparisons count as false non-matches. (Embeddings read
+        back from the store, on a resumed run, were warned of when they were made.)"""
         import warnings
 
         from audit.errors import FaceAuditWarning
@@ -98,7 +99,8 @@ class Embeddings:
             image = self.dataset.manifest["image"].iloc[int(self.faces.rows[empty[0]])]
             warnings.warn(FaceAuditWarning(
                 f"{self.model.name}: an all-zero template for {len(empty)} of {len(emb)} faces under {condition} "
-                f"(first: {image}); such a face matches no one, so the error rates count it as a failure to enrol"),
+                f"(first: {image}); such a face matches no one: its genuine comparisons count as false non-matches "
+                "(in effect a failure to enrol, which faceaudit does not report apart)"),
                 stacklevel=2)
 
     def embeddings(self, condition: str) -> np.ndarray:

@@ -339,3 +339,15 @@ def test_rankings_use_the_paired_rows_interval_and_rank_an_infinite_disparity():
     fitted = _ranking([x, y, z], ["X", "Y", "Z"], 150, None, _pair_interval(gain, 150, None), 5)
     p_of = lambda r: next(p for p in r["pairs"] if (p["a"], p["b"]) == ("X", "Y"))  # noqa: E731
     assert p_of(plain)["p_holm"] < 0.05 <= p_of(fitted)["p_holm"] and p_of(fitted)["verdict"] == "cannot be told apart"
+
+
+def test_a_run_stored_without_its_profile_hash_is_not_called_differently_profiled():
+    """A run stored before the profile hash was kept, beside a new run of the same model file, read 'audited under
+    different profiles' (its missing hash counted as one)."""
+    from audit.compare.comparability import profiles_differing
+
+    new = {"model_id": "m", "model_name": "fr", "config": {"inputs": {"profile": "p1"}}}
+    old = {"model_id": "m", "model_name": "fr", "config": {"inputs": {}}}
+    other = {"model_id": "m", "model_name": "fr", "config": {"inputs": {"profile": "p2"}}}
+    assert profiles_differing([new, old], ["A", "B"]) == []
+    assert [d["runs"] for d in profiles_differing([new, old, other], ["A", "B", "C"])] == [["A", "C"]]
