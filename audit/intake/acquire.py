@@ -176,7 +176,8 @@ def worst_failures(issues: list[QualityIssue], confidence: np.ndarray, subjects,
                    per_person: int = PER_PERSON) -> list[QualityIssue]:
     """The failures to show first: every ``no_face``, then ``low_confidence`` by rising best confidence (manifest
     order among equals), spread across persons: one per person first, then a second, at most ``per_person``."""
-    failed = [i for i in issues if i.problem in FAILURES]
+    failed = [i for i in issues if i.problem in FAILURES and i.problem != "too_small"]  # (a photo too small to
+    # read has no thumbnail: it would take a tile and show nothing)
 
     def badness(i: QualityIssue):
         c = confidence[i.row - 1]

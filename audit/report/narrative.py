@@ -272,7 +272,8 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
         thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on this "
                 "figure." if is_unsupported(r["setting"]) else "")
         chance = "against about 0.1% by chance"
-        if attack == "query":  # it keeps the best of its submissions: chance is the best of that many tries
+        if attack == "query" and judge == "target":  # it keeps the best of its submissions by the target's score:
+            # chance is the best of that many tries (an independent judge sees the one image kept: about 0.1%)
             chance = ("against up to about "
                       f"{fmt(100 * (1 - (1 - 1e-3) ** queries), 1)}% for {fmt(queries, 0)} unrelated faces submitted "
                       "(the best of that many tries, each accepted about 0.1% of the time)" if queries else

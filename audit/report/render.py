@@ -351,12 +351,15 @@ def _unread_attributes(findings: pd.DataFrame, metrics: pd.DataFrame) -> dict | 
     from audit.errors import RuleError
     from audit.rules.engine import attributes_read, load_pack, measured_attributes
 
-    read, unchecked = set(), set()
+    read, unchecked, reloaded = set(), set(), set()
     for pack, digest, loc in findings[["pack", "pack_hash", "location"]].itertuples(index=False):
         loc = json.loads(loc) if isinstance(loc, str) else (loc or {})
         if "reads" in loc:
             read.update(loc["reads"])
             continue
+        if (pack, digest) in reloaded:  # an older store's pack: read again once, not per finding
+            continue
+        reloaded.add((pack, digest))
         try:
             loaded = load_pack(pack)
         except RuleError:
