@@ -23,7 +23,7 @@ FLOORS = [
     {"probes", "rules"},
     {"models", "conditions", "metrics", "intake"},
     {"data", "synth", "store"},
-    {"records", "config", "errors", "atomic", "convergence", "devices", "paths", "protocol", "resources", "seeding",
+    {"records", "config", "errors", "atomic", "csvout", "convergence", "devices", "paths", "protocol", "resources", "seeding",
      "threads", "yamlio"},
 ]
 """Rooms (a package or a one-file module under ``audit/``) by floor, top first; a room may import its own
