@@ -461,6 +461,12 @@ def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tupl
     return (min(lo, d - float(np.hypot(b - lb, ua - a))), max(hi, d + float(np.hypot(ub - b, a - la))))
 
 
+def _fit_variance(boots_a: np.ndarray, boots_b: np.ndarray, folds: int) -> float:
+    """The two attackers' fit variance a paired leakage difference adds (Nadeau and Bengio: each model's bootstrap
+    variance over folds - 1; fitted apart, so they add)."""
+    return sum(float(np.nanvar(b)) for b in (boots_a, boots_b) if np.isfinite(b).any()) / max(folds - 1, 1)
+
+
 def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.ndarray, boots_b: np.ndarray,
                 folds: int) -> tuple[float, float]:
     """The interval ``[lo, hi]`` of a paired difference ``d`` of two leakage gains, widened for the variance of fitting
@@ -474,7 +480,7 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
     if not (np.isfinite(d) and np.isfinite(lo) and np.isfinite(hi)):
         return lo, hi
     var_d = float(np.nanvar(diffs)) if np.isfinite(diffs).any() else 0.0
-    fit = sum(float(np.nanvar(b)) for b in (boots_a, boots_b) if np.isfinite(b).any()) / max(folds - 1, 1)
+    fit = _fit_variance(boots_a, boots_b, folds)
     if fit <= 0:
         return lo, hi
     if var_d > 0:
@@ -528,8 +534,7 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
             d = d[~np.isnan(d)]  # every replicate where both are defined
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
             if folds is not None and np.isfinite(values[j] - values[i]) and len(d) > 1:
-                fit = sum(float(np.nanvar(boots[:, k])) for k in (i, j)) / max(folds - 1, 1)
-                sd = float(np.sqrt(np.var(d) + fit))
+                sd = float(np.sqrt(np.var(d) + _fit_variance(boots[:, i], boots[:, j], folds)))
                 p = max(p, float(2 * sps.norm.sf(abs(values[j] - values[i]) / sd))) if sd > 0 else p
             pairs.append((i, j))
             pvals.append(p)

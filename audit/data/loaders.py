@@ -376,10 +376,14 @@ def from_manifest(manifest_path: Path, root: Path | None = None) -> Dataset:
     return Dataset(root=root, manifest=df, source=str(manifest_path), name=root.name)
 
 
+def _is_image(p: Path) -> bool:
+    """An image file by its suffix; hidden ones (``.DS_Store``, macOS's ``._name.jpg``) are not."""
+    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+
+
 def _images_in(folder: Path) -> list[Path]:
-    """The image files directly in ``folder``, hidden ones (``.DS_Store``, macOS's ``._name.jpg``) left aside."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+    """The image files directly in ``folder`` (:func:`_is_image`)."""
+    return sorted(p for p in folder.iterdir() if _is_image(p))
 
 
 def _left_aside(root: Path, people: list[Path]) -> None:
@@ -391,8 +395,7 @@ def _left_aside(root: Path, people: list[Path]) -> None:
 
     loose = _images_in(root)
     nested = [p for d in people for sub in d.iterdir() if sub.is_dir() and not sub.name.startswith(".")
-              for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-              and not p.name.startswith(".")]
+              for p in sub.rglob("*") if _is_image(p)]
     parts = ([f"{len(loose)} image(s) beside the person folders (first: {loose[0].name})"] if loose else []) + \
         ([f"{len(nested)} image(s) in folders inside a person's folder (first: {nested[0].relative_to(root)})"]
          if nested else [])
