@@ -21,7 +21,8 @@ gallery persons independently (``pair_share``); the truth is 0.01.
 the threshold estimated from the (clean) impostor scores, chosen again on every replicate (the same data as
 ``tar``; true FNMR 0.05 and 0.08, truth 0.03); ``fnmr_fixed`` holds the thresholds at their whole sample's value,
 as comparisons did before FNMR kept its impostor scores (the ``fnmr`` simulator's threshold is known, not
-estimated, so it cannot see this).
+estimated, so it cannot see this). ``group_fnmr``: one group's FNMR (half the persons) at that threshold, chosen
+again on every replicate from every impostor comparison of the run (the truth is 0.03 too).
 """
 
 from __future__ import annotations
@@ -84,12 +85,20 @@ def sim_paired_fmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:
 TRUE_TAR, TAR_FMR = (0.95, 0.92), 0.01
 
 
-def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False, miss: bool = False) -> tuple[Estimate, float]:
+def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False, miss: bool = False,
+                   group: bool = False) -> tuple[Estimate, float]:
     """TAR at FMR 0.01, each model's threshold its own: impostor scores as :func:`sim_paired_fmr`'s (unit variance, so
     the true threshold is the normal 1% tail), genuine scores a person effect (shared by the models, as FNMR's) plus
     noise around a mean that gives true TAR 0.95 for A and 0.92 for B. With ``fixed`` each model's threshold is held at
     its whole sample's value on every replicate (what comparisons did before impostor scores were kept). With ``miss``
-    the series is FNMR, one minus that share (identity's FNMR outcomes), and the truth is FNMR's difference."""
+    the series is FNMR, one minus that share (identity's FNMR outcomes), and the truth is FNMR's difference. With
+    ``group`` (and ``miss``) it is one group's FNMR (a seeded half of the persons; the truth is the same) at the whole
+    run's threshold, chosen again on every replicate from every impostor comparison, as compare reads a group's FNMR
+    from identity's outcomes (``impostor_subjects``), with the interval the paired rows give it (its persons, the
+    exact-binomial floor of :func:`audit.compare.paired._pair_interval`)."""
+    from dataclasses import replace
+
+    from audit.compare.paired import _pair_interval
     from audit.probes.base import kept_impostors
 
     m = 1 + rng.poisson(2.0, n)
@@ -110,8 +119,16 @@ def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False, miss: bool = F
                    "share_at_rate", values=gen, gallery=np.arange(n).astype(str), negatives=kept["negatives"],
                    negative_pairs=kept["negative_pairs"], rate=TAR_FMR, complement=miss)
         series.append(boot.at_fixed_threshold(s) if fixed else s)
-    (a, ab), (b, bb) = (boot.stat(s) for s in series)
-    lo, hi = _interval(b - a, bb - ab, n)
+    if group:
+        on = (np.arange(n) % 2 == 0)[person]  # persons are exchangeable: every second one is a random half
+        series = [replace(s, metric="group_fnmr", attribute="g", group="g1", rows=s.rows[on], subjects=subjects[on],
+                          values=s.values[on], impostor_subjects=subjects) for s in series]
+    (a, ab), (b, bb) = stats = [boot.stat(s) for s in series]
+    if group:
+        persons = len(np.unique(series[0].subjects))
+        _, lo, hi = _pair_interval(series[0], persons, None)(*stats)
+    else:
+        lo, hi = _interval(b - a, bb - ab, n)
     return Estimate(b - a, lo, hi, len(subjects)), (TRUE_TAR[0] - TRUE_TAR[1]) if miss else (TRUE_TAR[1] - TRUE_TAR[0])
 
 
@@ -169,7 +186,10 @@ SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
               "fnmr_threshold": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, miss=True),
                                  "fnmr difference B - A (paired, thresholds estimated, chosen again)"),
               "fnmr_fixed": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, fixed=True, miss=True),
-                             "fnmr difference B - A (paired, estimated thresholds held fixed)")}
+                             "fnmr difference B - A (paired, estimated thresholds held fixed)"),
+              "group_fnmr": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, miss=True, group=True),
+                             "group fnmr difference B - A (paired, half the persons, the whole run's threshold "
+                             "chosen again)")}
 
 
 def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:

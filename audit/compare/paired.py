@@ -402,7 +402,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:  # a model without a value is left out of its ranking and named (not_measured)
             ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few, pair,
-                               first.folds if first.kind == "gain" else None)
+                               first.folds if first.kind == "gain" else None, seed)
             if len(ranking["models"]) >= 2:
                 rankings.append({**base, **ranking})
     paired = {r[k] for r in rows for k in ("a", "b")}
@@ -420,15 +420,22 @@ def _pair_interval(s: Series, persons: int, few: str | None):
     group_rate = s.group != "all" and s.kind in ("share", "pair_share", "share_at_rate")
 
     def pair(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> tuple[float, float, float]:
-        with np.errstate(invalid="ignore"):  # inf - inf: both infinite
-            d, db = b[0] - a[0], b[1] - a[1]
-        lo, hi = _interval(d, db, persons)
+        d, lo, hi = _difference(a, b, persons)
         if s.kind == "gain":
-            lo, hi = fit_widened(d, lo, hi, db, a[1], b[1], s.folds)
+            with np.errstate(invalid="ignore"):
+                lo, hi = fit_widened(d, lo, hi, b[1] - a[1], a[1], b[1], s.folds)
         if few is None and group_rate and np.isfinite(d) and lo == hi:
             lo, hi = _exact_floor(a[0], b[0], persons, lo, hi)
         return d, lo, hi
     return pair
+
+
+def _difference(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], persons: int) -> tuple[float, float, float]:
+    """B - A of two runs' ``(value, replicates)`` with its expanded-percentile interval on ``persons``, nothing added
+    (the plain case of :func:`_pair_interval`)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: both infinite
+        d, db = b[0] - a[0], b[1] - a[1]
+    return (d, *_interval(d, db, persons))
 
 
 MIN_GROUP_PERSONS = 10
@@ -491,7 +498,7 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
 
 
 def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None,
-             pair=None, folds: int | None = None) -> dict:
+             pair=None, folds: int | None = None, seed: int = 0) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
 
     A model without a value (not measured, NaN) is left out and listed in ``not_measured``; an infinite value (a
@@ -499,7 +506,9 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     p-value uses every replicate where both its models are defined, so one model undefined on some replicates does
     not decide another pair's verdict; its interval is the paired rows' (``pair``: :func:`_pair_interval`), and
     for leakage gains (``folds``) the p-value too carries the attacker-fit variance (a normal approximation on the
-    widened spread, :func:`fit_widened`).
+    widened spread, :func:`fit_widened`), and so do the rank intervals: each model's replicates get independent
+    normal noise of its attacker-fit variance (its replicates' variance over folds - 1, as a single run's interval
+    is widened; drawn from ``seed``) before they are ranked. Without ``pair``, the plain expanded-percentile interval.
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
     everyone and in every replicate, so two models that never differ get the same rank and interval instead of
@@ -519,9 +528,16 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
         return {"models": [], "pairs": [], "not_measured": not_measured}
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
+    if pair is None:
+        pair = lambda a, b: _difference(a, b, persons)  # noqa: E731
     ok = ~np.isnan(boots).any(1)
     n = len(labels)  # (no replicate with every value defined: every rank is possible)
-    ranks = sps.rankdata(-boots[ok], method="min", axis=1) if ok.any() else np.array([[1] * n, [n] * n])
+    ranked = boots[ok]
+    if folds is not None and len(ranked) > 1:  # the attackers' fit variance, each model's own (fitted apart)
+        sd = [float(np.sqrt(np.var(c[np.isfinite(c)]) / max(folds - 1, 1))) if np.isfinite(c).sum() > 1 else 0.0
+              for c in ranked.T]
+        ranked = ranked + np.random.default_rng(seed).normal(size=ranked.shape) * np.array(sd)
+    ranks = sps.rankdata(-ranked, method="min", axis=1) if ok.any() else np.array([[1] * n, [n] * n])
     point = sps.rankdata(np.where(np.isnan(values), np.inf, -values), method="min")  # undefined last
     models = [{"model": labels[i], "value": float(values[i]), "rank": int(point[i]),
                "rank_low": int(np.quantile(ranks[:, i], 0.025, method="inverted_cdf")),
@@ -541,12 +557,7 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     adjusted = holm(pvals)
     verdicts = []
     for (i, j), p in zip(pairs, adjusted):
-        if pair is not None:  # the paired rows' interval
-            diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]))
-        else:
-            with np.errstate(invalid="ignore"):
-                diff = values[j] - values[i]
-                lo, hi = _interval(diff, boots[:, j] - boots[:, i], persons)
+        diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]))  # the paired rows' interval
         words = ("no finite difference" if not np.isfinite(diff) else
                  "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else

@@ -21,7 +21,7 @@ import pandera.pandas as pa
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
 from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, judged_names,
-                                 read_csv_table, refuse_bad_names, tidy_names)
+                                 read_csv_table, refuse_bad_names, separator_hint, tidy_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
@@ -57,10 +57,8 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     labels = judged_names(read_labels(path), source, taken=set(dataset.manifest.columns))
     key = next((k for k in KEYS if k in labels.columns), None)
     if key is None:
-        semi = len(labels.columns) == 1 and ";" in str(labels.columns[0])
         raise DatasetError(f"{source}: needs an 'image' or a 'subject' column to join on (columns are "
-                           f"{list(labels.columns)})" + ("; the header looks separated by ';': faceaudit reads "
-                                                         "comma-separated CSV" if semi else ""))
+                           f"{list(labels.columns)})" + separator_hint(labels.columns))
     other_key = [k for k in KEYS if k != key and k in labels.columns]
     attrs = [c for c in labels.columns if c not in KEYS]
     bad = [c for c in attrs if c in LANDMARK_COLUMNS or c.startswith(("pt_", "_"))]

@@ -138,9 +138,8 @@ def validate_manifest(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """
     for col in ("image", "subject"):
         if col not in df.columns:
-            semi = len(df.columns) == 1 and ";" in str(df.columns[0])
-            hint = "; the header looks separated by ';': faceaudit reads comma-separated CSV" if semi else ""
-            raise DatasetError(f"{source}: missing required column '{col}' (columns are {list(df.columns)}){hint}")
+            raise DatasetError(f"{source}: missing required column '{col}' (columns are {list(df.columns)})"
+                               + separator_hint(df.columns))
     present = [c for c in LANDMARK_COLUMNS if c in df.columns]
     if present and len(present) != len(LANDMARK_COLUMNS):
         missing = [c for c in LANDMARK_COLUMNS if c not in df.columns]
@@ -298,6 +297,14 @@ def refuse_bad_columns(path: Path) -> None:
                                                           value=repr(extra) if extra else "empty"))
     except (UnicodeDecodeError, csv.Error, OSError):
         return  # read_csv names the problem (or read_csv_table's backstop does)
+
+
+def separator_hint(columns) -> str:
+    """What to add to a missing-column message when the header is one column holding ';' (a spreadsheet's export
+    in a locale that separates by semicolons), else nothing."""
+    if len(columns) == 1 and ";" in str(columns[0]):
+        return "; the header looks separated by ';': faceaudit reads comma-separated CSV"
+    return ""
 
 
 def refuse_bad_names(names: list[str], source: str) -> None:

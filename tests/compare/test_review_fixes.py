@@ -351,3 +351,27 @@ def test_a_run_stored_without_its_profile_hash_is_not_called_differently_profile
     other = {"model_id": "m", "model_name": "fr", "config": {"inputs": {"profile": "p2"}}}
     assert profiles_differing([new, old], ["A", "B"]) == []
     assert [d["runs"] for d in profiles_differing([new, old, other], ["A", "B", "C"])] == [["A", "C"]]
+
+
+def test_leakage_rank_intervals_carry_the_attackers_fit_variance():
+    """Still weak after the fourth session: a leakage ranking's pairwise p-values carried the attacker-fit variance,
+    its rank intervals did not, so two models whose gains cannot be told apart were each given one rank, [1, 1] and
+    [2, 2], as if the order were sure. Each model's replicates now get noise of its own fit variance before ranking."""
+    from audit.compare.paired import Series, _pair_interval, _ranking
+
+    rng = np.random.default_rng(3)
+    shared = rng.normal(0, 0.03, 400)  # the persons' variation, shared by the models (paired)
+    x = (0.30, 0.30 + shared + rng.normal(0, 0.003, 400))
+    y = (0.32, 0.32 + shared + rng.normal(0, 0.003, 400))
+    z = (0.05, 0.05 + shared + rng.normal(0, 0.003, 400))
+    gain = Series("leakage", "normalised_gain", "clean", "train=same", "sex", "all", np.arange(150),
+                  np.arange(150).astype(str), "gain", folds=5)
+    plain = {m["model"]: (m["rank_low"], m["rank_high"]) for m in _ranking([x, y, z], ["X", "Y", "Z"], 150)["models"]}
+    res = _ranking([x, y, z], ["X", "Y", "Z"], 150, None, _pair_interval(gain, 150, None), 5, seed=7)
+    fitted = {m["model"]: (m["rank_low"], m["rank_high"]) for m in res["models"]}
+    assert plain == {"Y": (1, 1), "X": (2, 2), "Z": (3, 3)}
+    assert fitted["Y"] == (1, 2) and fitted["X"] == (1, 2)  # the order of X and Y is not sure
+    assert fitted["Z"] == (3, 3)  # far below both: still last in every replicate
+    assert res == _ranking([x, y, z], ["X", "Y", "Z"], 150, None, _pair_interval(gain, 150, None), 5, seed=7)
+    xy = next(p for p in res["pairs"] if (p["a"], p["b"]) == ("X", "Y"))
+    assert xy["verdict"] == "cannot be told apart"
