@@ -127,3 +127,30 @@ def resolve_precision(precision: str, device: str) -> str:
         return "bfloat16" if any(f() for f in native) else "float32"
     except Exception:  # a private probe of the CPU's features changed: the safe choice
         return "float32"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: Linux's ``MemAvailable``, lowered to what a cgroup's limit leaves
+    (a container's); None where neither can be read (then nothing is refused for memory)."""
+    from pathlib import Path
+
+    def read(path: str) -> str | None:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return None
+
+    avail = None
+    meminfo = read("/proc/meminfo") or ""
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            avail = int(line.split()[1]) * 1024
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = read(limit_file), read(usage_file)
+        if limit and usage and limit.strip().isdigit() and usage.strip().isdigit():
+            left = int(limit) - int(usage)
+            if int(limit) < 2**60:  # cgroup v1 writes a huge number for no limit
+                avail = left if avail is None else min(avail, left)
+    return avail

@@ -3,10 +3,12 @@
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from audit import api
 from audit.config import AuditConfig
+from audit.errors import ConfigError
 from audit.store import Store
 
 
@@ -116,3 +118,33 @@ def test_unknown_attributes_are_refused_naming_the_available_ones(tiny_model, sm
     with pytest.raises(api.ConfigError, match=r"--attributes: 'shoe_size' not among the attributes of .*"
                                               r"\(available: .*sex"):
         api.check_config(cfg)
+
+
+def test_a_run_the_identity_matrix_would_not_fit_is_refused_before_anything_is_written(tmp_path, small_data,
+                                                                                      sample_model, monkeypatch):
+    """The identity probe's score matrices are quadratic in the images (every probe image against every gallery
+    image; about 48 bytes a comparison): a thorough run on 100k images needed ~100 GB and was killed for memory
+    after its embedding pass. Such a run is now refused up front, naming the comparisons, the memory and how many
+    images would fit; a run that fits, and a run without the identity probe, are not concerned."""
+    from audit.probes import get
+    from audit.probes.identity import BYTES_PER_COMPARISON, IdentityProbe
+    from audit.run.pipeline import check_memory
+
+    subjects = np.repeat(np.arange(1000), 3).astype(str)  # 2,000 probe images x 1,000 gallery images
+    size, what = IdentityProbe().memory(subjects)
+    assert size == BYTES_PER_COMPARISON * 2000 * 1000 and what.startswith("2,000 probe images x 1,000 gallery")
+    cfg = AuditConfig(model="m.onnx", preset="thorough")
+    check_memory([IdentityProbe()], subjects, cfg, available=size)  # fits exactly
+    with pytest.raises(ConfigError, match=r"^identity: 2,000 probe images x 1,000 gallery images = 2,000,000 "
+                                          r"comparisons need about 0\.1 GiB of memory and this machine has 0\.0 GiB "
+                                          r"available; audit fewer images \(about 1,500 fit: a smaller --preset than "
+                                          r"'thorough', or max_images: 1500 in a protocol's overrides\)"):
+        check_memory([IdentityProbe()], subjects, cfg, available=size // 4)
+    check_memory([get("leakage")], subjects, cfg, available=1)  # says nothing of its memory: not refused
+    # Through a run: refused before the store exists; leakage alone is not concerned
+    monkeypatch.setattr("audit.devices.available_memory", lambda: 1000)
+    db = tmp_path / "s.duckdb"
+    with pytest.raises(ConfigError, match="identity: .* comparisons need about"):
+        api.run_audit(AuditConfig(model=sample_model("fr-baseline"), data=str(small_data), probes=["identity"],
+                                  conditions=["clean"], parity=False), db)
+    assert not db.exists()

@@ -41,6 +41,12 @@ gallery- and pair-person impostor effects): coverage 0.95-0.98 (EER) and 0.99-1.
 persons, with intervals 1.1-1.3x as wide as the estimates' true spread over datasets."""
 
 
+BYTES_PER_COMPARISON = 48
+"""Peak memory of the identity probe's statistics per comparison in its probe x gallery score matrix, measured by
+``benchmarks/identity_memory.py`` (46.5 to 49.9 bytes at 8 to 24 million comparisons, the clean matrix and one
+condition's included): what a run is refused on before it starts when the machine has less (:meth:`memory`)."""
+
+
 def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(gallery index per subject, probe indices, probe -> gallery column) for subjects with >= 2 images."""
     uniq, first, counts = np.unique(subjects, return_index=True, return_counts=True)
@@ -66,6 +72,15 @@ class IdentityProbe:
         if model.profile.kind != "embedding":
             raise ConfigError(f"identity: {model.name} is an attributes model (no embedding to compare); "
                               "run the identity probe on face-recognition models")
+
+    def memory(self, subjects: np.ndarray) -> tuple[int, str]:
+        """Bytes the probe's score matrices need on the faces of ``subjects`` (one per face), and what they are, in
+        words: quadratic in the images (every probe image against every person's gallery image)."""
+        counts = np.unique(np.asarray(subjects).astype(str), return_counts=True)[1]
+        gallery = int((counts >= 2).sum())
+        probes = int(counts[counts >= 2].sum()) - gallery
+        return (BYTES_PER_COMPARISON * probes * gallery,
+                f"{probes:,} probe images x {gallery:,} gallery images = {probes * gallery:,} comparisons")
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         cfg = ctx.config
@@ -101,6 +116,8 @@ class IdentityProbe:
             result.metrics.append(MetricRecord(self.name, "clean", "threshold", taus[t], taus[t], taus[t], n_imp,
                                                NEUTRAL, setting=label[t]))
         groups = self._groups(ctx, probes, gal)
+        labelled = {attr: {v for v in group_labels(pd.Series(ctx.column(attr)), attr) if isinstance(v, str)}
+                    for attr in groups}
         pairs = _person_pairs(boot, own, len(gal))
         imp_pairs = pairs.sum(imp_mask)  # impostor comparisons per person pair: the same for every condition
         curves, series = {}, []
@@ -118,7 +135,7 @@ class IdentityProbe:
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
                                                  rng, series, clean_kept)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
-                                                 label[demo_fmr], boot, series)
+                                                 label[demo_fmr], boot, series, labelled)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
         result.artifacts.append(Artifact.json(self.name, "roc.json", curves))
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[probes], subjects[probes], series,
@@ -206,15 +223,20 @@ class IdentityProbe:
         return out
 
     def _demographics(self, cond, s, gen, imp_mask, pairs, groups, tau, setting, boot,
-                      series=None) -> list[MetricRecord]:
+                      series=None, labelled: dict | None = None) -> list[MetricRecord]:
         """Per-group FMR and FNMR at the demographic threshold and their differentials under ``cond``; each
-        group's accepted impostor comparisons (probe row, gallery column) are appended to ``series``."""
+        group's accepted impostor comparisons (probe row, gallery column) are appended to ``series``. A group the
+        run's faces label (``labelled``: attribute -> groups) that has no identity persons (each of its persons has
+        one usable image, or none on one side) gets ``group_persons`` 0, so that a rule on the differentials of the
+        others says a group has too few persons instead of passing as if it did not exist."""
         out = []
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
             values = sorted(v for v in set(probe_lab) & set(gal_lab) if isinstance(v, str))  # missing: no group
             if len(values) < 2:
                 continue
+            out += [MetricRecord(self.name, cond, "group_persons", 0, 0, 0, 0, NEUTRAL, attribute=attr, group=v,
+                                 setting=setting) for v in sorted((labelled or {}).get(attr, set()) - set(values))]
             # Per probe row and group: accepted impostor comparisons, impostor comparisons, genuine rejections
             # and genuine comparisons; summed over every person resample at once (resample_sums), each group's
             # rates on a resample are ratios of these sums.

@@ -59,6 +59,31 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset, a
     return probes
 
 
+def check_memory(probes: list, subjects, config: AuditConfig, available: int | None = None) -> None:
+    """Refuse, before anything is decoded or written, a run whose probe needs more memory than the machine has
+    (``available`` bytes; by default :func:`audit.devices.available_memory`): a probe that says what it needs on
+    these faces (an optional ``memory(subjects) -> (bytes, what)``, the identity probe's quadratic score matrix)
+    would otherwise end the run hours later, killed for memory. Says how many images would fit."""
+    from audit.devices import available_memory
+
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    for p in probes:
+        need = getattr(p, "memory", None)
+        if not callable(need):
+            continue
+        size, what = need(subjects)
+        if size <= available:
+            continue
+        fits = len(subjects) * (available / size) ** 0.5  # comparisons grow as the square of the images
+        fits = int(float(f"{fits:.2g}"))
+        raise ConfigError(f"{p.name}: {what} need about {size / 2**30:.1f} GiB of memory and this machine has "
+                          f"{available / 2**30:.1f} GiB available; audit fewer images (about {fits:,} fit: a smaller "
+                          f"--preset than {config.preset!r}, or max_images: {fits} in a protocol's overrides) or use a "
+                          "machine with more memory")
+
+
 def check_head_labels(model: LoadedModel, profile: Path | None, dataset: Dataset, attributes: list[str]) -> None:
     """An attributes model's categorical heads must name every value their attribute (one of ``attributes``) takes
     in the dataset (``Female`` is not ``female``): rows whose value no label names would be dropped from its
@@ -137,6 +162,8 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
     chosen = _subset(cap_per_person(faces_all, dataset, config.setting("max_images_per_subject"), config.seed), dataset,
                      config.setting("max_images"), config.setting("max_subjects"), config.seed)
+    if not resume:
+        check_memory(probes, dataset.manifest["subject"].to_numpy()[chosen.rows], config)
     faces = dataset.usable(chosen.verified())
     record = inputs.record(config)
     check = None

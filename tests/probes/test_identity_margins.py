@@ -182,3 +182,27 @@ def test_missing_labels_form_no_group(small_data, tiny_model, tmp_path):
     sex = m[(m["metric"] == "group_persons") & (m["attribute"] == "sex")]
     assert set(sex["group"]) == set(man["sex"].dropna().astype(str)) and "nan" not in set(m["group"])
     assert sex["value"].sum() == len(people) - 6
+
+
+def test_a_group_without_identity_persons_is_named_not_dropped():
+    """A review of the verdict path: a group whose persons each had one usable image (no probe, no gallery image)
+    vanished from every differential without a trace, and DEMO-FDR / ISO19795-10-FDR passed on the other groups.
+    The group now gets group_persons 0, and a rule on the others' differentials says it has too few persons."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(6), 240)
+    gen[:] = ID_TAU + 3  # no errors: every differential would pass on the two groups measured
+    boot = SubjectBootstrap(own, 200, 0, "identity")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, s.shape[1])
+    recs = IdentityProbe()._demographics("clean", s, gen, imp, pairs, {"sex": (labels[own], labels)}, ID_TAU,
+                                         "fmr=0.01", boot, None, {"sex": {*labels.tolist(), "unseen"}})
+    df = pd.DataFrame([r.__dict__ for r in recs])
+    assert _row(df, "group_persons", "unseen")["value"] == 0
+    df = pd.concat([df, pd.DataFrame([{"probe": "identity", "condition": "clean", "metric": m, "attribute": "",
+                                       "group": "all", "setting": "fmr=0.01", "value": 0.01, "ci_low": 0.0,
+                                       "ci_high": 0.02, "n": 1, "direction": "neutral"} for m in ("fmr", "fnmr")])])
+    rule = next(r for r in load_pack("iso-biometrics").rules if r.id == "ISO19795-10-FDR")
+    finding = evaluate_rule(rule, df, {"identity"})
+    assert finding.status == "not_applicable" and "group 'unseen' of sex has 0 persons" in finding.message
+    legacy = df[df["group"] != "unseen"]  # as the probe stored it before: the group gone without a trace
+    assert evaluate_rule(rule, legacy, {"identity"}).status == "pass"
