@@ -47,11 +47,6 @@ budget may still warn or fail (success within fewer queries is success), but it 
 succeed within it, so a pass on it is not applicable (``audit.rules.engine``)."""
 
 
-def queries_spent(budget: int) -> int:
-    """Queries per victim the query-only attacker spends on ``budget``: the decoder's image, then whole steps."""
-    return 1 + QUERY_STEP * ((budget - 1) // QUERY_STEP)
-
-
 MAX_SEED = 2**63 - 1
 """Seeds are stored as BIGINT; a larger one could not be stored with the run it made."""
 DETECTOR_SPECS = ("auto", "none", "mtcnn")

@@ -425,6 +425,13 @@ class InversionProbe:
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.mean(arr)
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
+        if "white-box" not in recon_sets:  # skipped (no torch backend): its rows say so, so that no rule pooling
+            # every threat model passes on the others as if the attacker holding the model file had been tried
+            result.metrics += [MetricRecord(self.name, "clean", metric, np.nan, np.nan, np.nan, 0, RISK,
+                                            setting=operating_point("fmr", t, t in cal.unsupported,
+                                                                    attack=f"white-box;{judge}"))
+                               for judge, (_, _, cal) in judges.items() for t in cal.taus
+                               for metric in ("sar_type1", "sar_type2")]
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
         result.artifacts.append(self._grid(victim_images, recon_sets))

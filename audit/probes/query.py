@@ -12,8 +12,8 @@ hundred unknowns instead of 37,632 pixels), shapes the score differences to unit
 Adam step. The attacker keeps the best-scoring image it has submitted: the scores it was answered are
 all it needs, so that costs no extra queries.
 
-Every image submitted counts as one query of that victim's template; the attack stops at the preset's
-query budget. The curve of success against queries spent (measured by the auditor on the best image
+Every image submitted counts as one query of that victim's template; the attack spends the preset's query
+budget to the last query (what whole steps leave goes to a last, smaller step) and stops there. The curve of success against queries spent (measured by the auditor on the best image
 so far, at the system threshold) is what lets an auditor say "a rate limit below N queries per template
 stops this".
 """
@@ -64,10 +64,12 @@ class QueryResult:
 
 def checkpoints(budget: int, pop: int = POP) -> list[int]:
     """Query counts at which the curve is read: the start (one query: the decoder's image), then after 1, 2,
-    4, ... steps of ``pop`` queries, and after the last step the budget allows."""
+    4, ... steps of ``pop`` queries, after the last whole step the budget allows, and at the budget (a last, partial
+    step spends what the whole steps leave)."""
     last = (budget - 1) // pop
     steps = [k for k in (2 ** i for i in range(32)) if k < last] + ([last] if last > 0 else [])
-    return [1] + [1 + pop * k for k in steps]
+    marks = [1] + [1 + pop * k for k in steps]
+    return marks + ([budget] if budget > marks[-1] else [])
 
 
 def query_attack(oracle: ScoreOracle, start: np.ndarray, budget: int, seed: int, pop: int = POP,
@@ -85,6 +87,18 @@ def query_attack(oracle: ScoreOracle, start: np.ndarray, budget: int, seed: int,
 
     best = oracle.score(start, victims)
     best_img = start.copy()
+
+    def submit(cand: np.ndarray) -> np.ndarray:
+        """Score ``cand`` (victims x width perturbations), keep each victim's best image; the scores."""
+        width = cand.shape[1]
+        imgs = render(cand.reshape(n * width, 3, res, res), width)
+        s = oracle.score(imgs, np.repeat(victims, width)).reshape(n, width)
+        k = s.argmax(1)
+        better = s[victims, k] > best
+        best[better] = s[victims, k][better]
+        best_img[better] = imgs.reshape(n, width, *imgs.shape[1:])[victims, k][better]
+        return s
+
     marks = checkpoints(budget, pop)
     snapshots = [best.copy()]
     theta = np.zeros((n, 3, res, res), np.float32)
@@ -93,13 +107,8 @@ def query_attack(oracle: ScoreOracle, start: np.ndarray, budget: int, seed: int,
     while spent + pop <= budget:
         u = rng.standard_normal((n, pop // 2, 3, res, res)).astype(np.float32)
         cand = np.concatenate([theta[:, None] + sigma * u, theta[:, None] - sigma * u], 1)
-        imgs = render(cand.reshape(n * pop, 3, res, res), pop)
-        s = oracle.score(imgs, np.repeat(victims, pop)).reshape(n, pop)
+        s = submit(cand)
         spent += pop
-        k = s.argmax(1)
-        better = s[victims, k] > best
-        best[better] = s[victims, k][better]
-        best_img[better] = imgs.reshape(n, pop, *imgs.shape[1:])[victims, k][better]
         diff = s[:, :pop // 2] - s[:, pop // 2:]
         diff = diff / (diff.std(1, keepdims=True) + 1e-12)  # fitness shaping: the step does not depend on the scale
         g = (diff[..., None, None, None] * u).mean(1)
@@ -109,4 +118,12 @@ def query_attack(oracle: ScoreOracle, start: np.ndarray, budget: int, seed: int,
         theta += lr * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
         if spent in marks:
             snapshots.append(best.copy())
+    left = budget - spent
+    if left > 0:  # what whole steps leave: antithetic pairs, and the current image itself when one query is odd
+        half = left // 2
+        u = rng.standard_normal((n, half, 3, res, res)).astype(np.float32)
+        cand = np.concatenate(([theta[:, None]] if left % 2 else []) + [theta[:, None] + sigma * u,
+                                                                         theta[:, None] - sigma * u], 1)
+        submit(cand)
+        snapshots.append(best.copy())
     return QueryResult(best_img, best, oracle.queries.copy(), marks[:len(snapshots)], snapshots)
