@@ -462,13 +462,17 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
          fail_on: str = typer.Option("fail", "--fail-on", help="fail | warn: the finding level that closes the gate."),
          junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one test case per rule).")
          ) -> None:
-    """CI gate: exit 1 when a finding at or above --fail-on exists, the run is incomplete or no rule judged it;
-    0 otherwise."""
+    """CI gate: exit 1 when a finding at or above --fail-on exists (at warn, also a rule whose interval cannot tell a
+    pass from a warning or failure: UNDECIDED), the run is incomplete or no rule judged it; 0 otherwise."""
     res = api.gate(run_id, db, csv_list(pack), fail_on, junit)
     counts = res.findings["status"].value_counts()
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("fail", "warn", "pass", "not_applicable"))
-    for r in res.blocking.itertuples():
-        show.line(console, f"{r.status.upper()} {r.pack}/{r.rule_id}: {r.message}")
+    summary += f" (of which {res.n_undecided} undecided: too uncertain to judge)" if res.n_undecided else ""
+    for r in res.blocking.itertuples():  # a rule too uncertain to judge at the level is UNDECIDED
+        show.line(console, f"{'UNDECIDED' if r.status == 'not_applicable' else r.status.upper()} "
+                           f"{r.pack}/{r.rule_id}: {r.message}")
+    for r in (res.doubtful if res.doubtful is not None else res.findings.iloc[:0]).itertuples():
+        show.line(console, f"UNDECIDED {r.pack}/{r.rule_id} (closes the gate at --fail-on warn): {r.message}")
     if res.incomplete:
         show.line(console, f"INCOMPLETE {res.incomplete}")
     if res.unjudged:

@@ -41,7 +41,8 @@ from audit.yamlio import parse_yaml, read_bytes
 SHA256 = r"^[0-9a-f]{64}$"
 BUDGETS = ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects", "max_images_per_subject",
            "inversion_queries", "synthetic_faces")
-PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precision", "cloak_eps")
+PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precision", "cloak_eps", "detector",
+          "min_face_confidence")
 """Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
 
 
@@ -63,9 +64,11 @@ class DatasetPin(BaseModel):
 
     @model_validator(mode="after")
     def _one(self):
-        if (self.fingerprint is None) == (self.recipe is None):
-            raise ValueError("give either 'fingerprint' or 'recipe: sample' (with its seed, people, images) or "
-                             "'recipe: sample-membership' (with its members, nonmembers, images)")
+        if self.fingerprint is None and self.recipe is None:
+            raise ValueError("give 'fingerprint', or 'recipe: sample' (with its seed, people, images) or "
+                             "'recipe: sample-membership' (with its members, nonmembers, images), or both (a recipe "
+                             "alone vouches for how the set was generated, not against a folder forged with its "
+                             "recipe.json; a fingerprint pins the exact bytes)")
         other = ("members", "nonmembers") if self.recipe == "sample" else \
             ("seed", "people") if self.recipe == "sample-membership" else ()
         given = [k for k in other if getattr(self, k) is not None]
@@ -91,6 +94,9 @@ class Protocol(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     cloak_eps: list[float] = Field(default_factory=lambda: [8.0])
+    detector: str = "auto"
+    """How faces are found (as ``run --detector``): which faces a pinned dataset yields depends on it."""
+    min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     packs: dict[str, str] = Field(default_factory=dict)
     """Pack id -> SHA-256 of the pack file the findings must come from."""
     sha256: str = ""
@@ -199,7 +205,9 @@ def check_dataset(record: dict, fingerprint: str, recipe: dict | None) -> None:
         keys = ("members", "nonmembers", "images") if membership else ("seed", "people", "images")
         what = "the membership sample set" if membership else "the sample world"
         want = {k: pin[k] for k in keys if pin.get(k) is not None}
-        got = {k: (recipe or {}).get(k) for k in want}
+        if not membership:  # the sample world is the evaluation split; the generator's training split is another set
+            want["split"] = "eval"
+        got = {k: (recipe or {}).get(k, "eval" if k == "split" else None) for k in want}
         if recipe is None or bool(recipe.get("membership")) != membership:
             kind = "not a synthetic set" if recipe is None else \
                 "the membership sample set" if recipe.get("membership") else "the sample world"

@@ -93,7 +93,8 @@ def test_the_wrong_dataset_pack_or_version_is_refused_before_anything_is_written
 
 
 @pytest.mark.parametrize("over,field", [({"overrides": {"shoe_size": 3}}, "overrides"), ({"packs": {"x": "abc"}}, "packs"),
-                                        ({"dataset": {"recipe": "sample", "fingerprint": "0" * 64}}, "dataset"),
+                                        ({"dataset": {"seed": 0}}, "dataset"),  # neither recipe nor fingerprint
+                                        ({"detector": "mtcnn", "min_face_confidence": 2}, "min_face_confidence"),
                                         ({"faceaudit": "not a range"}, "faceaudit"), ({"colour": 1}, "colour"),
                                         ({"overrides": {"bootstrap": 0}}, "overrides.bootstrap"),
                                         ({"cloak_eps": [-3]}, "cloak_eps.0")])

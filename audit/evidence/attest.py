@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 import audit
 from audit.atomic import write_atomic
 from audit.errors import FaceAuditError, NotSignable
-from audit.evidence import keys
+from audit.evidence import gate, keys
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.evidence.shown import RESULTS_ATTACHMENT, canonical_json, evidence_run, shown_findings
 from audit.rules.engine import any_judged
@@ -120,7 +120,9 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
                  for p in files]
     by_status = {s: sorted(f"{r.pack}/{r.rule_id}" for r in findings.itertuples() if r.status == s)
                  for s in ("pass", "warn", "fail", "not_applicable")}
-    result = "FAILED" if by_status["fail"] else "WARNED" if by_status["warn"] else "PASSED"
+    # A rule whose interval cannot tell a pass from a warning or a failure is no evidence of a pass: WARNED, named
+    undecided = sorted(f"{r.pack}/{r.rule_id}" for r in findings[gate.undecided(findings).notna()].itertuples())
+    result = "FAILED" if by_status["fail"] else "WARNED" if by_status["warn"] or undecided else "PASSED"
     config = run["config"]
     configuration = [{
         "name": "faceaudit-run-config", "mediaType": "application/json",
@@ -128,7 +130,8 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
         "content": base64.b64encode(canonical_json(config)).decode(),
         "annotations": {"run_id": run["run_id"], "seed": str(run["seed"]), "preset": str(config.get("preset")),
                         "tool": f"faceaudit {audit.__version__}", "signer": signer.name,
-                        "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"])}}]
+                        "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"]),
+                        "undecided": ", ".join(undecided)}}]
     packs = findings[["pack", "pack_version", "pack_hash"]].drop_duplicates().sort_values("pack")
     configuration += [{"name": f"rule-pack:{p.pack}@{p.pack_version}", "digest": {"sha256": p.pack_hash}}
                       for p in packs.itertuples() if p.pack_hash]
@@ -185,7 +188,9 @@ def _pdf_diagnosis(path: Path) -> str | None:
 
     try:
         attachments = PdfReader(path).attachments
-    except (PyPdfError, OSError, ValueError, KeyError):
+    except (PyPdfError, OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
+        # A damaged object tree raises almost anything from pypdf; the file is already known not to be the one
+        # signed, so the diagnosis only words that, and never fails.
         return "not a readable PDF any more"
     if RESULTS_ATTACHMENT not in attachments:
         return f"the embedded results ({RESULTS_ATTACHMENT}) are missing"
@@ -202,7 +207,7 @@ def load_bundle(path: str | Path) -> dict:
         raise FaceAuditError(f"{path}: is a folder, not an attestation bundle") from None
     except RecursionError:  # e.g. 100,000 nested brackets: the JSON parser gives up, so does the bundle
         raise VerificationError(f"{path}: not a faceaudit attestation bundle (JSON nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, a 5,000-digit number
         raise VerificationError(f"{path}: not a faceaudit attestation bundle ({str(exc).splitlines()[0][:120]})") \
             from None
     env = bundle.get("dsseEnvelope") if isinstance(bundle, dict) else None

@@ -65,6 +65,7 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
         doc = export.results_document(store, run_id)
         for r in reports:
             shown.require_own_evidence(run, r, "--report")
+            shown.require_same_results(doc, r, "--report")
             shown.require_current_findings(run, doc["findings"], r, "--report")
         data = export.dumps(doc)
     out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable

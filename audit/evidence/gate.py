@@ -23,20 +23,45 @@ LEVELS = {"fail": ("fail",), "warn": ("fail", "warn")}
 """--fail-on LEVEL: the finding statuses that make the gate fail."""
 
 
+def undecided(findings: pd.DataFrame) -> pd.Series:
+    """Per finding, the verdict its data could not exclude (``fail`` or ``warn``) when the rule was not judged because
+    its interval is too wide to tell a pass from it (or has no end on that side), else None. Findings judged before
+    0.3.0 record only the other end (their check was against the fail limit)."""
+    def level(row) -> str | None:
+        if row["status"] != "not_applicable":
+            return None
+        loc = row["location"]
+        loc = json.loads(loc) if isinstance(loc, str) else (loc or {})
+        return loc.get("undecided") or ("fail" if "other_end" in loc else None)
+    if findings.empty:
+        return pd.Series([], dtype=object)
+    return findings.apply(level, axis=1)
+
+
 @dataclass(frozen=True)
 class GateResult:
     findings: pd.DataFrame
     fail_on: str
     blocking: pd.DataFrame
-    """Findings at or above the level: the reason the gate is closed (empty when it is open)."""
+    """Findings at or above the level: the reason the gate is closed (empty when it is open). At ``--fail-on warn``
+    they include the rules not judged because their data cannot tell a pass from a warning or a failure ("too
+    uncertain": a wide interval; :func:`undecided`): the strict gate opens only on evidence of safety."""
     incomplete: str | None = None
     """Why the run cannot pass whatever its findings (it is interrupted, failed or still running)."""
     unjudged: str | None = None
     """Why the gate stays closed although nothing blocks: no rule could judge the run (every finding
     ``not_applicable``), so there is no verdict to open it on."""
+    doubtful: pd.DataFrame | None = None
+    """Undecided findings (:func:`undecided`) that do not close the gate at its level (``--fail-on fail``: the data
+    cannot tell a pass from a failure, and the gate closes on failures shown): named beside the verdict."""
     unread: tuple[str, ...] = ()
     """Attributes the run measured that no rule of the packs reads (a column named otherwise than the packs read it):
     named beside the verdict, which they do not change."""
+
+    @property
+    def n_undecided(self) -> int:
+        """Rules not judged because their data cannot tell a pass from a warning or failure (:func:`undecided`)."""
+        return int(undecided(self.findings).notna().sum()) if len(self.findings) else 0
 
     @property
     def exit_code(self) -> int:
@@ -47,7 +72,10 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     """The gate's verdict; an incomplete run (status other than ``completed``) always closes it."""
     if fail_on not in LEVELS:
         raise ConfigError(f"--fail-on: expected one of {sorted(LEVELS)}, got {fail_on!r}")
-    blocking = findings[findings["status"].isin(LEVELS[fail_on])]
+    doubt = undecided(findings).notna() if len(findings) else pd.Series([], dtype=bool)
+    strict = fail_on == "warn"  # a warning at least cannot be excluded: the strict gate closes
+    blocking = findings[findings["status"].isin(LEVELS[fail_on]) | (doubt & strict)]
+    doubtful = findings[doubt & ~strict]
     incomplete = None
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
@@ -57,7 +85,7 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
         unjudged = (f"no rule judged the run: all {len(findings)} findings are not_applicable (probes not run, results "
                     "missing or too few persons), so nothing says it passes; run the probes the packs read, on enough "
                     "persons")
-    return GateResult(findings, fail_on, blocking, incomplete, unjudged)
+    return GateResult(findings, fail_on, blocking, incomplete, unjudged, doubtful)
 
 
 def _dataset_properties(run: dict) -> list[tuple[str, str]]:
@@ -70,14 +98,16 @@ def _dataset_properties(run: dict) -> list[tuple[str, str]]:
 
 
 def junit_xml(result: GateResult, run: dict) -> bytes:
-    """JUnit XML: a suite per pack, a case per rule; blocking findings are failures, rules that could
-    not be judged are skipped (not passed), warnings below the level pass with their message in system-out."""
+    """JUnit XML: a suite per pack, a case per rule; blocking findings are failures (at ``--fail-on warn`` a rule too
+    uncertain to judge as ``undecided``), other rules that could not be judged are skipped (not passed), warnings
+    below the level pass with their message in system-out."""
     f = result.findings
     closed = [(name, kind, why) for name, kind, why in (("run is complete", "incomplete", result.incomplete),
                                                         ("a rule judged the run", "not-judged", result.unjudged)) if why]
     root = ET.Element("testsuites", name="faceaudit", tests=str(len(f) + len(closed)),
                       failures=str(len(result.blocking) + len(closed)),
-                      skipped=str(int((f["status"] == "not_applicable").sum())), errors="0")
+                      skipped=str(int((f["status"] == "not_applicable").sum()
+                                      - (result.blocking["status"] == "not_applicable").sum())), errors="0")
     if closed:  # a suite of its own, so every CI system shows why the run cannot pass whatever its findings
         suite = ET.SubElement(root, "testsuite", name="faceaudit-run", tests=str(len(closed)),
                               failures=str(len(closed)), errors="0", skipped="0")
@@ -88,10 +118,10 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
             case = ET.SubElement(suite, "testcase", classname="faceaudit.run", name=name, time="0")
             ET.SubElement(case, "failure", message=f"{kind}: {why}", type=kind).text = why
     for pack, rows in f.groupby("pack", sort=True):
-        blocking = rows["status"].isin(LEVELS[result.fail_on])
+        blocking = rows.index.isin(result.blocking.index)
         suite = ET.SubElement(root, "testsuite", name=f"{pack}@{rows['pack_version'].iloc[0]}",
                               tests=str(len(rows)), failures=str(int(blocking.sum())), errors="0",
-                              skipped=str(int((rows["status"] == "not_applicable").sum())))
+                              skipped=str(int(((rows["status"] == "not_applicable") & ~blocking).sum())))
         props = ET.SubElement(suite, "properties")
         for name, value in (("run_id", run["run_id"]), ("model", run["model_name"]),
                             ("model_sha256", run["model_id"]), *_dataset_properties(run),
@@ -103,7 +133,8 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
             refs = "; ".join(json.loads(r.refs)) if isinstance(r.refs, str) else ""
             detail = f"{r.status.upper()} ({r.severity}): {r.message}" + (f" References: {refs}." if refs else "")
             if block:
-                ET.SubElement(case, "failure", message=f"{r.status}: {r.message}", type=r.status).text = detail
+                kind = "undecided" if r.status == "not_applicable" else r.status
+                ET.SubElement(case, "failure", message=f"{kind}: {r.message}", type=kind).text = detail
             elif r.status == "not_applicable":
                 ET.SubElement(case, "skipped", message=r.message)
             else:

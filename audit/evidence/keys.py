@@ -53,7 +53,12 @@ def keygen(out: str | Path) -> tuple[Path, Path]:
         fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
-        pub_path.write_text(public_pem(key.public_key()))
+        # The key verifiers are told to trust: created anew (never through a planted file or link), readable by all,
+        # writable by the owner alone whatever the umask.
+        fd = os.open(pub_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(public_pem(key.public_key()))
     except OSError as exc:
         raise KeyFileError(f"{exc.filename or priv_path}: cannot write key: {exc.strerror}") from None
     return priv_path, pub_path

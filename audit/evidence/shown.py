@@ -83,6 +83,25 @@ def require_own_evidence(run: dict, path: Path, what: str) -> None:
                           "covers only its own run's reports")
 
 
+SAME_RESULTS = ("run", "model", "dataset", "config", "seeds", "environment", "probes", "metrics", "data_quality")
+"""What a results document carries (a results JSON, or a PDF report's attachment) that must equal the stored run's
+for it to be signed as that run's evidence; its findings are compared apart (:func:`require_current_findings`: a
+pack applied again changes when they were evaluated, not what they say), the exporting version not at all."""
+
+
+def require_same_results(fresh: dict, path: Path, what: str) -> None:
+    """Refuse a results JSON or PDF report whose results document says other than the stored run (``fresh``, a
+    new export of it): edited numbers, another model or dataset, another configuration. An HTML report carries no
+    results document; its findings are checked (:func:`require_current_findings`), its numbers are not."""
+    doc = _results_doc(path)
+    if doc is None:
+        return
+    differ = [k for k in SAME_RESULTS if canonical_json(doc.get(k)) != canonical_json(fresh.get(k))]
+    if differ:
+        raise NotSignable(f"{what} {path}: its results ({', '.join(differ)}) differ from run {fresh['run']['run_id']} "
+                          "as stored; sign the run's own report or results, made from the store as it is")
+
+
 FINDINGS_META = "faceaudit-findings"
 """``<meta name="faceaudit-findings" content="sha256:HEX">`` in an HTML report: :func:`findings_digest` of the run's
 findings (all packs, whatever ``--pack`` the report shows) as they were when it was rendered."""

@@ -515,8 +515,11 @@ def not_judged_reason(f: dict) -> str:
         return "too few comparisons for the error-rate target"
     if "unjudged" in loc:
         return "a result without a 95% interval to judge (its resamples gave none)"
-    if "other_end" in loc:
-        return "too uncertain: the 95% interval reaches the limit, so it cannot tell a pass from a fail"
+    if "undecided" in loc and "other_end" not in loc:
+        return "a result without both ends of its 95% interval (nothing shows it stays within the limits)"
+    if "other_end" in loc:  # runs judged before 0.3.0 record no level: their check was against the fail limit
+        level = "a warning" if loc.get("undecided") == "warn" else "a fail"
+        return f"too uncertain: the 95% interval reaches the limit, so it cannot tell a pass from {level}"
     if probe == "cloak" and "transfer" in where:
         return "cloak transfer not measured: no --surrogate model given"
     return "no matching result: the attribute, condition or operating point is not in this run"

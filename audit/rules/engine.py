@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from audit.config import QUERY_PASS_BUDGET, queries_spent
+from audit.config import QUERY_PASS_BUDGET
 from audit.errors import RuleError, first_error
 from audit.metrics import demographic as demo
 from audit.metrics.catalogue import known
@@ -53,6 +53,9 @@ class Rule(BaseModel):
     probe: str
     metric: str
     where: dict[str, str | list[str]] = Field(default_factory=dict)
+    exclude: dict[str, str | list[str]] = Field(default_factory=dict)
+    """Results matching any of these (same keys and globs as ``where``) are left out, e.g. a cloak's purified
+    conditions from a best-cloak rule: the attacker, not the person, chooses the purifier."""
     aggregate: Literal["max", "min", "mean"] = "max"
     warn_if: str | None = None
     fail_if: str | None = None
@@ -85,7 +88,7 @@ class Rule(BaseModel):
             reach.check_order(info.data["warn_if"], v)
         return v
 
-    @field_validator("where")
+    @field_validator("where", "exclude")
     @classmethod
     def _where(cls, v: dict, info: ValidationInfo) -> dict:
         bad = [k for k in v if k not in WHERE_KEYS]
@@ -110,7 +113,9 @@ class Rule(BaseModel):
 
 class Pack(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pack: str
+    pack: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    """Letters, digits, '_', '.', '-': findings and signed statements name a rule as ``pack/RULE`` in lists joined
+    with ', ', so a pack id holding either would be read back as other rules."""
     version: str = "1"
     title: str = ""
     description: str = ""
@@ -218,6 +223,12 @@ def _canonical_setting(pattern: str) -> str:
     return ";".join(parts)
 
 
+def _aggregate(rule: Rule, values: pd.Series) -> float:
+    """``values`` aggregated as ``rule`` aggregates its judged numbers."""
+    return float(values.mean() if rule.aggregate == "mean" else values.max() if rule.aggregate == "max"
+                 else values.min())
+
+
 def _match(series: pd.Series, pattern: str | list[str], key: str = "") -> pd.Series:
     """Rows whose ``key`` matches the pattern (a glob, or a list of them). A condition pattern of one part also
     matches a combined condition through any of its parts but ``clean`` (``mask:*`` matches ``sunglasses+mask:n95``
@@ -245,13 +256,21 @@ class Finding:
     message: str
 
 
+def selected(rule: Rule, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The results ``rule`` reads: its probe's and metric's that match every ``where`` and no ``exclude`` pattern."""
+    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
+    for key, pattern in rule.where.items():
+        rows = rows[_match(rows[key], pattern, key)]
+    for key, pattern in rule.exclude.items():
+        rows = rows[~_match(rows[key], pattern, key)]
+    return rows
+
+
 def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:
     if rule.probe not in probes_run:
         return Finding(rule, "not_applicable", None, {}, f"The {rule.probe} probe did not run, so this rule cannot "
                        "be judged.")
-    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)]
-    for key, pattern in rule.where.items():
-        rows = rows[_match(rows[key], pattern, key)]
+    rows = selected(rule, metrics)
     at_end = rows[rule.use].where(~np.isinf(rows["value"].astype(float)), rows["value"])  # infinite: the worst case
     # A result with no number to judge (every resample undefined; or no value at all, e.g. a disparity across groups
     # one of which has no comparisons of its own) can never make a rule pass.
@@ -326,9 +345,8 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
         loc["queries_per_victim"] = budget[0]
         return Finding(rule, "not_applicable", observed, loc,
                        f"Too few queries to judge: a query-inversion result passes only on at least "
-                       f"{queries_spent(QUERY_PASS_BUDGET)} queries per victim (what the smallest preset's budget "
-                       f"of {QUERY_PASS_BUDGET} spends); on fewer it shows only that the attack did not succeed "
-                       f"within them. Not judged as passing. ({msg})")
+                       f"{QUERY_PASS_BUDGET} queries per victim (the smallest preset's budget); on fewer it shows "
+                       f"only that the attack did not succeed within them. Not judged as passing. ({msg})")
     if status == "pass" and len(blind):
         loc.update(_blind(blind))
         return Finding(rule, "not_applicable", observed, loc,
@@ -336,21 +354,33 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     if status == "pass" and rule.use != "value":
         # A pass must exclude the limit: the other end of the interval, aggregated as the rule aggregates (the max of
         # the upper ends bounds the max of the true values), must not reach it either, or the data cannot tell a
-        # pass from a fail (a leakage interval of [0, 0.3] against "fail if > 0.15" is no evidence of safety).
+        # pass from a fail (a leakage interval of [0, 0.3] against "fail if > 0.15" is no evidence of safety). Nor
+        # may the measured value itself (aggregated alike) sit beyond the warn limit: an inversion rate of 0.07
+        # [0.009, 0.10] against "warn if > 0.01" is seven times the limit, not a pass.
         side = "ci_high" if rule.use == "ci_low" else "ci_low"
-        ends = rows[side].astype(float).dropna()
+        end = "upper" if side == "ci_high" else "lower"
         limit, level = (rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn")
-        if len(ends):
-            other = float(ends.mean() if rule.aggregate == "mean" else ends.max() if rule.aggregate == "max"
-                          else ends.min())
-            if holds(limit, other):
-                loc["other_end"] = other
-                end = "upper" if side == "ci_high" else "lower"
-                return Finding(rule, "not_applicable", observed, loc,
-                               f"Too uncertain to judge: the {judged} passes, but the {rule.aggregate} {end} end is "
-                               f"{other:.4g}, which reaches the {level} limit ({level} if {limit}); the data cannot tell "
-                               f"a pass from a {level}, and more persons would narrow the interval. Not judged as "
-                               f"passing. ({msg})")
+        ends = rows[side].astype(float)
+        if ends.isna().any():  # an interval with one end only: no evidence on the side a pass must exclude
+            loc["undecided"] = level
+            return Finding(rule, "not_applicable", observed, loc,
+                           f"No interval to judge: the {judged} passes, but a result has no {end} end, so the data "
+                           f"cannot show that it stays within the {level} limit. Not judged as passing. ({msg})")
+        other, value = (_aggregate(rule, rows[c].astype(float)) for c in (side, "value"))
+        if holds(limit, other):
+            loc.update(other_end=other, undecided=level)
+            return Finding(rule, "not_applicable", observed, loc,
+                           f"Too uncertain to judge: the {judged} passes, but the {rule.aggregate} {end} end is "
+                           f"{other:.4g}, which reaches the {level} limit ({level} if {limit}); the data cannot tell "
+                           f"a pass from a {'fail' if level == 'fail' else 'warning'}, and more persons would narrow "
+                           f"the interval. Not judged as passing. ({msg})")
+        if rule.fail_if and rule.warn_if and holds(rule.warn_if, value):
+            loc.update(other_end=other, undecided="warn")
+            return Finding(rule, "not_applicable", observed, loc,
+                           f"Too uncertain to judge: the {judged} passes, but the {rule.aggregate} measured value is "
+                           f"{value:.4g}, beyond the warn limit (warn if {rule.warn_if}); the data cannot tell a pass "
+                           f"from a warning, and more persons would narrow the interval. Not judged as passing. "
+                           f"({msg})")
     if len(blind):  # a warning or failure stands, but the results it could not judge are named beside it
         loc.update(_blind(blind))
         msg += " Not judged: " + _blind_sentence(blind, rule, judged)
@@ -368,7 +398,7 @@ def _query_budget(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tupl
     if q.empty:
         return None, False
     spent = float(q.min())
-    return spent, spent >= queries_spent(QUERY_PASS_BUDGET)
+    return spent, spent >= QUERY_PASS_BUDGET
 
 
 def _membership_supported(metrics: pd.DataFrame) -> str:
@@ -529,14 +559,13 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
 
 
 def attributes_read(rule: Rule, metrics: pd.DataFrame) -> list[str]:
-    """Attributes of the run ``rule`` reads: those the run holds the rule's probe and metric for that its
-    ``where: attribute`` (if any) matches. Each finding records them (``location["reads"]``), so that a report can
-    say what no applied pack read without loading the packs again (a pack given as a file may not be at hand)."""
-    rows = metrics[(metrics["probe"] == rule.probe) & (metrics["metric"] == rule.metric)
-                   & (metrics["attribute"].astype(str) != "")]
-    if "attribute" in rule.where:
-        rows = rows[_match(rows["attribute"], rule.where["attribute"], "attribute")]
-    return sorted(set(rows["attribute"].astype(str)))
+    """Attributes of the run ``rule`` reads: those of the results it reads (:func:`selected`: its probe and metric,
+    every ``where`` key, not ``exclude``), so an attribute measured only where no rule looks (age leakage on a run
+    without masks, read only by a masked rule) is unread. Each finding records them (``location["reads"]``), so that a
+    report can say what no applied pack read without loading the packs again (a pack given as a file may not be at
+    hand)."""
+    rows = selected(rule, metrics)
+    return sorted(set(rows.loc[rows["attribute"].astype(str) != "", "attribute"].astype(str)))
 
 
 def measured_attributes(metrics: pd.DataFrame) -> set[str]:

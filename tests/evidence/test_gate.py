@@ -120,3 +120,51 @@ def test_a_gate_with_nothing_judged_stays_closed_and_such_a_run_is_not_signed(ru
     require_signable(stored, findings)  # the stored findings judge it
     with pytest.raises(NotSignable, match="findings are not_applicable, so no rule judged it"):
         require_signable(stored, findings.assign(status="not_applicable"))
+
+
+def test_a_rule_too_uncertain_to_judge_closes_the_strict_gate_and_is_not_signed_passed(run, tmp_path):
+    """A review of the verdict path: a rule whose interval cannot tell a pass from a failure ("too uncertain",
+    not_applicable) was counted as nothing: one other passing rule opened the gate at --fail-on warn, and attest
+    signed PASSED (sex leakage 0.55 [0.04, 0.90]). Now the strict gate closes on it (JUnit: a failure of type
+    'undecided'), the default gate names it as UNDECIDED beside an open verdict, and a statement says WARNED."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.evidence.attest import Signer, statement
+
+    with Store(run["db"], read_only=True) as store:
+        m = store.metrics(run["run_id"]).query("probe == 'identity' and metric == 'roc_auc' and condition == 'clean'")
+        stored = store.run(run["run_id"])
+    lo, hi = float(m["ci_low"].iloc[0]), float(m["ci_high"].iloc[0])
+    assert lo < hi
+    pack = tmp_path / "ci-doubt.yaml"
+    pack.write_text(PACK.split("  - id: CI-ALWAYS-WARN")[0] + f"""  - id: CI-DOUBT
+    title: AUC judged at its upper end; the lower end reaches the fail limit
+    probe: identity
+    metric: roc_auc
+    where: {{condition: clean}}
+    fail_if: "< {(lo + hi) / 2:.6f}"
+    use: ci_high
+  - id: CI-NEVER
+    title: AUC is negative (never)
+    probe: identity
+    metric: roc_auc
+    fail_if: "< 0"
+""")
+    res = api.gate(run["run_id"], run["db"], [str(pack)], "fail")
+    assert res.exit_code == 0 and res.blocking.empty and res.n_undecided == 1
+    assert list(res.doubtful["rule_id"]) == ["CI-DOUBT"]
+    junit = tmp_path / "j.xml"
+    strict = api.gate(run["run_id"], run["db"], [str(pack)], "warn", junit)
+    assert strict.exit_code == 1 and list(strict.blocking["rule_id"]) == ["CI-DOUBT"]
+    case = ET.parse(junit).getroot().find(".//testcase[@name='CI-DOUBT: AUC judged at its upper end; the lower end "
+                                          "reaches the fail limit']")
+    assert case.find("failure").get("type") == "undecided"
+    cli = [sys.executable, "-m", "audit.cli", "gate", run["run_id"], "--db", str(run["db"]), "--pack", str(pack)]
+    out = subprocess.run(cli, capture_output=True, text=True)
+    assert out.returncode == 0 and "UNDECIDED ci-demo/CI-DOUBT (closes the gate at --fail-on warn): Too uncertain" \
+        in out.stdout and "(of which 1 undecided: too uncertain to judge)" in out.stdout
+    out = subprocess.run(cli + ["--fail-on", "warn"], capture_output=True, text=True)
+    assert out.returncode == 1 and "UNDECIDED ci-demo/CI-DOUBT: Too uncertain" in out.stdout
+    stmt = statement(stored, res.findings, [], Signer(Ed25519PrivateKey.generate(), "t"))
+    assert stmt["predicate"]["result"] == "WARNED"
+    assert stmt["predicate"]["configuration"][0]["annotations"]["undecided"] == "ci-demo/CI-DOUBT"

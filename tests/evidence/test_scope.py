@@ -98,6 +98,11 @@ def test_incomplete_runs_are_never_signed_and_close_the_gate(two_runs, tmp_path,
     cli = subprocess.run(CLI + ["gate", run_a, "--db", str(db)], capture_output=True, text=True)
     assert f"INCOMPLETE run {run_a} is {status}" in cli.stdout
     assert cli.returncode == 1 and "gate CLOSED" in cli.stdout
+    # Its report may still be made, but page one says first that it is no verdict (a review: the status was one
+    # word in the subtitle, above pass/fail findings)
+    html = api.build_report(run_a, db, tmp_path / "plain", ["html"])[0].read_text()
+    summary = html[html.index('id="summary"'):]
+    assert summary.index(f"This run is {status}: not a verdict on the model.") < summary.index('class="counts"')
     signed = subprocess.run(CLI + ["attest", run_a, "--db", str(db), "--key", str(two_runs["priv"]),
                                    "--out", str(tmp_path / "att")], capture_output=True, text=True)
     assert signed.returncode != 0 and len(signed.stderr.strip().splitlines()) == 1

@@ -41,14 +41,26 @@ def test_glob_where_and_aggregate():
 
 def test_use_ci_low_is_conservative():
     """Judged at the lower end, a rule fails or warns only on what the data clearly show; it passes only when the
-    upper end does not reach the fail limit either: [0.03, 0.2] against "fail if > 0.15" cannot tell a pass from
-    a fail and is not judged, [0.03, 0.12] passes."""
+    upper end does not reach the fail limit either and the measured value is within the warn limit: [0.03, 0.2]
+    against "fail if > 0.15" cannot tell a pass from a fail; 0.09 [0.03, 0.12] against "warn if > 0.05" cannot tell
+    a pass from a warning (a review of the rules: it passed, its estimate well inside the warn band); neither is
+    judged; 0.04 [0.03, 0.12] passes."""
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics(LEAK), {"leakage"})
     assert f.status == "not_applicable" and f.observed == pytest.approx(0.03) and f.location["other_end"] == 0.2
     assert "the max upper end is 0.2, which reaches the fail limit (fail if > 0.15)" in f.message
-    narrower = metrics([dict(LEAK[1], ci_high=0.12)])
+    assert f.location["undecided"] == "fail"
+    narrower = metrics([dict(LEAK[1], value=0.09, ci_high=0.12)])
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), narrower, {"leakage"})
-    assert f.status == "pass" and f.observed == pytest.approx(0.03)
+    assert f.status == "not_applicable" and f.location["undecided"] == "warn"
+    assert ("the max measured value is 0.09, beyond the warn limit (warn if > 0.05); the data cannot tell a pass "
+            "from a warning") in f.message
+    inside = metrics([dict(LEAK[1], value=0.04, ci_high=0.12)])
+    f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), inside, {"leakage"})
+    assert f.status == "pass" and f.observed == pytest.approx(0.03) and "undecided" not in f.location
+    # An interval with its lower end only: nothing shows the result stays within the limits
+    f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"),
+                      metrics([dict(LEAK[1], value=0.04, ci_high=float("nan"))]), {"leakage"})
+    assert f.status == "not_applicable" and f.message.startswith("No interval to judge")
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="value"), metrics(LEAK), {"leakage"})
     assert f.status == "warn"
     # The other end is aggregated as the rule aggregates: the best white-box cloak's lower end decides.
@@ -363,11 +375,12 @@ def test_an_infinite_value_beside_a_result_without_interval_reads_plainly():
 
 
 @pytest.mark.parametrize("spent,expect", [(None, "not_applicable"), (1, "not_applicable"), (161, "not_applicable"),
-                                          (181, "pass"), (981, "pass")])
+                                          (181, "not_applicable"), (200, "pass"), (1000, "pass")])
 def test_query_inversion_passes_only_on_the_smallest_presets_budget(spent, expect):
     """Review F2: ISO24745-IRREVERSIBILITY-QUERY passed a run whose query attacker had 1 query per victim (the decoder's
-    image alone): 0 of 48 victims accepted passes only when the attacker spent at least what the quick preset's 200
-    spend (181, in whole steps of 20); on fewer, or with no stored count, it is not judged as passing. The finding
+    image alone): 0 of 48 victims accepted passes only when the attacker spent at least the quick preset's 200 (it
+    spends its whole budget; 0.2.0 spent 181, in whole steps of 20); on fewer, or with no stored count, it is not
+    judged as passing. The finding
     states the queries spent whatever its status, and a pooled rule (ISO24745-IRREVERSIBILITY, the strongest of all
     threat models) holds the query row to the same floor."""
     rows = [{"probe": "inversion", "condition": "clean", "metric": "sar_type1", "setting": f"{a};target;fmr=0.001",
@@ -382,7 +395,7 @@ def test_query_inversion_passes_only_on_the_smallest_presets_budget(spent, expec
         if spent is not None:
             assert f"The query-only attacker spent {spent} queries per victim" in f.message
         if expect == "not_applicable":
-            assert f.message.startswith("Too few queries to judge") and "181 queries per victim" in f.message
+            assert f.message.startswith("Too few queries to judge") and "200 queries per victim" in f.message
     # The template-only rule reads no query row: the budget does not concern it.
     f = evaluate_rule(_pack_rule("iso-biometrics", "ISO24745-IRREVERSIBILITY-TEMPLATE-ONLY"), metrics(rows), {"inversion"})
     assert f.status == "pass" and "queries per victim" not in f.message
@@ -427,3 +440,22 @@ def test_a_membership_rule_too_few_non_members_back_names_what_the_run_does_show
     assert ("What the non-members do back, which this rule does not judge: the strongest attack's AUC is 0.643 (95% CI "
             "0.584 to 0.704; above chance, 0.5); its true-positive rate at a false-positive target of 0.1 is 0.260 "
             "(95% CI 0.182 to 0.351, with 10.7% of non-members accused)") in f.message
+
+
+
+def test_a_pass_needs_the_measured_value_within_the_warn_limit():
+    """A review of the rules: a shipped rule judged at the lower end passed an inversion rate of 0.07 [0.009, 0.10]
+    (seven templates in a hundred inverted into faces the system accepts) against 'warn if > 0.01', because only the
+    fail limit was checked at the other end. It is now too uncertain to judge (a pass cannot be told from a warning);
+    0 of 48 victims inverted [0, 0.074] still passes (a fail is excluded, the measured value is within the limit)."""
+    base = {"probe": "inversion", "condition": "clean", "metric": "sar_type1", "n": 100,
+            "direction": "higher_is_riskier"}
+    rows = [dict(base, setting=f"{a};target;fmr=0.001", value=0.07, ci_low=0.009, ci_high=0.10)
+            for a in ("white-box", "black-box")]
+    r = _pack_rule("iso-biometrics", "ISO24745-IRREVERSIBILITY-TEMPLATE-ONLY")
+    f = evaluate_rule(r, metrics(rows), {"inversion"})
+    assert f.status == "not_applicable" and f.location["undecided"] == "warn", f.message
+    assert "measured value is 0.07, beyond the warn limit" in f.message
+    rows = [dict(base, setting=f"{a};target;fmr=0.001", value=0.0, ci_low=0.0, ci_high=0.074)
+            for a in ("white-box", "black-box")]
+    assert evaluate_rule(r, metrics(rows), {"inversion"}).status == "pass"
