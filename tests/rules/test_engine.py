@@ -459,3 +459,37 @@ def test_a_pass_needs_the_measured_value_within_the_warn_limit():
     rows = [dict(base, setting=f"{a};target;fmr=0.001", value=0.0, ci_low=0.0, ci_high=0.074)
             for a in ("white-box", "black-box")]
     assert evaluate_rule(r, metrics(rows), {"inversion"}).status == "pass"
+
+
+def test_every_shipped_rule_states_its_direction():
+    """The README says each rule's rationale says which direction is risk; 17 of 33 had no rationale at all."""
+    missing = [f"{load_pack(p).pack}/{r.id}" for p in available_packs() for r in load_pack(p).rules
+               if "Direction:" not in r.rationale]
+    assert not missing, missing
+
+
+def test_review_of_the_packs_best_cloaks_clean_leakage_and_fmr_parity():
+    """A review of the verdict path: the best-cloak rules took a max that included the attacker's purifier (5-bit
+    quantisation raised transfer PSR) and any cloak budget (an eps-64 cloak turned a fail into a pass); baseline
+    judged age only on masked faces and skin tone only masked, so a clean-only run had them judged by nothing, and
+    the unread check did not see it; its only fairness rule (the FDR) could not see a 20x false-match disparity."""
+    from audit.rules.engine import attributes_unread
+
+    cloak = [{"probe": "cloak", "metric": "psr_at_1", "setting": "white-box", "condition": c, "value": v,
+              "ci_low": max(v - 0.15, 0), "ci_high": min(v + 0.15, 1)}
+             for c, v in (("cloak:pgd@8", 0.30), ("cloak:pgd@8+purify:bits5", 1.0), ("cloak:pgd@64", 1.0))]
+    f = evaluate_rule(_pack_rule("baseline", "CLOAK-WHITEBOX-PROTECTS"), metrics(cloak), {"cloak"})
+    assert f.status == "fail" and f.location["condition"] == "cloak:pgd@8" and f.location["rows"] == 1
+    transfer = [dict(r, setting="transfer:arcface", value=v, ci_low=v - 0.05, ci_high=v + 0.05)
+                for r, v in zip(cloak, (0.08, 0.8, 0.8))]
+    f = evaluate_rule(_pack_rule("eu-ai-act", "AIA-5-1-E-CLOAK-TRANSFER"), metrics(transfer), {"cloak"})
+    assert f.status == "fail" and f.location["condition"] == "cloak:pgd@8"
+    age = [{"probe": "leakage", "metric": "mae_gain", "condition": "clean", "attribute": "age", "setting": "train=same",
+            "value": 0.80, "ci_low": 0.75, "ci_high": 0.85}]
+    f = evaluate_rule(_pack_rule("baseline", "LEAK-AGE-CLEAN"), metrics(age), {"leakage"})
+    assert f.status == "fail"
+    masked_only = [load_pack("baseline").model_copy(update={"rules": [_pack_rule("baseline", "LEAK-AGE-MASKED")]})]
+    assert attributes_unread(masked_only, metrics(age)) == ["age"]  # measured only where no rule looks
+    fmr = [{"probe": "identity", "metric": "fmr_max_min", "condition": "clean", "attribute": "sex",
+            "setting": "fmr=0.001", "value": 20.0, "ci_low": 12.0, "ci_high": 35.0}]
+    assert evaluate_rule(_pack_rule("baseline", "DEMO-FMR-PARITY"), metrics(fmr), {"identity"}).status == "fail"
