@@ -13,7 +13,7 @@ import re
 from audit.conditions import MASK_TYPES, parse
 from audit.conditions.cloaks import METHODS as CLOAK_METHODS
 from audit.conditions.purify import PURIFIERS
-from audit.data.manifest import RESERVED
+from audit.data.manifest import RESERVED, judged_name
 from audit.errors import ConfigError
 from audit.metrics.catalogue import METRICS
 
@@ -81,6 +81,10 @@ def check_attribute(pattern: str) -> None:
         raise ValueError(f"attribute {pattern!r}: padded with spaces")
     if pattern in RESERVED or pattern.startswith(("pt_", "_")):
         raise ValueError(f"attribute {pattern!r}: a manifest column that is never an attribute")
+    judged = judged_name(pattern)
+    if judged != pattern:  # 'gender', 'Sex', 'skintone': datasets' columns so named are read as the judged name
+        raise ValueError(f"attribute {pattern!r}: a column so named is read as {judged!r}, so results are stored "
+                         f"under {judged!r}; write {judged!r}")
 
 
 def check_order(warn_if: str | None, fail_if: str | None) -> None:

@@ -493,3 +493,14 @@ def test_review_of_the_packs_best_cloaks_clean_leakage_and_fmr_parity():
     fmr = [{"probe": "identity", "metric": "fmr_max_min", "condition": "clean", "attribute": "sex",
             "setting": "fmr=0.001", "value": 20.0, "ci_low": 12.0, "ci_high": 35.0}]
     assert evaluate_rule(_pack_rule("baseline", "DEMO-FMR-PARITY"), metrics(fmr), {"identity"}).status == "fail"
+
+
+@pytest.mark.parametrize("name,judged", [("gender", "sex"), ("Sex", "sex"), ("skintone", "skin_tone"),
+                                         ("ethnicity", "race")])
+def test_a_where_attribute_results_are_never_stored_under_is_refused(name, judged):
+    """A review of the verdict path: 'gender' (or 'Sex', 'skintone') loaded, but the loader reads such a column as
+    'sex', so the rule matched no result, ever."""
+    with pytest.raises(ValueError, match=f"attribute '{name}': a column so named is read as '{judged}'"):
+        rule(where={"attribute": [name]})
+    with pytest.raises(ValueError, match=f"read as '{judged}'"):
+        rule(exclude={"attribute": name})
