@@ -282,6 +282,9 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
             return Finding(rule, "not_applicable", None, {"where": rule.where, "rows": 0, **_blind(blind)},
                            f"{_blind_sentence(blind, rule, judged)} Not judged as passing.")
         measured = _measured_elsewhere(rule, metrics)
+        looser = _looser_verdict(rule, metrics, measured, probes_run) if measured else None
+        if looser is not None:  # a failure at a looser target is one at the rule's (the rates are monotone)
+            return looser
         if measured:  # an error-rate target the probe did not measure: the data cannot back it (rule of 30)
             return Finding(rule, "not_applicable", None, {"where": rule.where, "measured_at": measured},
                            f"Too few comparisons to judge: no {rule.metric} result at "
@@ -443,6 +446,35 @@ def _measured_elsewhere(rule: Rule, metrics: pd.DataFrame) -> list[str]:
         if key != "setting":
             rows = rows[_match(rows[key], pat, key)]
     return sorted({str(x) for x in rows["setting"]})
+
+
+MONOTONE = {"tar_at_fmr": "<", "fnmr": ">"}
+"""Identity rates whose verdict at a looser false-match target bounds the one at a stricter target: a stricter
+threshold accepts fewer genuine comparisons, so TAR can only fall and FNMR only rise (rules judging them from the
+side that direction worsens)."""
+
+
+def _looser_verdict(rule: Rule, metrics: pd.DataFrame, measured: list[str], probes_run: set[str]) -> Finding | None:
+    """A warning or failure of ``rule`` shown at a looser error-rate target than its own, which the run could not
+    measure (too few comparisons): TAR at FMR 1e-2 of 0.40 [0.30, 0.50] fails a rule on TAR at 1e-3 as surely.
+    None when the rule is not of that kind or the looser results would not warn or fail (no pass is ever drawn
+    from them)."""
+    want = rate_of(str(rule.where.get("setting", "")), "fmr") if isinstance(rule.where.get("setting"), str) else None
+    op = MONOTONE.get(rule.metric)
+    if want is None or op is None or not any(x.startswith(op) for x in (rule.warn_if or "", rule.fail_if or "")):
+        return None
+    looser = sorted({m for m in measured if (rate_of(m, "fmr") or 0) > want},
+                    key=lambda m: rate_of(m, "fmr"))
+    if not looser:
+        return None
+    at = looser[0]  # the tightest of the looser targets measured: the closest bound
+    f = evaluate_rule(rule.model_copy(update={"where": {**rule.where, "setting": at}}), metrics, probes_run)
+    if f.status not in ("warn", "fail"):
+        return None
+    worse = "lower" if op == "<" else "higher"
+    return Finding(rule, f.status, f.observed, {**f.location, "bound_from": at},
+                   f"Measured at {at} only (too few comparisons for {rule.where['setting']}): {rule.metric} at the "
+                   f"stricter target can only be {worse}, so this {f.status} holds there too. ({f.message})")
 
 
 MAX_BREACHES = 20

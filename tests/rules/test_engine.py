@@ -330,8 +330,8 @@ def test_a_target_the_identity_probe_could_not_back_is_named_as_such():
     """Identity measures no FMR target its impostor comparisons cannot back: a rule at FMR 1e-3 on a run that only
     has 1e-2 says so (and the report files it under too few comparisons), not 'no matching result'; a rule whose
     condition was not run still says that."""
-    rows = [{"probe": "identity", "condition": "clean", "metric": "tar_at_fmr", "setting": "fmr=0.01", "value": 0.9,
-             "ci_low": 0.85, "ci_high": 0.95}]
+    rows = [{"probe": "identity", "condition": "clean", "metric": "tar_at_fmr", "setting": "fmr=0.01", "value": 0.99,
+             "ci_low": 0.98, "ci_high": 1.0}]  # a pass at 1e-2 says nothing of 1e-3 (a warning would: see below)
     f = evaluate_rule(_pack_rule("baseline", "ID-CLEAN-TAR"), metrics(rows), {"identity"})
     assert f.status == "not_applicable" and f.location["measured_at"] == ["fmr=0.01"]
     assert f.message.startswith("Too few comparisons to judge: no tar_at_fmr result at fmr=0.001")
@@ -504,3 +504,21 @@ def test_a_where_attribute_results_are_never_stored_under_is_refused(name, judge
         rule(where={"attribute": [name]})
     with pytest.raises(ValueError, match=f"read as '{judged}'"):
         rule(exclude={"attribute": name})
+
+
+def test_a_failure_at_a_looser_false_match_target_holds_at_the_rules():
+    """A review of the verdict path: on fewer than ~174 persons identity cannot back FMR 1e-3, so ID-CLEAN-TAR and
+    AIA-15-ACCURACY were not judged even when TAR at 1e-2 was 0.40 [0.30, 0.50]: TAR at 1e-3 can only be lower, so
+    that is a failure at 1e-3 too. A looser result that would pass proves nothing and still leaves the rule unjudged."""
+    base = {"probe": "identity", "condition": "clean", "metric": "tar_at_fmr", "setting": "fmr=0.01"}
+    for rid, pack in (("ID-CLEAN-TAR", "baseline"), ("AIA-15-ACCURACY", "eu-ai-act")):
+        f = evaluate_rule(_pack_rule(pack, rid), metrics([dict(base, value=0.40, ci_low=0.30, ci_high=0.50)]),
+                          {"identity"})
+        assert f.status == "fail" and f.location["bound_from"] == "fmr=0.01", f.message
+        assert f.message.startswith("Measured at fmr=0.01 only (too few comparisons for fmr=0.001): tar_at_fmr at "
+                                    "the stricter target can only be lower, so this fail holds there too.")
+        f = evaluate_rule(_pack_rule(pack, rid), metrics([dict(base, value=0.99, ci_low=0.98, ci_high=1.0)]),
+                          {"identity"})
+        assert f.status == "not_applicable" and f.message.startswith("Too few comparisons to judge")
+    fnmr = [dict(base, metric="fnmr", condition="mask:n95", value=0.70, ci_low=0.6, ci_high=0.8)]
+    assert evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics(fnmr), {"identity"}).status == "fail"
