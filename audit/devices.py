@@ -129,14 +129,15 @@ def resolve_precision(precision: str, device: str) -> str:
         return "float32"
 
 
-def available_memory() -> int | None:
+def available_memory(root: str = "/") -> int | None:
     """Bytes of memory this process can still take: Linux's ``MemAvailable``, lowered to what a cgroup's limit leaves
-    (a container's); None where neither can be read (then nothing is refused for memory)."""
+    (a container's); None where neither can be read (then nothing is refused for memory). ``root``: where ``/proc``
+    and ``/sys`` are read from."""
     from pathlib import Path
 
     def read(path: str) -> str | None:
         try:
-            return Path(path).read_text()
+            return (Path(root) / path.lstrip("/")).read_text()
         except OSError:
             return None
 
@@ -145,12 +146,16 @@ def available_memory() -> int | None:
     for line in meminfo.splitlines():
         if line.startswith("MemAvailable:"):
             avail = int(line.split()[1]) * 1024
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        limit, usage = read(limit_file), read(usage_file)
-        if limit and usage and limit.strip().isdigit() and usage.strip().isdigit():
-            left = int(limit) - int(usage)
-            if int(limit) < 2**60:  # cgroup v1 writes a huge number for no limit
-                avail = left if avail is None else min(avail, left)
+    for folder, limit_file, usage_file, cache_key in (
+            ("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")):
+        limit, usage = read(f"{folder}/{limit_file}"), read(f"{folder}/{usage_file}")
+        if limit and usage and limit.strip().isdigit() and usage.strip().isdigit() and int(limit) < 2**60:
+            # (cgroup v1 writes a huge number for no limit.) The usage counts page cache the kernel gives back when
+            # asked: the working set is the usage less the inactive file pages, as container runtimes count it.
+            stat = dict(line.split()[:2] for line in (read(f"{folder}/memory.stat") or "").splitlines()
+                        if len(line.split()) >= 2)
+            cache = int(stat.get(cache_key, "0")) if stat.get(cache_key, "0").isdigit() else 0
+            left = int(limit) - max(int(usage) - cache, 0)
+            avail = left if avail is None else min(avail, left)
     return avail

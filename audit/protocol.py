@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from audit.config import DETECTOR_SPECS
 from audit.errors import ConfigError, first_error
 from audit.yamlio import parse_yaml, read_bytes
 
@@ -166,7 +167,17 @@ def load_protocol(path: str | Path) -> Protocol:
         field, msg = first_error(exc)
         field = f"overrides.{field}" if field in BUDGETS else field
         raise ConfigError(f"{path}: field '{field}': {msg}") from None
+    if proto.detector not in DETECTOR_SPECS:  # a detector file: as the protocol file names it, not the shell's folder
+        where = Path(proto.detector)
+        proto.detector = str(where if where.is_absolute() else (path.parent / where).resolve())
     return proto
+
+
+def _pinned_value(key: str, value):
+    """A setting as compared with the protocol's: a detector file by its resolved path (a relative one from here)."""
+    if key == "detector" and isinstance(value, str) and value not in DETECTOR_SPECS:
+        return str(Path(value).resolve())
+    return value
 
 
 def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key: f"--{key.replace('_', '-')}") -> dict:
@@ -175,9 +186,10 @@ def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key
     the setting as the user gave it: a command-line option, or a campaign file's field)."""
     pinned = protocol.fields()
     for key in sorted(explicit & set(pinned)):
-        if key in fields and _norm(fields[key]) != _norm(pinned[key]):
+        if key in fields and _norm(_pinned_value(key, fields[key])) != _norm(pinned[key]):
+            named = "" if key in protocol.model_fields_set else " (its default: the protocol file names none)"
             raise ConfigError(f"{where(key)} {fields[key]!r} contradicts protocol {protocol.protocol!r} "
-                              f"({protocol.source}), which pins {key} = {pinned[key]!r}; leave it out")
+                              f"({protocol.source}), which pins {key} = {pinned[key]!r}{named}; leave it out")
     return {**fields, **pinned}
 
 

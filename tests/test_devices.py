@@ -212,3 +212,22 @@ def test_cloaks_compute_where_their_model_does(tiny_model):
     assert embed_device(Ensemble([OnGpu(), OnGpu()]).embed_tensor) == "cuda"
     assert embed_device(load_model(tiny_model, device="cpu").torch().embed_tensor) == "cpu"
     assert embed_device(lambda x: x) == "cpu"
+
+
+def test_available_memory_counts_a_containers_page_cache_as_available(tmp_path):
+    """A review: the memory guard took a container's usage, page cache included, as taken: with 14 GiB of cache in a
+    16 GiB container it said 1 GiB was left, and refused runs that fit."""
+    from audit.devices import available_memory
+
+    gib = 2**30
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "meminfo").write_text(f"MemTotal: {64 * gib // 1024} kB\nMemAvailable: {60 * gib // 1024} kB\n")
+    assert available_memory(str(tmp_path)) == 60 * gib
+    cg = tmp_path / "sys" / "fs" / "cgroup"
+    cg.mkdir(parents=True)
+    (cg / "memory.max").write_text(f"{16 * gib}\n")
+    (cg / "memory.current").write_text(f"{15 * gib}\n")
+    (cg / "memory.stat").write_text(f"anon {gib}\nfile {14 * gib}\ninactive_file {14 * gib}\n")
+    assert available_memory(str(tmp_path)) == 15 * gib
+    (cg / "memory.max").write_text("max\n")  # no limit: the machine's figure
+    assert available_memory(str(tmp_path)) == 60 * gib

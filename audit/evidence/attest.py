@@ -30,7 +30,7 @@ from audit.errors import FaceAuditError, NotSignable
 from audit.evidence import gate, keys
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
 from audit.evidence.shown import RESULTS_ATTACHMENT, canonical_json, evidence_run, shown_findings
-from audit.rules.engine import any_judged
+from audit.rules.engine import any_judged, shipped_hash
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
@@ -58,6 +58,12 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
         raise NotSignable(f"run {run['run_id']}: all {len(findings)} findings are not_applicable, so no rule judged it "
                           "and a statement would certify PASSED with nothing tested; run the probes the packs read, on "
                           "enough persons, and sign that run")
+    stale = sorted({f.pack for f in findings.itertuples()
+                    if shipped_hash(f.pack) is not None and f.pack_hash != shipped_hash(f.pack)})
+    if stale:  # a statement names this faceaudit; findings of an earlier pack text (or engine) are not its verdicts
+        raise NotSignable(f"run {run['run_id']}: its findings of {', '.join(stale)} were judged with another version "
+                          f"of {'that pack' if len(stale) == 1 else 'those packs'} than this faceaudit ships; judge it "
+                          f"again first (faceaudit report {run['run_id']} --pack {','.join(stale)})")
 
 
 def sha256_file(path: Path) -> str:
@@ -184,11 +190,10 @@ def _pdf_diagnosis(path: Path) -> str | None:
     if path.suffix.lower() != ".pdf":
         return None
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         attachments = PdfReader(path).attachments
-    except (PyPdfError, OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
+    except Exception:  # noqa: BLE001 (PyPdfError and anything else a damaged object tree raises)
         # A damaged object tree raises almost anything from pypdf; the file is already known not to be the one
         # signed, so the diagnosis only words that, and never fails.
         return "not a readable PDF any more"

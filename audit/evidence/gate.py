@@ -25,14 +25,17 @@ LEVELS = {"fail": ("fail",), "warn": ("fail", "warn")}
 
 def undecided(findings: pd.DataFrame) -> pd.Series:
     """Per finding, the verdict its data could not exclude (``fail`` or ``warn``) when the rule was not judged because
-    its interval is too wide to tell a pass from it (or has no end on that side), else None. Findings judged before
-    0.3.0 record only the other end (their check was against the fail limit)."""
+    its interval is too wide to tell a pass from it, or its measured value reaches that limit itself (see
+    :func:`audit.rules.engine.evaluate_rule`), else None. Findings judged before 0.3.0 record only the other end,
+    checked against the fail limit (the warn limit for a rule without one)."""
     def level(row) -> str | None:
         if row["status"] != "not_applicable":
             return None
         loc = row["location"]
         loc = json.loads(loc) if isinstance(loc, str) else (loc or {})
-        return loc.get("undecided") or ("fail" if "other_end" in loc else None)
+        if "undecided" in loc or "other_end" not in loc:
+            return loc.get("undecided")
+        return "fail" if row.get("fail_if") else "warn"  # judged before 0.3.0: the other end against this limit
     if findings.empty:
         return pd.Series([], dtype=object)
     return findings.apply(level, axis=1)
@@ -75,7 +78,7 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     doubt = undecided(findings).notna() if len(findings) else pd.Series([], dtype=bool)
     strict = fail_on == "warn"  # a warning at least cannot be excluded: the strict gate closes
     blocking = findings[findings["status"].isin(LEVELS[fail_on]) | (doubt & strict)]
-    doubtful = findings[doubt & ~strict]
+    doubtful = findings[doubt & (not strict)]
     incomplete = None
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
@@ -131,9 +134,9 @@ def junit_xml(result: GateResult, run: dict) -> bytes:
             case = ET.SubElement(suite, "testcase", classname=f"faceaudit.{pack}", name=f"{r.rule_id}: {r.title}",
                                  time="0")
             refs = "; ".join(json.loads(r.refs)) if isinstance(r.refs, str) else ""
-            detail = f"{r.status.upper()} ({r.severity}): {r.message}" + (f" References: {refs}." if refs else "")
+            kind = "undecided" if block and r.status == "not_applicable" else r.status
+            detail = f"{kind.upper()} ({r.severity}): {r.message}" + (f" References: {refs}." if refs else "")
             if block:
-                kind = "undecided" if r.status == "not_applicable" else r.status
                 ET.SubElement(case, "failure", message=f"{kind}: {r.message}", type=kind).text = detail
             elif r.status == "not_applicable":
                 ET.SubElement(case, "skipped", message=r.message)

@@ -41,7 +41,7 @@ def keygen(out: str | Path) -> tuple[Path, Path]:
     priv_path = Path(out)
     pub_path = priv_path.with_name(priv_path.name + ".pub")
     for p in (priv_path, pub_path):
-        if p.exists():
+        if os.path.lexists(p):  # a dangling link too: it would make the second file fail after the first was written
             raise KeyFileError(f"{p}: already exists; keys are never overwritten (choose another name)")
     if not priv_path.parent.is_dir():
         raise KeyFileError(f"{priv_path.parent}: no such folder")
@@ -60,6 +60,8 @@ def keygen(out: str | Path) -> tuple[Path, Path]:
         with os.fdopen(fd, "w") as fh:
             fh.write(public_pem(key.public_key()))
     except OSError as exc:
+        if priv_path.is_file() and not pub_path.is_file():  # no half-written pair: a retry would find the key taken
+            priv_path.unlink()
         raise KeyFileError(f"{exc.filename or priv_path}: cannot write key: {exc.strerror}") from None
     return priv_path, pub_path
 

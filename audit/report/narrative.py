@@ -268,6 +268,11 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
         attack, judge = r["setting"].split(";")[:2]
         who = "the audited model" if judge == "target" else "an independent face-recognition model"
         source = "clean faces" if r["condition"] == "clean" else f"faces with {cond_words(r['condition'])}"
+        if pd.isna(r["value"]):  # an attack that was not run (the white-box one without a torch backend)
+            out.append(f"{ATTACKER.get(attack, attack.capitalize())}: not tried on templates of {source} (the attack "
+                       "could not run on this model; the run's notes say why), so no rule that pools every threat "
+                       "model passes.")
+            continue
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
         thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on this "
                 "figure." if is_unsupported(r["setting"]) else "")
@@ -513,6 +518,8 @@ def not_judged_reason(f: dict) -> str:
         return "too few non-member persons for the false-positive target (membership)"
     if msg.startswith("Too few comparisons"):
         return "too few comparisons for the error-rate target"
+    if msg.startswith("Too few queries") or "queries_per_victim" in loc:
+        return "too few queries per victim for a pass (the query-only attacker's budget is under the quick preset's)"
     if "unjudged" in loc:
         return "a result without a 95% interval to judge (its resamples gave none)"
     if "undecided" in loc and "other_end" not in loc:
@@ -593,7 +600,14 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
         reason = "their probe did not run" if g["reason"].startswith("probe not run") else g["reason"]
         counts[reason] = counts.get(reason, 0) + len(g["rules"])
     totals = {"fail": sum(r["status"] == "fail" for r in bad), "warn": sum(r["status"] == "warn" for r in bad)}
-    return {"problems": problems, "more": _not_listed(more, totals) if more else None,
+    from audit.evidence.gate import undecided as undecided_levels
+
+    doubt = undecided_levels(findings) if len(findings) else pd.Series([], dtype=object)
+    undecided = sorted(({"title": r.title, "rule": f"{r.pack} · {r.rule_id}",
+                         "level": "a failure" if level == "fail" else "a warning"}
+                        for r, level in zip(findings.itertuples(), doubt) if isinstance(level, str)),
+                       key=lambda u: (u["level"] != "a failure", u["rule"]))
+    return {"problems": problems, "undecided": undecided, "more": _not_listed(more, totals) if more else None,
             "groups": groups, "untested": untested, "rules": len(findings),
             "not_judged_count": sum(counts.values()),
             "not_judged": [{"reason": k, "rules": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]}

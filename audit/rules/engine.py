@@ -22,7 +22,7 @@ import fnmatch
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
@@ -179,6 +179,11 @@ def load_pack(ref: str | Path) -> Pack:
     return pack
 
 
+def shipped_hash(pack_id: str) -> str | None:
+    """SHA-256 of the shipped pack file with id ``pack_id``; None for a pack faceaudit does not ship."""
+    return _shipped_hashes().get(pack_id)
+
+
 @lru_cache(maxsize=1)
 def _shipped_hashes() -> dict[str, str]:
     """Pack id -> SHA-256 of the shipped pack file with that id."""
@@ -267,6 +272,26 @@ def selected(rule: Rule, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:
+    """The rule's finding on ``metrics``. A rule not judged although it has results (too few persons, queries or
+    comparisons behind them, a result without the interval end it judges, a wide interval) records in
+    ``location["undecided"]`` the verdict its measured value does not exclude (``fail`` or ``warn``: the value itself
+    reaches that limit), so that a gate and a signed statement never read it as a pass (:mod:`audit.evidence.gate`)."""
+    f = _evaluate(rule, metrics, probes_run)
+    if f.status != "not_applicable" or "undecided" in f.location:
+        return f
+    values = selected(rule, metrics)["value"].astype(float).dropna() if rule.probe in probes_run else pd.Series([])
+    if values.empty:
+        return f
+    value = _aggregate(rule, values)
+    level = "fail" if holds(rule.fail_if, value) else "warn" if holds(rule.warn_if, value) else None
+    if level is None:
+        return f
+    return replace(f, location={**f.location, "undecided": level},
+                   message=f"{f.message} The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit "
+                           f"itself.")
+
+
+def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:
     if rule.probe not in probes_run:
         return Finding(rule, "not_applicable", None, {}, f"The {rule.probe} probe did not run, so this rule cannot "
                        "be judged.")

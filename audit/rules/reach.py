@@ -83,8 +83,8 @@ def check_attribute(pattern: str) -> None:
         raise ValueError(f"attribute {pattern!r}: a manifest column that is never an attribute")
     judged = judged_name(pattern)
     if judged != pattern:  # 'gender', 'Sex', 'skintone': datasets' columns so named are read as the judged name
-        raise ValueError(f"attribute {pattern!r}: a column so named is read as {judged!r}, so results are stored "
-                         f"under {judged!r}; write {judged!r}")
+        raise ValueError(f"attribute {pattern!r}: a column so named is read as {judged!r} (unless the dataset also has "
+                         f"a {judged!r} column), so results are stored under {judged!r}; write {judged!r}")
 
 
 def check_order(warn_if: str | None, fail_if: str | None) -> None:

@@ -107,3 +107,24 @@ def test_results_whose_numbers_differ_from_the_store_are_not_signed(run, tmp_pat
     with pytest.raises(NotSignable, match=r"its results \(metrics\) differ from run"):
         api.attest_run(run["run_id"], run["db"], priv, tmp_path / "c", reports=[doctored])
     assert not (tmp_path / "c").exists()
+
+
+def test_findings_judged_with_an_earlier_pack_are_not_signed(run, tmp_path):
+    """A review of the change: attest signed findings an earlier baseline (and engine) had judged, under 'faceaudit
+    0.3.0': 4 warnings where a fresh judgement gives 7, PASSED where the new engine finds a rule undecided."""
+    import shutil
+
+    from audit import api
+    from audit.errors import NotSignable
+    from audit.store import Store
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(run["db"], db)
+    with Store(db) as store:
+        store.con.execute("UPDATE findings SET pack_hash = ? WHERE run_id = ? AND pack = 'baseline'",
+                          ["0" * 64, run["run_id"]])
+    priv, _ = api.keygen(tmp_path / "k")
+    with pytest.raises(NotSignable, match=r"findings of baseline were judged with another version of that pack .*"
+                                          r"faceaudit report \S+ --pack baseline\)"):
+        api.attest_run(run["run_id"], db, priv, tmp_path / "a")
+    assert not (tmp_path / "a").exists()

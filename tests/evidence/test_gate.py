@@ -167,4 +167,15 @@ def test_a_rule_too_uncertain_to_judge_closes_the_strict_gate_and_is_not_signed_
     assert out.returncode == 1 and "UNDECIDED ci-demo/CI-DOUBT: Too uncertain" in out.stdout
     stmt = statement(stored, res.findings, [], Signer(Ed25519PrivateKey.generate(), "t"))
     assert stmt["predicate"]["result"] == "WARNED"
+    # Page one says so too, not only "No rule failed or warned" with the rule among those not tested
+    import shutil
+
+    db = tmp_path / "judged.duckdb"
+    shutil.copy(run["db"], db)
+    html = api.build_report(run["run_id"], db, tmp_path / "rep", ["html"], packs=[str(pack)], apply_packs=True)[0]
+    page_one = html.read_text()
+    page_one = page_one[page_one.index('id="summary"'):page_one.index('class="counts"')]
+    assert "Could not be told from a failure.</strong> 1 rule whose data cannot exclude one" in page_one
+    assert "AUC judged at its upper end; the lower end reaches the fail limit" in page_one
+    assert "but that is no pass for the rules whose data could not tell" in page_one
     assert stmt["predicate"]["configuration"][0]["annotations"]["undecided"] == "ci-demo/CI-DOUBT"

@@ -290,7 +290,7 @@ def test_a_skipped_white_box_attack_keeps_the_pooled_rules_from_passing(small_da
     rule pooling them passes."""
     from audit import api
     from audit.config import AuditConfig
-    from audit.rules.engine import evaluate_rule, load_pack
+    from audit.rules.engine import evaluate_rule
     from audit.store import Store
     from tests.builders import make_onnx
 
@@ -303,6 +303,16 @@ def test_a_skipped_white_box_attack_keeps_the_pooled_rules_from_passing(small_da
     wb = m[(m["metric"] == "sar_type1") & m["setting"].str.startswith("white-box;")]
     assert len(wb) and wb["value"].isna().all()
     assert not m[(m["metric"] == "sar_type1") & m["setting"].str.startswith("black-box;")]["value"].isna().any()
-    rule = next(r for r in load_pack("iso-biometrics").rules if r.id == "ISO24745-IRREVERSIBILITY")
-    f = evaluate_rule(rule, m, {"inversion"})
-    assert f.status != "pass" and "white-box" in f.message, f.message
+    # As a rule pooling every threat model judges them (ISO24745-IRREVERSIBILITY's form, at the operating point this
+    # small run measures, as if its victims backed it and its query budget were the quick preset's): not passed on
+    # the others, naming the white-box rows; without them it would pass
+    from audit.rules.engine import Rule
+
+    pooled = Rule(id="POOLED", title="t", probe="inversion", metric="sar_type1",
+                  where={"condition": "clean", "setting": "*;fmr=0.01*"}, warn_if="> 0.99", fail_if="> 1.0", use="ci_low")
+    big = m.assign(setting=m["setting"].str.replace(";unsupported", "", regex=False))
+    big.loc[big["metric"] == "queries_per_victim", "value"] = 200.0
+    f = evaluate_rule(pooled, big, {"inversion"})
+    assert f.status == "not_applicable" and "white-box" in f.message and "no value" in f.message, f.message
+    without = big[~(big["setting"].str.startswith("white-box;") & big["value"].isna())]
+    assert evaluate_rule(pooled, without, {"inversion"}).status == "pass"

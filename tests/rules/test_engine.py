@@ -522,3 +522,16 @@ def test_a_failure_at_a_looser_false_match_target_holds_at_the_rules():
         assert f.status == "not_applicable" and f.message.startswith("Too few comparisons to judge")
     fnmr = [dict(base, metric="fnmr", condition="mask:n95", value=0.70, ci_low=0.6, ci_high=0.8)]
     assert evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics(fnmr), {"identity"}).status == "fail"
+
+
+def test_a_rule_not_judged_records_the_verdict_its_value_does_not_exclude():
+    """A review of the change: only 'too uncertain' findings recorded what they could not exclude, so a result
+    without the end it judges, at three times the fail limit, opened the strict gate and was signed PASSED. Every
+    finding not judged although it has results now records the limit its measured value reaches."""
+    row = dict(LEAK[1], value=0.50, ci_low=float("nan"), ci_high=0.7)
+    f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics([row]), {"leakage"})
+    assert f.status == "not_applicable" and f.location["undecided"] == "fail"
+    assert f.message.endswith("The max measured value, 0.5, reaches the fail limit itself.")
+    low = dict(row, value=0.01)  # within the limits: nothing to record
+    f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics([low]), {"leakage"})
+    assert f.status == "not_applicable" and "undecided" not in f.location
