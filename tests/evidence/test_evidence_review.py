@@ -128,3 +128,29 @@ def test_findings_judged_with_an_earlier_pack_are_not_signed(run, tmp_path):
                                           r"faceaudit report \S+ --pack baseline\)"):
         api.attest_run(run["run_id"], db, priv, tmp_path / "a")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_protocols_detector_file_is_the_one_beside_it(tmp_path, monkeypatch):
+    """A review of the change: a protocol naming 'det.onnx' pinned that string, read from wherever the run started, so a
+    campaign cell ran another folder's det.onnx under the protocol, and the same file given by its full path was
+    refused. The path is resolved beside the protocol file and compared resolved."""
+    from audit.protocol import apply, load_protocol
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "other").mkdir()
+    p = tmp_path / "sub" / "p.yaml"
+    p.write_text("protocol: p\ndataset: {fingerprint: " + "a" * 64 + "}\nprobes: [identity]\nconditions: [clean]\n"
+                 "detector: det.onnx\n")
+    proto = load_protocol(p)
+    beside = str((tmp_path / "sub" / "det.onnx").resolve())
+    assert proto.detector == beside
+    monkeypatch.chdir(tmp_path / "other")
+    assert apply(proto, {}, set())["detector"] == beside  # not ./det.onnx of the folder the run starts in
+    assert apply(proto, {"detector": beside}, {"detector"})["detector"] == beside
+    assert apply(proto, {"detector": "../sub/det.onnx"}, {"detector"})["detector"] == beside
+    with pytest.raises(ConfigError, match="contradicts protocol 'p'"):
+        apply(proto, {"detector": "det.onnx"}, {"detector"})  # other/det.onnx is another file
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("protocol: q\ndataset: {fingerprint: " + "a" * 64 + "}\nprobes: [identity]\nconditions: [clean]\n")
+    with pytest.raises(ConfigError, match=r"pins detector = 'auto' \(its default: the protocol file names none\)"):
+        apply(load_protocol(plain), {"detector": "mtcnn"}, {"detector"})
