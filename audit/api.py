@@ -37,7 +37,7 @@ from audit.store import Store
 __all__ = ["AuditConfig", "ConfigError", "Cancelled", "ProgressFn", "Inspection", "CampaignResult", "DemoResult",
            "run_audit", "check_config", "validate_config", "inspect_model", "sample_models", "sample_data",
            "resolve_dataset", "prepare", "list_runs", "show_run", "headline_table", "evaluate_rules",
-           "build_report", "compare", "export_run", "attest_run", "verify_bundle", "keygen", "gate",
+           "build_report", "compare", "export_run", "attest_run", "verify_bundle", "describe_statement", "keygen", "gate",
            "run_campaign", "run_cells", "campaign_cells", "demo", "protocol_fields"]
 
 
@@ -106,6 +106,13 @@ def verify_bundle(bundle: str | Path, reports: list[Path] | None = None, pubkey:
     from audit.evidence import verify
 
     return verify(bundle, [Path(r) for r in reports] if reports else None, pubkey)
+
+
+def describe_statement(stmt: dict) -> list[str]:
+    """What a verified statement vouches for, one line each: model, dataset, run, signer, tool, protocol, packs."""
+    from audit.evidence.attest import describe
+
+    return describe(stmt)
 
 
 def keygen(out: str | Path) -> tuple[Path, Path]:

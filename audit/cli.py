@@ -450,6 +450,8 @@ def verify(bundle: Path = typer.Argument(..., help="Attestation bundle (.intoto.
     key = ("by the given public key" if res.trusted_key else
            "by the key inside the bundle only - pass --pubkey to check WHO signed")
     show.line(console, f"OK: signature valid {key} ({res.keyid}); result {stmt['predicate'].get('result')}")
+    for line in api.describe_statement(stmt):  # what the result is about, before anyone trusts it
+        show.line(console, f"  {line}")
     for path, name in res.checked:
         show.line(console, f"OK: {path} matches the signed subject {name}")
     if not res.checked:

@@ -232,6 +232,34 @@ def _statement_run(stmt: dict) -> str | None:
     return None
 
 
+def describe(stmt: dict) -> list[str]:
+    """What a verified statement vouches for, in lines a person reads before trusting its result: the model and dataset
+    (name and digest), the run, who signed it when with which faceaudit, the protocol and the rule packs."""
+    pred = stmt.get("predicate") if isinstance(stmt.get("predicate"), dict) else {}
+    lines = []
+    for s in stmt.get("subject") or []:
+        if not isinstance(s, dict):
+            continue
+        kind = (s.get("annotations") or {}).get("kind") if isinstance(s.get("annotations"), dict) else None
+        if kind in ("model", "dataset"):
+            digest = str((s.get("digest") or {}).get("sha256", ""))[:16] if isinstance(s.get("digest"), dict) else ""
+            lines.append(f"{kind}: {s.get('name')} (sha256 {digest}...)")
+    configs = [c for c in pred.get("configuration") or [] if isinstance(c, dict)]
+    for c in configs:
+        notes = c.get("annotations") if isinstance(c.get("annotations"), dict) else {}
+        if c.get("name") == "faceaudit-run-config":
+            lines.append(f"run {notes.get('run_id')}, preset {notes.get('preset')}, seed {notes.get('seed')}; signed by "
+                         f"{notes.get('signer')} at {notes.get('signed_at')} with {notes.get('tool')}")
+            if notes.get("undecided"):
+                lines.append(f"not judged, could not be told from a warning or failure: {notes['undecided']}")
+    named = [str(c.get("name")) for c in configs if str(c.get("name", "")).startswith(("rule-pack:", "protocol:"))]
+    if named:
+        lines.append("judged under " + ", ".join(named))
+    counts = {k: len(pred.get(k) or []) for k in ("passedTests", "warnedTests", "failedTests")}
+    lines.append(f"rules: {counts['failedTests']} failed, {counts['warnedTests']} warned, {counts['passedTests']} passed")
+    return lines
+
+
 def _statement_statuses(stmt: dict) -> dict[tuple[str, str], str] | None:
     """(pack, rule id) -> status, as the statement signs them (its passed, warned and failed tests and the rules
     its run configuration lists as not applicable); None when it does not say which rules were not applicable."""

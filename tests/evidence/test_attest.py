@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -162,6 +163,12 @@ def test_attest_covers_given_reports_and_cli_exit_codes(run, tmp_path):
     ok = subprocess.run(cli + ["verify", str(bundle), "--report", str(report), "--pubkey", str(pub)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "OK: signature valid by the given public key" in ok.stdout
+    # what the result is about, before anyone trusts it (a review: verify named no model, run, signer or pack)
+    with Store(run["db"], read_only=True) as store:
+        stored = store.run(run["run_id"])
+    assert f"  model: {Path(stored['model_path']).name} (sha256 {stored['model_id'][:16]}...)" in ok.stdout
+    assert f"  run {run['run_id']}, preset quick" in ok.stdout and "signed by Ada at " in ok.stdout
+    assert "judged under rule-pack:baseline@" in ok.stdout and "failed," in ok.stdout
     report.write_text(report.read_text() + " ")
     bad = subprocess.run(cli + ["verify", str(bundle), "--report", str(report), "--pubkey", str(pub)],
                          capture_output=True, text=True)
