@@ -76,9 +76,8 @@ class IdentityProbe:
     def memory(self, subjects: np.ndarray) -> tuple[int, str]:
         """Bytes the probe's score matrices need on the faces of ``subjects`` (one per face), and what they are, in
         words: quadratic in the images (every probe image against every person's gallery image)."""
-        counts = np.unique(np.asarray(subjects).astype(str), return_counts=True)[1]
-        gallery = int((counts >= 2).sum())
-        probes = int(counts[counts >= 2].sum()) - gallery
+        gal, probe_rows, _ = split_gallery(np.asarray(subjects).astype(str))  # the split run() makes
+        gallery, probes = len(gal), len(probe_rows)
         return (BYTES_PER_COMPARISON * probes * gallery,
                 f"{probes:,} probe images x {gallery:,} gallery images = {probes * gallery:,} comparisons")
 
