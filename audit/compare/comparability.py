@@ -3,7 +3,8 @@
 Runs are comparable when they were made on the same data (dataset fingerprint) with every
 result-affecting setting the same (:func:`audit.config.result_fields`: probes, conditions, attributes,
 budgets, seeds, attack precision, helper models...), the same rule packs (by content hash) and the same
-faceaudit version. The model, and its profile, are what is compared, so they may differ. Only
+faceaudit minor version (0.3.x: a release that changes what a stored number means bumps the minor version; a
+patch release changes verdicts, wording or speed, never a stored number). The model, and its profile, are what is compared, so they may differ. Only
 comparable runs get paired statistics; otherwise the comparison says which fields differ.
 """
 
@@ -40,6 +41,14 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def results_version(version: str | None) -> str | None:
+    """The versions whose stored numbers mean the same: ``0.3.x`` for 0.3.1 (None stays None)."""
+    if not version:
+        return version
+    parts = str(version).split(".")
+    return ".".join(parts[:2]) + ".x" if len(parts) >= 2 else str(version)
+
+
 def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
     """The fields of a stored run (``Store.run``) that decide whether it can be compared with another.
 
@@ -50,7 +59,7 @@ def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
     resolved = record.get("resolved") or {}
     fields = _flatten({k: v for k, v in record.items() if k not in resolved})
     fields["dataset"] = run.get("dataset_id")
-    fields["faceaudit version"] = (run.get("environment") or {}).get("faceaudit")
+    fields["faceaudit version"] = results_version((run.get("environment") or {}).get("faceaudit"))
     if findings is not None and not findings.empty and "pack_hash" in findings:
         packs = findings.drop_duplicates("pack").set_index("pack")["pack_hash"].to_dict()
         fields["rule packs"] = json.dumps(dict(sorted(packs.items())))

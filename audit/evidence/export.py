@@ -82,7 +82,8 @@ def results_document(store: Store, run_id: str) -> dict:
             "title": f.title, "status": f.status, "severity": f.severity, "probe": f.probe, "metric": f.metric,
             "observed": f.observed, "ci_low": location.get("ci_low"), "ci_high": location.get("ci_high"),
             "warn_if": f.warn_if, "fail_if": f.fail_if, "judged": f.judged, "location": location,
-            "references": json.loads(f.refs), "message": f.message, "evaluated_at": f.evaluated_at}))
+            "references": json.loads(f.refs), "message": f.message, "evaluated_at": f.evaluated_at,
+            "judged_by": f.judged_by}))
     return json_safe({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

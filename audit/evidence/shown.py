@@ -106,7 +106,7 @@ FINDINGS_META = "faceaudit-findings"
 """``<meta name="faceaudit-findings" content="sha256:HEX">`` in an HTML report: :func:`findings_digest` of the run's
 findings (all packs, whatever ``--pack`` the report shows) as they were when it was rendered."""
 DIGEST_FIELDS = ("pack", "pack_version", "pack_hash", "rule_id", "title", "status", "severity", "probe", "metric",
-                 "observed", "ci_low", "ci_high", "warn_if", "fail_if", "judged")
+                 "observed", "ci_low", "ci_high", "warn_if", "fail_if", "judged", "judged_by")
 """What :func:`findings_digest` covers of each finding: what decides and shows its verdict; not when it was
 evaluated (applying the same pack again changes no finding) nor the wording of its message."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import audit
 from audit import probes as probe_mod
 from audit.config import make_config
 from audit.errors import ConfigError, FaceAuditError
@@ -113,12 +114,12 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
 def _skipped(cell: Cell, run_id: str, db: Path, packs: list[str] | None, progress: CellProgress) -> dict:
     """A cell already stored as a completed run. Its findings must come from the packs this campaign names (default:
     every shipped pack, or the run's protocol's): every such pack the run has no findings of (a pack added to the
-    campaign since, an edited pack file, or none at all: the process was killed between the probes and the packs)
-    is applied now."""
+    campaign since, an edited pack file, findings another faceaudit judged, or none at all: the process was killed
+    between the probes and the packs) is applied now."""
     from audit.rules.apply import run_packs
 
     with Store(db, read_only=True) as store:
-        have = {(f.pack, f.pack_hash) for f in store.findings(run_id).itertuples()}
+        have = {(f.pack, f.pack_hash) for f in store.findings(run_id).itertuples() if f.judged_by == audit.__version__}
         run = store.run(run_id)
     error, note = None, ""
     try:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+import audit
 from audit.config import QUERY_PASS_BUDGET
 from audit.errors import RuleError, first_error
 from audit.metrics import demographic as demo
@@ -379,13 +380,14 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
         loc.update(_blind(blind))
         return Finding(rule, "not_applicable", observed, loc,
                        f"{_blind_sentence(blind, rule, judged)} Not judged as passing. (The others: {msg})")
-    if status == "pass" and rule.use != "value":
-        # A pass must exclude the limit: the other end of the interval, aggregated as the rule aggregates (the max of
-        # the upper ends bounds the max of the true values), must not reach it either, or the data cannot tell a
-        # pass from a fail (a leakage interval of [0, 0.3] against "fail if > 0.15" is no evidence of safety). Nor
-        # may the measured value itself (aggregated alike) sit beyond the warn limit: an inversion rate of 0.07
-        # [0.009, 0.10] against "warn if > 0.01" is seven times the limit, not a pass.
-        side = "ci_high" if rule.use == "ci_low" else "ci_low"
+    side = _toward_limit(rule) if status == "pass" else None
+    if side is not None:
+        # A pass must exclude the limit: the other end of the interval (for a rule judged on the value, the end
+        # toward the limit), aggregated as the rule aggregates (the max of the upper ends bounds the max of the true
+        # values), must not reach it either, or the data cannot tell a pass from a fail (a leakage interval of
+        # [0, 0.3] against "fail if > 0.15" is no evidence of safety, nor a false-match ratio of 1.8 [0.6, 9.0]
+        # against "fail if > 5"). Nor may the measured value itself (aggregated alike) sit beyond the warn limit: an
+        # inversion rate of 0.07 [0.009, 0.10] against "warn if > 0.01" is seven times the limit, not a pass.
         end = "upper" if side == "ci_high" else "lower"
         limit, level = (rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn")
         ends = rows[side].astype(float)
@@ -413,6 +415,18 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
         loc.update(_blind(blind))
         msg += " Not judged: " + _blind_sentence(blind, rule, judged)
     return Finding(rule, status, observed, loc, msg)
+
+
+def _toward_limit(rule: Rule) -> str | None:
+    """The interval end a pass must keep short of the limit: for a rule judged at one end, the other end; for one
+    judged on the measured value, the end on the limit's side (the upper end of a "> x" rule); None for a rule whose
+    limits set no side (``==``, ``!=``)."""
+    if rule.use != "value":
+        return "ci_high" if rule.use == "ci_low" else "ci_low"
+    expr = rule.fail_if or rule.warn_if
+    if expr is None:
+        return None
+    return {">": "ci_high", ">=": "ci_high", "<": "ci_low", "<=": "ci_low"}.get(COMPARATOR.match(expr).group(1))
 
 
 def _query_budget(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[float | None, bool] | None:
@@ -609,7 +623,8 @@ def evaluate(pack: Pack, run_id: str, metrics: pd.DataFrame, probes_run: set[str
                      "title": rule.title, "status": f.status, "severity": rule.severity, "observed": f.observed,
                      "warn_if": rule.warn_if or "", "fail_if": rule.fail_if or "", "judged": rule.use,
                      "location": json.dumps(location), "refs": json.dumps(rule.references), "message": f.message,
-                     "evaluated_at": now, "pack_hash": pack.sha256, "probe": rule.probe, "metric": rule.metric})
+                     "evaluated_at": now, "pack_hash": pack.sha256, "probe": rule.probe, "metric": rule.metric,
+                     "judged_by": audit.__version__})
     df = pd.DataFrame(rows)
     df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
     return df

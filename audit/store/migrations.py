@@ -14,6 +14,11 @@ ALTER TABLE findings ADD COLUMN pack_hash VARCHAR DEFAULT '';
 ALTER TABLE findings ADD COLUMN probe VARCHAR DEFAULT '';
 ALTER TABLE findings ADD COLUMN metric VARCHAR DEFAULT '';
 """,
+    # 3: findings say which faceaudit judged them (its version), so a statement signed by one faceaudit never
+    # vouches for verdicts an earlier one reached with other rules of judgement on the same pack text ('' before).
+    3: """
+ALTER TABLE findings ADD COLUMN judged_by VARCHAR DEFAULT '';
+""",
 }
 CURRENT_VERSION = max(MIGRATIONS)
 

@@ -57,7 +57,8 @@ TABLES: dict[str, pa.DataFrameSchema] = {
         "status": _str(checks=pa.Check.isin(FINDING_STATUSES)), "severity": _str(),
         "observed": _float(nullable=True), "warn_if": _str(), "fail_if": _str(), "judged": _str(),
         "location": _str(), "refs": _str(), "message": _str(), "evaluated_at": _ts(),
-        "pack_hash": _str(checks=pa.Check.str_matches(r"^([0-9a-f]{64})?$")), "probe": _str(), "metric": _str()},
+        "pack_hash": _str(checks=pa.Check.str_matches(r"^([0-9a-f]{64})?$")), "probe": _str(), "metric": _str(),
+        "judged_by": _str()},
         strict=True, name="findings"),
     "artifacts": pa.DataFrameSchema({
         "run_id": _str(), "probe": _str(), "name": _str(), "mime": _str(), "data": pa.Column(object),

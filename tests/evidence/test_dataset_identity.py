@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pandas as pd
 
+import audit
 from audit.evidence import schema
 from audit.evidence.attest import Signer, statement
 from audit.evidence.dataset import dataset_identity
@@ -22,7 +23,8 @@ def detector_run(files=FILES):
 
 
 FINDINGS = pd.DataFrame([{"pack": "p", "pack_version": "1", "pack_hash": "e" * 64, "rule_id": "R1", "title": "t",
-                          "status": "pass", "severity": "low", "message": "ok", "refs": "[]"}])
+                          "status": "pass", "severity": "low", "message": "ok", "refs": "[]",
+                          "judged_by": audit.__version__}])
 
 
 def test_identity_of_runs_with_and_without_a_detector():

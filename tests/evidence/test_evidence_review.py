@@ -130,6 +130,32 @@ def test_findings_judged_with_an_earlier_pack_are_not_signed(run, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_findings_judged_by_another_faceaudit_are_not_signed_until_judged_again(run, tmp_path):
+    """The same pack text judged by an earlier faceaudit may give other verdicts (0.3.1 no longer passes a
+    false-match ratio whose interval reaches the fail limit): a statement names this faceaudit, so findings stored
+    by another one, or before findings recorded who judged them, are refused until judged again."""
+    import shutil
+
+    from audit import __version__, api
+    from audit.errors import NotSignable
+    from audit.store import Store
+
+    db = tmp_path / "old.duckdb"
+    shutil.copy(run["db"], db)
+    priv, _ = api.keygen(tmp_path / "k")
+    for earlier, named in (("0.3.0", "0.3.0"), ("", "before 0.3.1")):
+        with Store(db) as store:
+            store.con.execute("UPDATE findings SET judged_by = ? WHERE run_id = ?", [earlier, run["run_id"]])
+        with pytest.raises(NotSignable, match=rf"judged by faceaudit {named}, not by this faceaudit \({__version__}\)"
+                                              r".*faceaudit report \S+ --pack "):
+            api.attest_run(run["run_id"], db, priv, tmp_path / "a")
+        assert not (tmp_path / "a").exists()
+    api.evaluate_rules(run["run_id"], db)
+    with Store(db, read_only=True) as store:
+        assert set(store.findings(run["run_id"])["judged_by"]) == {__version__}
+    assert api.attest_run(run["run_id"], db, priv, tmp_path / "a")
+
+
 def test_a_protocols_detector_file_is_the_one_beside_it(tmp_path, monkeypatch):
     """A review of the change: a protocol naming 'det.onnx' pinned that string, read from wherever the run started, so a
     campaign cell ran another folder's det.onnx under the protocol, and the same file given by its full path was

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import audit
 from audit import api
 from audit.errors import ConfigError
 from audit.executors import load_campaign
@@ -352,6 +353,15 @@ def test_a_rerun_applies_the_campaign_packs_a_completed_run_lacks(models, small_
     with Store(db, read_only=True) as s:
         for c in first.cells:
             assert set(s.findings(c["run_id"])["pack"]) == {"baseline", "eu-ai-act"}
+    # Findings an earlier faceaudit judged are judged again by this one (its verdicts may differ on the same pack).
+    with Store(db) as s:
+        s.con.execute("UPDATE findings SET judged_by = '0.3.0'")
+    api.run_campaign(write_campaign(models, data=small_data, probes=["identity"], packs=["baseline"]), db)
+    with Store(db, read_only=True) as s:
+        for c in first.cells:
+            found = s.findings(c["run_id"])
+            assert set(found.loc[found["pack"] == "baseline", "judged_by"]) == {audit.__version__}
+            assert set(found.loc[found["pack"] == "eu-ai-act", "judged_by"]) == {"0.3.0"}
 
 
 def test_every_model_and_dataset_gets_its_own_label(tmp_path):

@@ -71,6 +71,37 @@ def test_use_ci_low_is_conservative():
     assert f.status == "pass"
 
 
+def test_a_rule_judged_on_the_value_passes_only_when_its_interval_stays_short_of_the_fail_limit():
+    """A false-match ratio of 1.8 [0.6, 9.0] against "warn if > 2, fail if > 5" cannot tell parity from a five-fold
+    disparity (0.3.0 passed it, judged on the value alone); an infinite upper end (resamples where one group had no
+    false matches) cannot either; 1.8 [1.2, 3.0] passes. A "<" rule judged on the value looks at the lower end."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001", "metric": "fmr_max_min",
+            "attribute": "sex"}
+    r = rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5", use="value")
+    for high in (9.0, np.inf):
+        f = evaluate_rule(r, metrics([{**base, "value": 1.8, "ci_low": 0.6, "ci_high": high}]), {"identity"})
+        assert f.status == "not_applicable" and f.location["undecided"] == "fail", f.message
+        assert f.observed == pytest.approx(1.8)
+        assert f"the value passes, but the max upper end is {high:.4g}, which reaches the fail limit" in f.message
+    f = evaluate_rule(r, metrics([{**base, "value": 1.8, "ci_low": 1.2, "ci_high": 3.0}]), {"identity"})
+    assert f.status == "pass" and "undecided" not in f.location
+    f = evaluate_rule(r, metrics([{**base, "value": 1.8, "ci_low": 1.2, "ci_high": np.nan}]), {"identity"})
+    assert f.status == "not_applicable" and "has no upper end" in f.message
+    # A warning or failure on the value stands whatever the interval.
+    f = evaluate_rule(r, metrics([{**base, "value": 2.5, "ci_low": 0.9, "ci_high": 9.0}]), {"identity"})
+    assert f.status == "warn"
+    low = rule(probe="identity", metric="tar_at_fmr", warn_if="< 0.95", fail_if="< 0.80", use="value")
+    tar = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001", "metric": "tar_at_fmr"}
+    f = evaluate_rule(low, metrics([{**tar, "value": 0.97, "ci_low": 0.70, "ci_high": 0.99}]), {"identity"})
+    assert f.status == "not_applicable" and "the max lower end is 0.7" in f.message
+    f = evaluate_rule(low, metrics([{**tar, "value": 0.97, "ci_low": 0.90, "ci_high": 0.99}]), {"identity"})
+    assert f.status == "pass"
+    # No side to keep short of: "!=" judges the value alone.
+    f = evaluate_rule(rule(probe="identity", metric="tar_at_fmr", warn_if="!= 1", fail_if=None, use="value"),
+                      metrics([{**tar, "value": 1.0, "ci_low": 0.2, "ci_high": 1.0}]), {"identity"})
+    assert f.status == "pass"
+
+
 def test_probe_not_run_is_not_applicable_never_pass():
     f = evaluate_rule(rule(probe="inversion", metric="sar_type1"), metrics(LEAK), {"leakage"})
     assert f.status == "not_applicable" and "did not run" in f.message
