@@ -42,7 +42,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def results_version(version: str | None) -> str | None:
-    """The versions whose stored numbers mean the same: ``0.3.x`` for 0.3.1 (None stays None)."""
+    """The versions whose stored numbers mean the same: ``0.4.x`` for 0.4.1 (None stays None)."""
     if not version:
         return version
     parts = str(version).split(".")

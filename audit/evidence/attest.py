@@ -59,7 +59,7 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
                           "and a statement would certify PASSED with nothing tested; run the probes the packs read, on "
                           "enough persons, and sign that run")
     judged_by = findings["judged_by"].fillna("") if "judged_by" in findings else pd.Series("", index=findings.index)
-    earlier = sorted({str(v) or "before 0.3.1" for v in judged_by if v != audit.__version__})
+    earlier = sorted({str(v) or "before 0.4.0" for v in judged_by if v != audit.__version__})
     if earlier:  # the same pack text judged by another faceaudit may give other verdicts (its rules of judgement)
         raise NotSignable(f"run {run['run_id']}: its findings were judged by faceaudit {', '.join(earlier)}, not by "
                           f"this faceaudit ({audit.__version__}), whose statement would vouch for them; judge it "

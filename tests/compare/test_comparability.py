@@ -47,11 +47,11 @@ def test_records_without_resolved_settings_compare_the_raw_ones():
 
 
 def test_patch_releases_compare_paired_and_minor_releases_do_not():
-    """A patch release changes verdicts or wording, never what a stored number means: 0.3.0 and 0.3.1 runs are
-    paired; 0.2.0 against 0.3.1 is side by side only, the field saying which versions."""
+    """A patch release changes verdicts or wording, never what a stored number means: 0.4.0 and 0.4.1 runs are
+    paired; 0.3.1 against 0.4.1 is side by side only, the field saying which versions."""
     old, new, older = _run(), _run(), _run()
-    old["environment"]["faceaudit"], new["environment"]["faceaudit"] = "0.3.0", "0.3.1"
-    older["environment"]["faceaudit"] = "0.2.0"
+    old["environment"]["faceaudit"], new["environment"]["faceaudit"] = "0.4.0", "0.4.1"
+    older["environment"]["faceaudit"] = "0.3.1"
     assert _blocking(old, new) == dict.fromkeys(PROBES, [])
     assert _blocking(older, new) == dict.fromkeys(PROBES, ["faceaudit version"])
-    assert run_fields(older)["faceaudit version"] == "0.2.x"
+    assert run_fields(older)["faceaudit version"] == "0.3.x"

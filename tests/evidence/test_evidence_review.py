@@ -131,7 +131,7 @@ def test_findings_judged_with_an_earlier_pack_are_not_signed(run, tmp_path):
 
 
 def test_findings_judged_by_another_faceaudit_are_not_signed_until_judged_again(run, tmp_path):
-    """The same pack text judged by an earlier faceaudit may give other verdicts (0.3.1 no longer passes a
+    """The same pack text judged by an earlier faceaudit may give other verdicts (0.4.0 no longer passes a
     false-match ratio whose interval reaches the fail limit): a statement names this faceaudit, so findings stored
     by another one, or before findings recorded who judged them, are refused until judged again."""
     import shutil
@@ -143,7 +143,7 @@ def test_findings_judged_by_another_faceaudit_are_not_signed_until_judged_again(
     db = tmp_path / "old.duckdb"
     shutil.copy(run["db"], db)
     priv, _ = api.keygen(tmp_path / "k")
-    for earlier, named in (("0.3.0", "0.3.0"), ("", "before 0.3.1")):
+    for earlier, named in (("0.3.0", "0.3.0"), ("", "before 0.4.0")):
         with Store(db) as store:
             store.con.execute("UPDATE findings SET judged_by = ? WHERE run_id = ?", [earlier, run["run_id"]])
         with pytest.raises(NotSignable, match=rf"judged by faceaudit {named}, not by this faceaudit \({__version__}\)"

@@ -98,10 +98,16 @@ def test_every_cloak_attack_records_how_it_stopped_and_the_report_says_so(cloak_
 def test_protocol_is_subject_disjoint_between_protected_and_distractors():
     subjects = np.repeat(np.array([f"p{i}" for i in range(10)]), 6)
     chosen, sources, queries, gallery, distractors = protocol(subjects, 4, seed=0)
-    assert len(chosen) == 4 and sources.shape == (4, 3) and queries.shape == (4, 3)
+    assert len(chosen) == 4 and sources.shape == (4, 3) and queries.shape == (4, 2) and gallery.shape == (4,)
     assert not set(subjects[distractors]) & set(chosen)
-    assert all(len(set(subjects[np.r_[s, q]])) == 1 for s, q in zip(sources, queries))
+    assert all(len(set(subjects[np.r_[g, s, q]])) == 1 for g, s, q in zip(gallery, sources, queries))
     assert not set(sources.ravel()) & set(queries.ravel())
+    # The gallery image is never one a cloak is computed from, nor a query (a review: the universal cloaks were
+    # computed from the gallery image they were then matched against, which overstated protection).
+    assert not set(gallery) & (set(sources.ravel()) | set(queries.ravel()))
+    # Three images, the fewest a protected person has: one each.
+    _, s3, q3, g3, _ = protocol(np.repeat(np.array([f"p{i}" for i in range(5)]), 3), 4, seed=0)
+    assert s3.shape == (4, 1) and q3.shape == (4, 1) and not set(g3) & (set(s3.ravel()) | set(q3.ravel()))
 
 
 def test_projections():
@@ -216,7 +222,10 @@ def robust_psr_at_1(robust_world, backend, method, seed, **budget):
 @pytest.mark.slow
 def test_converged_white_box_opom_protects_on_the_robust_model_where_16_steps_do_not(robust_world):
     """Known answer on the hardest sample model (adversarially trained): at eps 8 the probe's converged white-box
-    OPOM cloaks protect (PSR@1 >= 0.95) where the classic 16 fixed sign steps leave people recognised."""
+    OPOM cloaks protect nearly everyone (PSR@1 0.92 on average, 11 of the 12 protected people in every variant and
+    start but one) where the classic 16 fixed sign steps leave people recognised (0.72 on average). Until 0.4.0 the
+    cloaks were computed from the gallery image too, and they protected everyone (>= 0.95): held out, one person's
+    gallery photo is still matched."""
     backend = robust_world[2].torch()
 
     def psr_at_1(method, seed, **budget):
@@ -229,15 +238,17 @@ def test_converged_white_box_opom_protects_on_the_robust_model_where_16_steps_do
         for seed in range(4):  # the random start matters for a short attack: judge the average over starts
             fixed[method, seed] = psr_at_1(method, seed, steps=16)
             converged[method, seed] = psr_at_1(method, seed, steps=quick["steps"], patience=quick["patience"])
-    assert min(converged.values()) >= 0.95, converged  # every variant, every start
-    assert np.mean(list(fixed.values())) < 0.95, fixed  # 16 steps do not reach 0.95 (0.875 when measured)
+    assert np.mean(list(converged.values())) >= 0.9 and min(converged.values()) >= 0.8, converged
+    assert np.mean(list(fixed.values())) < 0.8, fixed  # 16 steps do not reach it (0.72 when measured)
+    assert np.mean(list(converged.values())) - np.mean(list(fixed.values())) >= 0.1, (converged, fixed)
     assert np.mean([v for (m, _), v in fixed.items() if m == "opom-affine"]) < 0.85, fixed
 
 
 @pytest.mark.slow
 def test_converged_white_box_cloaks_in_bfloat16_reach_the_same_known_answer(robust_world):
-    """With --attack-precision bfloat16 the converged white-box cloaks on the robust model still protect every
-    protected person's queries as the float32 ones do (PSR@1 >= 0.95): bfloat16 gradients keep the sign steps' way."""
+    """With --attack-precision bfloat16 the converged white-box cloaks on the robust model protect as the float32
+    ones do (PSR@1 >= 0.9: 11 of 12 protected people, the float32 figure): bfloat16 gradients keep the sign steps'
+    way."""
     from audit.models import load
 
     from tests.conftest import SAMPLE_MODELS
@@ -248,4 +259,4 @@ def test_converged_white_box_cloaks_in_bfloat16_reach_the_same_known_answer(robu
     converged = {method: robust_psr_at_1(robust_world, half, method, 0, steps=quick["steps"],
                                          patience=quick["patience"])
                  for method in ("fi-uap", "opom-centre", "opom-affine", "opom-convex")}
-    assert min(converged.values()) >= 0.95, converged
+    assert min(converged.values()) >= 0.9, converged
