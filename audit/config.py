@@ -237,3 +237,11 @@ def make_config(**fields) -> AuditConfig:
         got = exc.errors()[0].get("input")
         shown = "" if isinstance(got, dict) or "got " in msg else f" (got {got!r:.80})"  # never the value twice
         raise ConfigError(f"{option_name(field)}: {msg}{shown}") from None
+
+
+def results_version(version: str | None) -> str | None:
+    """The versions whose stored numbers mean the same: ``0.4.x`` for 0.4.1 (None stays None)."""
+    if not version:
+        return version
+    parts = str(version).split(".")
+    return ".".join(parts[:2]) + ".x" if len(parts) >= 2 else str(version)

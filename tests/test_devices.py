@@ -13,6 +13,7 @@ import onnxruntime
 import pytest
 import torch
 
+import audit
 from audit import api
 from audit.config import AuditConfig
 from audit.devices import CPU_EP, CUDA_EP, NO_CUDA, Compute, describe, resolve_precision, select_compute
@@ -136,7 +137,7 @@ def stored_cuda_run(tiny_model, small_data, tmp_path):
     dataset = api.resolve_dataset(str(small_data))
     record = {**cfg.to_record(), "inputs": content_hashes(Inputs(model, {"evaluator": None, "attacker_model": None,
                                                                           "attribute_model": None}, [], dataset))}
-    env = {"device": "cuda", "compute": {"device": "cuda", "backend": "torch", "provider": None,
+    env = {"faceaudit": audit.__version__, "device": "cuda", "compute": {"device": "cuda", "backend": "torch", "provider": None,
                                          "torch_device": "cuda", "attack_precision": "bfloat16"}}
     db = tmp_path / "s.duckdb"
     with Store(db) as s:
@@ -164,8 +165,9 @@ def test_resume_of_a_cuda_run_on_a_cpu_is_refused(machine, stored_cuda_run):
 
 def test_resume_compares_backend_device_and_precision():
     run = {"run_id": "r1", "status": "interrupted", "config": {}, "model_id": "m", "dataset_id": "d",
-           "environment": {"device": "cuda", "compute": {"device": "cuda", "backend": "ort", "provider": CUDA_EP,
-                                                          "torch_device": "cuda", "attack_precision": "bfloat16"}}}
+           "environment": {"faceaudit": audit.__version__, "device": "cuda",
+                           "compute": {"device": "cuda", "backend": "ort", "provider": CUDA_EP, "torch_device": "cuda",
+                                       "attack_precision": "bfloat16"}}}
     same = Compute("cuda", "ort", CUDA_EP, "cuda")
     record = {"inputs": {"model": "m", "dataset": "d"}}
     check_resume(run, record, same, "bfloat16")
@@ -175,11 +177,13 @@ def test_resume_compares_backend_device_and_precision():
         with pytest.raises(ConfigError, match="refusing, the run started on cuda"):
             check_resume(run, {}, compute, precision)
     # a run stored before the backend was recorded: its device alone decides
-    old = {**run, "environment": {"device": "cuda"}}
+    old = {**run, "environment": {"faceaudit": audit.__version__, "device": "cuda"}}
     with pytest.raises(ConfigError, match=r"started on cuda \(embeddings through onnxruntime\)"):
         check_resume(old, {}, Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
-    check_resume({**run, "environment": {"device": "cpu"}}, record, Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
-    check_resume({**run, "environment": {}}, record, Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
+    check_resume({**run, "environment": {"faceaudit": audit.__version__, "device": "cpu"}}, record,
+                 Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
+    check_resume({**run, "environment": {"faceaudit": audit.__version__}}, record, Compute("cpu", "ort", CPU_EP, "cpu"),
+                 "float32")
 
 
 def test_cancelled_cpu_run_resumes_on_the_cpu(tiny_model, small_data, tmp_path):

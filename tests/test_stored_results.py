@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+import audit
 from audit import api
 from audit.config import AuditConfig, resume_conflicts
 from audit.errors import ConfigError
@@ -25,7 +26,7 @@ def stored_run(tiny_model, small_data, tmp_path):
                                                                           "attribute_model": None}, [], dataset))}
     db = tmp_path / "s.duckdb"
     with Store(db) as s:
-        run_id = s.create_run(model.info.sha256, dataset.dataset_id, record, cfg.seed, {})
+        run_id = s.create_run(model.info.sha256, dataset.dataset_id, record, cfg.seed, {"faceaudit": audit.__version__})
         s.set_run_status(run_id, "interrupted")
     return cfg, db, run_id
 
@@ -42,6 +43,27 @@ def test_resume_refuses_other_seed_and_model(stored_run, tmp_path):
     with Store(db, read_only=True) as s:
         assert s.run(run_id)["status"] == "interrupted" and s.metrics(run_id).empty
         assert s.df("SELECT count(*) AS n FROM models")["n"][0] == 0  # refused before anything was written
+
+
+def test_resume_refuses_a_run_another_minor_version_started(stored_run):
+    """A review of the store: a run cancelled under one release and resumed by the next held probes of both, and its
+    environment named only the first. A release whose stored numbers mean something else (another minor version)
+    may not go on with it; a patch release may."""
+    cfg, db, run_id = stored_run
+    major, minor, _ = audit.__version__.split(".")
+    for version, refused in ((f"{major}.{int(minor) - 1}.9", True), (f"{major}.{minor}.99", False)):
+        with Store(db) as s:
+            s.con.execute("UPDATE runs SET environment = ? WHERE run_id = ?", [f'{{"faceaudit": "{version}"}}', run_id])
+        cancel = threading.Event()
+        cancel.set()  # passes the check, then stops before the first probe
+        if refused:
+            with pytest.raises(ConfigError, match=rf"started by faceaudit {version}, whose stored numbers mean "
+                                                  r"something other than this faceaudit's") as err:
+                api.run_audit(cfg, db, cancel=cancel, resume=run_id)
+            assert "\n" not in str(err.value)
+        else:
+            with pytest.raises(api.Cancelled):
+                api.run_audit(cfg, db, cancel=cancel, resume=run_id)
 
 
 def test_resume_with_same_settings_goes_on(stored_run):

@@ -14,7 +14,7 @@ import json
 
 import pandas as pd
 
-from audit.config import result_fields
+from audit.config import result_fields, results_version
 
 MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
 """Fields that differ because the models do: never a reason to call runs incomparable."""
@@ -39,14 +39,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
-
-
-def results_version(version: str | None) -> str | None:
-    """The versions whose stored numbers mean the same: ``0.4.x`` for 0.4.1 (None stays None)."""
-    if not version:
-        return version
-    parts = str(version).split(".")
-    return ".".join(parts[:2]) + ".x" if len(parts) >= 2 else str(version)
 
 
 def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import audit
 from audit import probes as probe_mod
-from audit.config import make_config
+from audit.config import make_config, results_version
 from audit.errors import ConfigError, FaceAuditError
 from audit.executors.base import Cell, CellProgress, Executor, config_hash
 from audit.executors.campaign import SAMPLE_SETS, Campaign, load_campaign
@@ -59,8 +59,11 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
     if db.exists():
         with Store(db, read_only=True) as store:
             for r in store.runs().itertuples():
-                if r.status == "completed":
-                    done.setdefault(config_hash(store.run(r.run_id)["config"]), r.run_id)
+                run = store.run(r.run_id) if r.status == "completed" else None
+                # A run another minor version made holds numbers that mean something else: the cell runs again.
+                if run is not None and results_version((run.get("environment") or {}).get("faceaudit")) == \
+                        results_version(audit.__version__):
+                    done.setdefault(config_hash(run["config"]), r.run_id)
     results = []
     queued: dict[str, str] = {}  # config hash -> label of the cell of this campaign that runs it
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.config import AuditConfig, resume_conflicts
+import audit
+from audit.config import AuditConfig, results_version, resume_conflicts
 from audit.data import Dataset, Faces
 from audit.data.budget import capped
 from audit.devices import Compute, describe
@@ -28,6 +29,11 @@ def check_resume(run: dict, record: dict, compute: Compute, precision: str) -> N
         raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
                           f"{run['host']}; wait for it or stop it first")
     env = run.get("environment") or {}
+    made, here = results_version(env.get("faceaudit")), results_version(audit.__version__)
+    if made != here:  # a release whose stored numbers mean something else: one run would hold both meanings
+        raise ConfigError(f"--resume {run['run_id']}: refusing, the run was started by faceaudit "
+                          f"{env.get('faceaudit') or 'of unknown version'}, whose stored numbers mean something other "
+                          f"than this faceaudit's ({audit.__version__}); start a new run without --resume")
     # Runs stored before the backend was recorded embedded through onnxruntime on the device they name.
     started = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
     now = {**compute.to_dict(), "attack_precision": precision}

@@ -362,6 +362,16 @@ def test_a_rerun_applies_the_campaign_packs_a_completed_run_lacks(models, small_
             found = s.findings(c["run_id"])
             assert set(found.loc[found["pack"] == "baseline", "judged_by"]) == {audit.__version__}
             assert set(found.loc[found["pack"] == "eu-ai-act", "judged_by"]) == {"0.3.0"}
+    # A run another minor version made holds numbers that mean something else: its cell runs again (a patch's is kept).
+    major, minor, _ = audit.__version__.split(".")
+    with Store(db) as s:
+        s.con.execute("UPDATE runs SET environment = json_object('faceaudit', ?) WHERE run_id = ?",
+                      [f"{major}.{int(minor) - 1}.0", first.cells[0]["run_id"]])
+        s.con.execute("UPDATE runs SET environment = json_object('faceaudit', ?) WHERE run_id = ?",
+                      [f"{major}.{minor}.99", first.cells[1]["run_id"]])
+    third = api.run_campaign(write_campaign(models, data=small_data, probes=["identity"], packs=["baseline"]), db)
+    assert [c["status"] for c in third.cells] == ["completed", "skipped"]
+    assert third.cells[0]["run_id"] != first.cells[0]["run_id"] and third.cells[1]["run_id"] == first.cells[1]["run_id"]
 
 
 def test_every_model_and_dataset_gets_its_own_label(tmp_path):
