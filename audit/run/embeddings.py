@@ -46,6 +46,10 @@ class Embeddings:
         if cached is None:
             return None
         rows, vectors = cached
+        if cond_mod.mixes(condition) and not np.array_equal(rows, self.faces.rows):
+            # A mixing condition's face depends on the faces chunked with it: embeddings another run made of other
+            # faces (a smaller budget, another protocol's overrides) mixed other partners, so they are made again.
+            return None
         pos = {int(r): i for i, r in enumerate(rows)}
         if not all(int(r) in pos for r in self.faces.rows):
             return None

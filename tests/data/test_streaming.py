@@ -109,3 +109,22 @@ def test_prefetching_the_next_chunk_gives_the_same_chunks_and_stops_when_the_cal
     next(stream)
     stream.close()
     assert len(seen) <= 2  # the chunk handed over and at most the one decoded ahead of it
+
+
+def test_a_mixing_conditions_embeddings_are_reused_only_for_the_same_faces(small_data, tiny_model, tmp_path):
+    """A review of the store: freqmix embeddings were cached by (model, dataset, condition, seed) alone, so a run on
+    a smaller budget reused another run's, mixed with other partners: the same config and seed gave other numbers
+    (rank-1 0.25 against 0.167) depending on what the store held, and local and Ray campaigns disagreed."""
+    common = _config(tiny_model, small_data, conditions=["clean", "freqmix:2"])
+    small = common.model_copy(update={"max_images": 48})
+    shared, fresh = tmp_path / "shared.duckdb", tmp_path / "fresh.duckdb"
+    api.run_audit(common, shared)
+    after, alone = api.run_audit(small, shared), api.run_audit(small, fresh)
+
+    def mixed(db, run_id):
+        with Store(db, read_only=True) as s:
+            m = s.metrics(run_id)
+        return m[m["condition"] == "freqmix:2"].set_index(["metric", "attribute", "group", "setting"])["value"]
+
+    a, b = mixed(shared, after), mixed(fresh, alone)
+    assert len(a) > 10 and a.sort_index().equals(b.sort_index())
