@@ -120,11 +120,11 @@ def prepare(data: str = typer.Argument(..., help="Dataset folder or manifest of 
                        f"({res.failed} failed to acquire, {res.other} other problems; see quality.csv)")
 
 
-def _progress_bar() -> Progress:
+def _progress_bar(to=None) -> Progress:
     # markup=False: probe labels carry model names and messages carry file names, which are data.
     return Progress(TextColumn("{task.fields[probe]:<10}", markup=False), BarColumn(),
                     TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                    TextColumn("{task.description}", markup=False), console=console)
+                    TextColumn("{task.description}", markup=False), console=to or console)
 
 
 def _bar_callback(bar: Progress):
@@ -132,9 +132,11 @@ def _bar_callback(bar: Progress):
     tasks: dict[str, int] = {}
 
     def progress(probe: str, fraction: float, message: str) -> None:
+        # Labels carry model and dataset names, messages file and condition names: data, with control characters
+        # shown as \xNN (a file name must not clear the screen or retitle the window).
         if probe not in tasks:
-            tasks[probe] = bar.add_task(message, total=1.0, probe=probe)
-        bar.update(tasks[probe], completed=fraction, description=message[:50])
+            tasks[probe] = bar.add_task(show.escaped(message), total=1.0, probe=show.escaped(probe))
+        bar.update(tasks[probe], completed=fraction, description=show.escaped(message[:50]))
     return progress
 
 

@@ -26,11 +26,16 @@ CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """Characters a terminal acts on instead of showing (ESC starts colour and cursor sequences); tab and newline stay."""
 
 
+def escaped(value) -> str:
+    """``value`` as a string with the control characters a terminal acts on written as ``\\xNN``."""
+    raw = "" if value is None else str(value)
+    return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", raw)
+
+
 def text(value, style: str = "") -> Text:
     """A cell or line from data: shown literally, whatever brackets or control characters it contains (these as
     ``\\xNN``: a model name must not recolour or rewrite the terminal)."""
-    raw = "" if value is None else str(value)
-    return Text(CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", raw), style=style)
+    return Text(escaped(value), style=style)
 
 
 def line(console: Console, *parts) -> None:

@@ -112,3 +112,22 @@ def test_control_characters_in_data_are_shown_not_obeyed(tmp_path):
     root = ET.parse(junit).getroot()  # well-formed XML 1.0
     assert root.find(".//property[@name='model']").get("value") == "vendor\\x1b[31m\\x01"
     assert [c.get("name") for c in root.iter("testcase")] == ["R1: gain \\x1b[1m"]
+
+
+def test_the_progress_bar_shows_control_characters_in_names_as_text():
+    """A review of the store: the progress bar's labels (model and dataset names of campaign cells) and messages
+    reached the terminal raw: a model file named with ESC [2J cleared the screen."""
+    import io
+
+    from rich.console import Console
+
+    from audit import cli
+
+    sink = io.StringIO()
+    bar = cli._progress_bar(Console(file=sink, width=200, force_terminal=False, color_system=None))
+    progress = cli._bar_callback(bar)
+    with bar:
+        progress("v\x1b[2Jx", 0.5, "embedding \x1b]0;owned\x07")
+    out = sink.getvalue()
+    assert "\x1b" not in out and "\x07" not in out
+    assert "v\\x1b[2Jx" in out and "embedding \\x1b]0;owned\\x07" in out

@@ -63,6 +63,22 @@ async def test_empty_store_explains_how_to_start(tmp_path):
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_control_characters_in_a_model_name_are_shown_not_obeyed(tmp_path):
+    """A review of the store: ESC in a model name reached the terminal from every TUI cell (rich's Text keeps it),
+    clearing the screen and retitling the window; it is shown as \\x1b."""
+    from tests.builders import store_with_run
+
+    db = tmp_path / "s.duckdb"
+    store_with_run(db, "v\x1b[2J\x1b]0;owned\x07x", "p", {
+        "probe": "leakage", "condition": "clean", "metric": "normalised_gain", "attribute": "sex", "group": "all",
+        "setting": "train=same", "direction": "higher_is_riskier"})
+    app = FaceAuditApp(db, tmp_path / "reports")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row = [str(c) for c in app.screen.query_one("#runs").get_row_at(0)]
+        assert "v\\x1b[2J\\x1b]0;owned\\x07x" in row and not any("\x1b" in c or "\x07" in c for c in row)
+
+
 async def test_runs_detail_filter_and_export(store, tmp_path):
     root, db, model, runs = store
     app = FaceAuditApp(db, tmp_path / "reports")

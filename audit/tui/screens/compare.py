@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from audit.cli_output import text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -31,12 +31,12 @@ class CompareScreen(Screen):
         try:
             labels, rows = api.headline_table(self.run_ids, self.app.db)
         except FaceAuditError as exc:
-            self.query_one("#export", Static).update(Text(f"{exc} - escape to go back", style="bold red"))
+            self.query_one("#export", Static).update(text(f"{exc} - escape to go back", style="bold red"))
             return
         t = self.query_one(DataTable)
-        t.add_columns(*map(Text, ["measure", *labels]))
+        t.add_columns(*map(text, ["measure", *labels]))
         for label, cells in rows:
-            t.add_row(*map(Text, [label, *cells]))
+            t.add_row(*map(text, [label, *cells]))
 
     def action_export(self) -> None:
         export_in_worker(self, lambda: api.compare(self.run_ids, self.app.db, self.app.reports))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from audit.cli_output import text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -42,18 +42,18 @@ class RunDetailScreen(Screen):
         try:
             self.detail = api.show_run(self.run_id, self.app.db)
         except FaceAuditError as exc:  # e.g. the store is locked by a running audit: say so, escape goes back
-            self.query_one("#summary", Static).update(Text(f"{exc} - escape to go back", style="bold red"))
+            self.query_one("#summary", Static).update(text(f"{exc} - escape to go back", style="bold red"))
             return
         r = self.detail["run"]
         self.query_one("#summary", Static).update(
-            Text(f"{r['model_name']} on {r['dataset_name']} - run {r['run_id']} - {r['status']}"))
+            text(f"{r['model_name']} on {r['dataset_name']} - run {r['run_id']} - {r['status']}"))
         f = self.query_one("#findings", DataTable)
         f.add_columns("status", "rule", "observed", "title", "references")
         order = {"fail": 0, "warn": 1, "pass": 2, "not_applicable": 3}
         for x in sorted(self.detail["findings"].itertuples(), key=lambda x: (order[x.status], x.rule_id)):
             obs = "" if x.observed != x.observed else f"{x.observed:.3f}"
-            f.add_row(Text(x.status.replace("_", " "), style=STYLE[x.status]), Text(f"{x.pack}:{x.rule_id}"),
-                      Text(obs), Text(x.title), Text(", ".join(__import__("json").loads(x.refs))))
+            f.add_row(text(x.status.replace("_", " "), style=STYLE[x.status]), text(f"{x.pack}:{x.rule_id}"),
+                      text(obs), text(x.title), text(", ".join(__import__("json").loads(x.refs))))
         m = self.query_one("#metrics", DataTable)
         # The numbers follow the metric's name, so they are on screen at 80 columns; the labels that only
         # narrow a row down (condition, attribute, group, setting, probe) come after them.
@@ -77,7 +77,7 @@ class RunDetailScreen(Screen):
             df = df[df["group"].str.contains(group, regex=False) | df["attribute"].str.contains(group, regex=False)]
         for x in df.head(500).itertuples():
             ci = "" if x.ci_low != x.ci_low else f"{x.ci_low:.3f}-{x.ci_high:.3f}"
-            m.add_row(*map(Text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n),
+            m.add_row(*map(text, [x.metric, "" if x.value != x.value else f"{x.value:.4f}", ci, str(x.n),
                                   x.condition, x.attribute, x.group, x.setting, x.probe]))
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from rich.text import Text
+from audit.cli_output import text
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -19,6 +19,6 @@ def export_in_worker(screen: Screen, write: Callable[[], list]) -> None:
             msg = "wrote " + ", ".join(str(p) for p in write())
         except Exception as exc:  # noqa: BLE001 - shown to the user
             msg = f"export failed: {exc}"
-        screen.app.call_from_thread(line.update, Text(msg))  # paths and messages are data, not markup
+        screen.app.call_from_thread(line.update, text(msg))  # paths and messages are data, not markup
 
     screen.run_worker(job, thread=True, exclusive=True, group="export")

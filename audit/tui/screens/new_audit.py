@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
-from rich.text import Text
+from audit.cli_output import text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -82,10 +82,10 @@ class NewAuditScreen(Screen):
         try:
             p = load_protocol(path)
         except FaceAuditError as exc:
-            info.update(Text(str(exc), style="red"))
+            info.update(text(str(exc), style="red"))
             return
         packs = ", ".join(p.packs) or "the ones typed above, else all"
-        info.update(Text(f"protocol {p.protocol} v{p.version}: probes {', '.join(p.probes)}; conditions "
+        info.update(text(f"protocol {p.protocol} v{p.version}: probes {', '.join(p.probes)}; conditions "
                          f"{', '.join(p.conditions)}; preset {p.preset}, seed {p.seed}; packs {packs}. These replace "
                          "the probes, conditions and preset chosen here."))
 
@@ -94,12 +94,12 @@ class NewAuditScreen(Screen):
         try:
             res = api.inspect_model(path)
         except Exception as exc:  # noqa: BLE001 - typing a path must never end the TUI; shown inline
-            info.update(Text(str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}",
+            info.update(text(str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}",
                              style="red"))
             return
         p = res.profile
         guessed = f" - guessed: {', '.join(p.guessed)}" if p.guessed else ""
-        info.update(Text(f"{res.info.sha256} opset {res.info.opset} - {p.kind}, "
+        info.update(text(f"{res.info.sha256} opset {res.info.opset} - {p.kind}, "
                          f"{p.input.size[0]}x{p.input.size[1]} {p.input.layout} {p.input.color}"
                          f" ({'profile file' if res.profile_from_file else 'inferred profile'}){guessed}"))
 
@@ -133,7 +133,7 @@ class NewAuditScreen(Screen):
         try:
             cfg, packs = self._config()
         except FaceAuditError as exc:
-            self._say(Text(str(exc)))
+            self._say(text(str(exc)))
             return
         self._say("checking model, dataset and choices...")
         self._validate(cfg, packs)
@@ -150,7 +150,7 @@ class NewAuditScreen(Screen):
             api.check_config(cfg, packs)
         except Exception as exc:  # noqa: BLE001 - an unexpected error is shown, never a dead TUI
             msg = str(exc) if isinstance(exc, FaceAuditError) else f"{type(exc).__name__}: {exc}"
-            self.app.call_from_thread(self._say, Text(msg))
+            self.app.call_from_thread(self._say, text(msg))
             return
         self.app.call_from_thread(self._launch, cfg, packs)
 

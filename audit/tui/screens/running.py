@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rich.text import Text
+from audit.cli_output import text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +34,7 @@ class RunningScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(Text(f"Auditing {self.config.model.name} on {self.config.data} ({self.config.preset})"),
+        yield Static(text(f"Auditing {self.config.model.name} on {self.config.data} ({self.config.preset})"),
                      classes="title")
         yield Vertical(id="bars")
         yield RichLog(id="log", wrap=True, markup=True)
@@ -48,11 +48,11 @@ class RunningScreen(Screen):
         if probe not in self.bars:
             bar = ProgressBar(total=1.0, show_eta=False)
             self.bars[probe] = bar
-            self.query_one("#bars").mount(Horizontal(Label(Text(probe)), bar, classes="probe-row"))
-            self.query_one(RichLog).write(Text(probe, style="bold") + Text(" started"))
+            self.query_one("#bars").mount(Horizontal(Label(text(probe)), bar, classes="probe-row"))
+            self.query_one(RichLog).write(text(probe, style="bold") + text(" started"))
         self.bars[probe].update(progress=fraction)
         if fraction >= 1.0 or message in ("starting",):
-            self.query_one(RichLog).write(Text(f"{probe}: {message}"))
+            self.query_one(RichLog).write(text(f"{probe}: {message}"))
 
     @work(thread=True, exclusive=True)
     def _run(self) -> None:
@@ -80,8 +80,8 @@ class RunningScreen(Screen):
         self.done, self.run_id = True, run_id
         state = self.query_one("#state", Static)
         state.set_classes(kind)
-        state.update(Text(f"{message} - escape to go back" + (f" (run {run_id})" if run_id else "")))
-        self.query_one(RichLog).write(Text(message))
+        state.update(text(f"{message} - escape to go back" + (f" (run {run_id})" if run_id else "")))
+        self.query_one(RichLog).write(text(message))
         if self.quitting:
             self.app.exit()
 

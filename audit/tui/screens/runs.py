@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.text import Text
+from audit.cli_output import text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -48,13 +48,14 @@ class RunsScreen(Screen):
         except FaceAuditError as exc:  # a locked or foreign store: say so here, r retries
             table.display = False
             empty = self.query_one("#empty", Static)
-            empty.update(Text(f"{exc}\n\nPress r to try again, q to quit."))
+            empty.update(text(f"{exc}\n\nPress r to try again, q to quit."))
             empty.display = True
             return
         self.query_one("#empty", Static).update(EMPTY)
         for r in df.itertuples():
-            # Text, not str: DataTable reads str cells as markup, and model and dataset names are data.
-            table.add_row(*map(Text, ["*" if r.run_id in self.marked else " ", r.run_id, str(r.model),
+            # text(), not str: DataTable reads str cells as markup, and model and dataset names are data (control
+            # characters shown as \\xNN: a file name must not rewrite the terminal).
+            table.add_row(*map(text, ["*" if r.run_id in self.marked else " ", r.run_id, str(r.model),
                                       str(r.dataset), str(r.started_at)[:16], r.status, str(r.n_pass),
                                       str(r.n_warn), str(r.n_fail)]), key=r.run_id)
         self.query_one("#empty").display = df.empty
