@@ -233,13 +233,17 @@ class Store:
         self._rows("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])
 
     def _dead_runs(self) -> list[str]:
-        """Runs left ``running`` by a process that no longer exists on this host."""
-        host = socket.gethostname()
+        """Runs left ``running`` by another process. A run holds its store open for writing from start to end, and
+        DuckDB locks the file against every other process meanwhile: this one could open it, so no other process is
+        writing a run into it, whatever host or process id the run names (a run stopped in a container, whose
+        hostname was its own; a store copied from another machine; a process id since taken by another program).
+        A run of this very process (the TUI reading while its audit runs) is alive."""
+        me = (socket.gethostname(), os.getpid())
         rows = self._rows("SELECT run_id, pid, host FROM runs WHERE status = 'running'")
-        return [r[0] for r in rows if r[2] == host and not _pid_alive(r[1])]
+        return [r[0] for r in rows if (r[2], r[1]) != me]
 
     def reconcile_runs(self) -> int:
-        """Mark runs left ``running`` by a process that no longer exists on this host as ``interrupted``."""
+        """Mark runs left ``running`` by another process (:meth:`_dead_runs`) as ``interrupted``."""
         dead = self._dead_runs()
         for run_id in dead:
             self._rows("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])

@@ -66,6 +66,21 @@ def test_run_lifecycle_and_interrupted(tmp_path):
         assert s.resolve_run(dead[:20]) == dead
 
 
+def test_a_run_left_running_by_another_host_or_a_reused_pid_is_interrupted(tmp_path):
+    """A review of the store: a run stopped in a container (its own hostname) or whose process id another program
+    has since taken stayed 'running' forever and could never be resumed. Whoever opens the store holds DuckDB's
+    lock, so no other process is writing a run into it: both are interrupted; this process's own run is not."""
+    db = tmp_path / "a.duckdb"
+    with Store(db) as s:
+        other_host, reused, mine = (s.create_run("m" * 64, "d" * 64, {}, 0, {}) for _ in range(3))
+        s._rows("UPDATE runs SET host = 'audit-box-1', pid = 4242 WHERE run_id = ?", [other_host])
+        s._rows("UPDATE runs SET pid = 1 WHERE run_id = ?", [reused])  # pid 1 is always alive
+    with Store(db, read_only=True) as s:  # a reader shows them interrupted without writing
+        assert [s.run(r)["status"] for r in (other_host, reused, mine)] == ["interrupted", "interrupted", "running"]
+    with Store(db) as s:
+        assert [s.run(r)["status"] for r in (other_host, reused, mine)] == ["interrupted", "interrupted", "running"]
+
+
 def test_locked_database_gives_clear_message(tmp_path):
     db = tmp_path / "locked.duckdb"
     Store(db).close()
