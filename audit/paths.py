@@ -4,7 +4,9 @@ no earlier evidence, and a store that reading commands need to exist."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from audit.errors import ConfigError, StoreError
 
@@ -40,6 +42,38 @@ def free_stem(stem: Path, suffixes: list[str]) -> Path:
         n += 1
         cand = stem.with_name(f"{stem.name}-{n}")
     return cand
+
+
+@contextmanager
+def claimed_stem(stem: Path, suffixes: list[str]) -> Iterator[Path]:
+    """:func:`free_stem`, claimed: every output name is created empty at once (``O_EXCL``), so two commands rendering
+    at the same moment never pick one name and replace each other's file (each said ``wrote`` the same name; a
+    review of the store). The files then replace the claims whole (:mod:`audit.atomic`); a claim still empty when
+    the block ends (a file not written after all, or a failure) is removed."""
+    cand, n = stem, 1
+    while True:
+        made: list[Path] = []
+        try:
+            for s in suffixes:
+                path = cand.with_name(cand.name + s)
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                made.append(path)
+            break
+        except FileExistsError:
+            for path in made:
+                path.unlink(missing_ok=True)
+            n += 1
+            cand = stem.with_name(f"{stem.name}-{n}")
+        except OSError as exc:
+            for path in made:
+                path.unlink(missing_ok=True)
+            raise ConfigError(f"--out {stem.parent}: cannot write {cand.name + s}: {exc.strerror or exc}") from None
+    try:
+        yield cand
+    finally:
+        for path in made:
+            if path.exists() and path.stat().st_size == 0:
+                path.unlink()
 
 
 def require_store(db: str | Path) -> None:

@@ -89,6 +89,24 @@ def test_report_names_keep_the_run_id_and_never_overwrite(tmp_path):
     assert free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
 
 
+def test_two_renderings_at_once_claim_different_names_and_leave_no_empty_claim(tmp_path):
+    """A review of the store: two 'faceaudit report' commands at once both chose the first free name, both said
+    'wrote ...-2.html', and one file replaced the other. Names are claimed when chosen; a claim not written is
+    removed when the rendering ends, and a failed rendering leaves nothing."""
+    from audit.paths import claimed_stem
+
+    stem = tmp_path / "report-m-r"
+    with claimed_stem(stem, [".html", ".pdf"]) as first, claimed_stem(stem, [".html", ".pdf"]) as second:
+        assert (first.name, second.name) == ("report-m-r", "report-m-r-2")
+        (first.with_name(first.name + ".html")).write_text("a")  # the first writes its HTML only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report-m-r.html"]
+    with pytest.raises(RuntimeError):
+        with claimed_stem(stem, [".html"]) as third:
+            assert third.name == "report-m-r-2"
+            raise RuntimeError("renderer failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report-m-r.html"]
+
+
 def test_a_one_probe_run_names_its_probe_in_the_report_name():
     run = {"run_id": "20261205-101010-abcdef", "model_name": "fr baseline", "config": {"probes": ["membership"]}}
     assert report_name(run) == "report-fr_baseline-membership-20261205-101010-abcdef"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import ExitStack
 
 import pandas as pd
 from pathlib import Path
@@ -15,7 +16,7 @@ from audit.csvout import safe_csv
 from audit.errors import ConfigError
 from audit.evidence import attest, export, shown
 from audit.evidence.dataset import dataset_identity
-from audit.paths import free_stem, out_folder, require_store
+from audit.paths import claimed_stem, out_folder, require_store
 from audit.report import narrative
 from audit.report.pdf import write_pdf
 from audit.report.render import headline_rows, render_compare, render_run, write_text_atomic
@@ -38,37 +39,38 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
 
         packs = [p.pack for p in load_packs(packs)]
     require_store(db)
-    with Store(db, read_only=True) as store:
-        run_id = store.resolve_run(run_ref)
-        run = store.run(run_id)
-        findings = store.findings(run_id)
-        if packs:
-            findings = findings[findings["pack"].isin(packs)]
-        if sig:  # before anything is written, the folder too
-            attest.require_signable(run, findings)
-        out_dir = out_folder(out_dir)
-        quality = quality_csv(store.run_data_quality(run_id))
-        metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
-        suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
-            [QUALITY_SUFFIX] if quality else [])
-        stem = free_stem(out_dir / report_name(run), suffixes)
-        doc = export.results_document(store, run_id)
-        results = export.dumps(doc)
-        signing = _attestation_page(run, sig, stem) if sig else None
-        html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
-                                    quality_file=stem.name + QUALITY_SUFFIX if quality else None,
-                                    findings_digest=shown.findings_digest(doc["findings"]))
-    attachments = {shown.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
-                   **({QUALITY_ATTACHMENT: quality} if quality else {}),
-                   **{name: safe_csv(table) for name, table in appendix.items()}}
-    written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
-    if quality:  # the full list beside the report (the report itself summarises it)
-        written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
-    if sig:
-        written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
-        bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
-        written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
-    return written
+    with ExitStack() as claim:  # the file names are claimed until written (paths.claimed_stem)
+        with Store(db, read_only=True) as store:
+            run_id = store.resolve_run(run_ref)
+            run = store.run(run_id)
+            findings = store.findings(run_id)
+            if packs:
+                findings = findings[findings["pack"].isin(packs)]
+            if sig:  # before anything is written, the folder too
+                attest.require_signable(run, findings)
+            out_dir = out_folder(out_dir)
+            quality = quality_csv(store.run_data_quality(run_id))
+            metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
+            suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
+                [QUALITY_SUFFIX] if quality else [])
+            stem = claim.enter_context(claimed_stem(out_dir / report_name(run), suffixes))
+            doc = export.results_document(store, run_id)
+            results = export.dumps(doc)
+            signing = _attestation_page(run, sig, stem) if sig else None
+            html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
+                                        quality_file=stem.name + QUALITY_SUFFIX if quality else None,
+                                        findings_digest=shown.findings_digest(doc["findings"]))
+        attachments = {shown.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
+                       **({QUALITY_ATTACHMENT: quality} if quality else {}),
+                       **{name: safe_csv(table) for name, table in appendix.items()}}
+        written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
+        if quality:  # the full list beside the report (the report itself summarises it)
+            written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
+        if sig:
+            written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
+            bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
+            written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
+        return written
 
 
 QUALITY_ATTACHMENT, QUALITY_SUFFIX, METRICS_ATTACHMENT = "data-quality.csv", ".data-quality.csv", "metrics.csv"
@@ -106,13 +108,14 @@ def compare(run_refs: list[str], db: str | Path, out_dir: str | Path, formats: l
             if ref_id not in ids:
                 raise ConfigError(f"--reference {reference}: run {ref_id} is not one of the compared runs")
             ref = ids.index(ref_id)
-        stem = free_stem(out_dir / comparison_name(ids),
-                         [f".{f}" for f in formats] + [f".{name}" for name in COMPARE_TABLES])
-        html, appendix = render_compare(store, ids, reference=ref, beside=stem.name)
-    tables = {name: safe_csv(table) for name, table in appendix.items()}
-    written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, tables))
-    # the full tables beside the report too (its print summarises them)
-    return written + [write_atomic(stem.with_name(f"{stem.name}.{name}"), data) for name, data in tables.items()]
+        with claimed_stem(out_dir / comparison_name(ids),
+                          [f".{f}" for f in formats] + [f".{name}" for name in COMPARE_TABLES]) as stem:
+            html, appendix = render_compare(store, ids, reference=ref, beside=stem.name)
+            tables = {name: safe_csv(table) for name, table in appendix.items()}
+            written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, tables))
+            # the full tables beside the report too (its print summarises them)
+            return written + [write_atomic(stem.with_name(f"{stem.name}.{name}"), data)
+                              for name, data in tables.items()]
 
 
 def check_options(formats: list[str] | None, sign_key: str | Path | None, signer: str | None) -> None:
