@@ -542,6 +542,9 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted", highlight=False)
         sys.exit(1)
+    except KeyboardInterrupt:  # outside a run, which stores itself cancelled and says so
+        err_console.print("aborted", highlight=False)
+        sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -131,3 +131,22 @@ def test_the_progress_bar_shows_control_characters_in_names_as_text():
     out = sink.getvalue()
     assert "\x1b" not in out and "\x07" not in out
     assert "v\\x1b[2Jx" in out and "embedding \\x1b]0;owned\\x07" in out
+
+
+def test_ctrl_c_while_the_command_line_loads_prints_one_line():
+    """A review of the store: a Ctrl-C in the seconds the command line spends importing torch and matplotlib
+    printed a 30-40-line traceback; the console script says 'aborted' (exit 130)."""
+    import subprocess
+    import sys
+
+    code = ("import builtins\n"
+            "real = builtins.__import__\n"
+            "def interrupted(name, *a, **k):\n"
+            "    if name == 'audit.cli':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = interrupted\n"
+            "from audit.console import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and done.stderr == "aborted\n" and done.stdout == ""

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDIT = ROOT / "audit"
 
 FLOORS = [
-    {"cli", "cli_options", "cli_output", "tui"},
+    {"console", "cli", "cli_options", "cli_output", "tui"},
     {"api"},
     {"run", "executors", "compare", "report", "evidence"},
     {"probes", "rules"},
