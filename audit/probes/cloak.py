@@ -92,9 +92,14 @@ def own_rank(q_emb: np.ndarray, g_emb: np.ndarray, own_col: np.ndarray) -> tuple
 def protocol(subjects: np.ndarray, n_protect: int, seed: int):
     """(protected persons, source idx (P, M), query idx (P, T), gallery idx (P,), distractor idx)."""
     uniq, counts = np.unique(subjects, return_counts=True)
-    eligible = uniq[counts >= 3]
+    want = min(n_protect, int((counts >= 3).sum()))
+    # Every protected person gives as many images as the fewest of them has: they are drawn among the persons with
+    # the most images that ``want`` persons all have (up to 21: the gallery, 10 sources, 10 queries), so one person
+    # with three photos does not cut everyone's cloak to one source image (a review of the probe).
+    most = int(np.sort(counts)[::-1][want - 1]) if want else 3
+    eligible = uniq[counts >= min(21, max(3, most))]
     rng = np.random.default_rng(derive_seed(seed, "cloak-protect"))
-    chosen = np.sort(rng.choice(eligible, size=min(n_protect, len(eligible)), replace=False))
+    chosen = np.sort(rng.choice(eligible, size=want, replace=False))
     per = [np.flatnonzero(subjects == s) for s in chosen]
     n = min(len(i) for i in per)
     # The gallery image is held out of the cloak's sources: a universal cloak computed from the very photo it is then

@@ -105,6 +105,12 @@ def test_protocol_is_subject_disjoint_between_protected_and_distractors():
     # The gallery image is never one a cloak is computed from, nor a query (a review: the universal cloaks were
     # computed from the gallery image they were then matched against, which overstated protection).
     assert not set(gallery) & (set(sources.ravel()) | set(queries.ravel()))
+    # One person with three photos among persons with six is not drawn while six-photo persons suffice (it cut every
+    # protected person's cloak to one source image), whatever the seed.
+    mixed = np.concatenate([np.repeat(np.array([f"p{i}" for i in range(10)]), 6), ["few"] * 3])
+    for seed in range(10):
+        who, s6, q6, _, _ = protocol(mixed, 4, seed=seed)
+        assert "few" not in who and s6.shape == (4, 3) and q6.shape == (4, 2)
     # Three images, the fewest a protected person has: one each.
     _, s3, q3, g3, _ = protocol(np.repeat(np.array([f"p{i}" for i in range(5)]), 3), 4, seed=0)
     assert s3.shape == (4, 1) and q3.shape == (4, 1) and not set(g3) & (set(s3.ravel()) | set(q3.ravel()))
