@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 import audit
 from audit.atomic import write_atomic
+from audit.config import result_fields
 from audit.errors import FaceAuditError, NotSignable
 from audit.evidence import gate, keys
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
@@ -142,7 +143,12 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
         "digest": {"sha256": hashlib.sha256(canonical_json(config)).hexdigest()},
         "content": base64.b64encode(canonical_json(config)).decode(),
         "annotations": {"run_id": run["run_id"], "seed": str(run["seed"]), "preset": str(config.get("preset")),
-                        "tool": f"faceaudit {audit.__version__}", "signer": signer.name,
+                        "tool": f"faceaudit {audit.__version__}",
+                        # the faceaudit that computed the numbers (the signing one judged them), and the settings that
+                        # decide them without the paths they were given by (equal for a faithful re-run elsewhere)
+                        "computed_by": f"faceaudit {(run.get('environment') or {}).get('faceaudit') or 'unknown'}",
+                        "result_settings_sha256": hashlib.sha256(canonical_json(result_fields(config))).hexdigest(),
+                        "signer": signer.name,
                         "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"]),
                         "undecided": ", ".join(undecided)}}]
     packs = findings[["pack", "pack_version", "pack_hash"]].drop_duplicates().sort_values("pack")
@@ -256,7 +262,11 @@ def describe(stmt: dict) -> list[str]:
         notes = c.get("annotations") if isinstance(c.get("annotations"), dict) else {}
         if c.get("name") == "faceaudit-run-config":
             lines.append(f"run {notes.get('run_id')}, preset {notes.get('preset')}, seed {notes.get('seed')}; signed by "
-                         f"{notes.get('signer')} at {notes.get('signed_at')} with {notes.get('tool')}")
+                         f"{notes.get('signer')} at {notes.get('signed_at')} with {notes.get('tool')}"
+                         + (f"; computed by {notes['computed_by']}" if notes.get("computed_by") else ""))
+            if notes.get("result_settings_sha256"):
+                lines.append(f"result-affecting settings: sha256 {str(notes['result_settings_sha256'])[:16]}... "
+                             "(without paths: equal for the same settings, model and data anywhere)")
             if notes.get("undecided"):
                 lines.append(f"not judged, could not be told from a warning or failure: {notes['undecided']}")
     named = [str(c.get("name")) for c in configs if str(c.get("name", "")).startswith(("rule-pack:", "protocol:"))]

@@ -168,6 +168,8 @@ def test_attest_covers_given_reports_and_cli_exit_codes(run, tmp_path):
         stored = store.run(run["run_id"])
     assert f"  model: {Path(stored['model_path']).name} (sha256 {stored['model_id'][:16]}...)" in ok.stdout
     assert f"  run {run['run_id']}, preset quick" in ok.stdout and "signed by Ada at " in ok.stdout
+    assert f"computed by faceaudit {stored['environment']['faceaudit']}" in ok.stdout
+    assert "result-affecting settings: sha256 " in ok.stdout
     assert "judged under rule-pack:baseline@" in ok.stdout and "failed," in ok.stdout
     report.write_text(report.read_text() + " ")
     bad = subprocess.run(cli + ["verify", str(bundle), "--report", str(report), "--pubkey", str(pub)],
@@ -202,3 +204,34 @@ def test_a_second_attestation_never_replaces_the_first(run, tmp_path):
     assert second[1].name == f"attestation-{run['run_id']}-2.intoto.json"
     for results, bundle in (first, second):
         assert api.verify_bundle(bundle, [results], pub).checked
+
+
+def test_the_statement_names_settings_without_paths_and_the_faceaudit_that_computed(run):
+    """The run configuration's digest covers the paths the files were given by, so a faithful re-run elsewhere signs
+    another digest; the statement also names the result-affecting settings without them (model and data by content)
+    and the faceaudit that computed the numbers, which may be older than the one signing (a note of the last session)."""
+    import copy
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.evidence.attest import Signer, statement
+
+    with Store(run["db"], read_only=True) as store:
+        stored, findings = store.run(run["run_id"]), store.findings(run["run_id"])
+    moved = copy.deepcopy(stored)
+    moved["config"]["model"] = "/elsewhere/" + Path(str(stored["config"]["model"])).name
+    moved["environment"]["faceaudit"] = "0.4.0-older"
+    signer = Signer(Ed25519PrivateKey.generate(), "t")
+
+    def notes(r):
+        c = statement(r, findings, [], signer)["predicate"]["configuration"][0]
+        return c["digest"]["sha256"], c["annotations"]
+
+    (here, a), (there, b) = notes(stored), notes(moved)
+    assert here != there and a["result_settings_sha256"] == b["result_settings_sha256"]
+    assert a["computed_by"] == f"faceaudit {stored['environment']['faceaudit']}"
+    assert b["computed_by"] == "faceaudit 0.4.0-older"
+    other = copy.deepcopy(stored)
+    other["config"]["seed"] = 99
+    assert notes(other)[1]["result_settings_sha256"] != a["result_settings_sha256"]
