@@ -50,6 +50,7 @@ def claimed_stem(stem: Path, suffixes: list[str]) -> Iterator[Path]:
     at the same moment never pick one name and replace each other's file (each said ``wrote`` the same name; a
     review of the store). The files then replace the claims whole (:mod:`audit.atomic`); a claim still empty when
     the block ends (a file not written after all, or a failure) is removed."""
+    suffixes = list(dict.fromkeys(suffixes))  # a name given twice (--format html,html) is one file, claimed once
     cand, n = stem, 1
     while True:
         made: list[Path] = []

@@ -105,6 +105,9 @@ def test_two_renderings_at_once_claim_different_names_and_leave_no_empty_claim(t
             assert third.name == "report-m-r-2"
             raise RuntimeError("renderer failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report-m-r.html"]
+    # A suffix given twice (--format html,html) is one file, claimed once (a review: it looped forever).
+    with claimed_stem(stem, [".html", ".html"]) as fourth:
+        assert fourth.name == "report-m-r-2"
 
 
 def test_a_one_probe_run_names_its_probe_in_the_report_name():

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+import audit
+from audit.config import results_version
 from audit.errors import ConfigError
 from audit.rules.engine import any_judged
 from audit.evidence.dataset import dataset_identity
@@ -71,8 +73,21 @@ class GateResult:
         return 1 if len(self.blocking) or self.incomplete or self.unjudged else 0
 
 
+def outdated(run: dict) -> str | None:
+    """Why a run's numbers cannot be judged as this faceaudit's: another minor version computed them, whose numbers
+    mean something else (0.3 and before: cloaks computed from the gallery image, masked templates inverted by the
+    decoder alone, leakage attackers fitted for plain accuracy, all of which understated risk); None otherwise (a
+    run whose environment names no version is not refused on it)."""
+    made = (run.get("environment") or {}).get("faceaudit")
+    if not made or results_version(made) == results_version(audit.__version__):
+        return None
+    return (f"run {run['run_id']} was computed by faceaudit {made}, whose numbers mean something other than this "
+            f"faceaudit's ({audit.__version__}); audit the model again with this one")
+
+
 def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> GateResult:
-    """The gate's verdict; an incomplete run (status other than ``completed``) always closes it."""
+    """The gate's verdict; an incomplete run (status other than ``completed``), or one another minor version computed
+    (:func:`outdated`), always closes it."""
     if fail_on not in LEVELS:
         raise ConfigError(f"--fail-on: expected one of {sorted(LEVELS)}, got {fail_on!r}")
     doubt = undecided(findings).notna() if len(findings) else pd.Series([], dtype=bool)
@@ -83,6 +98,8 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
                       "all finish); finish it with faceaudit run --resume, or audit again")
+    elif run is not None and outdated(run):
+        incomplete = outdated(run)
     unjudged = None
     if not any_judged(findings):
         unjudged = (f"no rule judged the run: all {len(findings)} findings are not_applicable (probes not run, results "

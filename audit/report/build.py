@@ -132,7 +132,7 @@ def _formats(formats: list[str] | None) -> list[str]:
     bad = [f for f in formats if f not in ("html", "pdf")]
     if bad:
         raise ConfigError(f"--format: unknown format(s) {bad}; use html and/or pdf")
-    return formats
+    return list(dict.fromkeys(formats))
 
 
 def comparison_name(run_ids: list[str]) -> str:

@@ -389,7 +389,7 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
         # against "fail if > 5"). Nor may the measured value itself (aggregated alike) sit beyond the warn limit: an
         # inversion rate of 0.07 [0.009, 0.10] against "warn if > 0.01" is seven times the limit, not a pass.
         end = "upper" if side == "ci_high" else "lower"
-        limit, level = (rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn")
+        limit, level = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
         ends = rows[side].astype(float)
         if ends.isna().any():  # an interval with one end only: no evidence on the side a pass must exclude
             loc["undecided"] = level
@@ -423,10 +423,18 @@ def _toward_limit(rule: Rule) -> str | None:
     limits set no side (``==``, ``!=``)."""
     if rule.use != "value":
         return "ci_high" if rule.use == "ci_low" else "ci_low"
-    expr = rule.fail_if or rule.warn_if
-    if expr is None:
-        return None
-    return {">": "ci_high", ">=": "ci_high", "<": "ci_low", "<=": "ci_low"}.get(COMPARATOR.match(expr).group(1))
+    limit = _pass_limit(rule)
+    return None if limit is None else {">": "ci_high", ">=": "ci_high", "<": "ci_low", "<=": "ci_low"}[
+        COMPARATOR.match(limit[0]).group(1)]
+
+
+def _pass_limit(rule: Rule) -> tuple[str, str] | None:
+    """The limit a pass must keep the interval short of, with its level: the fail limit, or the warn limit when the
+    rule has none (or its fail limit sets no side, ``== x``); None when neither sets a side."""
+    for expr, level in ((rule.fail_if, "fail"), (rule.warn_if, "warn")):
+        if expr and COMPARATOR.match(expr).group(1) in ("<", "<=", ">", ">="):
+            return expr, level
+    return None
 
 
 def _query_budget(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> tuple[float | None, bool] | None:

@@ -226,8 +226,9 @@ class Store:
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
         finished = None if status == "running" else _now()
-        self._rows("UPDATE runs SET status = ?, finished_at = ?, error = ?, pid = ? WHERE run_id = ?",
-                         [status, finished, error, os.getpid(), run_id])
+        # The process (and host) that holds the run now: a run resumed on another machine is this one's.
+        self._rows("UPDATE runs SET status = ?, finished_at = ?, error = ?, pid = ?, host = ? WHERE run_id = ?",
+                         [status, finished, error, os.getpid(), socket.gethostname(), run_id])
 
     def set_parity(self, run_id: str, parity: dict) -> None:
         self._rows("UPDATE runs SET parity = ? WHERE run_id = ?", [json.dumps(parity), run_id])

@@ -179,3 +179,28 @@ def test_a_rule_too_uncertain_to_judge_closes_the_strict_gate_and_is_not_signed_
     assert "AUC judged at its upper end; the lower end reaches the fail limit" in page_one
     assert "but that is no pass for the rules whose data could not tell" in page_one
     assert stmt["predicate"]["configuration"][0]["annotations"]["undecided"] == "ci-demo/CI-DOUBT"
+
+
+def test_a_run_another_minor_version_computed_closes_the_gate_and_is_not_signed(run):
+    """A review of the change: 0.4.0 re-judged, gated and signed runs computed by 0.3, whose numbers its own changelog
+    says understate risk (cloaks computed from the gallery image, masked templates inverted by the decoder alone,
+    leakage attackers fitted for plain accuracy). Such a run closes the gate and is not signed; a patch's is judged."""
+    import copy
+
+    import audit
+    from audit.errors import NotSignable
+    from audit.evidence.attest import require_signable
+    from audit.evidence.gate import judge
+
+    with Store(run["db"], read_only=True) as store:
+        stored, findings = store.run(run["run_id"]), store.findings(run["run_id"])
+    major, minor, _ = audit.__version__.split(".")
+    older, patch = copy.deepcopy(stored), copy.deepcopy(stored)
+    older["environment"]["faceaudit"] = f"{major}.{int(minor) - 1}.0"
+    patch["environment"]["faceaudit"] = f"{major}.{minor}.99"
+    res = judge(findings, "fail", older)
+    assert res.exit_code == 1 and f"computed by faceaudit {major}.{int(minor) - 1}.0" in res.incomplete
+    with pytest.raises(NotSignable, match=r"whose numbers mean something other than this faceaudit's .*before signing"):
+        require_signable(older, findings)
+    assert judge(findings, "fail", patch).incomplete is None
+    require_signable(patch, findings)

@@ -96,6 +96,11 @@ def test_a_rule_judged_on_the_value_passes_only_when_its_interval_stays_short_of
     assert f.status == "not_applicable" and "the max lower end is 0.7" in f.message
     f = evaluate_rule(low, metrics([{**tar, "value": 0.97, "ci_low": 0.90, "ci_high": 0.99}]), {"identity"})
     assert f.status == "pass"
+    # A fail limit that sets no side ("== 9") leaves the warn limit to keep the interval short of (a review: the
+    # check was skipped and 1.8 [0.6, 9.0] passed).
+    f = evaluate_rule(rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="== 9", use="value"),
+                      metrics([{**base, "value": 1.8, "ci_low": 0.6, "ci_high": 9.0}]), {"identity"})
+    assert f.status == "not_applicable" and f.location["undecided"] == "warn", f.message
     # No side to keep short of: "!=" judges the value alone.
     f = evaluate_rule(rule(probe="identity", metric="tar_at_fmr", warn_if="!= 1", fail_if=None, use="value"),
                       metrics([{**tar, "value": 1.0, "ci_low": 0.2, "ci_high": 1.0}]), {"identity"})

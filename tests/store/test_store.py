@@ -1,5 +1,6 @@
 import os
 import re
+import socket
 import subprocess
 import sys
 from importlib import resources
@@ -79,6 +80,11 @@ def test_a_run_left_running_by_another_host_or_a_reused_pid_is_interrupted(tmp_p
         assert [s.run(r)["status"] for r in (other_host, reused, mine)] == ["interrupted", "interrupted", "running"]
     with Store(db) as s:
         assert [s.run(r)["status"] for r in (other_host, reused, mine)] == ["interrupted", "interrupted", "running"]
+        # Resumed here, the run from the other host is this process's (its host too: a review found it marked
+        # interrupted while it ran, its pid this process's but its host still the other machine's).
+        s.set_run_status(other_host, "running")
+    with Store(db, read_only=True) as s:
+        assert s.run(other_host)["status"] == "running" and s.run(other_host)["host"] == socket.gethostname()
 
 
 def test_locked_database_gives_clear_message(tmp_path):
