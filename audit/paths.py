@@ -32,29 +32,23 @@ def out_folder(out_dir: str | Path, create: bool = True) -> Path:
     return out_dir
 
 
-def free_stem(stem: Path, suffixes: list[str]) -> Path:
-    """``stem``, else ``stem-2``, ``stem-3``...: the first for which no output file exists yet.
-
-    Reports are evidence an auditor may already have signed or sent: rendering again never replaces
-    an earlier file; the new one gets the next number (and ``wrote ...`` names it)."""
-    cand, n = stem, 1
-    while any(cand.with_name(cand.name + s).exists() for s in suffixes):
-        n += 1
-        cand = stem.with_name(f"{stem.name}-{n}")
-    return cand
-
-
 @contextmanager
-def claimed_stem(stem: Path, suffixes: list[str]) -> Iterator[Path]:
-    """:func:`free_stem`, claimed: every output name is created empty at once (``O_EXCL``), so two commands rendering
-    at the same moment never pick one name and replace each other's file (each said ``wrote`` the same name; a
-    review of the store). The files then replace the claims whole (:mod:`audit.atomic`); a claim still empty when
-    the block ends (a file not written after all, or a failure) is removed."""
+def claimed_stem(stem: Path, suffixes: list[str], taken: frozenset[str] | set[str] = frozenset()) -> Iterator[Path]:
+    """``stem``, else ``stem-2``, ``stem-3``...: the first for which no output file exists yet, claimed.
+
+    Reports are evidence an auditor may already have signed or sent: rendering again never replaces an earlier
+    file; the new one gets the next number (and ``wrote ...`` names it). Every output name is created empty at once
+    (``O_EXCL``), so two commands rendering at the same moment never pick one name and replace each other's file
+    (each said ``wrote`` the same name; a review of the store). The files then replace the claims whole (:mod:`audit.atomic`); a claim still empty when
+    the block ends (a file not written after all, or a failure) is removed. A candidate any of whose file names is in
+    ``taken`` (names spoken for elsewhere, such as the reports an attestation signs) is passed over."""
     suffixes = list(dict.fromkeys(suffixes))  # a name given twice (--format html,html) is one file, claimed once
     cand, n = stem, 1
     while True:
         made: list[Path] = []
         try:
+            if any(cand.name + s in taken for s in suffixes):
+                raise FileExistsError
             for s in suffixes:
                 path = cand.with_name(cand.name + s)
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))

@@ -9,7 +9,7 @@ from audit import api
 from audit.config import AuditConfig, resume_conflicts
 from audit.errors import ConfigError
 from audit.models import load as load_model
-from audit.paths import free_stem
+from audit.paths import claimed_stem
 from audit.report.build import comparison_name, report_name, write_files
 from audit.run.inputs import Inputs, content_hashes
 from audit.store import Store
@@ -84,17 +84,16 @@ def test_report_names_keep_the_run_id_and_never_overwrite(tmp_path):
     stem = tmp_path / "report-vendor-fr-v3.2-20261124-101010-abcdef"
     html = write_files("<p>x</p>", stem, ["html"], lambda p, t: (p.write_text(t), p)[1], None)[0]
     assert html.name == "report-vendor-fr-v3.2-20261124-101010-abcdef.html"
-    again = free_stem(stem, [".html", ".pdf"])
-    assert again.name.endswith("abcdef-2")
-    assert free_stem(tmp_path / "fresh", [".html"]).name == "fresh"
+    with claimed_stem(stem, [".html", ".pdf"]) as again:
+        assert again.name.endswith("abcdef-2")
+    with claimed_stem(tmp_path / "fresh", [".html"]) as fresh:
+        assert fresh.name == "fresh"
 
 
 def test_two_renderings_at_once_claim_different_names_and_leave_no_empty_claim(tmp_path):
     """A review of the store: two 'faceaudit report' commands at once both chose the first free name, both said
     'wrote ...-2.html', and one file replaced the other. Names are claimed when chosen; a claim not written is
     removed when the rendering ends, and a failed rendering leaves nothing."""
-    from audit.paths import claimed_stem
-
     stem = tmp_path / "report-m-r"
     with claimed_stem(stem, [".html", ".pdf"]) as first, claimed_stem(stem, [".html", ".pdf"]) as second:
         assert (first.name, second.name) == ("report-m-r", "report-m-r-2")

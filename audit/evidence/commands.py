@@ -11,7 +11,7 @@ import pandas as pd
 from audit.atomic import write_atomic
 from audit.errors import ConfigError
 from audit.evidence import attest, export, gate, shown
-from audit.paths import free_stem, out_folder, require_store
+from audit.paths import claimed_stem, out_folder, require_store
 from audit.rules.apply import judge_stored, run_packs
 from audit.rules.engine import attributes_unread, load_packs
 from audit.store import Store
@@ -28,11 +28,11 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
         written = []
         if "json" in formats:
             data = export.dumps(export.results_document(store, run_id))
-            stem = free_stem(out_dir / f"results-{run_id}", [".json"])  # never replace a file already sent
-            written.append(write_atomic(stem.with_name(stem.name + ".json"), data))
+            with claimed_stem(out_dir / f"results-{run_id}", [".json"]) as stem:  # never replace a file already sent
+                written.append(write_atomic(stem.with_name(stem.name + ".json"), data))
         if "parquet" in formats:
-            stem = free_stem(out_dir / f"metrics-{run_id}", [".parquet"])
-            written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
+            with claimed_stem(out_dir / f"metrics-{run_id}", [".parquet"]) as stem:
+                written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
     return written
 
 
@@ -69,23 +69,12 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
             shown.require_current_findings(run, doc["findings"], r, "--report")
         data = export.dumps(doc)
     out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
-    stem = _attestation_stem(out_dir, run_id, set(by_name))
-    results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
-    bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
-    return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
-
-
-def _attestation_stem(out_dir: Path, run_id: str, taken: set[str]) -> Path:
-    """``attestation-RUN``, else ``-2``, ``-3``...: the first whose files do not exist yet (a new attestation never
-    replaces an earlier one) and whose results JSON is not named like a report it signs (each subject's name is
-    its own)."""
-    base, n = out_dir / f"attestation-{run_id}", 1
-    while True:  # free_stem's numbering, skipping the names taken by the reports
-        stem = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        if stem.name + ".results.json" not in taken and not any(
-                stem.with_name(stem.name + s).exists() for s in (".results.json", ".intoto.json")):
-            return stem
-        n += 1
+    # attestation-RUN, else -2, -3...: a new attestation never replaces an earlier one (its names are claimed), and
+    # its results JSON is never named like a report it signs (each subject's name is its own)
+    with claimed_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"], set(by_name)) as stem:
+        results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
+        bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
+        return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
 
 
 def require_signable(run_ref: str, db: str | Path, packs: list[str] | None = None) -> None:
