@@ -7,7 +7,8 @@ how to combine the matching rows (``aggregate``), which end of the interval to j
 comparators. A rule whose probe did not run, or that matches no metric row, is ``not_applicable`` -
 never ``pass``; so is one that would pass while a matching row has no interval end to judge or
 names an operating point the data cannot back, and one judged at one end of the interval whose other
-end (aggregated the same way) still reaches the limit: a pass must exclude a fail.
+end (aggregated the same way) still reaches the limit, or judged on the value whose interval end toward the limit
+reaches it: a pass must exclude a fail.
 
 Two margins are judged on purpose: a row whose value is infinite (a disparity ratio where one group
 has no errors and another has some) is judged at that value, the worst case, whatever end of the
