@@ -260,32 +260,41 @@ ATTACKER = {  # inversion attack -> who the attacker is, in plain words
 
 
 def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> list[str]:
-    """One sentence per attack (threat model), judge and condition at FMR 1e-3; ``queries``: what the query
-    attacker spent per victim."""
+    """One sentence per attack (threat model) and condition at FMR 1e-3, naming every judge's rate (the audited model
+    first, then an independent one); ``queries``: what the query attacker spent per victim."""
     m = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "sar_type1")]
+    m = m[[rate_of(s, "fmr") == 1e-3 for s in m["setting"]]]
     out = []
-    for _, r in m[[rate_of(s, "fmr") == 1e-3 for s in m["setting"]]].iterrows():
-        attack, judge = r["setting"].split(";")[:2]
-        who = "the audited model" if judge == "target" else "an independent face-recognition model"
-        source = "clean faces" if r["condition"] == "clean" else f"faces with {cond_words(r['condition'])}"
-        if pd.isna(r["value"]):  # an attack that was not run (the white-box one without a torch backend)
-            out.append(f"{ATTACKER.get(attack, attack.capitalize())}: not tried on templates of {source} (the attack "
-                       "could not run on this model; the run's notes say why), so no rule that pools every threat "
-                       "model passes.")
+    groups: dict[tuple[str, str], list] = {}
+    for _, r in m.iterrows():
+        groups.setdefault((r["setting"].split(";")[0], r["condition"]), []).append(r)
+    for (attack, condition), rows in groups.items():
+        who = ATTACKER.get(attack, attack.capitalize())
+        source = "clean faces" if condition == "clean" else f"faces with {cond_words(condition)}"
+        if all(pd.isna(r["value"]) for r in rows):  # an attack that was not run (white-box without a torch backend)
+            out.append(f"{who}: not tried on templates of {source} (the attack could not run on this model; the run's "
+                       "notes say why), so no rule that pools every threat model passes.")
             continue
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
-        thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on this "
-                "figure." if is_unsupported(r["setting"]) else "")
-        chance = "against about 0.1% by chance"
-        if attack == "query" and judge == "target":  # it keeps the best of its submissions by the target's score:
-            # chance is the best of that many tries (an independent judge sees the one image kept: about 0.1%)
-            chance = ("against up to about "
-                      f"{fmt(100 * (1 - (1 - 1e-3) ** queries), 1)}% for {fmt(queries, 0)} unrelated faces submitted "
-                      "(the best of that many tries, each accepted about 0.1% of the time)" if queries else
-                      "against more than 0.1% by chance (it keeps the best of many tries)")
-        out.append(f"{ATTACKER.get(attack, attack.capitalize())} rebuilds, from templates of {source}{cost}, faces "
-                   f"that {who} accepts as the person in {fmt(100 * r['value'], 1)}% of cases (95% CI "
-                   f"{fmt(100 * r['ci_low'], 1)} to {fmt(100 * r['ci_high'], 1)}%), {chance}.{thin}")
+        parts = []
+        for r in sorted(rows, key=lambda r: r["setting"].split(";")[1] != "target"):
+            if pd.isna(r["value"]):
+                continue
+            judge = r["setting"].split(";")[1]
+            chance = "against about 0.1% by chance"
+            if attack == "query" and judge == "target":  # it keeps the best of its submissions by the target's score:
+                # chance is the best of that many tries (an independent judge sees the one image kept: about 0.1%)
+                chance = ("against up to about "
+                          f"{fmt(100 * (1 - (1 - 1e-3) ** queries), 1)}% for {fmt(queries, 0)} unrelated faces "
+                          "submitted (the best of that many tries, each accepted about 0.1% of the time)" if queries
+                          else "against more than 0.1% by chance (it keeps the best of many tries)")
+            parts.append(f"{'the audited model' if judge == 'target' else 'an independent face-recognition model'} "
+                         f"in {fmt(100 * r['value'], 1)}% of cases (95% CI {fmt(100 * r['ci_low'], 1)} to "
+                         f"{fmt(100 * r['ci_high'], 1)}%, {chance})")
+        thin = (" Too few victims back a false match rate of 1 in 1,000 (rule of 30), so no rule passes on these "
+                "figures." if any(is_unsupported(r["setting"]) for r in rows) else "")
+        out.append(f"{who} rebuilds, from templates of {source}{cost}, faces accepted as the person by "
+                   f"{' and by '.join(parts)}.{thin}")
     return out
 
 

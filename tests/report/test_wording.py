@@ -121,7 +121,19 @@ def test_the_query_attackers_chance_level_is_the_best_of_its_tries():
                      "ci_low": 0.8, "ci_high": 0.95} for s in ("query;target;fmr=0.001", "black-box;target;fmr=0.001")])
     query, black = sorted(narrative.inversion_verdicts(rows, 181.0), key=lambda t: "query" not in t)
     assert "against up to about 16.6% for 181 unrelated faces submitted (the best of that many tries" in query
-    assert "0.1% by chance" not in query and black.endswith("against about 0.1% by chance.")
+    assert "0.1% by chance" not in query and black.endswith("against about 0.1% by chance).")
+    # One sentence per attack and condition names every judge, the audited model first (the print had one sentence
+    # per judge, and masked templates attacked white-box pushed the demo reports past 12 pages)
+    both = metrics([{"probe": "inversion", "metric": "sar_type1", "condition": "mask:surgical", "setting": s,
+                     "value": v, "ci_low": v - 0.1, "ci_high": v + 0.05}
+                    for s, v in (("white-box;evaluator;fmr=0.001;unsupported", 0.5),
+                                 ("white-box;target;fmr=0.001;unsupported", 0.9))])
+    [said] = narrative.inversion_verdicts(both, 200.0)
+    assert said.startswith("Someone holding the model file rebuilds, from templates of faces with a surgical mask "
+                           "(mask:surgical), faces accepted as the person by the audited model in 90.0% of cases "
+                           "(95% CI 80.0 to 95.0%, against about 0.1% by chance) and by an independent "
+                           "face-recognition model in 50.0% of cases"), said
+    assert said.endswith("so no rule passes on these figures.")
 
 
 def test_membership_at_chance_is_not_said_to_be_told():
