@@ -96,7 +96,10 @@ def test_incomplete_runs_are_never_signed_and_close_the_gate(two_runs, tmp_path,
     assert failure is not None and failure.get("type") == "incomplete" and "incomplete" in failure.get("message")
     assert int(root.get("failures")) >= 1
     cli = subprocess.run(CLI + ["gate", run_a, "--db", str(db)], capture_output=True, text=True)
-    assert f"INCOMPLETE run {run_a} is {status}" in cli.stdout
+    # Another process that can open the store knows no process is writing a run into it (DuckDB's lock): a run
+    # 'running' in this test's process, which does not hold the store, is interrupted to it (0.4.0)
+    seen = "interrupted" if status == "running" else status
+    assert f"INCOMPLETE run {run_a} is {seen}" in cli.stdout
     assert cli.returncode == 1 and "gate CLOSED" in cli.stdout
     # Its report may still be made, but page one says first that it is no verdict (a review: the status was one
     # word in the subtitle, above pass/fail findings)
