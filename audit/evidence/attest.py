@@ -52,8 +52,8 @@ def require_signable(run: dict, findings: pd.DataFrame) -> None:
     if run["status"] != "completed":
         raise NotSignable(f"run {run['run_id']} is {run['status']}: an incomplete run cannot be signed; finish it "
                           "(faceaudit run --resume RUN) or audit again")
-    if gate.outdated(run):
-        raise NotSignable(gate.outdated(run) + " before signing")
+    if why := gate.outdated(run):
+        raise NotSignable(why + " before signing")
     if findings.empty:
         raise NotSignable(f"run {run['run_id']} has no findings: no rule pack was applied to it, so there is nothing "
                           f"to sign; apply the packs first (faceaudit report {run['run_id']} --pack baseline)")

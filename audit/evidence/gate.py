@@ -98,7 +98,7 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "
                       "all finish); finish it with faceaudit run --resume, or audit again")
-    elif run is not None and outdated(run):
+    elif run is not None:
         incomplete = outdated(run)
     unjudged = None
     if not any_judged(findings):
