@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import audit
 from audit.devices import resolve_device, resolve_precision
 from audit.errors import ConfigError, first_error
 
@@ -245,3 +246,14 @@ def results_version(version: str | None) -> str | None:
         return version
     parts = str(version).split(".")
     return ".".join(parts[:2]) + ".x" if len(parts) >= 2 else str(version)
+
+
+def computed_by_other(run: dict) -> str | None:
+    """The faceaudit version that computed ``run`` ("of unknown version" when its environment names none) when its
+    stored numbers may mean something other than this faceaudit's (another minor version); None when they mean the
+    same. Resume, campaigns, the gate and attestation all ask this one question: a run of unknown version is never
+    taken for this version's."""
+    made = (run.get("environment") or {}).get("faceaudit")
+    if made and results_version(made) == results_version(audit.__version__):
+        return None
+    return made or "of unknown version"

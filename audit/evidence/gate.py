@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 import audit
-from audit.config import results_version
+from audit.config import computed_by_other
 from audit.errors import ConfigError
 from audit.rules.engine import any_judged
 from audit.evidence.dataset import dataset_identity
@@ -76,10 +76,9 @@ class GateResult:
 def outdated(run: dict) -> str | None:
     """Why a run's numbers cannot be judged as this faceaudit's: another minor version computed them, whose numbers
     mean something else (0.3 and before: cloaks computed from the gallery image, masked templates inverted by the
-    decoder alone, leakage attackers fitted for plain accuracy, all of which understated risk); None otherwise (a
-    run whose environment names no version is not refused on it)."""
-    made = (run.get("environment") or {}).get("faceaudit")
-    if not made or results_version(made) == results_version(audit.__version__):
+    decoder alone, leakage attackers fitted for plain accuracy, all of which understated risk), or an unknown one;
+    None otherwise."""
+    if not (made := computed_by_other(run)):
         return None
     return (f"run {run['run_id']} was computed by faceaudit {made}, whose numbers mean something other than this "
             f"faceaudit's ({audit.__version__}); audit the model again with this one")

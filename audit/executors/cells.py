@@ -9,7 +9,7 @@ from pathlib import Path
 
 import audit
 from audit import probes as probe_mod
-from audit.config import make_config, results_version
+from audit.config import computed_by_other, make_config
 from audit.errors import ConfigError, FaceAuditError
 from audit.executors.base import Cell, CellProgress, Executor, config_hash
 from audit.executors.campaign import SAMPLE_SETS, Campaign, load_campaign
@@ -61,8 +61,7 @@ def run_cells(cells: list[Cell], db: str | Path, executor: str = "local", addres
             for r in store.runs().itertuples():
                 run = store.run(r.run_id) if r.status == "completed" else None
                 # A run another minor version made holds numbers that mean something else: the cell runs again.
-                if run is not None and results_version((run.get("environment") or {}).get("faceaudit")) == \
-                        results_version(audit.__version__):
+                if run is not None and not computed_by_other(run):
                     done.setdefault(config_hash(run["config"]), r.run_id)
     results = []
     queued: dict[str, str] = {}  # config hash -> label of the cell of this campaign that runs it

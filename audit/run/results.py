@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import audit
-from audit.config import AuditConfig, results_version, resume_conflicts
+from audit.config import AuditConfig, computed_by_other, resume_conflicts
 from audit.data import Dataset, Faces
 from audit.data.budget import capped
 from audit.devices import Compute, describe
@@ -29,11 +29,10 @@ def check_resume(run: dict, record: dict, compute: Compute, precision: str) -> N
         raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
                           f"{run['host']}; wait for it or stop it first")
     env = run.get("environment") or {}
-    made, here = results_version(env.get("faceaudit")), results_version(audit.__version__)
-    if made != here:  # a release whose stored numbers mean something else: one run would hold both meanings
-        raise ConfigError(f"--resume {run['run_id']}: refusing, the run was started by faceaudit "
-                          f"{env.get('faceaudit') or 'of unknown version'}, whose stored numbers mean something other "
-                          f"than this faceaudit's ({audit.__version__}); start a new run without --resume")
+    if made := computed_by_other(run):  # stored numbers that mean something else: one run would hold both meanings
+        raise ConfigError(f"--resume {run['run_id']}: refusing, the run was started by faceaudit {made}, whose "
+                          f"stored numbers mean something other than this faceaudit's ({audit.__version__}); start a "
+                          "new run without --resume")
     # Runs stored before the backend was recorded embedded through onnxruntime on the device they name.
     started = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
     now = {**compute.to_dict(), "attack_precision": precision}

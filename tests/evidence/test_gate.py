@@ -204,3 +204,6 @@ def test_a_run_another_minor_version_computed_closes_the_gate_and_is_not_signed(
         require_signable(older, findings)
     assert judge(findings, "fail", patch).incomplete is None
     require_signable(patch, findings)
+    unknown = copy.deepcopy(stored)
+    del unknown["environment"]["faceaudit"]  # a run of unknown version is never taken for this version's
+    assert "computed by faceaudit of unknown version" in judge(findings, "fail", unknown).incomplete
