@@ -157,7 +157,7 @@ class LeakageProbe:
             # the smallest outer training fold bounds k of k-nearest neighbours on small data sets.
             min_train = min(int(keep[tr].sum()) for folds in splits for tr, _ in folds)
             tuned = tune(clean_emb[keep], y[keep], subjects[keep], task, cfg.setting("mlp_epochs"),
-                         derive_seed(ctx.seed, "tune", attr), min_train=min_train)
+                         derive_seed(ctx.seed, "tune", attr), min_train=min_train, strata=strata[keep])
             doc["tuning"][attr] = tuned
             params = {f: t["param"] for f, t in tuned.items()}
             clean_fits = self._fit_folds(clean_emb, y, keep, splits, task, params, cfg, ctx.seed, f"{attr}:clean")
