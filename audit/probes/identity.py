@@ -58,6 +58,14 @@ def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return first, probes, np.array([col[subjects[i]] for i in probes], dtype=int)
 
 
+SUMMARIES = {  # differentials of the groups' (FMR, FNMR) rates, each a function of ({group: FMR}, {group: FNMR})
+    "fmr_max_min": lambda r: demo.ratio_max_min(r[0]),
+    "fmr_max_geomean": lambda r: demo.ratio_max_geomean(r[0]),
+    "fnmr_max_min": lambda r: demo.ratio_max_min(r[1]),
+    "fnmr_max_geomean": lambda r: demo.ratio_max_geomean(r[1]),
+    "fdr": lambda r: demo.fairness_discrepancy_rate(*r),
+}
+
 @register
 class IdentityProbe:
     name = "identity"
@@ -232,10 +240,17 @@ class IdentityProbe:
         accepted = (s >= tau) & imp_mask
         for attr, (probe_lab, gal_lab) in groups.items():
             values = sorted(v for v in set(probe_lab) & set(gal_lab) if isinstance(v, str))  # missing: no group
-            if len(values) < 2:
-                continue
             out += [MetricRecord(self.name, cond, "group_persons", 0, 0, 0, 0, NEUTRAL, attribute=attr, group=v,
                                  setting=setting) for v in sorted((labelled or {}).get(attr, set()) - set(values))]
+            if len(values) < 2:
+                if len((labelled or {}).get(attr, ())) >= 2:
+                    # The faces label groups that cannot be compared (one group or none has identity persons): the
+                    # differentials are stored empty, so a rule pooling this attribute with others cannot pass on
+                    # the others alone as if it had been judged (a review of the rules).
+                    out += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, 0,
+                                         SAFE if metric == "fdr" else RISK, attribute=attr, setting=setting)
+                            for metric in SUMMARIES]
+                continue
             # Per probe row and group: accepted impostor comparisons, impostor comparisons, genuine rejections
             # and genuine comparisons; summed over every person resample at once (resample_sums), each group's
             # rates on a resample are ratios of these sums.
@@ -272,14 +287,7 @@ class IdentityProbe:
                 if series is not None:  # FMR compares two persons: the paired comparison resamples both sides
                     series.append({"metric": "group_fmr", "condition": cond, "setting": setting, "attribute": attr,
                                    "group": v, "kind": "pair_share", "accepts": np.argwhere(accepted & same_v)})
-            summaries = {
-                "fmr_max_min": lambda r: demo.ratio_max_min(r[0]),
-                "fmr_max_geomean": lambda r: demo.ratio_max_geomean(r[0]),
-                "fnmr_max_min": lambda r: demo.ratio_max_min(r[1]),
-                "fnmr_max_geomean": lambda r: demo.ratio_max_geomean(r[1]),
-                "fdr": lambda r: demo.fairness_discrepancy_rate(*r),
-            }
-            for metric, fn in summaries.items():
+            for metric, fn in SUMMARIES.items():
                 # A ratio is +inf when one group has no errors and another has some: stored as +inf (the rule
                 # engine judges it as the worst case), and resamples where it is infinite stay in its interval.
                 est = boot.from_resamples(fn(full_rates), [fn(r) for r in boot_rates], unbounded=metric != "fdr")

@@ -206,3 +206,34 @@ def test_a_group_without_identity_persons_is_named_not_dropped():
     assert finding.status == "not_applicable" and "group 'unseen' of sex has 0 persons" in finding.message
     legacy = df[df["group"] != "unseen"]  # as the probe stored it before: the group gone without a trace
     assert evaluate_rule(rule, legacy, {"identity"}).status == "pass"
+
+
+def test_an_attribute_with_one_comparable_group_leaves_empty_differentials_not_nothing():
+    """A review of the rules: when only one skin-tone group had persons with two images (every person of the other
+    had one photo), the probe wrote nothing for skin tone, and the parity rules, which pool sex with skin tone, passed
+    on sex alone under a title naming both. The differentials of such an attribute are stored empty and the groups
+    without identity persons named, so those rules are not judged as passing."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(6), 240)
+    gen[:] = ID_TAU + 3  # no errors: every differential of sex would pass
+    boot = SubjectBootstrap(own, 200, 0, "identity")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, s.shape[1])
+    one_tone = np.full(len(labels), "A", dtype=object)  # tone B's persons each had one photo: none on either side
+    recs = IdentityProbe()._demographics(
+        "clean", s, gen, imp, pairs, {"sex": (labels[own], labels), "skin_tone": (one_tone[own], one_tone)}, ID_TAU,
+        "fmr=0.01", boot, None, {"sex": set(labels.tolist()), "skin_tone": {"A", "B"}})
+    df = pd.DataFrame([r.__dict__ for r in recs])
+    tone = df[df["attribute"] == "skin_tone"]
+    assert set(tone["metric"]) >= {"fmr_max_min", "fnmr_max_min", "fmr_max_geomean", "fnmr_max_geomean", "fdr"}
+    assert tone[tone["metric"] != "group_persons"]["value"].isna().all()
+    assert _row(tone, "group_persons", "B")["value"] == 0
+    df = pd.concat([df, pd.DataFrame([{"probe": "identity", "condition": "clean", "metric": m, "attribute": "",
+                                       "group": "all", "setting": "fmr=0.01", "value": 0.01, "ci_low": 0.0,
+                                       "ci_high": 0.02, "n": 1, "direction": "neutral"} for m in ("fmr", "fnmr")])])
+    for pack, rule_id in (("baseline", "DEMO-FMR-PARITY"), ("baseline", "DEMO-FDR"), ("iso-biometrics",
+                                                                                      "ISO19795-10-FDR")):
+        rule = next(r for r in load_pack(pack).rules if r.id == rule_id)
+        assert evaluate_rule(rule, df, {"identity"}).status != "pass", rule_id
+        sex_only = df[df["attribute"] != "skin_tone"]  # as the probe stored it before
+        assert evaluate_rule(rule, sex_only, {"identity"}).status == "pass", rule_id
