@@ -476,7 +476,8 @@ def gate(run_id: str = typer.Argument("latest", help="Run id, unique prefix, or 
         show.line(console, f"{'UNDECIDED' if r.status == 'not_applicable' else r.status.upper()} "
                            f"{r.pack}/{r.rule_id}: {r.message}")
     for r in (res.doubtful if res.doubtful is not None else res.findings.iloc[:0]).itertuples():
-        show.line(console, f"UNDECIDED {r.pack}/{r.rule_id} (closes the gate at --fail-on warn): {r.message}")
+        show.line(console, f"{'UNDECIDED' if r.status == 'not_applicable' else 'WARN, a fail not excluded,'} "
+                           f"{r.pack}/{r.rule_id} (closes the gate at --fail-on warn): {r.message}")
     if res.incomplete:
         show.line(console, f"INCOMPLETE {res.incomplete}")
     if res.unjudged:

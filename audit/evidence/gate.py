@@ -43,6 +43,21 @@ def undecided(findings: pd.DataFrame) -> pd.Series:
     return findings.apply(level, axis=1)
 
 
+def fail_not_excluded(findings: pd.DataFrame) -> pd.Series:
+    """Per finding, whether it is a warning whose measured value or interval reaches the fail limit (judged at the
+    interval's lenient end, it warns; a fail cannot be excluded; :func:`audit.rules.engine.evaluate_rule`)."""
+    if findings.empty:
+        return pd.Series([], dtype=bool)
+
+    def reaches(row) -> bool:
+        if row["status"] != "warn":
+            return False
+        loc = row.get("location")
+        loc = json.loads(loc) if isinstance(loc, str) else (loc or {})
+        return "fail_not_excluded" in loc
+    return findings.apply(reaches, axis=1).astype(bool)
+
+
 @dataclass(frozen=True)
 class GateResult:
     findings: pd.DataFrame
@@ -57,8 +72,9 @@ class GateResult:
     """Why the gate stays closed although nothing blocks: no rule could judge the run (every finding
     ``not_applicable``), so there is no verdict to open it on."""
     doubtful: pd.DataFrame | None = None
-    """Undecided findings (:func:`undecided`) that do not close the gate at its level (``--fail-on fail``: the data
-    cannot tell a pass from a failure, and the gate closes on failures shown): named beside the verdict."""
+    """Undecided findings (:func:`undecided`), and warnings that cannot exclude a fail (:func:`fail_not_excluded`),
+    that do not close the gate at its level (``--fail-on fail``: the data cannot tell them from a failure, and the
+    gate closes on failures shown): named beside the verdict."""
     unread: tuple[str, ...] = ()
     """Attributes the run measured that no rule of the packs reads (a column named otherwise than the packs read it):
     named beside the verdict, which they do not change."""
@@ -92,7 +108,7 @@ def judge(findings: pd.DataFrame, fail_on: str, run: dict | None = None) -> Gate
     doubt = undecided(findings).notna() if len(findings) else pd.Series([], dtype=bool)
     strict = fail_on == "warn"  # a warning at least cannot be excluded: the strict gate closes
     blocking = findings[findings["status"].isin(LEVELS[fail_on]) | (doubt & strict)]
-    doubtful = findings[doubt & (not strict)]
+    doubtful = findings[(doubt | fail_not_excluded(findings)) & (not strict)]
     incomplete = None
     if run is not None and run["status"] != "completed":
         incomplete = (f"run {run['run_id']} is {run['status']}: an incomplete run never passes (its probes did not "

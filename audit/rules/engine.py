@@ -412,6 +412,21 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
                            f"{value:.4g}, beyond the warn limit (warn if {rule.warn_if}); the data cannot tell a pass "
                            f"from a warning, and more persons would narrow the interval. Not judged as passing. "
                            f"({msg})")
+    if status == "warn" and rule.fail_if:
+        # A warning judged at one end of the interval may sit far short of what was measured: an inversion rate of
+        # 0.50 [0.02, 0.84] against "fail if > 0.10" is five times the fail limit. The warning stands (it is what the
+        # data clearly show), but that a fail cannot be excluded is said, and the gate names it (a review of the
+        # rules: a signed report showed a plain "warn" and the gate at --fail-on fail opened on it).
+        side = _toward_limit(rule) or rule.use
+        other, value = (_aggregate(rule, rows[c].astype(float)) for c in (side, "value"))
+        if holds(rule.fail_if, value):
+            loc["fail_not_excluded"] = value
+            msg += (f" The {rule.aggregate} measured value, {value:.4g}, reaches the fail limit itself: a fail cannot "
+                    "be excluded.")
+        elif side != rule.use and holds(rule.fail_if, other):
+            loc["fail_not_excluded"] = other
+            msg += (f" The {rule.aggregate} {'upper' if side == 'ci_high' else 'lower'} end of the 95% CI, "
+                    f"{other:.4g}, reaches the fail limit: a fail cannot be excluded.")
     if len(blind):  # a warning or failure stands, but the results it could not judge are named beside it
         loc.update(_blind(blind))
         msg += " Not judged: " + _blind_sentence(blind, rule, judged)

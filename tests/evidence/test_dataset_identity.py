@@ -19,7 +19,8 @@ FILES, DID, KEY = "a" * 64, "b" * 64, "mtcnn:" + "c" * 64 + ':{"detection_versio
 def detector_run(files=FILES):
     inputs = {"model": "d" * 64, "dataset": DID, "detector": KEY, **({"files": files} if files else {})}
     return {"run_id": "r1", "status": "completed", "model_path": "/m/vendor.onnx", "model_id": "d" * 64, "model_name": "vendor",
-            "dataset_name": "photos", "dataset_id": DID, "seed": 0, "config": {"preset": "quick", "inputs": inputs}}
+            "dataset_name": "photos", "dataset_id": DID, "seed": 0, "config": {"preset": "quick", "inputs": inputs},
+            "environment": {"faceaudit": audit.__version__}}
 
 
 FINDINGS = pd.DataFrame([{"pack": "p", "pack_version": "1", "pack_hash": "e" * 64, "rule_id": "R1", "title": "t",

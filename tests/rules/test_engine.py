@@ -571,3 +571,30 @@ def test_a_rule_not_judged_records_the_verdict_its_value_does_not_exclude():
     low = dict(row, value=0.01)  # within the limits: nothing to record
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics([low]), {"leakage"})
     assert f.status == "not_applicable" and "undecided" not in f.location
+
+
+def test_a_warning_whose_value_or_interval_reaches_the_fail_limit_says_a_fail_is_not_excluded():
+    """A review of the rules: judged at the interval's lenient end, an inversion rate of 0.50 [0.02, 0.84] against
+    "fail if > 0.10" showed a plain warn quoting only 0.02, and the gate at --fail-on fail opened on it. The warning
+    stands, but the finding says that a fail cannot be excluded, with the number, and the gate lists it beside an open
+    verdict (tests/evidence/test_gate.py)."""
+    from audit.evidence.gate import fail_not_excluded, judge
+
+    inv = next(r for r in load_pack("iso-biometrics").rules if r.id == "ISO24745-IRREVERSIBILITY")
+    row = {"probe": "inversion", "condition": "clean", "metric": "sar_type1", "setting": "white-box;target;fmr=0.001"}
+    f = evaluate_rule(inv, metrics([{**row, "value": 0.5, "ci_low": 0.02, "ci_high": 0.84}]), {"inversion"})
+    assert f.status == "warn" and f.location["fail_not_excluded"] == 0.5
+    assert "measured value, 0.5, reaches the fail limit itself: a fail cannot be excluded" in f.message
+    # the value short of the fail limit, the upper end beyond it: said too
+    leak = rule(use="ci_low")
+    f2 = evaluate_rule(leak, metrics([{**LEAK[0], "value": 0.12, "ci_low": 0.06, "ci_high": 0.3}]), {"leakage"})
+    assert f2.status == "warn" and f2.location["fail_not_excluded"] == 0.3 and "upper end" in f2.message
+    # a warning whose whole interval stays short of the fail limit says nothing of the kind
+    f3 = evaluate_rule(leak, metrics([{**LEAK[0], "value": 0.1, "ci_low": 0.07, "ci_high": 0.14}]), {"leakage"})
+    assert f3.status == "warn" and "fail_not_excluded" not in f3.location
+    frame = pd.DataFrame([{"pack": "p", "rule_id": x.rule.id, "status": x.status, "location": x.location,
+                           "message": x.message} for x in (f, f2, f3)])
+    assert list(fail_not_excluded(frame)) == [True, True, False]
+    gate = judge(frame, "fail")
+    assert gate.exit_code == 0 and list(gate.doubtful["rule_id"]) == ["ISO24745-IRREVERSIBILITY", "R1"]
+    assert judge(frame, "warn").exit_code == 1
