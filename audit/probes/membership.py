@@ -54,6 +54,7 @@ supported (the rule of 30 the identity probe applies to false matches)."""
 MIN_PER_CLASS = 10
 """Fewest member and non-member persons the probe runs with (each fold needs both)."""
 FITTED = ("learned", "strongest")
+TIE = 1e-9  # balanced accuracies closer than this are one (two ways of summing the same counts round apart)
 """Attacks fitted on other folds' persons beyond a threshold (the logistic attacker; the choice of the strongest):
 their intervals are widened for the fit's own variability (:func:`audit.metrics.stats.widen_for_training`)."""
 
@@ -109,7 +110,8 @@ def _threshold_bacc(s: np.ndarray, y: np.ndarray) -> float:
     flag = s[None, :] >= cand[:, None]
     tpr = (flag & (y == 1)).sum(1) / max((y == 1).sum(), 1)
     tnr = (~flag & (y == 0)).sum(1) / max((y == 0).sum(), 1)
-    return float(cand[int(np.argmax(tpr + tnr))])
+    gain = tpr + tnr
+    return float(cand[int(np.argmax(gain >= gain.max() - TIE))])  # the lowest of the tied best (as _rechosen_rate)
 
 
 def _below(train_neg: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -118,6 +120,31 @@ def _below(train_neg: np.ndarray, s: np.ndarray) -> np.ndarray:
     neg = np.sort(train_neg)
     lo, hi = np.searchsorted(neg, s, "left"), np.searchsorted(neg, s, "right")
     return (lo + hi) / (2.0 * max(len(neg), 1))
+
+
+def _fold_auc(folds: list, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AUC of the (member, non-member) pairs scored by the same fold's attack, pooled over ``folds`` (each fold's
+    pairs weighted as the person weights ``w`` draw them): one value per row of ``w``."""
+    num, den = np.zeros(len(w)), np.zeros(len(w))
+    for _, _, te, s_te in folds:
+        mem, non = y[te] == 1, y[te] == 0
+        wm, wn = w[:, te[mem]], w[:, te[non]]
+        pairs = wm.sum(1) * wn.sum(1)
+        if mem.any() and non.any():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                area = eer_auc_many(s_te[non], s_te[mem], wn, wm)[3]
+            num += np.where(pairs > 0, np.nan_to_num(area), 0) * pairs
+            den += pairs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
+def _logistic(c: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
 
 
 def _learned(x: np.ndarray, y: np.ndarray, seed: int):
@@ -275,9 +302,14 @@ class MembershipProbe:
                 train_scores[a], test_scores[a] = s[tr], s[te]
             inner = StratifiedKFold(3, shuffle=True, random_state=derive_seed(seed, "inner", f) % 2**32)
             model = _learned(x[tr], y[tr], derive_seed(seed, "fit", f))
-            train_scores["learned"] = cross_val_predict(model, x[tr], y[tr], cv=inner, method="decision_function")
+            c = float(model[-1].best_params_["C"])
+            # The training scores that set the thresholds come from models with the C the test scores' model has: a
+            # logistic decision function's scale depends on C, so inner models each with their own C put the
+            # thresholds on another scale than the scores they are applied to (a review of the probe).
+            train_scores["learned"] = cross_val_predict(_logistic(c), x[tr], y[tr], cv=inner,
+                                                        method="decision_function")
             test_scores["learned"] = model.decision_function(x[te])
-            out["learned"]["C"].append(float(model[-1].best_params_["C"]))
+            out["learned"]["C"].append(c)
             train_auc = {a: _auc(train_scores[a], y[tr]) for a in names}
             best = max(names, key=lambda a: (train_auc[a], -names.index(a)))
             out["strongest"]["chosen"].append(best)
@@ -304,9 +336,15 @@ class MembershipProbe:
                 out[a]["bacc"][te] = s_te >= _threshold_bacc(s_tr, y[tr])
         for a in names + ["strongest"]:
             # A score attack fits nothing for its AUC (any threshold, the same ranking): the AUC of its own score over
-            # every person, not of the per-fold rescaled scores pooled (which only adds the folds' noise).
-            out[a]["ranked"] = features[a] if a in features else out[a]["q"]
-            out[a]["auc"] = _auc(out[a]["ranked"], y)
+            # every person. A fitted or chosen attack's scores are on its fold's own scale: its AUC is that of the
+            # (member, non-member) pairs tested by the same fold's attack, pooled over folds; the per-fold rescaled
+            # scores pooled across folds (``q``) were coarse on a few dozen persons and understated it by 0.03-0.14
+            # at 10-30 persons a class (a review of the probe).
+            if a in features:
+                out[a]["ranked"] = features[a]
+                out[a]["auc"] = _auc(features[a], y)
+            else:
+                out[a]["auc"] = float(_fold_auc(out[a]["folds"], y, np.ones((1, n)))[0])
         return out
 
     def _records(self, attack: str, per_repeat: list[dict], y: np.ndarray, boot: SubjectBootstrap,
@@ -330,7 +368,8 @@ class MembershipProbe:
         for r in per_repeat:
             aucs.append(r["auc"])
             for w in boot.image_weights():
-                auc_boots.append(eer_auc_many(r["ranked"][non], r["ranked"][mem], w[:, non], w[:, mem])[3])
+                auc_boots.append(eer_auc_many(r["ranked"][non], r["ranked"][mem], w[:, non], w[:, mem])[3]
+                                 if "ranked" in r else _fold_auc(r["folds"], y, w))
         auc, auc_boots = float(np.mean(aucs)), np.concatenate(auc_boots)
         trials = auc_trials(auc, n_mem, n_non)
         est = boot.from_resamples(auc, auc_boots, persons=len(y), observations=min(n_mem, n_non))
@@ -381,7 +420,8 @@ def _rechosen_rate(folds: list, y: np.ndarray, who: np.ndarray, w: np.ndarray, f
                 gain = np.cumsum(wm, 1) / wm.sum(1, keepdims=True) - np.cumsum(wn, 1) / wn.sum(1, keepdims=True)
             ends = np.r_[desc[1:] != desc[:-1], True]  # a candidate flags every score tied with it
             gain = np.where(ends[None, :], np.nan_to_num(gain, nan=-np.inf), -np.inf)
-            j = gain.shape[1] - 1 - np.argmax(gain[:, ::-1], 1)
+            best = gain >= gain.max(1, keepdims=True) - TIE  # rounding must not split a tie _threshold_bacc sees
+            j = gain.shape[1] - 1 - np.argmax(best[:, ::-1], 1)
             flag = s_te[None, :] >= desc[j][:, None]
         sel = who[te]
         num += (w[:, te[sel]] * flag[:, sel]).sum(1)
