@@ -29,12 +29,31 @@ def test_person_scores_known_answer():
     assert list(persons) == ["a", "b", "c"]
     tight, spread, iso = s.T
     assert tight == pytest.approx([1.0, 0.36 - 0.64, 1.0])
-    assert spread == pytest.approx([0.0, -0.8, 0.0])
+    assert spread == pytest.approx([0.0, -1.6, 0.0])  # minus the mean distance between two of the person's images
     # Centroids: a (1,0,0), b (0.6,0,0)->(1,0,0), c (0,0,1): a and b coincide, c is orthogonal to both.
     assert iso == pytest.approx([0.0, 0.0, 1.0])
     # A person with one image has no tightness: left out.
     persons, _ = person_scores(emb[:5], np.array(["a", "a", "b", "b", "c"]))
     assert list(persons) == ["a", "b"]
+
+
+def test_scores_do_not_tell_persons_apart_by_their_number_of_photos():
+    """A review of the probe: 'spread' was the mean distance from the person's own centroid, which each photo pulls
+    towards itself, so with no membership signal at all 100 'members' with 2 photos and 100 'non-members' with 10,
+    drawn alike, were told apart with an AUC of 1.0 (the learned and strongest attacks took it up)."""
+    from audit.probes.membership import SCORES, _auc
+
+    rng = np.random.default_rng(0)
+    emb, subjects, y = [], [], []
+    for p in range(200):
+        n = 2 if p < 100 else 10
+        c = rng.normal(size=64)
+        emb.append(c / np.linalg.norm(c) + 0.6 * rng.normal(size=(n, 64)) / 8)
+        subjects += [f"p{p:03d}"] * n
+        y.append(int(p < 100))
+    _, s = person_scores(np.concatenate(emb), np.array(subjects))
+    for i, name in enumerate(SCORES[:2]):
+        assert abs(_auc(s[:, i], np.array(y)) - 0.5) < 0.1, name
 
 
 def test_rule_of_30_and_calibration():
