@@ -123,7 +123,7 @@ def test_unknown_attributes_are_refused_naming_the_available_ones(tiny_model, sm
 def test_a_run_the_identity_matrix_would_not_fit_is_refused_before_anything_is_written(tmp_path, small_data,
                                                                                       sample_model, monkeypatch):
     """The identity probe's score matrices are quadratic in the images (every probe image against every gallery
-    image; about 48 bytes a comparison): a thorough run on 100k images needed ~100 GB and was killed for memory
+    image; about 56 bytes a comparison): a thorough run on 100k images needed ~100 GB and was killed for memory
     after its embedding pass. Such a run is now refused up front, naming the comparisons, the memory and how many
     images would fit; a run that fits, and a run without the identity probe, are not concerned."""
     from audit.probes import get

@@ -41,10 +41,12 @@ gallery- and pair-person impostor effects): coverage 0.95-0.98 (EER) and 0.99-1.
 persons, with intervals 1.1-1.3x as wide as the estimates' true spread over datasets."""
 
 
-BYTES_PER_COMPARISON = 48
+BYTES_PER_COMPARISON = 56
 """Peak memory of the identity probe's statistics per comparison in its probe x gallery score matrix, measured by
 ``benchmarks/identity_memory.py`` (46.5 to 49.9 bytes at 8 to 24 million comparisons, the clean matrix and one
-condition's included): what a run is refused on before it starts when the machine has less (:meth:`memory`)."""
+condition's included), plus the 8 bytes of the clean impostor scores kept through every condition since 0.5.0 (FNMR's
+threshold chosen again on each resample): what a run is refused on before it starts when the machine has less
+(:meth:`memory`)."""
 
 
 def split_gallery(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,7 +134,6 @@ class IdentityProbe:
         # outcomes, so that a paired comparison chooses it again on every replicate (as for TAR)
         clean_imp = s_clean[imp_mask]
         clean_kept = {t: kept_impostors(clean_imp, imp_mask, t) for t in targets}
-        del clean_imp
         rng = np.random.default_rng(ctx.seed)
         for ci, cond in enumerate(cfg.conditions):
             emb = clean if cond == "clean" else ctx.embeddings(cond)
@@ -140,7 +141,7 @@ class IdentityProbe:
             gen = s[np.arange(len(probes)), own]
             curves[cond] = ver.roc_points(s[imp_mask], gen)
             result.metrics += self._verification(cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                                                 rng, series, clean_kept)
+                                                 rng, series, clean_kept, clean_imp)
             result.metrics += self._demographics(cond, s, gen, imp_mask, pairs, groups, taus[demo_fmr],
                                                  label[demo_fmr], boot, series, labelled)
             ctx.progress((ci + 1) / len(cfg.conditions), f"identity under {cond}")
@@ -161,11 +162,14 @@ class IdentityProbe:
         return out
 
     def _verification(self, cond, s, gen, imp_mask, pairs, imp_pairs, own, taus, label, boot,
-                      rng, series=None, clean_kept=None) -> list[MetricRecord]:
+                      rng, series=None, clean_kept=None, clean_imp=None) -> list[MetricRecord]:
         """FNMR, FMR and TAR at each target, EER, ROC AUC and rank-1 under ``cond``; each probe's genuine score with
         the highest clean impostor scores (``clean_kept``, per target: FNMR's threshold) and with the condition's
         own (TAR's) are appended to ``series`` (outcomes for paired comparisons; without ``clean_kept`` each
-        probe's miss at the global threshold, as runs did before)."""
+        probe's miss at the global threshold, as runs did before). FNMR's interval chooses the clean threshold again
+        on every resample from ``clean_imp`` (every clean impostor score, laid out as ``imp_mask``), as TAR's chooses
+        its own: held at the whole sample's value it was a sixth narrower than 1 - TAR's on the same clean numbers
+        (a review of the rules)."""
         name = self.name
         n_probe = len(gen)
         out = []
@@ -182,7 +186,11 @@ class IdentityProbe:
             return r, pairs.gallery_persons[c]
 
         for t, tau in taus.items():
-            fnmr = boot.mean(gen < tau, rate=True)
+            if clean_imp is None:
+                fnmr = boot.mean(gen < tau, rate=True)
+            else:
+                fnmr = boot.from_resamples(float(np.mean(gen < tau)), 1 - boot.share_at_own_threshold(
+                    gen, clean_imp, where, imp_pairs, t), rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
             fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
             # Privacy risk grows with recognition: a higher clean FNMR (1 - TAR there) is the safer direction.

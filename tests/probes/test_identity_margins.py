@@ -237,3 +237,26 @@ def test_an_attribute_with_one_comparable_group_leaves_empty_differentials_not_n
         assert evaluate_rule(rule, df, {"identity"}).status != "pass", rule_id
         sex_only = df[df["attribute"] != "skin_tone"]  # as the probe stored it before
         assert evaluate_rule(rule, sex_only, {"identity"}).status == "pass", rule_id
+
+
+def test_clean_fnmr_interval_chooses_its_threshold_again_as_tar_does():
+    """A review of the rules: FNMR's interval held the clean threshold at the whole sample's value, so on clean faces,
+    where FNMR is 1 - TAR, it was a sixth narrower than TAR's, and ID-MASK-FNMR's pass test read that upper end. It
+    now chooses the threshold again on every resample: on clean faces the two intervals mirror each other."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(3), 120)
+    boot = SubjectBootstrap(own, 200, 0, "identity")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, s.shape[1])
+    from audit.metrics import verification as ver
+
+    tau = ver.threshold_at_fmr(s[imp], 0.01)
+    probe = IdentityProbe()
+    args = ("clean", s, gen, imp, pairs, pairs.sum(imp), own, {0.01: tau}, {0.01: "fmr=0.01"}, boot,
+            np.random.default_rng(0))
+    df = pd.DataFrame([r.__dict__ for r in probe._verification(*args, clean_imp=s[imp])])
+    fnmr, tar = _row(df, "fnmr"), _row(df, "tar_at_fmr")
+    assert fnmr["value"] == pytest.approx(1 - tar["value"])
+    assert (fnmr["ci_low"], fnmr["ci_high"]) == pytest.approx((1 - tar["ci_high"], 1 - tar["ci_low"]))
+    held = _row(pd.DataFrame([r.__dict__ for r in probe._verification(*args)]), "fnmr")  # the threshold held fixed
+    assert held["ci_high"] - held["ci_low"] < fnmr["ci_high"] - fnmr["ci_low"]
