@@ -242,14 +242,16 @@ def compare_bars(rows: pd.DataFrame, title: str) -> str | None:
 
 
 def forest(rows: pd.DataFrame, title: str) -> str | None:
-    """Paired differences B - A with their 95% intervals, one line per measure (label column), and the zero line:
-    a measure whose interval misses zero differs between the two models on these persons."""
+    """Paired differences B - A with their 95% intervals, one line per measure (label column), and the zero line.
+    A point is red where the row's verdict tells the models apart (its ``outcome``, as the table and page one count
+    it: a disparity between groups too small to tell apart, or a measure at an operating point the persons cannot
+    back, stays grey even when its interval misses zero; a review of the comparison)."""
     rows = rows.dropna(subset=["diff", "ci_low", "ci_high"])
     if rows.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(rows) + 1.0))
     y = np.arange(len(rows))[::-1]
-    told = (rows["ci_low"] > 0) | (rows["ci_high"] < 0)
+    told = rows["outcome"].isin(["B higher", "A higher"]) & ~rows["setting"].astype(str).str.contains(";unsupported")
     ax.errorbar(rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]], fmt="none",
                 ecolor="#555", capsize=2, lw=1)
     ax.scatter(rows["diff"], y, c=np.where(told, "#b2182b", "#777777"), s=14, zorder=3)

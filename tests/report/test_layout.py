@@ -71,3 +71,21 @@ def test_short_comparison_tables_print_and_long_ones_are_left_to_their_attachmen
         assert ('<div class="printed">' in part) == printed and ('<div class="detail">' in part) != printed
         assert (f"in full in <span class=\"mono\">{name}</span>" in part) != printed  # the print-only pointer
         assert f"cmp.{name}</span> beside this report" in part  # the screen's pointer to the CSV, always
+
+
+def test_forest_marks_only_the_rows_whose_verdict_tells_the_models_apart():
+    """A review of the comparison: the forest plot coloured a point red whenever its interval missed zero, so a
+    disparity between groups too small to tell apart, and a measure at an unsupported operating point, showed as
+    'differs' beside a table and a page one that counted them otherwise."""
+    import pandas as pd
+
+    from audit.report import plots
+
+    def rows(outcome, setting):
+        return pd.DataFrame([{"diff": 0.2, "ci_low": 0.1, "ci_high": 0.3, "label": "m", "outcome": outcome,
+                              "setting": setting}])
+
+    red = "#b2182b"
+    assert red in plots.forest(rows("B higher", "fmr=0.001"), "t")
+    assert red not in plots.forest(rows("cannot be told apart", "fmr=0.001"), "t")
+    assert red not in plots.forest(rows("B higher", "fmr=0.001;unsupported"), "t")
