@@ -24,6 +24,7 @@ import pandas as pd
 
 from audit.data.groups import group_labels
 from audit.data.images import QualityIssue, read_image
+from audit.errors import ModelError
 from audit.intake.cache import LandmarkCache
 from audit.intake.detectors import Detection
 from audit.records import FAILURES, MetricRecord
@@ -106,9 +107,13 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
         if issue:  # the photo's own problem: a landmark check on the detector's absent points must not replace it
             return issue, False
         faces = detector.detect(img)
+        try:  # exactly what a later run reads back from the cache, so a cold and a warm cache give the same faces
+            back = [Detection.from_dict(f.to_dict()) for f in faces]
+        except ValueError as exc:  # a box or landmark the detector gave as NaN or inf: nothing is cached
+            raise ModelError(f"{images[i]} (row {i + 1}): the face detector {detector.name!r} gave a face with a "
+                             f"non-finite box or landmark ({exc}); it cannot be used on these photos") from None
         cache.put(hashes[i], faces)
-        # Exactly what a later run reads back from the cache, so a cold and a warm cache give the same faces.
-        return [Detection.from_dict(f.to_dict()) for f in faces], True
+        return back, True
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, range(n)))

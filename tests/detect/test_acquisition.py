@@ -276,3 +276,29 @@ def test_failure_grid_shows_the_worst_first_spread_across_persons():
     # Short of room, every person gets one before anyone gets a second.
     assert [i.row for i in worst_failures(issues, conf, subjects, max_n=4)] == [1, 6, 4, 5]
     assert [i.row for i in worst_failures(issues, conf, subjects, max_n=24, per_person=1)] == [1, 6, 5]
+
+
+def test_a_detector_giving_non_finite_landmarks_is_a_one_line_error_and_caches_nothing(tmp_path, cache):
+    """A review of the intake: a detector whose landmark regression overflowed (NaN or inf points at a finite score,
+    as an fp16 export can give) crashed in a thread with 'not a finite number: inf', naming neither the photo nor the
+    detector, and left a junk cache entry behind."""
+    import hashlib
+
+    from audit.errors import ModelError
+    from audit.intake.acquire import acquire
+    from audit.intake.cache import LandmarkCache
+
+    photo = tmp_path / "a.png"
+    write_rgb(photo, noise(64, 64, 1))
+
+    class Overflowing:
+        name, sha256, key = "overflowing", "0" * 64, "overflowing-key"
+
+        def detect(self, rgb):
+            return [Detection((10.0, 10.0, 40.0, 40.0), 0.99, tuple((float("inf"), 1.0) for _ in range(5)))]
+
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    with pytest.raises(ModelError, match=r"^a.png \(row 1\): the face detector 'overflowing' gave a face with a "
+                                         r"non-finite box or landmark"):
+        acquire([photo], ["a.png"], [digest], Overflowing(), 0.9)
+    assert LandmarkCache(Overflowing.key).get(digest) is None
