@@ -122,7 +122,8 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
     (so the same tenth of the real persons is held out) and the one whose reconstructions of the held-out real
     persons the model finds closer to their templates is the attacker's (on a real ArcFace with raw LFW photos,
     2,000 synthetic faces made the decoder worse: benchmarks/README.md). The statistics are the chosen one's,
-    with ``real_pairs``, ``synthetic_pairs`` (of the chosen), ``queries`` (every face embedded to train either),
+    with ``real_pairs``, ``synthetic_pairs`` (of the chosen), ``queries`` (every face embedded to train either, and
+    every held-out reconstruction submitted to judge either, epoch by epoch),
     ``synthetic_offered`` and ``held_out_distance`` per candidate. ``train``: :func:`train_decoder`'s options."""
     candidates = {name: decoder_pairs(emb, images, subjects, n, synthetic_seed, embed)
                   for name, n in (("real", 0), ("real+synthetic", n_synthetic)) if name == "real" or n > 0}
@@ -136,7 +137,9 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
     dec, stats = fitted[chosen]
     stats.update(real_pairs=int(len(emb)), chosen=chosen, synthetic_offered=int(n_synthetic),
                  held_out_distance={n: round(d, 6) for n, d in distance.items()},
-                 queries=max(len(pairs[0]) for pairs in candidates.values()))
+                 # the faces embedded to train either candidate, and every reconstruction submitted to judge one
+                 queries=max(len(pairs[0]) for pairs in candidates.values())
+                 + sum(st["judge_queries"] for _, st in fitted.values()))
     return dec, stats
 
 
@@ -224,6 +227,8 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
             break
     return dec, {"images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
                  "pairs": int(len(train_idx)),
+                 # each epoch's held-out reconstructions are submitted to the model: queries of it too
+                 "judge_queries": int(len(plateau.curve) * held.sum()) if judge is not None and len(val_idx) else 0,
                  "held_out_pairs": int(len(val_idx)), "epochs": len(plateau.curve),
                  "convergence": {**plateau.record(), "measure": "held-out cosine distance to the template"
                                  if judge is not None else "held-out decoder loss"}}
