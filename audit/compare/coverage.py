@@ -175,6 +175,56 @@ def sim_paired_gain(rng, n: int, n_boot: int, widened: bool = True) -> tuple[Est
     return Estimate(b - a, lo, hi, len(subjects)), 0.0
 
 
+MEMBERSHIP_SHIFT, MEMBERSHIP_FPR = 0.6, 0.1
+
+
+def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: bool = False) -> tuple[Estimate, float]:
+    """Two models with equally strong membership signal: each person's membership score is a person effect shared
+    by the models (correlation 0.7) plus each model's own noise, members shifted by 0.6; ``n`` members and 1.5 ``n``
+    non-members. Each model's attack is cross-validated as the membership probe does (stratified person folds, 5 x 2
+    repeats, shared by the models as the probe's seeded folds are), thresholds at FPR 0.1 chosen on each fold's
+    training non-members; the paired bootstrap reads the ``folds`` series the probe keeps, with the attacker-fit
+    variance added. The truth is 0 (TPR at FPR 0.1, or with ``tpr`` False the AUC). With ``fixed`` the flags are
+    held fixed (``share``, as comparisons did before 0.5.0)."""
+    from dataclasses import replace
+
+    from sklearn.model_selection import StratifiedKFold
+
+    from audit.compare.paired import _pair_interval
+
+    y = np.r_[np.ones(n, int), np.zeros(n + n // 2, int)]
+    subjects = np.arange(len(y)).astype(str)
+    effects = _shared(rng, len(y))
+    seeds = rng.integers(2**31, size=GAIN_REPEATS)
+    splits = [list(StratifiedKFold(GAIN_FOLDS, shuffle=True, random_state=int(sd)).split(y, y)) for sd in seeds]
+    series = []
+    for k in range(2):
+        score = np.sqrt(0.5) * effects[k] + np.sqrt(0.5) * rng.normal(0, 1, len(y)) + MEMBERSHIP_SHIFT * y
+        cv = tuple(tuple((tr, score[tr], te, score[te]) for tr, te in folds) for folds in splits)
+        s = Series("membership", "membership_tpr_at_fpr" if tpr else "membership_auc", "clean", "strongest", "",
+                   "all", np.arange(len(y)), subjects, "folds", y=y, cv=cv, rate=MEMBERSHIP_FPR if tpr else 0.0,
+                   folds=GAIN_FOLDS)
+        if fixed:
+            units = np.tile(np.flatnonzero(y == 1), len(cv))
+            values = np.concatenate([_flags(rep, y, MEMBERSHIP_FPR)[y == 1] for rep in cv])
+            s = replace(s, kind="share", rows=units, subjects=subjects[units], values=values, cv=())
+        series.append(s)
+    boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
+    stats = [boot.stat(s) for s in series]
+    d, lo, hi = _pair_interval(series[0], n, None)(*stats)
+    return Estimate(d, lo, hi, len(y)), 0.0
+
+
+def _flags(folds, y: np.ndarray, fpr: float) -> np.ndarray:
+    """Each person's flag at the threshold their test fold's training non-members put at ``fpr``."""
+    from audit.metrics.verification import threshold_at_fmr
+
+    flag = np.zeros(len(y), bool)
+    for tr, s_tr, te, s_te in folds:
+        flag[te] = s_te >= threshold_at_fmr(s_tr[y[tr] == 0], fpr)
+    return flag
+
+
 SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
               "gain": (sim_paired_gain, "normalised_gain difference B - A (paired, attacker fit variance added)"),
               "gain_unwidened": (lambda rng, n, n_boot: sim_paired_gain(rng, n, n_boot, widened=False),
@@ -189,7 +239,14 @@ SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
                              "fnmr difference B - A (paired, estimated thresholds held fixed)"),
               "group_fnmr": (lambda rng, n, n_boot: sim_paired_tar(rng, n, n_boot, miss=True, group=True),
                              "group fnmr difference B - A (paired, half the persons, the whole run's threshold "
-                             "chosen again)")}
+                             "chosen again)"),
+              "membership_tpr": (sim_paired_membership, "membership TPR at FPR 0.1 difference B - A (paired, "
+                                 "thresholds chosen again, attacker fit variance added)"),
+              "membership_tpr_fixed": (lambda rng, n, n_boot: sim_paired_membership(rng, n, n_boot, fixed=True),
+                                       "membership TPR at FPR 0.1 difference B - A (paired, flags held fixed)"),
+              "membership_auc": (lambda rng, n, n_boot: sim_paired_membership(rng, n, n_boot, tpr=False),
+                                 "membership AUC difference B - A (paired, per-fold pairs, attacker fit variance "
+                                 "added)")}
 
 
 def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:

@@ -81,6 +81,12 @@ class Series:
     impostor_subjects: np.ndarray | None = None
     """``share_at_rate``: the persons of the units the impostor comparisons' first side indexes, when the series'
     units are only some of them (a group's FNMR at the whole run's threshold); default ``subjects``."""
+    cv: tuple = ()
+    """``folds`` (a membership attack cross-validated over persons): per repeat, its folds as (training units,
+    their scores, test units, their scores); the series is the AUC of the pairs each fold scored
+    (:func:`audit.probes.membership.fold_auc`), or with ``rate`` the share of members (``y`` 1) flagged at the
+    threshold each fold's training non-members put at that false-positive rate, chosen again on every replicate
+    (:func:`audit.probes.membership.rechosen_rate`), averaged over repeats."""
 
     @property
     def key(self) -> tuple:
@@ -140,6 +146,12 @@ def load_series(store, run_id: str) -> list[Series]:
                     # (runs made before FNMR kept its impostor scores: the whole run's threshold held fixed)
                     out += _group_fnmr(out[-1], groups, gal_groups, lambda on: replace(
                         out[-1], rows=rows[on], subjects=subjects[on], values=vals[on]))
+            elif sd["kind"] == "folds":
+                cv = tuple(tuple((np.asarray(f["train"], int), np.asarray(f["train_scores"], float),
+                                  np.asarray(f["test"], int), np.asarray(f["test_scores"], float)) for f in rep)
+                           for rep in sd["cv"])
+                out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
+                                  cv=cv, rate=float(sd.get("rate") or 0.0), folds=int(sd["folds"])))
             elif sd["kind"] == "auc":
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
                                   scores=np.asarray(sd["scores"], float)))
@@ -210,6 +222,8 @@ class PairedBootstrap:
             return self._share_at_rate(s, idx)
         if s.kind == "auc":
             return self._auc(s, idx)
+        if s.kind == "folds":
+            return self._folds(s, idx)
         if s.kind == "share":
             num = np.bincount(idx, weights=s.values, minlength=len(self.persons))
             den = np.bincount(idx, minlength=len(self.persons)).astype(float)
@@ -236,6 +250,20 @@ class PairedBootstrap:
             full.append(eer_auc_many(sc[neg], sc[pos], np.ones((1, neg.sum())), np.ones((1, pos.sum())))[3][0])
             boots.append(eer_auc_many(sc[neg], sc[pos], w[:, neg], w[:, pos])[3])
         return float(np.mean(full)), np.mean(boots, axis=0)
+
+    def _folds(self, s: Series, idx: np.ndarray) -> tuple[float, np.ndarray]:
+        """A cross-validated membership attack's AUC, or TPR at ``s.rate``, on everyone and on every replicate (a
+        unit weighs as often as its person is drawn; every fold's threshold chosen again on those weights), averaged
+        over repeats, as the run computes it."""
+        from audit.probes.membership import fold_auc, rechosen_rate
+
+        def of(w):
+            per = [rechosen_rate(list(rep), s.y, s.y == 1, w, s.rate) if s.rate else fold_auc(list(rep), s.y, w)
+                   for rep in s.cv]
+            with np.errstate(invalid="ignore"):
+                return np.mean(per, axis=0)
+
+        return float(of(np.ones((1, len(idx))))[0]), of(self.counts[:, idx])
 
     def _impostor_pairs(self, idx: np.ndarray, gal: np.ndarray) -> np.ndarray:
         """Impostor comparisons per (probe person, gallery person): every unit against every gallery image of another
@@ -378,7 +406,9 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             series = {i: boot.at_fixed_threshold(s) for i, s in series.items()}
         stats = {i: boot.stat(s) for i, s in series.items()}
         ref_val, ref_boot = stats[ref]
-        n_persons = len(np.unique(first.subjects.astype(str)))
+        # a membership TPR rests on the member persons (the non-members only place the thresholds)
+        n_persons = (int((first.y == 1).sum()) if first.kind == "folds" and first.rate
+                     else len(np.unique(first.subjects.astype(str))))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
                 "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
         few = too_few(first)
@@ -392,7 +422,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             if few is not None and np.isfinite(d):
                 words, need = few, None
             ratio = rlo = rhi = None
-            if first.kind in ("share", "pair_share", "share_at_rate"):
+            if first.kind in ("share", "pair_share", "share_at_rate") or (first.kind == "folds" and first.rate):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     ratio = val / ref_val if ref_val else (float("inf") if val else float("nan"))
                     rlo, rhi = _interval(ratio, bs / ref_boot, n_persons)
@@ -402,7 +432,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:  # a model without a value is left out of its ranking and named (not_measured)
             ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few, pair,
-                               first.folds if first.kind == "gain" else None, seed)
+                               first.folds if first.kind in FITTED_KINDS else None, seed)
             if len(ranking["models"]) >= 2:
                 rankings.append({**base, **ranking})
     paired = {r[k] for r in rows for k in ("a", "b")}
@@ -414,14 +444,16 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
 def _pair_interval(s: Series, persons: int, few: str | None):
     """The 95% interval of B - A for the series ``s`` (one measure of every run), as a function of the two runs'
     ``(value, replicates)``: ``(difference, low, high)``. One function for the paired rows and the rankings' pairwise
-    verdicts, so that the two never disagree: the expanded percentile on the persons; for leakage gains each model's
-    attacker-fit variance added (:func:`fit_widened`); for a group's rate whose interval has no width (a handful of
+    verdicts, so that the two never disagree: the expanded percentile on the persons; for leakage gains and
+    membership attacks each model's attacker-fit variance added (:func:`fit_widened`); for a group's rate whose interval has no width (a handful of
     persons who all fail or none) the exact-binomial floor of the two rates (:func:`_exact_floor`)."""
     group_rate = s.group != "all" and s.kind in ("share", "pair_share", "share_at_rate")
 
     def pair(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> tuple[float, float, float]:
         d, lo, hi = _difference(a, b, persons)
-        if s.kind == "gain":
+        same = a[0] == b[0] and np.array_equal(a[1], b[1], equal_nan=True)  # one attacker fit (a run against its
+        # own re-run): nothing of the fit varies between the two
+        if s.kind in FITTED_KINDS and not same:
             with np.errstate(invalid="ignore"):
                 lo, hi = fit_widened(d, lo, hi, b[1] - a[1], a[1], b[1], s.folds)
         if few is None and group_rate and np.isfinite(d) and lo == hi:
@@ -437,6 +469,10 @@ def _difference(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], person
         d, db = b[0] - a[0], b[1] - a[1]
     return (d, *_interval(d, db, persons))
 
+
+FITTED_KINDS = ("gain", "folds")
+"""Series of an attacker fitted, or chosen, on other folds' persons (leakage's gain; membership's strongest attack):
+a paired difference carries each model's attacker-fit variance too (:func:`fit_widened`)."""
 
 MIN_GROUP_PERSONS = 10
 """A group's paired rate (and a max/min over groups) gets no verdict on fewer persons than this (in its smallest

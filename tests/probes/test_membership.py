@@ -259,7 +259,7 @@ def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit
     """The intervals re-choose every fold's thresholds on each person resample; with every person drawn once that
     must give exactly the flags the cross-validation stored (FPR targets and best balanced accuracy), and
     doubling a person's weight must move the rates."""
-    from audit.probes.membership import FPR_TARGETS, MembershipProbe, _rechosen_rate
+    from audit.probes.membership import FPR_TARGETS, MembershipProbe, rechosen_rate
 
     rng = np.random.default_rng(5)
     y = np.r_[np.ones(40, int), np.zeros(60, int)]
@@ -275,12 +275,12 @@ def test_thresholds_chosen_again_per_resample_reproduce_the_stored_flags_at_unit
         for t in FPR_TARGETS:
             folds = r.get("folds_at", {}).get(t, r["folds"])  # the strongest attack at each target is chosen there
             for who in (mem, non):
-                assert _rechosen_rate(folds, y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
-        assert _rechosen_rate(r["folds"], y, mem, ones, None)[0] == pytest.approx(r["bacc"][mem].mean())
-        assert _rechosen_rate(r["folds"], y, non, ones, None)[0] == pytest.approx(r["bacc"][non].mean())
+                assert rechosen_rate(folds, y, who, ones, t)[0] == pytest.approx(r["flag"][t][who].mean())
+        assert rechosen_rate(r["folds"], y, mem, ones, None)[0] == pytest.approx(r["bacc"][mem].mean())
+        assert rechosen_rate(r["folds"], y, non, ones, None)[0] == pytest.approx(r["bacc"][non].mean())
     w = np.ones((1, len(y)))
     w[0, np.flatnonzero(non)[:20]] = 3  # some non-members drawn three times: thresholds move
-    moved = [_rechosen_rate(out["tightness"]["folds"], y, mem, w, 0.1)[0], out["tightness"]["flag"][0.1][mem].mean()]
+    moved = [rechosen_rate(out["tightness"]["folds"], y, mem, w, 0.1)[0], out["tightness"]["flag"][0.1][mem].mean()]
     assert moved[0] != moved[1]
 
 
