@@ -91,7 +91,8 @@ class GateResult:
 
 def outdated(run: dict) -> str | None:
     """Why a run's numbers cannot be judged as this faceaudit's: another minor version computed them, whose numbers
-    mean something else (0.3 and before: cloaks computed from the gallery image, masked templates inverted by the
+    mean something else (0.4 and before: membership AUC understated on small sets, a photo-count 'spread' score, FNMR
+    intervals too narrow; 0.3 and before: cloaks computed from the gallery image, masked templates inverted by the
     decoder alone, leakage attackers fitted for plain accuracy, all of which understated risk), or an unknown one;
     None otherwise."""
     if not (made := computed_by_other(run)):
