@@ -218,17 +218,11 @@ class SubjectBootstrap:
         column's position in this bootstrap's sample, which tells whose image it is."""
         return PersonPairs(self, rows, cols).sum(values)
 
-    def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05,
-                persons: int | None = None) -> Estimate:
-        """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
-        count accepted and made comparisons between probe person p and gallery person g. Probe and
-        gallery persons are resampled independently; the floor counts person pairs compared.
-        ``persons``: the persons the rate rests on when it is one group's (default: all). Without a single comparison
-        (a one-person group has no impostor pair of its own) the rate is undefined: NaN, never 0."""
-        if not compared.sum():
-            return Estimate(np.nan, np.nan, np.nan, 0)
-        value = float(accepted.sum() / compared.sum())
-        k = self.n_subjects
+    def two_way_rates(self, accepted: np.ndarray, compared: np.ndarray) -> np.ndarray:
+        """Every resample's rate ``accepted / compared`` (person x person matrices, as :meth:`two_way` takes them),
+        probe persons drawn by the probe-side draws and gallery persons by the independent gallery-side ones (NaN
+        where a resample draws no comparison): the rates a statistic of several groups' rates is computed on, so
+        that its interval varies the gallery's persons too."""
         # Every resample's (probe counts) @ matrix @ (gallery counts), a chunk of resamples per matrix product (one
         # vector-matrix product per resample reads the whole persons x persons matrix each time: 20x slower at
         # 2,500 persons). Counts are whole numbers, so the sums are exact and the order of summing does not matter.
@@ -238,7 +232,20 @@ class SubjectBootstrap:
             den.append(((w @ compared) * v).sum(1))
         num, den = np.concatenate(num), np.concatenate(den)
         with np.errstate(invalid="ignore", divide="ignore"):
-            boots = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+    def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05,
+                persons: int | None = None, boots: np.ndarray | None = None) -> Estimate:
+        """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
+        count accepted and made comparisons between probe person p and gallery person g. Probe and
+        gallery persons are resampled independently; the floor counts person pairs compared.
+        ``persons``: the persons the rate rests on when it is one group's (default: all). Without a single comparison
+        (a one-person group has no impostor pair of its own) the rate is undefined: NaN, never 0."""
+        if not compared.sum():
+            return Estimate(np.nan, np.nan, np.nan, 0)
+        value = float(accepted.sum() / compared.sum())
+        k = self.n_subjects
+        boots = self.two_way_rates(accepted, compared) if boots is None else boots  # (computed already by a caller)
         pairs = int((compared > 0).sum())
         est = percentile_interval(value, boots, int(compared.sum()),
                                   expanded_alpha(alpha, k if persons is None else persons))

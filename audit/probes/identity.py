@@ -275,14 +275,22 @@ class IdentityProbe:
                 return ({v: ratio(4 * j, 4 * j + 1) for j, v in enumerate(values)},
                         {v: ratio(4 * j + 2, 4 * j + 3) for j, v in enumerate(values)})
 
-            full_rates, boot_rates = rates(full_sums), [rates(b) for b in boot_sums]
+            full_rates = rates(full_sums)
+            # A group's FMR compares two persons: on every resample probe and gallery persons are drawn apart (as the
+            # group's own FMR row), so the differentials over groups vary the gallery's persons too (drawn on the
+            # probe side alone, their intervals were a third narrower; a review of the rules). FNMR is genuine
+            # comparisons only: the probe-side draws, the same ones.
+            same_of = {v: (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None] for v in values}
+            fmr_sums = {v: (pairs.sum(accepted & same_of[v]), pairs.sum(same_of[v])) for v in values}
+            fmr_boots = {v: boot.two_way_rates(*fmr_sums[v]) for v in values}
+            boot_rates = [({v: fmr_boots[v][b] for v in values}, rates(sums)[1]) for b, sums in enumerate(boot_sums)]
             for v in values:
                 n = int(is_g[v].sum())
                 # A group's rates rest on that group's persons: the expanded percentile and the exact-binomial floor
                 # count them (a 5-person group with no errors gets FNMR [0, 0.52], not the whole run's interval).
                 persons = len(np.unique(boot.inverse[is_g[v]]))
-                same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
-                fmr_v = boot.two_way(pairs.sum(accepted & same_v), pairs.sum(same_v), persons=persons)
+                same_v = same_of[v]
+                fmr_v = boot.two_way(*fmr_sums[v], persons=persons, boots=fmr_boots[v])
                 fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True,
                                              persons=persons, observations=n)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,

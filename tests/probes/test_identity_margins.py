@@ -260,3 +260,22 @@ def test_clean_fnmr_interval_chooses_its_threshold_again_as_tar_does():
     assert (fnmr["ci_low"], fnmr["ci_high"]) == pytest.approx((1 - tar["ci_high"], 1 - tar["ci_low"]))
     held = _row(pd.DataFrame([r.__dict__ for r in probe._verification(*args)]), "fnmr")  # the threshold held fixed
     assert held["ci_high"] - held["ci_low"] < fnmr["ci_high"] - fnmr["ci_low"]
+
+
+def test_differentials_over_groups_vary_the_gallerys_persons_too():
+    """A review of the rules: the ratios and the FDR were resampled on the probe side only, so one gallery person
+    whom a whole group's probes match (a 'lamb') stayed in every resample and the FMR ratio's interval was a third too
+    narrow. Drawn apart on both sides, as each group's own FMR row is, the ratio's interval reaches the parity rules'
+    fail limit of 5 (it was [1.9, 3.6], short of it) and parity at its lower end."""
+    own, s, gen, _, labels = identity_draw(np.random.default_rng(4), 120)
+    gen[:] = ID_TAU + 3
+    s[labels[own] == "a", 0] = ID_TAU + 1  # gallery person 0 (group a) is matched by every probe of group a
+    boot = SubjectBootstrap(own, 400, 0, "identity")
+    imp = np.ones_like(s, dtype=bool)
+    imp[np.arange(len(own)), own] = False
+    pairs = _person_pairs(boot, own, s.shape[1])
+    recs = IdentityProbe()._demographics("clean", s, gen, imp, pairs, {"sex": (labels[own], labels)}, ID_TAU,
+                                         "fmr=0.01", boot, None, {"sex": {"a", "b"}})
+    ratio = _row(pd.DataFrame([r.__dict__ for r in recs]), "fmr_max_min")
+    assert ratio["value"] == pytest.approx(2.55, abs=0.01)
+    assert ratio["ci_low"] < 1.2 and ratio["ci_high"] > 5, ratio
