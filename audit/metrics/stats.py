@@ -336,15 +336,17 @@ def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.n
     return np.concatenate(out)
 
 
-def widen_for_training(est: Estimate, folds: int, bounds: tuple[float, float] = (0.0, 1.0)) -> Estimate:
+def widen_for_training(est: Estimate, folds: int, bounds: tuple[float, float] = (0.0, 1.0),
+                       share: float = 1.0) -> Estimate:
     """Widen a cross-validated statistic's interval for the variability of the trained model itself.
 
     Resampling persons with the out-of-fold predictions held fixed measures how the test persons vary, not how
     a model trained on other persons would: for k-fold cross-validation the training sets overlap and their
     variance is part of the estimate's own (Nadeau & Bengio 2003 correct the variance by the factor
     1 + n_test / n_train = 1 + 1 / (k - 1)). Each end moves away from the value by sqrt of that factor, and stays
-    within ``bounds``."""
-    f = float(np.sqrt(1 + 1 / max(folds - 1, 1)))
+    within ``bounds``. ``share``: the share of the folds whose model was trained (the others fitted nothing), which
+    scales the added variance."""
+    f = float(np.sqrt(1 + share / max(folds - 1, 1)))
     if not (np.isfinite(est.ci_low) and np.isfinite(est.ci_high)):
         return est
     lo = max(bounds[0], est.value - f * (est.value - est.ci_low))
