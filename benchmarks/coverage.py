@@ -50,7 +50,8 @@ def main() -> None:
                 r["seconds"] = round(time.perf_counter() - t0, 1)
             rows += res
     # paired differences between two models on the same persons
-    for metric in ("fnmr", "fmr", "tar", "tar_fixed", "fnmr_threshold", "fnmr_fixed"):
+    for metric in ("fnmr", "fmr", "tar", "tar_fixed", "fnmr_threshold", "fnmr_fixed", "membership_tpr",
+                   "membership_tpr_fixed", "membership_auc"):
         for persons in (60, 200):
             t0 = time.perf_counter()
             res = paired_coverage(persons, args.reps if persons < 200 else max(args.reps * 2 // 3, 50), args.boot,
