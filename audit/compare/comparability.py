@@ -51,7 +51,9 @@ def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
     resolved = record.get("resolved") or {}
     fields = _flatten({k: v for k, v in record.items() if k not in resolved})
     fields["dataset"] = run.get("dataset_id")
-    fields["faceaudit version"] = results_version((run.get("environment") or {}).get("faceaudit"))
+    # a run of unknown version is comparable with none (two such runs may come from different releases)
+    fields["faceaudit version"] = (results_version((run.get("environment") or {}).get("faceaudit"))
+                                   or f"unknown (run {run.get('run_id')})")
     if findings is not None and not findings.empty and "pack_hash" in findings:
         packs = findings.drop_duplicates("pack").set_index("pack")["pack_hash"].to_dict()
         fields["rule packs"] = json.dumps(dict(sorted(packs.items())))

@@ -55,3 +55,8 @@ def test_patch_releases_compare_paired_and_minor_releases_do_not():
     assert _blocking(old, new) == dict.fromkeys(PROBES, [])
     assert _blocking(older, new) == dict.fromkeys(PROBES, ["faceaudit version"])
     assert run_fields(older)["faceaudit version"] == "0.3.x"
+    # two runs that name no version may come from different releases: never paired (a review of the comparison)
+    a, b = _run(), _run()
+    del a["environment"]["faceaudit"], b["environment"]["faceaudit"]
+    a["run_id"], b["run_id"] = "ra", "rb"
+    assert _blocking(a, b) == dict.fromkeys(PROBES, ["faceaudit version"])
