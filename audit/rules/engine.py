@@ -430,7 +430,32 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
     if len(blind):  # a warning or failure stands, but the results it could not judge are named beside it
         loc.update(_blind(blind))
         msg += " Not judged: " + _blind_sentence(blind, rule, judged)
+    if status == "pass" and (absent := _absent_attributes(rule, rows)):
+        # "[sex, skin_tone, race]" pools every one that exists: a pass on sex alone says what it does not cover
+        loc["no_result_for"] = absent
+        msg += (f" No result for {', '.join(absent)}: this pass does not cover "
+                f"{'it' if len(absent) == 1 else 'them'}.")
     return Finding(rule, status, observed, loc, msg)
+
+
+ALTERNATIVES = ({"skin_tone", "race"},)
+"""Attributes a rule names as alternatives: one of them having results is enough (a dataset labels one or the other)."""
+
+
+def _absent_attributes(rule: Rule, rows: pd.DataFrame) -> list[str]:
+    """The attributes a rule's ``where`` names literally (no glob) that none of its judged rows is about, an
+    alternative (:data:`ALTERNATIVES`) counting for its group."""
+    named = rule.where.get("attribute")
+    named = [named] if isinstance(named, str) else list(named or [])
+    if len(named) < 2 or any(ch in a for a in named for ch in "*?["):
+        return []
+    have = set(rows["attribute"].astype(str))
+    out = []
+    for a in named:
+        group = next((g for g in ALTERNATIVES if a in g), {a})
+        if not group & have and a not in out:
+            out.append(a)
+    return out
 
 
 def _toward_limit(rule: Rule) -> str | None:

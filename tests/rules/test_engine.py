@@ -598,3 +598,19 @@ def test_a_warning_whose_value_or_interval_reaches_the_fail_limit_says_a_fail_is
     gate = judge(frame, "fail")
     assert gate.exit_code == 0 and list(gate.doubtful["rule_id"]) == ["ISO24745-IRREVERSIBILITY", "R1"]
     assert judge(frame, "warn").exit_code == 1
+
+
+def test_a_pass_pooling_attributes_names_those_without_results():
+    """A review of the rules: "[sex, skin_tone, race]" pools every attribute that exists, so on a dataset without a
+    skin-tone or race column DEMO-FMR-PARITY passed on sex alone under a title naming both, and said nothing."""
+    parity = next(r for r in load_pack("baseline").rules if r.id == "DEMO-FMR-PARITY")
+    rows = [{"probe": "identity", "condition": "clean", "metric": "fmr_max_min", "attribute": "sex",
+             "setting": "fmr=0.001", "value": 1.2, "ci_low": 1.0, "ci_high": 1.5},
+            {"probe": "identity", "condition": "clean", "metric": "fmr", "setting": "fmr=0.001", "value": 0.001,
+             "ci_low": 0.0008, "ci_high": 0.0012}]
+    f = evaluate_rule(parity, metrics(rows), {"identity"})
+    assert f.status == "pass" and f.location["no_result_for"] == ["skin_tone", "race"]
+    assert "No result for skin_tone, race: this pass does not cover them." in f.message
+    with_tone = rows + [{**rows[0], "attribute": "race"}]  # race stands for skin tone: nothing is missing
+    g = evaluate_rule(parity, metrics(with_tone), {"identity"})
+    assert g.status == "pass" and "no_result_for" not in g.location
