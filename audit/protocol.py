@@ -185,6 +185,16 @@ def apply(protocol: Protocol, fields: dict, explicit: set[str], where=lambda key
     a setting given explicitly that contradicts the protocol is refused, naming both values (``where`` names
     the setting as the user gave it: a command-line option, or a campaign file's field)."""
     pinned = protocol.fields()
+    from audit.config import PRESETS
+
+    for key in sorted(explicit & (set(BUDGETS) - set(pinned))):
+        # A budget the protocol leaves to its preset is the preset's: a weaker attacker (fewer queries, folds,
+        # resamples) under the protocol's name would be a run its name does not describe (a review of the comparison)
+        want = PRESETS[protocol.preset].get(key)
+        if key in fields and _norm(fields[key]) != _norm(want):
+            raise ConfigError(f"{where(key)} {fields[key]!r} contradicts protocol {protocol.protocol!r} "
+                              f"({protocol.source}), whose preset {protocol.preset} sets {key} = {want!r} (a protocol "
+                              "changes a budget only through its own overrides); leave it out")
     for key in sorted(explicit & set(pinned)):
         if key in fields and _norm(_pinned_value(key, fields[key])) != _norm(pinned[key]):
             named = "" if key in protocol.model_fields_set else " (its default: the protocol file names none)"

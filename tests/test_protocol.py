@@ -70,6 +70,8 @@ def test_a_run_under_a_protocol_takes_its_settings_and_records_it(tmp_path, smal
 @pytest.mark.parametrize("args,words", [
     (["--seed", "3"], "--seed 3 contradicts protocol 'tiny-world'"),
     (["--conditions", "clean,mask:surgical"], "contradicts protocol 'tiny-world'"),
+    # a budget the protocol leaves to its preset: a weaker attacker under the protocol's name (a review)
+    (["--inversion-queries", "21"], "--inversion-queries 21 contradicts protocol 'tiny-world'"),
 ])
 def test_options_that_contradict_the_protocol_are_refused(tmp_path, small_data, tiny_model, args, words):
     code, out = run_cli("run", "--model", tiny_model, "--data", small_data, "--protocol", _write(tmp_path / "p.yaml"),
