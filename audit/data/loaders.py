@@ -421,14 +421,23 @@ def from_utkface(root: Path) -> Dataset:
     UTKFace has no identities; each image is its own subject, which is enough for the
     leakage probe but not for the identity probe.
     """
-    rows = []
+    rows, other = [], []
     for p in _images_in(root):
         m = UTK_PATTERN.match(p.name)
         if not m:
+            other.append(p.name)
             continue
         rows.append({"image": p.name, "subject": p.name.split(".")[0], "age": float(m.group(1)),
                      "sex": "male" if m.group(2) == "0" else "female", "race": UTK_RACES[int(m.group(3))]})
     source = f"{root} (UTKFace file names)"
+    if other:  # said, as the person-folder loader says what it leaves aside (a review of the intake)
+        import warnings
+
+        from audit.errors import FaceAuditWarning
+
+        warnings.warn(FaceAuditWarning(f"{source}: not read: {len(other)} image(s) whose names are not "
+                                       f"age_gender_race_date.jpg (first: {other[0]}); rename them or list the images "
+                                       "in a manifest.csv"), stacklevel=3)
     df = validate_manifest(pd.DataFrame(rows, columns=["image", "subject", "age", "sex", "race"]), source)
     return Dataset(root=root, manifest=_check_inside(df, root, source), source=source, name=root.name)
 

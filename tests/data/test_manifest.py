@@ -104,6 +104,13 @@ def test_utkface_names(tmp_path):
     m = ds.manifest.set_index("age")
     assert m.loc[25.0, "sex"] == "female" and m.loc[25.0, "race"] == "asian"
     assert m.loc[61.0, "sex"] == "male" and m.loc[61.0, "race"] == "white"
+    # a photo whose name is not UTKFace's is said to be left out, not dropped in silence (a review of the intake)
+    jpeg(tmp_path / "utk" / "holiday.jpg")
+    from audit.errors import FaceAuditWarning
+
+    with pytest.warns(FaceAuditWarning, match=r"not read: 1 image\(s\) whose names are not age_gender_race_date.jpg "
+                                              r"\(first: holiday.jpg\)"):
+        assert len(load(tmp_path / "utk").manifest) == 2
 
 
 def test_alignment_maps_landmarks_to_template(small_data):
