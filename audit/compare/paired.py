@@ -347,6 +347,9 @@ def _interval(value: float, boots: np.ndarray, persons: int) -> tuple[float, flo
 
 def verdict(diff: float, lo: float, hi: float, persons: int, name_a: str, name_b: str) -> tuple[str, int | None]:
     """Plain words for B - A and, when the interval holds 0, the persons that would tell it apart."""
+    if np.isnan(diff):  # both infinite, or a model's value undefined (an AUC or gain over one class)
+        return ("no finite difference (a ratio is infinite in both: groups without errors; or a model's value is "
+                "undefined on these persons)"), None
     if not np.isfinite(diff):
         return "no finite difference (a ratio is infinite: a group without errors)", None
     if lo > 0:
