@@ -413,7 +413,7 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
         n_persons = (int((first.y == 1).sum()) if first.kind == "folds" and first.rate
                      else len(np.unique(first.subjects.astype(str))))
         base = {"probe": key[0], "metric": key[1], "condition": key[2], "setting": key[3], "attribute": key[4],
-                "group": key[5], "persons": n_persons, "direction": directions.get(key, "neutral")}
+                "group": key[5], "persons": n_persons, "direction": _direction(directions, key)}
         few = too_few(first)
         pair = _pair_interval(first, n_persons, few)
         for i in have:
@@ -442,6 +442,16 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
     unpaired = [lab for lab in labels if lab not in paired and lab not in missing]
     return {"rows": rows, "rankings": rankings, "missing": missing, "unpaired": unpaired,
             "persons": len(boot.persons), "n_boot": n_boot}
+
+
+def _direction(directions: dict, key: tuple) -> str:
+    """The stored direction of a series; one the runs stored at another setting only (a disparity across groups is
+    stored at the demographic FMR, and paired at every FMR the outcomes hold) takes its metric's there, so that one
+    disparity is not riskier at one FMR and without a direction at another (a review of the comparison)."""
+    if key in directions:
+        return directions[key]
+    same = {d for k, d in directions.items() if k[:2] == key[:2] and k[2:3] == key[2:3] and k[4:] == key[4:]}
+    return same.pop() if len(same) == 1 else "neutral"
 
 
 def _pair_interval(s: Series, persons: int, few: str | None):

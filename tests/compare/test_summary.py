@@ -94,3 +94,17 @@ def test_clean_fnmr_and_clean_tar_at_the_same_fmr_count_once():
              "direction": "neutral"}]
     (m,) = model_verdicts(summarise(rows))
     assert m["measures"] == 2 and m["merged"] == 1 and m["risk"] == {"riskier": 0, "safer": 1, "no direction": 1}
+
+
+def test_a_disparity_paired_at_another_fmr_keeps_its_stored_direction():
+    """A review of the comparison: fnmr_max_min is stored at the demographic FMR only but paired at every FMR the
+    outcomes hold, so the same disparity counted 'riskier' at one FMR and 'no direction' at the other."""
+    from audit.compare.paired import _direction
+
+    stored = {("identity", "fnmr_max_min", "clean", "fmr=0.001", "sex", "all"): "higher_is_riskier",
+              ("identity", "fnmr", "clean", "fmr=0.001", "", "all"): "lower_is_riskier",
+              ("identity", "fnmr", "clean", "fmr=0.01", "", "all"): "neutral"}
+    assert _direction(stored, ("identity", "fnmr_max_min", "clean", "fmr=0.01", "sex", "all")) == "higher_is_riskier"
+    assert _direction(stored, ("identity", "fnmr_max_min", "mask:n95", "fmr=0.01", "sex", "all")) == "neutral"
+    # two stored directions that disagree: none is guessed
+    assert _direction(stored, ("identity", "fnmr", "clean", "fmr=0.1", "", "all")) == "neutral"
