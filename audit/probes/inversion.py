@@ -22,7 +22,7 @@ the system threshold; type II: against the person's other images. Thresholds com
 impostor scores of the victims at FMR 1e-3 and 1e-2; with an independent evaluator model its own
 thresholds are used. Rank-1: the reconstruction's best match among every original image is the
 right person. SSIM and PSNR compare reconstructions with their sources. The same is done on
-templates of masked faces (the run's first mask condition), by the black-box decoder and the white-box attacker (the
+templates of masked faces (every mask condition of the run), by the black-box decoder and the white-box attacker (the
 query attacker attacks clean templates only); their reconstructions are judged against the clean source image, the
 photo a system would have enrolled.
 """
@@ -137,9 +137,9 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
     dec, stats = fitted[chosen]
     stats.update(real_pairs=int(len(emb)), chosen=chosen, synthetic_offered=int(n_synthetic),
                  held_out_distance={n: round(d, 6) for n, d in distance.items()},
-                 # the faces embedded to train either candidate, and every reconstruction submitted to judge one
-                 queries=max(len(pairs[0]) for pairs in candidates.values())
-                 + sum(st["judge_queries"] for _, st in fitted.values()))
+                 judging_queries=sum(st["judge_queries"] for _, st in fitted.values()))
+    # the faces embedded to train either candidate, and every reconstruction submitted to judge one
+    stats["queries"] = max(len(pairs[0]) for pairs in candidates.values()) + stats["judging_queries"]
     return dec, stats
 
 
@@ -339,8 +339,10 @@ class InversionProbe:
 
     @staticmethod
     def conditions(config) -> list[str]:
-        """Clean templates and those of the first mask condition (when the run has one)."""
-        return ["clean", *[c for c in config.conditions if c.startswith("mask:")][:1]]
+        """Clean templates and those of every mask the run puts on faces (``mask:<type>``; not the fixed-shape
+        ``@template`` controls nor combined conditions): the masked-template rules take the worst mask, which must
+        have been tried (until 0.5.0 only the first mask was; a review of the rules)."""
+        return ["clean", *[c for c in config.conditions if c.startswith("mask:") and "@" not in c and "+" not in c]]
 
     def check(self, config, dataset, model) -> None:
         if model.profile.kind != "embedding":
@@ -537,6 +539,8 @@ class InversionProbe:
 
     @staticmethod
     def _grid(source: np.ndarray, recon_sets: dict, n: int = 6) -> Artifact:
+        """Originals and each attack's reconstructions of them, from clean templates and from the first mask's (the
+        other masks' look alike and would lengthen the printed report; their numbers are in the tables)."""
         import cv2
 
         idx = np.linspace(0, len(source) - 1, min(n, len(source))).astype(int)
@@ -546,7 +550,7 @@ class InversionProbe:
         for attack, by_cond in recon_sets.items():
             if attack == "random-face":  # the control shows other people's faces: nothing to see
                 continue
-            for cond, recon in by_cond.items():
+            for cond, recon in list(by_cond.items())[:2]:
                 if isinstance(recon, tuple):  # white-box / query subset: show the first few it attacked
                     sel, recon = recon
                     pos = np.arange(min(len(idx), len(sel)))

@@ -223,7 +223,9 @@ def test_attacker_identity_loss_and_attribute_reading(small_data, sample_model, 
     # at 1, 21 and 41.
     distance = record["held_out_distance"]
     assert set(distance) == {"real", "real+synthetic"} and record["chosen"] == min(distance, key=distance.get)
-    assert record["synthetic_offered"] == 40 and record["queries"] == record["real_pairs"] + 40
+    # and every held-out reconstruction submitted to judge either candidate, epoch by epoch
+    assert record["synthetic_offered"] == 40 and record["judging_queries"] > 0
+    assert record["queries"] == record["real_pairs"] + 40 + record["judging_queries"]
     assert record["synthetic_pairs"] == (40 if record["chosen"] == "real+synthetic" else 0)
     assert record["pairs"] + record["held_out_pairs"] == record["real_pairs"] + record["synthetic_pairs"]
     assert record["held_out_pairs"] <= record["real_pairs"] // 5
