@@ -261,16 +261,33 @@ ATTACKER = {  # inversion attack -> who the attacker is, in plain words
 
 def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> list[str]:
     """One sentence per attack (threat model) and condition at FMR 1e-3, naming every judge's rate (the audited model
-    first, then an independent one); ``queries``: what the query attacker spent per victim."""
+    first, then an independent one), of several masks the worst only; ``queries``: what the query attacker spent per
+    victim."""
     m = metrics[(metrics["probe"] == "inversion") & (metrics["metric"] == "sar_type1")]
     m = m[[rate_of(s, "fmr") == 1e-3 for s in m["setting"]]]
     out = []
     groups: dict[tuple[str, str], list] = {}
     for _, r in m.iterrows():
         groups.setdefault((r["setting"].split(";")[0], r["condition"]), []).append(r)
+    # Of several masks, one sentence per attack on the worst (the audited model's highest rate; the rules take the
+    # worst too): the others are in the table, and a sentence each would lengthen the printed report.
+    masks: dict[str, list[str]] = {}
+    for attack, condition in groups:
+        if condition != "clean":
+            masks.setdefault(attack, []).append(condition)
+
+    def target_rate(key) -> float:
+        return max([float(r["value"]) for r in groups[key] if r["setting"].split(";")[1] == "target"
+                    and pd.notna(r["value"])] or [-1.0])
+
+    worst = {a: max(conds, key=lambda c: target_rate((a, c))) for a, conds in masks.items()}
     for (attack, condition), rows in groups.items():
+        if condition != "clean" and condition != worst[attack]:
+            continue
         who = ATTACKER.get(attack, attack.capitalize())
         source = "clean faces" if condition == "clean" else f"faces with {cond_words(condition)}"
+        if condition != "clean" and len(masks[attack]) > 1:
+            source += f" (the worst of the {len(masks[attack])} masks for this attack)"
         if all(pd.isna(r["value"]) for r in rows):  # an attack that was not run (white-box without a torch backend)
             out.append(f"{who}: not tried on templates of {source} (the attack could not run on this model; the run's "
                        "notes say why), so no rule that pools every threat model passes.")

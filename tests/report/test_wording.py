@@ -490,3 +490,14 @@ def test_the_query_attack_is_listed_among_the_attacks_stopped_by_their_budget():
     lines = _inversion_convergence({"convergence": rec}, {"budget": 200, "queries_per_victim": 181.0})["convergence"]
     assert ("The query-only attack has no stopping rule of its own: it spent 181 queries per victim and stopped "
             "because its budget of 200 ran out, so a larger budget may strengthen it.") in lines
+
+
+def test_inversion_from_several_masks_is_told_once_per_attack_on_the_worst_mask():
+    """Since 0.5.0 every mask's templates are attacked (the masked-template rules take the worst): page one tells
+    each attack once, on the mask the audited model accepted most reconstructions from, and says it is the worst."""
+    rows = metrics([{"probe": "inversion", "metric": "sar_type1", "condition": c, "setting": "black-box;target;fmr=0.001",
+                     "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1}
+                    for c, v in (("clean", 0.6), ("mask:surgical", 0.2), ("mask:n95", 0.45), ("mask:cloth", 0.3))])
+    said = narrative.inversion_verdicts(rows)
+    assert len(said) == 2 and "from templates of clean faces" in said[0]
+    assert "(mask:n95) (the worst of the 3 masks for this attack), faces accepted" in said[1] and "45.0%" in said[1]
