@@ -202,7 +202,8 @@ def _memb_outcomes(out: dict, y: np.ndarray, at: np.ndarray) -> dict:
     from audit.probes.membership import _auc
 
     mem, non = at & (y == 1), at & (y == 0)
-    return {"membership_auc": _auc(out["ranked"][at], y[at]),
+    # a score attack's AUC from its score on those persons; a fitted one's is its folds' (here one fold: ``at``)
+    return {"membership_auc": _auc(out["ranked"][at], y[at]) if "ranked" in out else out["auc"],
             "membership_balanced_accuracy": 0.5 * (out["bacc"][mem].mean() + (~out["bacc"][non]).mean()),
             "membership_tpr_at_fpr": out["flag"][0.1][mem].mean(),
             "membership_tpr_at_fpr@0.01": out["flag"][0.01][mem].mean()}
