@@ -1,7 +1,7 @@
 """Paired differences between models audited on the same persons, and rankings.
 
 Every probe that has headline metrics keeps its per-unit outcomes (``outcomes.json``: one 0/1 outcome
-per genuine comparison, the attacker's per-image predictions, or a membership attack's per-person scores). For comparable runs the units are
+per genuine comparison, the attacker's per-image predictions, or a membership attack's cross-validation folds). For comparable runs the units are
 the same images of the same persons, so a **paired person bootstrap** draws persons once per
 replicate and computes every model's metric on the same draw; the difference B - A in a replicate
 then varies only with how the models differ on those persons, not with which persons were drawn,
@@ -51,7 +51,8 @@ class Series:
     subjects: np.ndarray
     kind: str
     """``share`` (mean of ``values``), ``gain`` (normalised gain of ``y`` vs each of ``pred``), ``auc`` (AUC of each
-    of ``scores`` for ``y`` 1 against 0, averaged) or ``max_min``."""
+    of ``scores`` for ``y`` 1 against 0, averaged), ``folds`` (a cross-validated membership attack: ``cv``),
+    ``pair_share``, ``share_at_rate`` or ``max_min``."""
     values: np.ndarray | None = None
     y: np.ndarray | None = None
     pred: np.ndarray | None = None
@@ -74,7 +75,7 @@ class Series:
     """``share_at_rate``: the impostor comparisons are between two images of ``gallery`` (every image against each
     later one of another person; inversion's victims), not between the units and a gallery."""
     folds: int = 5
-    """``gain``: the cross-validation folds the attacker was fitted in (runs stored before it was kept: 5, every
+    """``gain`` and ``folds``: the cross-validation folds the attacker was fitted in (runs stored before it was kept: 5, every
     preset's), for the attacker-fit variance of a paired difference (:func:`fit_widened`)."""
     complement: bool = False
     """``share_at_rate``: the series is one minus the share (FNMR: the genuine scores below the threshold)."""

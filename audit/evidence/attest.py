@@ -138,6 +138,8 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
                  for s in ("pass", "warn", "fail", "not_applicable")}
     # A rule whose interval cannot tell a pass from a warning or a failure is no evidence of a pass: WARNED, named
     undecided = sorted(f"{r.pack}/{r.rule_id}" for r in findings[gate.undecided(findings).notna()].itertuples())
+    # warnings whose measured value or interval reaches the fail limit: signed as warned, and said (a review)
+    could_fail = sorted(f"{r.pack}/{r.rule_id}" for r in findings[gate.fail_not_excluded(findings)].itertuples())
     result = "FAILED" if by_status["fail"] else "WARNED" if by_status["warn"] or undecided else "PASSED"
     config = run["config"]
     configuration = [{
@@ -152,7 +154,8 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
                         "result_settings_sha256": hashlib.sha256(canonical_json(result_fields(config))).hexdigest(),
                         "signer": signer.name,
                         "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"]),
-                        "undecided": ", ".join(undecided)}}]
+                        "undecided": ", ".join(undecided),
+                        "warned_fail_not_excluded": ", ".join(could_fail)}}]
     packs = findings[["pack", "pack_version", "pack_hash"]].drop_duplicates().sort_values("pack")
     configuration += [{"name": f"rule-pack:{p.pack}@{p.pack_version}", "digest": {"sha256": p.pack_hash}}
                       for p in packs.itertuples() if p.pack_hash]
@@ -271,6 +274,9 @@ def describe(stmt: dict) -> list[str]:
                              "(without paths: equal for the same settings, model and data anywhere)")
             if notes.get("undecided"):
                 lines.append(f"not judged, could not be told from a warning or failure: {notes['undecided']}")
+            if notes.get("warned_fail_not_excluded"):
+                lines.append(f"warned, a fail not excluded (the measured value or the interval reaches the fail "
+                             f"limit): {notes['warned_fail_not_excluded']}")
     named = [str(c.get("name")) for c in configs if str(c.get("name", "")).startswith(("rule-pack:", "protocol:"))]
     if named:
         lines.append("judged under " + ", ".join(named))

@@ -109,9 +109,11 @@ def acquire(paths: list[Path], images: list[str], hashes: list[str | None], dete
         faces = detector.detect(img)
         try:  # exactly what a later run reads back from the cache, so a cold and a warm cache give the same faces
             back = [Detection.from_dict(f.to_dict()) for f in faces]
-        except ValueError as exc:  # a box or landmark the detector gave as NaN or inf: nothing is cached
-            raise ModelError(f"{images[i]} (row {i + 1}): the face detector {detector.name!r} gave a face with a "
-                             f"non-finite box or landmark ({exc}); it cannot be used on these photos") from None
+        except ValueError as exc:  # a box or landmark the detector gave as NaN or inf (or not five points): nothing
+            # is cached
+            raise ModelError(f"{images[i]} (row {i + 1}): the face detector {detector.name!r} gave an invalid face "
+                             f"(a non-finite box or landmark, or not five points: {exc}); it cannot be used on these "
+                             "photos") from None
         cache.put(hashes[i], faces)
         return back, True
 

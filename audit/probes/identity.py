@@ -280,8 +280,13 @@ class IdentityProbe:
             # group's own FMR row), so the differentials over groups vary the gallery's persons too (drawn on the
             # probe side alone, their intervals were a third narrower; a review of the rules). FNMR is genuine
             # comparisons only: the probe-side draws, the same ones.
-            same_of = {v: (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None] for v in values}
-            fmr_sums = {v: (pairs.sum(accepted & same_of[v]), pairs.sum(same_of[v])) for v in values}
+            def same_group(v):  # impostor comparisons between two persons of group v (one probe x gallery matrix)
+                return (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
+
+            fmr_sums = {}
+            for v in values:  # one group's matrix at a time: seven age brackets would hold seven at once
+                same_v = same_group(v)
+                fmr_sums[v] = (pairs.sum(accepted & same_v), pairs.sum(same_v))
             fmr_boots = {v: boot.two_way_rates(*fmr_sums[v]) for v in values}
             boot_rates = [({v: fmr_boots[v][b] for v in values}, rates(sums)[1]) for b, sums in enumerate(boot_sums)]
             for v in values:
@@ -289,7 +294,7 @@ class IdentityProbe:
                 # A group's rates rest on that group's persons: the expanded percentile and the exact-binomial floor
                 # count them (a 5-person group with no errors gets FNMR [0, 0.52], not the whole run's interval).
                 persons = len(np.unique(boot.inverse[is_g[v]]))
-                same_v = same_of[v]
+                same_v = same_group(v)
                 fmr_v = boot.two_way(*fmr_sums[v], persons=persons, boots=fmr_boots[v])
                 fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True,
                                              persons=persons, observations=n)

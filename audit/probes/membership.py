@@ -55,9 +55,9 @@ supported (the rule of 30 the identity probe applies to false matches)."""
 MIN_PER_CLASS = 10
 """Fewest member and non-member persons the probe runs with (each fold needs both)."""
 FITTED = ("learned", "strongest")
-TIE = 1e-9  # balanced accuracies closer than this are one (two ways of summing the same counts round apart)
 """Attacks fitted on other folds' persons beyond a threshold (the logistic attacker; the choice of the strongest):
 their intervals are widened for the fit's own variability (:func:`audit.metrics.stats.widen_for_training`)."""
+TIE = 1e-9  # balanced accuracies closer than this are one (two ways of summing the same counts round apart)
 
 
 def person_scores(emb: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

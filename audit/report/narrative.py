@@ -269,16 +269,18 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
     groups: dict[tuple[str, str], list] = {}
     for _, r in m.iterrows():
         groups.setdefault((r["setting"].split(";")[0], r["condition"]), []).append(r)
-    # Of several masks, one sentence per attack on the worst (the audited model's highest rate; the rules take the
-    # worst too): the others are in the table, and a sentence each would lengthen the printed report.
+    # Of several masks, one sentence per attack on the worst (by the audited model's rate, ranked as the masked rules
+    # rank it: the lower end of the interval, then the value): the others are in the table, and a sentence each would
+    # lengthen the printed report.
     masks: dict[str, list[str]] = {}
     for attack, condition in groups:
         if condition != "clean":
             masks.setdefault(attack, []).append(condition)
 
-    def target_rate(key) -> float:
-        return max([float(r["value"]) for r in groups[key] if r["setting"].split(";")[1] == "target"
-                    and pd.notna(r["value"])] or [-1.0])
+    def target_rate(key) -> tuple[float, float]:  # as the masked rules rank them: the lower end, then the value
+        rows = [r for r in groups[key] if r["setting"].split(";")[1] == "target" and pd.notna(r["value"])]
+        return (max([float(r["ci_low"]) for r in rows if pd.notna(r["ci_low"])] or [-1.0]),
+                max([float(r["value"]) for r in rows] or [-1.0]))
 
     worst = {a: max(conds, key=lambda c: target_rate((a, c))) for a, conds in masks.items()}
     for (attack, condition), rows in groups.items():
@@ -286,7 +288,7 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
             continue
         who = ATTACKER.get(attack, attack.capitalize())
         source = "clean faces" if condition == "clean" else f"faces with {cond_words(condition)}"
-        if condition != "clean" and len(masks[attack]) > 1:
+        if condition != "clean" and len(masks[attack]) > 1 and not all(pd.isna(r["value"]) for r in rows):
             source += f" (the worst of the {len(masks[attack])} masks for this attack)"
         if all(pd.isna(r["value"]) for r in rows):  # an attack that was not run (white-box without a torch backend)
             out.append(f"{who}: not tried on templates of {source} (the attack could not run on this model; the run's "

@@ -178,8 +178,8 @@ def test_inversion_and_cloak_outcomes_are_paired_too(small_data, tmp_path):
 
 
 def test_membership_outcomes_are_paired_per_person(tmp_path):
-    """fr-baseline audited twice on a small planted membership set: the strongest attack's AUC (from per-person
-    out-of-fold scores) and its TPR at FPR 0.1 (over member persons) get paired rows that equal the stored
+    """fr-baseline audited twice on a small planted membership set: the strongest attack's AUC (from its
+    cross-validation folds) and its TPR at FPR 0.1 (over member persons) get paired rows that equal the stored
     metrics and, a model against itself, differ by exactly 0; fr-private against it gets a real interval. The
     comparison's headline carries the membership AUC, and its findings table only the rules judged for a run."""
     from audit.synth import MembershipRecipe

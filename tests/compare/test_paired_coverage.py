@@ -36,6 +36,7 @@ def test_paired_leakage_differences_carry_the_attacker_fit_variance():
     assert after["mean_width"] < 1.2 * 2 * 1.96 * after["estimate_sd"], after
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("persons", [60, 200])
 def test_paired_membership_differences_choose_thresholds_again_and_carry_the_fit_variance(persons):
     """A review of the comparison: membership TPR differences held every fold's flags fixed (the thresholds chosen on

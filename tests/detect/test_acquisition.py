@@ -298,7 +298,7 @@ def test_a_detector_giving_non_finite_landmarks_is_a_one_line_error_and_caches_n
             return [Detection((10.0, 10.0, 40.0, 40.0), 0.99, tuple((float("inf"), 1.0) for _ in range(5)))]
 
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-    with pytest.raises(ModelError, match=r"^a.png \(row 1\): the face detector 'overflowing' gave a face with a "
-                                         r"non-finite box or landmark"):
+    with pytest.raises(ModelError, match=r"^a.png \(row 1\): the face detector 'overflowing' gave an invalid face "
+                                         r"\(a non-finite box or landmark"):
         acquire([photo], ["a.png"], [digest], Overflowing(), 0.9)
     assert LandmarkCache(Overflowing.key).get(digest) is None

@@ -207,3 +207,37 @@ def test_a_run_another_minor_version_computed_closes_the_gate_and_is_not_signed(
     unknown = copy.deepcopy(stored)
     del unknown["environment"]["faceaudit"]  # a run of unknown version is never taken for this version's
     assert "computed by faceaudit of unknown version" in judge(findings, "fail", unknown).incomplete
+
+
+def test_a_warning_that_cannot_exclude_a_fail_is_named_by_the_gate_and_the_signed_statement(run, tmp_path):
+    """A review of the change: a warning whose interval reaches the fail limit (judged at its lenient end) was named by
+    the gate but signed as a plain warning; the statement names it and verify prints it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.evidence.attest import Signer, describe, statement
+
+    with Store(run["db"], read_only=True) as store:
+        m = store.metrics(run["run_id"]).query("probe == 'identity' and metric == 'roc_auc' and condition == 'clean'")
+        stored = store.run(run["run_id"])
+    lo, hi = float(m["ci_low"].iloc[0]), float(m["ci_high"].iloc[0])
+    pack = tmp_path / "ci-could-fail.yaml"
+    pack.write_text(f"""pack: ci-could-fail
+version: "1"
+rules:
+  - id: CI-COULD-FAIL
+    title: AUC judged at its lower end, which warns; its upper end reaches the fail limit
+    probe: identity
+    metric: roc_auc
+    where: {{condition: clean}}
+    warn_if: "> {lo - 1e-6:.7f}"
+    fail_if: "> {(lo + hi) / 2:.7f}"
+    use: ci_low
+""")
+    res = api.gate(run["run_id"], run["db"], [str(pack)], "fail")
+    assert res.exit_code == 0 and list(res.doubtful["rule_id"]) == ["CI-COULD-FAIL"]
+    assert list(res.findings["status"]) == ["warn"] and "a fail cannot be excluded" in res.findings["message"].iloc[0]
+    stmt = statement(stored, res.findings, [], Signer(Ed25519PrivateKey.generate(), "t"))
+    assert stmt["predicate"]["result"] == "WARNED"
+    notes = stmt["predicate"]["configuration"][0]["annotations"]
+    assert notes["warned_fail_not_excluded"] == "ci-could-fail/CI-COULD-FAIL"
+    assert any("warned, a fail not excluded" in line for line in describe(stmt))
