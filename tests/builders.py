@@ -76,7 +76,10 @@ def store_with_run(db: Path, model_name: str, producer: str, metric: dict) -> st
         s.write("models", pd.DataFrame([{"model_id": "9" * 64, "name": model_name, "path": "/x/[/b].onnx",
                                          "size_bytes": 1, "opset": 17, "producer": producer, "info": "{}",
                                          "profile": "{}", "added_at": datetime(2026, 11, 24, 10, 0, 0)}]))
-        run_id = s.create_run("9" * 64, "d" * 64, {"seed": 0}, 0, {})
+        import audit
+
+        # the environment a run records: a run of unknown version is never judged as this faceaudit's
+        run_id = s.create_run("9" * 64, "d" * 64, {"seed": 0}, 0, {"faceaudit": audit.__version__})
         s.set_run_status(run_id, "completed")
         s.write("metrics", pd.DataFrame([{"run_id": run_id, "n": 1200, "value": 0.1234, "ci_low": 0.05,
                                           "ci_high": 0.2, **metric}]))
