@@ -183,8 +183,8 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
     by the models (correlation 0.7) plus each model's own noise, members shifted by 0.6; ``n`` members and 1.5 ``n``
     non-members. Each model's attack is cross-validated as the membership probe does (stratified person folds, 5 x 2
     repeats, shared by the models as the probe's seeded folds are), thresholds at FPR 0.1 chosen on each fold's
-    training non-members; the paired bootstrap reads the ``folds`` series the probe keeps, with the attacker-fit
-    variance added. The truth is 0 (TPR at FPR 0.1, or with ``tpr`` False the AUC). With ``fixed`` the flags are
+    training non-members; the paired bootstrap reads the ``folds`` series the probe keeps (no fold fitted a model:
+    no attacker-fit variance added). The truth is 0 (TPR at FPR 0.1, or with ``tpr`` False the AUC). With ``fixed`` the flags are
     held fixed (``share``, as comparisons did before 0.5.0)."""
     from dataclasses import replace
 
@@ -203,7 +203,7 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
         cv = tuple(tuple((tr, score[tr], te, score[te]) for tr, te in folds) for folds in splits)
         s = Series("membership", "membership_tpr_at_fpr" if tpr else "membership_auc", "clean", "strongest", "",
                    "all", np.arange(len(y)), subjects, "folds", y=y, cv=cv, rate=MEMBERSHIP_FPR if tpr else 0.0,
-                   folds=GAIN_FOLDS)
+                   folds=GAIN_FOLDS, fitted=0.0)  # a score attack fits nothing but thresholds (as the probe keeps it)
         if fixed:
             units = np.tile(np.flatnonzero(y == 1), len(cv))
             values = np.concatenate([_flags(rep, y, MEMBERSHIP_FPR)[y == 1] for rep in cv])
@@ -211,7 +211,7 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
         series.append(s)
     boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
     stats = [boot.stat(s) for s in series]
-    d, lo, hi = _pair_interval(series[0], n, None)(*stats)
+    d, lo, hi = _pair_interval(series[0], n, None)(*stats, tuple(s.fitted for s in series))
     return Estimate(d, lo, hi, len(y)), 0.0
 
 
@@ -241,12 +241,12 @@ SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
                              "group fnmr difference B - A (paired, half the persons, the whole run's threshold "
                              "chosen again)"),
               "membership_tpr": (sim_paired_membership, "membership TPR at FPR 0.1 difference B - A (paired, "
-                                 "thresholds chosen again, attacker fit variance added)"),
+                                 "thresholds chosen again; a score attack, no fit variance)"),
               "membership_tpr_fixed": (lambda rng, n, n_boot: sim_paired_membership(rng, n, n_boot, fixed=True),
                                        "membership TPR at FPR 0.1 difference B - A (paired, flags held fixed)"),
               "membership_auc": (lambda rng, n, n_boot: sim_paired_membership(rng, n, n_boot, tpr=False),
-                                 "membership AUC difference B - A (paired, per-fold pairs, attacker fit variance "
-                                 "added)")}
+                                 "membership AUC difference B - A (paired, per-fold pairs; a score attack, no fit "
+                                 "variance)")}
 
 
 def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:

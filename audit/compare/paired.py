@@ -77,6 +77,11 @@ class Series:
     folds: int = 5
     """``gain`` and ``folds``: the cross-validation folds the attacker was fitted in (runs stored before it was kept: 5, every
     preset's), for the attacker-fit variance of a paired difference (:func:`fit_widened`)."""
+    fitted: float = 1.0
+    """``gain`` and ``folds``: the share of the attacker's folds that fitted a model (membership's strongest attack:
+    the folds that chose the learned attacker, a score attack fitting nothing but thresholds the replicates choose
+    again), which scales the attacker-fit variance a paired difference adds, as a single run's interval is widened
+    (:func:`audit.metrics.stats.widen_for_training`); 1 for a leakage gain and for runs stored before it was kept."""
     complement: bool = False
     """``share_at_rate``: the series is one minus the share (FNMR: the genuine scores below the threshold)."""
     impostor_subjects: np.ndarray | None = None
@@ -152,7 +157,8 @@ def load_series(store, run_id: str) -> list[Series]:
                                   np.asarray(f["test"], int), np.asarray(f["test_scores"], float)) for f in rep)
                            for rep in sd["cv"])
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
-                                  cv=cv, rate=float(sd.get("rate") or 0.0), folds=int(sd["folds"])))
+                                  cv=cv, rate=float(sd.get("rate") or 0.0), folds=int(sd["folds"]),
+                                  fitted=float(sd.get("fitted", 1.0))))
             elif sd["kind"] == "auc":
                 out.append(Series(**base, group="all", rows=rows, subjects=subjects, y=np.asarray(sd["y"], int),
                                   scores=np.asarray(sd["scores"], float)))
@@ -417,11 +423,12 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
                 "group": key[5], "persons": n_persons, "direction": _direction(directions, key)}
         few = too_few(first)
         pair = _pair_interval(first, n_persons, few)
+        fitted = {i: s.fitted for i, s in series.items()}
         for i in have:
             if i == ref:
                 continue
             val, bs = stats[i]
-            d, lo, hi = pair(stats[ref], stats[i])
+            d, lo, hi = pair(stats[ref], stats[i], (fitted[ref], fitted[i]))
             words, need = verdict(d, lo, hi, n_persons, labels[ref], labels[i])
             if few is not None and np.isfinite(d):
                 words, need = few, None
@@ -436,7 +443,8 @@ def compare_runs(store, run_ids: list[str], labels: list[str], directions: dict,
             rows[-1]["outcome"] = outcome(rows[-1])
         if len(have) > 2:  # a model without a value is left out of its ranking and named (not_measured)
             ranking = _ranking([stats[i] for i in have], [labels[i] for i in have], n_persons, few, pair,
-                               first.folds if first.kind in FITTED_KINDS else None, seed)
+                               first.folds if first.kind in FITTED_KINDS else None, seed,
+                               [fitted[i] for i in have])
             if len(ranking["models"]) >= 2:
                 rankings.append({**base, **ranking})
     paired = {r[k] for r in rows for k in ("a", "b")}
@@ -463,13 +471,14 @@ def _pair_interval(s: Series, persons: int, few: str | None):
     persons who all fail or none) the exact-binomial floor of the two rates (:func:`_exact_floor`)."""
     group_rate = s.group != "all" and s.kind in ("share", "pair_share", "share_at_rate")
 
-    def pair(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> tuple[float, float, float]:
+    def pair(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray],
+             fitted: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float, float]:
         d, lo, hi = _difference(a, b, persons)
         same = a[0] == b[0] and np.array_equal(a[1], b[1], equal_nan=True)  # one attacker fit (a run against its
         # own re-run): nothing of the fit varies between the two
         if s.kind in FITTED_KINDS and not same:
             with np.errstate(invalid="ignore"):
-                lo, hi = fit_widened(d, lo, hi, b[1] - a[1], a[1], b[1], s.folds)
+                lo, hi = fit_widened(d, lo, hi, b[1] - a[1], a[1], b[1], s.folds, fitted)
         if few is None and group_rate and np.isfinite(d) and lo == hi:
             lo, hi = _exact_floor(a[0], b[0], persons, lo, hi)
         return d, lo, hi
@@ -518,14 +527,16 @@ def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tupl
     return (min(lo, d - float(np.hypot(b - lb, ua - a))), max(hi, d + float(np.hypot(ub - b, a - la))))
 
 
-def _fit_variance(boots_a: np.ndarray, boots_b: np.ndarray, folds: int) -> float:
+def _fit_variance(boots_a: np.ndarray, boots_b: np.ndarray, folds: int,
+                  fitted: tuple[float, float] = (1.0, 1.0)) -> float:
     """The two attackers' fit variance a paired leakage difference adds (Nadeau and Bengio: each model's bootstrap
-    variance over folds - 1; fitted apart, so they add)."""
-    return sum(float(np.nanvar(b)) for b in (boots_a, boots_b) if np.isfinite(b).any()) / max(folds - 1, 1)
+    variance over folds - 1, times the share of its folds that fitted a model; fitted apart, so they add)."""
+    return sum(f * float(np.nanvar(b)) for b, f in zip((boots_a, boots_b), fitted)
+               if f > 0 and np.isfinite(b).any()) / max(folds - 1, 1)
 
 
 def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.ndarray, boots_b: np.ndarray,
-                folds: int) -> tuple[float, float]:
+                folds: int, fitted: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
     """The interval ``[lo, hi]`` of a paired difference ``d`` of two leakage gains, widened for the variance of fitting
     each model's attacker. The replicates hold every model's out-of-fold predictions fixed, so they measure how the
     persons vary, not how an attacker fitted on other persons would: for one model the single-run interval widens by
@@ -537,7 +548,7 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
     if not (np.isfinite(d) and np.isfinite(lo) and np.isfinite(hi)):
         return lo, hi
     var_d = float(np.nanvar(diffs)) if np.isfinite(diffs).any() else 0.0
-    fit = _fit_variance(boots_a, boots_b, folds)
+    fit = _fit_variance(boots_a, boots_b, folds, fitted)
     if fit <= 0:
         return lo, hi
     if var_d > 0:
@@ -548,7 +559,7 @@ def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.n
 
 
 def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: int, few: str | None = None,
-             pair=None, folds: int | None = None, seed: int = 0) -> dict:
+             pair=None, folds: int | None = None, seed: int = 0, fitted: list[float] | None = None) -> dict:
     """Rank (1 = highest value) with its 95% interval over the replicates, and Holm-adjusted pairwise verdicts.
 
     A model without a value (not measured, NaN) is left out and listed in ``not_measured``; an infinite value (a
@@ -574,18 +585,19 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     not_measured = [{"model": labels[i], "value": float(stats[i][0]), "reason": "not measured"}
                     for i in range(len(stats)) if i not in measured]
     stats, labels = [stats[i] for i in measured], [labels[i] for i in measured]
+    fitted = [1.0] * len(stats) if fitted is None else [fitted[i] for i in measured]
     if not stats:
         return {"models": [], "pairs": [], "not_measured": not_measured}
     values = np.array([v for v, _ in stats])
     boots = np.stack([b for _, b in stats], axis=1)  # replicates x models
     if pair is None:
-        pair = lambda a, b: _difference(a, b, persons)  # noqa: E731
+        pair = lambda a, b, fitted=None: _difference(a, b, persons)  # noqa: E731
     ok = ~np.isnan(boots).any(1)
     n = len(labels)  # (no replicate with every value defined: every rank is possible)
     ranked = boots[ok]
     if folds is not None and len(ranked) > 1:  # the attackers' fit variance, each model's own (fitted apart)
-        sd = [float(np.sqrt(np.var(c[np.isfinite(c)]) / max(folds - 1, 1))) if np.isfinite(c).sum() > 1 else 0.0
-              for c in ranked.T]
+        sd = [float(np.sqrt(f * np.var(c[np.isfinite(c)]) / max(folds - 1, 1))) if np.isfinite(c).sum() > 1 else 0.0
+              for c, f in zip(ranked.T, fitted)]
         ranked = ranked + np.random.default_rng(seed).normal(size=ranked.shape) * np.array(sd)
     ranks = sps.rankdata(-ranked, method="min", axis=1) if ok.any() else np.array([[1] * n, [n] * n])
     point = sps.rankdata(np.where(np.isnan(values), np.inf, -values), method="min")  # undefined last
@@ -600,14 +612,16 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
             d = d[~np.isnan(d)]  # every replicate where both are defined
             p = min(1.0, 2 * min((np.sum(d <= 0) + 1) / (len(d) + 1), (np.sum(d >= 0) + 1) / (len(d) + 1)))
             if folds is not None and np.isfinite(values[j] - values[i]) and len(d) > 1:
-                sd = float(np.sqrt(np.var(d) + _fit_variance(boots[:, i], boots[:, j], folds)))
+                sd = float(np.sqrt(np.var(d) + _fit_variance(boots[:, i], boots[:, j], folds,
+                                                             (fitted[i], fitted[j]))))
                 p = max(p, float(2 * sps.norm.sf(abs(values[j] - values[i]) / sd))) if sd > 0 else p
             pairs.append((i, j))
             pvals.append(p)
     adjusted = holm(pvals)
     verdicts = []
     for (i, j), p in zip(pairs, adjusted):
-        diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]))  # the paired rows' interval
+        diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]), (fitted[i], fitted[j]))  # the
+        # paired rows' interval
         words = ("no finite difference" if not np.isfinite(diff) else
                  "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else

@@ -186,22 +186,22 @@ class IdentityProbe:
             return r, pairs.gallery_persons[c]
 
         for t, tau in taus.items():
+            # The condition's own threshold is a tail quantile of its impostor scores: chosen again on every resample
+            # (persons drawn on both sides), so TAR's interval carries its variability too.
+            tar_boots = boot.share_at_own_threshold(gen, imp_scores, where, imp_pairs, t)
             if clean_imp is None:
                 fnmr = boot.mean(gen < tau, rate=True)
-            else:
-                fnmr = boot.from_resamples(float(np.mean(gen < tau)), 1 - boot.share_at_own_threshold(
-                    gen, clean_imp, where, imp_pairs, t), rate=True)
+            else:  # on clean faces the clean threshold is the condition's own: 1 - TAR's resamples
+                fnmr = boot.from_resamples(float(np.mean(gen < tau)), 1 - (tar_boots if cond == "clean" else
+                                           boot.share_at_own_threshold(gen, clean_imp, where, imp_pairs, t)),
+                                           rate=True)
             # FMR compares two persons: resample probe persons and gallery persons independently.
             fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
             # Privacy risk grows with recognition: a higher clean FNMR (1 - TAR there) is the safer direction.
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, SAFE if cond == "clean" else NEUTRAL,
                                        setting=label[t]))
             out.append(MetricRecord.of(name, cond, "fmr", fmr, NEUTRAL, setting=label[t]))
-            own_tau = own_taus[t]
-            # The condition's own threshold is a tail quantile of its impostor scores: chosen again on every resample
-            # (persons drawn on both sides), so the interval carries its variability too.
-            tar = boot.from_resamples(float(np.mean(gen >= own_tau)), boot.share_at_own_threshold(
-                gen, imp_scores, where, imp_pairs, t), rate=True)
+            tar = boot.from_resamples(float(np.mean(gen >= own_taus[t])), tar_boots, rate=True)
             out.append(MetricRecord.of(name, cond, "tar_at_fmr", tar, RISK, setting=label[t]))
             if series is not None:  # TAR: the genuine scores and the highest impostor comparisons, so that a paired
                 # comparison chooses each model's threshold again on every replicate too
@@ -259,27 +259,13 @@ class IdentityProbe:
                                          SAFE if metric == "fdr" else RISK, attribute=attr, setting=setting)
                             for metric in SUMMARIES]
                 continue
-            # Per probe row and group: accepted impostor comparisons, impostor comparisons, genuine rejections
-            # and genuine comparisons; summed over every person resample at once (resample_sums), each group's
-            # rates on a resample are ratios of these sums.
-            cols, is_g = [], {}
-            for v in values:
-                same = (gal_lab == v)[None, :] & imp_mask
-                is_g[v] = probe_lab == v
-                cols += [(accepted & same).sum(1) * is_g[v], same.sum(1) * is_g[v], (gen < tau) & is_g[v], is_g[v]]
-            counts = np.stack(cols, axis=1).astype(float)
-            full_sums, boot_sums = counts.sum(0), boot.resample_sums(counts)
-
-            def rates(sums):
-                ratio = lambda a, b: sums[a] / sums[b] if sums[b] else np.nan  # noqa: E731
-                return ({v: ratio(4 * j, 4 * j + 1) for j, v in enumerate(values)},
-                        {v: ratio(4 * j + 2, 4 * j + 3) for j, v in enumerate(values)})
-
-            full_rates = rates(full_sums)
             # A group's FMR compares two persons: on every resample probe and gallery persons are drawn apart (as the
             # group's own FMR row), so the differentials over groups vary the gallery's persons too (drawn on the
             # probe side alone, their intervals were a third narrower; a review of the rules). FNMR is genuine
-            # comparisons only: the probe-side draws, the same ones.
+            # comparisons only: per probe row and group, genuine rejections and genuine comparisons, summed over
+            # every probe-side person resample at once (resample_sums).
+            is_g = {v: probe_lab == v for v in values}
+
             def same_group(v):  # impostor comparisons between two persons of group v (one probe x gallery matrix)
                 return (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
 
@@ -287,8 +273,19 @@ class IdentityProbe:
             for v in values:  # one group's matrix at a time: seven age brackets would hold seven at once
                 same_v = same_group(v)
                 fmr_sums[v] = (pairs.sum(accepted & same_v), pairs.sum(same_v))
+            counts = np.stack([c for v in values for c in ((gen < tau) & is_g[v], is_g[v])], axis=1).astype(float)
+
+            def fnmr_rates(sums):
+                return {v: sums[2 * j] / sums[2 * j + 1] if sums[2 * j + 1] else np.nan for j, v in enumerate(values)}
+
+            def fmr_rate(v):
+                accepts, compared = (float(m.sum()) for m in fmr_sums[v])
+                return accepts / compared if compared else np.nan
+
+            full_rates = ({v: fmr_rate(v) for v in values}, fnmr_rates(counts.sum(0)))
             fmr_boots = {v: boot.two_way_rates(*fmr_sums[v]) for v in values}
-            boot_rates = [({v: fmr_boots[v][b] for v in values}, rates(sums)[1]) for b, sums in enumerate(boot_sums)]
+            boot_rates = [({v: fmr_boots[v][b] for v in values}, fnmr_rates(sums))
+                          for b, sums in enumerate(boot.resample_sums(counts))]
             for v in values:
                 n = int(is_g[v].sum())
                 # A group's rates rest on that group's persons: the expanded percentile and the exact-binomial floor
@@ -299,7 +296,7 @@ class IdentityProbe:
                 fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True,
                                              persons=persons, observations=n)
                 out.append(MetricRecord(self.name, cond, "group_fmr", fmr_v.value, fmr_v.ci_low, fmr_v.ci_high,
-                                        int(counts[:, 4 * values.index(v) + 1].sum()), NEUTRAL, attribute=attr,
+                                        int(fmr_sums[v][1].sum()), NEUTRAL, attribute=attr,
                                         group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_fnmr", fnmr_v.value, fnmr_v.ci_low, fnmr_v.ci_high,
                                         n, NEUTRAL, attribute=attr, group=v, setting=setting))

@@ -121,14 +121,6 @@ def _threshold_bacc(s: np.ndarray, y: np.ndarray) -> float:
     return float(cand[int(np.argmax(gain >= gain.max() - TIE))])  # the lowest of the tied best (as rechosen_rate)
 
 
-def _below(train_neg: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Share of the training non-members scoring below each of ``s`` (ties count half): a score on the same
-    scale for every attack and fold, so out-of-fold scores pool into one AUC."""
-    neg = np.sort(train_neg)
-    lo, hi = np.searchsorted(neg, s, "left"), np.searchsorted(neg, s, "right")
-    return (lo + hi) / (2.0 * max(len(neg), 1))
-
-
 def fold_auc(folds: list, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """AUC of the (member, non-member) pairs scored by the same fold's attack, pooled over ``folds`` (each fold's
     pairs weighted as the person weights ``w`` draw them): one value per row of ``w``."""
@@ -146,24 +138,23 @@ def fold_auc(folds: list, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         return num / den
 
 
-def _logistic(c: float):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+C_GRID = [0.01, 0.1, 1.0, 10.0]
+"""The learned attacker's inverse regularisation strengths, one chosen (by AUC) by inner stratified 3-fold CV."""
 
 
-def _learned(x: np.ndarray, y: np.ndarray, seed: int):
-    """Logistic regression over the standardised scores, C chosen (by AUC) by inner stratified 3-fold CV."""
+def _logistic(c: float | None = None, seed: int = 0):
+    """Logistic regression over the standardised scores: with ``c`` that C, without it the C of :data:`C_GRID` chosen
+    (by AUC) by inner stratified 3-fold CV seeded ``seed`` (the grid searched after the scaler, as fitted)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    cv = StratifiedKFold(3, shuffle=True, random_state=seed % 2**32)
-    search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": [0.01, 0.1, 1.0, 10.0]}, cv=cv, scoring="roc_auc")
-    return make_pipeline(StandardScaler(), search).fit(x, y)
+    regression = LogisticRegression(C=1.0 if c is None else c, max_iter=2000)
+    if c is None:
+        cv = StratifiedKFold(3, shuffle=True, random_state=seed % 2**32)
+        regression = GridSearchCV(regression, {"C": C_GRID}, cv=cv, scoring="roc_auc")
+    return make_pipeline(StandardScaler(), regression)
 
 
 @register
@@ -295,12 +286,16 @@ class MembershipProbe:
             return [{"train": tr.tolist(), "train_scores": np.asarray(s_tr, float).tolist(), "test": te.tolist(),
                      "test_scores": np.asarray(s_te, float).tolist()} for tr, s_tr, te, s_te in folds]
 
+        def fitted(chosen):  # the share of the folds that chose the learned attacker (fitted on their persons)
+            return float(np.mean([c == "learned" for r in strongest for c in chosen(r)]))
+
         series = [{"metric": "membership_auc", "condition": "clean", "setting": "strongest", "attribute": "",
-                   "kind": "folds", "y": y, "folds": k, "cv": [cv(r["folds"]) for r in strongest]},
+                   "kind": "folds", "y": y, "folds": k, "cv": [cv(r["folds"]) for r in strongest],
+                   "fitted": fitted(lambda r: r["chosen"])},
                   {"metric": "membership_tpr_at_fpr", "condition": "clean",
                    "setting": operating_point("fpr", t, bool(needs_more(n_non, t)), "strongest"),
                    "attribute": "", "kind": "folds", "y": y, "folds": k, "rate": t,
-                   "cv": [cv(r["folds_at"][t]) for r in strongest]}]
+                   "cv": [cv(r["folds_at"][t]) for r in strongest], "fitted": fitted(lambda r: r["chosen_at"][t])}]
         return outcomes_artifact(self.name, rows, persons, series)
 
     @staticmethod
@@ -308,11 +303,11 @@ class MembershipProbe:
         return list(StratifiedKFold(k, shuffle=True, random_state=seed % 2**32).split(np.zeros(len(y)), y))
 
     def _cross_validate(self, features: dict, x: np.ndarray, y: np.ndarray, folds, seed: int) -> dict:
-        """Per attack: out-of-fold scores on a common scale (``q``), flags at each FPR target and at the
-        best-balanced-accuracy threshold, all chosen on the other folds' persons."""
+        """Per attack: every fold's (training persons, their scores, test persons, their scores), and the flags at
+        each FPR target and at the best-balanced-accuracy threshold, all chosen on the other folds' persons."""
         n = len(y)
         names = list(features) + ["learned"]
-        out = {a: {"q": np.zeros(n), "flag": {t: np.zeros(n, bool) for t in FPR_TARGETS}, "bacc": np.zeros(n, bool),
+        out = {a: {"flag": {t: np.zeros(n, bool) for t in FPR_TARGETS}, "bacc": np.zeros(n, bool),
                    "folds": []} for a in names + ["strongest"]}
         out["learned"]["C"] = []
         out["strongest"]["chosen"] = []
@@ -323,7 +318,7 @@ class MembershipProbe:
             for a, s in features.items():
                 train_scores[a], test_scores[a] = s[tr], s[te]
             inner = StratifiedKFold(3, shuffle=True, random_state=derive_seed(seed, "inner", f) % 2**32)
-            model = _learned(x[tr], y[tr], derive_seed(seed, "fit", f))
+            model = _logistic(seed=derive_seed(seed, "fit", f)).fit(x[tr], y[tr])
             c = float(model[-1].best_params_["C"])
             # The training scores that set the thresholds come from models with the C the test scores' model has: a
             # logistic decision function's scale depends on C, so inner models each with their own C put the
@@ -346,7 +341,6 @@ class MembershipProbe:
                 src = best if a == "strongest" else a
                 s_tr, s_te = train_scores[src], test_scores[src]
                 neg = s_tr[y[tr] == 0]
-                out[a]["q"][te] = _below(neg, s_te)
                 out[a]["folds"].append((tr, s_tr, te, s_te))
                 for t in FPR_TARGETS:
                     if a == "strongest":
@@ -360,7 +354,7 @@ class MembershipProbe:
             # A score attack fits nothing for its AUC (any threshold, the same ranking): the AUC of its own score over
             # every person. A fitted or chosen attack's scores are on its fold's own scale: its AUC is that of the
             # (member, non-member) pairs tested by the same fold's attack, pooled over folds; the per-fold rescaled
-            # scores pooled across folds (``q``) were coarse on a few dozen persons and understated it by 0.03-0.14
+            # scores pooled across folds were coarse on a few dozen persons and understated it by 0.03-0.14
             # at 10-30 persons a class (a review of the probe).
             if a in features:
                 out[a]["ranked"] = features[a]

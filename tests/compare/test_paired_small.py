@@ -226,3 +226,77 @@ def test_sar_at_fmr_thresholds_come_from_the_victims_own_impostor_pairs(store):
         want = np.sum(w * (own >= tau)) / np.sum(w) if w.sum() else np.nan
         assert boots[r] == pytest.approx(want, abs=1e-12, nan_ok=True)
     assert len(set(np.round(boots[np.isfinite(boots)], 9))) > 3
+
+
+def _membership_runs(seed: int = 4):
+    """Two models' membership cross-validations on the same 60 + 90 persons (the probe's own folds and attacks),
+    each as the probe keeps it: ``folds`` outcome series of the strongest attack. One score carries the signal,
+    so about half the folds choose it over the learned attacker."""
+    from types import SimpleNamespace
+
+    from audit.probes.membership import MembershipProbe
+
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(60, int), np.zeros(90, int)]
+    persons = np.array([f"p{i:03d}" for i in range(len(y))])
+    probe, ctx = MembershipProbe(), SimpleNamespace(faces=SimpleNamespace(rows=np.arange(len(y))))
+    shared = rng.normal(size=(len(y), 3))
+    arts = {}
+    for label in ("A", "B"):
+        x = np.sqrt(0.5) * shared + np.sqrt(0.5) * rng.normal(size=shared.shape) + np.r_[0.6, 0, 0] * y[:, None]
+        feats = {"tightness": x[:, 0], "spread": x[:, 1], "isolation": x[:, 2]}
+        outs = [probe._cross_validate(feats, x, y, probe._folds(y, 5, r), r)["strongest"] for r in range(2)]
+        arts[label] = (outs, probe._outcomes(ctx, persons, persons, y, outs, 90, 5))
+    return arts
+
+
+def test_membership_outcomes_carry_the_share_of_folds_that_fitted_an_attacker():
+    """The single run widens the strongest attack's interval by the share of its folds that chose the learned
+    attacker (a score attack fits nothing but thresholds, which the replicates choose again); its outcomes keep
+    that share (``fitted``: for the AUC, of the folds' choice by AUC; for TPR at FPR 0.1, of the choice there), so
+    that a comparison adds the same fit variance, not the learned attacker's whatever the folds chose."""
+    import json
+
+    from audit.probes.membership import FPR_TARGETS
+
+    for outs, art in _membership_runs().values():
+        series = {s["metric"]: s for s in json.loads(art.data)["series"]}
+        learned = lambda chosen: np.mean([c == "learned" for c in chosen])  # noqa: E731
+        assert 0 < series["membership_auc"]["fitted"] < 1  # some folds chose a score attack, others the learned
+        assert series["membership_auc"]["fitted"] == learned([c for o in outs for c in o["chosen"]])
+        assert series["membership_tpr_at_fpr"]["fitted"] == learned(
+            [c for o in outs for c in o["chosen_at"][FPR_TARGETS[0]]])
+
+
+def test_paired_membership_differences_add_the_fit_variance_of_the_folds_that_fitted(store):
+    """Review of the seventh session: a paired membership difference added both attackers' fit variance whatever
+    their folds chose. With no fold fitted (a score attack chosen everywhere) it adds none: the interval is the
+    replicates' alone; with every fold fitted it is widened as before (runs kept before the share was: as fitted);
+    half the folds, in between. The rankings' pairwise verdicts read the same interval."""
+    import json
+
+    from audit.compare.paired import PairedBootstrap, _difference, load_series
+
+    arts = _membership_runs()
+
+    def with_fitted(art, share):
+        data = json.loads(art.data)
+        for s in data["series"]:
+            if share is None:
+                s.pop("fitted")
+            else:
+                s["fitted"] = share
+        return Artifact.json("membership", "outcomes.json", data)
+
+    widths, rows = {}, {}
+    for share in (0.0, 0.5, 1.0, None):
+        with Store(":memory:") as s:
+            res = _compare(s, {k: [with_fitted(a, share)] for k, (_, a) in arts.items()}, n_boot=200)
+            series = {k: {x.metric: x for x in load_series(s, k)} for k in arts}
+        rows[share] = {r["metric"]: r for r in res["rows"]}
+        widths[share] = {m: r["ci_high"] - r["ci_low"] for m, r in rows[share].items()}
+    boot = PairedBootstrap(series["A"]["membership_auc"].subjects, 200, 0)
+    for metric in ("membership_auc", "membership_tpr_at_fpr"):
+        plain = _difference(*(boot.stat(series[k][metric]) for k in ("A", "B")), rows[0.0][metric]["persons"])
+        assert (rows[0.0][metric]["ci_low"], rows[0.0][metric]["ci_high"]) == pytest.approx(plain[1:])
+        assert widths[0.0][metric] < widths[0.5][metric] < widths[1.0][metric] == widths[None][metric]
