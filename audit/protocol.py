@@ -18,10 +18,12 @@ seed: 0
 attack_precision: float32           # optional: auto | float32 | bfloat16
 cloak_eps: [8]
 packs: {baseline: <SHA-256 of the pack file>, eu-ai-act: <SHA-256>}
+helpers: {surrogates: [<SHA-256>], evaluator: <SHA-256>}   # optional: the helper models, by content
 ```
 
 ``run --protocol P.yaml`` takes every pinned setting from the file (an option given on the command
-line that contradicts it is refused), checks the dataset, the packs and the tool version against it,
+line that contradicts it is refused), checks the dataset, the packs, the helper models (when it names
+``helpers``) and the tool version against it,
 and stores the protocol's name, version and SHA-256 with the run (``config.protocol``), where reports,
 exports and comparisons read it. Validated like campaign files: one line naming the file and field.
 """
@@ -35,7 +37,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from audit.config import DETECTOR_SPECS
+from audit.config import DETECTOR_SPECS, option_name
 from audit.errors import ConfigError, first_error
 from audit.yamlio import parse_yaml, read_bytes
 
@@ -45,6 +47,10 @@ BUDGETS = ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_
 PINNED = ("probes", "conditions", "attributes", "preset", "seed", "attack_precision", "cloak_eps", "detector",
           "min_face_confidence")
 """Config fields a protocol sets (with the budget ``overrides``); the command line may not contradict them."""
+HELPERS = ("evaluator", "attacker_model", "attribute_model", "surrogates", "reference_models")
+"""Helper-model roles a protocol's ``helpers`` pins by content (as the run records them under ``inputs``); the
+last two are lists, in the order given."""
+LISTED = ("surrogates", "reference_models")
 
 
 class DatasetPin(BaseModel):
@@ -100,6 +106,11 @@ class Protocol(BaseModel):
     min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     packs: dict[str, str] = Field(default_factory=dict)
     """Pack id -> SHA-256 of the pack file the findings must come from."""
+    helpers: dict[str, str | list[str]] | None = None
+    """Helper-model role (:data:`HELPERS`) -> SHA-256 of its ONNX file (``surrogates``, ``reference_models``: a list,
+    in order). Given, it pins every role: a run under the protocol uses exactly these files and no helper it does not
+    name (an inversion judged by another evaluator, or cloaks transferred from other surrogates, are other numbers
+    under the same name). Absent: helper models are not pinned (a comparison still names those that differ)."""
     sha256: str = ""
     source: str = ""
 
@@ -132,11 +143,27 @@ class Protocol(BaseModel):
             raise ValueError(f"pack {bad[0]!r}: give the SHA-256 of the pack file (64 hex digits)")
         return v
 
+    @field_validator("helpers")
+    @classmethod
+    def _helpers(cls, v: dict | None) -> dict | None:
+        import re
+
+        for role, pin in (v or {}).items():
+            if role not in HELPERS:
+                raise ValueError(f"unknown helper role {role!r}; allowed: {list(HELPERS)}")
+            if (role in LISTED) != isinstance(pin, list):
+                raise ValueError(f"{role!r}: give {'a list of SHA-256s' if role in LISTED else 'one SHA-256'}")
+            if not all(re.match(SHA256, h) for h in (pin if isinstance(pin, list) else [pin])):
+                raise ValueError(f"{role!r}: give the SHA-256 of the ONNX file (64 hex digits)")
+        return v
+
     def record(self) -> dict:
-        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later."""
+        """What a run stores of its protocol (``config.protocol``): enough to check the run against it later (the
+        helper pins only when the protocol has them, so records of protocols without are as they were)."""
         return {"name": self.protocol, "version": self.version, "sha256": self.sha256,
                 "dataset": self.dataset.model_dump(exclude_none=True), "faceaudit": self.faceaudit,
-                "packs": dict(sorted(self.packs.items()))}
+                "packs": dict(sorted(self.packs.items())),
+                **({"helpers": dict(sorted(self.helpers.items()))} if self.helpers is not None else {})}
 
     def fields(self) -> dict:
         """The config fields the protocol sets."""
@@ -236,6 +263,26 @@ def check_dataset(record: dict, fingerprint: str, recipe: dict | None) -> None:
             raise ConfigError(f"protocol {record['name']!r} pins {what} {want}; this dataset is {kind}")
         if got != want:
             raise ConfigError(f"protocol {record['name']!r} pins {what} {want}; this dataset is {what} {got}")
+
+
+def check_helpers(record: dict, hashes: dict) -> None:
+    """Refuse helper models other than those the protocol pins (when it has ``helpers``): ``hashes`` are the run's
+    input content hashes (:func:`audit.run.inputs.content_hashes`), a role it does not name must be unused."""
+    want = record.get("helpers")
+    if want is None:
+        return
+    def said(pin) -> str:
+        if not pin:
+            return "none"
+        return (f"the file with SHA-256 {pin}" if isinstance(pin, str) else
+                f"{len(pin)} file(s) with SHA-256 {', '.join(pin)}" + (" in that order" if len(pin) > 1 else ""))
+
+    for role in HELPERS:
+        empty = [] if role in LISTED else None
+        pinned, given = want.get(role, empty), hashes.get(role) or empty
+        if pinned != given:
+            raise ConfigError(f"protocol {record['name']!r} pins {option_name(role)} {said(pinned)}; this run gives "
+                              f"{said(given)}")
 
 
 def check_packs(record: dict, packs, source: str | Path | None = None) -> None:

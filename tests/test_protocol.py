@@ -99,7 +99,10 @@ def test_the_wrong_dataset_pack_or_version_is_refused_before_anything_is_written
                                         ({"detector": "mtcnn", "min_face_confidence": 2}, "min_face_confidence"),
                                         ({"faceaudit": "not a range"}, "faceaudit"), ({"colour": 1}, "colour"),
                                         ({"overrides": {"bootstrap": 0}}, "overrides.bootstrap"),
-                                        ({"cloak_eps": [-3]}, "cloak_eps.0")])
+                                        ({"cloak_eps": [-3]}, "cloak_eps.0"),
+                                        ({"helpers": {"judge": "0" * 64}}, "helpers"),
+                                        ({"helpers": {"surrogates": "0" * 64}}, "helpers"),
+                                        ({"helpers": {"evaluator": "abc"}}, "helpers")])
 def test_a_bad_protocol_file_is_one_line_naming_the_field(tmp_path, over, field):
     path = _write(tmp_path / "p.yaml", **over)
     with pytest.raises(ConfigError) as err:
@@ -335,3 +338,43 @@ def test_a_bad_value_in_a_protocol_names_the_protocol_not_an_option_nobody_gave(
                         "--no-parity")
     assert code == 2 and words.format(proto=proto) in " ".join(out.split())
     assert not db.exists() or Store(db, read_only=True).runs().empty
+
+
+def test_a_protocol_with_helpers_pins_the_helper_models_by_content(tmp_path, small_data, tiny_model):
+    """A protocol named no helper models, so two runs under its name could judge inversion by other evaluators or
+    transfer cloaks from other surrogates (the README said so: "not pinned yet"). With ``helpers`` it pins every
+    role by SHA-256: the same file under another path passes, another file, a missing one or a helper it does not
+    name is refused before anything is written; without ``helpers`` nothing is pinned, as before."""
+    import shutil
+
+    from tests.builders import make_onnx
+
+    digest = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    copy = tmp_path / "judge.onnx"
+    shutil.copy(tiny_model, copy)
+    other = make_onnx(tmp_path / "other.onnx", seed=1)
+    db = tmp_path / "s.duckdb"
+
+    def run(proto, *helpers):
+        return run_cli("run", "--model", tiny_model, "--data", small_data, "--db", db, "--no-parity", "--protocol",
+                       proto, *helpers)
+
+    pinned = _write(tmp_path / "pinned.yaml", helpers={"evaluator": digest})
+    for helpers, words in [((), "pins --evaluator the file with SHA-256 " + digest + "; this run gives none"),
+                           (("--evaluator", other), "this run gives the file with SHA-256 "
+                            + hashlib.sha256(other.read_bytes()).hexdigest()),
+                           (("--evaluator", copy, "--surrogate", copy), f"pins --surrogate none; this run gives 1 "
+                            f"file(s) with SHA-256 {digest}")]:
+        code, out = run(pinned, *helpers)
+        assert code == 2 and words in out and "\n" not in out.strip(), out
+        assert not db.exists() or Store(db, read_only=True).runs().empty
+    code, out = run(_write(tmp_path / "none.yaml", helpers={}), "--evaluator", copy)
+    assert code == 2 and "pins --evaluator none" in out
+    code, out = run(pinned, "--evaluator", copy)  # the pinned file under another name
+    assert code == 0, out
+    code, out = run(_write(tmp_path / "free.yaml"), "--evaluator", other)  # no helpers: not pinned
+    assert code == 0, out
+    with Store(db, read_only=True) as s:
+        records = [s.run(r)["config"]["protocol"] for r in s.runs()["run_id"]]
+    assert sorted("helpers" in r for r in records) == [False, True]
+    assert next(r for r in records if "helpers" in r)["helpers"] == {"evaluator": digest}

@@ -18,9 +18,10 @@ from audit.data.budget import cap_per_person
 from audit.data.loaders import CHUNK
 from audit.errors import ConfigError, FaceAuditError
 from audit.models import LoadedModel
+from audit.protocol import check_helpers
 from audit.probes import Artifact, ProbeContext, ProbeResult, conditions_read
 from audit.run.embeddings import Embeddings, examples
-from audit.run.inputs import Inputs, _subset, environment, load_inputs
+from audit.run.inputs import Inputs, _subset, content_hashes, environment, load_inputs
 from audit.run.results import (check_resume, parity, refuse_unchecked_torch, used, write_acquisition,
                                write_result)
 from audit.store import Store
@@ -33,8 +34,10 @@ class Cancelled(FaceAuditError):
     """The run was cancelled by the user."""
 
 
-def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset, attribute_model=None) -> list:
+def validate_config(config: AuditConfig, inputs: Inputs) -> list:
     """Every check that can fail before anything is written; returns the probe objects."""
+    model, extra, _, dataset = inputs
+    attribute_model = extra.get("attribute_model")
     probe_mod.load_plugins()
     if not config.probes:
         raise ConfigError("no probes selected")
@@ -56,6 +59,7 @@ def validate_config(config: AuditConfig, model: LoadedModel, dataset: Dataset, a
         p.check(config, dataset, model)
     if config.protocol:
         check_protocol_dataset(config.protocol, dataset)
+        check_helpers(config.protocol, content_hashes(inputs))
     return probes
 
 
@@ -134,8 +138,7 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
     """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
     from audit.rules import load_pack
 
-    model, extra, _, dataset = load_inputs(config)  # the same loading and helper checks as run_audit
-    validate_config(config, model, dataset, extra.get("attribute_model"))
+    validate_config(config, load_inputs(config))  # the same loading and helper checks as run_audit
     for p in packs or []:
         load_pack(p)
 
@@ -156,7 +159,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     preflight(db)
     inputs = load_inputs(config) if inputs is None else inputs
     model, extra, surrogates, dataset = inputs
-    probes = validate_config(config, model, dataset, extra.get("attribute_model"))
+    probes = validate_config(config, inputs)
     # Streaming: the budget is taken on the manifest (files only screened, nothing decoded); the chosen faces are
     # then decoded once to find files that do not decode, keeping no pixels (each step decodes what it uses).
     faces_all = dataset.faces(tuple(model.profile.input.size), verify=False)
