@@ -10,8 +10,9 @@ can only lower the measured FMR. Genuine scores equal to tau are accepted.
 
 Operating points follow the rule of 30 (Doddington; ISO/IEC 19795-1): a target FMR is
 supported only when the data hold at least 30 expected false matches at it, counted both in
-impostor comparisons (image pairs) and in distinct impostor person pairs; otherwise the
-report says how many more are needed.
+impostor comparisons (image pairs) and in distinct impostor person pairs (each pair of persons
+once, whichever of them is the probe: :func:`distinct_person_pairs`); otherwise the report says how
+many more are needed.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class OperatingPoint:
     comparisons: int
     """Impostor comparisons (image pairs) available."""
     person_pairs: int
-    """Distinct (probe person, gallery person) impostor pairs available."""
+    """Distinct impostor person pairs available (each pair of two persons once, :func:`distinct_person_pairs`)."""
 
     @property
     def needs_comparisons(self) -> int:
@@ -87,6 +88,13 @@ class OperatingPoint:
         return {"fmr": self.fmr, "supported": self.supported, "comparisons": self.comparisons,
                 "person_pairs": self.person_pairs, "needs_comparisons": self.needs_comparisons,
                 "needs_person_pairs": self.needs_person_pairs}
+
+
+def distinct_person_pairs(a: np.ndarray, b: np.ndarray) -> int:
+    """Unordered pairs of two different persons with one in ``a`` and the other in ``b`` (person ids, each set without
+    repeats): a person in both sets pairs with every other once, not once per side."""
+    both = len(np.intersect1d(a, b))
+    return len(a) * len(b) - both - both * (both - 1) // 2
 
 
 def operating_points(comparisons: int, person_pairs: int, targets=FMR_TARGETS) -> list[OperatingPoint]:

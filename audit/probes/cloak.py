@@ -159,8 +159,7 @@ class CloakProbe:
         # The rule of 30 for that threshold, as the identity probe counts it: PSR@tau at a point the queries cannot
         # back is labelled ';unsupported' (no rule passes on it).
         q_persons, g_persons = np.unique(subjects[q_flat]), np.unique(subjects[g_idx])
-        point = ver.operating_points(int(mask.sum()), len(q_persons) * len(g_persons) - len(
-            np.intersect1d(q_persons, g_persons)), (1e-3,))[0]
+        point = ver.operating_points(int(mask.sum()), ver.distinct_person_pairs(q_persons, g_persons), (1e-3,))[0]
         if not point.supported:
             result.notes.append(f"System threshold: {point.explain()}")
         boot = SubjectBootstrap(subjects[q_flat], cfg.setting("bootstrap"), ctx.seed, "cloak")

@@ -103,8 +103,11 @@ class IdentityProbe:
         imp_mask = np.ones_like(s_clean, dtype=bool)
         imp_mask[np.arange(len(probes)), own] = False
         n_imp = int(imp_mask.sum())
-        # Person pairs: gallery persons each probe person is compared with (never themselves).
-        n_pp = len(gal) * (len(gal) - 1)
+        # Distinct person pairs, each once whichever side is the probe: A's probe against B's gallery image and B's
+        # probe against A's are comparisons of the same two persons, whose false matches come together when the two
+        # look alike (counted twice, as before 0.6.0, a target was supported on half the pairs the rule of 30 asks for,
+        # and not as the inversion probe counted its victims' pairs).
+        n_pp = ver.distinct_person_pairs(np.arange(len(gal)), np.arange(len(gal)))
         points = ver.operating_points(n_imp, n_pp)
         result.notes += [p.explain() for p in points if not p.supported]
         targets = [p.fmr for p in points if p.supported]

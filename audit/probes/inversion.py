@@ -492,7 +492,9 @@ class InversionProbe:
         imp = ver.cosine_matrix(emb, emb)[pairs]
         ok, _ = ver.supported_fmrs(len(imp), FMRS)
         persons = who.max() + 1
-        points = {p.fmr: p for p in ver.operating_points(len(imp), persons * (persons - 1) // 2, FMRS)}
+        everyone = np.arange(persons)
+        points = {p.fmr: p for p in ver.operating_points(len(imp), ver.distinct_person_pairs(everyone, everyone),
+                                                          FMRS)}
         return VictimCalibration({t: ver.threshold_at_fmr(imp, t) for t in ok},
                                  {t: points[t].explain() for t in ok if not points[t].supported},
                                  imp, pairs, who, pairs_within(who, persons))

@@ -23,13 +23,43 @@ def test_ties_at_threshold_count_as_rejections():
 
 
 def test_rule_of_30_operating_points():
-    # 300 people: 89,700 person pairs; 1e-3 -> 89.7 expected false matches (supported), 1e-4 -> 9 (not)
-    points = {p.fmr: p for p in ver.operating_points(600_000, 300 * 299)}
+    # 300 people: 44,850 person pairs; 1e-3 -> 44.9 expected false matches (supported), 1e-4 -> 4.5 (not)
+    everyone = np.arange(300)
+    assert ver.distinct_person_pairs(everyone, everyone) == 44_850
+    points = {p.fmr: p for p in ver.operating_points(600_000, ver.distinct_person_pairs(everyone, everyone))}
     assert points[1e-2].supported and points[1e-3].supported
     assert not points[1e-4].supported and points[1e-4].needs_comparisons == 0
-    assert points[1e-4].needs_person_pairs == 300_000 - 89_700
+    assert points[1e-4].needs_person_pairs == 300_000 - 44_850
     assert points[1e-5].needs_comparisons == 3_000_000 - 600_000
-    assert "needs 210300 more impostor person pairs" in points[1e-4].explain()
+    assert "needs 255150 more impostor person pairs" in points[1e-4].explain()
+
+
+@pytest.mark.parametrize("a,b", [(range(5), range(5)), (range(4), range(2, 9)), (range(3), range(3, 6)),
+                                 (range(1), range(1)), ([], range(3))])
+def test_distinct_person_pairs_count_each_pair_of_persons_once(a, b):
+    """The rule of 30's person pairs: {A, B} once whether A's probe meets B's gallery image or B's meets A's (identity
+    counted both before 0.6.0, inversion one), never a person with themselves; checked by listing them."""
+    a, b = np.asarray(list(a), int), np.asarray(list(b), int)
+    listed = {frozenset((x, y)) for x in a for y in b if x != y}
+    assert ver.distinct_person_pairs(a, b) == len(listed)
+
+
+def test_identity_counts_each_pair_of_persons_once_for_the_rule_of_30(tmp_path):
+    """60 persons give 1,770 distinct person pairs, short of the 3,000 FMR 1e-2 needs; counted in both directions
+    (3,540, as before 0.6.0) the target was judged on half the person pairs the rule of 30 asks for."""
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+    from audit.synth import Recipe, materialise
+    from tests.builders import make_onnx
+
+    data, _, _ = materialise(tmp_path / "d", Recipe(people=60, images=2), workers=1)
+    cfg = AuditConfig(model=make_onnx(tmp_path / "m.onnx"), data=str(data), probes=["identity"], conditions=["clean"],
+                      bootstrap=20, parity=False)
+    run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        m = s.metrics(run_id)
+    assert set(m[m["metric"] == "threshold"]["setting"]) == {"fmr=0.01;unsupported"}
 
 
 def test_supported_fmrs_explain_missing_targets():
