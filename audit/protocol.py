@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -106,11 +106,12 @@ class Protocol(BaseModel):
     min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     packs: dict[str, str] = Field(default_factory=dict)
     """Pack id -> SHA-256 of the pack file the findings must come from."""
-    helpers: dict[str, str | list[str]] | None = None
+    helpers: dict[str, Any] | None = None
     """Helper-model role (:data:`HELPERS`) -> SHA-256 of its ONNX file (``surrogates``, ``reference_models``: a list,
     in order). Given, it pins every role: a run under the protocol uses exactly these files and no helper it does not
     name (an inversion judged by another evaluator, or cloaks transferred from other surrogates, are other numbers
-    under the same name). Absent: helper models are not pinned (a comparison still names those that differ)."""
+    under the same name; ``helpers: {}`` pins none at all). Absent: helper models are not pinned (a comparison still
+    names those that differ)."""
     sha256: str = ""
     source: str = ""
 
@@ -151,9 +152,10 @@ class Protocol(BaseModel):
         for role, pin in (v or {}).items():
             if role not in HELPERS:
                 raise ValueError(f"unknown helper role {role!r}; allowed: {list(HELPERS)}")
-            if (role in LISTED) != isinstance(pin, list):
-                raise ValueError(f"{role!r}: give {'a list of SHA-256s' if role in LISTED else 'one SHA-256'}")
-            if not all(re.match(SHA256, h) for h in (pin if isinstance(pin, list) else [pin])):
+            if (role in LISTED) != isinstance(pin, list) or not isinstance(pin, (str, list)):
+                raise ValueError(f"{role!r}: give {'a list of SHA-256s' if role in LISTED else 'one SHA-256'} (leave "
+                                 "a role out to pin it to none)")
+            if not all(isinstance(h, str) and re.match(SHA256, h) for h in (pin if isinstance(pin, list) else [pin])):
                 raise ValueError(f"{role!r}: give the SHA-256 of the ONNX file (64 hex digits)")
         return v
 
@@ -271,6 +273,7 @@ def check_helpers(record: dict, hashes: dict) -> None:
     want = record.get("helpers")
     if want is None:
         return
+
     def said(pin) -> str:
         if not pin:
             return "none"

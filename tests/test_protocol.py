@@ -102,7 +102,8 @@ def test_the_wrong_dataset_pack_or_version_is_refused_before_anything_is_written
                                         ({"cloak_eps": [-3]}, "cloak_eps.0"),
                                         ({"helpers": {"judge": "0" * 64}}, "helpers"),
                                         ({"helpers": {"surrogates": "0" * 64}}, "helpers"),
-                                        ({"helpers": {"evaluator": "abc"}}, "helpers")])
+                                        ({"helpers": {"evaluator": "abc"}}, "helpers"),
+                                        ({"helpers": {"evaluator": None}}, "helpers")])
 def test_a_bad_protocol_file_is_one_line_naming_the_field(tmp_path, over, field):
     path = _write(tmp_path / "p.yaml", **over)
     with pytest.raises(ConfigError) as err:

@@ -211,7 +211,8 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
         series.append(s)
     boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
     stats = [boot.stat(s) for s in series]
-    d, lo, hi = _pair_interval(series[0], n, None)(*stats, tuple(s.fitted for s in series))
+    persons = n if tpr else len(y)  # as compare_runs counts them: a TPR rests on the members, the AUC on everyone
+    d, lo, hi = _pair_interval(series[0], persons, None)(*stats, tuple(s.fitted for s in series))
     return Estimate(d, lo, hi, len(y)), 0.0
 
 

@@ -467,7 +467,8 @@ def _pair_interval(s: Series, persons: int, few: str | None):
     """The 95% interval of B - A for the series ``s`` (one measure of every run), as a function of the two runs'
     ``(value, replicates)``: ``(difference, low, high)``. One function for the paired rows and the rankings' pairwise
     verdicts, so that the two never disagree: the expanded percentile on the persons; for leakage gains and
-    membership attacks each model's attacker-fit variance added (:func:`fit_widened`); for a group's rate whose interval has no width (a handful of
+    membership attacks each model's attacker-fit variance added in the share of its folds that fitted a model
+    (``fitted``, :func:`fit_widened`); for a group's rate whose interval has no width (a handful of
     persons who all fail or none) the exact-binomial floor of the two rates (:func:`_exact_floor`)."""
     group_rate = s.group != "all" and s.kind in ("share", "pair_share", "share_at_rate")
 
@@ -529,16 +530,18 @@ def _exact_floor(a: float, b: float, persons: int, lo: float, hi: float) -> tupl
 
 def _fit_variance(boots_a: np.ndarray, boots_b: np.ndarray, folds: int,
                   fitted: tuple[float, float] = (1.0, 1.0)) -> float:
-    """The two attackers' fit variance a paired leakage difference adds (Nadeau and Bengio: each model's bootstrap
-    variance over folds - 1, times the share of its folds that fitted a model; fitted apart, so they add)."""
+    """The two attackers' fit variance a paired leakage or membership difference adds (Nadeau and Bengio: each
+    model's bootstrap variance over folds - 1, times the share of its folds that fitted a model; fitted apart, so
+    they add)."""
     return sum(f * float(np.nanvar(b)) for b, f in zip((boots_a, boots_b), fitted)
                if f > 0 and np.isfinite(b).any()) / max(folds - 1, 1)
 
 
 def fit_widened(d: float, lo: float, hi: float, diffs: np.ndarray, boots_a: np.ndarray, boots_b: np.ndarray,
                 folds: int, fitted: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
-    """The interval ``[lo, hi]`` of a paired difference ``d`` of two leakage gains, widened for the variance of fitting
-    each model's attacker. The replicates hold every model's out-of-fold predictions fixed, so they measure how the
+    """The interval ``[lo, hi]`` of a paired difference ``d`` of two leakage gains (or membership attacks), widened for
+    the variance of fitting each model's attacker, in the share ``fitted`` of each model's folds that fitted one (a
+    membership fold that chose a score attack fits nothing but thresholds, which the replicates choose again). The replicates hold every model's out-of-fold predictions fixed, so they measure how the
     persons vary, not how an attacker fitted on other persons would: for one model the single-run interval widens by
     Nadeau and Bengio's factor (:func:`audit.metrics.stats.widen_for_training`: fit variance about the estimate's
     variance over (folds - 1)). The two models' attackers are fitted apart, so their fit variances add to the
@@ -566,10 +569,10 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     max/min over groups one of which has no errors: the largest disparity) is ranked, at its end. Each pair's
     p-value uses every replicate where both its models are defined, so one model undefined on some replicates does
     not decide another pair's verdict; its interval is the paired rows' (``pair``: :func:`_pair_interval`), and
-    for leakage gains (``folds``) the p-value too carries the attacker-fit variance (a normal approximation on the
-    widened spread, :func:`fit_widened`), and so do the rank intervals: each model's replicates get independent
-    normal noise of its attacker-fit variance (its replicates' variance over folds - 1, as a single run's interval
-    is widened; drawn from ``seed``) before they are ranked. Without ``pair``, the plain expanded-percentile interval.
+    for leakage gains and membership attacks (``folds``) the p-value too carries the attacker-fit variance (a normal
+    approximation on the widened spread, :func:`fit_widened`), and so do the rank intervals: each model's replicates
+    get independent normal noise of its attacker-fit variance (its replicates' variance over folds - 1 times its
+    ``fitted`` share, as a single run's interval is widened; drawn from ``seed``) before they are ranked. Without ``pair``, the plain expanded-percentile interval.
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
     everyone and in every replicate, so two models that never differ get the same rank and interval instead of
@@ -620,8 +623,8 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     adjusted = holm(pvals)
     verdicts = []
     for (i, j), p in zip(pairs, adjusted):
-        diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]), (fitted[i], fitted[j]))  # the
-        # paired rows' interval
+        # the paired rows' interval
+        diff, lo, hi = pair((values[i], boots[:, i]), (values[j], boots[:, j]), (fitted[i], fitted[j]))
         words = ("no finite difference" if not np.isfinite(diff) else
                  "too few persons to tell apart" if few is not None else
                  "cannot be told apart" if p >= 0.05 or not (lo > 0 or hi < 0) else

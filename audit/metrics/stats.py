@@ -238,7 +238,8 @@ class SubjectBootstrap:
                 persons: int | None = None, boots: np.ndarray | None = None) -> Estimate:
         """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
         count accepted and made comparisons between probe person p and gallery person g. Probe and
-        gallery persons are resampled independently; the floor counts person pairs compared.
+        gallery persons are resampled independently; the floor counts the distinct person pairs compared (p with g
+        and g with p are one pair, as the rule of 30 counts them).
         ``persons``: the persons the rate rests on when it is one group's (default: all). Without a single comparison
         (a one-person group has no impostor pair of its own) the rate is undefined: NaN, never 0."""
         if not compared.sum():
@@ -246,7 +247,8 @@ class SubjectBootstrap:
         value = float(accepted.sum() / compared.sum())
         k = self.n_subjects
         boots = self.two_way_rates(accepted, compared) if boots is None else boots  # (computed already by a caller)
-        pairs = int((compared > 0).sum())
+        made = compared > 0
+        pairs = int(np.triu(made | made.T, 1).sum()) if made.shape[0] == made.shape[1] else int(made.sum())
         est = percentile_interval(value, boots, int(compared.sum()),
                                   expanded_alpha(alpha, k if persons is None else persons))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))
@@ -389,7 +391,7 @@ def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.
     """Widen the bootstrap interval of a rate to the exact binomial (Clopper-Pearson) interval on its
     effective number of trials (Korn & Graubard 1998): ``n_eff = p(1 - p) / var``, with ``var`` the
     bootstrap variance, capped at the number of ``observations`` (images, comparisons); at p = 0 or 1
-    (no variance to measure) ``n_eff = units``, the number of persons (person pairs for FMR).
+    (no variance to measure) ``n_eff = units``, the number of persons (distinct person pairs for FMR).
 
     Rates of clustered 0/1 outcomes are skewed near 0 and 1, where percentile intervals miss the truth
     on the long side; the binomial interval is asymmetric in the right way, and a rate of 0 or 1 never

@@ -74,7 +74,11 @@ def outcomes_artifact(probe: str, rows: np.ndarray, subjects: np.ndarray, series
     ``gallery`` (identity): the gallery images' ``rows``, ``subjects`` and ``groups``, for series of kind
     ``pair_share``: a share of (unit, gallery image) comparisons, e.g. a group's FMR; ``accepts`` lists the
     (unit, gallery position) pairs counted, the comparisons are the impostor ones (different persons) between
-    the series' ``group`` on both sides."""
+    the series' ``group`` on both sides.
+    ``folds`` (membership's strongest attack): ``y`` (1 member, 0 not), ``folds`` (k), ``cv`` (per cross-validation
+    repeat, its folds: ``train`` and ``test`` positions with the attack's ``train_scores`` and ``test_scores``),
+    ``rate`` (TPR at that false-positive rate; absent: the AUC) and ``fitted`` (the share of folds whose attack was
+    fitted, the learned attacker, which scales the fit variance a comparison adds; absent: every fold)."""
     def plain(a):
         return [None if v is None or (isinstance(v, float) and np.isnan(v)) else
                 (v.item() if hasattr(v, "item") else v) for v in np.asarray(a, dtype=object)]

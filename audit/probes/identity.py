@@ -294,7 +294,6 @@ class IdentityProbe:
                 # A group's rates rest on that group's persons: the expanded percentile and the exact-binomial floor
                 # count them (a 5-person group with no errors gets FNMR [0, 0.52], not the whole run's interval).
                 persons = len(np.unique(boot.inverse[is_g[v]]))
-                same_v = same_group(v)
                 fmr_v = boot.two_way(*fmr_sums[v], persons=persons, boots=fmr_boots[v])
                 fnmr_v = boot.from_resamples(full_rates[1][v], [r[1][v] for r in boot_rates], rate=True,
                                              persons=persons, observations=n)
@@ -307,7 +306,7 @@ class IdentityProbe:
                                         attribute=attr, group=v, setting=setting))
                 if series is not None:  # FMR compares two persons: the paired comparison resamples both sides
                     series.append({"metric": "group_fmr", "condition": cond, "setting": setting, "attribute": attr,
-                                   "group": v, "kind": "pair_share", "accepts": np.argwhere(accepted & same_v)})
+                                   "group": v, "kind": "pair_share", "accepts": np.argwhere(accepted & same_group(v))})
             for metric, fn in SUMMARIES.items():
                 # A ratio is +inf when one group has no errors and another has some: stored as +inf (the rule
                 # engine judges it as the worst case), and resamples where it is infinite stay in its interval.

@@ -635,8 +635,10 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
         persons = groups.set_index("group")["value"].astype(int)
         for rate_name in ([demo.RATIOS[rule.metric]] if rule.metric in demo.RATIOS else ["fmr", "fnmr"]):
             overall = metrics[at & (metrics["metric"] == rate_name) & (metrics["group"] == "all")]["value"]
-            units = persons * (persons - 1) if rate_name == "fmr" else persons
-            total = persons.sum() * (persons.sum() - 1) if rate_name == "fmr" else persons.sum()
+            # FMR's units are the group's distinct person pairs: A's probe against B's gallery image and B's against
+            # A's are the same two persons (counted apart before 0.6.0, a group passed on about 30% fewer persons)
+            units = persons * (persons - 1) // 2 if rate_name == "fmr" else persons
+            total = persons.sum() * (persons.sum() - 1) // 2 if rate_name == "fmr" else persons.sum()
             # The overall rate, or its rule-of-three bound when no errors were seen at all (never above a rate seen:
             # a higher rate would ask for fewer persons).
             seen = float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0

@@ -18,8 +18,8 @@ from audit.data.budget import cap_per_person
 from audit.data.loaders import CHUNK
 from audit.errors import ConfigError, FaceAuditError
 from audit.models import LoadedModel
-from audit.protocol import check_helpers
 from audit.probes import Artifact, ProbeContext, ProbeResult, conditions_read
+from audit.protocol import check_helpers
 from audit.run.embeddings import Embeddings, examples
 from audit.run.inputs import Inputs, _subset, content_hashes, environment, load_inputs
 from audit.run.results import (check_resume, parity, refuse_unchecked_torch, used, write_acquisition,
@@ -34,8 +34,10 @@ class Cancelled(FaceAuditError):
     """The run was cancelled by the user."""
 
 
-def validate_config(config: AuditConfig, inputs: Inputs) -> list:
-    """Every check that can fail before anything is written; returns the probe objects."""
+def validate_config(config: AuditConfig, inputs: Inputs | None = None) -> list:
+    """Every check that can fail before anything is written; returns the probe objects. ``inputs``: the run's files
+    already loaded (:func:`audit.run.inputs.load_inputs`); by default they are loaded here."""
+    inputs = load_inputs(config) if inputs is None else inputs
     model, extra, _, dataset = inputs
     attribute_model = extra.get("attribute_model")
     probe_mod.load_plugins()
@@ -138,7 +140,7 @@ def check_config(config: AuditConfig, packs: list[str] | None = None) -> None:
     """Everything :func:`run_audit` would refuse, checked without writing anything (for the TUI)."""
     from audit.rules import load_pack
 
-    validate_config(config, load_inputs(config))  # the same loading and helper checks as run_audit
+    validate_config(config)  # the same loading and helper checks as run_audit
     for p in packs or []:
         load_pack(p)
 

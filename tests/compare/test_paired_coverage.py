@@ -42,9 +42,9 @@ def test_paired_membership_differences_choose_thresholds_again(persons):
     """A review of the comparison: membership TPR differences held every fold's flags fixed (the thresholds chosen on
     a few dozen training non-members), so two models with equal TPR were told apart far more often than 1 in 20
     (coverage 0.875-0.88 here, 0.77-0.85 in the review's simulation). Read from the probe's cross-validation folds,
-    each fold's threshold chosen again on every replicate, they cover 0.955-0.965 (AUC 0.935-0.955; 0.94-0.97 on
-    1,000 datasets) for a score attack, whose folds fit nothing else, with intervals about as wide as the estimates'
-    spread needs. Both attackers' fit variance added whatever the folds chose (0.5.0) made them 1.27 times too wide."""
+    each fold's threshold chosen again on every replicate, they cover 0.965 (AUC 0.935-0.945; 0.93-0.97 on 1,000
+    datasets) for a score attack, whose folds fit nothing else, with intervals about as wide as the estimates' spread
+    needs. Both attackers' fit variance added whatever the folds chose (0.5.0) made them 1.27 times too wide."""
     before = coverage(persons, 200, n_boot=300, metric="membership_tpr_fixed")
     after = coverage(persons, 200, n_boot=300, metric="membership_tpr")
     auc = coverage(persons, 200, n_boot=300, metric="membership_auc")

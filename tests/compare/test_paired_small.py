@@ -228,7 +228,7 @@ def test_sar_at_fmr_thresholds_come_from_the_victims_own_impostor_pairs(store):
     assert len(set(np.round(boots[np.isfinite(boots)], 9))) > 3
 
 
-def _membership_runs(seed: int = 4):
+def _membership_runs(seed: int = 4, labels=("A", "B")):
     """Two models' membership cross-validations on the same 60 + 90 persons (the probe's own folds and attacks),
     each as the probe keeps it: ``folds`` outcome series of the strongest attack. One score carries the signal,
     so about half the folds choose it over the learned attacker."""
@@ -242,7 +242,7 @@ def _membership_runs(seed: int = 4):
     probe, ctx = MembershipProbe(), SimpleNamespace(faces=SimpleNamespace(rows=np.arange(len(y))))
     shared = rng.normal(size=(len(y), 3))
     arts = {}
-    for label in ("A", "B"):
+    for label in labels:
         x = np.sqrt(0.5) * shared + np.sqrt(0.5) * rng.normal(size=shared.shape) + np.r_[0.6, 0, 0] * y[:, None]
         feats = {"tightness": x[:, 0], "spread": x[:, 1], "isolation": x[:, 2]}
         outs = [probe._cross_validate(feats, x, y, probe._folds(y, 5, r), r)["strongest"] for r in range(2)]
@@ -300,3 +300,34 @@ def test_paired_membership_differences_add_the_fit_variance_of_the_folds_that_fi
         plain = _difference(*(boot.stat(series[k][metric]) for k in ("A", "B")), rows[0.0][metric]["persons"])
         assert (rows[0.0][metric]["ci_low"], rows[0.0][metric]["ci_high"]) == pytest.approx(plain[1:])
         assert widths[0.0][metric] < widths[0.5][metric] < widths[1.0][metric] == widths[None][metric]
+
+
+def test_membership_rankings_add_the_fit_variance_of_the_folds_that_fitted():
+    """With three models a ranking is built too: its pairwise p-values and rank intervals carry each model's fit
+    variance in the share of its folds that fitted, as the paired rows do (none fitted: the replicates alone; every
+    fold: as before, and as runs kept before the share was)."""
+    import json
+
+    arts = _membership_runs(labels=("A", "B", "C"))
+
+    def ranking(share):
+        docs = {}
+        for k, (_, art) in arts.items():
+            data = json.loads(art.data)
+            for s in data["series"]:
+                s.pop("fitted") if share is None else s.update(fitted=share)
+            docs[k] = [Artifact.json("membership", "outcomes.json", data)]
+        with Store(":memory:") as s:
+            res = _compare(s, docs, n_boot=200)
+        return {r["metric"]: r for r in res["rankings"]}
+
+    got = {share: ranking(share) for share in (0.0, 1.0, None)}
+    assert set(got[0.0]) == {"membership_auc", "membership_tpr_at_fpr"}
+    moved = False
+    for metric in got[0.0]:
+        p = {share: [pair["p_holm"] for pair in got[share][metric]["pairs"]] for share in got}
+        width = {share: sum(m["rank_high"] - m["rank_low"] for m in got[share][metric]["models"]) for share in got}
+        assert all(a <= b for a, b in zip(p[0.0], p[1.0])), (metric, p)
+        assert width[0.0] <= width[1.0] and p[1.0] == p[None] and width[1.0] == width[None], (metric, width)
+        moved |= p[0.0] != p[1.0]
+    assert moved  # the AUC's pairs: the fit variance decides their p-values

@@ -198,3 +198,15 @@ def test_presorted_negatives_give_the_same_threshold_eer_and_auc():
     assert ver.threshold_at_fmr(ascending, 0.01, presorted=True) == ver.threshold_at_fmr(neg, 0.01)
     assert ver.eer(ascending, pos, presorted=True) == ver.eer(neg, pos)
     assert ver.auc(ascending, pos, presorted=True) == ver.auc(neg, pos)
+
+
+def test_a_rate_without_errors_is_floored_on_its_distinct_person_pairs():
+    """FMR with no false match among 20 persons: the exact-binomial floor counts the 190 distinct person pairs compared
+    (A against B and B against A are one pair, as the rule of 30 counts them), not 380 ordered ones."""
+    from audit.metrics.stats import clopper_pearson
+
+    subjects = np.repeat([f"p{i:02d}" for i in range(20)], 2)
+    boot = SubjectBootstrap(subjects, 50, 0, "floor")
+    compared = np.ones((20, 20)) - np.eye(20)
+    est = boot.two_way(np.zeros((20, 20)), compared)
+    assert est.value == 0 and est.ci_high == pytest.approx(clopper_pearson(0.0, 190)[1])

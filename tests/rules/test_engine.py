@@ -614,3 +614,22 @@ def test_a_pass_pooling_attributes_names_those_without_results():
     with_tone = rows + [{**rows[0], "attribute": "race"}]  # race stands for skin tone: nothing is missing
     g = evaluate_rule(parity, metrics(with_tone), {"identity"})
     assert g.status == "pass" and "no_result_for" not in g.location
+
+
+@pytest.mark.parametrize("persons,judged", [(100, False), (125, True)])
+def test_a_groups_fmr_disparity_rests_on_its_distinct_person_pairs(persons, judged):
+    """An FMR disparity at overall FMR 1e-3 and a ratio of 2 needs 7,633 independent impostor units per group (the exact
+    binomial interval must exclude twice the rate): 125 persons give 7,750 distinct pairs, 100 give 4,950. Counted in
+    both directions (9,900 for 100 persons, before 0.6.0) a 100-person group passed on about 30% fewer persons than
+    its pairs support; the rule of 30 counts each pair of persons once, and so does this check."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001"}
+    rows = [{**base, "metric": "fmr_max_min", "attribute": "sex", "value": 1.1, "ci_low": 1.0, "ci_high": 1.3},
+            {**base, "metric": "fmr", "value": 1e-3, "ci_low": 8e-4, "ci_high": 1.2e-3}]
+    rows += [{**base, "metric": "group_persons", "attribute": "sex", "group": g, "value": float(persons),
+              "ci_low": float(persons), "ci_high": float(persons)} for g in ("f", "m")]
+    f = evaluate_rule(rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5", use="value"),
+                      metrics(rows), {"identity"})
+    if judged:
+        assert f.status == "pass", f.message
+    else:
+        assert f.status == "not_applicable" and f.location["needs_persons"] == 125 - persons, f.message
