@@ -3,6 +3,8 @@ persons a group needs before a differential rule can be judged on it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from audit.metrics.stats import clopper_pearson_continuous
@@ -77,7 +79,6 @@ def units_needed(rate: float, metric: str, threshold: float, alpha: float = 0.05
 def pairs_to_persons(pairs: int) -> int:
     """Fewest persons n whose distinct impostor pairs within the group, n (n - 1) / 2, reach ``pairs`` (each pair of
     persons once, whichever is the probe: as the rule of 30 counts them)."""
-    if pairs <= 1:
-        return 2 if pairs == 1 else 1
-    n = int(np.ceil((1 + np.sqrt(1 + 8 * pairs)) / 2))
-    return n - 1 if (n - 1) * (n - 2) // 2 >= pairs else n  # the square root's rounding, either way
+    pairs = max(int(pairs), 0)
+    n = (1 + math.isqrt(1 + 8 * pairs)) // 2  # in whole numbers: no square root's rounding
+    return max(n + (n * (n - 1) // 2 < pairs), 1)

@@ -247,8 +247,8 @@ class SubjectBootstrap:
         value = float(accepted.sum() / compared.sum())
         k = self.n_subjects
         boots = self.two_way_rates(accepted, compared) if boots is None else boots  # (computed already by a caller)
-        made = compared > 0
-        pairs = int(np.triu(made | made.T, 1).sum()) if made.shape[0] == made.shape[1] else int(made.sum())
+        made = compared > 0  # persons x persons, both sides the bootstrap's persons
+        pairs = int(np.triu(made | made.T, 1).sum())
         est = percentile_interval(value, boots, int(compared.sum()),
                                   expanded_alpha(alpha, k if persons is None else persons))
         return floor_rate(est, pairs, alpha, boots, int(compared.sum()))

@@ -268,22 +268,20 @@ class IdentityProbe:
             # comparisons only: per probe row and group, genuine rejections and genuine comparisons, summed over
             # every probe-side person resample at once (resample_sums).
             is_g = {v: probe_lab == v for v in values}
-
-            def same_group(v):  # impostor comparisons between two persons of group v (one probe x gallery matrix)
-                return (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]
-
-            fmr_sums = {}
+            fmr_sums, accepts = {}, {}
             for v in values:  # one group's matrix at a time: seven age brackets would hold seven at once
-                same_v = same_group(v)
+                same_v = (gal_lab == v)[None, :] & imp_mask & is_g[v][:, None]  # impostor comparisons within group v
                 fmr_sums[v] = (pairs.sum(accepted & same_v), pairs.sum(same_v))
+                if series is not None:  # the accepted comparisons' (probe row, gallery column), for the outcomes
+                    accepts[v] = np.argwhere(accepted & same_v)
             counts = np.stack([c for v in values for c in ((gen < tau) & is_g[v], is_g[v])], axis=1).astype(float)
 
             def fnmr_rates(sums):
                 return {v: sums[2 * j] / sums[2 * j + 1] if sums[2 * j + 1] else np.nan for j, v in enumerate(values)}
 
             def fmr_rate(v):
-                accepts, compared = (float(m.sum()) for m in fmr_sums[v])
-                return accepts / compared if compared else np.nan
+                made, compared = (float(m.sum()) for m in fmr_sums[v])
+                return made / compared if compared else np.nan
 
             full_rates = ({v: fmr_rate(v) for v in values}, fnmr_rates(counts.sum(0)))
             fmr_boots = {v: boot.two_way_rates(*fmr_sums[v]) for v in values}
@@ -306,7 +304,7 @@ class IdentityProbe:
                                         attribute=attr, group=v, setting=setting))
                 if series is not None:  # FMR compares two persons: the paired comparison resamples both sides
                     series.append({"metric": "group_fmr", "condition": cond, "setting": setting, "attribute": attr,
-                                   "group": v, "kind": "pair_share", "accepts": np.argwhere(accepted & same_group(v))})
+                                   "group": v, "kind": "pair_share", "accepts": accepts[v]})
             for metric, fn in SUMMARIES.items():
                 # A ratio is +inf when one group has no errors and another has some: stored as +inf (the rule
                 # engine judges it as the worst case), and resamples where it is infinite stay in its interval.

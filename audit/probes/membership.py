@@ -286,16 +286,13 @@ class MembershipProbe:
             return [{"train": tr.tolist(), "train_scores": np.asarray(s_tr, float).tolist(), "test": te.tolist(),
                      "test_scores": np.asarray(s_te, float).tolist()} for tr, s_tr, te, s_te in folds]
 
-        def fitted(chosen):  # the share of the folds that chose the learned attacker (fitted on their persons)
-            return float(np.mean([c == "learned" for r in strongest for c in chosen(r)]))
-
         series = [{"metric": "membership_auc", "condition": "clean", "setting": "strongest", "attribute": "",
                    "kind": "folds", "y": y, "folds": k, "cv": [cv(r["folds"]) for r in strongest],
-                   "fitted": fitted(lambda r: r["chosen"])},
+                   "fitted": learned_share(strongest)},
                   {"metric": "membership_tpr_at_fpr", "condition": "clean",
                    "setting": operating_point("fpr", t, bool(needs_more(n_non, t)), "strongest"),
                    "attribute": "", "kind": "folds", "y": y, "folds": k, "rate": t,
-                   "cv": [cv(r["folds_at"][t]) for r in strongest], "fitted": fitted(lambda r: r["chosen_at"][t])}]
+                   "cv": [cv(r["folds_at"][t]) for r in strongest], "fitted": learned_share(strongest, t)}]
         return outcomes_artifact(self.name, rows, persons, series)
 
     @staticmethod
@@ -380,9 +377,7 @@ class MembershipProbe:
 
         def add(metric, est, direction, setting, t=None):
             if attack in FITTED:
-                chosen = ([c for r in per_repeat for c in (r["chosen"] if t is None else r["chosen_at"][t])]
-                          if attack == "strongest" else ["learned"])
-                share = float(np.mean([c == "learned" for c in chosen]))
+                share = learned_share(per_repeat, t) if attack == "strongest" else 1.0
                 est = widen_for_training(est, folds, share=share) if share else est
             records.append(MetricRecord.of(self.name, "clean", metric, est, direction, setting=setting))
 
@@ -417,6 +412,14 @@ class MembershipProbe:
                 add(metric, boot.from_resamples(value, boots, rate=True, persons=persons, observations=persons),
                     direction, setting, t)
         return records
+
+
+def learned_share(strongest: list[dict], fpr: float | None = None) -> float:
+    """The share of the strongest attack's folds (over every repeat) that chose the learned attacker, fitted on their
+    persons: by AUC, or at the false-positive target ``fpr``. Its fit variance widens the single run's interval and a
+    paired comparison's in this share."""
+    return float(np.mean([c == "learned" for r in strongest for c in (r["chosen"] if fpr is None else
+                                                                        r["chosen_at"][fpr])]))
 
 
 def rechosen_rate(folds: list, y: np.ndarray, who: np.ndarray, w: np.ndarray, fpr: float | None) -> np.ndarray:
