@@ -281,16 +281,32 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     f = _evaluate(rule, metrics, probes_run)
     if f.status != "not_applicable" or "undecided" in f.location:
         return f
-    values = selected(rule, metrics)["value"].astype(float).dropna() if rule.probe in probes_run else pd.Series([])
-    if values.empty:
+    rows = selected(rule, metrics) if rule.probe in probes_run else metrics.iloc[:0]
+    rows = rows[rows["value"].astype(float).notna()]
+    if rows.empty:
         return f
-    value = _aggregate(rule, values)
+    value = _aggregate(rule, rows["value"].astype(float))
     level = "fail" if holds(rule.fail_if, value) else "warn" if holds(rule.warn_if, value) else None
+    said = f"The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit itself."
+    loc = {}
+    # The interval end toward the limit too, as a pass must keep it short of the limit: the same interval on fewer
+    # persons (or at an operating point the data cannot back) must never read milder than on more, where it is "too
+    # uncertain to judge" (a ratio of 1.5 [0.6, 9.0] against "fail if > 5" was undecided on 2,000 persons a group and
+    # plain not judged on 40, so the strict gate opened and a statement said PASSED; a review of the report).
+    side = _toward_limit(rule)
+    if level != "fail" and side is not None:
+        limit, at = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
+        ends = rows[side].astype(float)
+        end = "upper" if side == "ci_high" else "lower"
+        if ends.isna().any():
+            level, said = at, f"A result has no {end} end of the 95% CI: a {at} cannot be excluded."
+        elif holds(limit, other := _aggregate(rule, ends)):
+            level, loc = at, {"other_end": other}
+            said = (f"The {rule.aggregate} {end} end of the 95% CI, {other:.4g}, reaches the {at} limit ({at} if "
+                    f"{limit}): a {at} cannot be excluded.")
     if level is None:
         return f
-    return replace(f, location={**f.location, "undecided": level},
-                   message=f"{f.message} The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit "
-                           f"itself.")
+    return replace(f, location={**f.location, **loc, "undecided": level}, message=f"{f.message} {said}")
 
 
 def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:

@@ -568,7 +568,7 @@ def test_a_rule_not_judged_records_the_verdict_its_value_does_not_exclude():
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics([row]), {"leakage"})
     assert f.status == "not_applicable" and f.location["undecided"] == "fail"
     assert f.message.endswith("The max measured value, 0.5, reaches the fail limit itself.")
-    low = dict(row, value=0.01)  # within the limits: nothing to record
+    low = dict(row, value=0.01, ci_high=0.10)  # value and upper end within the limits: nothing to record
     f = evaluate_rule(rule(where={"condition": "mask:surgical"}, use="ci_low"), metrics([low]), {"leakage"})
     assert f.status == "not_applicable" and "undecided" not in f.location
 
@@ -633,3 +633,39 @@ def test_a_groups_fmr_disparity_rests_on_its_distinct_person_pairs(persons, judg
         assert f.status == "pass", f.message
     else:
         assert f.status == "not_applicable" and f.location["needs_persons"] == 125 - persons, f.message
+
+
+def test_the_same_interval_on_fewer_persons_or_an_unsupported_target_never_reads_milder():
+    """A review of the report: the same FMR ratio of 1.5 [0.6, 9.0] against "fail if > 5" was undecided (a fail not
+    excluded) on 2,000 persons a group, but plain "not judged" on 40 (too few persons), so the strict gate opened and
+    a signed statement said PASSED; likewise an inversion rate of 0.008 [0, 0.30] at an operating point the data
+    cannot back. Every rule not judged although it has results now records the verdict its interval's end toward the
+    limit does not exclude, as a pass must exclude it; an interval within the limits still records nothing."""
+    from audit.evidence.gate import judge
+
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001"}
+    parity = rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5", use="value")
+    found = {}
+    for persons in (2000, 40):
+        rows = [{**base, "metric": "fmr_max_min", "attribute": "sex", "value": 1.5, "ci_low": 0.6, "ci_high": 9.0},
+                {**base, "metric": "fmr", "value": 1e-3, "ci_low": 8e-4, "ci_high": 1.2e-3}]
+        rows += [{**base, "metric": "group_persons", "attribute": "sex", "group": g, "value": float(persons),
+                  "ci_low": float(persons), "ci_high": float(persons)} for g in ("f", "m")]
+        found[persons] = f = evaluate_rule(parity, metrics(rows), {"identity"})
+        assert f.status == "not_applicable" and f.location["undecided"] == "fail", (persons, f.message)
+    assert "needs_persons" in found[40].location and found[40].location["other_end"] == 9.0
+    assert found[40].message.endswith("The max upper end of the 95% CI, 9, reaches the fail limit (fail if > 5): a "
+                                      "fail cannot be excluded.")
+    inv = rule(probe="inversion", metric="sar_type1", where={"setting": "*;fmr=0.001*"}, warn_if="> 0.01",
+               fail_if="> 0.10", use="value")
+    sar = {"probe": "inversion", "condition": "clean", "metric": "sar_type1", "value": 0.008, "ci_low": 0.0,
+           "ci_high": 0.30}
+    for setting in ("white-box;fmr=0.001", "white-box;fmr=0.001;unsupported"):
+        f = evaluate_rule(inv, metrics([dict(sar, setting=setting)]), {"inversion"})
+        assert f.status == "not_applicable" and f.location["undecided"] == "fail", (setting, f.message)
+    narrow = evaluate_rule(inv, metrics([dict(sar, setting="white-box;fmr=0.001;unsupported", ci_high=0.05)]),
+                           {"inversion"})
+    assert narrow.status == "not_applicable" and "undecided" not in narrow.location, narrow.message
+    table = pd.DataFrame([{"rule_id": parity.id, "status": f.status, "location": f.location, "fail_if": "> 5"}
+                          for f in (found[40],)])
+    assert judge(table, "warn").exit_code == 1  # the strict gate stays closed on it
