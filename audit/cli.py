@@ -169,7 +169,7 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
                                                         "inversion attacker (default: the preset's 200/1000/5000)."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto",
         attack_precision: AttackPrecision = "auto", db: Db = DEFAULT_DB,
-        pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check."),
+        pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check (it still runs for the inversion and cloak probes, whose attacks go through torch)."),
         accept_profile: bool = typer.Option(False, "--accept-profile", help="Audit even if the preprocessing "
                                             "check finds a clearly better colour order / normalisation."),
         resume: Optional[str] = typer.Option(None, help="Finish an interrupted run (id or prefix)."),

@@ -84,6 +84,18 @@ class LoadedModel:
                 self.torch_error = str(exc)
         return self._torch
 
+    def withdraw_torch(self, checked: dict) -> None:
+        """After a parity check (:func:`audit.run.results.parity`) that the torch backend failed on the run's faces:
+        nothing uses it, the gradient attacks included, which then record that they were not tried (an attack run
+        through a conversion that disagrees with the model, e.g. in colour order, reached a white-box inversion rate of
+        0.19 where the model's own gave 1.00, and the inversion rules pooled it as the strongest attack; a review of
+        the probes)."""
+        if checked.get("available") and not checked.get("passed"):
+            self._torch = None
+            self.torch_error = (f"the torch backend disagrees with onnxruntime on this run's faces (max abs diff "
+                                f"{checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}), so no "
+                                "attack runs through it")
+
     def backend(self, name: str = "ort"):
         if name == "ort":
             return self.ort

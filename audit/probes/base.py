@@ -152,6 +152,9 @@ class Probe(Protocol):
     needs_embedding: ClassVar[bool]
     """Optional (default False): the probe runs only on face-recognition (embedding) models, so campaigns and
     the demo leave it out for attribute models (:func:`supported`)."""
+    white_box: ClassVar[bool]
+    """Optional (default False): the probe attacks the model through its gradients (the torch backend), so the run
+    checks that backend's parity with onnxruntime first and withdraws it when it fails (:func:`white_box`)."""
 
     def check(self, ctx_config: AuditConfig, dataset: Dataset, model: LoadedModel) -> None:
         """Raise ConfigError for settings this probe cannot run with, before anything runs."""
@@ -168,6 +171,11 @@ def conditions_read(probe, config: AuditConfig) -> list[str]:
 
 
 REGISTRY: dict[str, type] = {}
+
+def white_box(probe) -> bool:
+    """Whether ``probe`` (a class or an instance) attacks the model through its gradients."""
+    return bool(getattr(probe, "white_box", False))
+
 
 def needs_embedding(probe) -> bool:
     """Whether ``probe`` (a class or an instance) runs only on face-recognition (embedding) models."""

@@ -119,6 +119,7 @@ class CloakProbe:
     name = "cloak"
     title = "Cloak robustness"
     needs_embedding = True
+    white_box = True
 
     @staticmethod
     def conditions(config) -> list[str]:

@@ -336,6 +336,7 @@ class InversionProbe:
     name = "inversion"
     title = "Template inversion"
     needs_embedding = True
+    white_box = True
 
     @staticmethod
     def conditions(config) -> list[str]:

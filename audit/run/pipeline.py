@@ -183,16 +183,20 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         progress("preprocessing", 1.0, "done")
     checked = None
     # The torch backend runs the embedding pass only once its parity with onnxruntime has been shown on this run's
-    # faces (CUDA without onnxruntime's CUDA provider), so then the check runs whatever --no-parity says.
-    if not resume and (config.parity or model.compute.backend == "torch"):
+    # faces (CUDA without onnxruntime's CUDA provider), and the gradient attacks (white-box inversion and cloaks) only
+    # through a backend that passed it, so then the check runs whatever --no-parity says.
+    gradients = any(probe_mod.white_box(p) for p in probes)
+    if not resume and (config.parity or model.compute.backend == "torch" or gradients):
         progress("parity", 0.0, "checking torch backend against onnxruntime")
         checked = parity(model, faces)
         progress("parity", 1.0, "done")
         refuse_unchecked_torch(model, checked)  # before anything is written
+        model.withdraw_torch(checked)
     with Store(db) as store:
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
             check_resume(store.run(run_id), record, model.compute, config.precision())
+            model.withdraw_torch(store.run(run_id).get("parity") or {})  # the run's own check holds for its rest
         store.upsert_model(model.info, model.profile)
         issues = faces.issues + dataset.label_issues
         store.upsert_dataset(dataset, issues)
