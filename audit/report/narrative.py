@@ -59,6 +59,10 @@ def cond_words(cond: str) -> str:
     return said if said in (cond, "") else f"{said} ({cond})"
 
 
+NOT_MEASURED = ("not measured (too few persons labelled with it, or one value only: the probe's notes say which), so "
+                "not shown either way.")
+
+
 def leakage_verdicts(metrics: pd.DataFrame, same_landmarks: bool = False) -> list[str]:
     """One sentence per attribute: is it readable on clean faces, and does the worst occlusion hide it?
     ``same_landmarks``: every face has the same landmarks, so masks were drawn identically for everyone."""
@@ -70,8 +74,13 @@ def leakage_verdicts(metrics: pd.DataFrame, same_landmarks: bool = False) -> lis
         clean = a[(a["metric"] == metric) & (a["condition"] == "clean") & (a["setting"] == "train=same")]
         if clean.empty:
             continue
+        a = a[a["value"].notna()]  # stored without a number: too few labelled persons, or one class only
         if attr == NEGATIVE_CONTROL:
-            out.append(_control_sentence(a[(a["metric"] == metric) & a["setting"].isin(["train=same", "train=clean"])]))
+            rows = a[(a["metric"] == metric) & a["setting"].isin(["train=same", "train=clean"])]
+            out.append(_control_sentence(rows) if len(rows) else f"{attr_words(attr)}: {NOT_MEASURED}")
+            continue
+        if pd.isna(clean.iloc[0]["value"]):
+            out.append(f"{attr_words(attr)}: {NOT_MEASURED}")
             continue
         c = clean.iloc[0]
         readable = c["ci_low"] > 0

@@ -90,13 +90,18 @@ def leakage_bars(metrics: pd.DataFrame) -> str | None:
         for j, (setting, label) in enumerate([("train=same", "attacker trained on same condition"),
                                               ("train=clean", "attacker trained on clean faces")]):
             rows = a[a["setting"] == setting].set_index("condition").reindex(conds)
-            ax.bar(x + (j - 0.5) * width, rows["value"].fillna(0), width, yerr=_err(rows.fillna(0)), capsize=2,
+            ax.bar(x + (j - 0.5) * width, rows["value"].fillna(0), width, yerr=_err(rows), capsize=2,
                    color=COLOURS[j], label=label)
+            for i in np.flatnonzero(rows["value"].isna() & rows.index.isin(a[a["setting"] == setting]["condition"])):
+                # stored without a number (too few labelled persons, one class): not a bar at 0, which reads chance
+                ax.text(x[i] + (j - 0.5) * width, 0, "not measured", rotation=90, ha="center", va="bottom",
+                        fontsize=6, color="#555")
         ax.axhline(0, color="black", lw=0.6)
         ax.set_title(f"{str(attr).replace('_', ' ')} ({a['metric'].iloc[0].replace('_', ' ')})")
         rotated_ticks(ax, x, conds)
     axes[0][0].set_ylabel("leakage (0 = chance, 1 = fully readable)")
-    axes[0][0].set_ylim(min(-0.15, float(m["ci_low"].min()) - 0.05), 1.05)
+    low = float(m["ci_low"].min())
+    axes[0][0].set_ylim(min(-0.15, low - 0.05) if np.isfinite(low) else -0.15, 1.05)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=7, frameon=False)
     return to_svg(fig)

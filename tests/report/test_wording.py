@@ -501,3 +501,23 @@ def test_inversion_from_several_masks_is_told_once_per_attack_on_the_worst_mask(
     said = narrative.inversion_verdicts(rows)
     assert len(said) == 2 and "from templates of clean faces" in said[0]
     assert "(mask:n95) (the worst of the 3 masks for this attack), faces accepted" in said[1] and "45.0%" in said[1]
+
+
+def test_an_attribute_stored_without_a_number_is_said_not_measured_not_chance_and_does_not_stop_the_report():
+    """A review of the report: an attribute the leakage probe stores without a number (too few persons labelled with
+    it, or one value only) crashed the whole report when an occlusion had run (idxmin over no number), and on clean
+    faces alone read "not shown to be readable ... leakage n/a" and was drawn as a bar at 0, which reads chance."""
+    from audit.report import plots
+
+    rows = [dict(probe="leakage", condition=cond, metric="normalised_gain", attribute=attr, setting=setting,
+                 value=float("nan"), ci_low=float("nan"), ci_high=float("nan"))
+            for attr in ("skin_tone", "control") for cond in ("clean", "mask:surgical")
+            for setting in (["train=same"] if cond == "clean" else ["train=clean", "train=same"])]
+    rows += [dict(probe="leakage", condition=cond, metric="normalised_gain", attribute="sex", setting="train=same",
+                  value=v, ci_low=v - 0.1, ci_high=v + 0.1) for cond, v in (("clean", 0.5), ("mask:surgical", 0.3))]
+    tone, control, sex = narrative.leakage_verdicts(metrics(rows))
+    assert tone.startswith("skin tone: not measured (too few persons labelled with it") and "chance" not in tone
+    assert ": not measured (too few persons labelled" in control and "chance" not in control, control
+    assert sex.startswith("sex: readable from clean-face outputs")
+    svg = plots.leakage_bars(metrics(rows))
+    assert svg.count("not measured") == 6  # skin tone's and the control's three stored rows, one label each
