@@ -23,6 +23,7 @@ from audit import probes as probe_mod
 from audit.atomic import write_atomic
 from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
+from audit.evidence.gate import undecided
 from audit.metrics.catalogue import METRICS
 from audit.metrics.settings import is_unsupported, operating_point, rate_of
 from audit.metrics.verification import OperatingPoint
@@ -565,16 +566,21 @@ def compare_context(store: Store, run_ids: list[str], reference: int = 0) -> dic
                                          row["label"]))
     rule_ids = sorted({(f.pack, f.rule_id, f.title) for df in findings.values() for f in df.itertuples()})
     table, unjudged = [], 0
+    # A rule not judged because its data cannot exclude a warning or failure says so, as each run's report does: shown
+    # as plain "not applicable" it read as out of scope beside another model's "warn" (a review of the report).
+    doubt = {r: undecided(f) for r, f in findings.items()}
     for pack, rule_id, title in rule_ids:
-        statuses = []
+        statuses, could_be = [], []
         for r in run_ids:
             f = findings[r]
             hit = f[(f["pack"] == pack) & (f["rule_id"] == rule_id)]
             statuses.append(hit.iloc[0]["status"] if not hit.empty else "")
-        if all(s in ("not_applicable", "") for s in statuses):  # judged for none of the runs: counted, not listed
+            level = doubt[r].loc[hit.index[0]] if not hit.empty else None
+            could_be.append(level if isinstance(level, str) else "")  # None or NaN: nothing it cannot exclude
+        if all(s in ("not_applicable", "") for s in statuses) and not any(could_be):  # judged for none: counted
             unjudged += 1
             continue
-        table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses})
+        table.append({"pack": pack, "rule_id": rule_id, "title": title, "statuses": statuses, "could_be": could_be})
     return {"runs": runs, "labels": labels, "rows": rows, "plots": [p for p in plots_ if p], "findings": table,
             "unjudged_rules": unjudged, "generated": datetime.now().strftime("%Y-%m-%d %H:%M"), "checks": checks, "progress": progress,
             "overridden": [lab for lab, c in zip(labels, checks) if c["state"] == "overridden"],

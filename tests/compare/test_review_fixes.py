@@ -375,3 +375,43 @@ def test_leakage_rank_intervals_carry_the_attackers_fit_variance():
     assert res == _ranking([x, y, z], ["X", "Y", "Z"], 150, None, _pair_interval(gain, 150, None), 5, seed=7)
     xy = next(p for p in res["pairs"] if (p["a"], p["b"]) == ("X", "Y"))
     assert xy["verdict"] == "cannot be told apart"
+
+
+def test_the_side_by_side_findings_say_could_be_where_a_runs_data_cannot_exclude_a_verdict(profile_runs, tmp_path):
+    """A review of the report: the comparison showed a rule whose data could not exclude a warning as plain "not
+    applicable" (beside another model's "warn", so that model alone looked bad), and dropped a rule undecided for every
+    run into "judged for none of these runs". Each cell now says what its run's data cannot exclude, as the run's own
+    report does, and such a rule is listed."""
+    import json
+    import shutil
+
+    from audit.evidence.gate import undecided
+    from audit.report.render import compare_context
+    from audit.rules.apply import evaluate_rules
+
+    db, ids = profile_runs
+    db = shutil.copy(db, tmp_path / "s.duckdb")
+    for r in ids:
+        evaluate_rules(r, db)  # every shipped pack
+    with Store(db) as s:  # as a run whose disparity interval is too wide to judge, one way for each run
+        for r, level in zip(ids, ("warn", "fail")):
+            s._rows("UPDATE findings SET status = 'not_applicable', location = ? WHERE run_id = ? AND "
+                    "rule_id = 'DEMO-FMR-PARITY'", [json.dumps({"rows": 1, "undecided": level}), r])
+        ctx = compare_context(s, ids)
+        levels = {r: undecided(s.findings(r)) for r in ids}
+        findings = {r: s.findings(r) for r in ids}
+    doubtful = {(f.pack, f.rule_id) for r in ids for f, lv in zip(findings[r].itertuples(), levels[r])
+                if isinstance(lv, str)}
+    assert ("baseline", "DEMO-FMR-PARITY") in doubtful
+    listed = {(row["pack"], row["rule_id"]): row for row in ctx["findings"]}
+    for key in doubtful:
+        row = listed[key]  # listed, never counted as judged for none
+        for r, status, could in zip(ids, row["statuses"], row["could_be"]):
+            hit = findings[r][(findings[r]["pack"] == key[0]) & (findings[r]["rule_id"] == key[1])]
+            level = levels[r].loc[hit.index[0]]
+            assert could == (level if isinstance(level, str) else ""), (key, r)
+    html = environment().get_template("compare.html.j2").render(**ctx, beside=None)
+    table = html[html.index('id="findings"'):]
+    assert table.count("could be fail: not passed") + table.count("could be warn: not passed") == sum(
+        bool(c) for row in ctx["findings"] for c in row["could_be"])
+    assert listed[("baseline", "DEMO-FMR-PARITY")]["could_be"] == ["warn", "fail"]
