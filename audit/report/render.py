@@ -18,9 +18,11 @@ import pandas as pd
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+import audit
 from audit import compare
 from audit import probes as probe_mod
 from audit.atomic import write_atomic
+from audit.config import computed_by_other
 from audit.devices import describe
 from audit.evidence.dataset import dataset_identity
 from audit.evidence.gate import undecided
@@ -467,7 +469,24 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "computed_on": computed_on(run),
         "dataset_ident": dataset_identity(run),
         "profile_sha256": hashlib.sha256(json.dumps(run["model_profile"], sort_keys=True).encode()).hexdigest(),
+        **versions(run, findings),
     }
+
+
+def versions(run: dict, findings: pd.DataFrame) -> dict:
+    """Which faceaudit computed the run's numbers and judged its findings, beside the one rendering the report:
+    ``computed_by`` (set only when another minor version, whose numbers mean something else, computed them: the page
+    says so on top, as the gate and attest refuse such a run), ``judged_by`` (every version that judged a finding
+    shown), ``ordered_pairs`` (identity's person-pair counts are ordered, each pair counted in both directions, as
+    before 0.6.0: the page says so beside them)."""
+    made = (run.get("environment") or {}).get("faceaudit")
+    try:
+        before_060 = made is None or tuple(int(x) for x in str(made).split(".")[:2]) < (0, 6)
+    except ValueError:
+        before_060 = True
+    judged = sorted({str(v) or "before 0.4.0" for v in findings.get("judged_by", pd.Series([], dtype=object))})
+    return {"computed_by": computed_by_other(run), "made_by": made or "of unknown version", "judged_by": judged,
+            "version": audit.__version__, "ordered_pairs": before_060}
 
 
 def _acquisition_context(store: Store, run_id: str, metrics: pd.DataFrame, no_faces: bool) -> dict | None:

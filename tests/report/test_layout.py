@@ -40,7 +40,8 @@ def test_compare_findings_table_fits_and_sentences_are_spaced():
         runs=[], labels=["a (1)", "b (2)"], comparability=[], model_verdicts=[], summary=[], rows=[], plots=[],
         forests=[], reference="a (1)", beside=None, paired={"n_boot": 10, "persons": 5, "rows": [], "rankings": []},
         differences=[{"field": "inputs.attacker_model", "values": ["x", "y"]}],
-        findings=[{"title": "t", "pack": "eu-ai-act", "rule_id": "AIA-15-ACCURACY", "statuses": ["pass", None]}])
+        findings=[{"title": "t", "pack": "eu-ai-act", "rule_id": "AIA-15-ACCURACY", "statuses": ["pass", None],
+                   "could_be": ["", ""]}])
     assert "holds 0. " in html and "holds 0.Below" not in html
     assert '<td class="mono ident">inputs.<wbr>attacker_<wbr>model</td>' in html
     assert '<table class="side-by-side">' in html and '<span class="mono pack">eu-ai-act ·</span>' in html

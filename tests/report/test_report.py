@@ -252,3 +252,29 @@ def test_a_pack_given_as_a_file_shows_its_findings_and_signing_is_checked_first(
     api.build_report(run_id, db, tmp_path / "r3", ["html"], packs=["eu-ai-act"], apply_packs=True)
     with Store(db, read_only=True) as s:
         assert "eu-ai-act" in set(s.findings(run_id)["pack"])
+
+
+def test_a_run_another_version_computed_says_so_on_top_and_its_pair_counts_are_named_ordered(audited, tmp_path):
+    """A review of the report: a run computed before 0.6.0 showed its ordered person-pair counts (each pair counted
+    in both directions) under "pairs of people" beside a rule of 30 stated on distinct pairs, and no page said which
+    faceaudit computed or judged the numbers. The appendix names every version; another minor version's run says on
+    top that it is no verdict under this one, and its identity counts are named as ordered."""
+    import json
+    import shutil
+
+    import audit
+
+    root, db, run_id = audited
+    html = api.build_report(run_id, db, tmp_path / "now", ["html"])[0].read_text()
+    assert (f"numbers computed by faceaudit {audit.__version__}; findings judged by {audit.__version__}; this report "
+            f"rendered by {audit.__version__}") in html
+    assert "not by this version" not in html and "ordered pairs of people" not in html
+    old = shutil.copy(db, tmp_path / "old.duckdb")
+    with Store(old) as s:
+        env = {**s.run(run_id)["environment"], "faceaudit": "0.5.1"}
+        s._rows("UPDATE runs SET environment = ? WHERE run_id = ?", [json.dumps(env), run_id])
+    html = api.build_report(run_id, old, tmp_path / "old", ["html"])[0].read_text()
+    summary = html[html.index('id="summary"'):html.index('id="traceability"')]
+    assert f"Computed by faceaudit 0.5.1, not by this version ({audit.__version__}).</strong>" in summary
+    assert "it cannot be signed and its gate stays closed" in summary
+    assert "ordered pairs of people (faceaudit 0.5.1 counted each pair of people in both directions" in html
