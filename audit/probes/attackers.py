@@ -201,9 +201,10 @@ def fit_attackers(x: np.ndarray, y: np.ndarray, jobs: list[tuple], task: str, ml
 
 
 def tune(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str, mlp_epochs: int, seed: int,
-         folds: int = 3, min_train: int | None = None, strata: np.ndarray | None = None) -> dict[str, dict]:
-    """Choose each family's hyperparameter by grouped ``folds``-fold cross-validation (persons never on both
-    sides; folds stratified by ``strata``, one label per row, as the outer folds are); returns
+         folds: int = 3, min_train: int | None = None, strata: np.ndarray | None = None,
+         families: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """Choose each family's (or each of ``families``') hyperparameter by grouped ``folds``-fold cross-validation
+    (persons never on both sides; folds stratified by ``strata``, one label per row, as the outer folds are); returns
     {family: {"param": chosen, "scores": {param: score}}} (higher score is better).
 
     Small data sets (:func:`family_grid`): the k-nearest-neighbour grid scored is what the smallest inner
@@ -215,7 +216,8 @@ def tune(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, task: str, mlp_epoc
     k = int(min(folds, len(np.unique(subjects))))
     splits = subject_folds(subjects, k, derive_seed(seed, "tune"), strata=strata)
     n_train = min(len(tr) for tr, _ in splits)
-    grids = {family: family_grid(task, family, n_train) for family in FAMILIES[task]}
+    grids = {family: family_grid(task, family, n_train) for family in FAMILIES[task]
+             if families is None or family in families}
     keys = [(family, param, f) for family, grid in grids.items() for param in grid for f in range(k)]
     fitted = fit_attackers(x, y, [(fam, param, derive_seed(seed, "tune", fam, param, f), splits[f][0])
                                   for fam, param, f in keys], task, mlp_epochs)

@@ -179,7 +179,8 @@ def attacker_rows(doc: dict | None) -> dict:
         rows.append({"attribute": attr, "condition": cond, "setting": setting, "metric": r["metric"],
                      "scores": [r["scores"].get(f) for f in families],
                      "picked": ", ".join(f"{f} {picked.count(f)}/{len(picked)}" for f in families if f in picked)})
-    tuning = {a: ", ".join(f"{f} {t['param']}" for f, t in fams.items()) for a, fams in doc.get("tuning", {}).items()}
+    tuning = {a.replace("|", " under ") + (" (trained on it)" if "|" in a else ""):
+              ", ".join(f"{f} {t['param']}" for f, t in fams.items()) for a, fams in doc.get("tuning", {}).items()}
     return {"rows": rows, "families": families, "folds": doc.get("folds"), "repeats": doc.get("repeats"),
             "tuning": tuning}
 
