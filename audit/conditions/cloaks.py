@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 
 METHODS = ("pgd", "fi-uap", "opom-centre", "opom-affine", "opom-convex")
+BEST = "best"
+"""The cloak probe's best cloak (``cloak:best@<eps>``), a method chosen on other persons' results
+(:func:`audit.probes.cloak.best_cloak`), stored beside the methods' own rows."""
 OBJECTIVE = "squared feature distance per image (maximised)"
 
 

@@ -379,7 +379,10 @@ def cloak_verdicts(m: pd.DataFrame) -> list[str]:
         b = base.iloc[0]
         purified = g[g["purifier"] != "none"]
         worst = purified.loc[purified["value"].idxmin()] if not purified.empty else None
-        who = "made on the audited model itself" if setting == "white-box" else f"made on {setting.split(':', 1)[-1]}"
+        who = ("made on the audited model itself" if setting == "white-box" else "made on whichever public model "
+               "served best" if setting == "transfer:any" else f"made on {setting.split(':', 1)[-1]}")
+        if cloak.startswith("cloak:best@"):
+            cloak = f"The best cloak at {cloak.split('@', 1)[1]} of 255, chosen on other persons' results"
         text = (f"{cloak} ({who}) hides the person in {fmt(100 * b['value'], 0)}% of cloaked photos (95% CI "
                 f"{fmt(100 * b['ci_low'], 0)} to {fmt(100 * b['ci_high'], 0)}%)")
         if worst is not None:

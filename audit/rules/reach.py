@@ -11,6 +11,7 @@ import fnmatch
 import re
 
 from audit.conditions import MASK_TYPES, parse
+from audit.conditions.cloaks import BEST as BEST_CLOAK
 from audit.conditions.cloaks import METHODS as CLOAK_METHODS
 from audit.conditions.purify import PURIFIERS
 from audit.data.manifest import RESERVED, judged_name
@@ -52,9 +53,9 @@ def _check_part(part: str, whole: str) -> None:
         raise ValueError(f"condition {whole!r}: {arg!r} matches no {kinds[0]} ({', '.join(ARGS[kinds[0]])})")
     if kind == "cloak":
         method, _, eps = arg.partition("@")
-        if method not in CLOAK_METHODS or not re.fullmatch(r"\d+(\.\d+)?", eps):
+        if method not in (*CLOAK_METHODS, BEST_CLOAK) or not re.fullmatch(r"\d+(\.\d+)?", eps):
             raise ValueError(f"condition {whole!r}: a cloak condition is cloak:<method>@<eps>, method one of "
-                             f"{', '.join(CLOAK_METHODS)}")
+                             f"{', '.join(CLOAK_METHODS)} or {BEST_CLOAK} (the best, chosen on other persons)")
     elif kind == "purify":
         if arg not in PURIFIERS:
             raise ValueError(f"condition {whole!r}: unknown purifier {arg!r} ({', '.join(PURIFIERS)})")

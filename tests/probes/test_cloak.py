@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -57,7 +58,12 @@ def test_transfer_and_purifiers_are_measured(cloak_metrics):
                          & (cloak_metrics["setting"] == "transfer:fr-maskaware")
                          & ~cloak_metrics["condition"].str.contains("purify")
                          & cloak_metrics["condition"].str.endswith("@8")]
-    assert set(rows["condition"]) == {f"cloak:{m}@8" for m in METHODS}  # every method in every setting
+    # every method in every setting, and the best of them chosen on other persons' results
+    assert set(rows["condition"]) == {f"cloak:{m}@8" for m in (*METHODS, "best")}
+    best = cloak_metrics[(cloak_metrics["metric"] == "psr_at_1") & (cloak_metrics["condition"] == "cloak:best@8")]
+    assert set(best["setting"]) == {"white-box", "transfer:fr-maskaware", "transfer:fr-private",
+                                    "transfer:ensemble(fr-maskaware+fr-private)", "transfer:any"}
+    assert ((best["ci_low"] <= best["value"]) & (best["value"] <= best["ci_high"])).all()
     white = pick(cloak_metrics, condition="cloak:opom-affine@8", metric="psr_at_1", setting="white-box")["value"]
     transfer = rows.set_index("condition").loc["cloak:opom-affine@8", "value"]
     assert transfer <= white
@@ -266,3 +272,48 @@ def test_converged_white_box_cloaks_in_bfloat16_reach_the_same_known_answer(robu
                                          patience=quick["patience"])
                  for method in ("fi-uap", "opom-centre", "opom-affine", "opom-convex")}
     assert min(converged.values()) >= 0.9, converged
+
+
+def _cloak_rows(true_logit, reps: int, seed: int, persons: int = 12, queries: int = 3):
+    """Per simulated dataset: each method's PSR@1 row and the cross-fitted best's (:func:`best_cloak`), five methods
+    of equal strength measured on the same protected persons (a person effect every method shares, one per person
+    and method; logistic), as the quick preset protects 12 persons with 3 queries each."""
+    from audit.metrics.stats import SubjectBootstrap
+    from audit.probes.cloak import best_cloak
+
+    rng = np.random.default_rng(seed)
+    subjects = np.repeat(np.arange(persons), queries)
+    for r in range(reps):
+        shared = rng.standard_normal(persons)
+        boot = SubjectBootstrap(subjects, 200, 1000 + r, "cloak")
+        outcomes = {}
+        for m in range(5):
+            p = 1 / (1 + np.exp(-(true_logit + shared + rng.standard_normal(persons))))
+            outcomes[f"m{m}"] = (rng.random((persons, queries)) < p[:, None]).astype(float).ravel()
+        rows = [dict(condition=f"cloak:m{m}@8", **vars(boot.mean(v, rate=True))) for m, v in enumerate(outcomes.values())]
+        rows.append(dict(condition="cloak:best@8", **vars(best_cloak(outcomes, subjects, boot, r))))
+        yield pd.DataFrame([dict(probe="cloak", metric="psr_at_1", attribute="", group="all", setting="white-box",
+                                 direction="lower_is_riskier", **row) for row in rows])
+
+
+@pytest.mark.slow
+def test_the_best_cloak_is_chosen_on_other_persons_and_does_not_pass_on_the_largest_of_five():
+    """A review of the probes: CLOAK-WHITEBOX-PROTECTS took the largest of five methods' PSR@1 measured on the same 12
+    persons (and its interval ends from other rows): with every method at a true 0.816, below the 0.90 warn limit, it
+    passed in 43% of simulated datasets (one method alone: 11%). The rule now judges the best cloak chosen on other
+    persons (cross-fitted halves): unbiased for the truth, and it passes about as often as one method does."""
+    from audit.rules.engine import evaluate_rule, load_pack
+
+    rule = next(r for r in load_pack("baseline").rules if r.id == "CLOAK-WHITEBOX-PROTECTS")
+    assert rule.where["condition"] == "cloak:best@8"
+    old = rule.model_copy(update={"where": {**rule.where, "condition": "cloak:*@8"},
+                                  "exclude": {"condition": ["purify:*", "cloak:best@*"]}})
+    best, largest, passed, passed_old = [], [], 0, 0
+    for df in _cloak_rows(2.0, 200, 7):  # a true PSR@1 of 0.816 per method
+        methods = df[df["condition"] != "cloak:best@8"]
+        best.append(df[df["condition"] == "cloak:best@8"]["value"].item())
+        largest.append(methods["value"].max())
+        passed += evaluate_rule(rule, df, {"cloak"}).status == "pass"
+        passed_old += evaluate_rule(old, df, {"cloak"}).status == "pass"
+    assert abs(np.mean(best) - 0.816) < 0.03 and np.mean(largest) > 0.87, (np.mean(best), np.mean(largest))
+    assert passed / 200 < 0.2 < 0.3 < passed_old / 200, (passed, passed_old)
