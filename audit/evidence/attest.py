@@ -281,7 +281,14 @@ def describe(stmt: dict) -> list[str]:
     if named:
         lines.append("judged under " + ", ".join(named))
     counts = {k: len(pred.get(k) or []) for k in ("passedTests", "warnedTests", "failedTests")}
-    lines.append(f"rules: {counts['failedTests']} failed, {counts['warnedTests']} warned, {counts['passedTests']} passed")
+    run_notes = next((c.get("annotations") for c in configs if c.get("name") == "faceaudit-run-config"
+                      and isinstance(c.get("annotations"), dict)), {})
+    unjudged = [r for r in str(run_notes.get("not_applicable") or "").split(", ") if r]
+    # A result of PASSED over one judged rule of many says little: how many were not judged is said beside it (a
+    # review of the evidence: 35 of 36 rules not judged were visible only inside the signed payload).
+    lines.append(f"rules: {counts['failedTests']} failed, {counts['warnedTests']} warned, {counts['passedTests']} passed"
+                 + (f", {len(unjudged)} not judged (their probe did not run, too few persons, or no matching result; "
+                    "a result says nothing about them)" if unjudged else ""))
     return lines
 
 

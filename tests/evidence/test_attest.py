@@ -238,3 +238,18 @@ def test_the_statement_names_settings_without_paths_and_the_faceaudit_that_compu
     other = copy.deepcopy(stored)
     other["config"]["seed"] = 99
     assert notes(other)[1]["result_settings_sha256"] != a["result_settings_sha256"]
+
+
+def test_what_a_statement_vouches_for_counts_the_rules_not_judged(run, signed):
+    """A review of the evidence: a statement over one probe whose one rule passed read "result PASSED ... 0 failed,
+    0 warned, 1 passed", the rules not judged (their probe did not run) visible only inside the signed payload. The
+    lines a person reads before trusting the result count them."""
+    from audit.evidence.attest import describe
+
+    stmt = statement_of(signed["bundle"])
+    with Store(run["db"]) as store:
+        findings = store.findings(run["run_id"])
+    unjudged = int((findings["status"] == "not_applicable").sum())
+    assert unjudged  # the fixture's run judges some rules, not all
+    last = describe(stmt)[-1]
+    assert last.startswith("rules: ") and f", {unjudged} not judged (their probe did not run" in last, last
