@@ -21,6 +21,18 @@ def fmt(v: float | None, digits: int = 2) -> str:
     return f"{v:.{digits}f}"
 
 
+def fmt_against(v: float | None, limits, digits: int = 2) -> str:
+    """``v`` with ``digits`` decimals, or more where fewer would round it onto the other side of one of ``limits``
+    (comparators such as "> 2"): a ratio of 2.04 that warns at "> 2" reads 2.04, not 2.0 (a review of the report)."""
+    if v is None or pd.isna(v) or np.isinf(v):
+        return fmt(v, digits)
+    limits = [lim for lim in limits if lim]
+    for d in range(digits, digits + 6):
+        if all(holds(lim, round(float(v), d)) == holds(lim, float(v)) for lim in limits):
+            return f"{v:.{d}f}"
+    return f"{v:.{digits + 6}g}"
+
+
 def ci(row) -> str:
     return f"{fmt(row['value'])} (95% CI {fmt(row['ci_low'])} to {fmt(row['ci_high'])})"
 
@@ -229,8 +241,10 @@ def _most_and_least(groups: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
 
 
 def _upper(hi) -> str:
-    """A ratio's upper interval end in words: 'no upper bound' where there is none (infinite or missing)."""
-    return "no upper bound" if hi is None or pd.isna(hi) or np.isinf(hi) else fmt(hi, 1)
+    """A ratio's upper interval end in words: 'no upper bound' where it is infinite, 'not computed' where missing."""
+    if hi is None or pd.isna(hi):
+        return "not computed"
+    return "no upper bound" if np.isinf(hi) else fmt(hi, 1)
 
 
 def _disparity_rules(findings: pd.DataFrame | None, attr: str, condition: str) -> list[str]:
@@ -477,7 +491,8 @@ def _meaning_of(f: dict, metrics: pd.DataFrame | None = None) -> str:
         what = "falsely rejected" if metric.startswith("fnmr") else "falsely matched"
         if np.isinf(v):
             return f"some {attr_words(attr)} groups are never {what} while others are{under}."
-        text = (f"one {attr_words(attr)} group is {what} {fmt(v, 1)} times as often as "
+        shown = fmt_against(v, (f.get("warn_if"), f.get("fail_if")), 1) if f.get("judged") == "value" else fmt(v, 1)
+        text = (f"one {attr_words(attr)} group is {what} {shown} times as often as "
                 f"{'another' if 'min' in metric else 'average'}{under} (95% CI {fmt(lo, 1)} to {_upper(hi)})")
         extremes = None if metrics is None or "group" not in metrics.columns else _most_and_least(
             metrics[(metrics["metric"] == "group_" + metric.split("_")[0]) & (metrics["attribute"] == attr)
@@ -621,7 +636,7 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
     rest = [r["status"] for r, sentence in zip(bad, sentences) if sentence not in seen]
     more = {"fail": rest.count("fail"), "warn": rest.count("warn")} if rest else None
     groups = []
-    for metric, what, d in (("group_fnmr", "falsely rejected", 0), ("group_fmr", "falsely matched", 2)):
+    for metric, what, d in (("group_fnmr", "falsely rejected", 1), ("group_fmr", "falsely matched", 2)):
         g = metrics[(metrics["metric"] == metric) & (metrics["condition"] == "clean")
                     & (metrics["attribute"] != NEGATIVE_CONTROL)]
         for attr, part in g.groupby("attribute", sort=True):

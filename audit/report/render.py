@@ -109,6 +109,8 @@ def environment(user_templates: Path | None = None) -> Environment:
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2", "xml"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v, d=3: narrative.fmt(v, d)
+    # the number a rule judged, with the decimals it takes to compare with the rule's limits as it does
+    env.filters["against"] = lambda v, f, d=3: narrative.fmt_against(v, (f.get("warn_if"), f.get("fail_if")), d)
     env.filters["pct"] = lambda v: narrative._pct(v, 1)
     env.globals["METRICS"] = METRICS
     env.globals["PRINTED_ROWS"] = PRINTED_ROWS

@@ -183,7 +183,7 @@ def test_traceability_points_at_the_rules_not_judged_list(context):
 def test_fdr_is_not_read_as_parity_when_a_fmr_ratio_fails_and_the_control_is_named(context):
     rows = [{"probe": "identity", "metric": m, "condition": "clean", "setting": "fmr=0.001", "attribute": a,
              "value": v, "ci_low": lo, "ci_high": hi}
-            for m, a, v, lo, hi in (("fdr", "age", 0.99, 0.99, 1.0), ("fmr_max_min", "age", 8.34, 1.97, None),
+            for m, a, v, lo, hi in (("fdr", "age", 0.99, 0.99, 1.0), ("fmr_max_min", "age", 8.34, 1.97, float("inf")),
                                     ("fdr", "control", 1.0, 1.0, 1.0), ("fmr_max_min", "control", 1.0, 1.0, 2.0))]
     failing = pd.DataFrame([finding("AIA-FMR", metric="fmr_max_min", attribute="age", setting="fmr=0.001",
                                     value=8.34, ci_low=1.97, ci_high=None)])
@@ -522,3 +522,27 @@ def test_an_attribute_stored_without_a_number_is_said_not_measured_not_chance_an
     assert sex.startswith("sex: readable from clean-face outputs")
     svg = plots.leakage_bars(metrics(rows))
     assert svg.count("not measured") == 6  # skin tone's and the control's three stored rows, one label each
+
+
+def test_a_judged_number_is_never_rounded_onto_the_other_side_of_its_limit():
+    """A review of the report: "judged: 0.050" stood beside a warn at "> 0.05" (0.0504), "0.950" beside a warn at
+    "< 0.95" (0.9496), and page one said a group was "falsely matched 2.0 times as often" for a warn at "> 2" (2.04).
+    A judged number keeps the decimals it takes to compare with the rule's limits as it does."""
+    from audit.report.render import environment as env
+
+    assert narrative.fmt_against(2.04, ("> 2", "> 5"), 1) == "2.04"
+    assert narrative.fmt_against(0.0504, ("> 0.05", "> 0.15"), 3) == "0.0504"
+    assert narrative.fmt_against(0.9496, ("< 0.95", "< 0.90"), 3) == "0.9496"
+    assert narrative.fmt_against(0.62, ("> 0.05", "> 0.15"), 3) == "0.620"  # far from a limit: as before
+    partial = env().get_template("partials/_measured.html.j2")
+    row = {"value": 0.12, "ci_low": 0.0504, "ci_high": 0.2, "observed": 0.0504, "judged": "ci_low",
+           "warn_if": "> 0.05", "fail_if": "> 0.15"}
+    assert "judged: 0.0504 (lower end)" in partial.render(f=row)
+    ratio = {"value": 2.04, "ci_low": 1.2, "ci_high": 3.0, "observed": 2.04, "judged": "value", "warn_if": "> 2",
+             "fail_if": "> 5"}
+    assert partial.render(f=dict(ratio, value=2.0004, observed=2.0004)).startswith("2.0004<br>")
+    f = finding("DEMO-FMR-PARITY", metric="fmr_max_min", attribute="sex", setting="fmr=0.001", value=2.04,
+                ci_low=1.2, ci_high=3.0)
+    f.update(judged="value", warn_if="> 2", fail_if="> 5")
+    f["location"] = json.loads(f["location"])  # as the verdict reads it
+    assert "falsely matched 2.04 times as often" in narrative._meaning_of(f), narrative._meaning_of(f)
