@@ -203,7 +203,7 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
         cv = tuple(tuple((tr, score[tr], te, score[te]) for tr, te in folds) for folds in splits)
         s = Series("membership", "membership_tpr_at_fpr" if tpr else "membership_auc", "clean", "strongest", "",
                    "all", np.arange(len(y)), subjects, "folds", y=y, cv=cv, rate=MEMBERSHIP_FPR if tpr else 0.0,
-                   folds=GAIN_FOLDS, fitted=0.0)  # a score attack fits nothing but thresholds (as the probe keeps it)
+                   folds=GAIN_FOLDS, fitted=0.0, chosen=False)  # one score attack: fits nothing but thresholds
         if fixed:
             units = np.tile(np.flatnonzero(y == 1), len(cv))
             values = np.concatenate([_flags(rep, y, MEMBERSHIP_FPR)[y == 1] for rep in cv])
@@ -212,6 +212,46 @@ def sim_paired_membership(rng, n: int, n_boot: int, tpr: bool = True, fixed: boo
     boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
     stats = [boot.stat(s) for s in series]
     persons = n if tpr else len(y)  # as compare_runs counts them: a TPR rests on the members, the AUC on everyone
+    d, lo, hi = _pair_interval(series[0], persons, None)(*stats, tuple(s.fitted for s in series))
+    return Estimate(d, lo, hi, len(y)), 0.0
+
+
+MEMBERSHIP_SCORES = np.array([0.45, 0.35, 0.2])
+"""Shift of members on each of the three scores of :func:`sim_paired_membership_learned`: split so that some folds
+choose the learned attacker over the scores (it combines them), others a score."""
+
+
+def sim_paired_membership_learned(rng, n: int, n_boot: int, tpr: bool = True) -> tuple[Estimate, float]:
+    """Two models with equally strong membership signal spread over three scores (each a person effect shared by the
+    models, correlation 0.7, plus each model's own noise; members shifted by :data:`MEMBERSHIP_SCORES`), ``n``
+    members and 1.5 ``n`` non-members, each model's attacks cross-validated by the membership probe's own
+    ``_cross_validate`` (the three scores and the logistic attacker over them, 5 folds x 2 repeats seeded alike for
+    both models, as the probe's are): its strongest attack chose the learned attacker in some folds, a score in
+    others, and the paired interval adds each model's fit variance in the share of its folds that chose the learned
+    attacker (``fitted``, as the probe keeps it). The truth is 0 (TPR at FPR 0.1, or with ``tpr`` False the AUC)."""
+    from audit.compare.paired import _pair_interval
+    from audit.probes.membership import SCORES, MembershipProbe, learned_share
+
+    probe = MembershipProbe()
+    y = np.r_[np.ones(n, int), np.zeros(n + n // 2, int)]
+    subjects = np.arange(len(y)).astype(str)
+    common = rng.normal(0, 1, (len(y), len(SCORES)))
+    seeds = rng.integers(2**31, size=(GAIN_REPEATS, 2))
+    rate = MEMBERSHIP_FPR if tpr else None
+    series = []
+    for _ in range(2):
+        x = (np.sqrt(0.5) * (SHARED * common + np.sqrt(1 - SHARED ** 2) * rng.normal(0, 1, common.shape))
+             + np.sqrt(0.5) * rng.normal(0, 1, common.shape) + y[:, None] * MEMBERSHIP_SCORES)
+        feats = {s: x[:, i] for i, s in enumerate(SCORES)}
+        strongest = [probe._cross_validate(feats, x, y, probe._folds(y, GAIN_FOLDS, int(a)), int(b))["strongest"]
+                     for a, b in seeds]
+        cv = tuple(tuple(r["folds"] if rate is None else r["folds_at"][rate]) for r in strongest)
+        series.append(Series("membership", "membership_tpr_at_fpr" if tpr else "membership_auc", "clean", "strongest",
+                             "", "all", np.arange(len(y)), subjects, "folds", y=y, cv=cv,
+                             rate=rate if tpr else 0.0, folds=GAIN_FOLDS, fitted=learned_share(strongest, rate)))
+    boot = PairedBootstrap(subjects, n_boot, int(rng.integers(2**31)))
+    stats = [boot.stat(s) for s in series]
+    persons = n if tpr else len(y)
     d, lo, hi = _pair_interval(series[0], persons, None)(*stats, tuple(s.fitted for s in series))
     return Estimate(d, lo, hi, len(y)), 0.0
 
@@ -247,7 +287,13 @@ SIMULATORS = {"fnmr": (sim_paired_fnmr, "fnmr difference B - A (paired)"),
                                        "membership TPR at FPR 0.1 difference B - A (paired, flags held fixed)"),
               "membership_auc": (lambda rng, n, n_boot: sim_paired_membership(rng, n, n_boot, tpr=False),
                                  "membership AUC difference B - A (paired, per-fold pairs; a score attack, no fit "
-                                 "variance)")}
+                                 "variance)"),
+              "membership_tpr_learned": (sim_paired_membership_learned, "membership TPR at FPR 0.1 difference B - A "
+                                         "(paired, the probe's own attacks, some folds fitted)"),
+              "membership_auc_learned": (lambda rng, n, n_boot: sim_paired_membership_learned(rng, n, n_boot,
+                                                                                              tpr=False),
+                                         "membership AUC difference B - A (paired, the probe's own attacks, some "
+                                         "folds fitted)")}
 
 
 def coverage(n: int, reps: int, n_boot: int = 200, seed: int = 0, metric: str = "fnmr") -> dict:

@@ -210,8 +210,12 @@ def test_membership_outcomes_are_paired_per_person(tmp_path):
     assert [r["label"] for r in other["rows"]] == ["Membership AUC, strongest attack"]
     assert other["rows"][0]["cells"][0]["value"] == pytest.approx(
         stored[(stored["metric"] == "membership_auc") & (stored["setting"] == "strongest")]["value"].item())
-    # Findings side by side: a rule judged for neither run (every identity, leakage, ... rule) is counted, not listed
+    # Findings side by side: a rule judged for neither run (every identity, leakage, ... rule) is counted, not listed,
+    # unless a run's data cannot exclude a warning or a failure (then it says "could be")
+    from audit.evidence.gate import undecided
+
     judged = {f.rule_id for df in findings for f in df.itertuples() if f.status != "not_applicable"}
+    judged |= {f.rule_id for df in findings for f, lv in zip(df.itertuples(), undecided(df)) if isinstance(lv, str)}
     every = {f.rule_id for df in findings for f in df.itertuples()}
     assert {f["rule_id"] for f in other["findings"]} == judged
     assert other["unjudged_rules"] == len(every - judged) > 20
