@@ -599,8 +599,9 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     for leakage gains and membership attacks (``folds``) the p-value too carries the attacker-fit variance (a normal
     approximation on the widened spread, :func:`fit_widened`), and so do the rank intervals: each model's replicates
     get independent normal noise of its attacker-fit variance (its replicates' variance over folds - 1 times its
-    ``fitted`` share, as a single run's interval is widened, in full for an attack ``chosen`` in every fold; drawn
-    from ``seed``) before they are ranked, and a chosen attack's p-value takes the floor of :func:`_added_variance`.
+    ``fitted`` share, as a single run's interval is widened; for an attack ``chosen`` in every fold, its whole variance
+    widened by Nadeau and Bengio's factor, so that ranks never part where the floored pairwise difference of
+    :func:`_added_variance` cannot; drawn from ``seed``) before they are ranked.
     Without ``pair``, the plain expanded-percentile interval.
 
     Ranks are "min" ranks (:func:`scipy.stats.rankdata`): models with equal values share the better rank, on
@@ -628,8 +629,11 @@ def _ranking(stats: list[tuple[float, np.ndarray]], labels: list[str], persons: 
     n = len(labels)  # (no replicate with every value defined: every rank is possible)
     ranked = boots[ok]
     if folds is not None and len(ranked) > 1:  # the attackers' fit variance, each model's own (fitted apart)
-        sd = [float(np.sqrt((1.0 if chosen else f) * np.var(c[np.isfinite(c)]) / max(folds - 1, 1)))
-              if np.isfinite(c).sum() > 1 else 0.0 for c, f in zip(ranked.T, fitted)]
+        # a chosen attack: each model's replicates varied by its own variance widened in full, so that two models'
+        # ranks never part where their pairwise difference (floored at the two runs' own widened variances) cannot
+        scale = [(1 + 1 / max(folds - 1, 1)) if chosen else f / max(folds - 1, 1) for f in fitted]
+        sd = [float(np.sqrt(k * np.var(c[np.isfinite(c)]))) if np.isfinite(c).sum() > 1 else 0.0
+              for c, k in zip(ranked.T, scale)]
         ranked = ranked + np.random.default_rng(seed).normal(size=ranked.shape) * np.array(sd)
     ranks = sps.rankdata(-ranked, method="min", axis=1) if ok.any() else np.array([[1] * n, [n] * n])
     point = sps.rankdata(np.where(np.isnan(values), np.inf, -values), method="min")  # undefined last

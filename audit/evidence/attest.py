@@ -287,8 +287,9 @@ def describe(stmt: dict) -> list[str]:
     # A result of PASSED over one judged rule of many says little: how many were not judged is said beside it (a
     # review of the evidence: 35 of 36 rules not judged were visible only inside the signed payload).
     lines.append(f"rules: {counts['failedTests']} failed, {counts['warnedTests']} warned, {counts['passedTests']} passed"
-                 + (f", {len(unjudged)} not judged (their probe did not run, too few persons, or no matching result; "
-                    "a result says nothing about them)" if unjudged else ""))
+                 + (f", {len(unjudged)} not judged (their probe did not run, too little data, or no matching result: "
+                    "the result says nothing about them; those that could be a warning or failure are named above)"
+                    if unjudged else ""))
     return lines
 
 

@@ -387,11 +387,11 @@ def cloak_verdicts(m: pd.DataFrame) -> list[str]:
     for (cloak, setting), g in m.groupby(["cloak", "setting"], sort=True):
         if cloak == "clean" or cloak.endswith("@0"):
             continue
-        base = g[g["purifier"] == "none"]
+        base = g[(g["purifier"] == "none") & g["value"].notna()]  # no number: not made (the notes say why)
         if base.empty:
             continue
         b = base.iloc[0]
-        purified = g[g["purifier"] != "none"]
+        purified = g[(g["purifier"] != "none") & g["value"].notna()]
         worst = purified.loc[purified["value"].idxmin()] if not purified.empty else None
         who = ("made on the audited model itself" if setting == "white-box" else "made on whichever public model "
                "served best" if setting == "transfer:any" else f"made on {setting.split(':', 1)[-1]}")

@@ -487,7 +487,8 @@ def versions(run: dict, findings: pd.DataFrame) -> dict:
         before_060 = made is None or tuple(int(x) for x in str(made).split(".")[:2]) < (0, 6)
     except ValueError:
         before_060 = True
-    judged = sorted({str(v) or "before 0.4.0" for v in findings.get("judged_by", pd.Series([], dtype=object))})
+    judged = sorted({str(v) or "before 0.4.0"
+                     for v in findings.get("judged_by", pd.Series([], dtype=object)).fillna("")})
     return {"computed_by": computed_by_other(run), "made_by": made or "of unknown version", "judged_by": judged,
             "version": audit.__version__, "ordered_pairs": before_060}
 

@@ -275,27 +275,31 @@ def selected(rule: Rule, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Finding:
     """The rule's finding on ``metrics``. A rule not judged although it has results (too few persons, queries or
-    comparisons behind them, a result without the interval end it judges, a wide interval) records in
-    ``location["undecided"]`` the verdict its measured value does not exclude (``fail`` or ``warn``: the value itself
-    reaches that limit), so that a gate and a signed statement never read it as a pass (:mod:`audit.evidence.gate`)."""
+    comparisons behind them, a result without the interval end it judges or without any number, a wide interval)
+    records in ``location["undecided"]`` the verdict its data do not exclude (``fail`` or ``warn``): the limit its
+    measured value reaches, or the one the interval's end toward the limit reaches (the fail limit, or the warn limit
+    without one, as a pass must exclude it), or, for a result without a number (an attack not tried), that same
+    limit; so that a gate and a signed statement never read it as a pass (:mod:`audit.evidence.gate`)."""
     f = _evaluate(rule, metrics, probes_run)
     if f.status != "not_applicable" or "undecided" in f.location:
         return f
     rows = selected(rule, metrics) if rule.probe in probes_run else metrics.iloc[:0]
+    blind = bool(rows["value"].astype(float).isna().any())  # a result without any number: nothing about it excluded
     rows = rows[rows["value"].astype(float).notna()]
-    if rows.empty:
+    if rows.empty and not blind:
         return f
-    value = _aggregate(rule, rows["value"].astype(float))
-    level = "fail" if holds(rule.fail_if, value) else "warn" if holds(rule.warn_if, value) else None
-    said = f"The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit itself."
-    loc = {}
+    limit, at = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
+    level, said, loc = None, "", {}
+    if len(rows):
+        value = _aggregate(rule, rows["value"].astype(float))
+        level = "fail" if holds(rule.fail_if, value) else "warn" if holds(rule.warn_if, value) else None
+        said = f"The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit itself."
     # The interval end toward the limit too, as a pass must keep it short of the limit: the same interval on fewer
     # persons (or at an operating point the data cannot back) must never read milder than on more, where it is "too
     # uncertain to judge" (a ratio of 1.5 [0.6, 9.0] against "fail if > 5" was undecided on 2,000 persons a group and
     # plain not judged on 40, so the strict gate opened and a statement said PASSED; a review of the report).
     side = _toward_limit(rule)
-    if level != "fail" and side is not None:
-        limit, at = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
+    if len(rows) and level != "fail" and side is not None:
         ends = rows[side].astype(float)
         end = "upper" if side == "ci_high" else "lower"
         if ends.isna().any():
@@ -304,6 +308,10 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
             level, loc = at, {"other_end": other}
             said = (f"The {rule.aggregate} {end} end of the 95% CI, {other:.4g}, reaches the {at} limit ({at} if "
                     f"{limit}): a {at} cannot be excluded.")
+    if blind and level != "fail" and (level is None or at == "fail"):
+        # e.g. a white-box attack not tried (no torch backend, or one that failed parity): the strongest attack of a
+        # pooled rule is unknown, so the strict gate must not open on the others (a review of the change)
+        level, said = at, f"A result without a number to judge cannot exclude a {at}."
     if level is None:
         return f
     return replace(f, location={**f.location, **loc, "undecided": level}, message=f"{f.message} {said}")

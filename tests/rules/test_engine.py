@@ -670,5 +670,29 @@ def test_the_same_interval_on_fewer_persons_or_an_unsupported_target_never_reads
                            {"inversion"})
     assert narrow.status == "not_applicable" and "undecided" not in narrow.location, narrow.message
     table = pd.DataFrame([{"rule_id": parity.id, "status": f.status, "location": f.location, "fail_if": "> 5"}
-                          for f in (found[40],)])
-    assert judge(table, "warn").exit_code == 1  # the strict gate stays closed on it
+                          for f in (found[40],)] + [{"rule_id": "OTHER", "status": "pass", "location": {},
+                                                     "fail_if": "> 5"}])  # one rule judged: the gate can open
+    assert judge(table, "warn").exit_code == 1 and len(judge(table, "warn").blocking) == 1  # closed on it alone
+    assert judge(table.drop(columns="location").assign(location=[{}, {}]), "warn").exit_code == 0
+
+
+def test_a_result_without_a_number_such_as_an_attack_not_tried_cannot_exclude_a_fail():
+    """A review of the change: with the white-box attack withdrawn (its torch backend failed parity) its rows are
+    stored without a number, and a rule pooling every attack was "not judged" with nothing it could not exclude, so
+    the strict gate opened on the black-box attack's 0.0 [0, 0.01]. The strongest attack is unknown: a fail is not
+    excluded. Likewise the best-cloak rule when no white-box cloak could be made."""
+    inv = rule(probe="inversion", metric="sar_type1", where={"condition": "mask:*", "setting": "*;fmr=0.001*"},
+               warn_if="> 0.05", fail_if="> 0.20", use="ci_low")
+    rows = [{"probe": "inversion", "condition": "mask:surgical", "metric": "sar_type1",
+             "setting": "black-box;target;fmr=0.001", "value": 0.0, "ci_low": 0.0, "ci_high": 0.01},
+            {"probe": "inversion", "condition": "mask:surgical", "metric": "sar_type1",
+             "setting": "white-box;target;fmr=0.001", "value": float("nan"), "ci_low": float("nan"),
+             "ci_high": float("nan")}]
+    f = evaluate_rule(inv, metrics(rows), {"inversion"})
+    assert f.status == "not_applicable" and f.location["undecided"] == "fail", f.message
+    assert f.message.endswith("A result without a number to judge cannot exclude a fail.")
+    assert evaluate_rule(inv, metrics(rows[:1]), {"inversion"}).status == "pass"  # tried, and weak: a pass
+    cloak = [{"probe": "cloak", "condition": "cloak:best@8", "metric": "psr_at_1", "setting": "white-box",
+              "value": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}]
+    f = evaluate_rule(_pack_rule("baseline", "CLOAK-WHITEBOX-PROTECTS"), metrics(cloak), {"cloak"})
+    assert f.status == "not_applicable" and f.location["undecided"] == "fail", f.message
