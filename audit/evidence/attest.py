@@ -263,9 +263,11 @@ def describe(stmt: dict) -> list[str]:
             digest = str((s.get("digest") or {}).get("sha256", ""))[:16] if isinstance(s.get("digest"), dict) else ""
             lines.append(f"{kind}: {s.get('name')} (sha256 {digest}...)")
     configs = [c for c in pred.get("configuration") or [] if isinstance(c, dict)]
+    run_notes: dict = {}
     for c in configs:
         notes = c.get("annotations") if isinstance(c.get("annotations"), dict) else {}
         if c.get("name") == "faceaudit-run-config":
+            run_notes = notes
             lines.append(f"run {notes.get('run_id')}, preset {notes.get('preset')}, seed {notes.get('seed')}; signed by "
                          f"{notes.get('signer')} at {notes.get('signed_at')} with {notes.get('tool')}"
                          + (f"; computed by {notes['computed_by']}" if notes.get("computed_by") else ""))
@@ -281,8 +283,6 @@ def describe(stmt: dict) -> list[str]:
     if named:
         lines.append("judged under " + ", ".join(named))
     counts = {k: len(pred.get(k) or []) for k in ("passedTests", "warnedTests", "failedTests")}
-    run_notes = next((c.get("annotations") for c in configs if c.get("name") == "faceaudit-run-config"
-                      and isinstance(c.get("annotations"), dict)), {})
     unjudged = [r for r in str(run_notes.get("not_applicable") or "").split(", ") if r]
     # A result of PASSED over one judged rule of many says little: how many were not judged is said beside it (a
     # review of the evidence: 35 of 36 rules not judged were visible only inside the signed payload).

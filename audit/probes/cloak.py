@@ -267,11 +267,11 @@ class CloakProbe:
         result.metrics += self._best(series, subjects[q_flat], boot, cfg.cloak_eps, ctx.seed)
         if "white-box" not in surrogates:  # not tried (no torch backend, or one that failed parity): stored without a
             # number, so that the best-cloak rule says a fail is not excluded instead of "no result matched"
+            purified = ["", *(f"+purify:{p}" for p in PURIFIERS)]
+            conds = [f"cloak:{m}@{eps:g}{p}" for eps in cfg.cloak_eps for m in METHODS for p in purified]
+            conds += [f"cloak:{BEST}@{eps:g}" for eps in cfg.cloak_eps]
             result.metrics += [MetricRecord(self.name, cond, "psr_at_1", np.nan, np.nan, np.nan, 0, SAFE,
-                                            setting="white-box")
-                               for eps in cfg.cloak_eps for m in (*METHODS, BEST)
-                               for cond in [f"cloak:{m}@{eps:g}"] + [f"cloak:{m}@{eps:g}+purify:{p}" for p in PURIFIERS
-                                                                     if m != BEST]]
+                                            setting="white-box") for cond in conds]
         if examples:
             result.artifacts.append(self._examples(examples))
         result.artifacts.append(Artifact.json(self.name, "convergence.json", convergence))

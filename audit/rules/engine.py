@@ -284,30 +284,30 @@ def evaluate_rule(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Fi
     if f.status != "not_applicable" or "undecided" in f.location:
         return f
     rows = selected(rule, metrics) if rule.probe in probes_run else metrics.iloc[:0]
-    blind = bool(rows["value"].astype(float).isna().any())  # a result without any number: nothing about it excluded
-    rows = rows[rows["value"].astype(float).notna()]
+    values = rows["value"].astype(float)
+    blind = bool(values.isna().any())  # a result without any number: nothing about it is excluded
+    rows, values = rows[values.notna()], values.dropna()
     if rows.empty and not blind:
         return f
-    limit, at = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
     level, said, loc = None, "", {}
     if len(rows):
-        value = _aggregate(rule, rows["value"].astype(float))
+        value = _aggregate(rule, values)
         level = "fail" if holds(rule.fail_if, value) else "warn" if holds(rule.warn_if, value) else None
         said = f"The {rule.aggregate} measured value, {value:.4g}, reaches the {level} limit itself."
     # The interval end toward the limit too, as a pass must keep it short of the limit: the same interval on fewer
     # persons (or at an operating point the data cannot back) must never read milder than on more, where it is "too
     # uncertain to judge" (a ratio of 1.5 [0.6, 9.0] against "fail if > 5" was undecided on 2,000 persons a group and
     # plain not judged on 40, so the strict gate opened and a statement said PASSED; a review of the report).
-    side = _toward_limit(rule)
-    if len(rows) and level != "fail" and side is not None:
-        ends = rows[side].astype(float)
-        end = "upper" if side == "ci_high" else "lower"
-        if ends.isna().any():
+    toward = _end_toward_limit(rule, rows) if len(rows) else None
+    if level != "fail" and toward is not None:
+        limit, at, end, other = toward
+        if other is None:
             level, said = at, f"A result has no {end} end of the 95% CI: a {at} cannot be excluded."
-        elif holds(limit, other := _aggregate(rule, ends)):
+        elif holds(limit, other):
             level, loc = at, {"other_end": other}
             said = (f"The {rule.aggregate} {end} end of the 95% CI, {other:.4g}, reaches the {at} limit ({at} if "
                     f"{limit}): a {at} cannot be excluded.")
+    _, at = _exclusion_limit(rule)
     if blind and level != "fail" and (level is None or at == "fail"):
         # e.g. a white-box attack not tried (no torch backend, or one that failed parity): the strongest attack of a
         # pooled rule is unknown, so the strict gate must not open on the others (a review of the change)
@@ -405,23 +405,21 @@ def _evaluate(rule: Rule, metrics: pd.DataFrame, probes_run: set[str]) -> Findin
         loc.update(_blind(blind))
         return Finding(rule, "not_applicable", observed, loc,
                        f"{_blind_sentence(blind, rule, judged)} Not judged as passing. (The others: {msg})")
-    side = _toward_limit(rule) if status == "pass" else None
-    if side is not None:
+    toward = _end_toward_limit(rule, rows) if status == "pass" else None
+    if toward is not None:
         # A pass must exclude the limit: the other end of the interval (for a rule judged on the value, the end
         # toward the limit), aggregated as the rule aggregates (the max of the upper ends bounds the max of the true
         # values), must not reach it either, or the data cannot tell a pass from a fail (a leakage interval of
         # [0, 0.3] against "fail if > 0.15" is no evidence of safety, nor a false-match ratio of 1.8 [0.6, 9.0]
         # against "fail if > 5"). Nor may the measured value itself (aggregated alike) sit beyond the warn limit: an
         # inversion rate of 0.07 [0.009, 0.10] against "warn if > 0.01" is seven times the limit, not a pass.
-        end = "upper" if side == "ci_high" else "lower"
-        limit, level = _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
-        ends = rows[side].astype(float)
-        if ends.isna().any():  # an interval with one end only: no evidence on the side a pass must exclude
+        limit, level, end, other = toward
+        if other is None:  # an interval with one end only: no evidence on the side a pass must exclude
             loc["undecided"] = level
             return Finding(rule, "not_applicable", observed, loc,
                            f"No interval to judge: the {judged} passes, but a result has no {end} end, so the data "
                            f"cannot show that it stays within the {level} limit. Not judged as passing. ({msg})")
-        other, value = (_aggregate(rule, rows[c].astype(float)) for c in (side, "value"))
+        value = _aggregate(rule, rows["value"].astype(float))
         if holds(limit, other):
             loc.update(other_end=other, undecided=level)
             return Finding(rule, "not_applicable", observed, loc,
@@ -491,6 +489,25 @@ def _toward_limit(rule: Rule) -> str | None:
     limit = _pass_limit(rule)
     return None if limit is None else {">": "ci_high", ">=": "ci_high", "<": "ci_low", "<=": "ci_low"}[
         COMPARATOR.match(limit[0]).group(1)]
+
+
+def _exclusion_limit(rule: Rule) -> tuple[str | None, str]:
+    """The limit a pass must exclude, with its level: :func:`_pass_limit`, else the fail limit, or the warn limit when
+    the rule has none."""
+    return _pass_limit(rule) or ((rule.fail_if, "fail") if rule.fail_if else (rule.warn_if, "warn"))
+
+
+def _end_toward_limit(rule: Rule, rows: pd.DataFrame) -> tuple[str | None, str, str, float | None] | None:
+    """What a pass must keep short of its limit on ``rows``: (the limit, its level, which end, "upper" or "lower",
+    and that end aggregated as the rule aggregates, None when a result has no such end); None for a rule whose limits
+    set no side (:func:`_toward_limit`). One reading for a pass and for a rule not judged, which records what it
+    cannot exclude (:func:`evaluate_rule`)."""
+    side = _toward_limit(rule)
+    if side is None:
+        return None
+    limit, level = _exclusion_limit(rule)
+    ends = rows[side].astype(float)
+    return limit, level, "upper" if side == "ci_high" else "lower", None if ends.isna().any() else _aggregate(rule, ends)
 
 
 def _pass_limit(rule: Rule) -> tuple[str, str] | None:

@@ -195,8 +195,9 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
     with Store(db) as store:
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
-            check_resume(store.run(run_id), record, model.compute, config.precision())
-            model.withdraw_torch(store.run(run_id).get("parity") or {})  # the run's own check holds for its rest
+            stored = store.run(run_id)
+            check_resume(stored, record, model.compute, config.precision())
+            model.withdraw_torch(stored.get("parity") or {})  # the run's own check holds for its rest
         store.upsert_model(model.info, model.profile)
         issues = faces.issues + dataset.label_issues
         store.upsert_dataset(dataset, issues)
