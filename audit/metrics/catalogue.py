@@ -61,7 +61,7 @@ METRICS: dict[str, dict[str, str]] = {
                         "images is the right person."},
     "recon_attr_accuracy": {"probe": "inversion", "meaning": "Share of reconstructions (setting 'reconstruction'; "
                             "'original' = the real photos, for reference) whose attribute an attribute model reads "
-                            "correctly."},
+                            "correctly, over the victims labelled with it."},
     "recon_attr_mae": {"probe": "inversion", "meaning": "Age error of an attribute model on reconstructions (or the "
                        "originals), in years."},
     "ssim": {"probe": "inversion", "meaning": "Structural similarity of a reconstruction to its source image "

@@ -50,9 +50,7 @@ def preprocess(images: np.ndarray, profile: Profile) -> np.ndarray:
     x = np.asarray(images)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ModelError(f"{profile.name}: expected images of shape (N, H, W, 3), got {x.shape}")
-    h, w = spec.size
-    if x.shape[1:3] != (h, w):
-        x = np.stack([cv2.resize(np.ascontiguousarray(im), (w, h), interpolation=cv2.INTER_AREA) for im in x])
+    x = resize(x, spec.size)
     if spec.color == "BGR":
         x = x[..., ::-1]
     mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
@@ -65,6 +63,14 @@ def preprocess(images: np.ndarray, profile: Profile) -> np.ndarray:
     out -= mean
     out /= std
     return out
+
+
+def resize(images: np.ndarray, size) -> np.ndarray:
+    """Images (N, H, W, 3) at ``size`` (h, w), as :func:`preprocess` resizes them (area interpolation, dtype kept)."""
+    h, w = size
+    if images.shape[1:3] == (h, w):
+        return images
+    return np.stack([cv2.resize(np.ascontiguousarray(im), (w, h), interpolation=cv2.INTER_AREA) for im in images])
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -284,6 +290,19 @@ class TorchBackend(Backend):
             x = x.permute(0, 2, 3, 1)
         return self._call(x.contiguous())
 
+    def run_differentiable(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs through :meth:`forward_tensor` (the differentiable pass the gradient attacks use: colour order,
+        normalisation and layout in torch), in float32, for aligned RGB 0-255 images resized as :func:`preprocess`
+        resizes them, so its parity with onnxruntime is checked on the same inputs as :meth:`run`'s."""
+        torch = self.torch
+        x = resize(np.asarray(images), self.profile.input.size)
+        outs = []
+        with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            for start, stop in _batches(len(x), max(self.batch_size, 1)):
+                t = torch.from_numpy(np.ascontiguousarray(x[start:stop])).permute(0, 3, 1, 2).float().to(self.device)
+                outs.append([o.detach().float().cpu().numpy() for o in self.forward_tensor(t)])
+        return {name: np.concatenate([o[i] for o in outs]) for i, name in enumerate(self.output_names)}
+
     def embed_tensor(self, x, precision: str | None = None):
         """Differentiable embeddings (float32) for an (N, 3, H, W) RGB 0-255 tensor, in ``precision`` (default
         :attr:`precision`; an attack that needs float32 whatever the run's setting passes ``"float32"``).
@@ -299,29 +318,31 @@ class TorchBackend(Backend):
 
 @dataclass(frozen=True)
 class ParityResult:
-    """Agreement of the torch backend with onnxruntime on one batch."""
+    """Agreement of the torch backend with onnxruntime on one batch, over both of its passes: inference
+    (:meth:`TorchBackend.run`, numpy preprocessing) and the differentiable pass the gradient attacks use
+    (:meth:`TorchBackend.run_differentiable`); the worst of the two is what passes or fails."""
 
     n: int
     """Images compared."""
     max_abs_diff: float
-    """Largest absolute difference over every output element."""
+    """Largest absolute difference over every output element of either pass."""
     min_cosine: float
-    """Smallest per-image cosine similarity between the two backends' outputs."""
+    """Smallest per-image cosine similarity between onnxruntime's outputs and either pass's."""
     passed: bool
     """max_abs_diff <= atol_rel * output scale and min_cosine >= min_cos."""
+    passes: dict
+    """``{"inference" | "differentiable": {"max_abs_diff", "min_cosine"}}``: each pass's own agreement."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def parity_check(ort_b: Backend, torch_b: Backend, images: np.ndarray,
-                 atol_rel: float = 1e-3, min_cos: float = 0.9999) -> ParityResult:
-    """Compare two backends on the same batch of images."""
-    a, b = ort_b.run(images), torch_b.run(images)
+def _agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n: int) -> tuple[float, float, float]:
+    """(largest absolute difference, smallest per-image cosine, output scale) of outputs ``b`` against ``a``."""
     max_abs, min_c, scale = 0.0, 1.0, 0.0
     for name in a:
-        x = a[name].reshape(len(images), -1).astype(np.float64)
-        y = b[name].reshape(len(images), -1).astype(np.float64)
+        x = a[name].reshape(n, -1).astype(np.float64)
+        y = b[name].reshape(n, -1).astype(np.float64)
         max_abs = max(max_abs, float(np.abs(x - y).max(initial=0.0)))
         scale = max(scale, float(np.abs(x).max(initial=0.0)))
         nx, ny = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
@@ -329,5 +350,20 @@ def parity_check(ort_b: Backend, torch_b: Backend, images: np.ndarray,
         cos[(nx < 1e-12) & (ny < 1e-12)] = 1.0
         if len(cos):
             min_c = min(min_c, float(cos.min()))
+    return max_abs, min_c, scale
+
+
+def parity_check(ort_b: Backend, torch_b: TorchBackend, images: np.ndarray,
+                 atol_rel: float = 1e-3, min_cos: float = 0.9999) -> ParityResult:
+    """Compare the torch backend's inference and differentiable passes with onnxruntime on the same batch (a
+    conversion can agree in one and not the other: the attacks' colour order and normalisation are torch's own)."""
+    a = ort_b.run(images)
+    passes, scale = {}, 0.0
+    for name, outs in (("inference", torch_b.run(images)), ("differentiable", torch_b.run_differentiable(images))):
+        max_abs, min_c, s = _agreement(a, outs, len(images))
+        passes[name] = {"max_abs_diff": max_abs, "min_cosine": min_c}
+        scale = max(scale, s)
+    max_abs = max(p["max_abs_diff"] for p in passes.values())
+    min_c = min(p["min_cosine"] for p in passes.values())
     passed = max_abs <= atol_rel * max(scale, 1.0) and min_c >= min_cos
-    return ParityResult(n=len(images), max_abs_diff=max_abs, min_cosine=min_c, passed=passed)
+    return ParityResult(n=len(images), max_abs_diff=max_abs, min_cosine=min_c, passed=passed, passes=passes)

@@ -210,11 +210,12 @@ class CloakProbe:
             result.notes.append(f"White-box bound missing: {ctx.model.torch_error}")
         else:
             surrogates["white-box"] = (target, False)
-        members = []
+        members, skipped = [], []
         for sm in ctx.surrogates:
             b = sm.torch()
             if b is None:
                 result.notes.append(f"Surrogate {sm.name} skipped: {sm.torch_error}")
+                skipped.append(f"transfer:{sm.name}")
             else:
                 surrogates[f"transfer:{sm.name}"] = (b, True)
                 members.append((sm.name, b))
@@ -265,18 +266,28 @@ class CloakProbe:
                 examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
             ctx.progress(0.8 + 0.2 * (i + 1) / len(attacks), f"cloak tested: {label} {method} eps {eps:g}")
         result.metrics += self._best(series, subjects[q_flat], boot, cfg.cloak_eps, ctx.seed)
-        if "white-box" not in surrogates:  # not tried (no torch backend, or one that failed parity): stored without a
-            # number, so that the best-cloak rule says a fail is not excluded instead of "no result matched"
-            purified = ["", *(f"+purify:{p}" for p in PURIFIERS)]
-            conds = [f"cloak:{m}@{eps:g}{p}" for eps in cfg.cloak_eps for m in METHODS for p in purified]
-            conds += [f"cloak:{BEST}@{eps:g}" for eps in cfg.cloak_eps]
-            result.metrics += [MetricRecord(self.name, cond, "psr_at_1", np.nan, np.nan, np.nan, 0, SAFE,
-                                            setting="white-box") for cond in conds]
+        # Settings not tried (no torch backend, or one that failed parity) are stored without a number, so that the
+        # best-cloak rules say a fail is not excluded instead of "no result matched"; transfer:any over the surrogates
+        # that were tried can only be lower than over all of them (the largest of their best).
+        not_tried = [label for label in ("white-box", *skipped) if label not in surrogates]
+        if skipped and len(members) == 0:
+            not_tried.append(ANY_TRANSFER)
+        result.metrics += [record for label in not_tried for record in self._not_tried(label, cfg.cloak_eps)]
         if examples:
             result.artifacts.append(self._examples(examples))
         result.artifacts.append(Artifact.json(self.name, "convergence.json", convergence))
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[q_flat], subjects[q_flat], series))
         return result
+
+    def _not_tried(self, setting: str, budgets) -> list[MetricRecord]:
+        """PSR@1 rows without a number for a cloak setting that could not be made: each method, purified or not, and
+        the best, at every budget (``transfer:any`` has only its best)."""
+        purified = ["", *(f"+purify:{p}" for p in PURIFIERS)]
+        conds = [] if setting == ANY_TRANSFER else [f"cloak:{m}@{eps:g}{p}" for eps in budgets for m in METHODS
+                                                    for p in purified]
+        conds += [f"cloak:{BEST}@{eps:g}" for eps in budgets]
+        return [MetricRecord(self.name, cond, "psr_at_1", np.nan, np.nan, np.nan, 0, SAFE, setting=setting)
+                for cond in conds]
 
     def _best(self, series: list[dict], persons: np.ndarray, boot: SubjectBootstrap, budgets, seed: int) -> list:
         """``cloak:best@<eps>`` rows (:func:`best_cloak`): per setting, the best of its methods; over every transfer

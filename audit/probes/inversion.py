@@ -148,7 +148,8 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
                   patience: int = PATIENCE["decoder"], judge=None, precision: str = "float32",
                   train_only: np.ndarray | None = None) -> tuple[Decoder, dict]:
     """Fit a decoder on (embedding, image) pairs until it stops improving on held-out pairs (at most
-    ``epochs`` epochs); returns it and training statistics (with the convergence curve).
+    ``epochs`` epochs); returns it as it was at the epoch that did best on them (``kept_epoch``) and training
+    statistics (with the convergence curve).
 
     The held-out pairs are a tenth of the persons (``subjects``; of the images when not given), never one of
     the pairs marked ``train_only`` (synthetic faces: the decoder is judged on real people only); the decoder
@@ -201,6 +202,7 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
     g = torch.Generator().manual_seed(seed % (2**63))
     plateau = Plateau(cap=epochs, patience=patience if len(val_idx) else epochs)
     t0, seen = time.perf_counter(), 0
+    best = (float("inf"), 0, None)  # (held-out measure, epoch index, the decoder's weights then)
     while True:
         dec.train()
         order = train_idx[torch.randperm(len(train_idx), generator=g).to(device)]
@@ -223,9 +225,13 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
             else:
                 val = float(sum(objective(val_idx[s:s + 256], dec(z_all[val_idx[s:s + 256]])) * len(val_idx[s:s + 256])
                                 for s in range(0, len(val_idx), 256)) / max(len(val_idx), 1))
+        if len(val_idx) and val < best[0]:  # early stopping keeps the epoch that did best on the held-out persons
+            best = (val, len(plateau.curve), {k: v.detach().clone() for k, v in dec.state_dict().items()})
         if plateau.step(val):
             break
-    return dec, {"images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
+    if best[2] is not None:
+        dec.load_state_dict(best[2])
+    return dec, {"kept_epoch": best[1] + 1 if best[2] is not None else len(plateau.curve), "images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
                  "pairs": int(len(train_idx)),
                  # each epoch's held-out reconstructions are submitted to the model: queries of it too
                  "judge_queries": int(len(plateau.curve) * held.sum()) if judge is not None and len(val_idx) else 0,
@@ -244,7 +250,8 @@ def decode(dec: Decoder, emb: np.ndarray, device: str = "cpu") -> np.ndarray:
 def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: float = 0.02,
               patience: int = PATIENCE["white_box"]) -> tuple[np.ndarray, dict]:
     """Optimise images (N, H, W, 3) so the target model's embedding matches ``target`` (cosine), until the
-    mean loss stops improving (at most ``steps`` steps); returns the images and the convergence record.
+    mean loss stops improving (at most ``steps`` steps); returns each image's best iterate by its own loss and the
+    convergence record.
 
     Always in float32, whatever the run's attack precision: it is short (a fiftieth of the decoder's work, so
     bfloat16 would save about a second on the CPU) and refines a reconstruction to match one template closely,
@@ -256,10 +263,25 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
     t = F.normalize(torch.from_numpy(target.astype(np.float32)).to(device), dim=1)
     opt = torch.optim.Adam([x], lr=2.0)
     plateau = Plateau(cap=steps, patience=patience)
-    while True:
+
+    def objective(x):
+        """Each image's loss: cosine distance to its template plus the TV prior (their mean is what Adam follows)."""
         e = F.normalize(backend.embed_tensor(x, precision="float32"), dim=1)
-        loss = (1 - (e * t).sum(1)).mean()
-        loss = loss + tv * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean())
+        smooth = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+        return 1 - (e * t).sum(1) + tv * smooth
+
+    # Each image's best iterate by its own loss is kept (the attacker holds the model and the template, so can
+    # compute it): Adam at this step size still moves an image about once the mean has levelled off.
+    best, best_loss = x.detach().clone(), torch.full((len(x),), float("inf"), device=device)
+
+    def keep(x, per):
+        better = per < best_loss
+        best[better], best_loss[better] = x.detach()[better], per[better]
+
+    while True:
+        per = objective(x)
+        keep(x, per.detach())
+        loss = per.mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -267,9 +289,11 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
             x.clamp_(0, 255)
         if plateau.step(loss.item()):  # after the update, so a cap of N steps makes N updates
             break
-    return (x.detach().permute(0, 2, 3, 1).round().byte().cpu().numpy(),
+    with torch.no_grad():
+        keep(x, objective(x))
+    return (best.permute(0, 2, 3, 1).round().byte().cpu().numpy(),
             {**plateau.record(), "measure": "cosine distance to the victim's template + TV prior",
-             "precision": "float32"})
+             "kept": "each image's best iterate by its loss", "precision": "float32"})
 
 
 SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03
@@ -458,24 +482,36 @@ class InversionProbe:
         return result
 
     def _attributes(self, ctx, by_cond, originals, victims, boot) -> list[MetricRecord]:
-        """Accuracy (categorical) or MAE (regression) of the attribute model on reconstructions and originals."""
+        """Accuracy (categorical) or MAE (regression) of the attribute model on reconstructions and originals, over
+        the victims labelled with the attribute (an unlabelled one is neither a hit nor a miss), resampled by person."""
+        import pandas as pd
+
         out = []
         model = ctx.attribute_model
         sets = {"original": originals} | {f"reconstruction:{c}": r for c, r in by_cond.items()}
+        labelled = {}
+        for head in model.profile.heads:
+            if head.attribute in ctx.dataset.manifest.columns:
+                known = ~pd.isna(ctx.column(head.attribute)[victims])
+                labelled[head.attribute] = (known, boot if known.all() else SubjectBootstrap(
+                    boot.uniq[boot.inverse][known], len(boot.draws), ctx.seed, f"inversion-attribute-{head.attribute}"))
         for label, imgs in sets.items():
             preds = model.infer.predict(imgs)
             for head in model.profile.heads:
-                if head.attribute not in ctx.dataset.manifest.columns:
+                if head.attribute not in labelled:
                     continue
-                truth = ctx.column(head.attribute)[victims]
+                known, by_person = labelled[head.attribute]
+                truth = ctx.column(head.attribute)[victims][known]
+                if not len(truth):
+                    continue
                 if head.type == "categorical":
-                    guess = np.array(head.labels)[preds[head.attribute].argmax(1)]
+                    guess = np.array(head.labels)[preds[head.attribute][known].argmax(1)]
                     hit = (guess == truth.astype(str)).astype(float)
-                    est = boot.mean(hit, rate=True)
+                    est = by_person.mean(hit, rate=True)
                     metric, direction = "recon_attr_accuracy", RISK
                 else:
-                    err = np.abs(preds[head.attribute] - truth.astype(float))
-                    est = boot.mean(err)
+                    err = np.abs(preds[head.attribute][known] - truth.astype(float))
+                    est = by_person.mean(err)
                     metric, direction = "recon_attr_mae", "lower_is_riskier"
                 cond = "clean" if label == "original" else label.split(":", 1)[1]
                 out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,

@@ -155,6 +155,13 @@ def load_inputs(config: AuditConfig) -> Inputs:
         if helper is not None and helper.profile.kind != "embedding":
             raise ConfigError(f"{option} {helper.info.path}: its profile is not a face-recognition (embedding) "
                               "model")
+    names: dict[str, Path] = {}
+    for path, s in zip(config.surrogates, surrogates):  # each names its rows (transfer:NAME, beside transfer:any)
+        if s.name == "any" or s.name in names:
+            clash = "the name of the rows over every surrogate" if s.name == "any" else f"that of --surrogate {names[s.name]}"
+            raise ConfigError(f"--surrogate {path}: its profile name {s.name!r} is {clash}; give it a sidecar profile "
+                              "(MODEL.profile.yaml beside it) with a name of its own")
+        names[s.name] = path
     if references:  # only when given, so the inputs of runs without them are recorded as before
         extra["reference_models"] = references
     return Inputs(model, extra, surrogates, resolve_dataset(config.data, config.labels, config.detector,

@@ -22,8 +22,8 @@ from audit.probes import Artifact, ProbeContext, ProbeResult, conditions_read
 from audit.protocol import check_helpers
 from audit.run.embeddings import Embeddings, examples
 from audit.run.inputs import Inputs, _subset, content_hashes, environment, load_inputs
-from audit.run.results import (check_resume, parity, refuse_unchecked_torch, used, write_acquisition,
-                               write_result)
+from audit.run.results import (check_resume, gradient_helpers, helper_parity, parity, refuse_unchecked_torch, used,
+                               withdraw_failed, write_acquisition, write_result)
 from audit.store import Store
 
 ProgressFn = Callable[[str, float, str], None]
@@ -192,12 +192,14 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         progress("parity", 1.0, "done")
         refuse_unchecked_torch(model, checked)  # before anything is written
         model.withdraw_torch(checked)
+        if gradients:
+            checked["helpers"] = helper_parity(gradient_helpers(extra, surrogates), faces)
     with Store(db) as store:
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
             stored = store.run(run_id)
             check_resume(stored, record, model.compute, config.precision())
-            model.withdraw_torch(stored.get("parity") or {})  # the run's own check holds for its rest
+            withdraw_failed(model, gradient_helpers(extra, surrogates), stored.get("parity") or {})
         store.upsert_model(model.info, model.profile)
         issues = faces.issues + dataset.label_issues
         store.upsert_dataset(dataset, issues)

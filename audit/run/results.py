@@ -71,6 +71,32 @@ def parity(model: LoadedModel, faces: Faces) -> dict:
     return {"available": True, **res.to_dict(), "conversion": backend.conversion}
 
 
+def gradient_helpers(extra: dict, surrogates: list) -> list[tuple[str, LoadedModel]]:
+    """The helper models an attack runs through the torch backend, with the option that gave each: the attacker's
+    FR model (the decoder's identity loss) and the cloak surrogates."""
+    return ([("--attacker-model", extra["attacker_model"])] if extra.get("attacker_model") is not None else []) \
+        + [("--surrogate", s) for s in surrogates]
+
+
+def helper_parity(helpers: list[tuple[str, LoadedModel]], faces: Faces) -> list[dict]:
+    """Each helper's torch backend checked against its onnxruntime session on the run's faces, as :func:`parity`
+    checks the audited model's, and withdrawn when it fails (a conversion that disagrees with its model makes a
+    weaker identity loss or surrogate, and so a weaker attack than the attacker holding that model has)."""
+    checks = []
+    for option, helper in helpers:
+        checked = parity(helper, faces)
+        helper.withdraw_torch(checked)
+        checks.append({"option": option, "model": helper.name, **checked})
+    return checks
+
+
+def withdraw_failed(model: LoadedModel, helpers: list[tuple[str, LoadedModel]], checked: dict) -> None:
+    """A resumed run's stored checks (:func:`parity`, :func:`helper_parity`) hold for its rest."""
+    model.withdraw_torch(checked)
+    for (_, helper), check in zip(helpers, checked.get("helpers", [])):
+        helper.withdraw_torch(check)
+
+
 def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig, issues: list):
     """What the run actually used, for the report: images and persons after unusable images and the
     preset's cap, next to the manifest's totals, and whether the data are the synthetic sample world.

@@ -27,6 +27,24 @@ def test_torch_backend_matches_ort(tiny_model):
     assert res.passed and res.max_abs_diff < 1e-4 and res.min_cosine > 0.9999
 
 
+def test_parity_checks_the_differentiable_pass_the_attacks_use_on_inputs_of_another_size(tiny_model, monkeypatch):
+    """The gradient attacks run the graph through ``forward_tensor`` (colour order, normalisation and layout in torch),
+    not through ``run`` (numpy preprocessing): a conversion can agree in one and not the other. Both are checked, on
+    the same inputs (faces of another size resized as onnxruntime's are), and the worst decides."""
+    from audit.models.backends import TorchBackend
+
+    m = load(tiny_model)
+    x = faces(5)[:, :100, :90]
+    res = parity_check(m.ort, m.torch(), x)
+    assert res.passed and set(res.passes) == {"inference", "differentiable"}
+    assert all(p["min_cosine"] > 0.9999 and p["max_abs_diff"] < 1e-4 for p in res.passes.values())
+    forward = TorchBackend.forward_tensor  # the attacks' pass reads the colour channels the other way
+    monkeypatch.setattr(TorchBackend, "forward_tensor", lambda self, t: forward(self, t.flip(1)))
+    res = parity_check(m.ort, m.torch(), x)
+    assert res.passes["inference"]["min_cosine"] > 0.9999 and res.passes["differentiable"]["min_cosine"] < 0.9999
+    assert not res.passed and res.min_cosine == res.passes["differentiable"]["min_cosine"]
+
+
 def test_parity_detects_a_different_model(tmp_path):
     a = load(make_onnx(tmp_path / "a.onnx", seed=1))
     b = load(make_onnx(tmp_path / "b.onnx", seed=2))

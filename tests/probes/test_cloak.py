@@ -317,3 +317,56 @@ def test_the_best_cloak_is_chosen_on_other_persons_and_does_not_pass_on_the_larg
         passed_old += evaluate_rule(old, df, {"cloak"}).status == "pass"
     assert abs(np.mean(best) - 0.816) < 0.03 and np.mean(largest) > 0.87, (np.mean(best), np.mean(largest))
     assert passed / 200 < 0.2 < 0.3 < passed_old / 200, (passed, passed_old)
+
+
+def test_a_helper_whose_torch_conversion_fails_parity_is_not_attacked_through(small_data, tmp_path, monkeypatch):
+    """The surrogates (transfer cloaks) and the attacker's FR model (the decoder's identity loss) run through their
+    own torch conversions: one that disagrees with its model makes a weaker attack than the attacker holding that
+    model has. Each helper's parity is checked like the audited model's and one that fails is withdrawn: its rows are
+    stored without a number (transfer:any too, when no surrogate is left), the note says why, the report shows it."""
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.models.backends import TorchBackend
+    from audit.store import Store
+    from tests.builders import make_onnx
+
+    model, helper = make_onnx(tmp_path / "m.onnx", seed=3), make_onnx(tmp_path / "helper.onnx", seed=5)
+    call = TorchBackend._call  # the helper's conversion reads the colour channels the other way
+    monkeypatch.setattr(TorchBackend, "_call",
+                        lambda self, x: call(self, x.flip(1) if self.info.path.name == "helper.onnx" else x))
+    cfg = AuditConfig(model=model, data=str(small_data), probes=["cloak"], conditions=["clean"], cloak_eps=[8],
+                      bootstrap=50, surrogates=[helper], attacker_model=helper, accept_profile=True)
+    run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
+    html = api.build_report(run_id, tmp_path / "s.duckdb", tmp_path / "r", formats=["html"])[0].read_text()
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        run, m, notes = s.run(run_id), s.metrics(run_id), s.probes(run_id)["message"].iloc[0]
+    assert run["parity"]["passed"] and set(run["parity"]["passes"]) == {"inference", "differentiable"}
+    helpers = run["parity"]["helpers"]
+    assert [h["option"] for h in helpers] == ["--attacker-model", "--surrogate"]
+    assert all(h["available"] and not h["passed"] and h["model"] == "helper" for h in helpers)
+    psr = m[m["metric"] == "psr_at_1"]
+    transfer = psr[psr["setting"].isin(["transfer:helper", "transfer:any"])]
+    assert len(transfer) and transfer["value"].isna().all()
+    assert "cloak:best@8" in set(psr[psr["setting"] == "transfer:any"]["condition"])
+    assert not psr[psr["setting"] == "white-box"]["value"].isna().any()
+    assert "Surrogate helper skipped: the torch backend disagrees with onnxruntime" in notes, notes
+    assert "--surrogate helper:" in html and "DISAGREES, so no attack runs through it" in html
+
+
+def test_surrogates_name_their_rows_so_two_of_one_name_or_one_named_any_are_refused(tmp_path):
+    from audit.config import AuditConfig
+    from audit.errors import ConfigError
+    from audit.run.inputs import load_inputs
+    from tests.builders import make_onnx
+    from tests.conftest import SAMPLE_MODELS
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a = make_onnx(tmp_path / "a" / "twin.onnx", seed=1)
+    b = make_onnx(tmp_path / "b" / "twin.onnx", seed=2)
+    anyone = make_onnx(tmp_path / "any.onnx", seed=3)
+    model = SAMPLE_MODELS / "fr-baseline.onnx"
+    with pytest.raises(ConfigError, match=r"--surrogate .*b/twin.onnx: its profile name 'twin' is that of --surrogate "
+                                          r".*a/twin.onnx"):
+        load_inputs(AuditConfig(model=model, data="synth", surrogates=[a, b]))
+    with pytest.raises(ConfigError, match=r"--surrogate .*any.onnx: its profile name 'any' is the name of the rows"):
+        load_inputs(AuditConfig(model=model, data="synth", surrogates=[anyone]))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from audit.config import PRESETS
 from audit.data import load
@@ -171,6 +172,37 @@ def test_query_attack_reaches_white_box_strength_from_scores_alone(setup, pixel_
     assert sar_type1(model, faces.images[aux[:32]], emb[v], tau) <= 0.05
 
 
+def test_the_white_box_attack_returns_each_images_best_iterate_not_its_last(setup):
+    """Faces that already match their templates (loss 0 without the smoothness prior) are the best any step can reach;
+    Adam's first step of 2 grey levels moves them off it and the curve never comes back, so the last iterate is worse
+    and the attack returns each face as it started."""
+    faces, subjects, model, emb, aux, victims, taus = setup
+    start = faces.images[victims[:6]]
+    target = model.torch().embed_tensor(torch.from_numpy(start).permute(0, 3, 1, 2).float()).detach().numpy()
+    wb, rec = white_box(model.torch(), start, target, 40, tv=0.0)
+    assert rec["stopped_by"] == "plateau" and rec["curve"][-1] > rec["curve"][0]
+    np.testing.assert_array_equal(wb, start)
+
+
+def test_the_decoder_kept_is_the_epoch_that_did_best_on_the_held_out_persons(setup):
+    """Early stopping restores the best epoch's weights: a decoder trained for just that many epochs (same seed, the
+    same batches) decodes the same faces, and its held-out measure is the curve's lowest. The held-out persons are
+    made to look worse after the third epoch (the judge answers noise from then on), as an overfitting decoder's do."""
+    faces, subjects, model, emb, aux, victims, taus = setup
+    calls = []
+
+    def judge(images):
+        calls.append(len(images))
+        real = model.ort.embed(images)
+        return real if len(calls) <= 3 else np.random.default_rng(len(calls)).normal(size=real.shape)
+
+    dec, stats = train_decoder(emb[aux], faces.images[aux], 5, seed=0, patience=5, subjects=subjects[aux], judge=judge)
+    curve = stats["convergence"]["curve"]
+    assert stats["kept_epoch"] == 3 and len(curve) == 5 and curve[2] == min(curve) < curve[4], curve
+    again, _ = train_decoder(emb[aux], faces.images[aux], 3, seed=0, subjects=subjects[aux], judge=model.ort.embed)
+    np.testing.assert_array_equal(decode(dec, emb[victims[:8]]), decode(again, emb[victims[:8]]))
+
+
 def test_image_quality_identity():
     img = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     ssim, psnr = image_quality(img, img)
@@ -252,6 +284,38 @@ def test_synthetic_faces_are_new_people_from_the_generator():
     eval_images, _ = generate_arrays(Recipe(people=3, images=4, seed=3), workers=1)
     assert not np.array_equal(images, eval_images[:10])  # its own split: not the evaluation people
     assert synthetic_faces(0, seed=3)[0].shape[0] == 0
+
+
+def test_an_unlabelled_victim_is_neither_a_hit_nor_a_miss_of_the_attribute_reading(setup, probe_data, sample_model):
+    """Victims without a label counted as misses: with every other person's sex unknown, the attribute model's
+    accuracy on the original photos read about half what it is. It is now over the labelled victims (and their
+    persons: the rate floor and the resamples count those), the same as on a dataset that lists only them."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from audit.metrics.stats import SubjectBootstrap
+
+    faces, subjects, model, emb, aux, victims, taus = setup
+    attr = load_model(sample_model("attr-classifier"))
+    v = victims[:120]
+    sex = load(probe_data).manifest["sex"].to_numpy(object)[faces.rows]
+    blank = sex.copy()
+    blank[np.isin(subjects, np.unique(subjects[v])[::2])] = None
+
+    def reading(column, who, key="inversion"):
+        ctx = SimpleNamespace(attribute_model=attr, seed=0, column=lambda name: column,
+                              dataset=SimpleNamespace(manifest=pd.DataFrame(columns=["sex"])))
+        boot = SubjectBootstrap(subjects[who], 200, 0, key)
+        rows = InversionProbe()._attributes(ctx, {}, faces.images[who], who, boot)
+        return next(r for r in rows if r.attribute == "sex")
+
+    full, part = reading(sex, v), reading(blank, v)
+    labelled = v[~pd.isna(blank[v])]
+    assert 40 <= len(labelled) <= 80
+    alone = reading(sex, labelled, "inversion-attribute-sex")
+    assert full.value > 0.8 and part.value > 0.8 and part.n == len(labelled)
+    assert (part.value, part.ci_low, part.ci_high, part.n) == (alone.value, alone.ci_low, alone.ci_high, alone.n)
 
 
 def test_attribute_model_must_be_an_attributes_model(small_data, sample_model, tmp_path):
