@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 
 METHODS = ("pgd", "fi-uap", "opom-centre", "opom-affine", "opom-convex")
+CONVEX_WARMUP = 5
+"""Steps ``opom-convex`` takes on the centre's objective before its own (the hull's projection needs features
+that have left the clean ones)."""
 BEST = "best"
 """The cloak probe's best cloak (``cloak:best@<eps>``), a method chosen on other persons' results
 (:func:`audit.probes.cloak.best_cloak`), stored beside the methods' own rows."""
@@ -123,7 +126,11 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
     """
     from audit.convergence import Plateau
 
-    plateau = Plateau(cap=max(steps, 1), patience=patience or max(steps, 1))
+    # opom-convex takes its first steps on the centre's objective, which is larger than its own (the centre lies in
+    # the hull): iterates are ranked, and the plateau judged, on its own objective only, from the step it starts.
+    warm = min(CONVEX_WARMUP, steps) if method == "opom-convex" else 0
+    plateau = Plateau(cap=max(steps - warm, 1), patience=patience or max(steps, 1))
+    warm_curve: list[float] = []
     if method not in METHODS:
         raise ValueError(f"unknown cloak method {method!r}; known: {', '.join(METHODS)}")
     p, m = images.shape[:2]
@@ -147,7 +154,7 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
         """The method's objective for each image (P, M): squared distance to its target feature."""
         if method in ("pgd", "fi-uap"):
             target = clean
-        elif method == "opom-centre" or (method == "opom-convex" and step < 5):
+        elif method == "opom-centre" or (method == "opom-convex" and step < warm):
             target = clean.mean(1, keepdim=True).expand_as(f)
         elif method == "opom-affine":
             target = affine_projection(f.detach(), clean)
@@ -165,10 +172,14 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
             with torch.no_grad():
                 objective = per_image(F.normalize(embed(batch), dim=1).view(p, m, -1), step)
         objective = objective.detach()
-        stop = plateau.step(-objective.mean().item())  # the plateau rule minimises: track the negated objective
+        if step < warm:
+            warm_curve.append(-objective.mean().item())
+            stop = False
+        else:  # the plateau rule minimises: track the negated objective
+            stop = plateau.step(-objective.mean().item())
         # This step's objective belongs to the current eta: each person (image, for pgd) keeps their best so far.
         score = objective if method == "pgd" else objective.mean(1, keepdim=True)
-        better = torch.ones_like(score, dtype=torch.bool) if best is None else score > best
+        better = torch.ones_like(score, dtype=torch.bool) if best is None or step == warm else score > best
         best = score if best is None else torch.where(better, score, best)
         best_eta = torch.where(better.view(*better.shape, 1, 1, 1), eta, best_eta)
         if method != "pgd":
@@ -181,8 +192,11 @@ def make_cloaks(embed, images: np.ndarray, method: str, eps: float, steps: int, 
             break
     if record is not None:
         rec = plateau.record()
-        record.update({**rec, "curve": [-v for v in rec["curve"]], "measure": OBJECTIVE, "momentum": momentum,
-                       "diversity": diversity})
+        if not plateau.curve:  # a cap within the warm-up
+            rec["stopped_by"] = "cap"
+        record.update({**rec, "steps": warm + len(plateau.curve), "cap": max(steps, 1),
+                       "curve": [-v for v in warm_curve + rec["curve"]], "measure": OBJECTIVE, "momentum": momentum,
+                       "diversity": diversity, **({"warmup_steps": warm} if warm else {})})
     return best_eta[:, 0].cpu().numpy() if method != "pgd" else best_eta.cpu().numpy()
 
 

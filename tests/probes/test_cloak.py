@@ -166,6 +166,23 @@ def test_cloak_stops_when_its_objective_levels_off_and_records_why(tiny_model):
     assert none["stopped_by"] == "no budget" and not np.any(eta)
 
 
+def test_opom_convex_is_judged_on_its_own_objective_after_its_warm_up(sample_model):
+    """opom-convex starts on the centre's objective, which is larger than its own (the centre lies in the hull):
+    its plateau saw the switch as a fall and stopped it two steps later (patience 2), returning a warm-up iterate, an
+    opom-centre cloak of five steps. The plateau and the ranking of iterates now start on its own objective."""
+    from audit.conditions.cloaks import CONVEX_WARMUP
+    from audit.models import load
+
+    backend = load(sample_model("fr-baseline")).torch()
+    imgs = np.random.default_rng(2).integers(0, 256, (2, 3, 112, 112, 3), dtype=np.uint8)
+    rec: dict = {}
+    make_cloaks(backend.embed_tensor, imgs, "opom-convex", 8, steps=40, seed=0, patience=2, record=rec)
+    curve, warm = rec["curve"], CONVEX_WARMUP
+    assert rec["warmup_steps"] == warm and len(curve) == rec["steps"] and rec["cap"] == 40
+    assert curve[warm] < curve[warm - 1]  # the switch: its own objective starts lower
+    assert rec["steps"] > 3 * warm and max(curve[warm:]) > 2 * curve[warm - 1], curve
+
+
 @pytest.mark.slow
 def test_an_ensemble_cloak_moves_every_surrogate_further_than_a_cloak_made_on_one_of_them(probe_data):
     """One perturbation against two surrogates: on the model it was not made for, a single-surrogate cloak moves the
