@@ -7,7 +7,7 @@ probes can all make them without importing one another (``audit.probes.base`` re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class MetricRecord:
     def of(cls, probe: str, condition: str, metric: str, est, direction: str, **kw) -> "MetricRecord":
         """A record from an :class:`audit.metrics.stats.Estimate` (value, interval and n)."""
         return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
+
+    def not_tried(self) -> "MetricRecord":
+        """This row without a number: an attack not tried (no torch backend, a helper withdrawn) or a quantity not
+        measured, which no rule passes (it records that a fail cannot be excluded)."""
+        return replace(self, value=float("nan"), ci_low=float("nan"), ci_high=float("nan"), n=0)
 
 
 @dataclass(frozen=True)

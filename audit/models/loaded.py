@@ -84,6 +84,10 @@ class LoadedModel:
                 self.torch_error = str(exc)
         return self._torch
 
+    def drop_torch(self, reason: str) -> None:
+        """Nothing uses the torch backend from now on (:attr:`torch_error` says why)."""
+        self._torch, self.torch_error = None, reason
+
     def withdraw_torch(self, checked: dict) -> None:
         """After a parity check (:func:`audit.run.results.parity`) that the torch backend failed on the run's faces:
         nothing uses it, the gradient attacks included, which then record that they were not tried (an attack run
@@ -91,10 +95,9 @@ class LoadedModel:
         0.19 where the model's own gave 1.00, and the inversion rules pooled it as the strongest attack; a review of
         the probes)."""
         if checked.get("available") and not checked.get("passed"):
-            self._torch = None
-            self.torch_error = (f"the torch backend disagrees with onnxruntime on this run's faces (max abs diff "
-                                f"{checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}), so no "
-                                "attack runs through it")
+            self.drop_torch(f"the torch backend disagrees with onnxruntime on this run's faces (max abs diff "
+                            f"{checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}), so no attack "
+                            "runs through it")
 
     def backend(self, name: str = "ort"):
         if name == "ort":

@@ -267,10 +267,11 @@ class CloakProbe:
             ctx.progress(0.8 + 0.2 * (i + 1) / len(attacks), f"cloak tested: {label} {method} eps {eps:g}")
         result.metrics += self._best(series, subjects[q_flat], boot, cfg.cloak_eps, ctx.seed)
         # Settings not tried (no torch backend, or one that failed parity) are stored without a number, so that the
-        # best-cloak rules say a fail is not excluded instead of "no result matched"; transfer:any over the surrogates
-        # that were tried can only be lower than over all of them (the largest of their best).
+        # best-cloak rules say a fail is not excluded instead of "no result matched"; transfer:any too once a
+        # surrogate given was not tried (the best over the others is not the best over every one given).
         not_tried = [label for label in ("white-box", *skipped) if label not in surrogates]
-        if skipped and len(members) == 0:
+        if skipped:
+            result.metrics = [r for r in result.metrics if r.setting != ANY_TRANSFER]
             not_tried.append(ANY_TRANSFER)
         result.metrics += [record for label in not_tried for record in self._not_tried(label, cfg.cloak_eps)]
         if examples:
@@ -286,7 +287,7 @@ class CloakProbe:
         conds = [] if setting == ANY_TRANSFER else [f"cloak:{m}@{eps:g}{p}" for eps in budgets for m in METHODS
                                                     for p in purified]
         conds += [f"cloak:{BEST}@{eps:g}" for eps in budgets]
-        return [MetricRecord(self.name, cond, "psr_at_1", np.nan, np.nan, np.nan, 0, SAFE, setting=setting)
+        return [MetricRecord(self.name, cond, "psr_at_1", 0, 0, 0, 0, SAFE, setting=setting).not_tried()
                 for cond in conds]
 
     def _best(self, series: list[dict], persons: np.ndarray, boot: SubjectBootstrap, budgets, seed: int) -> list:

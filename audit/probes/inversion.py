@@ -132,7 +132,7 @@ def fit_decoder(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_syn
         dec, stats = train_decoder(e, x, epochs, seed, subjects=who, judge=embed, train_only=synthetic, **train)
         stats["synthetic_pairs"] = int(synthetic.sum())
         fitted[name] = (dec, stats)
-    distance = {name: float(st["convergence"]["curve"][-1]) for name, (_, st) in fitted.items()}
+    distance = {name: float(st["kept_distance"]) for name, (_, st) in fitted.items()}  # of the epochs kept
     chosen = min(distance, key=lambda n: (distance[n], n != "real"))  # a tie keeps the real-only decoder
     dec, stats = fitted[chosen]
     stats.update(real_pairs=int(len(emb)), chosen=chosen, synthetic_offered=int(n_synthetic),
@@ -231,7 +231,8 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
             break
     if best[2] is not None:
         dec.load_state_dict(best[2])
-    return dec, {"kept_epoch": best[1] + 1 if best[2] is not None else len(plateau.curve), "images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
+    return dec, {"kept_epoch": best[1] + 1 if best[2] is not None else len(plateau.curve),
+                 "kept_distance": best[0] if best[2] is not None else plateau.curve[-1], "images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
                  "pairs": int(len(train_idx)),
                  # each epoch's held-out reconstructions are submitted to the model: queries of it too
                  "judge_queries": int(len(plateau.curve) * held.sum()) if judge is not None and len(val_idx) else 0,
@@ -250,8 +251,8 @@ def decode(dec: Decoder, emb: np.ndarray, device: str = "cpu") -> np.ndarray:
 def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: float = 0.02,
               patience: int = PATIENCE["white_box"]) -> tuple[np.ndarray, dict]:
     """Optimise images (N, H, W, 3) so the target model's embedding matches ``target`` (cosine), until the
-    mean loss stops improving (at most ``steps`` steps); returns each image's best iterate by its own loss and the
-    convergence record.
+    mean loss stops improving (at most ``steps`` steps); returns each image's iterate closest to its template and
+    the convergence record.
 
     Always in float32, whatever the run's attack precision: it is short (a fiftieth of the decoder's work, so
     bfloat16 would save about a second on the CPU) and refines a reconstruction to match one template closely,
@@ -265,23 +266,24 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
     plateau = Plateau(cap=steps, patience=patience)
 
     def objective(x):
-        """Each image's loss: cosine distance to its template plus the TV prior (their mean is what Adam follows)."""
+        """Each image's (cosine distance to its template, TV prior); the mean of their sum is what Adam follows."""
         e = F.normalize(backend.embed_tensor(x, precision="float32"), dim=1)
         smooth = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
-        return 1 - (e * t).sum(1) + tv * smooth
+        return 1 - (e * t).sum(1), tv * smooth
 
-    # Each image's best iterate by its own loss is kept (the attacker holds the model and the template, so can
-    # compute it): Adam at this step size still moves an image about once the mean has levelled off.
-    best, best_loss = x.detach().clone(), torch.full((len(x),), float("inf"), device=device)
+    # Each image's iterate closest to its template is kept (the attacker holds the model and the template, so can
+    # compute it; the prior only steers the search): Adam at this step size still moves an image about once the
+    # mean has levelled off.
+    best, best_distance = x.detach().clone(), torch.full((len(x),), float("inf"), device=device)
 
-    def keep(x, per):
-        better = per < best_loss
-        best[better], best_loss[better] = x.detach()[better], per[better]
+    def keep(x, distance):
+        better = distance < best_distance
+        best[better], best_distance[better] = x.detach()[better], distance[better]
 
     while True:
-        per = objective(x)
-        keep(x, per.detach())
-        loss = per.mean()
+        distance, prior = objective(x)
+        keep(x, distance.detach())
+        loss = (distance + prior).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -290,10 +292,10 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
         if plateau.step(loss.item()):  # after the update, so a cap of N steps makes N updates
             break
     with torch.no_grad():
-        keep(x, objective(x))
+        keep(x, objective(x)[0])
     return (best.permute(0, 2, 3, 1).round().byte().cpu().numpy(),
             {**plateau.record(), "measure": "cosine distance to the victim's template + TV prior",
-             "kept": "each image's best iterate by its loss", "precision": "float32"})
+             "kept": "each image's iterate closest to its template", "precision": "float32"})
 
 
 SSIM_WINDOW, SSIM_K1, SSIM_K2 = 7, 0.01, 0.03
@@ -392,8 +394,12 @@ class InversionProbe:
         aux_images, victim_images = ctx.faces.load(aux), ctx.faces.load(victims)
         evaluator = ctx.evaluator
         attacker = ctx.attacker_model.torch() if ctx.attacker_model is not None else None
-        if ctx.attacker_model is not None and attacker is None:
-            result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}")
+        weaker = ctx.attacker_model is not None and attacker is None
+        if weaker:
+            result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}. The "
+                                "black-box and query rows are stored without a number: the attacker given holds that "
+                                "model, and an attack without it is weaker (run without --attacker-model to measure "
+                                "that one)")
         dec, stats = fit_decoder(emb[aux], aux_images, subjects[aux], cfg.setting("synthetic_faces"), steps["epochs"],
                                  derive_seed(ctx.seed, "decoder"), derive_seed(ctx.seed, "synthetic"),
                                  ctx.model.infer.embed, device=device, identity_model=attacker,
@@ -469,11 +475,15 @@ class InversionProbe:
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
         if "white-box" not in recon_sets:  # skipped (no torch backend): its rows say so, so that no rule pooling
             # every threat model passes on the others as if the attacker holding the model file had been tried
-            result.metrics += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, 0, RISK,
+            result.metrics += [MetricRecord(self.name, cond, metric, 0, 0, 0, 0, RISK,
                                             setting=operating_point("fmr", t, t in cal.unsupported,
-                                                                    attack=f"white-box;{judge}"))
+                                                                    attack=f"white-box;{judge}")).not_tried()
                                for cond in self.conditions(cfg) for judge, (_, _, cal) in judges.items()
                                for t in cal.taus for metric in ("sar_type1", "sar_type2")]
+        if weaker:  # the attacks that start from the decoder's faces, judged as not tried
+            result.metrics = [r.not_tried() if r.metric in ("sar_type1", "sar_type2") and r.setting.startswith(
+                ("black-box;", "query;")) else r for r in result.metrics]
+            series[:] = [x for x in series if not x["setting"].startswith(("black-box;", "query;"))]
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
         result.artifacts.append(self._grid(victim_images, recon_sets))
@@ -492,28 +502,28 @@ class InversionProbe:
         labelled = {}
         for head in model.profile.heads:
             if head.attribute in ctx.dataset.manifest.columns:
-                known = ~pd.isna(ctx.column(head.attribute)[victims])
-                labelled[head.attribute] = (known, boot if known.all() else SubjectBootstrap(
+                truth = ctx.column(head.attribute)[victims]
+                known = ~pd.isna(truth)
+                labelled[head.attribute] = (truth[known], known, boot if known.all() else SubjectBootstrap(
                     boot.uniq[boot.inverse][known], len(boot.draws), ctx.seed, f"inversion-attribute-{head.attribute}"))
         for label, imgs in sets.items():
             preds = model.infer.predict(imgs)
             for head in model.profile.heads:
                 if head.attribute not in labelled:
                     continue
-                known, by_person = labelled[head.attribute]
-                truth = ctx.column(head.attribute)[victims][known]
-                if not len(truth):
+                truth, known, by_person = labelled[head.attribute]
+                metric = "recon_attr_accuracy" if head.type == "categorical" else "recon_attr_mae"
+                direction = RISK if head.type == "categorical" else "lower_is_riskier"
+                cond = "clean" if label == "original" else label.split(":", 1)[1]
+                if not len(truth):  # no victim labelled with it: not measured, said so
+                    out.append(MetricRecord(self.name, cond, metric, 0, 0, 0, 0, direction, attribute=head.attribute,
+                                            setting=label.split(":")[0]).not_tried())
                     continue
                 if head.type == "categorical":
                     guess = np.array(head.labels)[preds[head.attribute][known].argmax(1)]
-                    hit = (guess == truth.astype(str)).astype(float)
-                    est = by_person.mean(hit, rate=True)
-                    metric, direction = "recon_attr_accuracy", RISK
+                    est = by_person.mean((guess == truth.astype(str)).astype(float), rate=True)
                 else:
-                    err = np.abs(preds[head.attribute][known] - truth.astype(float))
-                    est = by_person.mean(err)
-                    metric, direction = "recon_attr_mae", "lower_is_riskier"
-                cond = "clean" if label == "original" else label.split(":", 1)[1]
+                    est = by_person.mean(np.abs(preds[head.attribute][known] - truth.astype(float)))
                 out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
                                            setting=label.split(":")[0]))
         return out

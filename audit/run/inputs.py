@@ -157,8 +157,11 @@ def load_inputs(config: AuditConfig) -> Inputs:
                               "model")
     names: dict[str, Path] = {}
     for path, s in zip(config.surrogates, surrogates):  # each names its rows (transfer:NAME, beside transfer:any)
-        if s.name == "any" or s.name in names:
-            clash = "the name of the rows over every surrogate" if s.name == "any" else f"that of --surrogate {names[s.name]}"
+        odd = sorted(set(s.name) & set(";*?[]@+(),"))
+        if s.name == "any" or s.name in names or odd:
+            clash = ("the name of the rows over every surrogate" if s.name == "any" else
+                     f"that of --surrogate {names[s.name]}" if s.name in names else
+                     f"not a row name (it holds {' '.join(odd)}, which settings and rules read)")
             raise ConfigError(f"--surrogate {path}: its profile name {s.name!r} is {clash}; give it a sidecar profile "
                               "(MODEL.profile.yaml beside it) with a name of its own")
         names[s.name] = path

@@ -84,7 +84,12 @@ def helper_parity(helpers: list[tuple[str, LoadedModel]], faces: Faces) -> list[
     weaker identity loss or surrogate, and so a weaker attack than the attacker holding that model has)."""
     checks = []
     for option, helper in helpers:
-        checked = parity(helper, faces)
+        try:
+            checked = parity(helper, faces)
+        except Exception as exc:  # e.g. a graph that fixes its batch at 1: the helper is not used, the run goes on
+            checked = {"available": False, "reason": f"the torch backend failed on the run's faces: "
+                                                      f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"}
+            helper.drop_torch(checked["reason"])
         helper.withdraw_torch(checked)
         checks.append({"option": option, "model": helper.name, **checked})
     return checks
@@ -93,8 +98,13 @@ def helper_parity(helpers: list[tuple[str, LoadedModel]], faces: Faces) -> list[
 def withdraw_failed(model: LoadedModel, helpers: list[tuple[str, LoadedModel]], checked: dict) -> None:
     """A resumed run's stored checks (:func:`parity`, :func:`helper_parity`) hold for its rest."""
     model.withdraw_torch(checked)
-    for (_, helper), check in zip(helpers, checked.get("helpers", [])):
-        helper.withdraw_torch(check)
+    stored = {(c.get("option"), c.get("model")): c for c in checked.get("helpers", [])}
+    for option, helper in helpers:
+        check = stored.get((option, helper.name))
+        if check is not None and check.get("available"):
+            helper.withdraw_torch(check)
+        elif check is not None:  # its conversion, or its pass on the run's faces, failed
+            helper.drop_torch(check.get("reason") or "its torch backend could not be checked")
 
 
 def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig, issues: list):

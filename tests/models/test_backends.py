@@ -45,6 +45,15 @@ def test_parity_checks_the_differentiable_pass_the_attacks_use_on_inputs_of_anot
     assert not res.passed and res.min_cosine == res.passes["differentiable"]["min_cosine"]
 
 
+def test_parity_of_another_backend_compares_its_inference_and_takes_no_faces(tiny_model):
+    """The GPU benchmark checks onnxruntime on CUDA against onnxruntime on the CPU: it has no differentiable pass to
+    compare. No faces give empty outputs, as ``run`` does."""
+    m = load(tiny_model)
+    res = parity_check(m.ort, m.ort, faces(3))
+    assert res.passed and set(res.passes) == {"inference"}
+    assert m.torch().run_differentiable(faces(0))["embedding"].shape[0] == 0
+
+
 def test_parity_detects_a_different_model(tmp_path):
     a = load(make_onnx(tmp_path / "a.onnx", seed=1))
     b = load(make_onnx(tmp_path / "b.onnx", seed=2))

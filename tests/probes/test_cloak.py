@@ -387,3 +387,6 @@ def test_surrogates_name_their_rows_so_two_of_one_name_or_one_named_any_are_refu
         load_inputs(AuditConfig(model=model, data="synth", surrogates=[a, b]))
     with pytest.raises(ConfigError, match=r"--surrogate .*any.onnx: its profile name 'any' is the name of the rows"):
         load_inputs(AuditConfig(model=model, data="synth", surrogates=[anyone]))
+    odd = make_onnx(tmp_path / "a;b.onnx", seed=4)
+    with pytest.raises(ConfigError, match=r"its profile name 'a;b' is not a row name \(it holds ;"):
+        load_inputs(AuditConfig(model=model, data="synth", surrogates=[odd]))
