@@ -364,8 +364,8 @@ def parity_check(ort_b: Backend, torch_b: Backend, images: np.ndarray,
     passes, scale = {}, 0.0
     runs = [("inference", torch_b.run)] + ([("differentiable", torch_b.run_differentiable)]
                                             if isinstance(torch_b, TorchBackend) else [])
-    for name, outs in ((name, run(images)) for name, run in runs):
-        max_abs, min_c, s = _agreement(a, outs, len(images))
+    for name, run in runs:
+        max_abs, min_c, s = _agreement(a, run(images), len(images))
         passes[name] = {"max_abs_diff": max_abs, "min_cosine": min_c}
         scale = max(scale, s)
     max_abs = max(p["max_abs_diff"] for p in passes.values())

@@ -232,7 +232,8 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
     if best[2] is not None:
         dec.load_state_dict(best[2])
     return dec, {"kept_epoch": best[1] + 1 if best[2] is not None else len(plateau.curve),
-                 "kept_distance": best[0] if best[2] is not None else plateau.curve[-1], "images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
+                 "kept_distance": best[0] if best[2] is not None else plateau.curve[-1],
+                 "images_per_s": seen / (time.perf_counter() - t0), "precision": precision,
                  "pairs": int(len(train_idx)),
                  # each epoch's held-out reconstructions are submitted to the model: queries of it too
                  "judge_queries": int(len(plateau.curve) * held.sum()) if judge is not None and len(val_idx) else 0,
@@ -268,7 +269,8 @@ def white_box(backend, start: np.ndarray, target: np.ndarray, steps: int, tv: fl
     def objective(x):
         """Each image's (cosine distance to its template, TV prior); the mean of their sum is what Adam follows."""
         e = F.normalize(backend.embed_tensor(x, precision="float32"), dim=1)
-        smooth = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+        dims = (1, 2, 3)
+        smooth = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dims) + (x[..., 1:] - x[..., :-1]).abs().mean(dims)
         return 1 - (e * t).sum(1), tv * smooth
 
     # Each image's iterate closest to its template is kept (the attacker holds the model and the template, so can

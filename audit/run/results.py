@@ -87,8 +87,8 @@ def helper_parity(helpers: list[tuple[str, LoadedModel]], faces: Faces) -> list[
         try:
             checked = parity(helper, faces)
         except Exception as exc:  # e.g. a graph that fixes its batch at 1: the helper is not used, the run goes on
-            checked = {"available": False, "reason": f"the torch backend failed on the run's faces: "
-                                                      f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"}
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            checked = {"available": False, "reason": f"the torch backend failed on the run's faces: {why}"}
             helper.drop_torch(checked["reason"])
         helper.withdraw_torch(checked)
         checks.append({"option": option, "model": helper.name, **checked})
