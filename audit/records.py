@@ -34,6 +34,12 @@ class MetricRecord:
         """A record from an :class:`audit.metrics.stats.Estimate` (value, interval and n)."""
         return cls(probe, condition, metric, est.value, est.ci_low, est.ci_high, est.n, direction, **kw)
 
+    @classmethod
+    def without_number(cls, probe: str, condition: str, metric: str, direction: str, n: int = 0,
+                       **kw) -> "MetricRecord":
+        """A row without a number (see :meth:`not_tried`); ``n`` the observations it would have read, if any."""
+        return cls(probe, condition, metric, float("nan"), float("nan"), float("nan"), n, direction, **kw)
+
     def not_tried(self) -> "MetricRecord":
         """This row without a number: an attack not tried (no torch backend, a helper withdrawn) or a quantity not
         measured, which no rule passes (it records that a fail cannot be excluded)."""

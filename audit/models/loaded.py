@@ -93,11 +93,14 @@ class LoadedModel:
         nothing uses it, the gradient attacks included, which then record that they were not tried (an attack run
         through a conversion that disagrees with the model, e.g. in colour order, reached a white-box inversion rate of
         0.19 where the model's own gave 1.00, and the inversion rules pooled it as the strongest attack; a review of
-        the probes)."""
+        the probes). A check that could not run (``available`` false: no conversion, or its pass failed on the faces)
+        withdraws it too, with its ``reason``."""
         if checked.get("available") and not checked.get("passed"):
             self.drop_torch(f"the torch backend disagrees with onnxruntime on this run's faces (max abs diff "
                             f"{checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}), so no attack "
                             "runs through it")
+        elif checked.get("reason") and not checked.get("available"):  # its conversion, or its pass, failed
+            self.drop_torch(checked["reason"])
 
     def backend(self, name: str = "ort"):
         if name == "ort":

@@ -265,13 +265,13 @@ class CloakProbe:
             if label == "white-box" and method == "opom-affine":
                 examples = {"clean": clean_queries[:4], "cloaked": cloaked[:4]}
             ctx.progress(0.8 + 0.2 * (i + 1) / len(attacks), f"cloak tested: {label} {method} eps {eps:g}")
-        result.metrics += self._best(series, subjects[q_flat], boot, cfg.cloak_eps, ctx.seed)
+        result.metrics += self._best(series, subjects[q_flat], boot, cfg.cloak_eps, ctx.seed,
+                                     every_surrogate=not skipped)
         # Settings not tried (no torch backend, or one that failed parity) are stored without a number, so that the
         # best-cloak rules say a fail is not excluded instead of "no result matched"; transfer:any too once a
         # surrogate given was not tried (the best over the others is not the best over every one given).
         not_tried = [label for label in ("white-box", *skipped) if label not in surrogates]
         if skipped:
-            result.metrics = [r for r in result.metrics if r.setting != ANY_TRANSFER]
             not_tried.append(ANY_TRANSFER)
         result.metrics += [record for label in not_tried for record in self._not_tried(label, cfg.cloak_eps)]
         if examples:
@@ -287,13 +287,14 @@ class CloakProbe:
         conds = [] if setting == ANY_TRANSFER else [f"cloak:{m}@{eps:g}{p}" for eps in budgets for m in METHODS
                                                     for p in purified]
         conds += [f"cloak:{BEST}@{eps:g}" for eps in budgets]
-        return [MetricRecord(self.name, cond, "psr_at_1", 0, 0, 0, 0, SAFE, setting=setting).not_tried()
-                for cond in conds]
+        return [MetricRecord.without_number(self.name, cond, "psr_at_1", SAFE, setting=setting) for cond in conds]
 
-    def _best(self, series: list[dict], persons: np.ndarray, boot: SubjectBootstrap, budgets, seed: int) -> list:
+    def _best(self, series: list[dict], persons: np.ndarray, boot: SubjectBootstrap, budgets, seed: int,
+              every_surrogate: bool = True) -> list:
         """``cloak:best@<eps>`` rows (:func:`best_cloak`): per setting, the best of its methods; over every transfer
         setting, the best of every surrogate's methods (``transfer:any``: a person cannot know which public model's
-        cloaks transfer to this one, but can learn it from other people's results)."""
+        cloaks transfer to this one, but can learn it from other people's results), only when ``every_surrogate``
+        given was tried."""
         out = []
         for eps in budgets:
             cond = {f"cloak:{method}@{eps:g}": method for method in METHODS}
@@ -303,7 +304,7 @@ class CloakProbe:
                     found.setdefault(s["setting"], {})[cond[s["condition"]]] = s["values"]
             transfer = {(label, m): v for label, by in found.items() if label.startswith("transfer:")
                         for m, v in by.items()}
-            if transfer:
+            if transfer and every_surrogate:
                 found[ANY_TRANSFER] = transfer
             for label, outcomes in found.items():
                 # one split seed per budget: transfer:any over a lone surrogate is that surrogate's row, number for number

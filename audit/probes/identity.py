@@ -258,8 +258,8 @@ class IdentityProbe:
                     # The faces label groups that cannot be compared (one group or none has identity persons): the
                     # differentials are stored empty, so a rule pooling this attribute with others cannot pass on
                     # the others alone as if it had been judged (a review of the rules).
-                    out += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, 0,
-                                         SAFE if metric == "fdr" else RISK, attribute=attr, setting=setting)
+                    out += [MetricRecord.without_number(self.name, cond, metric, SAFE if metric == "fdr" else RISK,
+                                                        attribute=attr, setting=setting)
                             for metric in SUMMARIES]
                 continue
             # A group's FMR compares two persons: on every resample probe and gallery persons are drawn apart (as the

@@ -477,9 +477,8 @@ class InversionProbe:
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
         if "white-box" not in recon_sets:  # skipped (no torch backend): its rows say so, so that no rule pooling
             # every threat model passes on the others as if the attacker holding the model file had been tried
-            result.metrics += [MetricRecord(self.name, cond, metric, 0, 0, 0, 0, RISK,
-                                            setting=operating_point("fmr", t, t in cal.unsupported,
-                                                                    attack=f"white-box;{judge}")).not_tried()
+            result.metrics += [MetricRecord.without_number(self.name, cond, metric, RISK, setting=operating_point(
+                                   "fmr", t, t in cal.unsupported, attack=f"white-box;{judge}"))
                                for cond in self.conditions(cfg) for judge, (_, _, cal) in judges.items()
                                for t in cal.taus for metric in ("sar_type1", "sar_type2")]
         if weaker:  # the attacks that start from the decoder's faces, judged as not tried
@@ -518,8 +517,8 @@ class InversionProbe:
                 direction = RISK if head.type == "categorical" else "lower_is_riskier"
                 cond = "clean" if label == "original" else label.split(":", 1)[1]
                 if not len(truth):  # no victim labelled with it: not measured, said so
-                    out.append(MetricRecord(self.name, cond, metric, 0, 0, 0, 0, direction, attribute=head.attribute,
-                                            setting=label.split(":")[0]).not_tried())
+                    out.append(MetricRecord.without_number(self.name, cond, metric, direction, attribute=head.attribute,
+                                                           setting=label.split(":")[0]))
                     continue
                 if head.type == "categorical":
                     guess = np.array(head.labels)[preds[head.attribute][known].argmax(1)]

@@ -143,8 +143,8 @@ class LeakageProbe:
                 # others (skin_tone with race) cannot pass on the others alone.
                 metric = HEADLINE["age" if regression else "categorical"]
                 directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
-                result.metrics += [MetricRecord(self.name, cond, metric, np.nan, np.nan, np.nan, labelled[1],
-                                                directions[metric], attribute=attr, setting=setting)
+                result.metrics += [MetricRecord.without_number(self.name, cond, metric, directions[metric], labelled[1],
+                                                               attribute=attr, setting=setting)
                                    for cond in conditions for setting in _settings(cond)]
                 result.notes.append(f"leakage: attribute {attr!r} not attacked: {persons} labelled persons"
                                     + (f" in {classes} class{'es' if classes != 1 else ''}" if classes is not None

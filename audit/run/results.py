@@ -89,7 +89,6 @@ def helper_parity(helpers: list[tuple[str, LoadedModel]], faces: Faces) -> list[
         except Exception as exc:  # e.g. a graph that fixes its batch at 1: the helper is not used, the run goes on
             why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             checked = {"available": False, "reason": f"the torch backend failed on the run's faces: {why}"}
-            helper.drop_torch(checked["reason"])
         helper.withdraw_torch(checked)
         checks.append({"option": option, "model": helper.name, **checked})
     return checks
@@ -100,11 +99,7 @@ def withdraw_failed(model: LoadedModel, helpers: list[tuple[str, LoadedModel]], 
     model.withdraw_torch(checked)
     stored = {(c.get("option"), c.get("model")): c for c in checked.get("helpers", [])}
     for option, helper in helpers:
-        check = stored.get((option, helper.name))
-        if check is not None and check.get("available"):
-            helper.withdraw_torch(check)
-        elif check is not None:  # its conversion, or its pass on the run's faces, failed
-            helper.drop_torch(check.get("reason") or "its torch backend could not be checked")
+        helper.withdraw_torch(stored.get((option, helper.name)) or {})
 
 
 def used(dataset: Dataset, faces_all: Faces, chosen: Faces, faces: Faces, config: AuditConfig, issues: list):
