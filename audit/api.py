@@ -5,8 +5,8 @@
 * :func:`sample_data` / :func:`prepare` - materialise the embedded synthetic dataset; align a dataset
 * :func:`build_report` / :func:`compare` - render HTML/PDF from the store alone (:mod:`audit.report.build`)
 * :func:`evaluate_rules` - (re-)apply rule packs to a stored run (:mod:`audit.rules.apply`)
-* :func:`export_run` / :func:`attest_run` / :func:`verify_bundle` / :func:`keygen` / :func:`gate` - evidence
-  (:mod:`audit.evidence.commands`)
+* :func:`export_run` / :func:`verify_bundle` / :func:`keygen` / :func:`gate` - evidence (:mod:`audit.evidence.commands`);
+  :func:`attest_run` - sign a run and its reports, each page checked against the store (:mod:`audit.report.signing`)
 * :func:`run_campaign` / :func:`run_cells` - models x datasets into one store, local or Ray (:mod:`audit.executors`)
 * :func:`demo` - the whole battery on the sample models (a campaign)
 * :func:`protocol_fields` - the settings a published protocol pins, applied to a run's (:mod:`audit.protocol`)
@@ -23,12 +23,13 @@ import pandas as pd
 
 from audit.config import AuditConfig, make_config
 from audit.errors import ConfigError
-from audit.evidence.commands import attest_run, export_run, require_signable
+from audit.evidence.commands import export_run, require_signable
 from audit.evidence.commands import gate_run as gate
 from audit.executors import CampaignResult, DemoResult, campaign_cells, demo, run_campaign, run_cells
 from audit.paths import out_folder, require_store
 from audit.report import build
 from audit.report.build import headline_table
+from audit.report.signing import attest_run
 from audit.rules.apply import evaluate_rules
 from audit.run import (Cancelled, Inspection, ProgressFn, check_config, inspect_model, resolve_dataset, run_audit,
                        sample_data, sample_models, validate_config)

@@ -1,5 +1,5 @@
-"""Evidence about a stored run, as the commands ask for it: the results export, a signed attestation,
-and the gate that judges a run without writing to the store."""
+"""Evidence about a stored run, as the commands ask for it: the results export and the gate that judges a run
+without writing to the store (signing a run and its reports: :mod:`audit.report.signing`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from audit.atomic import write_atomic
-from audit.errors import ConfigError
-from audit.evidence import attest, export, gate, shown
+from audit.evidence import attest, export, gate
 from audit.paths import claimed_stem, out_folder, require_store
 from audit.rules.apply import judge_stored, run_packs
 from audit.rules.engine import attributes_unread, load_packs
@@ -34,47 +33,6 @@ def export_run(run_ref: str, db: str | Path, out_dir: str | Path, formats: list[
             with claimed_stem(out_dir / f"metrics-{run_id}", [".parquet"]) as stem:
                 written.append(export.write_parquet(store.metrics(run_id), stem.with_name(stem.name + ".parquet")))
     return written
-
-
-def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Path, signer: str | None = None,
-               reports: list[Path] | None = None) -> list[Path]:
-    """Sign an in-toto statement about a stored run: subjects are the model, the dataset, the results
-    JSON (written beside the bundle) and each given report file. Returns [results JSON, bundle]."""
-    sig = attest.Signer.load(key, signer)
-    reports = [Path(r) for r in reports or []]
-    by_name: dict[str, Path] = {}
-    for r in reports:
-        if r.is_dir():
-            raise ConfigError(f"--report {r}: is a folder; give each report file")
-        if not r.is_file():
-            raise ConfigError(f"--report {r}: no such file")
-        # A subject is named by the file's name, and verify looks for it by that name beside the bundle: two files
-        # of one name could not both be put there, and one of them would stand for both.
-        other = by_name.setdefault(r.name, r)
-        if other is not r:
-            if other.resolve() == r.resolve():
-                raise ConfigError(f"--report {r}: given twice; give each report once")
-            raise ConfigError(f"--report {other} and --report {r}: two files named {r.name}; a signed file is named "
-                              "by its file name alone, so rename one of them and sign again")
-    require_store(db)
-    with Store(db, read_only=True) as store:
-        run_id = store.resolve_run(run_ref)
-        run = store.run(run_id)
-        findings = store.findings(run_id)
-        attest.require_signable(run, findings)
-        doc = export.results_document(store, run_id)
-        for r in reports:
-            shown.require_own_evidence(run, r, "--report")
-            shown.require_same_results(doc, r, "--report")
-            shown.require_current_findings(run, doc["findings"], r, "--report")
-        data = export.dumps(doc)
-    out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
-    # attestation-RUN, else -2, -3...: a new attestation never replaces an earlier one (its names are claimed), and
-    # its results JSON is never named like a report it signs (each subject's name is its own)
-    with claimed_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"], set(by_name)) as stem:
-        results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
-        bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
-        return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
 
 
 def require_signable(run_ref: str, db: str | Path, packs: list[str] | None = None) -> None:

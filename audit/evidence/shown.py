@@ -19,6 +19,10 @@ from audit.errors import NotSignable
 
 RESULTS_ATTACHMENT = "faceaudit-results.json"
 """Name of the JSON results embedded in every PDF report (equal to ``faceaudit export RUN``)."""
+PAGE_ATTACHMENT = "faceaudit-page.json"
+"""Name of what a PDF report was rendered from besides the store (:class:`audit.report.render.PageInputs`)."""
+PAGE_META = "faceaudit-page"
+"""``<meta name="faceaudit-page" content="...">`` in an HTML report's head: the same, HTML-escaped."""
 
 
 def canonical_json(obj) -> bytes:
@@ -29,25 +33,52 @@ def canonical_json(obj) -> bytes:
 _HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')
 
 
+def _attachment(path: Path, name: str) -> bytes | None:
+    """The attachment ``name`` of a PDF; None when it has none or cannot be read."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        attached = PdfReader(path).attachments.get(name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError):
+        return None  # an unreadable or foreign file says nothing about a run
+    return attached[0] if attached else None
+
+
+_HTML_PAGE = re.compile(r'<meta name="' + PAGE_META + r'" content="([^"<>]{1,100000})">')
+
+
+def page_inputs(path: Path) -> str | None:
+    """The JSON an HTML report's head (:data:`PAGE_META`) or a PDF report's attachment (:data:`PAGE_ATTACHMENT`)
+    says it was rendered from; None when it says nothing (a report made before faceaudit wrote them, or another
+    file)."""
+    if path.suffix.lower() == ".pdf":
+        data = _attachment(path, PAGE_ATTACHMENT)
+        return None if data is None else data.decode("utf-8", "replace")
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return None
+    head = text.find("</head>")
+    found = _HTML_PAGE.search(text, 0, head if head >= 0 else 1 << 16)  # in the head: no page text can reach it
+    return html.unescape(found.group(1)) if found else None
+
+
 def _results_doc(path: Path) -> dict | None:
     """The results document a results JSON is, or a PDF report carries embedded; None for any other file or one
     that cannot be read."""
-    from pypdf.errors import PyPdfError
-
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
             doc = json.loads(path.read_bytes())
         elif suffix == ".pdf":
-            from pypdf import PdfReader
-
-            attached = PdfReader(path).attachments.get(RESULTS_ATTACHMENT)
-            if not attached:
+            attached = _attachment(path, RESULTS_ATTACHMENT)
+            if attached is None:
                 return None
-            doc = json.loads(attached[0])
+            doc = json.loads(attached)
         else:
             return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError):
+    except (OSError, ValueError, RecursionError):
         return None  # an unreadable or foreign file says nothing about a run
     return doc if isinstance(doc, dict) else None
 

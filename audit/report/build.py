@@ -19,7 +19,7 @@ from audit.evidence.dataset import dataset_identity
 from audit.paths import claimed_stem, out_folder, require_store
 from audit.report import narrative
 from audit.report.pdf import write_pdf
-from audit.report.render import headline_rows, render_compare, render_run, write_text_atomic
+from audit.report.render import PageInputs, headline_rows, render_compare, render_run, write_text_atomic
 from audit.store import Store
 
 
@@ -50,30 +50,43 @@ def build_report(run_ref: str, db: str | Path, out_dir: str | Path, formats: lis
                 attest.require_signable(run, findings)
             out_dir = out_folder(out_dir)
             quality = quality_csv(store.run_data_quality(run_id))
-            metrics = safe_csv(store.metrics(run_id))  # the print leaves the full metric tables to this attachment
             suffixes = [f".{f}" for f in formats] + ([".results.json", ".intoto.json"] if sig else []) + (
                 [QUALITY_SUFFIX] if quality else [])
             stem = claim.enter_context(claimed_stem(out_dir / report_name(run), suffixes))
             doc = export.results_document(store, run_id)
-            results = export.dumps(doc)
-            signing = _attestation_page(run, sig, stem) if sig else None
-            html, appendix = render_run(store, run_id, no_faces, packs, attestation=signing,
-                                        quality_file=stem.name + QUALITY_SUFFIX if quality else None,
-                                        findings_digest=shown.findings_digest(doc["findings"]))
-        attachments = {shown.RESULTS_ATTACHMENT: results, METRICS_ATTACHMENT: metrics,
-                       **({QUALITY_ATTACHMENT: quality} if quality else {}),
-                       **{name: safe_csv(table) for name, table in appendix.items()}}
-        written = write_files(html, stem, formats, write_text_atomic, lambda h, path: write_pdf(h, path, attachments))
+            page = PageInputs(no_faces=no_faces, packs=tuple(packs) if packs else None,
+                              quality_file=stem.name + QUALITY_SUFFIX if quality else None,
+                              attestation=_attestation_page(run, sig, stem) if sig else None)
+            html, attachments = run_report(store, run_id, doc, page)
+        written = write_files(html, stem, formats, write_text_atomic,
+                              lambda h, path: write_pdf(h, path, attachments, page.when, PAGE_DESCRIPTION))
         if quality:  # the full list beside the report (the report itself summarises it)
             written.append(write_atomic(stem.with_name(stem.name + QUALITY_SUFFIX), quality))
         if sig:
-            written.append(write_atomic(stem.with_name(stem.name + ".results.json"), results))
+            written.append(write_atomic(stem.with_name(stem.name + ".results.json"),
+                                        attachments[shown.RESULTS_ATTACHMENT]))
             bundle = attest.sign(attest.statement(run, findings, written, sig), sig)
             written.append(attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json")))
         return written
 
 
 QUALITY_ATTACHMENT, QUALITY_SUFFIX, METRICS_ATTACHMENT = "data-quality.csv", ".data-quality.csv", "metrics.csv"
+PAGE_DESCRIPTION = {shown.PAGE_ATTACHMENT: "what this report was rendered from besides the results store (JSON): "
+                                            "faceaudit attest renders it again to check every page before signing"}
+
+
+def run_report(store: Store, run_id: str, doc: dict, page: PageInputs) -> tuple[str, dict[str, bytes]]:
+    """A run report's HTML and its PDF's attachments, from the store, the run's results document (``doc``:
+    :func:`audit.evidence.export.results_document`) and ``page`` alone: what :func:`build_report` writes, and what
+    :func:`require_page_as_stored` renders again to check a page before it is signed."""
+    html, appendix = render_run(store, run_id, page, findings_digest=shown.findings_digest(doc["findings"]))
+    quality = quality_csv(store.run_data_quality(run_id))
+    # the print leaves the full metric tables, the data-quality list and long tables to these attachments
+    attachments = {shown.RESULTS_ATTACHMENT: export.dumps(doc), METRICS_ATTACHMENT: safe_csv(store.metrics(run_id)),
+                   **({QUALITY_ATTACHMENT: quality} if quality else {}),
+                   **{name: safe_csv(table) for name, table in appendix.items()},
+                   shown.PAGE_ATTACHMENT: page.to_json().encode("utf-8")}
+    return html, attachments
 COMPARE_TABLES = ("paired-differences.csv", "rankings.csv", "rankings-pairwise.csv")  # see render.compare_appendix
 
 

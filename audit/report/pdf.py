@@ -7,6 +7,9 @@ which also allows the machine-readable results to travel inside the file as an a
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from audit.atomic import atomic_path
@@ -36,21 +39,42 @@ def _offline_fetcher():
 PDF_VARIANT = "pdf/a-3b"
 
 
-def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None) -> Path:
+@contextmanager
+def _fonts_dated(when: datetime):
+    """Embedded font subsets dated ``when`` instead of now (fontTools reads SOURCE_DATE_EPOCH, the reproducible-
+    builds convention), so that one page renders to the same file twice."""
+    before = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.timestamp()))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = before
+
+
+def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None, when: datetime | None = None,
+              descriptions: dict[str, str] | None = None) -> Path:
     """Render ``html`` to ``out`` atomically (temporary file, then rename).
 
     ``attachments`` maps file names to bytes embedded as PDF/A-3 associated files (relationship
-    ``Data``): the JSON results travel inside the report they describe.
+    ``Data``): the JSON results travel inside the report they describe. They are dated ``when`` (default now):
+    the same page and attachments at the same ``when`` give the same file (``attest`` relies on it).
+    ``descriptions`` names what an attachment is, where its name does not say it (default: results or a table).
     """
     import weasyprint
 
     BLOCKED.clear()
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    files = [weasyprint.Attachment(string=data, name=name, relationship="Data",
-                                   description="faceaudit results (JSON) for this report" if name.endswith(".json")
-                                   else f"{name}: a table of this report in full (CSV)")
+    when = when or datetime.now()
+    described = {name: "faceaudit results (JSON) for this report" if name.endswith(".json")
+                 else f"{name}: a table of this report in full (CSV)" for name in attachments or {}}
+    described.update(descriptions or {})
+    files = [weasyprint.Attachment(string=data, name=name, relationship="Data", description=described[name],
+                                   created=when, modified=when)
              for name, data in (attachments or {}).items()]
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _fonts_dated(when):
         weasyprint.HTML(string=html, url_fetcher=_offline_fetcher(), base_url=None).write_pdf(
             tmp, attachments=files, pdf_variant=PDF_VARIANT)
     return out

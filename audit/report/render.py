@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +52,50 @@ HEADLINE = [  # (label, probe, metric, where)
     ("Membership TPR @ FPR 0.1, strongest attack", "membership", "membership_tpr_at_fpr",
      {"setting": "strongest;fpr=0.1"}),
 ]
+
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What a run report is rendered from besides the store. Written in its head (and attached to its PDF), so that
+    ``attest`` can render the page again from the store and sign it only when it shows what the store holds
+    (:func:`audit.report.build.require_page_as_stored`): an edited number, plot or verdict is refused. In the head as
+    ``<meta name="faceaudit-page" content="JSON">`` (:data:`audit.evidence.shown.PAGE_META`)."""
+
+    generated: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M"))
+    """When it was rendered, as the page shows it (to the minute)."""
+    no_faces: bool = False
+    packs: tuple[str, ...] | None = None
+    """The packs whose findings it shows (None: all the run's)."""
+    quality_file: str | None = None
+    """The data-quality CSV written beside it, as the page names it."""
+    attestation: dict | None = None
+    """The attestation page's fields (``report --sign-key``); None: no such page."""
+    tool: str = audit.__version__
+    """The faceaudit that rendered it: another version renders other pages from the same store."""
+
+    @property
+    def when(self) -> datetime:
+        """:attr:`generated` as a time (the date of the PDF's attachments, so that a page renders the same twice)."""
+        return datetime.strptime(self.generated, "%Y-%m-%d %H:%M")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PageInputs":
+        """The inputs a page's head or a PDF's attachment carries; ValueError when they cannot be read."""
+        try:
+            raw = json.loads(text)
+            packs = raw["packs"]
+            inputs = cls(generated=datetime.strptime(raw["generated"], "%Y-%m-%d %H:%M").strftime("%Y-%m-%d %H:%M"), no_faces=raw["no_faces"] is True,
+                         packs=None if packs is None else tuple(str(p) for p in packs),
+                         quality_file=raw["quality_file"], attestation=raw["attestation"], tool=str(raw["tool"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"unreadable page inputs ({exc})") from None
+        if not (inputs.quality_file is None or isinstance(inputs.quality_file, str)) or not (
+                inputs.attestation is None or isinstance(inputs.attestation, dict)):
+            raise ValueError("unreadable page inputs (quality_file or attestation of the wrong type)")
+        return inputs
 
 
 # Identifiers (setting names, paths, pack lists) may wrap after these characters, and nowhere inside a word.
@@ -389,7 +434,8 @@ def _said_in_section(note: str, thresholds: dict | None, attackers: dict | None)
         "-fold person-grouped cross-validation" in note
 
 
-def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None) -> dict:
+def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
+                generated: str | None = None) -> dict:
     run = store.run(run_id)
     metrics = store.metrics(run_id)
     findings = store.findings(run_id)
@@ -463,7 +509,7 @@ def run_context(store: Store, run_id: str, no_faces: bool = False, packs: list[s
         "grid": base64.b64encode(grid).decode() if grid else None,
         "no_faces": no_faces, "notes": notes,
         "packs": sorted(findings["pack"].unique()),
-        "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "generated": generated or datetime.now().strftime("%Y-%m-%d %H:%M"),
         "metrics_used": sorted(set(metrics["metric"])),
         "traceability": traceability(judged),
         "used": used,
@@ -533,19 +579,20 @@ def run_appendix(ctx: dict) -> dict[str, pd.DataFrame]:
     return {name: t for name, t in tables.items() if not t.empty}
 
 
-def render_run(store: Store, run_id: str, no_faces: bool = False, packs: list[str] | None = None,
-               templates: Path | None = None, attestation: dict | None = None,
-               quality_file: str | None = None, findings_digest: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
-    """The run report and the tables its print leaves to PDF attachments (:func:`run_appendix`);
-    ``attestation`` (signer, key fingerprint, ...) adds the final attestation page; ``quality_file`` names the CSV
-    of every data-quality record written beside it (and attached to the PDF); ``findings_digest``
-    (:func:`audit.evidence.shown.findings_digest` of all the run's findings) goes in the page's head, where
-    ``attest`` reads which findings the page was made from."""
-    ctx = run_context(store, run_id, no_faces, packs)
+def render_run(store: Store, run_id: str, page: PageInputs | None = None, templates: Path | None = None,
+               findings_digest: str | None = None) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The run report and the tables its print leaves to PDF attachments (:func:`run_appendix`), rendered from the
+    store and ``page`` (default: now, every pack, faces shown): its ``attestation`` (signer, key fingerprint, ...)
+    adds the final attestation page, its ``quality_file`` names the CSV of every data-quality record written beside
+    it (and attached to the PDF); ``findings_digest`` (:func:`audit.evidence.shown.findings_digest` of all the
+    run's findings) and ``page`` itself go in the page's head, where ``attest`` reads what the page was made from."""
+    page = page or PageInputs()
+    packs = None if page.packs is None else list(page.packs)
+    ctx = run_context(store, run_id, page.no_faces, packs, page.generated)
     appendix = run_appendix(ctx)
-    html = environment(templates).get_template("report.html.j2").render(**ctx, attestation=attestation,
-                                                                        quality_file=quality_file,
-                                                                        findings_digest=findings_digest)
+    html = environment(templates).get_template("report.html.j2").render(
+        **ctx, attestation=page.attestation, quality_file=page.quality_file, findings_digest=findings_digest,
+        page_inputs=page.to_json())
     return html, appendix
 
 

@@ -192,7 +192,8 @@ def test_a_report_of_some_packs_is_current_and_signed(run, keys, tmp_path):
 
 def test_the_findings_digest_a_report_carries_decides(run, db, keys, tmp_path):
     """With the digest of its findings in its head (as the renderer writes it), a report is compared on every
-    value and threshold, not only on the verdicts its tables show."""
+    value and threshold, not only on the verdicts its tables show; without it (an older or edited page) the page
+    itself is compared with the page the store renders, and the threshold it shows gives it away."""
     pack = tmp_path / "my-policy.yaml"
     rid = run["run_id"]
     api.evaluate_rules(rid, db, [write_pack(pack, fail_if=1e9)])
@@ -205,9 +206,13 @@ def test_the_findings_digest_a_report_carries_decides(run, db, keys, tmp_path):
     before = my_policy(db, rid)
     api.evaluate_rules(rid, db, [write_pack(pack, fail_if=1e8)])  # other thresholds, the same verdicts
     assert my_policy(db, rid) == before
-    api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", [plain])  # its tables cannot tell
     with pytest.raises(NotSignable, match="predates the run's current findings"):
         api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", [carried])
+    with pytest.raises(NotSignable) as err:  # its verdict tables cannot tell; its page can
+        api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", [plain])
+    assert "is not the report faceaudit renders from run" in str(err.value)
+    assert "fail if > 1e+09.' where the store gives " in str(err.value) and "fail if > 1e+08." in str(err.value)
+    assert not (tmp_path / "att").exists()
     fresh = api.build_report(rid, db, tmp_path / "again", ["html"])[0]
     _, bundle = api.attest_run(rid, db, keys["priv"], tmp_path / "att2", "Ada", [fresh])
     assert len(api.verify_bundle(bundle, [fresh], keys["pub"]).checked) == 2

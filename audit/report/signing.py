@@ -1,0 +1,201 @@
+"""Signing a stored run and the reports made from it (``faceaudit attest``).
+
+A report is signed only when it is the run's own, made from its current findings, and shows what the store holds:
+every page is rendered again from the store, with the inputs the report says it was rendered from
+(:class:`audit.report.render.PageInputs`), and compared with the given file. An edited number, verdict, plot or
+picture is refused with the first words that differ; a report from another faceaudit version is asked to be
+rendered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_mod
+import re
+import tempfile
+from pathlib import Path
+
+import audit
+from audit.atomic import write_atomic
+from audit.errors import ConfigError, NotSignable
+from audit.evidence import attest, export, shown
+from audit.paths import claimed_stem, out_folder, require_store
+from audit.report.build import PAGE_DESCRIPTION, run_report
+from audit.report.pdf import write_pdf
+from audit.report.render import PageInputs
+from audit.store import Store
+
+
+def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Path, signer: str | None = None,
+               reports: list[Path] | None = None) -> list[Path]:
+    """Sign an in-toto statement about a stored run: subjects are the model, the dataset, the results
+    JSON (written beside the bundle) and each given report file. Returns [results JSON, bundle].
+
+    A report is signed only when it is the run's own, made from its current findings and showing what the store
+    holds: a results JSON or a PDF's attached results equal to a fresh export, every page equal to the page this
+    faceaudit renders from the store with the inputs the report carries (an edited number is refused)."""
+    sig = attest.Signer.load(key, signer)
+    reports = [Path(r) for r in reports or []]
+    by_name: dict[str, Path] = {}
+    for r in reports:
+        if r.is_dir():
+            raise ConfigError(f"--report {r}: is a folder; give each report file")
+        if not r.is_file():
+            raise ConfigError(f"--report {r}: no such file")
+        # A subject is named by the file's name, and verify looks for it by that name beside the bundle: two files
+        # of one name could not both be put there, and one of them would stand for both.
+        other = by_name.setdefault(r.name, r)
+        if other is not r:
+            if other.resolve() == r.resolve():
+                raise ConfigError(f"--report {r}: given twice; give each report once")
+            raise ConfigError(f"--report {other} and --report {r}: two files named {r.name}; a signed file is named "
+                              "by its file name alone, so rename one of them and sign again")
+    require_store(db)
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run_ref)
+        run = store.run(run_id)
+        findings = store.findings(run_id)
+        attest.require_signable(run, findings)
+        doc = export.results_document(store, run_id)
+        for r in reports:
+            shown.require_own_evidence(run, r, "--report")
+            shown.require_same_results(doc, r, "--report")
+            shown.require_current_findings(run, doc["findings"], r, "--report")
+            require_page_as_stored(store, run_id, doc, r, "--report")  # every page as the store renders it
+        data = export.dumps(doc)
+    out_dir = out_folder(out_dir)  # made only once everything to sign is known to be signable
+    # attestation-RUN, else -2, -3...: a new attestation never replaces an earlier one (its names are claimed), and
+    # its results JSON is never named like a report it signs (each subject's name is its own)
+    with claimed_stem(out_dir / f"attestation-{run_id}", [".results.json", ".intoto.json"], set(by_name)) as stem:
+        results = write_atomic(stem.with_name(stem.name + ".results.json"), data)
+        bundle = attest.sign(attest.statement(run, findings, [results] + reports, sig), sig)
+        return [results, attest.write_bundle(bundle, stem.with_name(stem.name + ".intoto.json"))]
+
+
+def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, what: str) -> None:
+    """Refuse a run report (HTML or PDF) whose pages are not the ones faceaudit renders from the store as it is,
+    with the inputs the report says it was rendered from (:class:`PageInputs`): an edited number, verdict, plot or
+    picture is not signed. A PDF's pages are compared (its attached results are compared apart, by
+    :func:`audit.evidence.shown.require_same_results`); a results JSON has no page and is left alone."""
+    suffix = path.suffix.lower()
+    if suffix not in (".html", ".htm", ".pdf"):
+        return
+    again = f"render it again (faceaudit report {run_id}) and sign the new file"
+    carried = shown.page_inputs(path)
+    if carried is None:
+        raise NotSignable(f"{what} {path}: does not say what it was rendered from (a report made by faceaudit before "
+                          f"0.9.0, or an edited one), so its numbers cannot be checked against the store: {again}")
+    try:
+        page = PageInputs.from_json(carried)
+    except ValueError as exc:
+        raise NotSignable(f"{what} {path}: {exc}: {again}") from None
+    if page.tool != audit.__version__:
+        raise NotSignable(f"{what} {path}: was rendered by faceaudit {page.tool}; this faceaudit "
+                          f"({audit.__version__}) renders other pages, so it cannot check that one's numbers: {again}")
+    html, attachments = run_report(store, run_id, doc, page)
+    if suffix == ".pdf":
+        with tempfile.TemporaryDirectory(prefix="faceaudit-page-") as tmp:
+            fresh = write_pdf(html, Path(tmp) / "page.pdf", attachments, page.when, PAGE_DESCRIPTION)
+            differ = page_difference(path, fresh)
+    else:
+        differ = _html_difference(path.read_bytes().decode("utf-8", "replace"), html)
+    if differ:
+        raise NotSignable(f"{what} {path}: is not the report faceaudit renders from run {run_id} as stored "
+                          f"({differ}); an edited report is not signed: {again}")
+
+
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
+_BLOCK_TAG = re.compile(r"<(?:/?(?:p|div|li|tr|h[1-6]|caption|figcaption|section|table|ul|ol)\b|br)[^>]*>", re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _text_lines(text: str) -> list[str]:
+    """The words a reader sees, a line per paragraph, heading, list item or table row (tags, scripts and styles
+    dropped, entities read)."""
+    text = _TAG.sub(" ", _BLOCK_TAG.sub("\n", _SCRIPT_OR_STYLE.sub(" ", text)))
+    return [line for line in (" ".join(html_mod.unescape(part).split()) for part in text.splitlines()) if line]
+
+
+def _first_difference(shown_lines: list[str], stored_lines: list[str], where: str = "") -> str | None:
+    """Where two pages' words first differ, quoted around the first character that differs (None: nowhere)."""
+    for i in range(max(len(shown_lines), len(stored_lines))):
+        a = shown_lines[i] if i < len(shown_lines) else ""
+        b = stored_lines[i] if i < len(stored_lines) else ""
+        if a != b:
+            at = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            return f"{where}it shows {_around(a, at)} where the store gives {_around(b, at)}"
+    return None
+
+
+def _around(line: str, at: int, width: int = 36) -> str:
+    """``line`` quoted from ``width`` characters before ``at`` to ``width`` after it (nothing: ``(nothing)``)."""
+    if not line:
+        return "(nothing)"
+    start, stop = max(0, at - width), at + width
+    return ("..." if start else "") + repr(line[start:stop]) + ("..." if stop < len(line) else "")
+
+
+def _html_difference(shown_html: str, stored_html: str) -> str | None:
+    """What differs between a page and the page the store renders (None: nothing)."""
+    if shown_html == stored_html:
+        return None
+    return (_first_difference(_text_lines(shown_html), _text_lines(stored_html))
+            or "the same words, but a plot, picture or the page's markup differs")
+
+
+def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
+    """What differs between the pages of two PDF reports (None: nothing): each page's drawing (text, plots,
+    pictures); attachments are not pages."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        shown_pages = PdfReader(shown_pdf).pages
+        stored_pages = PdfReader(stored_pdf).pages
+        if len(shown_pages) != len(stored_pages):
+            return f"{len(shown_pages)} pages where the store gives {len(stored_pages)}"
+        for n, (a, b) in enumerate(zip(shown_pages, stored_pages), 1):
+            if _drawing(a) != _drawing(b):
+                return (_first_difference(a.extract_text().splitlines(), b.extract_text().splitlines(), f"page {n}: ")
+                        or f"page {n}: the same words, but a plot, picture or the page's layout differs")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError) as exc:
+        return f"its pages cannot be read ({type(exc).__name__})"
+    return None
+
+
+def _drawing(page) -> str:
+    """A digest of a PDF page as drawn: its content, and every font, picture and form it uses, followed down (not
+    back up to its parent); equal pages, equal digests, whatever their objects' numbers."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, StreamObject
+
+    digest, seen = hashlib.sha256(), {}
+
+    def walk(obj, depth: int = 0) -> None:
+        if depth > 64:
+            raise ValueError("objects nested too deep")
+        if isinstance(obj, IndirectObject):
+            key = (obj.idnum, obj.generation)
+            if key in seen:  # an object met before is named by the order it was first met in
+                digest.update(b"@%d" % seen[key])
+                return
+            seen[key] = len(seen)
+            obj = obj.get_object()
+        if isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Page" and depth:
+            digest.update(b"another page;")  # a link's target: that page is compared on its own
+        elif isinstance(obj, DictionaryObject):
+            for k in sorted(obj):
+                if k not in ("/Parent", "/P"):  # back up the page tree, or to the page an annotation is on
+                    digest.update(k.encode() + b"=")
+                    walk(obj.raw_get(k), depth + 1)
+            if isinstance(obj, StreamObject):
+                digest.update(b"stream:" + obj.get_data())
+        elif isinstance(obj, ArrayObject):
+            digest.update(b"[")
+            for item in obj:
+                walk(item, depth + 1)
+            digest.update(b"]")
+        else:
+            digest.update(repr(obj).encode() + b";")
+
+    walk(page.indirect_reference or page)
+    return digest.hexdigest()

@@ -1,0 +1,174 @@
+"""``attest`` signs a report only when its pages are what faceaudit renders from the store.
+
+Before, a report's findings were compared with the store but not the numbers it shows: an HTML page with an edited
+value, or a PDF printed from one with the genuine results attached, could be signed. Now every page is rendered
+again from the store with the inputs the report carries in its head (the PDF: in an attachment) and compared. Real
+store, real renders (Jinja and WeasyPrint), real Ed25519 signatures.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import audit
+from audit import api
+from audit.errors import NotSignable
+from audit.evidence import export, shown
+from audit.report.build import PAGE_DESCRIPTION, run_report
+from audit.report.pdf import write_pdf
+from audit.report.render import PageInputs
+from audit.store import Store
+
+CLI = [sys.executable, "-c", "from audit.cli import main; main()"]
+NUMBER = re.compile(r'(<td class="num">)(\d\.\d{3})(</td>)')
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    priv, pub = api.keygen(tmp_path_factory.mktemp("keys") / "auditor.key")
+    return {"priv": priv, "pub": pub}
+
+
+@pytest.fixture(scope="module")
+def genuine(run, tmp_path_factory):
+    """The run's HTML and PDF report, as ``faceaudit report`` writes them."""
+    files = {p.suffix: p for p in api.build_report(run["run_id"], run["db"], tmp_path_factory.mktemp("genuine"))}
+    return files[".html"], files[".pdf"]
+
+
+def edited_number(text: str) -> tuple[str, str, str]:
+    """``text`` with the first number of a table cell changed: (edited text, number shown, number stored)."""
+    found = NUMBER.search(text)
+    stored = found.group(2)
+    shown_value = f"{(float(stored) + 0.5) % 1:.3f}"
+    return text[:found.start(2)] + shown_value + text[found.end(2):], shown_value, stored
+
+
+def refusal(run, keys, out, files) -> str:
+    with pytest.raises(NotSignable) as err:
+        api.attest_run(run["run_id"], run["db"], keys["priv"], out, "Ada", files)
+    assert not out.exists()  # nothing written
+    msg = str(err.value)
+    assert "\n" not in msg and f"render it again (faceaudit report {run['run_id']})" in msg
+    return msg
+
+
+def test_a_genuine_report_is_signed_and_verified(run, keys, genuine, tmp_path):
+    html, pdf = genuine
+    _, bundle = api.attest_run(run["run_id"], run["db"], keys["priv"], tmp_path / "att", "Ada", [html, pdf])
+    assert len(api.verify_bundle(bundle, [html, pdf], keys["pub"]).checked) == 3
+
+
+def test_one_page_renders_to_the_same_pdf_twice(run, genuine, tmp_path):
+    """What the check relies on: the inputs a report carries and the store give its page again, byte for byte (the
+    PDF's attachments and its embedded fonts are dated with the page, not with the time of printing)."""
+    html, pdf = genuine
+    page = PageInputs.from_json(shown.page_inputs(pdf))
+    assert page == PageInputs.from_json(shown.page_inputs(html)) and page.tool == audit.__version__
+    with Store(run["db"], read_only=True) as store:
+        again, attachments = run_report(store, run["run_id"], export.results_document(store, run["run_id"]), page)
+    assert again == html.read_text(encoding="utf-8")
+    assert write_pdf(again, tmp_path / "again.pdf", attachments, page.when, PAGE_DESCRIPTION).read_bytes() == \
+        pdf.read_bytes()
+
+
+def test_an_html_report_with_an_edited_number_is_not_signed(run, keys, genuine, tmp_path):
+    html, _ = genuine
+    text, shown_value, stored = edited_number(html.read_text(encoding="utf-8"))
+    forged = tmp_path / "forged" / html.name
+    forged.parent.mkdir()
+    forged.write_text(text, encoding="utf-8")
+    msg = refusal(run, keys, tmp_path / "att", [forged])
+    assert f"--report {forged}: is not the report faceaudit renders from run {run['run_id']} as stored" in msg
+    shows, gives = msg.split(" where the store gives ")
+    assert shown_value in shows.split("it shows ")[1] and stored in gives and "an edited report is not signed" in msg
+    cli = subprocess.run(CLI + ["attest", run["run_id"], "--db", str(run["db"]), "--key", str(keys["priv"]),
+                                "--report", str(forged), "--out", str(tmp_path / "cli")], capture_output=True, text=True)
+    assert cli.returncode != 0 and "is not the report faceaudit renders" in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
+    assert not (tmp_path / "cli").exists()
+
+
+def test_a_pdf_printed_from_an_edited_page_with_the_genuine_results_attached_is_not_signed(run, keys, genuine,
+                                                                                           tmp_path):
+    """The forgery the attached results could not catch: the attachment is the store's, the page is not."""
+    html, pdf = genuine
+    page = PageInputs.from_json(shown.page_inputs(pdf))
+    with Store(run["db"], read_only=True) as store:
+        stored_html, attachments = run_report(store, run["run_id"], export.results_document(store, run["run_id"]),
+                                              page)
+    text, shown_value, stored = edited_number(stored_html)
+    (tmp_path / "forged").mkdir()
+    forged = write_pdf(text, tmp_path / "forged" / pdf.name, attachments, page.when, PAGE_DESCRIPTION)
+    assert shown.shown_findings(forged) == shown.shown_findings(pdf)  # the findings it carries are the run's
+    msg = refusal(run, keys, tmp_path / "att", [forged])
+    assert re.search(r"\(page \d+: it shows .*" + re.escape(shown_value) + r".* where the store gives .*"
+                     + re.escape(stored), msg), msg
+
+
+def test_a_changed_plot_is_named_when_the_words_are_the_same(run, keys, genuine, tmp_path):
+    html, _ = genuine
+    text = html.read_text(encoding="utf-8")
+    found = re.search(r'<path d="M (\d+\.\d+) ', text)
+    assert found, "the report draws its plots as SVG paths"
+    moved = text[:found.start(1)] + f"{float(found.group(1)) + 7:.6f}" + text[found.end(1):]
+    forged = tmp_path / "forged" / html.name
+    forged.parent.mkdir()
+    forged.write_text(moved, encoding="utf-8")
+    assert "the same words, but a plot, picture or the page's markup differs" in refusal(
+        run, keys, tmp_path / "att", [forged])
+
+
+def test_a_page_that_does_not_say_what_it_was_rendered_from_is_not_signed(run, keys, genuine, tmp_path):
+    """A report from before faceaudit wrote its inputs, or one whose inputs were cut out: nothing to render again."""
+    html, _ = genuine
+    text = html.read_text(encoding="utf-8")
+    cut = re.sub(r'\n?<meta name="faceaudit-page" content="[^"]*">', "", text)
+    assert cut != text
+    forged = tmp_path / "old" / html.name
+    forged.parent.mkdir()
+    forged.write_text(cut, encoding="utf-8")
+    assert "does not say what it was rendered from" in refusal(run, keys, tmp_path / "att", [forged])
+
+
+def test_a_page_of_another_faceaudit_version_is_asked_to_be_rendered_again(run, keys, genuine, tmp_path):
+    html, _ = genuine
+    text = html.read_text(encoding="utf-8")
+    assert f"&#34;tool&#34;:&#34;{audit.__version__}&#34;" in text
+    older = tmp_path / "older" / html.name
+    older.parent.mkdir()
+    older.write_text(text.replace(f"&#34;tool&#34;:&#34;{audit.__version__}&#34;", "&#34;tool&#34;:&#34;0.1.0&#34;"),
+                     encoding="utf-8")
+    msg = refusal(run, keys, tmp_path / "att", [older])
+    assert f"was rendered by faceaudit 0.1.0; this faceaudit ({audit.__version__}) renders other pages" in msg
+
+
+def test_every_honest_way_of_rendering_is_signed(run, keys, tmp_path):
+    """Faces left out, one pack shown, an attestation page whose signer's name holds quotes and markup: the inputs
+    travel escaped in the head and come back whole, so each page is rendered again exactly."""
+    rid, db = run["run_id"], run["db"]
+    no_faces = api.build_report(rid, db, tmp_path / "r", ["html"], no_faces=True)[0]
+    one_pack = api.build_report(rid, db, tmp_path / "r", ["pdf"], packs=["baseline"])[0]
+    name = 'Ada "<b>O\'Neil</b>" & co'
+    signed = [p for p in api.build_report(rid, db, tmp_path / "r", sign_key=keys["priv"], signer=name)
+              if p.suffix in (".html", ".pdf")]
+    page = PageInputs.from_json(shown.page_inputs(signed[0]))
+    assert page.attestation["signer"] == name and page.no_faces is False
+    assert PageInputs.from_json(shown.page_inputs(no_faces)).no_faces is True
+    assert PageInputs.from_json(shown.page_inputs(one_pack)).packs == ("baseline",)
+    files = [no_faces, one_pack, *signed]
+    _, bundle = api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", files)
+    assert len(api.verify_bundle(bundle, files, keys["pub"]).checked) == len(files) + 1
+
+
+@pytest.mark.parametrize("text", ["", "{}", "[]", '{"generated": "yesterday", "no_faces": false, "packs": null, '
+                                  '"quality_file": null, "attestation": null, "tool": "0.9.0"}',
+                                  '{"generated": "2026-12-07 10:00", "no_faces": false, "packs": 3, '
+                                  '"quality_file": null, "attestation": null, "tool": "0.9.0"}',
+                                  '{"generated": "2026-12-07 10:00", "no_faces": false, "packs": null, '
+                                  '"quality_file": 1, "attestation": null, "tool": "0.9.0"}'])
+def test_unreadable_page_inputs_are_a_value_error(text):
+    with pytest.raises(ValueError, match="unreadable page inputs"):
+        PageInputs.from_json(text)
