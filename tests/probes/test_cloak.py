@@ -170,17 +170,28 @@ def test_opom_convex_is_judged_on_its_own_objective_after_its_warm_up(sample_mod
     """opom-convex starts on the centre's objective, which is larger than its own (the centre lies in the hull):
     its plateau saw the switch as a fall and stopped it two steps later (patience 2), returning a warm-up iterate, an
     opom-centre cloak of five steps. The plateau and the ranking of iterates now start on its own objective."""
+    import torch.nn.functional as F
+
     from audit.conditions.cloaks import CONVEX_WARMUP
     from audit.models import load
 
     backend = load(sample_model("fr-baseline")).torch()
     imgs = np.random.default_rng(2).integers(0, 256, (2, 3, 112, 112, 3), dtype=np.uint8)
     rec: dict = {}
-    make_cloaks(backend.embed_tensor, imgs, "opom-convex", 8, steps=40, seed=0, patience=2, record=rec)
+    eta = make_cloaks(backend.embed_tensor, imgs, "opom-convex", 8, steps=40, seed=0, patience=2, record=rec)
     curve, warm = rec["curve"], CONVEX_WARMUP
     assert rec["warmup_steps"] == warm and len(curve) == rec["steps"] and rec["cap"] == 40
     assert curve[warm] < curve[warm - 1]  # the switch: its own objective starts lower
     assert rec["steps"] > 3 * warm and max(curve[warm:]) > 2 * curve[warm - 1], curve
+    # What it returns is each person's best iterate on its own objective: at least the best step's mean (a mean of
+    # maxima is at least the maximum of means), never a warm-up iterate ranked on the centre's objective.
+    with torch.no_grad():
+        x = torch.from_numpy(imgs).float().permute(0, 1, 4, 2, 3)
+        embed = lambda t: F.normalize(backend.embed_tensor(t.reshape(-1, *t.shape[2:])), dim=1).view(2, 3, -1)
+        clean, cloaked = embed(x), embed((x + torch.from_numpy(eta)[:, None]).clamp(0, 255))
+        own = ((cloaked - convex_projection(cloaked, clean)) ** 2).sum(-1).mean().item()
+    # (a warm-up iterate's own objective is at most its centre objective: the centre lies in the hull)
+    assert own >= max(curve[warm:]) * (1 - 1e-4) and own > max(curve[:warm]), (own, curve)
 
 
 @pytest.mark.slow
