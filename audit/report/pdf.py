@@ -6,8 +6,10 @@ which also allows the machine-readable results to travel inside the file as an a
 
 from __future__ import annotations
 
+import calendar
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -39,19 +41,26 @@ def _offline_fetcher():
 PDF_VARIANT = "pdf/a-3b"
 
 
+_DATING = threading.Lock()
+
+
 @contextmanager
 def _fonts_dated(when: datetime):
     """Embedded font subsets dated ``when`` instead of now (fontTools reads SOURCE_DATE_EPOCH, the reproducible-
-    builds convention), so that one page renders to the same file twice."""
-    before = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(int(when.timestamp()))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SOURCE_DATE_EPOCH", None)
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = before
+    builds convention), so that one page renders to the same file twice. The variable is the process's: two
+    renders at once (the TUI's workers) take turns."""
+    with _DATING:
+        before = os.environ.get("SOURCE_DATE_EPOCH")
+        # read as UTC whatever the machine's time zone (as the attachments' dates are written): a page rendered in
+        # one zone and checked in another must give the same fonts
+        os.environ["SOURCE_DATE_EPOCH"] = str(calendar.timegm(when.timetuple()))
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("SOURCE_DATE_EPOCH", None)
+            else:
+                os.environ["SOURCE_DATE_EPOCH"] = before
 
 
 def write_pdf(html: str, out: Path, attachments: dict[str, bytes] | None = None, when: datetime | None = None,

@@ -74,6 +74,24 @@ def test_one_page_renders_to_the_same_pdf_twice(run, genuine, tmp_path):
         pdf.read_bytes()
 
 
+def test_a_pdf_rendered_in_one_time_zone_is_signed_in_another(run, keys, tmp_path, monkeypatch):
+    """The fonts are dated with the page's minute read as UTC, not as the machine's local time: a report printed on
+    a laptop in New York and signed on a server in Tokyo is the same page."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        pdf = api.build_report(run["run_id"], run["db"], tmp_path / "r", ["pdf"])[0]
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        time.tzset()
+        _, bundle = api.attest_run(run["run_id"], run["db"], keys["priv"], tmp_path / "att", "Ada", [pdf])
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert len(api.verify_bundle(bundle, [pdf], keys["pub"]).checked) == 2
+
+
 def test_an_html_report_with_an_edited_number_is_not_signed(run, keys, genuine, tmp_path):
     html, _ = genuine
     text, shown_value, stored = edited_number(html.read_text(encoding="utf-8"))
