@@ -434,7 +434,8 @@ def attest(run_id: str = typer.Argument("latest", help="Run id, unique prefix, o
            key: Path = typer.Option(..., "--key", help="Ed25519 private key (faceaudit keygen)."),
            signer: Optional[str] = typer.Option(None, "--signer", help="Name of the responsible person signing.",
                                                 envvar="FACEAUDIT_SIGNER"),
-           report_files: Optional[list[Path]] = typer.Option(None, "--report", help="Report file to cover (repeat)."),
+           report_files: Optional[list[Path]] = typer.Option(None, "--report", help="Report file to cover (repeat); "
+                                                             "signed only if each page is what the store renders."),
            db: Db = DEFAULT_DB, out: Path = typer.Option(Path("reports"), "--out", help="Folder for the files.")) -> None:
     """Sign an in-toto statement (test-result predicate, DSSE, Ed25519) about a stored run."""
     for path in api.attest_run(run_id, db, key, out, signer, report_files):

@@ -33,7 +33,7 @@ def canonical_json(obj) -> bytes:
 _HTML_RUN_ID = re.compile(rb'<span class="run-id">([^<]{1,200})</span>')
 
 
-def _attachment(path: Path, name: str) -> bytes | None:
+def attachment(path: Path, name: str) -> bytes | None:
     """The attachment ``name`` of a PDF; None when it has none or cannot be read."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
@@ -53,7 +53,7 @@ def page_inputs(path: Path) -> str | None:
     says it was rendered from; None when it says nothing (a report made before faceaudit wrote them, or another
     file)."""
     if path.suffix.lower() == ".pdf":
-        data = _attachment(path, PAGE_ATTACHMENT)
+        data = attachment(path, PAGE_ATTACHMENT)
         return None if data is None else data.decode("utf-8", "replace")
     try:
         text = path.read_bytes().decode("utf-8", "replace")
@@ -72,7 +72,7 @@ def _results_doc(path: Path) -> dict | None:
         if suffix == ".json":
             doc = json.loads(path.read_bytes())
         elif suffix == ".pdf":
-            attached = _attachment(path, RESULTS_ATTACHMENT)
+            attached = attachment(path, RESULTS_ATTACHMENT)
             if attached is None:
                 return None
             doc = json.loads(attached)
@@ -123,7 +123,8 @@ pack applied again changes when they were evaluated, not what they say), the exp
 def require_same_results(fresh: dict, path: Path, what: str) -> None:
     """Refuse a results JSON or PDF report whose results document says other than the stored run (``fresh``, a
     new export of it): edited numbers, another model or dataset, another configuration. An HTML report carries no
-    results document; its findings are checked (:func:`require_current_findings`), its numbers are not."""
+    results document; its findings are checked (:func:`require_current_findings`), and the numbers any report shows
+    by rendering it again (:func:`audit.report.signing.require_page_as_stored`)."""
     doc = _results_doc(path)
     if doc is None:
         return

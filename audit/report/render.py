@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -54,15 +54,35 @@ HEADLINE = [  # (label, probe, metric, where)
 ]
 
 
+RENDERERS = ("jinja2", "matplotlib", "weasyprint", "pydyf", "fonttools")
+"""The libraries whose versions shape a page beside faceaudit's own (markup, plots, the PDF and its fonts)."""
+_MINUTE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+_VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
+
+
+def renderer_versions() -> dict[str, str]:
+    """:data:`RENDERERS` as installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    return {name: of(name) for name in RENDERERS}
+
+
 @dataclass(frozen=True)
 class PageInputs:
     """What a run report is rendered from besides the store. Written in its head (and attached to its PDF), so that
     ``attest`` can render the page again from the store and sign it only when it shows what the store holds
-    (:func:`audit.report.build.require_page_as_stored`): an edited number, plot or verdict is refused. In the head as
-    ``<meta name="faceaudit-page" content="JSON">`` (:data:`audit.evidence.shown.PAGE_META`)."""
+    (:func:`audit.report.signing.require_page_as_stored`, which also checks these against the store: they come from
+    the file). In the head as ``<meta name="faceaudit-page" content="JSON">``
+    (:data:`audit.evidence.shown.PAGE_META`)."""
 
     generated: str = field(default_factory=lambda: datetime.now().strftime("%Y-%m-%d %H:%M"))
-    """When it was rendered, as the page shows it (to the minute)."""
+    """When it was rendered, as the page shows it (to the minute, local time)."""
     no_faces: bool = False
     packs: tuple[str, ...] | None = None
     """The packs whose findings it shows (None: all the run's)."""
@@ -72,6 +92,8 @@ class PageInputs:
     """The attestation page's fields (``report --sign-key``); None: no such page."""
     tool: str = audit.__version__
     """The faceaudit that rendered it: another version renders other pages from the same store."""
+    renderers: dict = field(default_factory=renderer_versions)
+    """The versions of :data:`RENDERERS` that rendered it."""
 
     @property
     def when(self) -> datetime:
@@ -83,19 +105,33 @@ class PageInputs:
 
     @classmethod
     def from_json(cls, text: str) -> "PageInputs":
-        """The inputs a page's head or a PDF's attachment carries; ValueError when they cannot be read."""
+        """The inputs a page's head or a PDF's attachment carries, each of its type; ValueError when they cannot be
+        read (what they say is checked against the store apart)."""
         try:
             raw = json.loads(text)
-            packs = raw["packs"]
-            inputs = cls(generated=datetime.strptime(raw["generated"], "%Y-%m-%d %H:%M").strftime("%Y-%m-%d %H:%M"), no_faces=raw["no_faces"] is True,
-                         packs=None if packs is None else tuple(str(p) for p in packs),
-                         quality_file=raw["quality_file"], attestation=raw["attestation"], tool=str(raw["tool"]))
+            inputs = cls(generated=raw["generated"], no_faces=raw["no_faces"], packs=raw["packs"],
+                         quality_file=raw["quality_file"], attestation=raw["attestation"], tool=raw["tool"],
+                         renderers=raw["renderers"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"unreadable page inputs ({exc})") from None
-        if not (inputs.quality_file is None or isinstance(inputs.quality_file, str)) or not (
-                inputs.attestation is None or isinstance(inputs.attestation, dict)):
-            raise ValueError("unreadable page inputs (quality_file or attestation of the wrong type)")
-        return inputs
+            raise ValueError(f"unreadable page inputs ({type(exc).__name__} {str(exc)[:80]!r})") from None
+        wrong = [name for name, ok in (
+            ("generated", isinstance(inputs.generated, str) and _MINUTE.fullmatch(inputs.generated)),
+            ("no_faces", isinstance(inputs.no_faces, bool)),
+            ("packs", inputs.packs is None or isinstance(inputs.packs, list) and all(isinstance(p, str)
+                                                                                     for p in inputs.packs)),
+            ("quality_file", inputs.quality_file is None or isinstance(inputs.quality_file, str)),
+            ("attestation", inputs.attestation is None or isinstance(inputs.attestation, dict)),
+            ("tool", isinstance(inputs.tool, str) and _VERSION.fullmatch(inputs.tool)),
+            ("renderers", isinstance(inputs.renderers, dict) and set(inputs.renderers) == set(RENDERERS)
+             and all(isinstance(v, str) and _VERSION.fullmatch(v) for v in inputs.renderers.values()))) if not ok]
+        if not wrong:
+            try:
+                inputs.when
+            except ValueError:
+                wrong = ["generated"]
+        if wrong:
+            raise ValueError(f"unreadable page inputs (field {wrong[0]!r})")
+        return replace(inputs, packs=None if inputs.packs is None else tuple(inputs.packs))
 
 
 # Identifiers (setting names, paths, pack lists) may wrap after these characters, and nowhere inside a word.

@@ -1,28 +1,34 @@
 """Signing a stored run and the reports made from it (``faceaudit attest``).
 
 A report is signed only when it is the run's own, made from its current findings, and shows what the store holds:
-every page is rendered again from the store, with the inputs the report says it was rendered from
-(:class:`audit.report.render.PageInputs`), and compared with the given file. An edited number, verdict, plot or
-picture is refused with the first words that differ; a report from another faceaudit version is asked to be
-rendered again.
+the report is rendered again from the store, with the inputs it says it was rendered from
+(:class:`audit.report.render.PageInputs`, checked against the store where the page prints them), and compared with
+the given file: an HTML page byte for byte, a PDF byte for byte too (rendered again with the results it carries, the
+store's but for when its findings were evaluated). An edited number, verdict, plot or picture is refused with the
+first words that differ; a report rendered by another faceaudit or other rendering libraries is asked to be
+rendered again here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html as html_mod
+import json
 import re
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
+
+import pandas as pd
 
 import audit
 from audit.atomic import write_atomic
 from audit.errors import ConfigError, NotSignable
 from audit.evidence import attest, export, shown
 from audit.paths import claimed_stem, out_folder, require_store
-from audit.report.build import PAGE_DESCRIPTION, run_report
+from audit.report.build import PAGE_DESCRIPTION, QUALITY_SUFFIX, report_name, run_report
 from audit.report.pdf import write_pdf
-from audit.report.render import PageInputs
+from audit.report.render import PageInputs, renderer_versions
 from audit.store import Store
 
 
@@ -73,14 +79,36 @@ def attest_run(run_ref: str, db: str | Path, key: str | Path, out_dir: str | Pat
 
 
 def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, what: str) -> None:
-    """Refuse a run report (HTML or PDF) whose pages are not the ones faceaudit renders from the store as it is,
-    with the inputs the report says it was rendered from (:class:`PageInputs`): an edited number, verdict, plot or
-    picture is not signed. A PDF's pages are compared (its attached results are compared apart, by
-    :func:`audit.evidence.shown.require_same_results`); a results JSON has no page and is left alone."""
+    """Refuse a run report (HTML or PDF) that is not the file faceaudit renders from the store as it is, with the
+    inputs the report says it was rendered from (:class:`PageInputs`, themselves checked against the store): an
+    edited number, verdict, plot or picture is not signed, nor, in a PDF, anything added or changed beside its pages
+    (an attachment, an outline, a script, an appended revision). A PDF is rendered again with the results it carries
+    (the store's but for when its findings were evaluated, :func:`_carried_results`), then compared byte for byte;
+    a results JSON has no page and is left alone (:func:`audit.evidence.shown.require_same_results`)."""
     suffix = path.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         return
     again = f"render it again (faceaudit report {run_id}) and sign the new file"
+    page = _page_inputs(store, run_id, path, what, again)
+    html, attachments = run_report(store, run_id, doc, page)
+    if suffix == ".pdf":
+        attachments[shown.RESULTS_ATTACHMENT] = _carried_results(path, doc, what, again)
+        with tempfile.TemporaryDirectory(prefix="faceaudit-page-") as tmp:
+            fresh = write_pdf(html, Path(tmp) / "page.pdf", attachments, page.when, PAGE_DESCRIPTION)
+            differ = None if fresh.read_bytes() == path.read_bytes() else (
+                page_difference(path, fresh) or "its pages are the store's, but the file holds more or other than "
+                "them: an attachment, an outline, a script, a page setting or an appended revision")
+    else:
+        differ = _html_difference(path.read_bytes().decode("utf-8", "replace"), html)
+    if differ:
+        raise NotSignable(f"{what} {path}: is not the report faceaudit renders from run {run_id} as stored "
+                          f"({differ}); an edited report is not signed: {again}")
+
+
+def _page_inputs(store: Store, run_id: str, path: Path, what: str, again: str) -> PageInputs:
+    """What ``path`` says it was rendered from, once each input it could only say falsely is checked against the
+    store and this machine: the faceaudit and libraries that render, the data-quality file it names, the minute it
+    was generated (the page prints all three); a page that ends with an attestation page is not signed again."""
     carried = shown.page_inputs(path)
     if carried is None:
         raise NotSignable(f"{what} {path}: does not say what it was rendered from (a report made by faceaudit before "
@@ -92,16 +120,49 @@ def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, wha
     if page.tool != audit.__version__:
         raise NotSignable(f"{what} {path}: was rendered by faceaudit {page.tool}; this faceaudit "
                           f"({audit.__version__}) renders other pages, so it cannot check that one's numbers: {again}")
-    html, attachments = run_report(store, run_id, doc, page)
-    if suffix == ".pdf":
-        with tempfile.TemporaryDirectory(prefix="faceaudit-page-") as tmp:
-            fresh = write_pdf(html, Path(tmp) / "page.pdf", attachments, page.when, PAGE_DESCRIPTION)
-            differ = page_difference(path, fresh)
-    else:
-        differ = _html_difference(path.read_bytes().decode("utf-8", "replace"), html)
-    if differ:
-        raise NotSignable(f"{what} {path}: is not the report faceaudit renders from run {run_id} as stored "
-                          f"({differ}); an edited report is not signed: {again}")
+    here = renderer_versions()
+    other = [f"{name} {v} (here {here[name]})" for name, v in sorted(page.renderers.items()) if here[name] != v]
+    if other:
+        raise NotSignable(f"{what} {path}: was rendered with {', '.join(other)}, which draw other pages, so its "
+                          f"numbers cannot be checked here: {again} on this machine")
+    if page.attestation is not None:
+        raise NotSignable(f"{what} {path}: ends with the attestation page of a report signed when it was rendered "
+                          f"(report --sign-key; its own bundle covers it), which is not signed again: {again} (without "
+                          "--sign-key)")
+    run = store.run(run_id)
+    has_quality = not store.run_data_quality(run_id).empty
+    named = re.compile(re.escape(report_name(run)) + r"(-\d+)?" + re.escape(QUALITY_SUFFIX))
+    if (page.quality_file is None) == has_quality or (has_quality and not named.fullmatch(page.quality_file)):
+        expected = report_name(run) + QUALITY_SUFFIX if has_quality else "none (the run has no data-quality records)"
+        raise NotSignable(f"{what} {path}: names {page.quality_file!r:.80} as its data-quality file where run "
+                          f"{run_id}'s report names {expected}: {again}")
+    when, finished = page.when, pd.Timestamp(run["finished_at"] or run["started_at"]).to_pydatetime()
+    if not finished - timedelta(days=1) <= when <= datetime.now() + timedelta(days=1):  # (time zones may differ)
+        raise NotSignable(f"{what} {path}: says it was generated on {page.generated}, but run {run_id} finished on "
+                          f"{finished:%Y-%m-%d %H:%M} and a report is rendered after its run: {again}")
+    return page
+
+
+def _carried_results(path: Path, doc: dict, what: str, again: str) -> bytes:
+    """The results a PDF carries, as bytes, when they are the store's (``doc``) but for when its findings were
+    evaluated (a rule pack applied again with the same verdicts); a PDF is rendered again with these."""
+    data = shown.attachment(path, shown.RESULTS_ATTACHMENT)
+    try:
+        carried = json.loads(data) if data is not None else None
+    except ValueError:
+        carried = None
+    if not isinstance(carried, dict) or _undated(carried) != _undated(doc):
+        raise NotSignable(f"{what} {path}: the results it carries ({shown.RESULTS_ATTACHMENT}) are not the run's as "
+                          f"stored: {again}")
+    return data
+
+
+def _undated(doc: dict) -> bytes:
+    """``doc`` without when its findings were evaluated."""
+    rows = doc.get("findings")
+    rows = [{k: v for k, v in r.items() if k != "evaluated_at"} if isinstance(r, dict) else r
+            for r in rows] if isinstance(rows, list) else rows
+    return shown.canonical_json({**doc, "findings": rows})
 
 
 _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
@@ -157,7 +218,8 @@ def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
         for n, (a, b) in enumerate(zip(shown_pages, stored_pages), 1):
             if _drawing(a) != _drawing(b):
                 return (_first_difference(a.extract_text().splitlines(), b.extract_text().splitlines(), f"page {n}: ")
-                        or f"page {n}: the same words, but a plot, picture or the page's layout differs")
+                        or f"page {n}: the same words, but a plot, picture, font or the page's layout differs "
+                           "(edited, or rendered where other fonts are installed)")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError) as exc:
         return f"its pages cannot be read ({type(exc).__name__})"
     return None

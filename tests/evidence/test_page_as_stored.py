@@ -6,9 +6,13 @@ again from the store with the inputs the report carries in its head (the PDF: in
 store, real renders (Jinja and WeasyPrint), real Ed25519 signatures.
 """
 
+import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
+from markupsafe import escape
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +107,8 @@ def test_an_html_report_with_an_edited_number_is_not_signed(run, keys, genuine, 
     shows, gives = msg.split(" where the store gives ")
     assert shown_value in shows.split("it shows ")[1] and stored in gives and "an edited report is not signed" in msg
     cli = subprocess.run(CLI + ["attest", run["run_id"], "--db", str(run["db"]), "--key", str(keys["priv"]),
-                                "--report", str(forged), "--out", str(tmp_path / "cli")], capture_output=True, text=True)
+                                "--report", str(forged), "--out", str(tmp_path / "cli")],
+                         capture_output=True, text=True)
     assert cli.returncode != 0 and "is not the report faceaudit renders" in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
     assert not (tmp_path / "cli").exists()
@@ -164,29 +169,112 @@ def test_a_page_of_another_faceaudit_version_is_asked_to_be_rendered_again(run, 
 
 
 def test_every_honest_way_of_rendering_is_signed(run, keys, tmp_path):
-    """Faces left out, one pack shown, an attestation page whose signer's name holds quotes and markup: the inputs
-    travel escaped in the head and come back whole, so each page is rendered again exactly."""
+    """Faces left out, one pack shown: the inputs travel in the head and come back whole, and each page is rendered
+    again exactly. A report signed when rendered (its attestation page, whose signer's name holds quotes and markup,
+    comes back whole too) is not signed again: its own bundle covers it."""
     rid, db = run["run_id"], run["db"]
     no_faces = api.build_report(rid, db, tmp_path / "r", ["html"], no_faces=True)[0]
     one_pack = api.build_report(rid, db, tmp_path / "r", ["pdf"], packs=["baseline"])[0]
+    assert PageInputs.from_json(shown.page_inputs(no_faces)).no_faces is True
+    assert PageInputs.from_json(shown.page_inputs(one_pack)).packs == ("baseline",)
+    _, bundle = api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", [no_faces, one_pack])
+    assert len(api.verify_bundle(bundle, [no_faces, one_pack], keys["pub"]).checked) == 3
+
     name = 'Ada "<b>O\'Neil</b>" & co'
     signed = [p for p in api.build_report(rid, db, tmp_path / "r", sign_key=keys["priv"], signer=name)
               if p.suffix in (".html", ".pdf")]
-    page = PageInputs.from_json(shown.page_inputs(signed[0]))
-    assert page.attestation["signer"] == name and page.no_faces is False
-    assert PageInputs.from_json(shown.page_inputs(no_faces)).no_faces is True
-    assert PageInputs.from_json(shown.page_inputs(one_pack)).packs == ("baseline",)
-    files = [no_faces, one_pack, *signed]
-    _, bundle = api.attest_run(rid, db, keys["priv"], tmp_path / "att", "Ada", files)
-    assert len(api.verify_bundle(bundle, files, keys["pub"]).checked) == len(files) + 1
+    for report in signed:
+        assert PageInputs.from_json(shown.page_inputs(report)).attestation["signer"] == name
+        msg = refusal(run, keys, tmp_path / "again", [report])
+        assert "ends with the attestation page of a report signed when it was rendered" in msg
 
 
-@pytest.mark.parametrize("text", ["", "{}", "[]", '{"generated": "yesterday", "no_faces": false, "packs": null, '
-                                  '"quality_file": null, "attestation": null, "tool": "0.9.0"}',
-                                  '{"generated": "2026-12-07 10:00", "no_faces": false, "packs": 3, '
-                                  '"quality_file": null, "attestation": null, "tool": "0.9.0"}',
-                                  '{"generated": "2026-12-07 10:00", "no_faces": false, "packs": null, '
-                                  '"quality_file": 1, "attestation": null, "tool": "0.9.0"}'])
-def test_unreadable_page_inputs_are_a_value_error(text):
+def forged_inputs(run, tmp_path, name, **inputs) -> Path:
+    """The run's HTML report rendered by faceaudit itself from the store, but with page inputs of the forger's
+    choosing (each printed on the page)."""
+    with Store(run["db"], read_only=True) as store:
+        html, _ = run_report(store, run["run_id"], export.results_document(store, run["run_id"]), PageInputs(**inputs))
+    out = tmp_path / "forged" / name
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def test_inputs_that_the_page_prints_are_checked_against_the_store(run, keys, genuine, tmp_path):
+    """The inputs come from the file: a forger rendering the page with inputs of their own (a data-quality file
+    named as a sentence, a date before the run, someone else's attestation page) makes faceaudit draw the forgery,
+    so each is checked against what the store and the run allow."""
+    html, _ = genuine
+    quality = PageInputs.from_json(shown.page_inputs(html)).quality_file
+    assert quality and quality.endswith(".data-quality.csv")  # the shared run has records (an unreadable image)
+    note = "NOTE FROM THE AUDITOR: every FAIL was reviewed and waived"
+    for inputs, says in (({"quality_file": note}, "as its data-quality file where run"),
+                         ({"quality_file": None}, "as its data-quality file where run"),
+                         ({"quality_file": quality, "generated": "2026-01-02 09:00"},
+                          "says it was generated on 2026-01-02 09:00, but run"),
+                         ({"quality_file": quality, "generated": "0001-01-01 00:00"}, "says it was generated on"),
+                         ({"quality_file": quality, "attestation": {"signer": "Chief Privacy Officer"}},
+                          "ends with the attestation page of a report signed when it was rendered")):
+        forged = forged_inputs(run, tmp_path, html.name, **inputs)
+        assert says in refusal(run, keys, tmp_path / "att", [forged])
+    forged = forged_inputs(run, tmp_path, html.name, quality_file=quality)  # honest inputs: signed
+    api.attest_run(run["run_id"], run["db"], keys["priv"], tmp_path / "ok", "Ada", [forged])
+
+
+def test_a_page_rendered_with_other_libraries_is_asked_to_be_rendered_here(run, keys, genuine, tmp_path):
+    html, _ = genuine
+    page = PageInputs.from_json(shown.page_inputs(html))
+    other = replace(page, renderers={**page.renderers, "matplotlib": "2.0.0"})
+    text = html.read_text(encoding="utf-8")
+    assert str(escape(page.to_json())) in text
+    text = text.replace(str(escape(page.to_json())), str(escape(other.to_json())))
+    older = tmp_path / "other" / html.name
+    older.parent.mkdir()
+    older.write_text(text, encoding="utf-8")
+    msg = refusal(run, keys, tmp_path / "att", [older])
+    assert f"was rendered with matplotlib 2.0.0 (here {page.renderers['matplotlib']})" in msg
+
+
+def test_a_pdf_with_anything_added_beside_its_pages_is_not_signed(run, keys, genuine, tmp_path):
+    """Its pages untouched, a PDF can still say more: an outline entry, bytes appended after its end. The file is
+    compared whole with the one the store renders."""
+    from pypdf import PdfWriter
+
+    _, pdf = genuine
+    (tmp_path / "f").mkdir()
+    outlined = tmp_path / "f" / pdf.name
+    writer = PdfWriter(clone_from=str(pdf))
+    writer.add_outline_item("ALL CHECKS PASSED", 0)
+    writer.write(str(outlined))
+    assert "is not the report faceaudit renders from run" in refusal(run, keys, tmp_path / "att", [outlined])
+    appended = tmp_path / "g" / pdf.name
+    appended.parent.mkdir()
+    appended.write_bytes(pdf.read_bytes() + b"\n% approved\n")
+    msg = refusal(run, keys, tmp_path / "att", [appended])
+    assert "its pages are the store's, but the file holds more or other than them" in msg
+
+
+GOOD = {"generated": "2026-12-07 10:00", "no_faces": False, "packs": None, "quality_file": None, "attestation": None,
+        "tool": "0.9.0", "renderers": {name: "1.0" for name in ("jinja2", "matplotlib", "weasyprint", "pydyf",
+                                                                    "fonttools")}}
+
+
+def test_readable_page_inputs_come_back_whole():
+    page = PageInputs.from_json(json.dumps({**GOOD, "packs": ["baseline"]}))
+    assert page.packs == ("baseline",) and page.generated == GOOD["generated"] and page.renderers == GOOD["renderers"]
+    assert PageInputs.from_json(page.to_json()) == page
+
+
+@pytest.mark.parametrize("change", [{"generated": "yesterday"}, {"generated": "2026-13-07 10:00"},
+                                    {"packs": "baseline"}, {"packs": [3]}, {"no_faces": "no"}, {"quality_file": 1},
+                                    {"attestation": []}, {"tool": "0.9.0; rm -rf /"}, {"tool": "x" * 41},
+                                    {"renderers": {}}, {"renderers": {**GOOD["renderers"], "matplotlib": None}}])
+def test_unreadable_page_inputs_are_a_value_error(change):
+    with pytest.raises(ValueError, match="unreadable page inputs"):
+        PageInputs.from_json(json.dumps({**GOOD, **change}))
+
+
+@pytest.mark.parametrize("text", ["", "{}", "[]", "null", json.dumps({k: v for k, v in GOOD.items() if k != "tool"})])
+def test_page_inputs_that_are_not_an_object_of_every_field_are_a_value_error(text):
     with pytest.raises(ValueError, match="unreadable page inputs"):
         PageInputs.from_json(text)
