@@ -87,6 +87,8 @@ def run_report(store: Store, run_id: str, doc: dict, page: PageInputs) -> tuple[
                    **{name: safe_csv(table) for name, table in appendix.items()},
                    shown.PAGE_ATTACHMENT: page.to_json().encode("utf-8")}
     return html, attachments
+
+
 COMPARE_TABLES = ("paired-differences.csv", "rankings.csv", "rankings-pairwise.csv")  # see render.compare_appendix
 
 

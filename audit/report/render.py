@@ -54,8 +54,9 @@ HEADLINE = [  # (label, probe, metric, where)
 ]
 
 
-RENDERERS = ("jinja2", "matplotlib", "weasyprint", "pydyf", "fonttools")
-"""The libraries whose versions shape a page beside faceaudit's own (markup, plots, the PDF and its fonts)."""
+RENDERERS = ("jinja2", "matplotlib", "numpy", "pillow", "weasyprint", "pydyf", "fonttools", "zlib")
+"""The libraries whose versions shape a page beside faceaudit's own (markup, plots, pictures, the PDF, its fonts
+and its compression). Installed fonts are not among them (see the README)."""
 _MINUTE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 _VERSION = re.compile(r"[0-9A-Za-z.+!_-]{1,40}")
 
@@ -65,6 +66,10 @@ def renderer_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     def of(name: str) -> str:
+        if name == "zlib":
+            import zlib
+
+            return zlib.ZLIB_RUNTIME_VERSION
         try:
             return version(name)
         except PackageNotFoundError:

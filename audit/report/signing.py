@@ -86,20 +86,25 @@ def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, wha
     (the store's but for when its findings were evaluated, :func:`_carried_results`), then compared byte for byte;
     a results JSON has no page and is left alone (:func:`audit.evidence.shown.require_same_results`)."""
     suffix = path.suffix.lower()
+    if suffix == ".json":
+        _carried_results(path.read_bytes(), doc, path, what, f"export it again (faceaudit export {run_id}) and sign "
+                                                               "the new file")
+        return
     if suffix not in (".html", ".htm", ".pdf"):
         return
     again = f"render it again (faceaudit report {run_id}) and sign the new file"
     page = _page_inputs(store, run_id, path, what, again)
     html, attachments = run_report(store, run_id, doc, page)
     if suffix == ".pdf":
-        attachments[shown.RESULTS_ATTACHMENT] = _carried_results(path, doc, what, again)
+        attachments[shown.RESULTS_ATTACHMENT] = _carried_results(
+            shown.attachment(path, shown.RESULTS_ATTACHMENT), doc, path, what, again)
         with tempfile.TemporaryDirectory(prefix="faceaudit-page-") as tmp:
             fresh = write_pdf(html, Path(tmp) / "page.pdf", attachments, page.when, PAGE_DESCRIPTION)
             differ = None if fresh.read_bytes() == path.read_bytes() else (
                 page_difference(path, fresh) or "its pages are the store's, but the file holds more or other than "
                 "them: an attachment, an outline, a script, a page setting or an appended revision")
     else:
-        differ = _html_difference(path.read_bytes().decode("utf-8", "replace"), html)
+        differ = _html_difference(path.read_bytes(), html)
     if differ:
         raise NotSignable(f"{what} {path}: is not the report faceaudit renders from run {run_id} as stored "
                           f"({differ}); an edited report is not signed: {again}")
@@ -129,9 +134,14 @@ def _page_inputs(store: Store, run_id: str, path: Path, what: str, again: str) -
         raise NotSignable(f"{what} {path}: ends with the attestation page of a report signed when it was rendered "
                           f"(report --sign-key; its own bundle covers it), which is not signed again: {again} (without "
                           "--sign-key)")
+    applied = set(store.findings(run_id)["pack"])
+    if page.packs is not None and not (page.packs and len(set(page.packs)) == len(page.packs)
+                                       and set(page.packs) <= applied):
+        raise NotSignable(f"{what} {path}: shows the findings of pack(s) {', '.join(page.packs)!r:.120}, which are not "
+                          f"distinct packs applied to run {run_id} ({', '.join(sorted(applied)) or 'none'}): {again}")
     run = store.run(run_id)
     has_quality = not store.run_data_quality(run_id).empty
-    named = re.compile(re.escape(report_name(run)) + r"(-\d+)?" + re.escape(QUALITY_SUFFIX))
+    named = re.compile(re.escape(report_name(run)) + r"(-\d{1,6})?" + re.escape(QUALITY_SUFFIX))
     if (page.quality_file is None) == has_quality or (has_quality and not named.fullmatch(page.quality_file)):
         expected = report_name(run) + QUALITY_SUFFIX if has_quality else "none (the run has no data-quality records)"
         raise NotSignable(f"{what} {path}: names {page.quality_file!r:.80} as its data-quality file where run "
@@ -139,30 +149,32 @@ def _page_inputs(store: Store, run_id: str, path: Path, what: str, again: str) -
     when, finished = page.when, pd.Timestamp(run["finished_at"] or run["started_at"]).to_pydatetime()
     if not finished - timedelta(days=1) <= when <= datetime.now() + timedelta(days=1):  # (time zones may differ)
         raise NotSignable(f"{what} {path}: says it was generated on {page.generated}, but run {run_id} finished on "
-                          f"{finished:%Y-%m-%d %H:%M} and a report is rendered after its run: {again}")
+                          f"{finished:%Y-%m-%d %H:%M} and it is now {datetime.now():%Y-%m-%d %H:%M}: a report is "
+                          f"rendered after its run, and not later than now: {again}")
     return page
 
 
-def _carried_results(path: Path, doc: dict, what: str, again: str) -> bytes:
-    """The results a PDF carries, as bytes, when they are the store's (``doc``) but for when its findings were
-    evaluated (a rule pack applied again with the same verdicts); a PDF is rendered again with these."""
-    data = shown.attachment(path, shown.RESULTS_ATTACHMENT)
+_EVALUATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
+
+
+def _carried_results(data: bytes | None, doc: dict, path: Path, what: str, again: str) -> bytes:
+    """``data``, the results a report carries (a results JSON, a PDF's attachment), when they are the bytes a fresh
+    export (``doc``) writes but for when each finding was evaluated (a rule pack applied again with the same
+    verdicts): an earlier time, well formed. Byte for byte, so that no key is repeated, reordered or added, no
+    message or reference reworded, no other exporter named."""
     try:
         carried = json.loads(data) if data is not None else None
-    except ValueError:
-        carried = None
-    if not isinstance(carried, dict) or _undated(carried) != _undated(doc):
-        raise NotSignable(f"{what} {path}: the results it carries ({shown.RESULTS_ATTACHMENT}) are not the run's as "
-                          f"stored: {again}")
+        rows, stored = carried["findings"], doc["findings"]
+        when = [r["evaluated_at"] for r in rows]
+        ok = len(rows) == len(stored) and all(isinstance(w, str) and _EVALUATED.fullmatch(w)
+                                              and w <= str(s["evaluated_at"]) for w, s in zip(when, stored))
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        ok = False
+    expected = ok and export.dumps({**doc, "findings": [{**s, "evaluated_at": w} for s, w in zip(stored, when)]})
+    if data != expected:
+        raise NotSignable(f"{what} {path}: the results it carries are not the run's as stored, byte for byte "
+                          f"(faceaudit export {doc['run']['run_id']} writes them): {again}")
     return data
-
-
-def _undated(doc: dict) -> bytes:
-    """``doc`` without when its findings were evaluated."""
-    rows = doc.get("findings")
-    rows = [{k: v for k, v in r.items() if k != "evaluated_at"} if isinstance(r, dict) else r
-            for r in rows] if isinstance(rows, list) else rows
-    return shown.canonical_json({**doc, "findings": rows})
 
 
 _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1>", re.S | re.I)
@@ -196,12 +208,12 @@ def _around(line: str, at: int, width: int = 36) -> str:
     return ("..." if start else "") + repr(line[start:stop]) + ("..." if stop < len(line) else "")
 
 
-def _html_difference(shown_html: str, stored_html: str) -> str | None:
-    """What differs between a page and the page the store renders (None: nothing)."""
-    if shown_html == stored_html:
+def _html_difference(shown_html: bytes, stored_html: str) -> str | None:
+    """What differs between a page's bytes and the page the store renders (None: nothing)."""
+    if shown_html == stored_html.encode("utf-8"):
         return None
-    return (_first_difference(_text_lines(shown_html), _text_lines(stored_html))
-            or "the same words, but a plot, picture or the page's markup differs")
+    return (_first_difference(_text_lines(shown_html.decode("utf-8", "replace")), _text_lines(stored_html))
+            or "the same words, but a plot, picture or the page's markup or encoding differs")
 
 
 def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:

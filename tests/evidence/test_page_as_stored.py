@@ -22,7 +22,7 @@ from audit.errors import NotSignable
 from audit.evidence import export, shown
 from audit.report.build import PAGE_DESCRIPTION, run_report
 from audit.report.pdf import write_pdf
-from audit.report.render import PageInputs
+from audit.report.render import RENDERERS, PageInputs
 from audit.store import Store
 
 CLI = [sys.executable, "-c", "from audit.cli import main; main()"]
@@ -140,7 +140,7 @@ def test_a_changed_plot_is_named_when_the_words_are_the_same(run, keys, genuine,
     forged = tmp_path / "forged" / html.name
     forged.parent.mkdir()
     forged.write_text(moved, encoding="utf-8")
-    assert "the same words, but a plot, picture or the page's markup differs" in refusal(
+    assert "the same words, but a plot, picture or the page's markup or encoding differs" in refusal(
         run, keys, tmp_path / "att", [forged])
 
 
@@ -214,7 +214,11 @@ def test_inputs_that_the_page_prints_are_checked_against_the_store(run, keys, ge
                           "says it was generated on 2026-01-02 09:00, but run"),
                          ({"quality_file": quality, "generated": "0001-01-01 00:00"}, "says it was generated on"),
                          ({"quality_file": quality, "attestation": {"signer": "Chief Privacy Officer"}},
-                          "ends with the attestation page of a report signed when it was rendered")):
+                          "ends with the attestation page of a report signed when it was rendered"),
+                         ({"quality_file": quality, "packs": ("ALL-CHECKS-PASSED",)},  # "none applied": 0 fail
+                          "which are not distinct packs applied to run"),
+                         ({"quality_file": quality, "packs": ("baseline", "baseline")}, "which are not distinct"),
+                         ({"quality_file": quality, "packs": ()}, "which are not distinct packs")):
         forged = forged_inputs(run, tmp_path, html.name, **inputs)
         assert says in refusal(run, keys, tmp_path / "att", [forged])
     forged = forged_inputs(run, tmp_path, html.name, quality_file=quality)  # honest inputs: signed
@@ -255,8 +259,7 @@ def test_a_pdf_with_anything_added_beside_its_pages_is_not_signed(run, keys, gen
 
 
 GOOD = {"generated": "2026-12-07 10:00", "no_faces": False, "packs": None, "quality_file": None, "attestation": None,
-        "tool": "0.9.0", "renderers": {name: "1.0" for name in ("jinja2", "matplotlib", "weasyprint", "pydyf",
-                                                                    "fonttools")}}
+        "tool": "0.9.0", "renderers": {name: "1.0" for name in RENDERERS}}
 
 
 def test_readable_page_inputs_come_back_whole():
@@ -278,3 +281,36 @@ def test_unreadable_page_inputs_are_a_value_error(change):
 def test_page_inputs_that_are_not_an_object_of_every_field_are_a_value_error(text):
     with pytest.raises(ValueError, match="unreadable page inputs"):
         PageInputs.from_json(text)
+
+
+def test_the_results_a_report_carries_are_the_stores_byte_for_byte(run, keys, genuine, tmp_path):
+    """Parsed, a results document can say one thing to Python and another to a reader (a key given twice: the last
+    wins), or carry words of its own where only its numbers were compared (a finding's message, a time that is not
+    one). Only the bytes a fresh export writes are signed, when each finding's evaluation time is an earlier one."""
+    rid = run["run_id"]
+    exported = api.export_run(rid, run["db"], tmp_path / "export")[0]
+    data = exported.read_bytes()
+    doc = json.loads(data)
+    first_fail = next(i for i, f in enumerate(doc["findings"]) if f["status"] == "fail")
+    reworded = json.loads(data)
+    reworded["findings"][first_fail]["message"] = "reviewed and waived: APPROVED"
+    later = json.loads(data)
+    later["findings"][0]["evaluated_at"] = {"note": "FAIL reviewed and accepted"}
+    twice = data.replace(b'{\n "config"', b'{\n "findings": [],\n "config"', 1)
+    assert twice != data and json.loads(twice) == doc  # Python reads the real findings, a reader meets none first
+    for name, body in (("reworded", export.dumps(reworded)), ("later", export.dumps(later)), ("twice", twice),
+                       ("spaced", json.dumps(doc).encode())):
+        forged = tmp_path / name / exported.name
+        forged.parent.mkdir()
+        forged.write_bytes(body)
+        with pytest.raises(NotSignable, match="the results it carries are not the run's as stored, byte for byte"):
+            api.attest_run(rid, run["db"], keys["priv"], tmp_path / "att", "Ada", [forged])
+
+    _, pdf = genuine  # the same in a PDF: its pages the store's, its attachment not
+    page = PageInputs.from_json(shown.page_inputs(pdf))
+    with Store(run["db"], read_only=True) as store:
+        html, attachments = run_report(store, rid, export.results_document(store, rid), page)
+    attachments[shown.RESULTS_ATTACHMENT] = twice
+    (tmp_path / "pdf").mkdir()
+    forged = write_pdf(html, tmp_path / "pdf" / pdf.name, attachments, page.when, PAGE_DESCRIPTION)
+    assert "the results it carries are not the run's as stored" in refusal(run, keys, tmp_path / "att", [forged])
