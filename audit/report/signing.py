@@ -84,7 +84,7 @@ def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, wha
     edited number, verdict, plot or picture is not signed, nor, in a PDF, anything added or changed beside its pages
     (an attachment, an outline, a script, an appended revision). A PDF is rendered again with the results it carries
     (the store's but for when its findings were evaluated, :func:`_carried_results`), then compared byte for byte;
-    a results JSON has no page and is left alone (:func:`audit.evidence.shown.require_same_results`)."""
+    a results JSON has no page, only its bytes to compare (:func:`_carried_results`)."""
     suffix = path.suffix.lower()
     if suffix == ".json":
         _carried_results(path.read_bytes(), doc, path, what, f"export it again (faceaudit export {run_id}) and sign "
