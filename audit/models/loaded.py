@@ -99,8 +99,8 @@ class LoadedModel:
             self.drop_torch(f"the torch backend disagrees with onnxruntime on this run's faces (max abs diff "
                             f"{checked['max_abs_diff']:.3g}, min cosine {checked['min_cosine']:.6f}), so no attack "
                             "runs through it")
-        elif checked.get("reason") and not checked.get("available"):  # its conversion, or its pass, failed
-            self.drop_torch(checked["reason"])
+        elif checked and not checked.get("available"):  # its conversion, or its pass, failed
+            self.drop_torch(checked.get("reason") or "its torch backend could not be checked")
 
     def backend(self, name: str = "ort"):
         if name == "ort":

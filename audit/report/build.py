@@ -78,7 +78,7 @@ PAGE_DESCRIPTION = {shown.PAGE_ATTACHMENT: "what this report was rendered from b
 def run_report(store: Store, run_id: str, doc: dict, page: PageInputs) -> tuple[str, dict[str, bytes]]:
     """A run report's HTML and its PDF's attachments, from the store, the run's results document (``doc``:
     :func:`audit.evidence.export.results_document`) and ``page`` alone: what :func:`build_report` writes, and what
-    :func:`require_page_as_stored` renders again to check a page before it is signed."""
+    :func:`audit.report.signing.require_page_as_stored` renders again to check a page before it is signed."""
     html, appendix = render_run(store, run_id, page, findings_digest=shown.findings_digest(doc["findings"]))
     quality = quality_csv(store.run_data_quality(run_id))
     # the print leaves the full metric tables, the data-quality list and long tables to these attachments

@@ -112,8 +112,9 @@ def require_page_as_stored(store: Store, run_id: str, doc: dict, path: Path, wha
 
 def _page_inputs(store: Store, run_id: str, path: Path, what: str, again: str) -> PageInputs:
     """What ``path`` says it was rendered from, once each input it could only say falsely is checked against the
-    store and this machine: the faceaudit and libraries that render, the data-quality file it names, the minute it
-    was generated (the page prints all three); a page that ends with an attestation page is not signed again."""
+    store and this machine: the faceaudit and libraries that render, the packs whose findings it shows, the
+    data-quality file it names, the minute it was generated (the page prints each); a page that ends with an
+    attestation page is not signed again."""
     carried = shown.page_inputs(path)
     if carried is None:
         raise NotSignable(f"{what} {path}: does not say what it was rendered from (a report made by faceaudit before "
