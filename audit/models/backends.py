@@ -8,6 +8,7 @@ resize, colour order, normalisation and layout themselves.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
@@ -71,6 +72,18 @@ def resize(images: np.ndarray, size) -> np.ndarray:
     if images.shape[1:3] == (h, w):
         return images
     return np.stack([cv2.resize(np.ascontiguousarray(im), (w, h), interpolation=cv2.INTER_AREA) for im in images])
+
+
+@functools.lru_cache(maxsize=32)
+def area_matrices(src: tuple[int, int], dst: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)``: the linear maps that resize an (H, W) image to ``dst`` (h, w) as :func:`resize` does (OpenCV's
+    area interpolation, which is separable), ``rows`` (h, H) on the left and ``cols`` (W, w) on the right; read off
+    OpenCV itself by resizing identity images, so that a differentiable pass resizes as onnxruntime's inputs were
+    (float images exactly; uint8 ones as OpenCV rounds them, within 1 of 255)."""
+    (hin, win), (h, w) = src, dst
+    rows = cv2.resize(np.eye(hin, dtype=np.float32), (hin, h), interpolation=cv2.INTER_AREA)
+    cols = cv2.resize(np.eye(win, dtype=np.float32), (w, win), interpolation=cv2.INTER_AREA)
+    return rows.reshape(h, hin), cols.reshape(win, w)
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -276,13 +289,17 @@ class TorchBackend(Backend):
     def forward_tensor(self, x):
         """Differentiable forward: ``x`` is an (N, 3, H, W) RGB float tensor on 0-255.
 
-        Returns the list of graph outputs as tensors. Resizing is bilinear when the
-        image size differs from the profile's.
+        Returns the list of graph outputs as tensors. An image of another size than the profile's is resized as
+        :func:`preprocess` resizes it (area interpolation, :func:`area_matrices`): an attack optimised through
+        another resize (bilinear samples only some of the pixels an area average reads) would be judged by
+        onnxruntime on images it was not made for.
         """
         torch = self.torch
         spec = self.profile.input
         if tuple(x.shape[-2:]) != tuple(spec.size):
-            x = torch.nn.functional.interpolate(x, size=tuple(spec.size), mode="bilinear", align_corners=False)
+            rows, cols = (torch.from_numpy(m).to(device=x.device, dtype=x.dtype)
+                          for m in area_matrices(tuple(x.shape[-2:]), tuple(spec.size)))
+            x = rows @ x @ cols
         if spec.color == "BGR":
             x = x.flip(1)
         x = (x - self._mean) / self._std

@@ -45,6 +45,31 @@ def test_parity_checks_the_differentiable_pass_the_attacks_use_on_inputs_of_anot
     assert not res.passed and res.min_cosine == res.passes["differentiable"]["min_cosine"]
 
 
+def test_the_differentiable_pass_resizes_as_onnxruntime_s_inputs_are_resized(tmp_path):
+    """A gradient attack hands the model images of its own size (a decoder's 112 px faces, a dataset's photos); the
+    differentiable pass resizes them itself and must do it as the preprocessing of onnxruntime's inputs does (OpenCV's
+    area interpolation), or the attack is optimised for pixels onnxruntime never reads. A bilinear resize (what it did
+    before) samples some pixels and skips the rest: on noise faces shrunk to a 56 px model's input its embeddings were
+    far from onnxruntime's (a shrink by a whole factor of 2 is the one case where the two agree)."""
+    import torch
+
+    from audit.models.backends import area_matrices, resize
+
+    m = load(make_onnx(tmp_path / "small.onnx", size=56))
+    assert tuple(m.profile.input.size) == (56, 56)
+    rng = np.random.default_rng(4)
+    for shape in [(168, 168), (100, 90), (40, 48)]:  # down by a whole factor, down by a fraction, up
+        x = rng.uniform(0, 255, (4, *shape, 3)).astype(np.float32)
+        rows, cols = area_matrices(shape, (56, 56))
+        np.testing.assert_allclose(np.einsum("oh,nhwc,wp->nopc", rows, x, cols), resize(x, (56, 56)), atol=1e-3)
+        t = torch.from_numpy(x).permute(0, 3, 1, 2)
+        with torch.no_grad():
+            got = m.torch().embed_tensor(t, precision="float32").numpy()
+        want = m.ort.embed(x)
+        cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+        assert cos.min() > 0.99999 and np.abs(got - want).max() < 1e-3, (shape, cos, np.abs(got - want).max())
+
+
 def test_parity_of_another_backend_compares_its_inference_and_takes_no_faces(tiny_model):
     """The GPU benchmark checks onnxruntime on CUDA against onnxruntime on the CPU: it has no differentiable pass to
     compare. No faces give empty outputs, as ``run`` does."""
