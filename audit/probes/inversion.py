@@ -399,9 +399,9 @@ class InversionProbe:
         weaker = ctx.attacker_model is not None and attacker is None
         if weaker:
             result.notes.append(f"Decoder trained without identity loss: {ctx.attacker_model.torch_error}. The "
-                                "black-box and query rows are stored without a number: the attacker given holds that "
-                                "model, and an attack without it is weaker (run without --attacker-model to measure "
-                                "that one)")
+                                "black-box rows are stored without a number and the query attack, which starts from "
+                                "the decoder's faces, was not run: the attacker given holds that model, and an attack "
+                                "without it is weaker (run without --attacker-model to measure that one)")
         dec, stats = fit_decoder(emb[aux], aux_images, subjects[aux], cfg.setting("synthetic_faces"), steps["epochs"],
                                  derive_seed(ctx.seed, "decoder"), derive_seed(ctx.seed, "synthetic"),
                                  ctx.model.infer.embed, device=device, identity_model=attacker,
@@ -441,23 +441,30 @@ class InversionProbe:
                     torch_b, recon_sets["black-box"][cond][wb], ctx.embeddings(cond)[victims][wb], steps["wb_steps"])
                 recon_sets["white-box"][cond] = (wb, masked)
         ctx.progress(0.6, "white-box reconstructions done")
-        oracle = ScoreOracle(ctx.model.infer.embed, emb[victims][wb])
         budget = cfg.setting("inversion_queries")
-        q = query_attack(oracle, recon_sets["black-box"]["clean"][wb], budget, derive_seed(ctx.seed, "inversion-query"))
-        recon_sets["query"] = {"clean": (wb, q.images)}
+        query = {"threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": budget,
+                 "victims": int(len(wb))}
+        if weaker:  # it would refine the weaker decoder's faces, spending the run's longest minutes on a weaker attack
+            query["not_tried"] = "the decoder it starts from trained without the attacker's model (--attacker-model)"
+            result.metrics.append(MetricRecord.without_number(self.name, "clean", "queries_per_victim", NEUTRAL,
+                                                              setting="query"))
+        else:
+            oracle = ScoreOracle(ctx.model.infer.embed, emb[victims][wb])
+            q = query_attack(oracle, recon_sets["black-box"]["clean"][wb], budget,
+                             derive_seed(ctx.seed, "inversion-query"))
+            recon_sets["query"] = {"clean": (wb, q.images)}
+            taus_t = judges["target"][2].taus
+            query |= {"queries_per_victim": float(q.queries.mean()), "pop": POP, "sigma": SIGMA, "lr": LR,
+                      "grid": RES, "decoder_queries": stats["queries"],
+                      "curve": {"queries": q.checkpoints,
+                                "sar_type1": {f"{t:g}": [float(np.mean(b >= tau)) for b in q.snapshots]
+                                              for t, tau in taus_t.items()}}}
+            result.metrics.append(MetricRecord(self.name, "clean", "queries_per_victim", float(q.queries.mean()),
+                                               float(q.queries.mean()), float(q.queries.mean()), int(len(wb)),
+                                               NEUTRAL, setting="query"))
         # Control: a real face of someone else (an auxiliary person), submitted as is.
         recon_sets["random-face"] = {"clean": (wb, aux_images[rng.choice(len(aux), len(wb))])}
-        taus_t = judges["target"][2].taus
-        result.artifacts.append(Artifact.json(self.name, "query_attack.json", {
-            "threat_models": THREAT_MODELS, "answer": "similarity score only", "budget": budget,
-            "victims": int(len(wb)), "queries_per_victim": float(q.queries.mean()), "pop": POP, "sigma": SIGMA,
-            "lr": LR, "grid": RES, "decoder_queries": stats["queries"],
-            "curve": {"queries": q.checkpoints,
-                      "sar_type1": {f"{t:g}": [float(np.mean(b >= tau)) for b in q.snapshots]
-                                    for t, tau in taus_t.items()}}}))
-        result.metrics.append(MetricRecord(self.name, "clean", "queries_per_victim", float(q.queries.mean()),
-                                           float(q.queries.mean()), float(q.queries.mean()), int(len(wb)), NEUTRAL,
-                                           setting="query"))
+        result.artifacts.append(Artifact.json(self.name, "query_attack.json", query))
         result.artifacts.append(Artifact.json(self.name, "decoder.json", stats))
         ctx.progress(0.7, "reconstructions done")
         series: list[dict] = []  # per-victim outcomes for paired comparisons between models
@@ -481,10 +488,14 @@ class InversionProbe:
                                    "fmr", t, t in cal.unsupported, attack=f"white-box;{judge}"))
                                for cond in self.conditions(cfg) for judge, (_, _, cal) in judges.items()
                                for t in cal.taus for metric in ("sar_type1", "sar_type2")]
-        if weaker:  # the attacks that start from the decoder's faces, judged as not tried
-            result.metrics = [r.not_tried() if r.metric in ("sar_type1", "sar_type2") and r.setting.startswith(
-                ("black-box;", "query;")) else r for r in result.metrics]
-            series[:] = [x for x in series if not x["setting"].startswith(("black-box;", "query;"))]
+        if weaker:  # the attacks that start from the decoder's faces, judged as not tried: the decoder's rows (its
+            # success rates, rank-1 and image quality) and the query attack's, which did not run
+            result.metrics = [r.not_tried() if r.setting.split(";")[0] == "black-box" else r for r in result.metrics]
+            result.metrics += [MetricRecord.without_number(self.name, "clean", metric, RISK, setting=operating_point(
+                                   "fmr", t, t in cal.unsupported, attack=f"query;{judge}"))
+                               for judge, (_, _, cal) in judges.items() for t in cal.taus
+                               for metric in ("sar_type1", "sar_type2")]
+            series[:] = [x for x in series if not x["setting"].startswith("black-box;")]
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
         result.artifacts.append(self._grid(victim_images, recon_sets))

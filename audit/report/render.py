@@ -349,7 +349,9 @@ def _inversion_convergence(decoder: dict | None, query: dict | None = None) -> d
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
-    if lines and (query or {}).get("budget"):  # it has no stopping rule of its own: the budget ends it
+    if (query or {}).get("not_tried"):
+        lines.append(f"The query-only attack was not run: {query['not_tried']}.")
+    elif lines and (query or {}).get("budget"):  # it has no stopping rule of its own: the budget ends it
         lines.append(f"The query-only attack has no stopping rule of its own: it spent "
                      f"{float(query.get('queries_per_victim') or 0):.0f} queries per victim and stopped because its "
                      f"budget of {query['budget']} ran out, so a larger budget may strengthen it.")

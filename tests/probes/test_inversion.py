@@ -236,6 +236,20 @@ def test_a_withdrawn_attacker_model_leaves_the_attacks_built_on_its_decoder_with
     assert len(weaker) and weaker["value"].isna().all()
     assert not sar[sar["setting"].str.startswith("white-box;")]["value"].isna().any()
     assert "Decoder trained without identity loss: the torch backend disagrees" in notes, notes
+    # the query attack, the slowest, refines the decoder's faces: not run on the weaker ones, its rows there all the same
+    assert len(weaker[weaker["setting"].str.startswith("query;")]) == len(weaker[weaker["setting"].str.startswith(
+        "black-box;") & (weaker["condition"] == "clean")])
+    decoder_rows = m[m["setting"].str.split(";").str[0] == "black-box"]
+    assert set(decoder_rows["metric"]) >= {"ssim", "psnr", "inversion_rank1"} and decoder_rows["value"].isna().all()
+    spent = m[m["metric"] == "queries_per_victim"]
+    assert len(spent) == 1 and spent["value"].isna().all()
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        arts = s.artifacts(run_id, "inversion")
+    attack = json.loads(bytes(arts[arts["name"] == "query_attack.json"]["data"].iloc[0]))
+    assert "curve" not in attack and "--attacker-model" in attack["not_tried"]
+    html = api.build_report(run_id, tmp_path / "s.duckdb", tmp_path / "rep", formats=["html"])[0].read_text()
+    assert "Not measured: the query attack was not run, because the decoder it starts from" in html
+    assert "The query-only attack was not run:" in html and "The query-only attack has no stopping rule" not in html
 
 
 def test_image_quality_identity():
