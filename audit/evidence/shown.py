@@ -102,6 +102,15 @@ def evidence_run(path: Path) -> tuple[str, str | None] | None:
     return (run_id, model) if isinstance(run_id, str) else None
 
 
+def said_run_id(run_id: str) -> str:
+    """A run id read from a file, as a one-line message may quote it: as it is when it looks like one (letters,
+    digits, ``_.:-``, at most 80 characters), else its first 80 characters quoted (a newline or markup in a forged
+    file's run id would otherwise split or dress the refusal)."""
+    if re.fullmatch(r"[\w.:-]{1,80}", run_id, flags=re.ASCII):
+        return run_id
+    return repr(run_id[:80]) + (" (cut)" if len(run_id) > 80 else "")
+
+
 def require_own_evidence(run: dict, path: Path, what: str) -> None:
     """Refuse a file that is not evidence of ``run``: a report or results of another run (or model)."""
     about = evidence_run(path)
@@ -110,8 +119,8 @@ def require_own_evidence(run: dict, path: Path, what: str) -> None:
                           f"covers only the reports of run {run['run_id']}")
     run_id, model = about
     if run_id != run["run_id"] or (model is not None and model != run["model_id"]):
-        raise NotSignable(f"{what} {path}: is the report of run {run_id}, not of run {run['run_id']}; an attestation "
-                          "covers only its own run's reports")
+        raise NotSignable(f"{what} {path}: is the report of run {said_run_id(run_id)}, not of run {run['run_id']}; "
+                          "an attestation covers only its own run's reports")
 
 
 SAME_RESULTS = ("run", "model", "dataset", "config", "seeds", "environment", "probes", "metrics", "data_quality")

@@ -68,6 +68,18 @@ def test_attest_refuses_a_report_of_another_run(two_runs, tmp_path):
     assert len(api.verify_bundle(bundle, [html_a, results], two_runs["pub"]).checked) == 2
 
 
+def test_a_run_id_read_from_a_file_is_quoted_on_one_short_line(two_runs, tmp_path):
+    """The run id a refusal quotes comes from the file: a forged one of 5,000 characters with a newline and console
+    markup is quoted cut and escaped, so the refusal stays one line and short."""
+    forged = tmp_path / "results.json"
+    forged.write_text(json.dumps({"run": {"run_id": "r" * 5000 + "\n[bold]APPROVED[/bold]"}}))
+    with pytest.raises(NotSignable) as err:
+        api.attest_run(two_runs["a"], two_runs["db"], two_runs["priv"], tmp_path / "att", "Ada", [forged])
+    said = str(err.value)
+    assert "\n" not in said and len(said) < 500 and "'rrrr" in said and "(cut)" in said, said
+    assert f"not of run {two_runs['a']}" in said and not (tmp_path / "att").exists()
+
+
 def test_verify_refuses_a_report_of_another_run_that_was_signed(two_runs, tmp_path):
     """A bundle made before attest checked the report (or by another tool): verify still catches it."""
     pdf_b = api.build_report(two_runs["b"], two_runs["db"], tmp_path, ["pdf"])[0]
