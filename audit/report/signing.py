@@ -226,16 +226,49 @@ def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
     try:
         shown_pages = PdfReader(shown_pdf).pages
         stored_pages = PdfReader(stored_pdf).pages
+        fonts_a, fonts_b = (set().union(*map(_fonts, pages)) for pages in (shown_pages, stored_pages))
+        if fonts_a != fonts_b:  # other fonts break lines, pages and repeated table heads elsewhere: the words read
+            # back from the two files differ wherever they do, so no edit can be told apart from the fonts' doing
+            return (f"set in {_font_list(fonts_a)} where this machine sets it in {_font_list(fonts_b)}: rendered "
+                    "where other fonts are installed, or edited; a report is signed on the machine that rendered it")
         if len(shown_pages) != len(stored_pages):
             return f"{len(shown_pages)} pages where the store gives {len(stored_pages)}"
         for n, (a, b) in enumerate(zip(shown_pages, stored_pages), 1):
             if _drawing(a) != _drawing(b):
                 return (_first_difference(a.extract_text().splitlines(), b.extract_text().splitlines(), f"page {n}: ")
-                        or f"page {n}: the same words, but a plot, picture, font or the page's layout differs "
-                           "(edited, or rendered where other fonts are installed)")
+                        or f"page {n}: the same words, but a plot, picture or the page's layout differs")
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError) as exc:
         return f"its pages cannot be read ({type(exc).__name__})"
     return None
+
+
+def _font_list(fonts: set[str], most: int = 8) -> str:
+    """Font names as a message lists them: at most ``most``, each printable and at most 60 characters (they are read
+    from the file)."""
+    names = sorted({"".join(c for c in f if c.isprintable())[:60] for f in fonts})
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return (", ".join(names[:most]) + more) or "no font"
+
+
+def _fonts(page) -> set[str]:
+    """The fonts a PDF page draws with, by name, the subset tag dropped (``ABCDEF+DejaVuSans`` is ``DejaVuSans``):
+    on the page and in the forms it draws, followed down a few levels."""
+    from pypdf.generic import DictionaryObject
+
+    names: set[str] = set()
+
+    def walk(resources, depth: int) -> None:
+        resources = resources.get_object() if resources is not None else None
+        if depth > 4 or not isinstance(resources, DictionaryObject):
+            return
+        for font in (resources.get("/Font") or DictionaryObject()).get_object().values():
+            name = str(font.get_object().get("/BaseFont", ""))
+            names.add(name.lstrip("/").split("+", 1)[-1])
+        for form in (resources.get("/XObject") or DictionaryObject()).get_object().values():
+            walk(form.get_object().get("/Resources"), depth + 1)
+
+    walk(page.get("/Resources"), 0)
+    return {n for n in names if n}
 
 
 def _drawing(page) -> str:

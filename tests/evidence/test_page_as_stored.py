@@ -144,6 +144,25 @@ def test_a_changed_plot_is_named_when_the_words_are_the_same(run, keys, genuine,
         run, keys, tmp_path / "att", [forged])
 
 
+def test_a_pdf_set_in_other_fonts_is_named_so(run, keys, genuine, tmp_path):
+    """A machine with other fonts installed renders the same page in them (fontconfig picks what is there): the
+    refusal names the fonts on each side, where it said the page count or a line that wrapped elsewhere differed."""
+    _, pdf = genuine
+    page = PageInputs.from_json(shown.page_inputs(pdf))
+    with Store(run["db"], read_only=True) as store:
+        stored_html, attachments = run_report(store, run["run_id"], export.results_document(store, run["run_id"]),
+                                              page)
+    font = '"DejaVu Sans", sans-serif'
+    assert font in stored_html
+    (tmp_path / "forged").mkdir()
+    forged = write_pdf(stored_html.replace(font, '"Liberation Sans", sans-serif'), tmp_path / "forged" / pdf.name,
+                       attachments, page.when, PAGE_DESCRIPTION)
+    msg = refusal(run, keys, tmp_path / "att", [forged])
+    assert re.search(r"\(set in [^()]*Liberation-Sans[^()]* where this machine sets it in [^()]*DejaVu-Sans[^()]*: "
+                     r"rendered where other fonts are installed, or edited", msg), msg
+    assert "Liberation" not in msg.split("where this machine")[1], msg
+
+
 def test_a_page_that_does_not_say_what_it_was_rendered_from_is_not_signed(run, keys, genuine, tmp_path):
     """A report from before faceaudit wrote its inputs, or one whose inputs were cut out: nothing to render again."""
     html, _ = genuine
