@@ -30,7 +30,7 @@ from audit.config import result_fields
 from audit.errors import FaceAuditError, NotSignable
 from audit.evidence import gate, keys
 from audit.evidence.dataset import DETECTED_ID, FINGERPRINT, dataset_identity
-from audit.evidence.shown import RESULTS_ATTACHMENT, canonical_json, evidence_run, said_run_id, shown_findings
+from audit.evidence.shown import RESULTS_ATTACHMENT, bounded, canonical_json, evidence_run, shown_findings
 from audit.rules.engine import any_judged, shipped_hash
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -355,8 +355,8 @@ def _check_file(f: Path, subjects: list[dict], run_id: str | None,
         raise VerificationError(f"{f}: not covered by this attestation (its SHA-256 is not among the signed subjects)")
     about = evidence_run(f) if run_id else None
     if about is not None and about[0] != run_id:
-        raise VerificationError(f"{f}: is the report of run {said_run_id(about[0])}, but the statement is about run "
-                                f"{said_run_id(run_id)}: "
+        raise VerificationError(f"{f}: is the report of run {bounded(about[0])}, but the statement is about run "
+                                f"{bounded(run_id)}: "
                                 "this attestation does not vouch for it")
     if (match.get("annotations") or {}).get("kind") == "evidence":
         _check_verdicts(f, signed)

@@ -102,13 +102,16 @@ def evidence_run(path: Path) -> tuple[str, str | None] | None:
     return (run_id, model) if isinstance(run_id, str) else None
 
 
-def said_run_id(run_id: str) -> str:
-    """A run id read from a file, as a one-line message may quote it: as it is when it looks like one (letters,
-    digits, ``_.:-``, at most 80 characters), else its first 80 characters quoted (a newline or markup in a forged
-    file's run id would otherwise split or dress the refusal)."""
-    if re.fullmatch(r"[\w.:-]{1,80}", run_id, flags=re.ASCII):
-        return run_id
-    return repr(run_id[:80]) + (" (cut)" if len(run_id) > 80 else "")
+def bounded(text: str, most: int = 80) -> str:
+    """A value read from a file (a run id, a pack, a rule id, a status), as a one-line message may quote it: as it is
+    when it looks like an identifier or words (letters, digits, spaces, ``_.:-``, at most ``most`` characters), else
+    quoted in ASCII and cut to about ``most`` characters (a newline, markup or a few thousand characters in a forged
+    file would otherwise split, dress or swamp the refusal)."""
+    text = str(text)
+    if re.fullmatch(rf"[\w .:-]{{1,{most}}}", text, flags=re.ASCII):
+        return text
+    quoted = ascii(text[:most])
+    return (quoted[:most + 2] + "..." if len(quoted) > most + 2 else quoted) + (" (cut)" if len(text) > most else "")
 
 
 def require_own_evidence(run: dict, path: Path, what: str) -> None:
@@ -118,8 +121,11 @@ def require_own_evidence(run: dict, path: Path, what: str) -> None:
         raise NotSignable(f"{what} {path}: not a faceaudit report or results file (no run id in it); an attestation "
                           f"covers only the reports of run {run['run_id']}")
     run_id, model = about
-    if run_id != run["run_id"] or (model is not None and model != run["model_id"]):
-        raise NotSignable(f"{what} {path}: is the report of run {said_run_id(run_id)}, not of run {run['run_id']}; "
+    if run_id == run["run_id"] and model is not None and model != run["model_id"]:
+        raise NotSignable(f"{what} {path}: is a report of run {run_id} of another model (sha256 {bounded(str(model)[:16])}"
+                          "...), not of the run as stored; an attestation covers only its own run's reports")
+    if run_id != run["run_id"]:
+        raise NotSignable(f"{what} {path}: is the report of run {bounded(run_id)}, not of run {run['run_id']}; "
                           "an attestation covers only its own run's reports")
 
 
@@ -242,8 +248,9 @@ def require_current_findings(run: dict, current: list[dict], path: Path, what: s
         said = {k: v for k, v in now.items() if k[0] in shown_packs} or now
         changed = sorted(k for k in set(shown.statuses) | set(said) if shown.statuses.get(k) != said.get(k))
         added = sorted({pack for pack, _ in now} - shown_packs) if shown_packs else []
-        what_changed = (f"e.g. {changed[0][0]} {changed[0][1]}: {shown.statuses.get(changed[0], 'not shown')} there, "
-                        f"{said.get(changed[0], 'none')} now" if changed else
+        what_changed = (f"e.g. {bounded(changed[0][0])} {bounded(changed[0][1])}: "
+                        f"{bounded(shown.statuses.get(changed[0], 'not shown'))} there, "
+                        f"{bounded(said.get(changed[0], 'none'))} now" if changed else
                         f"pack(s) {', '.join(added)} applied since" if added else
                         "the same verdicts, but the findings' values or messages differ")
         says = f"it says {_counts(shown.statuses)}, the run now {_counts(said)}: {what_changed}; "

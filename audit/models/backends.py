@@ -76,14 +76,25 @@ def resize(images: np.ndarray, size) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def area_matrices(src: tuple[int, int], dst: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``(rows, cols)``: the linear maps that resize an (H, W) image to ``dst`` (h, w) as :func:`resize` does (OpenCV's
-    area interpolation, which is separable), ``rows`` (h, H) on the left and ``cols`` (W, w) on the right; read off
-    OpenCV itself by resizing identity images, so that a differentiable pass resizes as onnxruntime's inputs were
-    (float images exactly; uint8 ones as OpenCV rounds them, within 1 of 255)."""
+    """``(rows, cols)``: the linear maps that resize an (H, W) image to ``dst`` (h, w) as :func:`resize` does
+    (OpenCV's area interpolation, separable), ``rows`` (h, H) on the left and ``cols`` (W, w) on the right, read off
+    OpenCV itself so that a differentiable pass resizes as onnxruntime's inputs were (float images within 1e-4; uint8
+    ones as OpenCV rounds them, within 1 of 255). Each is read off the same (H, W) -> (h, w) resize, of images with
+    one row (one column) of ones: OpenCV takes another path when one side shrinks and the other grows, on both axes,
+    so one axis resized alone would give the other's weights wrongly. Read-only: the cache hands out these arrays."""
     (hin, win), (h, w) = src, dst
-    rows = cv2.resize(np.eye(hin, dtype=np.float32), (hin, h), interpolation=cv2.INTER_AREA)
-    cols = cv2.resize(np.eye(win, dtype=np.float32), (w, win), interpolation=cv2.INTER_AREA)
-    return rows.reshape(h, hin), cols.reshape(win, w)
+    rows, cols = np.empty((h, hin), np.float32), np.empty((win, w), np.float32)
+    for k in range(hin):  # (row k all ones) resized: every output column is rows[:, k] (each row of cols sums to 1)
+        img = np.zeros((hin, win), np.float32)
+        img[k] = 1
+        rows[:, k] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)[:, 0]
+    for k in range(win):
+        img = np.zeros((hin, win), np.float32)
+        img[:, k] = 1
+        cols[k] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)[0]
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -272,6 +283,7 @@ class TorchBackend(Backend):
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.dynamic_batch = True  # the converted module accepts any batch size
+        self._area_cache: dict = {}
 
     def _call(self, x):
         out = self.module(x)
@@ -297,15 +309,25 @@ class TorchBackend(Backend):
         torch = self.torch
         spec = self.profile.input
         if tuple(x.shape[-2:]) != tuple(spec.size):
-            rows, cols = (torch.from_numpy(m).to(device=x.device, dtype=x.dtype)
-                          for m in area_matrices(tuple(x.shape[-2:]), tuple(spec.size)))
-            x = rows @ x @ cols
+            rows, cols = self._area(tuple(x.shape[-2:]), x.device, torch.float64 if x.dtype == torch.float64
+                                    else torch.float32)
+            with torch.autocast(x.device.type, enabled=False):  # in full precision, as onnxruntime's inputs are
+                x = rows @ x.to(rows.dtype) @ cols
         if spec.color == "BGR":
             x = x.flip(1)
         x = (x - self._mean) / self._std
         if spec.layout == "NHWC":
             x = x.permute(0, 2, 3, 1)
         return self._call(x.contiguous())
+
+    def _area(self, src: tuple[int, int], device, dtype):
+        """:func:`area_matrices` from ``src`` to the input size as tensors on ``device``, kept (an attack resizes at
+        every step)."""
+        key = (src, str(device), dtype)
+        if key not in self._area_cache:
+            self._area_cache[key] = tuple(self.torch.tensor(m, dtype=dtype, device=device)
+                                          for m in area_matrices(src, tuple(self.profile.input.size)))
+        return self._area_cache[key]
 
     def run_differentiable(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs through :meth:`forward_tensor` (the differentiable pass the gradient attacks use: colour order,

@@ -482,26 +482,37 @@ class InversionProbe:
                 for name, arr in (("ssim", ssim), ("psnr", psnr)):
                     est = sub_boot.mean(arr)
                     result.metrics.append(MetricRecord.of(self.name, cond, name, est, RISK, setting=attack))
-        if "white-box" not in recon_sets:  # skipped (no torch backend): its rows say so, so that no rule pooling
-            # every threat model passes on the others as if the attacker holding the model file had been tried
-            result.metrics += [MetricRecord.without_number(self.name, cond, metric, RISK, setting=operating_point(
-                                   "fmr", t, t in cal.unsupported, attack=f"white-box;{judge}"))
-                               for cond in self.conditions(cfg) for judge, (_, _, cal) in judges.items()
-                               for t in cal.taus for metric in ("sar_type1", "sar_type2")]
-        if weaker:  # the attacks that start from the decoder's faces, judged as not tried: the decoder's rows (its
-            # success rates, rank-1 and image quality) and the query attack's, which did not run
-            result.metrics = [r.not_tried() if r.setting.split(";")[0] == "black-box" else r for r in result.metrics]
-            result.metrics += [MetricRecord.without_number(self.name, "clean", metric, RISK, setting=operating_point(
-                                   "fmr", t, t in cal.unsupported, attack=f"query;{judge}"))
-                               for judge, (_, _, cal) in judges.items() for t in cal.taus
-                               for metric in ("sar_type1", "sar_type2")]
-            series[:] = [x for x in series if not x["setting"].startswith("black-box;")]
         if ctx.attribute_model is not None:
             result.metrics += self._attributes(ctx, recon_sets["black-box"], victim_images, victims, boot)
+        if "white-box" not in recon_sets:  # skipped (no torch backend): its rows say so, so that no rule pooling
+            # every threat model passes on the others as if the attacker holding the model file had been tried
+            result.metrics += self._not_run("white-box", self.conditions(cfg), judges)
+        if weaker:  # the attacks that start from the decoder's faces, judged as not tried: the decoder's rows (its
+            # success rates, rank-1, image quality and the attributes read off its faces) and the query attack's,
+            # which did not run
+            result.metrics = [r.not_tried() if r.setting.split(";")[0] in ("black-box", "reconstruction") else r
+                              for r in result.metrics]
+            result.metrics += self._not_run("query", ["clean"], judges)
+            series[:] = [x for x in series if not x["setting"].startswith("black-box;")]
         result.artifacts.append(self._grid(victim_images, recon_sets))
         result.artifacts.append(outcomes_artifact(self.name, ctx.faces.rows[victims], vsub, series))
         ctx.progress(1.0, "done")
         return result
+
+    def _not_run(self, attack: str, conds: list[str], judges: dict) -> list[MetricRecord]:
+        """The rows an attack that did not run would have stored, each without a number (which no rule passes): its
+        success rates at every threshold and rank-1 for each judge, and its image quality, on each condition."""
+        rows = []
+        for cond in conds:
+            for judge, (_, _, cal) in judges.items():
+                rows += [MetricRecord.without_number(self.name, cond, metric, RISK, setting=operating_point(
+                             "fmr", t, t in cal.unsupported, attack=f"{attack};{judge}"))
+                         for t in cal.taus for metric in ("sar_type1", "sar_type2")]
+                rows.append(MetricRecord.without_number(self.name, cond, "inversion_rank1", RISK,
+                                                        setting=f"{attack};{judge}"))
+            rows += [MetricRecord.without_number(self.name, cond, name, RISK, setting=attack) for name in ("ssim",
+                                                                                                          "psnr")]
+        return rows
 
     def _attributes(self, ctx, by_cond, originals, victims, boot) -> list[MetricRecord]:
         """Accuracy (categorical) or MAE (regression) of the attribute model on reconstructions and originals, over

@@ -313,9 +313,10 @@ def inversion_verdicts(metrics: pd.DataFrame, queries: float | None = None) -> l
         source = "clean faces" if condition == "clean" else f"faces with {cond_words(condition)}"
         if condition != "clean" and len(masks[attack]) > 1 and not all(pd.isna(r["value"]) for r in rows):
             source += f" (the worst of the {len(masks[attack])} masks for this attack)"
-        if all(pd.isna(r["value"]) for r in rows):  # an attack that was not run (white-box without a torch backend)
-            out.append(f"{who}: not tried on templates of {source} (the attack could not run on this model; the run's "
-                       "notes say why), so no rule that pools every threat model passes.")
+        if all(pd.isna(r["value"]) for r in rows):  # an attack that was not run (white-box without a torch backend;
+            # those built on a decoder trained without a withdrawn --attacker-model)
+            out.append(f"{who}: not tried on templates of {source} (the attack could not run, or was held back; the "
+                       "run's notes say why), so no rule that pools every threat model passes.")
             continue
         cost = f" with {fmt(queries, 0)} queries per person" if attack == "query" and queries else ""
         parts = []

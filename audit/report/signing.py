@@ -221,7 +221,6 @@ def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
     """What differs between the pages of two PDF reports (None: nothing): each page's drawing (text, plots,
     pictures); attachments are not pages."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         shown_pages = PdfReader(shown_pdf).pages
@@ -229,15 +228,19 @@ def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
         fonts_a, fonts_b = (set().union(*map(_fonts, pages)) for pages in (shown_pages, stored_pages))
         if fonts_a != fonts_b:  # other fonts break lines, pages and repeated table heads elsewhere: the words read
             # back from the two files differ wherever they do, so no edit can be told apart from the fonts' doing
-            return (f"set in {_font_list(fonts_a)} where this machine sets it in {_font_list(fonts_b)}: rendered "
-                    "where other fonts are installed, or edited; a report is signed on the machine that rendered it")
+            listed = _font_list(fonts_a), _font_list(fonts_b)
+            if listed[0] == listed[1]:  # names that differ only where a message does not show them
+                listed = (listed[0], "fonts of other names")
+            return (f"set in {listed[0]} where this machine sets it in {listed[1]}: rendered where other fonts are "
+                    "installed, or edited; a report is signed on the machine that rendered it")
         if len(shown_pages) != len(stored_pages):
             return f"{len(shown_pages)} pages where the store gives {len(stored_pages)}"
         for n, (a, b) in enumerate(zip(shown_pages, stored_pages), 1):
             if _drawing(a) != _drawing(b):
                 return (_first_difference(a.extract_text().splitlines(), b.extract_text().splitlines(), f"page {n}: ")
                         or f"page {n}: the same words, but a plot, picture or the page's layout differs")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, PyPdfError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the file already differs; a damaged object tree raises almost anything
+        # (pypdf: NotImplementedError for an unknown stream filter), and the refusal must stay one line
         return f"its pages cannot be read ({type(exc).__name__})"
     return None
 
@@ -250,24 +253,30 @@ def _font_list(fonts: set[str], most: int = 8) -> str:
     return (", ".join(names[:most]) + more) or "no font"
 
 
-def _fonts(page) -> set[str]:
+def _fonts(page, most: int = 10_000) -> set[str]:
     """The fonts a PDF page draws with, by name, the subset tag dropped (``ABCDEF+DejaVuSans`` is ``DejaVuSans``):
-    on the page and in the forms it draws, followed down a few levels."""
-    from pypdf.generic import DictionaryObject
+    on the page and in the forms it draws, followed down, each resources dictionary once (a forged file's forms may
+    point back at each other), ``most`` objects at most (ValueError past them)."""
+    from pypdf.generic import DictionaryObject, IndirectObject
 
     names: set[str] = set()
-
-    def walk(resources, depth: int) -> None:
-        resources = resources.get_object() if resources is not None else None
-        if depth > 4 or not isinstance(resources, DictionaryObject):
-            return
+    seen: set = set()
+    todo = [page.get("/Resources")]
+    while todo:
+        ref = todo.pop()
+        key = (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else id(ref)
+        if ref is None or key in seen:
+            continue
+        seen.add(key)
+        if len(seen) > most:
+            raise ValueError("too many resources")
+        resources = ref.get_object()
+        if not isinstance(resources, DictionaryObject):
+            continue
         for font in (resources.get("/Font") or DictionaryObject()).get_object().values():
-            name = str(font.get_object().get("/BaseFont", ""))
-            names.add(name.lstrip("/").split("+", 1)[-1])
-        for form in (resources.get("/XObject") or DictionaryObject()).get_object().values():
-            walk(form.get_object().get("/Resources"), depth + 1)
-
-    walk(page.get("/Resources"), 0)
+            names.add(str(font.get_object().get("/BaseFont", "")).lstrip("/").split("+", 1)[-1])
+        todo += [form.get_object().get("/Resources")
+                 for form in (resources.get("/XObject") or DictionaryObject()).get_object().values()]
     return {n for n in names if n}
 
 

@@ -333,3 +333,64 @@ def test_the_results_a_report_carries_are_the_stores_byte_for_byte(run, keys, ge
     (tmp_path / "pdf").mkdir()
     forged = write_pdf(html, tmp_path / "pdf" / pdf.name, attachments, page.when, PAGE_DESCRIPTION)
     assert "the results it carries are not the run's as stored" in refusal(run, keys, tmp_path / "att", [forged])
+
+
+def _pdf(tmp_path, name, fan=0, filt=None):
+    """A one-page PDF: with ``fan``, its resources draw one form ``fan`` times whose resources are the page's own (a
+    loop); with ``filt``, a content stream under that filter."""
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject, StreamObject
+
+    w = PdfWriter()
+    page = w.add_blank_page(100, 100)
+    if fan:
+        font = w._add_object(DictionaryObject({NameObject("/Type"): NameObject("/Font"),
+                                               NameObject("/BaseFont"): NameObject("/ABCDEF+Looping")}))
+        res = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+        res_ref = w._add_object(res)
+        form = StreamObject()
+        form[NameObject("/Subtype")] = NameObject("/Form")
+        form[NameObject("/Resources")] = res_ref
+        form_ref = w._add_object(form)
+        res[NameObject("/XObject")] = DictionaryObject({NameObject(f"/X{i}"): form_ref for i in range(fan)})
+        page[NameObject("/Resources")] = res_ref
+    if filt:
+        stream = StreamObject()
+        stream._data = b"xx"
+        stream[NameObject("/Filter")] = NameObject(filt)
+        page[NameObject("/Contents")] = w._add_object(stream)
+    out = io.BytesIO()
+    w.write(out)
+    (tmp_path / name).write_bytes(out.getvalue())
+    return tmp_path / name
+
+
+def test_a_damaged_or_looping_pdf_gets_a_one_line_answer(tmp_path):
+    """What a forged PDF may hold beside its pages' words: a stream under a filter pypdf does not know (it raised
+    NotImplementedError through the check, a traceback), or forms whose resources draw each other (the font lookup
+    followed every path: N^5 visits, hours for a 2 KB file); each resources dictionary is now read once."""
+    from audit.report.signing import page_difference
+
+    blank = _pdf(tmp_path, "blank.pdf")
+    assert page_difference(_pdf(tmp_path, "filter.pdf", filt="/Foo"), blank) == \
+        "its pages cannot be read (NotImplementedError)"
+    said = page_difference(_pdf(tmp_path, "loop.pdf", fan=200), blank)
+    assert said.startswith("set in Looping where this machine sets it in no font: rendered where other fonts"), said
+
+
+def test_the_verdicts_a_forged_report_shows_are_quoted_bounded(run, keys, genuine, tmp_path):
+    """A results JSON whose finding names a rule of 3,000 characters with a newline: the refusal that quotes it
+    stays one short line."""
+    html, _ = genuine
+    with Store(run["db"], read_only=True) as store:
+        doc = export.results_document(store, run["run_id"])
+    doc["findings"][0]["rule_id"] = "A" * 3000 + "\n[bold]WAIVED[/bold]"
+    doc["findings"][0]["status"] = "pass" if doc["findings"][0]["status"] != "pass" else "fail"
+    forged = tmp_path / "results.json"
+    forged.write_text(json.dumps(doc))
+    with pytest.raises(NotSignable) as err:
+        api.attest_run(run["run_id"], run["db"], keys["priv"], tmp_path / "att", "Ada", [forged])
+    msg = str(err.value)
+    assert "\n" not in msg and len(msg) < 800 and "(cut)" in msg and "AAAA" in msg, msg

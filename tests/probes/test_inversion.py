@@ -209,7 +209,7 @@ def test_the_decoder_kept_is_the_epoch_that_did_best_on_the_held_out_persons(set
 
 
 def test_a_withdrawn_attacker_model_leaves_the_attacks_built_on_its_decoder_without_a_number(small_data, tmp_path,
-                                                                                            monkeypatch):
+                                                                                            monkeypatch, sample_model):
     """The decoder of an attacker holding --attacker-model trains with its identity loss; when that model's torch
     conversion fails parity the decoder trains without it, a weaker attack than the one given. The black-box and query
     rows (both start from the decoder's faces) are then stored without a number, which no rule passes; the white-box
@@ -225,11 +225,21 @@ def test_a_withdrawn_attacker_model_leaves_the_attacks_built_on_its_decoder_with
     monkeypatch.setattr(TorchBackend, "_call",
                         lambda self, x: call(self, x.flip(1) if self.info.path.name == "helper.onnx" else x))
     cfg = AuditConfig(model=model, data=str(small_data), probes=["inversion"], conditions=["clean"],
-                      attacker_model=helper, bootstrap=50, inversion_queries=21, synthetic_faces=0,
-                      accept_profile=True)
+                      attacker_model=helper, attribute_model=sample_model("attr-classifier"), bootstrap=50,
+                      inversion_queries=21, synthetic_faces=0, accept_profile=True)
     run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
+    monkeypatch.setattr(TorchBackend, "_call", call)
+    fair = api.run_audit(cfg, tmp_path / "s.duckdb")  # the helper as it is: every attack runs
     with Store(tmp_path / "s.duckdb", read_only=True) as s:
         run, m, notes = s.run(run_id), s.metrics(run_id), s.probes(run_id)["message"].iloc[0]
+        full = s.metrics(fair)
+    # every row a rule could read is there, as in a run where every attack ran: a missing one is judged "no result",
+    # which the strict gate lets through, a row without a number is not
+    keys = ["metric", "condition", "setting", "attribute"]
+    assert set(map(tuple, m[keys].to_numpy())) == set(map(tuple, full[keys].to_numpy()))
+    assert not full[full["setting"].str.startswith(("black-box;", "query;"))]["value"].isna().any()
+    assert m[m["setting"] == "reconstruction"]["value"].isna().all()  # the attribute read off the weaker faces
+    assert not m[m["setting"] == "original"]["value"].isna().any()  # ... not off the victims' own photos
     assert [(h["option"], h["passed"]) for h in run["parity"]["helpers"]] == [("--attacker-model", False)]
     sar = m[m["metric"].isin(["sar_type1", "sar_type2"])]
     weaker = sar[sar["setting"].str.startswith(("black-box;", "query;"))]
