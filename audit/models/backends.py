@@ -8,7 +8,6 @@ resize, colour order, normalisation and layout themselves.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
@@ -74,27 +73,24 @@ def resize(images: np.ndarray, size) -> np.ndarray:
     return np.stack([cv2.resize(np.ascontiguousarray(im), (w, h), interpolation=cv2.INTER_AREA) for im in images])
 
 
-@functools.lru_cache(maxsize=32)
 def area_matrices(src: tuple[int, int], dst: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, cols)``: the linear maps that resize an (H, W) image to ``dst`` (h, w) as :func:`resize` does
     (OpenCV's area interpolation, separable), ``rows`` (h, H) on the left and ``cols`` (W, w) on the right, read off
     OpenCV itself so that a differentiable pass resizes as onnxruntime's inputs were (float images within 1e-4; uint8
     ones as OpenCV rounds them, within 1 of 255). Each is read off the same (H, W) -> (h, w) resize, of images with
     one row (one column) of ones: OpenCV takes another path when one side shrinks and the other grows, on both axes,
-    so one axis resized alone would give the other's weights wrongly. Read-only: the cache hands out these arrays."""
+    so one axis resized alone would give the other's weights wrongly."""
     (hin, win), (h, w) = src, dst
-    rows, cols = np.empty((h, hin), np.float32), np.empty((win, w), np.float32)
-    for k in range(hin):  # (row k all ones) resized: every output column is rows[:, k] (each row of cols sums to 1)
+
+    def impulse(k: int, axis: int) -> np.ndarray:  # row (axis 0) or column (axis 1) k all ones, resized
         img = np.zeros((hin, win), np.float32)
-        img[k] = 1
-        rows[:, k] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)[:, 0]
-    for k in range(win):
-        img = np.zeros((hin, win), np.float32)
-        img[:, k] = 1
-        cols[k] = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)[0]
-    rows.setflags(write=False)
-    cols.setflags(write=False)
-    return rows, cols
+        np.moveaxis(img, axis, 0)[k] = 1
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w)
+
+    # every output column of a resized row k is rows[:, k], every output row of a resized column k is cols[k] (the
+    # other map's rows and columns sum to 1)
+    return (np.stack([impulse(k, 0)[:, 0] for k in range(hin)], axis=1),
+            np.stack([impulse(k, 1)[0] for k in range(win)]))
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -321,8 +317,8 @@ class TorchBackend(Backend):
         return self._call(x.contiguous())
 
     def _area(self, src: tuple[int, int], device, dtype):
-        """:func:`area_matrices` from ``src`` to the input size as tensors on ``device``, kept (an attack resizes at
-        every step)."""
+        """:func:`area_matrices` from ``src`` to the input size as tensors on ``device``, computed once per backend
+        (an attack resizes at every step)."""
         key = (src, str(device), dtype)
         if key not in self._area_cache:
             self._area_cache[key] = tuple(self.torch.tensor(m, dtype=dtype, device=device)

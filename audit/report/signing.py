@@ -246,9 +246,9 @@ def page_difference(shown_pdf: Path, stored_pdf: Path) -> str | None:
 
 
 def _font_list(fonts: set[str], most: int = 8) -> str:
-    """Font names as a message lists them: at most ``most``, each printable and at most 60 characters (they are read
-    from the file)."""
-    names = sorted({"".join(c for c in f if c.isprintable())[:60] for f in fonts})
+    """Font names as a message lists them: at most ``most``, each as :func:`shown.bounded` quotes a value read from a
+    file, at most about 60 characters."""
+    names = sorted({shown.bounded(f, 60) for f in fonts})
     more = f" and {len(names) - most} more" if len(names) > most else ""
     return (", ".join(names[:most]) + more) or "no font"
 
