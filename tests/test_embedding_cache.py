@@ -40,3 +40,31 @@ def test_another_profile_of_the_same_model_does_not_reuse_the_cached_embeddings(
             assert s.run(run_id)["config"]["inputs"]["profile"] == models[c].profile.content_hash()
             rows, vectors[c] = s.cached_embeddings(*cache_key(models[c], s.run(run_id)["dataset_id"], "clean", 0))
         assert not np.allclose(vectors["RGB"], vectors["BGR"])  # channel order changes every embedding
+
+
+def test_embeddings_another_faceaudit_release_cached_are_not_reused(tmp_path, small_data, tiny_model, monkeypatch):
+    """A review of the probes: the key held no faceaudit version, so a newer release reading a store an older one
+    filled took its embeddings (made by the older release's image reading, alignment and conditions) and stored its
+    numbers as its own. Here the older release's vectors are planted wrong: the current release embeds again and
+    measures what a fresh store gives."""
+    import audit
+
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["identity"], conditions=["clean"], parity=False,
+                      accept_profile=True, bootstrap=20)
+    db = tmp_path / "s.duckdb"
+    current = audit.__version__
+    monkeypatch.setattr(audit, "__version__", "0.1.0")
+    api.run_audit(cfg, db)
+    monkeypatch.setattr(audit, "__version__", current)
+    with Store(db) as s:
+        s.con.execute("UPDATE embeddings SET vector = list_transform(vector, lambda x: random())")
+    run_id = api.run_audit(cfg, db)
+    fresh = api.run_audit(cfg, tmp_path / "fresh.duckdb")
+    with Store(db, read_only=True) as s:
+        assert len(s.df("SELECT DISTINCT condition FROM embeddings")) == 2  # one cached set per release
+        again = s.metrics(run_id)
+    with Store(tmp_path / "fresh.duckdb", read_only=True) as s:
+        expected = s.metrics(fresh)
+    keys = ["metric", "condition", "setting", "attribute"]
+    np.testing.assert_allclose(again.sort_values(keys)["value"].to_numpy(float),
+                               expected.sort_values(keys)["value"].to_numpy(float))

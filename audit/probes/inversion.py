@@ -4,7 +4,7 @@ Threat models (ISO/IEC 24745 irreversibility):
 
 * **black-box** - the attacker can query the target model. They embed an auxiliary set of
   *other* people (a subject-disjoint half of the dataset) and train a decoder from embedding to
-  112x112 image (pixel loss, plus an identity loss through an attacker-side model when one is
+  image at the model's input size (pixel loss, plus an identity loss through an attacker-side model when one is
   given). Victims are then rebuilt from their embeddings alone.
 * **white-box** - the attacker has the weights: starting from the decoder output, the image is
   optimised through the torch backend to maximise cosine similarity with the victim's template,
@@ -41,6 +41,7 @@ from audit.errors import ConfigError
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
 from audit.metrics.stats import SubjectBootstrap, mask_positions, pairs_within
+from audit.models.backends import resize
 from audit.probes.base import (Artifact, MetricRecord, ProbeContext, ProbeResult, kept_impostors, outcomes_artifact,
                                register)
 from audit.probes.query import LR, POP, RES, SIGMA, ScoreOracle, query_attack
@@ -69,18 +70,21 @@ decoder on fr-baseline stopped at epoch 18 at SAR type I 0.59 while its curve wa
 
 
 class Decoder(nn.Module):
-    """Embedding -> 112x112 RGB in [0, 255]: a linear stem, three sub-pixel (pixel-shuffle) upsampling
-    conv blocks to 56 px, and a bilinear upsample (small enough to train in well under a minute on two
-    CPU cores; pixel shuffle costs a third of nearest-neighbour upsampling followed by a convolution)."""
+    """Embedding -> ``size`` (h, w) RGB in [0, 255], the audited model's input size (the faces it is trained on):
+    a linear stem, three sub-pixel (pixel-shuffle) upsampling conv blocks to 56 px, and a bilinear resize to
+    ``size`` (small enough to train in well under a minute on two CPU cores; pixel shuffle costs a third of
+    nearest-neighbour upsampling followed by a convolution). Until 0.11.0 the output was always 112 x 112, and the
+    probe failed on a model of any other input size (a review of the probes)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, size: tuple[int, int] = (112, 112)):
         super().__init__()
         self.stem = nn.Linear(dim, 64 * 7 * 7)
         blocks = []
         for cin, cout in ((64, 48), (48, 32), (32, 16)):
             blocks += [nn.Conv2d(cin, cout * 4, 3, padding=1), nn.PixelShuffle(2), nn.BatchNorm2d(cout),
                        nn.LeakyReLU(0.2)]
-        self.body = nn.Sequential(*blocks, nn.Conv2d(16, 3, 3, padding=1), nn.Upsample(scale_factor=2, mode="bilinear"))
+        self.body = nn.Sequential(*blocks, nn.Conv2d(16, 3, 3, padding=1),
+                                  nn.Upsample(size=tuple(size), mode="bilinear"))  # 56 -> 112: a scale of 2 exactly
 
     def forward(self, z):
         x = self.stem(z).view(len(z), 64, 7, 7)
@@ -102,13 +106,15 @@ def synthetic_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def decoder_pairs(emb: np.ndarray, images: np.ndarray, subjects: np.ndarray, n_synthetic: int, seed: int,
                   embed) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The decoder's training pairs: the auxiliary people's (embedding, face) plus ``n_synthetic`` faces of new
-    people (:func:`synthetic_faces`) embedded through ``embed`` (the audited model); returns (embeddings, faces,
+    people (:func:`synthetic_faces`, resized to the auxiliary faces' size as the model's inputs are) embedded through
+    ``embed`` (the audited model); returns (embeddings, faces,
     persons, train_only), ``train_only`` marking the synthetic pairs, which are never held out (the decoder is
     judged on real people only, so it cannot look good by fitting the synthetic style)."""
     syn_images, syn_subjects = synthetic_faces(n_synthetic, seed)
     train_only = np.r_[np.zeros(len(emb), bool), np.ones(len(syn_images), bool)]
     if not len(syn_images):
         return emb, images, np.asarray(subjects), train_only
+    syn_images = resize(syn_images, images.shape[1:3])
     return (np.concatenate([emb, embed(syn_images)]), np.concatenate([images, syn_images]),
             np.concatenate([subjects, syn_subjects]), train_only)
 
@@ -197,7 +203,7 @@ def train_decoder(emb: np.ndarray, images: np.ndarray, epochs: int, seed: int, d
         return loss
 
     # channels-last: the decoder's convolutions (forward and backward) run about a quarter faster on CPU
-    dec = Decoder(z_all.shape[1]).to(device, memory_format=torch.channels_last)
+    dec = Decoder(z_all.shape[1], images.shape[1:3]).to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(dec.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed % (2**63))
     plateau = Plateau(cap=epochs, patience=patience if len(val_idx) else epochs)

@@ -130,6 +130,16 @@ class LeakageProbe:
                 y = raw.astype(float)
                 labels = None
             else:
+                rare = _rare_classes(raw[keep].astype(str), subjects[keep])
+                if rare and len(np.unique(raw[keep].astype(str))) > 1:
+                    # a class one person holds lands wholly in one fold, leaving training folds without it (the
+                    # attacker's fit then failed, and with it every attribute's leakage: a review of the probes)
+                    keep &= ~np.isin(raw.astype(str), list(rare))
+                    named = ", ".join(repr(c[:40]) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5
+                                                                         else "")
+                    result.notes.append(f"leakage: attribute {attr!r}: class{'es' if len(rare) > 1 else ''} {named} "
+                                        "left out of the attack: each held by one labelled person, whom a person "
+                                        "split cannot put on both sides")
                 labels, y = np.unique(raw[keep].astype(str), return_inverse=True)
                 y_full = np.full(len(raw), -1)
                 y_full[keep] = y
@@ -405,6 +415,14 @@ class LeakageProbe:
                     out.append(MetricRecord.of(self.name, cond, metric, est, direction, attribute=head.attribute,
                                                setting="direct"))
         return out
+
+
+def _rare_classes(labels: np.ndarray, subjects: np.ndarray) -> list[str]:
+    """The classes of ``labels`` (one per image) that one person alone holds, sorted."""
+    import pandas as pd
+
+    persons = pd.Series(subjects).groupby(pd.Series(labels)).nunique()
+    return sorted(persons.index[persons < 2])
 
 
 def _isnull(values: np.ndarray) -> np.ndarray:

@@ -8,8 +8,9 @@ from typing import Callable
 
 import numpy as np
 
+import audit
 from audit import conditions as cond_mod
-from audit.config import AuditConfig
+from audit.config import AuditConfig, results_version
 from audit.data import Dataset, Faces
 from audit.data.loaders import CHUNK
 from audit.models import LoadedModel
@@ -20,11 +21,17 @@ from audit.store import Store
 
 def cache_key(model: LoadedModel, dataset_id: str, condition: str, seed: int) -> tuple:
     """The store's key for the cached embeddings of ``model`` on a dataset under ``condition``: (model file SHA-256,
-    dataset id, ``CONDITION@profile:SHA-256``, seed). The profile (channel order, normalisation, size, outputs) changes
-    every embedding, so embeddings made under one profile are never reused under another; it rides in the condition
-    column so a run's cached embeddings still go with it between stores (:func:`audit.store.transfer.export_run`
-    selects them by model, dataset and seed)."""
-    return (model.info.sha256, dataset_id, f"{condition}@profile:{model.profile.content_hash()}", int(seed))
+    dataset id, ``CONDITION@profile:SHA-256@BACKEND:WHERE@faceaudit:X.Y.x``, seed). The profile (channel order,
+    normalisation, size, outputs) changes every embedding, so embeddings made under one profile are never reused under
+    another; so do what computed them (onnxruntime's provider or the torch backend's device: equal only within the
+    parity tolerance) and the faceaudit whose stored numbers mean the same (:func:`audit.config.results_version`:
+    a release that changes how faces are read, aligned, conditioned or preprocessed bumps it). Until 0.11.0 neither
+    was in the key, so a new release or a CPU run reused what an older release or a CUDA run had cached (a review of
+    the probes). It rides in the condition column so a run's cached embeddings still go with it between stores
+    (:func:`audit.store.transfer.export_run` selects them by model, dataset and seed)."""
+    c = model.compute
+    made = f"{c.backend}:{c.provider or c.device}@faceaudit:{results_version(audit.__version__)}"
+    return (model.info.sha256, dataset_id, f"{condition}@profile:{model.profile.content_hash()}@{made}", int(seed))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -186,6 +187,28 @@ def test_an_attribute_labelled_for_one_person_is_skipped_with_a_note_not_a_crash
     assert evaluate_rule(both, m, {"leakage"}).status == "not_applicable"
     html = api.build_report(run_id, db, tmp_path / "out", ["html"])[0].read_text()
     assert "attribute &#39;sex&#39; not attacked" in html or "attribute 'sex' not attacked" in html
+
+
+def test_a_class_one_person_holds_is_left_out_of_the_attack_not_a_crash(unlabelled, tmp_path):
+    """A review of the probes: a class held by one labelled person lands wholly in one fold, so a training fold lacked
+    it and the attacker's fit raised, failing every attribute's leakage. Now such a class is left out with a note: a
+    two-class attribute with one woman is then one class (not attacked, stored without a value), a third skin tone of
+    one person leaves the others attacked."""
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    first = full["subject"] == full["subject"].iloc[0]
+    full[["image", "sex", "skin_tone"]].assign(sex=np.where(first, "f", "m"),
+                                               skin_tone=full["skin_tone"].astype(str).where(~first, "<b>7</b>")
+                                               ).to_csv(labels, index=False)
+    db, run_id = _leakage_run(root, labels, tmp_path)
+    with Store(db) as s:
+        m, run, probes = s.metrics(run_id), s.run(run_id), s.probes(run_id)
+    notes = " ".join(probes["message"].astype(str))
+    assert run["status"] == "completed", run
+    assert "attribute 'sex': class 'f' left out of the attack: each held by one labelled person" in notes, notes
+    assert "attribute 'skin_tone': class '<b>7</b>' left out" in notes and "attribute 'sex' not attacked" in notes
+    assert m[m["attribute"] == "sex"]["value"].isna().all()
+    assert m[m["attribute"] == "skin_tone"]["value"].notna().all()
 
 
 def test_a_partly_labelled_attribute_counts_its_labelled_persons_and_images(unlabelled, tmp_path):

@@ -262,6 +262,32 @@ def test_a_withdrawn_attacker_model_leaves_the_attacks_built_on_its_decoder_with
     assert "The query-only attack was not run:" in html and "The query-only attack has no stopping rule" not in html
 
 
+def test_a_model_of_another_input_size_is_inverted_at_its_own_size(small_data, tmp_path):
+    """A review of the probes: the decoder always drew 112 x 112 faces while the faces it trains on come at the
+    model's input size, so the probe failed on any other (FaceNet's 160, 224 px models) after embedding everything.
+    Now it draws the model's size, synthetic faces resized to it, and every attack runs."""
+    import cv2
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+    from tests.builders import make_onnx
+
+    model = make_onnx(tmp_path / "m128.onnx", size=128, seed=3)
+    cfg = AuditConfig(model=model, data=str(small_data), probes=["inversion"], conditions=["clean", "mask:surgical"],
+                      bootstrap=50, inversion_queries=21, synthetic_faces=8, accept_profile=True)
+    run_id = api.run_audit(cfg, tmp_path / "s.duckdb")
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        run, m, arts = s.run(run_id), s.metrics(run_id), s.artifacts(run_id, "inversion")
+    assert run["status"] == "completed", run
+    sar = m[m["metric"] == "sar_type1"]
+    assert {s.split(";")[0] for s in sar["setting"]} == {"black-box", "white-box", "query", "random-face"}
+    assert not sar["value"].isna().any() and not m[m["metric"] == "ssim"]["value"].isna().any()
+    grid = arts[arts["name"] == "reconstructions.png"]["data"].iloc[0]
+    img = cv2.imdecode(np.frombuffer(bytes(grid), np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[0] % 128 == 0 and img.shape[1] == 6 * 128, img.shape  # every row of faces at the model's size
+
+
 def test_image_quality_identity():
     img = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     ssim, psnr = image_quality(img, img)
