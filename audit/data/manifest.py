@@ -99,6 +99,12 @@ DUPLICATE_IMAGE = "{source}: duplicate rows for image {image!r} (rows {rows}), f
                   "each image must appear once"
 EXTRA_FIELD = ("{source}: row {row} has {n} fields and the header names {k} columns; field {extra} ({value}) has no "
                "column name (a trailing comma, or a comma in an unquoted value?); give every field a named column")
+MISSING_FIELD = ("{source}: row {row} has {n} fields and the header names {k} columns, so its values would shift into "
+                 "other columns (column {first!r} has none); give every column a field, an empty one for no value")
+NO_VALUE = [""]
+"""What a CSV field reads as no value: only an empty field. pandas' default list (``NA``, ``None``, ``null``, ``N/A``,
+``nan`` and more) made a typed value, e.g. glasses ``None`` or a region ``NA``, silently unlabelled, a group gone from
+every leakage and demographic number (until 0.11.0; a review of the input handling)."""
 
 
 def row_label(idx) -> str:
@@ -250,7 +256,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return read_csv_table(path, dtype={"image": str, "subject": str}, keep_default_na=True)
+        return read_csv_table(path, dtype={"image": str, "subject": str}, keep_default_na=False, na_values=NO_VALUE)
     except DatasetError:
         raise
     except UnicodeDecodeError as exc:
@@ -279,7 +285,8 @@ def refuse_bad_columns(path: Path) -> None:
     """Refuse a CSV whose fields pandas would rename or drop, in one line naming the file and the column or row:
     a column named twice (pandas calls the second ``sex.1``, audited as a new attribute), a column without a name
     (``Unnamed: 2``, audited too), or a row with more fields than the header names (a trailing comma: pandas
-    would make the first column the row index and shift the others, or drop the extra field)."""
+    would make the first column the row index and shift the others, or drop the extra field), or fewer (pandas pads
+    the row, its values in the columns before theirs: a new group ``light`` of ``sex``; until 0.11.0)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             records = (fields for fields in csv.reader(fh) if fields)  # pandas skips blank lines too
@@ -295,6 +302,9 @@ def refuse_bad_columns(path: Path) -> None:
                     raise DatasetError(EXTRA_FIELD.format(source=path, row=row, n=len(fields), k=len(header),
                                                           extra=len(header) + 1,
                                                           value=repr(extra) if extra else "empty"))
+                if len(fields) < len(header):
+                    raise DatasetError(MISSING_FIELD.format(source=path, row=row, n=len(fields), k=len(header),
+                                                            first=header[len(fields)]))
     except (UnicodeDecodeError, csv.Error, OSError):
         return  # read_csv names the problem (or read_csv_table's backstop does)
 

@@ -43,7 +43,8 @@ class ModelInfo:
 
     path: Path
     sha256: str
-    """SHA-256 of the .onnx file bytes: the model's identity in the store."""
+    """The model's identity in the store: SHA-256 of the .onnx file bytes, or, for a model whose weights lie in
+    external-data files, of those bytes and each external file's name and bytes (:func:`model_digest`)."""
     size_bytes: int
     ir_version: int
     opset: int
@@ -101,9 +102,26 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(value.name, tuple(dims), dtype)
 
 
-def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
-    """Refuse external-data locations that escape the model's folder (path traversal)."""
+def model_digest(path: Path, external: list[str]) -> str:
+    """The identity of the model at ``path`` whose tensors read the ``external`` files (locations relative to its
+    folder): the file's SHA-256 when there are none (so a model's id is its file's checksum, as ``sha256sum`` gives
+    it), else SHA-256 over that checksum and each external file's location and checksum, in location order. Until
+    0.11.0 only the .onnx file was hashed: other weights beside the same graph kept the model's id, so its cached
+    embeddings, resume, protocol pins and signed subjects took them for the old ones (a review of the input
+    handling)."""
+    digest = sha256_file(path)
+    if not external:
+        return digest
+    h = hashlib.sha256(f"onnx {digest}\n".encode())
+    for location in sorted(set(external)):
+        h.update(f"external {location!r} {sha256_file(path.parent / location)}\n".encode())
+    return h.hexdigest()
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> list[str]:
+    """Refuse external-data locations that escape the model's folder (path traversal); the locations."""
     root = path.parent.resolve()
+    locations = []
     for tensor in external_data_helper._get_all_tensors(model):  # noqa: SLF001 - documented helper
         if not external_data_helper.uses_external_data(tensor):
             continue
@@ -114,6 +132,8 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
             raise ModelError(EXTERNAL_OUTSIDE.format(path=path, tensor=tensor.name, location=location))
         if not target.is_file():
             raise ModelError(EXTERNAL_MISSING.format(path=path, tensor=tensor.name, location=location))
+        locations.append(location)
+    return locations
 
 
 def load_model_file(path: str | Path, keep_proto: bool = True) -> ModelInfo:
@@ -139,7 +159,7 @@ def load_model_file(path: str | Path, keep_proto: bool = True) -> ModelInfo:
         raise ModelError(NOT_ONNX.format(path=path, why=f"could not parse: {type(exc).__name__}")) from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(NOT_ONNX.format(path=path, why="no graph in the file (truncated or not ONNX)"))
-    _check_external_data(model, path)
+    external = _check_external_data(model, path)
     try:
         external_data_helper.load_external_data_for_model(model, str(path.parent))
         onnx.checker.check_model(model)
@@ -151,7 +171,7 @@ def load_model_file(path: str | Path, keep_proto: bool = True) -> ModelInfo:
     initializers = {t.name for t in model.graph.initializer}
     return ModelInfo(
         path=path,
-        sha256=sha256_file(path),
+        sha256=model_digest(path, external),
         size_bytes=size,
         ir_version=model.ir_version,
         opset=opset,

@@ -121,3 +121,31 @@ def test_row_numbers_never_crash_on_an_index_that_is_not_a_position(tmp_path, da
                  index=pd.Index(["i", "j", "k"], name="key")).to_parquet(labels)
     with pytest.raises(DatasetError, match=r"rows \[3\], column 'subject': 'p1' appears more than once"):
         join_labels(dataset, labels)
+
+
+def test_a_row_with_a_field_missing_is_refused_not_shifted(dataset, tmp_path):
+    """A review of the input handling: pandas pads a short row, so a dropped field moved the next values one column
+    left (skin tone 'light' read as a new sex group). Refused in one line, in a manifest and in a labels file."""
+    path = write(tmp_path / "d2", "image,subject,sex,skin_tone\na/0.png,p1,male,light\na/1.png,p1,light\n")
+    with pytest.raises(DatasetError) as err:
+        load(tmp_path / "d2")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: row 2 has 3 fields and the header names 4 columns")
+    assert "column 'skin_tone' has none" in msg
+    labels = write(tmp_path, "subject,glasses\np1,round\np2\n", "labels.csv")
+    with pytest.raises(DatasetError, match=rf"^{labels}: row 2 has 1 fields and the header names 2 columns"):
+        join_labels(dataset, labels)
+
+
+def test_only_an_empty_field_is_no_value(dataset, tmp_path):
+    """A review of the input handling: pandas read 'None', 'NA', 'null', 'N/A', 'nan' as missing, so glasses 'None'
+    or a region 'NA' silently became unlabelled (a group gone from every number) and a subject 'NA' was refused as
+    'nan'. Only an empty field is no value now; the values are kept as typed."""
+    write(tmp_path / "d3", "image,subject,region\na/0.png,NA,NA\na/1.png,NA,\nb/0.png,None,null\nb/1.png,None,N/A\n")
+    m = load(tmp_path / "d3").manifest
+    assert m["subject"].tolist() == ["NA", "NA", "None", "None"]
+    region = m["region"].tolist()
+    assert region[0] == "NA" and pd.isna(region[1]) and region[2:] == ["null", "N/A"]
+    labels = write(tmp_path, "subject,glasses\np1,None\np2,round\n", "labels.csv")
+    joined, _ = join_labels(dataset, labels)
+    assert joined.manifest["glasses"].tolist() == ["None", "None", "round", "round"]

@@ -207,3 +207,27 @@ def test_prepare_quality_list_never_holds_a_spreadsheet_formula(tmp_path):
     api.prepare(str(data), tmp_path / "aligned", detector="none")
     q = pd.read_csv(tmp_path / "aligned" / "quality.csv", keep_default_na=False)
     assert q["image"].tolist() == ["'=HYPERLINK(\"x\").png"] and q["problem"].tolist() == ["too_small"]
+
+
+def test_prepare_writes_only_inside_its_out_folder_whatever_the_manifest_spells(tmp_path):
+    """A review of the input handling: a manifest path '../ds/0.png' (inside the dataset folder 'ds', seen from
+    above it) was written through its '..': the aligned copy replaced the source photo, and the prepared manifest
+    pointed outside its own folder. Two spellings of one name overwrote each other. Now every copy lands inside --out
+    under the path the root resolves, each under its own name, and the source is untouched."""
+    import hashlib
+
+    data = _tiny_set(tmp_path / "ds", [112, 112, 112, 112])
+    (data / "img").mkdir()
+    (data / "0.png").rename(data / "img" / "a.jpg")  # a PNG named .jpg: decoded by content
+    (data / "1.png").rename(data / "img" / "a.png")
+    pd.DataFrame({"image": ["../ds/img/a.jpg", "x/../img/a.png", "../ds/2.png", "3.png"],
+                  "subject": ["p0", "p0", "p1", "p1"]}).to_csv(data / "manifest.csv", index=False)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.rglob("*") if p.is_file()}
+    res = api.prepare(str(data), tmp_path / "aligned", detector="none")
+    assert res.images == 4
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.rglob("*") if p.is_file()} == before
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png") if not p.is_relative_to(data))
+    m = pd.read_csv(tmp_path / "aligned" / "manifest.csv")
+    assert sorted(m["image"]) == ["2.png", "3.png", "img/a.png", "img/a.png.png"]
+    assert written == sorted(f"aligned/{i}" for i in m["image"])
+    assert len(load(str(tmp_path / "aligned")).manifest) == 4  # the copy loads

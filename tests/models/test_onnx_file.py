@@ -57,3 +57,35 @@ def test_external_data_outside_folder_is_refused(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="outside the model's folder"):
         load_model_file(path)
+
+
+def test_a_models_identity_covers_its_external_weights(tmp_path, small_data):
+    """A review of the input handling: the id hashed the .onnx file only, so other weights in the external-data file
+    beside the same graph kept the model's id, and a run into the same store reused the old weights' cached
+    embeddings (and resume, protocol pins and signed subjects took them for the old ones)."""
+    import shutil
+
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.store import Store
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    a, b = (make_onnx(tmp_path / d / "m.onnx", external=True, seed=k) for k, d in enumerate("ab"))
+    assert a.read_bytes() == b.read_bytes()  # the graph file alike: only the weights differ
+    first = load_model_file(a).sha256
+    assert first != load_model_file(b).sha256
+    plain = make_onnx(tmp_path / "plain.onnx")
+    assert load_model_file(plain).sha256 == hashlib.sha256(plain.read_bytes()).hexdigest()  # as sha256sum gives it
+
+    def eer(db):
+        cfg = AuditConfig(model=a, data=str(small_data), probes=["identity"], conditions=["clean"], parity=False,
+                          accept_profile=True, bootstrap=20)
+        run_id = api.run_audit(cfg, db)
+        with Store(db, read_only=True) as s:
+            return s.run(run_id)["model_id"], s.metrics(run_id).query("metric == 'eer'")["value"].iloc[0]
+
+    before = eer(tmp_path / "s.duckdb")
+    shutil.copyfile(b.with_name("m.onnx.data"), a.with_name("m.onnx.data"))  # other weights, the same .onnx file
+    after, fresh = eer(tmp_path / "s.duckdb"), eer(tmp_path / "fresh.duckdb")
+    assert before[0] == first and after[0] != first and after == fresh and after[1] != before[1]
