@@ -133,3 +133,5 @@ def parse_yaml(raw: bytes, path: Path, error: type[Exception], utf8_hint: str = 
         raise error(f"{path}: not valid YAML: {first_line(exc)}") from None
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start}){utf8_hint}") from None
+    except RecursionError:  # '[[[[...' thousands deep: the parser recurses once per level
+        raise error(f"{path}: not valid YAML: nested too deeply") from None

@@ -98,3 +98,12 @@ def test_a_pack_and_a_campaign_with_merge_keys_load(tmp_path):
     c = load_campaign(camp)
     assert (c.preset, c.seed) == ("thorough", 9)
     assert read_yaml(camp, ConfigError)["preset"] == "thorough"
+
+
+def test_yaml_nested_thousands_deep_is_one_line_not_a_traceback(tmp_path):
+    """A review of the input handling: a profile, pack, protocol or campaign nested 5,000 levels deep raised
+    RecursionError out of the parser, a traceback."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nguessed: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep.yaml: not valid YAML: nested too deeply$"):
+        read_yaml(deep, ConfigError)
