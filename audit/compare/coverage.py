@@ -6,9 +6,10 @@ with true FNMR 0.05 for model A and 0.08 for model B at the threshold. The paire
 :mod:`audit.compare.paired` gives B - A; the truth is 0.03.
 
 ``fmr``: the same for an impostor rate that compares two persons (a group's FMR): each impostor score is a
-probe-person effect, a gallery-person effect (each shared by the models with correlation 0.7) and noise,
-variances 0.2 / 0.2 / 0.6, with true FMR 0.01 for A and 0.02 for B; the paired bootstrap draws probe and
-gallery persons independently (``pair_share``); the truth is 0.01.
+probe-person effect, a gallery-person effect (each shared by the models with correlation 0.7; one person's two
+correlated :data:`audit.probes.coverage.SIDES_CORR`, as on real models) and noise, variances 0.2 / 0.2 / 0.6, with
+true FMR 0.01 for A and 0.02 for B; the paired bootstrap weighs both sides by one draw of persons (``pair_share``);
+the truth is 0.01.
 
 ``tar``: TAR at FMR 0.01 with each model's threshold chosen on its own impostor scores (as above), 0.95 for A and
 0.92 for B; the paired bootstrap chooses both thresholds again on every replicate (``share_at_rate``); the truth is
@@ -32,7 +33,7 @@ from scipy import stats as sps
 
 from audit.compare.paired import PairedBootstrap, Series, _interval
 from audit.metrics.stats import Estimate
-from audit.probes.coverage import tally
+from audit.probes.coverage import SIDES_CORR, tally
 
 TRUE_FNMR = (0.05, 0.08)
 SHARED = 0.7  # correlation of a person's effect between the two models
@@ -64,10 +65,17 @@ def _shared(rng, n: int) -> np.ndarray:
     return np.stack([SHARED * common + np.sqrt(1 - SHARED ** 2) * rng.normal(0, 1, n) for _ in TRUE_FMR])
 
 
+def _sides(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's person effects as a probe and as a gallery entry (:func:`_shared` each), one person's two
+    correlated :data:`audit.probes.coverage.SIDES_CORR`."""
+    probe, other = _shared(rng, n), _shared(rng, n)
+    return probe, SIDES_CORR * probe + np.sqrt(1 - SIDES_CORR ** 2) * other
+
+
 def sim_paired_fmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:
     m = 1 + rng.poisson(2.0, n)
     subjects = np.repeat(np.arange(n), m).astype(str)
-    probe_fx, gallery_fx = _shared(rng, n), _shared(rng, n)
+    probe_fx, gallery_fx = _sides(rng, n)
     impostor = np.repeat(np.arange(n), m)[:, None] != np.arange(n)[None, :]
     series = []
     for k, fmr in enumerate(TRUE_FMR):
@@ -104,7 +112,7 @@ def sim_paired_tar(rng, n: int, n_boot: int, fixed: bool = False, miss: bool = F
     m = 1 + rng.poisson(2.0, n)
     person = np.repeat(np.arange(n), m)
     subjects = person.astype(str)
-    probe_fx, gallery_fx, genuine_fx = _shared(rng, n), _shared(rng, n), _shared(rng, n)
+    (probe_fx, gallery_fx), genuine_fx = _sides(rng, n), _shared(rng, n)
     impostor = person[:, None] != np.arange(n)[None, :]
     rows, cols = np.nonzero(impostor)
     series = []

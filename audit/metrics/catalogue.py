@@ -44,6 +44,9 @@ METRICS: dict[str, dict[str, str]] = {
                    "threshold."},
     "group_persons": {"probe": "identity", "meaning": "Persons in one demographic group (the units its rates and "
                       "their exact-binomial intervals rest on; rules on group differentials need enough of them)."},
+    "group_fmr_trials": {"probe": "identity", "meaning": "Independent comparisons one demographic group's FMR is "
+                         "worth (Korn-Graubard: p(1-p) over its resamples' variance; its comparisons share persons, "
+                         "so fewer than its person pairs); rules on FMR differentials need enough of them."},
     "fmr_max_min": {"probe": "identity", "meaning": "Highest group FMR divided by the lowest (1 = parity)."},
     "fmr_max_geomean": {"probe": "identity", "meaning": "Highest group FMR divided by the geometric mean of all "
                         "groups (1 = parity)."},

@@ -13,8 +13,9 @@ problems with a known answer):
   number of images or comparisons), which corrects the skew of rates near 0 and 1. A rate of 0
   or 1 has no variance to measure: its floor is Clopper-Pearson on the number of persons (person
   pairs for false match rates), never a zero-width interval.
-* **Both sides resampled** for comparisons between persons (false match rates): probe persons
-  and gallery persons are drawn independently (:meth:`SubjectBootstrap.two_way`).
+* **Both sides resampled** for comparisons between persons (false match rates): each resample's one
+  draw of persons weighs a comparison by how often its probe person and its gallery person were
+  drawn (:meth:`SubjectBootstrap.two_way`); the same person on both sides has the same count.
 
 The statistic is recomputed on each resample from fixed predictions; the leakage probe adds
 the attacker's split-to-split variance by pooling resamples over repeated cross-validations
@@ -71,10 +72,12 @@ class SubjectBootstrap:
         counts = np.bincount(self.inverse, minlength=len(self.uniq))
         self.members = np.split(order, np.cumsum(counts)[:-1])
         rng = rng_for(seed, "bootstrap", key)
+        # One draw of persons per resample, for both sides of a comparison between two of them (probe x gallery):
+        # the gallery holds the same persons, and a person whose face sits near many others' does so as a probe and
+        # as a gallery entry alike (their effects correlate 0.7-0.9 on the sample models). Until 0.11.0 the gallery
+        # side had a draw of its own, which left that covariance out: every FMR interval covered about 0.87 for
+        # 0.95 (a review of the statistics). A gallery of other persons has a bootstrap of its own (``gallery=``).
         self.draws = [rng.integers(0, len(self.uniq), len(self.uniq)) for _ in range(n_boot)]
-        # An independent second stream for the other side of two-way (probe x gallery) resampling.
-        rng2 = rng_for(seed, "bootstrap-gallery", key)
-        self.draws2 = [rng2.integers(0, len(self.uniq), len(self.uniq)) for _ in range(n_boot)]
         self.n = len(subjects)
         self.n_subjects = len(self.uniq)
 
@@ -95,10 +98,10 @@ class SubjectBootstrap:
         out = [counts @ per_person for counts in self._draw_counts(chunk)]
         return np.concatenate(out).reshape((len(self.draws),) + tail)
 
-    def _draw_counts(self, chunk: int, draws: list[np.ndarray] | None = None):
-        """How often each person is drawn in each resample, ``(b, n_subjects)`` per chunk of resamples (of
-        ``draws``: default the probe-side draws; :attr:`draws2` for the gallery side)."""
-        draws = self.draws if draws is None else draws
+    def _draw_counts(self, chunk: int):
+        """How often each person is drawn in each resample, ``(b, n_subjects)`` per chunk of resamples (both sides of
+        a comparison between two of this sample's persons)."""
+        draws = self.draws
         for a in range(0, len(draws), chunk):
             yield np.stack([np.bincount(d, minlength=self.n_subjects) for d in draws[a:a + chunk]])
 
@@ -113,13 +116,13 @@ class SubjectBootstrap:
         """Weights for a two-way resample of comparisons, per chunk of resamples: ``(w_images, w_pairs)``, each
         probe image's weight under the probe-side draws (as :meth:`image_weights`), and for comparisons between
         probe image ``rows[j]`` and a gallery image of person ``gallery_persons[j]`` (positions in this
-        bootstrap's persons) the product of the probe person's count in the probe-side draw and the gallery
-        person's count in the independent gallery-side draw (:meth:`two_way`'s scheme). Statistics over both
+        bootstrap's persons) the product of the two persons' counts in the resample's one draw (:meth:`two_way`'s
+        scheme). Statistics over both
         genuine and impostor comparisons (EER, AUC) weigh genuine scores by ``w_images`` and impostor scores by
         ``w_pairs``, so persons vary on both sides of an impostor comparison."""
         probe_of_row = self.inverse[rows]
-        for c1, c2 in zip(self._draw_counts(chunk), self._draw_counts(chunk, self.draws2)):
-            yield c1[:, self.inverse].astype(float), (c1[:, probe_of_row] * c2[:, gallery_persons]).astype(float)
+        for c in self._draw_counts(chunk):
+            yield c[:, self.inverse].astype(float), (c[:, probe_of_row] * c[:, gallery_persons]).astype(float)
 
     def share_at_own_threshold(self, positives: np.ndarray, negatives: np.ndarray, where, compared: np.ndarray,
                                rate: float, chunk: int = 64,
@@ -148,12 +151,14 @@ class SubjectBootstrap:
         ``where`` gives are then positions in its persons and ``compared`` is (this sample's persons, its persons)."""
         m = top_needed(len(negatives), rate)
         chunk = max(1, min(chunk, int(4e6 // max(m, 1))))  # bounded memory: chunk x m weights (32 MB) at a time
-        other_side = self._draw_counts(chunk, self.draws2) if gallery is None else gallery._draw_counts(chunk)
+        sides = ((c, c) for c in self._draw_counts(chunk)) if gallery is None else \
+            zip(self._draw_counts(chunk), gallery._draw_counts(chunk))
+
         def persons_of(idx):
             r, g = where(idx)
             return self.inverse[r], g
 
-        return shares_at_own_threshold(zip(self._draw_counts(chunk), other_side),
+        return shares_at_own_threshold(sides,
                                        positives, self.inverse if positive_persons is None else positive_persons,
                                        negatives, persons_of, compared, rate)
 
@@ -220,16 +225,16 @@ class SubjectBootstrap:
 
     def two_way_rates(self, accepted: np.ndarray, compared: np.ndarray) -> np.ndarray:
         """Every resample's rate ``accepted / compared`` (person x person matrices, as :meth:`two_way` takes them),
-        probe persons drawn by the probe-side draws and gallery persons by the independent gallery-side ones (NaN
+        the probe and the gallery persons weighted by the resample's one draw of persons (NaN
         where a resample draws no comparison): the rates a statistic of several groups' rates is computed on, so
         that its interval varies the gallery's persons too."""
         # Every resample's (probe counts) @ matrix @ (gallery counts), a chunk of resamples per matrix product (one
         # vector-matrix product per resample reads the whole persons x persons matrix each time: 20x slower at
         # 2,500 persons). Counts are whole numbers, so the sums are exact and the order of summing does not matter.
         num, den = [], []
-        for w, v in zip(self._draw_counts(256), self._draw_counts(256, self.draws2)):
-            num.append(((w @ accepted) * v).sum(1))
-            den.append(((w @ compared) * v).sum(1))
+        for w in self._draw_counts(256):
+            num.append(((w @ accepted) * w).sum(1))
+            den.append(((w @ compared) * w).sum(1))
         num, den = np.concatenate(num), np.concatenate(den)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
@@ -237,9 +242,9 @@ class SubjectBootstrap:
     def two_way(self, accepted: np.ndarray, compared: np.ndarray, alpha: float = 0.05,
                 persons: int | None = None, boots: np.ndarray | None = None) -> Estimate:
         """A rate over comparisons between persons (e.g. FMR): ``accepted[p, g]`` and ``compared[p, g]``
-        count accepted and made comparisons between probe person p and gallery person g. Probe and
-        gallery persons are resampled independently; the floor counts the distinct person pairs compared (p with g
-        and g with p are one pair, as the rule of 30 counts them).
+        count accepted and made comparisons between probe person p and gallery person g. Persons are resampled once
+        for both sides (a person drawn twice weighs twice as a probe and as a gallery entry); the floor counts the
+        distinct person pairs compared (p with g and g with p are one pair, as the rule of 30 counts them).
         ``persons``: the persons the rate rests on when it is one group's (default: all). Without a single comparison
         (a one-person group has no impostor pair of its own) the rate is undefined: NaN, never 0."""
         if not compared.sum():
@@ -308,8 +313,9 @@ def shares_at_own_threshold(draws, positives: np.ndarray, positive_persons: np.n
     ``rate`` (:meth:`SubjectBootstrap.share_at_own_threshold`, which documents the scheme; also the paired
     comparison's, audit/compare/paired.py, on the draws it shares between models).
 
-    ``draws``: chunks of ``(c1, c2)``, each ``(b, persons)``: how often each person was drawn on the probe side and,
-    independently, on the gallery side. A positive weighs its person's ``c1``; ``persons_of(positions)`` gives the
+    ``draws``: chunks of ``(c1, c2)``, each ``(b, persons)``: how often each person was drawn on the probe side and
+    on the gallery side (the same draw when the gallery holds the sample's own persons; a gallery of other persons
+    has its own). A positive weighs its person's ``c1``; ``persons_of(positions)`` gives the
     negatives at those positions' (probe person, gallery person), and such a negative weighs ``c1[probe person] *
     c2[gallery person]`` (looked up only for the highest negatives a resample reads, so a caller need not hold one
     for every comparison); ``compared[p, g]``: impostor comparisons between probe person p and gallery person g, for
@@ -400,16 +406,25 @@ def floor_rate(est: Estimate, units: int | None, alpha: float = 0.05, boots: np.
     if not units or not np.isfinite(est.value):
         return est
     p = min(max(est.value, 0.0), 1.0)
-    n_eff = float(units)
-    if boots is not None and 0 < p < 1:
-        b = boots[np.isfinite(boots)]
-        var = float(np.var(b, ddof=1)) if len(b) > 1 else 0.0
-        if var > 0:
-            n_eff = min(float(observations or units), p * (1 - p) / var)
+    n_eff = effective_trials(p, boots, observations or units)
+    n_eff = float(units) if n_eff is None else n_eff
     lo, hi = clopper_pearson_continuous(p, max(n_eff, 1.0), alpha)
     ci_low = lo if not np.isfinite(est.ci_low) else min(est.ci_low, lo)
     ci_high = hi if not np.isfinite(est.ci_high) else max(est.ci_high, hi)
     return Estimate(est.value, float(min(ci_low, est.value)), float(max(ci_high, est.value)), est.n)
+
+
+def effective_trials(rate: float, boots: np.ndarray | None, most: float) -> float | None:
+    """Korn & Graubard's effective number of binomial trials of ``rate`` (its resamples ``boots``):
+    ``p(1 - p) / var``, at most ``most`` (the observations it was counted on); None where the resamples cannot
+    tell (a rate of 0 or 1, resamples that do not vary, or none)."""
+    p = min(max(float(rate), 0.0), 1.0) if np.isfinite(rate) else np.nan
+    if boots is None or not 0 < p < 1:
+        return None
+    b = np.asarray(boots, float)
+    b = b[np.isfinite(b)]
+    var = float(np.var(b, ddof=1)) if len(b) > 1 else 0.0
+    return min(float(most), p * (1 - p) / var) if var > 0 else None
 
 
 def auc_trials(auc: float, positives: int, negatives: int) -> float:

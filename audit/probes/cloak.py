@@ -93,7 +93,9 @@ class SystemThreshold:
     """The cloak probe's system threshold (FMR 1e-3 on the clean queries' impostor comparisons with the gallery,
     distractors included) and what every resample needs to choose it again: the impostor scores, where each lies,
     and the comparisons per (query person, gallery person). Query persons are resampled by
-    the probe's bootstrap and gallery persons, independently, by ``gallery`` (as the identity probe's TAR)."""
+    the probe's bootstrap and gallery persons, independently, by ``gallery`` (the gallery holds distractors too; the
+    protected persons' own gallery entries are drawn apart from their queries, which leaves out the covariance one draw
+    of both sides keeps in the identity probe's rates)."""
 
     tau: float
     setting: str

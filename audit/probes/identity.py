@@ -8,9 +8,9 @@ the probes carry the condition and the gallery stays clean; FNMR and FMR at the 
 TAR at an FMR recalibrated within the condition, EER, ROC AUC and rank-1 are reported.
 Demographic differentials use one global tau (the tightest supported of 1e-3, 1e-2):
 per group FMR (same-group impostor pairs) and FNMR, max/min, max/geomean and the fairness
-discrepancy rate (alpha = 0.5). Intervals resample persons; false match rates resample probe
-persons and gallery persons independently (audit/metrics/stats.py), and rates get an
-exact-binomial floor.
+discrepancy rate (alpha = 0.5). Intervals resample persons; false match rates weigh each comparison
+by both its persons' counts in the resample, one draw for the probe and the gallery side, which hold the
+same persons (audit/metrics/stats.py), and rates get an exact-binomial floor.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from audit.errors import ConfigError
 from audit.metrics import demographic as demo
 from audit.metrics import verification as ver
 from audit.metrics.settings import operating_point
-from audit.metrics.stats import PersonPairs, SubjectBootstrap, mask_positions
+from audit.metrics.stats import PersonPairs, SubjectBootstrap, effective_trials, mask_positions
 from audit.probes.base import (Artifact, MetricRecord, ProbeContext, ProbeResult, kept_impostors, outcomes_artifact,
                                register)
+from audit.seeding import rng_for
 
 RISK, SAFE, NEUTRAL = "higher_is_riskier", "lower_is_riskier", "neutral"
 ONE_IMAGE = ("identity: needs at least two images of a person (one gallery, one probe); {source} has {n} "
@@ -137,8 +138,10 @@ class IdentityProbe:
         # outcomes, so that a paired comparison chooses it again on every replicate (as for TAR)
         clean_imp = s_clean[imp_mask]
         clean_kept = {t: kept_impostors(clean_imp, imp_mask, t) for t in targets}
-        rng = np.random.default_rng(ctx.seed)
         for ci, cond in enumerate(cfg.conditions):
+            # the EER/AUC impostor sample's generator is the condition's own, so that another condition in the list
+            # does not change this one's numbers (one stream for all of them did until 0.11.0; a review of the probes)
+            rng = rng_for(ctx.seed, "identity-eer", cond)
             emb = clean if cond == "clean" else ctx.embeddings(cond)
             s = s_clean if cond == "clean" else ver.cosine_matrix(emb[probes], g_emb)
             gen = s[np.arange(len(probes)), own]
@@ -198,7 +201,7 @@ class IdentityProbe:
                 fnmr = boot.from_resamples(float(np.mean(gen < tau)), 1 - (tar_boots if cond == "clean" else
                                            boot.share_at_own_threshold(gen, clean_imp, where, imp_pairs, t)),
                                            rate=True)
-            # FMR compares two persons: resample probe persons and gallery persons independently.
+            # FMR compares two persons: both weighed by the resample's one draw of persons.
             fmr = boot.two_way(pairs.sum((s >= tau) & imp_mask), imp_pairs)
             # Privacy risk grows with recognition: a higher clean FNMR (1 - TAR there) is the safer direction.
             out.append(MetricRecord.of(name, cond, "fnmr", fnmr, SAFE if cond == "clean" else NEUTRAL,
@@ -215,9 +218,9 @@ class IdentityProbe:
                            {"metric": "tar_at_fmr", "condition": cond, "setting": label[t], "attribute": "",
                             "kind": "share_at_rate", "rate": t, "positives": gen,
                             **kept_impostors(imp_scores, imp_mask, t)}]
-        # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws probe persons and,
-        # independently, gallery persons (as FMR does): a genuine score weighs how often its person was drawn on the
-        # probe side, an impostor score the product of its probe person's and its gallery person's counts. Every
+        # EER and AUC on a fixed impostor sample (keeps the bootstrap cheap). Each resample draws persons once (as
+        # FMR does): a genuine score weighs how often its person was drawn, an impostor score the product of its
+        # probe person's and its gallery person's counts. Every
         # resample's curve is computed at once. Both are shares of comparisons and get the exact-binomial floor
         # (never a zero-width interval at perfect separation; see EER_TRIALS_PER_GENUINE).
         pick = rng.choice(len(imp_scores), size=min(EER_IMPOSTOR_SAMPLE, len(imp_scores)), replace=False)
@@ -262,9 +265,9 @@ class IdentityProbe:
                                                         attribute=attr, setting=setting)
                             for metric in SUMMARIES]
                 continue
-            # A group's FMR compares two persons: on every resample probe and gallery persons are drawn apart (as the
-            # group's own FMR row), so the differentials over groups vary the gallery's persons too (drawn on the
-            # probe side alone, their intervals were a third narrower; a review of the rules). FNMR is genuine
+            # A group's FMR compares two persons: every resample weighs both by its one draw of persons (as the group's
+            # own FMR row), so the differentials over groups vary the gallery's persons too (drawn on the probe side
+            # alone, their intervals were a third narrower; a review of the rules). FNMR is genuine
             # comparisons only: per probe row and group, genuine rejections and genuine comparisons, summed over
             # every probe-side person resample at once (resample_sums).
             is_g = {v: probe_lab == v for v in values}
@@ -302,6 +305,14 @@ class IdentityProbe:
                                         n, NEUTRAL, attribute=attr, group=v, setting=setting))
                 out.append(MetricRecord(self.name, cond, "group_persons", persons, persons, persons, persons, NEUTRAL,
                                         attribute=attr, group=v, setting=setting))
+                # How many independent comparisons the group's FMR is worth (its resamples' spread): its comparisons
+                # share persons, so fewer than its person pairs (about half on the sample world). The rules' "too few
+                # persons" check counts these where they are known (a review of the statistics: it counted pairs).
+                trials = effective_trials(fmr_v.value, fmr_boots[v], float(fmr_sums[v][1].sum()))
+                if trials is not None:
+                    out.append(MetricRecord(self.name, cond, "group_fmr_trials", trials, trials, trials,
+                                            int(fmr_sums[v][1].sum()), NEUTRAL, attribute=attr, group=v,
+                                            setting=setting))
                 if series is not None:  # FMR compares two persons: the paired comparison resamples both sides
                     series.append({"metric": "group_fmr", "condition": cond, "setting": setting, "attribute": attr,
                                    "group": v, "kind": "pair_share", "accepts": accepts[v]})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -674,29 +675,44 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
         if groups.empty:
             continue
         persons = groups.set_index("group")["value"].astype(int)
+        trials = metrics[at & (metrics["metric"] == "group_fmr_trials") & (metrics["attribute"] == row["attribute"])]
+        trials = trials.set_index("group")["value"].astype(float)
         for rate_name in ([demo.RATIOS[rule.metric]] if rule.metric in demo.RATIOS else ["fmr", "fnmr"]):
             overall = metrics[at & (metrics["metric"] == rate_name) & (metrics["group"] == "all")]["value"]
             # FMR's units are the group's distinct person pairs: A's probe against B's gallery image and B's against
-            # A's are the same two persons (counted apart before 0.6.0, a group passed on about 30% fewer persons)
-            units = persons * (persons - 1) // 2 if rate_name == "fmr" else persons
+            # A's are the same two persons (counted apart before 0.6.0, a group passed on about 30% fewer persons);
+            # fewer where its resamples show what its comparisons are worth (``group_fmr_trials``, since 0.11.0: pairs
+            # share persons, so 150 persons a group were worth about half their 11,175 pairs on the sample world)
+            pairs = persons * (persons - 1) // 2
+            units = (np.minimum(pairs, trials.reindex(pairs.index).fillna(pairs)) if rate_name == "fmr"
+                     else persons).astype(float)
             total = persons.sum() * (persons.sum() - 1) // 2 if rate_name == "fmr" else persons.sum()
             # The overall rate, or its rule-of-three bound when no errors were seen at all (never above a rate seen:
             # a higher rate would ask for fewer persons).
             seen = float(overall.iloc[0]) if len(overall) and pd.notna(overall.iloc[0]) else 0.0
             rate = seen if seen > 0 else 3.0 / total
             need = demo.units_needed(rate, rule.metric, threshold)
-            need_persons = demo.pairs_to_persons(need) if rate_name == "fmr" else need
-            short += [(need_persons - int(persons[g]) if need else None, g, int(persons[g]), row["attribute"],
-                       rate_name, rate, seen > 0) for g in units.index if not need or units[g] < need]
+            for g in units.index:
+                if need and units[g] >= need:
+                    continue
+                # persons for the pairs needed, the group's comparisons worth what they are worth now
+                worth = units[g] / pairs[g] if rate_name == "fmr" and pairs[g] and units[g] else 1.0
+                need_persons = demo.pairs_to_persons(math.ceil(need / worth)) if rate_name == "fmr" else need
+                short.append((max(need_persons - int(persons[g]), 1) if need else None, g, int(persons[g]),
+                              row["attribute"], rate_name, rate, seen > 0, units[g] if rate_name == "fmr" else None,
+                              int(pairs[g])))
     if not short:
         return None
-    more, group, have, attr, rate_name, rate, seen = max(short, key=lambda c: np.inf if c[0] is None else c[0])
+    more, group, have, attr, rate_name, rate, seen, worth, pairs = max(
+        short, key=lambda c: np.inf if c[0] is None else c[0])
     at = (f"the overall {rate_name.upper()} {rate:.3g}" if seen else
           f"{rate:.3g}, the rule-of-three bound on the {rate_name.upper()} (no errors seen among the groups' persons)")
     what = (f"a {rate_name.upper()} ratio above {threshold:g}" if rule.metric != "fdr"
             else f"an FDR below {threshold:g}") + f" from parity at {at}"
     needs = f"needs {more} more persons in such a group" if more is not None else "no group size would do"
-    return more or 0, (f"Too few persons to judge: group {group!r} of {attr} has {have} persons; telling {what} "
+    has = f"{have} persons" + (f" ({pairs:,} person pairs, whose false matches vary as {worth:,.0f} independent "
+                               "comparisons would)" if worth is not None and worth < pairs else "")
+    return more or 0, (f"Too few persons to judge: group {group!r} of {attr} has {has}; telling {what} "
                        f"(exact-binomial 95%) {needs}. Not judged as passing.")
 
 

@@ -182,7 +182,7 @@ def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store
         assert value == np.mean(gen >= ver.threshold_at_fmr(write[imp], rate))
         rows, cols = np.nonzero(imp)
         for r in range(30):
-            c, d = boot.counts[r], boot.gallery_counts[r]
+            c = d = boot.counts[r]  # one draw of persons for both sides
             weight = (c[own[rows]] * d[cols]).astype(int)
             tau = ver.threshold_at_fmr(np.repeat(write[rows, cols], weight), rate)
             assert boots[r] == pytest.approx(np.sum(c[own] * (gen >= tau)) / np.sum(c[own]), abs=1e-12)
@@ -193,7 +193,8 @@ def test_tar_at_fmr_chooses_each_models_threshold_again_on_every_replicate(store
 def test_sar_at_fmr_thresholds_come_from_the_victims_own_impostor_pairs(store):
     """Inversion's SAR type I on a subset of victims: the threshold comes from comparisons between every victim image
     and each later one of another person (the victims' own impostor pairs), chosen again on every replicate with
-    both sides' persons drawn independently; checked against writing each replicate's comparisons out."""
+    both sides' persons weighed by the replicate's one draw; checked against writing each replicate's comparisons
+    out."""
     from audit.compare.paired import PairedBootstrap, load_series
     from audit.metrics import verification as ver
     from audit.metrics.stats import negatives_kept
@@ -220,7 +221,7 @@ def test_sar_at_fmr_thresholds_come_from_the_victims_own_impostor_pairs(store):
     value, boots = boot.stat(series)
     assert value == np.mean(own >= ver.threshold_at_fmr(neg, rate))
     for r in range(40):
-        c, d = boot.counts[r], boot.gallery_counts[r]
+        c = d = boot.counts[r]  # one draw of persons for both sides
         tau = ver.threshold_at_fmr(np.repeat(neg, (c[who[rows]] * d[who[cols]]).astype(int)), rate)
         w = c[who[units]]
         want = np.sum(w * (own >= tau)) / np.sum(w) if w.sum() else np.nan

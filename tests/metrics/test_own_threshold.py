@@ -31,7 +31,8 @@ def test_each_resample_places_its_own_threshold_as_threshold_at_fmr_would(person
     got = boot.share_at_own_threshold(genuine, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]),
                                       pairs.sum(imp), rate)
     want = []
-    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+    for c1 in boot._draw_counts(100):
+        c2 = c1  # one draw of persons for both sides
         for r in range(len(c1)):
             weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
             tau = ver.threshold_at_fmr(np.repeat(negatives, weight), rate)
@@ -57,7 +58,8 @@ def test_positives_of_a_subset_or_several_per_image_weigh_their_persons_draws():
     got = boot.share_at_own_threshold(positives, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]),
                                       pairs.sum(imp), 0.05, positive_persons=persons)
     want = []
-    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+    for c1 in boot._draw_counts(100):
+        c2 = c1  # one draw of persons for both sides
         for r in range(len(c1)):
             weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
             tau = ver.threshold_at_fmr(np.repeat(negatives, weight), 0.05)
@@ -124,7 +126,8 @@ def test_where_negatives_lie_is_looked_up_only_for_those_read_and_a_deep_thresho
     assert np.array_equal(got, boot.share_at_own_threshold(
         genuine, negatives, lambda i: (rows[i], pairs.gallery_persons[cols[i]]), pairs.sum(imp), 0.05))
     want = []
-    for c1, c2 in zip(boot._draw_counts(100), boot._draw_counts(100, boot.draws2)):
+    for c1 in boot._draw_counts(100):
+        c2 = c1  # one draw of persons for both sides
         for r in range(len(c1)):
             weight = (c1[r, boot.inverse[rows]] * c2[r, pairs.gallery_persons[cols]]).astype(int)
             w = c1[r, boot.inverse]

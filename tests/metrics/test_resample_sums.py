@@ -78,8 +78,8 @@ def test_mean_from_resample_sums_matches_one_call_per_resample():
 
 def test_person_pair_sums_and_two_way_resamples_equal_their_definitions():
     """The sparse person maps sum a probe x gallery matrix as explicit loops over persons do, and the two-way
-    rate's resamples (probe and gallery persons drawn independently, a chunk of resamples per product) are each
-    resample's (probe counts) @ accepted @ (gallery counts) over the same for compared, exactly."""
+    rate's resamples (one draw of persons for both sides, a chunk of resamples per product) are each
+    resample's (person counts) @ accepted @ (person counts) over the same for compared, exactly."""
     from audit.metrics.stats import PersonPairs, floor_rate, percentile_interval, expanded_alpha
 
     rng = np.random.default_rng(3)
@@ -101,8 +101,8 @@ def test_person_pair_sums_and_two_way_resamples_equal_their_definitions():
     accepted = rng.binomial(compared.astype(int), 0.1).astype(float)
     k = boot.n_subjects
     boots = []
-    for d1, d2 in zip(boot.draws, boot.draws2):
-        w, v = np.bincount(d1, minlength=k), np.bincount(d2, minlength=k)
+    for d in boot.draws:
+        w = v = np.bincount(d, minlength=k)
         den = w @ compared @ v
         boots.append((w @ accepted @ v) / den if den else np.nan)
     est = percentile_interval(accepted.sum() / compared.sum(), np.array(boots), int(compared.sum()),

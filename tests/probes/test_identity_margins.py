@@ -259,14 +259,16 @@ def test_clean_fnmr_interval_chooses_its_threshold_again_as_tar_does():
     assert fnmr["value"] == pytest.approx(1 - tar["value"])
     assert (fnmr["ci_low"], fnmr["ci_high"]) == pytest.approx((1 - tar["ci_high"], 1 - tar["ci_low"]))
     held = _row(pd.DataFrame([r.__dict__ for r in probe._verification(*args)]), "fnmr")  # the threshold held fixed
-    assert held["ci_high"] - held["ci_low"] < fnmr["ci_high"] - fnmr["ci_low"]
+    # the upper end, which a pass reads, is not understated (the held interval's lower end is floored at 0 here, so
+    # its width says nothing; on seeds 4-6 the threshold chosen again is wider at both ends)
+    assert held["ci_high"] < fnmr["ci_high"]
 
 
 def test_differentials_over_groups_vary_the_gallerys_persons_too():
     """A review of the rules: the ratios and the FDR were resampled on the probe side only, so one gallery person
     whom a whole group's probes match (a 'lamb') stayed in every resample and the FMR ratio's interval was a third too
-    narrow. Drawn apart on both sides, as each group's own FMR row is, the ratio's interval reaches the parity rules'
-    fail limit of 5 (it was [1.9, 3.6], short of it) and parity at its lower end."""
+    narrow. Resampled on both sides (one draw of persons), as each group's own FMR row is, the ratio's interval reaches
+    the parity rules' fail limit of 5 (it was [1.9, 3.6], short of it) and parity at its lower end."""
     own, s, gen, _, labels = identity_draw(np.random.default_rng(4), 120)
     gen[:] = ID_TAU + 3
     s[labels[own] == "a", 0] = ID_TAU + 1  # gallery person 0 (group a) is matched by every probe of group a
@@ -276,6 +278,37 @@ def test_differentials_over_groups_vary_the_gallerys_persons_too():
     pairs = _person_pairs(boot, own, s.shape[1])
     recs = IdentityProbe()._demographics("clean", s, gen, imp, pairs, {"sex": (labels[own], labels)}, ID_TAU,
                                          "fmr=0.01", boot, None, {"sex": {"a", "b"}})
-    ratio = _row(pd.DataFrame([r.__dict__ for r in recs]), "fmr_max_min")
-    assert ratio["value"] == pytest.approx(2.55, abs=0.01)
+    df = pd.DataFrame([r.__dict__ for r in recs])
+    ratio = _row(df, "fmr_max_min")
+    accepted, lab = (s >= ID_TAU) & imp, labels[own]
+    rate = {g: (accepted & (lab[:, None] == g) & (labels == g)).sum() / (imp & (lab[:, None] == g) & (labels == g)).sum()
+            for g in ("a", "b")}
+    assert ratio["value"] == pytest.approx(rate["a"] / rate["b"]) and rate["a"] > 3 * rate["b"]
     assert ratio["ci_low"] < 1.2 and ratio["ci_high"] > 5, ratio
+    # one gallery person makes group a's false matches: its 8,000 comparisons are worth under a hundred independent
+    # ones (group_fmr_trials), group b's well over a thousand
+    worth = df[df["metric"] == "group_fmr_trials"].set_index("group")["value"]
+    assert worth["a"] < 200 < 1000 < worth["b"], worth
+
+
+def test_a_conditions_eer_does_not_depend_on_the_other_conditions_run(small_data, tmp_path, monkeypatch):
+    """A review of the probes: the EER/AUC impostor sample was drawn from one generator shared by every condition in
+    turn, so adding a condition before mask:n95 changed mask:n95's EER. Each condition has its own generator now."""
+    from audit import api
+    from audit.config import AuditConfig
+    from audit.probes import identity
+    from audit.store import Store
+    from tests.builders import make_onnx
+
+    monkeypatch.setattr(identity, "EER_IMPOSTOR_SAMPLE", 500)  # the sample is drawn (small data has ~5,000)
+    model = make_onnx(tmp_path / "m.onnx", seed=2)
+    db = tmp_path / "s.duckdb"
+    runs = [api.run_audit(AuditConfig(model=model, data=str(small_data), probes=["identity"], conditions=conds,
+                                      parity=False, accept_profile=True, bootstrap=30), db)
+            for conds in (["clean", "mask:n95"], ["clean", "mask:surgical", "mask:n95"])]
+    with Store(db, read_only=True) as s:
+        eer = [s.metrics(r).query("metric in ['eer', 'roc_auc'] and condition == 'mask:n95'").sort_values("metric")
+               for r in runs]
+    assert len(eer[0]) == 2
+    np.testing.assert_array_equal(eer[0][["value", "ci_low", "ci_high"]].to_numpy(float),
+                                  eer[1][["value", "ci_low", "ci_high"]].to_numpy(float))

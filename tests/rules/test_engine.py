@@ -638,6 +638,31 @@ def test_a_groups_fmr_disparity_rests_on_its_distinct_person_pairs(persons, judg
         assert f.status == "not_applicable" and f.location["needs_persons"] == 125 - persons, f.message
 
 
+def test_a_groups_fmr_disparity_counts_what_its_comparisons_are_worth():
+    """A review of the statistics: a group's impostor pairs share persons, so its FMR's resamples vary as about half
+    its person pairs would (the sample world: pairs / 2.0-2.3); the check counted the pairs, and 150 persons a group
+    (11,175 pairs) passed where 7,633 independent comparisons are needed at FMR 1e-3 and a ratio of 2. Where the run
+    stores what they are worth (``group_fmr_trials``) the check counts that, and asks for the persons whose pairs,
+    worth as much a pair, would do."""
+    base = {"probe": "identity", "condition": "clean", "setting": "fmr=0.001"}
+    rows = [{**base, "metric": "fmr_max_min", "attribute": "sex", "value": 1.1, "ci_low": 1.0, "ci_high": 1.3},
+            {**base, "metric": "fmr", "value": 1e-3, "ci_low": 8e-4, "ci_high": 1.2e-3}]
+    rows += [{**base, "metric": "group_persons", "attribute": "sex", "group": g, "value": 150.0, "ci_low": 150.0,
+              "ci_high": 150.0} for g in ("f", "m")]
+    parity = rule(probe="identity", metric="fmr_max_min", warn_if="> 2", fail_if="> 5", use="value")
+    assert evaluate_rule(parity, metrics(rows), {"identity"}).status == "pass"  # pairs alone: 11,175 > 7,633
+    worth = [{**base, "metric": "group_fmr_trials", "attribute": "sex", "group": g, "value": v, "ci_low": v,
+              "ci_high": v} for g, v in (("f", 5200.0), ("m", 9000.0))]
+    f = evaluate_rule(parity, metrics(rows + worth), {"identity"})
+    assert f.status == "not_applicable", f.message
+    # 7,633 / (5,200 / 11,175) = 16,404 pairs: 182 persons, 32 more
+    assert f.location["needs_persons"] == 32, f.location
+    assert ("group 'f' of sex has 150 persons (11,175 person pairs, whose false matches vary as 5,200 independent "
+            "comparisons would)") in f.message
+    enough = [{**w, "value": 8000.0, "ci_low": 8000.0, "ci_high": 8000.0} for w in worth]
+    assert evaluate_rule(parity, metrics(rows + enough), {"identity"}).status == "pass"
+
+
 def test_the_same_interval_on_fewer_persons_or_an_unsupported_target_never_reads_milder():
     """A review of the report: the same FMR ratio of 1.5 [0.6, 9.0] against "fail if > 5" was undecided (a fail not
     excluded) on 2,000 persons a group, but plain "not judged" on 40 (too few persons), so the strict gate opened and
