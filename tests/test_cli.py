@@ -125,3 +125,25 @@ def test_inferred_heads_come_with_a_mapping_hint(tmp_path):
     assert code == 0 and "no rule can judge them" in out and "sex" in out and "skin_tone" in out
     code, out = run_cli("rules", "metrics")
     assert code == 0 and "attribute names the shipped packs judge: age, control, race, sex, skin_tone" in out
+
+
+def test_data_sample_says_so_when_a_folder_of_that_name_is_here(tmp_path, monkeypatch, small_data):
+    """A review of the input handling: '--data sample' with a folder ./sample of one's own audited the embedded
+    synthetic set without a word."""
+    import pytest
+
+    from audit.errors import FaceAuditWarning
+    from audit.run import inputs
+
+    monkeypatch.setattr(inputs, "sample_data", lambda membership=False: (small_data, None, None))
+    monkeypatch.chdir(tmp_path)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert inputs.resolve_dataset("sample").root == small_data
+    assert not [w for w in said if issubclass(w.category, FaceAuditWarning)]  # no folder here: no word
+    (tmp_path / "sample").mkdir()
+    with pytest.warns(FaceAuditWarning, match=r"--data sample: the embedded synthetic set, not the folder ./sample "
+                                              r"here \(give --data ./sample to audit that\)"):
+        inputs.resolve_dataset("sample")

@@ -250,6 +250,17 @@ def check_profile(profile: Profile, info: ModelInfo, where: str) -> None:
     if len(inp.shape) != 4:
         raise ProfileError(CONTRADICTS.format(where=where, field="input.name", value=inp.name,
                                               why=f"input has shape {list(inp.shape)}, not 4-D"))
+    # faceaudit feeds one input, float32 pixels after the profile's normalisation: a graph wanting other types or
+    # further inputs passed inspect and failed in the run's first inference (a review of the input handling)
+    if inp.dtype not in ("FLOAT", "UNDEFINED"):
+        raise ProfileError(CONTRADICTS.format(where=where, field="input.name", value=inp.name,
+                                              why=f"the input takes {inp.dtype.lower()} values; faceaudit feeds float32 "
+                                                  "pixels (export the model with a float input)"))
+    others = [i.name for i in info.inputs if i.name != inp.name]
+    if others:
+        raise ProfileError(CONTRADICTS.format(where=where, field="input.name", value=inp.name,
+                                              why=f"the graph needs further inputs {others[:5]}, which faceaudit cannot "
+                                                  "feed (export the model with the face image as its only input)"))
     c_axis, hw_axes = (1, (2, 3)) if profile.input.layout == "NCHW" else (3, (1, 2))
     if isinstance(inp.shape[c_axis], int) and inp.shape[c_axis] != 3:
         raise ProfileError(CONTRADICTS.format(where=where, field="input.layout", value=profile.input.layout,

@@ -63,6 +63,13 @@ def resolve_dataset(data: str, labels: str | Path | None = None, detector: str =
     """The dataset named by ``data`` (``sample`` = the embedded set), with a labels file joined if given;
     ``detector`` says where its landmarks come from (a bad detector is refused here, before any work)."""
     if data in ("sample", SAMPLE_MEMBERSHIP):
+        if Path(data).exists():  # a folder of one's own by that name: never audited in silence instead of it
+            import warnings
+
+            from audit.errors import FaceAuditWarning
+
+            warnings.warn(FaceAuditWarning(f"--data {data}: the embedded synthetic set, not the folder ./{data} here "
+                                           f"(give --data ./{data} to audit that)"), stacklevel=2)
         folder, _, _ = sample_data(membership=data == SAMPLE_MEMBERSHIP)
         data = folder
     dataset = load_dataset(data, detector, min_face_confidence)

@@ -70,3 +70,31 @@ def test_a_guessed_entry_that_is_no_profile_field_is_refused(tiny_model):
     with pytest.raises(ProfileError, match=r"field 'guessed.*'input.bogus' is no profile field"):
         resolve_profile(info)
     path.unlink()
+
+
+@pytest.mark.parametrize("change,message", [
+    ("uint8", "the input takes uint8 values; faceaudit feeds float32 pixels"),
+    ("second input", "the graph needs further inputs ['aux'], which faceaudit cannot feed")])
+def test_a_graph_faceaudit_cannot_feed_is_refused_at_inspect(tmp_path, change, message):
+    """A review of the input handling: a model taking uint8 pixels, or needing a second input, passed inspect and
+    failed in the run's first inference."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = make_onnx(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    g = model.graph
+    if change == "uint8":
+        g.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+        g.node.insert(0, helper.make_node("Cast", ["input"], ["input_f"], to=TensorProto.FLOAT))
+        for n in g.node[1:]:
+            n.input[:] = ["input_f" if i == "input" else i for i in n.input]
+    else:
+        out = g.output[0].name  # the embedding: now its node's output plus the further input
+        g.input.append(helper.make_tensor_value_info("aux", TensorProto.FLOAT, [1]))
+        next(n for n in g.node if out in n.output).output[:] = ["raw"]
+        g.node.append(helper.make_node("Add", ["raw", "aux"], [out]))
+    onnx.save(model, str(path))
+    with pytest.raises(ProfileError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        resolve_profile(load_model_file(path))
+    assert "\n" not in str(err.value)
