@@ -15,6 +15,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -72,6 +73,8 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     if both:
         raise DatasetError(f"{source}: column '{both[0]}' is in both the manifest and the labels file; keep it in "
                            "one of them (faceaudit never chooses between two sources of a label)")
+    if other_key:
+        _check_other_key(dataset, labels, key, other_key[0], source)
     schema = pa.DataFrameSchema({key: pa.Column(str, pa.Check.str_length(min_value=1), nullable=False, coerce=True),
                                  **{c: s for c, s in MANIFEST_SCHEMA.columns.items() if c in attrs}},
                                 strict=False, name="labels")
@@ -95,6 +98,26 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     joined = replace(dataset, manifest=manifest, source=f"{dataset.source} + labels {path}", _dataset_id=None,
                      _fingerprint=None, _faces={}, label_issues=issues)
     return joined, issues
+
+
+def _check_other_key(dataset: Dataset, labels: pd.DataFrame, key: str, other: str, source: str) -> None:
+    """A labels file keyed by ``key`` that also names ``other`` (the person of each image, or an image of each
+    person) must agree with the manifest on it: two files that disagree on who is in a photo are a labelling error,
+    not a column to drop (it was dropped unread until 0.11.0; a review of the input handling)."""
+    if key != "image":  # a subject-keyed file's 'image' names one photo of the person: nothing to compare per row
+        return
+    have = dataset.manifest.drop_duplicates("image").set_index("image")["subject"].astype(str)
+    given = labels[["image", "subject"]].dropna()
+    given = given[given["image"].astype(str).isin(have.index)]
+    said = given["subject"].astype(str).str.strip().str.normalize("NFC")  # as the manifest's ids are read
+    differ = said.to_numpy() != have.loc[given["image"].astype(str)].to_numpy()
+    if differ.any():
+        pos = int(np.flatnonzero(differ)[0])
+        row = int(given.index[pos]) + 1
+        image, said = given["image"].iloc[pos], given["subject"].iloc[pos]
+        raise DatasetError(f"{source}: row {row}, column 'subject': {str(said)!r:.80} for image {str(image)!r:.80}, "
+                           f"where the manifest has {have[str(image)]!r:.80}; the two files disagree on who is in the "
+                           "photo (drop the column, or correct one of them)")
 
 
 def _report_match(dataset: Dataset, labels: pd.DataFrame, key: str, unmatched: int, source: str) -> None:

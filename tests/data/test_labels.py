@@ -250,3 +250,20 @@ def test_spellings_of_one_person_or_group_are_one(unlabelled, tmp_path):
     assert ds.n_subjects == full["subject"].nunique() and not issues
     assert sorted(ds.manifest["sex"].unique()) == sorted(full["sex"].unique())
     assert ds.manifest["sex"].tolist() == full["sex"].tolist()
+
+
+def test_a_labels_file_by_image_whose_subject_disagrees_with_the_manifest_is_refused(unlabelled, tmp_path):
+    """A review of the input handling: a labels file keyed by image that also had a 'subject' column had it dropped
+    unread, so two files that disagree on who is in a photo joined without a word. Agreeing ids join as before."""
+    root, full = unlabelled
+    labels = tmp_path / "labels.csv"
+    full[["image", "subject", "sex"]].to_csv(labels, index=False)
+    joined, _ = join_labels(load(root), labels)
+    assert joined.manifest["sex"].tolist() == full["sex"].astype(str).tolist()
+    wrong = full[["image", "subject", "sex"]].copy()
+    wrong.loc[3, "subject"] = "someone_else"
+    wrong.to_csv(labels, index=False)
+    with pytest.raises(DatasetError, match=rf"^{labels}: row 4, column 'subject': 'someone_else' for image "
+                                           rf"'{full['image'].iloc[3]}', where the manifest has "
+                                           rf"'{full['subject'].iloc[3]}'; the two files disagree"):
+        join_labels(load(root), labels)
