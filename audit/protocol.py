@@ -156,7 +156,8 @@ class Protocol(BaseModel):
                 raise ValueError(f"{role!r}: give {'a list of SHA-256s' if role in LISTED else 'one SHA-256'} (leave "
                                  "a role out to pin it to none)")
             if not all(isinstance(h, str) and re.match(SHA256, h) for h in (pin if isinstance(pin, list) else [pin])):
-                raise ValueError(f"{role!r}: give the SHA-256 of the ONNX file (64 hex digits)")
+                raise ValueError(f"{role!r}: give the model's sha256 as `faceaudit inspect` prints it (64 hex digits: "
+                                 "the ONNX file's, or with external-data weights that of its files' checksums)")
         return v
 
     def record(self) -> dict:

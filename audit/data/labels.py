@@ -21,7 +21,7 @@ import pandera.pandas as pa
 
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
-from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, NO_VALUE, _describe, check_groups, judged_names,
+from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, judged_names,
                                  read_csv_table, refuse_bad_names, separator_hint, tidy_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
@@ -37,8 +37,7 @@ def read_labels(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
         else:  # columns named twice or not at all, and rows with more fields than the header, are refused
-            df = read_csv_table(path, dtype={"image": str, "subject": str}, encoding="utf-8", keep_default_na=False,
-                                na_values=NO_VALUE)
+            df = read_csv_table(path, encoding="utf-8")
     except DatasetError:
         raise
     except UnicodeDecodeError as exc:

@@ -101,10 +101,14 @@ EXTRA_FIELD = ("{source}: row {row} has {n} fields and the header names {k} colu
                "column name (a trailing comma, or a comma in an unquoted value?); give every field a named column")
 MISSING_FIELD = ("{source}: row {row} has {n} fields and the header names {k} columns, so its values would shift into "
                  "other columns (column {first!r} has none); give every column a field, an empty one for no value")
-NO_VALUE = [""]
-"""What a CSV field reads as no value: only an empty field. pandas' default list (``NA``, ``None``, ``null``, ``N/A``,
-``nan`` and more) made a typed value, e.g. glasses ``None`` or a region ``NA``, silently unlabelled, a group gone from
-every leakage and demographic number (until 0.11.0; a review of the input handling)."""
+MISSING_SPELLINGS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                               "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+"""Spellings of a missing value (pandas' list: R's ``write.csv`` writes ``NA``, other exporters ``None`` or
+``null``). In an attribute column they are read as no value, as an empty field is, and a column of words that holds
+them says so in one warning line (a glasses value ``None`` or a region ``NA`` were dropped without a word until
+0.11.0; read as a class of its own, everyone of unknown label would be one more group, and a leakage gain halves).
+Person ids and image paths are read as typed (a person ``NA`` was refused as ``nan``)."""
+AS_TYPED = ("image", "subject")
 
 
 def row_label(idx) -> str:
@@ -256,7 +260,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             return pd.read_parquet(path)
-        return read_csv_table(path, dtype={"image": str, "subject": str}, keep_default_na=False, na_values=NO_VALUE)
+        return read_csv_table(path)
     except DatasetError:
         raise
     except UnicodeDecodeError as exc:
@@ -266,19 +270,49 @@ def read_manifest(path: Path) -> pd.DataFrame:
 
 
 def read_csv_table(path: Path, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` for a manifest or a labels file, after :func:`refuse_bad_columns`. ``index_col=False``: pandas
-    otherwise takes the first column as the row index when rows have one field more than the header (a trailing
-    comma), shifting every column one to the left. Other problems are raised as pandas raises them."""
+    """``pd.read_csv`` for a manifest or a labels file, after :func:`refuse_bad_columns`: image paths and person ids
+    as typed, attribute columns with :data:`MISSING_SPELLINGS` read as no value (:func:`read_missing`).
+    ``index_col=False``: pandas otherwise takes the first column as the row index when rows have one field more than
+    the header (a trailing comma), shifting every column one to the left. Other problems are raised as pandas raises
+    them."""
     refuse_bad_columns(path)
     with warnings.catch_warnings():
         # pandas drops the fields beyond the header with only this warning; refuse_bad_columns names the row, this
         # is the backstop for a file the csv module could not scan (a field over its size limit)
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            return pd.read_csv(path, index_col=False, **kwargs)
+            df = pd.read_csv(path, index_col=False, dtype={k: str for k in AS_TYPED}, keep_default_na=False,
+                             na_values=[""], **kwargs)
         except pd.errors.ParserWarning:
             raise DatasetError(f"{path}: a row has more fields than the header names columns; give every field a "
                                "named column") from None
+    return read_missing(df, str(path))
+
+
+def read_missing(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``df`` (read with only empty fields as no value) with :data:`MISSING_SPELLINGS` in its attribute columns read
+    as no value too; a column of numbers is read as numbers again, and a column of words that held such spellings
+    says which, and how many, in one warning line."""
+    from audit.errors import FaceAuditWarning
+
+    df = df.copy()
+    for col in df.columns:
+        if col in AS_TYPED or not pd.api.types.is_string_dtype(df[col]):  # words (object or str dtype) only
+            continue
+        missing = df[col].isin(MISSING_SPELLINGS)
+        if not missing.any():
+            continue
+        spellings = sorted(set(df.loc[missing, col]))
+        values = df[col].mask(missing)
+        numbers = pd.to_numeric(values, errors="coerce")
+        if values.notna().any() and numbers.notna().sum() == values.notna().sum():  # numbers: as pandas reads them
+            df[col] = numbers
+            continue
+        df[col] = values
+        warnings.warn(FaceAuditWarning(
+            f"{source}: column {str(col)!r:.60}: {int(missing.sum())} value(s) {', '.join(map(repr, spellings[:4]))} "
+            "read as no value (a missing-value spelling); name them otherwise if they are values"), stacklevel=3)
+    return df
 
 
 def refuse_bad_columns(path: Path) -> None:
@@ -289,7 +323,8 @@ def refuse_bad_columns(path: Path) -> None:
     the row, its values in the columns before theirs: a new group ``light`` of ``sex``; until 0.11.0)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            records = (fields for fields in csv.reader(fh) if fields)  # pandas skips blank lines too
+            # pandas skips blank lines, and lines of spaces only, too
+            records = (fields for fields in csv.reader(fh) if fields and (len(fields) > 1 or fields[0].strip()))
             header = next(records, None)
             if header is None:
                 return  # an empty file: read_csv names it

@@ -1,7 +1,8 @@
 """Signed attestations: an in-toto Statement (v1) with the test-result predicate, in a DSSE
 envelope signed with Ed25519, and its verification.
 
-Subjects are what the attestation vouches for: the model file (its SHA-256), the dataset (its
+Subjects are what the attestation vouches for: the model file (its SHA-256; with external-data weights each of its
+files), the dataset (its
 fingerprint over manifest and image files), and every evidence file written for the run (the
 JSON results, HTML and PDF reports), so a verifier can tell whether a file is the one signed.
 The predicate (``https://in-toto.io/attestation/test-result/v0.1``) lists the rule ids that
@@ -123,15 +124,24 @@ def _dataset_subject(run: dict) -> dict:
             "annotations": notes}
 
 
+def _model_subjects(run: dict) -> list[dict]:
+    """The model file (digest: its SHA-256, the model's id), or, for a model whose weights lie in external-data files,
+    the .onnx file and each external file with its own SHA-256 (the model's id, made of them, an annotation), so that
+    each subject is a file a verifier can hash (until 0.11.0 the id alone named the .onnx file)."""
+    notes = {"kind": "model", "model_name": run["model_name"]}
+    files = (run.get("model_info") or {}).get("files") or {}
+    if not files:
+        return [{"name": Path(run["model_path"]).name, "digest": {"sha256": run["model_id"]}, "annotations": notes}]
+    notes["model_id"] = run["model_id"]
+    notes["model_id_is"] = "SHA-256 over the .onnx file's checksum and each external-data file's name and checksum"
+    return [{"name": name, "digest": {"sha256": digest}, "annotations": notes} for name, digest in files.items()]
+
+
 def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Signer) -> dict:
     """The in-toto Statement for a stored run (``run`` as returned by ``Store.run``); only a completed run
     with findings can be stated (:func:`require_signable`)."""
     require_signable(run, findings)
-    subjects = [
-        {"name": Path(run["model_path"]).name, "digest": {"sha256": run["model_id"]},
-         "annotations": {"kind": "model", "model_name": run["model_name"]}},
-        _dataset_subject(run),
-    ]
+    subjects = [*_model_subjects(run), _dataset_subject(run)]
     subjects += [{"name": p.name, "digest": {"sha256": sha256_file(p)}, "annotations": {"kind": "evidence"}}
                  for p in files]
     by_status = {s: sorted(f"{r.pack}/{r.rule_id}" for r in findings.itertuples() if r.status == s)

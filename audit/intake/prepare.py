@@ -51,20 +51,18 @@ class Prepared:
     """Other unusable images (missing, unreadable, bad landmarks...)."""
 
 
-def _target(image: str, root: Path, used: set[str]) -> str:
-    """Where the aligned copy of manifest path ``image`` goes in the output folder: the path relative to the dataset
-    ``root`` once its ``..`` are resolved (``x/../img/a.jpg`` is ``img/a.jpg``, and so is ``../ds/img/a.jpg`` in a
-    folder ``ds``; the loader has refused paths outside the root), as a PNG, renamed when another photo already took
-    that name. Until 0.11.0 the path was kept as written, and ``../ds/img/a.png`` wrote through the ``..``: over the
-    source photo (a review of the input handling)."""
-    rel = PurePosixPath(Path(os.path.relpath(os.path.normpath(root / image.replace("\\", "/")), root)).as_posix())
-    if rel.is_absolute() or not rel.parts or ".." in rel.parts or rel.name in ("", "."):
-        raise DatasetError(f"{image!r}: not a path inside the dataset folder {root}")
+def _target(path: str, root: Path, used: set[str]) -> str:
+    """Where the aligned copy of a manifest image goes in the output folder: its path as the loader resolved it
+    (``path``, inside the resolved dataset ``root``: ``x/../img/a.jpg`` and ``../ds/img/a.jpg`` in a folder ``ds`` are
+    both ``img/a.jpg``), as a PNG, renamed when another photo already took that name. Until 0.11.0 the path was kept as
+    the manifest spelt it, and ``../ds/img/a.png`` wrote through the ``..``: over the source photo (a review of the
+    input handling)."""
+    rel = PurePosixPath(Path(path).relative_to(root).as_posix())  # the loader refused paths outside the root
     name, k = str(rel.with_suffix(".png")), 1
-    while name in used:  # 'a.jpg' and 'a.png' side by side, or two spellings of one path
+    while name.casefold() in used:  # 'a.jpg' beside 'a.png', two spellings of one path, or 'A.png' beside 'a.png'
         name = str(rel.with_name(f"{rel.stem}.{k}.png" if k > 1 else rel.name + ".png"))
         k += 1
-    used.add(name)
+    used.add(name.casefold())
     return name
 
 
@@ -126,7 +124,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
     m = dataset.manifest
     template = template_for((size, size))
     rows, quality, used = [], [], set()
-    root = Path(dataset.root).absolute()
+    root = Path(dataset.root).resolve()
     for i, (path, image) in enumerate(zip(m["_path"], m["image"])):
         issue = known.get(i)
         face = pts = None
@@ -135,7 +133,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
         if issue is not None:
             quality.append(issue)
             continue
-        target = _target(image, root, used)
+        target = _target(path, root, used)
         dest = out / target
         dest.parent.mkdir(parents=True, exist_ok=True)
         ok, png = cv2.imencode(".png", np.ascontiguousarray(face[..., ::-1]))

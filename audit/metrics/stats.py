@@ -75,7 +75,7 @@ class SubjectBootstrap:
         # One draw of persons per resample, for both sides of a comparison between two of them (probe x gallery):
         # the gallery holds the same persons, and a person whose face sits near many others' does so as a probe and
         # as a gallery entry alike (their effects correlate 0.7-0.9 on the sample models). Until 0.11.0 the gallery
-        # side had a draw of its own, which left that covariance out: every FMR interval covered about 0.87 for
+        # side had a draw of its own, which left that covariance out: every FMR interval covered about 0.88 for
         # 0.95 (a review of the statistics). A gallery of other persons has a bootstrap of its own (``gallery=``).
         self.draws = [rng.integers(0, len(self.uniq), len(self.uniq)) for _ in range(n_boot)]
         self.n = len(subjects)

@@ -55,6 +55,9 @@ class ModelInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     """``metadata_props`` key/value pairs written by the producer (vendor-supplied text)."""
     proto: onnx.ModelProto | None = field(default=None, repr=False, compare=False)
+    files: dict[str, str] = field(default_factory=dict)
+    """For a model whose weights lie in external-data files: the SHA-256 of the .onnx file and of each external file,
+    by name relative to the model's folder (what :attr:`sha256` is made of); empty otherwise."""
 
     @property
     def name(self) -> str:
@@ -77,6 +80,7 @@ class ModelInfo:
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
             "metadata": dict(self.metadata),
+            **({"files": dict(self.files)} if self.files else {}),
         }
 
 
@@ -102,20 +106,22 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(value.name, tuple(dims), dtype)
 
 
-def model_digest(path: Path, external: list[str]) -> str:
+def model_digest(path: Path, external: list[str]) -> tuple[str, dict[str, str]]:
     """The identity of the model at ``path`` whose tensors read the ``external`` files (locations relative to its
     folder): the file's SHA-256 when there are none (so a model's id is its file's checksum, as ``sha256sum`` gives
     it), else SHA-256 over that checksum and each external file's location and checksum, in location order. Until
     0.11.0 only the .onnx file was hashed: other weights beside the same graph kept the model's id, so its cached
     embeddings, resume, protocol pins and signed subjects took them for the old ones (a review of the input
-    handling)."""
+    handling). Also returns the files' checksums by name (empty without external data)."""
     digest = sha256_file(path)
     if not external:
-        return digest
+        return digest, {}
+    files = {path.name: digest}
     h = hashlib.sha256(f"onnx {digest}\n".encode())
     for location in sorted(set(external)):
-        h.update(f"external {location!r} {sha256_file(path.parent / location)}\n".encode())
-    return h.hexdigest()
+        files[location] = sha256_file(path.parent / location)
+        h.update(f"external {location!r} {files[location]}\n".encode())
+    return h.hexdigest(), files
 
 
 def _check_external_data(model: onnx.ModelProto, path: Path) -> list[str]:
@@ -169,9 +175,11 @@ def load_model_file(path: str | Path, keep_proto: bool = True) -> ModelInfo:
         raise ModelError(CHECKER_FAILED.format(path=path, why=str(exc).splitlines()[0][:300])) from None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     initializers = {t.name for t in model.graph.initializer}
+    digest, files = model_digest(path, external)
     return ModelInfo(
         path=path,
-        sha256=model_digest(path, external),
+        sha256=digest,
+        files=files,
         size_bytes=size,
         ir_version=model.ir_version,
         opset=opset,

@@ -349,6 +349,17 @@ def _inversion_convergence(decoder: dict | None, query: dict | None = None) -> d
                if rec["stopped_by"] == "plateau" else
                "the preset's cap came first, so a larger preset may strengthen it further")
         lines.append(f"The {name} attack ran {rec['steps']} of at most {rec['cap']} {unit} and stopped because {why}.")
+    masked = decoder.get("masked") or {}
+    if masked:  # since 0.11.0: the decoder of masked templates, tuned per mask
+        cap = max(int((st.get("convergence") or {}).get("cap") or 0) for st in masked.values())
+        capped = [c for c, st in masked.items() if (st.get("convergence") or {}).get("stopped_by") == "cap"]
+        kept = [c for c, st in masked.items() if st.get("kept_epoch") == 0]
+        lines.append("For masked templates the decoder was tuned on the auxiliary faces' templates under each mask, for "
+                     f"at most {cap} epochs: " + (f"{', '.join(capped)} stopped at that cap, so a larger preset may "
+                                                  "strengthen the attack" if capped else
+                                                  "each stopped when its objective stopped improving")
+                     + (f"; for {', '.join(kept)} tuning did not help and the clean decoder was kept" if kept else "")
+                     + ".")
     if (query or {}).get("not_tried"):
         lines.append(f"The query-only attack was not run: {query['not_tried']}.")
     elif lines and (query or {}).get("budget"):  # it has no stopping rule of its own: the budget ends it

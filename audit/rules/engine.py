@@ -684,7 +684,9 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
             # fewer where its resamples show what its comparisons are worth (``group_fmr_trials``, since 0.11.0: pairs
             # share persons, so 150 persons a group were worth about half their 11,175 pairs on the sample world)
             pairs = persons * (persons - 1) // 2
-            units = (np.minimum(pairs, trials.reindex(pairs.index).fillna(pairs)) if rate_name == "fmr"
+            # a group whose rate is 0 (its resamples cannot say) is worth what the least of its peers' pairs are
+            worth = min(1.0, float((trials / pairs.reindex(trials.index)).min())) if len(trials) else 1.0
+            units = (np.minimum(pairs, trials.reindex(pairs.index).fillna(pairs * worth)) if rate_name == "fmr"
                      else persons).astype(float)
             total = persons.sum() * (persons.sum() - 1) // 2 if rate_name == "fmr" else persons.sum()
             # The overall rate, or its rule-of-three bound when no errors were seen at all (never above a rate seen:

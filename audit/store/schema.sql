@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at  TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS models (
-    model_id    VARCHAR PRIMARY KEY,   -- SHA-256 of the .onnx file
+    model_id    VARCHAR PRIMARY KEY,   -- SHA-256 of the .onnx file (with external data: of its files' checksums)
     name        VARCHAR NOT NULL,
     path        VARCHAR NOT NULL,
     size_bytes  BIGINT NOT NULL,

@@ -137,15 +137,26 @@ def test_a_row_with_a_field_missing_is_refused_not_shifted(dataset, tmp_path):
         join_labels(dataset, labels)
 
 
-def test_only_an_empty_field_is_no_value(dataset, tmp_path):
-    """A review of the input handling: pandas read 'None', 'NA', 'null', 'N/A', 'nan' as missing, so glasses 'None'
-    or a region 'NA' silently became unlabelled (a group gone from every number) and a subject 'NA' was refused as
-    'nan'. Only an empty field is no value now; the values are kept as typed."""
-    write(tmp_path / "d3", "image,subject,region\na/0.png,NA,NA\na/1.png,NA,\nb/0.png,None,null\nb/1.png,None,N/A\n")
-    m = load(tmp_path / "d3").manifest
+def test_missing_value_spellings_are_no_value_said_in_one_line_and_ids_are_as_typed(dataset, tmp_path):
+    """A review of the input handling: pandas read 'None', 'NA', 'null', 'N/A' as missing without a word (glasses
+    'None' silently unlabelled) and a person 'NA' was refused as 'nan'. Person ids are read as typed now; in attribute
+    columns the spellings stay no value (R writes NA for a missing value: read as a class, everyone of unknown label
+    would be a group of its own and a leakage gain halves), said in one warning line for a column of words; a column
+    of numbers ('age' with NA, or nan) is read as numbers, as before; a line of spaces is a blank line."""
+    from audit.errors import FaceAuditWarning
+
+    write(tmp_path / "d3", "image,subject,region,age\na/0.png,NA,NA,31\na/1.png,NA,,NA\n   \nb/0.png,None,null,nan\n"
+          "b/1.png,None,eu,40\n")
+    with pytest.warns(FaceAuditWarning) as said:
+        m = load(tmp_path / "d3").manifest
     assert m["subject"].tolist() == ["NA", "NA", "None", "None"]
-    region = m["region"].tolist()
-    assert region[0] == "NA" and pd.isna(region[1]) and region[2:] == ["null", "N/A"]
+    assert m["region"].isna().tolist() == [True, True, True, False] and m["region"].iloc[3] == "eu"
+    assert m["age"].isna().tolist() == [False, True, True, False] and m["age"].iloc[0] == 31
+    words = [str(w.message) for w in said if "region" in str(w.message)]
+    assert words == [f"{tmp_path / 'd3' / 'manifest.csv'}: column 'region': 2 value(s) 'NA', 'null' read as no value "
+                     "(a missing-value spelling); name them otherwise if they are values"]
+    assert not [w for w in said if "'age'" in str(w.message)]
     labels = write(tmp_path, "subject,glasses\np1,None\np2,round\n", "labels.csv")
-    joined, _ = join_labels(dataset, labels)
-    assert joined.manifest["glasses"].tolist() == ["None", "None", "round", "round"]
+    with pytest.warns(FaceAuditWarning, match=r"labels.csv: column 'glasses': 1 value\(s\) 'None' read as no value"):
+        joined, _ = join_labels(dataset, labels)
+    assert joined.manifest["glasses"].isna().tolist() == [True, True, False, False]

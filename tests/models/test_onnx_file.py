@@ -83,9 +83,14 @@ def test_a_models_identity_covers_its_external_weights(tmp_path, small_data):
                           accept_profile=True, bootstrap=20)
         run_id = api.run_audit(cfg, db)
         with Store(db, read_only=True) as s:
-            return s.run(run_id)["model_id"], s.metrics(run_id).query("metric == 'eer'")["value"].iloc[0]
+            return s.run(run_id)["model_id"], s.metrics(run_id).query("metric == 'eer'")["value"].iloc[0], s.run(run_id)
 
-    before = eer(tmp_path / "s.duckdb")
+    *before, run = eer(tmp_path / "s.duckdb")
+    # a signed statement names each file with its own checksum (the id, made of them, is no file's checksum)
+    from audit.evidence.attest import _model_subjects
+
+    subjects = {x["name"]: x["digest"]["sha256"] for x in _model_subjects(run)}
+    assert subjects == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in (a, a.with_name("m.onnx.data"))}
     shutil.copyfile(b.with_name("m.onnx.data"), a.with_name("m.onnx.data"))  # other weights, the same .onnx file
-    after, fresh = eer(tmp_path / "s.duckdb"), eer(tmp_path / "fresh.duckdb")
+    after, fresh = eer(tmp_path / "s.duckdb")[:2], eer(tmp_path / "fresh.duckdb")[:2]
     assert before[0] == first and after[0] != first and after == fresh and after[1] != before[1]

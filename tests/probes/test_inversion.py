@@ -305,6 +305,10 @@ def test_a_model_of_another_input_size_is_inverted_at_its_own_size(small_data, t
     sar = m[m["metric"] == "sar_type1"]
     assert {s.split(";")[0] for s in sar["setting"]} == {"black-box", "white-box", "query", "random-face"}
     assert not sar["value"].isna().any() and not m[m["metric"] == "ssim"]["value"].isna().any()
+    # the decoder of masked templates is judged on the persons the clean decoder held out (trained on neither)
+    decoder = json.loads(bytes(arts[arts["name"] == "decoder.json"]["data"].iloc[0]))
+    assert decoder["held_out_persons"] and decoder["masked"]["mask:surgical"]["held_out_persons"] == \
+        decoder["held_out_persons"]
     grid = arts[arts["name"] == "reconstructions.png"]["data"].iloc[0]
     img = cv2.imdecode(np.frombuffer(bytes(grid), np.uint8), cv2.IMREAD_COLOR)
     assert img.shape[0] % 128 == 0 and img.shape[1] == 6 * 128, img.shape  # every row of faces at the model's size

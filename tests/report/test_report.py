@@ -179,6 +179,21 @@ def test_the_report_says_what_precision_the_attacks_ran_in_and_the_rerun_command
     assert "--attack-precision float32" in rerun_command({"config": config})[0]
 
 
+def test_the_report_says_how_the_decoder_of_masked_templates_stopped():
+    """A review of the change: the decoder tuned per mask (0.11.0) stops at the preset's cap in quick, and the report
+    said nothing of it; it says so now, and which masks kept the clean decoder."""
+    from audit.report.render import _inversion_convergence
+
+    rec = {"steps": 3, "cap": 3, "stopped_by": "cap", "min_delta": 0.005, "patience": 2, "curve": [0.5, 0.4, 0.3]}
+    lines = _inversion_convergence({"convergence": rec, "masked": {
+        "mask:surgical": {"convergence": rec, "kept_epoch": 3},
+        "mask:n95": {"convergence": {**rec, "stopped_by": "plateau"}, "kept_epoch": 0}}})["convergence"]
+    said = next(line for line in lines if line.startswith("For masked templates"))
+    assert said == ("For masked templates the decoder was tuned on the auxiliary faces' templates under each mask, for "
+                    "at most 3 epochs: mask:surgical stopped at that cap, so a larger preset may strengthen the attack; "
+                    "for mask:n95 tuning did not help and the clean decoder was kept.")
+
+
 def test_findings_show_the_measured_value_before_the_judged_end(audited):
     """A rule judged at an end of the interval shows the value it picked with its interval, then 'judged: <end>
     (lower end)': the judged end is never printed as if it were the measurement (it was, until 2026-12-05)."""

@@ -661,6 +661,10 @@ def test_a_groups_fmr_disparity_counts_what_its_comparisons_are_worth():
             "comparisons would)") in f.message
     enough = [{**w, "value": 8000.0, "ci_low": 8000.0, "ci_high": 8000.0} for w in worth]
     assert evaluate_rule(parity, metrics(rows + enough), {"identity"}).status == "pass"
+    # a group without false matches stores no worth (its resamples cannot say): it counts as its peers' least
+    peer = [{**worth[1], "value": 5200.0, "ci_low": 5200.0, "ci_high": 5200.0}]  # group m worth 5,200; f has none
+    zero = evaluate_rule(parity, metrics(rows + peer), {"identity"})
+    assert zero.status == "not_applicable" and zero.location["needs_persons"] == 32, zero.message
 
 
 def test_the_same_interval_on_fewer_persons_or_an_unsupported_target_never_reads_milder():
