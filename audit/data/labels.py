@@ -22,7 +22,7 @@ import pandera.pandas as pa
 from audit.data.images import QualityIssue
 from audit.data.loaders import Dataset
 from audit.data.manifest import (LANDMARK_COLUMNS, MANIFEST_SCHEMA, _describe, check_groups, judged_names,
-                                 read_csv_table, refuse_bad_names, separator_hint, tidy_names)
+                                 read_csv_table, read_missing, refuse_bad_names, separator_hint, tidy_names)
 from audit.errors import DatasetError, FaceAuditWarning
 
 KEYS = ("image", "subject")
@@ -35,7 +35,7 @@ def read_labels(path: Path) -> pd.DataFrame:
         raise DatasetError(f"--labels {path}: no such file")
     try:
         if path.suffix.lower() == ".parquet":
-            df = pd.read_parquet(path)
+            df = read_missing(pd.read_parquet(path), str(path))
         else:  # columns named twice or not at all, and rows with more fields than the header, are refused
             df = read_csv_table(path, encoding="utf-8")
     except DatasetError:

@@ -108,6 +108,7 @@ MISSING_SPELLINGS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN",
 them says so in one warning line (a glasses value ``None`` or a region ``NA`` were dropped without a word until
 0.11.0; read as a class of its own, everyone of unknown label would be one more group, and a leakage gain halves).
 Person ids and image paths are read as typed (a person ``NA`` was refused as ``nan``)."""
+_MISSING_FOLDED = frozenset(s.casefold() for s in MISSING_SPELLINGS)
 AS_TYPED = ("image", "subject")
 
 
@@ -259,7 +260,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet manifest as strings/numbers (no validation)."""
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path)
+            return read_missing(pd.read_parquet(path), str(path))
         return read_csv_table(path)
     except DatasetError:
         raise
@@ -299,7 +300,8 @@ def read_missing(df: pd.DataFrame, source: str) -> pd.DataFrame:
     for col in df.columns:
         if col in AS_TYPED or not pd.api.types.is_string_dtype(df[col]):  # words (object or str dtype) only
             continue
-        missing = df[col].isin(MISSING_SPELLINGS)
+        # as the group names are read later (spaces around dropped, case merged): ' NA' or 'none' too
+        missing = df[col].astype("string").str.strip().str.casefold().isin(_MISSING_FOLDED).fillna(False).astype(bool)
         if not missing.any():
             continue
         spellings = sorted(set(df.loc[missing, col]))

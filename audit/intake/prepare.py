@@ -51,13 +51,19 @@ class Prepared:
     """Other unusable images (missing, unreadable, bad landmarks...)."""
 
 
-def _target(path: str, root: Path, used: set[str]) -> str:
-    """Where the aligned copy of a manifest image goes in the output folder: its path as the loader resolved it
-    (``path``, inside the resolved dataset ``root``: ``x/../img/a.jpg`` and ``../ds/img/a.jpg`` in a folder ``ds`` are
-    both ``img/a.jpg``), as a PNG, renamed when another photo already took that name. Until 0.11.0 the path was kept as
-    the manifest spelt it, and ``../ds/img/a.png`` wrote through the ``..``: over the source photo (a review of the
+def _target(image: str, path: str, root: Path, used: set[str]) -> str:
+    """Where the aligned copy of a manifest image goes in the output folder: the manifest path ``image`` with its
+    ``..`` resolved against the dataset ``root`` without following links (``x/../img/a.jpg`` and ``../ds/img/a.jpg`` in
+    a folder ``ds`` are both ``img/a.jpg``; an annexed photo keeps its name, not its link target's), or, where that
+    leaves the root (a root reached through a link), the loader's resolved ``path`` inside the resolved root; as a
+    PNG, renamed when another photo already took that name (compared without case). Until 0.11.0 the path was kept
+    as the manifest spelt it, and ``../ds/img/a.png`` wrote through the ``..``: over the source photo (a review of the
     input handling)."""
-    rel = PurePosixPath(Path(path).relative_to(root).as_posix())  # the loader refused paths outside the root
+    lexical = Path(os.path.normpath(Path(os.path.abspath(root)) / image.replace("\\", "/")))
+    try:
+        rel = PurePosixPath(lexical.relative_to(os.path.abspath(root)).as_posix())
+    except ValueError:
+        rel = PurePosixPath(Path(path).relative_to(Path(root).resolve()).as_posix())  # inside: the loader checked
     name, k = str(rel.with_suffix(".png")), 1
     while name.casefold() in used:  # 'a.jpg' beside 'a.png', two spellings of one path, or 'A.png' beside 'a.png'
         name = str(rel.with_name(f"{rel.stem}.{k}.png" if k > 1 else rel.name + ".png"))
@@ -124,7 +130,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
     m = dataset.manifest
     template = template_for((size, size))
     rows, quality, used = [], [], set()
-    root = Path(dataset.root).resolve()
+    root = Path(dataset.root)
     for i, (path, image) in enumerate(zip(m["_path"], m["image"])):
         issue = known.get(i)
         face = pts = None
@@ -133,7 +139,7 @@ def _write(dataset, out: Path, size: int) -> tuple[int, int, int, int]:
         if issue is not None:
             quality.append(issue)
             continue
-        target = _target(path, root, used)
+        target = _target(image, path, root, used)
         dest = out / target
         dest.parent.mkdir(parents=True, exist_ok=True)
         ok, png = cv2.imencode(".png", np.ascontiguousarray(face[..., ::-1]))

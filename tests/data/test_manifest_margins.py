@@ -156,6 +156,10 @@ def test_missing_value_spellings_are_no_value_said_in_one_line_and_ids_are_as_ty
     assert words == [f"{tmp_path / 'd3' / 'manifest.csv'}: column 'region': 2 value(s) 'NA', 'null' read as no value "
                      "(a missing-value spelling); name them otherwise if they are values"]
     assert not [w for w in said if "'age'" in str(w.message)]
+    # as group names are read (spaces around dropped, case merged): ' NA' and 'none' are missing values too
+    write(tmp_path / "d4", "image,subject,sex\na/0.png,p1,male\na/1.png,p1, NA\nb/0.png,p2,none\nb/1.png,p2,female\n")
+    with pytest.warns(FaceAuditWarning, match=r"column 'sex': 2 value\(s\) ' NA', 'none' read as no value"):
+        assert load(tmp_path / "d4").manifest["sex"].isna().tolist() == [False, True, True, False]
     labels = write(tmp_path, "subject,glasses\np1,None\np2,round\n", "labels.csv")
     with pytest.warns(FaceAuditWarning, match=r"labels.csv: column 'glasses': 1 value\(s\) 'None' read as no value"):
         joined, _ = join_labels(dataset, labels)

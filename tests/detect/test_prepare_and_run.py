@@ -231,3 +231,10 @@ def test_prepare_writes_only_inside_its_out_folder_whatever_the_manifest_spells(
     assert sorted(m["image"]) == ["2.png", "3.png", "img/a.png", "img/a.png.png"]
     assert written == sorted(f"aligned/{i}" for i in m["image"])
     assert len(load(str(tmp_path / "aligned")).manifest) == 4  # the copy loads
+    # an annexed photo (a link into the dataset's object store, as DataLad or git-annex keep them) keeps its name
+    annex = data / ".git" / "annex" / "objects"
+    annex.mkdir(parents=True)
+    (data / "3.png").rename(annex / "SHA256E-s1--abc.png")
+    (data / "3.png").symlink_to(annex / "SHA256E-s1--abc.png")
+    res = api.prepare(str(data), tmp_path / "aligned2", detector="none")
+    assert sorted(pd.read_csv(tmp_path / "aligned2" / "manifest.csv")["image"]) == sorted(m["image"])
