@@ -33,7 +33,7 @@ from scipy import stats as sps
 
 from audit.compare.paired import PairedBootstrap, Series, _interval
 from audit.metrics.stats import Estimate
-from audit.probes.coverage import SIDES_CORR, tally
+from audit.probes.coverage import gallery_side, tally
 
 TRUE_FNMR = (0.05, 0.08)
 SHARED = 0.7  # correlation of a person's effect between the two models
@@ -68,8 +68,8 @@ def _shared(rng, n: int) -> np.ndarray:
 def _sides(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each model's person effects as a probe and as a gallery entry (:func:`_shared` each), one person's two
     correlated :data:`audit.probes.coverage.SIDES_CORR`."""
-    probe, other = _shared(rng, n), _shared(rng, n)
-    return probe, SIDES_CORR * probe + np.sqrt(1 - SIDES_CORR ** 2) * other
+    probe = _shared(rng, n)
+    return probe, gallery_side(probe, _shared(rng, n))
 
 
 def sim_paired_fmr(rng, n: int, n_boot: int) -> tuple[Estimate, float]:

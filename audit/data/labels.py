@@ -72,8 +72,8 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     if both:
         raise DatasetError(f"{source}: column '{both[0]}' is in both the manifest and the labels file; keep it in "
                            "one of them (faceaudit never chooses between two sources of a label)")
-    if other_key:
-        _check_other_key(dataset, labels, key, other_key[0], source)
+    if key == "image" and other_key:  # a subject-keyed file's 'image' names one photo of the person: nothing per row
+        _check_subjects(dataset, labels, source)
     schema = pa.DataFrameSchema({key: pa.Column(str, pa.Check.str_length(min_value=1), nullable=False, coerce=True),
                                  **{c: s for c, s in MANIFEST_SCHEMA.columns.items() if c in attrs}},
                                 strict=False, name="labels")
@@ -99,12 +99,10 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     return joined, issues
 
 
-def _check_other_key(dataset: Dataset, labels: pd.DataFrame, key: str, other: str, source: str) -> None:
-    """A labels file keyed by ``key`` that also names ``other`` (the person of each image, or an image of each
-    person) must agree with the manifest on it: two files that disagree on who is in a photo are a labelling error,
-    not a column to drop (it was dropped unread until 0.11.0; a review of the input handling)."""
-    if key != "image":  # a subject-keyed file's 'image' names one photo of the person: nothing to compare per row
-        return
+def _check_subjects(dataset: Dataset, labels: pd.DataFrame, source: str) -> None:
+    """A labels file keyed by image that also names each image's person must agree with the manifest on it: two files
+    that disagree on who is in a photo are a labelling error, not a column to drop (it was dropped unread until
+    0.11.0; a review of the input handling)."""
     have = dataset.manifest.drop_duplicates("image").set_index("image")["subject"].astype(str)
     given = labels[["image", "subject"]].dropna()
     given = given[given["image"].astype(str).isin(have.index)]

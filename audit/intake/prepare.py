@@ -59,9 +59,10 @@ def _target(image: str, path: str, root: Path, used: set[str]) -> str:
     PNG, renamed when another photo already took that name (compared without case). Until 0.11.0 the path was kept
     as the manifest spelt it, and ``../ds/img/a.png`` wrote through the ``..``: over the source photo (a review of the
     input handling)."""
-    lexical = Path(os.path.normpath(Path(os.path.abspath(root)) / image.replace("\\", "/")))
+    base = Path(os.path.abspath(root))
+    lexical = Path(os.path.normpath(base / image.replace("\\", "/")))
     try:
-        rel = PurePosixPath(lexical.relative_to(os.path.abspath(root)).as_posix())
+        rel = PurePosixPath(lexical.relative_to(base).as_posix())
     except ValueError:
         rel = PurePosixPath(Path(path).relative_to(Path(root).resolve()).as_posix())  # inside: the loader checked
     name, k = str(rel.with_suffix(".png")), 1

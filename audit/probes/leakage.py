@@ -130,17 +130,18 @@ class LeakageProbe:
                 y = raw.astype(float)
                 labels = None
             else:
-                rare = _rare_classes(raw[keep].astype(str), subjects[keep])
-                if rare and len(np.unique(raw[keep].astype(str))) > 1:
+                named_by = raw.astype(str)
+                rare = _rare_classes(named_by[keep], subjects[keep])
+                if rare and len(np.unique(named_by[keep])) > 1:
                     # a class one person holds lands wholly in one fold, leaving training folds without it (the
                     # attacker's fit then failed, and with it every attribute's leakage: a review of the probes)
-                    keep &= ~np.isin(raw.astype(str), list(rare))
+                    keep &= ~np.isin(named_by, rare)
                     named = ", ".join(repr(c[:40]) for c in rare[:5]) + (f" and {len(rare) - 5} more" if len(rare) > 5
                                                                          else "")
                     result.notes.append(f"leakage: attribute {attr!r}: class{'es' if len(rare) > 1 else ''} {named} "
                                         "left out of the attack: each held by one labelled person, whom a person "
                                         "split cannot put on both sides")
-                labels, y = np.unique(raw[keep].astype(str), return_inverse=True)
+                labels, y = np.unique(named_by[keep], return_inverse=True)
                 y_full = np.full(len(raw), -1)
                 y_full[keep] = y
                 y = y_full

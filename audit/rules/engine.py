@@ -685,8 +685,8 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
             # share persons, so 150 persons a group were worth about half their 11,175 pairs on the sample world)
             pairs = persons * (persons - 1) // 2
             # a group whose rate is 0 (its resamples cannot say) is worth what the least of its peers' pairs are
-            worth = min(1.0, float((trials / pairs.reindex(trials.index)).min())) if len(trials) else 1.0
-            units = (np.minimum(pairs, trials.reindex(pairs.index).fillna(pairs * worth)) if rate_name == "fmr"
+            least = min(1.0, float((trials / pairs.reindex(trials.index)).min())) if len(trials) else 1.0
+            units = (np.minimum(pairs, trials.reindex(pairs.index).fillna(pairs * least)) if rate_name == "fmr"
                      else persons).astype(float)
             total = persons.sum() * (persons.sum() - 1) // 2 if rate_name == "fmr" else persons.sum()
             # The overall rate, or its rule-of-three bound when no errors were seen at all (never above a rate seen:
@@ -697,23 +697,24 @@ def _too_few_persons(rule: Rule, rows: pd.DataFrame, metrics: pd.DataFrame) -> t
             for g in units.index:
                 if need and units[g] >= need:
                     continue
-                # persons for the pairs needed, the group's comparisons worth what they are worth now
-                worth = units[g] / pairs[g] if rate_name == "fmr" and pairs[g] and units[g] else 1.0
-                need_persons = demo.pairs_to_persons(math.ceil(need / worth)) if rate_name == "fmr" else need
+                # persons for the pairs needed, each pair worth what the group's pairs are worth now
+                share = units[g] / pairs[g] if rate_name == "fmr" and pairs[g] and units[g] else 1.0
+                need_persons = demo.pairs_to_persons(math.ceil(need / share)) if rate_name == "fmr" else need
                 short.append((max(need_persons - int(persons[g]), 1) if need else None, g, int(persons[g]),
                               row["attribute"], rate_name, rate, seen > 0, units[g] if rate_name == "fmr" else None,
                               int(pairs[g])))
     if not short:
         return None
-    more, group, have, attr, rate_name, rate, seen, worth, pairs = max(
+    more, group, have, attr, rate_name, rate, seen, trials_worth, pairs = max(
         short, key=lambda c: np.inf if c[0] is None else c[0])
     at = (f"the overall {rate_name.upper()} {rate:.3g}" if seen else
           f"{rate:.3g}, the rule-of-three bound on the {rate_name.upper()} (no errors seen among the groups' persons)")
     what = (f"a {rate_name.upper()} ratio above {threshold:g}" if rule.metric != "fdr"
             else f"an FDR below {threshold:g}") + f" from parity at {at}"
     needs = f"needs {more} more persons in such a group" if more is not None else "no group size would do"
-    has = f"{have} persons" + (f" ({pairs:,} person pairs, whose false matches vary as {worth:,.0f} independent "
-                               "comparisons would)" if worth is not None and worth < pairs else "")
+    has = f"{have} persons" + (f" ({pairs:,} person pairs, whose false matches vary as {trials_worth:,.0f} "
+                               "independent comparisons would)" if trials_worth is not None and trials_worth < pairs
+                               else "")
     return more or 0, (f"Too few persons to judge: group {group!r} of {attr} has {has}; telling {what} "
                        f"(exact-binomial 95%) {needs}. Not judged as passing.")
 
