@@ -55,7 +55,9 @@ def join_labels(dataset: Dataset, path: str | Path) -> tuple[Dataset, list[Quali
     """The dataset with the labels file's attribute columns, and the label rows that matched nothing."""
     path = Path(path)
     source = str(path)
-    labels = judged_names(read_labels(path), source, taken=set(dataset.manifest.columns))
+    labels = read_labels(path)
+    refuse_bad_names([str(c) for c in labels.columns], source, taken=dataset.manifest.columns)
+    labels = judged_names(labels, source, taken=set(dataset.manifest.columns))
     key = next((k for k in KEYS if k in labels.columns), None)
     if key is None:
         raise DatasetError(f"{source}: needs an 'image' or a 'subject' column to join on (columns are "

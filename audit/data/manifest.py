@@ -354,15 +354,27 @@ def separator_hint(columns) -> str:
     return ""
 
 
-def refuse_bad_names(names: list[str], source: str) -> None:
-    """Column names must be given, and given once (compared without surrounding spaces)."""
-    seen: dict[str, int] = {}
+def refuse_bad_names(names: list[str], source: str, taken=()) -> None:
+    """Column names must be given, and given once (compared without surrounding spaces, and without case: ``Sex``
+    beside ``sex`` became a second attribute that no rule reads). ``taken``: the columns these will be joined to
+    (a labels file's ``Sex`` beside a manifest's ``sex`` is refused the same way)."""
+    seen: dict[str, tuple[int, str]] = {}
     for i, name in enumerate(names, 1):
         key = name.strip()
         if not key:
             hint = " (a trailing comma in the header?)" if i == len(names) else ""
             raise DatasetError(f"{source}: column {i} has no name{hint}; name it or remove the column")
-        if key in seen:
-            raise DatasetError(f"{source}: column '{key}' appears twice (columns {seen[key]} and {i}); "
-                               "give each attribute once")
-        seen[key] = i
+        if key.casefold() in seen:
+            first, spelt = seen[key.casefold()]
+            if spelt == key:
+                raise DatasetError(f"{source}: column '{key}' appears twice (columns {first} and {i}); "
+                                   "give each attribute once")
+            raise DatasetError(f"{source}: columns '{spelt}' and '{key}' (columns {first} and {i}) differ only in "
+                               "case; give each attribute once, under one name")
+        seen[key.casefold()] = (i, key)
+    mine = {n.strip().casefold(): n.strip() for n in names}
+    for other in taken:
+        spelt = mine.get(str(other).strip().casefold())
+        if spelt is not None and spelt != str(other).strip():
+            raise DatasetError(f"{source}: column '{spelt}' and the dataset's column '{other}' differ only in case; "
+                               "give each attribute once, under one name")

@@ -73,3 +73,37 @@ def test_an_image_path_that_is_a_folder_is_named_as_such(tmp_path):
     assert issue.problem == "missing" and issue.detail.endswith("images is a folder, not an image file") and size is None
     issue, _ = file_problem(tmp_path / "gone.png", 4, "gone.png")
     assert issue.detail.endswith("gone.png does not exist")
+
+
+
+def test_a_cut_off_jpeg_is_unreadable_and_whole_ones_are_not(tmp_path):
+    """A JPEG cut off part-way (a download or copy that stopped) is no face to audit: OpenCV builds that decode it
+    fill the rows it lacks with grey, so a change of build that does is caught here. Whole files are read: baseline
+    and progressive, with bytes after the end marker (phones append data), and with an EXIF thumbnail."""
+    import io
+
+    from matplotlib import cbook
+    from PIL import Image
+
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    thumb = io.BytesIO()
+    photo.resize((64, 80)).save(thumb, "JPEG")
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    whole = {}
+    for name, kwargs in {"baseline": {}, "progressive": {"progressive": True},
+                         "exif": {"exif": exif.tobytes() + thumb.getvalue()}}.items():
+        out = io.BytesIO()
+        photo.save(out, "JPEG", **kwargs)
+        whole[name] = out.getvalue()
+    whole["trailing"] = whole["baseline"] + b"\xff\xda trailing data of a phone" * 50
+    for name, data in whole.items():
+        (tmp_path / f"{name}.jpg").write_bytes(data)
+        img, issue = images_mod.read_image(tmp_path / f"{name}.jpg", 1, f"{name}.jpg")
+        assert issue is None and img.shape[:2] == (600, 512), (name, issue)
+        if name == "trailing":
+            continue
+        for cut in (len(data) // 2, len(data) - 2):
+            (tmp_path / "cut.jpg").write_bytes(data[:cut])
+            img, issue = images_mod.read_image(tmp_path / "cut.jpg", 7, "cut.jpg")
+            assert img is None and issue.problem == "unreadable" and issue.row == 7, (name, cut, issue)

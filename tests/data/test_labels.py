@@ -104,6 +104,11 @@ def test_duplicate_columns_no_match_partial_match_and_a_folder(unlabelled, tmp_p
     labels.write_text("image,sex,sex\nimg_0.png,f,m\n")
     with pytest.raises(DatasetError, match=r"column 'sex' appears twice \(columns 2 and 3\)"):
         join_labels(load(root), labels)
+    # 'Control' beside the manifest's 'control' (as 'Sex' beside 'sex') was a second attribute no rule reads
+    labels.write_text("image,Control\nimg_0.png,f\n")
+    with pytest.raises(DatasetError, match=r"labels.csv: column 'Control' and the dataset's column 'control' "
+                                           r"differ only in case"):
+        join_labels(load(root), labels)
     full.assign(subject=range(len(full)))[["subject", "sex"]].to_csv(labels, index=False)  # numbers, not ids
     with pytest.raises(DatasetError, match="no label row matches the dataset on 'subject'"):
         join_labels(load(root), labels)

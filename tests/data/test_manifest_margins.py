@@ -82,6 +82,7 @@ def test_a_symlink_to_a_listed_image_is_a_duplicate(tmp_path):
 @pytest.mark.parametrize("header,message", [
     ("image,subject,sex,sex", r"column 'sex' appears twice \(columns 3 and 4\); give each attribute once"),
     ("image,subject,sex, sex", r"column 'sex' appears twice \(columns 3 and 4\)"),
+    ("image,subject,sex,Sex", r"columns 'sex' and 'Sex' \(columns 3 and 4\) differ only in case; give each attribute"),
     ("image,subject,,sex", r"column 3 has no name; name it or remove the column"),
     ("image,subject,sex,", r"column 4 has no name \(a trailing comma in the header\?\)"),
     ("image,subject,sex,  ", r"column 4 has no name"),
