@@ -33,7 +33,8 @@ from audit.probes.coverage import coverage  # noqa: E402
 
 PLAN = [("fnmr", (60, 200)), ("fmr", (60, 200)), ("psr", (60, 200)), ("leakage", (60, 200)),
         ("identity", (30, 60, 200)), ("identity_small_group", (120,)), ("membership", (60, 200)),
-        ("membership_low_fpr", (300,)), ("inversion", (60, 150, 300))]
+        ("membership_low_fpr", (300,)), ("inversion", (60, 150, 300)),
+        ("identity_estimated_threshold", (60, 200))]
 
 
 def main() -> None:

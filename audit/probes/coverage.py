@@ -164,10 +164,13 @@ def identity_draw(rng, n: int, small_group: int = 0):
     return own, s, gen, own, labels
 
 
-def sim_identity(rng, n: int, n_boot: int, small_group: int = 0) -> dict[str, tuple[Estimate, float]]:
+def sim_identity(rng, n: int, n_boot: int, small_group: int = 0,
+                 estimated_threshold: bool = False) -> dict[str, tuple[Estimate, float]]:
     """Every identity interval the rules read, computed by the identity probe's own code on one simulated
     dataset: FNMR, FMR, TAR at FMR 0.01, EER and ROC AUC, and (with a grouping) every group's FNMR and FMR,
-    keyed ``group_fnmr:small`` etc."""
+    keyed ``group_fnmr:small`` etc. With ``estimated_threshold`` only the group rates, at the threshold the
+    sample's impostor scores give for FMR 0.01 (as a run measures them; the probe holds it fixed on every
+    resample) against their values at the population's threshold."""
     from audit.probes.identity import IdentityProbe, _person_pairs
 
     subjects, s, gen, own, labels = identity_draw(rng, n, small_group)
@@ -177,6 +180,12 @@ def sim_identity(rng, n: int, n_boot: int, small_group: int = 0) -> dict[str, tu
     pairs = _person_pairs(boot, own, n)
     probe = IdentityProbe()
     taus, label = {0.01: ID_TAU}, {0.01: "fmr=0.01"}
+    groups = {"grp": (labels[own], labels)}
+    if estimated_threshold:
+        recs = probe._demographics("clean", s, gen, imp_mask, pairs, groups, ver.threshold_at_fmr(s[imp_mask], 0.01),
+                                   label[0.01], boot)
+        return {f"{r.metric}:{r.group}": (Estimate(r.value, r.ci_low, r.ci_high, r.n), ID_TRUTH[r.metric])
+                for r in recs if r.metric in ID_TRUTH}
     recs = probe._verification("clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, taus, label, boot,
                                np.random.default_rng(int(rng.integers(2**31))))
     # FNMR as the probe measures it: at the threshold the clean impostor scores give for FMR 0.01, chosen again on
@@ -185,7 +194,6 @@ def sim_identity(rng, n: int, n_boot: int, small_group: int = 0) -> dict[str, tu
     recs += [replace(r, metric="fnmr_estimated_threshold") for r in probe._verification(
         "clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, estimated, label, boot,
         np.random.default_rng(0), clean_imp=s[imp_mask]) if r.metric == "fnmr"]
-    groups = {"grp": (labels[own], labels)}
     recs += probe._demographics("clean", s, gen, imp_mask, pairs, groups, ID_TAU, label[0.01], boot)
     out = {}
     for r in recs:
@@ -341,9 +349,10 @@ SIMULATORS = {
     "membership": sim_membership,
     "membership_low_fpr": lambda rng, n, b: sim_membership(rng, n, b, non_members=10 * n, fpr=0.01),
     "inversion": sim_inversion,
+    "identity_estimated_threshold": lambda rng, n, b: sim_identity(rng, n, b, small_group=5, estimated_threshold=True),
 }
 SEED_ORDER = ("fmr", "fnmr", "identity", "identity_small_group", "leakage", "psr", "membership", "membership_low_fpr",
-              "inversion")
+              "inversion", "identity_estimated_threshold")
 """Each simulator's place in its random stream's key (new simulators go last, so older tables reproduce)."""
 
 
