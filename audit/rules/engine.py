@@ -586,9 +586,9 @@ side that direction worsens)."""
 
 def _looser_verdict(rule: Rule, metrics: pd.DataFrame, measured: list[str], probes_run: set[str]) -> Finding | None:
     """A warning or failure of ``rule`` shown at a looser error-rate target than its own, which the run could not
-    measure (too few comparisons): TAR at FMR 1e-2 of 0.40 [0.30, 0.50] fails a rule on TAR at 1e-3 as surely.
-    None when the rule is not of that kind or the looser results would not warn or fail (no pass is ever drawn
-    from them)."""
+    measure (too few comparisons): TAR at FMR 1e-2 of 0.40 [0.30, 0.50] fails a rule on TAR at 1e-3 as surely; and a
+    verdict the looser results cannot exclude (``undecided``), which the stricter target cannot exclude either.
+    None when the rule is not of that kind or the looser results would pass (no pass is ever drawn from them)."""
     want = rate_of(str(rule.where.get("setting", "")), "fmr") if isinstance(rule.where.get("setting"), str) else None
     op = MONOTONE.get(rule.metric)
     if want is None or op is None or not any(x.startswith(op) for x in (rule.warn_if or "", rule.fail_if or "")):
@@ -599,9 +599,17 @@ def _looser_verdict(rule: Rule, metrics: pd.DataFrame, measured: list[str], prob
         return None
     at = looser[0]  # the tightest of the looser targets measured: the closest bound
     f = evaluate_rule(rule.model_copy(update={"where": {**rule.where, "setting": at}}), metrics, probes_run)
+    worse = "lower" if op == "<" else "higher"
+    if f.status == "not_applicable" and "undecided" in f.location:
+        # a verdict the looser target's data cannot exclude holds at the stricter one as well: on fewer persons
+        # (no 1e-3 row) the same interval was plain "too few comparisons", so the strict gate opened and a signed
+        # statement said PASSED where more persons said undecided (a review of the verdicts)
+        return Finding(rule, "not_applicable", None, {**f.location, "bound_from": at},
+                       f"Too few comparisons for {rule.where['setting']}; measured at {at}, where a "
+                       f"{f.location['undecided']} cannot be excluded: {rule.metric} at the stricter target can only "
+                       f"be {worse}, so it cannot be excluded there either. Not judged as passing. ({f.message})")
     if f.status not in ("warn", "fail"):
         return None
-    worse = "lower" if op == "<" else "higher"
     return Finding(rule, f.status, f.observed, {**f.location, "bound_from": at},
                    f"Measured at {at} only (too few comparisons for {rule.where['setting']}): {rule.metric} at the "
                    f"stricter target can only be {worse}, so this {f.status} holds there too. ({f.message})")

@@ -563,6 +563,25 @@ def test_a_failure_at_a_looser_false_match_target_holds_at_the_rules():
     assert evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics(fnmr), {"identity"}).status == "fail"
 
 
+def test_a_verdict_a_looser_target_cannot_exclude_is_not_excluded_at_the_rules_either():
+    """A review of the verdicts: masked FNMR 0.08 [0.02, 0.35] against "fail if > 0.30" was undecided (a fail not
+    excluded: the strict gate closed) when stored at FMR 1e-3, and plain "too few comparisons" (the gate opened, a
+    signed statement read PASSED) on fewer persons, where only FMR 1e-2 could be measured. FNMR at the stricter
+    target can only be higher, so what 1e-2 cannot exclude, 1e-3 cannot either."""
+    row = {"probe": "identity", "condition": "mask:n95", "metric": "fnmr", "value": 0.08, "ci_low": 0.02,
+           "ci_high": 0.35}
+    rich = evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics([dict(row, setting="fmr=0.001")]),
+                         {"identity"})
+    for thin_setting in ("fmr=0.01", "fmr=0.01;unsupported"):
+        thin = evaluate_rule(_pack_rule("baseline", "ID-MASK-FNMR"), metrics([dict(row, setting=thin_setting)]),
+                             {"identity"})
+        assert rich.status == thin.status == "not_applicable", thin.message
+        assert rich.location["undecided"] == thin.location["undecided"] == "fail", thin.message
+        assert thin.location["bound_from"] == thin_setting
+        assert thin.message.startswith(f"Too few comparisons for fmr=0.001; measured at {thin_setting}, where a fail "
+                                       "cannot be excluded: fnmr at the stricter target can only be higher")
+
+
 def test_a_rule_not_judged_records_the_verdict_its_value_does_not_exclude():
     """A review of the change: only 'too uncertain' findings recorded what they could not exclude, so a result
     without the end it judges, at three times the fail limit, opened the strict gate and was signed PASSED. Every
