@@ -4,4 +4,4 @@ The supported programmatic surface is :mod:`audit.api`; every other module is in
 imports run between them (one way, down; no circles): README.md, "Layout"; tests/test_layers.py keeps it so.
 """
 
-__version__ = "0.11.1"
+__version__ = "0.12.0"
