@@ -168,7 +168,12 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
         inversion_queries: Optional[int] = typer.Option(None, min=QUERY_FIRST_STEP, help="Queries per victim for the query-only "
                                                         "inversion attacker (default: the preset's 200/1000/5000)."),
         preset: Preset = "quick", seed: Seed = 0, device: Device = "auto",
-        attack_precision: AttackPrecision = "auto", db: Db = DEFAULT_DB,
+        attack_precision: AttackPrecision = "auto",
+        attack_threads: Optional[int] = typer.Option(
+            None, "--attack-threads", min=1, max=1024, help="torch's threads for the run's attacks (default: every "
+            "core). The inversion numbers depend on it in their last digits: the run records it; give a run's own "
+            "count to reproduce it on another machine."),
+        db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check (it still runs for the inversion and cloak probes, whose attacks go through torch)."),
         accept_profile: bool = typer.Option(False, "--accept-profile", help="Audit even if the preprocessing "
                                             "check finds a clearly better colour order / normalisation."),
@@ -189,7 +194,8 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
                   attacker_model=attacker_model, attribute_model=attribute_model,
                   surrogates=surrogate or [], reference_models=reference_model or [], cloak_eps=eps,
                   inversion_queries=inversion_queries, preset=preset, seed=seed,
-                  device=device, attack_precision=attack_precision, parity=not no_parity,
+                  device=device, attack_precision=attack_precision, attack_threads=attack_threads,
+                  parity=not no_parity,
                   accept_profile=accept_profile)
     packs = csv_list(pack)
     if protocol is not None:  # its settings win; an option typed on the command line may not contradict them

@@ -100,6 +100,12 @@ class AuditConfig(BaseModel):
     inversion is always float32): ``auto`` is bfloat16 where the device computes it natively, else float32
     (see :meth:`precision`). Every metric is still measured in float32 (by onnxruntime, or on CUDA without
     onnxruntime's CUDA provider by the parity-checked torch backend); the stored run records the resolved value."""
+    attack_threads: int | None = Field(None, ge=1, le=1024)
+    """torch's intra-op threads for the run's own torch work (the inversion decoder's training, the white-box and
+    query attacks; cloak attacks and attacker fits run one thread each whatever this says): None is every core this
+    process may use. Floating-point sums split across threads add up in another order, so the inversion numbers
+    depend on it in their last digits: the run records the count used, ``--resume`` keeps it, and a reproduction on
+    another machine gives the same count (:meth:`threads`)."""
     batch_size: int = Field(64, ge=1)
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""
@@ -162,6 +168,12 @@ class AuditConfig(BaseModel):
         """The attack precision on this run's device, ``auto`` resolved (float32 or bfloat16)."""
         return resolve_precision(self.attack_precision, resolve_device(self.device))
 
+    def threads(self) -> int:
+        """torch's intra-op threads for the run (``attack_threads``, else every core this process may use)."""
+        from audit.threads import cores
+
+        return self.attack_threads or cores()
+
     def to_record(self) -> dict:
         rec = self.model_dump(mode="json")
         if not rec["reference_models"]:  # absent when unused: records (and campaign hashes) of other runs unchanged
@@ -174,7 +186,9 @@ class AuditConfig(BaseModel):
 
 
 # What ``--resume`` may differ in: how fast a run goes, not what it stores.
-NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile"})
+NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile", "attack_threads"})
+"""(The device and torch's thread count change a stored number in its last digits only; ``--resume`` compares what
+the run computed on, its ``environment['compute']``, instead.)"""
 # Files given by path are compared by content: the hashes a run records under ``inputs``.
 # The detector and its threshold are compared through ``inputs['detector']`` (the detector's SHA-256 and
 # settings, '' when none is used), so 'auto' and 'mtcnn' on a dataset without landmarks are the same.

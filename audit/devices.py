@@ -51,6 +51,12 @@ class Compute:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def stored(self, precision: str, threads: int) -> dict:
+        """What a run computes on, as its environment stores it and ``--resume`` compares it: the device and backend,
+        the gradient attacks' precision and torch's intra-op threads (each changes a stored number in its last
+        digits)."""
+        return {**self.to_dict(), "attack_precision": precision, "attack_threads": threads}
+
 
 def describe(compute: dict) -> str:
     """A stored compute record (:meth:`Compute.to_dict`, plus ``attack_precision`` when known; older runs hold only
@@ -65,6 +71,8 @@ def describe(compute: dict) -> str:
                    "bfloat16 autocast, white-box inversion in float32")
     elif compute.get("torch_device"):
         attacks = f"; gradient attacks in float32 on {compute['torch_device']}"
+    if compute.get("attack_threads"):
+        attacks += f"; {compute['attack_threads']} torch thread{'s' if compute['attack_threads'] != 1 else ''}"
     return f"{compute['device']} (embeddings through {how}{attacks})"
 
 

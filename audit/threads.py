@@ -29,11 +29,29 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def plan() -> dict[str, int]:
+def plan(torch_batched: int | None = None) -> dict[str, int]:
     """Threads used by each kind of work in this process (stored in the run's environment):
-    ``side_by_side_on_cpu`` single-threaded calls at once (leakage fits, cloak attacks) on the CPU."""
+    ``side_by_side_on_cpu`` single-threaded calls at once (leakage fits, cloak attacks) on the CPU;
+    ``torch_batched`` the run's torch threads (``--attack-threads``; every core by default)."""
     n = cores()
-    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": n, "small_fits": 1, "side_by_side_on_cpu": n}
+    return {"cores": n, "onnxruntime_intra_op": n, "torch_batched": torch_batched or n, "small_fits": 1,
+            "side_by_side_on_cpu": n}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the enclosed block with torch's intra-op pool at ``n`` threads, then restore it. A run sets it
+    deliberately: torch's default follows the machine and the environment (a Ray worker, or a container setting
+    ``OMP_NUM_THREADS=1``, gets one thread), and a sum split across threads adds up in another order, so the
+    inversion decoder trained with 1 and with 2 threads gave numbers that differ in their last digits."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -58,8 +76,12 @@ def side_by_side(fn: Callable[[T], R], items: Iterable[T], device: str = "cpu") 
     they run one after another: the device is what they share. Each call must seed its own generators, so
     the results do not depend on which thread ran it."""
     items = list(items)
-    if device != "cpu" or cores() < 2 or len(items) < 2:
+    if device != "cpu":
         yield from map(fn, items)
+        return
+    if cores() < 2 or len(items) < 2:  # one after another, but single-threaded as side by side: the same numbers
+        with small_fits():  # whether one call or ten, on one core or many
+            yield from map(fn, items)
         return
     with small_fits():
         pool = ThreadPoolExecutor(max_workers=cores())

@@ -22,6 +22,7 @@ from audit.models import load as load_model
 from audit.run.inputs import Inputs, content_hashes
 from audit.run.results import check_resume, refuse_unchecked_torch
 from audit.store import Store
+from audit.threads import cores
 
 
 @pytest.fixture
@@ -123,9 +124,9 @@ def test_run_records_where_it_computed(tiny_model, small_data, tmp_path):
         html, _ = render_run(s, run_id)  # (the page, the tables its print attaches)
     assert env["device"] == "cpu"
     assert env["compute"] == {"device": "cpu", "backend": "ort", "provider": CPU_EP, "torch_device": "cpu",
-                              "attack_precision": "float32"}
-    assert ("cpu (embeddings through onnxruntime CPUExecutionProvider; gradient attacks in float32 on cpu)"
-            in html)
+                              "attack_precision": "float32", "attack_threads": cores()}
+    assert ("cpu (embeddings through onnxruntime CPUExecutionProvider; gradient attacks in float32 on cpu; "
+            f"{cores()} torch thread") in html
 
 
 @pytest.fixture
@@ -163,27 +164,31 @@ def test_resume_of_a_cuda_run_on_a_cpu_is_refused(machine, stored_cuda_run):
         api.run_audit(cfg.model_copy(update={"device": "cuda"}), db, resume=run_id)
 
 
-def test_resume_compares_backend_device_and_precision():
+def test_resume_compares_backend_device_precision_and_threads():
+    """A review of reproducibility: the inversion decoder trained with 1 and with 2 torch threads gives numbers that
+    differ in their last digits, so a run resumes only with the thread count it started with."""
     run = {"run_id": "r1", "status": "interrupted", "config": {}, "model_id": "m", "dataset_id": "d",
            "environment": {"faceaudit": audit.__version__, "device": "cuda",
                            "compute": {"device": "cuda", "backend": "ort", "provider": CUDA_EP, "torch_device": "cuda",
-                                       "attack_precision": "bfloat16"}}}
+                                       "attack_precision": "bfloat16", "attack_threads": 2}}}
     same = Compute("cuda", "ort", CUDA_EP, "cuda")
     record = {"inputs": {"model": "m", "dataset": "d"}}
-    check_resume(run, record, same, "bfloat16")
-    for compute, precision in ((Compute("cuda", "torch", None, "cuda"), "bfloat16"),  # another backend
-                               (Compute("cuda", "ort", CUDA_EP, "cpu"), "bfloat16"),  # attacks elsewhere
-                               (same, "float32")):                                    # another precision
-        with pytest.raises(ConfigError, match="refusing, the run started on cuda"):
-            check_resume(run, {}, compute, precision)
+    check_resume(run, record, same, "bfloat16", 2)
+    for compute, precision, threads in ((Compute("cuda", "torch", None, "cuda"), "bfloat16", 2),  # another backend
+                                        (Compute("cuda", "ort", CUDA_EP, "cpu"), "bfloat16", 2),  # attacks elsewhere
+                                        (same, "float32", 2),                                    # another precision
+                                        (same, "bfloat16", 16)):                                 # other threads
+        with pytest.raises(ConfigError, match="refusing, the run started on cuda") as err:
+            check_resume(run, {}, compute, precision, threads)
+        assert "2 torch threads" in str(err.value) and "(--device cuda --attack-threads 2)" in str(err.value)
     # a run stored before the backend was recorded: its device alone decides
     old = {**run, "environment": {"faceaudit": audit.__version__, "device": "cuda"}}
     with pytest.raises(ConfigError, match=r"started on cuda \(embeddings through onnxruntime\)"):
-        check_resume(old, {}, Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
+        check_resume(old, {}, Compute("cpu", "ort", CPU_EP, "cpu"), "float32", 2)
     check_resume({**run, "environment": {"faceaudit": audit.__version__, "device": "cpu"}}, record,
-                 Compute("cpu", "ort", CPU_EP, "cpu"), "float32")
+                 Compute("cpu", "ort", CPU_EP, "cpu"), "float32", 2)
     check_resume({**run, "environment": {"faceaudit": audit.__version__}}, record, Compute("cpu", "ort", CPU_EP, "cpu"),
-                 "float32")
+                 "float32", 2)
 
 
 def test_cancelled_cpu_run_resumes_on_the_cpu(tiny_model, small_data, tmp_path):
@@ -197,6 +202,11 @@ def test_cancelled_cpu_run_resumes_on_the_cpu(tiny_model, small_data, tmp_path):
         api.run_audit(cfg, db, cancel=cancel)
     with Store(db) as s:
         run_id = s.resolve_run("latest")
+        env = s.run(run_id)["environment"]
+    # the thread count the run set for torch is recorded (every core by default), and a resume keeps it
+    assert env["compute"]["attack_threads"] == env["threads"]["torch_batched"] == cores()
+    with pytest.raises(ConfigError, match=f"--attack-threads {cores()}"):
+        api.run_audit(cfg.model_copy(update={"attack_threads": cores() + 1}), db, resume=run_id)
     assert api.run_audit(cfg, db, resume=run_id) == run_id
     assert describe({"device": "cpu", "backend": "ort"}) == "cpu (embeddings through onnxruntime)"
 

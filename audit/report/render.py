@@ -309,6 +309,9 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     # the precision the attacks ran in, not 'auto' (which another machine may resolve differently); runs stored
     # before the setting existed ran in float32
     parts += ["--attack-precision", (c.get("resolved") or {}).get("attack_precision", "float32")]
+    threads = ((run.get("environment") or {}).get("compute") or {}).get("attack_threads")
+    if threads:  # the count the run's torch work used, which another machine's default may not be
+        parts += ["--attack-threads", str(threads)]
     if not c.get("parity", True):
         parts.append("--no-parity")
     extra = [f"{k}={c[k]}" for k in ("folds", "cv_repeats", "bootstrap", "mlp_epochs", "max_images", "max_subjects",

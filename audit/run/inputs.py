@@ -209,9 +209,10 @@ def _subset(faces: Faces, dataset: Dataset, max_images: int, max_subjects: int |
     return faces.take(np.isin(subjects, uniq[take]))
 
 
-def environment(compute: Compute, precision: str) -> dict:
+def environment(compute: Compute, precision: str, threads: int) -> dict:
     """Versions, platform, device, backend and thread plan, stored with every run: ``compute`` says where and through
-    which backend the run computes (:class:`audit.devices.Compute`) and the precision of its gradient attacks."""
+    which backend the run computes (:class:`audit.devices.Compute`), the precision of its gradient attacks and
+    torch's threads (``threads``: :meth:`audit.config.AuditConfig.threads`)."""
     pkgs = {}
     for name in ("numpy", "scipy", "scikit-learn", "onnx", "onnxruntime", "onnx2torch", "torch", "duckdb", "pandera",
                  "weasyprint", "matplotlib"):
@@ -222,5 +223,5 @@ def environment(compute: Compute, precision: str) -> dict:
     from audit.threads import plan
 
     return {"faceaudit": audit.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "device": compute.device, "compute": {**compute.to_dict(), "attack_precision": precision},
-            "packages": pkgs, "threads": plan()}
+            "device": compute.device, "compute": compute.stored(precision, threads),
+            "packages": pkgs, "threads": plan(threads)}

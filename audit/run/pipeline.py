@@ -25,6 +25,7 @@ from audit.run.inputs import Inputs, _subset, content_hashes, environment, load_
 from audit.run.results import (check_resume, gradient_helpers, helper_parity, parity, refuse_unchecked_torch, used,
                                withdraw_failed, write_acquisition, write_result)
 from audit.store import Store
+from audit.threads import torch_threads
 
 ProgressFn = Callable[[str, float, str], None]
 """progress(probe, fraction 0..1, message)."""
@@ -198,7 +199,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
         if resume:  # checked before anything is written: a refused resume leaves the store as it was
             run_id = store.resolve_run(resume)
             stored = store.run(run_id)
-            check_resume(stored, record, model.compute, config.precision())
+            check_resume(stored, record, model.compute, config.precision(), config.threads())
             withdraw_failed(model, gradient_helpers(extra, surrogates), stored.get("parity") or {})
         store.upsert_model(model.info, model.profile)
         issues = faces.issues + dataset.label_issues
@@ -213,7 +214,7 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                 store.set_run_status(run_id, "running")
         else:
             run_id = store.create_run(model.info.sha256, dataset.dataset_id, record, config.seed,
-                                      environment(model.compute, config.precision()))
+                                      environment(model.compute, config.precision(), config.threads()))
             done = set()
         try:
             if checked is not None:
@@ -247,24 +248,27 @@ def run_audit(config: AuditConfig, db: str | Path = "faceaudit.duckdb", progress
                                    Artifact.json("models", "preprocessing.json",
                                                            check.to_dict() | {"accepted": config.accept_profile})]))
                     write_acquisition(store, run_id, dataset, config)
-            for probe in probes:
-                if probe.name in done:
-                    progress(probe.name, 1.0, "already completed (resumed)")
-                    continue
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("cancelled")
+            # torch's threads set for every probe (the inversion decoder's sums depend on them; a Ray worker or an
+            # OMP_NUM_THREADS=1 environment gave it one thread where the machine gave two: a review of reproducibility)
+            with torch_threads(config.threads()):
+                for probe in probes:
+                    if probe.name in done:
+                        progress(probe.name, 1.0, "already completed (resumed)")
+                        continue
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
 
-                report = reporter(probe.name)
-                ctx = ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
-                                             embeddings=embed.embeddings, condition_images=embed.condition_images,
-                                             progress=report, surrogates=surrogates, **extra)
-                started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
-                report(0.0, "starting")
-                result = probe.run(ctx)
-                with store.transaction():
-                    write_result(store, run_id, result)
-                    store.record_probe(run_id, probe.name, "completed", started, time.perf_counter() - t0,
-                                       "\n".join(result.notes))  # one note a line: the report bullets each
+                    report = reporter(probe.name)
+                    ctx = ProbeContext(model=model, dataset=dataset, faces=faces, config=config,
+                                       embeddings=embed.embeddings, condition_images=embed.condition_images,
+                                       progress=report, surrogates=surrogates, **extra)
+                    started, t0 = datetime.now().replace(microsecond=0), time.perf_counter()
+                    report(0.0, "starting")
+                    result = probe.run(ctx)
+                    with store.transaction():
+                        write_result(store, run_id, result)
+                        store.record_probe(run_id, probe.name, "completed", started, time.perf_counter() - t0,
+                                           "\n".join(result.notes))  # one note a line: the report bullets each
             store.set_run_status(run_id, "completed")
         except (KeyboardInterrupt, Cancelled):
             store.set_run_status(run_id, "cancelled", "cancelled by the user")

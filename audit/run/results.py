@@ -22,9 +22,10 @@ from audit.probes import Artifact, ProbeResult
 from audit.store import Store
 
 
-def check_resume(run: dict, record: dict, compute: Compute, precision: str) -> None:
-    """Refuse to resume a run with settings that would store other results under its id, or on another device or
-    backend than it started on (``compute`` and ``precision``: what this process would use)."""
+def check_resume(run: dict, record: dict, compute: Compute, precision: str, threads: int) -> None:
+    """Refuse to resume a run with settings that would store other results under its id, or on another device,
+    backend or torch thread count than it started on (``compute``, ``precision`` and ``threads``: what this process
+    would use)."""
     if run["status"] == "running":
         raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
                           f"{run['host']}; wait for it or stop it first")
@@ -35,12 +36,13 @@ def check_resume(run: dict, record: dict, compute: Compute, precision: str) -> N
                           "new run without --resume")
     # Runs stored before the backend was recorded embedded through onnxruntime on the device they name.
     started = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
-    now = {**compute.to_dict(), "attack_precision": precision}
+    now = compute.stored(precision, threads)
     if any(started[k] != now[k] for k in started if k in now):
+        how = f"--device {started['device']}" + (f" --attack-threads {started['attack_threads']}"
+                                                 if "attack_threads" in started else "")
         raise ConfigError(f"--resume {run['run_id']}: refusing, the run started on {describe(started)} and would "
                           f"go on with {describe(now)} here, mixing two backends' numbers in one run. Resume it where "
-                          f"it can run as it started (--device {started['device']}), or start a new run without "
-                          "--resume")
+                          f"it can run as it started ({how}), or start a new run without --resume")
     stored = dict(run["config"])
     # Runs stored before input hashes were recorded still name their model and dataset by hash.
     stored.setdefault("inputs", {"model": run["model_id"], "dataset": run["dataset_id"]})

@@ -177,6 +177,10 @@ def test_the_report_says_what_precision_the_attacks_ran_in_and_the_rerun_command
     assert "--attack-precision bfloat16" in rerun_command({"config": {**config,
                                                                       "resolved": {"attack_precision": "bfloat16"}}})[0]
     assert "--attack-precision float32" in rerun_command({"config": config})[0]
+    # the torch threads the run used (another machine's default may differ); older runs name none
+    assert rerun_command({"config": config, "environment": {"compute": {"attack_threads": 3}}})[0].endswith(
+        "--attack-precision float32 --attack-threads 3")
+    assert "--attack-threads" not in rerun_command({"config": config})[0]
 
 
 def test_the_report_says_how_the_decoder_of_masked_templates_stopped():
