@@ -232,7 +232,8 @@ def resume_conflicts(stored: dict, given: dict) -> list[str]:
             if g_in[key] and "profile" in s_in:
                 out.append(f"{key} (given, the stored run had none)")
         elif s_in[key] != g_in.get(key):
-            what = {"dataset": "dataset", "detector": "face detector or confidence threshold"}.get(key, "file")
+            what = {"dataset": "dataset", "detector": "face detector or confidence threshold",
+                    "helper_profiles": "helper model profile"}.get(key, "file")
             out.append(f"{key} (a different {what} from the stored run's)")
     return out
 

@@ -21,10 +21,12 @@ MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
 ATTACKS = frozenset({"attack_precision", "resolved.attack_precision"})
 PROBE_SPECIFIC = {
     "inversion": frozenset({"inputs.evaluator", "inputs.attacker_model", "inputs.attribute_model",
+                            "inputs.helper_profiles.evaluator", "inputs.helper_profiles.attacker_model",
+                            "inputs.helper_profiles.attribute_model",
                             "inversion_queries", "resolved.inversion_queries", "synthetic_faces",
                             "resolved.synthetic_faces"}) | ATTACKS,
-    "cloak": frozenset({"inputs.surrogates", "cloak_eps"}) | ATTACKS,
-    "membership": frozenset({"inputs.reference_models"}),
+    "cloak": frozenset({"inputs.surrogates", "inputs.helper_profiles.surrogates", "cloak_eps"}) | ATTACKS,
+    "membership": frozenset({"inputs.reference_models", "inputs.helper_profiles.reference_models"}),
 }
 """Settings that change only these probes' numbers: runs whose helper models differ can still be compared,
 paired, on the other probes (a regulator's identity comparison does not need the same cloak surrogates)."""

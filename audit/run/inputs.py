@@ -181,10 +181,18 @@ def load_inputs(config: AuditConfig) -> Inputs:
 def content_hashes(inputs: Inputs) -> dict:
     """Content hashes of everything a run reads from files, so ``--resume`` compares contents, not paths."""
     model, extra, surrogates, dataset = inputs
+    helpers = {**extra, "surrogates": surrogates}
+    # A helper's profile (colour order, normalisation, input size, heads) decides every number it gives as much as
+    # its weights: recorded beside the files when the run has helpers, so that a campaign, --resume and a comparison
+    # see a changed one (an evaluator's profile turned from RGB to BGR kept the record and the campaign hash, and its
+    # embeddings of the same faces moved to cosine 0.3-0.6: a review of reproducibility).
+    profiles = {k: [r.profile.content_hash() for r in m] if isinstance(m, list) else m.profile.content_hash()
+                for k, m in helpers.items() if m}  # the helpers given only: no field where two runs both have none
     return {"model": model.info.sha256, "dataset": dataset.dataset_id, "profile": model.profile.content_hash(),
             **{k: [r.info.sha256 for r in m] if isinstance(m, list) else m.info.sha256 if m is not None else None
                for k, m in extra.items()},
             "surrogates": [m.info.sha256 for m in surrogates],
+            **({"helper_profiles": profiles} if profiles else {}),
             # The face detector's SHA-256 and settings, only when one found the faces (so the records, and the
             # campaign hashes, of runs on datasets with landmarks are what they were before detection existed).
             # With a detector the dataset id is not the file fingerprint (it hashes in the detector key), so the
