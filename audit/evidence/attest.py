@@ -150,6 +150,9 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
     undecided = sorted(f"{r.pack}/{r.rule_id}" for r in findings[gate.undecided(findings).notna()].itertuples())
     # warnings whose measured value or interval reaches the fail limit: signed as warned, and said (a review)
     could_fail = sorted(f"{r.pack}/{r.rule_id}" for r in findings[gate.fail_not_excluded(findings)].itertuples())
+    # passes that cover part of what the rule names (a pooled attribute without a result): said beside the pass
+    partial = sorted(f"{r.pack}/{r.rule_id} (no result for {', '.join(missing)})" for r in findings.itertuples()
+                     if r.status == "pass" and (missing := gate.no_result_for(getattr(r, "location", None))))
     result = "FAILED" if by_status["fail"] else "WARNED" if by_status["warn"] or undecided else "PASSED"
     config = run["config"]
     configuration = [{
@@ -165,7 +168,8 @@ def statement(run: dict, findings: pd.DataFrame, files: list[Path], signer: Sign
                         "signer": signer.name,
                         "signed_at": signer.signed_at, "not_applicable": ", ".join(by_status["not_applicable"]),
                         "undecided": ", ".join(undecided),
-                        "warned_fail_not_excluded": ", ".join(could_fail)}}]
+                        "warned_fail_not_excluded": ", ".join(could_fail),
+                        **({"passed_in_part": "; ".join(partial)} if partial else {})}}]
     packs = findings[["pack", "pack_version", "pack_hash"]].drop_duplicates().sort_values("pack")
     configuration += [{"name": f"rule-pack:{p.pack}@{p.pack_version}", "digest": {"sha256": p.pack_hash}}
                       for p in packs.itertuples() if p.pack_hash]
@@ -286,6 +290,8 @@ def describe(stmt: dict) -> list[str]:
                              "(without paths: equal for the same settings, model and data anywhere)")
             if notes.get("undecided"):
                 lines.append(f"not judged, could not be told from a warning or failure: {notes['undecided']}")
+            if notes.get("passed_in_part"):
+                lines.append(f"passed on part of what the rule names only: {notes['passed_in_part']}")
             if notes.get("warned_fail_not_excluded"):
                 lines.append(f"warned, a fail not excluded (the measured value or the interval reaches the fail "
                              f"limit): {notes['warned_fail_not_excluded']}")

@@ -43,6 +43,12 @@ def undecided(findings: pd.DataFrame) -> pd.Series:
     return findings.apply(level, axis=1)
 
 
+def no_result_for(location) -> list[str]:
+    """The attributes a finding's rule pools that the run has no result for (a pass then covers the others only)."""
+    loc = json.loads(location) if isinstance(location, str) else (location or {})
+    return list(loc.get("no_result_for") or [])
+
+
 def fail_not_excluded(findings: pd.DataFrame) -> pd.Series:
     """Per finding, whether it is a warning whose measured value or interval reaches the fail limit (judged at the
     interval's lenient end, it warns; a fail cannot be excluded; :func:`audit.rules.engine.evaluate_rule`)."""

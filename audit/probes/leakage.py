@@ -107,6 +107,29 @@ class LeakageProbe:
             raise ConfigError(f"leakage: {k}-fold subject split needs at least {2 * k} subjects; "
                               f"{dataset.source} has {dataset.n_subjects}")
 
+    def _not_attacked(self, ctx: ProbeContext, attrs: list[str], result: ProbeResult) -> None:
+        """An attribute the faces are labelled with that ``--attributes`` left out is stored without a number (its
+        headline metric, every condition and attacker), with a note: a rule on it then says it was not judged
+        instead of "no result" as if the dataset had no such labels, and a strict gate does not open on it (a
+        review of the verdicts: ``--attributes sex`` left every skin-tone rule quietly unjudged). The negative
+        control is no person's attribute and is left out as asked."""
+        left = [a for a in ctx.dataset.attributes if a not in attrs and a != "control"]
+        for attr in left:
+            result.metrics += self._without_number(attr, ctx.config.conditions,
+                                                   int((~_isnull(ctx.column(attr))).sum()))
+        if left:
+            result.notes.append(f"leakage: attribute{'s' if len(left) > 1 else ''} "
+                                f"{', '.join(repr(a) for a in left)} labelled in the dataset but not attacked "
+                                f"(--attributes {','.join(attrs)}): stored without a number, so no rule on "
+                                f"{'them' if len(left) > 1 else 'it'} is judged as passing")
+
+    def _without_number(self, attr: str, conditions: list[str], labelled: int) -> list[MetricRecord]:
+        """``attr``'s headline metric under every condition and attacker, stored without a number (not attacked)."""
+        metric = HEADLINE["age" if is_regression(attr) else "categorical"]
+        direction = (AGE_DIRECTIONS if is_regression(attr) else CATEGORICAL_DIRECTIONS)[metric]
+        return [MetricRecord.without_number(self.name, cond, metric, direction, labelled, attribute=attr,
+                                            setting=setting) for cond in conditions for setting in _settings(cond)]
+
     def run(self, ctx: ProbeContext) -> ProbeResult:
         cfg = ctx.config
         attrs = cfg.attributes if cfg.attributes is not None else ctx.dataset.attributes
@@ -118,6 +141,7 @@ class LeakageProbe:
         doc: dict = {"folds": k, "repeats": repeats, "grids": {t: {f: list(g) for f, g in fam.items()}
                                                                   for t, fam in FAMILIES.items()},
                      "tuning": {}, "results": {}}
+        self._not_attacked(ctx, attrs, result)
         clean_emb = ctx.embeddings("clean")
         series: list[dict] = []
         steps = len(attrs) * len(conditions)
@@ -152,11 +176,7 @@ class LeakageProbe:
                 # Too few labelled persons for a person split (a labels file that matches one person): the other
                 # attributes are still attacked; this one is stored without a value, so a rule that reads it with
                 # others (skin_tone with race) cannot pass on the others alone.
-                metric = HEADLINE["age" if regression else "categorical"]
-                directions = AGE_DIRECTIONS if regression else CATEGORICAL_DIRECTIONS
-                result.metrics += [MetricRecord.without_number(self.name, cond, metric, directions[metric], labelled[1],
-                                                               attribute=attr, setting=setting)
-                                   for cond in conditions for setting in _settings(cond)]
+                result.metrics += self._without_number(attr, conditions, labelled[1])
                 result.notes.append(f"leakage: attribute {attr!r} not attacked: {persons} labelled persons"
                                     + (f" in {classes} class{'es' if classes != 1 else ''}" if classes is not None
                                        else "") + f"; a {k}-fold person split needs at least {2 * k} labelled "

@@ -663,7 +663,14 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
                          "level": "a failure" if level == "fail" else "a warning"}
                         for r, level in zip(findings.itertuples(), doubt) if isinstance(level, str)),
                        key=lambda u: (u["level"] != "a failure", u["rule"]))
+    # a pass of a rule pooling attributes some of which the run has no result for covers the others only (a pass
+    # of "parity across sex and skin-tone groups" on a dataset labelled by sex alone): said beside the verdict, not
+    # only in the rule's message (a review of the verdicts)
+    partial = [{"title": r["title"], "rule": f"{r['pack']} · {r['rule_id']}",
+                "missing": ", ".join(attr_words(a) for a in r["location"]["no_result_for"])}
+               for r in _records(findings) if r["status"] == "pass" and r["location"].get("no_result_for")]
     return {"problems": problems, "undecided": undecided, "more": _not_listed(more, totals) if more else None,
+            "partial": sorted(partial, key=lambda p: p["rule"]),
             "groups": groups, "untested": untested, "rules": len(findings),
             "not_judged_count": sum(counts.values()),
             "not_judged": [{"reason": k, "rules": v} for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]}

@@ -241,3 +241,37 @@ rules:
     notes = stmt["predicate"]["configuration"][0]["annotations"]
     assert notes["warned_fail_not_excluded"] == "ci-could-fail/CI-COULD-FAIL"
     assert any("warned, a fail not excluded" in line for line in describe(stmt))
+
+
+def test_a_pass_on_part_of_the_pooled_attributes_says_so_on_page_one_and_in_the_statement(run):
+    """A review of the verdicts: DEMO-FMR-PARITY ("... across sex and skin-tone groups") passes on a dataset labelled
+    by sex alone; that it covers sex only was in the rule's message alone, and page one and the signed statement
+    (its passed tests) dropped it."""
+    import pandas as pd
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.evidence.attest import Signer, describe, statement
+    from audit.report.narrative import verdict
+    from audit.rules.engine import evaluate
+
+    with Store(run["db"], read_only=True) as store:
+        stored = store.run(run["run_id"])
+    base = {"run_id": run["run_id"], "group": "all", "n": 2400, "direction": "higher_is_riskier", "probe": "identity",
+            "condition": "clean", "setting": "fmr=0.001"}
+    rows = [{"metric": "fmr_max_min", "attribute": "sex", "value": 1.2, "ci_low": 1.05, "ci_high": 1.5},
+            {"metric": "fmr", "attribute": "", "value": 0.001, "ci_low": 0.0009, "ci_high": 0.0011}]
+    rows += [{"metric": "group_persons", "attribute": "sex", "group": g, "value": 5000, "ci_low": 5000,
+              "ci_high": 5000} for g in ("female", "male")]
+    metrics = pd.DataFrame([{**base, **r} for r in rows])
+    findings = evaluate(load_pack("baseline"), run["run_id"], metrics, {"identity"})
+    findings = findings[findings["rule_id"] == "DEMO-FMR-PARITY"]
+    assert list(findings["status"]) == ["pass"], findings["message"].iloc[0]
+    page = verdict(findings, metrics, ["identity"], ["identity"], [])
+    assert page["partial"] == [{"title": findings["title"].iloc[0], "rule": "baseline · DEMO-FMR-PARITY",
+                                "missing": "skin tone, race"}]
+    stmt = statement(stored, findings, [], Signer(Ed25519PrivateKey.generate(), "t"))
+    notes = stmt["predicate"]["configuration"][0]["annotations"]
+    assert stmt["predicate"]["result"] == "PASSED"
+    assert notes["passed_in_part"] == "baseline/DEMO-FMR-PARITY (no result for skin_tone, race)"
+    assert "passed on part of what the rule names only: baseline/DEMO-FMR-PARITY (no result for skin_tone, race)" \
+        in describe(stmt)

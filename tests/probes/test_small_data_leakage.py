@@ -86,3 +86,32 @@ def test_inner_folds_are_stratified_like_the_outer_ones():
     for seed in range(12):
         tuned = tune(x, y, subjects, "classification", mlp_epochs=2, seed=seed, strata=y)
         assert max(tuned["logreg"]["scores"].values()) >= 0.95, (seed, tuned["logreg"])
+
+
+def test_an_attribute_left_out_by_attributes_is_not_judged_as_passing(tmp_path, tiny_model, small_data):
+    """A review of the verdicts: with --attributes sex the skin-tone leakage rules read 'no result matched (e.g. the
+    attribute is not in the dataset)', nothing named the attribute unread, and the strict gate opened. An attribute
+    the faces are labelled with but left out is stored without a number and a note; its rules say so and are
+    undecided. The negative control is left out as asked."""
+    from audit.evidence.gate import judge
+
+    cfg = AuditConfig(model=tiny_model, data=str(small_data), probes=["leakage"], conditions=["clean", "mask:n95"],
+                      attributes=["sex"], bootstrap=20, mlp_epochs=3, folds=2, parity=False)
+    db = tmp_path / "s.duckdb"
+    run_id = api.run_audit(cfg, db)
+    api.evaluate_rules(run_id, db, ["baseline"])
+    with Store(db, read_only=True) as s:
+        metrics = s.metrics(run_id)
+        note = s.probes(run_id).set_index("probe").loc["leakage", "message"]
+        findings = s.findings(run_id).set_index("rule_id")
+        run = s.run(run_id)
+    left = metrics[metrics["attribute"] != "sex"]
+    assert set(left["attribute"]) == {"skin_tone", "age"} and left["value"].isna().all()
+    assert set(zip(left["condition"], left["setting"])) == {("clean", "train=same"), ("mask:n95", "train=same"),
+                                                            ("mask:n95", "train=clean")}
+    assert "attributes 'age', 'skin_tone' labelled in the dataset but not attacked (--attributes sex)" in note
+    for rule in ("LEAK-SKIN-CLEAN", "LEAK-SKIN-MASKED", "LEAK-AGE-CLEAN"):
+        assert findings.loc[rule, "status"] == "not_applicable"
+        assert json.loads(findings.loc[rule, "location"])["undecided"] == "fail", rule
+    gate = judge(findings.reset_index(), "warn", run)
+    assert gate.exit_code == 1 and "LEAK-SKIN-CLEAN" in set(gate.blocking["rule_id"])
