@@ -171,7 +171,7 @@ def run(ctx: typer.Context, model: Path = typer.Option(..., "--model", help="ONN
         attack_precision: AttackPrecision = "auto",
         attack_threads: Optional[int] = typer.Option(
             None, "--attack-threads", min=1, max=1024, help="torch's threads for the run's attacks (default: every "
-            "core). The inversion numbers depend on it in their last digits: the run records it; give a run's own "
+            "core). The inversion numbers depend on it (by up to about 0.01): the run records it; give a run's own "
             "count to reproduce it on another machine."),
         db: Db = DEFAULT_DB,
         pack: Packs = None, no_parity: bool = typer.Option(False, "--no-parity", help="Skip the torch/ort check (it still runs for the inversion and cloak probes, whose attacks go through torch)."),

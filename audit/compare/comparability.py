@@ -18,7 +18,9 @@ from audit.config import result_fields, results_version
 
 MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
 """Fields that differ because the models do: never a reason to call runs incomparable."""
-ATTACKS = frozenset({"attack_precision", "resolved.attack_precision"})
+ATTACKS = frozenset({"attack_precision", "resolved.attack_precision", "attack threads"})
+"""What the gradient attacks computed in: their precision, and torch's threads (recorded with the run's device; the
+inversion figures move by up to about 0.01 between one and two threads)."""
 PROBE_SPECIFIC = {
     "inversion": frozenset({"inputs.evaluator", "inputs.attacker_model", "inputs.attribute_model",
                             "inputs.helper_profiles.evaluator", "inputs.helper_profiles.attacker_model",
@@ -53,6 +55,9 @@ def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
     resolved = record.get("resolved") or {}
     fields = _flatten({k: v for k, v in record.items() if k not in resolved})
     fields["dataset"] = run.get("dataset_id")
+    threads = ((run.get("environment") or {}).get("compute") or {}).get("attack_threads")
+    if threads:  # runs stored before 0.12.0 record none
+        fields["attack threads"] = threads
     # a run of unknown version is comparable with none (two such runs may come from different releases)
     fields["faceaudit version"] = (results_version((run.get("environment") or {}).get("faceaudit"))
                                    or f"unknown (run {run.get('run_id')})")

@@ -66,12 +66,45 @@ def read_image(path: Path, row: int, image: str) -> tuple[np.ndarray | None, Qua
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         return None, QualityIssue(image, row, "unreadable", "not a decodable image")
+    if jpeg_cut_off(data):
+        return None, QualityIssue(image, row, "unreadable", "the JPEG file ends before its end-of-image marker (a "
+                                                            "cut-off copy: its lower part would be decoded as grey)")
     if img.shape[0] * img.shape[1] > MAX_PIXELS:
         return None, QualityIssue(image, row, "too_large", f"{img.shape[1]}x{img.shape[0]} pixels")
     if min(img.shape[:2]) < MIN_SIDE:
         return None, QualityIssue(image, row, "too_small", f"{img.shape[1]}x{img.shape[0]} pixels; a face image "
                                                            f"needs at least {MIN_SIDE}x{MIN_SIDE}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), None
+
+
+def jpeg_cut_off(data: np.ndarray) -> bool:
+    """Whether a JPEG file's bytes end before its end-of-image marker (a download or copy that stopped part-way).
+    OpenCV 5 refuses such a file, but the 4.x releases the project allows decode it without a word, the rows it
+    lacks grey, and the face was audited. The header segments are stepped over by their lengths (an EXIF thumbnail
+    holds markers of its own) to the first start-of-scan; compressed data never holds the end marker's two bytes
+    (0xFF is written 0xFF 0x00 there), so the file is whole when they come after it. Anything but a JPEG, or a header
+    this does not follow: False (the decoder judges it)."""
+    buf = data.tobytes()
+    if buf[:2] != b"\xff\xd8":
+        return False
+    i = 2
+    while i + 4 <= len(buf):
+        if buf[i] != 0xFF:
+            return False
+        marker = buf[i + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xD9:
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        start = i + 2 + int.from_bytes(buf[i + 2:i + 4], "big")
+        if marker == 0xDA:  # start of scan: the end marker must follow it
+            return buf.find(b"\xff\xd9", start) < 0
+        i = start
+    return True  # ends inside the header
 
 
 def header_pixels(path: Path) -> tuple[int, str, tuple[int, int] | None] | None:

@@ -376,5 +376,8 @@ def refuse_bad_names(names: list[str], source: str, taken=()) -> None:
     for other in taken:
         spelt = mine.get(str(other).strip().casefold())
         if spelt is not None and spelt != str(other).strip():
+            if other in AS_TYPED:  # a key column: read as such only under its own name
+                raise DatasetError(f"{source}: column '{spelt}' is not read as the key '{other}' (names are read as "
+                                   f"written); rename it '{other}'")
             raise DatasetError(f"{source}: column '{spelt}' and the dataset's column '{other}' differ only in case; "
                                "give each attribute once, under one name")

@@ -16,6 +16,8 @@ surrogates: [models/public-fr.onnx]
 reference_models: [models/other-fr.onnx]   # optional: the membership probe's reference models (--reference-model)
 device: auto
 attack_precision: auto                     # optional: auto | float32 | bfloat16 (as --attack-precision)
+attack_threads: 2                          # optional: torch's threads per cell (as --attack-threads; default every
+                                           # core locally, one per cell on Ray, which reserves that many CPUs a cell)
 detector: auto                             # optional: auto | none | mtcnn | a detector .onnx (as --detector)
 min_face_confidence: 0.9
 ```
@@ -61,6 +63,7 @@ class Campaign(BaseModel):
     reference_models: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     attack_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    attack_threads: int | None = Field(None, ge=1, le=1024)
     detector: str = "auto"
     min_face_confidence: float = Field(0.9, ge=0, le=1, allow_inf_nan=False)
     protocol: str | None = None

@@ -152,7 +152,8 @@ def campaign_cells(camp: Campaign) -> list[Cell]:
             optional = {"conditions": camp.conditions} if camp.conditions else {}
             fields = dict(model=model, data=data, attributes=camp.attributes, detector=camp.detector,
                           min_face_confidence=camp.min_face_confidence, preset=camp.preset, seed=camp.seed,
-                          device=camp.device, attack_precision=camp.attack_precision, evaluator=camp.evaluator,
+                          device=camp.device, attack_precision=camp.attack_precision,
+                          attack_threads=camp.attack_threads, evaluator=camp.evaluator,
                           attacker_model=camp.attacker_model, attribute_model=camp.attribute_model,
                           surrogates=camp.surrogates, reference_models=camp.reference_models, **optional)
             config = make_config(**{**fields, **camp.pinned, "probes": probes})

@@ -39,6 +39,17 @@ def test_a_setting_that_really_differs_still_blocks():
     assert _blocking(_run(), _run(preset="standard"))["identity"][0] == "preset"
 
 
+def test_torch_threads_keep_the_attacks_apart_only():
+    """A review of the change: the inversion figures move by up to about 0.01 between one and two torch threads, as
+    attack precision moves them; runs stored before the count was recorded compare as before."""
+    two, one, old = _run(), _run(), _run()
+    two["environment"]["compute"] = {"attack_threads": 2}
+    one["environment"]["compute"] = {"attack_threads": 1}
+    assert _blocking(two, one) == {"identity": [], "leakage": [], "cloak": ["attack threads"]}
+    assert _blocking(two, two) == dict.fromkeys(PROBES, [])
+    assert _blocking(old, _run()) == dict.fromkeys(PROBES, [])
+
+
 def test_records_without_resolved_settings_compare_the_raw_ones():
     old = [_run(), _run(folds=6)]
     for run in old:

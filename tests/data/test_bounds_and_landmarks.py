@@ -77,9 +77,10 @@ def test_an_image_path_that_is_a_folder_is_named_as_such(tmp_path):
 
 
 def test_a_cut_off_jpeg_is_unreadable_and_whole_ones_are_not(tmp_path):
-    """A JPEG cut off part-way (a download or copy that stopped) is no face to audit: OpenCV builds that decode it
-    fill the rows it lacks with grey, so a change of build that does is caught here. Whole files are read: baseline
-    and progressive, with bytes after the end marker (phones append data), and with an EXIF thumbnail."""
+    """A JPEG cut off part-way (a download or copy that stopped) is no face to audit: OpenCV 4.10 (which the project
+    allows) decodes it, the rows it lacks grey, so the bytes are checked (``jpeg_cut_off``, asserted on its own as
+    this OpenCV may refuse the file first). Whole files are read: baseline and progressive, with bytes after the end
+    marker (phones append data), and with an EXIF thumbnail."""
     import io
 
     from matplotlib import cbook
@@ -101,9 +102,11 @@ def test_a_cut_off_jpeg_is_unreadable_and_whole_ones_are_not(tmp_path):
         (tmp_path / f"{name}.jpg").write_bytes(data)
         img, issue = images_mod.read_image(tmp_path / f"{name}.jpg", 1, f"{name}.jpg")
         assert issue is None and img.shape[:2] == (600, 512), (name, issue)
+        assert not images_mod.jpeg_cut_off(np.frombuffer(data, np.uint8))
         if name == "trailing":
             continue
-        for cut in (len(data) // 2, len(data) - 2):
+        for cut in (len(data) // 2, len(data) - 2, 700):  # 700 bytes: within the header segments
+            assert images_mod.jpeg_cut_off(np.frombuffer(data[:cut], np.uint8)), (name, cut)
             (tmp_path / "cut.jpg").write_bytes(data[:cut])
             img, issue = images_mod.read_image(tmp_path / "cut.jpg", 7, "cut.jpg")
             assert img is None and issue.problem == "unreadable" and issue.row == 7, (name, cut, issue)

@@ -109,6 +109,10 @@ def test_duplicate_columns_no_match_partial_match_and_a_folder(unlabelled, tmp_p
     with pytest.raises(DatasetError, match=r"labels.csv: column 'Control' and the dataset's column 'control' "
                                            r"differ only in case"):
         join_labels(load(root), labels)
+    labels.write_text("Image,control\nimg_0.png,f\n")  # a key column in another case: named as such
+    with pytest.raises(DatasetError, match=r"labels.csv: column 'Image' is not read as the key 'image' \(names are "
+                                           r"read as written\); rename it 'image'"):
+        join_labels(load(root), labels)
     full.assign(subject=range(len(full)))[["subject", "sex"]].to_csv(labels, index=False)  # numbers, not ids
     with pytest.raises(DatasetError, match="no label row matches the dataset on 'subject'"):
         join_labels(load(root), labels)

@@ -119,7 +119,7 @@ def test_a_truncated_or_tiny_photo_is_recorded_as_such_and_a_tiny_one_fails_to_a
     ds = load(manifest(tmp_path, names))
     problems = by_problem(ds.faces())
     assert problems.get("tiny.jpg") == "too_small" and problems.get("noise.png") == "no_face", problems
-    assert problems.get("cut.jpg") == "unreadable", problems  # OpenCV decodes half a JPEG (grey below) silently
+    assert problems.get("cut.jpg") == "unreadable", problems  # (OpenCV 4.x decodes half a JPEG, grey below)
     acq = ds.acquisition()
     attempted = 3
     assert acq.attempted.sum() == attempted and acq.failed.tolist()[2:] == [True, True]

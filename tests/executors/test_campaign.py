@@ -9,6 +9,7 @@ from audit import api
 from audit.errors import ConfigError
 from audit.executors import load_campaign
 from audit.store import Store
+from audit.threads import cores
 from tests.builders import make_onnx
 
 
@@ -65,12 +66,20 @@ def test_ray_executor_stores_exactly_what_local_stores(models, small_data):
 
         _check_reachable(ray.get_runtime_context().gcs_address)  # a real Ray head passes the address check
         res = api.run_campaign(path, remote, executor="ray")
+        # a cell reserves as many CPUs as its torch threads: more than a node has would wait for ever
+        with pytest.raises(ConfigError, match=r"attack_threads 3: no Ray node has that many CPUs \(the largest has 2"):
+            api.run_campaign(write_campaign(models, data=small_data, attack_threads=3), models / "r3.duckdb",
+                             executor="ray")
     finally:
         ray.shutdown()
     assert [c["status"] for c in res.cells] == ["completed", "completed"]
     pd.testing.assert_frame_equal(metrics_of(local), metrics_of(remote))
     with Store(remote, read_only=True) as s:
         assert len(s.runs()) == 2 and not s.findings(res.cells[0]["run_id"]).empty
+        # one CPU and one torch thread a Ray cell (a local one: every core), each recorded with its run
+        assert {s.run(r)["environment"]["compute"]["attack_threads"] for r in s.runs()["run_id"]} == {1}
+    with Store(local, read_only=True) as s:
+        assert {s.run(r)["environment"]["compute"]["attack_threads"] for r in s.runs()["run_id"]} == {cores()}
 
 
 def test_failed_cell_is_reported_and_the_others_go_on(models, small_data, sample_model):
