@@ -104,8 +104,8 @@ class AuditConfig(BaseModel):
     """torch's intra-op threads for the run's own torch work (the inversion decoder's training, the white-box and
     query attacks; cloak attacks and attacker fits run one thread each whatever this says): None is every core this
     process may use. Floating-point sums split across threads add up in another order, so the inversion numbers
-    depend on it (rates by up to about 0.01): the run records the count used, ``--resume`` keeps it, and a reproduction on
-    another machine gives the same count (:meth:`threads`)."""
+    depend on it (rates by up to about 0.01): the run records the count used, ``--resume`` keeps it, and a
+    reproduction on another machine gives the same count (:meth:`threads`)."""
     batch_size: int = Field(64, ge=1)
     parity: bool = True
     """Compare the torch backend with onnxruntime on a batch and store the result."""
@@ -187,8 +187,8 @@ class AuditConfig(BaseModel):
 
 # What ``--resume`` may differ in: how fast a run goes, not what it stores.
 NOT_RESULT_AFFECTING = frozenset({"device", "batch_size", "parity", "accept_profile", "attack_threads"})
-"""(The device and torch's thread count change the attacks' numbers a little, not what they mean; ``--resume`` compares what
-the run computed on, its ``environment['compute']``, instead.)"""
+"""(The device and torch's thread count change the attacks' numbers a little, not what they mean; ``--resume``
+compares what the run computed on, its ``environment['compute']``, instead.)"""
 # Files given by path are compared by content: the hashes a run records under ``inputs``.
 # The detector and its threshold are compared through ``inputs['detector']`` (the detector's SHA-256 and
 # settings, '' when none is used), so 'auto' and 'mtcnn' on a dataset without landmarks are the same.

@@ -53,8 +53,7 @@ class Compute:
 
     def stored(self, precision: str, threads: int) -> dict:
         """What a run computes on, as its environment stores it and ``--resume`` compares it: the device and backend,
-        the gradient attacks' precision and torch's intra-op threads (each changes a stored number in its last
-        digits)."""
+        the gradient attacks' precision and torch's intra-op threads (each moves the attacks' numbers a little)."""
         return {**self.to_dict(), "attack_precision": precision, "attack_threads": threads}
 
 
