@@ -57,6 +57,13 @@ class Compute:
         return {**self.to_dict(), "attack_precision": precision, "attack_threads": threads}
 
 
+def stored_compute(run: dict) -> dict:
+    """What a stored run computed on (its ``environment['compute']``, :meth:`Compute.stored`); a run stored before the
+    backend was recorded embedded through onnxruntime on the device it names; {} when it names none."""
+    env = run.get("environment") or {}
+    return env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
+
+
 def describe(compute: dict) -> str:
     """A stored compute record (:meth:`Compute.to_dict`, plus ``attack_precision`` when known; older runs hold only
     ``device`` and ``backend``) in words, e.g. ``cuda (embeddings through torch; gradient attacks in float32 on

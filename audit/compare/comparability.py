@@ -15,6 +15,7 @@ import json
 import pandas as pd
 
 from audit.config import result_fields, results_version
+from audit.devices import stored_compute
 
 MODEL_SPECIFIC = frozenset({"inputs.model", "inputs.profile"})
 """Fields that differ because the models do: never a reason to call runs incomparable."""
@@ -55,7 +56,7 @@ def run_fields(run: dict, findings: pd.DataFrame | None = None) -> dict:
     resolved = record.get("resolved") or {}
     fields = _flatten({k: v for k, v in record.items() if k not in resolved})
     fields["dataset"] = run.get("dataset_id")
-    threads = ((run.get("environment") or {}).get("compute") or {}).get("attack_threads")
+    threads = stored_compute(run).get("attack_threads")
     if threads:  # runs stored before 0.12.0 record none
         fields["attack threads"] = threads
     # a run of unknown version is comparable with none (two such runs may come from different releases)

@@ -71,21 +71,20 @@ class RayExecutor:
         cells = list(cells)  # every cell is queued at once; each worker loads its own inputs
         by_label = {c.label: c for c in cells}
         remote = ray.remote(_run_cell)
+        # torch's threads are the run's own setting (recorded with it): a cell takes one CPU and one thread unless
+        # the campaign asks for more, and Ray reserves as many CPUs as the cell's torch will use (every core of the
+        # node each, 16 cells on a 16-core node ran 256 threads; a review of the change)
+        configs = [c.config.model_copy(update={"attack_threads": c.config.attack_threads or 1}) for c in cells]
         largest = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
-        asked = max((c.config.attack_threads or 1 for c in cells), default=1)
+        asked = max((config.attack_threads for config in configs), default=1)
         if asked > largest:  # Ray would wait for such a node for ever
             raise ConfigError(f"attack_threads {asked}: no Ray node has that many CPUs (the largest has {largest:g}); "
                               "ask for fewer")
         pending = {}
-        for c in cells:
-            gpus = 1 if c.config.device == "cuda" else 0
-            # torch's threads are the run's own setting (recorded with it): a cell takes one CPU and one thread
-            # unless the campaign asks for more, and Ray reserves as many CPUs as the cell's torch will use (every
-            # core of the node each, 16 cells on a 16-core node ran 256 threads; a review of the change)
-            threads = c.config.attack_threads or 1
-            config = c.config.model_copy(update={"attack_threads": threads})
-            ref = remote.options(num_gpus=gpus, num_cpus=threads, max_retries=0).remote(config.model_dump_json(),
-                                                                                        c.label)
+        for c, config in zip(cells, configs):
+            gpus = 1 if config.device == "cuda" else 0
+            ref = remote.options(num_gpus=gpus, num_cpus=config.attack_threads, max_retries=0).remote(
+                config.model_dump_json(), c.label)
             pending[ref] = c
             progress(c.label, 0.0, "queued on Ray")
         while pending:

@@ -181,20 +181,19 @@ def sim_identity(rng, n: int, n_boot: int, small_group: int = 0,
     probe = IdentityProbe()
     taus, label = {0.01: ID_TAU}, {0.01: "fmr=0.01"}
     groups = {"grp": (labels[own], labels)}
+    # the threshold the clean impostor scores give for FMR 0.01, as a run measures it (the true one, ID_TAU, is known
+    # here and never in a run)
+    estimated = ver.threshold_at_fmr(s[imp_mask], 0.01)
     if estimated_threshold:
-        recs = probe._demographics("clean", s, gen, imp_mask, pairs, groups, ver.threshold_at_fmr(s[imp_mask], 0.01),
-                                   label[0.01], boot)
-        return {f"{r.metric}:{r.group}": (Estimate(r.value, r.ci_low, r.ci_high, r.n), ID_TRUTH[r.metric])
-                for r in recs if r.metric in ID_TRUTH}
-    recs = probe._verification("clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, taus, label, boot,
-                               np.random.default_rng(int(rng.integers(2**31))))
-    # FNMR as the probe measures it: at the threshold the clean impostor scores give for FMR 0.01, chosen again on
-    # every resample (the row above holds the true threshold, known here and never in a run)
-    estimated = {0.01: ver.threshold_at_fmr(s[imp_mask], 0.01)}
-    recs += [replace(r, metric="fnmr_estimated_threshold") for r in probe._verification(
-        "clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, estimated, label, boot,
-        np.random.default_rng(0), clean_imp=s[imp_mask]) if r.metric == "fnmr"]
-    recs += probe._demographics("clean", s, gen, imp_mask, pairs, groups, ID_TAU, label[0.01], boot)
+        recs = probe._demographics("clean", s, gen, imp_mask, pairs, groups, estimated, label[0.01], boot)
+    else:
+        recs = probe._verification("clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, taus, label, boot,
+                                   np.random.default_rng(int(rng.integers(2**31))))
+        # FNMR as the probe measures it: at the estimated threshold, chosen again on every resample
+        recs += [replace(r, metric="fnmr_estimated_threshold") for r in probe._verification(
+            "clean", s, gen, imp_mask, pairs, pairs.sum(imp_mask), own, {0.01: estimated}, label, boot,
+            np.random.default_rng(0), clean_imp=s[imp_mask]) if r.metric == "fnmr"]
+        recs += probe._demographics("clean", s, gen, imp_mask, pairs, groups, ID_TAU, label[0.01], boot)
     out = {}
     for r in recs:
         key = r.metric if r.group == "all" else f"{r.metric}:{r.group}"

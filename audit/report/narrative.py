@@ -656,7 +656,7 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
         reason = "their probe did not run" if g["reason"].startswith("probe not run") else g["reason"]
         counts[reason] = counts.get(reason, 0) + len(g["rules"])
     totals = {"fail": sum(r["status"] == "fail" for r in bad), "warn": sum(r["status"] == "warn" for r in bad)}
-    from audit.evidence.gate import undecided as undecided_levels
+    from audit.evidence.gate import no_result_for, undecided as undecided_levels
 
     doubt = undecided_levels(findings) if len(findings) else pd.Series([], dtype=object)
     undecided = sorted(({"title": r.title, "rule": f"{r.pack} · {r.rule_id}",
@@ -667,8 +667,8 @@ def verdict(findings: pd.DataFrame, metrics: pd.DataFrame, probes_run: list[str]
     # of "parity across sex and skin-tone groups" on a dataset labelled by sex alone): said beside the verdict, not
     # only in the rule's message (a review of the verdicts)
     partial = [{"title": r["title"], "rule": f"{r['pack']} · {r['rule_id']}",
-                "missing": ", ".join(attr_words(a) for a in r["location"]["no_result_for"])}
-               for r in _records(findings) if r["status"] == "pass" and r["location"].get("no_result_for")]
+                "missing": ", ".join(attr_words(a) for a in missing)}
+               for r in _records(findings) if r["status"] == "pass" and (missing := no_result_for(r["location"]))]
     return {"problems": problems, "undecided": undecided, "more": _not_listed(more, totals) if more else None,
             "partial": sorted(partial, key=lambda p: p["rule"]),
             "groups": groups, "untested": untested, "rules": len(findings),

@@ -24,7 +24,7 @@ from audit import compare
 from audit import probes as probe_mod
 from audit.atomic import write_atomic
 from audit.config import computed_by_other
-from audit.devices import describe
+from audit.devices import describe, stored_compute
 from audit.evidence.dataset import dataset_identity
 from audit.evidence.gate import undecided
 from audit.metrics.catalogue import METRICS
@@ -276,8 +276,7 @@ def attacker_rows(doc: dict | None) -> dict:
 def computed_on(run: dict) -> str | None:
     """Where and through which backend the run computed, in words (None for runs stored before it was recorded
     and without a device)."""
-    env = run.get("environment") or {}
-    stored = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else None)
+    stored = stored_compute(run)
     return describe(stored) if stored else None
 
 
@@ -309,7 +308,7 @@ def rerun_command(run: dict) -> tuple[str, list[str]]:
     # the precision the attacks ran in, not 'auto' (which another machine may resolve differently); runs stored
     # before the setting existed ran in float32
     parts += ["--attack-precision", (c.get("resolved") or {}).get("attack_precision", "float32")]
-    threads = ((run.get("environment") or {}).get("compute") or {}).get("attack_threads")
+    threads = stored_compute(run).get("attack_threads")
     if threads:  # the count the run's torch work used, which another machine's default may not be
         parts += ["--attack-threads", str(threads)]
     if not c.get("parity", True):

@@ -15,7 +15,7 @@ import audit
 from audit.config import AuditConfig, computed_by_other, resume_conflicts
 from audit.data import Dataset, Faces
 from audit.data.budget import capped
-from audit.devices import Compute, describe
+from audit.devices import Compute, describe, stored_compute
 from audit.errors import ConfigError, ModelError
 from audit.models import LoadedModel, parity_check
 from audit.probes import Artifact, ProbeResult
@@ -29,13 +29,11 @@ def check_resume(run: dict, record: dict, compute: Compute, precision: str, thre
     if run["status"] == "running":
         raise ConfigError(f"--resume {run['run_id']}: the run is still running in process {run['pid']} on "
                           f"{run['host']}; wait for it or stop it first")
-    env = run.get("environment") or {}
     if made := computed_by_other(run):  # stored numbers that mean something else: one run would hold both meanings
         raise ConfigError(f"--resume {run['run_id']}: refusing, the run was started by faceaudit {made}, whose "
                           f"stored numbers mean something other than this faceaudit's ({audit.__version__}); start a "
                           "new run without --resume")
-    # Runs stored before the backend was recorded embedded through onnxruntime on the device they name.
-    started = env.get("compute") or ({"device": env["device"], "backend": "ort"} if env.get("device") else {})
+    started = stored_compute(run)
     now = compute.stored(precision, threads)
     if any(started[k] != now[k] for k in started if k in now):
         how = f"--device {started['device']}" + (f" --attack-threads {started['attack_threads']}"
